@@ -1,0 +1,83 @@
+//! Benchmarks that compare against a reference measured in the same run.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Seal/unseal with RSA-4096 (criterion), next to `openssl speed rsa4096` on one core.
+pub fn crypto(root: &Path) -> anyhow::Result<()> {
+    let openssl_before = openssl_rsa4096_sign_per_sec()?;
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "bench",
+            "-p",
+            "strongroom-core",
+            "--bench",
+            "sealing",
+            "--",
+            "--warm-up-time",
+            "2",
+            "--measurement-time",
+            "10",
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("cargo bench failed");
+    }
+    let openssl_after = openssl_rsa4096_sign_per_sec()?;
+    let openssl = (openssl_before + openssl_after) / 2.0;
+    let seal = criterion_mean_ns(root, "rsa4096/seal")?;
+    let unseal = criterion_mean_ns(root, "rsa4096/unseal")?;
+    let unseal_per_sec = 1e9 / unseal;
+    println!();
+    println!(
+        "openssl speed rsa4096 private ops/s: {openssl_before:.1} (before), {openssl_after:.1} (after)"
+    );
+    println!(
+        "seal one value:   {:.1} µs  ({:.0}/s)",
+        seal / 1e3,
+        1e9 / seal
+    );
+    println!(
+        "unseal one value: {:.2} ms  ({unseal_per_sec:.1}/s)",
+        unseal / 1e6
+    );
+    println!(
+        "unseal / openssl private ops: {:.2} (required >= 0.80)",
+        unseal_per_sec / openssl
+    );
+    Ok(())
+}
+
+fn openssl_rsa4096_sign_per_sec() -> anyhow::Result<f64> {
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", "5", "rsa4096"])
+        .output()
+        .context("running openssl speed")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rsa 4096 bits"))
+        .context("openssl speed printed no rsa 4096 line")?;
+    // "rsa 4096 bits 0.004637s 0.000070s    215.7  14206.4"
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    fields
+        .get(5)
+        .context("short openssl speed line")?
+        .parse::<f64>()
+        .context("parsing openssl sign/s")
+}
+
+fn criterion_mean_ns(root: &Path, id: &str) -> anyhow::Result<f64> {
+    let path = root
+        .join("target/criterion")
+        .join(id)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    json["mean"]["point_estimate"]
+        .as_f64()
+        .context("no mean in criterion estimates")
+}

@@ -1,0 +1,58 @@
+//! `cargo xtask`: project tasks that need more than one cargo command.
+//!
+//! - `cargo xtask crds [--check]`: write (or compare) `deploy/crds/*.yaml` from the Rust types;
+//! - `cargo xtask test`: run every test of the workspace with nextest (falls back to cargo test);
+//! - `cargo xtask bench crypto`: seal/unseal benchmark next to `openssl speed rsa4096`.
+
+mod bench;
+mod crds;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["crds"] => crds::write(&root()),
+        ["crds", "--check"] => crds::check(&root()),
+        ["test", rest @ ..] => run_tests(rest),
+        ["bench", "crypto"] => bench::crypto(&root()),
+        _ => Err(anyhow::anyhow!(
+            "usage: cargo xtask crds [--check] | test [args] | bench crypto"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn run_tests(extra: &[&str]) -> anyhow::Result<()> {
+    let has_nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root());
+    if has_nextest {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(extra);
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "tests failed");
+    Ok(())
+}
