@@ -2,10 +2,12 @@
 //!
 //! - `cargo xtask crds [--check]`: write (or compare) `deploy/crds/*.yaml` from the Rust types;
 //! - `cargo xtask test`: run every test of the workspace with nextest (falls back to cargo test);
+//! - `cargo xtask demo`: the sealing round trip with the real kubeseal binary;
 //! - `cargo xtask bench crypto`: seal/unseal benchmark next to `openssl speed rsa4096`.
 
 mod bench;
 mod crds;
+mod demo;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -18,8 +20,9 @@ fn main() -> ExitCode {
         ["crds", "--check"] => crds::check(&root()),
         ["test", rest @ ..] => run_tests(rest),
         ["bench", "crypto"] => bench::crypto(&root()),
+        ["demo"] => demo::run(&root()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | test [args] | bench crypto"
+            "usage: cargo xtask crds [--check] | test [args] | bench crypto | demo"
         )),
     };
     match result {

@@ -121,7 +121,34 @@ pub fn seal_secret(secret: &Secret, key: &PublicSealingKey, opts: &SealOptions) 
         let sealed = seal_to_base64(&mut os_rng(), key, &label, v)?;
         encrypted.insert(k.clone(), Value::String(sealed));
     }
-    Ok(sealed_object(secret, &id, encrypted))
+    let mut object = sealed_object(secret, &id, encrypted);
+    if opts.scope.is_some() {
+        // an explicit --scope rewrites the input's scope annotations too, as upstream
+        if let Some(Value::Object(meta)) = object.pointer_mut("/spec/template/metadata") {
+            set_scope_annotations(meta, id.scope);
+        }
+    }
+    Ok(object)
+}
+
+/// Makes `meta.annotations` carry exactly the annotation of `scope` (none for strict).
+fn set_scope_annotations(meta: &mut Map<String, Value>, scope: SealingScope) {
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(a) = annotations {
+        for s in SealingScope::ALL {
+            if let Some(key) = s.annotation() {
+                a.remove(key);
+            }
+        }
+        if let Some(key) = scope.annotation() {
+            a.insert(key.to_string(), json!("true"));
+        }
+        if a.is_empty() {
+            meta.remove("annotations");
+        }
+    }
 }
 
 fn identity_metadata(id: &Identity) -> Map<String, Value> {
