@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::sealing::SealingScope;
 
@@ -22,6 +23,7 @@ pub const SEALING_KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-ke
 pub const SEALING_KEY_ACTIVE: &str = "active";
 
 /// An encrypted Secret that only the controller holding the private key can open.
+#[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "bitnami.com",
@@ -53,10 +55,8 @@ pub struct SealedSecretSpec {
     #[schemars(schema_with = "encrypted_data_schema")]
     pub encrypted_data: BTreeMap<String, serde_json::Value>,
     /// Metadata, type and templated data of the Secret the controller writes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<SecretTemplateSpec>,
     /// Deprecated v1 format: base64 of one sealed blob holding the whole Secret as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
 }
 
@@ -78,37 +78,36 @@ fn template_metadata_schema(_: &mut SchemaGenerator) -> Schema {
 }
 
 /// The shape of the Secret the controller writes.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretTemplateSpec {
     /// Standard object metadata copied to the Secret (name and namespace are forced to the SealedSecret's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "template_metadata_schema")]
     pub metadata: Option<ObjectMeta>,
     /// Secret type, e.g. `kubernetes.io/tls`.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub type_: Option<String>,
     /// Make the Secret immutable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
     /// Keys rendered from Go templates over the unsealed items.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<BTreeMap<String, String>>,
 }
 
 /// What the controller last observed.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretStatus {
     /// Latest state observations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<SealedSecretCondition>>,
     /// The generation the conditions describe.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
 
 /// A SealedSecret condition; upstream writes only `Synced`.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretCondition {
@@ -118,16 +117,12 @@ pub struct SealedSecretCondition {
     /// `True`, `False` or `Unknown`.
     pub status: String,
     /// Why the condition is in this state; empty on success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Machine-readable reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Last time the condition was written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time: Option<Time>,
     /// Last time the status flipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
 }
 

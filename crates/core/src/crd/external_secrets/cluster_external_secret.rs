@@ -4,12 +4,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::common::ObjectMetadata;
 use super::external_secret::ExternalSecretSpec;
 use crate::crd::condition::Condition;
 
 /// Stamps one ExternalSecret into every selected namespace.
+#[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "external-secrets.io",
@@ -42,50 +44,41 @@ pub struct ClusterExternalSecretSpec {
     /// The ExternalSecret to create in each namespace.
     pub external_secret_spec: ExternalSecretSpec,
     /// Name of the created ExternalSecrets; the ClusterExternalSecret's name when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_secret_name: Option<String>,
     /// Labels and annotations of the created ExternalSecrets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_secret_metadata: Option<ObjectMetadata>,
     /// Deprecated: one namespace label selector.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
     /// Namespace label selectors, ORed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selectors: Option<Vec<LabelSelector>>,
     /// Deprecated: namespaces by name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<Vec<String>>,
     /// Go duration between namespace re-scans.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_time: Option<String>,
 }
 
 /// What the controller last observed.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterExternalSecretStatus {
     /// Name of the created ExternalSecrets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_secret_name: Option<String>,
     /// Namespaces where creation failed, with the reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_namespaces: Option<Vec<ClusterExternalSecretNamespaceFailure>>,
     /// Namespaces where the ExternalSecret exists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_namespaces: Option<Vec<String>>,
     /// `Ready` condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
 }
 
 /// One namespace that failed.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterExternalSecretNamespaceFailure {
     /// The namespace.
     pub namespace: String,
     /// Why it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -4,37 +4,36 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// A key of a Kubernetes Secret.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeySelector {
     /// Name of the Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Namespace of the Secret; ignored for namespaced stores.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Key in the Secret's data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 
 /// A Kubernetes ServiceAccount whose token is used to authenticate.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceAccountSelector {
     /// Name of the ServiceAccount.
     pub name: String,
     /// Namespace of the ServiceAccount; ignored for namespaced stores.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Audiences of the minted token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audiences: Option<Vec<String>>,
 }
 
 /// Where a CA certificate is read from.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaProvider {
@@ -44,10 +43,8 @@ pub struct CaProvider {
     /// Name of the object.
     pub name: String,
     /// Key holding the PEM bundle.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Namespace of the object (ClusterSecretStore only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
 
@@ -72,14 +69,13 @@ pub enum StoreKind {
 }
 
 /// Reference to a SecretStore or ClusterSecretStore.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretStoreRef {
     /// Name of the store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Kind of the store; `SecretStore` when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<StoreKind>,
 }
 
@@ -91,11 +87,11 @@ impl SecretStoreRef {
 }
 
 /// Reference to a generator.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GeneratorRef {
     /// API version of the generator; `generators.external-secrets.io/v1alpha1` when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// Kind of the generator, e.g. `Password`.
     pub kind: String,
@@ -104,13 +100,12 @@ pub struct GeneratorRef {
 }
 
 /// Labels and annotations to put on a generated object.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMetadata {
     /// Annotations to set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// Labels to set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
 }

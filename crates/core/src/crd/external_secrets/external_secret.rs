@@ -6,11 +6,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::common::{GeneratorRef, SecretStoreRef};
 use crate::crd::condition::Condition;
 
 /// Syncs values from a provider into a Kubernetes Secret and keeps them fresh.
+#[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "external-secrets.io",
@@ -57,25 +59,18 @@ use crate::crd::condition::Condition;
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretSpec {
     /// Store to read from; optional when every entry names its own source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_store_ref: Option<SecretStoreRef>,
     /// The Secret to write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<ExternalSecretTarget>,
     /// When to refresh: `CreatedOnce`, `Periodic` (default) or `OnChange`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_policy: Option<RefreshPolicy>,
     /// Go duration between refreshes; `1h` when empty, `0s` syncs once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_interval: Option<String>,
     /// Windows that allow or deny periodic refreshes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_windows: Option<SyncWindows>,
     /// One Secret key per remote value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Vec<ExternalSecretData>>,
     /// Remote values expanded into many keys (extract, find or generator).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_from: Option<Vec<ExternalSecretDataFromRemoteRef>>,
 }
 
@@ -112,26 +107,21 @@ pub struct SyncWindow {
 }
 
 /// The Secret an ExternalSecret writes.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretTarget {
     /// Name of the Secret; the ExternalSecret's name when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// How the Secret is created and owned; `Owner` when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_policy: Option<CreationPolicy>,
     /// What happens when the provider has no data; `Retain` when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
     /// Template for the Secret's type, metadata and data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<ExternalSecretTemplate>,
     /// Make the Secret immutable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
     /// Write another kind (ConfigMap, custom resource) instead of a Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<ManifestReference>,
 }
 
@@ -174,26 +164,22 @@ pub enum DeletionPolicy {
 }
 
 /// Template for the target Secret.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretTemplate {
     /// Secret type, e.g. `kubernetes.io/dockerconfigjson`.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub type_: Option<String>,
     /// Template engine; only `v2` exists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<TemplateEngineVersion>,
     /// Labels, annotations and finalizers (values are templates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<ExternalSecretTemplateMetadata>,
     /// `Replace` (default) or `Merge` (keep fetched keys under the templated ones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_policy: Option<TemplateMergePolicy>,
     /// Secret key to template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<BTreeMap<String, String>>,
     /// Templates read from ConfigMaps, Secrets or literals.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_from: Option<Vec<TemplateFrom>>,
 }
 
@@ -217,35 +203,30 @@ pub enum TemplateMergePolicy {
 }
 
 /// Templated metadata of the target.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretTemplateMetadata {
     /// Annotations (values are templates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// Labels (values are templates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
     /// Finalizers to set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finalizers: Option<Vec<String>>,
 }
 
 /// One source of templates.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateFrom {
     /// Templates from a ConfigMap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<TemplateRef>,
     /// Templates from a Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<TemplateRef>,
     /// Where the rendered result goes: `Data` (default), `Annotations` or `Labels`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// An inline template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub literal: Option<String>,
 }
 
@@ -260,13 +241,13 @@ pub struct TemplateRef {
 }
 
 /// One template key.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateRefItem {
     /// Key in the object.
     pub key: String,
     /// `Values` (default) or `KeysAndValues`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_as: Option<TemplateScope>,
 }
 
@@ -281,6 +262,7 @@ pub enum TemplateScope {
 }
 
 /// One Secret key from one remote value.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretData {
@@ -289,33 +271,27 @@ pub struct ExternalSecretData {
     /// The remote value.
     pub remote_ref: ExternalSecretDataRemoteRef,
     /// Store for this entry only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ref: Option<StoreSourceRef>,
 }
 
 /// A value in the provider.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretDataRemoteRef {
     /// Key, path or name in the provider.
     pub key: String,
     /// `None` (default) or `Fetch` (read tags/metadata instead of the value).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_policy: Option<MetadataPolicy>,
     /// Field of a JSON value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub property: Option<String>,
     /// Provider version of the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Key sanitising for extracted keys: `Default` or `Unicode`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversion_strategy: Option<ConversionStrategy>,
     /// Value decoding: `None`, `Base64`, `Base64URL` or `Auto`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoding_strategy: Option<DecodingStrategy>,
     /// `Ignore` (default) or `Fail` on values containing NUL bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub null_byte_policy: Option<NullBytePolicy>,
 }
 
@@ -365,91 +341,80 @@ pub enum NullBytePolicy {
 }
 
 /// A per-entry store.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreSourceRef {
     /// The store.
     pub store_ref: SecretStoreRef,
     /// Deprecated here; use `dataFrom[].sourceRef.generatorRef`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_ref: Option<GeneratorRef>,
 }
 
 /// A per-entry store or generator.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreGeneratorSourceRef {
     /// The store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_ref: Option<SecretStoreRef>,
     /// The generator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_ref: Option<GeneratorRef>,
 }
 
 /// Many keys from the provider.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretDataFromRemoteRef {
     /// Expand one JSON value into keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extract: Option<ExternalSecretDataRemoteRef>,
     /// Search the provider; each match becomes a key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub find: Option<ExternalSecretFind>,
     /// Key rewrites applied in order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Vec<ExternalSecretRewrite>>,
     /// Store or generator for this entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ref: Option<StoreGeneratorSourceRef>,
 }
 
 /// A provider search.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretFind {
     /// Path prefix to search under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Name pattern.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<FindName>,
     /// Tags that must all match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
     /// Key sanitising: `Default` or `Unicode`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversion_strategy: Option<ConversionStrategy>,
     /// Value decoding.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoding_strategy: Option<DecodingStrategy>,
     /// `Ignore` (default) or `Fail` on NUL bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub null_byte_policy: Option<NullBytePolicy>,
 }
 
 /// A name pattern.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FindName {
     /// Regular expression the name must match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regexp: Option<String>,
 }
 
 /// One key rewrite; exactly one field is set.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretRewrite {
     /// Regular-expression replacement on the key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regexp: Option<RewriteRegexp>,
     /// Template applied to the key (`.value`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<RewriteTransform>,
     /// Merge several JSON values into one key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<RewriteMerge>,
 }
 
@@ -472,50 +437,43 @@ pub struct RewriteTransform {
 }
 
 /// Merge rewrite.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RewriteMerge {
     /// Key to merge into.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub into: Option<String>,
     /// Keys that win conflicts, in order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Vec<String>>,
     /// `Strict` (default) or `IgnoreNotFound`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_policy: Option<String>,
     /// `Error` (default) or `Ignore`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict_policy: Option<String>,
     /// `Extract` (default) or `JSON`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<String>,
 }
 
 /// What the controller last observed.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretStatus {
     /// Time of the last successful sync.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_time: Option<Time>,
     /// `<generation>-<hash of labels and annotations>` at the last sync.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_resource_version: Option<String>,
     /// `Ready` condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
     /// Pointer to the target Secret (servicebinding.io).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<SecretBinding>,
 }
 
 /// Name of a Secret.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretBinding {
     /// Name of the Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::common::{GeneratorRef, StoreKind};
 use super::external_secret::ExternalSecretTemplate;
@@ -13,6 +14,7 @@ use crate::crd::condition::Condition;
 use crate::crd::schema::Unmodelled;
 
 /// Pushes a Kubernetes Secret's values to one or more providers.
+#[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "external-secrets.io",
@@ -39,69 +41,60 @@ use crate::crd::schema::Unmodelled;
 #[serde(rename_all = "camelCase")]
 pub struct PushSecretSpec {
     /// Go duration between pushes; `1h` when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_interval: Option<String>,
     /// Stores to push to.
     pub secret_store_refs: Vec<PushSecretStoreRef>,
     /// `Replace` (default) or `IfNotExists`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_policy: Option<String>,
     /// `None` (default) or `Delete` (remove pushed values when this object goes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<String>,
     /// The source Secret or generator.
     pub selector: PushSecretSelector,
     /// Which keys go where.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Vec<PushSecretData>>,
     /// Bulk pushes (not implemented by Strongroom yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_to: Option<Vec<Unmodelled>>,
     /// Template applied before pushing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<ExternalSecretTemplate>,
 }
 
 /// A store to push to, by name or by labels.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushSecretStoreRef {
     /// Store name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Stores with these labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<LabelSelector>,
     /// Kind of the store; `SecretStore` when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<StoreKind>,
 }
 
 /// The source of pushed values.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushSecretSelector {
     /// A Secret in the PushSecret's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<PushSecretSecret>,
     /// A generator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_ref: Option<GeneratorRef>,
 }
 
 /// A source Secret, by name or labels.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushSecretSecret {
     /// Secret name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Secrets with these labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
 }
 
 /// One pushed value.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushSecretData {
@@ -109,49 +102,44 @@ pub struct PushSecretData {
     #[serde(rename = "match")]
     pub match_: PushSecretMatch,
     /// Provider-specific metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Unmodelled>,
     /// `None` (default) or `ReverseUnicode`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversion_strategy: Option<String>,
 }
 
 /// Source key and remote location.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushSecretMatch {
     /// Key of the source Secret; the whole Secret when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<String>,
     /// Where to write it.
     pub remote_ref: PushSecretRemoteRef,
 }
 
 /// A remote location.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushSecretRemoteRef {
     /// Key in the provider.
     pub remote_key: String,
     /// Property inside the remote value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub property: Option<String>,
 }
 
 /// What the controller last observed.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushSecretStatus {
     /// Time of the last push.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_time: Option<Time>,
     /// Generation and labels hash at the last push.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_resource_version: Option<String>,
     /// Store, then remote key, to what was pushed there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_push_secrets: Option<BTreeMap<String, BTreeMap<String, PushSecretData>>>,
     /// `Ready` condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
 }

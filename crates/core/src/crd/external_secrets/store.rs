@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::providers::SecretStoreProvider;
 use crate::crd::condition::Condition;
@@ -12,23 +13,20 @@ use crate::crd::condition::Condition;
 /// Defines the store spec struct once per kind, so both kinds share every field.
 macro_rules! store_spec {
     ($(#[$attr:meta])* $name:ident) => {
+        #[skip_serializing_none]
         #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
         $(#[$attr])*
         #[serde(rename_all = "camelCase")]
         pub struct $name {
             /// Controller class; only the controller started with this `--controller-class` serves the store.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
             pub controller: Option<String>,
             /// Exactly one provider configuration.
             pub provider: SecretStoreProvider,
             /// Provider HTTP retries.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
             pub retry_settings: Option<SecretStoreRetrySettings>,
             /// Seconds or Go duration between store validations; 5m when empty.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
             pub refresh_interval: Option<IntOrString>,
             /// Namespaces allowed to use a ClusterSecretStore; all when empty.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
             pub conditions: Option<Vec<ClusterSecretStoreCondition>>,
         }
     };
@@ -88,40 +86,36 @@ impl From<ClusterSecretStoreSpec> for SecretStoreSpec {
 }
 
 /// Provider HTTP retries.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretStoreRetrySettings {
     /// Maximum retries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<i32>,
     /// Go duration between retries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_interval: Option<String>,
 }
 
 /// Which namespaces may use a ClusterSecretStore; any matching condition allows.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSecretStoreCondition {
     /// Namespaces with these labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
     /// Namespaces by name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<Vec<String>>,
     /// Namespaces matching these regular expressions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_regexes: Option<Vec<String>>,
 }
 
 /// What the controller last observed of a store.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretStoreStatus {
     /// `Ready` condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
     /// `ReadOnly`, `WriteOnly` or `ReadWrite`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<String>,
 }
