@@ -1,0 +1,192 @@
+//! `devcluster`: a single-process Kubernetes API server for the demo and the end-to-end tests.
+//!
+//! Real clients (kube-rs, kubectl, helm) talk to it over HTTPS with a bearer token, as to a
+//! cluster. It keeps every object in memory, with one resourceVersion sequence, watches,
+//! patches (merge, JSON, strategic, server-side apply), status subresources, finalizers,
+//! garbage collection, CRDs, and just enough workload controllers for rollouts to complete.
+#![forbid(unsafe_code)]
+
+pub mod discovery;
+pub mod fields;
+pub mod patch;
+pub mod resources;
+pub mod selectors;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod tls;
+pub mod validation;
+pub mod workloads;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use server::Api;
+use store::Store;
+
+/// How to start the server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Serve HTTPS (true) or plain HTTP.
+    pub tls: bool,
+    /// Admin bearer token; generated when `None`.
+    pub token: Option<String>,
+    /// Watch events kept for resuming watches.
+    pub history: usize,
+    /// How often watches that ask for bookmarks get one.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: true,
+            token: None,
+            history: store::DEFAULT_HISTORY,
+            bookmark_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running server. Dropping it stops it.
+pub struct DevCluster {
+    url: String,
+    token: String,
+    ca_pem: Option<String>,
+    store: Arc<Store>,
+    stop: watch::Sender<bool>,
+}
+
+impl DevCluster {
+    /// Starts serving on `options.listen` and returns once the port accepts connections.
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(options.listen).await?;
+        let addr = listener.local_addr()?;
+        let token = options
+            .token
+            .clone()
+            .unwrap_or_else(|| format!("admin-{}", uuid::Uuid::new_v4().simple()));
+        let store = Arc::new(Store::new(options.history));
+        let api = Arc::new(Api {
+            store: store.clone(),
+            admin_token: token.clone(),
+            bookmark_interval: options.bookmark_interval,
+        });
+        let tls = if options.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}");
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+        let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
+        let (stop, mut stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stopped.changed() => break,
+                };
+                let Ok((tcp, _)) = accepted else { continue };
+                let api = api.clone();
+                let acceptor = acceptor.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| api.clone().handle(req));
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                        }
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+            connections.abort_all();
+        });
+        Ok(Self {
+            url,
+            token,
+            ca_pem,
+            store,
+            stop,
+        })
+    }
+
+    /// Base URL, e.g. `https://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The admin bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The object store (for benchmarks and white-box checks).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// A kubeconfig that kube-rs, kubectl and helm accept.
+    pub fn kubeconfig(&self) -> String {
+        let ca = match &self.ca_pem {
+            Some(pem) => format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            ),
+            None => String::new(),
+        };
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: devcluster\n  cluster:\n    server: {}\n{ca}\
+             contexts:\n- name: devcluster\n  context:\n    cluster: devcluster\n    user: admin\n    namespace: default\n\
+             current-context: devcluster\npreferences: {{}}\nusers:\n- name: admin\n  user:\n    token: {}\n",
+            self.url, self.token
+        )
+    }
+
+    /// Writes the kubeconfig to `path`, readable by the owner only.
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, self.kubeconfig())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+
+    /// Stops accepting connections and closes open ones.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,576 @@
+//! The HTTP front: routing, request decoding, responses, and streaming watches.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::discovery;
+use crate::patch::PatchType;
+use crate::resources::ResourceType;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, success_status};
+use crate::store::{Event, Propagation, Selection, Store, WriteOptions};
+
+/// Largest request body (the real server's limit).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Response body type.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Shared server state.
+pub struct Api {
+    /// The objects.
+    pub store: Arc<Store>,
+    /// Bearer token that grants everything; empty allows anonymous access.
+    pub admin_token: String,
+    /// How often watches send bookmarks.
+    pub bookmark_interval: Duration,
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(
+        StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.to_status(),
+    )
+}
+
+/// The parts of a resource URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourcePath {
+    /// API group.
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Namespace from the path, if any.
+    pub namespace: Option<String>,
+    /// Resource plural.
+    pub resource: String,
+    /// Object name, if any.
+    pub name: Option<String>,
+    /// Subresource, if any.
+    pub subresource: Option<String>,
+}
+
+/// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths.
+pub fn parse_resource_path(path: &str) -> Option<ResourcePath> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => (String::new(), v.to_string(), rest),
+        ["apis", g, v, rest @ ..] => (g.to_string(), v.to_string(), rest),
+        _ => return None,
+    };
+    let mut p = ResourcePath {
+        group,
+        version,
+        ..ResourcePath::default()
+    };
+    let rest: Vec<&str> = rest.to_vec();
+    let rest = match rest.as_slice() {
+        // /namespaces/{ns}/{resource}/... except the namespace's own subresources
+        ["namespaces", ns, res, tail @ ..] if !matches!(*res, "status" | "finalize") => {
+            p.namespace = Some(ns.to_string());
+            let mut v = vec![*res];
+            v.extend_from_slice(tail);
+            v
+        }
+        other => other.to_vec(),
+    };
+    match rest.as_slice() {
+        [res] => p.resource = res.to_string(),
+        [res, name] => {
+            p.resource = res.to_string();
+            p.name = Some(name.to_string());
+        }
+        [res, name, sub, ..] => {
+            p.resource = res.to_string();
+            p.name = Some(name.to_string());
+            p.subresource = Some(sub.to_string());
+        }
+        _ => return None,
+    }
+    if p.resource.is_empty() || p.name.as_deref() == Some("") {
+        return None;
+    }
+    Some(p)
+}
+
+fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn truthy(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| v == "true" || v == "1")
+}
+
+/// Parses a request body as JSON, or YAML when it is not JSON.
+fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => Ok(v),
+        Err(json_err) => serde_yaml_ng::from_slice::<Value>(bytes).map_err(|_| {
+            ApiError::bad_request(format!(
+                "the request body is not valid JSON or YAML: {json_err}"
+            ))
+        }),
+    }
+}
+
+impl Api {
+    /// Answers one request.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let resp = match self.route(req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+        Ok(resp)
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        if self.admin_token.is_empty() {
+            return true;
+        }
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t.trim() == self.admin_token)
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+        let path = req.uri().path().to_string();
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1")
+            .to_string();
+        match path.as_str() {
+            "/healthz" | "/livez" | "/readyz" => {
+                let mut r = Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("text/plain"),
+                );
+                return Ok(r);
+            }
+            "/version" | "/version/" => {
+                return Ok(json_response(StatusCode::OK, &discovery::version()));
+            }
+            _ => {}
+        }
+        if !self.authorized(&req) {
+            return Err(ApiError::unauthorized());
+        }
+        let registry = self.store.registry();
+        let trimmed = path.trim_end_matches('/');
+        let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+        if req.method() == Method::GET {
+            let doc = match segs.as_slice() {
+                ["api"] => Some(discovery::core_versions(&host)),
+                ["apis"] => Some(discovery::group_list(&registry)),
+                ["api", v] => discovery::resource_list(&registry, "", v),
+                ["apis", g] => discovery::group(&registry, g),
+                ["apis", g, v] => discovery::resource_list(&registry, g, v),
+                _ => None,
+            };
+            if let Some(doc) = doc {
+                return Ok(json_response(StatusCode::OK, &doc));
+            }
+            if matches!(
+                segs.as_slice(),
+                ["api"] | ["apis"] | ["api", _] | ["apis", _] | ["apis", _, _]
+            ) {
+                return Err(ApiError::unknown_resource());
+            }
+        }
+        let Some(rp) = parse_resource_path(&path) else {
+            return Err(ApiError::unknown_resource());
+        };
+        let rt = self
+            .store
+            .resource(&rp.group, &rp.version, &rp.resource)
+            .ok_or_else(ApiError::unknown_resource)?;
+        if !rt.namespaced && rp.namespace.is_some() {
+            return Err(ApiError::unknown_resource());
+        }
+        if let Some(sub) = &rp.subresource
+            && (sub != "status" || !rt.status_subresource)
+        {
+            return Err(ApiError::unknown_resource());
+        }
+        let query = query_map(req.uri().query());
+        let method = req.method().clone();
+        let content_type = req
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_string();
+        tracing::debug!(%method, path = %path, content_type = %content_type, "request");
+        let body = read_body(req).await?;
+        let ns = rp.namespace.clone().unwrap_or_default();
+        let opts = WriteOptions {
+            field_manager: query.get("fieldManager").cloned(),
+            force: truthy(&query, "force"),
+            dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
+        };
+        let sub = rp.subresource.as_deref();
+        match (method, rp.name.as_deref()) {
+            (Method::GET, None) => {
+                let sel = selection(&query, &rt, rp.namespace.clone())?;
+                if truthy(&query, "watch") {
+                    self.watch(&rt, sel, &query)
+                } else {
+                    self.list(&rt, &sel, &query)
+                }
+            }
+            (Method::GET, Some(name)) => Ok(json_response(
+                StatusCode::OK,
+                &self.store.get(&rt, &ns, name)?,
+            )),
+            (Method::POST, None) => {
+                let obj = parse_body(&body)?;
+                let created = self.store.create(&rt, &ns, obj, &opts)?;
+                Ok(json_response(StatusCode::CREATED, &created))
+            }
+            (Method::PUT, Some(name)) => {
+                let obj = parse_body(&body)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &self.store.replace(&rt, &ns, name, obj, sub, &opts)?,
+                ))
+            }
+            (Method::PATCH, Some(name)) => {
+                let kind = PatchType::from_content_type(&content_type)?;
+                let patch = parse_body(&body)?;
+                let existed = self.store.get(&rt, &ns, name).is_ok();
+                let out = self.store.patch(&rt, &ns, name, kind, &patch, sub, &opts)?;
+                let code = if existed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                Ok(json_response(code, &out))
+            }
+            (Method::DELETE, Some(name)) => {
+                let options = if body.is_empty() {
+                    json!({})
+                } else {
+                    parse_body(&body).unwrap_or(json!({}))
+                };
+                let propagation = propagation(&query, &options);
+                let uid = options
+                    .pointer("/preconditions/uid")
+                    .and_then(Value::as_str);
+                let out = self.store.delete(&rt, &ns, name, propagation, uid)?;
+                let gone = self.store.get(&rt, &ns, name).is_err();
+                if gone && rt.group.is_empty() && rt.plural == "namespaces" {
+                    return Ok(json_response(StatusCode::OK, &out));
+                }
+                if gone && !out.is_object() {
+                    let uid = out
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    return Ok(json_response(
+                        StatusCode::OK,
+                        &success_status(&rt, name, uid),
+                    ));
+                }
+                Ok(json_response(StatusCode::OK, &out))
+            }
+            (Method::DELETE, None) => {
+                let options = if body.is_empty() {
+                    json!({})
+                } else {
+                    parse_body(&body).unwrap_or(json!({}))
+                };
+                let sel = selection(&query, &rt, rp.namespace.clone())?;
+                let deleted =
+                    self.store
+                        .delete_collection(&rt, &sel, propagation(&query, &options))?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &list_object(&rt, deleted, self.store.current_rv(), None),
+                ))
+            }
+            (m, _) => Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({m})"
+            ))),
+        }
+    }
+
+    fn list(
+        &self,
+        rt: &ResourceType,
+        sel: &Selection,
+        query: &HashMap<String, String>,
+    ) -> Result<Response<Body>, ApiError> {
+        let limit = match query.get("limit") {
+            Some(l) => Some(
+                l.parse::<usize>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+            )
+            .filter(|l| *l > 0),
+            None => None,
+        };
+        let after = match query.get("continue").filter(|c| !c.is_empty()) {
+            Some(token) => Some(decode_continue(token)?),
+            None => None,
+        };
+        let (items, rv, next) = self.store.list(rt, sel, limit, after.as_ref());
+        let token = next.map(|k| encode_continue(&k));
+        Ok(json_response(
+            StatusCode::OK,
+            &list_object(rt, items, rv, token),
+        ))
+    }
+
+    fn watch(
+        &self,
+        rt: &ResourceType,
+        sel: Selection,
+        query: &HashMap<String, String>,
+    ) -> Result<Response<Body>, ApiError> {
+        let send_initial = truthy(query, "sendInitialEvents");
+        let from =
+            match query.get("resourceVersion").map(String::as_str) {
+                None | Some("") | Some("0") => None,
+                Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?),
+            };
+        let from = if send_initial { None } else { from };
+        let bookmarks = truthy(query, "allowWatchBookmarks");
+        let timeout = query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(1800));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
+        let rt = rt.clone();
+        let key = rt.storage_key();
+        let interval = self.bookmark_interval;
+        match self.store.watch(&rt, &sel, from) {
+            Err(e) if e.code == 410 => {
+                // the real server answers an expired watch with an ERROR event in a 200 stream
+                let line = watch_line("ERROR", &e.to_status());
+                tokio::spawn(async move {
+                    let _ = tx.send(line).await;
+                });
+            }
+            Err(e) => return Err(e),
+            Ok((backlog, start_rv, mut live)) => {
+                tokio::spawn(async move {
+                    let mut last_rv = start_rv;
+                    for ev in backlog {
+                        if tx.send(event_line(&ev, &rt)).await.is_err() {
+                            return;
+                        }
+                        last_rv = last_rv.max(ev.rv);
+                    }
+                    if send_initial {
+                        let mut b = bookmark(&rt, start_rv);
+                        b["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+                        if tx.send(watch_line("BOOKMARK", &b)).await.is_err() {
+                            return;
+                        }
+                    }
+                    let deadline = tokio::time::Instant::now() + timeout;
+                    let mut ticker = tokio::time::interval(interval);
+                    ticker.tick().await;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(deadline) => return,
+                            _ = ticker.tick(), if bookmarks => {
+                                if tx.send(watch_line("BOOKMARK", &bookmark(&rt, last_rv))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            msg = live.recv() => match msg {
+                                Ok(ev) => {
+                                    if ev.rv <= start_rv || ev.storage_key != key || !sel.matches(&ev.namespace, &ev.object) {
+                                        continue;
+                                    }
+                                    last_rv = ev.rv;
+                                    if tx.send(event_line(&ev, &rt)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(RecvError::Lagged(_)) => {
+                                    let e = ApiError::expired(last_rv, last_rv + 1);
+                                    let _ = tx.send(watch_line("ERROR", &e.to_status())).await;
+                                    return;
+                                }
+                                Err(RecvError::Closed) => return,
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+        let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        Ok(resp)
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large(MAX_BODY_BYTES))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+fn selection(
+    query: &HashMap<String, String>,
+    rt: &ResourceType,
+    namespace: Option<String>,
+) -> Result<Selection, ApiError> {
+    Ok(Selection {
+        namespace,
+        labels: LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))?,
+        fields: FieldSelector::parse(
+            query.get("fieldSelector").map(String::as_str).unwrap_or(""),
+            &rt.plural,
+        )?,
+    })
+}
+
+fn propagation(query: &HashMap<String, String>, options: &Value) -> Propagation {
+    let from_body = options.get("propagationPolicy").and_then(Value::as_str);
+    let orphan_flag = options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+    match query
+        .get("propagationPolicy")
+        .map(String::as_str)
+        .or(from_body)
+    {
+        Some("Foreground") => Propagation::Foreground,
+        Some("Orphan") => Propagation::Orphan,
+        _ if orphan_flag => Propagation::Orphan,
+        _ => Propagation::Background,
+    }
+}
+
+fn list_object(rt: &ResourceType, items: Vec<Value>, rv: u64, token: Option<String>) -> Value {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(t) = token {
+        meta["continue"] = json!(t);
+    }
+    json!({
+        "kind": format!("{}List", rt.kind),
+        "apiVersion": rt.api_version(),
+        "metadata": meta,
+        "items": items,
+    })
+}
+
+fn encode_continue(key: &(String, String)) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!([key.0, key.1])).unwrap_or_default())
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    match v.as_slice() {
+        [ns, name] => Ok((ns.clone(), name.clone())),
+        _ => Err(bad()),
+    }
+}
+
+fn watch_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn event_line(ev: &Event, rt: &ResourceType) -> Bytes {
+    let mut obj = ev.object.clone();
+    obj["apiVersion"] = json!(rt.api_version());
+    watch_line(ev.kind.as_str(), &obj)
+}
+
+fn bookmark(rt: &ResourceType, rv: u64) -> Value {
+    json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": rv.to_string()}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_resource_paths() {
+        let p = parse_resource_path("/api/v1/namespaces/ns/secrets/s").unwrap();
+        assert_eq!(
+            (
+                p.namespace.as_deref(),
+                p.resource.as_str(),
+                p.name.as_deref()
+            ),
+            (Some("ns"), "secrets", Some("s"))
+        );
+        let p = parse_resource_path("/api/v1/namespaces/ns").unwrap();
+        assert_eq!(
+            (p.namespace, p.resource.as_str(), p.name.as_deref()),
+            (None, "namespaces", Some("ns"))
+        );
+        let p = parse_resource_path("/api/v1/namespaces/ns/status").unwrap();
+        assert_eq!(p.subresource.as_deref(), Some("status"));
+        let p = parse_resource_path("/apis/apps/v1/namespaces/a/deployments/d/status").unwrap();
+        assert_eq!(
+            (p.group.as_str(), p.subresource.as_deref()),
+            ("apps", Some("status"))
+        );
+        let p = parse_resource_path("/apis/bitnami.com/v1alpha1/sealedsecrets").unwrap();
+        assert_eq!((p.namespace, p.name), (None, None));
+        assert!(parse_resource_path("/apis/apps").is_none());
+        assert!(parse_resource_path("/metrics").is_none());
+    }
+}

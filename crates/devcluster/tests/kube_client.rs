@@ -1,0 +1,733 @@
+//! devcluster driven by the real kube-rs client: the semantics controllers rely on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::watcher;
+use kube::{Client, Config, CustomResource, CustomResourceExt, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use strongroom_devcluster::{DevCluster, Options};
+
+async fn start_with(options: Options) -> (DevCluster, Client) {
+    let cluster = DevCluster::start(options).await.unwrap();
+    let kubeconfig = Kubeconfig::from_yaml(&cluster.kubeconfig()).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let client = Client::try_from(config).unwrap();
+    (cluster, client)
+}
+
+async fn start() -> (DevCluster, Client) {
+    start_with(Options::default()).await
+}
+
+fn secret(name: &str, labels: &[(&str, &str)]) -> Secret {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()},
+        "stringData": {"password": "hunter2"}
+    }))
+    .unwrap()
+}
+
+fn api_error(e: kube::Error) -> (u16, String, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason.clone(), s.message.clone()),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn secrets_crud_over_https_with_string_data_folded() {
+    let (_c, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client, "default");
+    let created = api
+        .create(&PostParams::default(), &secret("db", &[("app", "web")]))
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+    assert!(created.string_data.is_none(), "stringData is write-only");
+    assert_eq!(created.data.unwrap()["password"].0, b"hunter2");
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert!(created.metadata.generation.is_none());
+
+    let (code, reason, message) = api_error(
+        api.create(&PostParams::default(), &secret("db", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(message, "secrets \"db\" already exists");
+
+    let (code, reason, message) = api_error(api.get("nope").await.unwrap_err());
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (404, "NotFound", "secrets \"nope\" not found")
+    );
+
+    api.delete("db", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_error(api.get("db").await.unwrap_err()).0, 404);
+}
+
+#[tokio::test]
+async fn optimistic_concurrency_and_resource_versions() {
+    let (_c, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
+    let v1 = api.create(&PostParams::default(), &cm).await.unwrap();
+    let mut v2 = v1.clone();
+    v2.data = Some(BTreeMap::from([("a".to_string(), "2".to_string())]));
+    let v2 = api.replace("c", &PostParams::default(), &v2).await.unwrap();
+    let rv1: u64 = v1.resource_version().unwrap().parse().unwrap();
+    let rv2: u64 = v2.resource_version().unwrap().parse().unwrap();
+    assert!(rv2 > rv1);
+    // a write based on the stale version conflicts
+    let mut stale = v1.clone();
+    stale.data = Some(BTreeMap::from([("a".to_string(), "3".to_string())]));
+    let (code, reason, message) = api_error(
+        api.replace("c", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(
+        message.contains("the object has been modified"),
+        "{message}"
+    );
+    // a no-op update keeps the version
+    let same = api.replace("c", &PostParams::default(), &v2).await.unwrap();
+    assert_eq!(same.resource_version(), v2.resource_version());
+}
+
+#[tokio::test]
+async fn list_selectors_and_paging() {
+    let (_c, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client.clone(), "default");
+    for i in 0..7 {
+        let tier = if i % 2 == 0 { "front" } else { "back" };
+        api.create(
+            &PostParams::default(),
+            &secret(&format!("s{i}"), &[("tier", tier), ("app", "x")]),
+        )
+        .await
+        .unwrap();
+    }
+    let names = |l: kube::core::ObjectList<Secret>| {
+        l.items.iter().map(|s| s.name_any()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier=front"))
+                .await
+                .unwrap()
+        ),
+        ["s0", "s2", "s4", "s6"]
+    );
+    assert_eq!(
+        api.list(&ListParams::default().labels("tier!=front"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    assert_eq!(
+        api.list(&ListParams::default().labels("tier in (front,back),app"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        7
+    );
+    assert_eq!(
+        api.list(&ListParams::default().labels("tier notin (front)"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    assert_eq!(
+        api.list(&ListParams::default().labels("!app"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name=s3"))
+                .await
+                .unwrap()
+        ),
+        ["s3"]
+    );
+    assert_eq!(
+        api.list(&ListParams::default().fields("type=Opaque"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        7
+    );
+    // paging
+    let mut seen = Vec::new();
+    let mut lp = ListParams::default().limit(3);
+    loop {
+        let page = api.list(&lp).await.unwrap();
+        seen.extend(page.items.iter().map(|s| s.name_any()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    // other namespaces are separate; all-namespace lists see everything
+    let all: Api<Secret> = Api::all(client);
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        7
+    );
+}
+
+#[tokio::test]
+async fn patch_types_merge_json_strategic() {
+    let (_c, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1", "env": [{"name": "A", "value": "1"}]}, {"name": "side", "image": "busybox"}]}
+        }}
+    })).unwrap();
+    api.create(&PostParams::default(), &d).await.unwrap();
+    let pp = PatchParams::default();
+    // strategic: containers merge by name
+    let out = api.patch("web", &pp, &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "env": [{"name": "B", "value": "2"}]}]}}}}))).await.unwrap();
+    let containers = out.spec.template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0].env.as_ref().unwrap().len(), 2);
+    // merge: lists are replaced
+    let out = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"annotations": {"x": "y"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.annotations()["x"], "y");
+    // JSON patch
+    let ops: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 5}]))
+            .unwrap();
+    let out = api
+        .patch("web", &pp, &Patch::<()>::Json(ops))
+        .await
+        .unwrap();
+    assert_eq!(out.spec.replicas, Some(5));
+}
+
+#[tokio::test]
+async fn generation_and_workload_status() {
+    let (_c, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "nginx:1"}]}}}
+    })).unwrap();
+    api.create(&PostParams::default(), &d).await.unwrap();
+    let got = api.get("web").await.unwrap();
+    assert_eq!(got.metadata.generation, Some(1));
+    let status = got.status.unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.updated_replicas, Some(3));
+    // metadata changes do not bump generation
+    let out = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.metadata.generation, Some(1));
+    // spec changes do, and the rollout completes
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let got = api.get("web").await.unwrap();
+    assert_eq!(got.metadata.generation, Some(2));
+    assert_eq!(got.status.as_ref().unwrap().observed_generation, Some(2));
+    // main-resource writes cannot change status; the status subresource can
+    let mut edited = got.clone();
+    edited.status.as_mut().unwrap().replicas = Some(99);
+    let out = api
+        .replace("web", &PostParams::default(), &edited)
+        .await
+        .unwrap();
+    assert_eq!(out.status.unwrap().replicas, Some(3));
+    let out = api
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 7}, "spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status.unwrap().replicas, Some(7));
+    assert_eq!(out.spec.replicas, Some(3), "status writes ignore spec");
+}
+
+#[tokio::test]
+async fn server_side_apply_owns_fields_and_detects_conflicts() {
+    let (_c, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client, "default");
+    let a = PatchParams::apply("controller-a");
+    let applied = api.patch("s", &a, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "labels": {"l": "1"}}, "data": {"k1": "djE=", "k2": "djI="}}))).await.unwrap();
+    let mf = applied.metadata.managed_fields.unwrap();
+    assert_eq!(mf[0].manager.as_deref(), Some("controller-a"));
+    assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
+    // dropping a field from the applied config removes it
+    let out = api.patch("s", &a, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k1": "djE="}}))).await.unwrap();
+    let data = out.data.unwrap();
+    assert!(data.contains_key("k1") && !data.contains_key("k2"));
+    assert!(out.metadata.labels.unwrap_or_default().is_empty());
+    // another manager changing an owned field conflicts, unless forced
+    let b = PatchParams::apply("controller-b");
+    let (code, reason, message) = api_error(api.patch("s", &b, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k1": "b3RoZXI="}}))).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(message.contains("controller-a"), "{message}");
+    let out = api.patch("s", &b.clone().force(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k1": "b3RoZXI="}}))).await.unwrap();
+    assert_eq!(out.data.unwrap()["k1"].0, b"other");
+    // fields of other managers survive an apply that does not mention them
+    api.patch("s", &b, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k1": "b3RoZXI=", "kb": "Yg=="}}))).await.unwrap();
+    let out = api.patch("s", &PatchParams::apply("controller-c"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"kc": "Yw=="}}))).await.unwrap();
+    assert_eq!(out.data.unwrap().len(), 3);
+    // apply without a field manager is refused
+    let no_manager = PatchParams {
+        field_manager: None,
+        ..Default::default()
+    };
+    assert_eq!(
+        api_error(
+            api.patch(
+                "s",
+                &no_manager,
+                &Patch::Apply(
+                    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
+                )
+            )
+            .await
+            .unwrap_err()
+        )
+        .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn secrets_immutable_and_type_rules() {
+    let (_c, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client, "default");
+    let mut s = secret("frozen", &[]);
+    s.immutable = Some(true);
+    api.create(&PostParams::default(), &s).await.unwrap();
+    let (code, reason, message) = api_error(
+        api.patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "changed"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert!(
+        message.contains("field is immutable when `immutable` is set"),
+        "{message}"
+    );
+    api.create(&PostParams::default(), &secret("typed", &[]))
+        .await
+        .unwrap();
+    let (code, _, message) = api_error(
+        api.patch(
+            "typed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"type": "kubernetes.io/tls"})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        message.contains("type: Invalid value: field is immutable"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn watches_stream_changes_resume_and_expire() {
+    let (_c, client) = start_with(Options {
+        history: 5,
+        ..Options::default()
+    })
+    .await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm = |n: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": n}, "data": {"v": "1"}})).unwrap()
+    };
+    let first = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let rv = first.resource_version().unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    api.create(&PostParams::default(), &cm("b")).await.unwrap();
+    api.patch(
+        "b",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": "2"}})),
+    )
+    .await
+    .unwrap();
+    api.delete("b", &DeleteParams::default()).await.unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        match stream.try_next().await.unwrap().unwrap() {
+            WatchEvent::Added(o) => kinds.push(format!("added {}", o.name_any())),
+            WatchEvent::Modified(o) => kinds.push(format!("modified {}", o.name_any())),
+            WatchEvent::Deleted(o) => kinds.push(format!("deleted {}", o.name_any())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(kinds, ["added b", "modified b", "deleted b"]);
+    // resuming from a version older than the kept history answers 410 Expired
+    for i in 0..10 {
+        api.create(&PostParams::default(), &cm(&format!("x{i}")))
+            .await
+            .unwrap();
+    }
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match stream.try_next().await.unwrap().unwrap() {
+        WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        other => panic!("expected 410, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn kube_runtime_watcher_sees_initial_state_and_changes() {
+    let (_c, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &secret("before", &[]))
+        .await
+        .unwrap();
+    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match events.try_next().await.unwrap().unwrap() {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(s) => initial.push(s.name_any()),
+            watcher::Event::InitDone => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(initial, ["before"]);
+    api.create(&PostParams::default(), &secret("after", &[]))
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        watcher::Event::Apply(s) => assert_eq!(s.name_any(), "after"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // the streaming-list initial strategy (sendInitialEvents) works too
+    let cfg = watcher::Config::default().streaming_lists();
+    let mut streaming = watcher(api, cfg).boxed();
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), streaming.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            watcher::Event::InitApply(s) => seen.push(s.name_any()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["after", "before"]);
+}
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+#[kube(
+    group = "test.strongroom.dev",
+    version = "v1",
+    kind = "Widget",
+    namespaced,
+    status = "WidgetStatus",
+    shortname = "wd"
+)]
+struct WidgetSpec {
+    size: i32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, JsonSchema)]
+struct WidgetStatus {
+    ready: bool,
+}
+
+#[tokio::test]
+async fn crds_start_serving_their_kind() {
+    let (_c, client) = start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &Widget::crd())
+        .await
+        .unwrap();
+    let crd = crds.get("widgets.test.strongroom.dev").await.unwrap();
+    let established = crd
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .iter()
+        .any(|c| c.type_ == "Established" && c.status == "True");
+    assert!(established);
+    let widgets: Api<Widget> = Api::namespaced(client.clone(), "default");
+    let w = widgets
+        .create(
+            &PostParams::default(),
+            &Widget::new("w1", WidgetSpec { size: 1 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.metadata.generation, Some(1));
+    let w = widgets
+        .patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"ready": true}})),
+        )
+        .await
+        .unwrap();
+    assert!(w.status.unwrap().ready);
+    assert_eq!(
+        w.metadata.generation,
+        Some(1),
+        "status does not bump generation"
+    );
+    let w = widgets
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 2}, "status": {"ready": false}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.metadata.generation, Some(2));
+    assert!(w.status.unwrap().ready, "main writes ignore status");
+    // deleting the CRD removes its objects and stops serving the kind
+    crds.delete("widgets.test.strongroom.dev", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        api_error(widgets.list(&ListParams::default()).await.unwrap_err()).0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn finalizers_and_garbage_collection() {
+    let (_c, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    // a finalizer holds the object with a deletionTimestamp until it is removed
+    let held: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    )
+    .unwrap();
+    cms.create(&PostParams::default(), &held).await.unwrap();
+    cms.delete("held", &DeleteParams::default()).await.unwrap();
+    let got = cms.get("held").await.unwrap();
+    assert!(got.metadata.deletion_timestamp.is_some());
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_error(cms.get("held").await.unwrap_err()).0, 404);
+
+    // background deletion collects dependents
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let owner_ref = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap(), "controller": true}]);
+    for name in ["dep1", "dep2"] {
+        let s: Secret = serde_json::from_value(
+            json!({"metadata": {"name": name, "ownerReferences": owner_ref}}),
+        )
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+    }
+    cms.delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
+    assert!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // orphan deletion keeps them and drops the reference
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner2"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "kept", "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner2", "uid": owner.uid().unwrap()}]}})).unwrap();
+    secrets.create(&PostParams::default(), &s).await.unwrap();
+    cms.delete("owner2", &DeleteParams::orphan()).await.unwrap();
+    let kept = secrets.get("kept").await.unwrap();
+    assert!(
+        kept.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    // foreground deletion removes dependents before the owner
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner3"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "fg", "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner3", "uid": owner.uid().unwrap()}]}})).unwrap();
+    secrets.create(&PostParams::default(), &s).await.unwrap();
+    cms.delete("owner3", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    assert_eq!(api_error(secrets.get("fg").await.unwrap_err()).0, 404);
+    assert_eq!(api_error(cms.get("owner3").await.unwrap_err()).0, 404);
+}
+
+#[tokio::test]
+async fn namespace_deletion_removes_its_content() {
+    let (_c, client) = start().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "team-a"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "team-a");
+    secrets
+        .create(&PostParams::default(), &secret("s", &[]))
+        .await
+        .unwrap();
+    namespaces
+        .delete("team-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        api_error(namespaces.get("team-a").await.unwrap_err()).0,
+        404
+    );
+    assert_eq!(api_error(secrets.get("s").await.unwrap_err()).0, 404);
+    // creating in a missing namespace is refused
+    let (code, _, message) = api_error(
+        secrets
+            .create(&PostParams::default(), &secret("s", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 404);
+    assert_eq!(message, "namespaces \"team-a\" not found");
+}
+
+#[tokio::test]
+async fn generate_name_and_invalid_names() {
+    let (_c, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
+    let s: Secret = serde_json::from_value(json!({"metadata": {"generateName": "sealed-secrets-key"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}})).unwrap();
+    let created = api.create(&PostParams::default(), &s).await.unwrap();
+    let name = created.name_any();
+    assert!(
+        name.starts_with("sealed-secrets-key") && name.len() == "sealed-secrets-key".len() + 5,
+        "{name}"
+    );
+    let bad: Secret = serde_json::from_value(json!({"metadata": {"name": "Bad_Name"}})).unwrap();
+    let (code, reason, message) =
+        api_error(api.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert!(
+        message.starts_with("Secret \"Bad_Name\" is invalid: metadata.name: Invalid value"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn leases_support_leader_election_updates() {
+    let (_c, client) = start().await;
+    let api: Api<Lease> = Api::namespaced(client, "kube-system");
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})).unwrap();
+    let created = api.create(&PostParams::default(), &lease).await.unwrap();
+    // two candidates race from the same version: exactly one wins
+    let mut a = created.clone();
+    a.spec.as_mut().unwrap().holder_identity = Some("a".into());
+    let mut b = created.clone();
+    b.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    a.spec.as_mut().unwrap().lease_transitions = Some(1);
+    b.spec.as_mut().unwrap().lease_transitions = Some(1);
+    let ra = api.replace("leader", &PostParams::default(), &a).await;
+    let rb = api.replace("leader", &PostParams::default(), &b).await;
+    assert!(ra.is_ok() != rb.is_ok(), "exactly one candidate wins");
+}
