@@ -2,12 +2,14 @@
 //!
 //! - `cargo xtask crds [--check]`: write (or compare) `deploy/crds/*.yaml` from the Rust types;
 //! - `cargo xtask test`: run every test of the workspace with nextest (falls back to cargo test);
+//! - `cargo xtask tools`: fetch the real kubectl and helm into target/tools;
 //! - `cargo xtask demo`: the sealing round trip with the real kubeseal binary;
 //! - `cargo xtask bench crypto`: seal/unseal benchmark next to `openssl speed rsa4096`.
 
 mod bench;
 mod crds;
 mod demo;
+mod tools;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -21,8 +23,9 @@ fn main() -> ExitCode {
         ["test", rest @ ..] => run_tests(rest),
         ["bench", "crypto"] => bench::crypto(&root()),
         ["demo"] => demo::run(&root()),
+        ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | test [args] | bench crypto | demo"
+            "usage: cargo xtask crds [--check] | test [args] | bench crypto | demo | tools"
         )),
     };
     match result {
@@ -43,6 +46,7 @@ fn root() -> PathBuf {
 }
 
 fn run_tests(extra: &[&str]) -> anyhow::Result<()> {
+    let tools = tools::ensure(&root())?;
     let has_nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
@@ -55,6 +59,7 @@ fn run_tests(extra: &[&str]) -> anyhow::Result<()> {
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
     cmd.args(extra);
+    cmd.env("STRONGROOM_TOOLS", &tools);
     let status = cmd.status()?;
     anyhow::ensure!(status.success(), "tests failed");
     Ok(())

@@ -8,7 +8,9 @@
 
 pub mod discovery;
 pub mod fields;
+pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 pub mod server;

@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::discovery;
+use crate::openapi;
 use crate::patch::PatchType;
+use crate::protobuf;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::status::{ApiError, success_status};
+use crate::status::ApiError;
 use crate::store::{Event, Propagation, Selection, Store, WriteOptions};
 
 /// Largest request body (the real server's limit).
@@ -124,6 +126,15 @@ fn truthy(q: &HashMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| v == "true" || v == "1")
 }
 
+/// Decodes an object body: protobuf for the kinds typed clients write, else JSON or YAML.
+fn decode_object(content_type: &str, bytes: &[u8], rt: &ResourceType) -> Result<Value, ApiError> {
+    if protobuf::is_protobuf(content_type) {
+        protobuf::decode(bytes, rt)
+    } else {
+        parse_body(bytes)
+    }
+}
+
 /// Parses a request body as JSON, or YAML when it is not JSON.
 fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -180,6 +191,14 @@ impl Api {
                 );
                 return Ok(r);
             }
+            "/openapi/v2" => {
+                let mut r = Response::new(Full::new(Bytes::from(openapi::v2_protobuf())).boxed());
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(openapi::V2_PROTOBUF),
+                );
+                return Ok(r);
+            }
             "/version" | "/version/" => {
                 return Ok(json_response(StatusCode::OK, &discovery::version()));
             }
@@ -198,6 +217,9 @@ impl Api {
                 ["api", v] => discovery::resource_list(&registry, "", v),
                 ["apis", g] => discovery::group(&registry, g),
                 ["apis", g, v] => discovery::resource_list(&registry, g, v),
+                ["openapi", "v3"] => Some(openapi::root(&registry)),
+                ["openapi", "v3", "api", v] => openapi::group_version(&registry, "", v),
+                ["openapi", "v3", "apis", g, v] => openapi::group_version(&registry, g, v),
                 _ => None,
             };
             if let Some(doc) = doc {
@@ -256,12 +278,12 @@ impl Api {
                 &self.store.get(&rt, &ns, name)?,
             )),
             (Method::POST, None) => {
-                let obj = parse_body(&body)?;
+                let obj = decode_object(&content_type, &body, &rt)?;
                 let created = self.store.create(&rt, &ns, obj, &opts)?;
                 Ok(json_response(StatusCode::CREATED, &created))
             }
             (Method::PUT, Some(name)) => {
-                let obj = parse_body(&body)?;
+                let obj = decode_object(&content_type, &body, &rt)?;
                 Ok(json_response(
                     StatusCode::OK,
                     &self.store.replace(&rt, &ns, name, obj, sub, &opts)?,
@@ -283,34 +305,20 @@ impl Api {
                 let options = if body.is_empty() {
                     json!({})
                 } else {
-                    parse_body(&body).unwrap_or(json!({}))
+                    decode_object(&content_type, &body, &rt).unwrap_or(json!({}))
                 };
                 let propagation = propagation(&query, &options);
                 let uid = options
                     .pointer("/preconditions/uid")
                     .and_then(Value::as_str);
                 let out = self.store.delete(&rt, &ns, name, propagation, uid)?;
-                let gone = self.store.get(&rt, &ns, name).is_err();
-                if gone && rt.group.is_empty() && rt.plural == "namespaces" {
-                    return Ok(json_response(StatusCode::OK, &out));
-                }
-                if gone && !out.is_object() {
-                    let uid = out
-                        .pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    return Ok(json_response(
-                        StatusCode::OK,
-                        &success_status(&rt, name, uid),
-                    ));
-                }
                 Ok(json_response(StatusCode::OK, &out))
             }
             (Method::DELETE, None) => {
                 let options = if body.is_empty() {
                     json!({})
                 } else {
-                    parse_body(&body).unwrap_or(json!({}))
+                    decode_object(&content_type, &body, &rt).unwrap_or(json!({}))
                 };
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
                 let deleted =

@@ -190,18 +190,3 @@ impl ApiError {
         s
     }
 }
-
-/// The `Status` a successful delete answers with when the object is gone.
-pub fn success_status(rt: &ResourceType, name: &str, uid: &str) -> Value {
-    let mut details = json!({ "name": name, "kind": rt.plural, "uid": uid });
-    if !rt.group.is_empty() {
-        details["group"] = json!(rt.group);
-    }
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": details,
-    })
-}
