@@ -17,6 +17,7 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod tls;
+pub mod tokens;
 pub mod validation;
 pub mod workloads;
 
@@ -84,6 +85,7 @@ impl DevCluster {
             store: store.clone(),
             admin_token: token.clone(),
             bookmark_interval: options.bookmark_interval,
+            tokens: tokens::TokenIssuer::generate()?,
         });
         let tls = if options.tls {
             Some(tls::generate()?)

@@ -62,6 +62,16 @@ pub fn decode(bytes: &[u8], rt: &ResourceType) -> Result<Value, ApiError> {
         ("v1", "ServiceAccount") => {
             service_account(core::ServiceAccount::decode(raw.as_slice()).map_err(bad)?)
         }
+        ("authentication.k8s.io/v1", "TokenRequest") => {
+            let t = k8s_pb::api::authentication::v1::TokenRequest::decode(raw.as_slice())
+                .map_err(bad)?;
+            let spec = t.spec.unwrap_or_default();
+            let mut o = json!({"spec": {"audiences": spec.audiences}});
+            if let Some(e) = spec.expiration_seconds {
+                o["spec"]["expirationSeconds"] = json!(e);
+            }
+            o
+        }
         ("v1", "DeleteOptions") | ("meta.k8s.io/v1", "DeleteOptions") => {
             let d = meta::DeleteOptions::decode(raw.as_slice()).map_err(bad)?;
             let mut o = json!({});

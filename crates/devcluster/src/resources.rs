@@ -197,6 +197,16 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
         ),
         R::builtin(
+            "authentication.k8s.io",
+            "v1",
+            "TokenReview",
+            "tokenreviews",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        R::builtin(
             "rbac.authorization.k8s.io",
             "v1",
             "Role",

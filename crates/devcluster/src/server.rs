@@ -21,6 +21,7 @@ use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Event, Propagation, Selection, Store, WriteOptions};
+use crate::tokens::{self, TokenIssuer};
 
 /// Largest request body (the real server's limit).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -36,6 +37,8 @@ pub struct Api {
     pub admin_token: String,
     /// How often watches send bookmarks.
     pub bookmark_interval: Duration,
+    /// ServiceAccount token signer.
+    pub tokens: TokenIssuer,
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
@@ -167,11 +170,123 @@ impl Api {
         if self.admin_token.is_empty() {
             return true;
         }
-        req.headers()
+        let Some(token) = req
+            .headers()
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t.trim() == self.admin_token)
+            .map(str::trim)
+        else {
+            return false;
+        };
+        token == self.admin_token
+            || self
+                .tokens
+                .verify(token)
+                .is_some_and(|c| self.service_account_valid(&c))
+    }
+
+    /// Whether the token's ServiceAccount still exists with the uid it was minted for.
+    fn service_account_valid(&self, claims: &tokens::Claims) -> bool {
+        let Some(rt) = self.store.resource("", "v1", "serviceaccounts") else {
+            return false;
+        };
+        let sa = &claims.kubernetes.serviceaccount;
+        self.store
+            .get(&rt, &claims.kubernetes.namespace, &sa.name)
+            .ok()
+            .and_then(|o| {
+                o.pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .is_some_and(|uid| uid == sa.uid)
+    }
+
+    fn token_request(
+        &self,
+        ns: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<Response<Body>, ApiError> {
+        let rt = self
+            .store
+            .resource("", "v1", "serviceaccounts")
+            .ok_or_else(ApiError::unknown_resource)?;
+        let sa = self.store.get(&rt, ns, name)?;
+        let uid = sa
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let audiences: Vec<String> = body
+            .pointer("/spec/audiences")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expiration = body
+            .pointer("/spec/expirationSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(3600)
+            .clamp(600, 48 * 3600);
+        let (token, exp) = self
+            .tokens
+            .issue(ns, name, uid, audiences.clone(), expiration)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let expires = chrono::DateTime::from_timestamp(exp, 0)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        let audiences = if audiences.is_empty() {
+            vec![tokens::ISSUER.to_string()]
+        } else {
+            audiences
+        };
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": ns, "creationTimestamp": null},
+                "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": null},
+                "status": {"token": token, "expirationTimestamp": expires},
+            }),
+        ))
+    }
+
+    fn token_review(&self, body: &Value) -> Response<Body> {
+        let token = body
+            .pointer("/spec/token")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let audiences: Vec<String> = body
+            .pointer("/spec/audiences")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let claims = self.tokens.verify(token);
+        let valid = claims
+            .as_ref()
+            .is_some_and(|c| self.service_account_valid(c));
+        let status = tokens::review_status(claims.as_ref(), &audiences, valid);
+        json_response(
+            StatusCode::CREATED,
+            &json!({
+                "kind": "TokenReview",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": null},
+                "spec": {"token": "", "audiences": audiences},
+                "status": status,
+            }),
+        )
     }
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -199,6 +314,13 @@ impl Api {
                 );
                 return Ok(r);
             }
+            "/.well-known/openid-configuration" => {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &self.tokens.openid_configuration(),
+                ));
+            }
+            "/openid/v1/jwks" => return Ok(json_response(StatusCode::OK, &self.tokens.jwks())),
             "/version" | "/version/" => {
                 return Ok(json_response(StatusCode::OK, &discovery::version()));
             }
@@ -241,6 +363,40 @@ impl Api {
             .ok_or_else(ApiError::unknown_resource)?;
         if !rt.namespaced && rp.namespace.is_some() {
             return Err(ApiError::unknown_resource());
+        }
+        if rt.group == "authentication.k8s.io" && rt.plural == "tokenreviews" {
+            if req.method() != Method::POST || rp.name.is_some() {
+                return Err(ApiError::method_not_allowed(
+                    "tokenreviews only support create",
+                ));
+            }
+            let body = parse_body(&read_body(req).await?)?;
+            return Ok(self.token_review(&body));
+        }
+        if rt.group.is_empty()
+            && rt.plural == "serviceaccounts"
+            && rp.subresource.as_deref() == Some("token")
+        {
+            if req.method() != Method::POST {
+                return Err(ApiError::method_not_allowed(
+                    "serviceaccounts/token only supports create",
+                ));
+            }
+            let ns = rp.namespace.clone().unwrap_or_default();
+            let name = rp.name.clone().unwrap_or_default();
+            let content_type = req
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json")
+                .to_string();
+            let bytes = read_body(req).await?;
+            let body = if bytes.is_empty() {
+                json!({})
+            } else {
+                decode_object(&content_type, &bytes, &rt)?
+            };
+            return self.token_request(&ns, &name, &body);
         }
         if let Some(sub) = &rp.subresource
             && (sub != "status" || !rt.status_subresource)

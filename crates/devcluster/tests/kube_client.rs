@@ -731,3 +731,103 @@ async fn leases_support_leader_election_updates() {
     let rb = api.replace("leader", &PostParams::default(), &b).await;
     assert!(ra.is_ok() != rb.is_ok(), "exactly one candidate wins");
 }
+
+#[tokio::test]
+async fn service_account_tokens_request_review_and_authenticate() {
+    use k8s_openapi::api::authentication::v1::{
+        TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec,
+    };
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let (cluster, client) = start().await;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "reader"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec!["vault".into()]),
+            expiration_seconds: Some(600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let issued = sas
+        .create_token_request("reader", &PostParams::default(), &request)
+        .await
+        .unwrap();
+    let token = issued.status.unwrap().token.unwrap();
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+
+    let reviews: Api<TokenReview> = Api::all(client.clone());
+    let review = |audiences: Vec<String>, token: String| TokenReview {
+        spec: TokenReviewSpec {
+            token,
+            audiences: Some(audiences),
+        },
+        ..Default::default()
+    };
+    let ok = reviews
+        .create(
+            &PostParams::default(),
+            &review(vec!["vault".into()], token.clone()),
+        )
+        .await
+        .unwrap();
+    let status = ok.status.unwrap();
+    assert_eq!(status.authenticated, Some(true));
+    assert_eq!(
+        status.user.unwrap().username.as_deref(),
+        Some("system:serviceaccount:default:reader")
+    );
+    let wrong = reviews
+        .create(
+            &PostParams::default(),
+            &review(vec!["other".into()], token.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wrong.status.unwrap().authenticated, Some(false));
+    let forged = reviews
+        .create(&PostParams::default(), &review(vec![], "a.b.c".into()))
+        .await
+        .unwrap();
+    assert_eq!(forged.status.unwrap().authenticated, Some(false));
+
+    // the token authenticates API calls; deleting the ServiceAccount revokes it
+    let http = reqwest_like_get(cluster.url(), &token, "/api/v1/namespaces/default/secrets").await;
+    assert_eq!(http, 200);
+    sas.delete("reader", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        reqwest_like_get(cluster.url(), &token, "/api/v1/namespaces/default/secrets").await,
+        401
+    );
+    let revoked = reviews
+        .create(&PostParams::default(), &review(vec!["vault".into()], token))
+        .await
+        .unwrap();
+    assert_eq!(revoked.status.unwrap().authenticated, Some(false));
+}
+
+/// A GET with a bearer token, through kube's own HTTP stack, returning the status code.
+async fn reqwest_like_get(url: &str, token: &str, path: &str) -> u16 {
+    let mut kubeconfig = Kubeconfig::from_yaml(&format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: {token}\n"
+    ))
+    .unwrap();
+    kubeconfig.preferences = None;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let client = Client::try_from(config).unwrap();
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    match client.request_text(req).await {
+        Ok(_) => 200,
+        Err(kube::Error::Api(s)) => s.code,
+        Err(e) => panic!("{e}"),
+    }
+}
