@@ -632,15 +632,30 @@ async fn bad_input_gets_the_real_servers_status() {
 #[tokio::test]
 async fn kubectl_create_token_and_auth_with_it() {
     let env = env().await;
-    env.kubectl(&["create", "serviceaccount", "robot", "-n", "default"]).await;
+    env.kubectl(&["create", "serviceaccount", "robot", "-n", "default"])
+        .await;
     let token = env
-        .kubectl(&["create", "token", "robot", "-n", "default", "--audience", "vault", "--duration", "10m"])
+        .kubectl(&[
+            "create",
+            "token",
+            "robot",
+            "-n",
+            "default",
+            "--audience",
+            "vault",
+            "--duration",
+            "10m",
+        ])
         .await;
     let token = token.trim();
     assert_eq!(token.split('.').count(), 3, "{token}");
     // the token works as kubectl's credential
-    let out = env.kubectl(&["get", "secrets", "-n", "default", "--token", token]).await;
+    let out = env
+        .kubectl(&["get", "secrets", "-n", "default", "--token", token])
+        .await;
     assert!(out.is_empty() || out.contains("NAME"), "{out}");
-    let oidc = env.kubectl(&["get", "--raw", "/.well-known/openid-configuration"]).await;
+    let oidc = env
+        .kubectl(&["get", "--raw", "/.well-known/openid-configuration"])
+        .await;
     assert!(oidc.contains("jwks_uri"), "{oidc}");
 }
