@@ -81,3 +81,15 @@ fn criterion_mean_ns(root: &Path, id: &str) -> anyhow::Result<f64> {
         .as_f64()
         .context("no mean in criterion estimates")
 }
+
+/// devcluster throughput and latency (`crates/devcluster/benches/api.rs`).
+pub fn devcluster(root: &Path) -> anyhow::Result<()> {
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args(["bench", "-p", "strongroom-devcluster", "--bench", "api"])
+        .status()?;
+    if !status.success() {
+        bail!("cargo bench failed");
+    }
+    Ok(())
+}

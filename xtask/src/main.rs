@@ -22,10 +22,11 @@ fn main() -> ExitCode {
         ["crds", "--check"] => crds::check(&root()),
         ["test", rest @ ..] => run_tests(rest),
         ["bench", "crypto"] => bench::crypto(&root()),
+        ["bench", "devcluster"] => bench::devcluster(&root()),
         ["demo"] => demo::run(&root()),
         ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | test [args] | bench crypto | demo | tools"
+            "usage: cargo xtask crds [--check] | test [args] | bench crypto|devcluster | demo | tools"
         )),
     };
     match result {

@@ -22,7 +22,7 @@ pub mod validation;
 pub mod workloads;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ pub struct Options {
     pub history: usize,
     /// How often watches that ask for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// Directory where the state is kept across restarts; in memory only when `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             token: None,
             history: store::DEFAULT_HISTORY,
             bookmark_interval: Duration::from_secs(30),
+            data_dir: None,
         }
     }
 }
@@ -69,6 +72,7 @@ pub struct DevCluster {
     ca_pem: Option<String>,
     store: Arc<Store>,
     stop: watch::Sender<bool>,
+    snapshot_file: Option<PathBuf>,
 }
 
 impl DevCluster {
@@ -81,6 +85,10 @@ impl DevCluster {
             .clone()
             .unwrap_or_else(|| format!("admin-{}", uuid::Uuid::new_v4().simple()));
         let store = Arc::new(Store::new(options.history));
+        let snapshot_file = options.data_dir.as_ref().map(|d| d.join("state.json"));
+        if let Some(file) = &snapshot_file {
+            load_snapshot(&store, file)?;
+        }
         let api = Arc::new(Api {
             store: store.clone(),
             admin_token: token.clone(),
@@ -97,6 +105,9 @@ impl DevCluster {
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
         let (stop, mut stopped) = watch::channel(false);
+        if let Some(file) = snapshot_file.clone() {
+            spawn_snapshots(store.clone(), file, stop.subscribe());
+        }
         tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
@@ -134,6 +145,7 @@ impl DevCluster {
             ca_pem,
             store,
             stop,
+            snapshot_file,
         })
     }
 
@@ -183,8 +195,14 @@ impl DevCluster {
         Ok(())
     }
 
-    /// Stops accepting connections and closes open ones.
+    /// Stops accepting connections and closes open ones; with a data directory, the state is
+    /// saved first.
     pub fn shutdown(&self) {
+        if let Some(file) = &self.snapshot_file {
+            if let Err(e) = save_snapshot(&self.store, file) {
+                tracing::error!(error = %e, file = %file.display(), "could not save the state");
+            }
+        }
         let _ = self.stop.send(true);
     }
 }
@@ -193,4 +211,55 @@ impl Drop for DevCluster {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+fn load_snapshot(store: &Store, file: &Path) -> anyhow::Result<()> {
+    match std::fs::read(file) {
+        Ok(bytes) => {
+            let snapshot: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!("{}: not a devcluster snapshot: {e}", file.display())
+            })?;
+            store
+                .import(&snapshot)
+                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", file.display())),
+    }
+}
+
+/// Writes the state atomically (temporary file, then rename).
+fn save_snapshot(store: &Store, file: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&store.export())?)?;
+    std::fs::rename(&tmp, file)?;
+    Ok(())
+}
+
+/// Saves the state once a second while it changes.
+fn spawn_snapshots(store: Arc<Store>, file: PathBuf, mut stopped: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut saved_rv = store.current_rv();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped.changed() => return,
+            }
+            let rv = store.current_rv();
+            if rv != saved_rv {
+                let (store, file) = (store.clone(), file.clone());
+                let result =
+                    tokio::task::spawn_blocking(move || save_snapshot(&store, &file)).await;
+                match result {
+                    Ok(Ok(())) => saved_rv = rv,
+                    Ok(Err(e)) => tracing::error!(error = %e, "could not save the state"),
+                    Err(e) => tracing::error!(error = %e, "snapshot task failed"),
+                }
+            }
+        }
+    });
 }

@@ -26,6 +26,9 @@ struct Args {
     /// Watch events kept for watches that resume from an older resourceVersion.
     #[arg(long, default_value_t = strongroom_devcluster::store::DEFAULT_HISTORY)]
     history: usize,
+    /// Keep the state in DIR across restarts (in memory only when not given).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Seconds between watch bookmarks.
     #[arg(long, default_value_t = 30)]
     bookmark_seconds: u64,
@@ -44,12 +47,18 @@ async fn main() -> anyhow::Result<()> {
         token: args.token,
         history: args.history,
         bookmark_interval: Duration::from_secs(args.bookmark_seconds.max(1)),
+        data_dir: args.data_dir,
     })
     .await?;
     if let Some(path) = &args.kubeconfig {
         cluster.write_kubeconfig(path)?;
     }
     println!("{}", cluster.url());
-    tokio::signal::ctrl_c().await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = terminate.recv() => {}
+    }
+    cluster.shutdown();
     Ok(())
 }

@@ -1,0 +1,144 @@
+//! The `devcluster` binary: kubeconfig written once ready, plain HTTP, and `--data-dir`
+//! persistence across restarts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(kubeconfig: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devcluster"))
+        .args(["--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // the kubeconfig exists by the time the URL is printed
+    assert!(kubeconfig.exists());
+    Server {
+        child,
+        url: line.trim().to_string(),
+    }
+}
+
+fn terminate(server: &mut Server) {
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "devcluster exited with {exit}");
+}
+
+async fn client(kubeconfig: &Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn starts_with_the_default_namespaces_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let server = spawn(&kubeconfig, &[]);
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let namespaces: Api<Namespace> = Api::all(client(&kubeconfig).await);
+    let mut names: Vec<String> = namespaces
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+}
+
+#[tokio::test]
+async fn plain_http_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let server = spawn(&kubeconfig, &["--plain-http"]);
+    assert!(server.url.starts_with("http://"), "{}", server.url);
+    let cms: Api<ConfigMap> = Api::namespaced(client(&kubeconfig).await, "default");
+    assert!(
+        cms.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn data_dir_keeps_objects_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap().to_string();
+    let mut server = spawn(&kubeconfig, &["--data-dir", &data_arg, "--token", "fixed"]);
+    let cms: Api<ConfigMap> = Api::namespaced(client(&kubeconfig).await, "default");
+    let cm: ConfigMap = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "kept"}, "data": {"a": "b"}}),
+    )
+    .unwrap();
+    let created = cms.create(&PostParams::default(), &cm).await.unwrap();
+    terminate(&mut server);
+
+    let _server = spawn(&kubeconfig, &["--data-dir", &data_arg, "--token", "fixed"]);
+    let cms: Api<ConfigMap> = Api::namespaced(client(&kubeconfig).await, "default");
+    let got = cms.get("kept").await.unwrap();
+    assert_eq!(got.metadata.uid, created.metadata.uid);
+    assert_eq!(
+        got.metadata.resource_version, created.metadata.resource_version,
+        "resourceVersions continue from the snapshot"
+    );
+    let next = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "later"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let rv = |o: &ConfigMap| {
+        o.metadata
+            .resource_version
+            .clone()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(rv(&next) > rv(&got));
+}
