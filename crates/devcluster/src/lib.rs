@@ -198,10 +198,10 @@ impl DevCluster {
     /// Stops accepting connections and closes open ones; with a data directory, the state is
     /// saved first.
     pub fn shutdown(&self) {
-        if let Some(file) = &self.snapshot_file {
-            if let Err(e) = save_snapshot(&self.store, file) {
-                tracing::error!(error = %e, file = %file.display(), "could not save the state");
-            }
+        if let Some(file) = &self.snapshot_file
+            && let Err(e) = save_snapshot(&self.store, file)
+        {
+            tracing::error!(error = %e, file = %file.display(), "could not save the state");
         }
         let _ = self.stop.send(true);
     }

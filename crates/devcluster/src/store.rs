@@ -223,10 +223,10 @@ impl Store {
                 .as_str()
                 .ok_or_else(|| bad("object without resource"))?;
             let obj = e["object"].clone();
-            if key == "apiextensions.k8s.io/customresourcedefinitions" {
-                if let Some(types) = resources::from_crd(&obj) {
-                    st.registry.extend(types);
-                }
+            if key == "apiextensions.k8s.io/customresourcedefinitions"
+                && let Some(types) = resources::from_crd(&obj)
+            {
+                st.registry.extend(types);
             }
             let ns = meta_str(&obj, "namespace").to_string();
             let name = meta_str(&obj, "name").to_string();
