@@ -1,0 +1,155 @@
+//! Server-side apply and the field ownership of update operations.
+
+use super::*;
+
+impl State {
+    pub(super) fn apply(
+        &self,
+        rt: &ResourceType,
+        old: &Value,
+        body: &Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let manager = apply_manager(opts)?;
+        let name = meta_str(old, "name");
+        let mut config = body.clone();
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "the applied configuration must be an object",
+            ));
+        }
+        let body_name = meta_str(&config, "name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name in the URL",
+            ));
+        }
+        if let Some(m) = config.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+            m.remove("resourceVersion");
+        }
+        let applied = fields::leaf_paths(&config);
+        let mut entries = fields::read_managed(old);
+        let sub = subresource.unwrap_or("").to_string();
+        // conflicts: fields another manager owns, set to a different value
+        let mut conflicts = Vec::new();
+        for e in entries
+            .iter()
+            .filter(|e| e.manager != manager || e.operation != "Apply")
+        {
+            for p in e.fields.intersection(&applied) {
+                if fields::get(old, p) != fields::get(&config, p) {
+                    conflicts.push((e.manager.clone(), format!(".{}", p.join("."))));
+                }
+            }
+        }
+        if !conflicts.is_empty() && !opts.force {
+            return Err(ApiError::apply_conflict(rt, name, &conflicts));
+        }
+        let previously: BTreeSet<_> = entries
+            .iter()
+            .filter(|e| e.manager == manager && e.operation == "Apply" && e.subresource == sub)
+            .flat_map(|e| e.fields.iter().cloned())
+            .collect();
+        let others: BTreeSet<_> = entries
+            .iter()
+            .filter(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource == sub))
+            .flat_map(|e| e.fields.iter().cloned())
+            .collect();
+        let mut new = old.clone();
+        for p in previously.difference(&applied) {
+            if !others.contains(p) {
+                fields::remove(&mut new, p);
+            }
+        }
+        patch::merge(&mut new, &strip_nulls(&config));
+        for e in &mut entries {
+            if e.manager != manager || e.operation != "Apply" {
+                e.fields.retain(|p| !applied.contains(p));
+            }
+        }
+        entries
+            .retain(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource == sub));
+        entries.push(ManagedEntry {
+            manager,
+            operation: "Apply".into(),
+            api_version: rt.api_version(),
+            time: now(),
+            fields: applied,
+            subresource: sub,
+        });
+        fields::write_managed(&mut new, &entries);
+        Ok(new)
+    }
+}
+
+pub(super) fn apply_manager(opts: &WriteOptions) -> Result<String, ApiError> {
+    opts.field_manager
+        .clone()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+            )
+        })
+}
+
+/// Update operations take ownership of the fields they change.
+pub(super) fn record_update_ownership(
+    rt: &ResourceType,
+    old: &Value,
+    new: &mut Value,
+    opts: &WriteOptions,
+    subresource: Option<&str>,
+) {
+    let mut entries = fields::read_managed(old);
+    let manager = opts
+        .field_manager
+        .clone()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "unknown".to_string());
+    let changed = fields::changed_paths(old, new);
+    if changed.is_empty() {
+        fields::write_managed(new, &entries);
+        return;
+    }
+    for e in &mut entries {
+        e.fields.retain(|p| !changed.contains(p));
+    }
+    let sub = subresource.unwrap_or("").to_string();
+    let set_now: BTreeSet<_> = changed
+        .into_iter()
+        .filter(|p| fields::get(new, p).is_some())
+        .collect();
+    match entries
+        .iter_mut()
+        .find(|e| e.manager == manager && e.operation == "Update" && e.subresource == sub)
+    {
+        Some(e) => {
+            e.fields.extend(set_now);
+            e.time = now();
+        }
+        None => entries.push(ManagedEntry {
+            manager,
+            operation: "Update".into(),
+            api_version: rt.api_version(),
+            time: now(),
+            fields: set_now,
+            subresource: sub,
+        }),
+    }
+    fields::write_managed(new, &entries);
+}
+
+pub(super) fn strip_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

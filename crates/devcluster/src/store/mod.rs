@@ -1,0 +1,514 @@
+//! The cluster state: every object, one resourceVersion sequence, and the watch history.
+//!
+//! All writes go through one lock, so the resourceVersion order is the commit order and a
+//! watcher never misses or reorders events.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::fields::{self, ManagedEntry};
+use crate::patch::{self, PatchType};
+use crate::resources::{self, ResourceType};
+use crate::selectors::{FieldSelector, LabelSelector, labels_of};
+use crate::status::ApiError;
+use crate::validation;
+use crate::workloads;
+
+mod apply;
+mod delete;
+mod hooks;
+mod write;
+
+use apply::{apply_manager, record_update_ownership};
+use write::{merge_subresource, set_identity};
+
+/// How many watch events are kept for watches that resume from an older version.
+pub const DEFAULT_HISTORY: usize = 50_000;
+/// Largest object the store accepts (etcd's limit).
+pub const MAX_OBJECT_BYTES: usize = 1_572_864;
+
+/// Kind of watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One committed change.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// Storage key of the resource (`group/plural`).
+    pub storage_key: String,
+    /// Namespace of the object (empty for cluster scope).
+    pub namespace: String,
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (before it, for deletes, with the new version).
+    pub object: Value,
+}
+
+/// What a list or watch selects.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Namespace, or all.
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Selection {
+    /// Whether an object of the selected resource matches.
+    pub fn matches(&self, namespace: &str, obj: &Value) -> bool {
+        self.namespace.as_deref().is_none_or(|n| n == namespace)
+            && self.labels.matches(&labels_of(obj))
+            && self.fields.matches(obj)
+    }
+}
+
+/// Who writes and how.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// `fieldManager`.
+    pub field_manager: Option<String>,
+    /// `force` (server-side apply).
+    pub force: bool,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// Deletion propagation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// Delete now, collect dependents afterwards.
+    #[default]
+    Background,
+    /// Delete dependents first.
+    Foreground,
+    /// Leave dependents, removing their ownerReference.
+    Orphan,
+}
+
+type ObjectKey = (String, String);
+
+struct State {
+    rv: u64,
+    registry: Vec<ResourceType>,
+    objects: BTreeMap<String, BTreeMap<ObjectKey, Value>>,
+    history: VecDeque<Arc<Event>>,
+    history_limit: usize,
+    /// Events up to this version have been dropped from the history.
+    compacted: u64,
+}
+
+/// The whole cluster.
+pub struct Store {
+    state: Mutex<State>,
+    live: broadcast::Sender<Arc<Event>>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.pointer(&format!("/metadata/{field}"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+impl Store {
+    /// A store holding the namespaces a new cluster has.
+    pub fn new(history_limit: usize) -> Self {
+        let (live, _) = broadcast::channel(65_536);
+        let store = Self {
+            state: Mutex::new(State {
+                rv: 0,
+                registry: resources::builtins(),
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                history_limit: history_limit.max(1),
+                compacted: 0,
+            }),
+            live,
+        };
+        if let Some(ns) = store.resource("", "v1", "namespaces") {
+            for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                let obj =
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+                // The built-in namespaces cannot fail to create in an empty store.
+                let _ = store.create(&ns, "", obj, &WriteOptions::default());
+            }
+        }
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The resource type serving `group/version/plural`.
+    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.lock()
+            .registry
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+    }
+
+    /// Every resource type currently served.
+    pub fn registry(&self) -> Vec<ResourceType> {
+        self.lock().registry.clone()
+    }
+
+    /// The current resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.lock().objects.values().map(BTreeMap::len).sum()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every stored object and the current resourceVersion, for `--data-dir` snapshots.
+    pub fn export(&self) -> Value {
+        let st = self.lock();
+        let objects: Vec<Value> = st
+            .objects
+            .iter()
+            .flat_map(|(key, objs)| {
+                objs.values()
+                    .map(move |o| json!({"resource": key, "object": o}))
+            })
+            .collect();
+        json!({"resourceVersion": st.rv, "objects": objects})
+    }
+
+    /// Replaces the state with a snapshot from [`Store::export`]. Watches cannot resume from
+    /// before the snapshot: they get 410 Expired and relist, as after an etcd compaction.
+    pub fn import(&self, snapshot: &Value) -> Result<(), ApiError> {
+        let bad = |what: &str| ApiError::internal(format!("invalid snapshot: {what}"));
+        let rv = snapshot["resourceVersion"]
+            .as_u64()
+            .ok_or_else(|| bad("no resourceVersion"))?;
+        let entries = snapshot["objects"]
+            .as_array()
+            .ok_or_else(|| bad("no objects"))?;
+        let mut st = self.lock();
+        st.objects.clear();
+        st.registry = resources::builtins();
+        for e in entries {
+            let key = e["resource"]
+                .as_str()
+                .ok_or_else(|| bad("object without resource"))?;
+            let obj = e["object"].clone();
+            if key == "apiextensions.k8s.io/customresourcedefinitions"
+                && let Some(types) = resources::from_crd(&obj)
+            {
+                st.registry.extend(types);
+            }
+            let ns = meta_str(&obj, "namespace").to_string();
+            let name = meta_str(&obj, "name").to_string();
+            st.objects
+                .entry(key.to_string())
+                .or_default()
+                .insert((ns, name), obj);
+        }
+        st.rv = rv;
+        st.history.clear();
+        st.compacted = rv;
+        Ok(())
+    }
+
+    /// Reads one object.
+    pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let st = self.lock();
+        st.get(rt, ns, name)
+            .map(|o| with_version(o.clone(), rt))
+            .ok_or_else(|| ApiError::not_found(rt, name))
+    }
+
+    /// Lists objects: `(items, resourceVersion, continue token)`.
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        sel: &Selection,
+        limit: Option<usize>,
+        continue_after: Option<&(String, String)>,
+    ) -> (Vec<Value>, u64, Option<(String, String)>) {
+        let st = self.lock();
+        let mut items = Vec::new();
+        let mut next = None;
+        if let Some(objects) = st.objects.get(&rt.storage_key()) {
+            let range = match continue_after {
+                Some(k) => objects.range((
+                    std::ops::Bound::Excluded(k.clone()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => objects.range::<ObjectKey, _>(..),
+            };
+            for (key, obj) in range {
+                if !sel.matches(&key.0, obj) {
+                    continue;
+                }
+                if limit.is_some_and(|l| items.len() >= l) {
+                    next = items.last().map(|o: &Value| {
+                        (
+                            meta_str(o, "namespace").to_string(),
+                            meta_str(o, "name").to_string(),
+                        )
+                    });
+                    break;
+                }
+                items.push(with_version(obj.clone(), rt));
+            }
+        }
+        (items, st.rv, next)
+    }
+
+    /// Subscribes to changes after `from_rv`: the kept events since then, and a live feed.
+    /// `None` starts at the current version after replaying every matching object as ADDED.
+    #[allow(clippy::type_complexity)]
+    pub fn watch(
+        &self,
+        rt: &ResourceType,
+        sel: &Selection,
+        from_rv: Option<u64>,
+    ) -> Result<(Vec<Arc<Event>>, u64, broadcast::Receiver<Arc<Event>>), ApiError> {
+        let st = self.lock();
+        let rx = self.live.subscribe();
+        let key = rt.storage_key();
+        let backlog = match from_rv {
+            None => st
+                .objects
+                .get(&key)
+                .map(|objs| {
+                    objs.iter()
+                        .filter(|((ns, _), o)| sel.matches(ns, o))
+                        .map(|((ns, _), o)| {
+                            Arc::new(Event {
+                                rv: o
+                                    .pointer("/metadata/resourceVersion")
+                                    .and_then(Value::as_str)
+                                    .and_then(|s| s.parse().ok())
+                                    .unwrap_or(st.rv),
+                                storage_key: key.clone(),
+                                namespace: ns.clone(),
+                                kind: EventType::Added,
+                                object: o.clone(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Some(rv) => {
+                if rv < st.compacted {
+                    return Err(ApiError::expired(rv, st.compacted + 1));
+                }
+                st.history
+                    .iter()
+                    .filter(|e| {
+                        e.rv > rv && e.storage_key == key && sel.matches(&e.namespace, &e.object)
+                    })
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok((backlog, st.rv, rx))
+    }
+
+    /// Creates an object.
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        st.create(rt, ns, obj, opts, "Update", &self.live)
+    }
+
+    /// Replaces an object (PUT), on the main resource or the `status` subresource.
+    pub fn replace(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let Some(old) = st.get(rt, ns, name).cloned() else {
+            return Err(ApiError::not_found(rt, name));
+        };
+        let body_rv = meta_str(&obj, "resourceVersion");
+        if !body_rv.is_empty() && body_rv != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::conflict(rt, name));
+        }
+        let merged = merge_subresource(rt, &old, obj, subresource);
+        st.update(
+            rt,
+            ns,
+            name,
+            old,
+            merged,
+            "Update",
+            subresource,
+            opts,
+            &self.live,
+        )
+    }
+
+    /// Patches an object; a server-side apply creates it when absent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        kind: PatchType,
+        body: &Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let old = st.get(rt, ns, name).cloned();
+        let Some(old) = old else {
+            if kind == PatchType::Apply && subresource.is_none() {
+                let manager = apply_manager(opts)?;
+                let mut obj = body.clone();
+                set_identity(&mut obj, rt, ns, name);
+                let opts = WriteOptions {
+                    field_manager: Some(manager),
+                    ..opts.clone()
+                };
+                return st.create(rt, ns, obj, &opts, "Apply", &self.live);
+            }
+            return Err(ApiError::not_found(rt, name));
+        };
+        let mut new = old.clone();
+        let operation = match kind {
+            PatchType::Merge => {
+                patch::merge(&mut new, body);
+                "Update"
+            }
+            PatchType::Strategic => {
+                patch::strategic(&mut new, body);
+                "Update"
+            }
+            PatchType::Json => {
+                patch::json(&mut new, body)?;
+                "Update"
+            }
+            PatchType::Apply => {
+                new = st.apply(rt, &old, body, subresource, opts)?;
+                "Apply"
+            }
+        };
+        let body_rv = meta_str(body, "resourceVersion");
+        if kind != PatchType::Json
+            && !body_rv.is_empty()
+            && body_rv != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(rt, name));
+        }
+        if meta_str(&new, "name") != name {
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name in the URL",
+            ));
+        }
+        let merged = merge_subresource(rt, &old, new, subresource);
+        st.update(
+            rt,
+            ns,
+            name,
+            old,
+            merged,
+            operation,
+            subresource,
+            opts,
+            &self.live,
+        )
+    }
+
+    /// Deletes an object (or marks it, when finalizers remain).
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        propagation: Propagation,
+        precondition_uid: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let Some(obj) = st.get(rt, ns, name).cloned() else {
+            return Err(ApiError::not_found(rt, name));
+        };
+        if let Some(uid) = precondition_uid
+            && uid != meta_str(&obj, "uid")
+        {
+            return Err(ApiError::conflict(rt, name));
+        }
+        st.delete(rt, ns, name, propagation, &self.live)
+    }
+
+    /// Deletes every selected object.
+    pub fn delete_collection(
+        &self,
+        rt: &ResourceType,
+        sel: &Selection,
+        propagation: Propagation,
+    ) -> Result<Vec<Value>, ApiError> {
+        let (items, _, _) = self.list(rt, sel, None, None);
+        let mut st = self.lock();
+        let mut deleted = Vec::new();
+        for item in items {
+            let (ns, name) = (
+                meta_str(&item, "namespace").to_string(),
+                meta_str(&item, "name").to_string(),
+            );
+            if let Ok(d) = st.delete(rt, &ns, &name, propagation, &self.live) {
+                deleted.push(d);
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+fn with_version(mut obj: Value, rt: &ResourceType) -> Value {
+    obj["apiVersion"] = json!(rt.api_version());
+    obj
+}
+
+impl State {}
