@@ -20,7 +20,7 @@ use crate::protobuf;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::{Event, Propagation, Selection, Store, WriteOptions};
+use crate::store::{Event, EventType, Propagation, Selection, Store, WriteOptions};
 use crate::tokens::{self, TokenIssuer};
 
 /// Largest request body (the real server's limit).
@@ -555,7 +555,8 @@ impl Api {
                 tokio::spawn(async move {
                     let mut last_rv = start_rv;
                     for ev in backlog {
-                        if tx.send(event_line(&ev, &rt)).await.is_err() {
+                        let seen = ev.seen_as(&sel).unwrap_or(ev.kind);
+                        if tx.send(event_line(&ev, seen, &rt)).await.is_err() {
                             return;
                         }
                         last_rv = last_rv.max(ev.rv);
@@ -580,11 +581,14 @@ impl Api {
                             }
                             msg = live.recv() => match msg {
                                 Ok(ev) => {
-                                    if ev.rv <= start_rv || ev.storage_key != key || !sel.matches(&ev.namespace, &ev.object) {
+                                    if ev.rv <= start_rv || ev.storage_key != key {
                                         continue;
                                     }
+                                    let Some(seen) = ev.seen_as(&sel) else {
+                                        continue;
+                                    };
                                     last_rv = ev.rv;
-                                    if tx.send(event_line(&ev, &rt)).await.is_err() {
+                                    if tx.send(event_line(&ev, seen, &rt)).await.is_err() {
                                         return;
                                     }
                                 }
@@ -695,10 +699,10 @@ fn watch_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-fn event_line(ev: &Event, rt: &ResourceType) -> Bytes {
+fn event_line(ev: &Event, seen: EventType, rt: &ResourceType) -> Bytes {
     let mut obj = ev.object.clone();
     obj["apiVersion"] = json!(rt.api_version());
-    watch_line(ev.kind.as_str(), &obj)
+    watch_line(seen.as_str(), &obj)
 }
 
 fn bookmark(rt: &ResourceType, rv: u64) -> Value {

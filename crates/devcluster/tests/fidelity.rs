@@ -879,3 +879,51 @@ async fn reqwest_like_get(url: &str, token: &str, path: &str) -> u16 {
         Err(e) => panic!("{e}"),
     }
 }
+
+#[tokio::test]
+async fn selector_watches_see_objects_enter_and_leave() {
+    let (t, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, &t.ns);
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "m", "labels": {"team": "a"}}}))
+            .unwrap();
+    let created = api.create(&PostParams::default(), &cm).await.unwrap();
+    let rv = created.resource_version().unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().labels("team=a").timeout(10), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let relabel = |team: &'static str| json!({"metadata": {"labels": {"team": team}}});
+    api.patch("m", &PatchParams::default(), &Patch::Merge(relabel("b")))
+        .await
+        .unwrap();
+    api.patch(
+        "m",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"x": "1"}})),
+    )
+    .await
+    .unwrap();
+    api.patch("m", &PatchParams::default(), &Patch::Merge(relabel("a")))
+        .await
+        .unwrap();
+    api.patch(
+        "m",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"x": "2"}})),
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match stream.try_next().await.unwrap().unwrap() {
+            WatchEvent::Added(_) => seen.push("ADDED"),
+            WatchEvent::Modified(_) => seen.push("MODIFIED"),
+            WatchEvent::Deleted(_) => seen.push("DELETED"),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(seen, ["DELETED", "ADDED", "MODIFIED"]);
+}

@@ -89,7 +89,7 @@ impl State {
         };
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        self.record(live, rt, ns, EventType::Deleted, obj.clone());
+        self.record(live, rt, ns, EventType::Deleted, obj.clone(), None);
         let uid = meta_str(&obj, "uid").to_string();
         self.collect_dependents(&uid, propagation, live);
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {

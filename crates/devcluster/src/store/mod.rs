@@ -65,6 +65,31 @@ pub struct Event {
     pub kind: EventType,
     /// The object after the change (before it, for deletes, with the new version).
     pub object: Value,
+    /// The object before a modification, so selector-filtered watches can turn a change that
+    /// leaves (or enters) the selection into DELETED (or ADDED), as the real server does.
+    pub previous: Option<Value>,
+}
+
+impl Event {
+    /// How a watch with `sel` sees this event, if at all.
+    pub fn seen_as(&self, sel: &Selection) -> Option<EventType> {
+        let now = sel.matches(&self.namespace, &self.object);
+        match self.kind {
+            EventType::Modified => {
+                let before = self
+                    .previous
+                    .as_ref()
+                    .map_or(now, |p| sel.matches(&self.namespace, p));
+                match (before, now) {
+                    (true, true) => Some(EventType::Modified),
+                    (false, true) => Some(EventType::Added),
+                    (true, false) => Some(EventType::Deleted),
+                    (false, false) => None,
+                }
+            }
+            other => now.then_some(other),
+        }
+    }
 }
 
 /// What a list or watch selects.
@@ -325,6 +350,7 @@ impl Store {
                                 namespace: ns.clone(),
                                 kind: EventType::Added,
                                 object: o.clone(),
+                                previous: None,
                             })
                         })
                         .collect()
@@ -336,9 +362,7 @@ impl Store {
                 }
                 st.history
                     .iter()
-                    .filter(|e| {
-                        e.rv > rv && e.storage_key == key && sel.matches(&e.namespace, &e.object)
-                    })
+                    .filter(|e| e.rv > rv && e.storage_key == key && e.seen_as(sel).is_some())
                     .cloned()
                     .collect()
             }

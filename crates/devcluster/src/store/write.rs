@@ -30,6 +30,7 @@ impl State {
         ns: &str,
         kind: EventType,
         object: Value,
+        previous: Option<Value>,
     ) {
         let event = Arc::new(Event {
             rv: self.rv,
@@ -41,6 +42,7 @@ impl State {
             },
             kind,
             object,
+            previous,
         });
         self.history.push_back(event.clone());
         while self.history.len() > self.history_limit {
@@ -193,11 +195,12 @@ impl State {
         } else {
             String::new()
         };
-        self.objects
+        let previous = self
+            .objects
             .entry(rt.storage_key())
             .or_default()
             .insert((ns_key, name.to_string()), obj.clone());
-        self.record(live, rt, ns, kind, obj.clone());
+        self.record(live, rt, ns, kind, obj.clone(), previous);
         self.after_write(rt, ns, name, &obj, live);
         Ok(with_version(obj, rt))
     }
