@@ -333,6 +333,21 @@ impl Api {
         let trimmed = path.trim_end_matches('/');
         let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
         if req.method() == Method::GET {
+            let accept = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if discovery::wants_aggregated(accept) && matches!(segs.as_slice(), ["api"] | ["apis"])
+            {
+                let doc = discovery::aggregated(&registry, segs == ["api"]);
+                let mut resp = json_response(StatusCode::OK, &doc);
+                resp.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+                );
+                return Ok(resp);
+            }
             let doc = match segs.as_slice() {
                 ["api"] => Some(discovery::core_versions(&host)),
                 ["apis"] => Some(discovery::group_list(&registry)),

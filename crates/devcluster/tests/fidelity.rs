@@ -927,3 +927,127 @@ async fn selector_watches_see_objects_enter_and_leave() {
     }
     assert_eq!(seen, ["DELETED", "ADDED", "MODIFIED"]);
 }
+
+#[tokio::test]
+async fn kube_runtime_controller_and_reflector_run_against_it() {
+    use kube::runtime::controller::{Action, Controller};
+    use kube::runtime::reflector;
+    use std::sync::Arc;
+
+    let (t, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &t.ns);
+
+    // a reflector keeps a cache in step with the server
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let reflect = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default()));
+    let reflect_task = tokio::spawn(reflect.for_each(|_| async {}));
+
+    // a controller stamps every ConfigMap with an annotation by server-side apply
+    async fn reconcile(
+        cm: Arc<ConfigMap>,
+        api: Arc<Api<ConfigMap>>,
+    ) -> Result<Action, kube::Error> {
+        let patch = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm.name_any(), "annotations": {"reconciled": "yes"}}});
+        api.patch(
+            &cm.name_any(),
+            &PatchParams::apply("fidelity-controller").force(),
+            &Patch::Apply(patch),
+        )
+        .await?;
+        Ok(Action::await_change())
+    }
+    fn error_policy(_: Arc<ConfigMap>, _: &kube::Error, _: Arc<Api<ConfigMap>>) -> Action {
+        Action::requeue(Duration::from_secs(1))
+    }
+    let ctx = Arc::new(api.clone());
+    let controller = Controller::new(api.clone(), watcher::Config::default())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {});
+    let controller_task = tokio::spawn(controller);
+
+    for name in ["one", "two", "three"] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name}, "data": {"a": "b"}}))
+                .unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let stamped = async {
+        loop {
+            let all = api.list(&ListParams::default()).await.unwrap().items;
+            let done = all
+                .iter()
+                .filter(|c| c.annotations().get("reconciled").map(String::as_str) == Some("yes"))
+                .count();
+            if done == 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), stamped)
+        .await
+        .expect("controller reconciled every ConfigMap");
+    let cached = async {
+        loop {
+            let n = reader
+                .state()
+                .iter()
+                .filter(|c| c.annotations().contains_key("reconciled"))
+                .count();
+            if n == 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), cached)
+        .await
+        .expect("reflector cache caught up");
+    controller_task.abort();
+    reflect_task.abort();
+}
+
+#[tokio::test]
+async fn malformed_bodies_and_wrong_api_versions_are_rejected() {
+    let (t, client) = start().await;
+    let path = format!("/api/v1/namespaces/{}/configmaps", t.ns);
+    let send = |body: &'static str| {
+        let client = client.clone();
+        let path = path.clone();
+        async move {
+            let req = http::Request::post(path)
+                .header("Content-Type", "application/json")
+                .body(body.as_bytes().to_vec())
+                .unwrap();
+            match client.request_text(req).await {
+                Ok(_) => (201, String::new()),
+                Err(kube::Error::Api(s)) => (s.code, s.reason.clone()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    assert_eq!(send("{not json").await, (400, "BadRequest".to_string()));
+    let (code, reason) =
+        send(r#"{"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}}"#).await;
+    assert_eq!((code, reason.as_str()), (400, "BadRequest"));
+    let (code, _) =
+        send(r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}"#).await;
+    assert_eq!(code, 400, "a Secret body posted to configmaps");
+    // unknown resources are 404
+    let req = http::Request::get("/api/v1/gizmos")
+        .body(Vec::new())
+        .unwrap();
+    match client.request_text(req).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (404, "NotFound")),
+        other => panic!("{other:?}"),
+    }
+    // and nothing was stored
+    let cms: Api<ConfigMap> = Api::namespaced(client, &t.ns);
+    assert!(
+        cms.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

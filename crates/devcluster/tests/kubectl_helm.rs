@@ -447,6 +447,18 @@ spec:
         "--timeout=20s",
     ])
     .await;
+    // aggregated discovery lists the new kind with its short name
+    let resources = env
+        .kubectl(&[
+            "api-resources",
+            "--api-group=test.strongroom.dev",
+            "--no-headers",
+        ])
+        .await;
+    assert!(
+        resources.contains("gadgets") && resources.contains("gd"),
+        "{resources}"
+    );
     let g = env.write("g.yaml", "apiVersion: test.strongroom.dev/v1\nkind: Gadget\nmetadata:\n  name: g1\n  namespace: default\nspec:\n  size: 3\n");
     env.kubectl(&["apply", "-f", path(&g)]).await;
     let size = env
