@@ -181,6 +181,18 @@ impl DevCluster {
         )
     }
 
+    /// A kube-rs client authenticated as the admin (feature `client`).
+    #[cfg(feature = "client")]
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig())?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
     /// Writes the kubeconfig to `path`, readable by the owner only.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -87,6 +87,23 @@ async fn starts_with_the_default_namespaces_over_https() {
 }
 
 #[tokio::test]
+async fn in_process_client_helper() {
+    let cluster = strongroom_devcluster::DevCluster::start(Default::default())
+        .await
+        .unwrap();
+    let namespaces: Api<Namespace> = Api::all(cluster.client().await.unwrap());
+    assert_eq!(
+        namespaces
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+}
+
+#[tokio::test]
 async fn plain_http_mode() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
