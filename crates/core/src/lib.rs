@@ -5,6 +5,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod crd;
+pub mod duration;
 pub mod sealing;
 pub mod secret;
 

@@ -3,6 +3,10 @@
 //! The reconcile loop, HTTP endpoints and binary build on these pure pieces.
 #![forbid(unsafe_code)]
 
+pub mod controller;
 pub mod desired;
+pub mod http;
 pub mod keys;
+pub mod keystore;
+pub mod metrics;
 pub mod ownership;

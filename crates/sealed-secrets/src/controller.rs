@@ -1,0 +1,306 @@
+//! The reconcile loop: SealedSecret → Secret by server-side apply, status `Synced`, events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use strongroom_controller_kit::backoff::Backoff;
+use strongroom_core::crd::sealed_secret::SealedSecret;
+use strongroom_core::sealing::Fingerprint;
+
+use crate::desired::{UnsealFailure, desired_secret};
+use crate::keystore::KeyStore;
+use crate::metrics::Metrics;
+use crate::ownership::{Ownership, ownership};
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "sealed-secrets-controller";
+/// Annotation on the Secret: fingerprint of the key that unsealed it.
+pub const KEY_ANNOTATION: &str = "sealedsecrets.strongroom.dev/sealing-key";
+/// Annotation on the Secret: hash of the SealedSecret it was produced from, so a restart can
+/// skip decrypting what is already in place.
+pub const SOURCE_HASH_ANNOTATION: &str = "sealedsecrets.strongroom.dev/source-hash";
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Unsealing failed.
+    #[error("{0}")]
+    Unseal(#[from] UnsealFailure),
+    /// The Secret exists and is someone else's.
+    #[error("Resource \"{0}\" already exists and is not managed by SealedSecret")]
+    Unmanaged(String),
+    /// Reading or writing the Secret failed.
+    #[error("{0}")]
+    Update(kube::Error),
+    /// Writing the status failed.
+    #[error("status update failed: {0}")]
+    Status(kube::Error),
+}
+
+impl Error {
+    /// The `reason` label of `unseal_errors_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unseal(_) => "unseal",
+            Self::Unmanaged(_) => "unmanaged",
+            Self::Update(_) => "update",
+            Self::Status(_) => "status",
+        }
+    }
+}
+
+/// Everything a reconcile needs, built once.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// The keys.
+    pub keys: Arc<KeyStore>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Per-object backoff.
+    pub backoff: Backoff,
+    /// `--accept-deprecated-v1-data`.
+    pub accept_v1_data: bool,
+    /// `--update-status`.
+    pub update_status: bool,
+    /// Which key opened each SealedSecret last (uid → fingerprint), tried first next time.
+    pub last_key: Mutex<HashMap<String, Fingerprint>>,
+    /// How often everything is re-checked (drift repair).
+    pub resync: Duration,
+}
+
+fn source_hash(ss: &SealedSecret) -> String {
+    let mut h = Sha256::new();
+    h.update(ss.uid().unwrap_or_default());
+    h.update(serde_json::to_vec(&ss.spec).unwrap_or_default());
+    h.update(serde_json::to_vec(&ss.metadata.annotations).unwrap_or_default());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn publish(ctx: &Context, ss: &SealedSecret, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Unseal".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &ss.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish event");
+    }
+}
+
+async fn set_status(
+    ctx: &Context,
+    ss: &SealedSecret,
+    ok: bool,
+    message: &str,
+) -> Result<(), Error> {
+    let ns = ss.namespace().unwrap_or_default();
+    let instance = ss
+        .labels()
+        .get("app.kubernetes.io/instance")
+        .cloned()
+        .unwrap_or_default();
+    ctx.metrics
+        .condition_info
+        .with_label_values(&[
+            ns.as_str(),
+            ss.name_any().as_str(),
+            "Synced",
+            instance.as_str(),
+        ])
+        .set(if ok { 1.0 } else { -1.0 });
+    if !ctx.update_status {
+        return Ok(());
+    }
+    let status = if ok { "True" } else { "False" };
+    let current = ss.status.as_ref();
+    let same = current.is_some_and(|s| {
+        s.observed_generation == ss.metadata.generation
+            && s.conditions.as_ref().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c.type_ == "Synced"
+                        && c.status == status
+                        && c.message.as_deref().unwrap_or("") == message
+                })
+            })
+    });
+    if same {
+        return Ok(());
+    }
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let flipped = current
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Synced"))
+        .is_none_or(|c| c.status != status);
+    let transition = if flipped {
+        now.clone()
+    } else {
+        current
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Synced"))
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(|| now.clone())
+    };
+    let mut condition = json!({"type": "Synced", "status": status, "lastUpdateTime": now, "lastTransitionTime": transition});
+    if !message.is_empty() {
+        condition["message"] = json!(message);
+    }
+    let patch = json!({"status": {"observedGeneration": ss.metadata.generation, "conditions": [condition]}});
+    let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &ns);
+    api.patch_status(
+        &ss.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
+}
+
+/// Brings the Secret of one SealedSecret in line.
+pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.unseal_requests.inc();
+    let ns = ss.namespace().unwrap_or_default();
+    let name = ss.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = secrets.get_opt(&name).await.map_err(Error::Update)?;
+    let uid = ss.uid().unwrap_or_default();
+    let mode = ownership(existing.as_ref(), &uid);
+    if mode == Ownership::Foreign {
+        return Err(Error::Unmanaged(name));
+    }
+    let hash = source_hash(&ss);
+    let in_place = existing
+        .as_ref()
+        .and_then(|s| s.annotations().get(SOURCE_HASH_ANNOTATION).cloned())
+        .is_some_and(|h| h == hash);
+    if !in_place {
+        let hint = ctx
+            .last_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&uid)
+            .cloned();
+        let keys = ctx.keys.clone();
+        let accept = ctx.accept_v1_data;
+        let owned = (*ss).clone();
+        // RSA private operations are CPU-bound: keep them off the async workers
+        let desired = tokio::task::spawn_blocking(move || {
+            keys.with_ring(|ring| desired_secret(&owned, ring, hint.as_ref(), accept))
+        })
+        .await
+        .map_err(|e| Error::Update(kube::Error::Service(Box::new(e))))??;
+        let mut secret = desired.secret;
+        let annotations = secret
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new);
+        annotations.insert(SOURCE_HASH_ANNOTATION.into(), hash);
+        let fingerprints: Vec<String> = desired.keys.iter().map(ToString::to_string).collect();
+        annotations.insert(KEY_ANNOTATION.into(), fingerprints.join(","));
+        if let Some(first) = desired.keys.first() {
+            ctx.last_key
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(uid.clone(), first.clone());
+        }
+        let mut body =
+            serde_json::to_value(&secret).map_err(|e| Error::Update(kube::Error::SerdeError(e)))?;
+        body["apiVersion"] = json!("v1");
+        body["kind"] = json!("Secret");
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match secrets.patch(&name, &params, &Patch::Apply(body)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.message.contains("field is immutable") => {
+                return Err(Error::Update(kube::Error::Api(s)));
+            }
+            Err(e) => return Err(Error::Update(e)),
+        }
+        publish(
+            &ctx,
+            &ss,
+            EventType::Normal,
+            "Unsealed",
+            "SealedSecret unsealed successfully".into(),
+        )
+        .await;
+    }
+    set_status(&ctx, &ss, true, "").await?;
+    ctx.backoff.succeeded(&format!("{ns}/{name}"));
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// Counts, reports and backs off a failed reconcile.
+pub fn error_policy(ss: Arc<SealedSecret>, err: &Error, ctx: Arc<Context>) -> Action {
+    let ns = ss.namespace().unwrap_or_default();
+    ctx.metrics
+        .unseal_errors
+        .with_label_values(&[err.reason(), ns.as_str()])
+        .inc();
+    tracing::warn!(sealedsecret = %format!("{ns}/{}", ss.name_any()), reason = err.reason(), error = %err, "reconcile failed");
+    let delay = ctx.backoff.failed(&format!("{ns}/{}", ss.name_any()));
+    let message = err.to_string();
+    let (reason, note) = match err {
+        Error::Unseal(_) => ("ErrUnsealFailed", format!("Failed to unseal: {message}")),
+        _ => ("ErrUpdateFailed", message.clone()),
+    };
+    let status_message = message.clone();
+    tokio::spawn(async move {
+        publish(&ctx, &ss, EventType::Warning, reason, note).await;
+        if let Err(e) = set_status(&ctx, &ss, false, &status_message).await {
+            tracing::warn!(error = %e, "could not write the failure status");
+        }
+    });
+    Action::requeue(delay)
+}
+
+/// Runs the controller until the stream ends (shutdown).
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    label_selector: Option<String>,
+    concurrency: u16,
+) {
+    let client = ctx.client.clone();
+    let (sealed, secrets): (Api<SealedSecret>, Api<Secret>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let mut cfg = watcher::Config::default();
+    if let Some(sel) = &label_selector {
+        cfg = cfg.labels(sel);
+    }
+    Controller::new(sealed, cfg.clone())
+        .owns(secrets, watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+/// The event reporter name upstream uses.
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: "sealed-secrets".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}

@@ -1,0 +1,219 @@
+//! `sealed-secrets-controller`: unseals SealedSecrets into Secrets. Flags and their
+//! `SEALED_SECRETS_*` environment variables match upstream's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use strongroom_controller_kit::{admin, backoff::Backoff, leader, logging};
+use strongroom_core::duration::parse_go_duration;
+use strongroom_sealed_secrets::controller::{self, Context};
+use strongroom_sealed_secrets::http::{self, HttpApi, RateLimiter};
+use strongroom_sealed_secrets::keys::{KeyOrder, parse_pairs};
+use strongroom_sealed_secrets::keystore::{self, KeyConfig, KeyStore};
+use strongroom_sealed_secrets::metrics::Metrics;
+
+/// The sealed-secrets controller.
+#[derive(Debug, Parser)]
+#[command(name = "sealed-secrets-controller", version)]
+struct Args {
+    /// Prefix (generateName) of key Secrets, also the legacy key Secret's name.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_KEY_PREFIX",
+        default_value = "sealed-secrets-key"
+    )]
+    key_prefix: String,
+    /// RSA key size of new keys.
+    #[arg(long, env = "SEALED_SECRETS_KEY_SIZE", default_value_t = 4096)]
+    key_size: usize,
+    /// Certificate validity (Go duration).
+    #[arg(long, env = "SEALED_SECRETS_KEY_TTL", default_value = "87600h")]
+    key_ttl: String,
+    /// Common name of the certificate; empty gives an empty DN.
+    #[arg(long, env = "SEALED_SECRETS_MY_CN", default_value = "")]
+    my_cn: String,
+    /// New key every period (Go duration; 0 disables).
+    #[arg(
+        long,
+        visible_alias = "rotate-period",
+        env = "SEALED_SECRETS_KEY_RENEW_PERIOD",
+        default_value = "720h"
+    )]
+    key_renew_period: String,
+    /// CertNotBefore or SecretCreationTimestamp.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_KEY_ORDER_PRIORITY",
+        default_value = "CertNotBefore"
+    )]
+    key_order_priority: KeyOrder,
+    /// Generate a key at start if the newest is older than this RFC1123Z time.
+    #[arg(long, env = "SEALED_SECRETS_KEY_CUTOFF_TIME", default_value = "")]
+    key_cutoff_time: String,
+    /// Unseal the deprecated v1 `spec.data` format.
+    #[arg(long, env = "SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA", default_value_t = true, action = clap::ArgAction::Set)]
+    accept_deprecated_v1_data: bool,
+    /// Watch every namespace (false: only the controller's).
+    #[arg(long, env = "SEALED_SECRETS_ALL_NAMESPACES", default_value_t = true, action = clap::ArgAction::Set)]
+    all_namespaces: bool,
+    /// Only SealedSecrets with these labels.
+    #[arg(long, env = "SEALED_SECRETS_LABEL_SELECTOR", default_value = "")]
+    label_selector: String,
+    /// `/v1/verify` requests per second.
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT", default_value_t = 2.0)]
+    rate_limit: f64,
+    /// `/v1/verify` burst.
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 2.0)]
+    rate_limit_burst: f64,
+    /// `k=v,...` labels of new key Secrets.
+    #[arg(long, env = "SEALED_SECRETS_PRIVATEKEY_LABELS", default_value = "")]
+    privatekey_labels: String,
+    /// `k=v,...` annotations of new key Secrets.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_PRIVATEKEY_ANNOTATIONS",
+        default_value = ""
+    )]
+    privatekey_annotations: String,
+    /// Write `.status` (conditions, observedGeneration).
+    #[arg(long, env = "SEALED_SECRETS_UPDATE_STATUS", default_value_t = true, action = clap::ArgAction::Set)]
+    update_status: bool,
+    /// API address (`/healthz`, `/v1/...`).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_LISTEN_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    listen_addr: String,
+    /// Metrics address.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_LISTEN_METRICS_ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
+    listen_metrics_addr: String,
+    /// SealedSecrets unsealed in parallel.
+    #[arg(long, env = "SEALED_SECRETS_CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// Re-check every SealedSecret this often (drift repair; Go duration).
+    #[arg(long, env = "SEALED_SECRETS_RESYNC_PERIOD", default_value = "10m")]
+    resync_period: String,
+    /// Hold a coordination.k8s.io Lease so several replicas are safe.
+    #[arg(long, env = "SEALED_SECRETS_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    #[command(flatten)]
+    log: logging::LogArgs,
+}
+
+/// Go's `:8080` means every interface.
+fn addr(text: &str) -> anyhow::Result<SocketAddr> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_string()
+    };
+    full.parse()
+        .map_err(|e| anyhow::anyhow!("invalid address {text:?}: {e}"))
+}
+
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    parse_go_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+fn controller_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|| "default".to_string())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    logging::init(&args.log);
+    let namespace = controller_namespace();
+    let cutoff = if args.key_cutoff_time.is_empty() {
+        None
+    } else {
+        Some(
+            DateTime::parse_from_rfc2822(&args.key_cutoff_time)
+                .map_err(|e| anyhow::anyhow!("--key-cutoff-time: {e}"))?
+                .with_timezone(&Utc),
+        )
+    };
+    let key_cfg = KeyConfig {
+        namespace: namespace.clone(),
+        prefix: args.key_prefix.clone(),
+        bits: args.key_size,
+        ttl: chrono::Duration::from_std(duration("key-ttl", &args.key_ttl)?)?,
+        common_name: args.my_cn.clone(),
+        renew_period: chrono::Duration::from_std(duration(
+            "key-renew-period",
+            &args.key_renew_period,
+        )?)?,
+        order: args.key_order_priority,
+        cutoff,
+        labels: parse_pairs("--privatekey-labels", &args.privatekey_labels)
+            .map_err(anyhow::Error::msg)?,
+        annotations: parse_pairs("--privatekey-annotations", &args.privatekey_annotations)
+            .map_err(anyhow::Error::msg)?,
+    };
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry)?;
+    let keys = Arc::new(KeyStore::default());
+    let health = Arc::new(admin::Health::default());
+
+    // serve /healthz before key generation, which can take seconds
+    let api = Arc::new(HttpApi {
+        keys: keys.clone(),
+        metrics: metrics.clone(),
+        limiter: RateLimiter::new(args.rate_limit, args.rate_limit_burst),
+        accept_v1_data: args.accept_deprecated_v1_data,
+    });
+    let listen = http::serve(addr(&args.listen_addr)?, api).await?;
+    let (metrics_addr, _admin) =
+        admin::serve(addr(&args.listen_metrics_addr)?, registry, health.clone()).await?;
+    tracing::info!(%listen, %metrics_addr, %namespace, "sealed-secrets controller starting");
+
+    let client = Client::try_default().await?;
+    keystore::bootstrap(&client, &key_cfg, &keys).await?;
+    let _key_watch = keystore::spawn_watch(client.clone(), key_cfg.clone(), keys.clone());
+
+    if args.leader_elect {
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("sealed-secrets-{}", std::process::id()));
+        let (mut leading, _election) = leader::spawn(
+            client.clone(),
+            leader::LeaseConfig::new(&namespace, "sealed-secrets-controller", &identity),
+        );
+        tracing::info!(%identity, "waiting for leadership");
+        leading.wait_for(|l| *l).await?;
+        tracing::info!(%identity, "leading");
+    }
+    let _renewal = keystore::spawn_renewal(client.clone(), key_cfg.clone(), keys.clone());
+    health.set_ready(true);
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        keys,
+        metrics,
+        recorder: Recorder::new(client.clone(), controller::reporter()),
+        backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(300)),
+        accept_v1_data: args.accept_deprecated_v1_data,
+        update_status: args.update_status,
+        last_key: Default::default(),
+        resync: duration("resync-period", &args.resync_period)?,
+    });
+    let watch_ns = (!args.all_namespaces).then_some(namespace);
+    let selector = (!args.label_selector.is_empty()).then_some(args.label_selector);
+    controller::run(ctx, watch_ns, selector, args.concurrency).await;
+    Ok(())
+}
