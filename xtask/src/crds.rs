@@ -20,6 +20,12 @@ fn dir(root: &Path) -> PathBuf {
     root.join("deploy/crds")
 }
 
+/// CRD files that Helm charts ship in their `crds/` folder, kept identical to `deploy/crds/`.
+const CHART_COPIES: [(&str, &str); 1] = [(
+    "bitnami.com_sealedsecrets.yaml",
+    "deploy/charts/sealed-secrets/crds",
+)];
+
 /// Writes every CRD file and removes stale ones.
 pub fn write(root: &Path) -> anyhow::Result<()> {
     let dir = dir(root);
@@ -35,6 +41,13 @@ pub fn write(root: &Path) -> anyhow::Result<()> {
             println!("removed stale deploy/crds/{stale}");
         }
     }
+    for (file, chart_dir) in CHART_COPIES {
+        if let Some((_, yaml)) = files.iter().find(|(f, _)| f == file) {
+            std::fs::create_dir_all(root.join(chart_dir))?;
+            std::fs::write(root.join(chart_dir).join(file), yaml)?;
+            println!("wrote {chart_dir}/{file}");
+        }
+    }
     Ok(())
 }
 
@@ -48,6 +61,18 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
             Ok(on_disk) if on_disk == *yaml => {}
             Ok(_) => drift.push(format!("{file}: differs")),
             Err(_) => drift.push(format!("{file}: missing")),
+        }
+    }
+    for (file, chart_dir) in CHART_COPIES {
+        let expected = files
+            .iter()
+            .find(|(f, _)| f == file)
+            .map(|(_, y)| y.as_str());
+        let on_disk = std::fs::read_to_string(root.join(chart_dir).join(file)).ok();
+        if expected != on_disk.as_deref() {
+            drift.push(format!(
+                "{chart_dir}/{file}: differs from the generated CRD"
+            ));
         }
     }
     for extra in yaml_files(&dir)? {
