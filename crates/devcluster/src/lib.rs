@@ -11,6 +11,7 @@ pub mod fields;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod proxy;
 pub mod resources;
 pub mod selectors;
 pub mod server;

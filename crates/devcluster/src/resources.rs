@@ -116,6 +116,16 @@ pub fn builtins() -> Vec<ResourceType> {
         R::builtin("", "v1", "Event", "events", true, &["ev"], false, false),
         R::builtin("", "v1", "Pod", "pods", true, &["po"], true, false),
         R::builtin(
+            "",
+            "v1",
+            "Endpoints",
+            "endpoints",
+            true,
+            &["ep"],
+            false,
+            false,
+        ),
+        R::builtin(
             "events.k8s.io",
             "v1",
             "Event",

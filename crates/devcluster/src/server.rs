@@ -17,6 +17,7 @@ use crate::discovery;
 use crate::openapi;
 use crate::patch::PatchType;
 use crate::protobuf;
+use crate::proxy;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -378,6 +379,26 @@ impl Api {
             .ok_or_else(ApiError::unknown_resource)?;
         if !rt.namespaced && rp.namespace.is_some() {
             return Err(ApiError::unknown_resource());
+        }
+        if rt.group.is_empty()
+            && rt.plural == "services"
+            && rp.subresource.as_deref() == Some("proxy")
+        {
+            let ns = rp.namespace.clone().unwrap_or_default();
+            let spec = rp.name.clone().unwrap_or_default();
+            let marker = format!("/services/{spec}/proxy");
+            let rest = path.split_once(&marker).map_or("", |(_, r)| r);
+            let rest = if rest.is_empty() { "/" } else { rest };
+            let path_and_query = match req.uri().query() {
+                Some(q) => format!("{rest}?{q}"),
+                None => rest.to_string(),
+            };
+            let backend = proxy::resolve(&self.store, &ns, &spec)?;
+            let method = req.method().clone();
+            let headers = req.headers().clone();
+            let body = read_body(req).await?;
+            let resp = proxy::forward(&backend, method, &path_and_query, &headers, body).await?;
+            return Ok(resp.map(|b| b.boxed()));
         }
         if rt.group == "authentication.k8s.io" && rt.plural == "tokenreviews" {
             if req.method() != Method::POST || rp.name.is_some() {

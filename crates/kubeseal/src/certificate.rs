@@ -27,8 +27,12 @@ pub fn read_pem(source: &str) -> Result<String> {
 
 /// Loads and checks the certificate to seal with.
 pub fn load(source: &str, allow_expired: bool) -> Result<SealingCertificate> {
-    let pem = read_pem(source)?;
-    let cert = SealingCertificate::from_pem(&pem).map_err(|e| Error::Certificate {
+    check(&read_pem(source)?, source, allow_expired)
+}
+
+/// Parses PEM and refuses an expired certificate unless allowed.
+pub fn check(pem: &str, source: &str, allow_expired: bool) -> Result<SealingCertificate> {
+    let cert = SealingCertificate::from_pem(pem).map_err(|e| Error::Certificate {
         source_name: source.to_string(),
         reason: e.to_string(),
     })?;

@@ -194,10 +194,3 @@ pub struct Args {
     #[arg(long, default_value = "0")]
     pub request_timeout: String,
 }
-
-impl Args {
-    /// Whether this invocation needs the controller (and so a cluster connection).
-    pub fn needs_controller(&self) -> bool {
-        self.validate || self.re_encrypt || (self.fetch_cert && self.cert.is_empty())
-    }
-}

@@ -84,20 +84,13 @@ pub enum Error {
         /// When it expired, as upstream prints it.
         expired: String,
     },
-    /// No certificate was given and none can be fetched.
-    #[error(
-        "no certificate to seal with: pass --cert FILE or URL (fetching it from the controller \
-         through the cluster is not available in this kubeseal yet)"
-    )]
-    NoCertificate,
-    /// A flag needs the controller.
-    #[error(
-        "{flag} needs the sealed-secrets controller through the cluster, which this kubeseal \
-         cannot reach yet"
-    )]
-    NeedsController {
-        /// The flag.
-        flag: &'static str,
+    /// The controller could not be reached or answered an error.
+    #[error("cannot {what}: {reason}")]
+    Controller {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        reason: String,
     },
     /// Wrong flag combination.
     #[error("{0}")]

@@ -8,6 +8,7 @@ mod documents;
 mod error;
 mod kubeconfig;
 mod merge;
+mod online;
 mod recovery;
 mod seal;
 
@@ -37,16 +38,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
-    if args.needs_controller() {
-        let flag = if args.validate {
-            "--validate"
-        } else if args.re_encrypt {
-            "--re-encrypt"
-        } else {
-            "--fetch-cert without --cert"
-        };
-        return Err(Error::NeedsController { flag });
-    }
     if args.recovery_unseal {
         let ring = recovery::load_keys(&args.recovery_private_key)?;
         let (text, name) = read_input(args.secret_file.as_deref())?;
@@ -54,19 +45,30 @@ fn run(args: &Args) -> Result<()> {
         let out = args.sealed_secret_file.as_deref();
         return write_output(out, &render(&secrets, output_format(args.format, out))?);
     }
-    if args.cert.is_empty() {
-        return Err(Error::NoCertificate);
+    if args.validate || args.re_encrypt {
+        return run_against_controller(args);
     }
     if args.fetch_cert {
-        return write_output(
-            args.sealed_secret_file.as_deref(),
-            &certificate::read_pem(&args.cert)?,
-        );
+        let pem = if args.cert.is_empty() {
+            online::Controller::connect(args)?.fetch_cert()?
+        } else {
+            certificate::read_pem(&args.cert)?
+        };
+        return write_output(args.sealed_secret_file.as_deref(), &pem);
     }
     if !args.from_file.is_empty() && !args.raw {
         return Err(Error::Usage("--from-file requires --raw".into()));
     }
-    let cert = certificate::load(&args.cert, args.allow_expired_cert)?;
+    let cert = if args.cert.is_empty() {
+        let pem = online::Controller::connect(args)?.fetch_cert()?;
+        certificate::check(
+            &pem,
+            "the controller's certificate",
+            args.allow_expired_cert,
+        )?
+    } else {
+        certificate::load(&args.cert, args.allow_expired_cert)?
+    };
     let opts = SealOptions {
         scope: args.scope,
         name: Some(args.name.clone()).filter(|n| !n.is_empty()),
@@ -131,4 +133,63 @@ fn run_raw(
     let name = opts.name.clone().unwrap_or_default();
     let sealed = seal_raw(&value, key, scope, &name, &namespace)?;
     write_output(args.sealed_secret_file.as_deref(), &sealed)
+}
+
+/// `--validate` and `--re-encrypt`: each input SealedSecret goes to the controller.
+fn run_against_controller(args: &Args) -> Result<()> {
+    let controller = online::Controller::connect(args)?;
+    let (text, source_name) = read_input(args.secret_file.as_deref())?;
+    let docs = parse_all(&text, &source_name)?;
+    let mut rotated = Vec::new();
+    for (i, mut doc) in docs.into_iter().enumerate() {
+        expect_kind(
+            &doc,
+            "bitnami.com/v1alpha1",
+            "SealedSecret",
+            "a SealedSecret",
+            &source_name,
+            i + 1,
+        )?;
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if args.validate {
+            if !controller.verify(&doc)? {
+                return Err(Error::Usage(format!(
+                    "unable to decrypt sealed secret: {name}"
+                )));
+            }
+            continue;
+        }
+        if let Some(meta) = doc
+            .get_mut("metadata")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            for field in ["creationTimestamp", "deletionTimestamp", "generation"] {
+                meta.remove(field);
+            }
+        }
+        let mut out = controller.rotate(&doc)?;
+        out["apiVersion"] = serde_json::json!("bitnami.com/v1alpha1");
+        out["kind"] = serde_json::json!("SealedSecret");
+        rotated.push(out);
+    }
+    if args.validate {
+        return Ok(());
+    }
+    // with only -f, the file is rewritten in place, as upstream
+    let out = args
+        .sealed_secret_file
+        .as_deref()
+        .or(args.secret_file.as_deref());
+    let format = match (
+        args.sealed_secret_file.as_deref(),
+        args.secret_file.as_deref(),
+    ) {
+        (None, Some(_)) if !documents::is_json(&text) => cli::Format::Yaml,
+        _ => output_format(args.format, out),
+    };
+    write_output(out, &render(&rotated, format)?)
 }
