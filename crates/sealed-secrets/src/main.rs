@@ -125,6 +125,11 @@ fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
     parse_go_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
+/// This replica's name in the leader Lease.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| format!("sealed-secrets-{}", std::process::id()))
+}
+
 fn controller_namespace() -> String {
     std::env::var("POD_NAMESPACE")
         .ok()
@@ -212,8 +217,16 @@ async fn main() -> anyhow::Result<()> {
         last_key: Default::default(),
         resync: duration("resync-period", &args.resync_period)?,
     });
-    let watch_ns = (!args.all_namespaces).then_some(namespace);
+    let watch_ns = (!args.all_namespaces).then_some(namespace.clone());
     let selector = (!args.label_selector.is_empty()).then_some(args.label_selector);
     controller::run(ctx, watch_ns, selector, args.concurrency).await;
+    if args.leader_elect {
+        // hand the Lease over at once instead of making the next leader wait for expiry
+        let leases = kube::Api::namespaced(client, &namespace);
+        let cfg = leader::LeaseConfig::new(&namespace, "sealed-secrets-controller", &identity());
+        if let Err(e) = leader::release(&leases, &cfg).await {
+            tracing::warn!(error = %e, "could not release the leader Lease");
+        }
+    }
     Ok(())
 }

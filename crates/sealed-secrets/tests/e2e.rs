@@ -352,3 +352,100 @@ async fn keys_are_generated_once_and_added_keys_load_without_restart() {
     )
     .await;
 }
+
+fn terminate(controller: &mut Controller) {
+    let pid = controller.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = controller.child.wait();
+}
+
+// terminate() blocks on the child: the in-process API server needs a worker of its own
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_repeats_no_work_and_deleted_secrets_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client, mut controller) = start(dir.path()).await;
+    let cert = cert(&controller).await;
+    let sealed_api: Api<SealedSecret> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    sealed_api
+        .create(
+            &PostParams::default(),
+            &sealed(
+                &cert,
+                SealingScope::Strict,
+                "default",
+                "steady",
+                &[("a", "b")],
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        || async { secrets.get_opt("steady").await.unwrap().is_some() },
+        "Secret",
+    )
+    .await;
+    // drift repair: a deleted Secret is recreated
+    secrets
+        .delete("steady", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { secrets.get_opt("steady").await.unwrap().is_some() },
+        "recreated Secret",
+    )
+    .await;
+    let rv_before = secrets.get("steady").await.unwrap().resource_version();
+
+    // a restarted controller finds the Secret in place and does not write it again
+    terminate(&mut controller);
+    let second = restart(dir.path(), &cluster).await;
+    let metrics_url = format!("{}/metrics", second.metrics);
+    wait_for(
+        || async {
+            http_get(&metrics_url)
+                .await
+                .1
+                .contains("sealed_secrets_controller_condition_info{")
+        },
+        "first reconcile after restart",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        secrets.get("steady").await.unwrap().resource_version(),
+        rv_before
+    );
+}
+
+// terminate() blocks on the child: the in-process API server needs a worker of its own
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_one_leader_and_hand_over_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, _client, mut first) = start(dir.path()).await;
+    let second = restart(dir.path(), &cluster).await;
+    let ready = |c: &Controller| format!("{}/readyz", c.metrics);
+    wait_for(
+        || async { http_try(&ready(&first)).await == Some(200) },
+        "first replica leads",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        http_try(&ready(&second)).await,
+        Some(503),
+        "the second replica waits"
+    );
+    terminate(&mut first);
+    wait_for(
+        || async { http_try(&ready(&second)).await == Some(200) },
+        "second replica takes over",
+    )
+    .await;
+}

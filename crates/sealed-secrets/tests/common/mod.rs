@@ -67,8 +67,6 @@ pub async fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) 
 
 pub async fn start(dir: &Path) -> (DevCluster, Client, Controller) {
     let cluster = DevCluster::start(Options::default()).await.unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
     let client = cluster.client().await.unwrap();
     let crd_yaml = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -80,9 +78,21 @@ pub async fn start(dir: &Path) -> (DevCluster, Client, Controller) {
         .create(&PostParams::default(), &crd)
         .await
         .unwrap();
+    let controller = restart(dir, &cluster).await;
+    wait_for(
+        || async { http_try(&format!("{}/v1/cert.pem", controller.api)).await == Some(200) },
+        "certificate served",
+    )
+    .await;
+    (cluster, client, controller)
+}
 
+/// Starts one more controller process against `cluster` (a restart, or a second replica).
+pub async fn restart(dir: &Path, cluster: &DevCluster) -> Controller {
+    let kubeconfig = dir.join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
     let (api_port, metrics_port) = (free_port(), free_port());
-    let log = dir.join("controller.log");
+    let log = dir.join(format!("controller-{api_port}.log"));
     let log_file = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_sealed-secrets-controller"))
         .args(["--key-size", "2048", "--resync-period", "3s"])
@@ -92,6 +102,7 @@ pub async fn start(dir: &Path) -> (DevCluster, Client, Controller) {
         .arg(format!("127.0.0.1:{metrics_port}"))
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", "kube-system")
+        .env("POD_NAME", format!("replica-{api_port}"))
         .env("RUST_LOG", "debug")
         .stdout(Stdio::from(log_file.try_clone().unwrap()))
         .stderr(Stdio::from(log_file))
@@ -101,15 +112,15 @@ pub async fn start(dir: &Path) -> (DevCluster, Client, Controller) {
         child,
         log,
         api: format!("http://127.0.0.1:{api_port}"),
-        api_port,
         metrics: format!("http://127.0.0.1:{metrics_port}"),
+        api_port,
     };
     wait_for(
-        || async { http_try(&format!("{}/v1/cert.pem", controller.api)).await == Some(200) },
-        "certificate served",
+        || async { http_try(&format!("{}/healthz", controller.api)).await == Some(200) },
+        "controller up",
     )
     .await;
-    (cluster, client, controller)
+    controller
 }
 
 pub async fn http_try(url: &str) -> Option<u16> {
