@@ -93,3 +93,26 @@ pub fn devcluster(root: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The sealed-secrets controller on devcluster (`crates/sealed-secrets/benches/unseal.rs`),
+/// with `openssl speed rsa4096` measured in the same run as the single-core reference.
+pub fn sealed(root: &Path) -> anyhow::Result<()> {
+    let openssl = openssl_rsa4096_sign_per_sec()?;
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "bench",
+            "-p",
+            "strongroom-sealed-secrets",
+            "--bench",
+            "unseal",
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("cargo bench failed");
+    }
+    println!(
+        "single-core reference: openssl speed rsa4096 {openssl:.1} private ops/s (2 cores here)"
+    );
+    Ok(())
+}

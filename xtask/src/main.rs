@@ -23,10 +23,11 @@ fn main() -> ExitCode {
         ["test", rest @ ..] => run_tests(rest),
         ["bench", "crypto"] => bench::crypto(&root()),
         ["bench", "devcluster"] => bench::devcluster(&root()),
+        ["bench", "sealed"] => bench::sealed(&root()),
         ["demo"] => demo::run(&root()),
         ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | test [args] | bench crypto|devcluster | demo | tools"
+            "usage: cargo xtask crds [--check] | test [args] | bench crypto|devcluster|sealed | demo | tools"
         )),
     };
     match result {

@@ -72,6 +72,7 @@ pub struct DevCluster {
     token: String,
     ca_pem: Option<String>,
     store: Arc<Store>,
+    api: Arc<Api>,
     stop: watch::Sender<bool>,
     snapshot_file: Option<PathBuf>,
 }
@@ -95,7 +96,9 @@ impl DevCluster {
             admin_token: token.clone(),
             bookmark_interval: options.bookmark_interval,
             tokens: tokens::TokenIssuer::generate()?,
+            requests: Default::default(),
         });
+        let api_handle = api.clone();
         let tls = if options.tls {
             Some(tls::generate()?)
         } else {
@@ -145,6 +148,7 @@ impl DevCluster {
             token,
             ca_pem,
             store,
+            api: api_handle,
             stop,
             snapshot_file,
         })
@@ -158,6 +162,11 @@ impl DevCluster {
     /// The admin bearer token.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// API requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.api.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The object store (for benchmarks and white-box checks).

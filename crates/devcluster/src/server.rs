@@ -40,6 +40,8 @@ pub struct Api {
     pub bookmark_interval: Duration,
     /// ServiceAccount token signer.
     pub tokens: TokenIssuer,
+    /// Requests answered so far (benchmarks count API calls with it).
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
@@ -160,6 +162,8 @@ impl Api {
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = match self.route(req).await {
             Ok(r) => r,
             Err(e) => error_response(&e),

@@ -1,0 +1,159 @@
+//! The controller binary on devcluster: N SealedSecrets of 3 items, with 1 key and with 13 keys
+//! (a year of renewals). Reports time until every Secret exists, unseals per second, the
+//! controller's resident memory, and API calls. `cargo xtask bench sealed` runs it next to
+//! `openssl speed rsa4096`. N defaults to 1,000 (`BENCH_N=10000` for the large run).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{Value, json};
+use strongroom_core::crd::sealed_secret::SealedSecret;
+use strongroom_core::sealing::{
+    KeyGenParams, SealingCertificate, generate_key_and_cert, os_rng, seal_to_base64,
+};
+use strongroom_devcluster::{DevCluster, Options};
+use strongroom_sealed_secrets::keys::key_secret;
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn scenario(n: usize, keys: usize) {
+    let cluster = DevCluster::start(Options::default()).await.unwrap();
+    let client = cluster.client().await.unwrap();
+    let crd_yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/crds/bitnami.com_sealedsecrets.yaml"
+    ))
+    .unwrap();
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&crd_yaml).unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+
+    // keys: one per month of a year, oldest first; the newest seals (as kubeseal would use it)
+    let key_api: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
+    let mut newest: Option<SealingCertificate> = None;
+    for i in 0..keys {
+        let age = chrono::Duration::days(30 * (keys - 1 - i) as i64);
+        let (key, cert) = generate_key_and_cert(&KeyGenParams {
+            now: chrono::Utc::now() - age,
+            ..KeyGenParams::default()
+        })
+        .unwrap();
+        let s = key_secret(
+            "kube-system",
+            "sealed-secrets-key",
+            &key,
+            &cert.pem,
+            &Default::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        key_api.create(&PostParams::default(), &s).await.unwrap();
+        newest = Some(cert);
+    }
+    let cert = newest.unwrap();
+
+    // the SealedSecrets exist before the controller starts: the start-up case
+    let sealed_api: Api<SealedSecret> = Api::namespaced(client.clone(), "default");
+    stream::iter(0..n)
+        .map(|i| {
+            let (api, cert) = (sealed_api.clone(), cert.clone());
+            async move {
+                let name = format!("s{i}");
+                let label = format!("default/{name}");
+                let mut enc = serde_json::Map::new();
+                for item in ["user", "password", "url"] {
+                    enc.insert(item.into(), Value::String(seal_to_base64(&mut os_rng(), &cert.key, label.as_bytes(), b"value-0123456789").unwrap()));
+                }
+                let ss: SealedSecret = serde_json::from_value(json!({"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "metadata": {"name": name, "namespace": "default"}, "spec": {"encryptedData": enc}})).unwrap();
+                api.create(&PostParams::default(), &ss).await.unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .for_each(|_| async {})
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let calls_before = cluster.requests();
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealed-secrets-controller"))
+        .arg("--listen-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--listen-metrics-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(["--concurrency", "4", "--leader-elect", "false"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAMESPACE", "kube-system")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let mut peak_rss = 0f64;
+    loop {
+        peak_rss = peak_rss.max(rss_mib(child.id()));
+        let have = secrets
+            .list(&ListParams::default().limit(1))
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        if have > 0 {
+            let count = secrets
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len();
+            if count >= n {
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(1800), "timed out");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let calls = cluster.requests() - calls_before;
+    println!(
+        "{n} SealedSecrets x 3 items, {keys} key(s): all Secrets in {elapsed:.1} s from controller start; {:.0} unseals/s; controller peak RSS {peak_rss:.0} MiB; {calls} API calls ({:.1} per SealedSecret, incl. the benchmark's polling)",
+        (3 * n) as f64 / elapsed,
+        calls as f64 / n as f64,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    scenario(n, 1).await;
+    scenario(n, 13).await;
+}
