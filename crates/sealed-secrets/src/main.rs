@@ -106,6 +106,41 @@ struct Args {
     /// Hold a coordination.k8s.io Lease so several replicas are safe.
     #[arg(long, env = "SEALED_SECRETS_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    /// Also watch these namespaces (comma list). Not supported yet: refused at start.
+    #[arg(long, env = "SEALED_SECRETS_ADDITIONAL_NAMESPACES", default_value = "")]
+    additional_namespaces: String,
+    /// Delete Secrets by name when their SealedSecret goes. Not supported (ownerReference GC is used): refused when true.
+    #[arg(long, env = "SEALED_SECRETS_OLD_GC_BEHAVIOR", default_value_t = false, action = clap::ArgAction::Set)]
+    old_gc_behavior: bool,
+    /// Accepted for compatibility: key Secrets are always watched (adds, relabels and deletes).
+    #[arg(long, env = "SEALED_SECRETS_WATCH_FOR_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
+    watch_for_secrets: bool,
+    /// Do not watch Secrets, so a deleted Secret is recreated only at the next resync.
+    #[arg(long, env = "SEALED_SECRETS_SKIP_RECREATE", default_value_t = false, action = clap::ArgAction::Set)]
+    skip_recreate: bool,
+    /// Accepted for compatibility: failures retry with per-object exponential backoff, without a cap on attempts.
+    #[arg(long, env = "SEALED_SECRETS_MAX_UNSEAL_RETRIES", default_value_t = 5)]
+    max_unseal_retries: u32,
+    /// Accepted for compatibility (client-go rate limit); the Rust client is not rate limited.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_KUBECLIENT_QPS",
+        default_value_t = 5.0,
+        allow_negative_numbers = true
+    )]
+    kubeclient_qps: f64,
+    /// Accepted for compatibility (client-go burst).
+    #[arg(long, env = "SEALED_SECRETS_KUBECLIENT_BURST", default_value_t = 10)]
+    kubeclient_burst: i64,
+    /// Accepted for compatibility: every log line goes to stderr.
+    #[arg(long, env = "SEALED_SECRETS_LOG_INFO_STDOUT", default_value_t = true, action = clap::ArgAction::Set)]
+    log_info_stdout: bool,
+    /// Accepted for compatibility (HTTP read timeout, Go duration).
+    #[arg(long, env = "SEALED_SECRETS_READ_TIMEOUT", default_value = "2m")]
+    read_timeout: String,
+    /// Accepted for compatibility (HTTP write timeout, Go duration).
+    #[arg(long, env = "SEALED_SECRETS_WRITE_TIMEOUT", default_value = "2m")]
+    write_timeout: String,
     #[command(flatten)]
     log: logging::LogArgs,
 }
@@ -145,6 +180,18 @@ fn controller_namespace() -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init(&args.log);
+    if !args.additional_namespaces.is_empty() {
+        anyhow::bail!(
+            "--additional-namespaces is not supported yet: use --all-namespaces (the default)"
+        );
+    }
+    if args.old_gc_behavior {
+        anyhow::bail!(
+            "--old-gc-behavior is not supported: Secrets are collected through their ownerReference"
+        );
+    }
+    duration("read-timeout", &args.read_timeout)?;
+    duration("write-timeout", &args.write_timeout)?;
     let namespace = controller_namespace();
     let cutoff = if args.key_cutoff_time.is_empty() {
         None
@@ -219,7 +266,14 @@ async fn main() -> anyhow::Result<()> {
     });
     let watch_ns = (!args.all_namespaces).then_some(namespace.clone());
     let selector = (!args.label_selector.is_empty()).then_some(args.label_selector);
-    controller::run(ctx, watch_ns, selector, args.concurrency).await;
+    controller::run(
+        ctx,
+        watch_ns,
+        selector,
+        args.concurrency,
+        !args.skip_recreate,
+    )
+    .await;
     if args.leader_elect {
         // hand the Lease over at once instead of making the next leader wait for expiry
         let leases = kube::Api::namespaced(client, &namespace);
