@@ -30,7 +30,8 @@ impl Health {
     }
 }
 
-fn text(
+/// A response with a body and a content type.
+pub fn text(
     code: StatusCode,
     body: impl Into<Bytes>,
     content_type: &'static str,

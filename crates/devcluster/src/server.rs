@@ -122,6 +122,19 @@ pub fn parse_resource_path(path: &str) -> Option<ResourcePath> {
     Some(p)
 }
 
+/// The strings of the array at `pointer` (empty when absent).
+fn string_list(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn query_map(query: Option<&str>) -> HashMap<String, String> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .into_owned()
@@ -223,16 +236,7 @@ impl Api {
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or("");
-        let audiences: Vec<String> = body
-            .pointer("/spec/audiences")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let audiences = string_list(body, "/spec/audiences");
         let expiration = body
             .pointer("/spec/expirationSeconds")
             .and_then(Value::as_i64)
@@ -267,16 +271,7 @@ impl Api {
             .pointer("/spec/token")
             .and_then(Value::as_str)
             .unwrap_or("");
-        let audiences: Vec<String> = body
-            .pointer("/spec/audiences")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let audiences = string_list(body, "/spec/audiences");
         let claims = self.tokens.verify(token);
         let valid = claims
             .as_ref()

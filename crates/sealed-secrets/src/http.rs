@@ -15,6 +15,8 @@ use strongroom_core::crd::sealed_secret::SealedSecret;
 use strongroom_core::sealing::{SealingCertificate, os_rng, seal_to_base64};
 use tokio::net::TcpListener;
 
+use strongroom_controller_kit::admin::text as reply;
+
 use crate::desired::desired_secret;
 use crate::keystore::KeyStore;
 use crate::metrics::Metrics;
@@ -62,20 +64,6 @@ pub struct HttpApi {
     pub limiter: RateLimiter,
     /// `--accept-deprecated-v1-data`.
     pub accept_v1_data: bool,
-}
-
-fn reply(
-    code: StatusCode,
-    body: impl Into<Bytes>,
-    content_type: &'static str,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = code;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
-    r
 }
 
 fn parse_sealed(bytes: &[u8]) -> Result<SealedSecret, String> {
