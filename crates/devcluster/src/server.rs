@@ -122,6 +122,15 @@ pub fn parse_resource_path(path: &str) -> Option<ResourcePath> {
     Some(p)
 }
 
+/// A request header as text, or `default`.
+fn header(req: &Request<Incoming>, name: hyper::header::HeaderName, default: &str) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+        .to_string()
+}
+
 /// The strings of the array at `pointer` (empty when absent).
 fn string_list(v: &Value, pointer: &str) -> Vec<String> {
     v.pointer(pointer)
@@ -291,12 +300,7 @@ impl Api {
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
         let path = req.uri().path().to_string();
-        let host = req
-            .headers()
-            .get(hyper::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1")
-            .to_string();
+        let host = header(&req, hyper::header::HOST, "127.0.0.1");
         match path.as_str() {
             "/healthz" | "/livez" | "/readyz" => {
                 let mut r = Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
@@ -333,12 +337,8 @@ impl Api {
         let trimmed = path.trim_end_matches('/');
         let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
         if req.method() == Method::GET {
-            let accept = req
-                .headers()
-                .get(hyper::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if discovery::wants_aggregated(accept) && matches!(segs.as_slice(), ["api"] | ["apis"])
+            let accept = header(&req, hyper::header::ACCEPT, "");
+            if discovery::wants_aggregated(&accept) && matches!(segs.as_slice(), ["api"] | ["apis"])
             {
                 let doc = discovery::aggregated(&registry, segs == ["api"]);
                 let mut resp = json_response(StatusCode::OK, &doc);
@@ -419,12 +419,7 @@ impl Api {
             }
             let ns = rp.namespace.clone().unwrap_or_default();
             let name = rp.name.clone().unwrap_or_default();
-            let content_type = req
-                .headers()
-                .get(hyper::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("application/json")
-                .to_string();
+            let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
             let bytes = read_body(req).await?;
             let body = if bytes.is_empty() {
                 json!({})
@@ -440,12 +435,7 @@ impl Api {
         }
         let query = query_map(req.uri().query());
         let method = req.method().clone();
-        let content_type = req
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json")
-            .to_string();
+        let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
         tracing::debug!(%method, path = %path, content_type = %content_type, "request");
         let body = read_body(req).await?;
         let ns = rp.namespace.clone().unwrap_or_default();
