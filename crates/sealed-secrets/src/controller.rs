@@ -42,6 +42,11 @@ pub enum Error {
     /// The Secret exists and is someone else's.
     #[error("Resource \"{0}\" already exists and is not managed by SealedSecret")]
     Unmanaged(String),
+    /// The Secret is immutable and differs from what the SealedSecret now holds.
+    #[error(
+        "the Secret \"{0}\" is immutable and cannot be updated: delete it and the controller creates it again"
+    )]
+    Immutable(String),
     /// Reading or writing the Secret failed.
     #[error("{0}")]
     Update(kube::Error),
@@ -56,6 +61,7 @@ impl Error {
         match self {
             Self::Unseal(_) => "unseal",
             Self::Unmanaged(_) => "unmanaged",
+            Self::Immutable(_) => "update",
             Self::Update(_) => "update",
             Self::Status(_) => "status",
         }
@@ -229,7 +235,7 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
         match secrets.patch(&name, &params, &Patch::Apply(body)).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.message.contains("field is immutable") => {
-                return Err(Error::Update(kube::Error::Api(s)));
+                return Err(Error::Immutable(name));
             }
             Err(e) => return Err(Error::Update(e)),
         }
@@ -255,7 +261,11 @@ pub fn error_policy(ss: Arc<SealedSecret>, err: &Error, ctx: Arc<Context>) -> Ac
         .with_label_values(&[err.reason(), ns.as_str()])
         .inc();
     tracing::warn!(sealedsecret = %format!("{ns}/{}", ss.name_any()), reason = err.reason(), error = %err, "reconcile failed");
-    let delay = ctx.backoff.failed(&format!("{ns}/{}", ss.name_any()));
+    // an immutable Secret does not change by retrying: wait for the SealedSecret to change
+    let action = match err {
+        Error::Immutable(_) => Action::await_change(),
+        _ => Action::requeue(ctx.backoff.failed(&format!("{ns}/{}", ss.name_any()))),
+    };
     let message = err.to_string();
     let (reason, note) = match err {
         Error::Unseal(_) => ("ErrUnsealFailed", format!("Failed to unseal: {message}")),
@@ -268,7 +278,7 @@ pub fn error_policy(ss: Arc<SealedSecret>, err: &Error, ctx: Arc<Context>) -> Ac
             tracing::warn!(error = %e, "could not write the failure status");
         }
     });
-    Action::requeue(delay)
+    action
 }
 
 /// Runs the controller until the stream ends (shutdown).

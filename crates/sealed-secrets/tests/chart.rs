@@ -65,6 +65,21 @@ async fn chart_lints_renders_and_applies() {
         assert!(rendered.contains(expected), "missing {expected:?}");
     }
 
+    // the optional ServiceMonitor renders only when asked for
+    assert!(!rendered.contains("kind: ServiceMonitor"));
+    let with_monitor = run(Command::new(tools.join("helm")).args([
+        "template",
+        "ss",
+        &chart(),
+        "-n",
+        "kube-system",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+    ]));
+    assert!(
+        with_monitor.contains("kind: ServiceMonitor") && with_monitor.contains("port: metrics")
+    );
+
     let cluster = DevCluster::start(Options::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

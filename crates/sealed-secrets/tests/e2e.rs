@@ -449,3 +449,65 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_shutdown() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn immutable_secrets_report_a_clear_error_instead_of_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, client, controller) = start(dir.path()).await;
+    let cert = cert(&controller).await;
+    let sealed_api: Api<SealedSecret> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let mut ss = sealed(
+        &cert,
+        SealingScope::Strict,
+        "default",
+        "frozen",
+        &[("a", "1")],
+    );
+    ss.spec.template.as_mut().unwrap().immutable = Some(true);
+    sealed_api
+        .create(&PostParams::default(), &ss)
+        .await
+        .unwrap();
+    wait_for(
+        || async { secrets.get_opt("frozen").await.unwrap().is_some() },
+        "immutable Secret",
+    )
+    .await;
+    assert_eq!(secrets.get("frozen").await.unwrap().immutable, Some(true));
+    let mut changed = sealed(
+        &cert,
+        SealingScope::Strict,
+        "default",
+        "frozen",
+        &[("a", "2")],
+    );
+    changed.spec.template.as_mut().unwrap().immutable = Some(true);
+    changed.metadata.resource_version = sealed_api
+        .get("frozen")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    sealed_api
+        .replace("frozen", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            synced(&sealed_api.get("frozen").await.unwrap()).is_some_and(|(s, _)| s == "False")
+        },
+        "Synced=False",
+    )
+    .await;
+    let (_, msg) = synced(&sealed_api.get("frozen").await.unwrap()).unwrap();
+    assert!(
+        msg.contains("is immutable") && msg.contains("delete it"),
+        "{msg}"
+    );
+    assert_eq!(
+        secrets.get("frozen").await.unwrap().data.unwrap()["a"].0,
+        b"1",
+        "the stored value is kept"
+    );
+}
