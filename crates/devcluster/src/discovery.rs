@@ -85,10 +85,7 @@ const VERBS: [&str; 8] = [
 
 /// `/api/v1` or `/apis/{group}/{version}`.
 pub fn resource_list(registry: &[ResourceType], group: &str, version: &str) -> Option<Value> {
-    let types: Vec<&ResourceType> = registry
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let types = crate::resources::at(registry, group, version);
     if types.is_empty() {
         return None;
     }

@@ -45,10 +45,7 @@ fn param(name: &str) -> Value {
 
 /// `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`.
 pub fn group_version(registry: &[ResourceType], group: &str, version: &str) -> Option<Value> {
-    let types: Vec<&ResourceType> = registry
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let types = crate::resources::at(registry, group, version);
     if types.is_empty() {
         return None;
     }

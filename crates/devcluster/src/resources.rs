@@ -287,18 +287,8 @@ pub fn from_crd(crd: &Value) -> Option<Vec<ResourceType>> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| kind.to_ascii_lowercase());
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let short_names = strings(names.get("shortNames"));
-    let categories = strings(names.get("categories"));
+    let short_names = string_list(names, "/shortNames");
+    let categories = string_list(names, "/categories");
     let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
     let mut types = Vec::new();
     for v in spec.get("versions")?.as_array()? {
@@ -322,4 +312,25 @@ pub fn from_crd(crd: &Value) -> Option<Vec<ResourceType>> {
         });
     }
     Some(types)
+}
+
+/// The strings of the JSON array at `pointer` (empty when absent).
+pub fn string_list(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The resource types served at one group/version.
+pub fn at<'a>(registry: &'a [ResourceType], group: &str, version: &str) -> Vec<&'a ResourceType> {
+    registry
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect()
 }

@@ -18,7 +18,7 @@ use crate::openapi;
 use crate::patch::PatchType;
 use crate::protobuf;
 use crate::proxy;
-use crate::resources::ResourceType;
+use crate::resources::{ResourceType, string_list};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Event, EventType, Propagation, Selection, Store, WriteOptions};
@@ -129,19 +129,6 @@ fn header(req: &Request<Incoming>, name: hyper::header::HeaderName, default: &st
         .and_then(|v| v.to_str().ok())
         .unwrap_or(default)
         .to_string()
-}
-
-/// The strings of the array at `pointer` (empty when absent).
-fn string_list(v: &Value, pointer: &str) -> Vec<String> {
-    v.pointer(pointer)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn query_map(query: Option<&str>) -> HashMap<String, String> {
