@@ -8,5 +8,6 @@ pub mod crd;
 pub mod duration;
 pub mod sealing;
 pub mod secret;
+pub mod template;
 
 pub use secret::SecretBytes;

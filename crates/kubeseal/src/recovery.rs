@@ -1,11 +1,13 @@
 //! `--recovery-unseal`: open SealedSecrets offline with backed-up private keys.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use base64::Engine;
+use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use strongroom_core::crd::sealed_secret::SealedSecret;
 use strongroom_core::sealing::{KeyRing, PrivateSealingKey, SealTarget, decode_base64};
+use strongroom_core::template::{Engine, render_items};
 
 use crate::documents::{expect_kind, parse_all};
 use crate::error::{Error, Result};
@@ -107,12 +109,7 @@ fn unseal_one(ss: &SealedSecret, ring: &KeyRing) -> Result<Value> {
         source,
     };
     let template = ss.spec.template.clone().unwrap_or_default();
-    if template.data.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::Usage(format!(
-            "{namespace}/{name}: spec.template.data (Go templates) cannot be rendered by this kubeseal yet"
-        )));
-    }
-    let mut data = Map::new();
+    let mut plain: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     if let Some(blob) = &ss.spec.data {
         let bytes = decode_base64(blob).map_err(|e| fail("spec.data", e))?;
         let opened = ring
@@ -124,7 +121,17 @@ fn unseal_one(ss: &SealedSecret, ring: &KeyRing) -> Result<Value> {
             ))
         })?;
         if let Some(Value::Object(d)) = inner.get("data") {
-            data.extend(d.clone());
+            for (k, v) in d {
+                let bytes = v
+                    .as_str()
+                    .and_then(|t| decode_base64(t).ok())
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{namespace}/{name}: spec.data holds a Secret whose data.{k} is not base64"
+                        ))
+                    })?;
+                plain.insert(k.clone(), bytes);
+            }
         }
     }
     for (item, value) in &ss.spec.encrypted_data {
@@ -136,8 +143,17 @@ fn unseal_one(ss: &SealedSecret, ring: &KeyRing) -> Result<Value> {
         let opened = ring
             .unseal_base64(text, target, None)
             .map_err(|e| fail(item, e))?;
-        data.insert(item.clone(), json!(b64(opened.plaintext.expose())));
+        plain.insert(item.clone(), opened.plaintext.expose().to_vec());
     }
+    if let Some(templates) = template.data.as_ref().filter(|t| !t.is_empty()) {
+        let rendered = render_items(&Engine::sprig(), templates, &plain)
+            .map_err(|e| Error::Usage(format!("{namespace}/{name}: {e}")))?;
+        plain.extend(rendered.into_iter().map(|(k, v)| (k, v.into_bytes())));
+    }
+    let data: Map<String, Value> = plain
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(b64(v))))
+        .collect();
     let mut meta = match template.metadata.map(serde_json::to_value) {
         Some(Ok(Value::Object(m))) => m,
         _ => Map::new(),

@@ -714,3 +714,36 @@ fn version_flag_prints_upstream_format() {
     let out = stdout(&kubeseal(&["--version"], ""));
     assert!(out.starts_with("kubeseal version: "), "{out}");
 }
+
+#[test]
+fn recovery_unseal_renders_template_data() {
+    let env = Env::new();
+    let o = kubeseal(&["--cert", &env.cert()], &secret_yaml("db", Some("prod")));
+    let mut sealed: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    sealed["spec"]["template"]["data"] = serde_json::json!({
+        "dsn": "postgres://{{ .user }}:{{ .password }}@db/app",
+        "user": "{{ .user | upper }}"
+    });
+    let key = env.path("key.pem");
+    let args = [
+        "--recovery-unseal",
+        "--recovery-private-key",
+        key.to_str().unwrap(),
+    ];
+    let o = kubeseal(&args, &serde_json::to_string(&sealed).unwrap());
+    let secret: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let item = |k: &str| b64.decode(secret["data"][k].as_str().unwrap()).unwrap();
+    assert_eq!(
+        item("dsn"),
+        format!("postgres://admin:{CANARY}@db/app").as_bytes()
+    );
+    assert_eq!(item("user"), b"ADMIN");
+    assert_eq!(item("password"), CANARY.as_bytes());
+
+    sealed["spec"]["template"]["data"] = serde_json::json!({"bad": "{{ atoi .password }}"});
+    let o = kubeseal(&args, &serde_json::to_string(&sealed).unwrap());
+    let err = failure(&o);
+    assert!(err.contains("prod/db") && err.contains("\"bad\""), "{err}");
+    assert!(!err.contains(CANARY), "{err}");
+}

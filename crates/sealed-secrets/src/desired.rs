@@ -2,6 +2,7 @@
 //! Secret to apply or says precisely why it cannot, never naming a secret value.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -11,6 +12,10 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 use strongroom_core::crd::sealed_secret::{SKIP_SET_OWNER_REFERENCES_ANNOTATION, SealedSecret};
 use strongroom_core::sealing::{Fingerprint, KeyRing, SealTarget, UnsealError, decode_base64};
+use strongroom_core::template::{Engine, TemplateError, render_items};
+
+/// Go's builtins plus sprig, as upstream renders `template.data`.
+static TEMPLATES: LazyLock<Engine> = LazyLock::new(Engine::sprig);
 
 /// Why a SealedSecret cannot be unsealed.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -38,9 +43,9 @@ pub enum UnsealFailure {
     /// An item is not a string.
     #[error("encryptedData.{0} is not a string")]
     NotAString(String),
-    /// Go templates in `template.data` are not rendered yet.
-    #[error("spec.template.data is not supported by this controller version yet")]
-    TemplateData,
+    /// A `template.data` entry does not parse or fails to render.
+    #[error("cannot render spec.template.data: {0}")]
+    Template(TemplateError),
     /// The object has no name or namespace.
     #[error("the SealedSecret has no name or namespace")]
     NoIdentity,
@@ -54,7 +59,8 @@ impl UnsealFailure {
             Self::LegacyNotASecret | Self::NotAString(_) | Self::BothFormats | Self::NoIdentity => {
                 "invalid"
             }
-            Self::LegacyRefused | Self::TemplateData => "unsupported",
+            Self::LegacyRefused => "unsupported",
+            Self::Template(_) => "template",
         }
     }
 }
@@ -87,9 +93,6 @@ pub fn desired_secret(
         name: &name,
     };
     let template = ss.spec.template.clone().unwrap_or_default();
-    if template.data.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(UnsealFailure::TemplateData);
-    }
     let mut data = BTreeMap::new();
     let mut keys: Vec<Fingerprint> = Vec::new();
     let mut hint = hint.cloned();
@@ -124,6 +127,18 @@ pub fn desired_secret(
             keys.push(opened.key.clone());
         }
         hint = Some(opened.key);
+    }
+    if let Some(templates) = template.data.as_ref().filter(|t| !t.is_empty()) {
+        let plain: BTreeMap<String, Vec<u8>> =
+            data.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let rendered =
+            render_items(&TEMPLATES, templates, &plain).map_err(UnsealFailure::Template)?;
+        // Rendered keys are written after the items, so a template overrides an item.
+        data.extend(
+            rendered
+                .into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes()))),
+        );
     }
     let meta = template.metadata.unwrap_or_default();
     let skip_owner = meta
@@ -361,5 +376,44 @@ mod tests {
             desired_secret(&ss, &r, None, false).unwrap_err(),
             UnsealFailure::LegacyRefused
         );
+    }
+
+    #[test]
+    fn template_data_renders_over_the_items_and_overrides_them() {
+        let k = key();
+        let mut ss = sealed(
+            &k,
+            SealingScope::Strict,
+            "prod",
+            "db",
+            &[("user", "app"), ("password", "canary-3"), ("url", "old")],
+        );
+        ss.spec.template.as_mut().unwrap().data = Some(BTreeMap::from([
+            (
+                "url".to_string(),
+                "postgres://{{ .user }}:{{ .password }}@db:5432".to_string(),
+            ),
+            (
+                "config.yaml".to_string(),
+                "user: {{ .user | quote }}".to_string(),
+            ),
+        ]));
+        let r = ring(vec![k]);
+        let data = desired_secret(&ss, &r, None, true)
+            .unwrap()
+            .secret
+            .data
+            .unwrap();
+        assert_eq!(data["url"].0, b"postgres://app:canary-3@db:5432");
+        assert_eq!(data["config.yaml"].0, b"user: \"app\"");
+        assert_eq!(data["password"].0, b"canary-3");
+        ss.spec.template.as_mut().unwrap().data = Some(BTreeMap::from([(
+            "bad".to_string(),
+            "{{ atoi .password }}".to_string(),
+        )]));
+        let err = desired_secret(&ss, &r, None, true).unwrap_err();
+        assert_eq!(err.category(), "template");
+        let msg = err.to_string();
+        assert!(msg.contains("\"bad\"") && !msg.contains("canary"), "{msg}");
     }
 }

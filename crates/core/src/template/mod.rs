@@ -1,0 +1,287 @@
+//! Go `text/template` rendering with the sprig function library, the way the Go controllers
+//! render `SealedSecret.spec.template.data` and `ExternalSecret.spec.target.template`.
+//!
+//! The engine is `gtmpl-ng` (Go template semantics, including `<no value>` for a missing map
+//! key) with its Helm function set; [`sprig`] adds the sprig functions it lacks. Every render runs
+//! under resource limits, because a template is untrusted input to a controller.
+
+mod sprig;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use gtmpl_ng::{Context, Limits, Template};
+pub use gtmpl_ng::{Func, FuncError, Value};
+
+/// Functions sealed-secrets removes from sprig: they read the controller's environment or the
+/// network, which a template author must not reach.
+pub const REMOVED_FUNCTIONS: [&str; 3] = ["env", "expandenv", "getHostByName"];
+
+/// The longest a single render may run.
+const RENDER_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The most bytes a single render may produce (a Secret is at most 1 MiB).
+const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// Why a template could not be rendered. Messages never contain a secret value: render errors
+/// are scrubbed of every value in the template's data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// The template text is not valid Go template syntax.
+    #[error("template {name:?} does not parse: {message}")]
+    Parse {
+        /// The template's name (the key it renders).
+        name: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// The template parsed but failed while running.
+    #[error("template {name:?} failed: {message}")]
+    Render {
+        /// The template's name (the key it renders).
+        name: String,
+        /// What went wrong, with secret values replaced by `[redacted]`.
+        message: String,
+    },
+}
+
+/// A set of template functions plus the limits every render runs under.
+#[derive(Clone)]
+pub struct Engine {
+    funcs: HashMap<String, Func>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("functions", &self.funcs.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Go's builtins plus sprig, without [`REMOVED_FUNCTIONS`]: what sealed-secrets offers.
+    pub fn sprig() -> Self {
+        let mut funcs: HashMap<String, Func> = gtmpl_ng::helm_functions::HELM_FUNCTIONS
+            .iter()
+            .map(|&(name, f)| (name.to_string(), f))
+            .collect();
+        for &(name, f) in sprig::EXTRA {
+            funcs.insert(name.to_string(), f);
+        }
+        for (alias, of) in sprig::ALIASES {
+            if let Some(&f) = funcs.get(*of) {
+                funcs.insert(alias.to_string(), f);
+            }
+        }
+        for name in REMOVED_FUNCTIONS {
+            funcs.remove(name);
+        }
+        let limits = Limits::default()
+            .with_output_bytes(MAX_OUTPUT_BYTES)
+            .with_deadline(RENDER_DEADLINE);
+        Self { funcs, limits }
+    }
+
+    /// Adds (or replaces) a function, for controllers with functions of their own.
+    pub fn with_func(mut self, name: &str, func: Func) -> Self {
+        self.funcs.insert(name.to_string(), func);
+        self
+    }
+
+    /// Whether a function of that name is available.
+    pub fn has_func(&self, name: &str) -> bool {
+        self.funcs.contains_key(name)
+    }
+
+    /// Renders `text` with `dot` as its data. Any of `secrets` found in an error message is
+    /// replaced by `[redacted]`.
+    pub fn render(
+        &self,
+        name: &str,
+        text: &str,
+        dot: Value,
+        secrets: &[&str],
+    ) -> Result<String, TemplateError> {
+        let mut tmpl = Template::with_limits(self.limits);
+        tmpl.name = name.to_string();
+        for (fname, f) in &self.funcs {
+            tmpl.add_func(fname, *f);
+        }
+        tmpl.parse(text).map_err(|e| TemplateError::Parse {
+            name: name.to_string(),
+            message: redact(&e.to_string(), secrets),
+        })?;
+        tmpl.render(&Context::from(dot))
+            .map_err(|e| TemplateError::Render {
+                name: name.to_string(),
+                message: redact(&e.to_string(), secrets),
+            })
+    }
+}
+
+/// Renders every template in `templates` with the plaintext items as the dot (a map from item
+/// name to its text), as sealed-secrets does for `spec.template.data`. Items that are not UTF-8
+/// are left out of the dot (Go would pass the raw bytes; a Rust string cannot hold them).
+pub fn render_items(
+    engine: &Engine,
+    templates: &BTreeMap<String, String>,
+    items: &BTreeMap<String, Vec<u8>>,
+) -> Result<BTreeMap<String, String>, TemplateError> {
+    let texts: BTreeMap<&str, &str> = items
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v).ok()?)))
+        .collect();
+    let dot = Value::Map(
+        texts
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect(),
+    );
+    let secrets: Vec<&str> = texts.values().copied().collect();
+    templates
+        .iter()
+        .map(|(key, text)| {
+            Ok((
+                key.clone(),
+                engine.render(key, text, dot.clone(), &secrets)?,
+            ))
+        })
+        .collect()
+}
+
+/// Shortest value scrubbed from error messages: shorter ones would garble the message without
+/// protecting anything a reader could not guess.
+const MIN_REDACTED_LEN: usize = 3;
+
+/// Replaces each secret value (longest first) in `message` with `[redacted]`.
+pub fn redact(message: &str, secrets: &[&str]) -> String {
+    let mut sorted: Vec<&str> = secrets
+        .iter()
+        .copied()
+        .filter(|s| s.len() >= MIN_REDACTED_LEN)
+        .collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    sorted
+        .into_iter()
+        .fold(message.to_string(), |m, s| m.replace(s, "[redacted]"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn one(text: &str, pairs: &[(&str, &str)]) -> Result<String, TemplateError> {
+        let t = BTreeMap::from([("out".to_string(), text.to_string())]);
+        render_items(&Engine::sprig(), &t, &items(pairs)).map(|mut m| m.remove("out").unwrap())
+    }
+
+    #[test]
+    fn renders_go_syntax_with_sprig_functions() {
+        let pairs = [("user", "admin"), ("password", "s3cret")];
+        assert_eq!(
+            one("{{ .user }}:{{ .password }}", &pairs).unwrap(),
+            "admin:s3cret"
+        );
+        assert_eq!(
+            one("{{ .user | upper | quote }}", &pairs).unwrap(),
+            "\"ADMIN\""
+        );
+        assert_eq!(
+            one("{{- printf \"%s@%s\" .user \"db\" -}}\n", &pairs).unwrap(),
+            "admin@db"
+        );
+        assert_eq!(one("{{ .password | b64enc }}", &pairs).unwrap(), "czNjcmV0");
+        assert_eq!(
+            one(
+                "{{ if eq .user \"admin\" }}yes{{ else }}no{{ end }}",
+                &pairs
+            )
+            .unwrap(),
+            "yes"
+        );
+        assert_eq!(
+            one(
+                "{{ range $k, $v := . }}{{ $k }}={{ len $v }};{{ end }}",
+                &pairs
+            )
+            .unwrap(),
+            "password=6;user=5;"
+        );
+        assert_eq!(
+            one("{{ .missing | default \"fallback\" }}", &pairs).unwrap(),
+            "fallback"
+        );
+        assert_eq!(
+            one("conf:{{ .user | nindent 2 }}", &pairs).unwrap(),
+            "conf:\n  admin"
+        );
+        assert_eq!(
+            one("{{ splitList \",\" \"a,b,c\" | join \"-\" }}", &pairs).unwrap(),
+            "a-b-c"
+        );
+        assert_eq!(
+            one("{{ .password | sha256sum | trunc 8 }}", &pairs).unwrap(),
+            "1ec1c26b"
+        );
+    }
+
+    #[test]
+    fn missing_items_render_as_go_does() {
+        assert_eq!(one("[{{ .nope }}]", &[]).unwrap(), "[<no value>]");
+    }
+
+    #[test]
+    fn environment_and_network_functions_are_gone() {
+        let engine = Engine::sprig();
+        for f in REMOVED_FUNCTIONS {
+            assert!(!engine.has_func(f), "{f}");
+        }
+        let err = one("{{ env \"HOME\" }}", &[]).unwrap_err();
+        assert!(matches!(err, TemplateError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains("env"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_template_and_never_a_value() {
+        let canary = "canary-7f3a9b";
+        let err = one("{{ atoi .password }}", &[("password", canary)]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("\"out\""), "{msg}");
+        assert!(!msg.contains(canary), "{msg}");
+        let err = one("{{ fail .password }}", &[("password", canary)]).unwrap_err();
+        assert!(!err.to_string().contains(canary), "{err}");
+        let err = one("{{ .password", &[("password", canary)]).unwrap_err();
+        assert!(matches!(err, TemplateError::Parse { .. }), "{err}");
+    }
+
+    #[test]
+    fn runaway_templates_stop_at_the_limits() {
+        let err = one("{{ range 100000000 }}x{{ end }}", &[]).unwrap_err();
+        assert!(matches!(err, TemplateError::Render { .. }), "{err}");
+        let err = one("{{ range 1000 }}{{ repeat 5000 \"x\" }}{{ end }}", &[]).unwrap_err();
+        assert!(err.to_string().contains("bytes"), "{err}");
+        let err = one(
+            "{{ define \"r\" }}{{ template \"r\" . }}{{ end }}{{ template \"r\" . }}",
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, TemplateError::Render { .. }), "{err}");
+    }
+
+    #[test]
+    fn redaction_prefers_the_longest_value() {
+        assert_eq!(
+            redact("bad abcdef and abc", &["abc", "abcdef", "x"]),
+            "bad [redacted] and [redacted]"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Sprig functions that the engine's Helm set does not have. Each follows sprig's argument order
+//! (the piped value last).
+
+use std::collections::HashMap;
+
+use gtmpl_ng::{Func, FuncError, Value};
+
+/// Functions added on top of the Helm set.
+pub(super) const EXTRA: &[(&str, Func)] = &[
+    ("nindent", nindent as Func),
+    ("join", join as Func),
+    ("split", split as Func),
+    ("splitList", split_list as Func),
+    ("splitn", splitn as Func),
+    ("sortAlpha", sort_alpha as Func),
+];
+
+/// Sprig names that are another name for a function the engine has.
+pub(super) const ALIASES: &[(&str, &str)] = &[
+    // sprig's deprecated spelling.
+    ("trimall", "trimAll"),
+    // The engine's toJson does not HTML-escape, which is what toRawJson means.
+    ("toRawJson", "toJson"),
+];
+
+fn arg<'a>(
+    args: &'a [Value],
+    i: usize,
+    function: &str,
+    count: usize,
+) -> Result<&'a Value, FuncError> {
+    args.get(i)
+        .ok_or_else(|| FuncError::ExactlyXArgs(function.to_string(), count))
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Nil | Value::NoValue => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn int(v: &Value, function: &str) -> Result<i64, FuncError> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| FuncError::Generic(format!("{function}: expected an integer"))),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| FuncError::Generic(format!("{function}: expected an integer"))),
+        _ => Err(FuncError::Generic(format!(
+            "{function}: expected an integer"
+        ))),
+    }
+}
+
+/// `nindent N s`: a newline, then `s` with every line indented by N spaces.
+fn nindent(args: &[Value]) -> Result<Value, FuncError> {
+    let n = int(arg(args, 0, "nindent", 2)?, "nindent")?;
+    let n = usize::try_from(n).unwrap_or(0).min(1024);
+    let pad = " ".repeat(n);
+    let s = text(arg(args, 1, "nindent", 2)?);
+    let body = s
+        .split('\n')
+        .map(|line| format!("{pad}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Value::String(format!("\n{body}")))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .filter(|i| !matches!(i, Value::Nil | Value::NoValue))
+            .map(text)
+            .collect(),
+        Value::Nil | Value::NoValue => Vec::new(),
+        other => vec![text(other)],
+    }
+}
+
+/// `join sep list`.
+fn join(args: &[Value]) -> Result<Value, FuncError> {
+    let sep = text(arg(args, 0, "join", 2)?);
+    let list = strings(arg(args, 1, "join", 2)?);
+    Ok(Value::String(list.join(&sep)))
+}
+
+fn indexed(parts: Vec<&str>) -> Value {
+    Value::Map(
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("_{i}"), Value::String(p.to_string())))
+            .collect::<HashMap<_, _>>(),
+    )
+}
+
+/// `split sep s`: a map `_0`, `_1`, ... of the parts.
+fn split(args: &[Value]) -> Result<Value, FuncError> {
+    let sep = text(arg(args, 0, "split", 2)?);
+    let s = text(arg(args, 1, "split", 2)?);
+    Ok(indexed(s.split(sep.as_str()).collect()))
+}
+
+/// `splitn sep n s`: like `split`, at most n parts.
+fn splitn(args: &[Value]) -> Result<Value, FuncError> {
+    let sep = text(arg(args, 0, "splitn", 3)?);
+    let n = int(arg(args, 1, "splitn", 3)?, "splitn")?;
+    let s = text(arg(args, 2, "splitn", 3)?);
+    let n = usize::try_from(n).unwrap_or(0);
+    Ok(indexed(s.splitn(n, sep.as_str()).collect()))
+}
+
+/// `splitList sep s`: the parts as a list.
+fn split_list(args: &[Value]) -> Result<Value, FuncError> {
+    let sep = text(arg(args, 0, "splitList", 2)?);
+    let s = text(arg(args, 1, "splitList", 2)?);
+    Ok(Value::Array(
+        s.split(sep.as_str())
+            .map(|p| Value::String(p.to_string()))
+            .collect(),
+    ))
+}
+
+/// `sortAlpha list`: the list's items as strings, sorted.
+fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
+    let mut list = strings(arg(args, 0, "sortAlpha", 1)?);
+    list.sort();
+    Ok(Value::Array(list.into_iter().map(Value::String).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::String(v.into())
+    }
+
+    #[test]
+    fn split_family_matches_sprig() {
+        let Value::Map(m) = split(&[s("$"), s("a$b$c")]).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!((m.len(), text(&m["_2"])), (3, "c".to_string()));
+        let Value::Map(m) = splitn(&[s("$"), Value::from(2), s("a$b$c")]).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(text(&m["_1"]), "b$c");
+        assert_eq!(
+            text(
+                &join(&[
+                    s("+"),
+                    sort_alpha(&[split_list(&[s(","), s("c,a,b")]).unwrap()]).unwrap()
+                ])
+                .unwrap()
+            ),
+            "a+b+c"
+        );
+    }
+
+    #[test]
+    fn nindent_indents_every_line() {
+        assert_eq!(
+            text(&nindent(&[Value::from(2), s("a\nb")]).unwrap()),
+            "\n  a\n  b"
+        );
+        assert!(nindent(&[s("x"), s("a")]).is_err());
+    }
+}
