@@ -9,6 +9,7 @@
 pub mod discovery;
 pub mod fields;
 pub mod openapi;
+pub mod partial;
 pub mod patch;
 pub mod protobuf;
 pub mod proxy;

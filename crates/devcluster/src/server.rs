@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::discovery;
 use crate::openapi;
+use crate::partial;
 use crate::patch::PatchType;
 use crate::protobuf;
 use crate::proxy;
@@ -423,6 +424,7 @@ impl Api {
         let query = query_map(req.uri().query());
         let method = req.method().clone();
         let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
+        let metadata_only = partial::wanted(&header(&req, hyper::header::ACCEPT, ""));
         tracing::debug!(%method, path = %path, content_type = %content_type, "request");
         let body = read_body(req).await?;
         let ns = rp.namespace.clone().unwrap_or_default();
@@ -436,15 +438,20 @@ impl Api {
             (Method::GET, None) => {
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
                 if truthy(&query, "watch") {
-                    self.watch(&rt, sel, &query)
+                    self.watch(&rt, sel, &query, metadata_only)
                 } else {
-                    self.list(&rt, &sel, &query)
+                    self.list(&rt, &sel, &query, metadata_only)
                 }
             }
-            (Method::GET, Some(name)) => Ok(json_response(
-                StatusCode::OK,
-                &self.store.get(&rt, &ns, name)?,
-            )),
+            (Method::GET, Some(name)) => {
+                let obj = self.store.get(&rt, &ns, name)?;
+                let obj = if metadata_only {
+                    partial::object(&obj)
+                } else {
+                    obj
+                };
+                Ok(json_response(StatusCode::OK, &obj))
+            }
             (Method::POST, None) => {
                 let obj = decode_object(&content_type, &body, &rt)?;
                 let created = self.store.create(&rt, &ns, obj, &opts)?;
@@ -508,6 +515,7 @@ impl Api {
         rt: &ResourceType,
         sel: &Selection,
         query: &HashMap<String, String>,
+        metadata_only: bool,
     ) -> Result<Response<Body>, ApiError> {
         let limit = match query.get("limit") {
             Some(l) => Some(
@@ -523,10 +531,13 @@ impl Api {
         };
         let (items, rv, next) = self.store.list(rt, sel, limit, after.as_ref());
         let token = next.map(|k| encode_continue(&k));
-        Ok(json_response(
-            StatusCode::OK,
-            &list_object(rt, items, rv, token),
-        ))
+        let list = list_object(rt, items, rv, token);
+        let list = if metadata_only {
+            partial::list(&list)
+        } else {
+            list
+        };
+        Ok(json_response(StatusCode::OK, &list))
     }
 
     fn watch(
@@ -534,6 +545,7 @@ impl Api {
         rt: &ResourceType,
         sel: Selection,
         query: &HashMap<String, String>,
+        metadata_only: bool,
     ) -> Result<Response<Body>, ApiError> {
         let send_initial = truthy(query, "sendInitialEvents");
         let from =
@@ -568,7 +580,11 @@ impl Api {
                     let mut last_rv = start_rv;
                     for ev in backlog {
                         let seen = ev.seen_as(&sel).unwrap_or(ev.kind);
-                        if tx.send(event_line(&ev, seen, &rt)).await.is_err() {
+                        if tx
+                            .send(event_line(&ev, seen, &rt, metadata_only))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         last_rv = last_rv.max(ev.rv);
@@ -600,7 +616,7 @@ impl Api {
                                         continue;
                                     };
                                     last_rv = ev.rv;
-                                    if tx.send(event_line(&ev, seen, &rt)).await.is_err() {
+                                    if tx.send(event_line(&ev, seen, &rt, metadata_only)).await.is_err() {
                                         return;
                                     }
                                 }
@@ -711,7 +727,10 @@ fn watch_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-fn event_line(ev: &Event, seen: EventType, rt: &ResourceType) -> Bytes {
+fn event_line(ev: &Event, seen: EventType, rt: &ResourceType, metadata_only: bool) -> Bytes {
+    if metadata_only {
+        return watch_line(seen.as_str(), &partial::object(&ev.object));
+    }
     let mut obj = ev.object.clone();
     obj["apiVersion"] = json!(rt.api_version());
     watch_line(seen.as_str(), &obj)

@@ -1051,3 +1051,48 @@ async fn malformed_bodies_and_wrong_api_versions_are_rejected() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn metadata_only_list_get_and_watch() {
+    use kube::core::PartialObjectMeta;
+    let (t, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client.clone(), &t.ns);
+    api.create(&PostParams::default(), &secret("meta", &[("app", "x")]))
+        .await
+        .unwrap();
+    let list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].labels()["app"], "x");
+    let one: PartialObjectMeta<Secret> = api.get_metadata("meta").await.unwrap();
+    assert_eq!(one.name_any(), "meta");
+    // on the wire: PartialObjectMetadata kinds and no data at all
+    let url = format!("/api/v1/namespaces/{}/secrets", t.ns);
+    let req = kube::core::Request::new(url)
+        .list_metadata(&ListParams::default())
+        .unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_str(&client.request_text(req).await.unwrap()).unwrap();
+    assert_eq!(raw["kind"], "PartialObjectMetadataList");
+    assert_eq!(raw["items"][0]["kind"], "PartialObjectMetadata");
+    assert!(raw["items"][0].get("data").is_none());
+    // a watcher on PartialObjectMeta (metadata-only requests) sees the state and later changes
+    let meta_api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), &t.ns);
+    let mut events = watcher(meta_api, watcher::Config::default()).boxed();
+    loop {
+        match events.try_next().await.unwrap().unwrap() {
+            watcher::Event::InitApply(s) => assert_eq!(s.name_any(), "meta"),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    api.delete("meta", &DeleteParams::default()).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        watcher::Event::Delete(s) => assert_eq!(s.name_any(), "meta"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
