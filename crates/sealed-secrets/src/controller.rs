@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
@@ -20,7 +21,7 @@ use strongroom_core::sealing::Fingerprint;
 use crate::desired::{UnsealFailure, desired_secret};
 use crate::keystore::KeyStore;
 use crate::metrics::Metrics;
-use crate::ownership::{Ownership, ownership};
+use crate::ownership::{Ownership, Write, ownership, plan_write};
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "sealed-secrets-controller";
@@ -227,17 +228,29 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             last.insert(uid.clone(), first.clone());
             last.insert(ANY_OBJECT.to_string(), first.clone());
         }
-        let mut body =
-            serde_json::to_value(&secret).map_err(|e| Error::Update(kube::Error::SerdeError(e)))?;
-        body["apiVersion"] = json!("v1");
-        body["kind"] = json!("Secret");
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match secrets.patch(&name, &params, &Patch::Apply(body)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.message.contains("field is immutable") => {
-                return Err(Error::Immutable(name));
+        match plan_write(existing.as_ref(), secret, mode) {
+            None => {}
+            Some(Write::Apply(secret)) => {
+                let mut body = serde_json::to_value(&secret)
+                    .map_err(|e| Error::Update(kube::Error::SerdeError(e)))?;
+                body["apiVersion"] = json!("v1");
+                body["kind"] = json!("Secret");
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                secrets
+                    .patch(&name, &params, &Patch::Apply(body))
+                    .await
+                    .map_err(|e| write_error(e, &name))?;
             }
-            Err(e) => return Err(Error::Update(e)),
+            Some(Write::Update(secret)) => {
+                let params = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                secrets
+                    .replace(&name, &params, &secret)
+                    .await
+                    .map_err(|e| write_error(e, &name))?;
+            }
         }
         publish(
             &ctx,
@@ -251,6 +264,15 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
     set_status(&ctx, &ss, true, "").await?;
     ctx.backoff.succeeded(&format!("{ns}/{name}"));
     Ok(Action::requeue(ctx.resync))
+}
+
+fn write_error(e: kube::Error, name: &str) -> Error {
+    match e {
+        kube::Error::Api(s) if s.message.contains("field is immutable") => {
+            Error::Immutable(name.to_string())
+        }
+        e => Error::Update(e),
+    }
 }
 
 /// Counts, reports and backs off a failed reconcile.
@@ -281,8 +303,33 @@ pub fn error_policy(ss: Arc<SealedSecret>, err: &Error, ctx: Arc<Context>) -> Ac
     action
 }
 
-/// Runs the controller until the stream ends (shutdown).
+/// Runs the controllers until shutdown: one per namespace in `namespaces`, or a single
+/// cluster-wide one when it is empty.
 pub async fn run(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    label_selector: Option<String>,
+    concurrency: u16,
+    watch_secrets: bool,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let runs = scopes.into_iter().map(|ns| {
+        run_scope(
+            ctx.clone(),
+            ns,
+            label_selector.clone(),
+            concurrency,
+            watch_secrets,
+        )
+    });
+    futures::future::join_all(runs).await;
+}
+
+async fn run_scope(
     ctx: Arc<Context>,
     namespace: Option<String>,
     label_selector: Option<String>,
@@ -290,7 +337,9 @@ pub async fn run(
     watch_secrets: bool,
 ) {
     let client = ctx.client.clone();
-    let (sealed, secrets): (Api<SealedSecret>, Api<Secret>) = match &namespace {
+    // owned Secrets are watched for their metadata only: the controller never needs their data
+    // from the watch, and a cache of every Secret in the cluster would dominate its memory
+    let (sealed, secrets): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
             Api::namespaced(client.clone(), ns),
@@ -306,6 +355,10 @@ pub async fn run(
         // a deleted or edited Secret is repaired at once, not at the next resync
         controller = controller.owns(secrets, watcher::Config::default());
     }
+    tracing::info!(
+        namespace = namespace.as_deref().unwrap_or("*"),
+        "watching SealedSecrets"
+    );
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .shutdown_on_signal()

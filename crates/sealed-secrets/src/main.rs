@@ -106,7 +106,8 @@ struct Args {
     /// Hold a coordination.k8s.io Lease so several replicas are safe.
     #[arg(long, env = "SEALED_SECRETS_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
-    /// Also watch these namespaces (comma list). Not supported yet: refused at start.
+    /// Also watch these namespaces (comma list); the primary watch then covers only the
+    /// controller's namespace.
     #[arg(long, env = "SEALED_SECRETS_ADDITIONAL_NAMESPACES", default_value = "")]
     additional_namespaces: String,
     /// Delete Secrets by name when their SealedSecret goes. Not supported (ownerReference GC is used): refused when true.
@@ -176,15 +177,47 @@ fn controller_namespace() -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
+/// The namespaces to watch: none (meaning all), the controller's own, or the controller's plus
+/// `--additional-namespaces` (then the primary watch shrinks to the controller namespace, as
+/// upstream). Listed namespaces that do not exist are logged and skipped, as upstream.
+async fn watched_namespaces(client: &Client, args: &Args, own: &str) -> Vec<String> {
+    let extra: Vec<&str> = args
+        .additional_namespaces
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if extra.is_empty() {
+        return if args.all_namespaces {
+            Vec::new()
+        } else {
+            vec![own.to_string()]
+        };
+    }
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let mut out = vec![own.to_string()];
+    for ns in extra {
+        if out.iter().any(|n| n == ns) {
+            continue;
+        }
+        match api.get_opt(ns).await {
+            Ok(Some(_)) => out.push(ns.to_string()),
+            Ok(None) => tracing::warn!(
+                namespace = ns,
+                "additional namespace does not exist: skipped"
+            ),
+            Err(e) => {
+                tracing::warn!(namespace = ns, error = %e, "cannot read additional namespace: skipped")
+            }
+        }
+    }
+    out
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init(&args.log);
-    if !args.additional_namespaces.is_empty() {
-        anyhow::bail!(
-            "--additional-namespaces is not supported yet: use --all-namespaces (the default)"
-        );
-    }
     if args.old_gc_behavior {
         anyhow::bail!(
             "--old-gc-behavior is not supported: Secrets are collected through their ownerReference"
@@ -264,7 +297,7 @@ async fn main() -> anyhow::Result<()> {
         last_key: Default::default(),
         resync: duration("resync-period", &args.resync_period)?,
     });
-    let watch_ns = (!args.all_namespaces).then_some(namespace.clone());
+    let watch_ns = watched_namespaces(&client, &args, &namespace).await;
     let selector = (!args.label_selector.is_empty()).then_some(args.label_selector);
     controller::run(
         ctx,

@@ -511,3 +511,201 @@ async fn immutable_secrets_report_a_clear_error_instead_of_retrying() {
         "the stored value is kept"
     );
 }
+
+async fn synced_to(api: &Api<SealedSecret>, name: &str, want: &str) -> String {
+    wait_for(
+        || async {
+            api.get_opt(name)
+                .await
+                .unwrap()
+                .and_then(|s| synced(&s))
+                .is_some_and(|(s, _)| s == want)
+        },
+        &format!("{name} Synced={want}"),
+    )
+    .await;
+    synced(&api.get(name).await.unwrap()).unwrap().1
+}
+
+#[tokio::test]
+async fn templates_and_replace_and_patch_modes_follow_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, client, controller) = start(dir.path()).await;
+    let cert = cert(&controller).await;
+    let sealed_api: Api<SealedSecret> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+
+    // template.data is rendered with Go templates over the items
+    let mut ss = sealed(
+        &cert,
+        SealingScope::Strict,
+        "default",
+        "dsn",
+        &[("user", "app"), ("password", CANARY)],
+    );
+    ss.spec.template.as_mut().unwrap().data = Some(
+        [(
+            "url".to_string(),
+            "postgres://{{ .user }}:{{ .password | urlquery }}@db/{{ \"app\" | upper }}"
+                .to_string(),
+        )]
+        .into(),
+    );
+    sealed_api
+        .create(&PostParams::default(), &ss)
+        .await
+        .unwrap();
+    synced_to(&sealed_api, "dsn", "True").await;
+    let data = secrets.get("dsn").await.unwrap().data.unwrap();
+    assert_eq!(
+        data["url"].0,
+        format!("postgres://app:{CANARY}@db/APP").as_bytes()
+    );
+    // a template that fails names the key, writes nothing and leaks nothing
+    let mut bad = sealed(
+        &cert,
+        SealingScope::Strict,
+        "default",
+        "bad-template",
+        &[("password", CANARY)],
+    );
+    bad.spec.template.as_mut().unwrap().data =
+        Some([("n".to_string(), "{{ atoi .password }}".to_string())].into());
+    sealed_api
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap();
+    let msg = synced_to(&sealed_api, "bad-template", "False").await;
+    assert!(msg.contains("template") && msg.contains("\"n\""), "{msg}");
+    assert!(!msg.contains(CANARY), "{msg}");
+    assert!(secrets.get_opt("bad-template").await.unwrap().is_none());
+
+    // replace mode (managed: "true"): keys and labels added by hand are replaced away
+    let managed: Secret = serde_json::from_value(json!({"metadata": {"name": "managed",
+        "annotations": {"sealedsecrets.bitnami.com/managed": "true"}, "labels": {"by-hand": "x"}},
+        "stringData": {"stale": "old", "a": "0"}}))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &managed)
+        .await
+        .unwrap();
+    let mut ss = sealed(
+        &cert,
+        SealingScope::Strict,
+        "default",
+        "managed",
+        &[("a", "1")],
+    );
+    ss.spec
+        .template
+        .as_mut()
+        .unwrap()
+        .metadata
+        .as_mut()
+        .unwrap()
+        .annotations = Some(
+        [(
+            "sealedsecrets.bitnami.com/managed".to_string(),
+            "true".to_string(),
+        )]
+        .into(),
+    );
+    sealed_api
+        .create(&PostParams::default(), &ss)
+        .await
+        .unwrap();
+    synced_to(&sealed_api, "managed", "True").await;
+    let s = secrets.get("managed").await.unwrap();
+    let data = s.data.as_ref().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(data["a"].0, b"1");
+    assert!(!s.labels().contains_key("by-hand"));
+    assert_eq!(s.labels()["app"], "web");
+
+    // patch mode: keys are merged one by one, the rest is kept
+    let patched: Secret = serde_json::from_value(json!({"metadata": {"name": "patched",
+        "annotations": {"sealedsecrets.bitnami.com/patch": "true"}, "labels": {"by-hand": "x"}},
+        "stringData": {"keep": "me", "a": "0"}}))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &patched)
+        .await
+        .unwrap();
+    sealed_api
+        .create(
+            &PostParams::default(),
+            &sealed(
+                &cert,
+                SealingScope::Strict,
+                "default",
+                "patched",
+                &[("a", "1")],
+            ),
+        )
+        .await
+        .unwrap();
+    synced_to(&sealed_api, "patched", "True").await;
+    let s = secrets.get("patched").await.unwrap();
+    let data = s.data.as_ref().unwrap();
+    assert_eq!(
+        (data["keep"].0.as_slice(), data["a"].0.as_slice()),
+        (&b"me"[..], &b"1"[..])
+    );
+    assert_eq!(
+        (s.labels()["by-hand"].as_str(), s.labels()["app"].as_str()),
+        ("x", "web")
+    );
+    assert!(
+        s.owner_references().is_empty(),
+        "patch without managed adds no owner"
+    );
+    let log = std::fs::read_to_string(&controller.log).unwrap();
+    assert!(
+        !log.contains(CANARY),
+        "the canary reached the controller log"
+    );
+}
+
+#[tokio::test]
+async fn additional_namespaces_narrow_the_watch_as_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, client, controller) = start_with(
+        dir.path(),
+        &[
+            "--all-namespaces=false",
+            "--additional-namespaces",
+            "team-a,missing",
+        ],
+        &["team-a", "team-b"],
+    )
+    .await;
+    let cert = cert(&controller).await;
+    for ns in ["team-a", "team-b", "kube-system"] {
+        let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns);
+        api.create(
+            &PostParams::default(),
+            &sealed(&cert, SealingScope::Strict, ns, "app", &[("a", "1")]),
+        )
+        .await
+        .unwrap();
+    }
+    for ns in ["team-a", "kube-system"] {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+        wait_for(
+            || async { secrets.get_opt("app").await.unwrap().is_some() },
+            &format!("Secret in {ns}"),
+        )
+        .await;
+    }
+    // team-b is not watched: after the others are done, it still has no Secret and no status
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b: Api<Secret> = Api::namespaced(client.clone(), "team-b");
+    assert!(b.get_opt("app").await.unwrap().is_none());
+    let b: Api<SealedSecret> = Api::namespaced(client.clone(), "team-b");
+    assert!(b.get("app").await.unwrap().status.is_none());
+    let log = std::fs::read_to_string(&controller.log).unwrap();
+    assert!(
+        log.contains("additional namespace does not exist") && log.contains("missing"),
+        "{log}"
+    );
+}

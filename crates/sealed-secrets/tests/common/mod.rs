@@ -66,8 +66,25 @@ pub async fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) 
 }
 
 pub async fn start(dir: &Path) -> (DevCluster, Client, Controller) {
+    start_with(dir, &[], &[]).await
+}
+
+/// Starts devcluster with the CRD and `namespaces`, then the controller with extra `args`.
+pub async fn start_with(
+    dir: &Path,
+    args: &[&str],
+    namespaces: &[&str],
+) -> (DevCluster, Client, Controller) {
     let cluster = DevCluster::start(Options::default()).await.unwrap();
     let client = cluster.client().await.unwrap();
+    for ns in namespaces {
+        let obj: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        Api::all(client.clone())
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
     let crd_yaml = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../deploy/crds/bitnami.com_sealedsecrets.yaml"
@@ -78,7 +95,7 @@ pub async fn start(dir: &Path) -> (DevCluster, Client, Controller) {
         .create(&PostParams::default(), &crd)
         .await
         .unwrap();
-    let controller = restart(dir, &cluster).await;
+    let controller = restart_with(dir, &cluster, args).await;
     wait_for(
         || async { http_try(&format!("{}/v1/cert.pem", controller.api)).await == Some(200) },
         "certificate served",
@@ -89,6 +106,11 @@ pub async fn start(dir: &Path) -> (DevCluster, Client, Controller) {
 
 /// Starts one more controller process against `cluster` (a restart, or a second replica).
 pub async fn restart(dir: &Path, cluster: &DevCluster) -> Controller {
+    restart_with(dir, cluster, &[]).await
+}
+
+/// Starts one more controller process with extra `args`.
+pub async fn restart_with(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Controller {
     let kubeconfig = dir.join("kubeconfig");
     cluster.write_kubeconfig(&kubeconfig).unwrap();
     let (api_port, metrics_port) = (free_port(), free_port());
@@ -96,6 +118,7 @@ pub async fn restart(dir: &Path, cluster: &DevCluster) -> Controller {
     let log_file = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_sealed-secrets-controller"))
         .args(["--key-size", "2048", "--resync-period", "3s"])
+        .args(args)
         .arg("--listen-addr")
         .arg(format!("127.0.0.1:{api_port}"))
         .arg("--listen-metrics-addr")
