@@ -206,8 +206,10 @@ async fn watched_namespaces(client: &Client, args: &Args, own: &str) -> Vec<Stri
                 namespace = ns,
                 "additional namespace does not exist: skipped"
             ),
+            // without the right to read Namespaces (a namespaced RBAC setup) watch it anyway
             Err(e) => {
-                tracing::warn!(namespace = ns, error = %e, "cannot read additional namespace: skipped")
+                tracing::warn!(namespace = ns, error = %e, "cannot check additional namespace: watching it anyway");
+                out.push(ns.to_string());
             }
         }
     }

@@ -109,3 +109,34 @@ async fn chart_lints_renders_and_applies() {
         ]));
     assert!(status.contains("successfully rolled out"), "{status}");
 }
+
+#[test]
+fn additional_namespaces_switch_rbac_to_namespaced_roles() {
+    let rendered = run(Command::new(tools().join("helm")).args([
+        "template",
+        "ss",
+        &chart(),
+        "-n",
+        "infra",
+        "--set",
+        "additionalNamespaces={team-a,infra}",
+    ]));
+    assert!(!rendered.contains("kind: ClusterRole"), "{rendered}");
+    assert!(rendered.contains("- --all-namespaces=false"), "{rendered}");
+    assert!(
+        rendered.contains("- --additional-namespaces=team-a,infra"),
+        "{rendered}"
+    );
+    // one unsealer Role in the release namespace (listed once) and one in team-a
+    let unsealers = rendered
+        .split("\n---")
+        .filter(|doc| doc.lines().any(|l| l == "kind: Role") && doc.contains("-unsealer"))
+        .map(|doc| {
+            doc.lines()
+                .find_map(|l| l.strip_prefix("  namespace: "))
+                .unwrap()
+                .to_string()
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(unsealers, ["infra", "team-a"]);
+}
