@@ -98,6 +98,7 @@ impl DevCluster {
             bookmark_interval: options.bookmark_interval,
             tokens: tokens::TokenIssuer::generate()?,
             requests: Default::default(),
+            requests_by_kind: Default::default(),
         });
         let api_handle = api.clone();
         let tls = if options.tls {
@@ -168,6 +169,15 @@ impl DevCluster {
     /// API requests answered so far.
     pub fn requests(&self) -> u64 {
         self.api.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// API requests answered so far by `verb resource` (e.g. `patch secrets`).
+    pub fn requests_by_kind(&self) -> std::collections::BTreeMap<String, u64> {
+        self.api
+            .requests_by_kind
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The object store (for benchmarks and white-box checks).

@@ -43,6 +43,34 @@ pub struct Api {
     pub tokens: TokenIssuer,
     /// Requests answered so far (benchmarks count API calls with it).
     pub requests: std::sync::atomic::AtomicU64,
+    /// Requests answered so far by verb and resource, e.g. `patch secrets` or `watch sealedsecrets`.
+    pub requests_by_kind: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// `verb resource[/subresource]` of a request, as Kubernetes audit logs name them; `other` for
+/// discovery and everything that is not a resource path.
+fn request_kind(method: &Method, path: &str, query: &str) -> String {
+    let Some(rp) = parse_resource_path(path) else {
+        return "other".to_string();
+    };
+    let watch = query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    let verb = match (method, rp.name.is_some()) {
+        (&Method::GET, false) if watch => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, false) => "deletecollection",
+        (&Method::DELETE, true) => "delete",
+        _ => "other",
+    };
+    match rp.subresource {
+        Some(sub) => format!("{verb} {}/{sub}", rp.resource),
+        None => format!("{verb} {}", rp.resource),
+    }
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
@@ -174,6 +202,17 @@ impl Api {
     ) -> Result<Response<Body>, Infallible> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let kind = request_kind(
+            req.method(),
+            req.uri().path(),
+            req.uri().query().unwrap_or(""),
+        );
+        *self
+            .requests_by_kind
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default() += 1;
         let resp = match self.route(req).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
@@ -771,5 +810,28 @@ mod tests {
         assert_eq!((p.namespace, p.name), (None, None));
         assert!(parse_resource_path("/apis/apps").is_none());
         assert!(parse_resource_path("/metrics").is_none());
+    }
+
+    #[test]
+    fn names_requests_by_verb_and_resource() {
+        let secrets = "/api/v1/namespaces/ns/secrets";
+        assert_eq!(request_kind(&Method::GET, secrets, ""), "list secrets");
+        assert_eq!(
+            request_kind(&Method::GET, secrets, "watch=true&resourceVersion=5"),
+            "watch secrets"
+        );
+        assert_eq!(
+            request_kind(
+                &Method::PATCH,
+                "/apis/bitnami.com/v1alpha1/namespaces/ns/sealedsecrets/s/status",
+                ""
+            ),
+            "patch sealedsecrets/status"
+        );
+        assert_eq!(
+            request_kind(&Method::PUT, "/api/v1/namespaces/ns/secrets/s", ""),
+            "update secrets"
+        );
+        assert_eq!(request_kind(&Method::GET, "/apis", ""), "other");
     }
 }

@@ -74,25 +74,31 @@ pub struct Desired {
     pub keys: Vec<Fingerprint>,
 }
 
-/// Computes the Secret for `ss`. `hint` is tried first (the key that opened it last time).
-pub fn desired_secret(
+/// The SealedSecret's namespace and name.
+fn identity(ss: &SealedSecret) -> Result<(&str, &str), UnsealFailure> {
+    match (
+        ss.metadata.namespace.as_deref(),
+        ss.metadata.name.as_deref(),
+    ) {
+        (Some(ns), Some(name)) => Ok((ns, name)),
+        _ => Err(UnsealFailure::NoIdentity),
+    }
+}
+
+/// The decrypted items of `ss` (from `encryptedData`, or the deprecated `spec.data`) and the keys
+/// that opened them, before any template is rendered.
+pub fn unseal_items(
     ss: &SealedSecret,
     ring: &KeyRing,
     hint: Option<&Fingerprint>,
     accept_v1_data: bool,
-) -> Result<Desired, UnsealFailure> {
-    let name = ss.metadata.name.clone().ok_or(UnsealFailure::NoIdentity)?;
-    let namespace = ss
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(UnsealFailure::NoIdentity)?;
+) -> Result<(BTreeMap<String, ByteString>, Vec<Fingerprint>), UnsealFailure> {
+    let (namespace, name) = identity(ss)?;
     let target = SealTarget {
         scope: ss.scope(),
-        namespace: &namespace,
-        name: &name,
+        namespace,
+        name,
     };
-    let template = ss.spec.template.clone().unwrap_or_default();
     let mut data = BTreeMap::new();
     let mut keys: Vec<Fingerprint> = Vec::new();
     let mut hint = hint.cloned();
@@ -128,6 +134,19 @@ pub fn desired_secret(
         }
         hint = Some(opened.key);
     }
+    Ok((data, keys))
+}
+
+/// Computes the Secret for `ss`. `hint` is tried first (the key that opened it last time).
+pub fn desired_secret(
+    ss: &SealedSecret,
+    ring: &KeyRing,
+    hint: Option<&Fingerprint>,
+    accept_v1_data: bool,
+) -> Result<Desired, UnsealFailure> {
+    let (mut data, keys) = unseal_items(ss, ring, hint, accept_v1_data)?;
+    let (namespace, name) = identity(ss)?;
+    let template = ss.spec.template.clone().unwrap_or_default();
     if let Some(templates) = template.data.as_ref().filter(|t| !t.is_empty()) {
         let plain: BTreeMap<String, Vec<u8>> =
             data.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
@@ -149,8 +168,8 @@ pub fn desired_secret(
     let owner = (!skip_owner).then(|| owner_reference(ss)).flatten();
     let secret = Secret {
         metadata: ObjectMeta {
-            name: Some(name),
-            namespace: Some(namespace),
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
             labels: meta.labels,
             annotations: meta.annotations,
             finalizers: meta.finalizers,

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use strongroom_controller_kit::admin::text as reply;
 
-use crate::desired::desired_secret;
+use crate::desired::{desired_secret, unseal_items};
 use crate::keystore::KeyStore;
 use crate::metrics::Metrics;
 
@@ -176,8 +176,10 @@ impl HttpApi {
         let keys = self.keys.clone();
         let accept = self.accept_v1_data;
         let probe = ss.clone();
-        let desired = tokio::task::spawn_blocking(move || {
-            keys.with_ring(|ring| desired_secret(&probe, ring, None, accept))
+        // only the sealed items are re-encrypted: template.data stays a template (upstream
+        // flattens rendered values into items, losing the template)
+        let (items, _) = tokio::task::spawn_blocking(move || {
+            keys.with_ring(|ring| unseal_items(&probe, ring, None, accept))
         })
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -187,7 +189,7 @@ impl HttpApi {
             ss.metadata.name.as_deref().unwrap_or(""),
         );
         let mut encrypted = Map::new();
-        for (item, value) in desired.secret.data.unwrap_or_default() {
+        for (item, value) in items {
             let sealed = seal_to_base64(&mut os_rng(), &cert.key, &label, &value.0)
                 .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             encrypted.insert(item, Value::String(sealed));

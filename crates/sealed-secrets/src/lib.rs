@@ -10,3 +10,5 @@ pub mod keys;
 pub mod keystore;
 pub mod metrics;
 pub mod ownership;
+pub mod secret_index;
+pub mod write;

@@ -298,6 +298,8 @@ async fn main() -> anyhow::Result<()> {
         update_status: args.update_status,
         last_key: Default::default(),
         resync: duration("resync-period", &args.resync_period)?,
+        secret_index: Default::default(),
+        status_written: Default::default(),
     });
     let watch_ns = watched_namespaces(&client, &args, &namespace).await;
     let selector = (!args.label_selector.is_empty()).then_some(args.label_selector);

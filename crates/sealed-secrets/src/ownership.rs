@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use strongroom_core::crd::sealed_secret::{MANAGED_ANNOTATION, PATCH_ANNOTATION};
 
 /// How an existing Secret may be written.
@@ -18,21 +19,19 @@ pub enum Ownership {
     Foreign,
 }
 
-/// Decides for the SealedSecret with `owner_uid` and the Secret currently at its name.
-pub fn ownership(existing: Option<&Secret>, owner_uid: &str) -> Ownership {
-    let Some(secret) = existing else {
+/// Decides for the SealedSecret with `owner_uid` and the metadata of the Secret currently at
+/// its name.
+pub fn ownership(existing: Option<&ObjectMeta>, owner_uid: &str) -> Ownership {
+    let Some(meta) = existing else {
         return Ownership::Absent;
     };
     let annotated = |key: &str| {
-        secret
-            .metadata
-            .annotations
+        meta.annotations
             .as_ref()
             .and_then(|a| a.get(key))
             .is_some_and(|v| v == "true")
     };
-    let controlled = secret
-        .metadata
+    let controlled = meta
         .owner_references
         .iter()
         .flatten()
@@ -156,18 +155,21 @@ mod tests {
         let owned = secret(
             serde_json::json!({"metadata": {"name": "s", "ownerReferences": [{"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "name": "s", "uid": "u", "controller": true}]}}),
         );
-        assert_eq!(ownership(Some(&owned), "u"), Ownership::Replace);
-        assert_eq!(ownership(Some(&owned), "other"), Ownership::Foreign);
+        assert_eq!(ownership(Some(&owned.metadata), "u"), Ownership::Replace);
+        assert_eq!(
+            ownership(Some(&owned.metadata), "other"),
+            Ownership::Foreign
+        );
         let managed = secret(
             serde_json::json!({"metadata": {"name": "s", "annotations": {MANAGED_ANNOTATION: "true"}}}),
         );
-        assert_eq!(ownership(Some(&managed), "u"), Ownership::Replace);
+        assert_eq!(ownership(Some(&managed.metadata), "u"), Ownership::Replace);
         let patch = secret(
             serde_json::json!({"metadata": {"name": "s", "annotations": {PATCH_ANNOTATION: "true"}}}),
         );
-        assert_eq!(ownership(Some(&patch), "u"), Ownership::Patch);
+        assert_eq!(ownership(Some(&patch.metadata), "u"), Ownership::Patch);
         let foreign = secret(serde_json::json!({"metadata": {"name": "s"}}));
-        assert_eq!(ownership(Some(&foreign), "u"), Ownership::Foreign);
+        assert_eq!(ownership(Some(&foreign.metadata), "u"), Ownership::Foreign);
     }
 
     fn desired() -> Secret {

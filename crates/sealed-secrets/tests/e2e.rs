@@ -401,6 +401,20 @@ async fn restart_repeats_no_work_and_deleted_secrets_come_back() {
         "recreated Secret",
     )
     .await;
+    // drift repair: a value edited by hand is put back at once
+    secrets
+        .patch(
+            "steady",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"data": {"a": "ZWRpdGVk"}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        || async { secrets.get("steady").await.unwrap().data.unwrap()["a"].0 == b"b" },
+        "edited value restored",
+    )
+    .await;
     let rv_before = secrets.get("steady").await.unwrap().resource_version();
 
     // a restarted controller finds the Secret in place and does not write it again
@@ -560,6 +574,24 @@ async fn templates_and_replace_and_patch_modes_follow_upstream() {
     assert_eq!(
         data["url"].0,
         format!("postgres://app:{CANARY}@db/APP").as_bytes()
+    );
+    // /v1/rotate re-encrypts the items and keeps the template a template
+    let current = serde_json::to_string(&sealed_api.get("dsn").await.unwrap()).unwrap();
+    let (code, rotated) = http(
+        &format!("{}/v1/rotate", controller.api),
+        "POST",
+        Some(&current),
+    )
+    .await;
+    assert_eq!(code, 200, "{rotated}");
+    let rotated: SealedSecret = serde_json::from_str(&rotated).unwrap();
+    assert_eq!(
+        rotated.spec.encrypted_data.keys().collect::<Vec<_>>(),
+        ["password", "user"]
+    );
+    assert!(
+        rotated.spec.template.unwrap().data.unwrap()["url"].contains("{{ .user }}"),
+        "template kept"
     );
     // a template that fails names the key, writes nothing and leaks nothing
     let mut bad = sealed(

@@ -13,6 +13,8 @@ pub(super) const EXTRA: &[(&str, Func)] = &[
     ("splitList", split_list as Func),
     ("splitn", splitn as Func),
     ("sortAlpha", sort_alpha as Func),
+    ("all", all as Func),
+    ("any", any as Func),
 ];
 
 /// Sprig names that are another name for a function the engine has.
@@ -21,6 +23,22 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
     ("trimall", "trimAll"),
     // The engine's toJson does not HTML-escape, which is what toRawJson means.
     ("toRawJson", "toJson"),
+    // The must* forms differ from the plain ones only in returning Go errors instead of
+    // panicking; here both return errors.
+    ("mustToJson", "toJson"),
+    ("mustToRawJson", "toJson"),
+    ("mustToPrettyJson", "toPrettyJson"),
+    ("mustFromJson", "fromJson"),
+    ("push", "append"),
+    ("mustPush", "mustAppend"),
+    ("tuple", "list"),
+    ("biggest", "max"),
+    // Paths are always slash-separated on the controller's platform.
+    ("osBase", "base"),
+    ("osDir", "dir"),
+    ("osClean", "clean"),
+    ("osExt", "ext"),
+    ("osIsAbs", "isAbs"),
 ];
 
 fn arg<'a>(
@@ -133,6 +151,29 @@ fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::Array(list.into_iter().map(Value::String).collect()))
 }
 
+/// Go's truthiness, as sprig's `empty` judges it.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Nil | Value::NoValue => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Map(m) | Value::Object(m) => !m.is_empty(),
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::Function(_) => true,
+    }
+}
+
+/// `all a b c`: whether every argument is non-empty.
+fn all(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Bool(args.iter().all(truthy)))
+}
+
+/// `any a b c`: whether some argument is non-empty.
+fn any(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Bool(args.iter().any(truthy)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +202,16 @@ mod tests {
             ),
             "a+b+c"
         );
+    }
+
+    #[test]
+    fn all_and_any_use_go_truthiness() {
+        let (yes, no) = (s("x"), Value::from(0));
+        assert!(matches!(
+            all(&[yes.clone(), no.clone()]).unwrap(),
+            Value::Bool(false)
+        ));
+        assert!(matches!(any(&[no, yes]).unwrap(), Value::Bool(true)));
     }
 
     #[test]

@@ -1,0 +1,131 @@
+//! What the controller knows about Secrets without asking the API server: the metadata cache
+//! fed by the owned-Secret watch, and the resourceVersion each SealedSecret's Secret had when
+//! this process last wrote or checked it. Together they let a reconcile that finds its Secret
+//! in place make no API call at all.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::controller::SOURCE_HASH_ANNOTATION;
+use crate::ownership::{Ownership, ownership};
+
+/// What the cache says about one Secret.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// No synced cache covers the namespace: ask the API server.
+    Unknown,
+    /// The synced cache has no such Secret.
+    Absent,
+    /// The Secret's metadata as last seen.
+    Present(Arc<PartialObjectMeta<Secret>>),
+}
+
+/// The metadata cache of one watched scope.
+type SecretMetaStore = Store<PartialObjectMeta<Secret>>;
+
+/// Metadata caches per watched scope, and the Secret versions known to be in place.
+#[derive(Default)]
+pub struct SecretIndex {
+    /// (namespace or all, cache) for each scope whose initial list has completed.
+    stores: RwLock<Vec<(Option<String>, SecretMetaStore)>>,
+    /// SealedSecret uid → resourceVersion of its Secret as this process last wrote or checked it.
+    known: Mutex<HashMap<String, String>>,
+}
+
+impl SecretIndex {
+    /// Adds the cache of one scope (call once its initial list is done).
+    pub fn add_store(&self, namespace: Option<String>, store: SecretMetaStore) {
+        self.stores
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((namespace, store));
+    }
+
+    /// Looks up `namespace/name` in the cache of the scope that covers it.
+    pub fn lookup(&self, namespace: &str, name: &str) -> Lookup {
+        let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
+        let Some((_, store)) = stores
+            .iter()
+            .find(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))
+        else {
+            return Lookup::Unknown;
+        };
+        match store.get(&ObjectRef::new(name).within(namespace)) {
+            Some(meta) => Lookup::Present(meta),
+            None => Lookup::Absent,
+        }
+    }
+
+    /// Whether the Secret with `meta` already holds what the SealedSecret (`uid`, source `hash`)
+    /// unseals to: it is ours to manage, it records the same source, and nobody changed it since
+    /// this process last wrote or checked it (after a restart the recorded source is trusted).
+    pub fn in_place(&self, uid: &str, meta: &ObjectMeta, hash: &str) -> bool {
+        let same_source = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SOURCE_HASH_ANNOTATION))
+            .is_some_and(|h| h == hash);
+        if !same_source || ownership(Some(meta), uid) == Ownership::Foreign {
+            return false;
+        }
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        match known.get(uid) {
+            None => true,
+            Some(rv) => meta.resource_version.as_deref() == Some(rv.as_str()),
+        }
+    }
+
+    /// Records the resourceVersion the Secret of `uid` has after a write or a check.
+    pub fn remember(&self, uid: &str, resource_version: Option<String>) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        match resource_version {
+            Some(rv) => known.insert(uid.to_string(), rv),
+            None => known.remove(uid),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher;
+
+    fn meta(rv: &str, hash: &str) -> PartialObjectMeta<Secret> {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": "s", "namespace": "ns", "resourceVersion": rv,
+                "annotations": {SOURCE_HASH_ANNOTATION: hash},
+                "ownerReferences": [{"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "name": "s", "uid": "u", "controller": true}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn lookups_follow_the_scope_and_the_known_version() {
+        let index = SecretIndex::default();
+        assert!(matches!(index.lookup("ns", "s"), Lookup::Unknown));
+        let (reader, mut writer) = reflector::store::<PartialObjectMeta<Secret>>();
+        writer.apply_watcher_event(&watcher::Event::Apply(meta("5", "h")));
+        index.add_store(Some("ns".into()), reader);
+        assert!(matches!(index.lookup("other", "s"), Lookup::Unknown));
+        assert!(matches!(index.lookup("ns", "missing"), Lookup::Absent));
+        let Lookup::Present(found) = index.lookup("ns", "s") else {
+            panic!("expected the cached Secret");
+        };
+        // first sight after a start: the recorded source is trusted
+        assert!(index.in_place("u", &found.metadata, "h"));
+        assert!(!index.in_place("u", &found.metadata, "other-hash"));
+        assert!(!index.in_place("someone-else", &found.metadata, "h"));
+        // once a version is known, a change by anyone else means "not in place"
+        index.remember("u", Some("4".into()));
+        assert!(!index.in_place("u", &found.metadata, "h"));
+        index.remember("u", Some("5".into()));
+        assert!(index.in_place("u", &found.metadata, "h"));
+    }
+}
