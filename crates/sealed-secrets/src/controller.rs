@@ -1,6 +1,6 @@
 //! The reconcile loop: SealedSecret → Secret by server-side apply, status `Synced`, events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, reflector};
+use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -99,11 +99,27 @@ pub struct Context {
     pub status_written: Mutex<HashMap<String, (String, bool, String)>>,
 }
 
+/// Drops what no reconcile reads from a cached object: managedFields and kubectl's
+/// last-applied copy of the whole object.
+fn slim<K: Resource>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
+    if let Some(a) = obj.meta_mut().annotations.as_mut() {
+        a.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+/// kubectl's client-side apply record.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A digest of everything the Secret is computed from (the last-applied record is not part of
+/// it: re-applying an unchanged manifest must not cause work).
 fn source_hash(ss: &SealedSecret) -> String {
     let mut h = Sha256::new();
     h.update(ss.uid().unwrap_or_default());
     h.update(serde_json::to_vec(&ss.spec).unwrap_or_default());
-    h.update(serde_json::to_vec(&ss.metadata.annotations).unwrap_or_default());
+    let mut annotations = ss.metadata.annotations.clone().unwrap_or_default();
+    annotations.remove(LAST_APPLIED_ANNOTATION);
+    h.update(serde_json::to_vec(&annotations).unwrap_or_default());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -219,7 +235,8 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
         return synced(&ctx, &ss).await;
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let known_absent = matches!(cached, Lookup::Absent);
+    // absent from the cache but written by this process: the cache is behind our own write
+    let known_absent = matches!(cached, Lookup::Absent) && !ctx.secret_index.knows(&uid);
     let existing = if known_absent {
         None
     } else {
@@ -329,25 +346,56 @@ pub async fn run(
     } else {
         namespaces.into_iter().map(Some).collect()
     };
-    let runs = scopes.into_iter().map(|ns| {
-        run_scope(
-            ctx.clone(),
-            ns,
-            label_selector.clone(),
-            concurrency,
-            watch_secrets,
-        )
+    let controllers: Vec<Controller<SealedSecret>> = scopes
+        .into_iter()
+        .map(|ns| scope_controller(&ctx, ns, label_selector.as_deref(), watch_secrets))
+        .collect();
+    let stores: Vec<Store<SealedSecret>> = controllers.iter().map(Controller::store).collect();
+    let pruning = tokio::spawn(forget_deleted(ctx.clone(), stores));
+    let runs = controllers.into_iter().map(|controller| {
+        controller
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .shutdown_on_signal()
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|_| async {})
     });
     futures::future::join_all(runs).await;
+    pruning.abort();
 }
 
-async fn run_scope(
-    ctx: Arc<Context>,
+/// Every resync period, drops what is remembered per SealedSecret (known Secret versions, last
+/// status written, last key) for objects that no longer exist, so memory follows the live set.
+async fn forget_deleted(ctx: Arc<Context>, stores: Vec<Store<SealedSecret>>) {
+    for store in &stores {
+        if store.wait_until_ready().await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::time::sleep(ctx.resync).await;
+        let live: HashSet<String> = stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter_map(|ss| ss.uid())
+            .collect();
+        ctx.secret_index.retain(&live);
+        ctx.status_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|uid, _| live.contains(uid));
+        ctx.last_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|uid, _| uid == ANY_OBJECT || live.contains(uid));
+    }
+}
+
+fn scope_controller(
+    ctx: &Arc<Context>,
     namespace: Option<String>,
-    label_selector: Option<String>,
-    concurrency: u16,
+    label_selector: Option<&str>,
     watch_secrets: bool,
-) {
+) -> Controller<SealedSecret> {
     let client = ctx.client.clone();
     // owned Secrets are watched for their metadata only: the controller never needs their data
     // from the watch, and a cache of every Secret in the cluster would dominate its memory
@@ -359,17 +407,29 @@ async fn run_scope(
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let mut cfg = watcher::Config::default();
-    if let Some(sel) = &label_selector {
+    if let Some(sel) = label_selector {
         cfg = cfg.labels(sel);
     }
-    let mut controller = Controller::new(sealed, cfg.clone());
+    // the cache keeps what reconciling needs: managedFields and kubectl's copy of the whole
+    // object in last-applied-configuration are dropped (a third of a SealedSecret's size)
+    let (sealed_reader, sealed_writer) = reflector::store();
+    let sealed_stream = reflector(
+        sealed_writer,
+        watcher(sealed, cfg).default_backoff().modify(slim),
+    )
+    .applied_objects();
+    let mut controller = Controller::for_stream(sealed_stream, sealed_reader);
     if watch_secrets {
         // a deleted or edited Secret is repaired at once, not at the next resync; the metadata
         // cache lets reconciles skip reading Secrets that are already in place
         let (reader, writer) = reflector::store();
-        let stream = reflector(writer, watcher(secrets, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
+        let stream = reflector(
+            writer,
+            watcher(secrets, watcher::Config::default())
+                .default_backoff()
+                .modify(slim),
+        )
+        .touched_objects();
         controller = controller.owns_stream(stream);
         let (ctx, scope) = (ctx.clone(), namespace.clone());
         tokio::spawn(async move {
@@ -383,11 +443,6 @@ async fn run_scope(
         "watching SealedSecrets"
     );
     controller
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
 }
 
 /// The event reporter name upstream uses.

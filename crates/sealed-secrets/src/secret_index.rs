@@ -80,6 +80,22 @@ impl SecretIndex {
         }
     }
 
+    /// Whether this process wrote or checked the Secret of `uid`.
+    pub fn knows(&self, uid: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(uid)
+    }
+
+    /// Forgets the SealedSecrets whose uid is not in `live`.
+    pub fn retain(&self, live: &std::collections::HashSet<String>) {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|uid, _| live.contains(uid));
+    }
+
     /// Records the resourceVersion the Secret of `uid` has after a write or a check.
     pub fn remember(&self, uid: &str, resource_version: Option<String>) {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,5 +143,8 @@ mod tests {
         assert!(!index.in_place("u", &found.metadata, "h"));
         index.remember("u", Some("5".into()));
         assert!(index.in_place("u", &found.metadata, "h"));
+        assert!(index.knows("u") && !index.knows("v"));
+        index.retain(&["v".to_string()].into());
+        assert!(!index.knows("u"));
     }
 }

@@ -282,6 +282,17 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(rt, name))
     }
 
+    /// How many objects of a type match `sel` (cheap: nothing is copied).
+    pub fn count(&self, rt: &ResourceType, sel: &Selection) -> usize {
+        let st = self.lock();
+        st.objects.get(&rt.storage_key()).map_or(0, |objects| {
+            objects
+                .iter()
+                .filter(|(key, obj)| sel.matches(&key.0, obj))
+                .count()
+        })
+    }
+
     /// Lists objects: `(items, resourceVersion, continue token)`.
     pub fn list(
         &self,
