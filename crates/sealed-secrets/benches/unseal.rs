@@ -103,7 +103,17 @@ async fn scenario(n: usize, keys: usize) {
     let calls_before = cluster.requests();
     let kinds_before = cluster.requests_by_kind();
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealed-secrets-controller"))
+    // BENCH_WRAPPER runs the controller under a profiler, e.g. BENCH_WRAPPER=heaptrack
+    let binary = env!("CARGO_BIN_EXE_sealed-secrets-controller");
+    let mut command = match std::env::var("BENCH_WRAPPER") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut c = Command::new(wrapper);
+            c.arg(binary);
+            c
+        }
+        _ => Command::new(binary),
+    };
+    let mut child = command
         .arg("--listen-addr")
         .arg(format!("127.0.0.1:{}", free_port()))
         .arg("--listen-metrics-addr")
