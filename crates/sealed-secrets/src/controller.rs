@@ -340,12 +340,21 @@ pub async fn run(
     label_selector: Option<String>,
     concurrency: u16,
     watch_secrets: bool,
+    old_gc: bool,
 ) {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
         namespaces.into_iter().map(Some).collect()
     };
+    if old_gc {
+        for scope in &scopes {
+            tokio::spawn(crate::gc::delete_with_sealed_secrets(
+                ctx.client.clone(),
+                scope.clone(),
+            ));
+        }
+    }
     let controllers: Vec<Controller<SealedSecret>> = scopes
         .into_iter()
         .map(|ns| scope_controller(&ctx, ns, label_selector.as_deref(), watch_secrets))

@@ -5,6 +5,7 @@
 
 pub mod controller;
 pub mod desired;
+pub mod gc;
 pub mod http;
 pub mod keys;
 pub mod keystore;

@@ -110,7 +110,8 @@ struct Args {
     /// controller's namespace.
     #[arg(long, env = "SEALED_SECRETS_ADDITIONAL_NAMESPACES", default_value = "")]
     additional_namespaces: String,
-    /// Delete Secrets by name when their SealedSecret goes. Not supported (ownerReference GC is used): refused when true.
+    /// Also delete the Secret of the same name when its SealedSecret is deleted (for Secrets
+    /// without an ownerReference); only Secrets the SealedSecret may replace are deleted.
     #[arg(long, env = "SEALED_SECRETS_OLD_GC_BEHAVIOR", default_value_t = false, action = clap::ArgAction::Set)]
     old_gc_behavior: bool,
     /// Accepted for compatibility: key Secrets are always watched (adds, relabels and deletes).
@@ -220,11 +221,6 @@ async fn watched_namespaces(client: &Client, args: &Args, own: &str) -> Vec<Stri
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init(&args.log);
-    if args.old_gc_behavior {
-        anyhow::bail!(
-            "--old-gc-behavior is not supported: Secrets are collected through their ownerReference"
-        );
-    }
     duration("read-timeout", &args.read_timeout)?;
     duration("write-timeout", &args.write_timeout)?;
     let namespace = controller_namespace();
@@ -309,6 +305,7 @@ async fn main() -> anyhow::Result<()> {
         selector,
         args.concurrency,
         !args.skip_recreate,
+        args.old_gc_behavior,
     )
     .await;
     if args.leader_elect {

@@ -741,3 +741,96 @@ async fn additional_namespaces_narrow_the_watch_as_upstream() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn old_gc_behavior_deletes_secrets_without_owner_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, client, controller) =
+        start_with(dir.path(), &["--old-gc-behavior=true"], &[]).await;
+    let cert = cert(&controller).await;
+    let sealed_api: Api<SealedSecret> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    // a Secret without an ownerReference (skip-set-owner-references + managed, as upstream
+    // documents), and a patch-mode Secret that was someone else's first
+    let mut loose = sealed(
+        &cert,
+        SealingScope::Strict,
+        "default",
+        "loose",
+        &[("a", "1")],
+    );
+    loose
+        .spec
+        .template
+        .as_mut()
+        .unwrap()
+        .metadata
+        .as_mut()
+        .unwrap()
+        .annotations = Some(
+        [
+            (
+                "sealedsecrets.bitnami.com/skip-set-owner-references".to_string(),
+                "true".to_string(),
+            ),
+            (
+                "sealedsecrets.bitnami.com/managed".to_string(),
+                "true".to_string(),
+            ),
+        ]
+        .into(),
+    );
+    sealed_api
+        .create(&PostParams::default(), &loose)
+        .await
+        .unwrap();
+    let shared: Secret = serde_json::from_value(json!({"metadata": {"name": "shared",
+        "annotations": {"sealedsecrets.bitnami.com/patch": "true"}}, "stringData": {"keep": "me"}}))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &shared)
+        .await
+        .unwrap();
+    sealed_api
+        .create(
+            &PostParams::default(),
+            &sealed(
+                &cert,
+                SealingScope::Strict,
+                "default",
+                "shared",
+                &[("a", "1")],
+            ),
+        )
+        .await
+        .unwrap();
+    synced_to(&sealed_api, "loose", "True").await;
+    synced_to(&sealed_api, "shared", "True").await;
+    assert!(
+        secrets
+            .get("loose")
+            .await
+            .unwrap()
+            .owner_references()
+            .is_empty()
+    );
+
+    for name in ["loose", "shared"] {
+        sealed_api
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    wait_for(
+        || async { secrets.get_opt("loose").await.unwrap().is_none() },
+        "Secret deleted with its SealedSecret",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kept = secrets.get("shared").await.unwrap();
+    assert_eq!(
+        kept.data.unwrap()["keep"].0,
+        b"me",
+        "patch-mode Secret kept"
+    );
+}
