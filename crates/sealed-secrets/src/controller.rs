@@ -225,7 +225,7 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
     let name = ss.name_any();
     let uid = ss.uid().unwrap_or_default();
     let hash = source_hash(&ss);
-    let cached = ctx.secret_index.lookup(&ns, &name);
+    let cached = ctx.secret_index.lookup(&ns, &name).await;
     // the common case costs no API call: the cached Secret is ours and unchanged
     if let Lookup::Present(meta) = &cached
         && ctx.secret_index.in_place(&uid, &meta.metadata, &hash)
@@ -440,12 +440,7 @@ fn scope_controller(
         )
         .touched_objects();
         controller = controller.owns_stream(stream);
-        let (ctx, scope) = (ctx.clone(), namespace.clone());
-        tokio::spawn(async move {
-            if reader.wait_until_ready().await.is_ok() {
-                ctx.secret_index.add_store(scope, reader);
-            }
-        });
+        ctx.secret_index.add_store(namespace.clone(), reader);
     }
     tracing::info!(
         namespace = namespace.as_deref().unwrap_or("*"),

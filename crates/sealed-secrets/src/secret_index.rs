@@ -17,7 +17,7 @@ use crate::ownership::{Ownership, ownership};
 /// What the cache says about one Secret.
 #[derive(Debug, Clone)]
 pub enum Lookup {
-    /// No synced cache covers the namespace: ask the API server.
+    /// No cache covers the namespace, or it has not finished its first list: ask the API server.
     Unknown,
     /// The synced cache has no such Secret.
     Absent,
@@ -25,20 +25,23 @@ pub enum Lookup {
     Present(Arc<PartialObjectMeta<Secret>>),
 }
 
+/// How long a reconcile waits for a cache's first list before asking the API server instead.
+const FIRST_LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The metadata cache of one watched scope.
 type SecretMetaStore = Store<PartialObjectMeta<Secret>>;
 
 /// Metadata caches per watched scope, and the Secret versions known to be in place.
 #[derive(Default)]
 pub struct SecretIndex {
-    /// (namespace or all, cache) for each scope whose initial list has completed.
+    /// (namespace or all, cache) for each watched scope.
     stores: RwLock<Vec<(Option<String>, SecretMetaStore)>>,
     /// SealedSecret uid → resourceVersion of its Secret as this process last wrote or checked it.
     known: Mutex<HashMap<String, String>>,
 }
 
 impl SecretIndex {
-    /// Adds the cache of one scope (call once its initial list is done).
+    /// Adds the cache of one scope.
     pub fn add_store(&self, namespace: Option<String>, store: SecretMetaStore) {
         self.stores
             .write()
@@ -46,15 +49,25 @@ impl SecretIndex {
             .push((namespace, store));
     }
 
-    /// Looks up `namespace/name` in the cache of the scope that covers it.
-    pub fn lookup(&self, namespace: &str, name: &str) -> Lookup {
-        let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
-        let Some((_, store)) = stores
-            .iter()
-            .find(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))
-        else {
-            return Lookup::Unknown;
+    /// Looks up `namespace/name` in the cache of the scope that covers it, waiting a little for
+    /// that cache's first list (reconciles start while it is still running).
+    pub async fn lookup(&self, namespace: &str, name: &str) -> Lookup {
+        let store = {
+            let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
+            let Some((_, store)) = stores
+                .iter()
+                .find(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))
+            else {
+                return Lookup::Unknown;
+            };
+            store.clone()
         };
+        if !matches!(
+            tokio::time::timeout(FIRST_LIST_WAIT, store.wait_until_ready()).await,
+            Ok(Ok(()))
+        ) {
+            return Lookup::Unknown;
+        }
         match store.get(&ObjectRef::new(name).within(namespace)) {
             Some(meta) => Lookup::Present(meta),
             None => Lookup::Absent,
@@ -122,16 +135,21 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn lookups_follow_the_scope_and_the_known_version() {
+    #[tokio::test]
+    async fn lookups_follow_the_scope_and_the_known_version() {
         let index = SecretIndex::default();
-        assert!(matches!(index.lookup("ns", "s"), Lookup::Unknown));
+        assert!(matches!(index.lookup("ns", "s").await, Lookup::Unknown));
         let (reader, mut writer) = reflector::store::<PartialObjectMeta<Secret>>();
-        writer.apply_watcher_event(&watcher::Event::Apply(meta("5", "h")));
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(meta("5", "h")));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
         index.add_store(Some("ns".into()), reader);
-        assert!(matches!(index.lookup("other", "s"), Lookup::Unknown));
-        assert!(matches!(index.lookup("ns", "missing"), Lookup::Absent));
-        let Lookup::Present(found) = index.lookup("ns", "s") else {
+        assert!(matches!(index.lookup("other", "s").await, Lookup::Unknown));
+        assert!(matches!(
+            index.lookup("ns", "missing").await,
+            Lookup::Absent
+        ));
+        let Lookup::Present(found) = index.lookup("ns", "s").await else {
             panic!("expected the cached Secret");
         };
         // first sight after a start: the recorded source is trusted

@@ -419,6 +419,7 @@ async fn restart_repeats_no_work_and_deleted_secrets_come_back() {
 
     // a restarted controller finds the Secret in place and does not write it again
     terminate(&mut controller);
+    let calls_before = cluster.requests_by_kind();
     let second = restart(dir.path(), &cluster).await;
     let metrics_url = format!("{}/metrics", second.metrics);
     wait_for(
@@ -436,6 +437,21 @@ async fn restart_repeats_no_work_and_deleted_secrets_come_back() {
         secrets.get("steady").await.unwrap().resource_version(),
         rv_before
     );
+    // and makes no per-object API call: no Secret read or write, no status write
+    let calls_after = cluster.requests_by_kind();
+    for kind in [
+        "get secrets",
+        "create secrets",
+        "patch secrets",
+        "update secrets",
+        "patch sealedsecrets/status",
+    ] {
+        let delta = calls_after.get(kind).copied().unwrap_or(0)
+            - calls_before.get(kind).copied().unwrap_or(0);
+        // reads: the test's own, and the controller's start-up read of the legacy key Secret
+        let allowed = if kind == "get secrets" { 2 } else { 0 };
+        assert!(delta <= allowed, "{kind}: {delta} calls after the restart");
+    }
 }
 
 // terminate() blocks on the child: the in-process API server needs a worker of its own
