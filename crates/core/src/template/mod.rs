@@ -5,6 +5,7 @@
 //! key) with its Helm function set; [`sprig`] adds the sprig functions it lacks. Every render runs
 //! under resource limits, because a template is untrusted input to a controller.
 
+mod crypto;
 mod sprig;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +19,8 @@ pub use gtmpl_ng::{Func, FuncError, Value};
 pub const REMOVED_FUNCTIONS: [&str; 3] = ["env", "expandenv", "getHostByName"];
 
 /// The longest a single render may run.
-const RENDER_DEADLINE: Duration = Duration::from_secs(2);
+/// (`genPrivateKey "rsa"` alone takes up to a second or two.)
+const RENDER_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The most bytes a single render may produce (a Secret is at most 1 MiB).
 const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
@@ -67,7 +69,7 @@ impl Engine {
             .iter()
             .map(|&(name, f)| (name.to_string(), f))
             .collect();
-        for &(name, f) in sprig::EXTRA {
+        for &(name, f) in sprig::EXTRA.iter().chain(crypto::FUNCTIONS) {
             funcs.insert(name.to_string(), f);
         }
         for (alias, of) in sprig::ALIASES {
@@ -232,6 +234,30 @@ mod tests {
             one("{{ .password | sha256sum | trunc 8 }}", &pairs).unwrap(),
             "1ec1c26b"
         );
+    }
+
+    #[test]
+    fn key_and_cipher_functions_work_in_templates() {
+        let pairs = [("password", "s3cret")];
+        assert_eq!(
+            one(
+                "{{ encryptAES \"k\" .password | decryptAES \"k\" }}",
+                &pairs
+            )
+            .unwrap(),
+            "s3cret"
+        );
+        assert!(
+            one("{{ bcrypt .password }}", &pairs)
+                .unwrap()
+                .starts_with("$2a$10$")
+        );
+        assert!(
+            one("{{ genPrivateKey \"ecdsa\" }}", &pairs)
+                .unwrap()
+                .contains("EC PRIVATE KEY")
+        );
+        assert_eq!(one("{{ \"0640\" | toDecimal }}", &pairs).unwrap(), "416");
     }
 
     #[test]

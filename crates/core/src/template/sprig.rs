@@ -15,6 +15,10 @@ pub(super) const EXTRA: &[(&str, Func)] = &[
     ("sortAlpha", sort_alpha as Func),
     ("all", all as Func),
     ("any", any as Func),
+    ("regexQuoteMeta", regex_quote_meta as Func),
+    ("toDecimal", to_decimal as Func),
+    ("chunk", chunk as Func),
+    ("mustChunk", chunk as Func),
 ];
 
 /// Sprig names that are another name for a function the engine has.
@@ -151,6 +155,45 @@ fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::Array(list.into_iter().map(Value::String).collect()))
 }
 
+/// `regexQuoteMeta s`: `s` with Go's regexp metacharacters escaped (`\.+*?()|[]{}^$`).
+fn regex_quote_meta(args: &[Value]) -> Result<Value, FuncError> {
+    let s = text(arg(args, 0, "regexQuoteMeta", 1)?);
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    Ok(Value::String(out))
+}
+
+/// `toDecimal "0777"`: an octal string as a decimal number (0 when it is not octal).
+fn to_decimal(args: &[Value]) -> Result<Value, FuncError> {
+    let s = text(arg(args, 0, "toDecimal", 1)?);
+    Ok(Value::from(i64::from_str_radix(s.trim(), 8).unwrap_or(0)))
+}
+
+/// `chunk size list`: the list cut into lists of `size` items (the last may be shorter).
+fn chunk(args: &[Value]) -> Result<Value, FuncError> {
+    let size = int(arg(args, 0, "chunk", 2)?, "chunk")?;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| FuncError::Generic("chunk: the size must be positive".into()))?;
+    let Value::Array(items) = arg(args, 1, "chunk", 2)? else {
+        return Err(FuncError::Generic(
+            "chunk: the second argument must be a list".into(),
+        ));
+    };
+    Ok(Value::Array(
+        items
+            .chunks(size)
+            .map(|c| Value::Array(c.to_vec()))
+            .collect(),
+    ))
+}
+
 /// Go's truthiness, as sprig's `empty` judges it.
 fn truthy(v: &Value) -> bool {
     match v {
@@ -212,6 +255,18 @@ mod tests {
             Value::Bool(false)
         ));
         assert!(matches!(any(&[no, yes]).unwrap(), Value::Bool(true)));
+    }
+
+    #[test]
+    fn quote_meta_octal_and_chunks() {
+        assert_eq!(text(&regex_quote_meta(&[s("a.b*c")]).unwrap()), "a\\.b\\*c");
+        assert_eq!(text(&to_decimal(&[s("0777")]).unwrap()), "511");
+        assert_eq!(text(&to_decimal(&[s("9")]).unwrap()), "0");
+        let list = split_list(&[s(","), s("a,b,c")]).unwrap();
+        let Value::Array(chunks) = chunk(&[Value::from(2), list]).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(chunks.len(), 2);
     }
 
     #[test]
