@@ -12,6 +12,8 @@ use openssl::rsa::Rsa;
 use openssl::symm::{Cipher, decrypt, encrypt};
 use rand_core::TryRng;
 
+use super::args::{arg, failed, text as as_text};
+
 /// The functions of this module.
 pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("bcrypt", bcrypt as Func),
@@ -23,16 +25,7 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
 ];
 
 fn text(args: &[Value], i: usize, function: &str, count: usize) -> Result<String, FuncError> {
-    match args.get(i) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Nil | Value::NoValue) => Ok(String::new()),
-        Some(other) => Ok(other.to_string()),
-        None => Err(FuncError::ExactlyXArgs(function.to_string(), count)),
-    }
-}
-
-fn failed(function: &str, what: impl std::fmt::Display) -> FuncError {
-    FuncError::Generic(format!("{function}: {what}"))
+    arg(args, i, function, count).map(as_text)
 }
 
 /// `bcrypt s`: a `$2a$10$` hash, as Go's `bcrypt.GenerateFromPassword` with the default cost.

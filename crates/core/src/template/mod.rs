@@ -5,7 +5,9 @@
 //! key) with its Helm function set; [`sprig`] adds the sprig functions it lacks. Every render runs
 //! under resource limits, because a template is untrusted input to a controller.
 
+mod args;
 mod crypto;
+mod dates;
 mod sprig;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,7 +71,11 @@ impl Engine {
             .iter()
             .map(|&(name, f)| (name.to_string(), f))
             .collect();
-        for &(name, f) in sprig::EXTRA.iter().chain(crypto::FUNCTIONS) {
+        for &(name, f) in sprig::EXTRA
+            .iter()
+            .chain(crypto::FUNCTIONS)
+            .chain(dates::FUNCTIONS)
+        {
             funcs.insert(name.to_string(), f);
         }
         for (alias, of) in sprig::ALIASES {

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use gtmpl_ng::{Func, FuncError, Value};
 
+use super::args::{arg, text};
+
 /// Functions added on top of the Helm set.
 pub(super) const EXTRA: &[(&str, Func)] = &[
     ("nindent", nindent as Func),
@@ -44,24 +46,6 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
     ("osExt", "ext"),
     ("osIsAbs", "isAbs"),
 ];
-
-fn arg<'a>(
-    args: &'a [Value],
-    i: usize,
-    function: &str,
-    count: usize,
-) -> Result<&'a Value, FuncError> {
-    args.get(i)
-        .ok_or_else(|| FuncError::ExactlyXArgs(function.to_string(), count))
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Nil | Value::NoValue => String::new(),
-        other => other.to_string(),
-    }
-}
 
 fn int(v: &Value, function: &str) -> Result<i64, FuncError> {
     match v {

@@ -1,0 +1,382 @@
+//! Sprig's date functions. A time travels between functions as the text Go's `time.Time`
+//! prints (`2006-01-02 15:04:05.999999999 -0700 MST`), so `{{ now }}` reads as in Go and every
+//! date function accepts it, RFC 3339 text, or Unix seconds. Layouts are Go's reference-time
+//! layouts (`"2006-01-02"`). Zones: `UTC` and `Local` (the controller's, UTC in the image).
+
+use chrono::{DateTime, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use gtmpl_ng::{Func, FuncError, Value};
+
+use super::args::{arg, failed, text};
+use crate::duration::parse_go_duration;
+
+/// The functions of this module.
+pub(super) const FUNCTIONS: &[(&str, Func)] = &[
+    ("now", now as Func),
+    ("date", date as Func),
+    ("dateInZone", date_in_zone as Func),
+    ("date_in_zone", date_in_zone as Func),
+    ("htmlDate", html_date as Func),
+    ("htmlDateInZone", html_date_in_zone as Func),
+    ("toDate", to_date as Func),
+    ("mustToDate", must_to_date as Func),
+    ("unixEpoch", unix_epoch as Func),
+    ("dateModify", date_modify as Func),
+    ("date_modify", date_modify as Func),
+    ("mustDateModify", must_date_modify as Func),
+    ("must_date_modify", must_date_modify as Func),
+    ("ago", ago as Func),
+    ("duration", duration as Func),
+];
+
+/// How Go prints a `time.Time`.
+const GO_TIME_STRING: &str = "%Y-%m-%d %H:%M:%S%.f %z";
+
+/// Prints a time as Go's `time.Time.String()` does (without the monotonic clock reading).
+fn show(t: DateTime<FixedOffset>) -> Value {
+    let zone = if t.offset().local_minus_utc() == 0 {
+        "UTC".to_string()
+    } else {
+        t.format("%z").to_string()
+    };
+    Value::String(format!("{} {zone}", t.format(GO_TIME_STRING)))
+}
+
+/// Reads a time argument: Go's printed form, RFC 3339, or Unix seconds.
+fn read_time(v: &Value, function: &str) -> Result<DateTime<FixedOffset>, FuncError> {
+    if let Value::Number(n) = v {
+        let secs = n
+            .as_i64()
+            .ok_or_else(|| failed(function, "not a Unix time"))?;
+        return Utc
+            .timestamp_opt(secs, 0)
+            .single()
+            .map(|t| t.fixed_offset())
+            .ok_or_else(|| failed(function, "Unix time out of range"));
+    }
+    let s = text(v);
+    let trimmed = s.trim();
+    // Go's form ends with a zone name after the offset ("UTC", "CET", or the offset again for
+    // a zone without a name): drop it
+    let without_zone = match trimmed.rsplit_once(' ') {
+        Some((head, zone))
+            if head.contains(' ')
+                && (zone.chars().all(|c| c.is_ascii_alphabetic())
+                    || zone.starts_with(['+', '-'])) =>
+        {
+            head
+        }
+        _ => trimmed,
+    };
+    DateTime::parse_from_str(without_zone, GO_TIME_STRING)
+        .or_else(|_| DateTime::parse_from_rfc3339(trimmed))
+        .or_else(|_| {
+            trimmed
+                .parse::<i64>()
+                .ok()
+                .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
+                .map(|t| t.fixed_offset())
+                .ok_or(())
+        })
+        .map_err(|_| failed(function, format!("cannot read {trimmed:?} as a time")))
+}
+
+fn in_zone(
+    t: DateTime<FixedOffset>,
+    zone: &str,
+    function: &str,
+) -> Result<DateTime<FixedOffset>, FuncError> {
+    match zone {
+        "" | "UTC" => Ok(t.with_timezone(&Utc).fixed_offset()),
+        "Local" => Ok(t.with_timezone(&Local).fixed_offset()),
+        other => Err(failed(
+            function,
+            format!("unknown time zone {other:?} (UTC and Local are available)"),
+        )),
+    }
+}
+
+/// Converts a Go reference-time layout into a chrono format string.
+fn layout(go: &str) -> String {
+    // longest tokens first, so "2006" wins over "2" and "January" over "Jan"
+    const TOKENS: &[(&str, &str)] = &[
+        ("January", "%B"),
+        ("Monday", "%A"),
+        ("-07:00:00", "%::z"),
+        ("Z07:00", "%:z"),
+        ("-07:00", "%:z"),
+        ("-0700", "%z"),
+        (".000000000", "%.9f"),
+        (".000000", "%.6f"),
+        (".000", "%.3f"),
+        (".999999999", "%.f"),
+        (".999999", "%.f"),
+        (".999", "%.f"),
+        ("2006", "%Y"),
+        ("Jan", "%b"),
+        ("Mon", "%a"),
+        ("MST", "%Z"),
+        ("002", "%j"),
+        ("_2", "%e"),
+        ("01", "%m"),
+        ("02", "%d"),
+        ("03", "%I"),
+        ("04", "%M"),
+        ("05", "%S"),
+        ("06", "%y"),
+        ("15", "%H"),
+        ("PM", "%p"),
+        ("pm", "%P"),
+        ("-07", "%z"),
+        ("1", "%-m"),
+        ("2", "%-d"),
+        ("3", "%-I"),
+        ("4", "%-M"),
+        ("5", "%-S"),
+    ];
+    let mut out = String::new();
+    let mut rest = go;
+    'outer: while !rest.is_empty() {
+        for (token, fmt) in TOKENS {
+            if let Some(after) = rest.strip_prefix(token) {
+                out.push_str(fmt);
+                rest = after;
+                continue 'outer;
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            if c == '%' {
+                out.push_str("%%");
+            } else {
+                out.push(c);
+            }
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+fn format_in(fmt: &Value, t: &Value, zone: &str, function: &str) -> Result<Value, FuncError> {
+    let t = in_zone(read_time(t, function)?, zone, function)?;
+    Ok(Value::String(t.format(&layout(&text(fmt))).to_string()))
+}
+
+/// `now`: the current time.
+fn now(_: &[Value]) -> Result<Value, FuncError> {
+    Ok(show(Utc::now().fixed_offset()))
+}
+
+/// `date LAYOUT TIME`: the time formatted with a Go layout, in the controller's zone.
+fn date(args: &[Value]) -> Result<Value, FuncError> {
+    format_in(
+        arg(args, 0, "date", 2)?,
+        arg(args, 1, "date", 2)?,
+        "Local",
+        "date",
+    )
+}
+
+/// `dateInZone LAYOUT TIME ZONE`.
+fn date_in_zone(args: &[Value]) -> Result<Value, FuncError> {
+    let zone = text(arg(args, 2, "dateInZone", 3)?);
+    format_in(
+        arg(args, 0, "dateInZone", 3)?,
+        arg(args, 1, "dateInZone", 3)?,
+        &zone,
+        "dateInZone",
+    )
+}
+
+/// `htmlDate TIME`: `2006-01-02`.
+fn html_date(args: &[Value]) -> Result<Value, FuncError> {
+    format_in(
+        &Value::String("2006-01-02".into()),
+        arg(args, 0, "htmlDate", 1)?,
+        "Local",
+        "htmlDate",
+    )
+}
+
+/// `htmlDateInZone TIME ZONE`.
+fn html_date_in_zone(args: &[Value]) -> Result<Value, FuncError> {
+    let zone = text(arg(args, 1, "htmlDateInZone", 2)?);
+    format_in(
+        &Value::String("2006-01-02".into()),
+        arg(args, 0, "htmlDateInZone", 2)?,
+        &zone,
+        "htmlDateInZone",
+    )
+}
+
+fn parse_layout(args: &[Value], function: &str) -> Result<DateTime<FixedOffset>, FuncError> {
+    let fmt = layout(&text(arg(args, 0, function, 2)?));
+    let s = text(arg(args, 1, function, 2)?);
+    DateTime::parse_from_str(&s, &fmt)
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(&s, &fmt)
+                .map(|t| Local.from_local_datetime(&t).single())
+                .ok()
+                .flatten()
+                .map(|t| t.fixed_offset())
+                .ok_or(())
+        })
+        .or_else(|_| {
+            NaiveDate::parse_from_str(&s, &fmt)
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .and_then(|t| Local.from_local_datetime(&t).single())
+                .map(|t| t.fixed_offset())
+                .ok_or(())
+        })
+        .map_err(|_| failed(function, format!("cannot parse {s:?} with that layout")))
+}
+
+/// `mustToDate LAYOUT TEXT`: the parsed time, or an error.
+fn must_to_date(args: &[Value]) -> Result<Value, FuncError> {
+    parse_layout(args, "mustToDate").map(show)
+}
+
+/// `toDate LAYOUT TEXT`: the parsed time, or Go's zero time when it does not parse.
+fn to_date(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(parse_layout(args, "toDate")
+        .map(show)
+        .unwrap_or_else(|_| Value::String("0001-01-01 00:00:00 +0000 UTC".into())))
+}
+
+/// `unixEpoch TIME`: seconds since 1970 as text.
+fn unix_epoch(args: &[Value]) -> Result<Value, FuncError> {
+    let t = read_time(arg(args, 0, "unixEpoch", 1)?, "unixEpoch")?;
+    Ok(Value::String(t.timestamp().to_string()))
+}
+
+/// A signed Go duration ("-1.5h", "+30m").
+fn signed_duration(text: &str, function: &str) -> Result<chrono::Duration, FuncError> {
+    let (negative, body) = match text.trim() {
+        t if t.starts_with('-') => (true, &t[1..]),
+        t => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let d = parse_go_duration(body).map_err(|e| failed(function, e))?;
+    let d = chrono::Duration::from_std(d).map_err(|e| failed(function, e))?;
+    Ok(if negative { -d } else { d })
+}
+
+/// `mustDateModify "-1.5h" TIME`.
+fn must_date_modify(args: &[Value]) -> Result<Value, FuncError> {
+    let by = signed_duration(&text(arg(args, 0, "dateModify", 2)?), "dateModify")?;
+    let t = read_time(arg(args, 1, "dateModify", 2)?, "dateModify")?;
+    Ok(show(t + by))
+}
+
+/// `dateModify "-1.5h" TIME`: the time unchanged when the duration does not parse.
+fn date_modify(args: &[Value]) -> Result<Value, FuncError> {
+    must_date_modify(args).or_else(|_| {
+        let t = read_time(arg(args, 1, "dateModify", 2)?, "dateModify")?;
+        Ok(show(t))
+    })
+}
+
+/// Whole seconds as Go's `time.Duration.String()` prints them ("1h2m3s", "0s").
+fn go_duration(total: i64) -> String {
+    if total == 0 {
+        return "0s".into();
+    }
+    let sign = if total < 0 { "-" } else { "" };
+    let t = total.unsigned_abs();
+    let (h, m, s) = (t / 3600, (t % 3600) / 60, t % 60);
+    match (h, m) {
+        (0, 0) => format!("{sign}{s}s"),
+        (0, _) => format!("{sign}{m}m{s}s"),
+        _ => format!("{sign}{h}h{m}m{s}s"),
+    }
+}
+
+/// `ago TIME`: how long ago, to the second.
+fn ago(args: &[Value]) -> Result<Value, FuncError> {
+    let t = read_time(arg(args, 0, "ago", 1)?, "ago")?;
+    let secs = (Utc::now().fixed_offset() - t).num_milliseconds();
+    Ok(Value::String(go_duration(
+        (secs as f64 / 1000.0).round() as i64
+    )))
+}
+
+/// `duration SECONDS`: a number of seconds as a Go duration.
+fn duration(args: &[Value]) -> Result<Value, FuncError> {
+    let v = arg(args, 0, "duration", 1)?;
+    let secs = match v {
+        Value::Number(n) => n.as_i64(),
+        other => text(other).trim().parse().ok(),
+    }
+    .ok_or_else(|| failed("duration", "expected a number of seconds"))?;
+    Ok(Value::String(go_duration(secs)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::String(v.into())
+    }
+
+    fn out(v: Result<Value, FuncError>) -> String {
+        text(&v.unwrap())
+    }
+
+    #[test]
+    fn go_layouts_translate() {
+        assert_eq!(layout("2006-01-02"), "%Y-%m-%d");
+        assert_eq!(
+            layout("Jan 2, 2006 at 3:04pm (MST)"),
+            "%b %-d, %Y at %-I:%M%P (%Z)"
+        );
+        // as in Go, digits are layout elements: only the % needs escaping for chrono
+        assert_eq!(layout("15:04:05.000 %"), "%H:%M:%S%.3f %%");
+    }
+
+    #[test]
+    fn dates_parse_format_and_shift_like_sprig() {
+        // toDate reads in the controller's zone, as sprig does
+        let t = out(to_date(&[s("2006-01-02"), s("2017-12-31")]));
+        assert_eq!(out(date(&[s("02/01/2006"), s(&t)])), "31/12/2017");
+        let local_midnight = Local
+            .with_ymd_and_hms(2017, 12, 31, 0, 0, 0)
+            .unwrap()
+            .timestamp();
+        assert_eq!(out(unix_epoch(&[s(&t)])), local_midnight.to_string());
+        assert_eq!(
+            out(html_date_in_zone(&[Value::from(0), s("UTC")])),
+            "1970-01-01"
+        );
+        let utc = "2017-12-31T00:00:00Z";
+        assert_eq!(out(unix_epoch(&[s(utc)])), "1514678400");
+        let later = out(date_modify(&[s("-1.5h"), s(utc)]));
+        assert_eq!(later, "2017-12-30 22:30:00 +0000 UTC");
+        assert_eq!(
+            out(date_in_zone(&[
+                s("2006-01-02T15:04:05Z07:00"),
+                s(&later),
+                s("UTC")
+            ])),
+            "2017-12-30T22:30:00+00:00"
+        );
+        assert!(date_in_zone(&[s("2006"), s(&t), s("Mars/Olympus")]).is_err());
+        assert_eq!(
+            out(to_date(&[s("2006-01-02"), s("not a date")])),
+            "0001-01-01 00:00:00 +0000 UTC"
+        );
+        assert!(must_to_date(&[s("2006-01-02"), s("not a date")]).is_err());
+        // now prints as Go prints a time, and every function reads it back
+        let n = out(now(&[]));
+        assert!(n.ends_with(" +0000 UTC"), "{n}");
+        assert!(unix_epoch(&[s(&n)]).is_ok());
+        assert_eq!(out(ago(&[s(&n)])), "0s");
+    }
+
+    #[test]
+    fn durations_print_as_go() {
+        assert_eq!(out(duration(&[Value::from(95)])), "1m35s");
+        assert_eq!(out(duration(&[s("3600")])), "1h0m0s");
+        assert_eq!(out(duration(&[Value::from(0)])), "0s");
+        assert_eq!(go_duration(-5), "-5s");
+    }
+}
