@@ -22,6 +22,7 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("decryptAES", decrypt_aes as Func),
     ("randInt", rand_int as Func),
     ("adler32sum", adler32sum as Func),
+    ("randBytes", rand_bytes as Func),
 ];
 
 fn text(args: &[Value], i: usize, function: &str, count: usize) -> Result<String, FuncError> {
@@ -142,6 +143,22 @@ fn rand_int(args: &[Value]) -> Result<Value, FuncError> {
     }
 }
 
+/// `randBytes n`: base64 of n random bytes (at most 64 KiB).
+fn rand_bytes(args: &[Value]) -> Result<Value, FuncError> {
+    let n = int(args, 0, "randBytes")?;
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= 65_536)
+        .ok_or_else(|| failed("randBytes", "the count must be between 0 and 65536"))?;
+    let mut bytes = vec![0u8; n];
+    crate::sealing::os_rng()
+        .try_fill_bytes(&mut bytes)
+        .map_err(|_| failed("randBytes", "the random number generator failed"))?;
+    Ok(Value::String(
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    ))
+}
+
 /// `adler32sum s`: the Adler-32 checksum in decimal.
 fn adler32sum(args: &[Value]) -> Result<Value, FuncError> {
     let input = text(args, 0, "adler32sum", 1)?;
@@ -222,6 +239,9 @@ mod tests {
             let n = n.as_i64().unwrap();
             assert!((3..5).contains(&n), "{n}");
         }
+        let r = out(rand_bytes(&[Value::from(12)]).unwrap());
+        assert_eq!(r.len(), 16, "12 bytes in base64");
+        assert!(rand_bytes(&[Value::from(-1)]).is_err());
         // Go: adler32.Checksum([]byte("Wikipedia")) == 300286872
         assert_eq!(out(adler32sum(&[s("Wikipedia")]).unwrap()), "300286872");
     }

@@ -26,6 +26,7 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("must_date_modify", must_date_modify as Func),
     ("ago", ago as Func),
     ("duration", duration as Func),
+    ("durationRound", duration_round as Func),
 ];
 
 /// How Go prints a `time.Time`.
@@ -310,6 +311,45 @@ fn duration(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(go_duration(secs)))
 }
 
+/// `durationRound D`: a duration (Go text or nanoseconds) or the time since a time, as one
+/// rounded-down unit: `2y`, `3mo`, `4d`, `5h`, `6m`, `7s`, else `0s`.
+fn duration_round(args: &[Value]) -> Result<Value, FuncError> {
+    let v = arg(args, 0, "durationRound", 1)?;
+    let nanos: i128 = match v {
+        Value::Number(n) => i128::from(n.as_i64().unwrap_or(0)),
+        other => {
+            let t = text(other);
+            match signed_duration(&t, "durationRound") {
+                Ok(d) => i128::from(d.num_nanoseconds().unwrap_or(i64::MAX)),
+                Err(_) => match read_time(other, "durationRound") {
+                    Ok(then) => i128::from(
+                        (Utc::now().fixed_offset() - then)
+                            .num_nanoseconds()
+                            .unwrap_or(i64::MAX),
+                    ),
+                    Err(_) => 0,
+                },
+            }
+        }
+    };
+    let u = nanos.unsigned_abs();
+    const SECOND: u128 = 1_000_000_000;
+    const UNITS: [(u128, &str); 6] = [
+        (365 * 24 * 3600 * SECOND, "y"),
+        (30 * 24 * 3600 * SECOND, "mo"),
+        (24 * 3600 * SECOND, "d"),
+        (3600 * SECOND, "h"),
+        (60 * SECOND, "m"),
+        (SECOND, "s"),
+    ];
+    let out = UNITS
+        .iter()
+        .find(|(size, _)| u > *size)
+        .map(|(size, unit)| format!("{}{unit}", u / size))
+        .unwrap_or_else(|| "0s".to_string());
+    Ok(Value::String(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +418,8 @@ mod tests {
         assert_eq!(out(duration(&[s("3600")])), "1h0m0s");
         assert_eq!(out(duration(&[Value::from(0)])), "0s");
         assert_eq!(go_duration(-5), "-5s");
+        assert_eq!(out(duration_round(&[s("2h10m")])), "2h");
+        assert_eq!(out(duration_round(&[s("-49h")])), "2d");
+        assert_eq!(out(duration_round(&[Value::from(1_000)])), "0s");
     }
 }
