@@ -24,6 +24,7 @@ use crate::keystore::KeyStore;
 use crate::metrics::Metrics;
 use crate::ownership::{Ownership, ownership};
 use crate::secret_index::{Lookup, SecretIndex};
+use crate::tolerant_watch::sealed_secret_events;
 use crate::write::write_secret;
 
 /// Field manager of every write.
@@ -408,12 +409,9 @@ fn scope_controller(
     let client = ctx.client.clone();
     // owned Secrets are watched for their metadata only: the controller never needs their data
     // from the watch, and a cache of every Secret in the cluster would dominate its memory
-    let (sealed, secrets): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+    let secrets: Api<PartialObjectMeta<Secret>> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     };
     let mut cfg = watcher::Config::default();
     if let Some(sel) = label_selector {
@@ -424,7 +422,7 @@ fn scope_controller(
     let (sealed_reader, sealed_writer) = reflector::store();
     let sealed_stream = reflector(
         sealed_writer,
-        watcher(sealed, cfg).default_backoff().modify(slim),
+        sealed_secret_events(ctx.clone(), namespace.as_deref(), cfg).modify(slim),
     )
     .applied_objects();
     let mut controller = Controller::for_stream(sealed_stream, sealed_reader);

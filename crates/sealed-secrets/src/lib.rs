@@ -12,4 +12,5 @@ pub mod keystore;
 pub mod metrics;
 pub mod ownership;
 pub mod secret_index;
+pub mod tolerant_watch;
 pub mod write;

@@ -850,3 +850,82 @@ async fn old_gc_behavior_deletes_secrets_without_owner_references() {
         "patch-mode Secret kept"
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_sealed_secret_is_reported_and_does_not_stall_the_others() {
+    use kube::api::{ApiResource, DynamicObject};
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, client, controller) = start(dir.path()).await;
+    let cert = cert(&controller).await;
+    // the API server keeps unknown fields under template.metadata, so a numeric label passes
+    let resource = ApiResource::erase::<SealedSecret>(&());
+    let raw: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let mut bad = serde_json::to_value(sealed(
+        &cert,
+        SealingScope::Strict,
+        "default",
+        "bad-labels",
+        &[("a", "1")],
+    ))
+    .unwrap();
+    bad["spec"]["template"]["metadata"]["labels"] = json!({"app": 5});
+    raw.create(
+        &PostParams::default(),
+        &serde_json::from_value(bad).unwrap(),
+    )
+    .await
+    .unwrap();
+    let sealed_api: Api<SealedSecret> = Api::namespaced(client.clone(), "default");
+    sealed_api
+        .create(
+            &PostParams::default(),
+            &sealed(
+                &cert,
+                SealingScope::Strict,
+                "default",
+                "good",
+                &[("a", "1")],
+            ),
+        )
+        .await
+        .unwrap();
+    synced_to(&sealed_api, "good", "True").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    assert!(secrets.get_opt("good").await.unwrap().is_some());
+    // the bad one: Synced=False naming the problem, a Warning event, no Secret
+    wait_for(
+        || async {
+            raw.get("bad-labels")
+                .await
+                .unwrap()
+                .data
+                .pointer("/status/conditions/0/message")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.contains("cannot be read"))
+        },
+        "bad-labels Synced=False",
+    )
+    .await;
+    assert!(secrets.get_opt("bad-labels").await.unwrap().is_none());
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    wait_for(
+        || async {
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                            == Some("bad-labels")
+                })
+        },
+        "Warning event for bad-labels",
+    )
+    .await;
+    let log = std::fs::read_to_string(&controller.log).unwrap();
+    assert!(log.contains("invalid SealedSecret skipped") && log.contains("default/bad-labels"));
+}
