@@ -20,6 +20,8 @@ pub(super) const EXTRA: &[(&str, Func)] = &[
     ("regexQuoteMeta", regex_quote_meta as Func),
     ("toDecimal", to_decimal as Func),
     ("chunk", chunk as Func),
+    ("wrap", wrap as Func),
+    ("wrapWith", wrap_with as Func),
     ("mustChunk", chunk as Func),
 ];
 
@@ -178,6 +180,67 @@ fn chunk(args: &[Value]) -> Result<Value, FuncError> {
     ))
 }
 
+/// Breaks `s` into lines of at most `width` characters at spaces (the space is replaced by
+/// `newline`). A word longer than `width` is cut when `cut_long_words`, else left whole on a line
+/// of its own. Leading spaces of a line are dropped, as sprig's `wrap` does.
+fn wrap_text(s: &str, width: usize, newline: &str, cut_long_words: bool) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let width = width.max(1);
+    let newline = if newline.is_empty() { "\n" } else { newline };
+    let mut out = String::with_capacity(s.len());
+    let mut at = 0;
+    while chars.len() - at > width {
+        if chars[at] == ' ' {
+            at += 1;
+            continue;
+        }
+        // the last space within the next width + 1 characters
+        let window = &chars[at..(at + width + 1).min(chars.len())];
+        if let Some(space) = window.iter().rposition(|c| *c == ' ') {
+            out.extend(&chars[at..at + space]);
+            out.push_str(newline);
+            at += space + 1;
+        } else if cut_long_words {
+            out.extend(&chars[at..at + width]);
+            out.push_str(newline);
+            at += width;
+        } else {
+            // a long word stays whole: break at the next space after it
+            match chars[at + width..].iter().position(|c| *c == ' ') {
+                Some(i) => {
+                    let space = at + width + i;
+                    out.extend(&chars[at..space]);
+                    out.push_str(newline);
+                    at = space + 1;
+                }
+                // no space after it: the rest is the last line
+                None => break,
+            }
+        }
+    }
+    out.extend(&chars[at..]);
+    out
+}
+
+fn width(v: &Value, function: &str) -> Result<usize, FuncError> {
+    Ok(usize::try_from(int(v, function)?).unwrap_or(0))
+}
+
+/// `wrap WIDTH s`: `s` broken into lines of at most WIDTH characters; long words stay whole.
+fn wrap(args: &[Value]) -> Result<Value, FuncError> {
+    let w = width(arg(args, 0, "wrap", 2)?, "wrap")?;
+    let s = text(arg(args, 1, "wrap", 2)?);
+    Ok(Value::String(wrap_text(&s, w, "\n", false)))
+}
+
+/// `wrapWith WIDTH SEP s`: like `wrap`, with SEP between lines and long words cut.
+fn wrap_with(args: &[Value]) -> Result<Value, FuncError> {
+    let w = width(arg(args, 0, "wrapWith", 3)?, "wrapWith")?;
+    let sep = text(arg(args, 1, "wrapWith", 3)?);
+    let s = text(arg(args, 2, "wrapWith", 3)?);
+    Ok(Value::String(wrap_text(&s, w, &sep, true)))
+}
+
 /// Go's truthiness, as sprig's `empty` judges it.
 fn truthy(v: &Value) -> bool {
     match v {
@@ -251,6 +314,28 @@ mod tests {
             unreachable!()
         };
         assert_eq!(chunks.len(), 2);
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_like_sprig() {
+        // sprig's documented example: wrap 80 $someText; here shorter
+        assert_eq!(
+            wrap_text("the quick brown fox", 10, "\n", false),
+            "the quick\nbrown fox"
+        );
+        assert_eq!(
+            wrap_text("a verylongword b", 4, "\n", false),
+            "a\nverylongword\nb"
+        );
+        assert_eq!(
+            wrap_text("a verylongword b", 4, "<br>", true),
+            "a<br>very<br>long<br>word<br>b"
+        );
+        assert_eq!(wrap_text("short", 10, "\n", false), "short");
+        assert_eq!(
+            text(&wrap_with(&[Value::from(5), s("\t"), s("Hello World")]).unwrap()),
+            "Hello\tWorld"
+        );
     }
 
     #[test]
