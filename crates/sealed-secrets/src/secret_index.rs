@@ -31,11 +31,18 @@ const FIRST_LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The metadata cache of one watched scope.
 type SecretMetaStore = Store<PartialObjectMeta<Secret>>;
 
+/// A scope's cache and when it was added (its first list is waited for only so long after).
+struct Scoped {
+    namespace: Option<String>,
+    store: SecretMetaStore,
+    added: tokio::time::Instant,
+}
+
 /// Metadata caches per watched scope, and the Secret versions known to be in place.
 #[derive(Default)]
 pub struct SecretIndex {
     /// (namespace or all, cache) for each watched scope.
-    stores: RwLock<Vec<(Option<String>, SecretMetaStore)>>,
+    stores: RwLock<Vec<Scoped>>,
     /// SealedSecret uid → resourceVersion of its Secret as this process last wrote or checked it.
     known: Mutex<HashMap<String, String>>,
 }
@@ -46,24 +53,32 @@ impl SecretIndex {
         self.stores
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push((namespace, store));
+            .push(Scoped {
+                namespace,
+                store,
+                added: tokio::time::Instant::now(),
+            });
     }
 
-    /// Looks up `namespace/name` in the cache of the scope that covers it, waiting a little for
-    /// that cache's first list (reconciles start while it is still running).
+    /// Looks up `namespace/name` in the cache of the scope that covers it. Reconciles start
+    /// while the cache's first list is still running, so a lookup waits for it, but only within
+    /// [`FIRST_LIST_WAIT`] of the cache's start: a list that never completes (no RBAC to list
+    /// Secrets, say) does not slow every later reconcile.
     pub async fn lookup(&self, namespace: &str, name: &str) -> Lookup {
-        let store = {
+        let (store, wait) = {
             let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
-            let Some((_, store)) = stores
+            let Some(scoped) = stores
                 .iter()
-                .find(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))
+                .find(|s| s.namespace.as_deref().is_none_or(|n| n == namespace))
             else {
                 return Lookup::Unknown;
             };
-            store.clone()
+            let wait = FIRST_LIST_WAIT.saturating_sub(scoped.added.elapsed());
+            (scoped.store.clone(), wait)
         };
+        // a zero timeout still polls once, so a ready cache always answers
         if !matches!(
-            tokio::time::timeout(FIRST_LIST_WAIT, store.wait_until_ready()).await,
+            tokio::time::timeout(wait, store.wait_until_ready()).await,
             Ok(Ok(()))
         ) {
             return Lookup::Unknown;
@@ -164,5 +179,18 @@ mod tests {
         assert!(index.knows("u") && !index.knows("v"));
         index.retain(&["v".to_string()].into());
         assert!(!index.knows("u"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cache_that_never_lists_is_waited_for_only_at_start() {
+        let index = SecretIndex::default();
+        let (reader, _writer) = reflector::store::<PartialObjectMeta<Secret>>();
+        index.add_store(None, reader);
+        let start = tokio::time::Instant::now();
+        assert!(matches!(index.lookup("ns", "s").await, Lookup::Unknown));
+        assert_eq!(start.elapsed(), FIRST_LIST_WAIT);
+        let later = tokio::time::Instant::now();
+        assert!(matches!(index.lookup("ns", "s").await, Lookup::Unknown));
+        assert_eq!(later.elapsed(), std::time::Duration::ZERO);
     }
 }

@@ -159,21 +159,23 @@ pub fn render_items(
         .collect()
 }
 
-/// Shortest value scrubbed from error messages: shorter ones would garble the message without
-/// protecting anything a reader could not guess.
+/// Shortest value scrubbed wherever it appears: shorter ones are scrubbed only where a message
+/// quotes them, since replacing every "a" or "12" would garble the message.
 const MIN_REDACTED_LEN: usize = 3;
 
 /// Replaces each secret value (longest first) in `message` with `[redacted]`.
 pub fn redact(message: &str, secrets: &[&str]) -> String {
-    let mut sorted: Vec<&str> = secrets
-        .iter()
-        .copied()
-        .filter(|s| s.len() >= MIN_REDACTED_LEN)
-        .collect();
+    let mut sorted: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    sorted
-        .into_iter()
-        .fold(message.to_string(), |m, s| m.replace(s, "[redacted]"))
+    sorted.into_iter().fold(message.to_string(), |m, s| {
+        if s.len() >= MIN_REDACTED_LEN {
+            m.replace(s, "[redacted]")
+        } else {
+            ["\"", "`", "'"].iter().fold(m, |m, q| {
+                m.replace(&format!("{q}{s}{q}"), &format!("{q}[redacted]{q}"))
+            })
+        }
+    })
 }
 
 #[cfg(test)]
@@ -314,6 +316,11 @@ mod tests {
         assert_eq!(
             redact("bad abcdef and abc", &["abc", "abcdef", "x"]),
             "bad [redacted] and [redacted]"
+        );
+        // short values only where quoted
+        assert_eq!(
+            redact("parsing \"ab\": invalid; ab stays", &["ab"]),
+            "parsing \"[redacted]\": invalid; ab stays"
         );
     }
 }
