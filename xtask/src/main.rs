@@ -1,6 +1,7 @@
 //! `cargo xtask`: project tasks that need more than one cargo command.
 //!
 //! - `cargo xtask crds [--check]`: write (or compare) `deploy/crds/*.yaml` from the Rust types;
+//! - `cargo xtask layering`: check the dependency arrows between workspace crates (DESIGN.md);
 //! - `cargo xtask test`: run every test of the workspace with nextest (falls back to cargo test);
 //! - `cargo xtask tools`: fetch the real kubectl and helm into target/tools;
 //! - `cargo xtask demo`: the sealing round trip with the real kubeseal binary;
@@ -9,6 +10,7 @@
 mod bench;
 mod crds;
 mod demo;
+mod layering;
 mod tools;
 
 use std::path::PathBuf;
@@ -25,9 +27,10 @@ fn main() -> ExitCode {
         ["bench", "devcluster"] => bench::devcluster(&root()),
         ["bench", "sealed"] => bench::sealed(&root()),
         ["demo"] => demo::run(&root()),
+        ["layering"] => layering::run(&root()),
         ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | test [args] | bench crypto|devcluster|sealed | demo | tools"
+            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed | demo | tools"
         )),
     };
     match result {

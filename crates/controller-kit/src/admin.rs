@@ -1,55 +1,29 @@
-//! The admin HTTP server: `/healthz` (alive), `/readyz` (every watch synced), `/metrics`.
+//! The admin HTTP server: `/healthz` and `/livez` (alive), `/readyz` (every registered
+//! component ready, see [`crate::readiness`]), `/metrics` (Prometheus text format).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::StatusCode;
 use prometheus::{Encoder, Registry, TextEncoder};
-use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-/// Readiness, set once the controller's watches have synced.
-#[derive(Debug, Default)]
-pub struct Health {
-    ready: AtomicBool,
-}
+use crate::http::{Reply, text};
+use crate::readiness::Readiness;
 
-impl Health {
-    /// Marks the controller ready (or not).
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
-    }
-
-    /// Whether `/readyz` answers 200.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-}
-
-/// A response with a body and a content type.
-pub fn text(
-    code: StatusCode,
-    body: impl Into<Bytes>,
-    content_type: &'static str,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = code;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
-    r
-}
-
-fn answer(path: &str, registry: &Registry, health: &Health) -> Response<Full<Bytes>> {
+fn answer(path: &str, registry: &Registry, readiness: &Readiness) -> Reply {
     match path {
         "/healthz" | "/livez" => text(StatusCode::OK, "ok\n", "text/plain"),
-        "/readyz" if health.is_ready() => text(StatusCode::OK, "ok\n", "text/plain"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n", "text/plain"),
+        "/readyz" if readiness.is_ready() => text(StatusCode::OK, "ok\n", "text/plain"),
+        "/readyz" => {
+            let waiting = readiness.waiting_for();
+            let body = if waiting.is_empty() {
+                "not ready: starting\n".to_string()
+            } else {
+                format!("not ready: waiting for {}\n", waiting.join(", "))
+            };
+            text(StatusCode::SERVICE_UNAVAILABLE, body, "text/plain")
+        }
         "/metrics" => {
             let mut buf = Vec::new();
             match TextEncoder::new().encode(&registry.gather(), &mut buf) {
@@ -65,34 +39,23 @@ fn answer(path: &str, registry: &Registry, health: &Health) -> Response<Full<Byt
     }
 }
 
-/// Serves the admin endpoints on `listen` until the task is dropped; returns the bound address.
+/// Serves the admin endpoints on `listen` until `stop`; returns the bound address.
 pub async fn serve(
     listen: SocketAddr,
     registry: Registry,
-    health: Arc<Health>,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    let registry = Arc::new(registry);
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let (registry, health) = (registry.clone(), health.clone());
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let resp = answer(req.uri().path(), &registry, &health);
-                        async move { Ok::<_, Infallible>(resp) }
-                    });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
-    Ok((addr, task))
+    readiness: Readiness,
+    stop: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let state = Arc::new((registry, readiness));
+    crate::http::serve(
+        listen,
+        move |req| {
+            let state = state.clone();
+            async move { answer(req.uri().path(), &state.0, &state.1) }
+        },
+        stop,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -100,31 +63,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn readiness_follows_the_flag_and_metrics_render() {
+    fn readiness_follows_the_components_and_metrics_render() {
         let registry = Registry::new();
         let counter = prometheus::IntCounter::new("demo_total", "a demo counter").unwrap();
         registry.register(Box::new(counter.clone())).unwrap();
         counter.inc();
-        let health = Health::default();
+        let readiness = Readiness::default();
+        let keys = readiness.component("keys");
         assert_eq!(
-            answer("/healthz", &registry, &health).status(),
+            answer("/healthz", &registry, &readiness).status(),
             StatusCode::OK
         );
         assert_eq!(
-            answer("/readyz", &registry, &health).status(),
+            answer("/readyz", &registry, &readiness).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        health.set_ready(true);
+        keys.ready();
         assert_eq!(
-            answer("/readyz", &registry, &health).status(),
+            answer("/readyz", &registry, &readiness).status(),
             StatusCode::OK
         );
+        let metrics = answer("/metrics", &registry, &readiness);
+        assert_eq!(metrics.status(), StatusCode::OK);
         assert_eq!(
-            answer("/metrics", &registry, &health).status(),
-            StatusCode::OK
-        );
-        assert_eq!(
-            answer("/nope", &registry, &health).status(),
+            answer("/nope", &registry, &readiness).status(),
             StatusCode::NOT_FOUND
         );
     }

@@ -1,15 +1,23 @@
 //! Leader election with a `coordination.k8s.io/v1` Lease, so `replicas: 2` is safe: only the
 //! holder of an unexpired Lease writes. Every change goes through optimistic concurrency, so
 //! two candidates can never both win.
+//!
+//! [`run_while_leading`] is the leader-gated runner every controller uses: it campaigns, runs
+//! the controller's work only while it holds the Lease, drops that work the moment the Lease is
+//! lost (another holder, or no successful renewal within the renew deadline, which is shorter
+//! than the lease duration, so the old leader has stopped before anyone else may start), and
+//! releases the Lease on shutdown so the next leader starts at once.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, PostParams};
-use kube::{Client, ResourceExt};
-use tokio::sync::watch;
 
 /// Where the Lease lives and how it is held.
 #[derive(Debug, Clone)]
@@ -22,20 +30,39 @@ pub struct LeaseConfig {
     pub identity: String,
     /// How long a Lease stays valid without renewal.
     pub lease_duration: Duration,
+    /// How long the holder keeps leading without a successful renewal; shorter than
+    /// `lease_duration`, so a leader cut off from the API server stops before its Lease expires.
+    pub renew_deadline: Duration,
     /// How often the holder renews and the others retry.
     pub retry_period: Duration,
 }
 
 impl LeaseConfig {
-    /// Defaults matching client-go's: 15 s lease, 2 s retry.
+    /// Defaults matching client-go's: 15 s lease, 10 s renew deadline, 2 s retry.
     pub fn new(namespace: &str, name: &str, identity: &str) -> Self {
         Self {
             namespace: namespace.to_string(),
             name: name.to_string(),
             identity: identity.to_string(),
             lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
         }
+    }
+
+    /// Checks that the timings make sense: retry < renew deadline < lease duration.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.retry_period.is_zero() || self.retry_period >= self.renew_deadline {
+            return Err(
+                "the leader election retry period must be shorter than the renew deadline".into(),
+            );
+        }
+        if self.renew_deadline >= self.lease_duration {
+            return Err(
+                "the leader election renew deadline must be shorter than the lease duration".into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -112,34 +139,173 @@ pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<(), kube::Er
     Ok(())
 }
 
-/// Campaigns forever, publishing whether we lead. A leader that cannot renew for a whole lease
-/// duration steps down, so it never writes alongside a new leader.
-pub fn spawn(
-    client: Client,
-    cfg: LeaseConfig,
-) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
-        let mut last_success = tokio::time::Instant::now();
-        loop {
-            match try_acquire(&api, &cfg).await {
-                Ok(Round::Leading) => {
-                    last_success = tokio::time::Instant::now();
-                    tx.send_if_modified(|l| !std::mem::replace(l, true));
-                }
-                Ok(Round::Following) => {
-                    tx.send_if_modified(|l| std::mem::replace(l, false));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, lease = %cfg.name, "leader election round failed");
-                    if last_success.elapsed() > cfg.lease_duration {
-                        tx.send_if_modified(|l| std::mem::replace(l, false));
-                    }
-                }
-            }
-            tokio::time::sleep(cfg.retry_period).await;
+/// How a leader-gated run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Shutdown was requested; the work had its grace period and the Lease was released.
+    Shutdown,
+    /// The Lease was lost: the work was dropped at once. Exit non-zero so the pod restarts as a
+    /// follower with fresh state.
+    LostLease,
+    /// The work returned on its own.
+    Finished,
+}
+
+/// Leader election settings for [`run_while_leading`]; `None` there runs without election.
+#[derive(Clone)]
+pub struct Election {
+    /// Client for the Lease.
+    pub client: kube::Client,
+    /// Which Lease, who we are, and the timings.
+    pub lease: LeaseConfig,
+}
+
+/// Runs `work` while this replica leads (or at once without `election`) until `shutdown`.
+///
+/// `work` receives a token that is cancelled when it must stop: on shutdown it then has `grace`
+/// to finish in-flight work, after which it is dropped; on Lease loss it is dropped at once,
+/// without waiting, because another replica may already be writing. Work that spawns tasks
+/// must stop them when the token is cancelled (see [`crate::shutdown::unless_cancelled`]).
+pub async fn run_while_leading<F, Fut>(
+    election: Option<Election>,
+    shutdown: &CancellationToken,
+    grace: Duration,
+    work: F,
+) -> anyhow::Result<Ended>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let Some(election) = election else {
+        let stop = shutdown.child_token();
+        return run_work(
+            work(stop.clone()),
+            &stop,
+            shutdown,
+            grace,
+            std::future::pending(),
+        )
+        .await;
+    };
+    let api: Api<Lease> = Api::namespaced(election.client.clone(), &election.lease.namespace);
+    let cfg = &election.lease;
+    if !campaign(&api, cfg, shutdown).await {
+        return Ok(Ended::Shutdown);
+    }
+    tracing::info!(identity = %cfg.identity, lease = %cfg.name, "leading");
+    let stop = shutdown.child_token();
+    let keeper = tokio::spawn(keep_leading(api.clone(), cfg.clone(), stop.clone()));
+    let ended = run_work(
+        work(stop.clone()),
+        &stop,
+        shutdown,
+        grace,
+        keeper_lost(keeper),
+    )
+    .await;
+    if matches!(ended, Ok(Ended::Shutdown | Ended::Finished)) {
+        // hand the Lease over at once instead of making the next leader wait for expiry
+        match tokio::time::timeout(Duration::from_secs(2), release(&api, cfg)).await {
+            Ok(Ok(())) => tracing::info!(lease = %cfg.name, "leader Lease released"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader Lease"),
+            Err(_) => tracing::warn!("releasing the leader Lease timed out"),
         }
-    });
-    (rx, task)
+    }
+    ended
+}
+
+/// Resolves when the keeper task reports the Lease lost.
+async fn keeper_lost(keeper: tokio::task::JoinHandle<bool>) {
+    if matches!(keeper.await, Ok(true)) {
+        return;
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Drives `work` until it ends, `lost` resolves (drop it at once) or `shutdown` (grace, then drop).
+async fn run_work(
+    work: impl Future<Output = anyhow::Result<()>>,
+    stop: &CancellationToken,
+    shutdown: &CancellationToken,
+    grace: Duration,
+    lost: impl Future<Output = ()>,
+) -> anyhow::Result<Ended> {
+    tokio::pin!(work);
+    tokio::select! {
+        result = &mut work => {
+            stop.cancel();
+            result.map(|()| if shutdown.is_cancelled() { Ended::Shutdown } else { Ended::Finished })
+        }
+        () = lost => {
+            stop.cancel();
+            tracing::error!("lost the leader Lease: stopped all work, exiting so the pod restarts as a follower");
+            Ok(Ended::LostLease)
+        }
+        () = shutdown.cancelled() => {
+            stop.cancel();
+            if tokio::time::timeout(grace, &mut work).await.is_err() {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "work still running after the grace period: dropped");
+            }
+            Ok(Ended::Shutdown)
+        }
+    }
+}
+
+/// Campaigns until this replica leads (true) or shutdown is requested (false).
+async fn campaign(api: &Api<Lease>, cfg: &LeaseConfig, shutdown: &CancellationToken) -> bool {
+    let mut announced = false;
+    loop {
+        let round = tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            r = tokio::time::timeout(cfg.retry_period.max(Duration::from_secs(1)), try_acquire(api, cfg)) => r,
+        };
+        match round {
+            Ok(Ok(Round::Leading)) => return true,
+            Ok(Ok(Round::Following)) if !announced => {
+                tracing::info!(identity = %cfg.identity, lease = %cfg.name, "waiting for leadership");
+                announced = true;
+            }
+            Ok(Ok(Round::Following)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, lease = %cfg.name, "leader election round failed")
+            }
+            Err(_) => tracing::warn!(lease = %cfg.name, "leader election round timed out"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(cfg.retry_period) => {}
+        }
+    }
+}
+
+/// Renews the Lease every retry period. Returns true when the Lease is lost: another holder
+/// has it, or no renewal succeeded within the renew deadline. Returns false when stopped.
+async fn keep_leading(api: Api<Lease>, cfg: LeaseConfig, stop: CancellationToken) -> bool {
+    let mut last_renewal = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(cfg.retry_period) => {}
+        }
+        let left = cfg.renew_deadline.saturating_sub(last_renewal.elapsed());
+        let round = tokio::select! {
+            _ = stop.cancelled() => return false,
+            r = tokio::time::timeout(left.max(Duration::from_millis(100)), try_acquire(&api, &cfg)) => r,
+        };
+        match round {
+            Ok(Ok(Round::Leading)) => last_renewal = tokio::time::Instant::now(),
+            Ok(Ok(Round::Following)) => {
+                tracing::error!(identity = %cfg.identity, lease = %cfg.name, "another replica holds the leader Lease");
+                return true;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, lease = %cfg.name, "renewing the leader Lease failed")
+            }
+            Err(_) => tracing::warn!(lease = %cfg.name, "renewing the leader Lease timed out"),
+        }
+        if last_renewal.elapsed() >= cfg.renew_deadline {
+            tracing::error!(lease = %cfg.name, "no renewal of the leader Lease within the renew deadline");
+            return true;
+        }
+    }
 }

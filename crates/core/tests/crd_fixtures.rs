@@ -13,7 +13,7 @@ use strongroom_core::crd::external_secrets::{
     PushSecret, SecretStore, StoreKind,
 };
 use strongroom_core::crd::sealed_secret::SealedSecret;
-use strongroom_core::sealing::SealingScope;
+use strongroom_core::scope::SealingScope;
 
 fn docs(file: &str) -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -99,6 +99,7 @@ impl DevCluster {
             tokens: tokens::TokenIssuer::generate()?,
             requests: Default::default(),
             requests_by_kind: Default::default(),
+            requests_by_user: Default::default(),
         });
         let api_handle = api.clone();
         let tls = if options.tls {
@@ -180,13 +181,28 @@ impl DevCluster {
             .clone()
     }
 
+    /// API requests answered so far per user, then per `verb resource`: the user is `admin` for
+    /// the admin token and `system:serviceaccount:<ns>:<name>` for a ServiceAccount token.
+    pub fn requests_by_user(&self) -> server::RequestsByUser {
+        self.api
+            .requests_by_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The object store (for benchmarks and white-box checks).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 
-    /// A kubeconfig that kube-rs, kubectl and helm accept.
+    /// A kubeconfig that kube-rs, kubectl and helm accept, authenticated as the admin.
     pub fn kubeconfig(&self) -> String {
+        self.kubeconfig_with_token(&self.token)
+    }
+
+    /// A kubeconfig that authenticates with `token` (a ServiceAccount token, say).
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
         let ca = match &self.ca_pem {
             Some(pem) => format!(
                 "    certificate-authority-data: {}\n",
@@ -198,7 +214,7 @@ impl DevCluster {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: devcluster\n  cluster:\n    server: {}\n{ca}\
              contexts:\n- name: devcluster\n  context:\n    cluster: devcluster\n    user: admin\n    namespace: default\n\
              current-context: devcluster\npreferences: {{}}\nusers:\n- name: admin\n  user:\n    token: {}\n",
-            self.url, self.token
+            self.url, token
         )
     }
 

@@ -45,7 +45,15 @@ pub struct Api {
     pub requests: std::sync::atomic::AtomicU64,
     /// Requests answered so far by verb and resource, e.g. `patch secrets` or `watch sealedsecrets`.
     pub requests_by_kind: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Requests answered so far by authenticated user, then by verb and resource: tests tell
+    /// which of several clients (each with its own ServiceAccount token) made a call.
+    pub requests_by_user: std::sync::Mutex<RequestsByUser>,
 }
+
+/// Request counts per user (`admin`, `system:serviceaccount:<ns>:<name>`, `system:anonymous`),
+/// then per `verb resource[/subresource]`.
+pub type RequestsByUser =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
 
 /// `verb resource[/subresource]` of a request, as Kubernetes audit logs name them; `other` for
 /// discovery and everything that is not a resource path.
@@ -211,6 +219,15 @@ impl Api {
             .requests_by_kind
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .entry(kind.clone())
+            .or_default() += 1;
+        let user = self.user(&req);
+        *self
+            .requests_by_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(user)
+            .or_default()
             .entry(kind)
             .or_default() += 1;
         let resp = match self.route(req).await {
@@ -218,6 +235,26 @@ impl Api {
             Err(e) => error_response(&e),
         };
         Ok(resp)
+    }
+
+    /// Who sent the request, as the real server names users: `admin` for the admin token, the
+    /// ServiceAccount's user name for its token, `system:anonymous` otherwise.
+    fn user(&self, req: &Request<Incoming>) -> String {
+        let token = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match token {
+            Some(t) if !self.admin_token.is_empty() && t == self.admin_token => "admin".into(),
+            Some(t) => self
+                .tokens
+                .verify(t)
+                .map(|c| c.sub)
+                .unwrap_or_else(|| "system:anonymous".into()),
+            None => "system:anonymous".into(),
+        }
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {

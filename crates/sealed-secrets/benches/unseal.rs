@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use strongroom_core::crd::sealed_secret::SealedSecret;
@@ -17,41 +16,12 @@ use strongroom_core::sealing::{
     KeyGenParams, SealingCertificate, generate_key_and_cert, os_rng, seal_to_base64,
 };
 use strongroom_devcluster::store::Selection;
-use strongroom_devcluster::{DevCluster, Options};
 use strongroom_sealed_secrets::keys::key_secret;
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use strongroom_testkit::{free_port, rss_mib, start_cluster};
 
 async fn scenario(n: usize, keys: usize) {
-    let cluster = DevCluster::start(Options::default()).await.unwrap();
-    let client = cluster.client().await.unwrap();
-    let crd_yaml = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/crds/bitnami.com_sealedsecrets.yaml"
-    ))
-    .unwrap();
-    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&crd_yaml).unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
+    let (cluster, client) =
+        start_cluster(&["deploy/crds/bitnami.com_sealedsecrets.yaml"], &[]).await;
 
     // keys: one per month of a year, oldest first; the newest seals (as kubeseal would use it)
     let key_api: Api<Secret> = Api::namespaced(client.clone(), "kube-system");

@@ -6,72 +6,35 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
-use kube::core::PartialObjectMeta;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Client, ResourceExt};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use strongroom_controller_kit::backoff::Backoff;
+use strongroom_controller_kit::readiness::Readiness;
+use strongroom_controller_kit::reconcile::{ErrorPolicy, RunConfig, object_key};
+use strongroom_controller_kit::shutdown::unless_cancelled;
+use strongroom_controller_kit::status::{self, DesiredCondition, Stamps};
+use strongroom_controller_kit::watch::{
+    LAST_APPLIED_ANNOTATION, guarded_watch, owned_metadata_cache, slim,
+};
 use strongroom_core::crd::sealed_secret::SealedSecret;
 use strongroom_core::sealing::Fingerprint;
 
-use crate::desired::{UnsealFailure, desired_secret};
+use crate::desired::desired_secret;
+use crate::error::Error;
 use crate::keystore::KeyStore;
 use crate::metrics::Metrics;
 use crate::ownership::{Ownership, ownership};
 use crate::secret_index::{Lookup, SecretIndex};
-use crate::tolerant_watch::sealed_secret_events;
 use crate::write::write_secret;
-
-/// Field manager of every write.
-pub const FIELD_MANAGER: &str = "sealed-secrets-controller";
-/// Annotation on the Secret: fingerprint of the key that unsealed it.
-pub const KEY_ANNOTATION: &str = "sealedsecrets.strongroom.dev/sealing-key";
-/// Annotation on the Secret: hash of the SealedSecret it was produced from, so a restart can
-/// skip decrypting what is already in place.
-pub const SOURCE_HASH_ANNOTATION: &str = "sealedsecrets.strongroom.dev/source-hash";
+use crate::{FIELD_MANAGER, KEY_ANNOTATION, SOURCE_HASH_ANNOTATION};
 
 /// Key of `Context::last_key` for the key that opened anything last.
 const ANY_OBJECT: &str = "";
-
-/// Why a reconcile failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Unsealing failed.
-    #[error("{0}")]
-    Unseal(#[from] UnsealFailure),
-    /// The Secret exists and is someone else's.
-    #[error("Resource \"{0}\" already exists and is not managed by SealedSecret")]
-    Unmanaged(String),
-    /// The Secret is immutable and differs from what the SealedSecret now holds.
-    #[error(
-        "the Secret \"{0}\" is immutable and cannot be updated: delete it and the controller creates it again"
-    )]
-    Immutable(String),
-    /// Reading or writing the Secret failed.
-    #[error("{0}")]
-    Update(kube::Error),
-    /// Writing the status failed.
-    #[error("status update failed: {0}")]
-    Status(kube::Error),
-}
-
-impl Error {
-    /// The `reason` label of `unseal_errors_total`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Unseal(_) => "unseal",
-            Self::Unmanaged(_) => "unmanaged",
-            Self::Immutable(_) => "update",
-            Self::Update(_) => "update",
-            Self::Status(_) => "status",
-        }
-    }
-}
 
 /// Everything a reconcile needs, built once.
 pub struct Context {
@@ -81,10 +44,9 @@ pub struct Context {
     pub keys: Arc<KeyStore>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Event recorder.
-    pub recorder: Recorder,
-    /// Per-object backoff.
-    pub backoff: Backoff,
+    /// Events, per-object backoff, reconcile metrics and spans, and the token that stops
+    /// this leader's work.
+    pub policy: ErrorPolicy,
     /// `--accept-deprecated-v1-data`.
     pub accept_v1_data: bool,
     /// `--update-status`.
@@ -100,18 +62,6 @@ pub struct Context {
     pub status_written: Mutex<HashMap<String, (String, bool, String)>>,
 }
 
-/// Drops what no reconcile reads from a cached object: managedFields and kubectl's
-/// last-applied copy of the whole object.
-fn slim<K: Resource>(obj: &mut K) {
-    obj.managed_fields_mut().clear();
-    if let Some(a) = obj.meta_mut().annotations.as_mut() {
-        a.remove(LAST_APPLIED_ANNOTATION);
-    }
-}
-
-/// kubectl's client-side apply record.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
 /// A digest of everything the Secret is computed from (the last-applied record is not part of
 /// it: re-applying an unchanged manifest must not cause work).
 fn source_hash(ss: &SealedSecret) -> String {
@@ -122,19 +72,6 @@ fn source_hash(ss: &SealedSecret) -> String {
     annotations.remove(LAST_APPLIED_ANNOTATION);
     h.update(serde_json::to_vec(&annotations).unwrap_or_default());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-async fn publish(ctx: &Context, ss: &SealedSecret, type_: EventType, reason: &str, note: String) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Unseal".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &ss.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish event");
-    }
 }
 
 async fn set_status(
@@ -161,18 +98,6 @@ async fn set_status(
     if !ctx.update_status {
         return Ok(());
     }
-    let status = if ok { "True" } else { "False" };
-    let current = ss.status.as_ref();
-    let same = current.is_some_and(|s| {
-        s.observed_generation == ss.metadata.generation
-            && s.conditions.as_ref().is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.type_ == "Synced"
-                        && c.status == status
-                        && c.message.as_deref().unwrap_or("") == message
-                })
-            })
-    });
     let uid = ss.uid().unwrap_or_default();
     let version = ss.resource_version().unwrap_or_default();
     let already_written = ctx
@@ -181,37 +106,30 @@ async fn set_status(
         .unwrap_or_else(|p| p.into_inner())
         .get(&uid)
         .is_some_and(|w| *w == (version.clone(), ok, message.to_string()));
-    if same || already_written {
+    if already_written {
         return Ok(());
     }
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let flipped = current
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Synced"))
-        .is_none_or(|c| c.status != status);
-    let transition = if flipped {
-        now.clone()
-    } else {
-        current
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Synced"))
-            .and_then(|c| c.last_transition_time.as_ref())
-            .map(|t| t.0.to_string())
-            .unwrap_or_else(|| now.clone())
+    let current = serde_json::to_value(&ss.status).unwrap_or(Value::Null);
+    let extra: Map<String, Value> = [(
+        "observedGeneration".to_string(),
+        json!(ss.metadata.generation),
+    )]
+    .into_iter()
+    .collect();
+    let desired = DesiredCondition::new("Synced", ok).message(message);
+    let Some(next) = status::next_status(
+        &current,
+        &desired,
+        extra,
+        &status::now(),
+        Stamps::TransitionAndUpdate,
+    ) else {
+        return Ok(());
     };
-    let mut condition = json!({"type": "Synced", "status": status, "lastUpdateTime": now, "lastTransitionTime": transition});
-    if !message.is_empty() {
-        condition["message"] = json!(message);
-    }
-    let patch = json!({"status": {"observedGeneration": ss.metadata.generation, "conditions": [condition]}});
     let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &ns);
-    api.patch_status(
-        &ss.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await
-    .map_err(Error::Status)?;
+    status::apply_status(&api, &ss.name_any(), FIELD_MANAGER, next)
+        .await
+        .map_err(Error::Status)?;
     ctx.status_written
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -219,8 +137,14 @@ async fn set_status(
     Ok(())
 }
 
-/// Brings the Secret of one SealedSecret in line.
+/// Brings the Secret of one SealedSecret in line (timed, counted and traced by the kit).
 pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.policy
+        .observe(ss.as_ref(), unseal(ss.clone(), ctx.clone()))
+        .await
+}
+
+async fn unseal(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.unseal_requests.inc();
     let ns = ss.namespace().unwrap_or_default();
     let name = ss.name_any();
@@ -283,94 +207,89 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
     }
     let version = write_secret(&secrets, existing, secret, &uid, known_absent).await?;
     ctx.secret_index.remember(&uid, version);
-    publish(
-        &ctx,
-        &ss,
+    ctx.policy.event(
+        ss.as_ref(),
         EventType::Normal,
         "Unsealed",
         "SealedSecret unsealed successfully".into(),
-    )
-    .await;
+    );
     synced(&ctx, &ss).await
 }
 
-/// Success: `Synced=True`, backoff reset, next check at the resync period.
+/// Success: `Synced=True`, next check at the resync period (the kit resets the backoff).
 async fn synced(ctx: &Context, ss: &SealedSecret) -> Result<Action, Error> {
     set_status(ctx, ss, true, "").await?;
-    ctx.backoff.succeeded(&format!(
-        "{}/{}",
-        ss.namespace().unwrap_or_default(),
-        ss.name_any()
-    ));
     Ok(Action::requeue(ctx.resync))
 }
 
-/// Counts, reports and backs off a failed reconcile.
+/// Counts (upstream's `unseal_errors_total` and the kit's metrics), reports (log, Warning
+/// event, `Synced=False`) and backs off a failed reconcile.
 pub fn error_policy(ss: Arc<SealedSecret>, err: &Error, ctx: Arc<Context>) -> Action {
     let ns = ss.namespace().unwrap_or_default();
     ctx.metrics
         .unseal_errors
         .with_label_values(&[err.reason(), ns.as_str()])
         .inc();
-    tracing::warn!(sealedsecret = %format!("{ns}/{}", ss.name_any()), reason = err.reason(), error = %err, "reconcile failed");
-    // an immutable Secret does not change by retrying: wait for the SealedSecret to change
-    let action = match err {
-        Error::Immutable(_) => Action::await_change(),
-        _ => Action::requeue(ctx.backoff.failed(&format!("{ns}/{}", ss.name_any()))),
-    };
+    let action = ctx.policy.on_error(ss.as_ref(), err);
     let message = err.to_string();
-    let (reason, note) = match err {
-        Error::Unseal(_) => ("ErrUnsealFailed", format!("Failed to unseal: {message}")),
-        _ => ("ErrUpdateFailed", message.clone()),
-    };
-    let status_message = message.clone();
     tokio::spawn(async move {
-        publish(&ctx, &ss, EventType::Warning, reason, note).await;
-        if let Err(e) = set_status(&ctx, &ss, false, &status_message).await {
-            tracing::warn!(error = %e, "could not write the failure status");
+        let stop = ctx.policy.stop_token().clone();
+        if let Some(Err(e)) = unless_cancelled(&stop, set_status(&ctx, &ss, false, &message)).await
+        {
+            tracing::warn!(sealedsecret = %object_key(ss.as_ref()), error = %e, "could not write the failure status");
         }
     });
     action
 }
 
-/// Runs the controllers until shutdown: one per namespace in `namespaces`, or a single
-/// cluster-wide one when it is empty.
-pub async fn run(
-    ctx: Arc<Context>,
-    namespaces: Vec<String>,
-    label_selector: Option<String>,
-    concurrency: u16,
-    watch_secrets: bool,
-    old_gc: bool,
-) {
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.into_iter().map(Some).collect()
-    };
-    if old_gc {
+/// What the SealedSecret controllers do beyond the common [`RunConfig`].
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Watch owned Secrets, so a deleted or edited Secret is repaired at once (not
+    /// `--skip-recreate`).
+    pub watch_secrets: bool,
+    /// `--old-gc-behavior`.
+    pub old_gc: bool,
+}
+
+/// Runs the controllers until the policy's stop token is cancelled: one per namespace of
+/// `cfg`, or a single cluster-wide one. Each cache reports into `readiness`.
+pub async fn run(ctx: Arc<Context>, cfg: &RunConfig, options: Options, readiness: &Readiness) {
+    let stop = ctx.policy.stop_token().clone();
+    let scopes = cfg.scopes();
+    if options.old_gc {
         for scope in &scopes {
-            tokio::spawn(crate::gc::delete_with_sealed_secrets(
-                ctx.client.clone(),
-                scope.clone(),
-            ));
+            let (client, scope, stop) = (ctx.client.clone(), scope.clone(), stop.clone());
+            tokio::spawn(async move {
+                unless_cancelled(&stop, crate::gc::delete_with_sealed_secrets(client, scope)).await;
+            });
         }
     }
     let controllers: Vec<Controller<SealedSecret>> = scopes
         .into_iter()
-        .map(|ns| scope_controller(&ctx, ns, label_selector.as_deref(), watch_secrets))
+        .map(|ns| {
+            scope_controller(
+                &ctx,
+                ns,
+                cfg.label_selector.as_deref(),
+                options.watch_secrets,
+                readiness,
+            )
+        })
         .collect();
     let stores: Vec<Store<SealedSecret>> = controllers.iter().map(Controller::store).collect();
-    let pruning = tokio::spawn(forget_deleted(ctx.clone(), stores));
+    tokio::spawn({
+        let (ctx, stop) = (ctx.clone(), stop.clone());
+        async move { unless_cancelled(&stop, forget_deleted(ctx, stores)).await }
+    });
     let runs = controllers.into_iter().map(|controller| {
         controller
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .shutdown_on_signal()
+            .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
+            .graceful_shutdown_on(stop.clone().cancelled_owned())
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|_| async {})
     });
     futures::future::join_all(runs).await;
-    pruning.abort();
 }
 
 /// Every resync period, drops what is remembered per SealedSecret (known Secret versions, last
@@ -405,14 +324,10 @@ fn scope_controller(
     namespace: Option<String>,
     label_selector: Option<&str>,
     watch_secrets: bool,
+    readiness: &Readiness,
 ) -> Controller<SealedSecret> {
-    let client = ctx.client.clone();
-    // owned Secrets are watched for their metadata only: the controller never needs their data
-    // from the watch, and a cache of every Secret in the cluster would dominate its memory
-    let secrets: Api<PartialObjectMeta<Secret>> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let stop = ctx.policy.stop_token().clone();
+    let scope = namespace.as_deref().unwrap_or("all namespaces").to_string();
     let mut cfg = watcher::Config::default();
     if let Some(sel) = label_selector {
         cfg = cfg.labels(sel);
@@ -422,28 +337,36 @@ fn scope_controller(
     let (sealed_reader, sealed_writer) = reflector::store();
     let sealed_stream = reflector(
         sealed_writer,
-        sealed_secret_events(ctx.clone(), namespace.as_deref(), cfg).modify(slim),
+        guarded_watch::<SealedSecret>(
+            ctx.client.clone(),
+            namespace.as_deref(),
+            cfg,
+            crate::invalid::reporter(ctx.clone()),
+        )
+        .modify(slim),
     )
     .applied_objects();
+    readiness.track_store(
+        &format!("sealedsecrets in {scope}"),
+        sealed_reader.clone(),
+        stop.clone(),
+    );
     let mut controller = Controller::for_stream(sealed_stream, sealed_reader);
     if watch_secrets {
-        // a deleted or edited Secret is repaired at once, not at the next resync; the metadata
-        // cache lets reconciles skip reading Secrets that are already in place
-        let (reader, writer) = reflector::store();
-        let stream = reflector(
-            writer,
-            watcher(secrets, watcher::Config::default())
-                .default_backoff()
-                .modify(slim),
-        )
-        .touched_objects();
+        // owned Secrets are watched for their metadata only: the controller never needs their
+        // data from the watch, and a cache of every Secret in the cluster would dominate its
+        // memory. A deleted or edited Secret is repaired at once, not at the next resync, and
+        // the cache lets reconciles skip reading Secrets that are already in place.
+        let (reader, stream) = owned_metadata_cache::<Secret>(
+            ctx.client.clone(),
+            namespace.as_deref(),
+            watcher::Config::default(),
+        );
+        readiness.track_store(&format!("secrets in {scope}"), reader.clone(), stop);
         controller = controller.owns_stream(stream);
         ctx.secret_index.add_store(namespace.clone(), reader);
     }
-    tracing::info!(
-        namespace = namespace.as_deref().unwrap_or("*"),
-        "watching SealedSecrets"
-    );
+    tracing::info!(namespace = %scope, "watching SealedSecrets");
     controller
 }
 

@@ -1,21 +1,18 @@
 //! The controller's HTTP API on `--listen-addr`: `/healthz`, `/v1/cert.pem`, `/v1/verify`,
 //! `/v1/rotate`. Reached by kubeseal through the API server's service proxy.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::{BodyExt, Limited};
+use hyper::{Method, Request, StatusCode};
 use serde_json::{Map, Value};
+use strongroom_controller_kit::http::{Reply, text as reply};
+use strongroom_controller_kit::shutdown::CancellationToken;
 use strongroom_core::crd::sealed_secret::SealedSecret;
 use strongroom_core::sealing::{SealingCertificate, os_rng, seal_to_base64};
-use tokio::net::TcpListener;
-
-use strongroom_controller_kit::admin::text as reply;
 
 use crate::desired::{desired_secret, unseal_items};
 use crate::keystore::KeyStore;
@@ -81,10 +78,7 @@ fn parse_sealed(bytes: &[u8]) -> Result<SealedSecret, String> {
 }
 
 impl HttpApi {
-    async fn handle(
-        self: Arc<Self>,
-        req: Request<hyper::body::Incoming>,
-    ) -> Result<Response<Full<Bytes>>, Infallible> {
+    async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Reply {
         let start = Instant::now();
         let path = req.uri().path().to_string();
         let method = req.method().clone();
@@ -100,10 +94,10 @@ impl HttpApi {
                 .with_label_values(&[path.as_str(), method.as_str()])
                 .observe(start.elapsed().as_secs_f64());
         }
-        Ok(resp)
+        resp
     }
 
-    async fn route(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    async fn route(&self, req: Request<hyper::body::Incoming>) -> Reply {
         match (req.method(), req.uri().path()) {
             (_, "/healthz") => reply(StatusCode::OK, "ok\n", "text/plain"),
             (_, "/v1/cert.pem") => match self.keys.newest() {
@@ -209,25 +203,13 @@ async fn read(req: Request<hyper::body::Incoming>) -> Result<Bytes, String> {
         .map_err(|e| format!("cannot read the body: {e}"))
 }
 
-/// Serves the API on `listen`; returns the bound address.
-pub async fn serve(listen: SocketAddr, api: Arc<HttpApi>) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let api = api.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| api.clone().handle(req));
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
+/// Serves the API on `listen` until `stop`; returns the bound address.
+pub async fn serve(
+    listen: SocketAddr,
+    api: Arc<HttpApi>,
+    stop: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    strongroom_controller_kit::http::serve(listen, move |req| api.clone().handle(req), stop).await
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher;
+use strongroom_controller_kit::readiness::Component;
+use strongroom_controller_kit::shutdown::{CancellationToken, unless_cancelled};
 use strongroom_core::crd::sealed_secret::{SEALING_KEY_ACTIVE, SEALING_KEY_LABEL};
 use strongroom_core::sealing::{Fingerprint, KeyGenParams, KeyRing, generate_key_and_cert};
 
@@ -51,14 +53,42 @@ pub struct Newest {
 }
 
 /// Every loaded key, and which one seals.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyStore {
     ring: RwLock<KeyRing>,
     newest: RwLock<Option<Newest>>,
     loaded: RwLock<Vec<(Fingerprint, DateTime<Utc>)>>,
+    /// Whether the key Secrets were loaded at least once.
+    first_load: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for KeyStore {
+    fn default() -> Self {
+        Self {
+            ring: RwLock::default(),
+            newest: RwLock::default(),
+            loaded: RwLock::default(),
+            first_load: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 impl KeyStore {
+    /// Waits until the key Secrets were loaded once (by [`follow`]).
+    pub async fn wait_loaded(&self) {
+        let mut rx = self.first_load.subscribe();
+        let _ = rx.wait_for(|loaded| *loaded).await;
+    }
+
+    /// Whether a new key is due at start: none is held, or the newest is older than `cutoff`.
+    pub fn needs_new_key(&self, cutoff: Option<DateTime<Utc>>) -> bool {
+        match (self.newest_time(), cutoff) {
+            (None, _) => true,
+            (Some(newest), Some(cutoff)) => newest < cutoff,
+            (Some(_), None) => false,
+        }
+    }
+
     /// Replaces the held keys with `keys`.
     pub fn replace_all(&self, keys: Vec<LoadedKey>, order: KeyOrder) {
         let newest = keys::newest(&keys, order).map(|k| Newest {
@@ -76,6 +106,7 @@ impl KeyStore {
         *self.ring.write().unwrap_or_else(|p| p.into_inner()) = ring;
         *self.newest.write().unwrap_or_else(|p| p.into_inner()) = newest;
         *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        self.first_load.send_replace(true);
     }
 
     /// Runs `f` with the key ring (unsealing holds only a read lock).
@@ -165,65 +196,84 @@ pub async fn create_key(client: &Client, cfg: &KeyConfig) -> anyhow::Result<Stri
     Ok(name)
 }
 
-/// Loads the keys, generating one first when none exists or the newest is older than the cutoff.
-pub async fn bootstrap(client: &Client, cfg: &KeyConfig, store: &KeyStore) -> anyhow::Result<()> {
-    let mut loaded = load(client, cfg).await?;
-    if keys::needs_new_key(&loaded, cfg.order, cfg.cutoff) {
+/// Generates a key when none exists or the newest is older than the cutoff, once [`follow`]
+/// has loaded the keys (so a restart reads nothing twice). Writes a key Secret, so only the
+/// leader calls it.
+pub async fn ensure_key(client: &Client, cfg: &KeyConfig, store: &KeyStore) -> anyhow::Result<()> {
+    store.wait_loaded().await;
+    if store.needs_new_key(cfg.cutoff) {
         create_key(client, cfg).await?;
-        loaded = load(client, cfg).await?;
+        let loaded = load(client, cfg).await?;
+        tracing::info!(keys = loaded.len(), "sealing keys loaded");
+        store.replace_all(loaded, cfg.order);
     }
-    tracing::info!(keys = loaded.len(), "sealing keys loaded");
-    store.replace_all(loaded, cfg.order);
     Ok(())
 }
 
-/// Reloads the keys whenever a Secret in the controller namespace changes.
-pub fn spawn_watch(
+/// Keeps `store` in step with the key Secrets: loads them, then reloads whenever a Secret in
+/// the controller namespace that is or may be a key changes. Read-only, so followers run it
+/// too (they serve the certificate and `/v1/verify`); `ready` is reported while at least one
+/// key is held. Runs until `stop`.
+pub async fn follow(
     client: Client,
     cfg: KeyConfig,
     store: Arc<KeyStore>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &cfg.namespace);
-        let mut events = watcher(api, watcher::Config::default()).boxed();
-        while let Some(ev) = events.next().await {
-            match ev {
-                Ok(watcher::Event::Apply(s) | watcher::Event::Delete(s))
-                    if keys::is_key_secret(&s, &cfg.prefix)
-                        || s.metadata
-                            .name
-                            .as_deref()
-                            .is_some_and(|n| n.starts_with(&cfg.prefix)) =>
-                {
-                    match load(&client, &cfg).await {
-                        Ok(keys) => {
-                            let before = store.len();
-                            store.replace_all(keys, cfg.order);
-                            tracing::info!(before, after = store.len(), "sealing keys reloaded");
-                        }
-                        Err(e) => tracing::warn!(error = %e, "reloading sealing keys failed"),
+    ready: Component,
+    stop: CancellationToken,
+) {
+    let reload = |why: &'static str| {
+        let (client, cfg, store, ready) =
+            (client.clone(), cfg.clone(), store.clone(), ready.clone());
+        async move {
+            match load(&client, &cfg).await {
+                Ok(keys) => {
+                    let before = store.len();
+                    store.replace_all(keys, cfg.order);
+                    tracing::info!(before, after = store.len(), why, "sealing keys loaded");
+                    if store.is_empty() {
+                        ready.not_ready();
+                    } else {
+                        ready.ready();
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "key Secret watch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                Err(e) => tracing::warn!(error = %e, "loading sealing keys failed"),
             }
         }
-    })
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), &cfg.namespace);
+    let mut events = watcher(api, watcher::Config::default()).boxed();
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => return,
+            e = events.next() => e,
+        };
+        let Some(event) = event else { return };
+        match event {
+            Ok(watcher::Event::InitDone) => reload("start").await,
+            Ok(watcher::Event::Apply(s) | watcher::Event::Delete(s))
+                if keys::is_key_secret(&s, &cfg.prefix)
+                    || s.metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(&cfg.prefix)) =>
+            {
+                reload("key Secret changed").await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "key Secret watch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
-/// Generates a new key every renew period, counted from the newest key's age.
-pub fn spawn_renewal(
-    client: Client,
-    cfg: KeyConfig,
-    store: Arc<KeyStore>,
-) -> Option<tokio::task::JoinHandle<()>> {
+/// Generates a new key every renew period, counted from the newest key's age, until `stop`.
+pub async fn renew(client: Client, cfg: KeyConfig, store: Arc<KeyStore>, stop: CancellationToken) {
     if cfg.renew_period <= chrono::Duration::zero() {
-        return None;
+        return;
     }
-    Some(tokio::spawn(async move {
+    unless_cancelled(&stop, async {
         loop {
             let age = store
                 .newest_time()
@@ -239,5 +289,6 @@ pub fn spawn_renewal(
                 }
             }
         }
-    }))
+    })
+    .await;
 }

@@ -1,7 +1,7 @@
 //! `sealed-secrets-controller`: unseals SealedSecrets into Secrets. Flags and their
 //! `SEALED_SECRETS_*` environment variables match upstream's.
 
-use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,17 +9,21 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use kube::Client;
 use kube::runtime::events::Recorder;
-use strongroom_controller_kit::{admin, backoff::Backoff, leader, logging};
+use strongroom_controller_kit::http::parse_listen_addr;
+use strongroom_controller_kit::readiness::Readiness;
+use strongroom_controller_kit::reconcile::{ErrorPolicy, ReconcileMetrics, RunConfig};
+use strongroom_controller_kit::{admin, leader, logging, pod, shutdown};
 use strongroom_core::duration::parse_go_duration;
-use strongroom_sealed_secrets::controller::{self, Context};
+use strongroom_sealed_secrets::controller::{self, Context, Options};
 use strongroom_sealed_secrets::http::{self, HttpApi, RateLimiter};
 use strongroom_sealed_secrets::keys::{KeyOrder, parse_pairs};
 use strongroom_sealed_secrets::keystore::{self, KeyConfig, KeyStore};
 use strongroom_sealed_secrets::metrics::Metrics;
+use strongroom_sealed_secrets::{CONTROLLER_NAME, LEASE_NAME};
 
 /// The sealed-secrets controller.
-#[derive(Debug, Parser)]
-#[command(name = "sealed-secrets-controller", version)]
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sealed-secrets-controller", version, args_override_self = true)]
 struct Args {
     /// Prefix (generateName) of key Secrets, also the legacy key Secret's name.
     #[arg(
@@ -143,39 +147,33 @@ struct Args {
     /// Accepted for compatibility (HTTP write timeout, Go duration).
     #[arg(long, env = "SEALED_SECRETS_WRITE_TIMEOUT", default_value = "2m")]
     write_timeout: String,
+    /// Leader election: how long a Lease stays valid without renewal (Go duration).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_LEADER_ELECTION_LEASE_DURATION",
+        default_value = "15s"
+    )]
+    leader_election_lease_duration: String,
+    /// Leader election: a leader that has not renewed for this long stops (Go duration).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_LEADER_ELECTION_RENEW_DEADLINE",
+        default_value = "10s"
+    )]
+    leader_election_renew_deadline: String,
+    /// Leader election: how often the leader renews and followers retry (Go duration).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_LEADER_ELECTION_RETRY_PERIOD",
+        default_value = "2s"
+    )]
+    leader_election_retry_period: String,
     #[command(flatten)]
     log: logging::LogArgs,
 }
 
-/// Go's `:8080` means every interface.
-fn addr(text: &str) -> anyhow::Result<SocketAddr> {
-    let full = if text.starts_with(':') {
-        format!("0.0.0.0{text}")
-    } else {
-        text.to_string()
-    };
-    full.parse()
-        .map_err(|e| anyhow::anyhow!("invalid address {text:?}: {e}"))
-}
-
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
     parse_go_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
-}
-
-/// This replica's name in the leader Lease.
-fn identity() -> String {
-    std::env::var("POD_NAME").unwrap_or_else(|_| format!("sealed-secrets-{}", std::process::id()))
-}
-
-fn controller_namespace() -> String {
-    std::env::var("POD_NAMESPACE")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
-        })
-        .map(|n| n.trim().to_string())
-        .unwrap_or_else(|| "default".to_string())
 }
 
 /// The namespaces to watch: none (meaning all), the controller's own, or the controller's plus
@@ -217,13 +215,16 @@ async fn watched_namespaces(client: &Client, args: &Args, own: &str) -> Vec<Stri
     out
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    logging::init(&args.log);
+/// Everything parsed from the flags before anything starts.
+struct Settings {
+    keys: KeyConfig,
+    lease: leader::LeaseConfig,
+    resync: Duration,
+}
+
+fn settings(args: &Args, namespace: &str) -> anyhow::Result<Settings> {
     duration("read-timeout", &args.read_timeout)?;
     duration("write-timeout", &args.write_timeout)?;
-    let namespace = controller_namespace();
     let cutoff = if args.key_cutoff_time.is_empty() {
         None
     } else {
@@ -233,8 +234,8 @@ async fn main() -> anyhow::Result<()> {
                 .with_timezone(&Utc),
         )
     };
-    let key_cfg = KeyConfig {
-        namespace: namespace.clone(),
+    let keys = KeyConfig {
+        namespace: namespace.to_string(),
         prefix: args.key_prefix.clone(),
         bits: args.key_size,
         ttl: chrono::Duration::from_std(duration("key-ttl", &args.key_ttl)?)?,
@@ -250,71 +251,146 @@ async fn main() -> anyhow::Result<()> {
         annotations: parse_pairs("--privatekey-annotations", &args.privatekey_annotations)
             .map_err(anyhow::Error::msg)?,
     };
+    let lease = leader::LeaseConfig {
+        lease_duration: duration(
+            "leader-election-lease-duration",
+            &args.leader_election_lease_duration,
+        )?,
+        renew_deadline: duration(
+            "leader-election-renew-deadline",
+            &args.leader_election_renew_deadline,
+        )?,
+        retry_period: duration(
+            "leader-election-retry-period",
+            &args.leader_election_retry_period,
+        )?,
+        ..leader::LeaseConfig::new(namespace, LEASE_NAME, &pod::identity("sealed-secrets"))
+    };
+    lease.validate().map_err(anyhow::Error::msg)?;
+    Ok(Settings {
+        keys,
+        lease,
+        resync: duration("resync-period", &args.resync_period)?,
+    })
+}
+
+fn main() -> ExitCode {
+    shutdown::run_main(run)
+}
+
+async fn run() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    logging::init(&args.log);
+    let shutdown = shutdown::on_signal()?;
+    let namespace = pod::namespace();
+    let settings = settings(&args, &namespace)?;
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
+    let reconcile_metrics = ReconcileMetrics::register(&registry)?;
     let keys = Arc::new(KeyStore::default());
-    let health = Arc::new(admin::Health::default());
+    let readiness = Readiness::default();
 
-    // serve /healthz before key generation, which can take seconds
+    // serve /healthz and the API before anything slow; readiness waits for the keys
     let api = Arc::new(HttpApi {
         keys: keys.clone(),
         metrics: metrics.clone(),
         limiter: RateLimiter::new(args.rate_limit, args.rate_limit_burst),
         accept_v1_data: args.accept_deprecated_v1_data,
     });
-    let listen = http::serve(addr(&args.listen_addr)?, api).await?;
-    let (metrics_addr, _admin) =
-        admin::serve(addr(&args.listen_metrics_addr)?, registry, health.clone()).await?;
+    let listen = http::serve(parse_listen_addr(&args.listen_addr)?, api, shutdown.clone()).await?;
+    let metrics_addr = admin::serve(
+        parse_listen_addr(&args.listen_metrics_addr)?,
+        registry,
+        readiness.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     tracing::info!(%listen, %metrics_addr, %namespace, "sealed-secrets controller starting");
 
     let client = Client::try_default().await?;
-    keystore::bootstrap(&client, &key_cfg, &keys).await?;
-    let _key_watch = keystore::spawn_watch(client.clone(), key_cfg.clone(), keys.clone());
+    // every replica holds the keys (followers serve the certificate and /v1/verify too)
+    tokio::spawn(keystore::follow(
+        client.clone(),
+        settings.keys.clone(),
+        keys.clone(),
+        readiness.component("sealing keys"),
+        shutdown.clone(),
+    ));
 
-    if args.leader_elect {
-        let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("sealed-secrets-{}", std::process::id()));
-        let (mut leading, _election) = leader::spawn(
-            client.clone(),
-            leader::LeaseConfig::new(&namespace, "sealed-secrets-controller", &identity),
-        );
-        tracing::info!(%identity, "waiting for leadership");
-        leading.wait_for(|l| *l).await?;
-        tracing::info!(%identity, "leading");
-    }
-    let _renewal = keystore::spawn_renewal(client.clone(), key_cfg.clone(), keys.clone());
-    health.set_ready(true);
+    let election = args.leader_elect.then(|| leader::Election {
+        client: client.clone(),
+        lease: settings.lease.clone(),
+    });
+    let run_cfg = RunConfig {
+        controller: CONTROLLER_NAME,
+        namespaces: Vec::new(),
+        label_selector: (!args.label_selector.is_empty()).then(|| args.label_selector.clone()),
+        concurrency: args.concurrency,
+        resync: settings.resync,
+        shutdown_grace: Duration::from_secs(2),
+    };
+    let grace = run_cfg.shutdown_grace;
+    let ended = leader::run_while_leading(election, &shutdown, grace, |stop| {
+        lead(
+            client,
+            args,
+            settings,
+            keys,
+            metrics,
+            reconcile_metrics,
+            readiness,
+            run_cfg,
+            stop,
+        )
+    })
+    .await?;
+    Ok(match ended {
+        leader::Ended::LostLease => ExitCode::FAILURE,
+        leader::Ended::Shutdown | leader::Ended::Finished => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// What only the leader does: make sure a key exists, renew keys, and run the controllers.
+#[allow(clippy::too_many_arguments)]
+async fn lead(
+    client: Client,
+    args: Args,
+    settings: Settings,
+    keys: Arc<KeyStore>,
+    metrics: Metrics,
+    reconcile_metrics: ReconcileMetrics,
+    readiness: Readiness,
+    mut run_cfg: RunConfig,
+    stop: shutdown::CancellationToken,
+) -> anyhow::Result<()> {
+    keystore::ensure_key(&client, &settings.keys, &keys).await?;
+    tokio::spawn(keystore::renew(
+        client.clone(),
+        settings.keys.clone(),
+        keys.clone(),
+        stop.clone(),
+    ));
+    let recorder = Recorder::new(client.clone(), controller::reporter());
     let ctx = Arc::new(Context {
         client: client.clone(),
         keys,
         metrics,
-        recorder: Recorder::new(client.clone(), controller::reporter()),
-        backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(300)),
+        policy: ErrorPolicy::new(CONTROLLER_NAME, reconcile_metrics, recorder, stop),
         accept_v1_data: args.accept_deprecated_v1_data,
         update_status: args.update_status,
         last_key: Default::default(),
-        resync: duration("resync-period", &args.resync_period)?,
+        resync: settings.resync,
         secret_index: Default::default(),
         status_written: Default::default(),
     });
-    let watch_ns = watched_namespaces(&client, &args, &namespace).await;
-    let selector = (!args.label_selector.is_empty()).then_some(args.label_selector);
-    controller::run(
-        ctx,
-        watch_ns,
-        selector,
-        args.concurrency,
-        !args.skip_recreate,
-        args.old_gc_behavior,
-    )
-    .await;
-    if args.leader_elect {
-        // hand the Lease over at once instead of making the next leader wait for expiry
-        let leases = kube::Api::namespaced(client, &namespace);
-        let cfg = leader::LeaseConfig::new(&namespace, "sealed-secrets-controller", &identity());
-        if let Err(e) = leader::release(&leases, &cfg).await {
-            tracing::warn!(error = %e, "could not release the leader Lease");
-        }
-    }
+    run_cfg.namespaces = watched_namespaces(&client, &args, &settings.keys.namespace).await;
+    let options = Options {
+        watch_secrets: !args.skip_recreate,
+        old_gc: args.old_gc_behavior,
+    };
+    controller::run(ctx, &run_cfg, options, &readiness).await;
     Ok(())
 }

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::controller::SOURCE_HASH_ANNOTATION;
+use crate::SOURCE_HASH_ANNOTATION;
 use crate::ownership::{Ownership, ownership};
 
 /// What the cache says about one Secret.

@@ -5,7 +5,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::controller::{Error, FIELD_MANAGER};
+use crate::FIELD_MANAGER;
+use crate::error::Error;
 use crate::ownership::{Ownership, Write, ownership, plan_write};
 
 /// Writes `desired` over `existing` and returns the Secret's resourceVersion afterwards.

@@ -8,7 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use crate::sealing::SealingScope;
+use crate::scope::SealingScope;
 
 /// Annotation that lets the controller take over a Secret it did not create.
 pub const MANAGED_ANNOTATION: &str = "sealedsecrets.bitnami.com/managed";

@@ -1,6 +1,6 @@
 //! Errors of the sealing crypto. None of them carries plaintext or key material.
 
-use super::scope::SealingScope;
+use crate::scope::SealingScope;
 
 /// Why a sealed value could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 use super::error::UnsealError;
 use super::hybrid::{SealedParts, TryOpen, decode_base64, split, try_open};
 use super::keys::{Fingerprint, PrivateSealingKey};
-use super::scope::SealingScope;
+use crate::scope::SealingScope;
 use crate::secret::SecretBytes;
 
 /// Where a sealed value is expected to live: what its OAEP label is built from.

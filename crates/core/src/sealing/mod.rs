@@ -9,8 +9,10 @@ mod error;
 mod hybrid;
 mod keyring;
 mod keys;
-mod scope;
 
+pub use crate::scope::{
+    CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SealingScope, UnknownScope,
+};
 pub use cert::{KeyGenParams, SealingCertificate, generate_key_and_cert, self_signed_certificate};
 pub use error::{KeyError, SealError, UnsealError};
 pub use hybrid::{
@@ -18,7 +20,6 @@ pub use hybrid::{
 };
 pub use keyring::{KeyRing, SealTarget, Unsealed};
 pub use keys::{Fingerprint, PrivateSealingKey, PublicSealingKey};
-pub use scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SealingScope, UnknownScope};
 
 /// The operating system's random source, for sealing outside tests.
 pub fn os_rng() -> getrandom::SysRng {

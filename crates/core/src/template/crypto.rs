@@ -25,6 +25,11 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("randBytes", rand_bytes as Func),
 ];
 
+/// The operating system's random source (the template engine does not depend on `sealing`).
+fn os_rng() -> getrandom::SysRng {
+    getrandom::SysRng
+}
+
 fn text(args: &[Value], i: usize, function: &str, count: usize) -> Result<String, FuncError> {
     arg(args, i, function, count).map(as_text)
 }
@@ -78,7 +83,7 @@ fn encrypt_aes(args: &[Value]) -> Result<Value, FuncError> {
         return Ok(Value::String(String::new()));
     }
     let mut iv = [0u8; 16];
-    crate::sealing::os_rng()
+    os_rng()
         .try_fill_bytes(&mut iv)
         .map_err(|_| failed("encryptAES", "the random number generator failed"))?;
     let sealed = encrypt(
@@ -128,7 +133,7 @@ fn rand_int(args: &[Value]) -> Result<Value, FuncError> {
         return Err(failed("randInt", "max must be greater than min"));
     }
     let span = max.abs_diff(min);
-    let mut rng = crate::sealing::os_rng();
+    let mut rng = os_rng();
     // rejection sampling keeps the distribution uniform
     let zone = u64::MAX - (u64::MAX % span);
     loop {
@@ -151,7 +156,7 @@ fn rand_bytes(args: &[Value]) -> Result<Value, FuncError> {
         .filter(|n| *n <= 65_536)
         .ok_or_else(|| failed("randBytes", "the count must be between 0 and 65536"))?;
     let mut bytes = vec![0u8; n];
-    crate::sealing::os_rng()
+    os_rng()
         .try_fill_bytes(&mut bytes)
         .map_err(|_| failed("randBytes", "the random number generator failed"))?;
     Ok(Value::String(

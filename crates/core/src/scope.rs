@@ -1,4 +1,5 @@
-//! Sealing scopes and the OAEP label each one binds into the ciphertext.
+//! Sealing scopes and the OAEP label each one binds into the ciphertext. Always built (the
+//! SealedSecret type reads its scope from annotations); the crypto itself is in `sealing`.
 
 use std::collections::BTreeMap;
 use std::fmt;

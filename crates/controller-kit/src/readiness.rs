@@ -1,0 +1,113 @@
+//! Readiness that means "can serve", never "leads": each part of a controller (keys loaded, an
+//! HTTP API listening, each watch's first list) registers a component and reports when it is
+//! ready; `/readyz` answers 200 once every registered component is.
+//!
+//! A follower registers only what it runs (say, the keys and the API it serves), so it is ready
+//! while another replica leads, and a rolling upgrade can finish.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use kube::runtime::reflector::{Lookup, Store};
+use tokio_util::sync::CancellationToken;
+
+/// The readiness of every registered component. Cheap to clone; clones share the state.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    components: Arc<Mutex<BTreeMap<String, bool>>>,
+}
+
+/// One registered component; report with [`Component::ready`].
+#[derive(Debug, Clone)]
+pub struct Component {
+    name: String,
+    readiness: Readiness,
+}
+
+impl Readiness {
+    /// Registers a component, not ready yet. Registering a name again resets it.
+    pub fn component(&self, name: &str) -> Component {
+        self.lock().insert(name.to_string(), false);
+        Component {
+            name: name.to_string(),
+            readiness: self.clone(),
+        }
+    }
+
+    /// True when at least one component is registered and all are ready.
+    pub fn is_ready(&self) -> bool {
+        let components = self.lock();
+        !components.is_empty() && components.values().all(|r| *r)
+    }
+
+    /// The components not ready yet, for `/readyz` and logs.
+    pub fn waiting_for(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, ready)| !**ready)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Registers `name` and marks it ready once `store` has finished its first list (or never,
+    /// if `stop` is cancelled first).
+    pub fn track_store<K>(&self, name: &str, store: Store<K>, stop: CancellationToken)
+    where
+        K: Lookup + Clone + Send + Sync + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+    {
+        let component = self.component(name);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                synced = store.wait_until_ready() => if synced.is_ok() {
+                    tracing::debug!(component = %component.name, "cache synced");
+                    component.ready();
+                }
+            }
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, bool>> {
+        self.components.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Component {
+    /// Marks the component ready.
+    pub fn ready(&self) {
+        self.readiness.lock().insert(self.name.clone(), true);
+    }
+
+    /// Marks the component not ready (say, the keys are gone).
+    pub fn not_ready(&self) {
+        self.readiness.lock().insert(self.name.clone(), false);
+    }
+
+    /// Removes the component, for parts that stop (a leader's watches when it steps down).
+    pub fn remove(&self) {
+        self.readiness.lock().remove(&self.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_every_component_is() {
+        let r = Readiness::default();
+        assert!(!r.is_ready(), "nothing registered is not ready");
+        let keys = r.component("keys");
+        let api = r.component("http-api");
+        assert_eq!(r.waiting_for(), ["http-api", "keys"]);
+        keys.ready();
+        assert!(!r.is_ready());
+        api.ready();
+        assert!(r.is_ready());
+        keys.not_ready();
+        assert_eq!(r.waiting_for(), ["keys"]);
+        keys.remove();
+        assert!(r.is_ready());
+    }
+}

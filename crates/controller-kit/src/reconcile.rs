@@ -1,0 +1,293 @@
+//! Reconcile plumbing: the error trait every controller's error enum implements, one
+//! [`ErrorPolicy`] (count it, log it, emit a Warning event naming the object, back off per
+//! object with jitter), reconcile metrics under controller-runtime's names with real duration
+//! histograms, a tracing span per reconcile, and [`RunConfig`].
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::backoff::Backoff;
+use crate::shutdown::unless_cancelled;
+
+/// What every controller error tells the plumbing.
+pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
+    /// A short, fixed category (`unseal`, `provider`, `update`, ...): a metric label, so never
+    /// built from input.
+    fn category(&self) -> &'static str;
+
+    /// The Warning event's reason (CamelCase, as Kubernetes reasons are).
+    fn event_reason(&self) -> &'static str {
+        "ReconcileError"
+    }
+
+    /// The Warning event's note; the error's message unless the kind's upstream words it
+    /// differently.
+    fn event_note(&self) -> String {
+        self.to_string()
+    }
+
+    /// Whether retrying can help. `false` waits for the object to change instead (an
+    /// immutable target that differs, say).
+    fn retryable(&self) -> bool {
+        true
+    }
+}
+
+/// Where the objects a controller watches live, and how it works through them.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Name of the controller in metrics and logs (`sealedsecret`, `externalsecret`, ...).
+    pub controller: &'static str,
+    /// Namespaces to watch; empty means every namespace.
+    pub namespaces: Vec<String>,
+    /// Label selector of the primary watch.
+    pub label_selector: Option<String>,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// How often an object in sync is checked again (drift repair).
+    pub resync: Duration,
+    /// How long in-flight reconciles may finish after shutdown is requested.
+    pub shutdown_grace: Duration,
+}
+
+impl RunConfig {
+    /// The watch scopes: `None` for one cluster-wide watch, else one per namespace.
+    pub fn scopes(&self) -> Vec<Option<String>> {
+        if self.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.namespaces.iter().cloned().map(Some).collect()
+        }
+    }
+}
+
+/// Reconcile metrics under controller-runtime's names, so dashboards built for Go controllers
+/// (external-secrets' among them) keep working, plus errors by category.
+#[derive(Clone)]
+pub struct ReconcileMetrics {
+    /// `controller_runtime_reconcile_total{controller,result}`.
+    pub total: IntCounterVec,
+    /// `controller_runtime_reconcile_errors_total{controller}`.
+    pub errors: IntCounterVec,
+    /// `controller_runtime_reconcile_time_seconds{controller}`.
+    pub duration: HistogramVec,
+    /// `strongroom_reconcile_errors_by_category_total{controller,category}`.
+    pub by_category: IntCounterVec,
+}
+
+impl ReconcileMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                "controller_runtime_reconcile_total",
+                "Total number of reconciliations per controller",
+            ),
+            &["controller", "result"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "controller_runtime_reconcile_errors_total",
+                "Total number of reconciliation errors per controller",
+            ),
+            &["controller"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "controller_runtime_reconcile_time_seconds",
+                "Length of time per reconciliation per controller",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["controller"],
+        )?;
+        let by_category = IntCounterVec::new(
+            Opts::new(
+                "strongroom_reconcile_errors_by_category_total",
+                "Reconciliation errors per controller and error category",
+            ),
+            &["controller", "category"],
+        )?;
+        registry.register(Box::new(total.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(by_category.clone()))?;
+        Ok(Self {
+            total,
+            errors,
+            duration,
+            by_category,
+        })
+    }
+}
+
+/// `namespace/name` of an object (or `name` for cluster-scoped ones), for logs and keys.
+pub fn object_key<K: Resource>(obj: &K) -> String {
+    match obj.meta().namespace.as_deref() {
+        Some(ns) => format!("{ns}/{}", obj.name_any()),
+        None => obj.name_any(),
+    }
+}
+
+/// The error policy and reconcile instrumentation of one controller.
+pub struct ErrorPolicy {
+    controller: &'static str,
+    metrics: ReconcileMetrics,
+    recorder: Recorder,
+    backoff: Backoff,
+    stop: CancellationToken,
+}
+
+impl ErrorPolicy {
+    /// A policy for `controller` that backs off from 500 ms to 5 min. Events it emits after
+    /// `stop` is cancelled are dropped (a replica that lost its Lease writes nothing).
+    pub fn new(
+        controller: &'static str,
+        metrics: ReconcileMetrics,
+        recorder: Recorder,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            controller,
+            metrics,
+            recorder,
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(300)),
+            stop,
+        }
+    }
+
+    /// With another backoff.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The token that stops this controller's work.
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// The event recorder.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Runs one reconcile inside a span naming the object, timing it and counting its result.
+    pub async fn observe<K, E, Fut>(&self, obj: &K, reconcile: Fut) -> Result<Action, E>
+    where
+        K: Resource,
+        Fut: Future<Output = Result<Action, E>>,
+    {
+        let span = tracing::info_span!(
+            "reconcile",
+            controller = self.controller,
+            object = %object_key(obj),
+        );
+        let start = Instant::now();
+        let result = reconcile.instrument(span).await;
+        self.metrics
+            .duration
+            .with_label_values(&[self.controller])
+            .observe(start.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(_) => "error",
+        };
+        self.metrics
+            .total
+            .with_label_values(&[self.controller, outcome])
+            .inc();
+        if result.is_ok() {
+            self.backoff.succeeded(&object_key(obj));
+        }
+        result
+    }
+
+    /// Handles a failed reconcile: counts it by category, logs it naming the object, emits a
+    /// Warning event (in the background, unless stopped) and returns when to retry: per-object
+    /// exponential backoff with jitter, or on the next change when retrying cannot help.
+    pub fn on_error<K, E>(&self, obj: &K, err: &E) -> Action
+    where
+        K: Resource<DynamicType = ()>,
+        E: ReconcileError,
+    {
+        let key = object_key(obj);
+        self.metrics
+            .errors
+            .with_label_values(&[self.controller])
+            .inc();
+        self.metrics
+            .by_category
+            .with_label_values(&[self.controller, err.category()])
+            .inc();
+        tracing::warn!(
+            controller = self.controller,
+            object = %key,
+            category = err.category(),
+            error = %err,
+            "reconcile failed"
+        );
+        self.warn(obj, err.event_reason(), err.event_note());
+        if err.retryable() {
+            Action::requeue(self.backoff.failed(&key))
+        } else {
+            Action::await_change()
+        }
+    }
+
+    /// Emits a Warning event about `obj` in the background (unless stopped).
+    pub fn warn<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: String) {
+        self.publish(obj.object_ref(&()), EventType::Warning, reason, note);
+    }
+
+    /// Emits an event about `obj` in the background (unless stopped).
+    pub fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        self.publish(obj.object_ref(&()), type_, reason, note);
+    }
+
+    /// Emits an event about the object `reference` names, in the background (unless stopped).
+    pub fn publish(
+        &self,
+        reference: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let recorder = self.recorder.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            if let Some(Err(e)) =
+                unless_cancelled(&stop, recorder.publish(&event, &reference)).await
+            {
+                tracing::warn!(error = %e, "could not publish event");
+            }
+        });
+    }
+
+    /// How many times `obj` failed in a row.
+    pub fn failures<K: Resource>(&self, obj: &K) -> u32 {
+        self.backoff.failures(&object_key(obj))
+    }
+}

@@ -1,0 +1,174 @@
+//! Watch helpers every controller needs:
+//! - [`guarded_watch`]: the primary watch, read object by object, so one object that does not
+//!   deserialize is reported through a callback and skipped instead of stalling the whole watch
+//!   (a typed watch fails the entire list on one bad object);
+//! - [`owned_metadata_cache`]: a metadata-only cache of owned objects (a controller that writes
+//!   Secrets never needs their data from the watch);
+//! - [`slim`]: drops `managedFields` and kubectl's last-applied copy from cached objects;
+//! - [`scoped_api`]: one namespace or the whole cluster.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt, future};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::{NamespaceResourceScope, PartialObjectMeta};
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+/// kubectl's client-side apply record: a full copy of the object, never needed from a cache.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// An `Api` for one namespace, or for all namespaces when `namespace` is `None`.
+pub fn scoped_api<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
+}
+
+/// Drops what no reconcile reads from a cached object: `managedFields` and kubectl's
+/// last-applied copy of the whole object.
+pub fn slim<K: Resource>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
+    if let Some(a) = obj.meta_mut().annotations.as_mut() {
+        a.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+/// Called with an object that does not read as the watched type, and why.
+pub type OnInvalid = Arc<dyn Fn(DynamicObject, String) + Send + Sync>;
+
+/// Watches `K` in `namespace` (or all) as raw objects and yields the ones that deserialize.
+/// Each one that does not is handed to `on_invalid` (log it, emit a Warning event, write a
+/// status) and skipped; the watch goes on with the rest. Deletions of such objects are dropped.
+pub fn guarded_watch<K>(
+    client: Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+    on_invalid: OnInvalid,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug + Send + 'static,
+{
+    let resource = ApiResource::erase::<K>(&());
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client, ns, &resource),
+        None => Api::all_with(client, &resource),
+    };
+    watcher(api, config)
+        .default_backoff()
+        .filter_map(move |event| future::ready(event.map(|e| typed(e, &on_invalid)).transpose()))
+}
+
+fn typed<K: DeserializeOwned>(
+    event: watcher::Event<DynamicObject>,
+    on_invalid: &OnInvalid,
+) -> Option<watcher::Event<K>> {
+    use watcher::Event as E;
+    Some(match event {
+        E::Init => E::Init,
+        E::InitDone => E::InitDone,
+        E::InitApply(obj) => E::InitApply(read(obj, on_invalid)?),
+        E::Apply(obj) => E::Apply(read(obj, on_invalid)?),
+        E::Delete(obj) => E::Delete(read(obj, &(Arc::new(|_, _| {}) as OnInvalid))?),
+    })
+}
+
+/// The object as `K`, or `None` after handing it to `on_invalid`.
+fn read<K: DeserializeOwned>(obj: DynamicObject, on_invalid: &OnInvalid) -> Option<K> {
+    let parsed = serde_json::to_value(&obj)
+        .and_then(serde_json::from_value::<K>)
+        .map_err(|e| e.to_string());
+    match parsed {
+        Ok(k) => Some(k),
+        Err(reason) => {
+            on_invalid(obj, reason);
+            None
+        }
+    }
+}
+
+/// A slimmed, metadata-only cache of `K` in `namespace` (or all), and the stream of touched
+/// objects that drives it (hand it to `Controller::owns_stream`, or poll it yourself).
+pub fn owned_metadata_cache<K>(
+    client: Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<PartialObjectMeta<K>> = scoped_api(client, namespace);
+    let (reader, writer) = reflector::store();
+    let stream =
+        reflector(writer, watcher(api, config).default_backoff().modify(slim)).touched_objects();
+    (reader, stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    #[test]
+    fn slim_drops_managed_fields_and_last_applied_only() {
+        let mut cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": "x", "annotations": {LAST_APPLIED_ANNOTATION: "{...}", "keep": "1"},
+                "managedFields": [{"manager": "kubectl"}]}
+        }))
+        .unwrap();
+        slim(&mut cm);
+        assert!(cm.metadata.managed_fields.unwrap_or_default().is_empty());
+        let a = cm.metadata.annotations.unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a["keep"], "1");
+    }
+
+    #[test]
+    fn an_object_that_does_not_read_goes_to_the_callback() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let on_invalid: OnInvalid = Arc::new(move |obj: DynamicObject, why| {
+            sink.lock()
+                .unwrap()
+                .push((obj.metadata.name.unwrap_or_default(), why));
+        });
+        let good: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good"}, "data": {"a": "b"}
+        }))
+        .unwrap();
+        let bad: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad"}, "data": {"a": 5}
+        }))
+        .unwrap();
+        let ok: Option<watcher::Event<ConfigMap>> = typed(watcher::Event::Apply(good), &on_invalid);
+        assert!(
+            matches!(ok, Some(watcher::Event::Apply(cm)) if cm.metadata.name.as_deref() == Some("good"))
+        );
+        let skipped: Option<watcher::Event<ConfigMap>> =
+            typed(watcher::Event::InitApply(bad), &on_invalid);
+        assert!(skipped.is_none());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, "bad");
+        assert!(seen[0].1.contains("invalid type"), "{}", seen[0].1);
+    }
+}

@@ -1,0 +1,264 @@
+//! Test-only helpers shared by every controller's end-to-end tests and benchmarks:
+//! - [`start_cluster`]: devcluster with CRDs from `deploy/crds/` and extra namespaces;
+//! - [`service_account_kubeconfig`]: a kubeconfig with a ServiceAccount's token, so devcluster
+//!   counts (and later authorizes) one replica's requests apart from another's;
+//! - [`Process`]: a controller binary (its path from `env!("CARGO_BIN_EXE_<name>")` in the
+//!   calling test, never `cargo build` from a test) with its log, signals and exit;
+//! - [`CANARY`] and [`assert_no_canary`]: secret values that must appear nowhere;
+//! - [`writes`]: the write calls one user made, from devcluster's request counts;
+//! - small HTTP and polling helpers.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+pub use strongroom_devcluster::{DevCluster, Options};
+
+/// A secret value tests put into objects; [`assert_no_canary`] checks it leaks nowhere.
+pub const CANARY: &str = "canary-3d9f-secret-value";
+
+/// The repository root (for `deploy/crds/...` and charts).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Starts devcluster, installs the CRDs in `crd_files` (paths relative to the repository root)
+/// and creates `namespaces`.
+pub async fn start_cluster(crd_files: &[&str], namespaces: &[&str]) -> (DevCluster, Client) {
+    let cluster = DevCluster::start(Options::default()).await.unwrap();
+    let client = cluster.client().await.unwrap();
+    for ns in namespaces {
+        let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        Api::all(client.clone())
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
+    for file in crd_files {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text).unwrap();
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await
+            .unwrap();
+    }
+    (cluster, client)
+}
+
+/// Creates ServiceAccount `namespace/name` if needed, requests a token for it and writes a
+/// kubeconfig using that token to `path`. Returns the user name devcluster counts it under.
+pub async fn service_account_kubeconfig(
+    cluster: &DevCluster,
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    path: &Path,
+) -> String {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    if sas.get_opt(name).await.unwrap().is_none() {
+        let sa: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        sas.create(&PostParams::default(), &sa).await.unwrap();
+    }
+    let request = k8s_openapi::api::authentication::v1::TokenRequest {
+        spec: Some(k8s_openapi::api::authentication::v1::TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = sas
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+        .unwrap();
+    std::fs::write(path, cluster.kubeconfig_with_token(&token)).unwrap();
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// Write calls (`create`, `update`, `patch`, `delete`, `deletecollection`) per resource made by
+/// `user` so far, from devcluster's request counts.
+pub fn writes(cluster: &DevCluster, user: &str) -> BTreeMap<String, u64> {
+    cluster
+        .requests_by_user()
+        .get(user)
+        .map(|kinds| {
+            kinds
+                .iter()
+                .filter(|(kind, _)| {
+                    let verb = kind.split(' ').next().unwrap_or("");
+                    matches!(
+                        verb,
+                        "create" | "update" | "patch" | "delete" | "deletecollection"
+                    )
+                })
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A controller binary running as a child process; killed when dropped.
+pub struct Process {
+    /// The child.
+    pub child: Child,
+    /// Its combined stdout and stderr.
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Starts `binary` with `args` and `env`, logging to `log`.
+    pub fn spawn(binary: &str, args: &[String], env: &[(&str, String)], log: PathBuf) -> Self {
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(binary);
+        cmd.args(args)
+            .stdout(Stdio::from(log_file.try_clone().unwrap()))
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self {
+            child: cmd.spawn().unwrap(),
+            log,
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, `KILL`, `STOP`, `CONT`).
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the log contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str) {
+        wait_for(|| async { self.log_text().contains(needle) }, needle).await;
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms for up to 30 s; panics naming `what` on timeout.
+pub async fn wait_for<F, Fut>(mut check: F, what: &str)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// `GET url` over plain HTTP: (status, body).
+pub async fn http_get(url: &str) -> (u16, String) {
+    http(url, "GET", None).await
+}
+
+/// A tiny HTTP/1.1 client over a TCP socket (the controllers serve plain HTTP).
+pub async fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// The status of `GET url`, or `None` when nothing listens there.
+pub async fn http_try(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, _) = rest.split_once('/')?;
+    tokio::net::TcpStream::connect(host).await.ok()?;
+    Some(http_get(url).await.0)
+}
+
+/// Panics naming the place when `CANARY` (or any of `values`) appears in one of `texts`
+/// (`(where, text)` pairs: a log, the events, a status, the metrics).
+pub fn assert_no_canary(values: &[&str], texts: &[(&str, &str)]) {
+    for (place, text) in texts {
+        for value in std::iter::once(&CANARY).chain(values) {
+            assert!(
+                !text.contains(value),
+                "secret value {value:?} leaked into {place}"
+            );
+        }
+    }
+}
+
+/// Resident memory of process `pid` in MiB (0 when unknown).
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
