@@ -51,6 +51,14 @@ impl Backoff {
             .remove(key);
     }
 
+    /// Keeps only the failure counts whose key `keep` accepts (forget deleted objects).
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| keep(k));
+    }
+
     /// How many times `key` failed in a row.
     pub fn failures(&self, key: &str) -> u32 {
         self.failures

@@ -73,6 +73,8 @@ pub enum Round {
     Leading,
     /// Someone else holds an unexpired Lease.
     Following,
+    /// The Lease changed between our read and our write (409): try again.
+    Conflict,
 }
 
 /// Runs one election round: create, renew or take over the Lease.
@@ -96,7 +98,7 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<Round, k
         };
         return match api.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(Round::Leading),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Round::Following),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Round::Conflict),
             Err(e) => Err(e),
         };
     };
@@ -121,19 +123,29 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<Round, k
         .await
     {
         Ok(_) => Ok(Round::Leading),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Round::Following),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Round::Conflict),
         Err(e) => Err(e),
     }
 }
 
-/// Gives the Lease up so another candidate can take over at once.
+/// Gives the Lease up so another candidate can take over at once. Does nothing when someone
+/// else holds it; retries once when the Lease changed under it (a renewal still in flight).
 pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<(), kube::Error> {
-    if let Some(mut lease) = api.get_opt(&cfg.name).await? {
+    for attempt in 0..2 {
+        let Some(mut lease) = api.get_opt(&cfg.name).await? else {
+            return Ok(());
+        };
         let spec = lease.spec.get_or_insert_with(Default::default);
-        if spec.holder_identity.as_deref() == Some(cfg.identity.as_str()) {
-            spec.holder_identity = None;
-            api.replace(&lease.name_any(), &PostParams::default(), &lease)
-                .await?;
+        if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        match api
+            .replace(&lease.name_any(), &PostParams::default(), &lease)
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => continue,
+            other => return other.map(|_| ()),
         }
     }
     Ok(())
@@ -163,9 +175,11 @@ pub struct Election {
 /// Runs `work` while this replica leads (or at once without `election`) until `shutdown`.
 ///
 /// `work` receives a token that is cancelled when it must stop: on shutdown it then has `grace`
-/// to finish in-flight work, after which it is dropped; on Lease loss it is dropped at once,
-/// without waiting, because another replica may already be writing. Work that spawns tasks
-/// must stop them when the token is cancelled (see [`crate::shutdown::unless_cancelled`]).
+/// to finish in-flight work (the Lease is still renewed and watched meanwhile), after which it
+/// is dropped; on Lease loss it is dropped at once, without waiting, because another replica
+/// may already be writing. Work that spawns tasks must stop them when the token is cancelled
+/// (see [`crate::shutdown::unless_cancelled`]). The Lease is released on every way out except
+/// its loss.
 pub async fn run_while_leading<F, Fut>(
     election: Option<Election>,
     shutdown: &CancellationToken,
@@ -189,12 +203,21 @@ where
     };
     let api: Api<Lease> = Api::namespaced(election.client.clone(), &election.lease.namespace);
     let cfg = &election.lease;
-    if !campaign(&api, cfg, shutdown).await {
+    let Some(won_at) = campaign(&api, cfg, shutdown).await else {
+        // a round interrupted by the signal may still have won the Lease
+        release_logged(&api, cfg).await;
         return Ok(Ended::Shutdown);
-    }
+    };
     tracing::info!(identity = %cfg.identity, lease = %cfg.name, "leading");
     let stop = shutdown.child_token();
-    let keeper = tokio::spawn(keep_leading(api.clone(), cfg.clone(), stop.clone()));
+    // the keeper has a token of its own: it renews and watches the Lease through the grace
+    let keeper_stop = CancellationToken::new();
+    let keeper = tokio::spawn(keep_leading(
+        api.clone(),
+        cfg.clone(),
+        won_at,
+        keeper_stop.clone(),
+    ));
     let ended = run_work(
         work(stop.clone()),
         &stop,
@@ -203,26 +226,33 @@ where
         keeper_lost(keeper),
     )
     .await;
-    if matches!(ended, Ok(Ended::Shutdown | Ended::Finished)) {
+    keeper_stop.cancel();
+    if !matches!(ended, Ok(Ended::LostLease)) {
         // hand the Lease over at once instead of making the next leader wait for expiry
-        match tokio::time::timeout(Duration::from_secs(2), release(&api, cfg)).await {
-            Ok(Ok(())) => tracing::info!(lease = %cfg.name, "leader Lease released"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader Lease"),
-            Err(_) => tracing::warn!("releasing the leader Lease timed out"),
-        }
+        release_logged(&api, cfg).await;
     }
     ended
 }
 
-/// Resolves when the keeper task reports the Lease lost.
-async fn keeper_lost(keeper: tokio::task::JoinHandle<bool>) {
-    if matches!(keeper.await, Ok(true)) {
-        return;
+async fn release_logged(api: &Api<Lease>, cfg: &LeaseConfig) {
+    match tokio::time::timeout(Duration::from_secs(2), release(api, cfg)).await {
+        Ok(Ok(())) => tracing::info!(lease = %cfg.name, "leader Lease released"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader Lease"),
+        Err(_) => tracing::warn!("releasing the leader Lease timed out"),
     }
-    std::future::pending::<()>().await;
 }
 
-/// Drives `work` until it ends, `lost` resolves (drop it at once) or `shutdown` (grace, then drop).
+/// Resolves when the keeper task reports the Lease lost, or dies (nobody renews then).
+async fn keeper_lost(keeper: tokio::task::JoinHandle<bool>) {
+    match keeper.await {
+        Ok(false) => std::future::pending::<()>().await,
+        Ok(true) => {}
+        Err(e) => tracing::error!(error = %e, "the leader Lease keeper died"),
+    }
+}
+
+/// Drives `work` until it ends, `lost` resolves (drop it at once) or `shutdown` (grace, then
+/// drop; a loss during the grace still drops it at once).
 async fn run_work(
     work: impl Future<Output = anyhow::Result<()>>,
     stop: &CancellationToken,
@@ -231,79 +261,110 @@ async fn run_work(
     lost: impl Future<Output = ()>,
 ) -> anyhow::Result<Ended> {
     tokio::pin!(work);
+    tokio::pin!(lost);
+    let lost_now = || {
+        tracing::error!(
+            "lost the leader Lease: stopped all work, exiting so the pod restarts as a follower"
+        );
+        Ok(Ended::LostLease)
+    };
     tokio::select! {
         result = &mut work => {
             stop.cancel();
             result.map(|()| if shutdown.is_cancelled() { Ended::Shutdown } else { Ended::Finished })
         }
-        () = lost => {
+        () = &mut lost => {
             stop.cancel();
-            tracing::error!("lost the leader Lease: stopped all work, exiting so the pod restarts as a follower");
-            Ok(Ended::LostLease)
+            lost_now()
         }
         () = shutdown.cancelled() => {
             stop.cancel();
-            if tokio::time::timeout(grace, &mut work).await.is_err() {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "work still running after the grace period: dropped");
+            tokio::select! {
+                () = &mut lost => lost_now(),
+                finished = tokio::time::timeout(grace, &mut work) => {
+                    if finished.is_err() {
+                        tracing::warn!(grace_ms = grace.as_millis() as u64, "work still running after the grace period: dropped");
+                    }
+                    Ok(Ended::Shutdown)
+                }
             }
-            Ok(Ended::Shutdown)
         }
     }
 }
 
-/// Campaigns until this replica leads (true) or shutdown is requested (false).
-async fn campaign(api: &Api<Lease>, cfg: &LeaseConfig, shutdown: &CancellationToken) -> bool {
+/// Campaigns until this replica leads, returning when the winning round started (the Lease's
+/// `renewTime` is no earlier), or `None` when shutdown is requested first.
+async fn campaign(
+    api: &Api<Lease>,
+    cfg: &LeaseConfig,
+    shutdown: &CancellationToken,
+) -> Option<tokio::time::Instant> {
     let mut announced = false;
     loop {
+        let started = tokio::time::Instant::now();
         let round = tokio::select! {
-            _ = shutdown.cancelled() => return false,
+            _ = shutdown.cancelled() => return None,
             r = tokio::time::timeout(cfg.retry_period.max(Duration::from_secs(1)), try_acquire(api, cfg)) => r,
         };
         match round {
-            Ok(Ok(Round::Leading)) => return true,
-            Ok(Ok(Round::Following)) if !announced => {
+            Ok(Ok(Round::Leading)) => return Some(started),
+            Ok(Ok(Round::Following | Round::Conflict)) if !announced => {
                 tracing::info!(identity = %cfg.identity, lease = %cfg.name, "waiting for leadership");
                 announced = true;
             }
-            Ok(Ok(Round::Following)) => {}
+            Ok(Ok(Round::Following | Round::Conflict)) => {}
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, lease = %cfg.name, "leader election round failed")
             }
             Err(_) => tracing::warn!(lease = %cfg.name, "leader election round timed out"),
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return false,
+            _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(cfg.retry_period) => {}
         }
     }
 }
 
 /// Renews the Lease every retry period. Returns true when the Lease is lost: another holder
-/// has it, or no renewal succeeded within the renew deadline. Returns false when stopped.
-async fn keep_leading(api: Api<Lease>, cfg: LeaseConfig, stop: CancellationToken) -> bool {
-    let mut last_renewal = tokio::time::Instant::now();
+/// has it, or no renewal succeeded within the renew deadline, counted from the start of the
+/// last successful round (the Lease's `renewTime` is no earlier, so the deadline always ends
+/// before the Lease expires for the others). Returns false when stopped.
+async fn keep_leading(
+    api: Api<Lease>,
+    cfg: LeaseConfig,
+    won_at: tokio::time::Instant,
+    stop: CancellationToken,
+) -> bool {
+    let mut last_renewal = won_at;
     loop {
+        let deadline = last_renewal + cfg.renew_deadline;
         tokio::select! {
             _ = stop.cancelled() => return false,
             _ = tokio::time::sleep(cfg.retry_period) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
         }
-        let left = cfg.renew_deadline.saturating_sub(last_renewal.elapsed());
-        let round = tokio::select! {
-            _ = stop.cancelled() => return false,
-            r = tokio::time::timeout(left.max(Duration::from_millis(100)), try_acquire(&api, &cfg)) => r,
-        };
-        match round {
-            Ok(Ok(Round::Leading)) => last_renewal = tokio::time::Instant::now(),
-            Ok(Ok(Round::Following)) => {
-                tracing::error!(identity = %cfg.identity, lease = %cfg.name, "another replica holds the leader Lease");
-                return true;
+        if tokio::time::Instant::now() < deadline {
+            let started = tokio::time::Instant::now();
+            let round = tokio::select! {
+                _ = stop.cancelled() => return false,
+                r = tokio::time::timeout_at(deadline, try_acquire(&api, &cfg)) => r,
+            };
+            match round {
+                Ok(Ok(Round::Leading)) => last_renewal = started,
+                Ok(Ok(Round::Following)) => {
+                    tracing::error!(identity = %cfg.identity, lease = %cfg.name, "another replica holds the leader Lease");
+                    return true;
+                }
+                Ok(Ok(Round::Conflict)) => {
+                    tracing::info!(lease = %cfg.name, "the leader Lease changed while renewing; retrying")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, lease = %cfg.name, "renewing the leader Lease failed")
+                }
+                Err(_) => tracing::warn!(lease = %cfg.name, "renewing the leader Lease timed out"),
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, lease = %cfg.name, "renewing the leader Lease failed")
-            }
-            Err(_) => tracing::warn!(lease = %cfg.name, "renewing the leader Lease timed out"),
         }
-        if last_renewal.elapsed() >= cfg.renew_deadline {
+        if tokio::time::Instant::now() >= last_renewal + cfg.renew_deadline {
             tracing::error!(lease = %cfg.name, "no renewal of the leader Lease within the renew deadline");
             return true;
         }

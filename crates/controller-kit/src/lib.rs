@@ -12,7 +12,7 @@
 //! 5. inside, kube-runtime `Controller`s over [`watch::guarded_watch`] (a bad object is
 //!    reported and skipped) with [`watch::owned_metadata_cache`] for owned objects, reconciles
 //!    wrapped in [`reconcile::ErrorPolicy::observe`], failures handled by
-//!    [`reconcile::ErrorPolicy::on_error`], and status written with [`status::set_condition`].
+//!    [`reconcile::ErrorPolicy::on_error`], and status written with [`status::set_conditions`].
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
     components: Arc<Mutex<BTreeMap<String, bool>>>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One registered component; report with [`Component::ready`].
@@ -34,14 +35,39 @@ impl Readiness {
         }
     }
 
-    /// True when at least one component is registered and all are ready.
+    /// True when at least one component is registered, all are ready, and the process is not
+    /// shutting down.
     pub fn is_ready(&self) -> bool {
         let components = self.lock();
-        !components.is_empty() && components.values().all(|r| *r)
+        !self.is_stopping() && !components.is_empty() && components.values().all(|r| *r)
+    }
+
+    /// Marks the process as shutting down: `/readyz` answers 503 from now on, so the Service
+    /// stops sending requests while the servers still answer the ones in flight.
+    pub fn set_stopping(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Readiness::set_stopping`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks the process as shutting down as soon as `shutdown` is cancelled.
+    pub fn stop_on(&self, shutdown: CancellationToken) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            me.set_stopping();
+        });
     }
 
     /// The components not ready yet, for `/readyz` and logs.
     pub fn waiting_for(&self) -> Vec<String> {
+        if self.is_stopping() {
+            return vec!["shutdown (the process is stopping)".to_string()];
+        }
         self.lock()
             .iter()
             .filter(|(_, ready)| !**ready)
@@ -109,5 +135,8 @@ mod tests {
         assert_eq!(r.waiting_for(), ["keys"]);
         keys.remove();
         assert!(r.is_ready());
+        r.set_stopping();
+        assert!(!r.is_ready(), "not ready while shutting down");
+        assert_eq!(r.waiting_for().len(), 1);
     }
 }

@@ -34,6 +34,18 @@ pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
         self.to_string()
     }
 
+    /// Whether a Warning event is due (false for expected waits, such as a store not ready
+    /// yet, that a condition already reports).
+    fn warn_event(&self) -> bool {
+        true
+    }
+
+    /// A fixed retry delay instead of the per-object backoff (say, when another object will
+    /// trigger the retry anyway and this is only a safety net).
+    fn requeue_after(&self) -> Option<Duration> {
+        None
+    }
+
     /// Whether retrying can help. `false` waits for the object to change instead (an
     /// immutable target that differs, say).
     fn retryable(&self) -> bool {
@@ -141,6 +153,7 @@ pub fn object_key<K: Resource>(obj: &K) -> String {
 /// The error policy and reconcile instrumentation of one controller.
 pub struct ErrorPolicy {
     controller: &'static str,
+    action: &'static str,
     metrics: ReconcileMetrics,
     recorder: Recorder,
     backoff: Backoff,
@@ -158,11 +171,18 @@ impl ErrorPolicy {
     ) -> Self {
         Self {
             controller,
+            action: "Reconcile",
             metrics,
             recorder,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(300)),
             stop,
         }
+    }
+
+    /// With another event `action` (default `Reconcile`).
+    pub fn with_action(mut self, action: &'static str) -> Self {
+        self.action = action;
+        self
     }
 
     /// With another backoff.
@@ -184,7 +204,7 @@ impl ErrorPolicy {
     /// Runs one reconcile inside a span naming the object, timing it and counting its result.
     pub async fn observe<K, E, Fut>(&self, obj: &K, reconcile: Fut) -> Result<Action, E>
     where
-        K: Resource,
+        K: Resource<DynamicType = ()>,
         Fut: Future<Output = Result<Action, E>>,
     {
         let span = tracing::info_span!(
@@ -207,7 +227,7 @@ impl ErrorPolicy {
             .with_label_values(&[self.controller, outcome])
             .inc();
         if result.is_ok() {
-            self.backoff.succeeded(&object_key(obj));
+            self.backoff.succeeded(&backoff_key(obj));
         }
         result
     }
@@ -236,11 +256,13 @@ impl ErrorPolicy {
             error = %err,
             "reconcile failed"
         );
-        self.warn(obj, err.event_reason(), err.event_note());
-        if err.retryable() {
-            Action::requeue(self.backoff.failed(&key))
-        } else {
-            Action::await_change()
+        if err.warn_event() {
+            self.warn(obj, err.event_reason(), err.event_note());
+        }
+        match (err.retryable(), err.requeue_after()) {
+            (false, _) => Action::await_change(),
+            (true, Some(after)) => Action::requeue(after),
+            (true, None) => Action::requeue(self.backoff.failed(&backoff_key(obj))),
         }
     }
 
@@ -272,7 +294,7 @@ impl ErrorPolicy {
             type_,
             reason: reason.to_string(),
             note: Some(note),
-            action: "Reconcile".into(),
+            action: self.action.into(),
             secondary: None,
         };
         let recorder = self.recorder.clone();
@@ -287,7 +309,135 @@ impl ErrorPolicy {
     }
 
     /// How many times `obj` failed in a row.
-    pub fn failures<K: Resource>(&self, obj: &K) -> u32 {
-        self.backoff.failures(&object_key(obj))
+    pub fn failures<K: Resource<DynamicType = ()>>(&self, obj: &K) -> u32 {
+        self.backoff.failures(&backoff_key(obj))
+    }
+
+    /// Forgets the backoff of every `K` not in `live` (call it now and then, so the failure
+    /// counts of deleted objects do not accumulate).
+    pub fn retain<'a, K>(&self, live: impl IntoIterator<Item = &'a K>)
+    where
+        K: Resource<DynamicType = ()> + 'a,
+    {
+        let prefix = format!("{}/", K::kind(&()));
+        let live: std::collections::HashSet<String> = live.into_iter().map(backoff_key).collect();
+        self.backoff
+            .retain(|key| !key.starts_with(&prefix) || live.contains(key));
+    }
+}
+
+/// The backoff key of an object: its kind and `namespace/name`, so one policy can serve
+/// several kinds.
+fn backoff_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!("{}/{}", K::kind(&()), object_key(obj))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::events::Reporter;
+
+    #[derive(Debug, thiserror::Error)]
+    enum TestError {
+        #[error("transient")]
+        Transient,
+        #[error("waits for a change")]
+        Permanent,
+        #[error("store not ready")]
+        Waiting,
+    }
+
+    impl ReconcileError for TestError {
+        fn category(&self) -> &'static str {
+            match self {
+                Self::Transient => "transient",
+                Self::Permanent => "permanent",
+                Self::Waiting => "waiting",
+            }
+        }
+        fn retryable(&self) -> bool {
+            !matches!(self, Self::Permanent)
+        }
+        fn warn_event(&self) -> bool {
+            !matches!(self, Self::Waiting)
+        }
+        fn requeue_after(&self) -> Option<Duration> {
+            matches!(self, Self::Waiting).then(|| Duration::from_secs(42))
+        }
+    }
+
+    fn config_map(ns: &str, name: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.namespace = Some(ns.into());
+        cm.metadata.name = Some(name.into());
+        cm
+    }
+
+    fn policy(registry: &Registry) -> ErrorPolicy {
+        // a client for an address nothing listens on: events fail and are logged, no more
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let recorder = Recorder::new(
+            client,
+            Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+        );
+        ErrorPolicy::new(
+            "demo",
+            ReconcileMetrics::register(registry).unwrap(),
+            recorder,
+            CancellationToken::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn errors_are_counted_and_backed_off_per_object_and_kind() {
+        let registry = Registry::new();
+        let policy = policy(&registry);
+        let a = config_map("ns", "a");
+        let b = config_map("ns", "b");
+        for _ in 0..3 {
+            policy.on_error(&a, &TestError::Transient);
+        }
+        policy.on_error(&b, &TestError::Transient);
+        assert_eq!(policy.failures(&a), 3);
+        assert_eq!(policy.failures(&b), 1);
+        assert_eq!(
+            policy.on_error(&a, &TestError::Permanent),
+            Action::await_change()
+        );
+        assert_eq!(
+            policy.on_error(&a, &TestError::Waiting),
+            Action::requeue(Duration::from_secs(42))
+        );
+        // a success resets the object's backoff; a deleted object's is forgotten
+        let ok: Result<Action, TestError> = policy
+            .observe(&a, async { Ok(Action::await_change()) })
+            .await;
+        assert!(ok.is_ok());
+        assert_eq!(policy.failures(&a), 0);
+        policy.retain::<ConfigMap>([&a]);
+        assert_eq!(policy.failures(&b), 0);
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        assert!(
+            text.contains(r#"controller_runtime_reconcile_errors_total{controller="demo"} 6"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"strongroom_reconcile_errors_by_category_total{category="transient",controller="demo"} 4"#), "{text}");
+        assert!(
+            text.contains(
+                r#"controller_runtime_reconcile_total{controller="demo",result="success"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("controller_runtime_reconcile_time_seconds_count"),
+            "{text}"
+        );
     }
 }

@@ -161,14 +161,14 @@ where
     .map(|_| ())
 }
 
-/// Sets one condition of `obj` (plus `extra` status fields such as `observedGeneration`) by
-/// server-side apply, only when the condition or an extra field changed. Returns whether it
-/// wrote.
-pub async fn set_condition<K>(
+/// Sets conditions of `obj` (plus `extra` status fields such as `observedGeneration`) by
+/// server-side apply, in one write and only when a condition or an extra field changed.
+/// Returns whether it wrote.
+pub async fn set_conditions<K>(
     api: &Api<K>,
     obj: &K,
     field_manager: &str,
-    desired: &DesiredCondition,
+    desired: &[DesiredCondition],
     extra: Map<String, Value>,
     stamps: Stamps,
 ) -> kube::Result<bool>
@@ -187,29 +187,32 @@ where
     Ok(true)
 }
 
-/// The status to apply, or `None` when `current` already has `desired` and every `extra` field.
+/// The status to apply, or `None` when `current` already has every `desired` condition and
+/// every `extra` field.
 pub fn next_status(
     current: &Value,
-    desired: &DesiredCondition,
+    desired: &[DesiredCondition],
     extra: Map<String, Value>,
     now: &str,
     stamps: Stamps,
 ) -> Option<Value> {
-    let conditions: Vec<Value> = current
+    let mut conditions: Vec<Value> = current
         .get("conditions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let extra_same = extra.iter().all(|(k, v)| current.get(k) == Some(v));
-    let merged = merge_condition(&conditions, desired, now, stamps);
-    if merged.is_none() && extra_same {
+    let mut changed = !extra.iter().all(|(k, v)| current.get(k) == Some(v));
+    for d in desired {
+        if let Some(merged) = merge_condition(&conditions, d, now, stamps) {
+            conditions = merged;
+            changed = true;
+        }
+    }
+    if !changed {
         return None;
     }
     let mut status = extra;
-    status.insert(
-        "conditions".into(),
-        Value::Array(merged.unwrap_or(conditions)),
-    );
+    status.insert("conditions".into(), Value::Array(conditions));
     Some(Value::Object(status))
 }
 
@@ -233,7 +236,7 @@ mod tests {
         assert!(
             next_status(
                 &current,
-                &ready("ok"),
+                &[ready("ok")],
                 extra.clone(),
                 "2030-01-01T00:00:00Z",
                 Stamps::Transition
@@ -246,7 +249,7 @@ mod tests {
             .collect();
         let s = next_status(
             &current,
-            &ready("ok"),
+            &[ready("ok")],
             newer,
             "2030-01-01T00:00:00Z",
             Stamps::Transition,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt, future};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::{NamespaceResourceScope, PartialObjectMeta};
-use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -42,20 +42,24 @@ pub fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
-/// Called with an object that does not read as the watched type, and why.
+/// Called with an object that does not read as the watched type, and why (with quoted values
+/// redacted: the reason may go into events and status).
 pub type OnInvalid = Arc<dyn Fn(DynamicObject, String) + Send + Sync>;
 
 /// Watches `K` in `namespace` (or all) as raw objects and yields the ones that deserialize.
 /// Each one that does not is handed to `on_invalid` (log it, emit a Warning event, write a
-/// status) and skipped; the watch goes on with the rest. Deletions of such objects are dropped.
+/// status) and skipped; the watch goes on with the rest. `cache` is the store this stream
+/// feeds: an object deleted while it does not read is deleted from it as last cached, so a
+/// valid copy cached before a bad edit does not outlive the object.
 pub fn guarded_watch<K>(
     client: Client,
     namespace: Option<&str>,
     config: watcher::Config,
     on_invalid: OnInvalid,
+    cache: Store<K>,
 ) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug + Send + 'static,
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug + Send + Sync + 'static,
 {
     let resource = ApiResource::erase::<K>(&());
     let api: Api<DynamicObject> = match namespace {
@@ -64,28 +68,64 @@ where
     };
     watcher(api, config)
         .default_backoff()
-        .filter_map(move |event| future::ready(event.map(|e| typed(e, &on_invalid)).transpose()))
+        .filter_map(move |event| {
+            future::ready(event.map(|e| typed(e, &on_invalid, &cache)).transpose())
+        })
 }
 
-fn typed<K: DeserializeOwned>(
+fn typed<K>(
     event: watcher::Event<DynamicObject>,
     on_invalid: &OnInvalid,
-) -> Option<watcher::Event<K>> {
+    cache: &Store<K>,
+) -> Option<watcher::Event<K>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone,
+{
     use watcher::Event as E;
     Some(match event {
         E::Init => E::Init,
         E::InitDone => E::InitDone,
         E::InitApply(obj) => E::InitApply(read(obj, on_invalid)?),
         E::Apply(obj) => E::Apply(read(obj, on_invalid)?),
-        E::Delete(obj) => E::Delete(read(obj, &(Arc::new(|_, _| {}) as OnInvalid))?),
+        E::Delete(obj) => {
+            let mut key = ObjectRef::<K>::new(&obj.name_any());
+            key.namespace = obj.namespace();
+            let ignore: OnInvalid = Arc::new(|_, _| {});
+            match read(obj, &ignore) {
+                Some(k) => E::Delete(k),
+                None => E::Delete(cache.get(&key)?.as_ref().clone()),
+            }
+        }
     })
+}
+
+/// `text` with every double-quoted part replaced by `"…"`: serde quotes the values it could not
+/// read, and a value may be a secret.
+pub fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        if c == '"' {
+            if inside {
+                out.push('…');
+            }
+            out.push('"');
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    if inside {
+        out.push('…');
+    }
+    out
 }
 
 /// The object as `K`, or `None` after handing it to `on_invalid`.
 fn read<K: DeserializeOwned>(obj: DynamicObject, on_invalid: &OnInvalid) -> Option<K> {
     let parsed = serde_json::to_value(&obj)
         .and_then(serde_json::from_value::<K>)
-        .map_err(|e| e.to_string());
+        .map_err(|e| redact_quoted(&e.to_string()));
     match parsed {
         Ok(k) => Some(k),
         Err(reason) => {
@@ -159,16 +199,53 @@ mod tests {
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad"}, "data": {"a": 5}
         }))
         .unwrap();
-        let ok: Option<watcher::Event<ConfigMap>> = typed(watcher::Event::Apply(good), &on_invalid);
+        let (cache, mut writer) = reflector::store::<ConfigMap>();
+        let ok: Option<watcher::Event<ConfigMap>> =
+            typed(watcher::Event::Apply(good.clone()), &on_invalid, &cache);
         assert!(
             matches!(ok, Some(watcher::Event::Apply(cm)) if cm.metadata.name.as_deref() == Some("good"))
         );
         let skipped: Option<watcher::Event<ConfigMap>> =
-            typed(watcher::Event::InitApply(bad), &on_invalid);
+            typed(watcher::Event::InitApply(bad.clone()), &on_invalid, &cache);
         assert!(skipped.is_none());
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].0, "bad");
-        assert!(seen[0].1.contains("invalid type"), "{}", seen[0].1);
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].0, "bad");
+            assert!(seen[0].1.contains("invalid type"), "{}", seen[0].1);
+        }
+        // deleted while it does not read: nothing cached, nothing to delete
+        let gone: Option<watcher::Event<ConfigMap>> =
+            typed(watcher::Event::Delete(bad.clone()), &on_invalid, &cache);
+        assert!(gone.is_none());
+        // cached while valid, then edited into something unreadable and deleted: the cached
+        // copy is deleted, so it cannot be reconciled after the object is gone
+        let mut cached: ConfigMap =
+            serde_json::from_value(serde_json::to_value(&good).unwrap()).unwrap();
+        cached.metadata.name = Some("bad".into());
+        writer.apply_watcher_event(&watcher::Event::Apply(cached));
+        let gone: Option<watcher::Event<ConfigMap>> =
+            typed(watcher::Event::Delete(bad), &on_invalid, &cache);
+        assert!(
+            matches!(gone, Some(watcher::Event::Delete(cm)) if cm.metadata.name.as_deref() == Some("bad"))
+        );
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "a deletion is not reported as invalid"
+        );
+    }
+
+    #[test]
+    fn quoted_values_are_redacted_from_reasons() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "hunter2", expected a map"#),
+            r#"invalid type: string "…", expected a map"#
+        );
+        assert_eq!(
+            redact_quoted("missing field `spec`"),
+            "missing field `spec`"
+        );
+        assert_eq!(redact_quoted(r#"cut "open"#), r#"cut "…"#);
     }
 }

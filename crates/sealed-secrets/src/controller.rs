@@ -1,66 +1,37 @@
 //! The reconcile loop: SealedSecret → Secret by server-side apply, status `Synced`, events.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use strongroom_controller_kit::readiness::Readiness;
-use strongroom_controller_kit::reconcile::{ErrorPolicy, RunConfig, object_key};
+use strongroom_controller_kit::reconcile::{RunConfig, object_key};
 use strongroom_controller_kit::shutdown::unless_cancelled;
 use strongroom_controller_kit::status::{self, DesiredCondition, Stamps};
 use strongroom_controller_kit::watch::{
     LAST_APPLIED_ANNOTATION, guarded_watch, owned_metadata_cache, slim,
 };
 use strongroom_core::crd::sealed_secret::SealedSecret;
-use strongroom_core::sealing::Fingerprint;
 
+pub use crate::context::Context;
 use crate::desired::desired_secret;
 use crate::error::Error;
-use crate::keystore::KeyStore;
-use crate::metrics::Metrics;
 use crate::ownership::{Ownership, ownership};
-use crate::secret_index::{Lookup, SecretIndex};
+use crate::secret_index::Lookup;
 use crate::write::write_secret;
 use crate::{FIELD_MANAGER, KEY_ANNOTATION, SOURCE_HASH_ANNOTATION};
 
 /// Key of `Context::last_key` for the key that opened anything last.
 const ANY_OBJECT: &str = "";
-
-/// Everything a reconcile needs, built once.
-pub struct Context {
-    /// API client.
-    pub client: Client,
-    /// The keys.
-    pub keys: Arc<KeyStore>,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// Events, per-object backoff, reconcile metrics and spans, and the token that stops
-    /// this leader's work.
-    pub policy: ErrorPolicy,
-    /// `--accept-deprecated-v1-data`.
-    pub accept_v1_data: bool,
-    /// `--update-status`.
-    pub update_status: bool,
-    /// Which key opened each SealedSecret last (uid → fingerprint), tried first next time.
-    pub last_key: Mutex<HashMap<String, Fingerprint>>,
-    /// How often everything is re-checked (drift repair).
-    pub resync: Duration,
-    /// Secret metadata caches and the Secret versions known to be in place.
-    pub secret_index: SecretIndex,
-    /// uid → (SealedSecret resourceVersion, Synced status, message) of the last status this
-    /// process wrote, so a reconcile that still sees the pre-write object does not write again.
-    pub status_written: Mutex<HashMap<String, (String, bool, String)>>,
-}
 
 /// A digest of everything the Secret is computed from (the last-applied record is not part of
 /// it: re-applying an unchanged manifest must not cause work).
@@ -119,7 +90,7 @@ async fn set_status(
     let desired = DesiredCondition::new("Synced", ok).message(message);
     let Some(next) = status::next_status(
         &current,
-        &desired,
+        std::slice::from_ref(&desired),
         extra,
         &status::now(),
         Stamps::TransitionAndUpdate,
@@ -302,11 +273,9 @@ async fn forget_deleted(ctx: Arc<Context>, stores: Vec<Store<SealedSecret>>) {
     }
     loop {
         tokio::time::sleep(ctx.resync).await;
-        let live: HashSet<String> = stores
-            .iter()
-            .flat_map(|s| s.state())
-            .filter_map(|ss| ss.uid())
-            .collect();
+        let objects: Vec<Arc<SealedSecret>> = stores.iter().flat_map(|s| s.state()).collect();
+        ctx.policy.retain(objects.iter().map(Arc::as_ref));
+        let live: HashSet<String> = objects.iter().filter_map(|ss| ss.uid()).collect();
         ctx.secret_index.retain(&live);
         ctx.status_written
             .lock()
@@ -342,6 +311,7 @@ fn scope_controller(
             namespace.as_deref(),
             cfg,
             crate::invalid::reporter(ctx.clone()),
+            sealed_reader.clone(),
         )
         .modify(slim),
     )

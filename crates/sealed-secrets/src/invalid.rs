@@ -15,7 +15,7 @@ use strongroom_controller_kit::watch::OnInvalid;
 use strongroom_core::crd::sealed_secret::SealedSecret;
 
 use crate::FIELD_MANAGER;
-use crate::controller::Context;
+use crate::context::Context;
 
 /// The callback the guarded SealedSecret watch calls for an object that does not read.
 pub fn reporter(ctx: Arc<Context>) -> OnInvalid {
@@ -47,7 +47,7 @@ async fn report(ctx: Arc<Context>, obj: DynamicObject, reason: String) {
     .collect();
     let Some(next) = status::next_status(
         &current,
-        &desired,
+        std::slice::from_ref(&desired),
         extra,
         &status::now(),
         Stamps::TransitionAndUpdate,

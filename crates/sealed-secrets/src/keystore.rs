@@ -180,6 +180,7 @@ pub async fn create_key(client: &Client, cfg: &KeyConfig) -> anyhow::Result<Stri
         common_name: cfg.common_name.clone(),
         now: Utc::now(),
     };
+    tracing::info!(bits = cfg.bits, "generating a new sealing key");
     let (key, cert) = tokio::task::spawn_blocking(move || generate_key_and_cert(&params)).await??;
     let secret = keys::key_secret(
         &cfg.namespace,
@@ -221,22 +222,32 @@ pub async fn follow(
     ready: Component,
     stop: CancellationToken,
 ) {
+    // a failed load is retried with backoff (a transient error at start must not leave the
+    // replica without keys, and the leader waiting for them, for good)
     let reload = |why: &'static str| {
         let (client, cfg, store, ready) =
             (client.clone(), cfg.clone(), store.clone(), ready.clone());
         async move {
-            match load(&client, &cfg).await {
-                Ok(keys) => {
-                    let before = store.len();
-                    store.replace_all(keys, cfg.order);
-                    tracing::info!(before, after = store.len(), why, "sealing keys loaded");
-                    if store.is_empty() {
-                        ready.not_ready();
-                    } else {
-                        ready.ready();
+            let mut wait = Duration::from_millis(500);
+            loop {
+                match load(&client, &cfg).await {
+                    Ok(keys) => {
+                        let before = store.len();
+                        store.replace_all(keys, cfg.order);
+                        tracing::info!(before, after = store.len(), why, "sealing keys loaded");
+                        if store.is_empty() {
+                            ready.not_ready();
+                        } else {
+                            ready.ready();
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "loading sealing keys failed");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(30));
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "loading sealing keys failed"),
             }
         }
     };
@@ -249,7 +260,11 @@ pub async fn follow(
         };
         let Some(event) = event else { return };
         match event {
-            Ok(watcher::Event::InitDone) => reload("start").await,
+            Ok(watcher::Event::InitDone) => {
+                if unless_cancelled(&stop, reload("start")).await.is_none() {
+                    return;
+                }
+            }
             Ok(watcher::Event::Apply(s) | watcher::Event::Delete(s))
                 if keys::is_key_secret(&s, &cfg.prefix)
                     || s.metadata
@@ -257,7 +272,12 @@ pub async fn follow(
                         .as_deref()
                         .is_some_and(|n| n.starts_with(&cfg.prefix)) =>
             {
-                reload("key Secret changed").await;
+                if unless_cancelled(&stop, reload("key Secret changed"))
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
             }
             Ok(_) => {}
             Err(e) => {
@@ -281,8 +301,14 @@ pub async fn renew(client: Client, cfg: KeyConfig, store: Arc<KeyStore>, stop: C
             let wait = (cfg.renew_period - age).max(chrono::Duration::zero());
             tokio::time::sleep(wait.to_std().unwrap_or_default()).await;
             match create_key(&client, &cfg).await {
-                // the key watch loads it; wait for that so the next round sees the new age
-                Ok(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+                // load it now, so the next round sees the new key's age even if the watch lags
+                Ok(_) => match load(&client, &cfg).await {
+                    Ok(keys) => store.replace_all(keys, cfg.order),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading keys after renewal failed");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "key renewal failed; retrying in a minute");
                     tokio::time::sleep(Duration::from_secs(60)).await;

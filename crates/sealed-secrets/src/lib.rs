@@ -4,6 +4,7 @@
 //! `strongroom-controller-kit`.
 #![forbid(unsafe_code)]
 
+pub mod context;
 pub mod controller;
 pub mod desired;
 pub mod error;

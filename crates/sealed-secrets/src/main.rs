@@ -289,6 +289,11 @@ async fn run() -> anyhow::Result<ExitCode> {
     let reconcile_metrics = ReconcileMetrics::register(&registry)?;
     let keys = Arc::new(KeyStore::default());
     let readiness = Readiness::default();
+    readiness.stop_on(shutdown.clone());
+    // the servers answer until the process exits (in-flight kubeseal requests during the
+    // grace period); /readyz turns 503 at the signal so the Service stops routing here
+    let servers = shutdown::CancellationToken::new();
+    let _stop_servers = servers.clone().drop_guard();
 
     // serve /healthz and the API before anything slow; readiness waits for the keys
     let api = Arc::new(HttpApi {
@@ -378,7 +383,8 @@ async fn lead(
         client: client.clone(),
         keys,
         metrics,
-        policy: ErrorPolicy::new(CONTROLLER_NAME, reconcile_metrics, recorder, stop),
+        policy: ErrorPolicy::new(CONTROLLER_NAME, reconcile_metrics, recorder, stop)
+            .with_action("Unseal"),
         accept_v1_data: args.accept_deprecated_v1_data,
         update_status: args.update_status,
         last_key: Default::default(),

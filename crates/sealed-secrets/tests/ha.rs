@@ -137,6 +137,7 @@ async fn a_replica_that_loses_its_lease_stops_writing_and_a_follower_serves_mean
 
     // the Lease is taken away from the running leader
     hand_lease_to(&client, Some("intruder")).await;
+    let at_handover = writes(&cluster, &user_a);
     let status = a.process.wait_exit(Duration::from_secs(3)).await;
     let status = status.expect("the former leader stops within one lease duration");
     assert!(
@@ -144,6 +145,14 @@ async fn a_replica_that_loses_its_lease_stops_writing_and_a_follower_serves_mean
         "it exits non-zero to restart as a follower"
     );
     let after_loss_a = writes(&cluster, &user_a);
+    // between the hand-over and the exit, at most a renewal attempt of the Lease
+    for (kind, n) in &after_loss_a {
+        let before = at_handover.get(kind).copied().unwrap_or(0);
+        assert!(
+            *n == before || kind == "update leases",
+            "{kind}: {before} -> {n} after the Lease was taken"
+        );
+    }
     // work arrives that a leader would write for: a new SealedSecret, a deleted Secret
     sealed_api
         .create(
@@ -226,7 +235,10 @@ async fn sigterm_and_sigint_stop_every_phase_within_five_seconds_and_release_the
 
     // during key generation (RSA-4096 takes seconds), before anything leads
     let mut keygen = restart_with(dir.path(), &cluster, &["--key-size", "4096"]).await;
-    keygen.process.wait_for_log("leading").await;
+    keygen
+        .process
+        .wait_for_log("generating a new sealing key")
+        .await;
     stops_cleanly(&mut keygen, "TERM", "during key generation").await;
     assert_eq!(holder(&client).await, None, "released");
 
