@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod backoff;
+pub mod flags;
 pub mod http;
 pub mod leader;
 pub mod logging;

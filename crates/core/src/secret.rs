@@ -3,6 +3,29 @@
 use std::fmt;
 use zeroize::Zeroizing;
 
+/// `text` with every double-quoted part replaced by `"…"`. serde's messages quote the value
+/// they could not read (`invalid type: string "hunter2", expected a map`), and in a Secret that
+/// value may be the secret; field names (in backticks) stay.
+pub fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        if c == '"' {
+            if inside {
+                out.push('…');
+            }
+            out.push('"');
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    if inside {
+        out.push('…');
+    }
+    out
+}
+
 /// Plaintext secret bytes. Zeroized when dropped; `Debug` never prints the content.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct SecretBytes(Zeroizing<Vec<u8>>);

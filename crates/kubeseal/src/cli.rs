@@ -16,6 +16,40 @@ pub enum Format {
 }
 
 /// `kubeseal`: encrypt Kubernetes Secrets into SealedSecrets that only the controller can open.
+/// A flag value that never shows in `Debug` output (a token, a password).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the flag was left empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("<redacted>")
+        }
+    }
+}
+
+impl std::str::FromStr for Sensitive {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "kubeseal", version, about, disable_version_flag = true)]
 pub struct Args {
@@ -148,7 +182,7 @@ pub struct Args {
 
     /// Bearer token for the API server.
     #[arg(long, default_value = "")]
-    pub token: String,
+    pub token: Sensitive,
 
     /// User to impersonate.
     #[arg(long, default_value = "")]
@@ -188,9 +222,32 @@ pub struct Args {
 
     /// Basic-auth password.
     #[arg(long, default_value = "")]
-    pub password: String,
+    pub password: Sensitive,
 
     /// Timeout of API requests (e.g. 30s).
     #[arg(long, default_value = "0")]
     pub request_timeout: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_tokens_and_passwords() {
+        let args = Args::parse_from([
+            "kubeseal",
+            "--token",
+            "canary-token-5e1f",
+            "--password",
+            "canary-password-77a0",
+            "--username",
+            "alice",
+        ]);
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("canary-token-5e1f"), "{shown}");
+        assert!(!shown.contains("canary-password-77a0"), "{shown}");
+        assert!(shown.contains("alice"), "other flags still show: {shown}");
+        assert_eq!(args.token.expose(), "canary-token-5e1f");
+    }
 }

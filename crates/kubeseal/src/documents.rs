@@ -3,7 +3,10 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
+use serde::de::DeserializeSeed;
 use serde_json::Value;
+
+use crate::bounded::{Bounded, Budget, budget_for};
 
 use crate::cli::Format;
 use crate::error::{Error, Result};
@@ -42,9 +45,12 @@ pub fn parse_all(text: &str, source_name: &str) -> Result<Vec<Value>> {
             docs.push(doc.map_err(|e| syntax(e.to_string()))?);
         }
     } else {
+        // one budget for the whole input: aliases must not expand it without bound
+        let budget = Budget::new(budget_for(text.len()));
         for de in serde_yaml_ng::Deserializer::from_str(text) {
-            let doc: Value =
-                serde::Deserialize::deserialize(de).map_err(|e| syntax(e.to_string()))?;
+            let doc: Value = Bounded(&budget)
+                .deserialize(de)
+                .map_err(|e| syntax(e.to_string()))?;
             if !doc.is_null() {
                 docs.push(doc);
             }

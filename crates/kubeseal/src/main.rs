@@ -2,6 +2,7 @@
 //! upstream's CLI. Offline mode (`--cert`), raw values, merge-into and recovery unseal.
 #![forbid(unsafe_code)]
 
+mod bounded;
 mod certificate;
 mod cli;
 mod documents;

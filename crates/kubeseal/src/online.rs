@@ -165,7 +165,7 @@ async fn client(args: &Args) -> Result<kube::Client> {
             .map_err(|e| unreachable("parse --server", e))?;
     }
     if !args.token.is_empty() {
-        config.auth_info.token = Some(args.token.clone().into());
+        config.auth_info.token = Some(args.token.expose().to_string().into());
     }
     if args.insecure_skip_tls_verify {
         config.accept_invalid_certs = true;

@@ -87,7 +87,11 @@ pub fn unseal_all(text: &str, source_name: &str, ring: &KeyRing) -> Result<Vec<V
         )?;
         let ss: SealedSecret = serde_json::from_value(doc).map_err(|e| Error::Syntax {
             source_name: source_name.to_string(),
-            reason: format!("document {} is not a valid SealedSecret: {e}", i + 1),
+            reason: format!(
+                "document {} is not a valid SealedSecret: {}",
+                i + 1,
+                strongroom_core::secret::redact_quoted(&e.to_string())
+            ),
         })?;
         out.push(unseal_one(&ss, ring)?);
     }

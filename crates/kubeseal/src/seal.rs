@@ -242,7 +242,11 @@ pub fn seal_raw(
 pub fn secret_from_value(doc: Value, source_name: &str, index: usize) -> Result<Secret> {
     serde_json::from_value(doc).map_err(|e| Error::Syntax {
         source_name: source_name.to_string(),
-        reason: format!("document {index} is not a valid Secret: {e}"),
+        // serde quotes the value it could not read: it may be the secret itself
+        reason: format!(
+            "document {index} is not a valid Secret: {}",
+            strongroom_core::secret::redact_quoted(&e.to_string())
+        ),
     })
 }
 

@@ -564,6 +564,22 @@ fn bad_input_fails_with_one_clear_line() {
             ),
             "not a valid Secret",
         ),
+        // data or stringData as a string instead of a map: serde quotes the value it could
+        // not read, and the value is the secret
+        (
+            vec![],
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData: \"{CANARY}\"\n"
+            ),
+            "not a valid Secret",
+        ),
+        (
+            vec![],
+            format!(
+                "{{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {{\"name\": \"x\"}}, \"data\": \"{CANARY}\"}}"
+            ),
+            "not a valid Secret",
+        ),
     ];
     for (extra, input, expected) in cases {
         let mut args = vec!["--cert", cert.as_str()];
@@ -576,6 +592,27 @@ fn bad_input_fails_with_one_clear_line() {
         &["--cert", &cert, "--allow-empty-data"],
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: y\n",
     ));
+}
+
+#[test]
+fn a_yaml_alias_bomb_is_refused_quickly() {
+    let env = Env::new();
+    // 218 KB of text: 2,000 stringData values alias one 200 KB scalar (400 MB expanded)
+    let big = "x".repeat(200_000);
+    let mut input = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: bomb\n  namespace: default\n  annotations:\n    big: &big {big}\nstringData:\n"
+    );
+    for i in 0..2000 {
+        input.push_str(&format!("  k{i}: *big\n"));
+    }
+    let start = std::time::Instant::now();
+    let err = failure(&kubeseal(&["--cert", &env.cert()], &input));
+    assert!(err.contains("expands to more than"), "{err}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

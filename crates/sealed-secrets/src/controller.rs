@@ -51,24 +51,12 @@ async fn set_status(
     ok: bool,
     message: &str,
 ) -> Result<(), Error> {
-    let ns = ss.namespace().unwrap_or_default();
-    let instance = ss
-        .labels()
-        .get("app.kubernetes.io/instance")
-        .cloned()
-        .unwrap_or_default();
-    ctx.metrics
-        .condition_info
-        .with_label_values(&[
-            ns.as_str(),
-            ss.name_any().as_str(),
-            "Synced",
-            instance.as_str(),
-        ])
-        .set(if ok { 1.0 } else { -1.0 });
+    // as upstream, the condition metric follows the status: none without --update-status
     if !ctx.update_status {
         return Ok(());
     }
+    ctx.metrics.set_synced(ss, ok);
+    let ns = ss.namespace().unwrap_or_default();
     let uid = ss.uid().unwrap_or_default();
     let version = ss.resource_version().unwrap_or_default();
     let already_written = ctx
@@ -313,6 +301,14 @@ fn scope_controller(
             crate::invalid::reporter(ctx.clone()),
             sealed_reader.clone(),
         )
+        .inspect({
+            let metrics = ctx.metrics.clone();
+            move |event| {
+                if let Ok(watcher::Event::Delete(gone)) = event {
+                    metrics.forget(gone);
+                }
+            }
+        })
         .modify(slim),
     )
     .applied_objects();

@@ -66,12 +66,31 @@ impl UnsealFailure {
 }
 
 /// What unsealing produced.
-#[derive(Debug)]
 pub struct Desired {
     /// The Secret to write.
     pub secret: Secret,
     /// The keys that opened the items (most SealedSecrets use one).
     pub keys: Vec<Fingerprint>,
+}
+
+/// Shows the Secret's name and its data keys, never its values.
+impl std::fmt::Debug for Desired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let data_keys: Vec<&String> = self
+            .secret
+            .data
+            .iter()
+            .flat_map(|d| d.keys())
+            .chain(self.secret.string_data.iter().flat_map(|d| d.keys()))
+            .collect();
+        f.debug_struct("Desired")
+            .field("namespace", &self.secret.metadata.namespace)
+            .field("name", &self.secret.metadata.name)
+            .field("type", &self.secret.type_)
+            .field("data_keys", &data_keys)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The SealedSecret's namespace and name.
@@ -272,6 +291,9 @@ mod tests {
             &[("password", "canary-1"), ("user", "app")],
         );
         let d = desired_secret(&ss, &ring(vec![k]), None, true).unwrap();
+        let shown = format!("{d:?}");
+        assert!(!shown.contains("canary-1"), "Debug hides values: {shown}");
+        assert!(shown.contains("password"), "Debug names the keys: {shown}");
         let data = d.secret.data.unwrap();
         assert_eq!(data["password"].0, b"canary-1");
         assert_eq!(d.secret.type_.as_deref(), Some("Opaque"));

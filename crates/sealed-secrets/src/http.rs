@@ -51,6 +51,9 @@ impl RateLimiter {
     }
 }
 
+/// The handlers with request metrics, as upstream.
+const INSTRUMENTED_PATHS: [&str; 3] = ["/v1/cert.pem", "/v1/verify", "/v1/rotate"];
+
 /// Shared state of the HTTP API.
 pub struct HttpApi {
     /// The keys.
@@ -83,7 +86,11 @@ impl HttpApi {
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         let resp = self.route(req).await;
-        if path != "/healthz" {
+        // only upstream's three handlers are instrumented: a series per path anyone sends
+        // through the service proxy would let one user grow the controller's memory
+        if INSTRUMENTED_PATHS.contains(&path.as_str()) {
+            // promhttp writes the method in lower case
+            let method = method.as_str().to_ascii_lowercase();
             let code = resp.status().as_u16().to_string();
             self.metrics
                 .http_requests

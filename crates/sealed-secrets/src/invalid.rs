@@ -33,9 +33,10 @@ async fn report(ctx: Arc<Context>, obj: DynamicObject, reason: String) {
     let name = obj.name_any();
     let message = format!("the SealedSecret cannot be read: {reason}");
     tracing::warn!(sealedsecret = %format!("{ns}/{name}"), error = %reason, "invalid SealedSecret skipped");
+    // upstream's `fetch` reason: the object could not be read from the cache
     ctx.metrics
         .unseal_errors
-        .with_label_values(&["unseal", ns.as_str()])
+        .with_label_values(&["fetch", ns.as_str()])
         .inc();
     let desired = DesiredCondition::new("Synced", false).message(&message);
     let current = obj.data.get("status").cloned().unwrap_or(Value::Null);

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use kube::Client;
 use kube::runtime::events::Recorder;
+use strongroom_controller_kit::flags::go_bool;
 use strongroom_controller_kit::http::parse_listen_addr;
 use strongroom_controller_kit::readiness::Readiness;
 use strongroom_controller_kit::reconcile::{ErrorPolicy, ReconcileMetrics, RunConfig};
@@ -60,10 +61,10 @@ struct Args {
     #[arg(long, env = "SEALED_SECRETS_KEY_CUTOFF_TIME", default_value = "")]
     key_cutoff_time: String,
     /// Unseal the deprecated v1 `spec.data` format.
-    #[arg(long, env = "SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     accept_deprecated_v1_data: bool,
     /// Watch every namespace (false: only the controller's).
-    #[arg(long, env = "SEALED_SECRETS_ALL_NAMESPACES", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEALED_SECRETS_ALL_NAMESPACES", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     all_namespaces: bool,
     /// Only SealedSecrets with these labels.
     #[arg(long, env = "SEALED_SECRETS_LABEL_SELECTOR", default_value = "")]
@@ -85,7 +86,7 @@ struct Args {
     )]
     privatekey_annotations: String,
     /// Write `.status` (conditions, observedGeneration).
-    #[arg(long, env = "SEALED_SECRETS_UPDATE_STATUS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEALED_SECRETS_UPDATE_STATUS", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     update_status: bool,
     /// API address (`/healthz`, `/v1/...`).
     #[arg(
@@ -108,7 +109,7 @@ struct Args {
     #[arg(long, env = "SEALED_SECRETS_RESYNC_PERIOD", default_value = "10m")]
     resync_period: String,
     /// Hold a coordination.k8s.io Lease so several replicas are safe.
-    #[arg(long, env = "SEALED_SECRETS_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEALED_SECRETS_LEADER_ELECT", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     leader_elect: bool,
     /// Also watch these namespaces (comma list); the primary watch then covers only the
     /// controller's namespace.
@@ -116,13 +117,13 @@ struct Args {
     additional_namespaces: String,
     /// Also delete the Secret of the same name when its SealedSecret is deleted (for Secrets
     /// without an ownerReference); only Secrets the SealedSecret may replace are deleted.
-    #[arg(long, env = "SEALED_SECRETS_OLD_GC_BEHAVIOR", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEALED_SECRETS_OLD_GC_BEHAVIOR", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     old_gc_behavior: bool,
     /// Accepted for compatibility: key Secrets are always watched (adds, relabels and deletes).
-    #[arg(long, env = "SEALED_SECRETS_WATCH_FOR_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEALED_SECRETS_WATCH_FOR_SECRETS", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     watch_for_secrets: bool,
     /// Do not watch Secrets, so a deleted Secret is recreated only at the next resync.
-    #[arg(long, env = "SEALED_SECRETS_SKIP_RECREATE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEALED_SECRETS_SKIP_RECREATE", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     skip_recreate: bool,
     /// Accepted for compatibility: failures retry with per-object exponential backoff, without a cap on attempts.
     #[arg(long, env = "SEALED_SECRETS_MAX_UNSEAL_RETRIES", default_value_t = 5)]
@@ -139,7 +140,7 @@ struct Args {
     #[arg(long, env = "SEALED_SECRETS_KUBECLIENT_BURST", default_value_t = 10)]
     kubeclient_burst: i64,
     /// Accepted for compatibility: every log line goes to stderr.
-    #[arg(long, env = "SEALED_SECRETS_LOG_INFO_STDOUT", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEALED_SECRETS_LOG_INFO_STDOUT", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     log_info_stdout: bool,
     /// Accepted for compatibility (HTTP read timeout, Go duration).
     #[arg(long, env = "SEALED_SECRETS_READ_TIMEOUT", default_value = "2m")]
@@ -399,4 +400,83 @@ async fn lead(
     };
     controller::run(ctx, &run_cfg, options, &readiness).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every boolean flag, with its default.
+    const BOOLS: &[(&str, bool)] = &[
+        ("accept-deprecated-v1-data", true),
+        ("all-namespaces", true),
+        ("update-status", true),
+        ("leader-elect", true),
+        ("old-gc-behavior", false),
+        ("watch-for-secrets", false),
+        ("skip-recreate", false),
+        ("log-info-stdout", true),
+    ];
+
+    fn value(args: &Args, flag: &str) -> bool {
+        match flag {
+            "accept-deprecated-v1-data" => args.accept_deprecated_v1_data,
+            "all-namespaces" => args.all_namespaces,
+            "update-status" => args.update_status,
+            "leader-elect" => args.leader_elect,
+            "old-gc-behavior" => args.old_gc_behavior,
+            "watch-for-secrets" => args.watch_for_secrets,
+            "skip-recreate" => args.skip_recreate,
+            "log-info-stdout" => args.log_info_stdout,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+
+    fn parse(argv: &[&str]) -> Args {
+        Args::try_parse_from(
+            std::iter::once("sealed-secrets-controller").chain(argv.iter().copied()),
+        )
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    }
+
+    #[test]
+    fn boolean_flags_take_go_forms() {
+        for (flag, default) in BOOLS {
+            assert_eq!(value(&parse(&[]), flag), *default, "default of --{flag}");
+            assert!(
+                value(&parse(&[&format!("--{flag}")]), flag),
+                "bare --{flag}"
+            );
+            for (text, want) in [("true", true), ("false", false), ("1", true), ("F", false)] {
+                assert_eq!(
+                    value(&parse(&[&format!("--{flag}={text}")]), flag),
+                    want,
+                    "--{flag}={text}"
+                );
+            }
+            // as in Go, a separate word is not the flag's value
+            let err =
+                Args::try_parse_from(["sealed-secrets-controller", &format!("--{flag}"), "false"])
+                    .err()
+                    .unwrap_or_else(|| panic!("--{flag} false must not parse as a value"));
+            assert!(err.to_string().contains("false"), "{err}");
+            assert!(Args::try_parse_from(["x", &format!("--{flag}=maybe")]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_the_last_value() {
+        let args = parse(&[
+            "--key-size",
+            "2048",
+            "--key-size",
+            "3072",
+            "--update-status=false",
+            "--update-status",
+        ]);
+        assert_eq!(args.key_size, 3072);
+        assert!(args.update_status);
+        let args = parse(&["--label-selector", "a=b", "--label-selector=c=d"]);
+        assert_eq!(args.label_selector, "c=d");
+    }
 }

@@ -1,9 +1,11 @@
 //! Prometheus metrics under upstream's names and labels, so dashboards and the
 //! `SealedSecretsUnsealErrorHigh` alert keep working.
 
+use kube::ResourceExt;
 use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
+use strongroom_core::crd::sealed_secret::SealedSecret;
 
 /// The controller's metrics.
 #[derive(Clone)]
@@ -21,6 +23,14 @@ pub struct Metrics {
 }
 
 const NS: &str = "sealed_secrets_controller";
+
+/// The `ss_app_kubernetes_io_instance` label value of a SealedSecret.
+fn instance(ss: &SealedSecret) -> String {
+    ss.labels()
+        .get("app.kubernetes.io/instance")
+        .cloned()
+        .unwrap_or_default()
+}
 
 impl Metrics {
     /// Creates and registers every metric.
@@ -80,5 +90,32 @@ impl Metrics {
             http_requests,
             http_duration,
         })
+    }
+
+    /// Sets `condition_info{condition="Synced"}` of `ss`: 1 synced, -1 failed.
+    pub fn set_synced(&self, ss: &SealedSecret, ok: bool) {
+        let (ns, name, instance) = (
+            ss.namespace().unwrap_or_default(),
+            ss.name_any(),
+            instance(ss),
+        );
+        self.condition_info
+            .with_label_values(&[ns.as_str(), name.as_str(), "Synced", instance.as_str()])
+            .set(if ok { 1.0 } else { -1.0 });
+    }
+
+    /// Removes the `condition_info` series of a deleted SealedSecret.
+    pub fn forget(&self, ss: &SealedSecret) {
+        let (ns, name, instance) = (
+            ss.namespace().unwrap_or_default(),
+            ss.name_any(),
+            instance(ss),
+        );
+        let _ = self.condition_info.remove_label_values(&[
+            ns.as_str(),
+            name.as_str(),
+            "Synced",
+            instance.as_str(),
+        ]);
     }
 }
