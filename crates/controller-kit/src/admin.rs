@@ -13,7 +13,7 @@ use crate::readiness::Readiness;
 
 fn answer(path: &str, registry: &Registry, readiness: &Readiness) -> Reply {
     match path {
-        "/healthz" | "/livez" => text(StatusCode::OK, "ok\n", "text/plain"),
+        "/healthz" | "/livez" | "/live" => text(StatusCode::OK, "ok\n", "text/plain"),
         "/readyz" if readiness.is_ready() => text(StatusCode::OK, "ok\n", "text/plain"),
         "/readyz" => {
             let waiting = readiness.waiting_for();

@@ -1,0 +1,214 @@
+//! The patch that writes a workload's updates: a strategic merge patch of its pod template
+//! (one patch for every source that changed, so one rollout), as upstream writes it.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::annotations::{APPLIED_HASHES, LAST_RELOADED_FROM};
+use crate::hash::env_var_name;
+use crate::plan::{Strategy, Update, applied_key};
+use crate::workloads::Workload;
+
+/// Upstream's `last-reloaded-from` value: fields in upstream's order.
+pub fn last_reloaded_from(w: &Workload, u: &Update, observed_at: i64) -> String {
+    let container = w
+        .spec
+        .containers
+        .get(u.container)
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    // serde_json keeps insertion order only with preserve_order; write the object by hand
+    format!(
+        "{{\"type\":{},\"name\":{},\"namespace\":{},\"hash\":{},\"containerRefs\":[{}],\"observedAt\":{}}}",
+        json!(u.kind.upper()),
+        json!(u.name),
+        json!(w.key.namespace),
+        json!(u.hash.clone().unwrap_or_default()),
+        json!(container),
+        observed_at
+    )
+}
+
+/// The strategic merge patch for `updates` (non-empty), wrapped at the kind's template path.
+pub fn strategic_patch(
+    w: &Workload,
+    updates: &[Update],
+    strategy: Strategy,
+    observed_at: i64,
+) -> Value {
+    let mut patch = Map::new();
+    let template = match strategy {
+        Strategy::EnvVars => {
+            let mut by_container: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+            for u in updates {
+                let name = env_var_name(&u.name, u.kind);
+                let entry = match &u.hash {
+                    Some(h) => json!({"name": name, "value": h}),
+                    None => json!({"name": name, "$patch": "delete"}),
+                };
+                by_container.entry(u.container).or_default().push(entry);
+            }
+            let containers: Vec<Value> = by_container
+                .into_iter()
+                .filter_map(|(i, env)| {
+                    let name = &w.spec.containers.get(i)?.name;
+                    Some(json!({"name": name, "env": env}))
+                })
+                .collect();
+            json!({"spec": {"containers": containers}})
+        }
+        Strategy::Annotations => {
+            let mut applied = w.applied_hashes();
+            for u in updates {
+                applied.insert(
+                    applied_key(u.kind, &u.name),
+                    u.hash.clone().unwrap_or_default(),
+                );
+            }
+            patch.insert(
+                "metadata".into(),
+                json!({"annotations": {APPLIED_HASHES: serde_json::to_string(&applied).unwrap_or_default()}}),
+            );
+            let last = updates
+                .last()
+                .map(|u| last_reloaded_from(w, u, observed_at));
+            json!({"metadata": {"annotations": {LAST_RELOADED_FROM: last}}})
+        }
+    };
+    // wrap at the template pointer: /spec/template or /spec/jobTemplate/spec/template
+    let mut wrapped = template;
+    for segment in w
+        .key
+        .kind
+        .template_pointer()
+        .rsplit('/')
+        .filter(|s| !s.is_empty())
+    {
+        wrapped = json!({ segment: wrapped });
+    }
+    if let Value::Object(outer) = wrapped {
+        for (k, v) in outer {
+            patch.insert(k, v);
+        }
+    }
+    Value::Object(patch)
+}
+
+/// A JSON merge patch for kinds without strategic merge (custom resources such as Argo
+/// Rollouts): the annotations as in [`strategic_patch`], or the whole container list with the
+/// variables set, since a merge patch replaces lists.
+pub fn merge_patch(
+    w: &Workload,
+    updates: &[Update],
+    strategy: Strategy,
+    observed_at: i64,
+) -> Value {
+    if strategy == Strategy::Annotations {
+        return strategic_patch(w, updates, strategy, observed_at);
+    }
+    let mut containers = w.spec.containers.clone();
+    for u in updates {
+        let Some(c) = containers.get_mut(u.container) else {
+            continue;
+        };
+        let name = env_var_name(&u.name, u.kind);
+        let env = c.env.get_or_insert_with(Vec::new);
+        env.retain(|e| e.name != name || u.hash.is_some());
+        match (env.iter_mut().find(|e| e.name == name), &u.hash) {
+            (Some(e), Some(h)) => e.value = Some(h.clone()),
+            (None, Some(h)) => env.push(k8s_openapi::api::core::v1::EnvVar {
+                name,
+                value: Some(h.clone()),
+                value_from: None,
+            }),
+            _ => {}
+        }
+    }
+    let mut template = json!({"spec": {"containers": containers}});
+    for segment in w
+        .key
+        .kind
+        .template_pointer()
+        .rsplit('/')
+        .filter(|s| !s.is_empty())
+    {
+        template = json!({ segment: template });
+    }
+    template
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annotations::Keys;
+    use crate::hash::SourceKind;
+    use crate::workloads::WorkloadKind;
+    use kube::api::DynamicObject;
+
+    fn workload(kind: WorkloadKind, obj: Value) -> Workload {
+        let obj: DynamicObject = serde_json::from_value(obj).unwrap();
+        Workload::from_object(kind, &obj, &Keys::default()).unwrap()
+    }
+
+    fn update(name: &str, container: usize, hash: Option<&str>) -> Update {
+        Update {
+            kind: SourceKind::Secret,
+            name: name.into(),
+            container,
+            hash: hash.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn env_vars_patch_one_rollout_for_several_sources() {
+        let w = workload(
+            WorkloadKind::Deployment,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"},
+                "spec": {"template": {"spec": {"containers": [{"name": "app"}, {"name": "side"}]}}}}),
+        );
+        let p = strategic_patch(
+            &w,
+            &[
+                update("db", 0, Some("h1")),
+                update("tls.crt", 1, Some("h2")),
+                update("old", 0, None),
+            ],
+            Strategy::EnvVars,
+            0,
+        );
+        assert_eq!(
+            p,
+            json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "app", "env": [{"name": "STAKATER_DB_SECRET", "value": "h1"},
+                                        {"name": "STAKATER_OLD_SECRET", "$patch": "delete"}]},
+                {"name": "side", "env": [{"name": "STAKATER_TLS_CRT_SECRET", "value": "h2"}]}
+            ]}}}})
+        );
+    }
+
+    #[test]
+    fn annotations_patch_of_a_cronjob_records_every_hash() {
+        let w = workload(
+            WorkloadKind::CronJob,
+            json!({"apiVersion": "batch/v1", "kind": "CronJob",
+                "metadata": {"name": "nightly", "namespace": "ns", "annotations": {APPLIED_HASHES: "{\"configmap/cfg\":\"c1\"}"}},
+                "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "job"}]}}}}}}),
+        );
+        let p = strategic_patch(
+            &w,
+            &[update("db", 0, Some("h1"))],
+            Strategy::Annotations,
+            1700000000,
+        );
+        assert_eq!(
+            p["metadata"]["annotations"][APPLIED_HASHES],
+            "{\"configmap/cfg\":\"c1\",\"secret/db\":\"h1\"}"
+        );
+        assert_eq!(
+            p["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
+                [LAST_RELOADED_FROM],
+            "{\"type\":\"SECRET\",\"name\":\"db\",\"namespace\":\"ns\",\"hash\":\"h1\",\"containerRefs\":[\"job\"],\"observedAt\":1700000000}"
+        );
+    }
+}

@@ -1,0 +1,553 @@
+//! End to end: the `reloader` binary against devcluster. Each annotation mode and strategy,
+//! every workload kind it rolls, changes that must roll nothing, a burst that rolls once,
+//! restarts with and without changes while down, and workloads upstream already rolled.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::events::v1::Event;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use strongroom_testkit::{
+    CANARY, DevCluster, Process, free_port, http_get, http_try, start_cluster, wait_for,
+};
+
+struct Reloader {
+    process: Process,
+    url: String,
+}
+
+async fn start_reloader(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Reloader {
+    let kubeconfig = dir.join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let port = free_port();
+    let mut argv: Vec<String> = vec![
+        format!("--listen-addr=127.0.0.1:{port}"),
+        "--coalesce-window=1s".into(),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let process = Process::spawn(
+        env!("CARGO_BIN_EXE_reloader"),
+        &argv,
+        &[
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+            ("POD_NAMESPACE", "kube-system".into()),
+            ("RUST_LOG", "debug".into()),
+        ],
+        dir.join(format!("reloader-{port}.log")),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for(
+        || async { http_try(&format!("{url}/readyz")).await == Some(200) },
+        "reloader ready",
+    )
+    .await;
+    Reloader { process, url }
+}
+
+async fn secret(client: &Client, name: &str, data: &[(&str, &str)], annotations: Value) {
+    let s: Secret = serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations},
+        "stringData": data.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>()
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &s)
+        .await
+        .unwrap();
+}
+
+async fn set_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
+    let patch = json!({"stringData": data.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>()});
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
+fn pod_template(container: Value) -> Value {
+    json!({"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [container],
+        "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]}})
+}
+
+async fn deployment(client: &Client, name: &str, annotations: Value, container: Value) {
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": pod_template(container)}
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+}
+
+async fn template_of(client: &Client, name: &str) -> (i64, Value) {
+    let d = Api::<Deployment>::namespaced(client.clone(), "default")
+        .get(name)
+        .await
+        .unwrap();
+    (
+        d.metadata.generation.unwrap_or(0),
+        serde_json::to_value(d.spec.template).unwrap(),
+    )
+}
+
+fn env_value(template: &Value, var: &str) -> Option<String> {
+    template["spec"]["containers"]
+        .as_array()?
+        .iter()
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["name"] == var)
+        .and_then(|e| e["value"].as_str().map(str::to_string))
+}
+
+fn sha1_of(entries: &[&str]) -> String {
+    // upstream's format: sorted `k=v` joined by `;`
+    let mut e: Vec<&str> = entries.to_vec();
+    e.sort();
+    use sha1::Digest;
+    sha1::Sha1::digest(e.join(";").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn uses_db() -> Value {
+    json!({"name": "app", "image": "x", "envFrom": [{"secretRef": {"name": "db"}}],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_rolls_each_kind_once_per_burst_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    secret(&client, "db", &[("password", "one")], json!({})).await;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"a": "1"}})).unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let auto = json!({"reloader.stakater.com/auto": "true"});
+    deployment(&client, "web", auto.clone(), uses_db()).await;
+    deployment(&client, "unannotated", json!({}), uses_db()).await;
+    deployment(
+        &client,
+        "cm-only",
+        json!({"configmap.reloader.stakater.com/auto": "true"}),
+        uses_db(),
+    )
+    .await;
+    for (kind, body) in [
+        (
+            "daemonset",
+            json!({"metadata": {"name": "agent", "annotations": auto}, "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": pod_template(uses_db())}}),
+        ),
+        (
+            "statefulset",
+            json!({"metadata": {"name": "store", "annotations": auto}, "spec": {"serviceName": "s", "selector": {"matchLabels": {"app": "x"}}, "template": pod_template(uses_db())}}),
+        ),
+        (
+            "cronjob",
+            json!({"metadata": {"name": "nightly", "annotations": auto}, "spec": {"schedule": "@daily", "suspend": true, "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [uses_db()]}}}}}}),
+        ),
+    ] {
+        match kind {
+            "daemonset" => {
+                Api::<DaemonSet>::namespaced(client.clone(), "default")
+                    .create(
+                        &PostParams::default(),
+                        &serde_json::from_value(body).unwrap(),
+                    )
+                    .await
+                    .unwrap();
+            }
+            "statefulset" => {
+                Api::<StatefulSet>::namespaced(client.clone(), "default")
+                    .create(
+                        &PostParams::default(),
+                        &serde_json::from_value(body).unwrap(),
+                    )
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                Api::<CronJob>::namespaced(client.clone(), "default")
+                    .create(
+                        &PostParams::default(),
+                        &serde_json::from_value(body).unwrap(),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let reloader = start_reloader(dir.path(), &cluster, &[]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (gen0, t0) = template_of(&client, "web").await;
+    assert_eq!(
+        env_value(&t0, "STAKATER_DB_SECRET"),
+        None,
+        "start-up rolls nothing"
+    );
+
+    // a change of the Secret: the workloads that use it and opted in roll
+    set_secret(&client, "db", &[("password", CANARY)]).await;
+    let want = sha1_of(&[&format!("password={CANARY}")]);
+    wait_for(
+        || async {
+            env_value(&template_of(&client, "web").await.1, "STAKATER_DB_SECRET").as_deref()
+                == Some(want.as_str())
+        },
+        "web rolled with upstream's hash",
+    )
+    .await;
+    let (gen1, _) = template_of(&client, "web").await;
+    assert_eq!(gen1, gen0 + 1);
+    let ds = Api::<DaemonSet>::namespaced(client.clone(), "default")
+        .get("agent")
+        .await
+        .unwrap();
+    assert_eq!(
+        env_value(
+            &serde_json::to_value(ds.spec.template).unwrap(),
+            "STAKATER_DB_SECRET"
+        )
+        .as_deref(),
+        Some(want.as_str())
+    );
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), "default")
+        .get("store")
+        .await
+        .unwrap();
+    assert_eq!(
+        env_value(
+            &serde_json::to_value(sts.spec.template).unwrap(),
+            "STAKATER_DB_SECRET"
+        )
+        .as_deref(),
+        Some(want.as_str())
+    );
+    let cron = Api::<CronJob>::namespaced(client.clone(), "default")
+        .get("nightly")
+        .await
+        .unwrap();
+    let spec = cron.spec;
+    assert_eq!(
+        spec.suspend,
+        Some(true),
+        "a suspended CronJob stays suspended"
+    );
+    assert_eq!(
+        env_value(
+            &serde_json::to_value(spec.job_template.spec.unwrap().template).unwrap(),
+            "STAKATER_DB_SECRET"
+        )
+        .as_deref(),
+        Some(want.as_str()),
+        "the CronJob's job template is patched"
+    );
+    assert_eq!(
+        env_value(
+            &template_of(&client, "unannotated").await.1,
+            "STAKATER_DB_SECRET"
+        ),
+        None
+    );
+    assert_eq!(
+        env_value(
+            &template_of(&client, "cm-only").await.1,
+            "STAKATER_DB_SECRET"
+        ),
+        None,
+        "typed auto of the other kind"
+    );
+
+    // a label-only change and a no-op rewrite roll nothing
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    set_secret(&client, "db", &[("password", CANARY)]).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        template_of(&client, "web").await.0,
+        gen1,
+        "no data change, no rollout"
+    );
+
+    // a burst of 20 changes to the Secret and the ConfigMap within the window: one rollout
+    for i in 0..20 {
+        if i % 2 == 0 {
+            set_secret(&client, "db", &[("password", &format!("burst-{i}"))]).await;
+        } else {
+            Api::<ConfigMap>::namespaced(client.clone(), "default")
+                .patch(
+                    "cfg",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {"a": format!("{i}")}})),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let last = sha1_of(&["password=burst-18"]);
+    wait_for(
+        || async {
+            env_value(&template_of(&client, "web").await.1, "STAKATER_DB_SECRET").as_deref()
+                == Some(last.as_str())
+        },
+        "web rolled after the burst",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (gen2, t2) = template_of(&client, "web").await;
+    assert_eq!(gen2, gen1 + 1, "twenty changes, one rollout");
+    assert!(
+        env_value(&t2, "STAKATER_CFG_CONFIGMAP").is_some(),
+        "both sources in the one patch"
+    );
+
+    // metrics and events as upstream names them; the canary appears nowhere
+    let metrics = http_get(&format!("{}/metrics", reloader.url)).await.1;
+    for want in [
+        "reloader_reload_executed_total{success=\"true\"}",
+        "reloader_reload_executed_total{success=\"false\"} 0",
+        "reloader_action_total{result=\"success\",workload_kind=\"Deployment\"}",
+        "reloader_skipped_total{reason=\"no_data_change\"}",
+        "reloader_events_received_total{event_type=\"update\",resource_type=\"secrets\"}",
+    ] {
+        assert!(metrics.contains(want), "missing {want}:\n{metrics}");
+    }
+    let events = Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let reloaded: Vec<&Event> = events
+        .items
+        .iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("Reloaded")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web")
+        })
+        .collect();
+    assert!(!reloaded.is_empty());
+    assert!(
+        reloaded[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("Changes detected in 'db' of type 'SECRET' in namespace 'default'")
+    );
+    let everything = format!(
+        "{}{}{:?}",
+        reloader.process.log_text(),
+        metrics,
+        events.items
+    );
+    strongroom_testkit::assert_no_canary(&[], &[("logs, metrics and events", &everything)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_search_ignore_exclude_and_the_annotations_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    secret(&client, "db-main", &[("k", "1")], json!({})).await;
+    secret(
+        &client,
+        "matched",
+        &[("k", "1")],
+        json!({"reloader.stakater.com/match": "true"}),
+    )
+    .await;
+    secret(
+        &client,
+        "ignored",
+        &[("k", "1")],
+        json!({"reloader.stakater.com/ignore": "true"}),
+    )
+    .await;
+    let none = json!({"name": "app", "image": "x",
+        "envFrom": [{"secretRef": {"name": "matched"}}, {"secretRef": {"name": "ignored"}}]});
+    deployment(
+        &client,
+        "named",
+        json!({"secret.reloader.stakater.com/reload": "db-.*"}),
+        json!({"name": "app", "image": "x"}),
+    )
+    .await;
+    deployment(
+        &client,
+        "search",
+        json!({"reloader.stakater.com/search": "true"}),
+        none.clone(),
+    )
+    .await;
+    deployment(
+        &client,
+        "auto",
+        json!({"reloader.stakater.com/auto": "true",
+        "secrets.exclude.reloader.stakater.com/reload": "matched"}),
+        none,
+    )
+    .await;
+    let _reloader = start_reloader(dir.path(), &cluster, &["--reload-strategy=annotations"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for name in ["db-main", "matched", "ignored"] {
+        set_secret(&client, name, &[("k", "2")]).await;
+    }
+    let annotation = |t: &Value| {
+        t["metadata"]["annotations"]["reloader.stakater.com/last-reloaded-from"]
+            .as_str()
+            .map(str::to_string)
+    };
+    wait_for(
+        || async { annotation(&template_of(&client, "named").await.1).is_some() },
+        "named reload",
+    )
+    .await;
+    wait_for(
+        || async { annotation(&template_of(&client, "search").await.1).is_some() },
+        "search + match reload",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let named: Value =
+        serde_json::from_str(&annotation(&template_of(&client, "named").await.1).unwrap()).unwrap();
+    assert_eq!(named["type"], "SECRET");
+    assert_eq!(named["name"], "db-main");
+    assert_eq!(named["hash"], sha1_of(&["k=2"]));
+    assert_eq!(
+        named["containerRefs"],
+        json!(["app"]),
+        "named mode without a reference: the first container"
+    );
+    let search: Value =
+        serde_json::from_str(&annotation(&template_of(&client, "search").await.1).unwrap())
+            .unwrap();
+    assert_eq!(search["name"], "matched");
+    assert_eq!(
+        template_of(&client, "auto").await.0,
+        1,
+        "excluded and ignored sources roll nothing"
+    );
+    // the applied hashes are recorded on the workload's metadata, so a restart knows them
+    let d = Api::<Deployment>::namespaced(client.clone(), "default")
+        .get("search")
+        .await
+        .unwrap();
+    let applied = &d.metadata.annotations.unwrap()["reloader.strongroom.dev/applied-hashes"];
+    assert!(applied.contains("secret/matched"), "{applied}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_roll_only_what_changed_while_down_and_upstreams_workloads_do_not_roll() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    secret(&client, "db", &[("password", "one")], json!({})).await;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"a": "1"}})).unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    // rolled by upstream before the switch: its variable holds upstream's hash of today's data
+    let mut rolled_by_upstream = uses_db();
+    rolled_by_upstream["env"] =
+        json!([{"name": "STAKATER_DB_SECRET", "value": sha1_of(&["password=one"])}]);
+    deployment(
+        &client,
+        "migrated",
+        json!({"reloader.stakater.com/auto": "true"}),
+        rolled_by_upstream,
+    )
+    .await;
+    deployment(
+        &client,
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        uses_db(),
+    )
+    .await;
+    let mut first = start_reloader(dir.path(), &cluster, &[]).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        template_of(&client, "migrated").await.0,
+        1,
+        "the switch rolls nothing"
+    );
+    set_secret(&client, "db", &[("password", "two")]).await;
+    let two = sha1_of(&["password=two"]);
+    for name in ["web", "migrated"] {
+        wait_for(
+            || async {
+                env_value(&template_of(&client, name).await.1, "STAKATER_DB_SECRET").as_deref()
+                    == Some(two.as_str())
+            },
+            "rolled",
+        )
+        .await;
+    }
+
+    // restart without changes: nothing rolls, no workload is written
+    first.process.signal("TERM");
+    assert!(
+        first
+            .process
+            .wait_exit(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .success()
+    );
+    let patches_before = cluster
+        .requests_by_kind()
+        .get("patch deployments")
+        .copied()
+        .unwrap_or(0);
+    let mut second = start_reloader(dir.path(), &cluster, &[]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        cluster
+            .requests_by_kind()
+            .get("patch deployments")
+            .copied()
+            .unwrap_or(0),
+        patches_before
+    );
+
+    // a change while it is down: the next start rolls those workloads once
+    second.process.signal("TERM");
+    assert!(
+        second
+            .process
+            .wait_exit(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .success()
+    );
+    set_secret(&client, "db", &[("password", "three")]).await;
+    let (gen_before, _) = template_of(&client, "web").await;
+    let _third = start_reloader(dir.path(), &cluster, &[]).await;
+    let three = sha1_of(&["password=three"]);
+    wait_for(
+        || async {
+            env_value(&template_of(&client, "web").await.1, "STAKATER_DB_SECRET").as_deref()
+                == Some(three.as_str())
+        },
+        "caught up after the restart",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(template_of(&client, "web").await.0, gen_before + 1);
+}
