@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use kube::runtime::reflector::{Lookup, Store};
 use tokio_util::sync::CancellationToken;
 
 /// The readiness of every registered component. Cheap to clone; clones share the state.
@@ -73,25 +72,6 @@ impl Readiness {
             .filter(|(_, ready)| !**ready)
             .map(|(name, _)| name.clone())
             .collect()
-    }
-
-    /// Registers `name` and marks it ready once `store` has finished its first list (or never,
-    /// if `stop` is cancelled first).
-    pub fn track_store<K>(&self, name: &str, store: Store<K>, stop: CancellationToken)
-    where
-        K: Lookup + Clone + Send + Sync + 'static,
-        K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
-    {
-        let component = self.component(name);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                synced = store.wait_until_ready() => if synced.is_ok() {
-                    tracing::debug!(component = %component.name, "cache synced");
-                    component.ready();
-                }
-            }
-        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, bool>> {

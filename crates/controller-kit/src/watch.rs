@@ -18,6 +18,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::readiness::Component;
+
 /// kubectl's client-side apply record: a full copy of the object, never needed from a cache.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -135,12 +137,27 @@ fn read<K: DeserializeOwned>(obj: DynamicObject, on_invalid: &OnInvalid) -> Opti
     }
 }
 
+/// Marks `component` ready when the watch `stream` has delivered its first complete list
+/// (`InitDone`), without waiting on a store: kube-runtime wakes only one waiter of a store's
+/// readiness, and the `Controller` reading the same store takes that wake-up.
+pub fn report_synced<S, K>(stream: S, component: Component) -> impl Stream<Item = S::Item> + Send
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    stream.inspect(move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            component.ready();
+        }
+    })
+}
+
 /// A slimmed, metadata-only cache of `K` in `namespace` (or all), and the stream of touched
 /// objects that drives it (hand it to `Controller::owns_stream`, or poll it yourself).
 pub fn owned_metadata_cache<K>(
     client: Client,
     namespace: Option<&str>,
     config: watcher::Config,
+    synced: Component,
 ) -> (
     Store<PartialObjectMeta<K>>,
     impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
@@ -156,8 +173,11 @@ where
 {
     let api: Api<PartialObjectMeta<K>> = scoped_api(client, namespace);
     let (reader, writer) = reflector::store();
-    let stream =
-        reflector(writer, watcher(api, config).default_backoff().modify(slim)).touched_objects();
+    let stream = reflector(
+        writer,
+        report_synced(watcher(api, config).default_backoff(), synced).modify(slim),
+    )
+    .touched_objects();
     (reader, stream)
 }
 

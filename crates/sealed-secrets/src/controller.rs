@@ -18,7 +18,7 @@ use strongroom_controller_kit::reconcile::{RunConfig, object_key};
 use strongroom_controller_kit::shutdown::unless_cancelled;
 use strongroom_controller_kit::status::{self, DesiredCondition, Stamps};
 use strongroom_controller_kit::watch::{
-    LAST_APPLIED_ANNOTATION, guarded_watch, owned_metadata_cache, slim,
+    LAST_APPLIED_ANNOTATION, guarded_watch, owned_metadata_cache, report_synced, slim,
 };
 use strongroom_core::crd::sealed_secret::SealedSecret;
 
@@ -283,7 +283,6 @@ fn scope_controller(
     watch_secrets: bool,
     readiness: &Readiness,
 ) -> Controller<SealedSecret> {
-    let stop = ctx.policy.stop_token().clone();
     let scope = namespace.as_deref().unwrap_or("all namespaces").to_string();
     let mut cfg = watcher::Config::default();
     if let Some(sel) = label_selector {
@@ -294,12 +293,15 @@ fn scope_controller(
     let (sealed_reader, sealed_writer) = reflector::store();
     let sealed_stream = reflector(
         sealed_writer,
-        guarded_watch::<SealedSecret>(
-            ctx.client.clone(),
-            namespace.as_deref(),
-            cfg,
-            crate::invalid::reporter(ctx.clone()),
-            sealed_reader.clone(),
+        report_synced(
+            guarded_watch::<SealedSecret>(
+                ctx.client.clone(),
+                namespace.as_deref(),
+                cfg,
+                crate::invalid::reporter(ctx.clone()),
+                sealed_reader.clone(),
+            ),
+            readiness.component(&format!("sealedsecrets in {scope}")),
         )
         .inspect({
             let metrics = ctx.metrics.clone();
@@ -312,11 +314,6 @@ fn scope_controller(
         .modify(slim),
     )
     .applied_objects();
-    readiness.track_store(
-        &format!("sealedsecrets in {scope}"),
-        sealed_reader.clone(),
-        stop.clone(),
-    );
     let mut controller = Controller::for_stream(sealed_stream, sealed_reader);
     if watch_secrets {
         // owned Secrets are watched for their metadata only: the controller never needs their
@@ -327,8 +324,8 @@ fn scope_controller(
             ctx.client.clone(),
             namespace.as_deref(),
             watcher::Config::default(),
+            readiness.component(&format!("secrets in {scope}")),
         );
-        readiness.track_store(&format!("secrets in {scope}"), reader.clone(), stop);
         controller = controller.owns_stream(stream);
         ctx.secret_index.add_store(namespace.clone(), reader);
     }

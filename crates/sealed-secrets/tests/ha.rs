@@ -74,10 +74,16 @@ async fn a_replica_that_loses_its_lease_stops_writing_and_a_follower_serves_mean
         "the first replica leads"
     );
 
-    // the follower is ready and serves the certificate while the leader holds the Lease
+    // the follower is ready and serves the certificate while the leader holds the Lease;
+    // the leader is ready too, with no SealedSecret to unseal (its caches report their sync)
     wait_for(
         || async { http_try(&format!("{}/readyz", b.metrics)).await == Some(200) },
         "follower ready",
+    )
+    .await;
+    wait_for(
+        || async { http_try(&format!("{}/readyz", a.metrics)).await == Some(200) },
+        "leader ready with nothing to unseal",
     )
     .await;
     let cert_a = cert(&a).await;
