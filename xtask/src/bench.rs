@@ -116,3 +116,15 @@ pub fn sealed(root: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `cargo xtask bench reloader`: the reloader binary on devcluster (see the bench's doc).
+pub fn reloader(root: &Path) -> anyhow::Result<()> {
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args(["bench", "-p", "strongroom-reloader", "--bench", "reload"])
+        .status()?;
+    if !status.success() {
+        bail!("cargo bench failed");
+    }
+    Ok(())
+}

@@ -26,11 +26,12 @@ fn main() -> ExitCode {
         ["bench", "crypto"] => bench::crypto(&root()),
         ["bench", "devcluster"] => bench::devcluster(&root()),
         ["bench", "sealed"] => bench::sealed(&root()),
+        ["bench", "reloader"] => bench::reloader(&root()),
         ["demo"] => demo::run(&root()),
         ["layering"] => layering::run(&root()),
         ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed | demo | tools"
+            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader | demo | tools"
         )),
     };
     match result {

@@ -551,3 +551,82 @@ async fn restarts_roll_only_what_changed_while_down_and_upstreams_workloads_do_n
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(template_of(&client, "web").await.0, gen_before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_on_create_and_delete_and_two_replicas_with_ha() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    deployment(
+        &client,
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        uses_db(),
+    )
+    .await;
+    let ha = [
+        "--enable-ha",
+        "--reload-on-create=true",
+        "--reload-on-delete=true",
+        "--leader-election-lease-duration=3s",
+        "--leader-election-renew-deadline=2s",
+        "--leader-election-retry-period=200ms",
+    ];
+    let mut a = start_reloader(dir.path(), &cluster, &ha).await;
+    let b = start_reloader(dir.path(), &cluster, &ha).await;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-system");
+    wait_for(
+        || async {
+            leases
+                .get_opt("stakater-reloader-lock")
+                .await
+                .unwrap()
+                .is_some()
+        },
+        "the Lease upstream names",
+    )
+    .await;
+    // the Secret the Deployment waits for is created: with reload-on-create it rolls
+    secret(&client, "db", &[("password", "one")], json!({})).await;
+    let one = sha1_of(&["password=one"]);
+    wait_for(
+        || async {
+            env_value(&template_of(&client, "web").await.1, "STAKATER_DB_SECRET").as_deref()
+                == Some(one.as_str())
+        },
+        "rolled on create",
+    )
+    .await;
+    // the leader stops; the other replica takes over and handles the next change
+    a.process.signal("TERM");
+    assert!(
+        a.process
+            .wait_exit(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .success()
+    );
+    set_secret(&client, "db", &[("password", "two")]).await;
+    let two = sha1_of(&["password=two"]);
+    wait_for(
+        || async {
+            env_value(&template_of(&client, "web").await.1, "STAKATER_DB_SECRET").as_deref()
+                == Some(two.as_str())
+        },
+        "the new leader rolls",
+    )
+    .await;
+    // deleted: the variable goes (a rollout, as upstream)
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .delete("db", &Default::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            env_value(&template_of(&client, "web").await.1, "STAKATER_DB_SECRET").is_none()
+        },
+        "variable removed on delete",
+    )
+    .await;
+    drop(b);
+}
