@@ -630,3 +630,72 @@ async fn reload_on_create_and_delete_and_two_replicas_with_ha() {
     .await;
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_rollouts_are_rolled_as_untyped_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    // a minimal Rollout CRD: the reloader reads Rollouts untyped and needs no schema
+    let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+        serde_json::from_value(json!({
+            "metadata": {"name": "rollouts.argoproj.io"},
+            "spec": {"group": "argoproj.io", "scope": "Namespaced",
+                "names": {"plural": "rollouts", "singular": "rollout", "kind": "Rollout", "listKind": "RolloutList"},
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .unwrap();
+    Api::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    secret(&client, "db", &[("password", "one")], json!({})).await;
+    let rollouts = Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"),
+            "rollouts",
+        ),
+    );
+    let rollout: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "canary", "namespace": "default", "annotations": {"reloader.stakater.com/auto": "true"}},
+        "spec": {"strategy": {"canary": {"steps": [{"setWeight": 20}]}}, "template": {"spec": {"containers": [
+            {"name": "app", "image": "x", "env": [{"name": "KEEP", "value": "me"}], "envFrom": [{"secretRef": {"name": "db"}}]},
+            {"name": "side", "image": "y"}]}}}
+    }))
+    .unwrap();
+    rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .unwrap();
+    let _reloader = start_reloader(dir.path(), &cluster, &["--is-Argo-Rollouts=true"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    set_secret(&client, "db", &[("password", "two")]).await;
+    let two = sha1_of(&["password=two"]);
+    wait_for(
+        || async {
+            let r = rollouts.get("canary").await.unwrap();
+            env_value(&r.data["spec"]["template"], "STAKATER_DB_SECRET").as_deref()
+                == Some(two.as_str())
+        },
+        "the Rollout's template carries the hash",
+    )
+    .await;
+    let r = rollouts.get("canary").await.unwrap();
+    let containers = r.data["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(containers.len(), 2, "the other container is kept");
+    assert_eq!(
+        env_value(&r.data["spec"]["template"], "KEEP").as_deref(),
+        Some("me"),
+        "other variables are kept"
+    );
+    assert_eq!(
+        r.data["spec"]["strategy"]["canary"]["steps"][0]["setWeight"],
+        20
+    );
+}
