@@ -112,6 +112,8 @@ pub struct Engine {
     recorders: [Recorder; 2],
     stop: CancellationToken,
     bucket: Mutex<(f64, Instant)>,
+    /// Deployments with a resume scheduled, by the `paused-at` value it is for.
+    resumes: Mutex<HashMap<WorkloadKey, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -153,6 +155,7 @@ impl Engine {
             metrics,
             stop,
             bucket: Mutex::new((burst, Instant::now())),
+            resumes: Mutex::default(),
         })
     }
 
@@ -510,9 +513,14 @@ impl Engine {
         }
     }
 
-    fn put_workload(&self, kind: WorkloadKind, obj: &DynamicObject) -> Option<WorkloadKey> {
+    fn put_workload(
+        self: &Arc<Self>,
+        kind: WorkloadKind,
+        obj: &DynamicObject,
+    ) -> Option<WorkloadKey> {
         let w = Arc::new(Workload::from_object(kind, obj, &self.cfg.plan.keys)?);
         let key = w.key.clone();
+        self.schedule_resume(&w);
         let mut st = lock(&self.state);
         if let Some(old) = st.workloads.insert(key.clone(), w.clone()) {
             st.index(&old, false);
@@ -530,6 +538,80 @@ impl Engine {
         let mut st = lock(&self.state);
         if let Some(old) = st.workloads.remove(&key) {
             st.index(&old, false);
+        }
+    }
+
+    /// A Deployment that Reloader paused (`paused-at` set, `pause-period` given) is resumed
+    /// when the period is over, counted from `paused-at`: the schedule is read from the
+    /// Deployment, so it survives a restart of the reloader (upstream's timer does not).
+    fn schedule_resume(self: &Arc<Self>, w: &Workload) {
+        let keys = &self.cfg.plan.keys;
+        if w.key.kind != WorkloadKind::Deployment || !w.paused {
+            return;
+        }
+        let (Some(at), Some(period)) = (
+            w.annotations.get(&keys.paused_at),
+            w.annotations.get(&keys.pause_period),
+        ) else {
+            return;
+        };
+        let Ok(period) = strongroom_core::duration::parse_go_duration(period) else {
+            return;
+        };
+        let Ok(paused_at) = chrono::DateTime::parse_from_rfc3339(at) else {
+            return;
+        };
+        {
+            let mut resumes = lock(&self.resumes);
+            if resumes.get(&w.key) == Some(at) {
+                return;
+            }
+            resumes.insert(w.key.clone(), at.clone());
+        }
+        let due = paused_at.with_timezone(&chrono::Utc)
+            + chrono::Duration::from_std(period).unwrap_or_default();
+        let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+        let (me, key, at) = (self.clone(), w.key.clone(), at.clone());
+        tokio::spawn(async move {
+            let stop = me.stop.clone();
+            unless_cancelled(&stop, async {
+                tokio::time::sleep(wait).await;
+                me.resume(&key, &at).await;
+            })
+            .await;
+        });
+    }
+
+    async fn resume(&self, key: &WorkloadKey, paused_at: &str) {
+        let still = lock(&self.state).workloads.get(key).is_some_and(|w| {
+            w.paused
+                && w.annotations
+                    .get(&self.cfg.plan.keys.paused_at)
+                    .map(String::as_str)
+                    == Some(paused_at)
+        });
+        lock(&self.resumes).remove(key);
+        if !still {
+            return;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &key.namespace,
+            &key.kind.api_resource(),
+        );
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        let patch = crate::patch::resume_patch(&self.cfg.plan.keys.paused_at);
+        match api
+            .patch(&key.name, &params, &Patch::Strategic(patch))
+            .await
+        {
+            Ok(_) => tracing::info!(workload = %key, "pause period over: resumed"),
+            Err(e) => {
+                tracing::warn!(workload = %key, error = %e, "could not resume after the pause period")
+            }
         }
     }
 
@@ -717,7 +799,14 @@ impl Engine {
             ..Default::default()
         };
         if key.kind.strategic_merge() {
-            let patch = strategic_patch(w, updates, self.cfg.plan.strategy, now);
+            let mut patch = strategic_patch(w, updates, self.cfg.plan.strategy, now);
+            let keys = &self.cfg.plan.keys;
+            if key.kind == WorkloadKind::Deployment
+                && w.annotations.contains_key(&keys.pause_period)
+            {
+                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                crate::patch::add_pause(&mut patch, w, &keys.paused_at, &at);
+            }
             api.patch(&key.name, &params, &Patch::Strategic(patch))
                 .await?;
         } else {

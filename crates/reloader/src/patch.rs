@@ -138,6 +138,29 @@ pub fn merge_patch(
     template
 }
 
+/// Adds the pause of `pause-period` to a Deployment's reload patch: `spec.paused` and the
+/// `paused-at` annotation, unless the Deployment is already paused (by Reloader, whose window
+/// then takes this change too, or by hand, which Reloader leaves alone).
+pub fn add_pause(patch: &mut Value, w: &Workload, paused_at_key: &str, now: &str) {
+    if w.paused {
+        return;
+    }
+    if let Value::Object(p) = patch {
+        let spec = p.entry("spec").or_insert_with(|| json!({}));
+        spec["paused"] = json!(true);
+        let meta = p.entry("metadata").or_insert_with(|| json!({}));
+        if meta.get("annotations").is_none() {
+            meta["annotations"] = json!({});
+        }
+        meta["annotations"][paused_at_key] = json!(now);
+    }
+}
+
+/// The patch that ends a `pause-period`.
+pub fn resume_patch(paused_at_key: &str) -> Value {
+    json!({"spec": {"paused": false}, "metadata": {"annotations": {paused_at_key: null}}})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,8 @@ pub struct Workload {
     pub template_annotations: BTreeMap<String, String>,
     /// Every source its pod spec uses.
     pub uses: BTreeSet<(SourceKind, String)>,
+    /// `spec.paused` (Deployments).
+    pub paused: bool,
 }
 
 /// Index of `kind` in [`Workload::settings`].
@@ -159,6 +161,7 @@ impl Workload {
         let settings = [SourceKind::ConfigMap, SourceKind::Secret]
             .map(|k| WorkloadSettings::read(keys, k, &annotations, &template_annotations, &id));
         let uses = references::all_sources(&spec);
+        let paused = obj.data.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
         Some(Self {
             key,
             annotations,
@@ -166,6 +169,7 @@ impl Workload {
             spec,
             template_annotations,
             uses,
+            paused,
         })
     }
 

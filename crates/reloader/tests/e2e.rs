@@ -699,3 +699,56 @@ async fn argo_rollouts_are_rolled_as_untyped_objects() {
         20
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_period_pauses_collects_and_resumes_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    secret(&client, "db", &[("password", "one")], json!({})).await;
+    deployment(
+        &client,
+        "paused",
+        json!({"reloader.stakater.com/auto": "true", "deployment.reloader.stakater.com/pause-period": "4s"}),
+        uses_db(),
+    )
+    .await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "default");
+    let state = || async {
+        let d = deployments.get("paused").await.unwrap();
+        let at = d
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("deployment.reloader.stakater.com/paused-at")
+            .cloned();
+        (d.spec.paused == Some(true), at)
+    };
+    let mut first = start_reloader(dir.path(), &cluster, &[]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    set_secret(&client, "db", &[("password", "two")]).await;
+    wait_for(|| async { state().await.0 }, "paused by the reload").await;
+    assert!(state().await.1.is_some(), "paused-at recorded");
+    assert_eq!(
+        env_value(
+            &template_of(&client, "paused").await.1,
+            "STAKATER_DB_SECRET"
+        ),
+        Some(sha1_of(&["password=two"]))
+    );
+    // the reloader restarts inside the window: the resume is read back from the Deployment
+    first.process.signal("TERM");
+    assert!(
+        first
+            .process
+            .wait_exit(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .success()
+    );
+    let _second = start_reloader(dir.path(), &cluster, &[]).await;
+    wait_for(
+        || async { state().await == (false, None) },
+        "resumed after the period",
+    )
+    .await;
+}
