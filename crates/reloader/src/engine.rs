@@ -53,6 +53,10 @@ pub struct Config {
     pub window: Duration,
     /// Cluster-wide limit on workload writes per second.
     pub max_rollouts_per_second: f64,
+    /// `--webhook-url`: POST here instead of reloading.
+    pub webhook_url: Option<String>,
+    /// `ALERT_*`: a message after each reload.
+    pub alerts: Option<crate::notify::Alerts>,
 }
 
 type SourceId = (String, SourceKind, String);
@@ -114,6 +118,8 @@ pub struct Engine {
     bucket: Mutex<(f64, Instant)>,
     /// Deployments with a resume scheduled, by the `paused-at` value it is for.
     resumes: Mutex<HashMap<WorkloadKey, String>>,
+    /// The client of the webhook and the alerts, when either is set.
+    http: Option<reqwest::Client>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -145,7 +151,16 @@ impl Engine {
             )
         };
         let burst = cfg.max_rollouts_per_second.max(1.0);
+        let http = (cfg.webhook_url.is_some() || cfg.alerts.is_some())
+            .then(crate::notify::client)
+            .and_then(|c| {
+                c.map_err(
+                    |e| tracing::error!(error = %e, "no HTTP client for the webhook and alerts"),
+                )
+                .ok()
+            });
         Arc::new(Self {
+            http,
             recorders: [recorder("configmaps"), recorder("secrets")],
             client,
             cfg,
@@ -410,6 +425,16 @@ impl Engine {
             self.metrics
                 .events_processed
                 .with_label_values(&[event, kind.resource(), "dropped"])
+                .inc();
+            return;
+        }
+        if let (Some(url), Some(http)) = (&self.cfg.webhook_url, &self.http) {
+            // upstream's webhook mode: tell the receiver, roll nothing
+            let body = crate::notify::webhook_body(kind.upper(), ns, name);
+            crate::notify::post(http, url, body, None, "webhook");
+            self.metrics
+                .events_processed
+                .with_label_values(&[event, kind.resource(), "success"])
                 .inc();
             return;
         }
@@ -733,6 +758,17 @@ impl Engine {
                     );
                     tracing::info!("{note}");
                     self.event(&w, u, EventType::Normal, "Reloaded", note);
+                    if let (Some(alerts), Some(http)) = (&self.cfg.alerts, &self.http) {
+                        let message = crate::notify::alert_message(
+                            &u.name,
+                            u.kind.upper(),
+                            &key.namespace,
+                            &key.name,
+                            kind,
+                        );
+                        let (json, text) = alerts.body(&message);
+                        crate::notify::post(http, &alerts.url, json, text, "alert");
+                    }
                 }
                 self.observe("success", start);
             }

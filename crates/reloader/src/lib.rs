@@ -12,6 +12,7 @@ pub mod annotations;
 pub mod engine;
 pub mod hash;
 pub mod metrics;
+pub mod notify;
 pub mod patch;
 pub mod plan;
 pub mod references;

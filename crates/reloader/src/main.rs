@@ -201,11 +201,6 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             "--enable-csi-integration: SecretProviderClass reloads are not supported yet"
         );
     }
-    if !args.webhook_url.is_empty() {
-        anyhow::bail!(
-            "--webhook-url: the webhook sink is not supported yet; it would replace every reload"
-        );
-    }
     if !args.namespace_selector.is_empty() {
         anyhow::bail!(
             "--namespace-selector is not supported yet: use --namespaces or --namespaces-to-ignore"
@@ -257,6 +252,8 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         hash_version: args.hash_version,
         window: duration("coalesce-window", &args.coalesce_window)?,
         max_rollouts_per_second: args.max_rollouts_per_second,
+        webhook_url: (!args.webhook_url.is_empty()).then(|| args.webhook_url.clone()),
+        alerts: strongroom_reloader::notify::Alerts::from_env(),
     })
 }
 
@@ -303,7 +300,12 @@ async fn run() -> anyhow::Result<ExitCode> {
     let metrics = Metrics::register(&registry, by_namespace)?;
     let readiness = Readiness::default();
     readiness.stop_on(shutdown.clone());
-    readiness.component("process").ready();
+    if args.enable_ha {
+        // a standby is ready to take over; without HA, readiness waits for the watches (the
+        // engine registers them before anything reads /readyz as ready: none registered is
+        // not ready)
+        readiness.component("standby").ready();
+    }
     let servers = shutdown::CancellationToken::new();
     let _stop_servers = servers.clone().drop_guard();
     let addr = admin::serve(

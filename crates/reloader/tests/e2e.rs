@@ -586,6 +586,8 @@ async fn reload_on_create_and_delete_and_two_replicas_with_ha() {
         "the Lease upstream names",
     )
     .await;
+    // the first replica leads; its watches have listed before the Secret appears
+    a.process.wait_for_log("every watch listed").await;
     // the Secret the Deployment waits for is created: with reload-on-create it rolls
     secret(&client, "db", &[("password", "one")], json!({})).await;
     let one = sha1_of(&["password=one"]);
@@ -751,4 +753,118 @@ async fn pause_period_pauses_collects_and_resumes_even_across_a_restart() {
         "resumed after the period",
     )
     .await;
+}
+
+/// A local HTTP receiver standing in for Slack or a webhook endpoint: it answers 200 and
+/// hands over each request body.
+async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            let _ = tx.send(body[..len].to_string());
+                            let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_after_reloads_and_the_webhook_instead_of_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    secret(&client, "db", &[("password", "one")], json!({})).await;
+    deployment(
+        &client,
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        uses_db(),
+    )
+    .await;
+    // alerts to a Slack-shaped receiver
+    let (slack, mut alerts) = receiver().await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let port = free_port();
+    let alerting = Process::spawn(
+        env!("CARGO_BIN_EXE_reloader"),
+        &[
+            format!("--listen-addr=127.0.0.1:{port}"),
+            "--coalesce-window=200ms".into(),
+        ],
+        &[
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+            ("ALERT_ON_RELOAD", "true".into()),
+            ("ALERT_SINK", "slack".into()),
+            ("ALERT_WEBHOOK_URL", slack),
+            ("ALERT_ADDITIONAL_INFO", "prod".into()),
+        ],
+        dir.path().join("alerting.log"),
+    );
+    wait_for(
+        || async { http_try(&format!("http://127.0.0.1:{port}/readyz")).await == Some(200) },
+        "ready",
+    )
+    .await;
+    set_secret(&client, "db", &[("password", "two")]).await;
+    let got = tokio::time::timeout(Duration::from_secs(20), alerts.recv()).await;
+    let body: Value = serde_json::from_str(&got.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        body["attachments"][0]["text"],
+        "prod : Reloader detected changes in *db* of type *SECRET* in namespace *default*. Hence reloaded *web* of type *Deployment* in namespace *default*"
+    );
+    drop(alerting);
+
+    // webhook mode: a POST per changed source, and no rollout
+    let (hook, mut posts) = receiver().await;
+    let (generation, _) = template_of(&client, "web").await;
+    let _hooked = start_reloader(dir.path(), &cluster, &[&format!("--webhook-url={hook}")]).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    set_secret(&client, "db", &[("password", "three")]).await;
+    let body: Value = serde_json::from_str(
+        &tokio::time::timeout(Duration::from_secs(20), posts.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["webhook"], "update successful");
+    assert_eq!(body["name"], "db");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        template_of(&client, "web").await.0,
+        generation,
+        "the webhook replaces the reload"
+    );
 }
