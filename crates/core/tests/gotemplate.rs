@@ -31,8 +31,14 @@ fn data() -> Vec<(String, String)> {
         ("spaced", "  padded  "),
         ("unicode", "héllo wörld ✓ 日本"),
         ("date", "2024-01-02T03:04:05Z"),
-        ("url", "https://user:pw@example.com:8443/path/x?q=1&r=2#frag"),
-        ("tls.crt", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+        (
+            "url",
+            "https://user:pw@example.com:8443/path/x?q=1&r=2#frag",
+        ),
+        (
+            "tls.crt",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        ),
         ("dash-key", "dashed"),
         ("html", "<a href=\"x\">&</a>"),
         ("b64", "aGVsbG8gd29ybGQ="),
@@ -157,7 +163,10 @@ fn corpus_renders_as_go_does() {
         let ours = ours(case.map, &case.template, &data);
         if same(&case.compare, go, &ours) {
             if known.contains(&case.line) {
-                report.push_str(&format!("NOW IDENTICAL (remove from the list): {}\n", case.line));
+                report.push_str(&format!(
+                    "NOW IDENTICAL (remove from the list): {}\n",
+                    case.line
+                ));
             }
             continue;
         }

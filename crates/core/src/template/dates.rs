@@ -7,7 +7,6 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone, U
 use gtmpl_ng::{Func, FuncError, Value};
 
 use super::args::{arg, failed, text};
-use crate::duration::parse_go_duration;
 
 /// The functions of this module.
 pub(super) const FUNCTIONS: &[(&str, Func)] = &[
@@ -250,22 +249,110 @@ fn unix_epoch(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(t.timestamp().to_string()))
 }
 
+/// Nanoseconds per unit of a Go duration.
+fn unit_nanos(unit: &str) -> Option<u64> {
+    Some(match unit {
+        "ns" => 1,
+        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    })
+}
+
+/// Go's `time.ParseDuration`: nanoseconds, or `None` where Go returns an error (including a
+/// duration beyond ±2562047h, which Go refuses rather than wrapping).
+pub(super) fn go_duration_nanos(text: &str) -> Option<i64> {
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let int_len = digits(rest);
+        let (int_part, after) = rest.split_at(int_len);
+        let (frac_part, after) = match after.strip_prefix('.') {
+            Some(f) => f.split_at(digits(f)),
+            None => ("", after),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let unit_len = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, tail) = after.split_at(unit_len);
+        let unit = unit_nanos(unit)?;
+        let mut v: u64 = 0;
+        for d in int_part.bytes() {
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        v = v.checked_mul(unit)?;
+        if v > 1 << 63 {
+            return None;
+        }
+        // the fraction, to the precision Go keeps (it stops reading digits on overflow)
+        let mut f: u64 = 0;
+        let mut scale: f64 = 1.0;
+        let mut overflowed = false;
+        for d in frac_part.bytes() {
+            if overflowed {
+                continue;
+            }
+            match f
+                .checked_mul(10)
+                .and_then(|x| x.checked_add(u64::from(d - b'0')))
+            {
+                Some(x) if x <= 1 << 63 => {
+                    f = x;
+                    scale *= 10.0;
+                }
+                _ => overflowed = true,
+            }
+        }
+        if f > 0 {
+            v = v.checked_add((f as f64 * (unit as f64 / scale)) as u64)?;
+            if v > 1 << 63 {
+                return None;
+            }
+        }
+        total = total.checked_add(v)?;
+        if total > 1 << 63 {
+            return None;
+        }
+        rest = tail;
+    }
+    if negative {
+        Some(0i64.checked_sub_unsigned(total)?)
+    } else {
+        i64::try_from(total).ok()
+    }
+}
+
 /// A signed Go duration ("-1.5h", "+30m").
 fn signed_duration(text: &str, function: &str) -> Result<chrono::Duration, FuncError> {
-    let (negative, body) = match text.trim() {
-        t if t.starts_with('-') => (true, &t[1..]),
-        t => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let d = parse_go_duration(body).map_err(|e| failed(function, e))?;
-    let d = chrono::Duration::from_std(d).map_err(|e| failed(function, e))?;
-    Ok(if negative { -d } else { d })
+    go_duration_nanos(text)
+        .map(chrono::Duration::nanoseconds)
+        .ok_or_else(|| failed(function, format!("time: invalid duration {text:?}")))
 }
 
 /// `mustDateModify "-1.5h" TIME`.
 fn must_date_modify(args: &[Value]) -> Result<Value, FuncError> {
     let by = signed_duration(&text(arg(args, 0, "dateModify", 2)?), "dateModify")?;
     let t = read_time(arg(args, 1, "dateModify", 2)?, "dateModify")?;
-    Ok(show(t + by))
+    t.checked_add_signed(by)
+        .map(show)
+        .ok_or_else(|| failed("dateModify", "the time is out of range"))
 }
 
 /// `dateModify "-1.5h" TIME`: the time unchanged when the duration does not parse.
@@ -294,7 +381,10 @@ fn go_duration(total: i64) -> String {
 /// `ago TIME`: how long ago, to the second.
 fn ago(args: &[Value]) -> Result<Value, FuncError> {
     let t = read_time(arg(args, 0, "ago", 1)?, "ago")?;
-    let secs = (Utc::now().fixed_offset() - t).num_milliseconds();
+    let secs = Utc::now()
+        .fixed_offset()
+        .signed_duration_since(t)
+        .num_milliseconds();
     Ok(Value::String(go_duration(
         (secs as f64 / 1000.0).round() as i64
     )))
@@ -323,7 +413,9 @@ fn duration_round(args: &[Value]) -> Result<Value, FuncError> {
                 Ok(d) => i128::from(d.num_nanoseconds().unwrap_or(i64::MAX)),
                 Err(_) => match read_time(other, "durationRound") {
                     Ok(then) => i128::from(
-                        (Utc::now().fixed_offset() - then)
+                        Utc::now()
+                            .fixed_offset()
+                            .signed_duration_since(then)
                             .num_nanoseconds()
                             .unwrap_or(i64::MAX),
                     ),

@@ -27,6 +27,15 @@ const RENDER_DEADLINE: Duration = Duration::from_secs(5);
 /// The most bytes a single render may produce (a Secret is at most 1 MiB).
 const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 
+/// The deepest a template may nest parenthesised pipelines and blocks (`if`, `range`, `with`,
+/// `define`, `block`) together. Parsing and running nest on the thread's stack, so a template of
+/// a few hundred parentheses would overflow it and abort the process; Go allows 10 000, no
+/// hand-written template comes near 64.
+const MAX_NESTING: usize = 64;
+
+/// The longest error message passed on: a render error is one line of at most this many bytes.
+const MAX_ERROR_BYTES: usize = 300;
+
 /// Why a template could not be rendered. Messages never contain a secret value: render errors
 /// are scrubbed of every value in the template's data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,15 +126,25 @@ impl Engine {
         for (fname, f) in &self.funcs {
             tmpl.add_func(fname, *f);
         }
-        tmpl.parse(text).map_err(|e| TemplateError::Parse {
+        let parse_error = |message: String| TemplateError::Parse {
             name: name.to_string(),
-            message: redact(&e.to_string(), secrets),
-        })?;
-        tmpl.render(&Context::from(dot))
-            .map_err(|e| TemplateError::Render {
-                name: name.to_string(),
-                message: redact(&e.to_string(), secrets),
-            })
+            message: one_line(&redact(&message, secrets)),
+        };
+        check_nesting(text).map_err(parse_error)?;
+        // A panic inside the engine or a function must not take the controller down: it
+        // becomes this template's error.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tmpl.parse(text)))
+            .map_err(|_| parse_error("the template engine failed on this template".into()))?;
+        parsed.map_err(|e| parse_error(e.to_string()))?;
+        let render_error = |message: String| TemplateError::Render {
+            name: name.to_string(),
+            message: one_line(&redact(&message, secrets)),
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tmpl.render(&Context::from(dot))
+        }))
+        .map_err(|_| render_error("the template engine failed on this template".into()))?
+        .map_err(|e| render_error(e.to_string()))
     }
 }
 
@@ -157,6 +176,95 @@ pub fn render_items(
             ))
         })
         .collect()
+}
+
+/// Refuses templates that nest deeper than [`MAX_NESTING`]: parentheses inside actions plus
+/// open blocks, counted on the text before the engine's parser (which recurses) sees it.
+fn check_nesting(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let (mut blocks, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while let Some(open) = find(bytes, i, b"{{") {
+        i = open + 2;
+        // the action's first word, after a trim marker and spaces
+        let mut j = i;
+        if bytes.get(j) == Some(&b'-') && bytes.get(j + 1).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        let word_end = (j..bytes.len())
+            .find(|&k| !bytes[k].is_ascii_alphabetic())
+            .unwrap_or(bytes.len());
+        match &text[j..word_end] {
+            "if" | "range" | "with" | "define" | "block" => blocks += 1,
+            "end" => blocks = blocks.saturating_sub(1),
+            _ => {}
+        }
+        // parentheses up to the closing delimiter, skipping quoted text and comments
+        let mut parens = 0usize;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'}' if bytes.get(i + 1) == Some(&b'}') => break,
+                b'(' => {
+                    parens += 1;
+                    deepest = deepest.max(parens + blocks);
+                }
+                b')' => parens = parens.saturating_sub(1),
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    i = find(bytes, i + 2, b"*/").map_or(bytes.len(), |e| e + 1);
+                }
+                quote @ (b'"' | b'\'' | b'`') => {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != quote {
+                        if quote != b'`' && bytes[i] == b'\\' {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        deepest = deepest.max(blocks);
+        if deepest > MAX_NESTING {
+            return Err(format!(
+                "the template nests deeper than {MAX_NESTING} levels (parentheses and blocks)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where `needle` next occurs in `haystack` at or after `from`.
+fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// An error message on one line of at most [`MAX_ERROR_BYTES`]: the engine's first line (where
+/// and what) and, when it lists causes, the innermost one.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    let last = lines.last().map(|l| l.trim_start_matches("caused by: "));
+    let mut out = match last {
+        Some(cause) if cause != first => format!("{first}: {cause}"),
+        _ => first,
+    };
+    if out.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
 }
 
 /// Shortest value scrubbed wherever it appears: shorter ones are scrubbed only where a message

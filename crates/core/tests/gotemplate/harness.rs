@@ -39,7 +39,9 @@ fn have_reference_sources() -> bool {
     Path::new(GOPATH)
         .join("src/github.com/Masterminds/sprig/functions.go")
         .exists()
-        && Path::new(GOPATH).join("src/sigs.k8s.io/yaml/yaml.go").exists()
+        && Path::new(GOPATH)
+            .join("src/sigs.k8s.io/yaml/yaml.go")
+            .exists()
 }
 
 fn go_binary() -> Option<PathBuf> {
