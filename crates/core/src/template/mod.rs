@@ -6,8 +6,11 @@
 //! under resource limits, because a template is untrusted input to a controller.
 
 mod args;
+mod certs;
+mod compat;
 mod crypto;
 mod dates;
+mod go;
 mod sprig;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +18,19 @@ use std::time::Duration;
 
 use gtmpl_ng::{Context, Limits, Template};
 pub use gtmpl_ng::{Func, FuncError, Value};
+
+/// Functions the engine's Helm set has that sprig does not: no upstream template has them, so
+/// neither function map offers them.
+const NOT_SPRIG: [&str; 8] = [
+    "toYaml",
+    "fromYaml",
+    "required",
+    "sha512sum",
+    "md5sum",
+    "pow",
+    "foo",
+    "foobar",
+];
 
 /// Functions sealed-secrets removes from sprig: they read the controller's environment or the
 /// network, which a template author must not reach.
@@ -84,6 +100,8 @@ impl Engine {
             .iter()
             .chain(crypto::FUNCTIONS)
             .chain(dates::FUNCTIONS)
+            .chain(compat::FUNCTIONS)
+            .chain(certs::FUNCTIONS)
         {
             funcs.insert(name.to_string(), f);
         }
@@ -92,8 +110,8 @@ impl Engine {
                 funcs.insert(alias.to_string(), f);
             }
         }
-        for name in REMOVED_FUNCTIONS {
-            funcs.remove(name);
+        for name in REMOVED_FUNCTIONS.iter().chain(&NOT_SPRIG) {
+            funcs.remove(*name);
         }
         let limits = Limits::default()
             .with_output_bytes(MAX_OUTPUT_BYTES)
@@ -123,6 +141,9 @@ impl Engine {
     ) -> Result<String, TemplateError> {
         let mut tmpl = Template::with_limits(self.limits);
         tmpl.name = name.to_string();
+        for fname in NOT_SPRIG {
+            tmpl.funcs.remove(fname);
+        }
         for (fname, f) in &self.funcs {
             tmpl.add_func(fname, *f);
         }
@@ -395,7 +416,11 @@ mod tests {
     #[test]
     fn errors_name_the_template_and_never_a_value() {
         let canary = "canary-7f3a9b";
-        let err = one("{{ atoi .password }}", &[("password", canary)]).unwrap_err();
+        let err = one(
+            "{{ mustToDate \"2006\" .password }}",
+            &[("password", canary)],
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("\"out\""), "{msg}");
         assert!(!msg.contains(canary), "{msg}");

@@ -1,22 +1,12 @@
 //! Sprig functions that the engine's Helm set does not have. Each follows sprig's argument order
 //! (the piped value last).
 
-use std::collections::HashMap;
-
 use gtmpl_ng::{Func, FuncError, Value};
 
 use super::args::{arg, text};
 
 /// Functions added on top of the Helm set.
 pub(super) const EXTRA: &[(&str, Func)] = &[
-    ("nindent", nindent as Func),
-    ("join", join as Func),
-    ("split", split as Func),
-    ("splitList", split_list as Func),
-    ("splitn", splitn as Func),
-    ("sortAlpha", sort_alpha as Func),
-    ("all", all as Func),
-    ("any", any as Func),
     ("regexQuoteMeta", regex_quote_meta as Func),
     ("toDecimal", to_decimal as Func),
     ("chunk", chunk as Func),
@@ -27,25 +17,10 @@ pub(super) const EXTRA: &[(&str, Func)] = &[
 
 /// Sprig names that are another name for a function the engine has.
 pub(super) const ALIASES: &[(&str, &str)] = &[
-    // sprig's deprecated spelling.
-    ("trimall", "trimAll"),
-    // The engine's toJson does not HTML-escape, which is what toRawJson means.
-    ("toRawJson", "toJson"),
-    // The must* forms differ from the plain ones only in returning Go errors instead of
-    // panicking; here both return errors.
-    ("mustToJson", "toJson"),
-    ("mustToRawJson", "toJson"),
-    ("mustToPrettyJson", "toPrettyJson"),
-    ("mustFromJson", "fromJson"),
     ("push", "append"),
     ("mustPush", "mustAppend"),
     ("tuple", "list"),
-    ("biggest", "max"),
     // Paths are always slash-separated on the controller's platform.
-    ("osBase", "base"),
-    ("osDir", "dir"),
-    ("osClean", "clean"),
-    ("osExt", "ext"),
     ("osIsAbs", "isAbs"),
 ];
 
@@ -62,83 +37,6 @@ fn int(v: &Value, function: &str) -> Result<i64, FuncError> {
             "{function}: expected an integer"
         ))),
     }
-}
-
-/// `nindent N s`: a newline, then `s` with every line indented by N spaces.
-fn nindent(args: &[Value]) -> Result<Value, FuncError> {
-    let n = int(arg(args, 0, "nindent", 2)?, "nindent")?;
-    let n = usize::try_from(n).unwrap_or(0).min(1024);
-    let pad = " ".repeat(n);
-    let s = text(arg(args, 1, "nindent", 2)?);
-    let body = s
-        .split('\n')
-        .map(|line| format!("{pad}{line}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Ok(Value::String(format!("\n{body}")))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .filter(|i| !matches!(i, Value::Nil | Value::NoValue))
-            .map(text)
-            .collect(),
-        Value::Nil | Value::NoValue => Vec::new(),
-        other => vec![text(other)],
-    }
-}
-
-/// `join sep list`.
-fn join(args: &[Value]) -> Result<Value, FuncError> {
-    let sep = text(arg(args, 0, "join", 2)?);
-    let list = strings(arg(args, 1, "join", 2)?);
-    Ok(Value::String(list.join(&sep)))
-}
-
-fn indexed(parts: Vec<&str>) -> Value {
-    Value::Map(
-        parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| (format!("_{i}"), Value::String(p.to_string())))
-            .collect::<HashMap<_, _>>(),
-    )
-}
-
-/// `split sep s`: a map `_0`, `_1`, ... of the parts.
-fn split(args: &[Value]) -> Result<Value, FuncError> {
-    let sep = text(arg(args, 0, "split", 2)?);
-    let s = text(arg(args, 1, "split", 2)?);
-    Ok(indexed(s.split(sep.as_str()).collect()))
-}
-
-/// `splitn sep n s`: like `split`, at most n parts.
-fn splitn(args: &[Value]) -> Result<Value, FuncError> {
-    let sep = text(arg(args, 0, "splitn", 3)?);
-    let n = int(arg(args, 1, "splitn", 3)?, "splitn")?;
-    let s = text(arg(args, 2, "splitn", 3)?);
-    let n = usize::try_from(n).unwrap_or(0);
-    Ok(indexed(s.splitn(n, sep.as_str()).collect()))
-}
-
-/// `splitList sep s`: the parts as a list.
-fn split_list(args: &[Value]) -> Result<Value, FuncError> {
-    let sep = text(arg(args, 0, "splitList", 2)?);
-    let s = text(arg(args, 1, "splitList", 2)?);
-    Ok(Value::Array(
-        s.split(sep.as_str())
-            .map(|p| Value::String(p.to_string()))
-            .collect(),
-    ))
-}
-
-/// `sortAlpha list`: the list's items as strings, sorted.
-fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
-    let mut list = strings(arg(args, 0, "sortAlpha", 1)?);
-    list.sort();
-    Ok(Value::Array(list.into_iter().map(Value::String).collect()))
 }
 
 /// `regexQuoteMeta s`: `s` with Go's regexp metacharacters escaped (`\.+*?()|[]{}^$`).
@@ -241,29 +139,6 @@ fn wrap_with(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(wrap_text(&s, w, &sep, true)))
 }
 
-/// Go's truthiness, as sprig's `empty` judges it.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Nil | Value::NoValue => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Map(m) | Value::Object(m) => !m.is_empty(),
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::Function(_) => true,
-    }
-}
-
-/// `all a b c`: whether every argument is non-empty.
-fn all(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::Bool(args.iter().all(truthy)))
-}
-
-/// `any a b c`: whether some argument is non-empty.
-fn any(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::Bool(args.iter().any(truthy)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,43 +148,11 @@ mod tests {
     }
 
     #[test]
-    fn split_family_matches_sprig() {
-        let Value::Map(m) = split(&[s("$"), s("a$b$c")]).unwrap() else {
-            unreachable!()
-        };
-        assert_eq!((m.len(), text(&m["_2"])), (3, "c".to_string()));
-        let Value::Map(m) = splitn(&[s("$"), Value::from(2), s("a$b$c")]).unwrap() else {
-            unreachable!()
-        };
-        assert_eq!(text(&m["_1"]), "b$c");
-        assert_eq!(
-            text(
-                &join(&[
-                    s("+"),
-                    sort_alpha(&[split_list(&[s(","), s("c,a,b")]).unwrap()]).unwrap()
-                ])
-                .unwrap()
-            ),
-            "a+b+c"
-        );
-    }
-
-    #[test]
-    fn all_and_any_use_go_truthiness() {
-        let (yes, no) = (s("x"), Value::from(0));
-        assert!(matches!(
-            all(&[yes.clone(), no.clone()]).unwrap(),
-            Value::Bool(false)
-        ));
-        assert!(matches!(any(&[no, yes]).unwrap(), Value::Bool(true)));
-    }
-
-    #[test]
     fn quote_meta_octal_and_chunks() {
         assert_eq!(text(&regex_quote_meta(&[s("a.b*c")]).unwrap()), "a\\.b\\*c");
         assert_eq!(text(&to_decimal(&[s("0777")]).unwrap()), "511");
         assert_eq!(text(&to_decimal(&[s("9")]).unwrap()), "0");
-        let list = split_list(&[s(","), s("a,b,c")]).unwrap();
+        let list = Value::Array(vec![s("a"), s("b"), s("c")]);
         let Value::Array(chunks) = chunk(&[Value::from(2), list]).unwrap() else {
             unreachable!()
         };
@@ -336,14 +179,5 @@ mod tests {
             text(&wrap_with(&[Value::from(5), s("\t"), s("Hello World")]).unwrap()),
             "Hello\tWorld"
         );
-    }
-
-    #[test]
-    fn nindent_indents_every_line() {
-        assert_eq!(
-            text(&nindent(&[Value::from(2), s("a\nb")]).unwrap()),
-            "\n  a\n  b"
-        );
-        assert!(nindent(&[s("x"), s("a")]).is_err());
     }
 }

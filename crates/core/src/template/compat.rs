@@ -1,0 +1,1493 @@
+//! Sprig functions re-implemented to behave byte for byte as sprig 3.2.3 does under Go's
+//! `text/template` (they replace the engine's Helm versions where those differ): the same
+//! argument order and types, the same output for nil and missing values, the same cases that
+//! fail and the same ones that quietly return a value.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use gtmpl_ng::{Func, FuncError, Value};
+
+use super::go::{
+    Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
+    int_param, is_nil, kind_name, list_param, map_param, num, str_param, strval, to_json,
+    type_name,
+};
+
+/// The functions of this module.
+pub(super) const FUNCTIONS: &[(&str, Func)] = &[
+    ("hello", hello as Func),
+    // strings
+    ("upper", upper as Func),
+    ("lower", lower as Func),
+    ("trim", trim as Func),
+    ("title", title as Func),
+    ("untitle", untitle as Func),
+    ("substr", substr as Func),
+    ("trunc", trunc as Func),
+    ("trimAll", trim_all as Func),
+    ("trimall", trim_all as Func),
+    ("trimPrefix", trim_prefix as Func),
+    ("trimSuffix", trim_suffix as Func),
+    ("nospace", nospace as Func),
+    ("initials", initials as Func),
+    ("swapcase", swapcase as Func),
+    ("camelcase", camelcase as Func),
+    ("quote", quote as Func),
+    ("squote", squote as Func),
+    ("cat", cat as Func),
+    ("indent", indent as Func),
+    ("nindent", nindent as Func),
+    ("replace", replace as Func),
+    ("repeat", repeat as Func),
+    ("contains", contains as Func),
+    ("hasPrefix", has_prefix as Func),
+    ("hasSuffix", has_suffix as Func),
+    ("plural", plural as Func),
+    ("toString", to_string as Func),
+    ("splitList", split_list as Func),
+    ("split", split as Func),
+    ("splitn", splitn as Func),
+    ("join", join as Func),
+    ("toStrings", to_strings as Func),
+    ("sortAlpha", sort_alpha as Func),
+    ("abbrev", abbrev as Func),
+    ("abbrevboth", abbrevboth as Func),
+    // conversions and numbers
+    ("atoi", atoi as Func),
+    ("int", to_int as Func),
+    ("int64", to_int as Func),
+    ("float64", to_float as Func),
+    ("seq", seq as Func),
+    ("until", until as Func),
+    ("untilStep", until_step as Func),
+    ("add", add as Func),
+    ("add1", add1 as Func),
+    ("sub", sub as Func),
+    ("mul", mul as Func),
+    ("div", div as Func),
+    ("mod", modulo as Func),
+    ("max", max as Func),
+    ("biggest", max as Func),
+    ("min", min as Func),
+    // defaults
+    ("default", default as Func),
+    ("empty", is_empty as Func),
+    ("coalesce", coalesce as Func),
+    ("all", all as Func),
+    ("any", any as Func),
+    ("compact", compact as Func),
+    ("mustCompact", compact as Func),
+    ("ternary", ternary as Func),
+    // JSON
+    ("toJson", to_json_fn as Func),
+    ("mustToJson", to_json_fn as Func),
+    ("toRawJson", to_raw_json as Func),
+    ("mustToRawJson", to_raw_json as Func),
+    ("toPrettyJson", to_pretty_json as Func),
+    ("mustToPrettyJson", to_pretty_json as Func),
+    ("fromJson", from_json_fn as Func),
+    ("mustFromJson", must_from_json as Func),
+    // dicts
+    ("dict", dict as Func),
+    ("get", get as Func),
+    ("set", set as Func),
+    ("unset", unset as Func),
+    ("hasKey", has_key as Func),
+    ("pluck", pluck as Func),
+    ("keys", keys as Func),
+    ("merge", merge as Func),
+    ("mustMerge", merge as Func),
+    ("mergeOverwrite", merge_overwrite as Func),
+    ("mustMergeOverwrite", merge_overwrite as Func),
+    ("dig", dig as Func),
+    // lists
+    ("first", first as Func),
+    ("mustFirst", first as Func),
+    ("last", last as Func),
+    ("mustLast", last as Func),
+    ("rest", rest as Func),
+    ("mustRest", rest as Func),
+    ("initial", initial as Func),
+    ("mustInitial", initial as Func),
+    ("reverse", reverse as Func),
+    ("mustReverse", reverse as Func),
+    ("uniq", uniq as Func),
+    ("mustUniq", uniq as Func),
+    ("has", has as Func),
+    ("mustHas", has as Func),
+    ("slice", slice as Func),
+    ("mustSlice", slice as Func),
+    // reflection
+    ("typeOf", type_of as Func),
+    ("typeIs", type_is as Func),
+    ("typeIsLike", type_is_like as Func),
+    ("kindOf", kind_of as Func),
+    ("kindIs", kind_is as Func),
+    ("deepEqual", deep_equal_fn as Func),
+    // paths (slash-separated on the controller's platform, so the os* forms are the same)
+    ("base", base as Func),
+    ("osBase", base as Func),
+    ("dir", dir as Func),
+    ("osDir", dir as Func),
+    ("clean", clean as Func),
+    ("osClean", clean as Func),
+    ("ext", ext as Func),
+    ("osExt", ext as Func),
+    // encoding
+    ("b64dec", b64dec as Func),
+    ("b32dec", b32dec as Func),
+    // regular expressions
+    ("regexMatch", regex_match as Func),
+    ("mustRegexMatch", must_regex_match as Func),
+    ("regexFindAll", regex_find_all as Func),
+    ("mustRegexFindAll", regex_find_all as Func),
+    ("regexFind", regex_find as Func),
+    ("mustRegexFind", regex_find as Func),
+    ("regexReplaceAll", regex_replace_all as Func),
+    ("mustRegexReplaceAll", regex_replace_all as Func),
+    ("regexReplaceAllLiteral", regex_replace_all_literal as Func),
+    (
+        "mustRegexReplaceAllLiteral",
+        regex_replace_all_literal as Func,
+    ),
+    ("regexSplit", regex_split as Func),
+    ("mustRegexSplit", regex_split as Func),
+];
+
+fn generic(msg: impl Into<String>) -> FuncError {
+    FuncError::Generic(msg.into())
+}
+
+fn s(v: impl Into<String>) -> Value {
+    Value::String(v.into())
+}
+
+/// One string parameter.
+fn str1(args: &[Value], f: &str) -> Result<String, FuncError> {
+    exactly(args, f, 1)?;
+    str_param(&args[0])
+}
+
+/// Two string parameters.
+fn str2(args: &[Value], f: &str) -> Result<(String, String), FuncError> {
+    exactly(args, f, 2)?;
+    Ok((str_param(&args[0])?, str_param(&args[1])?))
+}
+
+fn hello(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "hello", 0)?;
+    Ok(s("Hello!"))
+}
+
+fn upper(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(s(str1(args, "upper")?.to_uppercase()))
+}
+
+fn lower(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(s(str1(args, "lower")?.to_lowercase()))
+}
+
+fn trim(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(s(str1(args, "trim")?.trim()))
+}
+
+/// Go's `strings.Title` word boundary.
+fn separator(c: char) -> bool {
+    if c.is_ascii() {
+        return !(c.is_ascii_alphanumeric() || c == '_');
+    }
+    if c.is_alphanumeric() {
+        return false;
+    }
+    c.is_whitespace()
+}
+
+/// A rune's simple upper-case mapping, as Go's `unicode.ToUpper` (one rune to one rune).
+fn to_upper(c: char) -> char {
+    let mut up = c.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
+}
+
+fn to_lower(c: char) -> char {
+    let mut low = c.to_lowercase();
+    match (low.next(), low.next()) {
+        (Some(l), None) => l,
+        _ => c,
+    }
+}
+
+fn title(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "title")?;
+    let mut prev = ' ';
+    let out: String = text
+        .chars()
+        .map(|c| {
+            let r = if separator(prev) { to_upper(c) } else { c };
+            prev = c;
+            r
+        })
+        .collect();
+    Ok(s(out))
+}
+
+fn untitle(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "untitle")?;
+    let mut at_start = true;
+    let out: String = text
+        .chars()
+        .map(|c| {
+            let r = if at_start { to_lower(c) } else { c };
+            at_start = c.is_whitespace();
+            r
+        })
+        .collect();
+    Ok(s(out))
+}
+
+/// Go's byte-indexed slicing of a string; a cut inside a character keeps the bytes, which a
+/// Rust string cannot hold, so they become U+FFFD.
+fn byte_slice(text: &str, from: usize, to: usize) -> String {
+    String::from_utf8_lossy(&text.as_bytes()[from..to]).into_owned()
+}
+
+fn substr(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "substr", 3)?;
+    let (start, end) = (int_param(&args[0])?, int_param(&args[1])?);
+    let text = str_param(&args[2])?;
+    let len = text.len() as i64;
+    let out_of_range = || generic(format!("slice bounds out of range [{start}:{end}]"));
+    let (from, to) = if start < 0 {
+        (0, end)
+    } else if end < 0 || end > len {
+        (start, len)
+    } else {
+        (start, end)
+    };
+    if from < 0 || to < 0 || from > to || to > len {
+        return Err(out_of_range());
+    }
+    Ok(s(byte_slice(&text, from as usize, to as usize)))
+}
+
+fn trunc(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "trunc", 2)?;
+    let c = int_param(&args[0])?;
+    let text = str_param(&args[1])?;
+    let len = text.len() as i64;
+    Ok(s(if c < 0 && len + c > 0 {
+        byte_slice(&text, (len + c) as usize, text.len())
+    } else if c >= 0 && len > c {
+        byte_slice(&text, 0, c as usize)
+    } else {
+        text
+    }))
+}
+
+fn trim_all(args: &[Value]) -> Result<Value, FuncError> {
+    let (cut, text) = str2(args, "trimAll")?;
+    Ok(s(text.trim_matches(|c| cut.contains(c))))
+}
+
+fn trim_prefix(args: &[Value]) -> Result<Value, FuncError> {
+    let (p, text) = str2(args, "trimPrefix")?;
+    Ok(s(text.strip_prefix(p.as_str()).unwrap_or(&text)))
+}
+
+fn trim_suffix(args: &[Value]) -> Result<Value, FuncError> {
+    let (p, text) = str2(args, "trimSuffix")?;
+    Ok(s(text.strip_suffix(p.as_str()).unwrap_or(&text)))
+}
+
+fn nospace(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "nospace")?;
+    Ok(s(text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()))
+}
+
+fn initials(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "initials")?;
+    Ok(s(text
+        .split(char::is_whitespace)
+        .filter_map(|w| w.chars().next())
+        .collect::<String>()))
+}
+
+fn swapcase(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "swapcase")?;
+    Ok(s(text
+        .chars()
+        .map(|c| {
+            if c.is_uppercase() {
+                to_lower(c)
+            } else if c.is_lowercase() {
+                to_upper(c)
+            } else {
+                c
+            }
+        })
+        .collect::<String>()))
+}
+
+fn connector(c: char) -> bool {
+    c == '-' || c == '_' || c.is_whitespace()
+}
+
+/// xstrings' `ToCamelCase` (sprig's `camelcase`): leading connectors stay, a connector run
+/// before a letter is dropped and the letter upper-cased, other letters lower-cased... except
+/// that a run of connectors keeps all but its last.
+fn camelcase(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "camelcase")?;
+    let mut chars = text.chars();
+    let mut out = String::new();
+    let mut r0 = None;
+    for c in chars.by_ref() {
+        if !connector(c) {
+            r0 = Some(to_upper(c));
+            break;
+        }
+        out.push(c);
+    }
+    let Some(mut r0) = r0 else {
+        return Ok(s(out));
+    };
+    for c in chars {
+        let r1 = r0;
+        r0 = c;
+        if connector(r0) && connector(r1) {
+            out.push(r1);
+            continue;
+        }
+        if connector(r1) {
+            r0 = to_upper(r0);
+        } else {
+            r0 = to_lower(r0);
+            out.push(r1);
+        }
+    }
+    out.push(r0);
+    Ok(s(out))
+}
+
+fn quote(args: &[Value]) -> Result<Value, FuncError> {
+    let parts: Vec<String> = args
+        .iter()
+        .filter(|a| !is_nil(a))
+        .map(|a| go_quote(&strval(a)))
+        .collect();
+    Ok(s(parts.join(" ")))
+}
+
+fn squote(args: &[Value]) -> Result<Value, FuncError> {
+    let parts: Vec<String> = args
+        .iter()
+        .filter(|a| !is_nil(a))
+        .map(|a| format!("'{}'", strval(a)))
+        .collect();
+    Ok(s(parts.join(" ")))
+}
+
+fn cat(args: &[Value]) -> Result<Value, FuncError> {
+    let parts: Vec<String> = args.iter().filter(|a| !is_nil(a)).map(go_v).collect();
+    Ok(s(parts.join(" ")))
+}
+
+/// The most padding `indent` and `nindent` add, so a template cannot ask for gigabytes.
+const MAX_PAD: i64 = 1 << 16;
+
+fn pad(n: i64) -> Result<String, FuncError> {
+    if n > MAX_PAD {
+        return Err(generic(format!(
+            "indent: {n} spaces is more than {MAX_PAD}"
+        )));
+    }
+    Ok(" ".repeat(usize::try_from(n).unwrap_or(0)))
+}
+
+fn indent_text(n: i64, text: &str) -> Result<String, FuncError> {
+    let p = pad(n)?;
+    Ok(format!("{p}{}", text.replace('\n', &format!("\n{p}"))))
+}
+
+fn indent(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "indent", 2)?;
+    Ok(s(indent_text(int_param(&args[0])?, &str_param(&args[1])?)?))
+}
+
+fn nindent(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "nindent", 2)?;
+    Ok(s(format!(
+        "\n{}",
+        indent_text(int_param(&args[0])?, &str_param(&args[1])?)?
+    )))
+}
+
+fn replace(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "replace", 3)?;
+    let (old, new, src) = (
+        str_param(&args[0])?,
+        str_param(&args[1])?,
+        str_param(&args[2])?,
+    );
+    if old.is_empty() {
+        // Go inserts `new` before every character and at the end
+        let mut out = String::new();
+        for c in src.chars() {
+            out.push_str(&new);
+            out.push(c);
+        }
+        out.push_str(&new);
+        return Ok(s(out));
+    }
+    Ok(s(src.replace(&old, &new)))
+}
+
+/// The longest text `repeat` may produce.
+const MAX_REPEAT_BYTES: usize = 1 << 20;
+
+fn repeat(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "repeat", 2)?;
+    let n = int_param(&args[0])?;
+    let text = str_param(&args[1])?;
+    if n < 0 {
+        return Err(generic("strings: negative Repeat count"));
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if text.len().saturating_mul(n) > MAX_REPEAT_BYTES {
+        return Err(FuncError::TooMuchOutput {
+            function: "repeat".into(),
+            count: n,
+            what: "repetitions".into(),
+            limit: MAX_REPEAT_BYTES / text.len().max(1),
+        });
+    }
+    Ok(s(text.repeat(n)))
+}
+
+fn contains(args: &[Value]) -> Result<Value, FuncError> {
+    let (sub, text) = str2(args, "contains")?;
+    Ok(Value::Bool(text.contains(&sub)))
+}
+
+fn has_prefix(args: &[Value]) -> Result<Value, FuncError> {
+    let (p, text) = str2(args, "hasPrefix")?;
+    Ok(Value::Bool(text.starts_with(&p)))
+}
+
+fn has_suffix(args: &[Value]) -> Result<Value, FuncError> {
+    let (p, text) = str2(args, "hasSuffix")?;
+    Ok(Value::Bool(text.ends_with(&p)))
+}
+
+fn plural(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "plural", 3)?;
+    let (one, many) = (str_param(&args[0])?, str_param(&args[1])?);
+    Ok(s(if int_param(&args[2])? == 1 { one } else { many }))
+}
+
+fn to_string(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "toString", 1)?;
+    Ok(s(strval(&args[0])))
+}
+
+/// Go's `strings.Split` (an empty separator splits into characters); `n` < 0 for all parts.
+fn go_split(text: &str, sep: &str, n: i64) -> Vec<String> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let limit = usize::try_from(n).unwrap_or(usize::MAX);
+    if sep.is_empty() {
+        let chars: Vec<char> = text.chars().collect();
+        let mut parts: Vec<String> = Vec::new();
+        for (i, c) in chars.iter().enumerate() {
+            if parts.len() + 1 == limit {
+                parts.push(chars[i..].iter().collect());
+                return parts;
+            }
+            parts.push(c.to_string());
+        }
+        return parts;
+    }
+    text.splitn(limit, sep).map(str::to_string).collect()
+}
+
+fn split_list(args: &[Value]) -> Result<Value, FuncError> {
+    let (sep, text) = str2(args, "splitList")?;
+    Ok(Value::Array(
+        go_split(&text, &sep, -1).into_iter().map(s).collect(),
+    ))
+}
+
+fn indexed(parts: Vec<String>) -> Value {
+    Value::Map(
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("_{i}"), s(p)))
+            .collect(),
+    )
+}
+
+fn split(args: &[Value]) -> Result<Value, FuncError> {
+    let (sep, text) = str2(args, "split")?;
+    Ok(indexed(go_split(&text, &sep, -1)))
+}
+
+fn splitn(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "splitn", 3)?;
+    let sep = str_param(&args[0])?;
+    let n = int_param(&args[1])?;
+    let text = str_param(&args[2])?;
+    Ok(indexed(go_split(&text, &sep, n)))
+}
+
+/// sprig's `strslice`: a list's non-nil items as strings; anything else as one string.
+fn strslice(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().filter(|i| !is_nil(i)).map(strval).collect(),
+        other if is_nil(other) => Vec::new(),
+        other => vec![strval(other)],
+    }
+}
+
+fn join(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "join", 2)?;
+    let sep = str_param(&args[0])?;
+    Ok(s(strslice(&args[1]).join(&sep)))
+}
+
+fn to_strings(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "toStrings", 1)?;
+    Ok(Value::Array(
+        strslice(&args[0]).into_iter().map(s).collect(),
+    ))
+}
+
+fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "sortAlpha", 1)?;
+    let mut items = match &args[0] {
+        Value::Array(_) => strslice(&args[0]),
+        other => vec![strval(other)],
+    };
+    items.sort();
+    Ok(Value::Array(items.into_iter().map(s).collect()))
+}
+
+/// goutils' `Abbreviate`/`AbbreviateFull`, on bytes as Go's.
+fn abbreviate_full(text: &str, offset: i64, max_width: i64) -> Result<String, FuncError> {
+    let len = text.len() as i64;
+    if max_width < 4 {
+        return Err(generic("maxWidth too small"));
+    }
+    if len <= max_width {
+        return Ok(text.to_string());
+    }
+    let mut offset = offset.min(len);
+    if len - offset < max_width - 3 {
+        offset = len - (max_width - 3);
+    }
+    let ell = "...";
+    if offset <= 4 {
+        return Ok(format!(
+            "{}{ell}",
+            byte_slice(text, 0, (max_width - 3) as usize)
+        ));
+    }
+    if max_width < 7 {
+        return Err(generic("maxWidth too small"));
+    }
+    if offset + max_width - 3 < len {
+        let rest = byte_slice(text, offset as usize, text.len());
+        let inner = abbreviate_full(&rest, 0, max_width - 3)?;
+        return Ok(format!("{ell}{inner}"));
+    }
+    Ok(format!(
+        "{ell}{}",
+        byte_slice(text, (len - (max_width - 3)) as usize, text.len())
+    ))
+}
+
+fn abbrev(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "abbrev", 2)?;
+    let width = int_param(&args[0])?;
+    let text = str_param(&args[1])?;
+    if width < 4 {
+        return Ok(s(text));
+    }
+    Ok(s(abbreviate_full(&text, 0, width).unwrap_or_default()))
+}
+
+fn abbrevboth(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "abbrevboth", 3)?;
+    let (left, right) = (int_param(&args[0])?, int_param(&args[1])?);
+    let text = str_param(&args[2])?;
+    if right < 4 || left > 0 && right < 7 {
+        return Ok(s(text));
+    }
+    Ok(s(abbreviate_full(&text, left, right).unwrap_or_default()))
+}
+
+fn atoi(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "atoi")?;
+    let t = text.strip_prefix('+').unwrap_or(&text);
+    let ok = !t.is_empty()
+        && t.trim_start_matches('-')
+            .bytes()
+            .all(|b| b.is_ascii_digit());
+    Ok(int(if ok { text.parse().unwrap_or(0) } else { 0 }))
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: a sign, then `0x`, `0o`, `0b` or a leading `0` for octal,
+/// and `_` between digits.
+fn parse_int_base0(text: &str) -> Option<i64> {
+    let (neg, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d.to_string())
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d.to_string())
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d.to_string())
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower[1..].to_string())
+    } else {
+        (10, lower.clone())
+    };
+    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') {
+        return None;
+    }
+    if digits.contains('_') && radix == 10 && !body.starts_with('0') {
+        return None;
+    }
+    let digits = digits.replace('_', "");
+    let magnitude = i128::from_str_radix(&digits, radix).ok()?;
+    let v = if neg { -magnitude } else { magnitude };
+    i64::try_from(v).ok()
+}
+
+/// spf13/cast's `ToInt64`: numbers truncated, strings parsed (base prefixes allowed, a trailing
+/// `.0` ignored), true as 1, anything else 0.
+fn cast_int(v: &Value) -> i64 {
+    match v {
+        Value::Number(_) => match num(v) {
+            Some(Num::Int(i)) => i,
+            Some(Num::Float(f)) => f as i64,
+            None => 0,
+        },
+        Value::String(text) => {
+            let t = text.trim_end_matches(".0");
+            let t = if t.is_empty() { text.as_str() } else { t };
+            parse_int_base0(t).unwrap_or(0)
+        }
+        Value::Bool(b) => i64::from(*b),
+        _ => 0,
+    }
+}
+
+/// spf13/cast's `ToFloat64`.
+fn cast_float(v: &Value) -> f64 {
+    match v {
+        Value::Number(_) => match num(v) {
+            Some(Num::Int(i)) => i as f64,
+            Some(Num::Float(f)) => f,
+            None => 0.0,
+        },
+        Value::String(text) => parse_go_float(text).unwrap_or(0.0),
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        _ => 0.0,
+    }
+}
+
+/// Go's `strconv.ParseFloat(s, 64)` for the forms templates meet.
+fn parse_go_float(text: &str) -> Option<f64> {
+    let t = text.replace('_', "");
+    match t.to_ascii_lowercase().trim_start_matches(['+', '-']) {
+        "inf" | "infinity" => {
+            return Some(if t.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            });
+        }
+        "nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    if t.chars()
+        .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+    {
+        return parse_int_base0(&t).map(|i| i as f64);
+    }
+    t.parse().ok()
+}
+
+fn to_int(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "int", 1)?;
+    Ok(int(cast_int(&args[0])))
+}
+
+fn to_float(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "float64", 1)?;
+    Ok(float(cast_float(&args[0])))
+}
+
+/// The most items `until`, `untilStep` and `seq` may produce.
+const MAX_ITEMS: i64 = 10_000;
+
+fn step_range(start: i64, stop: i64, step: i64) -> Result<Vec<i64>, FuncError> {
+    let count = if stop < start {
+        if step >= 0 {
+            return Ok(Vec::new());
+        }
+        (i128::from(start) - i128::from(stop) - 1) / -i128::from(step) + 1
+    } else {
+        if step <= 0 {
+            return Ok(Vec::new());
+        }
+        if stop == start {
+            0
+        } else {
+            (i128::from(stop) - i128::from(start) - 1) / i128::from(step) + 1
+        }
+    };
+    if count > i128::from(MAX_ITEMS) {
+        return Err(FuncError::TooMuchOutput {
+            function: "untilStep".into(),
+            count: usize::try_from(count).unwrap_or(usize::MAX),
+            what: "elements".into(),
+            limit: MAX_ITEMS as usize,
+        });
+    }
+    let mut out = Vec::new();
+    let mut i = start;
+    for _ in 0..count {
+        out.push(i);
+        i = i.wrapping_add(step);
+    }
+    Ok(out)
+}
+
+fn ints(items: Vec<i64>) -> Value {
+    Value::Array(items.into_iter().map(int).collect())
+}
+
+fn until(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "until", 1)?;
+    let count = int_param(&args[0])?;
+    Ok(ints(step_range(0, count, if count < 0 { -1 } else { 1 })?))
+}
+
+fn until_step(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "untilStep", 3)?;
+    let (a, b, c) = (
+        int_param(&args[0])?,
+        int_param(&args[1])?,
+        int_param(&args[2])?,
+    );
+    Ok(ints(step_range(a, b, c)?))
+}
+
+fn seq(args: &[Value]) -> Result<Value, FuncError> {
+    let p: Vec<i64> = args.iter().map(int_param).collect::<Result<_, _>>()?;
+    let items = match p.as_slice() {
+        [end] => {
+            let inc = if *end < 1 { -1 } else { 1 };
+            step_range(1, end.wrapping_add(inc), inc)?
+        }
+        [start, end] => {
+            let step = if end < start { -1 } else { 1 };
+            step_range(*start, end.wrapping_add(step), step)?
+        }
+        [start, step, end] => {
+            let mut inc = 1;
+            if end < start {
+                inc = -1;
+                if *step > 0 {
+                    return Ok(s(""));
+                }
+            }
+            step_range(*start, end.wrapping_add(inc), *step)?
+        }
+        _ => return Ok(s("")),
+    };
+    let text: Vec<String> = items.iter().map(i64::to_string).collect();
+    Ok(s(text.join(" ")))
+}
+
+fn add(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(int(args
+        .iter()
+        .fold(0i64, |a, b| a.wrapping_add(cast_int(b)))))
+}
+
+fn add1(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "add1", 1)?;
+    Ok(int(cast_int(&args[0]).wrapping_add(1)))
+}
+
+fn sub(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "sub", 2)?;
+    Ok(int(cast_int(&args[0]).wrapping_sub(cast_int(&args[1]))))
+}
+
+fn mul(args: &[Value]) -> Result<Value, FuncError> {
+    let first = arg(args, 0, "mul", 1)?;
+    Ok(int(args[1..]
+        .iter()
+        .fold(cast_int(first), |a, b| a.wrapping_mul(cast_int(b)))))
+}
+
+fn div(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "div", 2)?;
+    let (a, b) = (cast_int(&args[0]), cast_int(&args[1]));
+    if b == 0 {
+        return Err(generic("runtime error: integer divide by zero"));
+    }
+    Ok(int(a.wrapping_div(b)))
+}
+
+fn modulo(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "mod", 2)?;
+    let (a, b) = (cast_int(&args[0]), cast_int(&args[1]));
+    if b == 0 {
+        return Err(generic("runtime error: integer divide by zero"));
+    }
+    Ok(int(a.wrapping_rem(b)))
+}
+
+fn max(args: &[Value]) -> Result<Value, FuncError> {
+    let first = arg(args, 0, "max", 1)?;
+    Ok(int(args[1..]
+        .iter()
+        .fold(cast_int(first), |a, b| a.max(cast_int(b)))))
+}
+
+fn min(args: &[Value]) -> Result<Value, FuncError> {
+    let first = arg(args, 0, "min", 1)?;
+    Ok(int(args[1..]
+        .iter()
+        .fold(cast_int(first), |a, b| a.min(cast_int(b)))))
+}
+
+fn default(args: &[Value]) -> Result<Value, FuncError> {
+    let d = arg(args, 0, "default", 1)?;
+    match args.get(1) {
+        Some(given) if !empty(given) && args.len() >= 2 => Ok(iface(given)),
+        _ => Ok(iface(d)),
+    }
+}
+
+fn is_empty(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "empty", 1)?;
+    Ok(Value::Bool(empty(&args[0])))
+}
+
+fn coalesce(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(args
+        .iter()
+        .find(|v| !empty(v))
+        .map(iface)
+        .unwrap_or(Value::Nil))
+}
+
+fn all(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Bool(args.iter().all(|v| !empty(v))))
+}
+
+fn any(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Bool(args.iter().any(|v| !empty(v))))
+}
+
+fn compact(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "compact", 1)?;
+    let items = list_param(&args[0], "compact")?;
+    Ok(Value::Array(
+        items.iter().filter(|v| !empty(v)).cloned().collect(),
+    ))
+}
+
+fn ternary(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "ternary", 3)?;
+    let cond = bool_param(&args[2])?;
+    Ok(iface(if cond { &args[0] } else { &args[1] }))
+}
+
+fn json_with(
+    args: &[Value],
+    f: &str,
+    html: bool,
+    indent: Option<&str>,
+) -> Result<Value, FuncError> {
+    exactly(args, f, 1)?;
+    Ok(s(to_json(&args[0], html, indent).unwrap_or_default()))
+}
+
+fn to_json_fn(args: &[Value]) -> Result<Value, FuncError> {
+    json_with(args, "toJson", true, None)
+}
+
+fn to_raw_json(args: &[Value]) -> Result<Value, FuncError> {
+    json_with(args, "toRawJson", false, None)
+}
+
+fn to_pretty_json(args: &[Value]) -> Result<Value, FuncError> {
+    json_with(args, "toPrettyJson", true, Some("  "))
+}
+
+fn from_json_fn(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "fromJson")?;
+    Ok(from_json(&text).unwrap_or(Value::NoValue))
+}
+
+fn must_from_json(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "mustFromJson")?;
+    from_json(&text).map_err(generic)
+}
+
+fn dict(args: &[Value]) -> Result<Value, FuncError> {
+    let mut out = HashMap::new();
+    for pair in args.chunks(2) {
+        let key = strval(&pair[0]);
+        let value = pair.get(1).map(iface).unwrap_or_else(|| s(""));
+        out.insert(key, value);
+    }
+    Ok(Value::Map(out))
+}
+
+fn get(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "get", 2)?;
+    let m = map_param(&args[0])?;
+    let key = str_param(&args[1])?;
+    Ok(m.get(&key).cloned().unwrap_or_else(|| s("")))
+}
+
+/// `set` returns the changed map. (Go changes the map in place as well; this engine's values
+/// are copies, see docs/templates.md.)
+fn set(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "set", 3)?;
+    let mut m = map_param(&args[0])?.clone();
+    m.insert(str_param(&args[1])?, iface(&args[2]));
+    Ok(Value::Map(m))
+}
+
+fn unset(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "unset", 2)?;
+    let mut m = map_param(&args[0])?.clone();
+    m.remove(&str_param(&args[1])?);
+    Ok(Value::Map(m))
+}
+
+fn has_key(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "hasKey", 2)?;
+    let m = map_param(&args[0])?;
+    Ok(Value::Bool(m.contains_key(&str_param(&args[1])?)))
+}
+
+fn pluck(args: &[Value]) -> Result<Value, FuncError> {
+    let name = str_param(arg(args, 0, "pluck", 1)?)?;
+    let mut out = Vec::new();
+    for d in &args[1..] {
+        if let Some(v) = map_param(d)?.get(&name) {
+            out.push(v.clone());
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn keys(args: &[Value]) -> Result<Value, FuncError> {
+    let mut out = Vec::new();
+    for d in args {
+        let mut ks: Vec<&String> = map_param(d)?.keys().collect();
+        ks.sort();
+        out.extend(ks.into_iter().map(|k| s(k.clone())));
+    }
+    Ok(Value::Array(out))
+}
+
+/// mergo's deep merge: a key missing or empty in `dst` takes a non-empty `src` value (any
+/// non-empty `src` value when `overwrite`); maps on both sides merge recursively.
+fn merge_into(dst: &mut HashMap<String, Value>, src: &HashMap<String, Value>, overwrite: bool) {
+    for (k, sv) in src {
+        match (dst.get_mut(k), sv) {
+            (Some(Value::Map(dm)), Value::Map(sm)) => merge_into(dm, sm, overwrite),
+            (Some(dv), _) => {
+                if !empty(sv) && (overwrite || empty(dv)) {
+                    *dv = sv.clone();
+                }
+            }
+            (None, _) => {
+                dst.insert(k.clone(), sv.clone());
+            }
+        }
+    }
+}
+
+fn merge_with(args: &[Value], overwrite: bool) -> Result<Value, FuncError> {
+    let mut dst = map_param(arg(args, 0, "merge", 1)?)?.clone();
+    for src in &args[1..] {
+        merge_into(&mut dst, map_param(src)?, overwrite);
+    }
+    Ok(Value::Map(dst))
+}
+
+fn merge(args: &[Value]) -> Result<Value, FuncError> {
+    merge_with(args, false)
+}
+
+fn merge_overwrite(args: &[Value]) -> Result<Value, FuncError> {
+    merge_with(args, true)
+}
+
+fn dig(args: &[Value]) -> Result<Value, FuncError> {
+    if args.len() < 3 {
+        return Err(generic(format!(
+            "dig needs at least three arguments, got {}",
+            args.len()
+        )));
+    }
+    let dict = &args[args.len() - 1];
+    let default = &args[args.len() - 2];
+    let path: Vec<String> = args[..args.len() - 2]
+        .iter()
+        .map(str_param)
+        .collect::<Result<_, _>>()?;
+    let conversion = |v: &Value| {
+        generic(format!(
+            "interface conversion: interface {{}} is {}, not map[string]interface {{}}",
+            type_name(v)
+        ))
+    };
+    let Value::Map(mut current) = dict.clone() else {
+        return Err(conversion(dict));
+    };
+    for (i, key) in path.iter().enumerate() {
+        let Some(step) = current.remove(key) else {
+            return Ok(iface(default));
+        };
+        if i + 1 == path.len() {
+            return Ok(step);
+        }
+        match step {
+            Value::Map(m) => current = m,
+            other => return Err(conversion(&other)),
+        }
+    }
+    Ok(iface(default))
+}
+
+fn list_of<'a>(args: &'a [Value], f: &str, op: &str) -> Result<&'a [Value], FuncError> {
+    exactly(args, f, 1)?;
+    list_param(&args[0], op)
+}
+
+fn first(args: &[Value]) -> Result<Value, FuncError> {
+    let items = list_of(args, "first", "find first")?;
+    Ok(items.first().cloned().unwrap_or(Value::NoValue))
+}
+
+fn last(args: &[Value]) -> Result<Value, FuncError> {
+    let items = list_of(args, "last", "find last")?;
+    Ok(items.last().cloned().unwrap_or(Value::NoValue))
+}
+
+fn rest(args: &[Value]) -> Result<Value, FuncError> {
+    let items = list_of(args, "rest", "find rest")?;
+    Ok(Value::Array(items.get(1..).unwrap_or_default().to_vec()))
+}
+
+fn initial(args: &[Value]) -> Result<Value, FuncError> {
+    let items = list_of(args, "initial", "find initial")?;
+    Ok(Value::Array(
+        items[..items.len().saturating_sub(1)].to_vec(),
+    ))
+}
+
+fn reverse(args: &[Value]) -> Result<Value, FuncError> {
+    let items = list_of(args, "reverse", "find reverse")?;
+    Ok(Value::Array(items.iter().rev().cloned().collect()))
+}
+
+fn uniq(args: &[Value]) -> Result<Value, FuncError> {
+    let items = list_of(args, "uniq", "find uniq")?;
+    let mut out: Vec<Value> = Vec::new();
+    for item in items {
+        if !out.iter().any(|o| deep_equal(o, item)) {
+            out.push(item.clone());
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn has(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "has", 2)?;
+    let needle = &args[0];
+    match &args[1] {
+        v if is_nil(v) => Ok(Value::Bool(false)),
+        Value::Array(items) => Ok(Value::Bool(items.iter().any(|i| deep_equal(i, needle)))),
+        other => Err(generic(format!(
+            "Cannot find has on type {}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn slice(args: &[Value]) -> Result<Value, FuncError> {
+    let list = arg(args, 0, "slice", 1)?;
+    let items = list_param(list, "slice")?;
+    let idx: Vec<i64> = args[1..]
+        .iter()
+        .map(|v| Ok(cast_int(v)))
+        .collect::<Result<_, FuncError>>()?;
+    let len = items.len() as i64;
+    let (from, to) = match idx.as_slice() {
+        [] => (0, len),
+        [a] => (*a, len),
+        [a, b, ..] => (*a, *b),
+    };
+    if from < 0 || to < from || to > len {
+        return Err(generic(format!(
+            "reflect: slice index out of range [{from}:{to}]"
+        )));
+    }
+    Ok(Value::Array(items[from as usize..to as usize].to_vec()))
+}
+
+fn type_of(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "typeOf", 1)?;
+    Ok(s(type_name(&args[0])))
+}
+
+fn type_is(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "typeIs", 2)?;
+    Ok(Value::Bool(str_param(&args[0])? == type_name(&args[1])))
+}
+
+fn type_is_like(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "typeIsLike", 2)?;
+    let target = str_param(&args[0])?;
+    let t = type_name(&args[1]);
+    Ok(Value::Bool(target == t || format!("*{target}") == t))
+}
+
+fn kind_of(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "kindOf", 1)?;
+    Ok(s(kind_name(&args[0])))
+}
+
+fn kind_is(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "kindIs", 2)?;
+    Ok(Value::Bool(str_param(&args[0])? == kind_name(&args[1])))
+}
+
+fn deep_equal_fn(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "deepEqual", 2)?;
+    Ok(Value::Bool(deep_equal(&args[0], &args[1])))
+}
+
+/// Go's `path.Clean`.
+fn clean_path(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+fn base(args: &[Value]) -> Result<Value, FuncError> {
+    let p = str1(args, "base")?;
+    if p.is_empty() {
+        return Ok(s("."));
+    }
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(s("/"));
+    }
+    Ok(s(trimmed.rsplit('/').next().unwrap_or(trimmed)))
+}
+
+fn dir(args: &[Value]) -> Result<Value, FuncError> {
+    let p = str1(args, "dir")?;
+    let cut = p.rfind('/').map_or(0, |i| i + 1);
+    Ok(s(clean_path(&p[..cut])))
+}
+
+fn clean(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(s(clean_path(&str1(args, "clean")?)))
+}
+
+fn ext(args: &[Value]) -> Result<Value, FuncError> {
+    let p = str1(args, "ext")?;
+    for (i, c) in p.char_indices().rev() {
+        if c == '/' {
+            break;
+        }
+        if c == '.' {
+            return Ok(s(&p[i..]));
+        }
+    }
+    Ok(s(""))
+}
+
+/// Go's `base64.StdEncoding.DecodeString`, with its error text (the offset of the first bad
+/// quantum) where Go fails.
+fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
+    let bytes: Vec<(usize, u8)> = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| *b != b'\n' && *b != b'\r')
+        .collect();
+    let bad = |at: usize| format!("illegal base64 data at input byte {at}");
+    let mut quantum_start = 0;
+    for (n, (pos, b)) in bytes.iter().enumerate() {
+        if n % 4 == 0 {
+            quantum_start = *pos;
+        }
+        let valid = b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/' || *b == b'=';
+        if !valid {
+            return Err(bad(*pos));
+        }
+    }
+    if bytes.len() % 4 != 0 {
+        return Err(bad(if bytes.is_empty() { 0 } else { quantum_start }));
+    }
+    let clean: Vec<u8> = bytes.iter().map(|(_, b)| *b).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(&clean)
+        .map_err(|e| match e {
+            base64::DecodeError::InvalidByte(at, _) => bad(bytes.get(at).map_or(at, |b| b.0)),
+            _ => bad(quantum_start),
+        })
+}
+
+fn b64dec(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "b64dec")?;
+    Ok(s(match decode_b64(&text) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => e,
+    }))
+}
+
+/// Go's `base32.StdEncoding.DecodeString` (padding required).
+fn decode_b32(text: &str) -> Result<Vec<u8>, String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let bad = |at: usize| format!("illegal base32 data at input byte {at}");
+    let bytes: Vec<(usize, u8)> = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| *b != b'\n' && *b != b'\r')
+        .collect();
+    if let Some((pos, _)) = bytes
+        .iter()
+        .find(|(_, b)| *b != b'=' && !ALPHABET.contains(b))
+    {
+        return Err(bad(*pos));
+    }
+    if bytes.len() % 8 != 0 {
+        return Err(bad(bytes.len() / 8 * 8));
+    }
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(8) {
+        let pads = chunk.iter().rev().take_while(|(_, b)| *b == b'=').count();
+        let data: Vec<u8> = chunk[..8 - pads]
+            .iter()
+            .map(|(_, b)| ALPHABET.iter().position(|a| a == b).unwrap_or(0) as u8)
+            .collect();
+        let out_len = match 8 - pads {
+            8 => 5,
+            7 => 4,
+            5 => 3,
+            4 => 2,
+            2 => 1,
+            _ => return Err(bad(chunk[0].0)),
+        };
+        let mut acc: u64 = 0;
+        for (i, d) in data.iter().enumerate() {
+            acc |= u64::from(*d) << (35 - 5 * i);
+        }
+        out.extend((0..out_len).map(|i| (acc >> (32 - 8 * i)) as u8));
+    }
+    Ok(out)
+}
+
+fn b32dec(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "b32dec")?;
+    Ok(s(match decode_b32(&text) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => e,
+    }))
+}
+
+fn compile(pattern: &str) -> Result<regex::Regex, FuncError> {
+    regex::Regex::new(pattern).map_err(|e| {
+        generic(format!(
+            "regexp: Compile({}): {}",
+            go_quote(pattern),
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid pattern")
+                .trim()
+        ))
+    })
+}
+
+fn regex_match(args: &[Value]) -> Result<Value, FuncError> {
+    let (re, text) = str2(args, "regexMatch")?;
+    Ok(Value::Bool(
+        regex::Regex::new(&re).is_ok_and(|r| r.is_match(&text)),
+    ))
+}
+
+fn must_regex_match(args: &[Value]) -> Result<Value, FuncError> {
+    let (re, text) = str2(args, "mustRegexMatch")?;
+    Ok(Value::Bool(compile(&re)?.is_match(&text)))
+}
+
+fn regex_find_all(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "regexFindAll", 3)?;
+    let re = compile(&str_param(&args[0])?)?;
+    let text = str_param(&args[1])?;
+    let n = int_param(&args[2])?;
+    let limit = if n < 0 {
+        usize::MAX
+    } else {
+        usize::try_from(n).unwrap_or(0)
+    };
+    Ok(Value::Array(
+        re.find_iter(&text)
+            .take(limit)
+            .map(|m| s(m.as_str()))
+            .collect(),
+    ))
+}
+
+fn regex_find(args: &[Value]) -> Result<Value, FuncError> {
+    let (re, text) = str2(args, "regexFind")?;
+    Ok(s(compile(&re)?
+        .find(&text)
+        .map(|m| m.as_str())
+        .unwrap_or_default()))
+}
+
+fn regex_replace_all(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "regexReplaceAll", 3)?;
+    let re = compile(&str_param(&args[0])?)?;
+    let (text, repl) = (str_param(&args[1])?, str_param(&args[2])?);
+    Ok(s(re.replace_all(&text, repl.as_str())))
+}
+
+fn regex_replace_all_literal(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "regexReplaceAllLiteral", 3)?;
+    let re = compile(&str_param(&args[0])?)?;
+    let (text, repl) = (str_param(&args[1])?, str_param(&args[2])?);
+    Ok(s(re.replace_all(&text, regex::NoExpand(&repl))))
+}
+
+/// Go's `Regexp.Split`.
+fn regex_split(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "regexSplit", 3)?;
+    let pattern = str_param(&args[0])?;
+    let re = compile(&pattern)?;
+    let text = str_param(&args[1])?;
+    let n = int_param(&args[2])?;
+    if n == 0 {
+        return Ok(Value::Array(Vec::new()));
+    }
+    if !pattern.is_empty() && text.is_empty() {
+        return Ok(Value::Array(vec![s("")]));
+    }
+    let limit = if n < 0 {
+        usize::MAX
+    } else {
+        usize::try_from(n).unwrap_or(0)
+    };
+    let mut parts = Vec::new();
+    let (mut beg, mut end) = (0, 0);
+    for m in re.find_iter(&text) {
+        if parts.len() + 1 == limit {
+            break;
+        }
+        end = m.start();
+        if m.end() != 0 {
+            parts.push(s(&text[beg..end]));
+        }
+        beg = m.end();
+    }
+    if end != text.len() {
+        parts.push(s(&text[beg..]));
+    }
+    Ok(Value::Array(parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(v: Result<Value, FuncError>) -> String {
+        strval(&v.unwrap())
+    }
+
+    #[test]
+    fn strings_as_sprig() {
+        assert_eq!(
+            out(title(&[s("hello wORLD foo_bar-baz")])),
+            "Hello WORLD Foo_bar-Baz"
+        );
+        assert_eq!(out(untitle(&[s("Hello World ABC")])), "hello world aBC");
+        assert_eq!(out(camelcase(&[s("__x_y")])), "__XY");
+        assert_eq!(out(camelcase(&[s("http_server")])), "HttpServer");
+        assert_eq!(out(trim_all(&[s("ab"), s("abcba")])), "c");
+        assert_eq!(
+            out(abbrevboth(&[int(5), int(10), s("1234 5678 9123")])),
+            "...5678..."
+        );
+        assert_eq!(out(seq(&[int(10), int(-3), int(1)])), "10 7 4 1");
+        assert_eq!(out(seq(&[int(-2)])), "1 0 -1 -2");
+        assert!(upper(&[int(12)]).is_err());
+    }
+
+    #[test]
+    fn paths_as_go() {
+        assert_eq!(clean_path("/a/../b/./c//d/"), "/b/c/d");
+        assert_eq!(clean_path("../../x"), "../../x");
+        assert_eq!(clean_path("a/.."), ".");
+        assert_eq!(out(dir(&[s("/a/")])), "/a");
+        assert_eq!(out(base(&[s("a/b/")])), "b");
+    }
+
+    #[test]
+    fn decoders_report_as_go() {
+        assert_eq!(
+            decode_b64("aGk").unwrap_err(),
+            "illegal base64 data at input byte 0"
+        );
+        assert_eq!(decode_b32("MFSG22LO").unwrap(), b"admin");
+    }
+}
