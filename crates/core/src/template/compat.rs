@@ -70,6 +70,21 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("max", max as Func),
     ("biggest", max as Func),
     ("min", min as Func),
+    ("add1f", add1f as Func),
+    ("addf", addf as Func),
+    ("subf", subf as Func),
+    ("mulf", mulf as Func),
+    ("divf", divf as Func),
+    ("maxf", maxf as Func),
+    ("minf", minf as Func),
+    // Go's comparison and index builtins
+    ("eq", eq as Func),
+    ("ne", ne as Func),
+    ("lt", lt as Func),
+    ("le", le as Func),
+    ("gt", gt as Func),
+    ("ge", ge as Func),
+    ("index", index as Func),
     // defaults
     ("default", default as Func),
     ("empty", is_empty as Func),
@@ -875,6 +890,360 @@ fn min(args: &[Value]) -> Result<Value, FuncError> {
     Ok(int(args[1..]
         .iter()
         .fold(cast_int(first), |a, b| a.min(cast_int(b)))))
+}
+
+/// A decimal number as shopspring/decimal holds it: `mantissa × 10^-scale`.
+#[derive(Debug, Clone, Copy)]
+struct Decimal {
+    mantissa: i128,
+    scale: u32,
+}
+
+impl Decimal {
+    /// The shortest decimal that reads back as `f` (shopspring's `NewFromFloat`).
+    fn from_f64(f: f64) -> Option<Self> {
+        if !f.is_finite() {
+            return None;
+        }
+        let text = format!("{f:e}");
+        let (mantissa, exp) = text.split_once('e')?;
+        let exp: i32 = exp.parse().ok()?;
+        let negative = mantissa.starts_with('-');
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        let frac_digits = mantissa.split_once('.').map_or(0, |(_, f)| f.len()) as i32;
+        let mut m: i128 = digits.parse().ok()?;
+        if negative {
+            m = -m;
+        }
+        let scale = frac_digits - exp;
+        if scale >= 0 {
+            Some(Self {
+                mantissa: m,
+                scale: scale as u32,
+            })
+        } else {
+            Some(Self {
+                mantissa: m.checked_mul(10i128.checked_pow((-scale) as u32)?)?,
+                scale: 0,
+            })
+        }
+    }
+
+    fn rescale(self, scale: u32) -> Option<Self> {
+        Some(Self {
+            mantissa: self
+                .mantissa
+                .checked_mul(10i128.checked_pow(scale.checked_sub(self.scale)?)?)?,
+            scale,
+        })
+    }
+
+    fn add(self, other: Self) -> Option<Self> {
+        let scale = self.scale.max(other.scale);
+        let (a, b) = (self.rescale(scale)?, other.rescale(scale)?);
+        Some(Self {
+            mantissa: a.mantissa.checked_add(b.mantissa)?,
+            scale,
+        })
+    }
+
+    fn neg(self) -> Self {
+        Self {
+            mantissa: -self.mantissa,
+            scale: self.scale,
+        }
+    }
+
+    fn mul(self, other: Self) -> Option<Self> {
+        Some(Self {
+            mantissa: self.mantissa.checked_mul(other.mantissa)?,
+            scale: self.scale.checked_add(other.scale)?,
+        })
+    }
+
+    /// Division to 16 decimal places, rounded half away from zero (shopspring's `Div`).
+    fn div(self, other: Self) -> Option<Self> {
+        const PRECISION: u32 = 16;
+        // self / other = (a × 10^-sa) / (b × 10^-sb); scale the numerator so the quotient has
+        // PRECISION + 1 places, then round the last one away
+        let shift = (PRECISION + 1 + other.scale).checked_sub(self.scale);
+        let (num, den) = match shift {
+            Some(s) => (
+                self.mantissa.checked_mul(10i128.checked_pow(s)?)?,
+                other.mantissa,
+            ),
+            None => (
+                self.mantissa,
+                other
+                    .mantissa
+                    .checked_mul(10i128.checked_pow(self.scale - PRECISION - 1 - other.scale)?)?,
+            ),
+        };
+        let q = num.checked_div(den)?;
+        let rounded = if q.rem_euclid(10) >= 5 && q >= 0 || q < 0 && (-q) % 10 >= 5 {
+            q / 10 + q.signum()
+        } else {
+            q / 10
+        };
+        Some(Self {
+            mantissa: rounded,
+            scale: PRECISION,
+        })
+    }
+
+    fn to_f64(self) -> f64 {
+        let digits = self.mantissa.unsigned_abs().to_string();
+        let sign = if self.mantissa < 0 { "-" } else { "" };
+        format!("{sign}{digits}e-{}", self.scale)
+            .parse()
+            .unwrap_or(0.0)
+    }
+}
+
+/// sprig's `execDecimalOp`: the floats as decimals, combined left to right, back to a float.
+fn decimal_op(
+    first: &Value,
+    rest: &[Value],
+    op: fn(Decimal, Decimal) -> Option<Decimal>,
+    float_op: fn(f64, f64) -> f64,
+    function: &str,
+) -> Result<Value, FuncError> {
+    let mut acc = cast_float(first);
+    let mut dec = Decimal::from_f64(acc);
+    for v in rest {
+        let x = cast_float(v);
+        if function == "divf" && x == 0.0 {
+            return Err(generic("decimal division by 0"));
+        }
+        dec = dec.zip(Decimal::from_f64(x)).and_then(|(a, b)| op(a, b));
+        acc = float_op(acc, x);
+    }
+    Ok(float(dec.map_or(acc, Decimal::to_f64)))
+}
+
+fn add1f(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "add1f", 1)?;
+    decimal_op(&args[0], &[int(1)], Decimal::add, |a, b| a + b, "add1f")
+}
+
+fn addf(args: &[Value]) -> Result<Value, FuncError> {
+    decimal_op(&float(0.0), args, Decimal::add, |a, b| a + b, "addf")
+}
+
+fn subf(args: &[Value]) -> Result<Value, FuncError> {
+    let first = arg(args, 0, "subf", 1)?;
+    decimal_op(
+        first,
+        &args[1..],
+        |a, b| a.add(b.neg()),
+        |a, b| a - b,
+        "subf",
+    )
+}
+
+fn mulf(args: &[Value]) -> Result<Value, FuncError> {
+    let first = arg(args, 0, "mulf", 1)?;
+    decimal_op(first, &args[1..], Decimal::mul, |a, b| a * b, "mulf")
+}
+
+fn divf(args: &[Value]) -> Result<Value, FuncError> {
+    let first = arg(args, 0, "divf", 1)?;
+    decimal_op(first, &args[1..], Decimal::div, |a, b| a / b, "divf")
+}
+
+/// Go's `math.Max`/`math.Min` (NaN wins, then the larger or smaller).
+fn float_fold(args: &[Value], function: &str, pick_max: bool) -> Result<Value, FuncError> {
+    let first = arg(args, 0, function, 1)?;
+    Ok(float(args[1..].iter().fold(cast_float(first), |a, b| {
+        let b = cast_float(b);
+        if a.is_nan() || b.is_nan() {
+            f64::NAN
+        } else if pick_max {
+            a.max(b)
+        } else {
+            a.min(b)
+        }
+    })))
+}
+
+fn maxf(args: &[Value]) -> Result<Value, FuncError> {
+    float_fold(args, "maxf", true)
+}
+
+fn minf(args: &[Value]) -> Result<Value, FuncError> {
+    float_fold(args, "minf", false)
+}
+
+/// The kinds Go's comparison functions tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Invalid,
+    Bool,
+    Int,
+    Float,
+    String,
+    Other,
+}
+
+fn basic_kind(v: &Value) -> Kind {
+    match v {
+        Value::Nil | Value::NoValue => Kind::Invalid,
+        Value::Bool(_) => Kind::Bool,
+        Value::String(_) => Kind::String,
+        Value::Number(_) => match num(v) {
+            Some(Num::Float(_)) => Kind::Float,
+            _ => Kind::Int,
+        },
+        _ => Kind::Other,
+    }
+}
+
+fn bad_comparison() -> FuncError {
+    generic("incompatible types for comparison")
+}
+
+fn eq_one(a: &Value, b: &Value) -> Result<bool, FuncError> {
+    let (ka, kb) = (basic_kind(a), basic_kind(b));
+    if ka != kb {
+        if ka != Kind::Invalid && kb != Kind::Invalid {
+            return Err(bad_comparison());
+        }
+        return Ok(false);
+    }
+    match ka {
+        Kind::Invalid => Ok(true),
+        Kind::Other => Err(generic(format!(
+            "non-comparable type {}: {}",
+            go_v(b),
+            type_name(b)
+        ))),
+        _ => Ok(deep_equal(a, b)),
+    }
+}
+
+fn eq(args: &[Value]) -> Result<Value, FuncError> {
+    let first = args
+        .first()
+        .ok_or_else(|| generic("wrong number of args for eq: want at least 1 got 0"))?;
+    if args.len() < 2 {
+        return Err(generic("missing argument for comparison"));
+    }
+    for other in &args[1..] {
+        if eq_one(first, other)? {
+            return Ok(Value::Bool(true));
+        }
+    }
+    Ok(Value::Bool(false))
+}
+
+fn ne(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "ne", 2)?;
+    Ok(Value::Bool(!eq_one(&args[0], &args[1])?))
+}
+
+fn lt_one(a: &Value, b: &Value) -> Result<bool, FuncError> {
+    let (ka, kb) = (basic_kind(a), basic_kind(b));
+    if matches!(ka, Kind::Invalid | Kind::Other) || matches!(kb, Kind::Invalid | Kind::Other) {
+        return Err(generic("invalid type for comparison"));
+    }
+    if ka != kb {
+        return Err(bad_comparison());
+    }
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Ok(x < y),
+        _ => match (num(a), num(b)) {
+            (Some(Num::Int(x)), Some(Num::Int(y))) => Ok(x < y),
+            (Some(Num::Float(x)), Some(Num::Float(y))) => Ok(x < y),
+            _ => Err(generic("invalid type for comparison")),
+        },
+    }
+}
+
+fn lt(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "lt", 2)?;
+    Ok(Value::Bool(lt_one(&args[0], &args[1])?))
+}
+
+fn le(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "le", 2)?;
+    let less = lt_one(&args[0], &args[1])?;
+    Ok(Value::Bool(less || eq_one(&args[0], &args[1])?))
+}
+
+fn gt(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "gt", 2)?;
+    let less = lt_one(&args[0], &args[1])?;
+    Ok(Value::Bool(!(less || eq_one(&args[0], &args[1])?)))
+}
+
+fn ge(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "ge", 2)?;
+    Ok(Value::Bool(!lt_one(&args[0], &args[1])?))
+}
+
+/// Go's `index`: lists by integer (out of range fails), maps by string key (a missing key is
+/// the element type's zero value: "" for the string map the controllers pass as the dot, nil
+/// otherwise), strings by byte.
+fn index(args: &[Value]) -> Result<Value, FuncError> {
+    let mut item = arg(args, 0, "index", 1)?.clone();
+    for key in &args[1..] {
+        item = match item {
+            Value::Nil | Value::NoValue => return Err(generic("index of untyped nil")),
+            Value::Array(items) => {
+                let i = match num(key) {
+                    Some(Num::Int(i)) => i,
+                    _ => {
+                        return Err(generic(format!(
+                            "cannot index slice/array with type {}",
+                            type_name(key)
+                        )));
+                    }
+                };
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| items.get(i).cloned())
+                    .ok_or_else(|| generic(format!("index out of range: {i}")))?
+            }
+            Value::String(text) => {
+                let i = match num(key) {
+                    Some(Num::Int(i)) => i,
+                    _ => {
+                        return Err(generic(format!(
+                            "cannot index slice/array with type {}",
+                            type_name(key)
+                        )));
+                    }
+                };
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| text.as_bytes().get(i).copied())
+                    .map(|b| int(i64::from(b)))
+                    .ok_or_else(|| generic(format!("index out of range: {i}")))?
+            }
+            Value::Map(m) | Value::Object(m) => {
+                let Value::String(k) = key else {
+                    return Err(generic(format!(
+                        "value has type {}; should be string",
+                        type_name(key)
+                    )));
+                };
+                match m.get(k) {
+                    Some(v) => v.clone(),
+                    None if !m.is_empty() && m.values().all(|v| matches!(v, Value::String(_))) => {
+                        s("")
+                    }
+                    None => Value::NoValue,
+                }
+            }
+            other => {
+                return Err(generic(format!(
+                    "can't index item of type {}",
+                    type_name(&other)
+                )));
+            }
+        };
+    }
+    Ok(item)
 }
 
 fn default(args: &[Value]) -> Result<Value, FuncError> {

@@ -363,68 +363,98 @@ fn date_modify(args: &[Value]) -> Result<Value, FuncError> {
     })
 }
 
-/// Whole seconds as Go's `time.Duration.String()` prints them ("1h2m3s", "0s").
-fn go_duration(total: i64) -> String {
-    if total == 0 {
+/// Go's `time.Duration.String()` of a number of nanoseconds ("1h2m3.5s", "1.5ms", "0s").
+pub(super) fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
         return "0s".into();
     }
-    let sign = if total < 0 { "-" } else { "" };
-    let t = total.unsigned_abs();
-    let (h, m, s) = (t / 3600, (t % 3600) / 60, t % 60);
-    match (h, m) {
-        (0, 0) => format!("{sign}{s}s"),
-        (0, _) => format!("{sign}{m}m{s}s"),
-        _ => format!("{sign}{h}h{m}m{s}s"),
-    }
-}
-
-/// `ago TIME`: how long ago, to the second.
-fn ago(args: &[Value]) -> Result<Value, FuncError> {
-    let t = read_time(arg(args, 0, "ago", 1)?, "ago")?;
-    let secs = Utc::now()
-        .fixed_offset()
-        .signed_duration_since(t)
-        .num_milliseconds();
-    Ok(Value::String(go_duration(
-        (secs as f64 / 1000.0).round() as i64
-    )))
-}
-
-/// `duration SECONDS`: a number of seconds as a Go duration.
-fn duration(args: &[Value]) -> Result<Value, FuncError> {
-    let v = arg(args, 0, "duration", 1)?;
-    let secs = match v {
-        Value::Number(n) => n.as_i64(),
-        other => text(other).trim().parse().ok(),
-    }
-    .ok_or_else(|| failed("duration", "expected a number of seconds"))?;
-    Ok(Value::String(go_duration(secs)))
-}
-
-/// `durationRound D`: a duration (Go text or nanoseconds) or the time since a time, as one
-/// rounded-down unit: `2y`, `3mo`, `4d`, `5h`, `6m`, `7s`, else `0s`.
-fn duration_round(args: &[Value]) -> Result<Value, FuncError> {
-    let v = arg(args, 0, "durationRound", 1)?;
-    let nanos: i128 = match v {
-        Value::Number(n) => i128::from(n.as_i64().unwrap_or(0)),
-        other => {
-            let t = text(other);
-            match signed_duration(&t, "durationRound") {
-                Ok(d) => i128::from(d.num_nanoseconds().unwrap_or(i64::MAX)),
-                Err(_) => match read_time(other, "durationRound") {
-                    Ok(then) => i128::from(
-                        Utc::now()
-                            .fixed_offset()
-                            .signed_duration_since(then)
-                            .num_nanoseconds()
-                            .unwrap_or(i64::MAX),
-                    ),
-                    Err(_) => 0,
-                },
-            }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let u = nanos.unsigned_abs();
+    // the fraction of `v` below 10^prec, without trailing zeros
+    let frac = |v: u64, prec: u32| -> String {
+        let digits = format!("{:0width$}", v % 10u64.pow(prec), width = prec as usize);
+        let digits = digits.trim_end_matches('0');
+        if digits.is_empty() {
+            String::new()
+        } else {
+            format!(".{digits}")
         }
     };
-    let u = nanos.unsigned_abs();
+    if u < 1_000_000_000 {
+        let (prec, unit) = match u {
+            u if u < 1_000 => (0, "ns"),
+            u if u < 1_000_000 => (3, "\u{b5}s"),
+            _ => (6, "ms"),
+        };
+        let whole = u / 10u64.pow(prec);
+        return format!(
+            "{sign}{whole}{}{unit}",
+            if prec > 0 {
+                frac(u, prec)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let secs = u / 1_000_000_000;
+    let fraction = frac(u, 9);
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{sign}{s}{fraction}s"),
+        (0, _) => format!("{sign}{m}m{s}{fraction}s"),
+        _ => format!("{sign}{h}h{m}m{s}{fraction}s"),
+    }
+}
+
+/// `ago TIME`: how long ago, rounded to the second.
+fn ago(args: &[Value]) -> Result<Value, FuncError> {
+    let t = read_time(arg(args, 0, "ago", 1)?, "ago")?;
+    let nanos = Utc::now()
+        .fixed_offset()
+        .signed_duration_since(t)
+        .num_nanoseconds()
+        .unwrap_or(i64::MAX);
+    // Go's Duration.Round(time.Second): halves away from zero
+    let second = 1_000_000_000i64;
+    let rem = nanos % second;
+    let rounded = if rem.abs() * 2 >= second {
+        nanos - rem + second * rem.signum()
+    } else {
+        nanos - rem
+    };
+    Ok(Value::String(go_duration(rounded)))
+}
+
+/// `duration SECONDS`: sprig reads a string (base 10) or an `int64`; anything else, including
+/// a template's integer constant (an `int`), counts as 0.
+fn duration(args: &[Value]) -> Result<Value, FuncError> {
+    super::go::exactly(args, "duration", 1)?;
+    let secs: i64 = match &args[0] {
+        Value::String(s) => s.parse().unwrap_or(0),
+        _ => 0,
+    };
+    Ok(Value::String(go_duration(secs.wrapping_mul(1_000_000_000))))
+}
+
+/// `durationRound D`: a Go duration string, or the time since a time, as one rounded-down unit:
+/// `2y`, `3mo`, `4d`, `5h`, `6m`, `7s`, else `0s`. Other values (numbers among them) count as 0.
+fn duration_round(args: &[Value]) -> Result<Value, FuncError> {
+    super::go::exactly(args, "durationRound", 1)?;
+    let nanos: i64 = match &args[0] {
+        Value::String(t) => match go_duration_nanos(t) {
+            Some(d) => d,
+            None => match read_time(&args[0], "durationRound") {
+                Ok(then) if looks_like_go_time(t) => Utc::now()
+                    .fixed_offset()
+                    .signed_duration_since(then)
+                    .num_nanoseconds()
+                    .unwrap_or(i64::MAX),
+                _ => 0,
+            },
+        },
+        _ => 0,
+    };
+    let u = u128::from(nanos.unsigned_abs());
     const SECOND: u128 = 1_000_000_000;
     const UNITS: [(u128, &str); 6] = [
         (365 * 24 * 3600 * SECOND, "y"),
@@ -440,6 +470,11 @@ fn duration_round(args: &[Value]) -> Result<Value, FuncError> {
         .map(|(size, unit)| format!("{}{unit}", u / size))
         .unwrap_or_else(|| "0s".to_string());
     Ok(Value::String(out))
+}
+
+/// Whether text is a time as this module passes times around (Go's `time.Time.String()`).
+fn looks_like_go_time(t: &str) -> bool {
+    t.len() >= 25 && t.as_bytes().get(4) == Some(&b'-') && t.as_bytes().get(10) == Some(&b' ')
 }
 
 #[cfg(test)]
@@ -506,10 +541,13 @@ mod tests {
 
     #[test]
     fn durations_print_as_go() {
-        assert_eq!(out(duration(&[Value::from(95)])), "1m35s");
+        assert_eq!(out(duration(&[s("95")])), "1m35s");
         assert_eq!(out(duration(&[s("3600")])), "1h0m0s");
-        assert_eq!(out(duration(&[Value::from(0)])), "0s");
-        assert_eq!(go_duration(-5), "-5s");
+        // sprig reads only strings and int64s: a template's integer constant is an int
+        assert_eq!(out(duration(&[Value::from(95)])), "0s");
+        assert_eq!(go_duration(-5_000_000_000), "-5s");
+        assert_eq!(go_duration(1_500_000), "1.5ms");
+        assert_eq!(go_duration(3_723_500_000_000), "1h2m3.5s");
         assert_eq!(out(duration_round(&[s("2h10m")])), "2h");
         assert_eq!(out(duration_round(&[s("-49h")])), "2d");
         assert_eq!(out(duration_round(&[Value::from(1_000)])), "0s");
