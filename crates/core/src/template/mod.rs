@@ -11,6 +11,7 @@ mod compat;
 mod crypto;
 mod dates;
 mod go;
+mod gotime;
 mod sprig;
 
 use std::collections::{BTreeMap, HashMap};
