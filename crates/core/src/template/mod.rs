@@ -13,6 +13,7 @@ mod dates;
 mod go;
 mod gotime;
 mod sprig;
+mod versions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -103,6 +104,7 @@ impl Engine {
             .chain(dates::FUNCTIONS)
             .chain(compat::FUNCTIONS)
             .chain(certs::FUNCTIONS)
+            .chain(versions::FUNCTIONS)
         {
             funcs.insert(name.to_string(), f);
         }
