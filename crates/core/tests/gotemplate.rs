@@ -102,7 +102,7 @@ fn ours(map: FuncMap, template: &str, data: &[(String, String)]) -> Outcome {
     );
     let engine = match map {
         FuncMap::Sealed => Engine::sprig(),
-        FuncMap::Eso => Engine::sprig(),
+        FuncMap::Eso => Engine::external_secrets(),
     };
     match std::panic::catch_unwind(AssertUnwindSafe(|| {
         engine.render("out", template, dot, &[])

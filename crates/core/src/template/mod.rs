@@ -14,6 +14,7 @@ mod go;
 mod gotime;
 mod sprig;
 mod versions;
+mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -120,6 +121,17 @@ impl Engine {
             .with_output_bytes(MAX_OUTPUT_BYTES)
             .with_deadline(RENDER_DEADLINE);
         Self { funcs, limits }
+    }
+
+    /// external-secrets' function map: the same sprig functions plus its `toYaml` and
+    /// `fromYaml`. (Its certificate and key helpers — `pkcs12*`, `filterPEM`, `jwk*`,
+    /// `certSANs`, `rsaDecrypt` — come with the external-secrets controller.)
+    pub fn external_secrets() -> Self {
+        let mut engine = Self::sprig();
+        for &(name, f) in yaml::FUNCTIONS {
+            engine.funcs.insert(name.to_string(), f);
+        }
+        engine
     }
 
     /// Adds (or replaces) a function, for controllers with functions of their own.
