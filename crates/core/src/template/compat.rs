@@ -11,7 +11,7 @@ use gtmpl_ng::{Func, FuncError, Value};
 use super::go::{
     Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
     int_param, is_nil, kind_name, list_param, map_param, num, str_param, strval, to_json,
-    type_name,
+    type_name, wrong_count,
 };
 
 /// The functions of this module.
@@ -149,8 +149,17 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("osClean", clean as Func),
     ("ext", ext as Func),
     ("osExt", ext as Func),
-    // encoding
+    ("isAbs", is_abs as Func),
+    ("osIsAbs", is_abs as Func),
+    // encoding and digests
+    ("b64enc", b64enc as Func),
     ("b64dec", b64dec as Func),
+    ("b32enc", b32enc as Func),
+    ("sha1sum", sha1sum as Func),
+    ("sha256sum", sha256sum as Func),
+    ("ceil", ceil as Func),
+    ("floor", floor as Func),
+    ("round", round as Func),
     ("b32dec", b32dec as Func),
     // regular expressions
     ("regexMatch", regex_match as Func),
@@ -325,11 +334,14 @@ fn nospace(args: &[Value]) -> Result<Value, FuncError> {
         .collect::<String>()))
 }
 
+/// goutils' `Initials`: the first byte of each word, taken as a character (so a word starting
+/// with a multi-byte character gives its first byte as Latin-1, as in Go).
 fn initials(args: &[Value]) -> Result<Value, FuncError> {
     let text = str1(args, "initials")?;
     Ok(s(text
         .split(char::is_whitespace)
-        .filter_map(|w| w.chars().next())
+        .filter_map(|w| w.bytes().next())
+        .map(char::from)
         .collect::<String>()))
 }
 
@@ -1385,16 +1397,26 @@ fn keys(args: &[Value]) -> Result<Value, FuncError> {
 /// non-empty `src` value when `overwrite`); maps on both sides merge recursively.
 fn merge_into(dst: &mut HashMap<String, Value>, src: &HashMap<String, Value>, overwrite: bool) {
     for (k, sv) in src {
-        match (dst.get_mut(k), sv) {
-            (Some(Value::Map(dm)), Value::Map(sm)) => merge_into(dm, sm, overwrite),
-            (Some(dv), _) => {
-                if !empty(sv) && (overwrite || empty(dv)) {
-                    *dv = sv.clone();
-                }
+        if is_nil(sv) {
+            if overwrite {
+                dst.insert(k.clone(), Value::Nil);
             }
-            (None, _) => {
-                dst.insert(k.clone(), sv.clone());
+            continue;
+        }
+        let replace = match (dst.get_mut(k), sv) {
+            (Some(Value::Map(dm)), Value::Map(sm)) => {
+                merge_into(dm, sm, overwrite);
+                dm.is_empty()
             }
+            // a map or list from src never replaces a non-empty value
+            (Some(dv), Value::Map(_) | Value::Array(_)) => {
+                empty(dv) || (overwrite && matches!(sv, Value::Array(_)))
+            }
+            (Some(dv), _) => overwrite || empty(dv),
+            (None, _) => true,
+        };
+        if replace {
+            dst.insert(k.clone(), sv.clone());
         }
     }
 }
@@ -1511,6 +1533,9 @@ fn has(args: &[Value]) -> Result<Value, FuncError> {
 fn slice(args: &[Value]) -> Result<Value, FuncError> {
     let list = arg(args, 0, "slice", 1)?;
     let items = list_param(list, "slice")?;
+    if items.is_empty() {
+        return Ok(Value::NoValue);
+    }
     let idx: Vec<i64> = args[1..]
         .iter()
         .map(|v| Ok(cast_int(v)))
@@ -1609,6 +1634,95 @@ fn dir(args: &[Value]) -> Result<Value, FuncError> {
 
 fn clean(args: &[Value]) -> Result<Value, FuncError> {
     Ok(s(clean_path(&str1(args, "clean")?)))
+}
+
+fn is_abs(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Bool(str1(args, "isAbs")?.starts_with('/')))
+}
+
+fn b64enc(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "b64enc")?;
+    Ok(s(base64::engine::general_purpose::STANDARD.encode(text)))
+}
+
+fn b32enc(args: &[Value]) -> Result<Value, FuncError> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let text = str1(args, "b32enc")?;
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let acc = buf.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+        let chars = match chunk.len() {
+            1 => 2,
+            2 => 4,
+            3 => 5,
+            4 => 7,
+            _ => 8,
+        };
+        for i in 0..8 {
+            if i < chars {
+                out.push(char::from(ALPHABET[((acc >> (35 - 5 * i)) & 31) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    Ok(s(out))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha1sum(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "sha1sum")?;
+    Ok(s(hex(&openssl::sha::sha1(text.as_bytes()))))
+}
+
+fn sha256sum(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "sha256sum")?;
+    Ok(s(hex(&openssl::sha::sha256(text.as_bytes()))))
+}
+
+fn ceil(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "ceil", 1)?;
+    Ok(float(cast_float(&args[0]).ceil()))
+}
+
+fn floor(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "floor", 1)?;
+    Ok(float(cast_float(&args[0]).floor()))
+}
+
+/// sprig's `round a places [roundOn]`: rounds up from `roundOn` (0.5) at the last place.
+fn round(args: &[Value]) -> Result<Value, FuncError> {
+    if args.len() < 2 {
+        return Err(wrong_count("round", 2, args.len()));
+    }
+    let round_on = match args.get(2) {
+        Some(v) => match num(v) {
+            Some(Num::Float(f)) => f,
+            _ => {
+                return Err(generic(format!(
+                    "wrong type for value; expected float64; got {}",
+                    type_name(v)
+                )));
+            }
+        },
+        None => 0.5,
+    };
+    let value = cast_float(&args[0]);
+    let places = cast_float(&args[1]);
+    let pow = 10f64.powf(places);
+    let digit = pow * value;
+    let fraction = digit.fract();
+    let rounded = if fraction >= round_on {
+        digit.ceil()
+    } else {
+        digit.floor()
+    };
+    Ok(float(rounded / pow))
 }
 
 fn ext(args: &[Value]) -> Result<Value, FuncError> {

@@ -280,7 +280,8 @@ fn rand_bytes(args: &[Value]) -> Result<Value, FuncError> {
 
 /// `adler32sum s`: the Adler-32 checksum in decimal.
 fn adler32sum(args: &[Value]) -> Result<Value, FuncError> {
-    let input = text(args, 0, "adler32sum", 1)?;
+    super::go::exactly(args, "adler32sum", 1)?;
+    let input = super::go::str_param(&args[0])?;
     Ok(Value::String(
         adler2::adler32_slice(input.as_bytes()).to_string(),
     ))

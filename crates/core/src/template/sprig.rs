@@ -3,7 +3,7 @@
 
 use gtmpl_ng::{Func, FuncError, Value};
 
-use super::args::{arg, text};
+use super::args::arg;
 
 /// Functions added on top of the Helm set.
 pub(super) const EXTRA: &[(&str, Func)] = &[
@@ -41,7 +41,8 @@ fn int(v: &Value, function: &str) -> Result<i64, FuncError> {
 
 /// `regexQuoteMeta s`: `s` with Go's regexp metacharacters escaped (`\.+*?()|[]{}^$`).
 fn regex_quote_meta(args: &[Value]) -> Result<Value, FuncError> {
-    let s = text(arg(args, 0, "regexQuoteMeta", 1)?);
+    super::go::exactly(args, "regexQuoteMeta", 1)?;
+    let s = super::go::str_param(&args[0])?;
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if "\\.+*?()|[]{}^$".contains(c) {
@@ -54,8 +55,19 @@ fn regex_quote_meta(args: &[Value]) -> Result<Value, FuncError> {
 
 /// `toDecimal "0777"`: an octal string as a decimal number (0 when it is not octal).
 fn to_decimal(args: &[Value]) -> Result<Value, FuncError> {
-    let s = text(arg(args, 0, "toDecimal", 1)?);
-    Ok(Value::from(i64::from_str_radix(s.trim(), 8).unwrap_or(0)))
+    super::go::exactly(args, "toDecimal", 1)?;
+    let s = super::go::strval(&args[0]);
+    let digits = s.strip_prefix('+').unwrap_or(&s);
+    let valid = !digits.is_empty()
+        && digits
+            .trim_start_matches('-')
+            .bytes()
+            .all(|b| (b'0'..=b'7').contains(&b));
+    Ok(Value::from(if valid {
+        i64::from_str_radix(digits, 8).unwrap_or(0)
+    } else {
+        0
+    }))
 }
 
 /// `chunk size list`: the list cut into lists of `size` items (the last may be shorter).
@@ -120,28 +132,27 @@ fn wrap_text(s: &str, width: usize, newline: &str, cut_long_words: bool) -> Stri
     out
 }
 
-fn width(v: &Value, function: &str) -> Result<usize, FuncError> {
-    Ok(usize::try_from(int(v, function)?).unwrap_or(0))
-}
-
 /// `wrap WIDTH s`: `s` broken into lines of at most WIDTH characters; long words stay whole.
 fn wrap(args: &[Value]) -> Result<Value, FuncError> {
-    let w = width(arg(args, 0, "wrap", 2)?, "wrap")?;
-    let s = text(arg(args, 1, "wrap", 2)?);
+    super::go::exactly(args, "wrap", 2)?;
+    let w = usize::try_from(super::go::int_param(&args[0])?).unwrap_or(0);
+    let s = super::go::str_param(&args[1])?;
     Ok(Value::String(wrap_text(&s, w, "\n", false)))
 }
 
 /// `wrapWith WIDTH SEP s`: like `wrap`, with SEP between lines and long words cut.
 fn wrap_with(args: &[Value]) -> Result<Value, FuncError> {
-    let w = width(arg(args, 0, "wrapWith", 3)?, "wrapWith")?;
-    let sep = text(arg(args, 1, "wrapWith", 3)?);
-    let s = text(arg(args, 2, "wrapWith", 3)?);
+    super::go::exactly(args, "wrapWith", 3)?;
+    let w = usize::try_from(super::go::int_param(&args[0])?).unwrap_or(0);
+    let sep = super::go::str_param(&args[1])?;
+    let s = super::go::str_param(&args[2])?;
     Ok(Value::String(wrap_text(&s, w, &sep, true)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::args::text;
 
     fn s(v: &str) -> Value {
         Value::String(v.into())
