@@ -4,6 +4,8 @@
 //! `gotemplate/known_differences.txt` (each explained in `docs/templates.md`). Set
 //! `GOTEMPLATE_BLESS=1` to rewrite that list from the current differences.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "gotemplate/harness.rs"]
 mod harness;
 

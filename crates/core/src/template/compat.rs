@@ -1757,7 +1757,7 @@ fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
             return Err(bad(*pos));
         }
     }
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(bad(if bytes.is_empty() { 0 } else { quantum_start }));
     }
     let clean: Vec<u8> = bytes.iter().map(|(_, b)| *b).collect();
@@ -1792,7 +1792,7 @@ fn decode_b32(text: &str) -> Result<Vec<u8>, String> {
     {
         return Err(bad(*pos));
     }
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(bad(bytes.len() / 8 * 8));
     }
     let mut out = Vec::new();

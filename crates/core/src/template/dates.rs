@@ -61,10 +61,10 @@ fn time_or_now(v: &Value) -> GoTime {
     if let Some(t) = as_time(v) {
         return t;
     }
-    if let Some(Num::Int(secs)) = num(v) {
-        if let Some(t) = GoTime::from_unix(secs, 0, &Zone::Utc) {
-            return t;
-        }
+    if let Some(Num::Int(secs)) = num(v)
+        && let Some(t) = GoTime::from_unix(secs, 0, &Zone::Utc)
+    {
+        return t;
     }
     GoTime::now()
 }

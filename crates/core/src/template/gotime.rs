@@ -603,14 +603,13 @@ pub(super) fn parse(layout: &str, value: &str, local: &Zone) -> Result<GoTime, S
                 sec = s;
                 v = r;
                 // a fraction the layout does not name is still read
-                if let Some(f) = v.strip_prefix(['.', ',']) {
-                    if !matches!(std_at(l), Some((Std::Frac(..), _)))
-                        && f.starts_with(|c: char| c.is_ascii_digit())
-                    {
-                        let n = f.bytes().take_while(u8::is_ascii_digit).count();
-                        nanos = frac_nanos(&f[..n]);
-                        v = &f[n..];
-                    }
+                if let Some(f) = v.strip_prefix(['.', ','])
+                    && !matches!(std_at(l), Some((Std::Frac(..), _)))
+                    && f.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    let n = f.bytes().take_while(u8::is_ascii_digit).count();
+                    nanos = frac_nanos(&f[..n]);
+                    v = &f[n..];
                 }
             }
             Std::Frac(_, n, trim) => {

@@ -287,7 +287,9 @@ fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 fn one_line(message: &str) -> String {
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or_default().to_string();
-    let last = lines.last().map(|l| l.trim_start_matches("caused by: "));
+    let last = lines
+        .next_back()
+        .map(|l| l.trim_start_matches("caused by: "));
     let mut out = match last {
         Some(cause) if cause != first => format!("{first}: {cause}"),
         _ => first,

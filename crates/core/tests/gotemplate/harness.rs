@@ -26,6 +26,9 @@ pub enum FuncMap {
     Eso,
 }
 
+/// One case for the reference: function map, template text, data.
+pub type Case = (FuncMap, String, Vec<(String, String)>);
+
 /// What a renderer made of a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -79,7 +82,8 @@ fn install() -> Result<(), String> {
     };
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(PACKAGES);
-    if !quiet(&args) && !(quiet(&["update"]) && quiet(&args)) {
+    let installed = quiet(&args) || (quiet(&["update"]) && quiet(&args));
+    if !installed {
         return Err(format!("apt-get install {} failed", PACKAGES.join(" ")));
     }
     if go_binary().is_some() && have_reference_sources() {
@@ -128,10 +132,7 @@ impl Reference {
     }
 
     /// Renders every case (function map, template, data) with Go, in order.
-    pub fn render_all(
-        &self,
-        cases: &[(FuncMap, String, Vec<(String, String)>)],
-    ) -> Result<Vec<Outcome>, String> {
+    pub fn render_all(&self, cases: &[Case]) -> Result<Vec<Outcome>, String> {
         let mut child = Command::new(&self.binary)
             .env("TZ", "UTC")
             .stdin(Stdio::piped())
