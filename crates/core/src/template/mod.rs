@@ -82,6 +82,8 @@ pub enum TemplateError {
 pub struct Engine {
     funcs: HashMap<String, Func>,
     limits: Limits,
+    /// Go's `missingkey=error` for the dot: a key the data lacks fails the render.
+    missing_key_error: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -120,17 +122,22 @@ impl Engine {
         let limits = Limits::default()
             .with_output_bytes(MAX_OUTPUT_BYTES)
             .with_deadline(RENDER_DEADLINE);
-        Self { funcs, limits }
+        Self {
+            funcs,
+            limits,
+            missing_key_error: false,
+        }
     }
 
-    /// external-secrets' function map: the same sprig functions plus its `toYaml` and
-    /// `fromYaml`. (Its certificate and key helpers — `pkcs12*`, `filterPEM`, `jwk*`,
+    /// external-secrets' function map and options: the same sprig functions plus its `toYaml`
+    /// and `fromYaml`, and `missingkey=error` (a key the data lacks fails the render). (Its certificate and key helpers — `pkcs12*`, `filterPEM`, `jwk*`,
     /// `certSANs`, `rsaDecrypt` — come with the external-secrets controller.)
     pub fn external_secrets() -> Self {
         let mut engine = Self::sprig();
         for &(name, f) in yaml::FUNCTIONS {
             engine.funcs.insert(name.to_string(), f);
         }
+        engine.missing_key_error = true;
         engine
     }
 
@@ -172,9 +179,16 @@ impl Engine {
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tmpl.parse(text)))
             .map_err(|_| parse_error("the template engine failed on this template".into()))?;
         parsed.map_err(|e| parse_error(e.to_string()))?;
+        let missing_key_error = self.missing_key_error;
         let render_error = |message: String| TemplateError::Render {
             name: name.to_string(),
-            message: one_line(&redact(&message, secrets)),
+            message: one_line(&redact(&missing_key_message(&message), secrets)),
+        };
+        // the engine refuses a missing field of an object (never of a map), which is Go's
+        // missingkey=error for the dot
+        let dot = match dot {
+            Value::Map(m) if missing_key_error => Value::Object(m),
+            other => other,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             tmpl.render(&Context::from(dot))
@@ -271,6 +285,19 @@ fn check_nesting(text: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The engine's "no field `k` in VALUE" as Go's "map has no entry for key "k"" (which also
+/// keeps the data out of the message).
+fn missing_key_message(message: &str) -> String {
+    match message.find("no field `") {
+        Some(at) => {
+            let rest = &message[at + 10..];
+            let key = rest.split('`').next().unwrap_or_default();
+            format!("{}map has no entry for key {key:?}", &message[..at])
+        }
+        None => message.to_string(),
+    }
 }
 
 /// Where `needle` next occurs in `haystack` at or after `from`.
@@ -459,6 +486,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, TemplateError::Render { .. }), "{err}");
+    }
+
+    #[test]
+    fn external_secrets_fails_on_a_missing_key_without_showing_the_data() {
+        let dot = Value::Map(
+            [("pw".to_string(), Value::String("ab".into()))]
+                .into_iter()
+                .collect(),
+        );
+        let engine = Engine::external_secrets();
+        assert!(engine.has_func("toYaml") && !Engine::sprig().has_func("toYaml"));
+        let err = engine
+            .render("out", "{{ .nope }}", dot.clone(), &["ab"])
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("map has no entry for key \"nope\""), "{msg}");
+        assert!(!msg.contains("ab"), "{msg}");
+        assert_eq!(
+            engine
+                .render("out", "{{ .pw }}{{ index . \"pw\" }}", dot, &[])
+                .unwrap(),
+            "abab"
+        );
     }
 
     #[test]
