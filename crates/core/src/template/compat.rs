@@ -157,6 +157,8 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("b32enc", b32enc as Func),
     ("sha1sum", sha1sum as Func),
     ("sha256sum", sha256sum as Func),
+    // sprig 3.3.0, which upstream sealed-secrets pins and external-secrets' copy has
+    ("sha512sum", sha512sum as Func),
     ("ceil", ceil as Func),
     ("floor", floor as Func),
     ("round", round as Func),
@@ -1683,6 +1685,11 @@ fn sha1sum(args: &[Value]) -> Result<Value, FuncError> {
 fn sha256sum(args: &[Value]) -> Result<Value, FuncError> {
     let text = str1(args, "sha256sum")?;
     Ok(s(hex(&openssl::sha::sha256(text.as_bytes()))))
+}
+
+fn sha512sum(args: &[Value]) -> Result<Value, FuncError> {
+    let text = str1(args, "sha512sum")?;
+    Ok(s(hex(&openssl::sha::sha512(text.as_bytes()))))
 }
 
 fn ceil(args: &[Value]) -> Result<Value, FuncError> {

@@ -24,15 +24,8 @@ pub use gtmpl_ng::{Func, FuncError, Value};
 
 /// Functions the engine's Helm set has that sprig does not: no upstream template has them, so
 /// neither function map offers them.
-const NOT_SPRIG: [&str; 8] = [
-    "toYaml",
-    "fromYaml",
-    "required",
-    "sha512sum",
-    "md5sum",
-    "pow",
-    "foo",
-    "foobar",
+const NOT_SPRIG: [&str; 7] = [
+    "toYaml", "fromYaml", "required", "md5sum", "pow", "foo", "foobar",
 ];
 
 /// Functions sealed-secrets removes from sprig: they read the controller's environment or the
