@@ -12,6 +12,7 @@ mod crypto;
 mod dates;
 mod go;
 mod gotime;
+mod preprocess;
 mod sprig;
 mod versions;
 mod yaml;
@@ -38,12 +39,6 @@ const RENDER_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The most bytes a single render may produce (a Secret is at most 1 MiB).
 const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
-
-/// The deepest a template may nest parenthesised pipelines and blocks (`if`, `range`, `with`,
-/// `define`, `block`) together. Parsing and running nest on the thread's stack, so a template of
-/// a few hundred parentheses would overflow it and abort the process; Go allows 10 000, no
-/// hand-written template comes near 64.
-const MAX_NESTING: usize = 64;
 
 /// The longest error message passed on: a render error is one line of at most this many bytes.
 const MAX_ERROR_BYTES: usize = 300;
@@ -166,11 +161,12 @@ impl Engine {
             name: name.to_string(),
             message: one_line(&redact(&message, secrets)),
         };
-        check_nesting(text).map_err(parse_error)?;
+        let text = preprocess::preprocess(text).map_err(parse_error)?;
         // A panic inside the engine or a function must not take the controller down: it
         // becomes this template's error.
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tmpl.parse(text)))
-            .map_err(|_| parse_error("the template engine failed on this template".into()))?;
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tmpl.parse(&text)))
+                .map_err(|_| parse_error("the template engine failed on this template".into()))?;
         parsed.map_err(|e| parse_error(e.to_string()))?;
         let missing_key_error = self.missing_key_error;
         let render_error = |message: String| TemplateError::Render {
@@ -221,65 +217,6 @@ pub fn render_items(
         .collect()
 }
 
-/// Refuses templates that nest deeper than [`MAX_NESTING`]: parentheses inside actions plus
-/// open blocks, counted on the text before the engine's parser (which recurses) sees it.
-fn check_nesting(text: &str) -> Result<(), String> {
-    let bytes = text.as_bytes();
-    let (mut blocks, mut deepest, mut i) = (0usize, 0usize, 0usize);
-    while let Some(open) = find(bytes, i, b"{{") {
-        i = open + 2;
-        // the action's first word, after a trim marker and spaces
-        let mut j = i;
-        if bytes.get(j) == Some(&b'-') && bytes.get(j + 1).is_some_and(u8::is_ascii_whitespace) {
-            j += 1;
-        }
-        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
-            j += 1;
-        }
-        let word_end = (j..bytes.len())
-            .find(|&k| !bytes[k].is_ascii_alphabetic())
-            .unwrap_or(bytes.len());
-        match &text[j..word_end] {
-            "if" | "range" | "with" | "define" | "block" => blocks += 1,
-            "end" => blocks = blocks.saturating_sub(1),
-            _ => {}
-        }
-        // parentheses up to the closing delimiter, skipping quoted text and comments
-        let mut parens = 0usize;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'}' if bytes.get(i + 1) == Some(&b'}') => break,
-                b'(' => {
-                    parens += 1;
-                    deepest = deepest.max(parens + blocks);
-                }
-                b')' => parens = parens.saturating_sub(1),
-                b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                    i = find(bytes, i + 2, b"*/").map_or(bytes.len(), |e| e + 1);
-                }
-                quote @ (b'"' | b'\'' | b'`') => {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != quote {
-                        if quote != b'`' && bytes[i] == b'\\' {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        deepest = deepest.max(blocks);
-        if deepest > MAX_NESTING {
-            return Err(format!(
-                "the template nests deeper than {MAX_NESTING} levels (parentheses and blocks)"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The engine's "no field `k` in VALUE" as Go's "map has no entry for key "k"" (which also
 /// keeps the data out of the message).
 fn missing_key_message(message: &str) -> String {
@@ -291,15 +228,6 @@ fn missing_key_message(message: &str) -> String {
         }
         None => message.to_string(),
     }
-}
-
-/// Where `needle` next occurs in `haystack` at or after `from`.
-fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
 }
 
 /// An error message on one line of at most [`MAX_ERROR_BYTES`]: the engine's first line (where

@@ -1,0 +1,303 @@
+//! What happens to template text before the engine parses it:
+//!
+//! - nesting is bounded: parenthesised pipelines plus open blocks at most [`MAX_NESTING`] deep,
+//!   because parsing and running recurse on the thread's stack;
+//! - raw strings (`` `\d+` ``) become interpreted strings with the same value, because the engine
+//!   reads escapes inside raw strings and Go does not;
+//! - sprig's map-mutating idiom `{{ $_ := set $d "k" "v" }}` (also `unset`, `merge`,
+//!   `mergeOverwrite` and their `must` forms) also assigns the result back to `$d`, because Go's
+//!   maps are shared and change in place while the engine's values are copies.
+
+/// The deepest a template may nest parenthesised pipelines and blocks (`if`, `range`, `with`,
+/// `define`, `block`) together. Go allows 10 000; no hand-written template comes near 64.
+pub(super) const MAX_NESTING: usize = 64;
+
+/// Sprig functions that change their first argument, a map, in place.
+const MUTATORS: [&str; 6] = [
+    "set",
+    "unset",
+    "merge",
+    "mergeOverwrite",
+    "mustMerge",
+    "mustMergeOverwrite",
+];
+
+/// Go's interpreted-string form of a raw string's text (carriage returns dropped, as Go drops
+/// them from raw strings).
+fn quote_raw(raw: &str) -> String {
+    let mut out = String::from("\"");
+    for c in raw.chars() {
+        match c {
+            '\r' => {}
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One action's text between its delimiters, split into the trim markers and the body.
+struct Action {
+    left_trim: bool,
+    body: String,
+    right_trim: bool,
+}
+
+/// Top-level words of an action body: whitespace separates them except inside quotes and
+/// parentheses. `None` when the body has a top-level pipe or comment.
+fn words(body: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' | '`' => {
+                current.push(c);
+                while let Some(d) = chars.next() {
+                    current.push(d);
+                    if d == '\\' && c != '`' {
+                        if let Some(e) = chars.next() {
+                            current.push(e);
+                        }
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '(' => {
+                depth += 1;
+                current.push(c);
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                current.push(c);
+            }
+            '|' if depth == 0 => return None,
+            '/' if depth == 0 && chars.peek() == Some(&'*') => return None,
+            c if c.is_whitespace() && depth == 0 => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    Some(out)
+}
+
+fn is_variable(w: &str) -> bool {
+    w.len() > 1 && w.starts_with('$') && w[1..].chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// The action rewritten so that a map-mutating call also updates its variable.
+fn rewrite_mutation(action: &Action) -> Option<String> {
+    let w = words(&action.body)?;
+    let (target, call) = match w.as_slice() {
+        [v, op, rest @ ..] if is_variable(v) && (op == ":=" || op == "=") => {
+            (Some((v.as_str(), op.as_str())), rest)
+        }
+        rest => (None, rest),
+    };
+    let [func, map, ..] = call else {
+        return None;
+    };
+    if !MUTATORS.contains(&func.as_str()) || !is_variable(map) {
+        return None;
+    }
+    if target.is_some_and(|(v, _)| v == map) {
+        return None;
+    }
+    let l = if action.left_trim { "- " } else { " " };
+    let r = if action.right_trim { " -" } else { " " };
+    let call = call.join(" ");
+    Some(match target {
+        Some((v, op)) => format!("{{{{{l}{map} = {call} }}}}{{{{ {v} {op} {map}{r}}}}}"),
+        None => format!("{{{{{l}{map} = {call} }}}}{{{{ {map}{r}}}}}"),
+    })
+}
+
+/// Checks nesting and rewrites raw strings and map mutations; `Err` says why the text is
+/// refused.
+pub(super) fn preprocess(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut blocks = 0usize;
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let action_start = &rest[open..];
+        let inner = &action_start[2..];
+        let (left_trim, mut i) = match inner.as_bytes() {
+            [b'-', next, ..] if next.is_ascii_whitespace() => (true, 1),
+            _ => (false, 0),
+        };
+        let bytes = inner.as_bytes();
+        // the first word decides whether a block opens or closes
+        let mut j = i;
+        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        let word_end = (j..bytes.len())
+            .find(|&k| !bytes[k].is_ascii_alphabetic())
+            .unwrap_or(bytes.len());
+        match &inner[j..word_end] {
+            "if" | "range" | "with" | "define" | "block" => blocks += 1,
+            "end" => blocks = blocks.saturating_sub(1),
+            _ => {}
+        }
+        let mut body = String::new();
+        let mut parens = 0usize;
+        let mut deepest = blocks;
+        let mut closed = None;
+        while i < bytes.len() {
+            let c = bytes[i];
+            match c {
+                b'-' if bytes.get(i + 1) == Some(&b'}')
+                    && bytes.get(i + 2) == Some(&b'}')
+                    && i > 0
+                    && bytes[i - 1].is_ascii_whitespace() =>
+                {
+                    closed = Some((i, true));
+                    break;
+                }
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    closed = Some((i, false));
+                    break;
+                }
+                b'(' => {
+                    parens += 1;
+                    deepest = deepest.max(parens + blocks);
+                    body.push('(');
+                }
+                b')' => {
+                    parens = parens.saturating_sub(1);
+                    body.push(')');
+                }
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    let end = inner[i + 2..]
+                        .find("*/")
+                        .map_or(bytes.len(), |e| i + 2 + e + 2);
+                    body.push_str(&inner[i..end.min(inner.len())]);
+                    i = end;
+                    continue;
+                }
+                b'`' => {
+                    let end = inner[i + 1..].find('`').map(|e| i + 1 + e);
+                    match end {
+                        Some(e) => {
+                            body.push_str(&quote_raw(&inner[i + 1..e]));
+                            i = e + 1;
+                        }
+                        None => {
+                            // unterminated: leave it for the parser to report
+                            body.push_str(&inner[i..]);
+                            i = bytes.len();
+                        }
+                    }
+                    continue;
+                }
+                quote @ (b'"' | b'\'') => {
+                    let start = i;
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != quote && bytes[i] != b'\n' {
+                        if bytes[i] == b'\\' {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                    let end = (i + 1).min(bytes.len());
+                    body.push_str(&inner[start..end]);
+                    i = end;
+                    continue;
+                }
+                _ => {
+                    // copy the whole character
+                    let ch_len = inner[i..].chars().next().map_or(1, char::len_utf8);
+                    body.push_str(&inner[i..i + ch_len]);
+                    i += ch_len;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        if deepest > MAX_NESTING {
+            return Err(format!(
+                "the template nests deeper than {MAX_NESTING} levels (parentheses and blocks)"
+            ));
+        }
+        let Some((close, right_trim)) = closed else {
+            // unclosed action: the parser reports it
+            out.push_str(action_start);
+            return Ok(out);
+        };
+        let after = close + if right_trim { 3 } else { 2 };
+        let action = Action {
+            left_trim,
+            body,
+            right_trim,
+        };
+        match rewrite_mutation(&action) {
+            Some(rewritten) => out.push_str(&rewritten),
+            None => {
+                out.push_str("{{");
+                if action.left_trim {
+                    out.push('-');
+                }
+                out.push_str(&action.body);
+                if action.right_trim {
+                    out.push('-');
+                }
+                out.push_str("}}");
+            }
+        }
+        rest = &inner[after..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_strings_become_interpreted() {
+        assert_eq!(
+            preprocess("a {{ regexFind `\\d+\"x` .v }} `b`").unwrap(),
+            "a {{ regexFind \"\\\\d+\\\"x\" .v }} `b`"
+        );
+    }
+
+    #[test]
+    fn mutations_assign_back() {
+        assert_eq!(
+            preprocess("{{- $_ := set $d \"k\" (upper \"v\") -}}").unwrap(),
+            "{{- $d = set $d \"k\" (upper \"v\") }}{{ $_ := $d -}}"
+        );
+        assert_eq!(
+            preprocess("{{ unset $d \"k\" }}").unwrap(),
+            "{{ $d = unset $d \"k\" }}{{ $d }}"
+        );
+        // pipelines and other targets stay as written
+        let kept = "{{ $x := set $d \"k\" 1 | toJson }}{{ set .m \"k\" 1 }}";
+        assert_eq!(preprocess(kept).unwrap(), kept);
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{{{{ {}1{} }}}}", "(".repeat(65), ")".repeat(65));
+        assert!(preprocess(&deep).is_err());
+        let ok = format!("{{{{ {}1{} }}}}", "(".repeat(10), ")".repeat(10));
+        assert_eq!(preprocess(&ok).unwrap(), ok);
+    }
+}
