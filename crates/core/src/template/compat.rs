@@ -109,6 +109,8 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("set", set as Func),
     ("unset", unset as Func),
     ("hasKey", has_key as Func),
+    ("pick", pick as Func),
+    ("omit", omit as Func),
     ("pluck", pluck as Func),
     ("keys", keys as Func),
     ("merge", merge as Func),
@@ -430,6 +432,9 @@ fn cat(args: &[Value]) -> Result<Value, FuncError> {
 const MAX_PAD: i64 = 1 << 16;
 
 fn pad(n: i64) -> Result<String, FuncError> {
+    if n < 0 {
+        return Err(generic("strings: negative Repeat count"));
+    }
     if n > MAX_PAD {
         return Err(generic(format!(
             "indent: {n} spaces is more than {MAX_PAD}"
@@ -1374,6 +1379,29 @@ fn has_key(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::Bool(m.contains_key(&str_param(&args[1])?)))
 }
 
+fn pick_keys(
+    args: &[Value],
+    function: &str,
+) -> Result<(HashMap<String, Value>, Vec<String>), FuncError> {
+    let m = map_param(arg(args, 0, function, 1)?)?.clone();
+    let keys = args[1..].iter().map(str_param).collect::<Result<_, _>>()?;
+    Ok((m, keys))
+}
+
+fn pick(args: &[Value]) -> Result<Value, FuncError> {
+    let (m, keys) = pick_keys(args, "pick")?;
+    Ok(Value::Map(
+        m.into_iter().filter(|(k, _)| keys.contains(k)).collect(),
+    ))
+}
+
+fn omit(args: &[Value]) -> Result<Value, FuncError> {
+    let (m, keys) = pick_keys(args, "omit")?;
+    Ok(Value::Map(
+        m.into_iter().filter(|(k, _)| !keys.contains(k)).collect(),
+    ))
+}
+
 fn pluck(args: &[Value]) -> Result<Value, FuncError> {
     let name = str_param(arg(args, 0, "pluck", 1)?)?;
     let mut out = Vec::new();
@@ -1720,7 +1748,7 @@ fn round(args: &[Value]) -> Result<Value, FuncError> {
         None => 0.5,
     };
     let value = cast_float(&args[0]);
-    let places = cast_float(&args[1]);
+    let places = int_param(&args[1])? as f64;
     let pow = 10f64.powf(places);
     let digit = pow * value;
     let fraction = digit.fract();
@@ -1834,8 +1862,46 @@ fn b32dec(args: &[Value]) -> Result<Value, FuncError> {
     }))
 }
 
+/// A Go (RE2) pattern for the regex crate: RE2 reads a `{` that does not start a repetition
+/// (`{2}`, `{2,}`, `{2,5}`) as a literal brace, the regex crate refuses it.
+fn go_pattern(pattern: &str) -> String {
+    let b = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                let len = pattern[i + 1..].chars().next().map_or(0, char::len_utf8);
+                out.push_str(&pattern[i..(i + 1 + len).min(pattern.len())]);
+                i += 1 + len;
+                continue;
+            }
+            b'{' => {
+                let rest = &pattern[i + 1..];
+                let close = rest.find('}');
+                let repeat = close.is_some_and(|c| {
+                    let inner = &rest[..c];
+                    let (lo, hi) = inner.split_once(',').unwrap_or((inner, "0"));
+                    !lo.is_empty()
+                        && lo.bytes().all(|d| d.is_ascii_digit())
+                        && hi.bytes().all(|d| d.is_ascii_digit())
+                });
+                out.push_str(if repeat { "{" } else { "\\{" });
+            }
+            _ => {
+                let len = pattern[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&pattern[i..i + len]);
+                i += len;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 fn compile(pattern: &str) -> Result<regex::Regex, FuncError> {
-    regex::Regex::new(pattern).map_err(|e| {
+    regex::Regex::new(&go_pattern(pattern)).map_err(|e| {
         generic(format!(
             "regexp: Compile({}): {}",
             go_quote(pattern),
@@ -1851,7 +1917,7 @@ fn compile(pattern: &str) -> Result<regex::Regex, FuncError> {
 fn regex_match(args: &[Value]) -> Result<Value, FuncError> {
     let (re, text) = str2(args, "regexMatch")?;
     Ok(Value::Bool(
-        regex::Regex::new(&re).is_ok_and(|r| r.is_match(&text)),
+        regex::Regex::new(&go_pattern(&re)).is_ok_and(|r| r.is_match(&text)),
     ))
 }
 
@@ -1961,6 +2027,13 @@ mod tests {
         assert_eq!(out(seq(&[int(10), int(-3), int(1)])), "10 7 4 1");
         assert_eq!(out(seq(&[int(-2)])), "1 0 -1 -2");
         assert!(upper(&[int(12)]).is_err());
+    }
+
+    #[test]
+    fn braces_that_repeat_nothing_are_literal_as_in_re2() {
+        assert_eq!(go_pattern("{\"k\":[1]}"), "\\{\"k\":[1]}");
+        assert_eq!(go_pattern("a{2,3}\\{"), "a{2,3}\\{");
+        assert!(compile("{x}").is_ok());
     }
 
     #[test]

@@ -31,8 +31,12 @@ pub(super) fn num(v: &Value) -> Option<Num> {
     }
 }
 
-/// A float64 value.
+/// A float64 value. A positive zero is carried as the integer zero: the engine's `if` reads
+/// every float as true, and Go prints and encodes the two alike.
 pub(super) fn float(f: f64) -> Value {
+    if f == 0.0 && f.is_sign_positive() {
+        return Value::Number(gtmpl_ng::Number::unsigned(0));
+    }
     Value::Number(gtmpl_ng::Number::float(f))
 }
 
