@@ -33,6 +33,8 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("initials", initials as Func),
     ("swapcase", swapcase as Func),
     ("camelcase", camelcase as Func),
+    ("snakecase", snakecase as Func),
+    ("kebabcase", kebabcase as Func),
     ("quote", quote as Func),
     ("squote", squote as Func),
     ("cat", cat as Func),
@@ -403,6 +405,211 @@ fn camelcase(args: &[Value]) -> Result<Value, FuncError> {
     }
     out.push(r0);
     Ok(s(out))
+}
+
+/// The kinds of word xstrings splits text into for `snakecase` and `kebabcase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Word {
+    Number,
+    Upper,
+    Alphabet,
+    Connector,
+    Punct,
+    Other,
+}
+
+/// A letter that is not CJK (xstrings' `isAlphabet`).
+fn alphabet(c: char) -> bool {
+    let cjk = matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xac00..=0xd7af | 0xf900..=0xfaff | 0x20000..=0x2fa1f);
+    c.is_alphabetic() && !cjk
+}
+
+/// Go's `unicode.IsPunct` for the characters that are not connectors.
+fn punct(c: char) -> bool {
+    if c.is_ascii() {
+        return matches!(
+            c,
+            '!' | '"'
+                | '#'
+                | '%'
+                | '&'
+                | '\''
+                | '('
+                | ')'
+                | '*'
+                | ','
+                | '.'
+                | '/'
+                | ':'
+                | ';'
+                | '?'
+                | '@'
+                | '['
+                | '\\'
+                | ']'
+                | '{'
+                | '}'
+        );
+    }
+    matches!(c as u32, 0x2010..=0x2027 | 0x2030..=0x205e | 0x3001..=0x3003 | 0x3008..=0x3011 | 0xff01..=0xff0f)
+}
+
+/// xstrings' `nextWord`: the kind and length in bytes of the word at the start of `s`.
+fn next_word(s: &str) -> (Word, usize) {
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    let end = |i: usize| chars.get(i).map_or(s.len(), |(at, _)| *at);
+    let run = |from: usize, keep: &dyn Fn(char) -> bool| {
+        let mut i = from;
+        while i < chars.len() && keep(chars[i].1) {
+            i += 1;
+        }
+        i
+    };
+    let Some(&(_, first)) = chars.first() else {
+        return (Word::Other, 0);
+    };
+    if connector(first) {
+        return (Word::Connector, end(run(1, &connector)));
+    }
+    if punct(first) {
+        return (Word::Punct, end(run(1, &punct)));
+    }
+    if first.is_uppercase() {
+        let Some(&(_, second)) = chars.get(1) else {
+            return (Word::Upper, end(1));
+        };
+        if second.is_uppercase() {
+            let stop = run(2, &|c: char| c.is_uppercase());
+            // "HTTPServer": the last capital starts the next word
+            if stop < chars.len() && alphabet(chars[stop].1) {
+                return (Word::Upper, end(stop - 1));
+            }
+            return (Word::Upper, end(stop));
+        }
+        if alphabet(second) {
+            return (
+                Word::Upper,
+                end(run(2, &|c: char| alphabet(c) && !c.is_uppercase())),
+            );
+        }
+        return (Word::Upper, end(1));
+    }
+    if alphabet(first) {
+        return (
+            Word::Alphabet,
+            end(run(1, &|c: char| alphabet(c) && !c.is_uppercase())),
+        );
+    }
+    if first.is_numeric() {
+        return (Word::Number, end(run(1, &char::is_numeric)));
+    }
+    (
+        Word::Other,
+        end(run(1, &|c: char| {
+            !(connector(c) || alphabet(c) || c.is_numeric() || punct(c))
+        })),
+    )
+}
+
+/// xstrings' `toLower`: upper-case words and connectors are lowered and joined, others kept.
+fn lower_word(out: &mut String, kind: Word, word: &str, joiner: char) {
+    if kind != Word::Upper && kind != Word::Connector {
+        out.push_str(word);
+        return;
+    }
+    for c in word.chars() {
+        if connector(c) {
+            out.push(joiner);
+        } else {
+            out.push(to_lower(c));
+        }
+    }
+}
+
+/// xstrings' `camelCaseToLowerCase`, behind sprig's `snakecase` and `kebabcase`.
+fn words_joined(text: &str, joiner: char) -> String {
+    let mut out = String::new();
+    if text.is_empty() {
+        return out;
+    }
+    fn take<'a>(rest: &mut &'a str) -> (Word, &'a str) {
+        let (kind, len) = next_word(rest);
+        let word = &rest[..len];
+        *rest = &rest[len..];
+        (kind, word)
+    }
+    let mut rest = text;
+    let (mut kind, mut word) = take(&mut rest);
+    let last_kind_is_separator = |k: Word| k != Word::Punct && k != Word::Connector;
+    while !rest.is_empty() {
+        if kind != Word::Connector {
+            lower_word(&mut out, kind, word, joiner);
+        }
+        let (prev, last) = (kind, word);
+        (kind, word) = take(&mut rest);
+        match prev {
+            Word::Number => {
+                while matches!(kind, Word::Alphabet | Word::Number) {
+                    lower_word(&mut out, kind, word, joiner);
+                    if rest.is_empty() {
+                        kind = Word::Other;
+                        word = "";
+                        break;
+                    }
+                    (kind, word) = take(&mut rest);
+                }
+                if last_kind_is_separator(kind) && !word.is_empty() {
+                    out.push(joiner);
+                }
+            }
+            Word::Connector => lower_word(&mut out, prev, last, joiner),
+            Word::Punct => {}
+            _ => {
+                if kind != Word::Number {
+                    if last_kind_is_separator(kind) {
+                        out.push(joiner);
+                    }
+                    continue;
+                }
+                if rest.is_empty() {
+                    continue;
+                }
+                let number = word;
+                (kind, word) = take(&mut rest);
+                if kind != Word::Alphabet {
+                    lower_word(&mut out, Word::Number, number, joiner);
+                    if last_kind_is_separator(kind) {
+                        out.push(joiner);
+                    }
+                    continue;
+                }
+                out.push(joiner);
+                lower_word(&mut out, Word::Number, number, joiner);
+                while matches!(kind, Word::Alphabet | Word::Number) {
+                    lower_word(&mut out, kind, word, joiner);
+                    if rest.is_empty() {
+                        kind = Word::Other;
+                        word = "";
+                        break;
+                    }
+                    (kind, word) = take(&mut rest);
+                }
+                if last_kind_is_separator(kind) && !word.is_empty() {
+                    out.push(joiner);
+                }
+            }
+        }
+    }
+    lower_word(&mut out, kind, word, joiner);
+    out
+}
+
+fn snakecase(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(s(words_joined(&str1(args, "snakecase")?, '_')))
+}
+
+fn kebabcase(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(s(words_joined(&str1(args, "kebabcase")?, '-')))
 }
 
 fn quote(args: &[Value]) -> Result<Value, FuncError> {
@@ -2020,6 +2227,20 @@ mod tests {
         assert_eq!(out(camelcase(&[s("__x_y")])), "__XY");
         assert_eq!(out(camelcase(&[s("http_server")])), "HttpServer");
         assert_eq!(out(trim_all(&[s("ab"), s("abcba")])), "c");
+        for (input, snake) in [
+            ("FirstName", "first_name"),
+            ("HTTPServer", "http_server"),
+            ("NoHTTPS", "no_https"),
+            ("GO_PATH", "go_path"),
+            ("GO PATH", "go_path"),
+            ("http2xx", "http_2xx"),
+            ("HTTP20xOK", "http_20x_ok"),
+            ("Duration2m3s", "duration_2m3s"),
+            ("Bld4Floor3rd", "bld4_floor_3rd"),
+            ("some-kebab Case", "some_kebab_case"),
+        ] {
+            assert_eq!(words_joined(input, '_'), snake, "{input}");
+        }
         assert_eq!(
             out(abbrevboth(&[int(5), int(10), s("1234 5678 9123")])),
             "...5678..."
