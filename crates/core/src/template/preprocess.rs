@@ -43,6 +43,47 @@ fn quote_raw(raw: &str) -> String {
     out
 }
 
+/// Whether a number literal starts here (a digit, or a sign or point before one).
+fn number_start(b: &[u8]) -> bool {
+    match b {
+        [d, ..] if d.is_ascii_digit() => true,
+        [b'+' | b'-', b'.', d, ..] if d.is_ascii_digit() => true,
+        [b'+' | b'-' | b'.', d, ..] => d.is_ascii_digit(),
+        _ => false,
+    }
+}
+
+/// The length of the number literal at the start (Go's lexer: digits, letters for bases and
+/// exponents, `_`, `.`, and a sign after an exponent).
+fn number_len(b: &[u8]) -> usize {
+    let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'.' {
+            i += 1;
+        } else if (c == b'+' || c == b'-') && matches!(b[i - 1], b'e' | b'E' | b'p' | b'P') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+/// A float constant with a whole value (`1.0`, `1e3`), which Go keeps a float64 and the engine
+/// would read as an integer, as an explicit float64 conversion.
+fn float_literal(text: &str) -> Option<String> {
+    let body = text.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    if body.starts_with("0x") || body.starts_with("0b") || body.starts_with("0o") {
+        return None;
+    }
+    if !body.contains(['.', 'e']) {
+        return None;
+    }
+    let value: f64 = text.replace('_', "").parse().ok()?;
+    (value.is_finite() && value.fract() == 0.0).then(|| format!("(float64 {text:?})"))
+}
+
 /// One action's text between its delimiters, split into the trim markers and the body.
 struct Action {
     left_trim: bool,
@@ -220,6 +261,17 @@ pub(super) fn preprocess(text: &str) -> Result<String, String> {
                     i = end;
                     continue;
                 }
+                b'0'..=b'9' | b'.' | b'+' | b'-'
+                    if body.chars().last().is_none_or(|p| {
+                        p.is_whitespace() || matches!(p, '(' | ',' | '|' | '=')
+                    }) && number_start(&bytes[i..]) =>
+                {
+                    let len = number_len(&bytes[i..]);
+                    let literal = &inner[i..i + len];
+                    body.push_str(&float_literal(literal).unwrap_or_else(|| literal.to_string()));
+                    i += len;
+                    continue;
+                }
                 _ => {
                     // copy the whole character
                     let ch_len = inner[i..].chars().next().map_or(1, char::len_utf8);
@@ -291,6 +343,14 @@ mod tests {
         // pipelines and other targets stay as written
         let kept = "{{ $x := set $d \"k\" 1 | toJson }}{{ set .m \"k\" 1 }}";
         assert_eq!(preprocess(kept).unwrap(), kept);
+    }
+
+    #[test]
+    fn whole_float_constants_stay_floats() {
+        assert_eq!(
+            preprocess("{{ list 1.0 -2e3 1.5 0x1p4 7 }}{{- 3.0 -}}").unwrap(),
+            "{{ list (float64 \"1.0\") (float64 \"-2e3\") 1.5 0x1p4 7 }}{{- (float64 \"3.0\") -}}"
+        );
     }
 
     #[test]
