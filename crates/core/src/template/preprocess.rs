@@ -59,13 +59,12 @@ fn number_len(b: &[u8]) -> usize {
     let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
     while i < b.len() {
         let c = b[i];
-        if c.is_ascii_alphanumeric() || c == b'_' || c == b'.' {
-            i += 1;
-        } else if (c == b'+' || c == b'-') && matches!(b[i - 1], b'e' | b'E' | b'p' | b'P') {
-            i += 1;
-        } else {
+        let exponent_sign =
+            (c == b'+' || c == b'-') && matches!(b[i - 1], b'e' | b'E' | b'p' | b'P');
+        if !(c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || exponent_sign) {
             break;
         }
+        i += 1;
     }
     i
 }
