@@ -296,8 +296,16 @@ const PIECES: &[&str] = &[
     "swapcase",
 ];
 
+/// Panics seen anywhere (the engine turns a panic into an error, so only the hook sees them).
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 #[test]
 fn random_templates_never_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        default_hook(info);
+    }));
     let cases: usize = std::env::var("TEMPLATE_FUZZ_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -327,4 +335,9 @@ fn random_templates_never_panic() {
         }
         one_line_error(&text);
     }
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a function or the engine panicked (see the output above)"
+    );
 }

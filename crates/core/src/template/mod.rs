@@ -161,7 +161,9 @@ impl Engine {
             name: name.to_string(),
             message: one_line(&redact(&message, secrets)),
         };
-        let text = preprocess::preprocess(text).map_err(parse_error)?;
+        let text = std::panic::catch_unwind(|| preprocess::preprocess(text))
+            .map_err(|_| parse_error("the template engine failed on this template".into()))?
+            .map_err(parse_error)?;
         // A panic inside the engine or a function must not take the controller down: it
         // becomes this template's error.
         let parsed =
