@@ -113,10 +113,12 @@ impl Reference {
             _ => false,
         };
         if !fresh {
+            // tests run in parallel processes (nextest): build aside, then rename into place
+            let building = out_dir.join(format!("reference.{}", std::process::id()));
             let status = Command::new(go)
                 .current_dir(&source)
                 .args(["build", "-o"])
-                .arg(&binary)
+                .arg(&building)
                 .arg(".")
                 .env("GO111MODULE", "off")
                 .env("GOPATH", GOPATH)
@@ -127,6 +129,7 @@ impl Reference {
             if !status.success() {
                 return Err(format!("go build of {} failed", source.display()));
             }
+            std::fs::rename(&building, &binary).map_err(|e| e.to_string())?;
         }
         Ok(Self { binary })
     }
