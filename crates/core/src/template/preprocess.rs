@@ -22,25 +22,75 @@ const MUTATORS: [&str; 6] = [
     "mustMergeOverwrite",
 ];
 
-/// Go's interpreted-string form of a raw string's text (carriage returns dropped, as Go drops
-/// them from raw strings).
-fn quote_raw(raw: &str) -> String {
+/// A string's value as an interpreted literal that the engine's lexer and unquoting read
+/// correctly: its lexer takes the quote after an escaped backslash (`"a\\"`) for an escaped quote,
+/// and its `\x`/`\u` escapes work only at the very end of a literal. So a backslash is written
+/// `\\` except a final one (`\x5c`), a quote `\"`, and `None` (keep the literal as written) for a
+/// control character without a letter escape.
+fn literal(value: &str) -> Option<String> {
     let mut out = String::from("\"");
-    for c in raw.chars() {
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
-            '\r' => {}
+            '\\' if chars.peek().is_none() => out.push_str("\\x5c"),
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            '\r' => out.push_str("\\r"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_control() => return None,
             c => out.push(c),
         }
     }
     out.push('"');
-    out
+    Some(out)
+}
+
+/// The value of a Go interpreted string literal (between its quotes), `None` where Go would
+/// refuse it or the value is not UTF-8 (then the literal is left to the engine as written).
+fn unquote(body: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let hex = |chars: &mut std::str::Chars<'_>, n: usize| -> Option<u32> {
+            let digits: String = chars.by_ref().take(n).collect();
+            if digits.len() != n {
+                return None;
+            }
+            u32::from_str_radix(&digits, 16).ok()
+        };
+        match chars.next()? {
+            'a' => bytes.push(7),
+            'b' => bytes.push(8),
+            'f' => bytes.push(12),
+            'n' => bytes.push(b'\n'),
+            'r' => bytes.push(b'\r'),
+            't' => bytes.push(b'\t'),
+            'v' => bytes.push(11),
+            '\\' => bytes.push(b'\\'),
+            '"' => bytes.push(b'"'),
+            'x' => bytes.push(u8::try_from(hex(&mut chars, 2)?).ok()?),
+            u @ ('u' | 'U') => {
+                let c = char::from_u32(hex(&mut chars, if u == 'u' { 4 } else { 8 })?)?;
+                let mut buf = [0u8; 4];
+                bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            d @ '0'..='7' => {
+                let rest: String = chars.by_ref().take(2).collect();
+                let v = u32::from_str_radix(&format!("{d}{rest}"), 8).ok()?;
+                bytes.push(u8::try_from(v).ok()?);
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// Whether a number literal starts here (a digit, or a sign or point before one).
@@ -235,7 +285,12 @@ pub(super) fn preprocess(text: &str) -> Result<String, String> {
                     let end = inner[i + 1..].find('`').map(|e| i + 1 + e);
                     match end {
                         Some(e) => {
-                            body.push_str(&quote_raw(&inner[i + 1..e]));
+                            // Go drops carriage returns from raw strings
+                            let value = inner[i + 1..e].replace('\r', "");
+                            match literal(&value) {
+                                Some(l) => body.push_str(&l),
+                                None => body.push_str(&inner[i..=e]),
+                            }
                             i = e + 1;
                         }
                         None => {
@@ -256,7 +311,13 @@ pub(super) fn preprocess(text: &str) -> Result<String, String> {
                         i += 1;
                     }
                     let end = (i + 1).min(bytes.len());
-                    body.push_str(&inner[start..end]);
+                    let written = &inner[start..end];
+                    let rewritten =
+                        (quote == b'"' && end > start + 1 && bytes.get(end - 1) == Some(&b'"'))
+                            .then(|| unquote(&inner[start + 1..end - 1]))
+                            .flatten()
+                            .and_then(|v| literal(&v));
+                    body.push_str(rewritten.as_deref().unwrap_or(written));
                     i = end;
                     continue;
                 }
@@ -322,10 +383,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_strings_become_interpreted() {
+    fn strings_are_rewritten_for_the_engines_lexer() {
         assert_eq!(
             preprocess("a {{ regexFind `\\d+\"x` .v }} `b`").unwrap(),
             "a {{ regexFind \"\\\\d+\\\"x\" .v }} `b`"
+        );
+        assert_eq!(
+            preprocess(r#"{{ "a\\" }}{{ "\u00e9\x41\101\t" }}{{ "\d" }}{{ "\x01" }}"#).unwrap(),
+            r#"{{ "a\x5c" }}{{ "éAA\t" }}{{ "\d" }}{{ "\x01" }}"#
         );
     }
 
