@@ -64,6 +64,30 @@ fn date_arithmetic_does_not_overflow() {
 }
 
 #[test]
+fn multiplying_functions_stop_before_allocating() {
+    for text in [
+        r#"{{ indent 60000 (repeat 100000 "\n") }}"#,
+        r#"{{ nindent 60000 (repeat 100000 "\n") }}"#,
+        r#"{{ replace "" (repeat 100000 "x") (repeat 100000 "y") }}"#,
+        r#"{{ replace "y" (repeat 100000 "x") (repeat 100000 "y") }}"#,
+        r#"{{ join (repeat 1000000 "x") (until 10000) }}"#,
+        r#"{{ regexReplaceAll "y" (repeat 100000 "y") "$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0" }}"#,
+        r#"{{ regexReplaceAllLiteral "" (repeat 100000 "y") (repeat 100000 "z") }}"#,
+        r#"{{ wrapWith 1 (repeat 100000 "x") (repeat 100000 "y ") }}"#,
+        r#"{{ printf "%999999999d" 1 }}"#,
+        r#"{{ uniq (splitList "" (repeat 200000 "ab")) | len }}"#,
+    ] {
+        let started = std::time::Instant::now();
+        one_line_error(text);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{text:.60} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
 fn recursion_ends_in_one_line() {
     one_line_error(r#"{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }}"#);
     one_line_error(

@@ -650,7 +650,30 @@ fn pad(n: i64) -> Result<String, FuncError> {
     Ok(" ".repeat(usize::try_from(n).unwrap_or(0)))
 }
 
+/// Refuses a result of `bytes` bytes over the engine's limit for one function's result, before
+/// it is built.
+fn check_size(function: &str, bytes: usize) -> Result<(), FuncError> {
+    let limit = gtmpl_ng::limits::active()
+        .function_output
+        .unwrap_or(usize::MAX);
+    if bytes > limit {
+        return Err(FuncError::TooMuchOutput {
+            function: function.into(),
+            count: bytes,
+            what: "bytes".into(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
 fn indent_text(n: i64, text: &str) -> Result<String, FuncError> {
+    let lines = text.bytes().filter(|b| *b == b'\n').count() + 1;
+    check_size(
+        "indent",
+        text.len()
+            .saturating_add(lines.saturating_mul(usize::try_from(n).unwrap_or(0))),
+    )?;
     let p = pad(n)?;
     Ok(format!("{p}{}", text.replace('\n', &format!("\n{p}"))))
 }
@@ -675,6 +698,15 @@ fn replace(args: &[Value]) -> Result<Value, FuncError> {
         str_param(&args[1])?,
         str_param(&args[2])?,
     );
+    let count = if old.is_empty() {
+        src.chars().count() + 1
+    } else {
+        src.matches(old.as_str()).count()
+    };
+    check_size(
+        "replace",
+        src.len().saturating_add(count.saturating_mul(new.len())),
+    )?;
     if old.is_empty() {
         // Go inserts `new` before every character and at the end
         let mut out = String::new();
@@ -799,7 +831,13 @@ fn strslice(v: &Value) -> Vec<String> {
 fn join(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "join", 2)?;
     let sep = str_param(&args[0])?;
-    Ok(s(strslice(&args[1]).join(&sep)))
+    let items = strslice(&args[1]);
+    let total = items.iter().map(String::len).sum::<usize>();
+    check_size(
+        "join",
+        total.saturating_add(sep.len().saturating_mul(items.len())),
+    )?;
+    Ok(s(items.join(&sep)))
 }
 
 fn to_strings(args: &[Value]) -> Result<Value, FuncError> {
@@ -1745,13 +1783,16 @@ fn reverse(args: &[Value]) -> Result<Value, FuncError> {
 
 fn uniq(args: &[Value]) -> Result<Value, FuncError> {
     let items = list_of(args, "uniq", "find uniq")?;
-    let mut out: Vec<Value> = Vec::new();
-    for item in items {
-        if !out.iter().any(|o| deep_equal(o, item)) {
-            out.push(item.clone());
-        }
-    }
-    Ok(Value::Array(out))
+    // reflect.DeepEqual holds exactly when type and printed form agree; hashing those keeps
+    // this linear for long lists
+    let mut seen = std::collections::HashSet::new();
+    Ok(Value::Array(
+        items
+            .iter()
+            .filter(|item| seen.insert((type_name(item), go_v(item))))
+            .cloned()
+            .collect(),
+    ))
 }
 
 fn has(args: &[Value]) -> Result<Value, FuncError> {
@@ -2163,13 +2204,30 @@ fn regex_replace_all(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "regexReplaceAll", 3)?;
     let re = compile(&str_param(&args[0])?)?;
     let (text, repl) = (str_param(&args[1])?, str_param(&args[2])?);
-    Ok(s(re.replace_all(&text, repl.as_str())))
+    // expanded match by match, so a replacement that multiplies the text stops at the limit
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(&text) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&text[last..m.start()]);
+        caps.expand(&repl, &mut out);
+        last = m.end();
+        check_size("regexReplaceAll", out.len())?;
+    }
+    out.push_str(&text[last..]);
+    Ok(s(out))
 }
 
 fn regex_replace_all_literal(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "regexReplaceAllLiteral", 3)?;
     let re = compile(&str_param(&args[0])?)?;
     let (text, repl) = (str_param(&args[1])?, str_param(&args[2])?);
+    let matches = re.find_iter(&text).count();
+    check_size(
+        "regexReplaceAllLiteral",
+        text.len()
+            .saturating_add(matches.saturating_mul(repl.len())),
+    )?;
     Ok(s(re.replace_all(&text, regex::NoExpand(&repl))))
 }
 

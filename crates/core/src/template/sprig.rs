@@ -146,6 +146,19 @@ fn wrap_with(args: &[Value]) -> Result<Value, FuncError> {
     let w = usize::try_from(super::go::int_param(&args[0])?).unwrap_or(0);
     let sep = super::go::str_param(&args[1])?;
     let s = super::go::str_param(&args[2])?;
+    // every character could start a line: refuse a separator that would multiply the text
+    let limit = gtmpl_ng::limits::active()
+        .function_output
+        .unwrap_or(usize::MAX);
+    let lines = wrap_text(&s, w, "\n", true).matches('\n').count();
+    if s.len().saturating_add(lines.saturating_mul(sep.len())) > limit {
+        return Err(FuncError::TooMuchOutput {
+            function: "wrapWith".into(),
+            count: lines,
+            what: "lines".into(),
+            limit,
+        });
+    }
     Ok(Value::String(wrap_text(&s, w, &sep, true)))
 }
 
