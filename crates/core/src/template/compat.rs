@@ -332,11 +332,18 @@ fn trim_suffix(args: &[Value]) -> Result<Value, FuncError> {
     Ok(s(text.strip_suffix(p.as_str()).unwrap_or(&text)))
 }
 
+/// goutils' `DeleteWhiteSpace`, which reads the text byte by byte: when it removes anything,
+/// every byte of a multi-byte character comes out as its own Latin-1 character, as in Go.
 fn nospace(args: &[Value]) -> Result<Value, FuncError> {
     let text = str1(args, "nospace")?;
+    let space = |b: u8| matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' | 0x85 | 0xa0);
+    if !text.bytes().any(space) {
+        return Ok(s(text));
+    }
     Ok(s(text
-        .chars()
-        .filter(|c| !c.is_whitespace())
+        .bytes()
+        .filter(|b| !space(*b))
+        .map(char::from)
         .collect::<String>()))
 }
 

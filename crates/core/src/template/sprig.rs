@@ -3,8 +3,6 @@
 
 use gtmpl_ng::{Func, FuncError, Value};
 
-use super::args::arg;
-
 /// Functions added on top of the Helm set.
 pub(super) const EXTRA: &[(&str, Func)] = &[
     ("regexQuoteMeta", regex_quote_meta as Func),
@@ -23,21 +21,6 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
     // Paths are always slash-separated on the controller's platform.
     ("osIsAbs", "isAbs"),
 ];
-
-fn int(v: &Value, function: &str) -> Result<i64, FuncError> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| FuncError::Generic(format!("{function}: expected an integer"))),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| FuncError::Generic(format!("{function}: expected an integer"))),
-        _ => Err(FuncError::Generic(format!(
-            "{function}: expected an integer"
-        ))),
-    }
-}
 
 /// `regexQuoteMeta s`: `s` with Go's regexp metacharacters escaped (`\.+*?()|[]{}^$`).
 fn regex_quote_meta(args: &[Value]) -> Result<Value, FuncError> {
@@ -70,18 +53,23 @@ fn to_decimal(args: &[Value]) -> Result<Value, FuncError> {
     }))
 }
 
-/// `chunk size list`: the list cut into lists of `size` items (the last may be shorter).
+/// `chunk size list`: the list cut into lists of `size` items (the last may be shorter). As in
+/// sprig, a size that leaves no chunk gives an empty list, and a size of 0 fails.
 fn chunk(args: &[Value]) -> Result<Value, FuncError> {
-    let size = int(arg(args, 0, "chunk", 2)?, "chunk")?;
-    let size = usize::try_from(size)
-        .ok()
-        .filter(|s| *s > 0)
-        .ok_or_else(|| FuncError::Generic("chunk: the size must be positive".into()))?;
-    let Value::Array(items) = arg(args, 1, "chunk", 2)? else {
+    super::go::exactly(args, "chunk", 2)?;
+    let size = super::go::int_param(&args[0])?;
+    let items = super::go::list_param(&args[1], "chunk")?;
+    if size == 0 {
         return Err(FuncError::Generic(
-            "chunk: the second argument must be a list".into(),
+            "runtime error: makeslice: len out of range".into(),
         ));
-    };
+    }
+    let chunks = ((items.len() as f64 - 1.0) / size as f64).floor() + 1.0;
+    if chunks <= 0.0 {
+        return Ok(Value::Array(Vec::new()));
+    }
+    let size = usize::try_from(size)
+        .map_err(|_| FuncError::Generic("runtime error: makeslice: len out of range".into()))?;
     Ok(Value::Array(
         items
             .chunks(size)
