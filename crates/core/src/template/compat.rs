@@ -87,6 +87,9 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("gt", gt as Func),
     ("ge", ge as Func),
     ("index", index as Func),
+    ("html", html as Func),
+    ("js", js as Func),
+    ("urlquery", urlquery as Func),
     // defaults
     ("default", default as Func),
     ("empty", is_empty as Func),
@@ -1515,6 +1518,84 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
         };
     }
     Ok(item)
+}
+
+/// The text Go's escaping builtins escape: one string as it is, otherwise `fmt.Sprint` of the
+/// arguments (spaces only between two operands that are not strings; a missing value prints
+/// `<no value>`).
+fn sprint_args(args: &[Value]) -> String {
+    if let [Value::String(one)] = args {
+        return one.clone();
+    }
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        let is_str = matches!(a, Value::String(_));
+        if i > 0 && !is_str && !matches!(args[i - 1], Value::String(_)) {
+            out.push(' ');
+        }
+        match a {
+            Value::NoValue => out.push_str("<no value>"),
+            other => out.push_str(&strval(other)),
+        }
+    }
+    out
+}
+
+/// Go's `template.HTMLEscapeString`.
+fn html(args: &[Value]) -> Result<Value, FuncError> {
+    let text = sprint_args(args);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\0' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    Ok(s(out))
+}
+
+/// Go's `template.JSEscapeString`.
+fn js(args: &[Value]) -> Result<Value, FuncError> {
+    let text = sprint_args(args);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '<' => out.push_str("\\u003C"),
+            '>' => out.push_str("\\u003E"),
+            '&' => out.push_str("\\u0026"),
+            '=' => out.push_str("\\u003D"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if !c.is_ascii() && !super::go::printable(c) => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(s(out))
+}
+
+/// Go's `url.QueryEscape`.
+fn urlquery(args: &[Value]) -> Result<Value, FuncError> {
+    let text = sprint_args(args);
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    Ok(s(out))
 }
 
 fn default(args: &[Value]) -> Result<Value, FuncError> {

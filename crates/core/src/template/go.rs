@@ -258,7 +258,7 @@ fn empty_map() -> &'static HashMap<String, Value> {
 }
 
 /// Whether Go's `strconv.IsPrint` holds, as far as `%q` needs it.
-fn printable(c: char) -> bool {
+pub(super) fn printable(c: char) -> bool {
     if c == ' ' {
         return true;
     }
