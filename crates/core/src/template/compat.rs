@@ -87,6 +87,7 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("gt", gt as Func),
     ("ge", ge as Func),
     ("index", index as Func),
+    ("printf", printf as Func),
     ("html", html as Func),
     ("js", js as Func),
     ("urlquery", urlquery as Func),
@@ -1520,6 +1521,95 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
     Ok(item)
 }
 
+/// Go's `%#v` (Go syntax) of a template value; `inner` for a value inside a list or map, where
+/// nil is typed.
+fn go_syntax(v: &Value, inner: bool) -> String {
+    match v {
+        Value::Nil | Value::NoValue if inner => "interface {}(nil)".into(),
+        Value::String(text) => go_quote(text),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(|i| go_syntax(i, true)).collect();
+            format!("[]interface {{}}{{{}}}", parts.join(", "))
+        }
+        Value::Map(m) | Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", go_quote(k), go_syntax(&m[k], true)))
+                .collect();
+            format!("map[string]interface {{}}{{{}}}", parts.join(", "))
+        }
+        other => go_v(other),
+    }
+}
+
+/// `printf`: the engine's, which follows Go's `fmt`, with the verbs it gets wrong done here
+/// first: `%#v` (Go syntax) and a float verb given an integer (`%!e(int=0)`).
+fn printf(args: &[Value]) -> Result<Value, FuncError> {
+    let Some(Value::String(format)) = args.first() else {
+        return gtmpl_ng::funcs::printf(args);
+    };
+    if format.contains(['[', '*']) {
+        return gtmpl_ng::funcs::printf(args);
+    }
+    let mut new_format = String::with_capacity(format.len());
+    let mut new_args = vec![Value::Nil];
+    let mut next = 1;
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            new_format.push(c);
+            continue;
+        }
+        let mut flags = String::new();
+        while let Some(&f) = chars.peek() {
+            if "#0+- ".contains(f) {
+                flags.push(f);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let mut width = String::new();
+        while let Some(&d) = chars.peek() {
+            if d.is_ascii_digit() || d == '.' {
+                width.push(d);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let Some(verb) = chars.next() else {
+            new_format.push('%');
+            new_format.push_str(&flags);
+            new_format.push_str(&width);
+            break;
+        };
+        let spec = format!("%{flags}{width}{verb}");
+        if verb == '%' || next >= args.len() {
+            new_format.push_str(&spec);
+            continue;
+        }
+        let arg = &args[next];
+        next += 1;
+        if verb == 'v' && flags.contains('#') {
+            let plain_flags: String = flags.chars().filter(|f| *f != '#').collect();
+            let width_only = width.split('.').next().unwrap_or_default();
+            new_format.push_str(&format!("%{plain_flags}{width_only}s"));
+            new_args.push(s(go_syntax(arg, false)));
+        } else if "eEfFgG".contains(verb) && matches!(num(arg), Some(Num::Int(_))) {
+            new_format.push_str(&format!("%!{verb}(int={})", go_v(arg)).replace('%', "%%"));
+        } else {
+            new_format.push_str(&spec);
+            new_args.push(arg.clone());
+        }
+    }
+    new_args.extend(args[next..].iter().cloned());
+    new_args[0] = s(new_format);
+    gtmpl_ng::funcs::printf(&new_args)
+}
+
 /// The text Go's escaping builtins escape: one string as it is, otherwise `fmt.Sprint` of the
 /// arguments (spaces only between two operands that are not strings; a missing value prints
 /// `<no value>`).
@@ -2401,6 +2491,21 @@ mod tests {
         assert_eq!(go_pattern("{\"k\":[1]}"), "\\{\"k\":[1]}");
         assert_eq!(go_pattern("a{2,3}\\{"), "a{2,3}\\{");
         assert!(compile("{x}").is_ok());
+    }
+
+    #[test]
+    fn printf_go_syntax() {
+        let v = printf(&[
+            s("%#v|%5d|%e"),
+            Value::Array(vec![int(1), s("a"), Value::Nil]),
+            int(42),
+            int(0),
+        ])
+        .unwrap();
+        assert_eq!(
+            out(Ok(v)),
+            "[]interface {}{1, \"a\", interface {}(nil)}|   42|%!e(int=0)"
+        );
     }
 
     #[test]
