@@ -10,7 +10,7 @@ use gtmpl_ng::{Func, FuncError, Value};
 
 use super::go::{
     Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
-    int_param, is_nil, kind_name, list_param, map_param, num, str_param, strval, to_json,
+    int_param, int64, is_nil, kind_name, list_param, map_param, num, str_param, strval, to_json,
     type_name, wrong_count,
 };
 
@@ -58,7 +58,7 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     // conversions and numbers
     ("atoi", atoi as Func),
     ("int", to_int as Func),
-    ("int64", to_int as Func),
+    ("int64", to_int64 as Func),
     ("float64", to_float as Func),
     ("seq", seq as Func),
     ("until", until as Func),
@@ -1024,6 +1024,11 @@ fn to_int(args: &[Value]) -> Result<Value, FuncError> {
     Ok(int(cast_int(&args[0])))
 }
 
+fn to_int64(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "int64", 1)?;
+    Ok(int64(cast_int(&args[0])))
+}
+
 fn to_float(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "float64", 1)?;
     Ok(float(cast_float(&args[0])))
@@ -1113,26 +1118,28 @@ fn seq(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 fn add(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(int(args
-        .iter()
-        .fold(0i64, |a, b| a.wrapping_add(cast_int(b)))))
+    Ok(int64(
+        args.iter().fold(0i64, |a, b| a.wrapping_add(cast_int(b))),
+    ))
 }
 
 fn add1(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "add1", 1)?;
-    Ok(int(cast_int(&args[0]).wrapping_add(1)))
+    Ok(int64(cast_int(&args[0]).wrapping_add(1)))
 }
 
 fn sub(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "sub", 2)?;
-    Ok(int(cast_int(&args[0]).wrapping_sub(cast_int(&args[1]))))
+    Ok(int64(cast_int(&args[0]).wrapping_sub(cast_int(&args[1]))))
 }
 
 fn mul(args: &[Value]) -> Result<Value, FuncError> {
     let first = arg(args, 0, "mul", 1)?;
-    Ok(int(args[1..]
-        .iter()
-        .fold(cast_int(first), |a, b| a.wrapping_mul(cast_int(b)))))
+    Ok(int64(
+        args[1..]
+            .iter()
+            .fold(cast_int(first), |a, b| a.wrapping_mul(cast_int(b))),
+    ))
 }
 
 fn div(args: &[Value]) -> Result<Value, FuncError> {
@@ -1141,7 +1148,7 @@ fn div(args: &[Value]) -> Result<Value, FuncError> {
     if b == 0 {
         return Err(generic("runtime error: integer divide by zero"));
     }
-    Ok(int(a.wrapping_div(b)))
+    Ok(int64(a.wrapping_div(b)))
 }
 
 fn modulo(args: &[Value]) -> Result<Value, FuncError> {
@@ -1150,21 +1157,25 @@ fn modulo(args: &[Value]) -> Result<Value, FuncError> {
     if b == 0 {
         return Err(generic("runtime error: integer divide by zero"));
     }
-    Ok(int(a.wrapping_rem(b)))
+    Ok(int64(a.wrapping_rem(b)))
 }
 
 fn max(args: &[Value]) -> Result<Value, FuncError> {
     let first = arg(args, 0, "max", 1)?;
-    Ok(int(args[1..]
-        .iter()
-        .fold(cast_int(first), |a, b| a.max(cast_int(b)))))
+    Ok(int64(
+        args[1..]
+            .iter()
+            .fold(cast_int(first), |a, b| a.max(cast_int(b))),
+    ))
 }
 
 fn min(args: &[Value]) -> Result<Value, FuncError> {
     let first = arg(args, 0, "min", 1)?;
-    Ok(int(args[1..]
-        .iter()
-        .fold(cast_int(first), |a, b| a.min(cast_int(b)))))
+    Ok(int64(
+        args[1..]
+            .iter()
+            .fold(cast_int(first), |a, b| a.min(cast_int(b))),
+    ))
 }
 
 /// A decimal number as shopspring/decimal holds it: `mantissa × 10^-scale`.

@@ -40,9 +40,21 @@ pub(super) fn float(f: f64) -> Value {
     Value::Number(gtmpl_ng::Number::float(f))
 }
 
-/// An integer value.
+/// A Go `int` value. (The engine stores a non-negative integer constant unsigned; an `int64`
+/// is stored signed, which is how the two are told apart for a non-negative value.)
 pub(super) fn int(i: i64) -> Value {
     Value::from(i)
+}
+
+/// A Go `int64` value, as sprig's arithmetic returns.
+pub(super) fn int64(i: i64) -> Value {
+    Value::Number(gtmpl_ng::Number::signed(i))
+}
+
+/// Whether a value is known to be an `int64` (a non-negative signed integer; a negative one
+/// may be a constant and counts as `int`).
+pub(super) fn is_int64(v: &Value) -> bool {
+    matches!(v, Value::Number(n) if matches!(n.kind(), NumberKind::Signed(i) if i >= 0))
 }
 
 /// A value passed to an `interface{}` parameter: a missing value arrives as nil.
@@ -117,6 +129,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "[]interface {}",
         Value::Map(_) | Value::Object(_) => "map[string]interface {}",
+        Value::Number(_) if is_int64(v) => "int64",
         Value::Number(_) => match num(v) {
             Some(Num::Float(_)) => "float64",
             _ => "int",
@@ -133,6 +146,7 @@ pub(super) fn kind_name(v: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "slice",
         Value::Map(_) | Value::Object(_) => "map",
+        Value::Number(_) if is_int64(v) => "int64",
         Value::Number(_) => match num(v) {
             Some(Num::Float(_)) => "float64",
             _ => "int",
@@ -195,6 +209,11 @@ pub(super) fn str_param(v: &Value) -> Result<String, FuncError> {
 
 /// A value for a Go `int` parameter: only an integer converts.
 pub(super) fn int_param(v: &Value) -> Result<i64, FuncError> {
+    if is_int64(v) {
+        return Err(FuncError::Generic(
+            "wrong type for value; expected int; got int64".into(),
+        ));
+    }
     match num(v) {
         Some(Num::Int(i)) => Ok(i),
         Some(Num::Float(_)) => Err(FuncError::Generic(format!(
@@ -438,7 +457,7 @@ pub(super) fn json_value(doc: serde_json::Value) -> Value {
 /// Go's `reflect.DeepEqual` over template values (an int never equals a float).
 pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(_), Value::Number(_)) => num(a) == num(b),
+        (Value::Number(_), Value::Number(_)) => num(a) == num(b) && type_name(a) == type_name(b),
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| deep_equal(p, q))
         }

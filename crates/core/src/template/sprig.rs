@@ -46,7 +46,7 @@ fn to_decimal(args: &[Value]) -> Result<Value, FuncError> {
             .trim_start_matches('-')
             .bytes()
             .all(|b| (b'0'..=b'7').contains(&b));
-    Ok(Value::from(if valid {
+    Ok(super::go::int64(if valid {
         i64::from_str_radix(digits, 8).unwrap_or(0)
     } else {
         0
