@@ -31,11 +31,12 @@ pub(super) fn num(v: &Value) -> Option<Num> {
     }
 }
 
-/// A float64 value. A positive zero is carried as the integer zero: the engine's `if` reads
-/// every float as true, and Go prints and encodes the two alike.
+/// A float64 value. A positive zero is carried as a signed integer zero: the engine's `if`
+/// reads every float as true, Go prints and encodes the two alike, and an `int` parameter
+/// refuses it (as an `int64`) as Go refuses a float64.
 pub(super) fn float(f: f64) -> Value {
     if f == 0.0 && f.is_sign_positive() {
-        return Value::Number(gtmpl_ng::Number::unsigned(0));
+        return Value::Number(gtmpl_ng::Number::signed(0));
     }
     Value::Number(gtmpl_ng::Number::float(f))
 }
