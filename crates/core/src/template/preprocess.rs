@@ -4,6 +4,8 @@
 //!   because parsing and running recurse on the thread's stack;
 //! - raw strings (`` `\d+` ``) become interpreted strings with the same value, because the engine
 //!   reads escapes inside raw strings and Go does not;
+//! - Go 1.23's `{{ else with P }}` (upstream builds with a newer Go than the engine follows)
+//!   becomes `{{ else }}{{ with P }}`, with one more `{{ end }}` where the block closes;
 //! - sprig's map-mutating idiom `{{ $_ := set $d "k" "v" }}` (also `unset`, `merge`,
 //!   `mergeOverwrite` and their `must` forms) also assigns the result back to `$d`, because Go's
 //!   maps are shared and change in place while the engine's values are copies.
@@ -222,6 +224,9 @@ fn rewrite_mutation(action: &Action) -> Option<String> {
 pub(super) fn preprocess(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut blocks = 0usize;
+    // for each open block, the `with` blocks opened by `{{ else with }}` inside it, which close
+    // with it
+    let mut extra_ends: Vec<usize> = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
@@ -241,7 +246,10 @@ pub(super) fn preprocess(text: &str) -> Result<String, String> {
             .find(|&k| !bytes[k].is_ascii_alphabetic())
             .unwrap_or(bytes.len());
         match &inner[j..word_end] {
-            "if" | "range" | "with" | "define" | "block" => blocks += 1,
+            "if" | "range" | "with" | "define" | "block" => {
+                blocks += 1;
+                extra_ends.push(0);
+            }
             "end" => blocks = blocks.saturating_sub(1),
             _ => {}
         }
@@ -358,6 +366,44 @@ pub(super) fn preprocess(text: &str) -> Result<String, String> {
             body,
             right_trim,
         };
+        let first_word = words(&action.body).and_then(|w| w.first().cloned());
+        let else_with =
+            words(&action.body).is_some_and(|w| w.len() > 2 && w[0] == "else" && w[1] == "with");
+        if else_with {
+            // Go 1.23's `{{ else with P }}`: `{{ else }}{{ with P }}`, closed by the block's end
+            if let Some(n) = extra_ends.last_mut() {
+                *n += 1;
+            }
+            let rest_of_body = action
+                .body
+                .trim_start()
+                .strip_prefix("else")
+                .map(str::trim_start)
+                .and_then(|b| b.strip_prefix("with"))
+                .unwrap_or_default();
+            let l = if action.left_trim { "-" } else { "" };
+            let r = if action.right_trim { " -" } else { " " };
+            out.push_str(&format!(
+                "{{{{{l} else }}}}{{{{ with {}{r}}}}}",
+                rest_of_body.trim()
+            ));
+            rest = &inner[after..];
+            continue;
+        }
+        if first_word.as_deref() == Some("end") {
+            let extra = extra_ends.pop().unwrap_or(0);
+            if extra > 0 {
+                let l = if action.left_trim { "- " } else { " " };
+                out.push_str(&format!("{{{{{l}end }}}}"));
+                for _ in 1..extra {
+                    out.push_str("{{ end }}");
+                }
+                let r = if action.right_trim { " -" } else { " " };
+                out.push_str(&format!("{{{{ end{r}}}}}"));
+                rest = &inner[after..];
+                continue;
+            }
+        }
         match rewrite_mutation(&action) {
             Some(rewritten) => out.push_str(&rewritten),
             None => {
@@ -414,6 +460,17 @@ mod tests {
         assert_eq!(
             preprocess("{{ list 1.0 -2e3 1.5 0x1p4 7 }}{{- 3.0 -}}").unwrap(),
             "{{ list (float64 \"1.0\") (float64 \"-2e3\") 1.5 0x1p4 7 }}{{- (float64 \"3.0\") -}}"
+        );
+    }
+
+    #[test]
+    fn else_with_is_go_1_23s() {
+        assert_eq!(
+            preprocess(
+                "{{ with .a }}A{{ else with .b }}B{{ else with .c }}C{{ else }}D{{- end -}}!"
+            )
+            .unwrap(),
+            "{{ with .a }}A{{ else }}{{ with .b }}B{{ else }}{{ with .c }}C{{ else }}D{{- end }}{{ end }}{{ end -}}!"
         );
     }
 
