@@ -223,7 +223,7 @@ fn certificate(
     let signing_key = signer.map_or(key, |s| &s.key);
     b.sign(signing_key, digest(signing_key)).map_err(&err)?;
     let cert = b.build().to_pem().map_err(&err)?;
-    Ok(Value::Map(HashMap::from([
+    Ok(super::go::map_value(HashMap::from([
         (
             "Cert".to_string(),
             Value::String(String::from_utf8(cert).map_err(failed)?),
@@ -311,7 +311,7 @@ fn build_custom_cert(args: &[Value]) -> Result<Value, FuncError> {
     X509::from_pem(&cert).map_err(|_| failed("unable to decode certificate"))?;
     let key = String::from_utf8_lossy(&key).into_owned();
     parse_key(&key).map_err(|e| failed(format!("error parsing private key: {e}")))?;
-    Ok(Value::Map(HashMap::from([
+    Ok(super::go::map_value(HashMap::from([
         (
             "Cert".to_string(),
             Value::String(String::from_utf8_lossy(&cert).into_owned()),
@@ -326,7 +326,7 @@ mod tests {
 
     fn field(v: &Value, k: &str) -> String {
         match v {
-            Value::Map(m) => strval(&m[k]),
+            Value::Map(m) | Value::Object(m) => strval(&m[k]),
             _ => String::new(),
         }
     }

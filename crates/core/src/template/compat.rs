@@ -10,8 +10,8 @@ use gtmpl_ng::{Func, FuncError, Value};
 
 use super::go::{
     Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
-    int_param, int64, is_nil, kind_name, list_param, map_param, num, str_param, strval, to_json,
-    type_name, wrong_count,
+    int_param, int64, is_nil, kind_name, list_param, map_param, map_value, num, str_param, strval,
+    to_json, type_name, wrong_count,
 };
 
 /// The functions of this module.
@@ -808,7 +808,7 @@ fn split_list(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 fn indexed(parts: Vec<String>) -> Value {
-    Value::Map(
+    map_value(
         parts
             .into_iter()
             .enumerate()
@@ -1781,7 +1781,7 @@ fn dict(args: &[Value]) -> Result<Value, FuncError> {
         let value = pair.get(1).map(iface).unwrap_or_else(|| s(""));
         out.insert(key, value);
     }
-    Ok(Value::Map(out))
+    Ok(map_value(out))
 }
 
 fn get(args: &[Value]) -> Result<Value, FuncError> {
@@ -1797,14 +1797,14 @@ fn set(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "set", 3)?;
     let mut m = map_param(&args[0])?.clone();
     m.insert(str_param(&args[1])?, iface(&args[2]));
-    Ok(Value::Map(m))
+    Ok(map_value(m))
 }
 
 fn unset(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "unset", 2)?;
     let mut m = map_param(&args[0])?.clone();
     m.remove(&str_param(&args[1])?);
-    Ok(Value::Map(m))
+    Ok(map_value(m))
 }
 
 fn has_key(args: &[Value]) -> Result<Value, FuncError> {
@@ -1824,14 +1824,14 @@ fn pick_keys(
 
 fn pick(args: &[Value]) -> Result<Value, FuncError> {
     let (m, keys) = pick_keys(args, "pick")?;
-    Ok(Value::Map(
+    Ok(map_value(
         m.into_iter().filter(|(k, _)| keys.contains(k)).collect(),
     ))
 }
 
 fn omit(args: &[Value]) -> Result<Value, FuncError> {
     let (m, keys) = pick_keys(args, "omit")?;
-    Ok(Value::Map(
+    Ok(map_value(
         m.into_iter().filter(|(k, _)| !keys.contains(k)).collect(),
     ))
 }
@@ -1868,12 +1868,12 @@ fn merge_into(dst: &mut HashMap<String, Value>, src: &HashMap<String, Value>, ov
             continue;
         }
         let replace = match (dst.get_mut(k), sv) {
-            (Some(Value::Map(dm)), Value::Map(sm)) => {
+            (Some(Value::Map(dm) | Value::Object(dm)), Value::Map(sm) | Value::Object(sm)) => {
                 merge_into(dm, sm, overwrite);
                 dm.is_empty()
             }
             // a map or list from src never replaces a non-empty value
-            (Some(dv), Value::Map(_) | Value::Array(_)) => {
+            (Some(dv), Value::Map(_) | Value::Object(_) | Value::Array(_)) => {
                 empty(dv) || (overwrite && matches!(sv, Value::Array(_)))
             }
             (Some(dv), _) => overwrite || empty(dv),
@@ -1890,7 +1890,7 @@ fn merge_with(args: &[Value], overwrite: bool) -> Result<Value, FuncError> {
     for src in &args[1..] {
         merge_into(&mut dst, map_param(src)?, overwrite);
     }
-    Ok(Value::Map(dst))
+    Ok(map_value(dst))
 }
 
 fn merge(args: &[Value]) -> Result<Value, FuncError> {
@@ -1920,7 +1920,7 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
             type_name(v)
         ))
     };
-    let Value::Map(mut current) = dict.clone() else {
+    let (Value::Map(mut current) | Value::Object(mut current)) = dict.clone() else {
         return Err(conversion(dict));
     };
     for (i, key) in path.iter().enumerate() {
@@ -1931,7 +1931,7 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
             return Ok(step);
         }
         match step {
-            Value::Map(m) => current = m,
+            Value::Map(m) | Value::Object(m) => current = m,
             other => return Err(conversion(&other)),
         }
     }

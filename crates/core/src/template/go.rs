@@ -31,6 +31,39 @@ pub(super) fn num(v: &Value) -> Option<Num> {
     }
 }
 
+thread_local! {
+    /// Whether maps made during the current render fail on a missing key (Go's
+    /// `missingkey=error`, which external-secrets sets); see [`StrictMaps`].
+    static STRICT_MAPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets, for the current thread and until dropped, whether maps that functions make refuse a
+/// missing key. The engine refuses a missing field of an object, never of a map, so such maps
+/// are made as objects; they print and encode the same.
+pub(super) struct StrictMaps(bool);
+
+impl StrictMaps {
+    /// Starts a render with `strict` maps.
+    pub(super) fn set(strict: bool) -> Self {
+        Self(STRICT_MAPS.with(|s| s.replace(strict)))
+    }
+}
+
+impl Drop for StrictMaps {
+    fn drop(&mut self) {
+        STRICT_MAPS.with(|s| s.set(self.0));
+    }
+}
+
+/// A map value made by a function: a map, or under [`StrictMaps`] an object.
+pub(super) fn map_value(m: HashMap<String, Value>) -> Value {
+    if STRICT_MAPS.with(std::cell::Cell::get) {
+        Value::Object(m)
+    } else {
+        Value::Map(m)
+    }
+}
+
 /// A float64 value. A positive zero is carried as a signed integer zero: the engine's `if`
 /// reads every float as true, Go prints and encodes the two alike, and an `int` parameter
 /// refuses it (as an `int64`) as Go refuses a float64.
@@ -450,7 +483,7 @@ pub(super) fn json_value(doc: serde_json::Value) -> Value {
         serde_json::Value::String(s) => Value::String(s),
         serde_json::Value::Array(a) => Value::Array(a.into_iter().map(json_value).collect()),
         serde_json::Value::Object(o) => {
-            Value::Map(o.into_iter().map(|(k, v)| (k, json_value(v))).collect())
+            map_value(o.into_iter().map(|(k, v)| (k, json_value(v))).collect())
         }
     }
 }

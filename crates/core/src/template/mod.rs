@@ -161,6 +161,8 @@ impl Engine {
             name: name.to_string(),
             message: one_line(&redact(&message, secrets)),
         };
+        // maps made by functions during this render follow the dot's missing-key rule
+        let _strict = go::StrictMaps::set(self.missing_key_error);
         let text = std::panic::catch_unwind(|| preprocess::preprocess(text))
             .map_err(|_| parse_error("the template engine failed on this template".into()))?
             .map_err(parse_error)?;

@@ -436,7 +436,7 @@ fn url_parse(args: &[Value]) -> Result<Value, FuncError> {
         None => u.host.split(':').next().unwrap_or_default().to_string(),
     };
     let s = |v: &str| Value::String(v.to_string());
-    Ok(Value::Map(HashMap::from([
+    Ok(super::go::map_value(HashMap::from([
         ("scheme".to_string(), s(&u.scheme)),
         ("host".to_string(), s(&u.host)),
         ("hostname".to_string(), s(&hostname)),

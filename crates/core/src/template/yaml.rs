@@ -354,7 +354,7 @@ fn to_yaml(args: &[Value]) -> Result<Value, FuncError> {
     let v = normalize(&args[0]);
     let mut out = String::new();
     match &v {
-        Value::Map(m) if !m.is_empty() => write_map(m, 0, &mut out),
+        Value::Map(m) | Value::Object(m) if !m.is_empty() => write_map(m, 0, &mut out),
         Value::Array(a) if !a.is_empty() => write_list(a, 0, &mut out),
         other => out.push_str(&inline(other, 2)),
     }
@@ -367,15 +367,16 @@ fn from_yaml(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "fromYaml", 1)?;
     let text = str_param(&args[0])?;
     let doc: Result<serde_json::Value, _> = serde_yaml_ng::from_str(&text);
-    let error =
-        |msg: String| Value::Map(HashMap::from([("Error".to_string(), Value::String(msg))]));
+    let error = |msg: String| {
+        super::go::map_value(HashMap::from([("Error".to_string(), Value::String(msg))]))
+    };
     Ok(match doc {
         Ok(map @ serde_json::Value::Object(_)) => {
             // through JSON, as sigs.k8s.io/yaml does: numbers become float64
             let json = serde_json::to_string(&map).unwrap_or_default();
-            from_json(&json).unwrap_or(Value::Map(HashMap::new()))
+            from_json(&json).unwrap_or_else(|_| super::go::map_value(HashMap::new()))
         }
-        Ok(serde_json::Value::Null) => Value::Map(HashMap::new()),
+        Ok(serde_json::Value::Null) => super::go::map_value(HashMap::new()),
         Ok(other) => {
             let kind = match other {
                 serde_json::Value::Array(_) => "array",
