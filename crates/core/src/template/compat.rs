@@ -1556,7 +1556,8 @@ fn go_syntax(v: &Value, inner: bool) -> String {
 }
 
 /// `printf`: the engine's, which follows Go's `fmt`, with the verbs it gets wrong done here
-/// first: `%#v` (Go syntax) and a float verb given an integer (`%!e(int=0)`).
+/// first: `%#v` (Go syntax), `%T` (Go's type names) and a float verb given an integer
+/// (`%!e(int=0)`).
 fn printf(args: &[Value]) -> Result<Value, FuncError> {
     let Some(Value::String(format)) = args.first() else {
         return gtmpl_ng::funcs::printf(args);
@@ -1609,6 +1610,9 @@ fn printf(args: &[Value]) -> Result<Value, FuncError> {
             let width_only = width.split('.').next().unwrap_or_default();
             new_format.push_str(&format!("%{plain_flags}{width_only}s"));
             new_args.push(s(go_syntax(arg, false)));
+        } else if verb == 'T' {
+            new_format.push_str(&format!("%{flags}{width}s"));
+            new_args.push(s(type_name(arg)));
         } else if "eEfFgG".contains(verb) && matches!(num(arg), Some(Num::Int(_))) {
             new_format.push_str(&format!("%!{verb}(int={})", go_v(arg)).replace('%', "%%"));
         } else {
