@@ -122,9 +122,26 @@ fn number_len(b: &[u8]) -> usize {
 }
 
 /// A float constant with a whole value (`1.0`, `1e3`), which Go keeps a float64 and the engine
-/// would read as an integer, as an explicit float64 conversion.
+/// would read as an integer, as an explicit float64 conversion; an integer constant past int64,
+/// which Go refuses and the engine reads as a uint64, as a failure.
 fn float_literal(text: &str) -> Option<String> {
     let body = text.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    // an integer constant past int64 (but within uint64, which the engine accepts) is Go's
+    // "overflows int" wherever a template uses it
+    if !text.starts_with('-')
+        && !body.contains(['.', 'p'])
+        && (body.starts_with("0x") || !body.contains('e'))
+    {
+        let digits = body.replace('_', "");
+        let value = match digits.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None if digits.bytes().all(|b| b.is_ascii_digit()) => digits.parse::<u64>().ok(),
+            None => None,
+        };
+        if value.is_some_and(|v| v > i64::MAX as u64) {
+            return Some(format!("(fail {:?})", format!("{text} overflows int")));
+        }
+    }
     if body.starts_with("0x") || body.starts_with("0b") || body.starts_with("0o") {
         return None;
     }
@@ -471,6 +488,14 @@ mod tests {
             )
             .unwrap(),
             "{{ with .a }}A{{ else }}{{ with .b }}B{{ else }}{{ with .c }}C{{ else }}D{{- end }}{{ end }}{{ end -}}!"
+        );
+    }
+
+    #[test]
+    fn integers_past_int64_fail_as_in_go() {
+        assert_eq!(
+            preprocess("{{ 9223372036854775808 }}{{ 9223372036854775807 }}").unwrap(),
+            "{{ (fail \"9223372036854775808 overflows int\") }}{{ 9223372036854775807 }}"
         );
     }
 
