@@ -1555,9 +1555,45 @@ fn go_syntax(v: &Value, inner: bool) -> String {
     }
 }
 
+/// Go's `strconv.FormatFloat(f, 'x', -1, 64)`: `0x1.cp+01`.
+fn hex_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    if f == 0.0 {
+        return format!("{sign}0x0p+00");
+    }
+    let bits = f.abs().to_bits();
+    let (mut exp, mut mantissa) = ((bits >> 52) as i64, bits & ((1 << 52) - 1));
+    if exp == 0 {
+        // subnormal: normalise so the leading 1 is implicit
+        let shift = mantissa.leading_zeros() as i64 - 11;
+        mantissa = (mantissa << shift) & ((1 << 52) - 1);
+        exp = 1 - shift;
+    }
+    let exp = exp - 1023;
+    let digits = format!("{mantissa:013x}");
+    let digits = digits.trim_end_matches('0');
+    let point = if digits.is_empty() {
+        String::new()
+    } else {
+        format!(".{digits}")
+    };
+    let esign = if exp < 0 { '-' } else { '+' };
+    format!("{sign}0x1{point}p{esign}{:02}", exp.abs())
+}
+
 /// `printf`: the engine's, which follows Go's `fmt`, with the verbs it gets wrong done here
-/// first: `%#v` (Go syntax), `%T` (Go's type names) and a float verb given an integer
-/// (`%!e(int=0)`).
+/// first: `%#v` (Go syntax), `%T` (Go's type names), `%x`/`%X` of a float (a hex float) and a
+/// float verb given an integer (`%!e(int=0)`).
 fn printf(args: &[Value]) -> Result<Value, FuncError> {
     let Some(Value::String(format)) = args.first() else {
         return gtmpl_ng::funcs::printf(args);
@@ -1610,6 +1646,16 @@ fn printf(args: &[Value]) -> Result<Value, FuncError> {
             let width_only = width.split('.').next().unwrap_or_default();
             new_format.push_str(&format!("%{plain_flags}{width_only}s"));
             new_args.push(s(go_syntax(arg, false)));
+        } else if matches!(verb, 'x' | 'X')
+            && !width.contains('.')
+            && matches!(num(arg), Some(Num::Float(_)))
+        {
+            let hex = match num(arg) {
+                Some(Num::Float(f)) => hex_float(f),
+                _ => String::new(),
+            };
+            new_format.push_str(&format!("%{flags}{width}s"));
+            new_args.push(s(if verb == 'X' { hex.to_uppercase() } else { hex }));
         } else if verb == 'T' {
             new_format.push_str(&format!("%{flags}{width}s"));
             new_args.push(s(type_name(arg)));
@@ -2506,6 +2552,14 @@ mod tests {
         assert_eq!(go_pattern("{\"k\":[1]}"), "\\{\"k\":[1]}");
         assert_eq!(go_pattern("a{2,3}\\{"), "a{2,3}\\{");
         assert!(compile("{x}").is_ok());
+    }
+
+    #[test]
+    fn hex_floats_as_go() {
+        assert_eq!(hex_float(3.5), "0x1.cp+01");
+        assert_eq!(hex_float(1.0), "0x1p+00");
+        assert_eq!(hex_float(-0.1), "-0x1.999999999999ap-04");
+        assert_eq!(hex_float(0.0), "0x0p+00");
     }
 
     #[test]
