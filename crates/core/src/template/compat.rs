@@ -1403,6 +1403,8 @@ fn eq_one(a: &Value, b: &Value) -> Result<bool, FuncError> {
             go_v(b),
             type_name(b)
         ))),
+        // int and int64 are one kind to Go's comparisons
+        Kind::Int | Kind::Float => Ok(num(a) == num(b)),
         _ => Ok(deep_equal(a, b)),
     }
 }
