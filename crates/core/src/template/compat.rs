@@ -124,6 +124,8 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("mergeOverwrite", merge_overwrite as Func),
     ("mustMergeOverwrite", merge_overwrite as Func),
     ("dig", dig as Func),
+    ("deepCopy", deep_copy as Func),
+    ("mustDeepCopy", deep_copy as Func),
     // lists
     ("first", first as Func),
     ("mustFirst", first as Func),
@@ -1951,6 +1953,15 @@ fn merge(args: &[Value]) -> Result<Value, FuncError> {
 
 fn merge_overwrite(args: &[Value]) -> Result<Value, FuncError> {
     merge_with(args, true)
+}
+
+/// `deepCopy v`: a copy (values are copies here anyway); nil fails, as copystructure does.
+fn deep_copy(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "deepCopy", 1)?;
+    if is_nil(&args[0]) {
+        return Err(generic("reflect: call of reflect.Value.Type on zero Value"));
+    }
+    Ok(args[0].clone())
 }
 
 fn dig(args: &[Value]) -> Result<Value, FuncError> {

@@ -27,8 +27,7 @@ const MUTATORS: [&str; 6] = [
 /// A string's value as an interpreted literal that the engine's lexer and unquoting read
 /// correctly: its lexer takes the quote after an escaped backslash (`"a\\"`) for an escaped quote,
 /// and its `\x`/`\u` escapes work only at the very end of a literal. So a backslash is written
-/// `\\` except a final one (`\x5c`), a quote `\"`, and `None` (keep the literal as written) for a
-/// control character without a letter escape.
+/// `\\` except a final one (`\x5c`), a quote `\"`, and other control characters as they are.
 fn literal(value: &str) -> Option<String> {
     let mut out = String::from("\"");
     let mut chars = value.chars().peekable();
@@ -42,7 +41,7 @@ fn literal(value: &str) -> Option<String> {
             '\r' => out.push_str("\\r"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            c if c.is_control() => return None,
+            // the engine's lexer takes other control characters as they are
             c => out.push(c),
         }
     }
@@ -453,7 +452,7 @@ mod tests {
         );
         assert_eq!(
             preprocess(r#"{{ "a\\" }}{{ "\u00e9\x41\101\t" }}{{ "\d" }}{{ "\x01" }}"#).unwrap(),
-            r#"{{ "a\x5c" }}{{ "éAA\t" }}{{ "\d" }}{{ "\x01" }}"#
+            "{{ \"a\\x5c\" }}{{ \"éAA\\t\" }}{{ \"\\d\" }}{{ \"\u{1}\" }}"
         );
     }
 

@@ -399,6 +399,12 @@ fn parse_url(raw: &str) -> Result<Url, String> {
         };
         let host = match authority.rsplit_once('@') {
             Some((info, host)) => {
+                let valid = info
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._:~!$&'()*+,;=%@".contains(c));
+                if !valid {
+                    return Err(err("net/url: invalid userinfo"));
+                }
                 let (user, pass) = match info.split_once(':') {
                     Some((a, b)) => (a, Some(b)),
                     None => (info, None),
