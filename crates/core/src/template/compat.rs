@@ -216,12 +216,20 @@ fn hello(args: &[Value]) -> Result<Value, FuncError> {
     Ok(s("Hello!"))
 }
 
+/// Go's `strings.ToUpper`: rune by rune, simple case mapping (`ß` stays).
 fn upper(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(s(str1(args, "upper")?.to_uppercase()))
+    Ok(s(str1(args, "upper")?
+        .chars()
+        .map(to_upper)
+        .collect::<String>()))
 }
 
+/// Go's `strings.ToLower`: rune by rune, simple case mapping (no final sigma).
 fn lower(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(s(str1(args, "lower")?.to_lowercase()))
+    Ok(s(str1(args, "lower")?
+        .chars()
+        .map(to_lower)
+        .collect::<String>()))
 }
 
 fn trim(args: &[Value]) -> Result<Value, FuncError> {
@@ -249,10 +257,26 @@ fn to_upper(c: char) -> char {
 }
 
 fn to_lower(c: char) -> char {
+    // the one rune whose full lower-case mapping is longer than its simple one
+    if c == '\u{130}' {
+        return 'i';
+    }
     let mut low = c.to_lowercase();
     match (low.next(), low.next()) {
         (Some(l), None) => l,
         _ => c,
+    }
+}
+
+/// A rune's title case (`unicode.ToTitle`): upper case, except the four digraphs that have a
+/// title form of their own (`ǅ`, `ǈ`, `ǋ`, `ǲ`).
+fn to_title(c: char) -> char {
+    match c {
+        '\u{1c4}'..='\u{1c6}' => '\u{1c5}',
+        '\u{1c7}'..='\u{1c9}' => '\u{1c8}',
+        '\u{1ca}'..='\u{1cc}' => '\u{1cb}',
+        '\u{1f1}'..='\u{1f3}' => '\u{1f2}',
+        c => to_upper(c),
     }
 }
 
@@ -262,7 +286,7 @@ fn title(args: &[Value]) -> Result<Value, FuncError> {
     let out: String = text
         .chars()
         .map(|c| {
-            let r = if separator(prev) { to_upper(c) } else { c };
+            let r = if separator(prev) { to_title(c) } else { c };
             prev = c;
             r
         })
@@ -287,7 +311,29 @@ fn untitle(args: &[Value]) -> Result<Value, FuncError> {
 /// Go's byte-indexed slicing of a string; a cut inside a character keeps the bytes, which a
 /// Rust string cannot hold, so they become U+FFFD.
 fn byte_slice(text: &str, from: usize, to: usize) -> String {
-    String::from_utf8_lossy(&text.as_bytes()[from..to]).into_owned()
+    go_bytes(&text.as_bytes()[from..to])
+}
+
+/// Bytes as text, each byte that is not part of a whole UTF-8 character becoming U+FFFD on its
+/// own (as Go's encoders and printers show stray bytes).
+pub(super) fn go_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(text) => {
+                out.push_str(text);
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                out.push('\u{fffd}');
+                rest = &bad[1..];
+            }
+        }
+    }
+    out
 }
 
 fn substr(args: &[Value]) -> Result<Value, FuncError> {
@@ -369,7 +415,8 @@ fn swapcase(args: &[Value]) -> Result<Value, FuncError> {
     Ok(s(text
         .chars()
         .map(|c| {
-            if c.is_uppercase() {
+            // title-case digraphs count as upper case here, as in goutils
+            if c.is_uppercase() || matches!(c, '\u{1c5}' | '\u{1c8}' | '\u{1cb}' | '\u{1f2}') {
                 to_lower(c)
             } else if c.is_lowercase() {
                 to_upper(c)
@@ -2369,6 +2416,14 @@ fn go_pattern(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     let mut i = 0;
     while i < b.len() {
+        // RE2's \Q...\E quotes a literal
+        if pattern[i..].starts_with("\\Q") {
+            let body = &pattern[i + 2..];
+            let end = body.find("\\E").unwrap_or(body.len());
+            out.push_str(&regex::escape(&body[..end]));
+            i += 2 + end + if end < body.len() { 2 } else { 0 };
+            continue;
+        }
         match b[i] {
             b'\\' => {
                 let len = pattern[i + 1..].chars().next().map_or(0, char::len_utf8);

@@ -78,37 +78,38 @@ fn chunk(args: &[Value]) -> Result<Value, FuncError> {
     ))
 }
 
-/// Breaks `s` into lines of at most `width` characters at spaces (the space is replaced by
+/// Breaks `s` into lines of at most `width` bytes at spaces (the space is replaced by
 /// `newline`). A word longer than `width` is cut when `cut_long_words`, else left whole on a line
 /// of its own. Leading spaces of a line are dropped, as sprig's `wrap` does.
 fn wrap_text(s: &str, width: usize, newline: &str, cut_long_words: bool) -> String {
-    let chars: Vec<char> = s.chars().collect();
+    // goutils counts and cuts bytes, not characters
+    let chars = s.as_bytes();
     let width = width.max(1);
     let newline = if newline.is_empty() { "\n" } else { newline };
-    let mut out = String::with_capacity(s.len());
+    let mut out: Vec<u8> = Vec::with_capacity(s.len());
     let mut at = 0;
     while chars.len() - at > width {
-        if chars[at] == ' ' {
+        if chars[at] == b' ' {
             at += 1;
             continue;
         }
-        // the last space within the next width + 1 characters
+        // the last space within the next width + 1 bytes
         let window = &chars[at..(at + width + 1).min(chars.len())];
-        if let Some(space) = window.iter().rposition(|c| *c == ' ') {
-            out.extend(&chars[at..at + space]);
-            out.push_str(newline);
+        if let Some(space) = window.iter().rposition(|c| *c == b' ') {
+            out.extend_from_slice(&chars[at..at + space]);
+            out.extend_from_slice(newline.as_bytes());
             at += space + 1;
         } else if cut_long_words {
-            out.extend(&chars[at..at + width]);
-            out.push_str(newline);
+            out.extend_from_slice(&chars[at..at + width]);
+            out.extend_from_slice(newline.as_bytes());
             at += width;
         } else {
             // a long word stays whole: break at the next space after it
-            match chars[at + width..].iter().position(|c| *c == ' ') {
+            match chars[at + width..].iter().position(|c| *c == b' ') {
                 Some(i) => {
                     let space = at + width + i;
-                    out.extend(&chars[at..space]);
-                    out.push_str(newline);
+                    out.extend_from_slice(&chars[at..space]);
+                    out.extend_from_slice(newline.as_bytes());
                     at = space + 1;
                 }
                 // no space after it: the rest is the last line
@@ -116,11 +117,11 @@ fn wrap_text(s: &str, width: usize, newline: &str, cut_long_words: bool) -> Stri
             }
         }
     }
-    out.extend(&chars[at..]);
-    out
+    out.extend_from_slice(&chars[at..]);
+    super::compat::go_bytes(&out)
 }
 
-/// `wrap WIDTH s`: `s` broken into lines of at most WIDTH characters; long words stay whole.
+/// `wrap WIDTH s`: `s` broken into lines of at most WIDTH bytes; long words stay whole.
 fn wrap(args: &[Value]) -> Result<Value, FuncError> {
     super::go::exactly(args, "wrap", 2)?;
     let w = usize::try_from(super::go::int_param(&args[0])?).unwrap_or(0);
