@@ -124,6 +124,8 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("mergeOverwrite", merge_overwrite as Func),
     ("mustMergeOverwrite", merge_overwrite as Func),
     ("dig", dig as Func),
+    ("list", list as Func),
+    ("tuple", list as Func),
     ("deepCopy", deep_copy as Func),
     ("mustDeepCopy", deep_copy as Func),
     // lists
@@ -1048,7 +1050,7 @@ fn cast_float(v: &Value) -> f64 {
 
 /// Go's `strconv.ParseFloat(s, 64)` for the forms templates meet.
 fn parse_go_float(text: &str) -> Option<f64> {
-    let t = text.replace('_', "");
+    let t = text;
     match t.to_ascii_lowercase().trim_start_matches(['+', '-']) {
         "inf" | "infinity" => {
             return Some(if t.starts_with('-') {
@@ -1060,10 +1062,12 @@ fn parse_go_float(text: &str) -> Option<f64> {
         "nan" => return Some(f64::NAN),
         _ => {}
     }
+    // no base prefixes (a hex float needs a p exponent, rare enough to leave) and, without a
+    // prefix, no underscores
     if t.chars()
-        .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .any(|c| (c.is_ascii_alphabetic() && c != 'e' && c != 'E') || c == '_')
     {
-        return parse_int_base0(&t).map(|i| i as f64);
+        return None;
     }
     t.parse().ok()
 }
@@ -1711,7 +1715,14 @@ fn printf(args: &[Value]) -> Result<Value, FuncError> {
             new_format.push_str(&format!("%{flags}{width}s"));
             new_args.push(s(type_name(arg)));
         } else if "eEfFgG".contains(verb) && matches!(num(arg), Some(Num::Int(_))) {
-            new_format.push_str(&format!("%!{verb}(int={})", go_v(arg)).replace('%', "%%"));
+            // Go prints the integer with the verb's flags, width and precision as %d
+            let inner =
+                match gtmpl_ng::funcs::printf(&[s(format!("%{flags}{width}d")), arg.clone()])? {
+                    Value::String(text) => text,
+                    other => go_v(&other),
+                };
+            new_format
+                .push_str(&format!("%!{verb}({}={inner})", type_name(arg)).replace('%', "%%"));
         } else {
             new_format.push_str(&spec);
             new_args.push(arg.clone());
@@ -1873,6 +1884,11 @@ fn from_json_fn(args: &[Value]) -> Result<Value, FuncError> {
 fn must_from_json(args: &[Value]) -> Result<Value, FuncError> {
     let text = str1(args, "mustFromJson")?;
     from_json(&text).map_err(generic)
+}
+
+/// `list a b c`: the arguments as a list (a missing value is nil in it).
+fn list(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Array(args.iter().map(iface).collect()))
 }
 
 fn dict(args: &[Value]) -> Result<Value, FuncError> {
