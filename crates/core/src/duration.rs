@@ -38,7 +38,8 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         total += value * seconds;
         rest = tail;
     }
-    Ok(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total)
+        .map_err(|_| format!("invalid duration {text:?}: out of range"))
 }
 
 #[cfg(test)]

@@ -10,13 +10,14 @@ use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use openssl::symm::{Cipher, decrypt, encrypt};
-use rand_core::TryRng;
 
 use super::args::{arg, failed, text as as_text};
 
 /// The functions of this module.
 pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("bcrypt", bcrypt as Func),
+    ("htpasswd", htpasswd as Func),
+    ("derivePassword", derive_password as Func),
     ("genPrivateKey", gen_private_key as Func),
     ("encryptAES", encrypt_aes as Func),
     ("decryptAES", decrypt_aes as Func),
@@ -24,11 +25,6 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("adler32sum", adler32sum as Func),
     ("randBytes", rand_bytes as Func),
 ];
-
-/// The operating system's random source (the template engine does not depend on `sealing`).
-fn os_rng() -> getrandom::SysRng {
-    getrandom::SysRng
-}
 
 fn text(args: &[Value], i: usize, function: &str, count: usize) -> Result<String, FuncError> {
     arg(args, i, function, count).map(as_text)
@@ -43,22 +39,146 @@ fn bcrypt(args: &[Value]) -> Result<Value, FuncError> {
     ))
 }
 
-/// `genPrivateKey "rsa"|"ecdsa"|"ed25519"`: a new key in PEM (RSA 4096 PKCS#1, P-256 SEC 1,
-/// Ed25519 PKCS#8), as sprig writes them.
+/// Fills `buf` from the operating system's random number generator.
+fn fill_random(buf: &mut [u8], function: &str) -> Result<(), FuncError> {
+    openssl::rand::rand_bytes(buf)
+        .map_err(|_| failed(function, "the random number generator failed"))
+}
+
+/// `htpasswd user password`: `user:` and the password's bcrypt hash, as sprig writes it.
+fn htpasswd(args: &[Value]) -> Result<Value, FuncError> {
+    super::go::exactly(args, "htpasswd", 2)?;
+    let user = super::go::str_param(&args[0])?;
+    let password = super::go::str_param(&args[1])?;
+    if user.contains(':') {
+        return Ok(Value::String(format!("invalid username: {user}")));
+    }
+    let hash = bcrypt(&[Value::String(password)])?;
+    Ok(Value::String(format!("{user}:{}", as_text(&hash))))
+}
+
+/// Master Password's templates for each password type, as sprig has them.
+const PASSWORD_TEMPLATES: &[(&str, &[&str])] = &[
+    ("maximum", &["anoxxxxxxxxxxxxxxxxx", "axxxxxxxxxxxxxxxxxno"]),
+    (
+        "long",
+        &[
+            "CvcvnoCvcvCvcv",
+            "CvcvCvcvnoCvcv",
+            "CvcvCvcvCvcvno",
+            "CvccnoCvcvCvcv",
+            "CvccCvcvnoCvcv",
+            "CvccCvcvCvcvno",
+            "CvcvnoCvccCvcv",
+            "CvcvCvccnoCvcv",
+            "CvcvCvccCvcvno",
+            "CvcvnoCvcvCvcc",
+            "CvcvCvcvnoCvcc",
+            "CvcvCvcvCvccno",
+            "CvccnoCvccCvcv",
+            "CvccCvccnoCvcv",
+            "CvccCvccCvcvno",
+            "CvcvnoCvccCvcc",
+            "CvcvCvccnoCvcc",
+            "CvcvCvccCvccno",
+            "CvccnoCvcvCvcc",
+            "CvccCvcvnoCvcc",
+            "CvccCvcvCvccno",
+        ],
+    ),
+    ("medium", &["CvcnoCvc", "CvcCvcno"]),
+    ("short", &["Cvcn"]),
+    ("basic", &["aaanaaan", "aannaaan", "aaannaaa"]),
+    ("pin", &["nnnn"]),
+];
+
+/// The characters each template letter draws from.
+fn template_characters(c: u8) -> &'static [u8] {
+    match c {
+        b'V' => b"AEIOU",
+        b'C' => b"BCDFGHJKLMNPQRSTVWXYZ",
+        b'v' => b"aeiou",
+        b'c' => b"bcdfghjklmnpqrstvwxyz",
+        b'A' => b"AEIOUBCDFGHJKLMNPQRSTVWXYZ",
+        b'a' => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz",
+        b'n' => b"0123456789",
+        b'o' => b"@&%?,=[]_:-+*$#!'^~;()/.",
+        _ => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz0123456789!@#$%^&*()",
+    }
+}
+
+/// `derivePassword counter type password user site`: the Master Password algorithm (scrypt
+/// N=32768, r=8, p=2 over the user, HMAC-SHA256 over the site and counter), as sprig has it.
+fn derive_password(args: &[Value]) -> Result<Value, FuncError> {
+    use super::go::{exactly, int_param, str_param};
+    exactly(args, "derivePassword", 5)?;
+    let counter = int_param(&args[0])?;
+    let counter = u32::try_from(counter)
+        .map_err(|_| FuncError::Generic(format!("expected unsigned integer; found {counter}")))?;
+    let kind = str_param(&args[1])?;
+    let password = str_param(&args[2])?;
+    let user = str_param(&args[3])?;
+    let site = str_param(&args[4])?;
+    let Some((_, templates)) = PASSWORD_TEMPLATES.iter().find(|(k, _)| *k == kind) else {
+        return Ok(Value::String(format!(
+            "cannot find password template {kind}"
+        )));
+    };
+    const SEED: &[u8] = b"com.lyndir.masterpassword";
+    let len32 = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes();
+    let mut salt = SEED.to_vec();
+    salt.extend(len32(&user));
+    salt.extend(user.as_bytes());
+    let mut key = [0u8; 64];
+    openssl::pkcs5::scrypt(
+        password.as_bytes(),
+        &salt,
+        32768,
+        8,
+        2,
+        64 * 1024 * 1024,
+        &mut key,
+    )
+    .map_err(|e| failed("derivePassword", e))?;
+    let mut message = SEED.to_vec();
+    message.extend(len32(&site));
+    message.extend(site.as_bytes());
+    message.extend(counter.to_be_bytes());
+    let hmac_key = PKey::hmac(&key).map_err(|e| failed("derivePassword", e))?;
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &hmac_key)
+        .map_err(|e| failed("derivePassword", e))?;
+    signer
+        .update(&message)
+        .map_err(|e| failed("derivePassword", e))?;
+    let seed = signer
+        .sign_to_vec()
+        .map_err(|e| failed("derivePassword", e))?;
+    let template = templates[usize::from(seed[0]) % templates.len()].as_bytes();
+    let out: String = template
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let chars = template_characters(*c);
+            char::from(chars[usize::from(seed[i + 1]) % chars.len()])
+        })
+        .collect();
+    Ok(Value::String(out))
+}
+
+/// `genPrivateKey "rsa"|"dsa"|"ecdsa"|"ed25519"`: a new key in PEM (RSA 4096 PKCS#1, DSA
+/// 2048/256, P-256 SEC 1, Ed25519 PKCS#8), as sprig writes them; another type gives the text
+/// `Unknown type ...`, as in sprig.
 fn gen_private_key(args: &[Value]) -> Result<Value, FuncError> {
-    let kind = text(args, 0, "genPrivateKey", 1)?;
+    super::go::exactly(args, "genPrivateKey", 1)?;
+    let kind = super::go::str_param(&args[0])?;
     let pem = match kind.as_str() {
-        "rsa" => Rsa::generate(4096).and_then(|k| k.private_key_to_pem()),
+        "" | "rsa" => Rsa::generate(4096).and_then(|k| k.private_key_to_pem()),
+        "dsa" => openssl::dsa::Dsa::generate(2048).and_then(|k| k.private_key_to_pem()),
         "ecdsa" => EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
             .and_then(|g| EcKey::generate(&g))
             .and_then(|k| k.private_key_to_pem()),
         "ed25519" => PKey::generate_ed25519().and_then(|k| k.private_key_to_pem_pkcs8()),
-        other => {
-            return Err(failed(
-                "genPrivateKey",
-                format!("unknown key type {other:?} (rsa, ecdsa or ed25519)"),
-            ));
-        }
+        other => return Ok(Value::String(format!("Unknown type {other}"))),
     }
     .map_err(|e| failed("genPrivateKey", e))?;
     String::from_utf8(pem)
@@ -83,9 +203,7 @@ fn encrypt_aes(args: &[Value]) -> Result<Value, FuncError> {
         return Ok(Value::String(String::new()));
     }
     let mut iv = [0u8; 16];
-    os_rng()
-        .try_fill_bytes(&mut iv)
-        .map_err(|_| failed("encryptAES", "the random number generator failed"))?;
+    fill_random(&mut iv, "encryptAES")?;
     let sealed = encrypt(
         Cipher::aes_256_cbc(),
         &aes_key(&password),
@@ -133,13 +251,11 @@ fn rand_int(args: &[Value]) -> Result<Value, FuncError> {
         return Err(failed("randInt", "max must be greater than min"));
     }
     let span = max.abs_diff(min);
-    let mut rng = os_rng();
     // rejection sampling keeps the distribution uniform
     let zone = u64::MAX - (u64::MAX % span);
     loop {
         let mut b = [0u8; 8];
-        rng.try_fill_bytes(&mut b)
-            .map_err(|_| failed("randInt", "the random number generator failed"))?;
+        fill_random(&mut b, "randInt")?;
         let r = u64::from_le_bytes(b);
         if r < zone {
             let offset = r % span;
@@ -156,9 +272,7 @@ fn rand_bytes(args: &[Value]) -> Result<Value, FuncError> {
         .filter(|n| *n <= 65_536)
         .ok_or_else(|| failed("randBytes", "the count must be between 0 and 65536"))?;
     let mut bytes = vec![0u8; n];
-    os_rng()
-        .try_fill_bytes(&mut bytes)
-        .map_err(|_| failed("randBytes", "the random number generator failed"))?;
+    fill_random(&mut bytes, "randBytes")?;
     Ok(Value::String(
         base64::engine::general_purpose::STANDARD.encode(bytes),
     ))
@@ -166,7 +280,8 @@ fn rand_bytes(args: &[Value]) -> Result<Value, FuncError> {
 
 /// `adler32sum s`: the Adler-32 checksum in decimal.
 fn adler32sum(args: &[Value]) -> Result<Value, FuncError> {
-    let input = text(args, 0, "adler32sum", 1)?;
+    super::go::exactly(args, "adler32sum", 1)?;
+    let input = super::go::str_param(&args[0])?;
     Ok(Value::String(
         adler2::adler32_slice(input.as_bytes()).to_string(),
     ))
@@ -232,7 +347,10 @@ mod tests {
         assert!(
             out(gen_private_key(&[s("ed25519")]).unwrap()).starts_with("-----BEGIN PRIVATE KEY")
         );
-        assert!(gen_private_key(&[s("dsa")]).is_err());
+        assert_eq!(
+            out(gen_private_key(&[s("nope")]).unwrap()),
+            "Unknown type nope"
+        );
     }
 
     #[test]
@@ -247,6 +365,18 @@ mod tests {
         let r = out(rand_bytes(&[Value::from(12)]).unwrap());
         assert_eq!(r.len(), 16, "12 bytes in base64");
         assert!(rand_bytes(&[Value::from(-1)]).is_err());
+        // sprig: derivePassword 1 "long" "password" "user" "example.com"
+        assert_eq!(
+            out(derive_password(&[
+                Value::from(1),
+                s("long"),
+                s("password"),
+                s("user"),
+                s("example.com")
+            ])
+            .unwrap()),
+            "ZedaFaxcZaso9*"
+        );
         // Go: adler32.Checksum([]byte("Wikipedia")) == 300286872
         assert_eq!(out(adler32sum(&[s("Wikipedia")]).unwrap()), "300286872");
     }

@@ -1,13 +1,14 @@
 //! Sprig's date functions. A time travels between functions as the text Go's `time.Time`
 //! prints (`2006-01-02 15:04:05.999999999 -0700 MST`), so `{{ now }}` reads as in Go and every
-//! date function accepts it, RFC 3339 text, or Unix seconds. Layouts are Go's reference-time
-//! layouts (`"2006-01-02"`). Zones: `UTC` and `Local` (the controller's, UTC in the image).
+//! date function takes it back. Layouts are Go's reference-time layouts, zones are read from the
+//! system's zoneinfo files as Go reads them, "Local" is the controller's zone ($TZ, else
+//! /etc/localtime, else UTC), and an unknown zone falls back to UTC as sprig's does.
 
-use chrono::{DateTime, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::Utc;
 use gtmpl_ng::{Func, FuncError, Value};
 
-use super::args::{arg, failed, text};
-use crate::duration::parse_go_duration;
+use super::go::{Num, exactly, num, str_param, type_name};
+use super::gotime::{GoTime, Zone, format, load_zone, local_zone, parse};
 
 /// The functions of this module.
 pub(super) const FUNCTIONS: &[(&str, Func)] = &[
@@ -29,310 +30,319 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("durationRound", duration_round as Func),
 ];
 
-/// How Go prints a `time.Time`.
-const GO_TIME_STRING: &str = "%Y-%m-%d %H:%M:%S%.f %z";
-
-/// Prints a time as Go's `time.Time.String()` does (without the monotonic clock reading).
-fn show(t: DateTime<FixedOffset>) -> Value {
-    let zone = if t.offset().local_minus_utc() == 0 {
-        "UTC".to_string()
-    } else {
-        t.format("%z").to_string()
-    };
-    Value::String(format!("{} {zone}", t.format(GO_TIME_STRING)))
+fn failed(function: &str, what: impl std::fmt::Display) -> FuncError {
+    FuncError::Generic(format!("{function}: {what}"))
 }
 
-/// Reads a time argument: Go's printed form, RFC 3339, or Unix seconds.
-fn read_time(v: &Value, function: &str) -> Result<DateTime<FixedOffset>, FuncError> {
-    if let Value::Number(n) = v {
-        let secs = n
-            .as_i64()
-            .ok_or_else(|| failed(function, "not a Unix time"))?;
-        return Utc
-            .timestamp_opt(secs, 0)
-            .single()
-            .map(|t| t.fixed_offset())
-            .ok_or_else(|| failed(function, "Unix time out of range"));
-    }
-    let s = text(v);
-    let trimmed = s.trim();
-    // Go's form ends with a zone name after the offset ("UTC", "CET", or the offset again for
-    // a zone without a name): drop it
-    let without_zone = match trimmed.rsplit_once(' ') {
-        Some((head, zone))
-            if head.contains(' ')
-                && (zone.chars().all(|c| c.is_ascii_alphabetic())
-                    || zone.starts_with(['+', '-'])) =>
-        {
-            head
-        }
-        _ => trimmed,
-    };
-    DateTime::parse_from_str(without_zone, GO_TIME_STRING)
-        .or_else(|_| DateTime::parse_from_rfc3339(trimmed))
-        .or_else(|_| {
-            trimmed
-                .parse::<i64>()
-                .ok()
-                .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
-                .map(|t| t.fixed_offset())
-                .ok_or(())
-        })
-        .map_err(|_| failed(function, format!("cannot read {trimmed:?} as a time")))
+fn show(t: &GoTime) -> Value {
+    Value::String(t.show())
 }
 
-fn in_zone(
-    t: DateTime<FixedOffset>,
-    zone: &str,
-    function: &str,
-) -> Result<DateTime<FixedOffset>, FuncError> {
-    match zone {
-        "" | "UTC" => Ok(t.with_timezone(&Utc).fixed_offset()),
-        "Local" => Ok(t.with_timezone(&Local).fixed_offset()),
-        other => Err(failed(
-            function,
-            format!("unknown time zone {other:?} (UTC and Local are available)"),
-        )),
+/// A time argument, if the value is one (a time this module printed).
+fn as_time(v: &Value) -> Option<GoTime> {
+    match v {
+        Value::String(s) => GoTime::read(s),
+        _ => None,
     }
 }
 
-/// Converts a Go reference-time layout into a chrono format string.
-fn layout(go: &str) -> String {
-    // longest tokens first, so "2006" wins over "2" and "January" over "Jan"
-    const TOKENS: &[(&str, &str)] = &[
-        ("January", "%B"),
-        ("Monday", "%A"),
-        ("-07:00:00", "%::z"),
-        ("Z07:00", "%:z"),
-        ("-07:00", "%:z"),
-        ("-0700", "%z"),
-        (".000000000", "%.9f"),
-        (".000000", "%.6f"),
-        (".000", "%.3f"),
-        (".999999999", "%.f"),
-        (".999999", "%.f"),
-        (".999", "%.f"),
-        ("2006", "%Y"),
-        ("Jan", "%b"),
-        ("Mon", "%a"),
-        ("MST", "%Z"),
-        ("002", "%j"),
-        ("_2", "%e"),
-        ("01", "%m"),
-        ("02", "%d"),
-        ("03", "%I"),
-        ("04", "%M"),
-        ("05", "%S"),
-        ("06", "%y"),
-        ("15", "%H"),
-        ("PM", "%p"),
-        ("pm", "%P"),
-        ("-07", "%z"),
-        ("1", "%-m"),
-        ("2", "%-d"),
-        ("3", "%-I"),
-        ("4", "%-M"),
-        ("5", "%-S"),
-    ];
-    let mut out = String::new();
-    let mut rest = go;
-    'outer: while !rest.is_empty() {
-        for (token, fmt) in TOKENS {
-            if let Some(after) = rest.strip_prefix(token) {
-                out.push_str(fmt);
-                rest = after;
-                continue 'outer;
-            }
-        }
-        let mut chars = rest.chars();
-        if let Some(c) = chars.next() {
-            if c == '%' {
-                out.push_str("%%");
-            } else {
-                out.push(c);
-            }
-        }
-        rest = chars.as_str();
-    }
-    out
+/// A value for a Go `time.Time` parameter.
+fn time_param(v: &Value) -> Result<GoTime, FuncError> {
+    as_time(v).ok_or_else(|| {
+        FuncError::Generic(format!(
+            "wrong type for value; expected time.Time; got {}",
+            type_name(v)
+        ))
+    })
 }
 
-fn format_in(fmt: &Value, t: &Value, zone: &str, function: &str) -> Result<Value, FuncError> {
-    let t = in_zone(read_time(t, function)?, zone, function)?;
-    Ok(Value::String(t.format(&layout(&text(fmt))).to_string()))
+/// sprig's reading of a date argument: a time, Unix seconds, or else the current time.
+fn time_or_now(v: &Value) -> GoTime {
+    if let Some(t) = as_time(v) {
+        return t;
+    }
+    if let Some(Num::Int(secs)) = num(v)
+        && let Some(t) = GoTime::from_unix(secs, 0, &Zone::Utc)
+    {
+        return t;
+    }
+    GoTime::now()
+}
+
+fn zone_or_utc(name: &str) -> Zone {
+    load_zone(name).unwrap_or(Zone::Utc)
+}
+
+fn format_in(layout: &str, v: &Value, zone: &str) -> Value {
+    Value::String(format(&time_or_now(v).in_zone(&zone_or_utc(zone)), layout))
 }
 
 /// `now`: the current time.
-fn now(_: &[Value]) -> Result<Value, FuncError> {
-    Ok(show(Utc::now().fixed_offset()))
+fn now(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "now", 0)?;
+    Ok(show(&GoTime::now()))
 }
 
 /// `date LAYOUT TIME`: the time formatted with a Go layout, in the controller's zone.
 fn date(args: &[Value]) -> Result<Value, FuncError> {
-    format_in(
-        arg(args, 0, "date", 2)?,
-        arg(args, 1, "date", 2)?,
-        "Local",
-        "date",
-    )
+    exactly(args, "date", 2)?;
+    Ok(format_in(&str_param(&args[0])?, &args[1], "Local"))
 }
 
 /// `dateInZone LAYOUT TIME ZONE`.
 fn date_in_zone(args: &[Value]) -> Result<Value, FuncError> {
-    let zone = text(arg(args, 2, "dateInZone", 3)?);
-    format_in(
-        arg(args, 0, "dateInZone", 3)?,
-        arg(args, 1, "dateInZone", 3)?,
-        &zone,
-        "dateInZone",
-    )
+    exactly(args, "dateInZone", 3)?;
+    let zone = str_param(&args[2])?;
+    Ok(format_in(&str_param(&args[0])?, &args[1], &zone))
 }
 
 /// `htmlDate TIME`: `2006-01-02`.
 fn html_date(args: &[Value]) -> Result<Value, FuncError> {
-    format_in(
-        &Value::String("2006-01-02".into()),
-        arg(args, 0, "htmlDate", 1)?,
-        "Local",
-        "htmlDate",
-    )
+    exactly(args, "htmlDate", 1)?;
+    Ok(format_in("2006-01-02", &args[0], "Local"))
 }
 
 /// `htmlDateInZone TIME ZONE`.
 fn html_date_in_zone(args: &[Value]) -> Result<Value, FuncError> {
-    let zone = text(arg(args, 1, "htmlDateInZone", 2)?);
-    format_in(
-        &Value::String("2006-01-02".into()),
-        arg(args, 0, "htmlDateInZone", 2)?,
-        &zone,
-        "htmlDateInZone",
-    )
+    exactly(args, "htmlDateInZone", 2)?;
+    let zone = str_param(&args[1])?;
+    Ok(format_in("2006-01-02", &args[0], &zone))
 }
 
-fn parse_layout(args: &[Value], function: &str) -> Result<DateTime<FixedOffset>, FuncError> {
-    let fmt = layout(&text(arg(args, 0, function, 2)?));
-    let s = text(arg(args, 1, function, 2)?);
-    DateTime::parse_from_str(&s, &fmt)
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(&s, &fmt)
-                .map(|t| Local.from_local_datetime(&t).single())
-                .ok()
-                .flatten()
-                .map(|t| t.fixed_offset())
-                .ok_or(())
-        })
-        .or_else(|_| {
-            NaiveDate::parse_from_str(&s, &fmt)
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .and_then(|t| Local.from_local_datetime(&t).single())
-                .map(|t| t.fixed_offset())
-                .ok_or(())
-        })
-        .map_err(|_| failed(function, format!("cannot parse {s:?} with that layout")))
+fn parse_args(args: &[Value], function: &str) -> Result<Result<GoTime, String>, FuncError> {
+    exactly(args, function, 2)?;
+    let layout = str_param(&args[0])?;
+    let text = str_param(&args[1])?;
+    Ok(parse(&layout, &text, &local_zone()))
 }
 
 /// `mustToDate LAYOUT TEXT`: the parsed time, or an error.
 fn must_to_date(args: &[Value]) -> Result<Value, FuncError> {
-    parse_layout(args, "mustToDate").map(show)
+    parse_args(args, "mustToDate")?
+        .map(|t| show(&t))
+        .map_err(FuncError::Generic)
 }
 
 /// `toDate LAYOUT TEXT`: the parsed time, or Go's zero time when it does not parse.
 fn to_date(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(parse_layout(args, "toDate")
-        .map(show)
-        .unwrap_or_else(|_| Value::String("0001-01-01 00:00:00 +0000 UTC".into())))
+    Ok(show(
+        &parse_args(args, "toDate")?.unwrap_or_else(|_| GoTime::zero()),
+    ))
 }
 
 /// `unixEpoch TIME`: seconds since 1970 as text.
 fn unix_epoch(args: &[Value]) -> Result<Value, FuncError> {
-    let t = read_time(arg(args, 0, "unixEpoch", 1)?, "unixEpoch")?;
-    Ok(Value::String(t.timestamp().to_string()))
+    exactly(args, "unixEpoch", 1)?;
+    Ok(Value::String(time_param(&args[0])?.unix().to_string()))
 }
 
-/// A signed Go duration ("-1.5h", "+30m").
-fn signed_duration(text: &str, function: &str) -> Result<chrono::Duration, FuncError> {
-    let (negative, body) = match text.trim() {
-        t if t.starts_with('-') => (true, &t[1..]),
-        t => (false, t.strip_prefix('+').unwrap_or(t)),
+/// Nanoseconds per unit of a Go duration.
+fn unit_nanos(unit: &str) -> Option<u64> {
+    Some(match unit {
+        "ns" => 1,
+        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    })
+}
+
+/// Go's `time.ParseDuration`: nanoseconds, or `None` where Go returns an error (including a
+/// duration beyond ±2562047h, which Go refuses rather than wrapping).
+pub(super) fn go_duration_nanos(text: &str) -> Option<i64> {
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
     };
-    let d = parse_go_duration(body).map_err(|e| failed(function, e))?;
-    let d = chrono::Duration::from_std(d).map_err(|e| failed(function, e))?;
-    Ok(if negative { -d } else { d })
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let int_len = digits(rest);
+        let (int_part, after) = rest.split_at(int_len);
+        let (frac_part, after) = match after.strip_prefix('.') {
+            Some(f) => f.split_at(digits(f)),
+            None => ("", after),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let unit_len = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, tail) = after.split_at(unit_len);
+        let unit = unit_nanos(unit)?;
+        let mut v: u64 = 0;
+        for d in int_part.bytes() {
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        v = v.checked_mul(unit)?;
+        if v > 1 << 63 {
+            return None;
+        }
+        // the fraction, to the precision Go keeps (it stops reading digits on overflow)
+        let mut f: u64 = 0;
+        let mut scale: f64 = 1.0;
+        let mut overflowed = false;
+        for d in frac_part.bytes() {
+            if overflowed {
+                continue;
+            }
+            match f
+                .checked_mul(10)
+                .and_then(|x| x.checked_add(u64::from(d - b'0')))
+            {
+                Some(x) if x <= 1 << 63 => {
+                    f = x;
+                    scale *= 10.0;
+                }
+                _ => overflowed = true,
+            }
+        }
+        if f > 0 {
+            v = v.checked_add((f as f64 * (unit as f64 / scale)) as u64)?;
+            if v > 1 << 63 {
+                return None;
+            }
+        }
+        total = total.checked_add(v)?;
+        if total > 1 << 63 {
+            return None;
+        }
+        rest = tail;
+    }
+    if negative {
+        Some(0i64.checked_sub_unsigned(total)?)
+    } else {
+        i64::try_from(total).ok()
+    }
 }
 
 /// `mustDateModify "-1.5h" TIME`.
 fn must_date_modify(args: &[Value]) -> Result<Value, FuncError> {
-    let by = signed_duration(&text(arg(args, 0, "dateModify", 2)?), "dateModify")?;
-    let t = read_time(arg(args, 1, "dateModify", 2)?, "dateModify")?;
-    Ok(show(t + by))
+    exactly(args, "mustDateModify", 2)?;
+    let text = str_param(&args[0])?;
+    let t = time_param(&args[1])?;
+    let by = go_duration_nanos(&text)
+        .ok_or_else(|| FuncError::Generic(format!("time: invalid duration {text:?}")))?;
+    t.add_nanos(by)
+        .map(|t| show(&t))
+        .ok_or_else(|| failed("mustDateModify", "the time is out of range"))
 }
 
 /// `dateModify "-1.5h" TIME`: the time unchanged when the duration does not parse.
 fn date_modify(args: &[Value]) -> Result<Value, FuncError> {
-    must_date_modify(args).or_else(|_| {
-        let t = read_time(arg(args, 1, "dateModify", 2)?, "dateModify")?;
-        Ok(show(t))
-    })
+    exactly(args, "dateModify", 2)?;
+    let text = str_param(&args[0])?;
+    let t = time_param(&args[1])?;
+    Ok(show(
+        &go_duration_nanos(&text)
+            .and_then(|by| t.add_nanos(by))
+            .unwrap_or(t),
+    ))
 }
 
-/// Whole seconds as Go's `time.Duration.String()` prints them ("1h2m3s", "0s").
-fn go_duration(total: i64) -> String {
-    if total == 0 {
+/// Go's `time.Duration.String()` of a number of nanoseconds ("1h2m3.5s", "1.5ms", "0s").
+pub(super) fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
         return "0s".into();
     }
-    let sign = if total < 0 { "-" } else { "" };
-    let t = total.unsigned_abs();
-    let (h, m, s) = (t / 3600, (t % 3600) / 60, t % 60);
-    match (h, m) {
-        (0, 0) => format!("{sign}{s}s"),
-        (0, _) => format!("{sign}{m}m{s}s"),
-        _ => format!("{sign}{h}h{m}m{s}s"),
-    }
-}
-
-/// `ago TIME`: how long ago, to the second.
-fn ago(args: &[Value]) -> Result<Value, FuncError> {
-    let t = read_time(arg(args, 0, "ago", 1)?, "ago")?;
-    let secs = (Utc::now().fixed_offset() - t).num_milliseconds();
-    Ok(Value::String(go_duration(
-        (secs as f64 / 1000.0).round() as i64
-    )))
-}
-
-/// `duration SECONDS`: a number of seconds as a Go duration.
-fn duration(args: &[Value]) -> Result<Value, FuncError> {
-    let v = arg(args, 0, "duration", 1)?;
-    let secs = match v {
-        Value::Number(n) => n.as_i64(),
-        other => text(other).trim().parse().ok(),
-    }
-    .ok_or_else(|| failed("duration", "expected a number of seconds"))?;
-    Ok(Value::String(go_duration(secs)))
-}
-
-/// `durationRound D`: a duration (Go text or nanoseconds) or the time since a time, as one
-/// rounded-down unit: `2y`, `3mo`, `4d`, `5h`, `6m`, `7s`, else `0s`.
-fn duration_round(args: &[Value]) -> Result<Value, FuncError> {
-    let v = arg(args, 0, "durationRound", 1)?;
-    let nanos: i128 = match v {
-        Value::Number(n) => i128::from(n.as_i64().unwrap_or(0)),
-        other => {
-            let t = text(other);
-            match signed_duration(&t, "durationRound") {
-                Ok(d) => i128::from(d.num_nanoseconds().unwrap_or(i64::MAX)),
-                Err(_) => match read_time(other, "durationRound") {
-                    Ok(then) => i128::from(
-                        (Utc::now().fixed_offset() - then)
-                            .num_nanoseconds()
-                            .unwrap_or(i64::MAX),
-                    ),
-                    Err(_) => 0,
-                },
-            }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let u = nanos.unsigned_abs();
+    // the fraction of `v` below 10^prec, without trailing zeros
+    let frac = |v: u64, prec: u32| -> String {
+        let digits = format!("{:0width$}", v % 10u64.pow(prec), width = prec as usize);
+        let digits = digits.trim_end_matches('0');
+        if digits.is_empty() {
+            String::new()
+        } else {
+            format!(".{digits}")
         }
     };
-    let u = nanos.unsigned_abs();
+    if u < 1_000_000_000 {
+        let (prec, unit) = match u {
+            u if u < 1_000 => (0, "ns"),
+            u if u < 1_000_000 => (3, "\u{b5}s"),
+            _ => (6, "ms"),
+        };
+        let whole = u / 10u64.pow(prec);
+        return format!(
+            "{sign}{whole}{}{unit}",
+            if prec > 0 {
+                frac(u, prec)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let secs = u / 1_000_000_000;
+    let fraction = frac(u, 9);
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{sign}{s}{fraction}s"),
+        (0, _) => format!("{sign}{m}m{s}{fraction}s"),
+        _ => format!("{sign}{h}h{m}m{s}{fraction}s"),
+    }
+}
+
+/// `ago TIME`: how long ago, rounded to the second.
+fn ago(args: &[Value]) -> Result<Value, FuncError> {
+    exactly(args, "ago", 1)?;
+    let t = time_or_now(&args[0]);
+    let nanos = Utc::now()
+        .naive_utc()
+        .signed_duration_since(t.utc)
+        .num_nanoseconds()
+        .unwrap_or(i64::MAX);
+    // Go's Duration.Round(time.Second): halves away from zero
+    let second = 1_000_000_000i64;
+    let rem = nanos % second;
+    let rounded = if rem.abs() * 2 >= second {
+        nanos - rem + second * rem.signum()
+    } else {
+        nanos - rem
+    };
+    Ok(Value::String(go_duration(rounded)))
+}
+
+/// `duration SECONDS`: sprig reads a string (base 10) or an `int64`; anything else, including
+/// a template's integer constant (an `int`), counts as 0.
+fn duration(args: &[Value]) -> Result<Value, FuncError> {
+    super::go::exactly(args, "duration", 1)?;
+    let secs: i64 = match &args[0] {
+        Value::String(s) => s.parse().unwrap_or(0),
+        _ => 0,
+    };
+    Ok(Value::String(go_duration(secs.wrapping_mul(1_000_000_000))))
+}
+
+/// `durationRound D`: a Go duration string, or the time since a time, as one rounded-down unit:
+/// `2y`, `3mo`, `4d`, `5h`, `6m`, `7s`, else `0s`. Other values (numbers among them) count as 0.
+fn duration_round(args: &[Value]) -> Result<Value, FuncError> {
+    super::go::exactly(args, "durationRound", 1)?;
+    let nanos: i64 = match &args[0] {
+        Value::String(t) => match go_duration_nanos(t) {
+            Some(d) => d,
+            None => match GoTime::read(t) {
+                Some(then) => Utc::now()
+                    .naive_utc()
+                    .signed_duration_since(then.utc)
+                    .num_nanoseconds()
+                    .unwrap_or(i64::MAX),
+                None => 0,
+            },
+        },
+        _ => 0,
+    };
+    let u = u128::from(nanos.unsigned_abs());
     const SECOND: u128 = 1_000_000_000;
     const UNITS: [(u128, &str); 6] = [
         (365 * 24 * 3600 * SECOND, "y"),
@@ -359,67 +369,58 @@ mod tests {
     }
 
     fn out(v: Result<Value, FuncError>) -> String {
-        text(&v.unwrap())
-    }
-
-    #[test]
-    fn go_layouts_translate() {
-        assert_eq!(layout("2006-01-02"), "%Y-%m-%d");
-        assert_eq!(
-            layout("Jan 2, 2006 at 3:04pm (MST)"),
-            "%b %-d, %Y at %-I:%M%P (%Z)"
-        );
-        // as in Go, digits are layout elements: only the % needs escaping for chrono
-        assert_eq!(layout("15:04:05.000 %"), "%H:%M:%S%.3f %%");
+        match v.unwrap() {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
     }
 
     #[test]
     fn dates_parse_format_and_shift_like_sprig() {
-        // toDate reads in the controller's zone, as sprig does
-        let t = out(to_date(&[s("2006-01-02"), s("2017-12-31")]));
-        assert_eq!(out(date(&[s("02/01/2006"), s(&t)])), "31/12/2017");
-        let local_midnight = Local
-            .with_ymd_and_hms(2017, 12, 31, 0, 0, 0)
-            .unwrap()
-            .timestamp();
-        assert_eq!(out(unix_epoch(&[s(&t)])), local_midnight.to_string());
+        let t = out(to_date(&[
+            s("2006-01-02T15:04:05Z07:00"),
+            s("2024-01-02T03:04:05Z"),
+        ]));
+        assert_eq!(t, "2024-01-02 03:04:05 +0000 UTC");
+        assert_eq!(out(unix_epoch(&[s(&t)])), "1704164645");
         assert_eq!(
-            out(html_date_in_zone(&[Value::from(0), s("UTC")])),
-            "1970-01-01"
+            out(date_modify(&[s("-48h"), s(&t)])),
+            "2023-12-31 03:04:05 +0000 UTC"
         );
-        let utc = "2017-12-31T00:00:00Z";
-        assert_eq!(out(unix_epoch(&[s(utc)])), "1514678400");
-        let later = out(date_modify(&[s("-1.5h"), s(utc)]));
-        assert_eq!(later, "2017-12-30 22:30:00 +0000 UTC");
-        assert_eq!(
-            out(date_in_zone(&[
-                s("2006-01-02T15:04:05Z07:00"),
-                s(&later),
-                s("UTC")
-            ])),
-            "2017-12-30T22:30:00+00:00"
-        );
-        assert!(date_in_zone(&[s("2006"), s(&t), s("Mars/Olympus")]).is_err());
+        assert_eq!(out(date_modify(&[s("bad"), s(&t)])), t);
+        assert!(must_date_modify(&[s("bad"), s(&t)]).is_err());
         assert_eq!(
             out(to_date(&[s("2006-01-02"), s("not a date")])),
             "0001-01-01 00:00:00 +0000 UTC"
         );
         assert!(must_to_date(&[s("2006-01-02"), s("not a date")]).is_err());
-        // now prints as Go prints a time, and every function reads it back
+        assert_eq!(
+            out(date_in_zone(&[
+                s("2006"),
+                Value::from(0),
+                s("Mars/Olympus")
+            ])),
+            "1970"
+        );
+        assert!(unix_epoch(&[s("2024-01-02")]).is_err());
         let n = out(now(&[]));
-        assert!(n.ends_with(" +0000 UTC"), "{n}");
         assert!(unix_epoch(&[s(&n)]).is_ok());
         assert_eq!(out(ago(&[s(&n)])), "0s");
     }
 
     #[test]
     fn durations_print_as_go() {
-        assert_eq!(out(duration(&[Value::from(95)])), "1m35s");
+        assert_eq!(out(duration(&[s("95")])), "1m35s");
         assert_eq!(out(duration(&[s("3600")])), "1h0m0s");
-        assert_eq!(out(duration(&[Value::from(0)])), "0s");
-        assert_eq!(go_duration(-5), "-5s");
+        // sprig reads only strings and int64s: a template's integer constant is an int
+        assert_eq!(out(duration(&[Value::from(95)])), "0s");
+        assert_eq!(go_duration(-5_000_000_000), "-5s");
+        assert_eq!(go_duration(1_500_000), "1.5ms");
+        assert_eq!(go_duration(3_723_500_000_000), "1h2m3.5s");
         assert_eq!(out(duration_round(&[s("2h10m")])), "2h");
         assert_eq!(out(duration_round(&[s("-49h")])), "2d");
         assert_eq!(out(duration_round(&[Value::from(1_000)])), "0s");
+        assert_eq!(go_duration_nanos("2562048h"), None);
+        assert_eq!(go_duration_nanos("-1.5h"), Some(-5_400_000_000_000));
     }
 }

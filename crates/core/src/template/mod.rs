@@ -6,15 +6,28 @@
 //! under resource limits, because a template is untrusted input to a controller.
 
 mod args;
+mod certs;
+mod compat;
 mod crypto;
 mod dates;
+mod go;
+mod gotime;
+mod preprocess;
 mod sprig;
+mod versions;
+mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use gtmpl_ng::{Context, Limits, Template};
 pub use gtmpl_ng::{Func, FuncError, Value};
+
+/// Functions the engine's Helm set has that sprig does not: no upstream template has them, so
+/// neither function map offers them.
+const NOT_SPRIG: [&str; 7] = [
+    "toYaml", "fromYaml", "required", "md5sum", "pow", "foo", "foobar",
+];
 
 /// Functions sealed-secrets removes from sprig: they read the controller's environment or the
 /// network, which a template author must not reach.
@@ -26,6 +39,9 @@ const RENDER_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The most bytes a single render may produce (a Secret is at most 1 MiB).
 const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// The longest error message passed on: a render error is one line of at most this many bytes.
+const MAX_ERROR_BYTES: usize = 300;
 
 /// Why a template could not be rendered. Messages never contain a secret value: render errors
 /// are scrubbed of every value in the template's data.
@@ -54,6 +70,8 @@ pub enum TemplateError {
 pub struct Engine {
     funcs: HashMap<String, Func>,
     limits: Limits,
+    /// Go's `missingkey=error` for the dot: a key the data lacks fails the render.
+    missing_key_error: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -75,6 +93,9 @@ impl Engine {
             .iter()
             .chain(crypto::FUNCTIONS)
             .chain(dates::FUNCTIONS)
+            .chain(compat::FUNCTIONS)
+            .chain(certs::FUNCTIONS)
+            .chain(versions::FUNCTIONS)
         {
             funcs.insert(name.to_string(), f);
         }
@@ -83,13 +104,29 @@ impl Engine {
                 funcs.insert(alias.to_string(), f);
             }
         }
-        for name in REMOVED_FUNCTIONS {
-            funcs.remove(name);
+        for name in REMOVED_FUNCTIONS.iter().chain(&NOT_SPRIG) {
+            funcs.remove(*name);
         }
         let limits = Limits::default()
             .with_output_bytes(MAX_OUTPUT_BYTES)
             .with_deadline(RENDER_DEADLINE);
-        Self { funcs, limits }
+        Self {
+            funcs,
+            limits,
+            missing_key_error: false,
+        }
+    }
+
+    /// external-secrets' function map and options: the same sprig functions plus its `toYaml`
+    /// and `fromYaml`, and `missingkey=error` (a key the data lacks fails the render). (Its certificate and key helpers — `pkcs12*`, `filterPEM`, `jwk*`,
+    /// `certSANs`, `rsaDecrypt` — come with the external-secrets controller.)
+    pub fn external_secrets() -> Self {
+        let mut engine = Self::sprig();
+        for &(name, f) in yaml::FUNCTIONS {
+            engine.funcs.insert(name.to_string(), f);
+        }
+        engine.missing_key_error = true;
+        engine
     }
 
     /// Adds (or replaces) a function, for controllers with functions of their own.
@@ -114,18 +151,43 @@ impl Engine {
     ) -> Result<String, TemplateError> {
         let mut tmpl = Template::with_limits(self.limits);
         tmpl.name = name.to_string();
+        for fname in NOT_SPRIG {
+            tmpl.funcs.remove(fname);
+        }
         for (fname, f) in &self.funcs {
             tmpl.add_func(fname, *f);
         }
-        tmpl.parse(text).map_err(|e| TemplateError::Parse {
+        let parse_error = |message: String| TemplateError::Parse {
             name: name.to_string(),
-            message: redact(&e.to_string(), secrets),
-        })?;
-        tmpl.render(&Context::from(dot))
-            .map_err(|e| TemplateError::Render {
-                name: name.to_string(),
-                message: redact(&e.to_string(), secrets),
-            })
+            message: one_line(&redact(&message, secrets)),
+        };
+        // maps made by functions during this render follow the dot's missing-key rule
+        let _strict = go::StrictMaps::set(self.missing_key_error);
+        let text = std::panic::catch_unwind(|| preprocess::preprocess(text))
+            .map_err(|_| parse_error("the template engine failed on this template".into()))?
+            .map_err(parse_error)?;
+        // A panic inside the engine or a function must not take the controller down: it
+        // becomes this template's error.
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tmpl.parse(&text)))
+                .map_err(|_| parse_error("the template engine failed on this template".into()))?;
+        parsed.map_err(|e| parse_error(e.to_string()))?;
+        let missing_key_error = self.missing_key_error;
+        let render_error = |message: String| TemplateError::Render {
+            name: name.to_string(),
+            message: one_line(&redact(&missing_key_message(&message), secrets)),
+        };
+        // the engine refuses a missing field of an object (never of a map), which is Go's
+        // missingkey=error for the dot
+        let dot = match dot {
+            Value::Map(m) if missing_key_error => Value::Object(m),
+            other => other,
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tmpl.render(&Context::from(dot))
+        }))
+        .map_err(|_| render_error("the template engine failed on this template".into()))?
+        .map_err(|e| render_error(e.to_string()))
     }
 }
 
@@ -157,6 +219,42 @@ pub fn render_items(
             ))
         })
         .collect()
+}
+
+/// The engine's "no field `k` in VALUE" as Go's "map has no entry for key "k"" (which also
+/// keeps the data out of the message).
+fn missing_key_message(message: &str) -> String {
+    match message.find("no field `") {
+        Some(at) => {
+            let rest = &message[at + 10..];
+            let key = rest.split('`').next().unwrap_or_default();
+            format!("{}map has no entry for key {key:?}", &message[..at])
+        }
+        None => message.to_string(),
+    }
+}
+
+/// An error message on one line of at most [`MAX_ERROR_BYTES`]: the engine's first line (where
+/// and what) and, when it lists causes, the innermost one.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    let last = lines
+        .next_back()
+        .map(|l| l.trim_start_matches("caused by: "));
+    let mut out = match last {
+        Some(cause) if cause != first => format!("{first}: {cause}"),
+        _ => first,
+    };
+    if out.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
 }
 
 /// Shortest value scrubbed wherever it appears: shorter ones are scrubbed only where a message
@@ -287,7 +385,11 @@ mod tests {
     #[test]
     fn errors_name_the_template_and_never_a_value() {
         let canary = "canary-7f3a9b";
-        let err = one("{{ atoi .password }}", &[("password", canary)]).unwrap_err();
+        let err = one(
+            "{{ mustToDate \"2006\" .password }}",
+            &[("password", canary)],
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("\"out\""), "{msg}");
         assert!(!msg.contains(canary), "{msg}");
@@ -309,6 +411,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, TemplateError::Render { .. }), "{err}");
+    }
+
+    #[test]
+    fn external_secrets_fails_on_a_missing_key_without_showing_the_data() {
+        let dot = Value::Map(
+            [("pw".to_string(), Value::String("ab".into()))]
+                .into_iter()
+                .collect(),
+        );
+        let engine = Engine::external_secrets();
+        assert!(engine.has_func("toYaml") && !Engine::sprig().has_func("toYaml"));
+        let err = engine
+            .render("out", "{{ .nope }}", dot.clone(), &["ab"])
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("map has no entry for key \"nope\""), "{msg}");
+        assert!(!msg.contains("ab"), "{msg}");
+        assert_eq!(
+            engine
+                .render("out", "{{ .pw }}{{ index . \"pw\" }}", dot, &[])
+                .unwrap(),
+            "abab"
+        );
     }
 
     #[test]

@@ -1,22 +1,10 @@
 //! Sprig functions that the engine's Helm set does not have. Each follows sprig's argument order
 //! (the piped value last).
 
-use std::collections::HashMap;
-
 use gtmpl_ng::{Func, FuncError, Value};
-
-use super::args::{arg, text};
 
 /// Functions added on top of the Helm set.
 pub(super) const EXTRA: &[(&str, Func)] = &[
-    ("nindent", nindent as Func),
-    ("join", join as Func),
-    ("split", split as Func),
-    ("splitList", split_list as Func),
-    ("splitn", splitn as Func),
-    ("sortAlpha", sort_alpha as Func),
-    ("all", all as Func),
-    ("any", any as Func),
     ("regexQuoteMeta", regex_quote_meta as Func),
     ("toDecimal", to_decimal as Func),
     ("chunk", chunk as Func),
@@ -27,123 +15,17 @@ pub(super) const EXTRA: &[(&str, Func)] = &[
 
 /// Sprig names that are another name for a function the engine has.
 pub(super) const ALIASES: &[(&str, &str)] = &[
-    // sprig's deprecated spelling.
-    ("trimall", "trimAll"),
-    // The engine's toJson does not HTML-escape, which is what toRawJson means.
-    ("toRawJson", "toJson"),
-    // The must* forms differ from the plain ones only in returning Go errors instead of
-    // panicking; here both return errors.
-    ("mustToJson", "toJson"),
-    ("mustToRawJson", "toJson"),
-    ("mustToPrettyJson", "toPrettyJson"),
-    ("mustFromJson", "fromJson"),
     ("push", "append"),
     ("mustPush", "mustAppend"),
     ("tuple", "list"),
-    ("biggest", "max"),
     // Paths are always slash-separated on the controller's platform.
-    ("osBase", "base"),
-    ("osDir", "dir"),
-    ("osClean", "clean"),
-    ("osExt", "ext"),
     ("osIsAbs", "isAbs"),
 ];
 
-fn int(v: &Value, function: &str) -> Result<i64, FuncError> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| FuncError::Generic(format!("{function}: expected an integer"))),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| FuncError::Generic(format!("{function}: expected an integer"))),
-        _ => Err(FuncError::Generic(format!(
-            "{function}: expected an integer"
-        ))),
-    }
-}
-
-/// `nindent N s`: a newline, then `s` with every line indented by N spaces.
-fn nindent(args: &[Value]) -> Result<Value, FuncError> {
-    let n = int(arg(args, 0, "nindent", 2)?, "nindent")?;
-    let n = usize::try_from(n).unwrap_or(0).min(1024);
-    let pad = " ".repeat(n);
-    let s = text(arg(args, 1, "nindent", 2)?);
-    let body = s
-        .split('\n')
-        .map(|line| format!("{pad}{line}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Ok(Value::String(format!("\n{body}")))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .filter(|i| !matches!(i, Value::Nil | Value::NoValue))
-            .map(text)
-            .collect(),
-        Value::Nil | Value::NoValue => Vec::new(),
-        other => vec![text(other)],
-    }
-}
-
-/// `join sep list`.
-fn join(args: &[Value]) -> Result<Value, FuncError> {
-    let sep = text(arg(args, 0, "join", 2)?);
-    let list = strings(arg(args, 1, "join", 2)?);
-    Ok(Value::String(list.join(&sep)))
-}
-
-fn indexed(parts: Vec<&str>) -> Value {
-    Value::Map(
-        parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| (format!("_{i}"), Value::String(p.to_string())))
-            .collect::<HashMap<_, _>>(),
-    )
-}
-
-/// `split sep s`: a map `_0`, `_1`, ... of the parts.
-fn split(args: &[Value]) -> Result<Value, FuncError> {
-    let sep = text(arg(args, 0, "split", 2)?);
-    let s = text(arg(args, 1, "split", 2)?);
-    Ok(indexed(s.split(sep.as_str()).collect()))
-}
-
-/// `splitn sep n s`: like `split`, at most n parts.
-fn splitn(args: &[Value]) -> Result<Value, FuncError> {
-    let sep = text(arg(args, 0, "splitn", 3)?);
-    let n = int(arg(args, 1, "splitn", 3)?, "splitn")?;
-    let s = text(arg(args, 2, "splitn", 3)?);
-    let n = usize::try_from(n).unwrap_or(0);
-    Ok(indexed(s.splitn(n, sep.as_str()).collect()))
-}
-
-/// `splitList sep s`: the parts as a list.
-fn split_list(args: &[Value]) -> Result<Value, FuncError> {
-    let sep = text(arg(args, 0, "splitList", 2)?);
-    let s = text(arg(args, 1, "splitList", 2)?);
-    Ok(Value::Array(
-        s.split(sep.as_str())
-            .map(|p| Value::String(p.to_string()))
-            .collect(),
-    ))
-}
-
-/// `sortAlpha list`: the list's items as strings, sorted.
-fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
-    let mut list = strings(arg(args, 0, "sortAlpha", 1)?);
-    list.sort();
-    Ok(Value::Array(list.into_iter().map(Value::String).collect()))
-}
-
 /// `regexQuoteMeta s`: `s` with Go's regexp metacharacters escaped (`\.+*?()|[]{}^$`).
 fn regex_quote_meta(args: &[Value]) -> Result<Value, FuncError> {
-    let s = text(arg(args, 0, "regexQuoteMeta", 1)?);
+    super::go::exactly(args, "regexQuoteMeta", 1)?;
+    let s = super::go::str_param(&args[0])?;
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if "\\.+*?()|[]{}^$".contains(c) {
@@ -156,22 +38,38 @@ fn regex_quote_meta(args: &[Value]) -> Result<Value, FuncError> {
 
 /// `toDecimal "0777"`: an octal string as a decimal number (0 when it is not octal).
 fn to_decimal(args: &[Value]) -> Result<Value, FuncError> {
-    let s = text(arg(args, 0, "toDecimal", 1)?);
-    Ok(Value::from(i64::from_str_radix(s.trim(), 8).unwrap_or(0)))
+    super::go::exactly(args, "toDecimal", 1)?;
+    let s = super::go::strval(&args[0]);
+    let digits = s.strip_prefix('+').unwrap_or(&s);
+    let valid = !digits.is_empty()
+        && digits
+            .trim_start_matches('-')
+            .bytes()
+            .all(|b| (b'0'..=b'7').contains(&b));
+    Ok(super::go::int64(if valid {
+        i64::from_str_radix(digits, 8).unwrap_or(0)
+    } else {
+        0
+    }))
 }
 
-/// `chunk size list`: the list cut into lists of `size` items (the last may be shorter).
+/// `chunk size list`: the list cut into lists of `size` items (the last may be shorter). As in
+/// sprig, a size that leaves no chunk gives an empty list, and a size of 0 fails.
 fn chunk(args: &[Value]) -> Result<Value, FuncError> {
-    let size = int(arg(args, 0, "chunk", 2)?, "chunk")?;
-    let size = usize::try_from(size)
-        .ok()
-        .filter(|s| *s > 0)
-        .ok_or_else(|| FuncError::Generic("chunk: the size must be positive".into()))?;
-    let Value::Array(items) = arg(args, 1, "chunk", 2)? else {
+    super::go::exactly(args, "chunk", 2)?;
+    let size = super::go::int_param(&args[0])?;
+    let items = super::go::list_param(&args[1], "chunk")?;
+    if size == 0 {
         return Err(FuncError::Generic(
-            "chunk: the second argument must be a list".into(),
+            "runtime error: makeslice: len out of range".into(),
         ));
-    };
+    }
+    let chunks = ((items.len() as f64 - 1.0) / size as f64).floor() + 1.0;
+    if chunks <= 0.0 {
+        return Ok(Value::Array(Vec::new()));
+    }
+    let size = usize::try_from(size)
+        .map_err(|_| FuncError::Generic("runtime error: makeslice: len out of range".into()))?;
     Ok(Value::Array(
         items
             .chunks(size)
@@ -180,37 +78,38 @@ fn chunk(args: &[Value]) -> Result<Value, FuncError> {
     ))
 }
 
-/// Breaks `s` into lines of at most `width` characters at spaces (the space is replaced by
+/// Breaks `s` into lines of at most `width` bytes at spaces (the space is replaced by
 /// `newline`). A word longer than `width` is cut when `cut_long_words`, else left whole on a line
 /// of its own. Leading spaces of a line are dropped, as sprig's `wrap` does.
 fn wrap_text(s: &str, width: usize, newline: &str, cut_long_words: bool) -> String {
-    let chars: Vec<char> = s.chars().collect();
+    // goutils counts and cuts bytes, not characters
+    let chars = s.as_bytes();
     let width = width.max(1);
     let newline = if newline.is_empty() { "\n" } else { newline };
-    let mut out = String::with_capacity(s.len());
+    let mut out: Vec<u8> = Vec::with_capacity(s.len());
     let mut at = 0;
     while chars.len() - at > width {
-        if chars[at] == ' ' {
+        if chars[at] == b' ' {
             at += 1;
             continue;
         }
-        // the last space within the next width + 1 characters
+        // the last space within the next width + 1 bytes
         let window = &chars[at..(at + width + 1).min(chars.len())];
-        if let Some(space) = window.iter().rposition(|c| *c == ' ') {
-            out.extend(&chars[at..at + space]);
-            out.push_str(newline);
+        if let Some(space) = window.iter().rposition(|c| *c == b' ') {
+            out.extend_from_slice(&chars[at..at + space]);
+            out.extend_from_slice(newline.as_bytes());
             at += space + 1;
         } else if cut_long_words {
-            out.extend(&chars[at..at + width]);
-            out.push_str(newline);
+            out.extend_from_slice(&chars[at..at + width]);
+            out.extend_from_slice(newline.as_bytes());
             at += width;
         } else {
             // a long word stays whole: break at the next space after it
-            match chars[at + width..].iter().position(|c| *c == ' ') {
+            match chars[at + width..].iter().position(|c| *c == b' ') {
                 Some(i) => {
                     let space = at + width + i;
-                    out.extend(&chars[at..space]);
-                    out.push_str(newline);
+                    out.extend_from_slice(&chars[at..space]);
+                    out.extend_from_slice(newline.as_bytes());
                     at = space + 1;
                 }
                 // no space after it: the rest is the last line
@@ -218,90 +117,47 @@ fn wrap_text(s: &str, width: usize, newline: &str, cut_long_words: bool) -> Stri
             }
         }
     }
-    out.extend(&chars[at..]);
-    out
+    out.extend_from_slice(&chars[at..]);
+    super::compat::go_bytes(&out)
 }
 
-fn width(v: &Value, function: &str) -> Result<usize, FuncError> {
-    Ok(usize::try_from(int(v, function)?).unwrap_or(0))
-}
-
-/// `wrap WIDTH s`: `s` broken into lines of at most WIDTH characters; long words stay whole.
+/// `wrap WIDTH s`: `s` broken into lines of at most WIDTH bytes; long words stay whole.
 fn wrap(args: &[Value]) -> Result<Value, FuncError> {
-    let w = width(arg(args, 0, "wrap", 2)?, "wrap")?;
-    let s = text(arg(args, 1, "wrap", 2)?);
+    super::go::exactly(args, "wrap", 2)?;
+    let w = usize::try_from(super::go::int_param(&args[0])?).unwrap_or(0);
+    let s = super::go::str_param(&args[1])?;
     Ok(Value::String(wrap_text(&s, w, "\n", false)))
 }
 
 /// `wrapWith WIDTH SEP s`: like `wrap`, with SEP between lines and long words cut.
 fn wrap_with(args: &[Value]) -> Result<Value, FuncError> {
-    let w = width(arg(args, 0, "wrapWith", 3)?, "wrapWith")?;
-    let sep = text(arg(args, 1, "wrapWith", 3)?);
-    let s = text(arg(args, 2, "wrapWith", 3)?);
-    Ok(Value::String(wrap_text(&s, w, &sep, true)))
-}
-
-/// Go's truthiness, as sprig's `empty` judges it.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Nil | Value::NoValue => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Map(m) | Value::Object(m) => !m.is_empty(),
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::Function(_) => true,
+    super::go::exactly(args, "wrapWith", 3)?;
+    let w = usize::try_from(super::go::int_param(&args[0])?).unwrap_or(0);
+    let sep = super::go::str_param(&args[1])?;
+    let s = super::go::str_param(&args[2])?;
+    // every character could start a line: refuse a separator that would multiply the text
+    let limit = gtmpl_ng::limits::active()
+        .function_output
+        .unwrap_or(usize::MAX);
+    let lines = wrap_text(&s, w, "\n", true).matches('\n').count();
+    if s.len().saturating_add(lines.saturating_mul(sep.len())) > limit {
+        return Err(FuncError::TooMuchOutput {
+            function: "wrapWith".into(),
+            count: lines,
+            what: "lines".into(),
+            limit,
+        });
     }
-}
-
-/// `all a b c`: whether every argument is non-empty.
-fn all(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::Bool(args.iter().all(truthy)))
-}
-
-/// `any a b c`: whether some argument is non-empty.
-fn any(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::Bool(args.iter().any(truthy)))
+    Ok(Value::String(wrap_text(&s, w, &sep, true)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::args::text;
 
     fn s(v: &str) -> Value {
         Value::String(v.into())
-    }
-
-    #[test]
-    fn split_family_matches_sprig() {
-        let Value::Map(m) = split(&[s("$"), s("a$b$c")]).unwrap() else {
-            unreachable!()
-        };
-        assert_eq!((m.len(), text(&m["_2"])), (3, "c".to_string()));
-        let Value::Map(m) = splitn(&[s("$"), Value::from(2), s("a$b$c")]).unwrap() else {
-            unreachable!()
-        };
-        assert_eq!(text(&m["_1"]), "b$c");
-        assert_eq!(
-            text(
-                &join(&[
-                    s("+"),
-                    sort_alpha(&[split_list(&[s(","), s("c,a,b")]).unwrap()]).unwrap()
-                ])
-                .unwrap()
-            ),
-            "a+b+c"
-        );
-    }
-
-    #[test]
-    fn all_and_any_use_go_truthiness() {
-        let (yes, no) = (s("x"), Value::from(0));
-        assert!(matches!(
-            all(&[yes.clone(), no.clone()]).unwrap(),
-            Value::Bool(false)
-        ));
-        assert!(matches!(any(&[no, yes]).unwrap(), Value::Bool(true)));
     }
 
     #[test]
@@ -309,7 +165,7 @@ mod tests {
         assert_eq!(text(&regex_quote_meta(&[s("a.b*c")]).unwrap()), "a\\.b\\*c");
         assert_eq!(text(&to_decimal(&[s("0777")]).unwrap()), "511");
         assert_eq!(text(&to_decimal(&[s("9")]).unwrap()), "0");
-        let list = split_list(&[s(","), s("a,b,c")]).unwrap();
+        let list = Value::Array(vec![s("a"), s("b"), s("c")]);
         let Value::Array(chunks) = chunk(&[Value::from(2), list]).unwrap() else {
             unreachable!()
         };
@@ -336,14 +192,5 @@ mod tests {
             text(&wrap_with(&[Value::from(5), s("\t"), s("Hello World")]).unwrap()),
             "Hello\tWorld"
         );
-    }
-
-    #[test]
-    fn nindent_indents_every_line() {
-        assert_eq!(
-            text(&nindent(&[Value::from(2), s("a\nb")]).unwrap()),
-            "\n  a\n  b"
-        );
-        assert!(nindent(&[s("x"), s("a")]).is_err());
     }
 }

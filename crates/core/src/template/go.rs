@@ -1,0 +1,541 @@
+//! How Go hands values to template functions and prints them: the parameter conversions of
+//! `text/template` (a `string` parameter refuses a number, a missing value becomes nil for an
+//! `interface{}` parameter), sprig's `strval` and `empty`, `%q` quoting, and `encoding/json`.
+
+use std::collections::HashMap;
+
+use gtmpl_ng::{FloatFormat, FuncError, NumberKind, Value, format_float};
+
+/// A number as Go holds it: templates' integer constants and sprig's integer results are
+/// `int`/`int64`, JSON numbers and float results `float64`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Num {
+    /// An integer.
+    Int(i64),
+    /// A float64.
+    Float(f64),
+}
+
+/// The number in a value, if it is one.
+pub(super) fn num(v: &Value) -> Option<Num> {
+    match v {
+        Value::Number(n) => Some(match n.kind() {
+            NumberKind::Signed(i) => Num::Int(i),
+            NumberKind::Unsigned(u) => match i64::try_from(u) {
+                Ok(i) => Num::Int(i),
+                Err(_) => Num::Float(u as f64),
+            },
+            NumberKind::Float(f) => Num::Float(f),
+        }),
+        _ => None,
+    }
+}
+
+thread_local! {
+    /// Whether maps made during the current render fail on a missing key (Go's
+    /// `missingkey=error`, which external-secrets sets); see [`StrictMaps`].
+    static STRICT_MAPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets, for the current thread and until dropped, whether maps that functions make refuse a
+/// missing key. The engine refuses a missing field of an object, never of a map, so such maps
+/// are made as objects; they print and encode the same.
+pub(super) struct StrictMaps(bool);
+
+impl StrictMaps {
+    /// Starts a render with `strict` maps.
+    pub(super) fn set(strict: bool) -> Self {
+        Self(STRICT_MAPS.with(|s| s.replace(strict)))
+    }
+}
+
+impl Drop for StrictMaps {
+    fn drop(&mut self) {
+        STRICT_MAPS.with(|s| s.set(self.0));
+    }
+}
+
+/// A map value made by a function: a map, or under [`StrictMaps`] an object.
+pub(super) fn map_value(m: HashMap<String, Value>) -> Value {
+    if STRICT_MAPS.with(std::cell::Cell::get) {
+        Value::Object(m)
+    } else {
+        Value::Map(m)
+    }
+}
+
+/// A float64 value. A positive zero is carried as a signed integer zero: the engine's `if`
+/// reads every float as true, Go prints and encodes the two alike, and an `int` parameter
+/// refuses it (as an `int64`) as Go refuses a float64.
+pub(super) fn float(f: f64) -> Value {
+    if f == 0.0 && f.is_sign_positive() {
+        return Value::Number(gtmpl_ng::Number::signed(0));
+    }
+    Value::Number(gtmpl_ng::Number::float(f))
+}
+
+/// A Go `int` value. (The engine stores a non-negative integer constant unsigned; an `int64`
+/// is stored signed, which is how the two are told apart for a non-negative value.)
+pub(super) fn int(i: i64) -> Value {
+    Value::from(i)
+}
+
+/// A Go `int64` value, as sprig's arithmetic returns.
+pub(super) fn int64(i: i64) -> Value {
+    Value::Number(gtmpl_ng::Number::signed(i))
+}
+
+/// Whether a value is known to be an `int64` (a non-negative signed integer; a negative one
+/// may be a constant and counts as `int`).
+pub(super) fn is_int64(v: &Value) -> bool {
+    matches!(v, Value::Number(n) if matches!(n.kind(), NumberKind::Signed(i) if i >= 0))
+}
+
+/// A value passed to an `interface{}` parameter: a missing value arrives as nil.
+pub(super) fn iface(v: &Value) -> Value {
+    match v {
+        Value::NoValue => Value::Nil,
+        other => other.clone(),
+    }
+}
+
+/// Whether Go sees nil (a missing value included).
+pub(super) fn is_nil(v: &Value) -> bool {
+    matches!(v, Value::Nil | Value::NoValue)
+}
+
+/// Go's `%v` of a value inside a function (nil prints `<nil>`).
+pub(super) fn go_v(v: &Value) -> String {
+    match v {
+        Value::NoValue | Value::Nil => "<nil>".to_string(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(go_v).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Map(m) | Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_v(&m[k])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        Value::Number(_) => match num(v) {
+            Some(Num::Float(f)) => format_float(f, FloatFormat::General, None),
+            Some(Num::Int(i)) => i.to_string(),
+            None => v.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// sprig's `strval`: a string as it is, anything else as `%v` prints it.
+pub(super) fn strval(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => go_v(other),
+    }
+}
+
+/// sprig's `empty`: nil, false, zero, and empty strings, lists and maps.
+pub(super) fn empty(v: &Value) -> bool {
+    match v {
+        Value::Nil | Value::NoValue => true,
+        Value::Bool(b) => !*b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Map(m) | Value::Object(m) => m.is_empty(),
+        Value::Number(_) => match num(v) {
+            Some(Num::Int(i)) => i == 0,
+            Some(Num::Float(f)) => f == 0.0,
+            None => false,
+        },
+        Value::Function(_) => false,
+    }
+}
+
+/// Go's name of a value's type, as `%T` and `typeOf` print it.
+pub(super) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil | Value::NoValue => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Map(_) | Value::Object(_) => "map[string]interface {}",
+        Value::Number(_) if is_int64(v) => "int64",
+        Value::Number(_) => match num(v) {
+            Some(Num::Float(_)) => "float64",
+            _ => "int",
+        },
+        Value::Function(_) => "func",
+    }
+}
+
+/// Go's `reflect.Kind` name of a value, as `kindOf` prints it.
+pub(super) fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil | Value::NoValue => "invalid",
+        Value::Bool(_) => "bool",
+        Value::String(_) => "string",
+        Value::Array(_) => "slice",
+        Value::Map(_) | Value::Object(_) => "map",
+        Value::Number(_) if is_int64(v) => "int64",
+        Value::Number(_) => match num(v) {
+            Some(Num::Float(_)) => "float64",
+            _ => "int",
+        },
+        Value::Function(_) => "func",
+    }
+}
+
+/// How Go's template describes a value in a conversion error ("found 12", "got float64").
+fn found(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => go_v(other),
+    }
+}
+
+/// The argument `i` of `function`, which takes `count`; an error like Go's when it is absent.
+pub(super) fn arg<'a>(
+    args: &'a [Value],
+    i: usize,
+    function: &str,
+    count: usize,
+) -> Result<&'a Value, FuncError> {
+    args.get(i)
+        .ok_or_else(|| wrong_count(function, count, args.len()))
+}
+
+/// Go's error for a call with the wrong number of arguments.
+pub(super) fn wrong_count(function: &str, want: usize, got: usize) -> FuncError {
+    FuncError::Generic(format!(
+        "wrong number of args for {function}: want {want} got {got}"
+    ))
+}
+
+/// Checks that a function of fixed arity got exactly `count` arguments.
+pub(super) fn exactly(args: &[Value], function: &str, count: usize) -> Result<(), FuncError> {
+    if args.len() == count {
+        Ok(())
+    } else {
+        Err(wrong_count(function, count, args.len()))
+    }
+}
+
+/// A value for a Go `string` parameter: only a string converts.
+pub(super) fn str_param(v: &Value) -> Result<String, FuncError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::NoValue => Err(FuncError::Generic("invalid value; expected string".into())),
+        Value::Nil => Err(FuncError::Generic("cannot assign nil to string".into())),
+        Value::Number(_) | Value::Bool(_) => Err(FuncError::Generic(format!(
+            "expected string; found {}",
+            found(v)
+        ))),
+        other => Err(FuncError::Generic(format!(
+            "wrong type for value; expected string; got {}",
+            type_name(other)
+        ))),
+    }
+}
+
+/// A value for a Go `int` parameter: only an integer converts.
+pub(super) fn int_param(v: &Value) -> Result<i64, FuncError> {
+    if is_int64(v) {
+        return Err(FuncError::Generic(
+            "wrong type for value; expected int; got int64".into(),
+        ));
+    }
+    match num(v) {
+        Some(Num::Int(i)) => Ok(i),
+        Some(Num::Float(_)) => Err(FuncError::Generic(format!(
+            "expected integer; found {}",
+            go_v(v)
+        ))),
+        None => match v {
+            Value::NoValue => Err(FuncError::Generic("invalid value; expected int".into())),
+            Value::Nil => Err(FuncError::Generic("cannot assign nil to int".into())),
+            Value::Bool(_) => Err(FuncError::Generic(format!(
+                "expected integer; found {}",
+                go_v(v)
+            ))),
+            other => Err(FuncError::Generic(format!(
+                "wrong type for value; expected int; got {}",
+                type_name(other)
+            ))),
+        },
+    }
+}
+
+/// A value for a Go `bool` parameter.
+pub(super) fn bool_param(v: &Value) -> Result<bool, FuncError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::NoValue => Err(FuncError::Generic("invalid value; expected bool".into())),
+        Value::Nil => Err(FuncError::Generic("cannot assign nil to bool".into())),
+        other => Err(FuncError::Generic(format!(
+            "expected bool; found {}",
+            found(other)
+        ))),
+    }
+}
+
+/// A value for a Go `[]interface{}`-like parameter that sprig inspects by reflection.
+pub(super) fn list_param<'a>(v: &'a Value, function: &str) -> Result<&'a [Value], FuncError> {
+    match v {
+        Value::Array(a) => Ok(a),
+        other => Err(FuncError::Generic(format!(
+            "Cannot {function} on type {}",
+            type_name(other)
+        ))),
+    }
+}
+
+/// A value for a Go `map[string]interface{}` parameter.
+pub(super) fn map_param(v: &Value) -> Result<&HashMap<String, Value>, FuncError> {
+    match v {
+        Value::Map(m) | Value::Object(m) => Ok(m),
+        Value::NoValue | Value::Nil => Ok(empty_map()),
+        other => Err(FuncError::Generic(format!(
+            "wrong type for value; expected map[string]interface {{}}; got {}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn empty_map() -> &'static HashMap<String, Value> {
+    static EMPTY: std::sync::OnceLock<HashMap<String, Value>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(HashMap::new)
+}
+
+/// Whether Go's `strconv.IsPrint` holds, as far as `%q` needs it.
+pub(super) fn printable(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(c, '\u{ad}' | '\u{fffe}' | '\u{ffff}')
+        || ('\u{e000}'..='\u{f8ff}').contains(&c)
+        || matches!(c as u32, 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x206f | 0xfeff))
+}
+
+/// Go's `%q` of a string (`strconv.Quote`).
+pub(super) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if printable(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `strconv.FormatFloat(f, 'e', -1, 64)`: the shortest digits, a signed exponent of at
+/// least two digits.
+pub(super) fn float_e(f: f64) -> String {
+    let rust = format!("{f:e}");
+    let (mantissa, exp) = rust.split_once('e').unwrap_or((&rust, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+}
+
+/// Go's `encoding/json` form of a float.
+fn json_float(f: f64) -> Option<String> {
+    if !f.is_finite() {
+        return None;
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let mut s = float_e(f);
+        // Go writes e-7, not e-07
+        if let Some(pos) = s.find("e-0") {
+            s.remove(pos + 2);
+        }
+        Some(s)
+    } else {
+        // Rust prints the shortest digits without an exponent, as Go's 'f' with precision -1
+        Some(format!("{f}"))
+    }
+}
+
+fn json_string(s: &str, escape_html: bool, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Go's `json.Marshal` (keys sorted; `<`, `>`, `&` escaped when `escape_html`), indented by
+/// `indent` per level when given, as `json.MarshalIndent(v, "", indent)`. `None` where Go fails
+/// (NaN, infinities, functions).
+pub(super) fn to_json(v: &Value, escape_html: bool, indent: Option<&str>) -> Option<String> {
+    let mut out = String::new();
+    write_json(v, escape_html, indent, 0, &mut out)?;
+    Some(out)
+}
+
+fn newline(indent: Option<&str>, level: usize, out: &mut String) {
+    if let Some(ind) = indent {
+        out.push('\n');
+        for _ in 0..level {
+            out.push_str(ind);
+        }
+    }
+}
+
+fn write_json(
+    v: &Value,
+    escape_html: bool,
+    indent: Option<&str>,
+    level: usize,
+    out: &mut String,
+) -> Option<()> {
+    match v {
+        Value::Nil | Value::NoValue => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::String(s) => json_string(s, escape_html, out),
+        Value::Number(_) => match num(v)? {
+            Num::Int(i) => out.push_str(&i.to_string()),
+            Num::Float(f) => out.push_str(&json_float(f)?),
+        },
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(indent, level + 1, out);
+                write_json(item, escape_html, indent, level + 1, out)?;
+            }
+            if !items.is_empty() {
+                newline(indent, level, out);
+            }
+            out.push(']');
+        }
+        Value::Map(m) | Value::Object(m) => {
+            out.push('{');
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(indent, level + 1, out);
+                json_string(k, escape_html, out);
+                out.push(':');
+                if indent.is_some() {
+                    out.push(' ');
+                }
+                write_json(&m[*k], escape_html, indent, level + 1, out)?;
+            }
+            if !m.is_empty() {
+                newline(indent, level, out);
+            }
+            out.push('}');
+        }
+        Value::Function(_) => return None,
+    }
+    Some(())
+}
+
+/// A JSON document as Go's `json.Unmarshal` into `interface{}` reads it: every number a
+/// float64.
+pub(super) fn from_json(text: &str) -> Result<Value, String> {
+    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok(json_value(doc))
+}
+
+/// A parsed JSON value as Go holds it (numbers as float64).
+pub(super) fn json_value(doc: serde_json::Value) -> Value {
+    match doc {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => float(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Value::String(s),
+        serde_json::Value::Array(a) => Value::Array(a.into_iter().map(json_value).collect()),
+        serde_json::Value::Object(o) => {
+            map_value(o.into_iter().map(|(k, v)| (k, json_value(v))).collect())
+        }
+    }
+}
+
+/// Go's `reflect.DeepEqual` over template values (an int never equals a float).
+pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(_), Value::Number(_)) => num(a) == num(b) && type_name(a) == type_name(b),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| deep_equal(p, q))
+        }
+        (Value::Map(x) | Value::Object(x), Value::Map(y) | Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w)))
+        }
+        (x, y) if is_nil(x) && is_nil(y) => true,
+        (x, y) => x == y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_as_go() {
+        assert_eq!(go_quote("tab\there"), "\"tab\\there\"");
+        assert_eq!(go_quote("\u{0}\u{1}\u{7f}"), "\"\\x00\\x01\\x7f\"");
+        assert_eq!(go_quote("ünï ✓"), "\"ünï ✓\"");
+        assert_eq!(go_quote("\u{2028}"), "\"\\u2028\"");
+    }
+
+    #[test]
+    fn json_as_go() {
+        let v = Value::Map(
+            [
+                ("b".to_string(), float(1234567.0)),
+                ("a".to_string(), Value::String("<&>".into())),
+                ("c".to_string(), float(1e21)),
+                ("d".to_string(), float(1e-7)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(
+            to_json(&v, true, None).unwrap(),
+            r#"{"a":"\u003c\u0026\u003e","b":1234567,"c":1e+21,"d":1e-7}"#
+        );
+        assert_eq!(
+            to_json(&Value::Array(vec![]), true, Some("  ")).unwrap(),
+            "[]"
+        );
+    }
+}
