@@ -450,7 +450,8 @@ mod tests {
         assert_eq!(data["password"].0, b"canary-3");
         ss.spec.template.as_mut().unwrap().data = Some(BTreeMap::from([(
             "bad".to_string(),
-            "{{ atoi .password }}".to_string(),
+            // fails in Go too, with the value in the message: it must be scrubbed
+            "{{ fail (printf \"bad password %s\" .password) }}".to_string(),
         )]));
         let err = desired_secret(&ss, &r, None, true).unwrap_err();
         assert_eq!(err.category(), "template");

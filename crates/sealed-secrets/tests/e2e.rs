@@ -585,7 +585,8 @@ async fn templates_and_replace_and_patch_modes_follow_upstream() {
         &[("password", CANARY)],
     );
     bad.spec.template.as_mut().unwrap().data =
-        Some([("n".to_string(), "{{ atoi .password }}".to_string())].into());
+        // fails in Go too (`atoi` of a non-number gives 0 there), quoting the value: scrubbed
+        Some([("n".to_string(), "{{ fail (printf \"bad %s\" .password) }}".to_string())].into());
     sealed_api
         .create(&PostParams::default(), &bad)
         .await

@@ -231,8 +231,11 @@ fn must_date_modify(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "mustDateModify", 2)?;
     let text = str_param(&args[0])?;
     let t = time_param(&args[1])?;
-    let by = go_duration_nanos(&text)
-        .ok_or_else(|| FuncError::Generic(format!("time: invalid duration {text:?}")))?;
+    let by = go_duration_nanos(&text).ok_or_else(|| {
+        FuncError::Generic(
+            "time: invalid duration (the value is not quoted: it may be secret)".to_string(),
+        )
+    })?;
     t.add_nanos(by)
         .map(|t| show(&t))
         .ok_or_else(|| failed("mustDateModify", "the time is out of range"))

@@ -512,7 +512,8 @@ fn name_prefix<'a>(value: &'a str, names: &[&str], len: Option<usize>) -> Option
 
 /// Go's `time.ParseInLocation(layout, value, local)`, for the layouts templates use.
 pub(super) fn parse(layout: &str, value: &str, local: &Zone) -> Result<GoTime, String> {
-    let fail = || format!("parsing time {value:?} as {layout:?}: cannot parse");
+    // the value is never quoted (it may come from a secret item); the layout is the template's
+    let fail = || format!("parsing time as {layout:?}: cannot parse the value");
     let (mut year, mut month, mut day, mut yday) = (0i64, 1i64, 1i64, -1i64);
     let (mut hour, mut min, mut sec, mut nanos) = (0i64, 0i64, 0i64, 0i64);
     let mut pm: Option<bool> = None;
@@ -693,7 +694,7 @@ pub(super) fn parse(layout: &str, value: &str, local: &Zone) -> Result<GoTime, S
         }
     }
     if !v.is_empty() {
-        return Err(format!("parsing time {value:?}: extra text: {:?}", v));
+        return Err("parsing time: extra text after the value".to_string());
     }
     match pm {
         Some(true) if hour < 12 => hour += 12,
@@ -702,18 +703,18 @@ pub(super) fn parse(layout: &str, value: &str, local: &Zone) -> Result<GoTime, S
     }
     if yday >= 0 {
         let d = NaiveDate::from_yo_opt(year as i32, yday as u32)
-            .ok_or_else(|| format!("parsing time {value:?}: day-of-year out of range"))?;
+            .ok_or_else(|| "parsing time: day-of-year out of range".to_string())?;
         month = i64::from(d.month());
         day = i64::from(d.day());
     }
     if !(1..=12).contains(&month) {
-        return Err(format!("parsing time {value:?}: month out of range"));
+        return Err("parsing time: month out of range".to_string());
     }
     let date = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)
-        .ok_or_else(|| format!("parsing time {value:?}: day out of range"))?;
+        .ok_or_else(|| "parsing time: day out of range".to_string())?;
     let wall = date
         .and_hms_nano_opt(hour as u32, min as u32, sec as u32, nanos as u32)
-        .ok_or_else(|| format!("parsing time {value:?}: hour, minute or second out of range"))?;
+        .ok_or_else(|| "parsing time: hour, minute or second out of range".to_string())?;
     let as_utc_unix = wall.and_utc().timestamp();
     if let Some(off) = offset {
         let utc = wall - TimeDelta::seconds(i64::from(off));
