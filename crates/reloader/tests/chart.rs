@@ -15,22 +15,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use strongroom_testkit::helm::{self, Objects, ToolEnv, str_of, strings};
 use strongroom_testkit::{
     DevCluster, Process, free_port, http_get, http_try, service_account_kubeconfig, start_cluster,
     wait_for,
 };
-
-fn tools() -> PathBuf {
-    let dir = std::env::var_os("STRONGROOM_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/tools"));
-    assert!(
-        dir.join("helm").exists() && dir.join("kubectl").exists(),
-        "run `cargo xtask tools` first ({})",
-        dir.display()
-    );
-    dir
-}
 
 fn chart() -> String {
     format!(
@@ -54,22 +43,9 @@ const FIXTURES: &[&str] = &[
     "upgrade.yaml",
 ];
 
-/// `helm template <release> <chart> -n <namespace> <args...>`: the output, or the error text.
+/// `helm template` of this chart: the output, or the error text.
 fn template(release: &str, namespace: &str, args: &[&str]) -> Result<String, String> {
-    let home = tempfile::tempdir().unwrap();
-    let out = Command::new(tools().join("helm"))
-        .args(["template", release, &chart(), "-n", namespace])
-        .args(args)
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    helm::template(&chart(), release, namespace, args)
 }
 
 /// The rendered objects of a release `rl` in `ops` with `args` (values files, --set).
@@ -88,79 +64,6 @@ fn refused(args: &[&str]) -> String {
         Ok(out) => panic!("{args:?} rendered instead of failing:\n{out}"),
         Err(e) => e,
     }
-}
-
-/// The documents of a rendering, parsed.
-struct Objects(Vec<Value>);
-
-impl Objects {
-    fn parse(text: &str) -> Self {
-        let mut docs = Vec::new();
-        let mut current = String::new();
-        for line in text.lines().chain(["---"]) {
-            if line == "---" {
-                let doc: Value =
-                    serde_yaml_ng::from_str(&current).unwrap_or_else(|e| panic!("{e}:\n{current}"));
-                if !doc.is_null() {
-                    docs.push(doc);
-                }
-                current.clear();
-            } else {
-                current.push_str(line);
-                current.push('\n');
-            }
-        }
-        Self(docs)
-    }
-
-    fn of_kind(&self, kind: &str) -> Vec<&Value> {
-        self.0.iter().filter(|o| o["kind"] == kind).collect()
-    }
-
-    fn get(&self, kind: &str, name: &str) -> &Value {
-        self.0
-            .iter()
-            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-            .unwrap_or_else(|| panic!("no {kind} {name}; rendered: {:?}", self.ids()))
-    }
-
-    /// (kind, name, namespace) of every object.
-    fn ids(&self) -> BTreeSet<(String, String, String)> {
-        self.0
-            .iter()
-            .map(|o| {
-                (
-                    str_of(&o["kind"]),
-                    str_of(&o["metadata"]["name"]),
-                    str_of(&o["metadata"]["namespace"]),
-                )
-            })
-            .collect()
-    }
-
-    fn deployment(&self) -> &Value {
-        let deployments = self.of_kind("Deployment");
-        assert_eq!(deployments.len(), 1);
-        deployments[0]
-    }
-
-    fn container(&self) -> &Value {
-        &self.deployment()["spec"]["template"]["spec"]["containers"][0]
-    }
-
-    fn args(&self) -> Vec<String> {
-        strings(&self.container()["args"])
-    }
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| a.iter().map(str_of).collect())
-        .unwrap_or_default()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -216,7 +119,7 @@ fn lint_strict_passes_with_defaults_and_every_fixture() {
         runs.push(vec!["-f".to_string(), fixture(f)]);
     }
     for extra in runs {
-        let out = Command::new(tools().join("helm"))
+        let out = Command::new(helm::tools().join("helm"))
             .args(["lint", "--strict", &chart()])
             .args(&extra)
             .output()
@@ -967,50 +870,15 @@ const NS: &str = "ops";
 const RELEASE: &str = "reloader";
 const NAME: &str = "reloader";
 
-struct Env {
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    tools: PathBuf,
+type Env = ToolEnv;
+
+/// `helm upgrade --install` of this chart with a fixture.
+trait Install {
+    fn upgrade_install(&self, values: &str) -> String;
+    fn rollout_status(&self);
 }
 
-impl Env {
-    fn ok(&self, tool: &str, args: &[&str]) -> String {
-        let out = self.run(tool, args);
-        assert!(
-            out.status.success(),
-            "{tool} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> std::process::Output {
-        let home = self.dir.path();
-        Command::new(self.tools.join(tool))
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", home)
-            .env("HELM_CACHE_HOME", home.join("helm-cache"))
-            .env("HELM_CONFIG_HOME", home.join("helm-config"))
-            .env("HELM_DATA_HOME", home.join("helm-data"))
-            .output()
-            .unwrap()
-    }
-
-    fn get(&self, args: &[&str]) -> Value {
-        let mut all = vec!["get"];
-        all.extend(args);
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok("kubectl", &all)).unwrap()
-    }
-
-    fn exists(&self, args: &[&str]) -> bool {
-        let mut all = vec!["get"];
-        all.extend(args);
-        self.run("kubectl", &all).status.success()
-    }
-
+impl Install for Env {
     fn upgrade_install(&self, values: &str) -> String {
         self.ok(
             "helm",
@@ -1178,7 +1046,7 @@ async fn upstream_style_release_installs_reloads_and_upgrades_on_devcluster() {
     let env = Env {
         dir,
         kubeconfig,
-        tools: tools(),
+        tools: helm::tools(),
     };
 
     // install, with a values file as upstream's chart users write it

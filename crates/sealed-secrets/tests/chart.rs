@@ -6,22 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
-
-fn tools() -> PathBuf {
-    let dir = std::env::var_os("STRONGROOM_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/tools"));
-    assert!(
-        dir.join("helm").exists(),
-        "run `cargo xtask tools` first ({})",
-        dir.display()
-    );
-    dir
-}
+use strongroom_testkit::helm::{self, Objects, str_of, strings};
 
 fn chart() -> String {
     format!(
@@ -34,22 +22,9 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/chart/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `helm template <release> <chart> -n <namespace> <args...>`: the output, or the error text.
+/// `helm template` of this chart: the output, or the error text.
 fn template(release: &str, namespace: &str, args: &[&str]) -> Result<String, String> {
-    let home = tempfile::tempdir().unwrap();
-    let out = Command::new(tools().join("helm"))
-        .args(["template", release, &chart(), "-n", namespace])
-        .args(args)
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    helm::template(&chart(), release, namespace, args)
 }
 
 /// The rendered objects of a release `ss` in `kube-system` with `args` (values files, --set).
@@ -68,87 +43,6 @@ fn refused(args: &[&str]) -> String {
         Ok(out) => panic!("{args:?} rendered instead of failing:\n{out}"),
         Err(e) => e,
     }
-}
-
-/// The documents of a rendering, parsed.
-struct Objects(Vec<Value>);
-
-impl Objects {
-    fn parse(text: &str) -> Self {
-        let mut docs = Vec::new();
-        let mut current = String::new();
-        for line in text.lines().chain(["---"]) {
-            if line == "---" {
-                let doc: Value =
-                    serde_yaml_ng::from_str(&current).unwrap_or_else(|e| panic!("{e}:\n{current}"));
-                if !doc.is_null() {
-                    docs.push(doc);
-                }
-                current.clear();
-            } else {
-                current.push_str(line);
-                current.push('\n');
-            }
-        }
-        Self(docs)
-    }
-
-    fn of_kind(&self, kind: &str) -> Vec<&Value> {
-        self.0.iter().filter(|o| o["kind"] == kind).collect()
-    }
-
-    fn try_get(&self, kind: &str, name: &str) -> Option<&Value> {
-        self.0
-            .iter()
-            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-    }
-
-    fn get(&self, kind: &str, name: &str) -> &Value {
-        self.try_get(kind, name).unwrap_or_else(|| {
-            panic!(
-                "no {kind} {name}; rendered: {:?}",
-                self.0
-                    .iter()
-                    .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
-                    .collect::<Vec<_>>()
-            )
-        })
-    }
-
-    /// (kind, name, namespace) of every object.
-    fn ids(&self) -> BTreeSet<(String, String, String)> {
-        self.0
-            .iter()
-            .map(|o| {
-                (
-                    str_of(&o["kind"]),
-                    str_of(&o["metadata"]["name"]),
-                    str_of(&o["metadata"]["namespace"]),
-                )
-            })
-            .collect()
-    }
-
-    /// The controller container of the one Deployment.
-    fn controller(&self) -> &Value {
-        let deployments = self.of_kind("Deployment");
-        assert_eq!(deployments.len(), 1);
-        &deployments[0]["spec"]["template"]["spec"]["containers"][0]
-    }
-
-    fn args(&self) -> Vec<String> {
-        strings(&self.controller()["args"])
-    }
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| a.iter().map(str_of).collect())
-        .unwrap_or_default()
 }
 
 /// The verbs a Role or ClusterRole grants on `resource` (any API group), sorted.
@@ -182,7 +76,7 @@ fn lint_strict_passes_with_defaults_and_every_fixture() {
         runs.push(vec!["-f".to_string(), fixture(f)]);
     }
     for extra in runs {
-        let out = Command::new(tools().join("helm"))
+        let out = Command::new(helm::tools().join("helm"))
             .args(["lint", "--strict", &chart()])
             .args(&extra)
             .output()
@@ -339,7 +233,7 @@ fn defaults_render_upstream_objects_for_this_controller() {
         pod["securityContext"],
         json!({"fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}})
     );
-    let c = objects.controller();
+    let c = objects.container();
     assert_eq!(
         c["image"],
         format!(
@@ -525,7 +419,7 @@ fn controller_values_become_upstream_flags() {
             "--concurrency=8",
         ]
     );
-    let c = objects.controller();
+    let c = objects.container();
     assert_eq!(c["ports"][0]["containerPort"], 9080);
     assert_eq!(c["ports"][1]["containerPort"], 9081);
     // probes use the port names, so they follow
@@ -643,7 +537,7 @@ fn pod_values_shape_the_pod() {
         pod["volumes"],
         json!([{"name": "ca", "configMap": {"name": "corp-ca"}}, {"name": "tmp", "emptyDir": {}}])
     );
-    let c = objects.controller();
+    let c = objects.container();
     assert_eq!(
         c["image"],
         "registry.example.com/mirror/sealed-secrets-controller:1.2.3"
@@ -679,7 +573,7 @@ fn pod_values_shape_the_pod() {
 
     // without hostNetwork, hostPorts choose host ports
     let objects = render(&["--set", "hostPorts.metrics=9999"]);
-    let ports = &objects.controller()["ports"];
+    let ports = &objects.container()["ports"];
     assert!(ports[0].get("hostPort").is_none());
     assert_eq!(ports[1]["hostPort"], 9999);
 
@@ -694,15 +588,15 @@ fn pod_values_shape_the_pod() {
             .get("securityContext")
             .is_none()
     );
-    assert!(objects.controller().get("securityContext").is_none());
+    assert!(objects.container().get("securityContext").is_none());
 
     // disabled probes with no custom form: none
     let objects = render(&[
         "--set",
         "livenessProbe.enabled=false,readinessProbe.enabled=false",
     ]);
-    assert!(objects.controller().get("livenessProbe").is_none());
-    assert!(objects.controller().get("readinessProbe").is_none());
+    assert!(objects.container().get("livenessProbe").is_none());
+    assert!(objects.container().get("readinessProbe").is_none());
 }
 
 #[test]
@@ -715,7 +609,7 @@ fn command_and_args_replace_the_defaults_and_extra_args_append() {
         "--set-json",
         r#"extraArgs=["--resync-period=1m"]"#,
     ]);
-    let c = objects.controller();
+    let c = objects.container();
     assert_eq!(
         strings(&c["command"]),
         ["/usr/local/bin/sealed-secrets-controller"]

@@ -5,74 +5,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::{Value, json};
 use strongroom_devcluster::{DevCluster, Options};
+use strongroom_testkit::helm::{self, ToolEnv, strings};
 use strongroom_testkit::{Process, free_port, http_get, http_try, wait_for};
 
 const NS: &str = "kube-system";
 const RELEASE: &str = "sealed-secrets";
 const NAME: &str = "sealed-secrets-controller";
 
-fn tools() -> PathBuf {
-    let dir = std::env::var_os("STRONGROOM_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/tools"));
-    assert!(
-        dir.join("helm").exists() && dir.join("kubectl").exists(),
-        "run `cargo xtask tools` first ({})",
-        dir.display()
-    );
-    dir
+type Env = ToolEnv;
+
+/// `helm upgrade --install` of this chart with a fixture.
+trait Install {
+    fn upgrade_install(&self, values: &str) -> String;
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    tools: PathBuf,
-}
-
-impl Env {
-    /// `helm` or `kubectl` against devcluster; panics with the output unless it succeeds.
-    fn ok(&self, tool: &str, args: &[&str]) -> String {
-        let out = self.run(tool, args);
-        assert!(
-            out.status.success(),
-            "{tool} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> std::process::Output {
-        let home = self.dir.path();
-        Command::new(self.tools.join(tool))
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", home)
-            .env("HELM_CACHE_HOME", home.join("helm-cache"))
-            .env("HELM_CONFIG_HOME", home.join("helm-config"))
-            .env("HELM_DATA_HOME", home.join("helm-data"))
-            .output()
-            .unwrap()
-    }
-
-    fn get(&self, args: &[&str]) -> Value {
-        let mut all = vec!["get"];
-        all.extend(args);
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok("kubectl", &all)).unwrap()
-    }
-
-    fn exists(&self, args: &[&str]) -> bool {
-        let mut all = vec!["get"];
-        all.extend(args);
-        self.run("kubectl", &all).status.success()
-    }
-
+impl Install for Env {
     fn upgrade_install(&self, values: &str) -> String {
         self.ok(
             "helm",
@@ -97,14 +48,6 @@ impl Env {
             ],
         )
     }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
 }
 
 /// The value following `flag` in `args`.
@@ -193,7 +136,7 @@ async fn upstream_style_release_installs_then_upgrades() {
     let env = Env {
         dir,
         kubeconfig,
-        tools: tools(),
+        tools: helm::tools(),
     };
     env.ok("kubectl", &["create", "namespace", "team-a"]);
 

@@ -6,9 +6,12 @@
 //!   calling test, never `cargo build` from a test) with its log, signals and exit;
 //! - [`CANARY`] and [`assert_no_canary`]: secret values that must appear nowhere;
 //! - [`writes`]: the write calls one user made, from devcluster's request counts;
-//! - small HTTP and polling helpers.
+//! - small HTTP and polling helpers;
+//! - [`helm`]: the real `helm` and `kubectl` for chart tests.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod helm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
