@@ -19,6 +19,7 @@ use crate::partial;
 use crate::patch::PatchType;
 use crate::protobuf;
 use crate::proxy;
+use crate::rbac::{self, UserInfo};
 use crate::resources::{ResourceType, string_list};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -48,7 +49,19 @@ pub struct Api {
     /// Requests answered so far by authenticated user, then by verb and resource: tests tell
     /// which of several clients (each with its own ServiceAccount token) made a call.
     pub requests_by_user: std::sync::Mutex<RequestsByUser>,
+    /// Whether requests are authorized by RBAC (else every authenticated user may do anything).
+    pub rbac: bool,
+    /// Users authenticated by static tokens (token to user).
+    pub users: HashMap<String, UserInfo>,
+    /// Permissions each user exercised (allowed requests).
+    pub permissions_used: std::sync::Mutex<PermissionsByUser>,
+    /// Permissions each user was denied (403 answers).
+    pub permissions_denied: std::sync::Mutex<PermissionsByUser>,
 }
+
+/// Permissions per user name.
+pub type PermissionsByUser =
+    std::collections::BTreeMap<String, std::collections::BTreeSet<rbac::Permission>>;
 
 /// Request counts per user (`admin`, `system:serviceaccount:<ns>:<name>`, `system:anonymous`),
 /// then per `verb resource[/subresource]`.
@@ -240,41 +253,216 @@ impl Api {
     /// Who sent the request, as the real server names users: `admin` for the admin token, the
     /// ServiceAccount's user name for its token, `system:anonymous` otherwise.
     fn user(&self, req: &Request<Incoming>) -> String {
+        self.authenticate(req)
+            .map(|u| u.name)
+            .unwrap_or_else(|| "system:anonymous".into())
+    }
+
+    /// The user a request authenticates as: the admin (in `system:masters`) for the admin
+    /// token or when no token is configured, a configured user, or a ServiceAccount whose
+    /// token is valid and whose account still exists; `None` otherwise (401).
+    fn authenticate(&self, req: &Request<Incoming>) -> Option<UserInfo> {
+        let admin = || UserInfo {
+            name: "admin".into(),
+            groups: vec![rbac::MASTERS.into(), rbac::AUTHENTICATED.into()],
+        };
+        if self.admin_token.is_empty() {
+            return Some(admin());
+        }
         let token = req
             .headers()
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token {
-            Some(t) if !self.admin_token.is_empty() && t == self.admin_token => "admin".into(),
-            Some(t) => self
-                .tokens
-                .verify(t)
-                .map(|c| c.sub)
-                .unwrap_or_else(|| "system:anonymous".into()),
-            None => "system:anonymous".into(),
+            .map(str::trim)?;
+        if token == self.admin_token {
+            return Some(admin());
+        }
+        if let Some(user) = self.users.get(token) {
+            let mut user = user.clone();
+            if !user.groups.iter().any(|g| g == rbac::AUTHENTICATED) {
+                user.groups.push(rbac::AUTHENTICATED.into());
+            }
+            return Some(user);
+        }
+        let claims = self.tokens.verify(token)?;
+        self.service_account_valid(&claims).then(|| {
+            UserInfo::service_account(
+                &claims.kubernetes.namespace,
+                &claims.kubernetes.serviceaccount.name,
+            )
+        })
+    }
+
+    /// Applies `Impersonate-User`/`Impersonate-Group`: the requester needs the `impersonate`
+    /// verb on `users` (or the ServiceAccount) and `groups`, as on a real server.
+    fn impersonate(&self, req: &Request<Incoming>, user: UserInfo) -> Result<UserInfo, ApiError> {
+        let values = |name: &str| -> Vec<String> {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect()
+        };
+        let target = values("impersonate-user").into_iter().next();
+        let groups = values("impersonate-group");
+        let Some(target) = target else {
+            if groups.is_empty() {
+                return Ok(user);
+            }
+            return Err(ApiError::internal(format!(
+                "requested {groups:?} without impersonating a user"
+            )));
+        };
+        let authorizer = rbac::Rbac::new(&self.store);
+        let mut checks = Vec::new();
+        match rbac::split_service_account(&target) {
+            Some((ns, name)) => checks.push(rbac::Attributes {
+                verb: "impersonate".into(),
+                resource_request: true,
+                resource: "serviceaccounts".into(),
+                namespace: ns.into(),
+                name: name.into(),
+                ..rbac::Attributes::default()
+            }),
+            None => checks.push(rbac::Attributes {
+                verb: "impersonate".into(),
+                resource_request: true,
+                resource: "users".into(),
+                name: target.clone(),
+                ..rbac::Attributes::default()
+            }),
+        }
+        for g in &groups {
+            checks.push(rbac::Attributes {
+                verb: "impersonate".into(),
+                resource_request: true,
+                resource: "groups".into(),
+                name: g.clone(),
+                ..rbac::Attributes::default()
+            });
+        }
+        for a in &checks {
+            let d = authorizer.authorize(&user, a);
+            if !d.allowed {
+                return Err(rbac::forbidden(&user.name, a, &d.reason));
+            }
+        }
+        let mut out = UserInfo {
+            name: target.clone(),
+            groups,
+        };
+        if out.groups.is_empty()
+            && let Some((ns, _)) = rbac::split_service_account(&target)
+        {
+            out.groups = rbac::service_account_groups(ns);
+        }
+        if target != "system:anonymous" && !out.groups.iter().any(|g| g == rbac::AUTHENTICATED) {
+            out.groups.push(rbac::AUTHENTICATED.into());
+        }
+        Ok(out)
+    }
+
+    /// Authorizes a request for `user` (RBAC, unless disabled) and records the permission it
+    /// exercised or was denied.
+    fn authorize_request(
+        &self,
+        user: &UserInfo,
+        method: &Method,
+        path: &str,
+        query: &HashMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let attrs = rbac::attributes(method.as_str(), path, query);
+        let decision = if self.rbac {
+            rbac::Rbac::new(&self.store).authorize(user, &attrs)
+        } else {
+            rbac::Decision {
+                allowed: true,
+                reason: String::new(),
+            }
+        };
+        if attrs.resource_request {
+            let book = if decision.allowed {
+                &self.permissions_used
+            } else {
+                &self.permissions_denied
+            };
+            book.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(user.name.clone())
+                .or_default()
+                .insert(attrs.permission());
+        }
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(rbac::forbidden(&user.name, &attrs, &decision.reason))
         }
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
-        if self.admin_token.is_empty() {
-            return true;
-        }
-        let Some(token) = req
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-        else {
-            return false;
+    /// SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview and
+    /// SelfSubjectRulesReview.
+    fn access_review(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        user: &UserInfo,
+        body: &Value,
+    ) -> Result<Response<Body>, ApiError> {
+        let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let authorizer = rbac::Rbac::new(&self.store);
+        let status = match rt.plural.as_str() {
+            "selfsubjectrulesreviews" => {
+                let ns = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
+                let (rules, errors) = authorizer.rules(user, ns);
+                rbac::rules_review_status(&rules, &errors)
+            }
+            "selfsubjectaccessreviews" => {
+                let a = rbac::review_attributes(&spec, None);
+                rbac::review_status(&authorizer.authorize(user, &a))
+            }
+            _ => {
+                let subject = UserInfo {
+                    name: spec
+                        .get("user")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    groups: string_list(&spec, "/groups"),
+                };
+                if let Some(ns) = namespace {
+                    let asked = spec
+                        .pointer("/resourceAttributes/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !asked.is_empty() && asked != ns {
+                        return Err(ApiError::invalid(
+                            rt,
+                            "",
+                            "spec.resourceAttributes.namespace",
+                            &format!("Invalid value: {asked:?}: must match metadata.namespace"),
+                        ));
+                    }
+                }
+                let a = rbac::review_attributes(&spec, namespace);
+                rbac::review_status(&authorizer.authorize(&subject, &a))
+            }
         };
-        token == self.admin_token
-            || self
-                .tokens
-                .verify(token)
-                .is_some_and(|c| self.service_account_valid(&c))
+        let mut metadata = json!({"creationTimestamp": null});
+        if let Some(ns) = namespace {
+            metadata["namespace"] = json!(ns);
+        }
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({
+                "kind": rt.kind,
+                "apiVersion": rt.api_version(),
+                "metadata": metadata,
+                "spec": spec,
+                "status": status,
+            }),
+        ))
     }
 
     /// Whether the token's ServiceAccount still exists with the uid it was minted for.
@@ -394,9 +582,12 @@ impl Api {
             }
             _ => {}
         }
-        if !self.authorized(&req) {
+        let Some(user) = self.authenticate(&req) else {
             return Err(ApiError::unauthorized());
-        }
+        };
+        let user = self.impersonate(&req, user)?;
+        let query = query_map(req.uri().query());
+        self.authorize_request(&user, req.method(), &path, &query)?;
         let registry = self.store.registry();
         let trimmed = path.trim_end_matches('/');
         let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
@@ -463,6 +654,17 @@ impl Api {
             let resp = proxy::forward(&backend, method, &path_and_query, &headers, body).await?;
             return Ok(resp.map(|b| b.boxed()));
         }
+        if rt.group == "authorization.k8s.io" {
+            if req.method() != Method::POST || rp.name.is_some() {
+                return Err(ApiError::method_not_allowed(format!(
+                    "{} only support create",
+                    rt.plural
+                )));
+            }
+            let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
+            let body = decode_object(&content_type, &read_body(req).await?, &rt)?;
+            return self.access_review(&rt, rp.namespace.as_deref(), &user, &body);
+        }
         if rt.group == "authentication.k8s.io" && rt.plural == "tokenreviews" {
             if req.method() != Method::POST || rp.name.is_some() {
                 return Err(ApiError::method_not_allowed(
@@ -497,7 +699,6 @@ impl Api {
         {
             return Err(ApiError::unknown_resource());
         }
-        let query = query_map(req.uri().query());
         let method = req.method().clone();
         let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
         let metadata_only = partial::wanted(&header(&req, hyper::header::ACCEPT, ""));

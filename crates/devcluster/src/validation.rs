@@ -46,6 +46,26 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 /// Names must be DNS subdomains (labels for namespaces and services).
 pub fn check_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
+    if rt.group == "rbac.authorization.k8s.io" {
+        // RBAC objects take any path segment name (`system:discovery`)
+        if name == "." || name == ".." {
+            return Err(ApiError::invalid(
+                rt,
+                name,
+                "metadata.name",
+                &format!("Invalid value: {name:?}: may not be '{name}'"),
+            ));
+        }
+        if let Some(bad) = ["/", "%"].iter().find(|c| name.contains(*c)) {
+            return Err(ApiError::invalid(
+                rt,
+                name,
+                "metadata.name",
+                &format!("Invalid value: {name:?}: may not contain '{bad}'"),
+            ));
+        }
+        return Ok(());
+    }
     let label_only = matches!(rt.plural.as_str(), "namespaces" | "services");
     let ok = if label_only {
         is_dns_label(name)

@@ -842,11 +842,13 @@ async fn service_account_tokens_request_review_and_authenticate() {
         .unwrap();
     assert_eq!(forged.status.unwrap().authenticated, Some(false));
 
-    // the token authenticates API calls; deleting the ServiceAccount revokes it
+    // the token authenticates API calls (403 without RBAC rules, not 401); deleting the
+    // ServiceAccount revokes it
     let url = t.cluster.as_ref().map(|c| c.url().to_string());
     let path = format!("/api/v1/namespaces/{}/configmaps", t.ns);
     if let Some(url) = &url {
-        assert_eq!(reqwest_like_get(url, &token, &path).await, 200);
+        assert_eq!(reqwest_like_get(url, &token, &path).await, 403);
+        assert_eq!(reqwest_like_get(url, &token, "/apis").await, 200);
     }
     sas.delete("reader", &DeleteParams::default())
         .await
@@ -1095,4 +1097,398 @@ async fn metadata_only_list_get_and_watch() {
         watcher::Event::Delete(s) => assert_eq!(s.name_any(), "meta"),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// A client authenticated with `token` (and optionally impersonating `as_user`), for the
+/// target cluster.
+async fn client_with_token(t: &Target, token: &str, as_user: Option<&str>) -> Client {
+    let mut config = match &t.cluster {
+        Some(c) => {
+            let kubeconfig = Kubeconfig::from_yaml(&c.kubeconfig_with_token(token)).unwrap();
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap()
+        }
+        None => {
+            let mut config = Config::infer().await.unwrap();
+            config.auth_info = serde_json::from_value(json!({"token": token})).unwrap();
+            config
+        }
+    };
+    if let Some(user) = as_user {
+        config.auth_info.impersonate = Some(user.to_string());
+    }
+    Client::try_from(config).unwrap()
+}
+
+/// The admin's own bearer token (devcluster) or a fresh client from `KUBECONFIG` impersonating
+/// `user` (real cluster).
+async fn impersonating(t: &Target, admin: &Client, user: &str) -> Client {
+    match &t.cluster {
+        Some(c) => client_with_token(t, c.token(), Some(user)).await,
+        None => {
+            let _ = admin;
+            let mut config = Config::infer().await.unwrap();
+            config.auth_info.impersonate = Some(user.to_string());
+            Client::try_from(config).unwrap()
+        }
+    }
+}
+
+async fn service_account_token(client: &Client, ns: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    sas.create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+        .unwrap()
+}
+
+/// Retries `f` until it succeeds: a real cluster's RBAC cache and aggregation controller
+/// take a moment to see new roles.
+async fn eventually_ok<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut last = None;
+    for _ in 0..100 {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("still failing: {last:?}");
+}
+
+#[tokio::test]
+async fn rbac_authorizes_service_accounts_as_the_real_authorizer() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        SelfSubjectRulesReview, SelfSubjectRulesReviewSpec, SubjectAccessReview,
+        SubjectAccessReviewSpec,
+    };
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    let (t, admin) = start().await;
+    let ns = t.ns.clone();
+    let user = format!("system:serviceaccount:{ns}:app");
+    let token = service_account_token(&admin, &ns, "app").await;
+    let app = client_with_token(&t, &token, None).await;
+
+    // no rule yet: the real 403 for a namespaced list, a cluster-scoped list and a named get
+    let secrets: Api<Secret> = Api::namespaced(app.clone(), &ns);
+    let e = secrets.list(&ListParams::default()).await.unwrap_err();
+    let kube::Error::Api(s) = e else {
+        panic!("{e}")
+    };
+    assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        s.message,
+        format!(
+            "secrets is forbidden: User \"{user}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{ns}\""
+        )
+    );
+    let (code, _, msg) = api_error(
+        Api::<Namespace>::all(app.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        msg,
+        format!(
+            "namespaces is forbidden: User \"{user}\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+        )
+    );
+    let (_, _, msg) = api_error(secrets.get("db").await.unwrap_err());
+    assert_eq!(
+        msg,
+        format!(
+            "secrets \"db\" is forbidden: User \"{user}\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{ns}\""
+        )
+    );
+    let (_, _, msg) = api_error(
+        Api::<Deployment>::namespaced(app.clone(), &ns)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})).unwrap(),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        format!(
+            "deployments.apps is forbidden: User \"{user}\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"{ns}\""
+        )
+    );
+    // discovery and the version stay open to every authenticated user
+    app.apiserver_version().await.unwrap();
+    app.list_api_groups().await.unwrap();
+
+    // a Role with resourceNames, bound to the ServiceAccount
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &secret("db", &[]))
+        .await
+        .unwrap();
+    let roles: Api<Role> = Api::namespaced(admin.clone(), &ns);
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reader"},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
+                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"], "resourceNames": ["db"]}
+                ]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reader"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": ns}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let lp = ListParams::default();
+    eventually_ok(|| secrets.list(&lp)).await;
+    secrets.get("db").await.unwrap();
+    let (code, _, _) = api_error(secrets.get("other").await.unwrap_err());
+    assert_eq!(code, 403, "resourceNames limit get to the named Secret");
+    let (code, _, msg) = api_error(
+        secrets
+            .create(&PostParams::default(), &secret("new", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert!(msg.contains("cannot create resource \"secrets\""), "{msg}");
+
+    // a ClusterRole aggregated by label, bound through the namespace's ServiceAccount group
+    let label = format!("strongroom.dev/aggregate-{ns}");
+    let cluster_roles: Api<ClusterRole> = Api::all(admin.clone());
+    cluster_roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": format!("{ns}-aggregated")},
+                "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {label.clone(): "true"}}]},
+                "rules": []
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    cluster_roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": format!("{ns}-leases"), "labels": {label.clone(): "true"}},
+                "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "aggregated"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("{ns}-aggregated")},
+                "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": format!("system:serviceaccounts:{ns}")}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let leases: Api<Lease> = Api::namespaced(app.clone(), &ns);
+    eventually_ok(|| leases.list(&lp)).await;
+    let (code, _, _) = api_error(
+        Api::<Lease>::all(app.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        code, 403,
+        "a RoleBinding grants nothing in other namespaces"
+    );
+
+    // access reviews: self, for another subject, rules; and impersonation by the admin
+    let ssar = |verb: &str, resource: &str| SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.clone()),
+                verb: Some(verb.into()),
+                resource: Some(resource.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(app.clone());
+    let yes = reviews
+        .create(&PostParams::default(), &ssar("list", "secrets"))
+        .await
+        .unwrap();
+    assert!(yes.status.unwrap().allowed);
+    let no = reviews
+        .create(&PostParams::default(), &ssar("delete", "secrets"))
+        .await
+        .unwrap();
+    assert!(!no.status.unwrap().allowed);
+    let sar = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.clone()),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.clone()),
+                verb: Some("update".into()),
+                resource: Some("leases".into()),
+                group: Some("coordination.k8s.io".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<SubjectAccessReview>::all(admin.clone())
+        .create(&PostParams::default(), &sar)
+        .await
+        .unwrap();
+    assert!(answer.status.unwrap().allowed);
+    let rules = Api::<SelfSubjectRulesReview>::all(app.clone())
+        .create(
+            &PostParams::default(),
+            &SelfSubjectRulesReview {
+                spec: SelfSubjectRulesReviewSpec {
+                    namespace: Some(ns.clone()),
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let resource_rules = rules.status.unwrap().resource_rules;
+    assert!(
+        resource_rules
+            .iter()
+            .any(|r| r.resources.as_deref() == Some(&["leases".to_string()][..])),
+        "{resource_rules:?}"
+    );
+    let as_app = impersonating(&t, &admin, &user).await;
+    Api::<Secret>::namespaced(as_app.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let (code, _, _) = api_error(
+        Api::<ConfigMap>::namespaced(as_app, &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        code, 403,
+        "impersonation takes the impersonated user's rights"
+    );
+    // a ServiceAccount may not impersonate without the impersonate verb
+    let sneaky = client_with_token(&t, &token, Some("system:admin")).await;
+    let (code, _, msg) = api_error(
+        Api::<Secret>::namespaced(sneaky, &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        msg,
+        format!(
+            "users \"system:admin\" is forbidden: User \"{user}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        )
+    );
+    // a binding to a missing role names it in the reason
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": format!("{ns}-missing")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("{ns}-missing")},
+                "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": ns}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    if t.cluster.is_some() {
+        let (_, _, msg) = api_error(
+            Api::<ConfigMap>::namespaced(app.clone(), &ns)
+                .list(&ListParams::default())
+                .await
+                .unwrap_err(),
+        );
+        assert!(
+            msg.ends_with(&format!(
+                ": RBAC: clusterrole.rbac.authorization.k8s.io \"{ns}-missing\" not found"
+            )),
+            "{msg}"
+        );
+    }
+
+    // the permissions the ServiceAccount exercised
+    if let Some(c) = &t.cluster {
+        let used = c.permissions_used();
+        let used = used.get(&user).unwrap();
+        assert!(
+            used.iter()
+                .any(|p| p.verb == "list" && p.resource == "secrets" && p.namespace == ns)
+        );
+        assert!(used.iter().any(|p| p.resource == "leases"));
+        let denied = c.permissions_denied();
+        assert!(
+            denied
+                .get(&user)
+                .unwrap()
+                .iter()
+                .any(|p| p.verb == "create" && p.group == "apps" && p.resource == "deployments")
+        );
+    }
+    for name in [format!("{ns}-aggregated"), format!("{ns}-leases")] {
+        let _ = cluster_roles.delete(&name, &DeleteParams::default()).await;
+    }
+    let _ = Api::<ClusterRoleBinding>::all(admin)
+        .delete(&format!("{ns}-missing"), &DeleteParams::default())
+        .await;
 }

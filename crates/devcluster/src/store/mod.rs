@@ -186,6 +186,12 @@ impl Store {
                 let _ = store.create(&ns, "", obj, &WriteOptions::default());
             }
         }
+        for (plural, obj) in crate::rbac::bootstrap_objects() {
+            if let Some(rt) = store.resource("rbac.authorization.k8s.io", "v1", plural) {
+                // The default roles cannot fail to create in an empty store.
+                let _ = store.create(&rt, "", obj, &WriteOptions::default());
+            }
+        }
         store
     }
 
