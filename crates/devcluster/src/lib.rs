@@ -15,6 +15,7 @@ pub mod protobuf;
 pub mod proxy;
 pub mod rbac;
 pub mod resources;
+pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;

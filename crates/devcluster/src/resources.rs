@@ -25,6 +25,8 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// Whether `metadata.generation` tracks spec changes.
     pub tracks_generation: bool,
+    /// The version's `openAPIV3Schema` (custom resources only).
+    pub schema: Option<std::sync::Arc<Value>>,
 }
 
 impl ResourceType {
@@ -73,6 +75,7 @@ impl ResourceType {
             categories: Vec::new(),
             status_subresource,
             tracks_generation,
+            schema: None,
         }
     }
 }
@@ -349,6 +352,10 @@ pub fn from_crd(crd: &Value) -> Option<Vec<ResourceType>> {
             categories: categories.clone(),
             status_subresource,
             tracks_generation: true,
+            schema: v
+                .pointer("/schema/openAPIV3Schema")
+                .filter(|s| s.is_object())
+                .map(|s| std::sync::Arc::new(s.clone())),
         });
     }
     Some(types)

@@ -709,9 +709,14 @@ impl Api {
             field_manager: query.get("fieldManager").cloned(),
             force: truthy(&query, "force"),
             dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
+            field_validation: crate::schema::FieldValidation::parse(
+                query.get("fieldValidation").map(String::as_str),
+            )?,
+            warnings: crate::schema::Warnings::default(),
         };
+        let warnings = opts.warnings.clone();
         let sub = rp.subresource.as_deref();
-        match (method, rp.name.as_deref()) {
+        let result = match (method, rp.name.as_deref()) {
             (Method::GET, None) => {
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
                 if truthy(&query, "watch") {
@@ -784,7 +789,15 @@ impl Api {
             (m, _) => Err(ApiError::method_not_allowed(format!(
                 "the server does not allow this method on the requested resource ({m})"
             ))),
+        };
+        let mut resp = result?;
+        for w in warnings.take() {
+            let text = format!("299 - {}", serde_json::Value::String(w));
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&text) {
+                resp.headers_mut().append("warning", v);
+            }
         }
+        Ok(resp)
     }
 
     fn list(

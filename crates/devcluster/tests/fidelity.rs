@@ -1492,3 +1492,542 @@ async fn rbac_authorizes_service_accounts_as_the_real_authorizer() {
         .delete(&format!("{ns}-missing"), &DeleteParams::default())
         .await;
 }
+
+/// A raw request: status code, JSON body and `Warning` header texts.
+async fn raw(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value, Vec<String>) {
+    use http_body_util::BodyExt;
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", content_type)
+        .body(
+            body.map(|b| serde_json::to_vec(&b).unwrap())
+                .unwrap_or_default(),
+        )
+        .unwrap();
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (code, json, warnings)
+}
+
+/// Creates a CRD from its JSON and waits until its kind is served.
+async fn install_crd(client: &Client, crd: serde_json::Value) -> String {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+    let name = crd.metadata.name.clone().unwrap();
+    let _ = crds.delete(&name, &DeleteParams::default()).await;
+    assert!(eventually_gone(&crds, &name).await);
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    for _ in 0..100 {
+        let c = crds.get(&name).await.unwrap();
+        let established = c.status.and_then(|s| s.conditions).is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        });
+        if established {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    name
+}
+
+fn gadget_crd() -> serde_json::Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.fidelity.strongroom.dev"},
+        "spec": {
+            "group": "fidelity.strongroom.dev",
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "required": ["size"],
+                            "x-kubernetes-validations": [
+                                {"rule": "self.min <= self.max", "message": "min must not exceed max"},
+                                {"rule": "self.size != 7", "messageExpression": "'size ' + string(self.size) + ' is unlucky'", "fieldPath": ".size"},
+                                {"rule": "!has(oldSelf.frozen) || self.frozen == oldSelf.frozen", "message": "frozen is immutable", "reason": "FieldValueForbidden"}
+                            ],
+                            "properties": {
+                                "size": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 100},
+                                "min": {"type": "integer", "default": 0},
+                                "max": {"type": "integer", "default": 10},
+                                "mode": {"type": "string", "enum": ["fast", "slow"], "default": "fast"},
+                                "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8},
+                                "when": {"type": "string", "format": "date-time"},
+                                "port": {"x-kubernetes-int-or-string": true},
+                                "frozen": {"type": "string"},
+                                "note": {"type": "string", "nullable": true},
+                                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                                "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}, "x-kubernetes-list-type": "set"}
+                            }
+                        }
+                    }
+                }}
+            }]
+        }
+    })
+}
+
+fn causes(status: &serde_json::Value) -> Vec<(String, String, String)> {
+    status["details"]["causes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    (
+                        c["reason"].as_str().unwrap_or("").to_string(),
+                        c["field"].as_str().unwrap_or("").to_string(),
+                        c["message"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn crd_schemas_prune_default_validate_and_run_cel_rules() {
+    let (t, client) = start().await;
+    let crd = install_crd(&client, gadget_crd()).await;
+    let ns = &t.ns;
+    let base = format!("/apis/fidelity.strongroom.dev/v1/namespaces/{ns}/gadgets");
+    let gadget = |name: &str, spec: serde_json::Value| json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": spec});
+    let json_ct = "application/json";
+
+    // a valid object: defaults applied; unknown fields pruned with a warning (the default)
+    let (code, obj, warnings) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget(
+            "ok",
+            json!({"size": 3, "port": "http", "note": null, "extra": {"any": {"x": 1}}, "junk": true}),
+        )),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    assert_eq!(
+        (
+            &obj["spec"]["mode"],
+            &obj["spec"]["min"],
+            &obj["spec"]["max"]
+        ),
+        (&json!("fast"), &json!(0), &json!(10))
+    );
+    assert_eq!(obj["spec"]["extra"]["any"]["x"], 1);
+    assert!(obj["spec"].get("junk").is_none(), "{obj}");
+    assert_eq!(warnings, ["299 - \"unknown field \\\"spec.junk\\\"\""]);
+
+    // fieldValidation=Strict refuses the unknown field; Ignore drops it silently
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &format!("{base}?fieldValidation=Strict"),
+        json_ct,
+        Some(gadget("strict", json!({"size": 3, "junk": true}))),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "Gadget in version \"v1\" cannot be handled as a Gadget: strict decoding error: unknown field \"spec.junk\""
+    );
+    let (code, _, warnings) = raw(
+        &client,
+        "POST",
+        &format!("{base}?fieldValidation=Ignore"),
+        json_ct,
+        Some(gadget("ignored", json!({"size": 3, "junk": true}))),
+    )
+    .await;
+    assert_eq!((code, warnings.len()), (201, 0));
+
+    // each structural rule is a cause naming its field
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget(
+            "bad",
+            json!({"size": "big", "mode": "medium", "name": "NotLower", "when": "yesterday", "port": 1.5, "tags": ["a", "a", "b"]}),
+        )),
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
+    let got = causes(&status);
+    for (reason, field, message) in [
+        (
+            "FieldValueNotSupported",
+            "spec.mode",
+            "Unsupported value: \"medium\": supported values: \"fast\", \"slow\"",
+        ),
+        (
+            "FieldValueInvalid",
+            "spec.name",
+            "Invalid value: \"NotLower\": spec.name in body should match '^[a-z]+$'",
+        ),
+        (
+            "FieldValueInvalid",
+            "spec.size",
+            "Invalid value: \"string\": spec.size in body must be of type integer: \"string\"",
+        ),
+        (
+            "FieldValueInvalid",
+            "spec.when",
+            "Invalid value: \"yesterday\": spec.when in body must be of type date-time: \"yesterday\"",
+        ),
+        (
+            "FieldValueTooMany",
+            "spec.tags",
+            "Too many: 3: must have at most 2 items",
+        ),
+        (
+            "FieldValueDuplicate",
+            "spec.tags[1]",
+            "Duplicate value: \"a\"",
+        ),
+    ] {
+        assert!(
+            got.iter()
+                .any(|c| c == &(reason.to_string(), field.to_string(), message.to_string())),
+            "{reason} {field} {message} not in {got:#?}"
+        );
+    }
+    // required, and the CEL rules (with messageExpression and fieldPath)
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget("nosize", json!({}))),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(causes(&status)[0].1, "spec.size");
+    assert_eq!(causes(&status)[0].2, "Required value");
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget("cel", json!({"size": 7, "min": 5, "max": 1}))),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        status["message"],
+        "Gadget.fidelity.strongroom.dev \"cel\" is invalid: [spec: Invalid value: \"object\": min must not exceed max, spec.size: Invalid value: \"object\": size 7 is unlucky]"
+    );
+
+    // transition rules see oldSelf on update, through merge patches and server-side apply
+    let (code, _, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget("frozen", json!({"size": 2, "frozen": "a"}))),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, status, _) = raw(
+        &client,
+        "PATCH",
+        &format!("{base}/frozen"),
+        "application/merge-patch+json",
+        Some(json!({"spec": {"frozen": "b"}})),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status),
+        [(
+            "FieldValueForbidden".to_string(),
+            "spec".to_string(),
+            "Forbidden: frozen is immutable".to_string()
+        )]
+    );
+    let (code, _, _) = raw(
+        &client,
+        "PATCH",
+        &format!("{base}/frozen"),
+        "application/merge-patch+json",
+        Some(json!({"spec": {"size": 200}})),
+    )
+    .await;
+    assert_eq!(code, 422, "patches are validated");
+    let (code, status, _) = raw(
+        &client,
+        "PATCH",
+        &format!("{base}/applied?fieldManager=test"),
+        "application/apply-patch+yaml",
+        Some(gadget("applied", json!({"size": 0}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status)[0].2,
+        "Invalid value: 0: spec.size in body should be greater than or equal to 1"
+    );
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&crd, &DeleteParams::default())
+        .await;
+}
+
+/// A minimal object satisfying `schema`: its required fields, first enum values.
+fn sample(schema: &serde_json::Value) -> serde_json::Value {
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    if schema["x-kubernetes-int-or-string"] == true {
+        return json!(1);
+    }
+    match schema["type"].as_str().unwrap_or("object") {
+        "string" => match schema["format"].as_str() {
+            Some("date-time") => json!("2024-01-01T00:00:00Z"),
+            Some("byte") => json!("eA=="),
+            _ => json!("x"),
+        },
+        "integer" | "number" => json!(schema["minimum"].as_i64().unwrap_or(1)),
+        "boolean" => json!(false),
+        "array" => {
+            let n = schema["minItems"].as_u64().unwrap_or(0);
+            (0..n).map(|_| sample(&schema["items"])).collect()
+        }
+        _ => {
+            let mut out = serde_json::Map::new();
+            for req in schema["required"].as_array().into_iter().flatten() {
+                let k = req.as_str().unwrap();
+                out.insert(k.to_string(), sample(&schema["properties"][k]));
+            }
+            serde_json::Value::Object(out)
+        }
+    }
+}
+
+/// Every enum under `schema`: its path as (segment, is-index) steps and its schema.
+fn enum_paths(
+    schema: &serde_json::Value,
+    path: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, serde_json::Value)>,
+) {
+    if path.len() > 12 {
+        return;
+    }
+    if schema.get("enum").is_some() {
+        out.push((path.clone(), schema.clone()));
+    }
+    if let Some(props) = schema["properties"].as_object() {
+        for (k, sub) in props {
+            if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                continue;
+            }
+            path.push(k.clone());
+            enum_paths(sub, path, out);
+            path.pop();
+        }
+    }
+    if schema.get("items").is_some() {
+        path.push("[0]".into());
+        enum_paths(&schema["items"], path, out);
+        path.pop();
+    }
+}
+
+/// Sets `value` at `path` in `obj`, creating parents from their schemas.
+fn set_at(
+    obj: &mut serde_json::Value,
+    schema: &serde_json::Value,
+    path: &[String],
+    value: serde_json::Value,
+) {
+    let Some((first, rest)) = path.split_first() else {
+        *obj = value;
+        return;
+    };
+    if first == "[0]" {
+        let sub = &schema["items"];
+        if obj.as_array().is_none_or(|a| a.is_empty()) {
+            *obj = json!([sample(sub)]);
+        }
+        set_at(&mut obj[0], sub, rest, value);
+    } else {
+        let sub = &schema["properties"][first];
+        if obj.get(first).is_none() {
+            obj[first] = sample(sub);
+        }
+        set_at(&mut obj[first], sub, rest, value);
+    }
+}
+
+fn field_string(path: &[String]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if p.starts_with('[') {
+            s.push_str(p);
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(p);
+        }
+    }
+    s
+}
+
+#[tokio::test]
+async fn every_crd_in_deploy_admits_valid_objects_and_refuses_broken_ones() {
+    let (t, client) = start().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut checked = 0;
+    for file in files {
+        let crd: serde_json::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let name = crd["metadata"]["name"].as_str().unwrap().to_string();
+        if crds.get_opt(&name).await.unwrap().is_none() {
+            install_crd(&client, crd.clone()).await;
+        }
+        let group = crd["spec"]["group"].as_str().unwrap();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap();
+        let namespaced = crd["spec"]["scope"] == "Namespaced";
+        for version in crd["spec"]["versions"].as_array().unwrap() {
+            if version["served"] != true {
+                continue;
+            }
+            let v = version["name"].as_str().unwrap();
+            let schema = &version["schema"]["openAPIV3Schema"];
+            let base = if namespaced {
+                format!("/apis/{group}/{v}/namespaces/{}/{plural}", t.ns)
+            } else {
+                format!("/apis/{group}/{v}/{plural}")
+            };
+            let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+            let object = |n: &str| {
+                let mut o = sample(schema);
+                o["apiVersion"] = json!(format!("{group}/{v}"));
+                o["kind"] = json!(kind);
+                o["metadata"] = json!({"name": format!("{n}-{suffix}")});
+                o
+            };
+            let ctx = format!("{kind} {v}");
+            // valid
+            let (code, body, warnings) = raw(
+                &client,
+                "POST",
+                &base,
+                "application/json",
+                Some(object("valid")),
+            )
+            .await;
+            assert_eq!(code, 201, "{ctx}: {body}");
+            assert!(warnings.is_empty(), "{ctx}: {warnings:?}");
+            // an unknown field: refused with Strict, pruned with a warning by default
+            let mut unknown = object("unknown");
+            unknown["strongroomUnknown"] = json!(1);
+            let (code, body, _) = raw(
+                &client,
+                "POST",
+                &format!("{base}?fieldValidation=Strict"),
+                "application/json",
+                Some(unknown.clone()),
+            )
+            .await;
+            assert_eq!(code, 400, "{ctx}: {body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("strict decoding error: unknown field \"strongroomUnknown\""),
+                "{ctx}: {body}"
+            );
+            let (code, body, warnings) =
+                raw(&client, "POST", &base, "application/json", Some(unknown)).await;
+            assert_eq!(code, 201, "{ctx}: {body}");
+            assert!(body.get("strongroomUnknown").is_none(), "{ctx}: pruned");
+            assert_eq!(
+                warnings,
+                ["299 - \"unknown field \\\"strongroomUnknown\\\"\""],
+                "{ctx}"
+            );
+            // each enum, broken
+            let mut enums = Vec::new();
+            enum_paths(schema, &mut Vec::new(), &mut enums);
+            for (i, (path, _)) in enums.iter().enumerate() {
+                let mut o = object(&format!("enum{i}"));
+                set_at(&mut o, schema, path, json!("strongroom-invalid"));
+                let (code, body, _) =
+                    raw(&client, "POST", &base, "application/json", Some(o)).await;
+                assert_eq!(code, 422, "{ctx} {path:?}: {body}");
+                let field = field_string(path);
+                assert!(
+                    causes(&body)
+                        .iter()
+                        .any(|(reason, f, m)| reason == "FieldValueNotSupported"
+                            && *f == field
+                            && m.starts_with(
+                                "Unsupported value: \"strongroom-invalid\": supported values: "
+                            )),
+                    "{ctx} {field}: {body}"
+                );
+                checked += 1;
+            }
+            // each required field of the spec, missing
+            for req in schema["properties"]["spec"]["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let req = req.as_str().unwrap();
+                let mut o = object("required");
+                o["spec"].as_object_mut().unwrap().remove(req);
+                let (code, body, _) =
+                    raw(&client, "POST", &base, "application/json", Some(o)).await;
+                assert_eq!(code, 422, "{ctx} spec.{req}: {body}");
+                assert!(
+                    causes(&body)
+                        .iter()
+                        .any(|(reason, f, m)| reason == "FieldValueRequired"
+                            && *f == format!("spec.{req}")
+                            && m == "Required value"),
+                    "{ctx} spec.{req}: {body}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} broken objects checked");
+}

@@ -121,6 +121,10 @@ pub struct WriteOptions {
     pub force: bool,
     /// `dryRun=All`.
     pub dry_run: bool,
+    /// `fieldValidation` (custom resources).
+    pub field_validation: crate::schema::FieldValidation,
+    /// Warnings for the response.
+    pub warnings: crate::schema::Warnings,
 }
 
 /// Deletion propagation.

@@ -158,6 +158,7 @@ impl State {
             m.remove("status");
         }
         validation::normalize(rt, None, &mut obj)?;
+        crate::schema::admit(rt, None, &mut obj, opts.field_validation, &opts.warnings)?;
         if let Some(manager) = opts.field_manager.as_deref().filter(|m| !m.is_empty()) {
             let entry = ManagedEntry {
                 manager: manager.to_string(),
@@ -249,6 +250,13 @@ impl State {
         new["apiVersion"] = json!(rt.api_version());
         new["kind"] = json!(rt.kind);
         validation::normalize(rt, Some(&old), &mut new)?;
+        crate::schema::admit(
+            rt,
+            Some(&old),
+            &mut new,
+            opts.field_validation,
+            &opts.warnings,
+        )?;
         if rt.tracks_generation && spec_changed(&old, &new) {
             let g = old
                 .pointer("/metadata/generation")
