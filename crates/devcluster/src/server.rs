@@ -715,6 +715,11 @@ impl Api {
             warnings: crate::schema::Warnings::default(),
         };
         let warnings = opts.warnings.clone();
+        if matches!(method, Method::POST | Method::PUT | Method::PATCH)
+            && !protobuf::is_protobuf(&content_type)
+        {
+            crate::schema::check_duplicates(&rt, &body, opts.field_validation, &warnings)?;
+        }
         let sub = rp.subresource.as_deref();
         let result = match (method, rp.name.as_deref()) {
             (Method::GET, None) => {

@@ -1666,6 +1666,44 @@ async fn crd_schemas_prune_default_validate_and_run_cel_rules() {
     )
     .await;
     assert_eq!((code, warnings.len()), (201, 0));
+    // duplicate fields: the last wins with a warning, or 400 with Strict
+    let dup = |name: &str| {
+        format!(
+            r#"{{"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Gadget", "metadata": {{"name": "{name}"}}, "spec": {{"size": 1, "size": 2}}}}"#
+        )
+    };
+    let send_text = |path: String, body: String| {
+        let client = client.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let req = http::Request::post(path)
+                .header("Content-Type", "application/json")
+                .body(kube::client::Body::from(body.into_bytes()))
+                .unwrap();
+            let resp = client.send(req).await.unwrap();
+            let code = resp.status().as_u16();
+            let warnings: Vec<String> = resp
+                .headers()
+                .get_all("warning")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            (code, json, warnings)
+        }
+    };
+    let (code, obj, warnings) = send_text(base.clone(), dup("dup")).await;
+    assert_eq!(code, 201, "{obj}");
+    assert_eq!(obj["spec"]["size"], 2);
+    assert_eq!(warnings, ["299 - \"duplicate field \\\"spec.size\\\"\""]);
+    let (code, status, _) =
+        send_text(format!("{base}?fieldValidation=Strict"), dup("dup-strict")).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "Gadget in version \"v1\" cannot be handled as a Gadget: strict decoding error: duplicate field \"spec.size\""
+    );
 
     // each structural rule is a cause naming its field
     let (code, status, _) = raw(

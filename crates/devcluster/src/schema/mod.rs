@@ -4,6 +4,7 @@
 //! the real 422 with one `details.causes` entry per field.
 
 mod cel;
+pub mod duplicates;
 mod prune;
 mod validate;
 
@@ -200,6 +201,46 @@ pub fn invalid(rt: &ResourceType, name: &str, causes: &[Cause]) -> ApiError {
     }
 }
 
+/// The strict decoding error the real server answers with.
+fn strict_error(rt: &ResourceType, problems: &[String]) -> ApiError {
+    let body = if problems.len() == 1 {
+        problems[0].clone()
+    } else {
+        format!("[{}]", problems.join(", "))
+    };
+    ApiError::bad_request(format!(
+        "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {body}",
+        kind = rt.kind,
+        version = rt.version
+    ))
+}
+
+/// Reports duplicate fields of a JSON request body by `mode` (any kind).
+pub fn check_duplicates(
+    rt: &ResourceType,
+    body: &[u8],
+    mode: FieldValidation,
+    warnings: &Warnings,
+) -> Result<(), ApiError> {
+    if mode == FieldValidation::Ignore {
+        return Ok(());
+    }
+    let problems: Vec<String> = duplicates::find(body)
+        .into_iter()
+        .map(|p| format!("duplicate field {p:?}"))
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if mode == FieldValidation::Strict {
+        return Err(strict_error(rt, &problems));
+    }
+    for p in problems {
+        warnings.push(p);
+    }
+    Ok(())
+}
+
 /// Prunes, defaults and validates a custom resource about to be written. `old` is the stored
 /// object on update (for transition rules and ratcheting). Unknown fields are refused,
 /// warned about or dropped by `mode`.
@@ -227,16 +268,7 @@ pub fn admit(
                     .iter()
                     .map(|p| format!("unknown field {:?}", p.to_string()))
                     .collect();
-                let body = if list.len() == 1 {
-                    list[0].clone()
-                } else {
-                    format!("[{}]", list.join(", "))
-                };
-                return Err(ApiError::bad_request(format!(
-                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {body}",
-                    kind = rt.kind,
-                    version = rt.version
-                )));
+                return Err(strict_error(rt, &list));
             }
             FieldValidation::Warn => {
                 for p in &unknown {
