@@ -196,23 +196,107 @@ fn decode_object(content_type: &str, bytes: &[u8], rt: &ResourceType) -> Result<
     if protobuf::is_protobuf(content_type) {
         protobuf::decode(bytes, rt)
     } else {
-        parse_body(bytes)
+        parse_body(bytes, content_type)
     }
 }
 
-/// Parses a request body as JSON, or YAML when it is not JSON.
-fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+/// Deepest flow nesting (`{`, `[`) a YAML body may have: the decoder's own recursion limit.
+/// Checked before parsing, which is quadratic in the nesting depth.
+const MAX_YAML_FLOW_DEPTH: usize = 128;
+
+/// Whether a YAML document nests flow collections deeper than `limit` (quoted text skipped).
+fn yaml_too_deep(bytes: &[u8], limit: usize) -> bool {
+    let (mut depth, mut quote) = (0usize, None::<u8>);
+    for &b in bytes {
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    false
+}
+
+/// Whether a `Content-Type` is YAML (`application/yaml`, `application/apply-patch+yaml`).
+fn is_yaml(content_type: &str) -> bool {
+    let base = content_type.split(';').next().unwrap_or("").trim();
+    base.ends_with("yaml")
+}
+
+/// Parses a request body: YAML for YAML content types, else JSON (as the real server, which
+/// does not take YAML in a JSON request).
+fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v) => Ok(v),
-        Err(json_err) => serde_yaml_ng::from_slice::<Value>(bytes).map_err(|_| {
-            ApiError::bad_request(format!(
-                "the request body is not valid JSON or YAML: {json_err}"
-            ))
-        }),
+        Err(json_err) if !is_yaml(content_type) => Err(ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: {json_err}"
+        ))),
+        Err(_) if yaml_too_deep(bytes, MAX_YAML_FLOW_DEPTH) => Err(ApiError::bad_request(format!(
+            "error converting YAML to JSON: yaml: exceeded max depth of {MAX_YAML_FLOW_DEPTH}"
+        ))),
+        Err(_) => serde_yaml_ng::from_slice::<Value>(bytes)
+            .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}"))),
     }
+}
+
+/// The `DeleteOptions` of a DELETE body (empty when there is none); 400 when it does not
+/// decode.
+fn delete_options(content_type: &str, body: &[u8], rt: &ResourceType) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    let options = decode_object(content_type, body, rt)?;
+    if !options.is_object() {
+        return Err(ApiError::bad_request(
+            "couldn't get version/kind; json parse error: the DeleteOptions must be an object",
+        ));
+    }
+    Ok(options)
+}
+
+/// What the real server's decoder refuses in a create or update body: a custom resource
+/// without `kind`, and built-in fields of the wrong JSON type.
+fn check_decoded(rt: &ResourceType, obj: &Value, body: &[u8]) -> Result<(), ApiError> {
+    if rt.schema.is_some()
+        && obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        return Err(ApiError::bad_request(format!(
+            "Object 'Kind' is missing in '{}'",
+            String::from_utf8_lossy(body).trim()
+        )));
+    }
+    if let Some(problem) = crate::validation::check_types(rt, obj) {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {problem}",
+            kind = rt.kind,
+            version = rt.version
+        )));
+    }
+    Ok(())
+}
+
+/// Whether DeleteOptions ask for `dryRun: ["All"]`.
+fn dry_run_in(options: &Value) -> bool {
+    options
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v == "All"))
 }
 
 impl Api {
@@ -671,7 +755,8 @@ impl Api {
                     "tokenreviews only support create",
                 ));
             }
-            let body = parse_body(&read_body(req).await?)?;
+            let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
+            let body = parse_body(&read_body(req).await?, &content_type)?;
             return Ok(self.token_review(&body));
         }
         if rt.group.is_empty()
@@ -700,6 +785,21 @@ impl Api {
             return Err(ApiError::unknown_resource());
         }
         let method = req.method().clone();
+        let not_allowed = match (&method, rp.name.is_some(), rp.subresource.is_some()) {
+            (&Method::GET, _, _) => false,
+            (_, _, true) => !matches!(method, Method::PUT | Method::PATCH),
+            (&Method::POST | &Method::DELETE, false, false) => {
+                rt.namespaced && rp.namespace.is_none()
+            }
+            (&Method::POST, true, false) => true,
+            (&Method::PUT | &Method::PATCH, false, _) => true,
+            _ => false,
+        };
+        if not_allowed {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
         let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
         let metadata_only = partial::wanted(&header(&req, hyper::header::ACCEPT, ""));
         tracing::debug!(%method, path = %path, content_type = %content_type, "request");
@@ -741,11 +841,13 @@ impl Api {
             }
             (Method::POST, None) => {
                 let obj = decode_object(&content_type, &body, &rt)?;
+                check_decoded(&rt, &obj, &body)?;
                 let created = self.store.create(&rt, &ns, obj, &opts)?;
                 Ok(json_response(StatusCode::CREATED, &created))
             }
             (Method::PUT, Some(name)) => {
                 let obj = decode_object(&content_type, &body, &rt)?;
+                check_decoded(&rt, &obj, &body)?;
                 Ok(json_response(
                     StatusCode::OK,
                     &self.store.replace(&rt, &ns, name, obj, sub, &opts)?,
@@ -753,7 +855,7 @@ impl Api {
             }
             (Method::PATCH, Some(name)) => {
                 let kind = PatchType::from_content_type(&content_type)?;
-                let patch = parse_body(&body)?;
+                let patch = parse_body(&body, &content_type)?;
                 let existed = self.store.get(&rt, &ns, name).is_ok();
                 let out = self.store.patch(&rt, &ns, name, kind, &patch, sub, &opts)?;
                 let code = if existed {
@@ -764,28 +866,38 @@ impl Api {
                 Ok(json_response(code, &out))
             }
             (Method::DELETE, Some(name)) => {
-                let options = if body.is_empty() {
-                    json!({})
-                } else {
-                    decode_object(&content_type, &body, &rt).unwrap_or(json!({}))
+                let options = delete_options(&content_type, &body, &rt)?;
+                let preconditions = crate::store::Preconditions {
+                    uid: options
+                        .pointer("/preconditions/uid")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    resource_version: options
+                        .pointer("/preconditions/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 };
-                let propagation = propagation(&query, &options);
-                let uid = options
-                    .pointer("/preconditions/uid")
-                    .and_then(Value::as_str);
-                let out = self.store.delete(&rt, &ns, name, propagation, uid)?;
+                let dry_run = opts.dry_run || dry_run_in(&options);
+                let out = self.store.delete(
+                    &rt,
+                    &ns,
+                    name,
+                    propagation(&query, &options),
+                    &preconditions,
+                    dry_run,
+                )?;
                 Ok(json_response(StatusCode::OK, &out))
             }
             (Method::DELETE, None) => {
-                let options = if body.is_empty() {
-                    json!({})
-                } else {
-                    decode_object(&content_type, &body, &rt).unwrap_or(json!({}))
-                };
+                let options = delete_options(&content_type, &body, &rt)?;
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
-                let deleted =
-                    self.store
-                        .delete_collection(&rt, &sel, propagation(&query, &options))?;
+                let dry_run = opts.dry_run || dry_run_in(&options);
+                let deleted = self.store.delete_collection(
+                    &rt,
+                    &sel,
+                    propagation(&query, &options),
+                    dry_run,
+                )?;
                 Ok(json_response(
                     StatusCode::OK,
                     &list_object(&rt, deleted, self.store.current_rv(), None),

@@ -1705,6 +1705,24 @@ async fn crd_schemas_prune_default_validate_and_run_cel_rules() {
         "Gadget in version \"v1\" cannot be handled as a Gadget: strict decoding error: duplicate field \"spec.size\""
     );
 
+    // a custom resource without kind does not decode
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(json!({"apiVersion": "fidelity.strongroom.dev/v1", "metadata": {"name": "nokind"}, "spec": {"size": 1}})),
+    )
+    .await;
+    assert_eq!(code, 400, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Object 'Kind' is missing in '"),
+        "{status}"
+    );
+
     // each structural rule is a cause naming its field
     let (code, status, _) = raw(
         &client,
@@ -2068,4 +2086,239 @@ async fn every_crd_in_deploy_admits_valid_objects_and_refuses_broken_ones() {
         }
     }
     assert!(checked > 20, "only {checked} broken objects checked");
+}
+
+#[tokio::test]
+async fn hostile_requests_change_nothing() {
+    let (t, client) = start().await;
+    let ns = t.ns.clone();
+    let cms = format!("/api/v1/namespaces/{ns}/configmaps");
+    let cm = format!("{cms}/target");
+    let (code, created, _) = raw(
+        &client,
+        "POST",
+        &cms,
+        "application/json",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "target", "annotations": {"a": "b"}}, "data": {"k": "v"}})),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    let unchanged = || {
+        let client = client.clone();
+        let cm = cm.clone();
+        let rv = rv.clone();
+        async move {
+            let (code, obj, _) = raw(&client, "GET", &cm, "application/json", None).await;
+            assert_eq!(code, 200, "the ConfigMap is gone: {obj}");
+            assert_eq!(obj["metadata"]["resourceVersion"], json!(rv), "{obj}");
+        }
+    };
+    let expect = |code: u16, want: u16, body: &serde_json::Value, what: &str| {
+        assert_eq!(code, want, "{what}: {body}");
+    };
+
+    // JSON patches: doubling copies hit the copy limit; self-nesting copies are refused
+    let doubling: Vec<_> = (0..24)
+        .map(|i| json!({"op": "copy", "from": "/metadata/annotations", "path": format!("/metadata/annotations/d{i}")}))
+        .collect();
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!(doubling)),
+    )
+    .await;
+    expect(code, 422, &body, "doubling copies");
+    let nesting: Vec<_> = (0..10)
+        .map(|_| json!({"op": "copy", "from": "/metadata/annotations", "path": "/metadata/annotations/s"}))
+        .collect();
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!(nesting)),
+    )
+    .await;
+    expect(code, 422, &body, "nesting copies");
+    unchanged().await;
+
+    // a body that is not JSON, sent as JSON, is not reparsed as YAML; deep YAML is refused fast
+    let started = std::time::Instant::now();
+    let req = http::Request::post(cms.clone())
+        .header("Content-Type", "application/yaml")
+        .body("{a: ".repeat(12_000).into_bytes())
+        .unwrap();
+    match client.request_text(req).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 400, "{}", s.message),
+        other => panic!("{other:?}"),
+    }
+    if t.cluster.is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let req = http::Request::post(cms.clone())
+        .header("Content-Type", "application/json")
+        .body(b"kind: ConfigMap\nmetadata:\n  name: yaml\n".to_vec())
+        .unwrap();
+    match client.request_text(req).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 400, "{}", s.message),
+        other => panic!("{other:?}"),
+    }
+
+    // DELETE: dry run, undecodable options, failing preconditions, all namespaces, status
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        &format!("{cm}?dryRun=All"),
+        "application/json",
+        None,
+    )
+    .await;
+    expect(code, 200, &body, "dry-run delete");
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        &format!("{cms}?dryRun=All"),
+        "application/json",
+        None,
+    )
+    .await;
+    expect(code, 200, &body, "dry-run deletecollection");
+    let req = http::Request::delete(cm.clone())
+        .header("Content-Type", "application/json")
+        .body(b"{not json".to_vec())
+        .unwrap();
+    match client.request_text(req).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 400, "{}", s.message),
+        other => panic!("{other:?}"),
+    }
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        &cm,
+        "application/json",
+        Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"resourceVersion": "1"}})),
+    )
+    .await;
+    expect(code, 409, &body, "resourceVersion precondition");
+    assert!(
+        body["message"].as_str().unwrap().contains("the ResourceVersion in the precondition (1) does not match the ResourceVersion in record"),
+        "{body}"
+    );
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        "/api/v1/configmaps",
+        "application/json",
+        None,
+    )
+    .await;
+    expect(code, 405, &body, "deletecollection across namespaces");
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        &format!("/api/v1/namespaces/{ns}/status"),
+        "application/json",
+        None,
+    )
+    .await;
+    expect(code, 405, &body, "delete of namespaces/status");
+    let (code, _, _) = raw(
+        &client,
+        "GET",
+        &format!("/api/v1/namespaces/{ns}"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "the namespace is still there");
+    unchanged().await;
+
+    // patches are validated as creates are
+    for (what, patch) in [
+        ("number in data", json!({"data": {"a": 5}})),
+        (
+            "invalid label key",
+            json!({"metadata": {"labels": {"bad key!": "x"}}}),
+        ),
+        ("string immutable", json!({"immutable": "yes"})),
+        (
+            "1 MiB label value",
+            json!({"metadata": {"labels": {"big": "x".repeat(1 << 20)}}}),
+        ),
+    ] {
+        let (code, body, _) = raw(
+            &client,
+            "PATCH",
+            &cm,
+            "application/merge-patch+json",
+            Some(patch),
+        )
+        .await;
+        expect(code, 422, &body, what);
+    }
+    let (code, body, _) = raw(
+        &client,
+        "POST",
+        &cms,
+        "application/json",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "typed"}, "data": {"a": 5}})),
+    )
+    .await;
+    expect(code, 400, &body, "number in data on create");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot unmarshal number into Go struct field ConfigMap.data of type string"),
+        "{body}"
+    );
+    // preconditions inside a JSON patch, and identity the body may not change
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!([{"op": "replace", "path": "/metadata/resourceVersion", "value": "1"}, {"op": "add", "path": "/data/x", "value": "y"}])),
+    )
+    .await;
+    expect(code, 409, &body, "stale resourceVersion in a JSON patch");
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!([{"op": "test", "path": "/metadata/uid", "value": "not-the-uid"}, {"op": "add", "path": "/data/x", "value": "y"}])),
+    )
+    .await;
+    expect(code, 422, &body, "failing test of the uid");
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!([{"op": "replace", "path": "/metadata/uid", "value": "0000"}])),
+    )
+    .await;
+    expect(code, 422, &body, "changed uid");
+    let (code, body, _) = raw(
+        &client,
+        "PUT",
+        &cm,
+        "application/json",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "target", "namespace": "default", "uid": uid}, "data": {"k": "other"}})),
+    )
+    .await;
+    expect(code, 400, &body, "body namespace differs from the URL");
+    unchanged().await;
 }

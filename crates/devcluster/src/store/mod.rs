@@ -127,6 +127,46 @@ pub struct WriteOptions {
     pub warnings: crate::schema::Warnings,
 }
 
+/// `DeleteOptions.preconditions`.
+#[derive(Debug, Clone, Default)]
+pub struct Preconditions {
+    /// The uid the object must have.
+    pub uid: Option<String>,
+    /// The resourceVersion the object must have.
+    pub resource_version: Option<String>,
+}
+
+impl Preconditions {
+    /// 409 with the real server's text when `obj` does not match.
+    pub fn check(&self, rt: &ResourceType, name: &str, obj: &Value) -> Result<(), ApiError> {
+        let conflict = |detail: String| {
+            let mut e = ApiError::conflict(rt, name);
+            e.message = format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {detail}",
+                rt.qualified_plural()
+            );
+            e
+        };
+        if let Some(uid) = &self.uid {
+            let have = meta_str(obj, "uid");
+            if uid != have {
+                return Err(conflict(format!(
+                    "the UID in the precondition ({uid}) does not match the UID in record ({have}). The object might have been deleted and then recreated"
+                )));
+            }
+        }
+        if let Some(rv) = &self.resource_version {
+            let have = meta_str(obj, "resourceVersion");
+            if rv != have {
+                return Err(conflict(format!(
+                    "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({have}). The object might have been modified"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Deletion propagation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Propagation {
@@ -481,12 +521,22 @@ impl Store {
                 "Apply"
             }
         };
-        let body_rv = meta_str(body, "resourceVersion");
-        if kind != PatchType::Json
-            && !body_rv.is_empty()
-            && body_rv != meta_str(&old, "resourceVersion")
-        {
+        // the patched object's resourceVersion is a precondition, whatever the patch type
+        let new_rv = meta_str(&new, "resourceVersion");
+        if !new_rv.is_empty() && new_rv != meta_str(&old, "resourceVersion") {
             return Err(ApiError::conflict(rt, name));
+        }
+        patch::check_depth(&new)?;
+        if let Some(problem) = validation::check_types(rt, &new) {
+            let patched = serde_json::to_string(&new).unwrap_or_default();
+            return Err(ApiError {
+                code: 422,
+                reason: "Invalid",
+                message: format!(" \"\" is invalid: patch: Invalid value: {patched:?}: {problem}"),
+                details: Some(
+                    json!({"causes": [{"reason": "FieldValueInvalid", "message": format!("Invalid value: {patched:?}: {problem}"), "field": "patch"}]}),
+                ),
+            });
         }
         if meta_str(&new, "name") != name {
             return Err(ApiError::bad_request(
@@ -507,23 +557,24 @@ impl Store {
         )
     }
 
-    /// Deletes an object (or marks it, when finalizers remain).
+    /// Deletes an object (or marks it, when finalizers remain), after checking the
+    /// `preconditions`; with `dry_run` nothing changes.
     pub fn delete(
         &self,
         rt: &ResourceType,
         ns: &str,
         name: &str,
         propagation: Propagation,
-        precondition_uid: Option<&str>,
+        preconditions: &Preconditions,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let Some(obj) = st.get(rt, ns, name).cloned() else {
             return Err(ApiError::not_found(rt, name));
         };
-        if let Some(uid) = precondition_uid
-            && uid != meta_str(&obj, "uid")
-        {
-            return Err(ApiError::conflict(rt, name));
+        preconditions.check(rt, name, &obj)?;
+        if dry_run {
+            return Ok(with_version(obj, rt));
         }
         st.delete(rt, ns, name, propagation, &self.live)
     }
@@ -534,8 +585,12 @@ impl Store {
         rt: &ResourceType,
         sel: &Selection,
         propagation: Propagation,
+        dry_run: bool,
     ) -> Result<Vec<Value>, ApiError> {
         let (items, _, _) = self.list(rt, sel, None, None);
+        if dry_run {
+            return Ok(items);
+        }
         let mut st = self.lock();
         let mut deleted = Vec::new();
         for item in items {

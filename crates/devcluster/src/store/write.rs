@@ -229,6 +229,26 @@ impl State {
                 meta_str(&new, "name")
             )));
         }
+        let body_ns = meta_str(&new, "namespace");
+        if rt.namespaced && !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let body_uid = meta_str(&new, "uid");
+        if !body_uid.is_empty() && body_uid != meta_str(&old, "uid") {
+            return Err(crate::schema::invalid(
+                rt,
+                name,
+                &[crate::schema::Cause::invalid(
+                    &crate::schema::Path::default()
+                        .child(crate::schema::Step::Field("metadata".into()))
+                        .child(crate::schema::Step::Field("uid".into())),
+                    &json!(body_uid),
+                    "field is immutable",
+                )],
+            ));
+        }
         // server-owned metadata is kept from the stored object
         for field in [
             "uid",
