@@ -20,6 +20,7 @@ pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod table;
 pub mod tls;
 pub mod tokens;
 pub mod validation;

@@ -27,6 +27,10 @@ pub struct ResourceType {
     pub tracks_generation: bool,
     /// The version's `openAPIV3Schema` (custom resources only).
     pub schema: Option<std::sync::Arc<Value>>,
+    /// The version's `additionalPrinterColumns` (custom resources only; empty for Age).
+    pub printer_columns: Option<std::sync::Arc<Value>>,
+    /// The version's `selectableFields` JSONPaths (custom resources only).
+    pub selectable_fields: Vec<String>,
 }
 
 impl ResourceType {
@@ -76,6 +80,8 @@ impl ResourceType {
             status_subresource,
             tracks_generation,
             schema: None,
+            printer_columns: None,
+            selectable_fields: Vec::new(),
         }
     }
 }
@@ -356,6 +362,21 @@ pub fn from_crd(crd: &Value) -> Option<Vec<ResourceType>> {
                 .pointer("/schema/openAPIV3Schema")
                 .filter(|s| s.is_object())
                 .map(|s| std::sync::Arc::new(s.clone())),
+            printer_columns: Some(std::sync::Arc::new(
+                v.get("additionalPrinterColumns")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Array(Vec::new())),
+            )),
+            selectable_fields: v
+                .get("selectableFields")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
     }
     Some(types)

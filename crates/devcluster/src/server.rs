@@ -801,7 +801,14 @@ impl Api {
             ));
         }
         let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
-        let metadata_only = partial::wanted(&header(&req, hyper::header::ACCEPT, ""));
+        let accept = header(&req, hyper::header::ACCEPT, "");
+        let metadata_only = if crate::table::wanted(&accept) {
+            Render::Table
+        } else if partial::wanted(&accept) {
+            Render::Metadata
+        } else {
+            Render::Full
+        };
         tracing::debug!(%method, path = %path, content_type = %content_type, "request");
         let body = read_body(req).await?;
         let ns = rp.namespace.clone().unwrap_or_default();
@@ -832,10 +839,10 @@ impl Api {
             }
             (Method::GET, Some(name)) => {
                 let obj = self.store.get(&rt, &ns, name)?;
-                let obj = if metadata_only {
-                    partial::object(&obj)
-                } else {
-                    obj
+                let obj = match metadata_only {
+                    Render::Metadata => partial::object(&obj),
+                    Render::Table => crate::table::object(&rt, &obj),
+                    Render::Full => obj,
                 };
                 Ok(json_response(StatusCode::OK, &obj))
             }
@@ -922,7 +929,7 @@ impl Api {
         rt: &ResourceType,
         sel: &Selection,
         query: &HashMap<String, String>,
-        metadata_only: bool,
+        metadata_only: Render,
     ) -> Result<Response<Body>, ApiError> {
         let limit = match query.get("limit") {
             Some(l) => Some(
@@ -939,10 +946,14 @@ impl Api {
         let (items, rv, next) = self.store.list(rt, sel, limit, after.as_ref());
         let token = next.map(|k| encode_continue(&k));
         let list = list_object(rt, items, rv, token);
-        let list = if metadata_only {
-            partial::list(&list)
-        } else {
-            list
+        let list = match metadata_only {
+            Render::Metadata => partial::list(&list),
+            Render::Table => crate::table::list(
+                rt,
+                list["items"].as_array().map_or(&[][..], Vec::as_slice),
+                &list["metadata"],
+            ),
+            Render::Full => list,
         };
         Ok(json_response(StatusCode::OK, &list))
     }
@@ -952,7 +963,7 @@ impl Api {
         rt: &ResourceType,
         sel: Selection,
         query: &HashMap<String, String>,
-        metadata_only: bool,
+        metadata_only: Render,
     ) -> Result<Response<Body>, ApiError> {
         let send_initial = truthy(query, "sendInitialEvents");
         let from =
@@ -1074,9 +1085,10 @@ fn selection(
     Ok(Selection {
         namespace,
         labels: LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))?,
-        fields: FieldSelector::parse(
+        fields: FieldSelector::parse_with(
             query.get("fieldSelector").map(String::as_str).unwrap_or(""),
             &rt.plural,
+            &rt.selectable_fields,
         )?,
     })
 }
@@ -1134,13 +1146,22 @@ fn watch_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-fn event_line(ev: &Event, seen: EventType, rt: &ResourceType, metadata_only: bool) -> Bytes {
-    if metadata_only {
-        return watch_line(seen.as_str(), &partial::object(&ev.object));
-    }
+/// How objects are rendered: in full, as `PartialObjectMetadata`, or as a `Table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Render {
+    Full,
+    Metadata,
+    Table,
+}
+
+fn event_line(ev: &Event, seen: EventType, rt: &ResourceType, render: Render) -> Bytes {
     let mut obj = ev.object.clone();
     obj["apiVersion"] = json!(rt.api_version());
-    watch_line(seen.as_str(), &obj)
+    match render {
+        Render::Metadata => watch_line(seen.as_str(), &partial::object(&obj)),
+        Render::Table => watch_line(seen.as_str(), &crate::table::object(rt, &obj)),
+        Render::Full => watch_line(seen.as_str(), &obj),
+    }
 }
 
 fn bookmark(rt: &ResourceType, rv: u64) -> Value {

@@ -2322,3 +2322,104 @@ async fn hostile_requests_change_nothing() {
     expect(code, 400, &body, "body namespace differs from the URL");
     unchanged().await;
 }
+
+#[tokio::test]
+async fn tables_show_printer_columns_and_selectable_fields_select() {
+    let (t, client) = start().await;
+    let mut crd = gadget_crd();
+    crd["metadata"]["name"] = json!("printables.fidelity.strongroom.dev");
+    crd["spec"]["names"] = json!({"plural": "printables", "singular": "printable", "kind": "Printable", "listKind": "PrintableList"});
+    let version = &mut crd["spec"]["versions"][0];
+    version["additionalPrinterColumns"] = json!([
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+    ]);
+    version["selectableFields"] = json!([{"jsonPath": ".spec.mode"}]);
+    let name = install_crd(&client, crd).await;
+    let base = format!(
+        "/apis/fidelity.strongroom.dev/v1/namespaces/{}/printables",
+        t.ns
+    );
+    for (n, mode) in [("p1", "fast"), ("p2", "slow")] {
+        let (code, body, _) = raw(
+            &client,
+            "POST",
+            &base,
+            "application/json",
+            Some(json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Printable", "metadata": {"name": n}, "spec": {"size": 3, "mode": mode}})),
+        )
+        .await;
+        assert_eq!(code, 201, "{body}");
+    }
+    let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+    let get_table = |path: String| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::get(path)
+                .header("Accept", table_accept)
+                .body(Vec::new())
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&client.request_text(req).await.unwrap())
+                .unwrap()
+        }
+    };
+    let table = get_table(base.clone()).await;
+    assert_eq!(table["kind"], "Table");
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Size", "Mode", "Age"]);
+    assert_eq!(table["columnDefinitions"][2]["priority"], 1);
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["cells"][0], "p1");
+    assert_eq!(rows[0]["cells"][1], 3);
+    assert_eq!(rows[0]["cells"][2], "fast");
+    assert!(
+        rows[0]["cells"][3].as_str().unwrap().ends_with('s'),
+        "{table}"
+    );
+    assert_eq!(rows[0]["object"]["kind"], "PartialObjectMetadata");
+    // a built-in kind's usual columns
+    let table = get_table(format!("/api/v1/namespaces/{}/configmaps", t.ns)).await;
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Data", "Age"]);
+    // selectable fields select
+    let (code, list, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?fieldSelector=spec.mode%3Dslow"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{list}");
+    let items: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(items, ["p2"]);
+    let (code, _, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?fieldSelector=spec.size%3D3"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 400, "spec.size is not selectable");
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&name, &DeleteParams::default())
+        .await;
+}

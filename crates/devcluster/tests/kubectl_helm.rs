@@ -731,6 +731,24 @@ async fn kubectl_create_token_and_auth_with_it() {
         list.contains("secrets") && list.contains("[get list watch]"),
         "{list}"
     );
+    // server-side printing: the usual columns of built-in kinds
+    env.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "-n",
+        "default",
+        "--from-literal=a=b",
+    ])
+    .await;
+    let secrets = env.kubectl(&["get", "secrets", "-n", "default"]).await;
+    assert!(
+        secrets.starts_with("NAME") && secrets.contains("TYPE") && secrets.contains("DATA"),
+        "{secrets}"
+    );
+    let roles = env.kubectl(&["get", "rolebindings", "-n", "default"]).await;
+    assert!(roles.contains("Role/reader"), "{roles}");
     let oidc = env
         .kubectl(&["get", "--raw", "/.well-known/openid-configuration"])
         .await;

@@ -15,6 +15,8 @@ fn rt(schema: Value) -> ResourceType {
         status_subresource: false,
         tracks_generation: true,
         schema: Some(Arc::new(schema)),
+        printer_columns: None,
+        selectable_fields: Vec::new(),
     }
 }
 
