@@ -291,6 +291,19 @@ fn check_decoded(rt: &ResourceType, obj: &Value, body: &[u8]) -> Result<(), ApiE
     Ok(())
 }
 
+/// The 422 for invalid list options.
+fn list_options_invalid(cause: &str) -> ApiError {
+    let (field, message) = cause.split_once(": ").unwrap_or(("", cause));
+    ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: format!("ListOptions.meta.k8s.io \"\" is invalid: {cause}"),
+        details: Some(
+            json!({"group": "meta.k8s.io", "kind": "ListOptions", "causes": [{"reason": "FieldValueForbidden", "message": message, "field": field}]}),
+        ),
+    }
+}
+
 /// Whether DeleteOptions ask for `dryRun: ["All"]`.
 fn dry_run_in(options: &Value) -> bool {
     options
@@ -943,7 +956,35 @@ impl Api {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
-        let (items, rv, next) = self.store.list(rt, sel, limit, after.as_ref());
+        let rv_param = query
+            .get("resourceVersion")
+            .map(String::as_str)
+            .unwrap_or("");
+        let (items, rv, next) = match query.get("resourceVersionMatch").map(String::as_str) {
+            None | Some("") => self.store.list(rt, sel, limit, after.as_ref()),
+            Some(_) if rv_param.is_empty() => {
+                return Err(list_options_invalid(
+                    "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            Some("Exact") if rv_param == "0" => {
+                return Err(list_options_invalid(
+                    "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+            Some("Exact") => {
+                let at = rv_param.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv_param:?}"))
+                })?;
+                self.store.list_at(rt, sel, at, limit, after.as_ref())?
+            }
+            Some("NotOlderThan") => self.store.list(rt, sel, limit, after.as_ref()),
+            Some(other) => {
+                return Err(list_options_invalid(&format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
+                )));
+            }
+        };
         let token = next.map(|k| encode_continue(&k));
         let list = list_object(rt, items, rv, token);
         let list = match metadata_only {

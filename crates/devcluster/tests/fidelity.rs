@@ -2423,3 +2423,102 @@ async fn tables_show_printer_columns_and_selectable_fields_select() {
         .delete(&name, &DeleteParams::default())
         .await;
 }
+
+#[tokio::test]
+async fn exact_lists_are_served_from_history() {
+    let (t, client) = start_with(Options {
+        history: 20,
+        ..Options::default()
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &t.ns);
+    let cm = |name: &str, v: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {"v": v}})).unwrap()
+    };
+    cms.create(&PostParams::default(), &cm("a", "1"))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("gone", "1"))
+        .await
+        .unwrap();
+    let then = cms.list(&ListParams::default()).await.unwrap();
+    let then_rv = then.metadata.resource_version.clone().unwrap();
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": "2"}})),
+    )
+    .await
+    .unwrap();
+    cms.create(&PostParams::default(), &cm("later", "1"))
+        .await
+        .unwrap();
+    cms.delete("gone", &DeleteParams::default()).await.unwrap();
+
+    let base = format!("/api/v1/namespaces/{}/configmaps", t.ns);
+    let (code, list, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?resourceVersion={then_rv}&resourceVersionMatch=Exact"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["metadata"]["resourceVersion"], json!(then_rv));
+    let items: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["metadata"]["name"] != "kube-root-ca.crt")
+        .map(|i| {
+            (
+                i["metadata"]["name"].as_str().unwrap().to_string(),
+                i["data"]["v"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("a".to_string(), "1".to_string()),
+            ("gone".to_string(), "1".to_string())
+        ]
+    );
+    // too old: compacted away
+    if t.cluster.is_some() {
+        for i in 0..30 {
+            cms.create(&PostParams::default(), &cm(&format!("fill{i}"), "x"))
+                .await
+                .unwrap();
+        }
+    }
+    let (code, status, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?resourceVersion={then_rv}&resourceVersionMatch=Exact"),
+        "application/json",
+        None,
+    )
+    .await;
+    if t.cluster.is_some() {
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (410, Some("Expired")),
+            "{status}"
+        );
+    }
+    let (code, status, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?resourceVersionMatch=Exact"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+    );
+}
