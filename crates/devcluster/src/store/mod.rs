@@ -181,6 +181,9 @@ pub enum Propagation {
 
 type ObjectKey = (String, String);
 
+/// One page of a list: the items, the list's resourceVersion, and where the next page starts.
+pub type ListPage = (Vec<Value>, u64, Option<(String, String)>);
+
 struct State {
     rv: u64,
     registry: Vec<ResourceType>,
@@ -391,7 +394,7 @@ impl Store {
         at: u64,
         limit: Option<usize>,
         continue_after: Option<&(String, String)>,
-    ) -> Result<(Vec<Value>, u64, Option<(String, String)>), ApiError> {
+    ) -> Result<ListPage, ApiError> {
         let st = self.lock();
         if at > st.rv {
             return Err(ApiError {
