@@ -769,7 +769,7 @@ impl Api {
                 ));
             }
             let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
-            let body = parse_body(&read_body(req).await?, &content_type)?;
+            let body = decode_object(&content_type, &read_body(req).await?, &rt)?;
             return Ok(self.token_review(&body));
         }
         if rt.group.is_empty()

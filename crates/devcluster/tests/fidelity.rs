@@ -2522,3 +2522,99 @@ async fn exact_lists_are_served_from_history() {
         "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
     );
 }
+
+/// A protobuf body in the `k8s\0` envelope, as client-go's typed clients send it.
+fn protobuf_body(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+    use prost::Message;
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
+        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    let mut bytes = b"k8s\0".to_vec();
+    bytes.extend(unknown.encode_to_vec());
+    bytes
+}
+
+#[tokio::test]
+async fn protobuf_bodies_of_leases_events_and_roles() {
+    use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+    use prost::Message;
+    let (t, client) = start().await;
+    let name_meta = |name: &str| {
+        Some(meta::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        })
+    };
+    let post = |path: String, body: Vec<u8>| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::post(path)
+                .header("Content-Type", "application/vnd.kubernetes.protobuf")
+                .header("Accept", "application/json")
+                .body(body)
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&client.request_text(req).await.unwrap())
+                .unwrap()
+        }
+    };
+    let lease = k8s_pb::api::coordination::v1::Lease {
+        metadata: name_meta("leader"),
+        spec: Some(k8s_pb::api::coordination::v1::LeaseSpec {
+            holder_identity: Some("replica-1".into()),
+            lease_duration_seconds: Some(15),
+            ..Default::default()
+        }),
+    };
+    let created = post(
+        format!("/apis/coordination.k8s.io/v1/namespaces/{}/leases", t.ns),
+        protobuf_body("coordination.k8s.io/v1", "Lease", lease.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(created["spec"]["holderIdentity"], "replica-1");
+    assert_eq!(created["spec"]["leaseDurationSeconds"], 15);
+    let event = k8s_pb::api::core::v1::Event {
+        metadata: name_meta("ev1"),
+        involved_object: Some(k8s_pb::api::core::v1::ObjectReference {
+            kind: Some("Lease".into()),
+            name: Some("leader".into()),
+            namespace: Some(t.ns.clone()),
+            ..Default::default()
+        }),
+        reason: Some("Elected".into()),
+        message: Some("replica-1 leads".into()),
+        r#type: Some("Normal".into()),
+        count: Some(1),
+        ..Default::default()
+    };
+    let created = post(
+        format!("/api/v1/namespaces/{}/events", t.ns),
+        protobuf_body("v1", "Event", event.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(created["reason"], "Elected");
+    assert_eq!(created["involvedObject"]["name"], "leader");
+    let role = k8s_pb::api::rbac::v1::Role {
+        metadata: name_meta("reader"),
+        rules: vec![k8s_pb::api::rbac::v1::PolicyRule {
+            verbs: vec!["get".into()],
+            api_groups: vec![String::new()],
+            resources: vec!["secrets".into()],
+            ..Default::default()
+        }],
+    };
+    let created = post(
+        format!(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/roles",
+            t.ns
+        ),
+        protobuf_body("rbac.authorization.k8s.io/v1", "Role", role.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(created["rules"][0]["resources"][0], "secrets");
+}
