@@ -2618,3 +2618,77 @@ async fn protobuf_bodies_of_leases_events_and_roles() {
     .await;
     assert_eq!(created["rules"][0]["resources"][0], "secrets");
 }
+
+#[tokio::test]
+async fn server_side_apply_merges_custom_resource_lists_by_list_type() {
+    let (t, client) = start().await;
+    let mut crd = gadget_crd();
+    crd["metadata"]["name"] = json!("listers.fidelity.strongroom.dev");
+    crd["spec"]["names"] = json!({"plural": "listers", "singular": "lister", "kind": "Lister", "listKind": "ListerList"});
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                      "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}},
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "args": {"type": "array", "x-kubernetes-list-type": "atomic", "items": {"type": "string"}}
+        }}}
+    });
+    let name = install_crd(&client, crd).await;
+    let url = |manager: &str| {
+        format!(
+            "/apis/fidelity.strongroom.dev/v1/namespaces/{}/listers/l?fieldManager={manager}",
+            t.ns
+        )
+    };
+    let apply = |manager: &'static str, spec: serde_json::Value| {
+        let client = client.clone();
+        let url = url(manager);
+        async move {
+            raw(
+                &client,
+                "PATCH",
+                &url,
+                "application/apply-patch+yaml",
+                Some(json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Lister", "metadata": {"name": "l"}, "spec": spec})),
+            )
+            .await
+        }
+    };
+    let (code, _, _) = apply(
+        "a",
+        json!({"ports": [{"name": "http", "port": 80}], "tags": ["x"], "args": ["1"]}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, obj, _) = apply(
+        "b",
+        json!({"ports": [{"name": "metrics", "port": 9090}], "tags": ["y"]}),
+    )
+    .await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(
+        obj["spec"]["ports"],
+        json!([{"name": "http", "port": 80}, {"name": "metrics", "port": 9090}])
+    );
+    assert_eq!(obj["spec"]["tags"], json!(["x", "y"]));
+    // a manager that stops applying an item removes it, and only it
+    let (code, obj, _) = apply("a", json!({"tags": ["x"], "args": ["2"]})).await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(
+        obj["spec"]["ports"],
+        json!([{"name": "metrics", "port": 9090}])
+    );
+    assert_eq!(obj["spec"]["tags"], json!(["x", "y"]));
+    assert_eq!(obj["spec"]["args"], json!(["2"]));
+    // the same item with another value conflicts; atomic lists conflict whole
+    let (code, status, _) = apply(
+        "b",
+        json!({"ports": [{"name": "metrics", "port": 9090}], "tags": ["y"], "args": ["3"]}),
+    )
+    .await;
+    assert_eq!(code, 409, "{status}");
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&name, &DeleteParams::default())
+        .await;
+}

@@ -165,7 +165,7 @@ impl State {
                 operation: operation.into(),
                 api_version: rt.api_version(),
                 time: now(),
-                fields: fields::leaf_paths(&obj),
+                fields: fields::leaf_paths_in(&obj, rt.schema.as_deref()),
                 subresource: String::new(),
             };
             fields::write_managed(&mut obj, &[entry]);
