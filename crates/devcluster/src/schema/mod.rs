@@ -215,14 +215,16 @@ fn strict_error(rt: &ResourceType, problems: &[String]) -> ApiError {
     ))
 }
 
-/// Reports duplicate fields of a JSON request body by `mode` (any kind).
+/// Reports duplicate fields of a JSON request body by `mode` (any kind); `found` says whether
+/// the one-pass parse ([`duplicates::parse`]) met any.
 pub fn check_duplicates(
     rt: &ResourceType,
     body: &[u8],
+    found: bool,
     mode: FieldValidation,
     warnings: &Warnings,
 ) -> Result<(), ApiError> {
-    if mode == FieldValidation::Ignore {
+    if mode == FieldValidation::Ignore || !found {
         return Ok(());
     }
     let problems: Vec<String> = duplicates::find(body)
