@@ -205,8 +205,8 @@ impl DevCluster {
             .clone()
     }
 
-    /// The permissions (verb, group, resource, subresource, namespace) each user exercised in
-    /// allowed requests so far: compare them with what a chart grants.
+    /// The permissions (verb, group, resource, subresource, namespace) each user (but the
+    /// admin) exercised in allowed requests so far: compare them with what a chart grants.
     pub fn permissions_used(&self) -> server::PermissionsByUser {
         self.api
             .permissions_used
