@@ -34,17 +34,82 @@ fn is_unowned(path: &[String]) -> bool {
 
 /// Every owned leaf path of `value`.
 pub fn leaf_paths(value: &Value) -> BTreeSet<FieldPath> {
+    leaf_paths_in(value, None)
+}
+
+/// Every owned leaf path of `value`, with lists typed by `schema` (a CRD's structural
+/// schema): items of `x-kubernetes-list-type: map` lists are owned one by one under
+/// `k:{"key":"value"}`, values of `set` lists under `v:<value>`; other lists are atomic.
+pub fn leaf_paths_in(value: &Value, schema: Option<&Value>) -> BTreeSet<FieldPath> {
     let mut out = BTreeSet::new();
-    walk(value, &mut Vec::new(), &mut out);
+    walk(value, schema, &mut Vec::new(), &mut out);
     out
 }
 
-fn walk(value: &Value, prefix: &mut Vec<String>, out: &mut BTreeSet<FieldPath>) {
+/// The schema of the child `key` of an object schema.
+fn child_schema<'a>(schema: Option<&'a Value>, key: &str) -> Option<&'a Value> {
+    let s = schema?;
+    s.get("properties")
+        .and_then(|p| p.get(key))
+        .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+}
+
+/// The list type of an array schema and its map keys.
+fn list_type(schema: Option<&Value>) -> (&str, Vec<String>) {
+    let Some(s) = schema else {
+        return ("atomic", Vec::new());
+    };
+    let kind = s
+        .get("x-kubernetes-list-type")
+        .and_then(Value::as_str)
+        .unwrap_or("atomic");
+    let keys = s
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    (kind, keys)
+}
+
+/// The `k:{...}` segment of a list-map item.
+fn item_key(item: &Value, keys: &[String]) -> String {
+    let m: Map<String, Value> = keys
+        .iter()
+        .map(|k| (k.clone(), item.get(k).cloned().unwrap_or(Value::Null)))
+        .collect();
+    format!("k:{}", Value::Object(m))
+}
+
+fn walk(
+    value: &Value,
+    schema: Option<&Value>,
+    prefix: &mut Vec<String>,
+    out: &mut BTreeSet<FieldPath>,
+) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
                 prefix.push(k.clone());
-                walk(v, prefix, out);
+                walk(v, child_schema(schema, k), prefix, out);
+                prefix.pop();
+            }
+        }
+        Value::Array(items) if !items.is_empty() && list_type(schema).0 != "atomic" => {
+            let (kind, keys) = list_type(schema);
+            let item_schema = schema.and_then(|s| s.get("items"));
+            for item in items {
+                if kind == "map" {
+                    prefix.push(item_key(item, &keys));
+                    walk(item, item_schema, prefix, out);
+                } else {
+                    prefix.push(format!("v:{item}"));
+                    out.insert(prefix.clone());
+                }
                 prefix.pop();
             }
         }
@@ -56,14 +121,92 @@ fn walk(value: &Value, prefix: &mut Vec<String>, out: &mut BTreeSet<FieldPath>) 
     }
 }
 
+/// Whether a path segment names a list item (`k:{...}`) or set value (`v:...`).
+pub fn is_item(part: &str) -> bool {
+    part.starts_with("k:{") || part.starts_with("v:")
+}
+
+/// The position of the item a `k:`/`v:` segment names in `items`.
+fn find_item(items: &[Value], part: &str) -> Option<usize> {
+    if let Some(key) = part.strip_prefix("k:") {
+        let key: Map<String, Value> = serde_json::from_str(key).ok()?;
+        items.iter().position(|item| {
+            key.iter()
+                .all(|(k, v)| item.get(k).unwrap_or(&Value::Null) == v)
+        })
+    } else {
+        let want: Value = serde_json::from_str(part.strip_prefix("v:")?).ok()?;
+        items.iter().position(|item| *item == want)
+    }
+}
+
+/// Merges an applied configuration into `target` as server-side apply does: objects merge
+/// key by key (`null` removes), `map` lists merge item by item on their keys, `set` lists
+/// gain the applied values, other lists are replaced.
+pub fn merge_applied(target: &mut Value, config: &Value, schema: Option<&Value>) {
+    match (target, config) {
+        (Value::Object(t), Value::Object(c)) => {
+            for (k, v) in c {
+                if v.is_null() {
+                    t.remove(k);
+                    continue;
+                }
+                let sub = child_schema(schema, k);
+                match t.get_mut(k) {
+                    Some(existing) => merge_applied(existing, v, sub),
+                    None => {
+                        let mut fresh = Value::Null;
+                        merge_applied(&mut fresh, v, sub);
+                        t.insert(k.clone(), fresh);
+                    }
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(c)) if list_type(schema).0 != "atomic" => {
+            let (kind, keys) = list_type(schema);
+            let item_schema = schema.and_then(|s| s.get("items"));
+            for item in c {
+                let at = if kind == "map" {
+                    find_item(t, &item_key(item, &keys))
+                } else {
+                    t.iter().position(|x| x == item)
+                };
+                match at {
+                    Some(i) if kind == "map" => merge_applied(&mut t[i], item, item_schema),
+                    Some(_) => {}
+                    None => t.push(item.clone()),
+                }
+            }
+        }
+        (target, config) => *target = strip_nulls_deep(config),
+    }
+}
+
+fn strip_nulls_deep(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls_deep(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Renders paths as `FieldsV1` (`{"f:data": {"f:key": {}}}`).
 pub fn to_fields_v1(paths: &BTreeSet<FieldPath>) -> Value {
     let mut root = Map::new();
     for path in paths {
         let mut node = &mut root;
         for part in path {
+            let name = if is_item(part) {
+                part.clone()
+            } else {
+                format!("f:{part}")
+            };
             let entry = node
-                .entry(format!("f:{part}"))
+                .entry(name)
                 .or_insert_with(|| Value::Object(Map::new()));
             let Value::Object(next) = entry else { break };
             node = next;
@@ -81,7 +224,10 @@ pub fn from_fields_v1(fields: &Value) -> BTreeSet<FieldPath> {
 
 fn read(node: &Value, prefix: &mut Vec<String>, out: &mut BTreeSet<FieldPath>) {
     let Value::Object(map) = node else { return };
-    let children: Vec<_> = map.iter().filter(|(k, _)| k.starts_with("f:")).collect();
+    let children: Vec<_> = map
+        .iter()
+        .filter(|(k, _)| k.starts_with("f:") || is_item(k))
+        .collect();
     if children.is_empty() {
         if !prefix.is_empty() {
             out.insert(prefix.clone());
@@ -89,7 +235,11 @@ fn read(node: &Value, prefix: &mut Vec<String>, out: &mut BTreeSet<FieldPath>) {
         return;
     }
     for (k, v) in children {
-        prefix.push(k[2..].to_string());
+        prefix.push(if is_item(k) {
+            k.clone()
+        } else {
+            k[2..].to_string()
+        });
         read(v, prefix, out);
         prefix.pop();
     }
@@ -97,24 +247,48 @@ fn read(node: &Value, prefix: &mut Vec<String>, out: &mut BTreeSet<FieldPath>) {
 
 /// The value at `path`, if present.
 pub fn get<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |v, k| v.get(k))
+    path.iter().try_fold(value, |v, k| {
+        if is_item(k) {
+            let items = v.as_array()?;
+            items.get(find_item(items, k)?)
+        } else {
+            v.get(k)
+        }
+    })
 }
 
-/// Removes the value at `path`, pruning objects left empty by the removal.
+/// Removes the value at `path`, pruning objects (and list items) left empty by the removal.
 pub fn remove(value: &mut Value, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
-    if let Some(Value::Object(map)) = get_mut(value, parents) {
-        map.remove(last);
-        if map.is_empty() && !parents.is_empty() {
-            remove(value, parents);
+    let emptied = match get_mut(value, parents) {
+        Some(Value::Object(map)) => {
+            map.remove(last);
+            map.is_empty()
         }
+        Some(Value::Array(items)) if is_item(last) => {
+            if let Some(i) = find_item(items, last) {
+                items.remove(i);
+            }
+            items.is_empty()
+        }
+        _ => false,
+    };
+    if emptied && !parents.is_empty() {
+        remove(value, parents);
     }
 }
 
 fn get_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
-    path.iter().try_fold(value, |v, k| v.get_mut(k))
+    path.iter().try_fold(value, |v, k| {
+        if is_item(k) {
+            let i = find_item(v.as_array()?, k)?;
+            v.get_mut(i)
+        } else {
+            v.get_mut(k)
+        }
+    })
 }
 
 /// One `managedFields` entry.
@@ -185,8 +359,13 @@ pub fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
 
 /// Leaf paths whose value differs between `old` and `new` (added, changed or removed).
 pub fn changed_paths(old: &Value, new: &Value) -> BTreeSet<FieldPath> {
-    let old_paths = leaf_paths(old);
-    let new_paths = leaf_paths(new);
+    changed_paths_in(old, new, None)
+}
+
+/// [`changed_paths`] with lists typed by `schema`.
+pub fn changed_paths_in(old: &Value, new: &Value, schema: Option<&Value>) -> BTreeSet<FieldPath> {
+    let old_paths = leaf_paths_in(old, schema);
+    let new_paths = leaf_paths_in(new, schema);
     old_paths
         .union(&new_paths)
         .filter(|p| get(old, p) != get(new, p))

@@ -13,11 +13,14 @@ pub mod partial;
 pub mod patch;
 pub mod protobuf;
 pub mod proxy;
+pub mod rbac;
 pub mod resources;
+pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod table;
 pub mod tls;
 pub mod tokens;
 pub mod validation;
@@ -52,6 +55,11 @@ pub struct Options {
     pub bookmark_interval: Duration,
     /// Directory where the state is kept across restarts; in memory only when `None`.
     pub data_dir: Option<PathBuf>,
+    /// Authorize ServiceAccount and configured users by RBAC (the default); `false` lets every
+    /// authenticated user do anything.
+    pub rbac: bool,
+    /// Extra users authenticated by static bearer tokens: token to user and groups.
+    pub users: std::collections::BTreeMap<String, rbac::UserInfo>,
 }
 
 impl Default for Options {
@@ -63,6 +71,8 @@ impl Default for Options {
             history: store::DEFAULT_HISTORY,
             bookmark_interval: Duration::from_secs(30),
             data_dir: None,
+            rbac: true,
+            users: Default::default(),
         }
     }
 }
@@ -100,6 +110,10 @@ impl DevCluster {
             requests: Default::default(),
             requests_by_kind: Default::default(),
             requests_by_user: Default::default(),
+            rbac: options.rbac,
+            users: options.users.clone().into_iter().collect(),
+            permissions_used: Default::default(),
+            permissions_denied: Default::default(),
         });
         let api_handle = api.clone();
         let tls = if options.tls {
@@ -186,6 +200,25 @@ impl DevCluster {
     pub fn requests_by_user(&self) -> server::RequestsByUser {
         self.api
             .requests_by_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The permissions (verb, group, resource, subresource, namespace) each user (but the
+    /// admin) exercised in allowed requests so far: compare them with what a chart grants.
+    pub fn permissions_used(&self) -> server::PermissionsByUser {
+        self.api
+            .permissions_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The permissions each user was denied (403) so far.
+    pub fn permissions_denied(&self) -> server::PermissionsByUser {
+        self.api
+            .permissions_denied
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

@@ -32,6 +32,9 @@ struct Args {
     /// Seconds between watch bookmarks.
     #[arg(long, default_value_t = 30)]
     bookmark_seconds: u64,
+    /// Let every authenticated user do anything instead of authorizing by RBAC.
+    #[arg(long)]
+    no_rbac: bool,
 }
 
 #[tokio::main]
@@ -48,6 +51,8 @@ async fn main() -> anyhow::Result<()> {
         history: args.history,
         bookmark_interval: Duration::from_secs(args.bookmark_seconds.max(1)),
         data_dir: args.data_dir,
+        rbac: !args.no_rbac,
+        users: Default::default(),
     })
     .await?;
     if let Some(path) = &args.kubeconfig {

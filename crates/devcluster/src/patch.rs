@@ -37,16 +37,110 @@ pub fn merge(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
-/// Applies an RFC 6902 JSON patch.
-pub fn json(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-    json_patch::patch(target, &ops).map_err(|e| ApiError {
+/// Most operations in one JSON patch (the real server's limit).
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+/// Most bytes `copy` operations of one JSON patch may add (the request body limit).
+pub const MAX_COPY_BYTES: usize = 3 * 1024 * 1024;
+/// Deepest nesting an object may reach: the JSON decoder's recursion limit, so every stored
+/// object can be read back.
+pub const MAX_DEPTH: usize = 128;
+
+/// How deeply `v` nests (a scalar is 0), computed without recursion.
+pub fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(m.values().map(|c| (c, d + 1)));
+            }
+            Value::Array(a) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(a.iter().map(|c| (c, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+fn unprocessable(message: String) -> ApiError {
+    ApiError {
         code: 422,
         reason: "Invalid",
-        message: format!("the server rejected our request due to an error in our request: {e}"),
+        message,
         details: None,
-    })
+    }
+}
+
+/// Checks that a patched object stays within [`MAX_DEPTH`].
+pub fn check_depth(v: &Value) -> Result<(), ApiError> {
+    if depth(v) > MAX_DEPTH {
+        return Err(unprocessable(format!(
+            "the server rejected our request due to an error in our request: the patched object nests deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies an RFC 6902 JSON patch, within the real server's limits: at most
+/// [`MAX_JSON_PATCH_OPERATIONS`] operations (413), `copy`s adding at most [`MAX_COPY_BYTES`]
+/// (422), and (ours) no object deeper than [`MAX_DEPTH`].
+pub fn json(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
+    let raw_ops = patch.as_array().ok_or_else(|| {
+        ApiError::bad_request("invalid JSON patch: the patch must be a list of operations")
+    })?;
+    if raw_ops.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(ApiError {
+            code: 413,
+            reason: "RequestEntityTooLarge",
+            message: format!(
+                "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                raw_ops.len()
+            ),
+            details: None,
+        });
+    }
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+    let mut copied = 0usize;
+    for (raw, op) in raw_ops.iter().zip(ops.0) {
+        let kind = raw.get("op").and_then(Value::as_str).unwrap_or("");
+        let inserted = match kind {
+            "add" | "replace" => raw.get("value"),
+            "copy" | "move" => raw
+                .get("from")
+                .and_then(Value::as_str)
+                .and_then(|from| target.pointer(from)),
+            _ => None,
+        };
+        if let Some(v) = inserted {
+            if kind == "copy" {
+                copied += serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+                if copied > MAX_COPY_BYTES {
+                    return Err(unprocessable(format!(
+                        "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_COPY_BYTES}"
+                    )));
+                }
+            }
+            let at = raw
+                .get("path")
+                .and_then(Value::as_str)
+                .map_or(0, |p| p.matches('/').count());
+            if at + depth(v) > MAX_DEPTH {
+                return Err(unprocessable(format!(
+                    "the server rejected our request due to an error in our request: the patched object would nest deeper than {MAX_DEPTH} levels"
+                )));
+            }
+        }
+        json_patch::patch(target, &[op]).map_err(|e| {
+            unprocessable(format!(
+                "the server rejected our request due to an error in our request: {e}"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// The merge key of a list field in the built-in kinds, if it merges by key.

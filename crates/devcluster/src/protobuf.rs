@@ -14,6 +14,9 @@ use serde_json::{Map, Value, json};
 use crate::resources::ResourceType;
 use crate::status::ApiError;
 
+mod more;
+mod rbac;
+
 /// The protobuf media type.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 const MAGIC: &[u8; 4] = b"k8s\0";
@@ -28,7 +31,7 @@ fn unsupported(what: &str) -> ApiError {
         code: 415,
         reason: "UnsupportedMediaType",
         message: format!(
-            "protobuf bodies are accepted for Secret, ConfigMap, Namespace and ServiceAccount, not {what}: send application/json"
+            "protobuf bodies are accepted for Secret, ConfigMap, Namespace, ServiceAccount, Lease, Event, Endpoints, TokenReview, the RBAC kinds and the access reviews, not {what}: send application/json"
         ),
         details: None,
     }
@@ -83,7 +86,12 @@ pub fn decode(bytes: &[u8], rt: &ResourceType) -> Result<Value, ApiError> {
             }
             return Ok(o);
         }
-        (_, other) => return Err(unsupported(other)),
+        (_, other) => match rbac::decode(&api_version, other, raw.as_slice())
+            .or_else(|| more::decode(&api_version, other, raw.as_slice()))
+        {
+            Some(decoded) => decoded?,
+            None => return Err(unsupported(other)),
+        },
     };
     obj["apiVersion"] = json!(api_version);
     obj["kind"] = json!(kind);

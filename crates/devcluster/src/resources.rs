@@ -25,6 +25,12 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// Whether `metadata.generation` tracks spec changes.
     pub tracks_generation: bool,
+    /// The version's `openAPIV3Schema` (custom resources only).
+    pub schema: Option<std::sync::Arc<Value>>,
+    /// The version's `additionalPrinterColumns` (custom resources only; empty for Age).
+    pub printer_columns: Option<std::sync::Arc<Value>>,
+    /// The version's `selectableFields` JSONPaths (custom resources only).
+    pub selectable_fields: Vec<String>,
 }
 
 impl ResourceType {
@@ -73,6 +79,9 @@ impl ResourceType {
             categories: Vec::new(),
             status_subresource,
             tracks_generation,
+            schema: None,
+            printer_columns: None,
+            selectable_fields: Vec::new(),
         }
     }
 }
@@ -217,6 +226,46 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
         ),
         R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        R::builtin(
             "rbac.authorization.k8s.io",
             "v1",
             "Role",
@@ -309,6 +358,25 @@ pub fn from_crd(crd: &Value) -> Option<Vec<ResourceType>> {
             categories: categories.clone(),
             status_subresource,
             tracks_generation: true,
+            schema: v
+                .pointer("/schema/openAPIV3Schema")
+                .filter(|s| s.is_object())
+                .map(|s| std::sync::Arc::new(s.clone())),
+            printer_columns: Some(std::sync::Arc::new(
+                v.get("additionalPrinterColumns")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Array(Vec::new())),
+            )),
+            selectable_fields: v
+                .get("selectableFields")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
     }
     Some(types)

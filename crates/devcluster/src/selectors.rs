@@ -108,6 +108,12 @@ pub struct FieldSelector(Vec<(String, bool, String)>);
 impl FieldSelector {
     /// Parses the `fieldSelector` query parameter for a resource.
     pub fn parse(s: &str, plural: &str) -> Result<Self, ApiError> {
+        Self::parse_with(s, plural, &[])
+    }
+
+    /// Parses a field selector for a resource that also declares `selectable` fields (a CRD's
+    /// `selectableFields` JSONPaths, `.spec.color`).
+    pub fn parse_with(s: &str, plural: &str, selectable: &[String]) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in split_top_level(s) {
             let (field, equal, value) = if let Some((k, v)) = part.split_once("!=") {
@@ -124,7 +130,10 @@ impl FieldSelector {
             let field = field.trim();
             let supported = matches!(field, "metadata.name" | "metadata.namespace")
                 || (plural == "secrets" && field == "type")
-                || (plural == "events" && field.starts_with("involvedObject."));
+                || (plural == "events" && field.starts_with("involvedObject."))
+                || selectable
+                    .iter()
+                    .any(|p| p.trim_start_matches('.') == field);
             if !supported {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
@@ -139,8 +148,12 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
             let pointer = format!("/{}", field.replace('.', "/"));
-            let actual = obj.pointer(&pointer).and_then(Value::as_str).unwrap_or("");
-            (actual == value) == *equal
+            let actual = match obj.pointer(&pointer) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            (actual == *value) == *equal
         })
     }
 }

@@ -19,6 +19,7 @@ use crate::partial;
 use crate::patch::PatchType;
 use crate::protobuf;
 use crate::proxy;
+use crate::rbac::{self, UserInfo};
 use crate::resources::{ResourceType, string_list};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -48,7 +49,19 @@ pub struct Api {
     /// Requests answered so far by authenticated user, then by verb and resource: tests tell
     /// which of several clients (each with its own ServiceAccount token) made a call.
     pub requests_by_user: std::sync::Mutex<RequestsByUser>,
+    /// Whether requests are authorized by RBAC (else every authenticated user may do anything).
+    pub rbac: bool,
+    /// Users authenticated by static tokens (token to user).
+    pub users: HashMap<String, UserInfo>,
+    /// Permissions each user but the admin exercised (allowed requests).
+    pub permissions_used: std::sync::Mutex<PermissionsByUser>,
+    /// Permissions each user was denied (403 answers).
+    pub permissions_denied: std::sync::Mutex<PermissionsByUser>,
 }
+
+/// Permissions per user name.
+pub type PermissionsByUser =
+    std::collections::BTreeMap<String, std::collections::BTreeSet<rbac::Permission>>;
 
 /// Request counts per user (`admin`, `system:serviceaccount:<ns>:<name>`, `system:anonymous`),
 /// then per `verb resource[/subresource]`.
@@ -183,23 +196,120 @@ fn decode_object(content_type: &str, bytes: &[u8], rt: &ResourceType) -> Result<
     if protobuf::is_protobuf(content_type) {
         protobuf::decode(bytes, rt)
     } else {
-        parse_body(bytes)
+        parse_body(bytes, content_type)
     }
 }
 
-/// Parses a request body as JSON, or YAML when it is not JSON.
-fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+/// Deepest flow nesting (`{`, `[`) a YAML body may have: the decoder's own recursion limit.
+/// Checked before parsing, which is quadratic in the nesting depth.
+const MAX_YAML_FLOW_DEPTH: usize = 128;
+
+/// Whether a YAML document nests flow collections deeper than `limit` (quoted text skipped).
+fn yaml_too_deep(bytes: &[u8], limit: usize) -> bool {
+    let (mut depth, mut quote) = (0usize, None::<u8>);
+    for &b in bytes {
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    false
+}
+
+/// Whether a `Content-Type` is YAML (`application/yaml`, `application/apply-patch+yaml`).
+fn is_yaml(content_type: &str) -> bool {
+    let base = content_type.split(';').next().unwrap_or("").trim();
+    base.ends_with("yaml")
+}
+
+/// Parses a request body: YAML for YAML content types, else JSON (as the real server, which
+/// does not take YAML in a JSON request).
+fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v) => Ok(v),
-        Err(json_err) => serde_yaml_ng::from_slice::<Value>(bytes).map_err(|_| {
-            ApiError::bad_request(format!(
-                "the request body is not valid JSON or YAML: {json_err}"
-            ))
-        }),
+        Err(json_err) if !is_yaml(content_type) => Err(ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: {json_err}"
+        ))),
+        Err(_) if yaml_too_deep(bytes, MAX_YAML_FLOW_DEPTH) => Err(ApiError::bad_request(format!(
+            "error converting YAML to JSON: yaml: exceeded max depth of {MAX_YAML_FLOW_DEPTH}"
+        ))),
+        Err(_) => serde_yaml_ng::from_slice::<Value>(bytes)
+            .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}"))),
     }
+}
+
+/// The `DeleteOptions` of a DELETE body (empty when there is none); 400 when it does not
+/// decode.
+fn delete_options(content_type: &str, body: &[u8], rt: &ResourceType) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    let options = decode_object(content_type, body, rt)?;
+    if !options.is_object() {
+        return Err(ApiError::bad_request(
+            "couldn't get version/kind; json parse error: the DeleteOptions must be an object",
+        ));
+    }
+    Ok(options)
+}
+
+/// What the real server's decoder refuses in a create or update body: a custom resource
+/// without `kind`, and built-in fields of the wrong JSON type.
+fn check_decoded(rt: &ResourceType, obj: &Value, body: &[u8]) -> Result<(), ApiError> {
+    if rt.schema.is_some()
+        && obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        return Err(ApiError::bad_request(format!(
+            "Object 'Kind' is missing in '{}'",
+            String::from_utf8_lossy(body).trim()
+        )));
+    }
+    if let Some(problem) = crate::validation::check_types(rt, obj) {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {problem}",
+            kind = rt.kind,
+            version = rt.version
+        )));
+    }
+    Ok(())
+}
+
+/// The 422 for invalid list options.
+fn list_options_invalid(cause: &str) -> ApiError {
+    let (field, message) = cause.split_once(": ").unwrap_or(("", cause));
+    ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: format!("ListOptions.meta.k8s.io \"\" is invalid: {cause}"),
+        details: Some(
+            json!({"group": "meta.k8s.io", "kind": "ListOptions", "causes": [{"reason": "FieldValueForbidden", "message": message, "field": field}]}),
+        ),
+    }
+}
+
+/// Whether DeleteOptions ask for `dryRun: ["All"]`.
+fn dry_run_in(options: &Value) -> bool {
+    options
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v == "All"))
 }
 
 impl Api {
@@ -240,41 +350,220 @@ impl Api {
     /// Who sent the request, as the real server names users: `admin` for the admin token, the
     /// ServiceAccount's user name for its token, `system:anonymous` otherwise.
     fn user(&self, req: &Request<Incoming>) -> String {
+        self.authenticate(req)
+            .map(|u| u.name)
+            .unwrap_or_else(|| "system:anonymous".into())
+    }
+
+    /// The user a request authenticates as: the admin (in `system:masters`) for the admin
+    /// token or when no token is configured, a configured user, or a ServiceAccount whose
+    /// token is valid and whose account still exists; `None` otherwise (401).
+    fn authenticate(&self, req: &Request<Incoming>) -> Option<UserInfo> {
+        let admin = || UserInfo {
+            name: "admin".into(),
+            groups: vec![rbac::MASTERS.into(), rbac::AUTHENTICATED.into()],
+        };
+        if self.admin_token.is_empty() {
+            return Some(admin());
+        }
         let token = req
             .headers()
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token {
-            Some(t) if !self.admin_token.is_empty() && t == self.admin_token => "admin".into(),
-            Some(t) => self
-                .tokens
-                .verify(t)
-                .map(|c| c.sub)
-                .unwrap_or_else(|| "system:anonymous".into()),
-            None => "system:anonymous".into(),
+            .map(str::trim)?;
+        if token == self.admin_token {
+            return Some(admin());
+        }
+        if let Some(user) = self.users.get(token) {
+            let mut user = user.clone();
+            if !user.groups.iter().any(|g| g == rbac::AUTHENTICATED) {
+                user.groups.push(rbac::AUTHENTICATED.into());
+            }
+            return Some(user);
+        }
+        let claims = self.tokens.verify(token)?;
+        self.service_account_valid(&claims).then(|| {
+            UserInfo::service_account(
+                &claims.kubernetes.namespace,
+                &claims.kubernetes.serviceaccount.name,
+            )
+        })
+    }
+
+    /// Applies `Impersonate-User`/`Impersonate-Group`: the requester needs the `impersonate`
+    /// verb on `users` (or the ServiceAccount) and `groups`, as on a real server.
+    fn impersonate(&self, req: &Request<Incoming>, user: UserInfo) -> Result<UserInfo, ApiError> {
+        let values = |name: &str| -> Vec<String> {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect()
+        };
+        let target = values("impersonate-user").into_iter().next();
+        let groups = values("impersonate-group");
+        let Some(target) = target else {
+            if groups.is_empty() {
+                return Ok(user);
+            }
+            return Err(ApiError::internal(format!(
+                "requested {groups:?} without impersonating a user"
+            )));
+        };
+        let authorizer = rbac::Rbac::new(&self.store);
+        let mut checks = Vec::new();
+        match rbac::split_service_account(&target) {
+            Some((ns, name)) => checks.push(rbac::Attributes {
+                verb: "impersonate".into(),
+                resource_request: true,
+                resource: "serviceaccounts".into(),
+                namespace: ns.into(),
+                name: name.into(),
+                ..rbac::Attributes::default()
+            }),
+            None => checks.push(rbac::Attributes {
+                verb: "impersonate".into(),
+                resource_request: true,
+                resource: "users".into(),
+                name: target.clone(),
+                ..rbac::Attributes::default()
+            }),
+        }
+        for g in &groups {
+            checks.push(rbac::Attributes {
+                verb: "impersonate".into(),
+                resource_request: true,
+                resource: "groups".into(),
+                name: g.clone(),
+                ..rbac::Attributes::default()
+            });
+        }
+        for a in checks.iter().filter(|_| self.rbac) {
+            let d = authorizer.authorize(&user, a);
+            if !d.allowed {
+                return Err(rbac::forbidden(&user.name, a, &d.reason));
+            }
+        }
+        let mut out = UserInfo {
+            name: target.clone(),
+            groups,
+        };
+        if out.groups.is_empty()
+            && let Some((ns, _)) = rbac::split_service_account(&target)
+        {
+            out.groups = rbac::service_account_groups(ns);
+        }
+        if target != "system:anonymous" && !out.groups.iter().any(|g| g == rbac::AUTHENTICATED) {
+            out.groups.push(rbac::AUTHENTICATED.into());
+        }
+        Ok(out)
+    }
+
+    /// Authorizes a request for `user` (RBAC, unless disabled) and records the permission it
+    /// exercised or was denied.
+    fn authorize_request(
+        &self,
+        user: &UserInfo,
+        method: &Method,
+        path: &str,
+        query: &HashMap<String, String>,
+    ) -> Result<(), ApiError> {
+        if user.is_master() {
+            // the admin may do anything; its requests are not booked
+            return Ok(());
+        }
+        let attrs = rbac::attributes(method.as_str(), path, query);
+        let decision = if self.rbac {
+            rbac::Rbac::new(&self.store).authorize(user, &attrs)
+        } else {
+            rbac::Decision {
+                allowed: true,
+                reason: String::new(),
+            }
+        };
+        if attrs.resource_request {
+            let book = if decision.allowed {
+                &self.permissions_used
+            } else {
+                &self.permissions_denied
+            };
+            book.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(user.name.clone())
+                .or_default()
+                .insert(attrs.permission());
+        }
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(rbac::forbidden(&user.name, &attrs, &decision.reason))
         }
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
-        if self.admin_token.is_empty() {
-            return true;
-        }
-        let Some(token) = req
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-        else {
-            return false;
+    /// SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview and
+    /// SelfSubjectRulesReview.
+    fn access_review(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        user: &UserInfo,
+        body: &Value,
+    ) -> Result<Response<Body>, ApiError> {
+        let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let authorizer = rbac::Rbac::new(&self.store);
+        let status = match rt.plural.as_str() {
+            "selfsubjectrulesreviews" => {
+                let ns = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
+                let (rules, errors) = authorizer.rules(user, ns);
+                rbac::rules_review_status(&rules, &errors)
+            }
+            "selfsubjectaccessreviews" => {
+                let a = rbac::review_attributes(&spec, None);
+                rbac::review_status(&authorizer.authorize(user, &a))
+            }
+            _ => {
+                let subject = UserInfo {
+                    name: spec
+                        .get("user")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    groups: string_list(&spec, "/groups"),
+                };
+                if let Some(ns) = namespace {
+                    let asked = spec
+                        .pointer("/resourceAttributes/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !asked.is_empty() && asked != ns {
+                        return Err(ApiError::invalid(
+                            rt,
+                            "",
+                            "spec.resourceAttributes.namespace",
+                            &format!("Invalid value: {asked:?}: must match metadata.namespace"),
+                        ));
+                    }
+                }
+                let a = rbac::review_attributes(&spec, namespace);
+                rbac::review_status(&authorizer.authorize(&subject, &a))
+            }
         };
-        token == self.admin_token
-            || self
-                .tokens
-                .verify(token)
-                .is_some_and(|c| self.service_account_valid(&c))
+        let mut metadata = json!({"creationTimestamp": null});
+        if let Some(ns) = namespace {
+            metadata["namespace"] = json!(ns);
+        }
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({
+                "kind": rt.kind,
+                "apiVersion": rt.api_version(),
+                "metadata": metadata,
+                "spec": spec,
+                "status": status,
+            }),
+        ))
     }
 
     /// Whether the token's ServiceAccount still exists with the uid it was minted for.
@@ -394,9 +683,12 @@ impl Api {
             }
             _ => {}
         }
-        if !self.authorized(&req) {
+        let Some(user) = self.authenticate(&req) else {
             return Err(ApiError::unauthorized());
-        }
+        };
+        let user = self.impersonate(&req, user)?;
+        let query = query_map(req.uri().query());
+        self.authorize_request(&user, req.method(), &path, &query)?;
         let registry = self.store.registry();
         let trimmed = path.trim_end_matches('/');
         let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
@@ -463,13 +755,25 @@ impl Api {
             let resp = proxy::forward(&backend, method, &path_and_query, &headers, body).await?;
             return Ok(resp.map(|b| b.boxed()));
         }
+        if rt.group == "authorization.k8s.io" {
+            if req.method() != Method::POST || rp.name.is_some() {
+                return Err(ApiError::method_not_allowed(format!(
+                    "{} only support create",
+                    rt.plural
+                )));
+            }
+            let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
+            let body = decode_object(&content_type, &read_body(req).await?, &rt)?;
+            return self.access_review(&rt, rp.namespace.as_deref(), &user, &body);
+        }
         if rt.group == "authentication.k8s.io" && rt.plural == "tokenreviews" {
             if req.method() != Method::POST || rp.name.is_some() {
                 return Err(ApiError::method_not_allowed(
                     "tokenreviews only support create",
                 ));
             }
-            let body = parse_body(&read_body(req).await?)?;
+            let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
+            let body = decode_object(&content_type, &read_body(req).await?, &rt)?;
             return Ok(self.token_review(&body));
         }
         if rt.group.is_empty()
@@ -497,10 +801,31 @@ impl Api {
         {
             return Err(ApiError::unknown_resource());
         }
-        let query = query_map(req.uri().query());
         let method = req.method().clone();
+        let not_allowed = match (&method, rp.name.is_some(), rp.subresource.is_some()) {
+            (&Method::GET, _, _) => false,
+            (_, _, true) => !matches!(method, Method::PUT | Method::PATCH),
+            (&Method::POST | &Method::DELETE, false, false) => {
+                rt.namespaced && rp.namespace.is_none()
+            }
+            (&Method::POST, true, false) => true,
+            (&Method::PUT | &Method::PATCH, false, _) => true,
+            _ => false,
+        };
+        if not_allowed {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
         let content_type = header(&req, hyper::header::CONTENT_TYPE, "application/json");
-        let metadata_only = partial::wanted(&header(&req, hyper::header::ACCEPT, ""));
+        let accept = header(&req, hyper::header::ACCEPT, "");
+        let metadata_only = if crate::table::wanted(&accept) {
+            Render::Table
+        } else if partial::wanted(&accept) {
+            Render::Metadata
+        } else {
+            Render::Full
+        };
         tracing::debug!(%method, path = %path, content_type = %content_type, "request");
         let body = read_body(req).await?;
         let ns = rp.namespace.clone().unwrap_or_default();
@@ -508,9 +833,27 @@ impl Api {
             field_manager: query.get("fieldManager").cloned(),
             force: truthy(&query, "force"),
             dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
+            field_validation: crate::schema::FieldValidation::parse(
+                query.get("fieldValidation").map(String::as_str),
+            )?,
+            warnings: crate::schema::Warnings::default(),
         };
+        let warnings = opts.warnings.clone();
+        // a JSON body is parsed once, noting duplicate fields on the way
+        let mut parsed = None;
+        if matches!(method, Method::POST | Method::PUT | Method::PATCH)
+            && !protobuf::is_protobuf(&content_type)
+            && !is_yaml(&content_type)
+            && !body.iter().all(u8::is_ascii_whitespace)
+        {
+            let (value, found) = crate::schema::duplicates::parse(&body).map_err(|e| {
+                ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+            })?;
+            crate::schema::check_duplicates(&rt, &body, found, opts.field_validation, &warnings)?;
+            parsed = Some(value);
+        }
         let sub = rp.subresource.as_deref();
-        match (method, rp.name.as_deref()) {
+        let result = match (method, rp.name.as_deref()) {
             (Method::GET, None) => {
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
                 if truthy(&query, "watch") {
@@ -521,20 +864,28 @@ impl Api {
             }
             (Method::GET, Some(name)) => {
                 let obj = self.store.get(&rt, &ns, name)?;
-                let obj = if metadata_only {
-                    partial::object(&obj)
-                } else {
-                    obj
+                let obj = match metadata_only {
+                    Render::Metadata => partial::object(&obj),
+                    Render::Table => crate::table::object(&rt, &obj),
+                    Render::Full => obj,
                 };
                 Ok(json_response(StatusCode::OK, &obj))
             }
             (Method::POST, None) => {
-                let obj = decode_object(&content_type, &body, &rt)?;
+                let obj = match parsed.take() {
+                    Some(v) => v,
+                    None => decode_object(&content_type, &body, &rt)?,
+                };
+                check_decoded(&rt, &obj, &body)?;
                 let created = self.store.create(&rt, &ns, obj, &opts)?;
                 Ok(json_response(StatusCode::CREATED, &created))
             }
             (Method::PUT, Some(name)) => {
-                let obj = decode_object(&content_type, &body, &rt)?;
+                let obj = match parsed.take() {
+                    Some(v) => v,
+                    None => decode_object(&content_type, &body, &rt)?,
+                };
+                check_decoded(&rt, &obj, &body)?;
                 Ok(json_response(
                     StatusCode::OK,
                     &self.store.replace(&rt, &ns, name, obj, sub, &opts)?,
@@ -542,7 +893,10 @@ impl Api {
             }
             (Method::PATCH, Some(name)) => {
                 let kind = PatchType::from_content_type(&content_type)?;
-                let patch = parse_body(&body)?;
+                let patch = match parsed.take() {
+                    Some(v) => v,
+                    None => parse_body(&body, &content_type)?,
+                };
                 let existed = self.store.get(&rt, &ns, name).is_ok();
                 let out = self.store.patch(&rt, &ns, name, kind, &patch, sub, &opts)?;
                 let code = if existed {
@@ -553,28 +907,38 @@ impl Api {
                 Ok(json_response(code, &out))
             }
             (Method::DELETE, Some(name)) => {
-                let options = if body.is_empty() {
-                    json!({})
-                } else {
-                    decode_object(&content_type, &body, &rt).unwrap_or(json!({}))
+                let options = delete_options(&content_type, &body, &rt)?;
+                let preconditions = crate::store::Preconditions {
+                    uid: options
+                        .pointer("/preconditions/uid")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    resource_version: options
+                        .pointer("/preconditions/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 };
-                let propagation = propagation(&query, &options);
-                let uid = options
-                    .pointer("/preconditions/uid")
-                    .and_then(Value::as_str);
-                let out = self.store.delete(&rt, &ns, name, propagation, uid)?;
+                let dry_run = opts.dry_run || dry_run_in(&options);
+                let out = self.store.delete(
+                    &rt,
+                    &ns,
+                    name,
+                    propagation(&query, &options),
+                    &preconditions,
+                    dry_run,
+                )?;
                 Ok(json_response(StatusCode::OK, &out))
             }
             (Method::DELETE, None) => {
-                let options = if body.is_empty() {
-                    json!({})
-                } else {
-                    decode_object(&content_type, &body, &rt).unwrap_or(json!({}))
-                };
+                let options = delete_options(&content_type, &body, &rt)?;
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
-                let deleted =
-                    self.store
-                        .delete_collection(&rt, &sel, propagation(&query, &options))?;
+                let dry_run = opts.dry_run || dry_run_in(&options);
+                let deleted = self.store.delete_collection(
+                    &rt,
+                    &sel,
+                    propagation(&query, &options),
+                    dry_run,
+                )?;
                 Ok(json_response(
                     StatusCode::OK,
                     &list_object(&rt, deleted, self.store.current_rv(), None),
@@ -583,7 +947,15 @@ impl Api {
             (m, _) => Err(ApiError::method_not_allowed(format!(
                 "the server does not allow this method on the requested resource ({m})"
             ))),
+        };
+        let mut resp = result?;
+        for w in warnings.take() {
+            let text = format!("299 - {}", serde_json::Value::String(w));
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&text) {
+                resp.headers_mut().append("warning", v);
+            }
         }
+        Ok(resp)
     }
 
     fn list(
@@ -591,7 +963,7 @@ impl Api {
         rt: &ResourceType,
         sel: &Selection,
         query: &HashMap<String, String>,
-        metadata_only: bool,
+        metadata_only: Render,
     ) -> Result<Response<Body>, ApiError> {
         let limit = match query.get("limit") {
             Some(l) => Some(
@@ -605,13 +977,45 @@ impl Api {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
-        let (items, rv, next) = self.store.list(rt, sel, limit, after.as_ref());
+        let rv_param = query
+            .get("resourceVersion")
+            .map(String::as_str)
+            .unwrap_or("");
+        let (items, rv, next) = match query.get("resourceVersionMatch").map(String::as_str) {
+            None | Some("") => self.store.list(rt, sel, limit, after.as_ref()),
+            Some(_) if rv_param.is_empty() => {
+                return Err(list_options_invalid(
+                    "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            Some("Exact") if rv_param == "0" => {
+                return Err(list_options_invalid(
+                    "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+            Some("Exact") => {
+                let at = rv_param.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv_param:?}"))
+                })?;
+                self.store.list_at(rt, sel, at, limit, after.as_ref())?
+            }
+            Some("NotOlderThan") => self.store.list(rt, sel, limit, after.as_ref()),
+            Some(other) => {
+                return Err(list_options_invalid(&format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
+                )));
+            }
+        };
         let token = next.map(|k| encode_continue(&k));
         let list = list_object(rt, items, rv, token);
-        let list = if metadata_only {
-            partial::list(&list)
-        } else {
-            list
+        let list = match metadata_only {
+            Render::Metadata => partial::list(&list),
+            Render::Table => crate::table::list(
+                rt,
+                list["items"].as_array().map_or(&[][..], Vec::as_slice),
+                &list["metadata"],
+            ),
+            Render::Full => list,
         };
         Ok(json_response(StatusCode::OK, &list))
     }
@@ -621,7 +1025,7 @@ impl Api {
         rt: &ResourceType,
         sel: Selection,
         query: &HashMap<String, String>,
-        metadata_only: bool,
+        metadata_only: Render,
     ) -> Result<Response<Body>, ApiError> {
         let send_initial = truthy(query, "sendInitialEvents");
         let from =
@@ -743,9 +1147,10 @@ fn selection(
     Ok(Selection {
         namespace,
         labels: LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))?,
-        fields: FieldSelector::parse(
+        fields: FieldSelector::parse_with(
             query.get("fieldSelector").map(String::as_str).unwrap_or(""),
             &rt.plural,
+            &rt.selectable_fields,
         )?,
     })
 }
@@ -803,13 +1208,22 @@ fn watch_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-fn event_line(ev: &Event, seen: EventType, rt: &ResourceType, metadata_only: bool) -> Bytes {
-    if metadata_only {
-        return watch_line(seen.as_str(), &partial::object(&ev.object));
-    }
+/// How objects are rendered: in full, as `PartialObjectMetadata`, or as a `Table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Render {
+    Full,
+    Metadata,
+    Table,
+}
+
+fn event_line(ev: &Event, seen: EventType, rt: &ResourceType, render: Render) -> Bytes {
     let mut obj = ev.object.clone();
     obj["apiVersion"] = json!(rt.api_version());
-    watch_line(seen.as_str(), &obj)
+    match render {
+        Render::Metadata => watch_line(seen.as_str(), &partial::object(&obj)),
+        Render::Table => watch_line(seen.as_str(), &crate::table::object(rt, &obj)),
+        Render::Full => watch_line(seen.as_str(), &obj),
+    }
 }
 
 fn bookmark(rt: &ResourceType, rv: u64) -> Value {

@@ -842,11 +842,13 @@ async fn service_account_tokens_request_review_and_authenticate() {
         .unwrap();
     assert_eq!(forged.status.unwrap().authenticated, Some(false));
 
-    // the token authenticates API calls; deleting the ServiceAccount revokes it
+    // the token authenticates API calls (403 without RBAC rules, not 401); deleting the
+    // ServiceAccount revokes it
     let url = t.cluster.as_ref().map(|c| c.url().to_string());
     let path = format!("/api/v1/namespaces/{}/configmaps", t.ns);
     if let Some(url) = &url {
-        assert_eq!(reqwest_like_get(url, &token, &path).await, 200);
+        assert_eq!(reqwest_like_get(url, &token, &path).await, 403);
+        assert_eq!(reqwest_like_get(url, &token, "/apis").await, 200);
     }
     sas.delete("reader", &DeleteParams::default())
         .await
@@ -1095,4 +1097,1598 @@ async fn metadata_only_list_get_and_watch() {
         watcher::Event::Delete(s) => assert_eq!(s.name_any(), "meta"),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// A client authenticated with `token` (and optionally impersonating `as_user`), for the
+/// target cluster.
+async fn client_with_token(t: &Target, token: &str, as_user: Option<&str>) -> Client {
+    let mut config = match &t.cluster {
+        Some(c) => {
+            let kubeconfig = Kubeconfig::from_yaml(&c.kubeconfig_with_token(token)).unwrap();
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap()
+        }
+        None => {
+            let mut config = Config::infer().await.unwrap();
+            config.auth_info = serde_json::from_value(json!({"token": token})).unwrap();
+            config
+        }
+    };
+    if let Some(user) = as_user {
+        config.auth_info.impersonate = Some(user.to_string());
+    }
+    Client::try_from(config).unwrap()
+}
+
+/// The admin's own bearer token (devcluster) or a fresh client from `KUBECONFIG` impersonating
+/// `user` (real cluster).
+async fn impersonating(t: &Target, admin: &Client, user: &str) -> Client {
+    match &t.cluster {
+        Some(c) => client_with_token(t, c.token(), Some(user)).await,
+        None => {
+            let _ = admin;
+            let mut config = Config::infer().await.unwrap();
+            config.auth_info.impersonate = Some(user.to_string());
+            Client::try_from(config).unwrap()
+        }
+    }
+}
+
+async fn service_account_token(client: &Client, ns: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    sas.create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+        .unwrap()
+}
+
+/// Retries `f` until it succeeds: a real cluster's RBAC cache and aggregation controller
+/// take a moment to see new roles.
+async fn eventually_ok<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut last = None;
+    for _ in 0..100 {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("still failing: {last:?}");
+}
+
+#[tokio::test]
+async fn rbac_authorizes_service_accounts_as_the_real_authorizer() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        SelfSubjectRulesReview, SelfSubjectRulesReviewSpec, SubjectAccessReview,
+        SubjectAccessReviewSpec,
+    };
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    let (t, admin) = start().await;
+    let ns = t.ns.clone();
+    let user = format!("system:serviceaccount:{ns}:app");
+    let token = service_account_token(&admin, &ns, "app").await;
+    let app = client_with_token(&t, &token, None).await;
+
+    // no rule yet: the real 403 for a namespaced list, a cluster-scoped list and a named get
+    let secrets: Api<Secret> = Api::namespaced(app.clone(), &ns);
+    let e = secrets.list(&ListParams::default()).await.unwrap_err();
+    let kube::Error::Api(s) = e else {
+        panic!("{e}")
+    };
+    assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        s.message,
+        format!(
+            "secrets is forbidden: User \"{user}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{ns}\""
+        )
+    );
+    let (code, _, msg) = api_error(
+        Api::<Namespace>::all(app.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        msg,
+        format!(
+            "namespaces is forbidden: User \"{user}\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+        )
+    );
+    let (_, _, msg) = api_error(secrets.get("db").await.unwrap_err());
+    assert_eq!(
+        msg,
+        format!(
+            "secrets \"db\" is forbidden: User \"{user}\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{ns}\""
+        )
+    );
+    let (_, _, msg) = api_error(
+        Api::<Deployment>::namespaced(app.clone(), &ns)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})).unwrap(),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        format!(
+            "deployments.apps is forbidden: User \"{user}\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"{ns}\""
+        )
+    );
+    // discovery and the version stay open to every authenticated user
+    app.apiserver_version().await.unwrap();
+    app.list_api_groups().await.unwrap();
+
+    // a Role with resourceNames, bound to the ServiceAccount
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &secret("db", &[]))
+        .await
+        .unwrap();
+    let roles: Api<Role> = Api::namespaced(admin.clone(), &ns);
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reader"},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
+                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"], "resourceNames": ["db"]}
+                ]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reader"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": ns}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let lp = ListParams::default();
+    eventually_ok(|| secrets.list(&lp)).await;
+    secrets.get("db").await.unwrap();
+    let (code, _, _) = api_error(secrets.get("other").await.unwrap_err());
+    assert_eq!(code, 403, "resourceNames limit get to the named Secret");
+    let (code, _, msg) = api_error(
+        secrets
+            .create(&PostParams::default(), &secret("new", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert!(msg.contains("cannot create resource \"secrets\""), "{msg}");
+
+    // a ClusterRole aggregated by label, bound through the namespace's ServiceAccount group
+    let label = format!("strongroom.dev/aggregate-{ns}");
+    let cluster_roles: Api<ClusterRole> = Api::all(admin.clone());
+    cluster_roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": format!("{ns}-aggregated")},
+                "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {label.clone(): "true"}}]},
+                "rules": []
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    cluster_roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": format!("{ns}-leases"), "labels": {label.clone(): "true"}},
+                "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "aggregated"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("{ns}-aggregated")},
+                "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": format!("system:serviceaccounts:{ns}")}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let leases: Api<Lease> = Api::namespaced(app.clone(), &ns);
+    eventually_ok(|| leases.list(&lp)).await;
+    let (code, _, _) = api_error(
+        Api::<Lease>::all(app.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        code, 403,
+        "a RoleBinding grants nothing in other namespaces"
+    );
+
+    // access reviews: self, for another subject, rules; and impersonation by the admin
+    let ssar = |verb: &str, resource: &str| SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.clone()),
+                verb: Some(verb.into()),
+                resource: Some(resource.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(app.clone());
+    let yes = reviews
+        .create(&PostParams::default(), &ssar("list", "secrets"))
+        .await
+        .unwrap();
+    assert!(yes.status.unwrap().allowed);
+    let no = reviews
+        .create(&PostParams::default(), &ssar("delete", "secrets"))
+        .await
+        .unwrap();
+    assert!(!no.status.unwrap().allowed);
+    let sar = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.clone()),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.clone()),
+                verb: Some("update".into()),
+                resource: Some("leases".into()),
+                group: Some("coordination.k8s.io".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<SubjectAccessReview>::all(admin.clone())
+        .create(&PostParams::default(), &sar)
+        .await
+        .unwrap();
+    assert!(answer.status.unwrap().allowed);
+    let rules = Api::<SelfSubjectRulesReview>::all(app.clone())
+        .create(
+            &PostParams::default(),
+            &SelfSubjectRulesReview {
+                spec: SelfSubjectRulesReviewSpec {
+                    namespace: Some(ns.clone()),
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let resource_rules = rules.status.unwrap().resource_rules;
+    assert!(
+        resource_rules
+            .iter()
+            .any(|r| r.resources.as_deref() == Some(&["leases".to_string()][..])),
+        "{resource_rules:?}"
+    );
+    let as_app = impersonating(&t, &admin, &user).await;
+    Api::<Secret>::namespaced(as_app.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let (code, _, _) = api_error(
+        Api::<ConfigMap>::namespaced(as_app, &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        code, 403,
+        "impersonation takes the impersonated user's rights"
+    );
+    // a ServiceAccount may not impersonate without the impersonate verb
+    let sneaky = client_with_token(&t, &token, Some("system:admin")).await;
+    let (code, _, msg) = api_error(
+        Api::<Secret>::namespaced(sneaky, &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        msg,
+        format!(
+            "users \"system:admin\" is forbidden: User \"{user}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        )
+    );
+    // a binding to a missing role names it in the reason
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": format!("{ns}-missing")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("{ns}-missing")},
+                "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": ns}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    if t.cluster.is_some() {
+        let (_, _, msg) = api_error(
+            Api::<ConfigMap>::namespaced(app.clone(), &ns)
+                .list(&ListParams::default())
+                .await
+                .unwrap_err(),
+        );
+        assert!(
+            msg.ends_with(&format!(
+                ": RBAC: clusterrole.rbac.authorization.k8s.io \"{ns}-missing\" not found"
+            )),
+            "{msg}"
+        );
+    }
+
+    // the permissions the ServiceAccount exercised
+    if let Some(c) = &t.cluster {
+        let used = c.permissions_used();
+        let used = used.get(&user).unwrap();
+        assert!(
+            used.iter()
+                .any(|p| p.verb == "list" && p.resource == "secrets" && p.namespace == ns)
+        );
+        assert!(used.iter().any(|p| p.resource == "leases"));
+        let denied = c.permissions_denied();
+        assert!(
+            denied
+                .get(&user)
+                .unwrap()
+                .iter()
+                .any(|p| p.verb == "create" && p.group == "apps" && p.resource == "deployments")
+        );
+    }
+    for name in [format!("{ns}-aggregated"), format!("{ns}-leases")] {
+        let _ = cluster_roles.delete(&name, &DeleteParams::default()).await;
+    }
+    let _ = Api::<ClusterRoleBinding>::all(admin)
+        .delete(&format!("{ns}-missing"), &DeleteParams::default())
+        .await;
+}
+
+/// A raw request: status code, JSON body and `Warning` header texts.
+async fn raw(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value, Vec<String>) {
+    use http_body_util::BodyExt;
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", content_type)
+        .body(
+            body.map(|b| serde_json::to_vec(&b).unwrap())
+                .unwrap_or_default(),
+        )
+        .unwrap();
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (code, json, warnings)
+}
+
+/// Creates a CRD from its JSON and waits until its kind is served.
+async fn install_crd(client: &Client, crd: serde_json::Value) -> String {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+    let name = crd.metadata.name.clone().unwrap();
+    let _ = crds.delete(&name, &DeleteParams::default()).await;
+    assert!(eventually_gone(&crds, &name).await);
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    for _ in 0..100 {
+        let c = crds.get(&name).await.unwrap();
+        let established = c.status.and_then(|s| s.conditions).is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        });
+        if established {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    name
+}
+
+fn gadget_crd() -> serde_json::Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.fidelity.strongroom.dev"},
+        "spec": {
+            "group": "fidelity.strongroom.dev",
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "required": ["size"],
+                            "x-kubernetes-validations": [
+                                {"rule": "self.min <= self.max", "message": "min must not exceed max"},
+                                {"rule": "self.size != 7", "messageExpression": "'size ' + string(self.size) + ' is unlucky'", "fieldPath": ".size"},
+                                {"rule": "!has(oldSelf.frozen) || self.frozen == oldSelf.frozen", "message": "frozen is immutable", "reason": "FieldValueForbidden"}
+                            ],
+                            "properties": {
+                                "size": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 100},
+                                "min": {"type": "integer", "default": 0},
+                                "max": {"type": "integer", "default": 10},
+                                "mode": {"type": "string", "enum": ["fast", "slow"], "default": "fast"},
+                                "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8},
+                                "when": {"type": "string", "format": "date-time"},
+                                "port": {"x-kubernetes-int-or-string": true},
+                                "frozen": {"type": "string"},
+                                "note": {"type": "string", "nullable": true},
+                                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                                "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}, "x-kubernetes-list-type": "set"}
+                            }
+                        }
+                    }
+                }}
+            }]
+        }
+    })
+}
+
+fn causes(status: &serde_json::Value) -> Vec<(String, String, String)> {
+    status["details"]["causes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    (
+                        c["reason"].as_str().unwrap_or("").to_string(),
+                        c["field"].as_str().unwrap_or("").to_string(),
+                        c["message"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn crd_schemas_prune_default_validate_and_run_cel_rules() {
+    let (t, client) = start().await;
+    let crd = install_crd(&client, gadget_crd()).await;
+    let ns = &t.ns;
+    let base = format!("/apis/fidelity.strongroom.dev/v1/namespaces/{ns}/gadgets");
+    let gadget = |name: &str, spec: serde_json::Value| json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": spec});
+    let json_ct = "application/json";
+
+    // a valid object: defaults applied; unknown fields pruned with a warning (the default)
+    let (code, obj, warnings) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget(
+            "ok",
+            json!({"size": 3, "port": "http", "note": null, "extra": {"any": {"x": 1}}, "junk": true}),
+        )),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    assert_eq!(
+        (
+            &obj["spec"]["mode"],
+            &obj["spec"]["min"],
+            &obj["spec"]["max"]
+        ),
+        (&json!("fast"), &json!(0), &json!(10))
+    );
+    assert_eq!(obj["spec"]["extra"]["any"]["x"], 1);
+    assert!(obj["spec"].get("junk").is_none(), "{obj}");
+    assert_eq!(warnings, ["299 - \"unknown field \\\"spec.junk\\\"\""]);
+
+    // fieldValidation=Strict refuses the unknown field; Ignore drops it silently
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &format!("{base}?fieldValidation=Strict"),
+        json_ct,
+        Some(gadget("strict", json!({"size": 3, "junk": true}))),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "Gadget in version \"v1\" cannot be handled as a Gadget: strict decoding error: unknown field \"spec.junk\""
+    );
+    let (code, _, warnings) = raw(
+        &client,
+        "POST",
+        &format!("{base}?fieldValidation=Ignore"),
+        json_ct,
+        Some(gadget("ignored", json!({"size": 3, "junk": true}))),
+    )
+    .await;
+    assert_eq!((code, warnings.len()), (201, 0));
+    // duplicate fields: the last wins with a warning, or 400 with Strict
+    let dup = |name: &str| {
+        format!(
+            r#"{{"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Gadget", "metadata": {{"name": "{name}"}}, "spec": {{"size": 1, "size": 2}}}}"#
+        )
+    };
+    let send_text = |path: String, body: String| {
+        let client = client.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let req = http::Request::post(path)
+                .header("Content-Type", "application/json")
+                .body(kube::client::Body::from(body.into_bytes()))
+                .unwrap();
+            let resp = client.send(req).await.unwrap();
+            let code = resp.status().as_u16();
+            let warnings: Vec<String> = resp
+                .headers()
+                .get_all("warning")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            (code, json, warnings)
+        }
+    };
+    let (code, obj, warnings) = send_text(base.clone(), dup("dup")).await;
+    assert_eq!(code, 201, "{obj}");
+    assert_eq!(obj["spec"]["size"], 2);
+    assert_eq!(warnings, ["299 - \"duplicate field \\\"spec.size\\\"\""]);
+    let (code, status, _) =
+        send_text(format!("{base}?fieldValidation=Strict"), dup("dup-strict")).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "Gadget in version \"v1\" cannot be handled as a Gadget: strict decoding error: duplicate field \"spec.size\""
+    );
+
+    // a custom resource without kind does not decode
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(json!({"apiVersion": "fidelity.strongroom.dev/v1", "metadata": {"name": "nokind"}, "spec": {"size": 1}})),
+    )
+    .await;
+    assert_eq!(code, 400, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Object 'Kind' is missing in '"),
+        "{status}"
+    );
+
+    // each structural rule is a cause naming its field
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget(
+            "bad",
+            json!({"size": "big", "mode": "medium", "name": "NotLower", "when": "yesterday", "port": 1.5, "tags": ["a", "a", "b"]}),
+        )),
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
+    let got = causes(&status);
+    for (reason, field, message) in [
+        (
+            "FieldValueNotSupported",
+            "spec.mode",
+            "Unsupported value: \"medium\": supported values: \"fast\", \"slow\"",
+        ),
+        (
+            "FieldValueInvalid",
+            "spec.name",
+            "Invalid value: \"NotLower\": spec.name in body should match '^[a-z]+$'",
+        ),
+        (
+            "FieldValueInvalid",
+            "spec.size",
+            "Invalid value: \"string\": spec.size in body must be of type integer: \"string\"",
+        ),
+        (
+            "FieldValueInvalid",
+            "spec.when",
+            "Invalid value: \"yesterday\": spec.when in body must be of type date-time: \"yesterday\"",
+        ),
+        (
+            "FieldValueTooMany",
+            "spec.tags",
+            "Too many: 3: must have at most 2 items",
+        ),
+        (
+            "FieldValueDuplicate",
+            "spec.tags[1]",
+            "Duplicate value: \"a\"",
+        ),
+    ] {
+        assert!(
+            got.iter()
+                .any(|c| c == &(reason.to_string(), field.to_string(), message.to_string())),
+            "{reason} {field} {message} not in {got:#?}"
+        );
+    }
+    // required, and the CEL rules (with messageExpression and fieldPath)
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget("nosize", json!({}))),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(causes(&status)[0].1, "spec.size");
+    assert_eq!(causes(&status)[0].2, "Required value");
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget("cel", json!({"size": 7, "min": 5, "max": 1}))),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        status["message"],
+        "Gadget.fidelity.strongroom.dev \"cel\" is invalid: [spec: Invalid value: \"object\": min must not exceed max, spec.size: Invalid value: \"object\": size 7 is unlucky]"
+    );
+
+    // transition rules see oldSelf on update, through merge patches and server-side apply
+    let (code, _, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(gadget("frozen", json!({"size": 2, "frozen": "a"}))),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, status, _) = raw(
+        &client,
+        "PATCH",
+        &format!("{base}/frozen"),
+        "application/merge-patch+json",
+        Some(json!({"spec": {"frozen": "b"}})),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status),
+        [(
+            "FieldValueForbidden".to_string(),
+            "spec".to_string(),
+            "Forbidden: frozen is immutable".to_string()
+        )]
+    );
+    let (code, _, _) = raw(
+        &client,
+        "PATCH",
+        &format!("{base}/frozen"),
+        "application/merge-patch+json",
+        Some(json!({"spec": {"size": 200}})),
+    )
+    .await;
+    assert_eq!(code, 422, "patches are validated");
+    let (code, status, _) = raw(
+        &client,
+        "PATCH",
+        &format!("{base}/applied?fieldManager=test"),
+        "application/apply-patch+yaml",
+        Some(gadget("applied", json!({"size": 0}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status)[0].2,
+        "Invalid value: 0: spec.size in body should be greater than or equal to 1"
+    );
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&crd, &DeleteParams::default())
+        .await;
+}
+
+/// A minimal object satisfying `schema`: its required fields, first enum values.
+fn sample(schema: &serde_json::Value) -> serde_json::Value {
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    if schema["x-kubernetes-int-or-string"] == true {
+        return json!(1);
+    }
+    match schema["type"].as_str().unwrap_or("object") {
+        "string" => match schema["format"].as_str() {
+            Some("date-time") => json!("2024-01-01T00:00:00Z"),
+            Some("byte") => json!("eA=="),
+            _ => json!("x"),
+        },
+        "integer" | "number" => json!(schema["minimum"].as_i64().unwrap_or(1)),
+        "boolean" => json!(false),
+        "array" => {
+            let n = schema["minItems"].as_u64().unwrap_or(0);
+            (0..n).map(|_| sample(&schema["items"])).collect()
+        }
+        _ => {
+            let mut out = serde_json::Map::new();
+            for req in schema["required"].as_array().into_iter().flatten() {
+                let k = req.as_str().unwrap();
+                out.insert(k.to_string(), sample(&schema["properties"][k]));
+            }
+            serde_json::Value::Object(out)
+        }
+    }
+}
+
+/// Every enum under `schema`: its path as (segment, is-index) steps and its schema.
+fn enum_paths(
+    schema: &serde_json::Value,
+    path: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, serde_json::Value)>,
+) {
+    if path.len() > 12 {
+        return;
+    }
+    if schema.get("enum").is_some() {
+        out.push((path.clone(), schema.clone()));
+    }
+    if let Some(props) = schema["properties"].as_object() {
+        for (k, sub) in props {
+            if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                continue;
+            }
+            path.push(k.clone());
+            enum_paths(sub, path, out);
+            path.pop();
+        }
+    }
+    if schema.get("items").is_some() {
+        path.push("[0]".into());
+        enum_paths(&schema["items"], path, out);
+        path.pop();
+    }
+}
+
+/// Sets `value` at `path` in `obj`, creating parents from their schemas.
+fn set_at(
+    obj: &mut serde_json::Value,
+    schema: &serde_json::Value,
+    path: &[String],
+    value: serde_json::Value,
+) {
+    let Some((first, rest)) = path.split_first() else {
+        *obj = value;
+        return;
+    };
+    if first == "[0]" {
+        let sub = &schema["items"];
+        if obj.as_array().is_none_or(|a| a.is_empty()) {
+            *obj = json!([sample(sub)]);
+        }
+        set_at(&mut obj[0], sub, rest, value);
+    } else {
+        let sub = &schema["properties"][first];
+        if obj.get(first).is_none() {
+            obj[first] = sample(sub);
+        }
+        set_at(&mut obj[first], sub, rest, value);
+    }
+}
+
+fn field_string(path: &[String]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if p.starts_with('[') {
+            s.push_str(p);
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(p);
+        }
+    }
+    s
+}
+
+#[tokio::test]
+async fn every_crd_in_deploy_admits_valid_objects_and_refuses_broken_ones() {
+    let (t, client) = start().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut checked = 0;
+    for file in files {
+        let crd: serde_json::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let name = crd["metadata"]["name"].as_str().unwrap().to_string();
+        if crds.get_opt(&name).await.unwrap().is_none() {
+            install_crd(&client, crd.clone()).await;
+        }
+        let group = crd["spec"]["group"].as_str().unwrap();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap();
+        let namespaced = crd["spec"]["scope"] == "Namespaced";
+        for version in crd["spec"]["versions"].as_array().unwrap() {
+            if version["served"] != true {
+                continue;
+            }
+            let v = version["name"].as_str().unwrap();
+            let schema = &version["schema"]["openAPIV3Schema"];
+            let base = if namespaced {
+                format!("/apis/{group}/{v}/namespaces/{}/{plural}", t.ns)
+            } else {
+                format!("/apis/{group}/{v}/{plural}")
+            };
+            let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+            let object = |n: &str| {
+                let mut o = sample(schema);
+                o["apiVersion"] = json!(format!("{group}/{v}"));
+                o["kind"] = json!(kind);
+                o["metadata"] = json!({"name": format!("{n}-{suffix}")});
+                o
+            };
+            let ctx = format!("{kind} {v}");
+            // valid
+            let (code, body, warnings) = raw(
+                &client,
+                "POST",
+                &base,
+                "application/json",
+                Some(object("valid")),
+            )
+            .await;
+            assert_eq!(code, 201, "{ctx}: {body}");
+            assert!(warnings.is_empty(), "{ctx}: {warnings:?}");
+            // an unknown field: refused with Strict, pruned with a warning by default
+            let mut unknown = object("unknown");
+            unknown["strongroomUnknown"] = json!(1);
+            let (code, body, _) = raw(
+                &client,
+                "POST",
+                &format!("{base}?fieldValidation=Strict"),
+                "application/json",
+                Some(unknown.clone()),
+            )
+            .await;
+            assert_eq!(code, 400, "{ctx}: {body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("strict decoding error: unknown field \"strongroomUnknown\""),
+                "{ctx}: {body}"
+            );
+            let (code, body, warnings) =
+                raw(&client, "POST", &base, "application/json", Some(unknown)).await;
+            assert_eq!(code, 201, "{ctx}: {body}");
+            assert!(body.get("strongroomUnknown").is_none(), "{ctx}: pruned");
+            assert_eq!(
+                warnings,
+                ["299 - \"unknown field \\\"strongroomUnknown\\\"\""],
+                "{ctx}"
+            );
+            // each enum, broken
+            let mut enums = Vec::new();
+            enum_paths(schema, &mut Vec::new(), &mut enums);
+            for (i, (path, _)) in enums.iter().enumerate() {
+                let mut o = object(&format!("enum{i}"));
+                set_at(&mut o, schema, path, json!("strongroom-invalid"));
+                let (code, body, _) =
+                    raw(&client, "POST", &base, "application/json", Some(o)).await;
+                assert_eq!(code, 422, "{ctx} {path:?}: {body}");
+                let field = field_string(path);
+                assert!(
+                    causes(&body)
+                        .iter()
+                        .any(|(reason, f, m)| reason == "FieldValueNotSupported"
+                            && *f == field
+                            && m.starts_with(
+                                "Unsupported value: \"strongroom-invalid\": supported values: "
+                            )),
+                    "{ctx} {field}: {body}"
+                );
+                checked += 1;
+            }
+            // each required field of the spec, missing
+            for req in schema["properties"]["spec"]["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let req = req.as_str().unwrap();
+                let mut o = object("required");
+                o["spec"].as_object_mut().unwrap().remove(req);
+                let (code, body, _) =
+                    raw(&client, "POST", &base, "application/json", Some(o)).await;
+                assert_eq!(code, 422, "{ctx} spec.{req}: {body}");
+                assert!(
+                    causes(&body)
+                        .iter()
+                        .any(|(reason, f, m)| reason == "FieldValueRequired"
+                            && *f == format!("spec.{req}")
+                            && m == "Required value"),
+                    "{ctx} spec.{req}: {body}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} broken objects checked");
+}
+
+#[tokio::test]
+async fn hostile_requests_change_nothing() {
+    let (t, client) = start().await;
+    let ns = t.ns.clone();
+    let cms = format!("/api/v1/namespaces/{ns}/configmaps");
+    let cm = format!("{cms}/target");
+    let (code, created, _) = raw(
+        &client,
+        "POST",
+        &cms,
+        "application/json",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "target", "annotations": {"a": "b"}}, "data": {"k": "v"}})),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    let unchanged = || {
+        let client = client.clone();
+        let cm = cm.clone();
+        let rv = rv.clone();
+        async move {
+            let (code, obj, _) = raw(&client, "GET", &cm, "application/json", None).await;
+            assert_eq!(code, 200, "the ConfigMap is gone: {obj}");
+            assert_eq!(obj["metadata"]["resourceVersion"], json!(rv), "{obj}");
+        }
+    };
+    let expect = |code: u16, want: u16, body: &serde_json::Value, what: &str| {
+        assert_eq!(code, want, "{what}: {body}");
+    };
+
+    // JSON patches: doubling copies hit the copy limit; self-nesting copies are refused
+    let doubling: Vec<_> = (0..24)
+        .map(|i| json!({"op": "copy", "from": "/metadata/annotations", "path": format!("/metadata/annotations/d{i}")}))
+        .collect();
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!(doubling)),
+    )
+    .await;
+    expect(code, 422, &body, "doubling copies");
+    let nesting: Vec<_> = (0..10)
+        .map(|_| json!({"op": "copy", "from": "/metadata/annotations", "path": "/metadata/annotations/s"}))
+        .collect();
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!(nesting)),
+    )
+    .await;
+    expect(code, 422, &body, "nesting copies");
+    unchanged().await;
+
+    // a body that is not JSON, sent as JSON, is not reparsed as YAML; deep YAML is refused fast
+    let started = std::time::Instant::now();
+    let req = http::Request::post(cms.clone())
+        .header("Content-Type", "application/yaml")
+        .body("{a: ".repeat(12_000).into_bytes())
+        .unwrap();
+    match client.request_text(req).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 400, "{}", s.message),
+        other => panic!("{other:?}"),
+    }
+    if t.cluster.is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let req = http::Request::post(cms.clone())
+        .header("Content-Type", "application/json")
+        .body(b"kind: ConfigMap\nmetadata:\n  name: yaml\n".to_vec())
+        .unwrap();
+    match client.request_text(req).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 400, "{}", s.message),
+        other => panic!("{other:?}"),
+    }
+
+    // DELETE: dry run, undecodable options, failing preconditions, all namespaces, status
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        &format!("{cm}?dryRun=All"),
+        "application/json",
+        None,
+    )
+    .await;
+    expect(code, 200, &body, "dry-run delete");
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        &format!("{cms}?dryRun=All"),
+        "application/json",
+        None,
+    )
+    .await;
+    expect(code, 200, &body, "dry-run deletecollection");
+    let req = http::Request::delete(cm.clone())
+        .header("Content-Type", "application/json")
+        .body(b"{not json".to_vec())
+        .unwrap();
+    match client.request_text(req).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 400, "{}", s.message),
+        other => panic!("{other:?}"),
+    }
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        &cm,
+        "application/json",
+        Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"resourceVersion": "1"}})),
+    )
+    .await;
+    expect(code, 409, &body, "resourceVersion precondition");
+    assert!(
+        body["message"].as_str().unwrap().contains("the ResourceVersion in the precondition (1) does not match the ResourceVersion in record"),
+        "{body}"
+    );
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        "/api/v1/configmaps",
+        "application/json",
+        None,
+    )
+    .await;
+    expect(code, 405, &body, "deletecollection across namespaces");
+    let (code, body, _) = raw(
+        &client,
+        "DELETE",
+        &format!("/api/v1/namespaces/{ns}/status"),
+        "application/json",
+        None,
+    )
+    .await;
+    expect(code, 405, &body, "delete of namespaces/status");
+    let (code, _, _) = raw(
+        &client,
+        "GET",
+        &format!("/api/v1/namespaces/{ns}"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "the namespace is still there");
+    unchanged().await;
+
+    // patches are validated as creates are
+    for (what, patch) in [
+        ("number in data", json!({"data": {"a": 5}})),
+        (
+            "invalid label key",
+            json!({"metadata": {"labels": {"bad key!": "x"}}}),
+        ),
+        ("string immutable", json!({"immutable": "yes"})),
+        (
+            "1 MiB label value",
+            json!({"metadata": {"labels": {"big": "x".repeat(1 << 20)}}}),
+        ),
+    ] {
+        let (code, body, _) = raw(
+            &client,
+            "PATCH",
+            &cm,
+            "application/merge-patch+json",
+            Some(patch),
+        )
+        .await;
+        expect(code, 422, &body, what);
+    }
+    let (code, body, _) = raw(
+        &client,
+        "POST",
+        &cms,
+        "application/json",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "typed"}, "data": {"a": 5}})),
+    )
+    .await;
+    expect(code, 400, &body, "number in data on create");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot unmarshal number into Go struct field ConfigMap.data of type string"),
+        "{body}"
+    );
+    // preconditions inside a JSON patch, and identity the body may not change
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!([{"op": "replace", "path": "/metadata/resourceVersion", "value": "1"}, {"op": "add", "path": "/data/x", "value": "y"}])),
+    )
+    .await;
+    expect(code, 409, &body, "stale resourceVersion in a JSON patch");
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!([{"op": "test", "path": "/metadata/uid", "value": "not-the-uid"}, {"op": "add", "path": "/data/x", "value": "y"}])),
+    )
+    .await;
+    expect(code, 422, &body, "failing test of the uid");
+    let (code, body, _) = raw(
+        &client,
+        "PATCH",
+        &cm,
+        "application/json-patch+json",
+        Some(json!([{"op": "replace", "path": "/metadata/uid", "value": "0000"}])),
+    )
+    .await;
+    expect(code, 422, &body, "changed uid");
+    let (code, body, _) = raw(
+        &client,
+        "PUT",
+        &cm,
+        "application/json",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "target", "namespace": "default", "uid": uid}, "data": {"k": "other"}})),
+    )
+    .await;
+    expect(code, 400, &body, "body namespace differs from the URL");
+    unchanged().await;
+}
+
+#[tokio::test]
+async fn tables_show_printer_columns_and_selectable_fields_select() {
+    let (t, client) = start().await;
+    let mut crd = gadget_crd();
+    crd["metadata"]["name"] = json!("printables.fidelity.strongroom.dev");
+    crd["spec"]["names"] = json!({"plural": "printables", "singular": "printable", "kind": "Printable", "listKind": "PrintableList"});
+    let version = &mut crd["spec"]["versions"][0];
+    version["additionalPrinterColumns"] = json!([
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+    ]);
+    version["selectableFields"] = json!([{"jsonPath": ".spec.mode"}]);
+    let name = install_crd(&client, crd).await;
+    let base = format!(
+        "/apis/fidelity.strongroom.dev/v1/namespaces/{}/printables",
+        t.ns
+    );
+    for (n, mode) in [("p1", "fast"), ("p2", "slow")] {
+        let (code, body, _) = raw(
+            &client,
+            "POST",
+            &base,
+            "application/json",
+            Some(json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Printable", "metadata": {"name": n}, "spec": {"size": 3, "mode": mode}})),
+        )
+        .await;
+        assert_eq!(code, 201, "{body}");
+    }
+    let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+    let get_table = |path: String| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::get(path)
+                .header("Accept", table_accept)
+                .body(Vec::new())
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&client.request_text(req).await.unwrap())
+                .unwrap()
+        }
+    };
+    let table = get_table(base.clone()).await;
+    assert_eq!(table["kind"], "Table");
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Size", "Mode", "Age"]);
+    assert_eq!(table["columnDefinitions"][2]["priority"], 1);
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["cells"][0], "p1");
+    assert_eq!(rows[0]["cells"][1], 3);
+    assert_eq!(rows[0]["cells"][2], "fast");
+    assert!(
+        rows[0]["cells"][3].as_str().unwrap().ends_with('s'),
+        "{table}"
+    );
+    assert_eq!(rows[0]["object"]["kind"], "PartialObjectMetadata");
+    // a built-in kind's usual columns
+    let table = get_table(format!("/api/v1/namespaces/{}/configmaps", t.ns)).await;
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Data", "Age"]);
+    // selectable fields select
+    let (code, list, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?fieldSelector=spec.mode%3Dslow"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{list}");
+    let items: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(items, ["p2"]);
+    let (code, _, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?fieldSelector=spec.size%3D3"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 400, "spec.size is not selectable");
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&name, &DeleteParams::default())
+        .await;
+}
+
+#[tokio::test]
+async fn exact_lists_are_served_from_history() {
+    let (t, client) = start_with(Options {
+        history: 20,
+        ..Options::default()
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &t.ns);
+    let cm = |name: &str, v: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {"v": v}})).unwrap()
+    };
+    cms.create(&PostParams::default(), &cm("a", "1"))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("gone", "1"))
+        .await
+        .unwrap();
+    let then = cms.list(&ListParams::default()).await.unwrap();
+    let then_rv = then.metadata.resource_version.clone().unwrap();
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": "2"}})),
+    )
+    .await
+    .unwrap();
+    cms.create(&PostParams::default(), &cm("later", "1"))
+        .await
+        .unwrap();
+    cms.delete("gone", &DeleteParams::default()).await.unwrap();
+
+    let base = format!("/api/v1/namespaces/{}/configmaps", t.ns);
+    let (code, list, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?resourceVersion={then_rv}&resourceVersionMatch=Exact"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["metadata"]["resourceVersion"], json!(then_rv));
+    let items: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["metadata"]["name"] != "kube-root-ca.crt")
+        .map(|i| {
+            (
+                i["metadata"]["name"].as_str().unwrap().to_string(),
+                i["data"]["v"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("a".to_string(), "1".to_string()),
+            ("gone".to_string(), "1".to_string())
+        ]
+    );
+    // too old: compacted away
+    if t.cluster.is_some() {
+        for i in 0..30 {
+            cms.create(&PostParams::default(), &cm(&format!("fill{i}"), "x"))
+                .await
+                .unwrap();
+        }
+    }
+    let (code, status, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?resourceVersion={then_rv}&resourceVersionMatch=Exact"),
+        "application/json",
+        None,
+    )
+    .await;
+    if t.cluster.is_some() {
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (410, Some("Expired")),
+            "{status}"
+        );
+    }
+    let (code, status, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?resourceVersionMatch=Exact"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+    );
+}
+
+/// A protobuf body in the `k8s\0` envelope, as client-go's typed clients send it.
+fn protobuf_body(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+    use prost::Message;
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
+        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    let mut bytes = b"k8s\0".to_vec();
+    bytes.extend(unknown.encode_to_vec());
+    bytes
+}
+
+#[tokio::test]
+async fn protobuf_bodies_of_leases_events_and_roles() {
+    use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+    use prost::Message;
+    let (t, client) = start().await;
+    let name_meta = |name: &str| {
+        Some(meta::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        })
+    };
+    let post = |path: String, body: Vec<u8>| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::post(path)
+                .header("Content-Type", "application/vnd.kubernetes.protobuf")
+                .header("Accept", "application/json")
+                .body(body)
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&client.request_text(req).await.unwrap())
+                .unwrap()
+        }
+    };
+    let lease = k8s_pb::api::coordination::v1::Lease {
+        metadata: name_meta("leader"),
+        spec: Some(k8s_pb::api::coordination::v1::LeaseSpec {
+            holder_identity: Some("replica-1".into()),
+            lease_duration_seconds: Some(15),
+            ..Default::default()
+        }),
+    };
+    let created = post(
+        format!("/apis/coordination.k8s.io/v1/namespaces/{}/leases", t.ns),
+        protobuf_body("coordination.k8s.io/v1", "Lease", lease.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(created["spec"]["holderIdentity"], "replica-1");
+    assert_eq!(created["spec"]["leaseDurationSeconds"], 15);
+    let event = k8s_pb::api::core::v1::Event {
+        metadata: name_meta("ev1"),
+        involved_object: Some(k8s_pb::api::core::v1::ObjectReference {
+            kind: Some("Lease".into()),
+            name: Some("leader".into()),
+            namespace: Some(t.ns.clone()),
+            ..Default::default()
+        }),
+        reason: Some("Elected".into()),
+        message: Some("replica-1 leads".into()),
+        r#type: Some("Normal".into()),
+        count: Some(1),
+        ..Default::default()
+    };
+    let created = post(
+        format!("/api/v1/namespaces/{}/events", t.ns),
+        protobuf_body("v1", "Event", event.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(created["reason"], "Elected");
+    assert_eq!(created["involvedObject"]["name"], "leader");
+    let role = k8s_pb::api::rbac::v1::Role {
+        metadata: name_meta("reader"),
+        rules: vec![k8s_pb::api::rbac::v1::PolicyRule {
+            verbs: vec!["get".into()],
+            api_groups: vec![String::new()],
+            resources: vec!["secrets".into()],
+            ..Default::default()
+        }],
+    };
+    let created = post(
+        format!(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/roles",
+            t.ns
+        ),
+        protobuf_body("rbac.authorization.k8s.io/v1", "Role", role.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(created["rules"][0]["resources"][0], "secrets");
+}
+
+#[tokio::test]
+async fn server_side_apply_merges_custom_resource_lists_by_list_type() {
+    let (t, client) = start().await;
+    let mut crd = gadget_crd();
+    crd["metadata"]["name"] = json!("listers.fidelity.strongroom.dev");
+    crd["spec"]["names"] = json!({"plural": "listers", "singular": "lister", "kind": "Lister", "listKind": "ListerList"});
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                      "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}},
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "args": {"type": "array", "x-kubernetes-list-type": "atomic", "items": {"type": "string"}}
+        }}}
+    });
+    let name = install_crd(&client, crd).await;
+    let url = |manager: &str| {
+        format!(
+            "/apis/fidelity.strongroom.dev/v1/namespaces/{}/listers/l?fieldManager={manager}",
+            t.ns
+        )
+    };
+    let apply = |manager: &'static str, spec: serde_json::Value| {
+        let client = client.clone();
+        let url = url(manager);
+        async move {
+            raw(
+                &client,
+                "PATCH",
+                &url,
+                "application/apply-patch+yaml",
+                Some(json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Lister", "metadata": {"name": "l"}, "spec": spec})),
+            )
+            .await
+        }
+    };
+    let (code, _, _) = apply(
+        "a",
+        json!({"ports": [{"name": "http", "port": 80}], "tags": ["x"], "args": ["1"]}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, obj, _) = apply(
+        "b",
+        json!({"ports": [{"name": "metrics", "port": 9090}], "tags": ["y"]}),
+    )
+    .await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(
+        obj["spec"]["ports"],
+        json!([{"name": "http", "port": 80}, {"name": "metrics", "port": 9090}])
+    );
+    assert_eq!(obj["spec"]["tags"], json!(["x", "y"]));
+    // a manager that stops applying an item removes it, and only it
+    let (code, obj, _) = apply("a", json!({"tags": ["x"], "args": ["2"]})).await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(
+        obj["spec"]["ports"],
+        json!([{"name": "metrics", "port": 9090}])
+    );
+    assert_eq!(obj["spec"]["tags"], json!(["x", "y"]));
+    assert_eq!(obj["spec"]["args"], json!(["2"]));
+    // the same item with another value conflicts; atomic lists conflict whole
+    let (code, status, _) = apply(
+        "b",
+        json!({"ports": [{"name": "metrics", "port": 9090}], "tags": ["y"], "args": ["3"]}),
+    )
+    .await;
+    assert_eq!(code, 409, "{status}");
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&name, &DeleteParams::default())
+        .await;
 }

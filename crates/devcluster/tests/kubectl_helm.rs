@@ -661,11 +661,94 @@ async fn kubectl_create_token_and_auth_with_it() {
         .await;
     let token = token.trim();
     assert_eq!(token.split('.').count(), 3, "{token}");
-    // the token works as kubectl's credential
+    // the token authenticates kubectl, and RBAC decides: nothing is granted yet
+    let sa = "system:serviceaccount:default:robot";
+    let out = env
+        .run(
+            "kubectl",
+            &["get", "secrets", "-n", "default", "--token", token],
+        )
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("secrets is forbidden: User \"{sa}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"")),
+        "{err}"
+    );
+    let can_i = env
+        .run(
+            "kubectl",
+            &[
+                "auth", "can-i", "list", "secrets", "-n", "default", "--as", sa,
+            ],
+        )
+        .await;
+    assert_eq!(String::from_utf8_lossy(&can_i.stdout).trim(), "no");
+    // kubectl create role/rolebinding send protobuf bodies
+    env.kubectl(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "default",
+        "--verb=get,list,watch",
+        "--resource=secrets",
+    ])
+    .await;
+    env.kubectl(&[
+        "create",
+        "rolebinding",
+        "reader",
+        "-n",
+        "default",
+        "--role=reader",
+        "--serviceaccount=default:robot",
+    ])
+    .await;
+    let can_i = env
+        .kubectl(&[
+            "auth", "can-i", "list", "secrets", "-n", "default", "--as", sa,
+        ])
+        .await;
+    assert_eq!(can_i.trim(), "yes");
     let out = env
         .kubectl(&["get", "secrets", "-n", "default", "--token", token])
         .await;
     assert!(out.is_empty() || out.contains("NAME"), "{out}");
+    let can_i = env
+        .run(
+            "kubectl",
+            &[
+                "auth", "can-i", "delete", "secrets", "-n", "default", "--token", token,
+            ],
+        )
+        .await;
+    assert_eq!(String::from_utf8_lossy(&can_i.stdout).trim(), "no");
+    let list = env
+        .kubectl(&["auth", "can-i", "--list", "-n", "default", "--token", token])
+        .await;
+    assert!(
+        list.contains("secrets") && list.contains("[get list watch]"),
+        "{list}"
+    );
+    // server-side printing: the usual columns of built-in kinds
+    env.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "-n",
+        "default",
+        "--from-literal=a=b",
+    ])
+    .await;
+    let secrets = env.kubectl(&["get", "secrets", "-n", "default"]).await;
+    assert!(
+        secrets.starts_with("NAME") && secrets.contains("TYPE") && secrets.contains("DATA"),
+        "{secrets}"
+    );
+    let roles = env.kubectl(&["get", "rolebindings", "-n", "default"]).await;
+    assert!(roles.contains("Role/reader"), "{roles}");
     let oidc = env
         .kubectl(&["get", "--raw", "/.well-known/openid-configuration"])
         .await;

@@ -29,7 +29,8 @@ impl State {
             m.remove("managedFields");
             m.remove("resourceVersion");
         }
-        let applied = fields::leaf_paths(&config);
+        let schema = rt.schema.as_deref();
+        let applied = fields::leaf_paths_in(&config, schema);
         let mut entries = fields::read_managed(old);
         let sub = subresource.unwrap_or("").to_string();
         // conflicts: fields another manager owns, set to a different value
@@ -59,11 +60,28 @@ impl State {
             .collect();
         let mut new = old.clone();
         for p in previously.difference(&applied) {
-            if !others.contains(p) {
-                fields::remove(&mut new, p);
+            if others.contains(p) {
+                continue;
             }
+            // a list item nobody else keeps goes whole (its key fields with it)
+            let kept = |prefix: &[String]| {
+                applied
+                    .iter()
+                    .chain(others.iter())
+                    .any(|q| q.starts_with(prefix))
+            };
+            let target = (0..p.len())
+                .filter(|&i| fields::is_item(&p[i]))
+                .map(|i| &p[..=i])
+                .find(|prefix| !kept(prefix))
+                .unwrap_or(p);
+            fields::remove(&mut new, target);
         }
-        patch::merge(&mut new, &strip_nulls(&config));
+        if schema.is_some() {
+            fields::merge_applied(&mut new, &config, schema);
+        } else {
+            patch::merge(&mut new, &strip_nulls(&config));
+        }
         for e in &mut entries {
             if e.manager != manager || e.operation != "Apply" {
                 e.fields.retain(|p| !applied.contains(p));
@@ -109,7 +127,7 @@ pub(super) fn record_update_ownership(
         .clone()
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "unknown".to_string());
-    let changed = fields::changed_paths(old, new);
+    let changed = fields::changed_paths_in(old, new, rt.schema.as_deref());
     if changed.is_empty() {
         fields::write_managed(new, &entries);
         return;

@@ -87,9 +87,10 @@ impl State {
         else {
             return Err(ApiError::not_found(rt, name));
         };
+        let before = obj.clone();
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        self.record(live, rt, ns, EventType::Deleted, obj.clone(), None);
+        self.record(live, rt, ns, EventType::Deleted, obj.clone(), Some(before));
         let uid = meta_str(&obj, "uid").to_string();
         self.collect_dependents(&uid, propagation, live);
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {

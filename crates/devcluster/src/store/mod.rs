@@ -65,7 +65,7 @@ pub struct Event {
     pub kind: EventType,
     /// The object after the change (before it, for deletes, with the new version).
     pub object: Value,
-    /// The object before a modification, so selector-filtered watches can turn a change that
+    /// The object before a modification or deletion, so selector-filtered watches can turn a change that
     /// leaves (or enters) the selection into DELETED (or ADDED), as the real server does.
     pub previous: Option<Value>,
 }
@@ -121,6 +121,50 @@ pub struct WriteOptions {
     pub force: bool,
     /// `dryRun=All`.
     pub dry_run: bool,
+    /// `fieldValidation` (custom resources).
+    pub field_validation: crate::schema::FieldValidation,
+    /// Warnings for the response.
+    pub warnings: crate::schema::Warnings,
+}
+
+/// `DeleteOptions.preconditions`.
+#[derive(Debug, Clone, Default)]
+pub struct Preconditions {
+    /// The uid the object must have.
+    pub uid: Option<String>,
+    /// The resourceVersion the object must have.
+    pub resource_version: Option<String>,
+}
+
+impl Preconditions {
+    /// 409 with the real server's text when `obj` does not match.
+    pub fn check(&self, rt: &ResourceType, name: &str, obj: &Value) -> Result<(), ApiError> {
+        let conflict = |detail: String| {
+            let mut e = ApiError::conflict(rt, name);
+            e.message = format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {detail}",
+                rt.qualified_plural()
+            );
+            e
+        };
+        if let Some(uid) = &self.uid {
+            let have = meta_str(obj, "uid");
+            if uid != have {
+                return Err(conflict(format!(
+                    "the UID in the precondition ({uid}) does not match the UID in record ({have}). The object might have been deleted and then recreated"
+                )));
+            }
+        }
+        if let Some(rv) = &self.resource_version {
+            let have = meta_str(obj, "resourceVersion");
+            if rv != have {
+                return Err(conflict(format!(
+                    "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({have}). The object might have been modified"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Deletion propagation.
@@ -136,6 +180,9 @@ pub enum Propagation {
 }
 
 type ObjectKey = (String, String);
+
+/// One page of a list: the items, the list's resourceVersion, and where the next page starts.
+pub type ListPage = (Vec<Value>, u64, Option<(String, String)>);
 
 struct State {
     rv: u64,
@@ -184,6 +231,12 @@ impl Store {
                     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
                 // The built-in namespaces cannot fail to create in an empty store.
                 let _ = store.create(&ns, "", obj, &WriteOptions::default());
+            }
+        }
+        for (plural, obj) in crate::rbac::bootstrap_objects() {
+            if let Some(rt) = store.resource("rbac.authorization.k8s.io", "v1", plural) {
+                // The default roles cannot fail to create in an empty store.
+                let _ = store.create(&rt, "", obj, &WriteOptions::default());
             }
         }
         store
@@ -331,6 +384,82 @@ impl Store {
         (items, st.rv, next)
     }
 
+    /// Lists the objects as they were at resourceVersion `at` (`resourceVersionMatch=Exact`),
+    /// rebuilt from the watch history: 410 Expired when the history no longer reaches back
+    /// that far, 504 when `at` is in the future.
+    pub fn list_at(
+        &self,
+        rt: &ResourceType,
+        sel: &Selection,
+        at: u64,
+        limit: Option<usize>,
+        continue_after: Option<&(String, String)>,
+    ) -> Result<ListPage, ApiError> {
+        let st = self.lock();
+        if at > st.rv {
+            return Err(ApiError {
+                code: 504,
+                reason: "Timeout",
+                message: format!("Too large resource version: {at}, current: {}", st.rv),
+                details: Some(
+                    json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+                ),
+            });
+        }
+        if at < st.compacted {
+            return Err(ApiError::expired(at, st.compacted + 1));
+        }
+        let key = rt.storage_key();
+        let mut objects: BTreeMap<ObjectKey, Value> =
+            st.objects.get(&key).cloned().unwrap_or_default();
+        for ev in st.history.iter().rev() {
+            if ev.rv <= at {
+                break;
+            }
+            if ev.storage_key != key {
+                continue;
+            }
+            let k = (
+                ev.namespace.clone(),
+                meta_str(&ev.object, "name").to_string(),
+            );
+            match (ev.kind, &ev.previous) {
+                (EventType::Added, _) => {
+                    objects.remove(&k);
+                }
+                (_, Some(previous)) => {
+                    objects.insert(k, previous.clone());
+                }
+                (_, None) => {}
+            }
+        }
+        let mut items = Vec::new();
+        let mut next = None;
+        let range = match continue_after {
+            Some(k) => objects.range((
+                std::ops::Bound::Excluded(k.clone()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => objects.range::<ObjectKey, _>(..),
+        };
+        for (k, obj) in range {
+            if !sel.matches(&k.0, obj) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                next = items.last().map(|o: &Value| {
+                    (
+                        meta_str(o, "namespace").to_string(),
+                        meta_str(o, "name").to_string(),
+                    )
+                });
+                break;
+            }
+            items.push(with_version(obj.clone(), rt));
+        }
+        Ok((items, at, next))
+    }
+
     /// Subscribes to changes after `from_rv`: the kept events since then, and a live feed.
     /// `None` starts at the current version after replaying every matching object as ADDED.
     #[allow(clippy::type_complexity)]
@@ -471,12 +600,22 @@ impl Store {
                 "Apply"
             }
         };
-        let body_rv = meta_str(body, "resourceVersion");
-        if kind != PatchType::Json
-            && !body_rv.is_empty()
-            && body_rv != meta_str(&old, "resourceVersion")
-        {
+        // the patched object's resourceVersion is a precondition, whatever the patch type
+        let new_rv = meta_str(&new, "resourceVersion");
+        if !new_rv.is_empty() && new_rv != meta_str(&old, "resourceVersion") {
             return Err(ApiError::conflict(rt, name));
+        }
+        patch::check_depth(&new)?;
+        if let Some(problem) = validation::check_types(rt, &new) {
+            let patched = serde_json::to_string(&new).unwrap_or_default();
+            return Err(ApiError {
+                code: 422,
+                reason: "Invalid",
+                message: format!(" \"\" is invalid: patch: Invalid value: {patched:?}: {problem}"),
+                details: Some(
+                    json!({"causes": [{"reason": "FieldValueInvalid", "message": format!("Invalid value: {patched:?}: {problem}"), "field": "patch"}]}),
+                ),
+            });
         }
         if meta_str(&new, "name") != name {
             return Err(ApiError::bad_request(
@@ -497,23 +636,24 @@ impl Store {
         )
     }
 
-    /// Deletes an object (or marks it, when finalizers remain).
+    /// Deletes an object (or marks it, when finalizers remain), after checking the
+    /// `preconditions`; with `dry_run` nothing changes.
     pub fn delete(
         &self,
         rt: &ResourceType,
         ns: &str,
         name: &str,
         propagation: Propagation,
-        precondition_uid: Option<&str>,
+        preconditions: &Preconditions,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let Some(obj) = st.get(rt, ns, name).cloned() else {
             return Err(ApiError::not_found(rt, name));
         };
-        if let Some(uid) = precondition_uid
-            && uid != meta_str(&obj, "uid")
-        {
-            return Err(ApiError::conflict(rt, name));
+        preconditions.check(rt, name, &obj)?;
+        if dry_run {
+            return Ok(with_version(obj, rt));
         }
         st.delete(rt, ns, name, propagation, &self.live)
     }
@@ -524,8 +664,12 @@ impl Store {
         rt: &ResourceType,
         sel: &Selection,
         propagation: Propagation,
+        dry_run: bool,
     ) -> Result<Vec<Value>, ApiError> {
         let (items, _, _) = self.list(rt, sel, None, None);
+        if dry_run {
+            return Ok(items);
+        }
         let mut st = self.lock();
         let mut deleted = Vec::new();
         for item in items {

@@ -158,13 +158,14 @@ impl State {
             m.remove("status");
         }
         validation::normalize(rt, None, &mut obj)?;
+        crate::schema::admit(rt, None, &mut obj, opts.field_validation, &opts.warnings)?;
         if let Some(manager) = opts.field_manager.as_deref().filter(|m| !m.is_empty()) {
             let entry = ManagedEntry {
                 manager: manager.to_string(),
                 operation: operation.into(),
                 api_version: rt.api_version(),
                 time: now(),
-                fields: fields::leaf_paths(&obj),
+                fields: fields::leaf_paths_in(&obj, rt.schema.as_deref()),
                 subresource: String::new(),
             };
             fields::write_managed(&mut obj, &[entry]);
@@ -228,6 +229,26 @@ impl State {
                 meta_str(&new, "name")
             )));
         }
+        let body_ns = meta_str(&new, "namespace");
+        if rt.namespaced && !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let body_uid = meta_str(&new, "uid");
+        if !body_uid.is_empty() && body_uid != meta_str(&old, "uid") {
+            return Err(crate::schema::invalid(
+                rt,
+                name,
+                &[crate::schema::Cause::invalid(
+                    &crate::schema::Path::default()
+                        .child(crate::schema::Step::Field("metadata".into()))
+                        .child(crate::schema::Step::Field("uid".into())),
+                    &json!(body_uid),
+                    "field is immutable",
+                )],
+            ));
+        }
         // server-owned metadata is kept from the stored object
         for field in [
             "uid",
@@ -249,6 +270,13 @@ impl State {
         new["apiVersion"] = json!(rt.api_version());
         new["kind"] = json!(rt.kind);
         validation::normalize(rt, Some(&old), &mut new)?;
+        crate::schema::admit(
+            rt,
+            Some(&old),
+            &mut new,
+            opts.field_validation,
+            &opts.warnings,
+        )?;
         if rt.tracks_generation && spec_changed(&old, &new) {
             let g = old
                 .pointer("/metadata/generation")
