@@ -346,7 +346,7 @@ pub enum NullBytePolicy {
 #[serde(rename_all = "camelCase")]
 pub struct StoreSourceRef {
     /// The store.
-    pub store_ref: SecretStoreRef,
+    pub store_ref: Option<SecretStoreRef>,
     /// Deprecated here; use `dataFrom[].sourceRef.generatorRef`.
     pub generator_ref: Option<GeneratorRef>,
 }
