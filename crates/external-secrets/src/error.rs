@@ -1,0 +1,100 @@
+//! Why a reconcile failed: one variant per failed action, each with a metric category, an event
+//! reason and a message that is safe to show (no secret values).
+
+use std::time::Duration;
+
+use strongroom_controller_kit::reconcile::ReconcileError;
+use strongroom_provider_api::ProviderError;
+
+/// A failed ExternalSecret or store reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec breaks a rule the CRD's validation would have enforced.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// The referenced store is missing, not allowed, or not ready.
+    #[error("{0}")]
+    Store(String),
+    /// The store's provider could not be used.
+    #[error("{0}")]
+    StoreProvider(ProviderError),
+    /// Reading a value failed; `at` names the spec entry (`spec.data[0] (key: db)`).
+    #[error("error processing {at}: {source}")]
+    Fetch {
+        /// The spec entry.
+        at: String,
+        /// The provider's error.
+        source: ProviderError,
+    },
+    /// A fetched value could not be used (decoding, invalid key, null byte).
+    #[error("error processing {at}: {message}")]
+    Value {
+        /// The spec entry.
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The template (or a templateFrom source) could not be rendered.
+    #[error("could not apply template: {0}")]
+    Template(String),
+    /// The target Secret belongs to someone else.
+    #[error("{0}")]
+    Ownership(String),
+    /// The target is immutable and the data changed.
+    #[error("could not update secret, target is immutable")]
+    Immutable,
+    /// A Kubernetes API call failed.
+    #[error("could not {action}: {source}")]
+    Kube {
+        /// What was being done.
+        action: &'static str,
+        /// The API error.
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// A Kubernetes API error while doing `action`.
+    pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Self {
+        move |source| Self::Kube { action, source }
+    }
+
+    /// The `Ready` condition reason of an ExternalSecret failing this way.
+    pub fn es_reason(&self) -> &'static str {
+        "SecretSyncedError"
+    }
+}
+
+impl ReconcileError for Error {
+    fn category(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) => "invalid_spec",
+            Self::Store(_) => "store",
+            Self::StoreProvider(e) | Self::Fetch { source: e, .. } => e.category(),
+            Self::Value { .. } => "invalid_value",
+            Self::Template(_) => "template",
+            Self::Ownership(_) => "ownership",
+            Self::Immutable => "immutable",
+            Self::Kube { .. } => "kubernetes",
+        }
+    }
+
+    fn event_reason(&self) -> &'static str {
+        "UpdateFailed"
+    }
+
+    fn retryable(&self) -> bool {
+        match self {
+            // fixed by editing the ExternalSecret, which triggers a reconcile
+            Self::InvalidSpec(_) | Self::Immutable | Self::Template(_) => false,
+            _ => true,
+        }
+    }
+
+    fn requeue_after(&self) -> Option<Duration> {
+        match self {
+            Self::Fetch { source, .. } | Self::StoreProvider(source) => source.retry_after(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,686 @@
+//! The ExternalSecret reconcile: decide whether to read, read, render, write the target Secret
+//! by server-side apply under upstream's field manager, and report in status, events and
+//! metrics. A failure never empties or deletes the target.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::{Map, Value, json};
+use strongroom_controller_kit::status::{self, DesiredCondition, Stamps};
+use strongroom_core::crd::external_secrets::{
+    CREATED_BY_LABEL, CreationPolicy, DATA_HASH_ANNOTATION, DeletionPolicy,
+    EXTERNAL_SECRET_FINALIZER, ExternalSecret, ExternalSecretSpec, MANAGED_LABEL, StoreKind,
+};
+
+use crate::context::Context;
+use crate::desired::{TemplateSources, desired, sources_needed};
+use crate::error::Error;
+use crate::fetch::{Outcome, fetch};
+use crate::hash::{created_by, data_hash, field_manager, synced_resource_version};
+use crate::refresh::{LastSync, interval, next_refresh_in, should_refresh, source_seed};
+use crate::{FIELD_MANAGER, READY};
+
+/// Upstream's static checks (its admission webhook), for objects that bypassed the CRD rules.
+pub fn validate_spec(spec: &ExternalSecretSpec) -> Result<(), String> {
+    let has_data = spec.data.as_ref().is_some_and(|d| !d.is_empty());
+    let has_from = spec.data_from.as_ref().is_some_and(|d| !d.is_empty());
+    if !has_data && !has_from {
+        return Err("either spec.data or spec.dataFrom must be set".into());
+    }
+    let target = spec.target.clone().unwrap_or_default();
+    let creation = target.creation_policy.unwrap_or_default();
+    match target.deletion_policy.unwrap_or_default() {
+        DeletionPolicy::Delete if creation != CreationPolicy::Owner => {
+            return Err(format!(
+                "deletionPolicy=Delete is only allowed with creationPolicy=Owner, not {creation:?}"
+            ));
+        }
+        DeletionPolicy::Merge if creation == CreationPolicy::None => {
+            return Err("deletionPolicy=Merge is not allowed with creationPolicy=None".into());
+        }
+        _ => {}
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for d in spec.data.iter().flatten() {
+        if !seen.insert(d.secret_key.as_str()) {
+            return Err(format!(
+                "duplicate secretKey {:?} in spec.data",
+                d.secret_key
+            ));
+        }
+    }
+    if target.manifest.is_some() {
+        return Err(
+            "spec.target.manifest (generic targets) is not supported by this controller yet".into(),
+        );
+    }
+    if let Some(t) = &target.template {
+        let privileged = t.type_.as_deref() == Some("kubernetes.io/service-account-token")
+            && t.metadata
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .is_some_and(|a| a.contains_key("kubernetes.io/service-account.name"))
+            || t.type_.as_deref() == Some("bootstrap.kubernetes.io/token");
+        if privileged {
+            return Err("the template makes a privileged Secret type, which is not allowed".into());
+        }
+    }
+    interval(spec.refresh_interval.as_deref())?;
+    Ok(())
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn target_name(es: &ExternalSecret) -> String {
+    es.spec
+        .target
+        .as_ref()
+        .and_then(|t| t.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| es.name_any())
+}
+
+/// The grid seed of an ExternalSecret: what it reads, so readers of the same keys refresh
+/// together.
+fn seed(es: &ExternalSecret) -> u64 {
+    let mut parts = serde_json::to_vec(&es.spec.secret_store_ref).unwrap_or_default();
+    parts.extend(serde_json::to_vec(&es.spec.data).unwrap_or_default());
+    parts.extend(serde_json::to_vec(&es.spec.data_from).unwrap_or_default());
+    source_seed(&parts)
+}
+
+/// Whether the existing target is what this ExternalSecret last wrote (upstream's validity:
+/// managed label and a data hash that matches the data).
+fn target_valid(es: &ExternalSecret, existing: Option<&Secret>) -> bool {
+    let creation = creation_policy(es);
+    if matches!(creation, CreationPolicy::Orphan | CreationPolicy::None) {
+        return true;
+    }
+    let Some(secret) = existing else {
+        return false;
+    };
+    let managed = secret
+        .labels()
+        .get(MANAGED_LABEL)
+        .is_some_and(|v| v == "true");
+    let hash = data_hash(
+        secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k, v.0.as_slice())),
+    );
+    managed && secret.annotations().get(DATA_HASH_ANNOTATION) == Some(&hash)
+}
+
+fn creation_policy(es: &ExternalSecret) -> CreationPolicy {
+    es.spec
+        .target
+        .as_ref()
+        .and_then(|t| t.creation_policy)
+        .unwrap_or_default()
+}
+
+fn deletion_policy(es: &ExternalSecret) -> DeletionPolicy {
+    es.spec
+        .target
+        .as_ref()
+        .and_then(|t| t.deletion_policy)
+        .unwrap_or_default()
+}
+
+/// The reconcile kube-runtime calls.
+pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let (name, ns) = (es.name_any(), es.namespace().unwrap_or_default());
+    let result = ctx.policy.observe(es.as_ref(), sync(&es, &ctx)).await;
+    let nanos = start.elapsed().as_nanos() as f64;
+    ctx.metrics.synced(&name, &ns, result.is_ok(), nanos);
+    if let Err(e) = &result
+        && es.metadata.deletion_timestamp.is_none()
+    {
+        ctx.metrics.es_ready(&name, &ns, false);
+        if let Err(write) =
+            write_status(&ctx, &es, false, e.es_reason(), &e.to_string(), None).await
+        {
+            tracing::warn!(object = %format!("{ns}/{name}"), error = %write, "could not write status");
+        }
+    }
+    result
+}
+
+/// The error policy kube-runtime calls.
+pub fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.policy.on_error(es.as_ref(), err)
+}
+
+/// What a successful sync records in status.
+struct Synced<'a> {
+    version: &'a str,
+    target: &'a str,
+}
+
+async fn write_status(
+    ctx: &Context,
+    es: &ExternalSecret,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    synced: Option<Synced<'_>>,
+) -> Result<(), Error> {
+    if ctx.policy.stop_token().is_cancelled() {
+        return Ok(());
+    }
+    let current = serde_json::to_value(&es.status).unwrap_or(Value::Null);
+    let mut extra = Map::new();
+    // fields this manager applied before stay, or server-side apply would remove them
+    for field in ["refreshTime", "syncedResourceVersion", "binding"] {
+        if let Some(v) = current.get(field).filter(|v| !v.is_null()) {
+            extra.insert(field.into(), v.clone());
+        }
+    }
+    if let Some(s) = synced {
+        extra.insert("refreshTime".into(), json!(status::now()));
+        extra.insert("syncedResourceVersion".into(), json!(s.version));
+        extra.insert("binding".into(), json!({"name": s.target}));
+    }
+    let condition = DesiredCondition::new(READY, ok)
+        .reason(reason)
+        .message(message);
+    let Some(next) = status::next_status(
+        &current,
+        &[condition],
+        extra,
+        &status::now(),
+        Stamps::Transition,
+    ) else {
+        return Ok(());
+    };
+    let api: Api<ExternalSecret> =
+        Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
+    status::apply_status(&api, &es.name_any(), FIELD_MANAGER, next)
+        .await
+        .map_err(Error::kube("update the ExternalSecret status"))
+}
+
+/// Sets the finalizer list by merge patch, guarded by the resourceVersion the list was read at
+/// (a concurrent change of the list fails with a conflict and is retried, never lost).
+async fn set_finalizers(
+    ctx: &Context,
+    es: &ExternalSecret,
+    finalizers: Vec<String>,
+) -> kube::Result<()> {
+    let api: Api<ExternalSecret> =
+        Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
+    let patch = json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": es.resource_version(),
+        }
+    });
+    api.patch(
+        &es.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn ensure_finalizer(ctx: &Context, es: &ExternalSecret) -> Result<(), Error> {
+    if es
+        .finalizers()
+        .iter()
+        .any(|f| f == EXTERNAL_SECRET_FINALIZER)
+    {
+        return Ok(());
+    }
+    let mut finalizers = es.finalizers().to_vec();
+    finalizers.push(EXTERNAL_SECRET_FINALIZER.into());
+    set_finalizers(ctx, es, finalizers)
+        .await
+        .map_err(Error::kube("add the finalizer"))
+}
+
+async fn finalize(ctx: &Context, es: &ExternalSecret) -> Result<Action, Error> {
+    let (name, ns) = (es.name_any(), es.namespace().unwrap_or_default());
+    ctx.metrics.forget_es(&name, &ns);
+    if !es
+        .finalizers()
+        .iter()
+        .any(|f| f == EXTERNAL_SECRET_FINALIZER)
+    {
+        return Ok(Action::await_change());
+    }
+    if deletion_policy(es) == DeletionPolicy::Delete && creation_policy(es) == CreationPolicy::Owner
+    {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let target = target_name(es);
+        if let Some(secret) = secrets
+            .get_opt(&target)
+            .await
+            .map_err(Error::kube("read the target Secret"))?
+            && owned_by(&secret, es)
+        {
+            match secrets.delete(&target, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::kube("delete the target Secret")(e)),
+            }
+        }
+    }
+    let finalizers: Vec<String> = es
+        .finalizers()
+        .iter()
+        .filter(|f| *f != EXTERNAL_SECRET_FINALIZER)
+        .cloned()
+        .collect();
+    match set_finalizers(ctx, es, finalizers).await {
+        Ok(()) => Ok(Action::await_change()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
+        Err(e) => Err(Error::kube("remove the finalizer")(e)),
+    }
+}
+
+fn owned_by(secret: &Secret, es: &ExternalSecret) -> bool {
+    let uid = es.uid().unwrap_or_default();
+    secret
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+fn foreign_controller(secret: &Secret, es: &ExternalSecret) -> bool {
+    let uid = es.uid().unwrap_or_default();
+    secret
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid != uid)
+}
+
+fn uses_cluster_store(spec: &ExternalSecretSpec) -> bool {
+    let kind = |r: Option<&strongroom_core::crd::external_secrets::SecretStoreRef>| {
+        r.is_some_and(|r| r.kind_or_default() == StoreKind::ClusterSecretStore)
+    };
+    kind(spec.secret_store_ref.as_ref())
+        || spec
+            .data
+            .iter()
+            .flatten()
+            .any(|d| kind(d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref())))
+        || spec
+            .data_from
+            .iter()
+            .flatten()
+            .any(|d| kind(d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref())))
+}
+
+async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
+    if es.metadata.deletion_timestamp.is_some() {
+        return finalize(ctx, es).await;
+    }
+    if !ctx.cluster_stores && uses_cluster_store(&es.spec) {
+        return Ok(Action::await_change());
+    }
+    validate_spec(&es.spec).map_err(Error::InvalidSpec)?;
+    ensure_finalizer(ctx, es).await?;
+    let (name, ns) = (es.name_any(), es.namespace().unwrap_or_default());
+    let every = interval(es.spec.refresh_interval.as_deref()).map_err(Error::InvalidSpec)?;
+    let target = target_name(es);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = secrets
+        .get_opt(&target)
+        .await
+        .map_err(Error::kube("read the target Secret"))?;
+    let version = synced_resource_version(
+        es.metadata.generation.unwrap_or_default(),
+        es.metadata.labels.as_ref(),
+        es.metadata.annotations.as_ref(),
+    );
+    let status = es.status.clone().unwrap_or_default();
+    let age = status
+        .refresh_time
+        .as_ref()
+        .map(|t| now_secs() - t.0.as_second());
+    let last = LastSync {
+        synced_version: status.synced_resource_version.as_deref(),
+        age_secs: age,
+    };
+    let requeue = |age: i64| {
+        if every.is_zero() {
+            Action::await_change()
+        } else {
+            Action::requeue(next_refresh_in(every, age, now_secs(), seed(es)))
+        }
+    };
+    if !should_refresh(es.spec.refresh_policy, every, last, &version)
+        && target_valid(es, existing.as_ref())
+    {
+        ctx.metrics.es_ready(&name, &ns, true);
+        return Ok(requeue(age.unwrap_or_default()));
+    }
+    let creation = creation_policy(es);
+    let deletion = deletion_policy(es);
+    if creation == CreationPolicy::Merge && existing.is_none() {
+        ctx.metrics.es_ready(&name, &ns, true);
+        write_status(
+            ctx,
+            es,
+            true,
+            "SecretMissing",
+            "secret will not be created (creationPolicy: Merge) until it exists",
+            None,
+        )
+        .await?;
+        // an unlabelled Secret's creation triggers nothing: look again soon, not in an interval
+        let soon = std::time::Duration::from_secs(30);
+        return Ok(Action::requeue(if every.is_zero() {
+            soon
+        } else {
+            every.min(soon)
+        }));
+    }
+    if creation == CreationPolicy::Owner
+        && let Some(secret) = &existing
+        && foreign_controller(secret, es)
+    {
+        return Err(Error::Ownership(
+            "target is owned by another ExternalSecret".into(),
+        ));
+    }
+    let tolerate_missing = matches!(deletion, DeletionPolicy::Delete | DeletionPolicy::Merge);
+    // a shared read may be at most half an interval old, so values are never staler than
+    // upstream's (the read-cache TTL caps it further)
+    let max_age = if every.is_zero() {
+        ctx.read_max_age
+    } else {
+        every / 2
+    };
+    let fetched = match fetch(
+        &es.spec,
+        &ns,
+        &ctx.stores,
+        &ctx.engine,
+        tolerate_missing,
+        max_age,
+    )
+    .await?
+    {
+        Outcome::Fetched(f) => f,
+        Outcome::OtherClass => return Ok(Action::await_change()),
+    };
+    for at in &fetched.missing {
+        ctx.policy.event(
+            es,
+            EventType::Normal,
+            "MissingProviderSecret",
+            format!("{at}: remote key not found"),
+        );
+    }
+    let synced = Synced {
+        version: &version,
+        target: &target,
+    };
+    if fetched.data.is_empty() {
+        match deletion {
+            DeletionPolicy::Delete => {
+                if let Some(secret) = &existing
+                    && owned_by(secret, es)
+                    && !ctx.policy.stop_token().is_cancelled()
+                {
+                    secrets
+                        .delete(&target, &DeleteParams::default())
+                        .await
+                        .map_err(Error::kube("delete the target Secret"))?;
+                    ctx.policy.event(
+                        es,
+                        EventType::Normal,
+                        "Deleted",
+                        "secret deleted because the provider has no data (deletionPolicy: Delete)"
+                            .into(),
+                    );
+                }
+                ctx.metrics.es_ready(&name, &ns, true);
+                write_status(
+                    ctx,
+                    es,
+                    true,
+                    "SecretDeleted",
+                    "secret deleted due to DeletionPolicy",
+                    Some(synced),
+                )
+                .await?;
+                return Ok(requeue(0));
+            }
+            DeletionPolicy::Retain => {
+                ctx.metrics.es_ready(&name, &ns, true);
+                write_status(
+                    ctx,
+                    es,
+                    true,
+                    "SecretSynced",
+                    "secret retained due to DeletionPolicy=Retain",
+                    Some(synced),
+                )
+                .await?;
+                return Ok(requeue(0));
+            }
+            // Merge: write with no keys of ours, which removes the keys this manager set
+            DeletionPolicy::Merge => {}
+        }
+    }
+    if creation == CreationPolicy::None {
+        ctx.metrics.es_ready(&name, &ns, true);
+        write_status(ctx, es, true, "SecretSynced", "secret synced", Some(synced)).await?;
+        return Ok(requeue(0));
+    }
+    let template = es.spec.target.as_ref().and_then(|t| t.template.as_ref());
+    let sources = template_sources(ctx, &ns, template).await?;
+    let want = desired(
+        es.labels(),
+        es.annotations(),
+        template,
+        &fetched.data,
+        &sources,
+        &ctx.engine,
+    )
+    .map_err(Error::Template)?;
+    let merging = matches!(
+        creation,
+        CreationPolicy::Merge | CreationPolicy::CreateOrMerge
+    ) && existing.is_some();
+    let mut final_data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    if merging && let Some(secret) = &existing {
+        final_data.extend(
+            secret
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.0.clone())),
+        );
+    }
+    final_data.extend(want.data.clone());
+    if let Some(secret) = &existing
+        && secret.immutable == Some(true)
+    {
+        let current: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        if current != final_data {
+            return Err(Error::Immutable);
+        }
+    }
+    let hash = data_hash(final_data.iter().map(|(k, v)| (k, v.as_slice())));
+    let mut labels = want.labels.clone();
+    labels.insert(MANAGED_LABEL.into(), "true".into());
+    let mut owner_refs = Vec::new();
+    if creation == CreationPolicy::Owner {
+        labels.insert(CREATED_BY_LABEL.into(), created_by(&ns, &name));
+        owner_refs.push(OwnerReference {
+            api_version: ExternalSecret::api_version(&()).into_owned(),
+            kind: ExternalSecret::kind(&()).into_owned(),
+            name: name.clone(),
+            uid: es.uid().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        });
+    }
+    let mut annotations = want.annotations.clone();
+    annotations.insert(DATA_HASH_ANNOTATION.into(), hash);
+    let mut secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": target,
+            "namespace": ns,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "data": want.data.iter().map(|(k, v)| (k.clone(), json!(base64_of(v)))).collect::<Map<String, Value>>(),
+    });
+    if !owner_refs.is_empty() {
+        secret["metadata"]["ownerReferences"] = json!(owner_refs);
+    }
+    if let Some(t) = &want.type_ {
+        secret["type"] = json!(t);
+    }
+    if es.spec.target.as_ref().and_then(|t| t.immutable) == Some(true) {
+        secret["immutable"] = json!(true);
+    }
+    if ctx.policy.stop_token().is_cancelled() {
+        return Ok(Action::await_change());
+    }
+    let written = secrets
+        .patch(
+            &target,
+            &PatchParams::apply(&field_manager(&name)).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .map_err(Error::kube("update secret"))?;
+    let changed =
+        existing.as_ref().map(|s| s.resource_version()) != Some(written.resource_version());
+    if changed {
+        let (reason, note) = if existing.is_none() {
+            ("Created", "secret created")
+        } else {
+            ("Updated", "secret updated")
+        };
+        ctx.policy.event(es, EventType::Normal, reason, note.into());
+    }
+    ctx.metrics.es_ready(&name, &ns, true);
+    write_status(ctx, es, true, "SecretSynced", "secret synced", Some(synced)).await?;
+    Ok(requeue(0))
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn template_sources(
+    ctx: &Context,
+    ns: &str,
+    template: Option<&strongroom_core::crd::external_secrets::ExternalSecretTemplate>,
+) -> Result<TemplateSources, Error> {
+    let (cms, secrets) = sources_needed(template);
+    let mut out = TemplateSources::default();
+    let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    for name in cms {
+        match cm_api
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube("read a templateFrom ConfigMap"))?
+        {
+            Some(cm) => {
+                out.config_maps.insert(name, cm.data.unwrap_or_default());
+            }
+            None => {
+                return Err(Error::Template(format!(
+                    "templateFrom ConfigMap {name:?} not found"
+                )));
+            }
+        }
+    }
+    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    for name in secrets {
+        match secret_api
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube("read a templateFrom Secret"))?
+        {
+            Some(s) => {
+                out.secrets.insert(
+                    name,
+                    s.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect(),
+                );
+            }
+            None => {
+                return Err(Error::Template(format!(
+                    "templateFrom Secret {name:?} not found"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strongroom_core::crd::external_secrets::{ExternalSecretData, ExternalSecretTarget};
+
+    fn spec_with(creation: CreationPolicy, deletion: DeletionPolicy) -> ExternalSecretSpec {
+        ExternalSecretSpec {
+            data: Some(vec![ExternalSecretData {
+                secret_key: "a".into(),
+                ..Default::default()
+            }]),
+            target: Some(ExternalSecretTarget {
+                creation_policy: Some(creation),
+                deletion_policy: Some(deletion),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn webhook_rules() {
+        assert!(validate_spec(&ExternalSecretSpec::default()).is_err());
+        assert!(validate_spec(&spec_with(CreationPolicy::Owner, DeletionPolicy::Delete)).is_ok());
+        assert!(validate_spec(&spec_with(CreationPolicy::Merge, DeletionPolicy::Delete)).is_err());
+        assert!(validate_spec(&spec_with(CreationPolicy::None, DeletionPolicy::Merge)).is_err());
+        let mut dup = spec_with(CreationPolicy::Owner, DeletionPolicy::Retain);
+        dup.data = Some(vec![
+            ExternalSecretData {
+                secret_key: "a".into(),
+                ..Default::default()
+            },
+            ExternalSecretData {
+                secret_key: "a".into(),
+                ..Default::default()
+            },
+        ]);
+        assert!(validate_spec(&dup).is_err_and(|e| e.contains("duplicate")));
+        let mut bad_interval = spec_with(CreationPolicy::Owner, DeletionPolicy::Retain);
+        bad_interval.refresh_interval = Some("often".into());
+        assert!(validate_spec(&bad_interval).is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! What happens to keys and values between the provider and the Secret: rewrites, key
+//! conversion, key validation, decoding and the null-byte check (upstream's order).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use strongroom_core::crd::external_secrets::{
+    ConversionStrategy, DecodingStrategy, ExternalSecretRewrite, NullBytePolicy,
+};
+use strongroom_core::template::{Engine, Value};
+use strongroom_provider_api::{SecretBytes, SecretMap};
+
+/// The longest key a Secret may have.
+const MAX_KEY_LEN: usize = 253;
+
+/// Whether `key` may be a Secret key: `[-._a-zA-Z0-9]+`, at most 253 characters.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+/// A remote name made into a Secret key: `Default` replaces each invalid character with `_`,
+/// `Unicode` with `_U<4 hex digits>_`.
+pub fn convert_key(key: &str, strategy: ConversionStrategy) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                c.to_string()
+            } else {
+                match strategy {
+                    ConversionStrategy::Default => "_".to_string(),
+                    ConversionStrategy::Unicode => format!("_U{:04x}_", c as u32),
+                }
+            }
+        })
+        .collect()
+}
+
+/// Decodes a value as `decodingStrategy` says. `Auto` tries standard base64, then URL-safe
+/// base64, and keeps the raw value when neither fits.
+pub fn decode(
+    key: &str,
+    value: SecretBytes,
+    strategy: DecodingStrategy,
+) -> Result<SecretBytes, String> {
+    let try_std = || STANDARD.decode(value.expose()).ok().map(SecretBytes::new);
+    let try_url = || URL_SAFE.decode(value.expose()).ok().map(SecretBytes::new);
+    match strategy {
+        DecodingStrategy::None => Ok(value),
+        DecodingStrategy::Base64 => {
+            try_std().ok_or_else(|| format!("value of key {key:?} is not valid base64"))
+        }
+        DecodingStrategy::Base64Url => {
+            try_url().ok_or_else(|| format!("value of key {key:?} is not valid base64url"))
+        }
+        DecodingStrategy::Auto => Ok(try_std().or_else(try_url).unwrap_or(value)),
+    }
+}
+
+/// Fails when `nullBytePolicy: Fail` and the value holds a NUL byte.
+pub fn check_null_bytes(
+    key: &str,
+    value: &SecretBytes,
+    policy: Option<NullBytePolicy>,
+) -> Result<(), String> {
+    if policy == Some(NullBytePolicy::Fail) && value.expose().contains(&0) {
+        return Err(format!(
+            "value of key {key:?} contains a null byte (nullBytePolicy: Fail)"
+        ));
+    }
+    Ok(())
+}
+
+/// Applies `rewrite[]` in order to the keys of `map`. Later keys overwrite earlier ones.
+pub fn rewrite(
+    map: SecretMap,
+    rewrites: &[ExternalSecretRewrite],
+    engine: &Engine,
+) -> Result<SecretMap, String> {
+    let mut current = map;
+    for (i, rw) in rewrites.iter().enumerate() {
+        current = match (&rw.regexp, &rw.transform, &rw.merge) {
+            (Some(re), None, None) => {
+                let pattern = regex::Regex::new(&re.source).map_err(|e| {
+                    format!("rewrite[{i}].regexp.source {:?} is invalid: {e}", re.source)
+                })?;
+                current
+                    .into_iter()
+                    .map(|(k, v)| (pattern.replace_all(&k, re.target.as_str()).into_owned(), v))
+                    .collect()
+            }
+            (None, Some(t), None) => {
+                let mut out = SecretMap::new();
+                for (k, v) in current {
+                    let dot = Value::Map(
+                        [("value".to_string(), Value::String(k.clone()))]
+                            .into_iter()
+                            .collect(),
+                    );
+                    let key = engine
+                        .render(&format!("rewrite[{i}]"), &t.template, dot, &[])
+                        .map_err(|e| format!("rewrite[{i}].transform: {e}"))?;
+                    out.insert(key, v);
+                }
+                out
+            }
+            (None, None, Some(_)) => {
+                return Err(format!(
+                    "rewrite[{i}].merge is not supported by this controller yet"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "rewrite[{i}] must set exactly one of regexp, transform and merge"
+                ));
+            }
+        };
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strongroom_core::crd::external_secrets::{RewriteRegexp, RewriteTransform};
+
+    fn map(keys: &[&str]) -> SecretMap {
+        keys.iter()
+            .map(|k| (k.to_string(), SecretBytes::from("v")))
+            .collect()
+    }
+
+    #[test]
+    fn conversion_and_validation() {
+        assert_eq!(convert_key("a/b c", ConversionStrategy::Default), "a_b_c");
+        assert_eq!(convert_key("a/b", ConversionStrategy::Unicode), "a_U002f_b");
+        assert!(valid_key("tls.crt") && valid_key("A-_.9"));
+        assert!(!valid_key("a/b") && !valid_key("") && !valid_key(&"a".repeat(254)));
+    }
+
+    #[test]
+    fn decoding() {
+        let text = |r: Result<SecretBytes, String>| {
+            r.map(|v| String::from_utf8_lossy(v.expose()).into_owned())
+        };
+        assert_eq!(
+            text(decode("k", "aGk=".into(), DecodingStrategy::Base64)),
+            Ok("hi".into())
+        );
+        assert!(decode("k", "not base64!".into(), DecodingStrategy::Base64).is_err());
+        assert_eq!(
+            decode("k", "_-8=".into(), DecodingStrategy::Auto).map(|v| v.expose().to_vec()),
+            Ok(vec![0xff, 0xef])
+        );
+        assert_eq!(
+            text(decode("k", "plain text".into(), DecodingStrategy::Auto)),
+            Ok("plain text".into())
+        );
+        assert!(check_null_bytes("k", &"a\0".into(), Some(NullBytePolicy::Fail)).is_err());
+        assert!(check_null_bytes("k", &"a\0".into(), None).is_ok());
+    }
+
+    #[test]
+    fn rewrites_apply_in_order() {
+        let engine = Engine::external_secrets();
+        let rws = vec![
+            ExternalSecretRewrite {
+                regexp: Some(RewriteRegexp {
+                    source: "^db/(.*)$".into(),
+                    target: "db-$1".into(),
+                }),
+                ..Default::default()
+            },
+            ExternalSecretRewrite {
+                transform: Some(RewriteTransform {
+                    template: "{{ .value | upper }}".into(),
+                }),
+                ..Default::default()
+            },
+        ];
+        let out = rewrite(map(&["db/user", "other"]), &rws, &engine).unwrap_or_default();
+        assert_eq!(out.keys().collect::<Vec<_>>(), ["DB-USER", "OTHER"]);
+        let bad = vec![ExternalSecretRewrite::default()];
+        assert!(rewrite(map(&["a"]), &bad, &engine).is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! `external-secrets-controller`: upstream's flags (see `docs/external-secrets.md`), one process
+//! running the SecretStore, ClusterSecretStore and ExternalSecret controllers.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use strongroom_controller_kit::flags::go_bool;
+use strongroom_controller_kit::http::parse_listen_addr;
+use strongroom_controller_kit::logging::{LogArgs, LogFormat};
+use strongroom_controller_kit::readiness::Readiness;
+use strongroom_controller_kit::reconcile::{ErrorPolicy, ReconcileMetrics};
+use strongroom_controller_kit::{admin, leader, logging, pod, shutdown};
+use strongroom_core::duration::parse_go_duration;
+use strongroom_external_secrets::context::Context;
+use strongroom_external_secrets::metrics::Metrics;
+use strongroom_external_secrets::run::{Options, run_controllers};
+use strongroom_external_secrets::stores::StoreOptions;
+use strongroom_external_secrets::{CONTROLLER_NAME, REPORTER};
+
+/// The external-secrets controller.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "external-secrets-controller",
+    version,
+    args_override_self = true
+)]
+struct Args {
+    /// Reconciles run in parallel, per controller.
+    #[arg(long, default_value_t = 1)]
+    concurrent: u16,
+    /// Kubernetes client requests per second (accepted; the client is not rate limited).
+    #[arg(long, default_value_t = 50.0)]
+    client_qps: f32,
+    /// Kubernetes client burst (accepted; the client is not rate limited).
+    #[arg(long, default_value_t = 100)]
+    client_burst: u32,
+    /// Serve only stores whose `spec.controller` is empty or equal to this.
+    #[arg(long, default_value = "default")]
+    controller_class: String,
+    /// Watch one namespace only (empty: all).
+    #[arg(long, default_value = "")]
+    namespace: String,
+    /// Validate ClusterSecretStores (and let ExternalSecrets use them).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_cluster_store_reconciler: bool,
+    /// Validate SecretStores.
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_secret_store_reconciler: bool,
+    /// Reconcile ClusterExternalSecrets (not implemented yet: accepted).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_cluster_external_secret_reconciler: bool,
+    /// Reconcile PushSecrets (not implemented yet: accepted).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_push_secret_reconciler: bool,
+    /// Reconcile ClusterPushSecrets (not implemented yet: accepted).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_cluster_push_secret_reconciler: bool,
+    /// How often stores are validated (Go duration).
+    #[arg(long, default_value = "5m")]
+    store_requeue_interval: String,
+    /// ExternalSecrets wait for their store to be Ready.
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_flood_gate: bool,
+    /// Accepted for compatibility: Secrets are never cached whole.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_secrets_caching: bool,
+    /// Accepted for compatibility: ConfigMaps are never cached.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_configmaps_caching: bool,
+    /// Accepted for compatibility.
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_managed_secrets_caching: bool,
+    /// Accepted for compatibility: the target is always read from the API.
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_secret_api_read_on_cache_mismatch: bool,
+    /// Accepted for compatibility (generators are not implemented yet).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_generator_state: bool,
+    /// Accepted for compatibility.
+    #[arg(long, default_value = "2m")]
+    generator_gc_grace_period: String,
+    /// Accepted for compatibility.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_extended_metric_labels: bool,
+    /// Generic targets (`spec.target.manifest`) are not implemented yet.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    unsafe_allow_generic_targets: bool,
+    /// Hold a Lease so that only one replica works.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_leader_election: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "external-secrets-controller")]
+    leader_election_id: String,
+    /// Leader election: Lease duration (Go duration).
+    #[arg(long, default_value = "15s")]
+    leader_election_lease_duration: String,
+    /// Leader election: renew deadline (Go duration).
+    #[arg(long, default_value = "10s")]
+    leader_election_renew_deadline: String,
+    /// Leader election: retry period (Go duration).
+    #[arg(long, default_value = "2s")]
+    leader_election_retry_period: String,
+    /// Address of `/metrics`.
+    #[arg(long, default_value = ":8080")]
+    metrics_addr: String,
+    /// Accepted for compatibility: metrics are served over plain HTTP.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    metrics_secure: bool,
+    /// Accepted for compatibility.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_http2: bool,
+    /// Address of `/healthz` and `/readyz`.
+    #[arg(long, default_value = ":8082")]
+    live_addr: String,
+    /// debug, info, warn, error (dpanic, panic and fatal log as error).
+    #[arg(long, default_value = "info")]
+    loglevel: String,
+    /// Accepted for compatibility.
+    #[arg(long, default_value = "epoch")]
+    zap_time_encoding: String,
+    /// Accepted for compatibility: Vault clients are always kept per store.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    enable_vault_token_cache: bool,
+    /// Accepted for compatibility.
+    #[arg(long, default_value_t = 262144)]
+    vault_token_cache_size: u64,
+    /// Templates' left delimiter (only the default is supported).
+    #[arg(long, default_value = "{{")]
+    template_left_delimiter: String,
+    /// Templates' right delimiter (only the default is supported).
+    #[arg(long, default_value = "}}")]
+    template_right_delimiter: String,
+    /// Beyond upstream: how long one provider read is shared by every ExternalSecret asking
+    /// for the same value (Go duration; 0 shares only concurrent reads).
+    #[arg(long, default_value = "30s")]
+    provider_read_cache_ttl: String,
+    /// `text` or `json` logs.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    parse_go_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+fn main() -> ExitCode {
+    shutdown::run_main(run)
+}
+
+async fn run() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    let level = match args.loglevel.as_str() {
+        "dpanic" | "panic" | "fatal" => "error",
+        other => other,
+    };
+    logging::init(&LogArgs {
+        log_level: level.to_string(),
+        log_format: if args.log_format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        },
+    });
+    anyhow::ensure!(
+        args.template_left_delimiter == "{{" && args.template_right_delimiter == "}}",
+        "--template-left-delimiter/--template-right-delimiter: only the default delimiters are supported"
+    );
+    anyhow::ensure!(
+        !args.unsafe_allow_generic_targets,
+        "--unsafe-allow-generic-targets: generic targets are not supported yet"
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let shutdown = shutdown::on_signal()?;
+    let namespace = pod::namespace();
+    let lease = leader::LeaseConfig {
+        lease_duration: duration(
+            "leader-election-lease-duration",
+            &args.leader_election_lease_duration,
+        )?,
+        renew_deadline: duration(
+            "leader-election-renew-deadline",
+            &args.leader_election_renew_deadline,
+        )?,
+        retry_period: duration(
+            "leader-election-retry-period",
+            &args.leader_election_retry_period,
+        )?,
+        ..leader::LeaseConfig::new(
+            &namespace,
+            &args.leader_election_id,
+            &pod::identity("external-secrets"),
+        )
+    };
+    lease.validate().map_err(anyhow::Error::msg)?;
+    let store_requeue = duration("store-requeue-interval", &args.store_requeue_interval)?;
+    let read_ttl = duration("provider-read-cache-ttl", &args.provider_read_cache_ttl)?;
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry)?;
+    let reconcile_metrics = ReconcileMetrics::register(&registry)?;
+    let readiness = Readiness::default();
+    readiness.stop_on(shutdown.clone());
+    if args.enable_leader_election {
+        readiness.component("standby").ready();
+    }
+    let servers = shutdown::CancellationToken::new();
+    let _stop_servers = servers.clone().drop_guard();
+    let metrics_addr = admin::serve(
+        parse_listen_addr(&args.metrics_addr)?,
+        registry.clone(),
+        readiness.clone(),
+        servers.clone(),
+    )
+    .await?;
+    let live_addr = admin::serve(
+        parse_listen_addr(&args.live_addr)?,
+        registry,
+        readiness.clone(),
+        servers.clone(),
+    )
+    .await?;
+    tracing::info!(%metrics_addr, %live_addr, "external-secrets controller starting");
+    let client = Client::try_default().await?;
+    let election = args.enable_leader_election.then(|| leader::Election {
+        client: client.clone(),
+        lease,
+    });
+    let options = Options {
+        namespace: (!args.namespace.is_empty()).then(|| args.namespace.clone()),
+        concurrency: args.concurrent,
+        secret_stores: args.enable_secret_store_reconciler,
+        cluster_stores: args.enable_cluster_store_reconciler,
+        stores: StoreOptions {
+            controller_class: args.controller_class.clone(),
+            flood_gate: args.enable_flood_gate,
+            read_ttl,
+        },
+    };
+    let ended = leader::run_while_leading(election, &shutdown, Duration::from_secs(2), |stop| {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: REPORTER.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        let policy = ErrorPolicy::new(
+            CONTROLLER_NAME,
+            reconcile_metrics.clone(),
+            recorder,
+            stop.clone(),
+        );
+        let (client, metrics, readiness) = (client.clone(), metrics.clone(), readiness.clone());
+        async move {
+            let ctx = Context::new(client, metrics, policy, &options, store_requeue);
+            run_controllers(ctx, options, &readiness, stop).await;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(match ended {
+        leader::Ended::LostLease => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_command_lines_parse() {
+        let args = Args::try_parse_from([
+            "external-secrets-controller",
+            "--concurrent=5",
+            "--metrics-addr=:8080",
+            "--loglevel=debug",
+            "--zap-time-encoding=epoch",
+            "--enable-leader-election=true",
+            "--enable-flood-gate",
+            "--enable-cluster-store-reconciler=false",
+            "--store-requeue-interval=1m",
+            "--controller-class=team-a",
+        ]);
+        let Ok(args) = args else {
+            panic!("upstream flags must parse");
+        };
+        assert_eq!(args.concurrent, 5);
+        assert!(args.enable_leader_election && args.enable_flood_gate);
+        assert!(!args.enable_cluster_store_reconciler);
+        assert_eq!(args.controller_class, "team-a");
+        assert!(Args::try_parse_from(["external-secrets-controller", "--no-such-flag"]).is_err());
+    }
+}

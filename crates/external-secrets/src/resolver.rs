@@ -1,0 +1,113 @@
+//! The credential resolver providers use: Secrets, ConfigMaps and ServiceAccount tokens read
+//! with the controller's client, with errors that name the object (never its content).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use strongroom_provider_api::{CredentialResolver, ProviderError, SecretBytes};
+
+/// Resolves credentials through the Kubernetes API.
+#[derive(Clone)]
+pub struct KubeResolver {
+    client: Client,
+}
+
+impl KubeResolver {
+    /// A resolver using `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn api_error(what: &str, e: kube::Error) -> ProviderError {
+    match &e {
+        kube::Error::Api(s) if s.code == 404 => {
+            ProviderError::Authentication(format!("{what} not found"))
+        }
+        kube::Error::Api(s) if s.code == 403 => {
+            ProviderError::PermissionDenied(format!("the controller may not read {what}"))
+        }
+        _ => ProviderError::Unavailable(format!("reading {what}: {e}")),
+    }
+}
+
+#[async_trait]
+impl CredentialResolver for KubeResolver {
+    async fn secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<SecretBytes, ProviderError> {
+        let what = format!("Secret {namespace}/{name}");
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(|e| api_error(&what, e))?;
+        secret
+            .data
+            .and_then(|mut d| d.remove(key))
+            .map(|b| SecretBytes::new(b.0))
+            .ok_or_else(|| ProviderError::Authentication(format!("{what} has no key {key:?}")))
+    }
+
+    async fn config_map_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<String, ProviderError> {
+        let what = format!("ConfigMap {namespace}/{name}");
+        let cm = Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(|e| api_error(&what, e))?;
+        cm.data
+            .and_then(|mut d| d.remove(key))
+            .ok_or_else(|| ProviderError::Authentication(format!("{what} has no key {key:?}")))
+    }
+
+    async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[String],
+        expiration_seconds: Option<i64>,
+    ) -> Result<SecretBytes, ProviderError> {
+        let what = format!("ServiceAccount {namespace}/{name}");
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                audiences: Some(audiences.to_vec()),
+                expiration_seconds: Some(expiration_seconds.unwrap_or(600)),
+                ..TokenRequestSpec::default()
+            }),
+            ..TokenRequest::default()
+        };
+        let answer = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .map_err(|e| api_error(&what, e))?;
+        answer
+            .status
+            .and_then(|s| s.token)
+            .map(|t| SecretBytes::from(t.as_str()))
+            .ok_or_else(|| ProviderError::Authentication(format!("no token issued for {what}")))
+    }
+
+    async fn service_account_annotations(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, ProviderError> {
+        let what = format!("ServiceAccount {namespace}/{name}");
+        let sa = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(|e| api_error(&what, e))?;
+        Ok(sa.metadata.annotations.unwrap_or_default())
+    }
+}

@@ -1,0 +1,391 @@
+//! Wiring: the caches, the three controllers and the watches that trigger them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config, Controller};
+use kube::runtime::reflector::reflector;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::watcher;
+use kube::runtime::{WatchStreamExt, watcher as watcher_mod};
+use kube::{Client, ResourceExt};
+use strongroom_controller_kit::readiness::Readiness;
+use strongroom_controller_kit::reconcile::ErrorPolicy;
+use strongroom_controller_kit::shutdown::CancellationToken;
+use strongroom_controller_kit::watch::{guarded_watch, report_synced, scoped_api, slim};
+use strongroom_core::crd::external_secrets::{
+    ClusterSecretStore, ExternalSecret, MANAGED_LABEL, SecretStore, StoreKind,
+};
+use strongroom_core::template::Engine;
+use strongroom_provider_api::ProviderRegistry;
+
+use crate::context::Context;
+use crate::metrics::Metrics;
+use crate::stores::{StoreOptions, Stores};
+use crate::{externalsecret, store};
+
+/// What the controllers are told at start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--namespace`: one namespace, or all.
+    pub namespace: Option<String>,
+    /// `--concurrent`.
+    pub concurrency: u16,
+    /// `--enable-secret-store-reconciler`.
+    pub secret_stores: bool,
+    /// `--enable-cluster-store-reconciler`.
+    pub cluster_stores: bool,
+    /// Store access options.
+    pub stores: StoreOptions,
+}
+
+/// The providers compiled into this build, one line per cargo feature.
+pub fn providers() -> ProviderRegistry {
+    #[allow(unused_mut)]
+    let mut builder = ProviderRegistry::builder();
+    #[cfg(feature = "fake")]
+    {
+        builder = builder.with(strongroom_provider_fake::FakeProvider);
+    }
+    builder.build()
+}
+
+/// The reflector-backed store caches the ExternalSecret controller reads stores from; they
+/// are filled by the watches [`run_controllers`] starts.
+struct Caches {
+    secret_stores: (Store<SecretStore>, reflector::store::Writer<SecretStore>),
+    cluster_stores: (
+        Store<ClusterSecretStore>,
+        reflector::store::Writer<ClusterSecretStore>,
+    ),
+}
+
+impl Context {
+    /// The shared context, with empty store caches (filled once the controllers run).
+    pub fn new(
+        client: Client,
+        metrics: Metrics,
+        policy: ErrorPolicy,
+        options: &Options,
+        store_requeue: Duration,
+    ) -> (Arc<Self>, CachesHandle) {
+        let (ss_reader, ss_writer) = reflector::store();
+        let (css_reader, css_writer) = reflector::store();
+        let stores = Stores::new(
+            client.clone(),
+            ss_reader.clone(),
+            css_reader.clone(),
+            providers(),
+            Arc::new(metrics.clone()),
+            options.stores.clone(),
+        );
+        let ctx = Arc::new(Self {
+            client,
+            stores: Arc::new(stores),
+            engine: Engine::external_secrets(),
+            metrics,
+            policy,
+            cluster_stores: options.cluster_stores,
+            store_requeue,
+            read_max_age: options.stores.read_ttl,
+        });
+        (
+            ctx,
+            CachesHandle(Caches {
+                secret_stores: (ss_reader, ss_writer),
+                cluster_stores: (css_reader, css_writer),
+            }),
+        )
+    }
+}
+
+/// The store caches' writers, handed from [`Context::new`] to [`run_controllers`].
+pub struct CachesHandle(Caches);
+
+/// What triggers an ExternalSecret's reconcile besides itself: its target Secret (by
+/// namespace and name) and its stores.
+#[derive(Default)]
+struct Index {
+    by_target: HashMap<(String, String), BTreeSet<String>>,
+}
+
+fn target_of(es: &ExternalSecret) -> (String, String) {
+    let ns = es.namespace().unwrap_or_default();
+    let name = es
+        .spec
+        .target
+        .as_ref()
+        .and_then(|t| t.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| es.name_any());
+    (ns, name)
+}
+
+fn reads_store(es: &ExternalSecret, kind: StoreKind, name: &str) -> bool {
+    let is = |r: Option<&strongroom_core::crd::external_secrets::SecretStoreRef>| {
+        r.is_some_and(|r| r.kind_or_default() == kind && r.name.as_deref() == Some(name))
+    };
+    is(es.spec.secret_store_ref.as_ref())
+        || es
+            .spec
+            .data
+            .iter()
+            .flatten()
+            .any(|d| is(d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref())))
+        || es
+            .spec
+            .data_from
+            .iter()
+            .flatten()
+            .any(|d| is(d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref())))
+}
+
+/// The predicate of ExternalSecret events: status-only changes (our own status writes) do not
+/// trigger a reconcile; spec, labels, annotations, finalizers and deletion do.
+fn es_change_key(es: &ExternalSecret) -> Option<u64> {
+    let mut parts = serde_json::to_vec(&es.metadata.generation).unwrap_or_default();
+    parts.extend(serde_json::to_vec(&es.metadata.labels).unwrap_or_default());
+    parts.extend(serde_json::to_vec(&es.metadata.annotations).unwrap_or_default());
+    parts.extend(serde_json::to_vec(&es.metadata.finalizers).unwrap_or_default());
+    parts.extend(serde_json::to_vec(&es.metadata.deletion_timestamp).unwrap_or_default());
+    Some(crate::refresh::source_seed(&parts))
+}
+
+/// Runs the controllers until `stop`.
+pub async fn run_controllers(
+    (ctx, caches): (Arc<Context>, CachesHandle),
+    options: Options,
+    readiness: &Readiness,
+    stop: CancellationToken,
+) {
+    let Caches {
+        secret_stores: (ss_reader, ss_writer),
+        cluster_stores: (css_reader, css_writer),
+    } = caches.0;
+    let client = ctx.client.clone();
+    let ns = options.namespace.as_deref();
+    let scope = ns.unwrap_or("all namespaces").to_string();
+    let config = Config::default().concurrency(options.concurrency);
+
+    // stores: one cached watch each, shared by the store controllers (through the stream) and
+    // by the ExternalSecret controller (through the cache)
+    let ss_stream = reflector(
+        ss_writer,
+        report_synced(
+            watcher(
+                scoped_api::<SecretStore>(client.clone(), ns),
+                watcher_mod::Config::default(),
+            ),
+            readiness.component(&format!("secretstores in {scope}")),
+        )
+        .modify(slim),
+    )
+    .applied_objects();
+    let css_stream = reflector(
+        css_writer,
+        report_synced(
+            watcher(
+                Api::<ClusterSecretStore>::all(client.clone()),
+                watcher_mod::Config::default(),
+            ),
+            readiness.component("clustersecretstores"),
+        )
+        .modify(slim),
+    )
+    .applied_objects();
+    let (ss_for_es, ss_for_store) = fan_out(ss_stream);
+    let (css_for_es, css_for_store) = fan_out(css_stream);
+
+    let (es_reader, es_writer) = reflector::store();
+    let index = Arc::new(Mutex::new(Index::default()));
+    let es_stream = reflector(
+        es_writer,
+        report_synced(
+            guarded_watch::<ExternalSecret>(
+                client.clone(),
+                ns,
+                watcher_mod::Config::default(),
+                invalid_reporter(),
+                es_reader.clone(),
+            ),
+            readiness.component(&format!("externalsecrets in {scope}")),
+        )
+        .modify(slim),
+    )
+    .applied_objects()
+    .inspect({
+        let index = index.clone();
+        move |event| {
+            if let Ok(es) = event {
+                let (ns, target) = target_of(es);
+                index
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .by_target
+                    .entry((ns, target))
+                    .or_default()
+                    .insert(es.name_any());
+            }
+        }
+    })
+    .predicate_filter(es_change_key, Default::default());
+
+    // managed Secrets, metadata only: an edited or deleted target is repaired at once
+    let secret_stream = report_synced(
+        watcher(
+            scoped_api::<PartialObjectMeta<Secret>>(client.clone(), ns),
+            watcher_mod::Config::default().labels(&format!("{MANAGED_LABEL}=true")),
+        ),
+        readiness.component(&format!("managed secrets in {scope}")),
+    )
+    .touched_objects();
+
+    let es_controller = Controller::for_stream(es_stream, es_reader.clone())
+        .with_config(config.clone())
+        .watches_stream(secret_stream, {
+            let index = index.clone();
+            move |secret: PartialObjectMeta<Secret>| {
+                let ns = secret.namespace().unwrap_or_default();
+                let names = index
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .by_target
+                    .get(&(ns.clone(), secret.name_any()))
+                    .cloned()
+                    .unwrap_or_default();
+                names
+                    .into_iter()
+                    .map(move |n| ObjectRef::new(&n).within(&ns))
+                    .collect::<Vec<_>>()
+            }
+        })
+        .watches_stream(ss_for_es, {
+            let reader = es_reader.clone();
+            move |s: SecretStore| {
+                dependants(
+                    &reader,
+                    StoreKind::SecretStore,
+                    s.namespace(),
+                    &s.name_any(),
+                )
+            }
+        })
+        .watches_stream(css_for_es, {
+            let reader = es_reader.clone();
+            move |s: ClusterSecretStore| {
+                dependants(&reader, StoreKind::ClusterSecretStore, None, &s.name_any())
+            }
+        })
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            externalsecret::reconcile,
+            externalsecret::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let ss_controller = Controller::for_stream(ss_for_store, ss_reader)
+        .with_config(config.clone())
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            store::reconcile::<SecretStore>,
+            store::error_policy::<SecretStore>,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let css_controller = Controller::for_stream(css_for_store, css_reader)
+        .with_config(config)
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            store::reconcile::<ClusterSecretStore>,
+            store::error_policy::<ClusterSecretStore>,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    tracing::info!(namespace = %scope, "watching ExternalSecrets, SecretStores and ClusterSecretStores");
+    let secret_stores = async {
+        if options.secret_stores {
+            ss_controller.await
+        } else {
+            drain(ss_controller).await
+        }
+    };
+    let cluster_stores = async {
+        if options.cluster_stores {
+            css_controller.await
+        } else {
+            drain(css_controller).await
+        }
+    };
+    tokio::join!(es_controller, secret_stores, cluster_stores);
+}
+
+/// A disabled store controller still drives its watch (the ExternalSecret controller reads the
+/// cache it fills) but reconciles nothing.
+async fn drain(_controller: impl std::future::Future<Output = ()>) {
+    std::future::pending::<()>().await
+}
+
+fn dependants(
+    reader: &Store<ExternalSecret>,
+    kind: StoreKind,
+    namespace: Option<String>,
+    name: &str,
+) -> Vec<ObjectRef<ExternalSecret>> {
+    reader
+        .state()
+        .iter()
+        .filter(|es| namespace.is_none() || es.namespace() == namespace)
+        .filter(|es| reads_store(es, kind, name))
+        .map(|es| ObjectRef::from_obj(es.as_ref()))
+        .collect()
+}
+
+/// One stream of objects into two (each item cloned), so the same watch drives two consumers.
+fn fan_out<K: Clone + Send + 'static>(
+    stream: impl futures::Stream<Item = Result<K, watcher_mod::Error>> + Send + 'static,
+) -> (
+    impl futures::Stream<Item = Result<K, watcher_mod::Error>> + Send + 'static,
+    impl futures::Stream<Item = Result<K, watcher_mod::Error>> + Send + 'static,
+) {
+    let (tx_a, rx_a) = tokio::sync::mpsc::unbounded_channel();
+    let (tx_b, rx_b) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            let copy = match &item {
+                Ok(k) => Ok(k.clone()),
+                Err(e) => Err(watcher_mod::Error::WatchStartFailed(kube::Error::Service(
+                    e.to_string().into(),
+                ))),
+            };
+            let a = tx_a.send(item).is_ok();
+            let b = tx_b.send(copy).is_ok();
+            if !a && !b {
+                break;
+            }
+        }
+    });
+    (tokio_stream_of(rx_a), tokio_stream_of(rx_b))
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn invalid_reporter() -> strongroom_controller_kit::watch::OnInvalid {
+    Arc::new(|obj, reason| {
+        tracing::warn!(
+            externalsecret = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
+            error = %reason,
+            "ExternalSecret that does not read as one skipped"
+        );
+    })
+}

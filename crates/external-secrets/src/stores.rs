@@ -1,0 +1,479 @@
+//! Access to stores for reading: finds the store an ExternalSecret names, checks that it may be
+//! used (controller class, ClusterSecretStore conditions, Ready), and hands out a client that
+//! is kept across reconciles, with reads shared by every ExternalSecret through a short-lived
+//! cache and in-flight de-duplication.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, ResourceExt};
+use strongroom_core::crd::external_secrets::{
+    ClusterSecretStore, SecretStore, SecretStoreRef, SecretStoreSpec, SecretStoreStatus, StoreKind,
+};
+use strongroom_provider_api::{
+    CallObserver, FindQuery, ProviderEnv, ProviderError, ProviderRegistry, RemoteRef, SecretBytes,
+    SecretMap, SecretsClient, StoreContext,
+};
+use tokio::sync::OnceCell;
+
+use crate::error::Error;
+use crate::resolver::KubeResolver;
+
+/// Reconnect this long before a client's credentials expire.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// Which client: a store, and for a ClusterSecretStore the reader's namespace (credentials may
+/// be resolved there).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoreId {
+    /// SecretStore or ClusterSecretStore.
+    pub kind: StoreKind,
+    /// The SecretStore's namespace.
+    pub namespace: Option<String>,
+    /// The store's name.
+    pub name: String,
+    /// The reading ExternalSecret's namespace (ClusterSecretStore only).
+    pub referent: Option<String>,
+}
+
+/// A store resolved for use: its spec, its identity, its status.
+#[derive(Debug, Clone)]
+pub struct ResolvedStore {
+    /// Identity.
+    pub id: StoreId,
+    /// The store's spec (both kinds share it).
+    pub spec: SecretStoreSpec,
+    /// The store's status.
+    pub status: Option<SecretStoreStatus>,
+    /// The store's generation: a new one drops the client.
+    pub generation: i64,
+}
+
+impl ResolvedStore {
+    /// The provider's view of the store.
+    pub fn context(&self) -> StoreContext {
+        StoreContext {
+            kind: self.id.kind,
+            name: self.id.name.clone(),
+            namespace: self.id.namespace.clone(),
+            referent_namespace: self.id.referent.clone(),
+            provider: self.spec.provider.clone(),
+            retry: self.spec.retry_settings.clone(),
+        }
+    }
+
+    /// Whether the store's Ready condition is True.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    }
+
+    /// `SecretStore "name"` / `ClusterSecretStore "name"`, as upstream's messages say.
+    pub fn describe(&self) -> String {
+        format!("{:?} {:?}", self.id.kind, self.id.name)
+    }
+}
+
+struct Connected {
+    client: Arc<dyn SecretsClient>,
+    generation: i64,
+    valid_until: Option<Instant>,
+}
+
+/// What a cached read returned.
+#[derive(Clone)]
+enum Read {
+    Value(SecretBytes),
+    Map(SecretMap),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ReadKey {
+    Value(RemoteRef),
+    Map(RemoteRef),
+    Find(FindQuery),
+}
+
+struct Flight {
+    started: Instant,
+    cell: OnceCell<Result<Read, ProviderError>>,
+}
+
+/// Store lookup, clients and the shared read cache.
+pub struct Stores {
+    client: Client,
+    secret_stores: Store<SecretStore>,
+    cluster_stores: Store<ClusterSecretStore>,
+    registry: ProviderRegistry,
+    calls: Arc<dyn CallObserver>,
+    controller_class: String,
+    flood_gate: bool,
+    read_ttl: Duration,
+    clients: Mutex<HashMap<StoreId, Arc<tokio::sync::Mutex<Option<Connected>>>>>,
+    reads: Mutex<HashMap<(StoreId, i64, ReadKey), Arc<Flight>>>,
+}
+
+/// Options of [`Stores`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `--controller-class`.
+    pub controller_class: String,
+    /// `--enable-flood-gate`: refuse stores that are not Ready.
+    pub flood_gate: bool,
+    /// How long a provider read is shared with later readers.
+    pub read_ttl: Duration,
+}
+
+impl Stores {
+    /// Store access over the given caches.
+    pub fn new(
+        client: Client,
+        secret_stores: Store<SecretStore>,
+        cluster_stores: Store<ClusterSecretStore>,
+        registry: ProviderRegistry,
+        calls: Arc<dyn CallObserver>,
+        options: StoreOptions,
+    ) -> Self {
+        Self {
+            client,
+            secret_stores,
+            cluster_stores,
+            registry,
+            calls,
+            controller_class: options.controller_class,
+            flood_gate: options.flood_gate,
+            read_ttl: options.read_ttl,
+            clients: Mutex::default(),
+            reads: Mutex::default(),
+        }
+    }
+
+    /// The provider registry.
+    pub fn registry(&self) -> &ProviderRegistry {
+        &self.registry
+    }
+
+    /// Whether a store with this `spec.controller` belongs to this controller.
+    pub fn serves_class(&self, class: Option<&str>) -> bool {
+        class.is_none_or(|c| c.is_empty() || c == self.controller_class)
+    }
+
+    /// The store `store_ref` names, for an ExternalSecret in `namespace`. Errors are upstream's
+    /// messages: missing store, class, ClusterSecretStore conditions, not ready (flood gate).
+    pub async fn resolve(
+        &self,
+        store_ref: &SecretStoreRef,
+        namespace: &str,
+    ) -> Result<Option<ResolvedStore>, Error> {
+        let name = store_ref.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            return Err(Error::InvalidSpec("secretStoreRef.name is empty".into()));
+        }
+        let kind = store_ref.kind_or_default();
+        let resolved = match kind {
+            StoreKind::SecretStore => {
+                let store = self
+                    .secret_stores
+                    .get(&ObjectRef::new(&name).within(namespace))
+                    .ok_or_else(|| Error::Store(format!("SecretStore {name:?} not found")))?;
+                ResolvedStore {
+                    id: StoreId {
+                        kind,
+                        namespace: Some(namespace.to_string()),
+                        name,
+                        referent: None,
+                    },
+                    generation: store.metadata.generation.unwrap_or_default(),
+                    spec: store.spec.clone(),
+                    status: store.status.clone(),
+                }
+            }
+            StoreKind::ClusterSecretStore => {
+                let store = self
+                    .cluster_stores
+                    .get(&ObjectRef::new(&name))
+                    .ok_or_else(|| {
+                        Error::Store(format!("ClusterSecretStore {name:?} not found"))
+                    })?;
+                let spec: SecretStoreSpec = store.spec.clone().into();
+                if !self.namespace_allowed(&spec, namespace).await? {
+                    return Err(Error::Store(format!(
+                        "using cluster store {name:?} is not allowed from namespace \
+                         {namespace:?}: denied by spec.condition"
+                    )));
+                }
+                ResolvedStore {
+                    id: StoreId {
+                        kind,
+                        namespace: None,
+                        name,
+                        referent: Some(namespace.to_string()),
+                    },
+                    generation: store.metadata.generation.unwrap_or_default(),
+                    spec,
+                    status: store.status.clone(),
+                }
+            }
+        };
+        if !self.serves_class(resolved.spec.controller.as_deref()) {
+            return Ok(None);
+        }
+        if self.flood_gate && !resolved.is_ready() {
+            return Err(Error::Store(format!(
+                "{} is not ready",
+                resolved.describe()
+            )));
+        }
+        Ok(Some(resolved))
+    }
+
+    async fn namespace_allowed(
+        &self,
+        spec: &SecretStoreSpec,
+        namespace: &str,
+    ) -> Result<bool, Error> {
+        let Some(conditions) = spec.conditions.as_ref().filter(|c| !c.is_empty()) else {
+            return Ok(true);
+        };
+        let mut labels = None;
+        for c in conditions {
+            if c.namespaces
+                .as_ref()
+                .is_some_and(|ns| ns.iter().any(|n| n == namespace))
+            {
+                return Ok(true);
+            }
+            for pattern in c.namespace_regexes.iter().flatten() {
+                let re = regex::Regex::new(pattern).map_err(|e| {
+                    Error::Store(format!(
+                        "ClusterSecretStore namespaceRegexes {pattern:?}: {e}"
+                    ))
+                })?;
+                if re.is_match(namespace) {
+                    return Ok(true);
+                }
+            }
+            if let Some(selector) = &c.namespace_selector {
+                if labels.is_none() {
+                    let ns = Api::<Namespace>::all(self.client.clone())
+                        .get(namespace)
+                        .await
+                        .map_err(Error::kube("read the namespace"))?;
+                    labels = Some(ns.labels().clone());
+                }
+                if selector_matches(selector, labels.as_ref().unwrap_or(&Default::default())) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The client of `store`, connecting (and closing a stale client) when needed.
+    pub async fn client(
+        &self,
+        store: &ResolvedStore,
+    ) -> Result<Arc<dyn SecretsClient>, ProviderError> {
+        let slot = {
+            let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            clients.entry(store.id.clone()).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if let Some(c) = guard.as_ref() {
+            let fresh = c.generation == store.generation
+                && c.valid_until
+                    .is_none_or(|t| Instant::now() + EXPIRY_MARGIN < t);
+            if fresh {
+                return Ok(c.client.clone());
+            }
+        }
+        if let Some(old) = guard.take() {
+            old.client.close().await;
+        }
+        let provider = self.registry.get(&store.spec.provider)?;
+        let client: Arc<dyn SecretsClient> = Arc::from(
+            provider
+                .connect(
+                    &store.context(),
+                    ProviderEnv {
+                        credentials: Arc::new(KubeResolver::new(self.client.clone())),
+                        calls: self.calls.clone(),
+                    },
+                )
+                .await?,
+        );
+        *guard = Some(Connected {
+            client: client.clone(),
+            generation: store.generation,
+            valid_until: client.valid_until(),
+        });
+        Ok(client)
+    }
+
+    /// Drops the client of `id` (after an authentication failure, or when the store is gone).
+    pub async fn forget(&self, id: &StoreId) {
+        let slot = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(slot) = slot
+            && let Some(old) = slot.lock().await.take()
+        {
+            old.client.close().await;
+        }
+    }
+
+    async fn shared_read<F, Fut>(
+        &self,
+        store: &ResolvedStore,
+        max_age: Duration,
+        key: ReadKey,
+        read: F,
+    ) -> Result<Read, ProviderError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Read, ProviderError>>,
+    {
+        let id = &store.id;
+        // a changed store (new generation) never answers from reads made before the change
+        let cache_key = (id.clone(), store.generation, key);
+        let flight = {
+            let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+            let ttl = self.read_ttl.min(max_age);
+            if reads.len() > 4096 {
+                let keep = self.read_ttl;
+                reads.retain(|_, f| f.started.elapsed() < keep);
+            }
+            match reads.get(&cache_key) {
+                Some(f) if f.started.elapsed() < ttl => f.clone(),
+                _ => {
+                    let f = Arc::new(Flight {
+                        started: Instant::now(),
+                        cell: OnceCell::new(),
+                    });
+                    reads.insert(cache_key.clone(), f.clone());
+                    f
+                }
+            }
+        };
+        let result = flight.cell.get_or_init(read).await.clone();
+        if result.is_err() {
+            // a failure is shared with whoever waited for it, never with later readers
+            let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+            if reads
+                .get(&cache_key)
+                .is_some_and(|f| Arc::ptr_eq(f, &flight))
+            {
+                reads.remove(&cache_key);
+            }
+        }
+        if matches!(&result, Err(ProviderError::Authentication(_))) {
+            self.forget(id).await;
+        }
+        result
+    }
+
+    /// One value, shared with concurrent readers of the same reference and with readers that
+    /// accept a read up to `max_age` old (and at most the read-cache TTL).
+    pub async fn get(
+        &self,
+        store: &ResolvedStore,
+        max_age: Duration,
+        remote: &RemoteRef,
+    ) -> Result<SecretBytes, ProviderError> {
+        let client = self.client(store).await?;
+        let read = self
+            .shared_read(
+                store,
+                max_age,
+                ReadKey::Value(remote.clone()),
+                || async move { client.get_secret(remote).await.map(Read::Value) },
+            )
+            .await?;
+        match read {
+            Read::Value(v) => Ok(v),
+            Read::Map(_) => Err(ProviderError::Malformed(
+                "cache holds a map for a value".into(),
+            )),
+        }
+    }
+
+    /// One value split into keys, shared like [`Stores::get`].
+    pub async fn get_map(
+        &self,
+        store: &ResolvedStore,
+        max_age: Duration,
+        remote: &RemoteRef,
+    ) -> Result<SecretMap, ProviderError> {
+        let client = self.client(store).await?;
+        let read = self
+            .shared_read(
+                store,
+                max_age,
+                ReadKey::Map(remote.clone()),
+                || async move { client.get_secret_map(remote).await.map(Read::Map) },
+            )
+            .await?;
+        match read {
+            Read::Map(m) => Ok(m),
+            Read::Value(_) => Err(ProviderError::Malformed(
+                "cache holds a value for a map".into(),
+            )),
+        }
+    }
+
+    /// A search, shared like [`Stores::get`].
+    pub async fn find(
+        &self,
+        store: &ResolvedStore,
+        max_age: Duration,
+        query: &FindQuery,
+    ) -> Result<SecretMap, ProviderError> {
+        let client = self.client(store).await?;
+        let read = self
+            .shared_read(
+                store,
+                max_age,
+                ReadKey::Find(query.clone()),
+                || async move { client.get_all(query).await.map(Read::Map) },
+            )
+            .await?;
+        match read {
+            Read::Map(m) => Ok(m),
+            Read::Value(_) => Err(ProviderError::Malformed(
+                "cache holds a value for a search".into(),
+            )),
+        }
+    }
+}
+
+/// Whether `labels` satisfy a label selector (matchLabels and matchExpressions).
+pub fn selector_matches(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let labels_ok = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.clone().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    labels_ok && exprs_ok
+}

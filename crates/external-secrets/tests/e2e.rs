@@ -1,0 +1,573 @@
+//! End to end: the `external-secrets-controller` binary against devcluster with the fake
+//! provider (the store spec is its backend, so no mock is involved). Sync with templates,
+//! upstream's labels, hash and field manager; bad inputs that must leave the Secret alone;
+//! a store that turns Ready; creation and deletion policies; drift repair; one provider call
+//! for many readers of one key; a restart that repeats no provider call.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
+use strongroom_testkit::{
+    CANARY, DevCluster, Process, assert_no_canary, free_port, http_get, http_try, start_cluster,
+    wait_for,
+};
+
+const CRDS: [&str; 3] = [
+    "deploy/crds/external-secrets.io_externalsecrets.yaml",
+    "deploy/crds/external-secrets.io_secretstores.yaml",
+    "deploy/crds/external-secrets.io_clustersecretstores.yaml",
+];
+
+struct Controller {
+    process: Process,
+    metrics: String,
+}
+
+async fn start_controller(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Controller {
+    let kubeconfig = dir.join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let (metrics_port, live_port) = (free_port(), free_port());
+    let mut argv: Vec<String> = vec![
+        format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+        format!("--live-addr=127.0.0.1:{live_port}"),
+        "--concurrent=4".into(),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let process = Process::spawn(
+        env!("CARGO_BIN_EXE_external-secrets-controller"),
+        &argv,
+        &[
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+            ("POD_NAMESPACE", "default".into()),
+            ("RUST_LOG", "debug".into()),
+        ],
+        dir.join(format!("controller-{metrics_port}.log")),
+    );
+    let live = format!("http://127.0.0.1:{live_port}");
+    wait_for(
+        || async { http_try(&format!("{live}/readyz")).await == Some(200) },
+        "controller ready",
+    )
+    .await;
+    Controller {
+        process,
+        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+    }
+}
+
+fn fake_store(name: &str, data: Value) -> SecretStore {
+    serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "SecretStore",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"provider": {"fake": {"data": data}}}
+    }))
+    .unwrap()
+}
+
+async fn apply_es(client: &Client, es: Value) {
+    let name = es["metadata"]["name"].as_str().unwrap().to_string();
+    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&es),
+        )
+        .await
+        .unwrap();
+}
+
+fn es(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ExternalSecret",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    })
+}
+
+async fn ready(client: &Client, name: &str) -> Option<(String, String, String)> {
+    let es = Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .get(name)
+        .await
+        .ok()?;
+    let c = es
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+async fn wait_ready(client: &Client, name: &str, status: &str, reason: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = ready(client, name).await;
+        match &seen {
+            Some((s, r, m)) if s == status && r == reason => return m.clone(),
+            _ if std::time::Instant::now() > deadline => {
+                panic!("timed out waiting for {name} Ready={status} {reason}; last seen {seen:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn secret_data(
+    client: &Client,
+    name: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let s = Api::<Secret>::namespaced(client.clone(), "default")
+        .get_opt(name)
+        .await
+        .unwrap()?;
+    Some(
+        s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+    )
+}
+
+fn sha3_224_hex(text: &str) -> String {
+    use sha3::Digest;
+    sha3::Sha3_224::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn metric_sum(url: &str, prefix: &str) -> f64 {
+    let (_, text) = http_get(url).await;
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_like_upstream_and_bad_input_leaves_the_secret_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    stores
+        .create(
+            &PostParams::default(),
+            &fake_store(
+                "fake",
+                json!([
+                    {"key": "db", "value": format!("{{\"user\":\"admin\",\"password\":\"{CANARY}\"}}")},
+                    {"key": "api-token", "value": CANARY},
+                    {"key": "app/config", "value": "{\"mode\":\"prod\",\"level\":\"3\"}"},
+                ]),
+            ),
+        )
+        .await
+        .unwrap();
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    wait_for(
+        || async {
+            stores
+                .get("fake")
+                .await
+                .ok()
+                .and_then(|s| s.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.type_ == "Ready"
+                            && c.status == "True"
+                            && c.reason.as_deref() == Some("Valid")
+                    })
+                })
+        },
+        "store Valid",
+    )
+    .await;
+
+    // data[] with property, dataFrom extract, a template with templated metadata
+    apply_es(
+        &client,
+        es(
+            "app",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": {"name": "fake", "kind": "SecretStore"},
+                "target": {"name": "app-secret", "template": {
+                    "metadata": {"labels": {"mode": "{{ .mode }}"}},
+                    "mergePolicy": "Merge",
+                    "data": {"dsn": "postgres://{{ .user }}:{{ .password }}@db"}
+                }},
+                "data": [
+                    {"secretKey": "user", "remoteRef": {"key": "db", "property": "user"}},
+                    {"secretKey": "password", "remoteRef": {"key": "db", "property": "password"}},
+                ],
+                "dataFrom": [{"extract": {"key": "app/config"}}],
+            }),
+        ),
+    )
+    .await;
+    wait_ready(&client, "app", "True", "SecretSynced").await;
+    let data = secret_data(&client, "app-secret").await.unwrap();
+    assert_eq!(data["user"], "admin");
+    assert_eq!(data["mode"], "prod");
+    assert_eq!(data["dsn"], format!("postgres://admin:{CANARY}@db"));
+    let secret = Api::<Secret>::namespaced(client.clone(), "default")
+        .get("app-secret")
+        .await
+        .unwrap();
+    let es_obj = Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .get("app")
+        .await
+        .unwrap();
+    // upstream's labels, annotation and field manager, computed as upstream computes them
+    assert_eq!(
+        secret.labels()["reconcile.external-secrets.io/managed"],
+        "true"
+    );
+    assert_eq!(secret.labels()["mode"], "prod");
+    assert_eq!(
+        secret.labels()["reconcile.external-secrets.io/created-by"],
+        sha3_224_hex("default/app")
+    );
+    let go_text = format!(
+        "map[{}]",
+        secret
+            .data
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!(
+                "{k}:[{}]",
+                v.0.iter().map(u8::to_string).collect::<Vec<_>>().join(" ")
+            ))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    assert_eq!(
+        secret.annotations()["reconcile.external-secrets.io/data-hash"],
+        sha3_224_hex(&go_text)
+    );
+    assert_eq!(secret.owner_references()[0].uid, es_obj.uid().unwrap());
+    assert!(
+        secret
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .any(|m| m.manager.as_deref() == Some("externalsecrets.external-secrets.io/app")),
+        "field manager as upstream"
+    );
+    assert!(
+        es_obj
+            .finalizers()
+            .contains(&"externalsecrets.external-secrets.io/externalsecret-cleanup".to_string())
+    );
+    let status = es_obj.status.clone().unwrap();
+    assert!(
+        status
+            .synced_resource_version
+            .unwrap()
+            .starts_with(&format!("{}-", es_obj.metadata.generation.unwrap()))
+    );
+
+    // a missing remote key: a precise condition naming data[i], the Secret stays as it was
+    let before = secret.resource_version();
+    apply_es(
+        &client,
+        es(
+            "app",
+            json!({
+                "secretStoreRef": {"name": "fake"},
+                "target": {"name": "app-secret"},
+                "data": [
+                    {"secretKey": "user", "remoteRef": {"key": "db", "property": "user"}},
+                    {"secretKey": "gone", "remoteRef": {"key": "no-such-key"}},
+                ],
+            }),
+        ),
+    )
+    .await;
+    let message = wait_ready(&client, "app", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("spec.data[1] (key: gone)") && message.contains("no-such-key"),
+        "{message}"
+    );
+    // a template that fails: the condition names the template, the value stays secret
+    apply_es(
+        &client,
+        es(
+            "app",
+            json!({
+                "secretStoreRef": {"name": "fake"},
+                "target": {"name": "app-secret", "template": {"data": {"x": "{{ fail .token }}"}}},
+                "data": [{"secretKey": "token", "remoteRef": {"key": "api-token"}}],
+            }),
+        ),
+    )
+    .await;
+    wait_for(
+        || async {
+            ready(&client, "app")
+                .await
+                .is_some_and(|(s, _, m)| s == "False" && m.contains("template"))
+        },
+        "template error condition",
+    )
+    .await;
+    // an unknown store
+    apply_es(
+        &client,
+        es("other", json!({"secretStoreRef": {"name": "nowhere"}, "data": [{"secretKey": "a", "remoteRef": {"key": "db"}}]})),
+    )
+    .await;
+    let message = wait_ready(&client, "other", "False", "SecretSyncedError").await;
+    assert!(message.contains("\"nowhere\" not found"), "{message}");
+    let after = Api::<Secret>::namespaced(client.clone(), "default")
+        .get("app-secret")
+        .await
+        .unwrap();
+    assert_eq!(
+        after.resource_version(),
+        before,
+        "failures never touch the target"
+    );
+
+    // canary values never leave the Secret
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let events_text = serde_json::to_string(&events.items).unwrap();
+    assert!(
+        events_text.contains("UpdateFailed"),
+        "Warning events are emitted"
+    );
+    let statuses = serde_json::to_string(
+        &Api::<ExternalSecret>::namespaced(client.clone(), "default")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|e| e.status.clone())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let (_, metrics) = http_get(&controller.metrics).await;
+    assert!(metrics.contains("externalsecret_sync_calls_total"));
+    assert!(metrics.contains("externalsecret_provider_api_calls_count{call=\"GetSecret\",provider=\"Fake\",status=\"success\"}"));
+    assert_no_canary(
+        &[CANARY],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events_text),
+            ("status", &statuses),
+            ("metrics", &metrics),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_store_readiness_drift_shared_reads_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    // a store that names no provider is not Ready; ExternalSecrets wait for it
+    let broken: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "s", "namespace": "default"},
+        "spec": {"provider": {"onepassword": {"vaults": {"x": 1}}}}
+    }))
+    .unwrap();
+    stores
+        .create(&PostParams::default(), &broken)
+        .await
+        .unwrap();
+    let mut controller = start_controller(dir.path(), &cluster, &[]).await;
+    apply_es(&client, es("waits", json!({"secretStoreRef": {"name": "s"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
+    let message = wait_ready(&client, "waits", "False", "SecretSyncedError").await;
+    assert!(message.contains("is not ready"), "{message}");
+    let store_msg = stores
+        .get("s")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()[0]
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        store_msg.contains("\"onepassword\" is not implemented"),
+        "{store_msg}"
+    );
+    // fixing the store syncs the waiting ExternalSecret without waiting out its backoff
+    let fixed = fake_store(
+        "s",
+        json!([{"key": "shared", "value": "v1"}, {"key": "gone-soon", "value": "x"}]),
+    );
+    let mut current = stores.get("s").await.unwrap();
+    current.spec = fixed.spec;
+    stores
+        .replace("s", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    wait_ready(&client, "waits", "True", "SecretSynced").await;
+
+    // many readers of one key: one provider call
+    let calls_before = metric_sum(
+        &controller.metrics,
+        "externalsecret_provider_api_calls_count{call=\"GetSecret\"",
+    )
+    .await;
+    for i in 0..20 {
+        apply_es(&client, es(&format!("reader-{i}"), json!({"secretStoreRef": {"name": "s"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
+    }
+    for i in 0..20 {
+        wait_ready(&client, &format!("reader-{i}"), "True", "SecretSynced").await;
+    }
+    let calls = metric_sum(
+        &controller.metrics,
+        "externalsecret_provider_api_calls_count{call=\"GetSecret\"",
+    )
+    .await
+        - calls_before;
+    assert!(
+        calls <= 2.0,
+        "20 readers of one key cost {calls} provider calls"
+    );
+
+    // drift: a deleted target comes back; an edited one is repaired
+    secrets
+        .delete("reader-0", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { secret_data(&client, "reader-0").await.is_some() },
+        "deleted target recreated",
+    )
+    .await;
+    secrets
+        .patch(
+            "reader-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"k": "tampered"}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            secret_data(&client, "reader-1")
+                .await
+                .is_some_and(|d| d["k"] == "v1")
+        },
+        "edited target repaired",
+    )
+    .await;
+
+    // creationPolicy Merge: never creates, keeps foreign keys
+    apply_es(&client, es("merge", json!({"secretStoreRef": {"name": "s"}, "refreshInterval": "2s", "target": {"name": "preexisting", "creationPolicy": "Merge"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
+    wait_ready(&client, "merge", "True", "SecretMissing").await;
+    assert!(secret_data(&client, "preexisting").await.is_none());
+    let pre: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "preexisting"}, "stringData": {"mine": "keep"}}),
+    )
+    .unwrap();
+    secrets.create(&PostParams::default(), &pre).await.unwrap();
+    wait_for(
+        || async {
+            secret_data(&client, "preexisting").await.is_some_and(|d| {
+                d.get("k").map(String::as_str) == Some("v1") && d["mine"] == "keep"
+            })
+        },
+        "merged into the existing Secret",
+    )
+    .await;
+    // deletionPolicy Delete: the provider losing the key deletes the Secret
+    apply_es(&client, es("deleting", json!({"secretStoreRef": {"name": "s"}, "refreshInterval": "1s", "target": {"deletionPolicy": "Delete"}, "data": [{"secretKey": "k", "remoteRef": {"key": "gone-soon"}}]}))).await;
+    wait_ready(&client, "deleting", "True", "SecretSynced").await;
+    assert!(secret_data(&client, "deleting").await.is_some());
+    let mut current = stores.get("s").await.unwrap();
+    current.spec = fake_store("s", json!([{"key": "shared", "value": "v1"}])).spec;
+    stores
+        .replace("s", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    wait_ready(&client, "deleting", "True", "SecretDeleted").await;
+    assert!(secret_data(&client, "deleting").await.is_none());
+    // ... while the default (Retain) keeps the Secret and reports the missing key
+    apply_es(&client, es("retain", json!({"secretStoreRef": {"name": "s"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
+    wait_ready(&client, "retain", "True", "SecretSynced").await;
+
+    // a restart repeats no provider call for ExternalSecrets that are in sync (the ones with
+    // second-long intervals go first: they are due anyway)
+    for short in ["merge", "deleting"] {
+        Api::<ExternalSecret>::namespaced(client.clone(), "default")
+            .delete(short, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    wait_for(
+        || async {
+            Api::<ExternalSecret>::namespaced(client.clone(), "default")
+                .get_opt("merge")
+                .await
+                .unwrap()
+                .is_none()
+        },
+        "short-interval ExternalSecrets gone",
+    )
+    .await;
+    controller.process.signal("TERM");
+    assert!(
+        controller
+            .process
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    let restarted = start_controller(dir.path(), &cluster, &[]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_restart = metric_sum(
+        &restarted.metrics,
+        "externalsecret_provider_api_calls_count{call=\"GetSecret\"",
+    )
+    .await;
+    assert_eq!(
+        after_restart, 0.0,
+        "in-sync ExternalSecrets cost no provider call after a restart"
+    );
+    // deleting an ExternalSecret (Owner) releases its finalizer
+    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .delete("retain", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            Api::<ExternalSecret>::namespaced(client.clone(), "default")
+                .get_opt("retain")
+                .await
+                .unwrap()
+                .is_none()
+        },
+        "finalizer released",
+    )
+    .await;
+}
