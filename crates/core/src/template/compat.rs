@@ -2235,7 +2235,9 @@ fn is_abs(args: &[Value]) -> Result<Value, FuncError> {
 
 fn b64enc(args: &[Value]) -> Result<Value, FuncError> {
     let text = str1(args, "b64enc")?;
-    Ok(s(base64::engine::general_purpose::STANDARD.encode(text)))
+    // bytes that b64dec, hexdec or rsaDecrypt made are encoded as they are
+    let bytes = super::eso::binary::bytes_of(&text);
+    Ok(s(base64::engine::general_purpose::STANDARD.encode(bytes)))
 }
 
 fn b32enc(args: &[Value]) -> Result<Value, FuncError> {
@@ -2370,7 +2372,7 @@ fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
 fn b64dec(args: &[Value]) -> Result<Value, FuncError> {
     let text = str1(args, "b64dec")?;
     Ok(s(match decode_b64(&text) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(bytes) => super::eso::binary::text_of(bytes),
         Err(e) => e,
     }))
 }
@@ -2420,7 +2422,7 @@ fn decode_b32(text: &str) -> Result<Vec<u8>, String> {
 fn b32dec(args: &[Value]) -> Result<Value, FuncError> {
     let text = str1(args, "b32dec")?;
     Ok(s(match decode_b32(&text) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(bytes) => super::eso::binary::text_of(bytes),
         Err(e) => e,
     }))
 }

@@ -10,6 +10,7 @@ mod certs;
 mod compat;
 mod crypto;
 mod dates;
+mod eso;
 mod go;
 mod gotime;
 mod preprocess;
@@ -117,12 +118,13 @@ impl Engine {
         }
     }
 
-    /// external-secrets' function map and options: the same sprig functions plus its `toYaml`
-    /// and `fromYaml`, and `missingkey=error` (a key the data lacks fails the render). (Its certificate and key helpers — `pkcs12*`, `filterPEM`, `jwk*`,
-    /// `certSANs`, `rsaDecrypt` — come with the external-secrets controller.)
+    /// external-secrets' function map and options: the same sprig functions plus its own
+    /// (`toYaml`, `fromYaml`, `filterPEM`, `filterCertChain`, `certSANs`, the `pkcs12*` and
+    /// `*Pkcs12*` functions, `jwkPublicKeyPem`, `jwkPrivateKeyPem`, `rsaDecrypt`, `hexdec`), and
+    /// `missingkey=error` (a key the data lacks fails the render).
     pub fn external_secrets() -> Self {
         let mut engine = Self::sprig();
-        for &(name, f) in yaml::FUNCTIONS {
+        for &(name, f) in yaml::FUNCTIONS.iter().chain(eso::FUNCTIONS) {
             engine.funcs.insert(name.to_string(), f);
         }
         engine.missing_key_error = true;
@@ -143,6 +145,42 @@ impl Engine {
     /// Renders `text` with `dot` as its data. Any of `secrets` found in an error message is
     /// replaced by `[redacted]`.
     pub fn render(
+        &self,
+        name: &str,
+        text: &str,
+        dot: Value,
+        secrets: &[&str],
+    ) -> Result<String, TemplateError> {
+        let _binary = eso::binary::Scope::start();
+        self.render_in_scope(name, text, dot, secrets)
+    }
+
+    /// Renders `text` with `data` as the dot, as external-secrets' `execute` does: each item
+    /// is a string in the dot, and the result is bytes. Items that are not UTF-8 keep their
+    /// bytes for the functions that read bytes (`b64enc`, `pkcs12*`, `rsaDecrypt`), and bytes
+    /// those functions or `b64dec` made are written to the result as they are, as Go would.
+    /// Any UTF-8 item found in an error message is replaced by `[redacted]`.
+    pub fn render_data(
+        &self,
+        name: &str,
+        text: &str,
+        data: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Vec<u8>, TemplateError> {
+        let _binary = eso::binary::Scope::start();
+        let dot = Value::Map(
+            data.iter()
+                .map(|(k, v)| (k.clone(), Value::String(eso::binary::text_of(v.clone()))))
+                .collect(),
+        );
+        let secrets: Vec<&str> = data
+            .values()
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .collect();
+        let out = self.render_in_scope(name, text, dot, &secrets)?;
+        Ok(eso::binary::restore(out))
+    }
+
+    fn render_in_scope(
         &self,
         name: &str,
         text: &str,
