@@ -128,3 +128,16 @@ pub fn reloader(root: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `cargo xtask bench external-secrets`: the controller with 1,000 (or `BENCH_N`)
+/// ExternalSecrets over 100 remote keys: sync time, provider and API calls, memory, idle CPU.
+pub fn external_secrets(root: &Path) -> anyhow::Result<()> {
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args(["bench", "-p", "strongroom-external-secrets", "--bench", "sync"])
+        .status()?;
+    if !status.success() {
+        bail!("cargo bench failed");
+    }
+    Ok(())
+}

@@ -27,11 +27,12 @@ fn main() -> ExitCode {
         ["bench", "devcluster"] => bench::devcluster(&root()),
         ["bench", "sealed"] => bench::sealed(&root()),
         ["bench", "reloader"] => bench::reloader(&root()),
+        ["bench", "external-secrets"] => bench::external_secrets(&root()),
         ["demo"] => demo::run(&root()),
         ["layering"] => layering::run(&root()),
         ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader | demo | tools"
+            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader|external-secrets | demo | tools"
         )),
     };
     match result {

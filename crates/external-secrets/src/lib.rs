@@ -3,6 +3,7 @@
 //! hashes, field managers, conditions, events and metric names as upstream), with provider
 //! clients kept across reconciles and reads shared between ExternalSecrets.
 
+pub mod cluster_external_secret;
 pub mod context;
 pub mod desired;
 pub mod error;

@@ -19,7 +19,7 @@ use strongroom_controller_kit::reconcile::ErrorPolicy;
 use strongroom_controller_kit::shutdown::CancellationToken;
 use strongroom_controller_kit::watch::{guarded_watch, report_synced, scoped_api, slim};
 use strongroom_core::crd::external_secrets::{
-    ClusterSecretStore, ExternalSecret, MANAGED_LABEL, SecretStore, StoreKind,
+    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL, SecretStore, StoreKind,
 };
 use strongroom_core::template::Engine;
 use strongroom_provider_api::ProviderRegistry;
@@ -40,6 +40,8 @@ pub struct Options {
     pub secret_stores: bool,
     /// `--enable-cluster-store-reconciler`.
     pub cluster_stores: bool,
+    /// `--enable-cluster-external-secret-reconciler` (off when `--namespace` is set).
+    pub cluster_external_secrets: bool,
     /// Store access options.
     pub stores: StoreOptions,
 }
@@ -171,6 +173,7 @@ pub async fn run_controllers(
     let ns = options.namespace.as_deref();
     let scope = ns.unwrap_or("all namespaces").to_string();
     let config = Config::default().concurrency(options.concurrency);
+    let config_ces = config.clone();
 
     // stores: one cached watch each, shared by the store controllers (through the stream) and
     // by the ExternalSecret controller (through the cache)
@@ -322,7 +325,37 @@ pub async fn run_controllers(
             drain(css_controller).await
         }
     };
-    tokio::join!(es_controller, secret_stores, cluster_stores);
+    let ces = async {
+        if options.cluster_external_secrets && options.namespace.is_none() {
+            cluster_external_secrets(ctx.clone(), config_ces, stop.clone()).await
+        }
+    };
+    tokio::join!(es_controller, secret_stores, cluster_stores, ces);
+}
+
+/// The ClusterExternalSecret controller: its own objects, and every namespace change (a
+/// namespace that starts or stops matching).
+async fn cluster_external_secrets(ctx: Arc<Context>, config: Config, stop: CancellationToken) {
+    let client = ctx.client.clone();
+    let controller = Controller::new(Api::<ClusterExternalSecret>::all(client.clone()), watcher_mod::Config::default());
+    let reader = controller.store();
+    controller
+        .with_config(config)
+        .watches(
+            Api::<k8s_openapi::api::core::v1::Namespace>::all(client),
+            watcher_mod::Config::default(),
+            move |_| {
+                reader
+                    .state()
+                    .iter()
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(crate::cluster_external_secret::reconcile, crate::cluster_external_secret::error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
 }
 
 /// A disabled store controller still drives its watch (the ExternalSecret controller reads the

@@ -477,3 +477,35 @@ pub fn selector_matches(
     });
     labels_ok && exprs_ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn label_selectors() {
+        let labels = BTreeMap::from([("team".to_string(), "a".to_string())]);
+        let sel = |labels: Option<BTreeMap<String, String>>, exprs: Vec<(&str, &str, Vec<&str>)>| LabelSelector {
+            match_labels: labels,
+            match_expressions: Some(
+                exprs
+                    .into_iter()
+                    .map(|(k, op, vals)| LabelSelectorRequirement {
+                        key: k.into(),
+                        operator: op.into(),
+                        values: Some(vals.into_iter().map(str::to_string).collect()),
+                    })
+                    .collect(),
+            ),
+        };
+        assert!(selector_matches(&LabelSelector::default(), &labels), "empty selects all");
+        assert!(selector_matches(&sel(Some(labels.clone()), vec![]), &labels));
+        assert!(!selector_matches(&sel(Some(BTreeMap::from([("team".into(), "b".into())])), vec![]), &labels));
+        assert!(selector_matches(&sel(None, vec![("team", "In", vec!["a", "b"])]), &labels));
+        assert!(!selector_matches(&sel(None, vec![("team", "NotIn", vec!["a"])]), &labels));
+        assert!(selector_matches(&sel(None, vec![("env", "DoesNotExist", vec![])]), &labels));
+        assert!(!selector_matches(&sel(None, vec![("team", "Bogus", vec![])]), &labels));
+    }
+}

@@ -571,3 +571,97 @@ async fn policies_store_readiness_drift_shared_reads_and_restart() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_external_secrets_fan_out_and_withdraw() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use strongroom_core::crd::external_secrets::{ClusterExternalSecret, ClusterSecretStore};
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/external-secrets.io_clusterexternalsecrets.yaml");
+    let (cluster, client) = start_cluster(&crds, &["team-a", "team-b", "other"]).await;
+    let label = |ns: &str, team: bool| {
+        let client = client.clone();
+        let ns = ns.to_string();
+        async move {
+            let labels = if team { json!({"team": "yes"}) } else { json!({"team": null}) };
+            Api::<Namespace>::all(client)
+                .patch(&ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": labels}})))
+                .await
+                .unwrap();
+        }
+    };
+    label("team-a", true).await;
+    label("team-b", true).await;
+    let css: ClusterSecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "shared"},
+        "spec": {"provider": {"fake": {"data": [{"key": "k", "value": "v"}]}}}
+    }))
+    .unwrap();
+    Api::<ClusterSecretStore>::all(client.clone()).create(&PostParams::default(), &css).await.unwrap();
+    // team-b already has an ExternalSecret of that name: reported, never taken over
+    let theirs = json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": "shared-creds", "namespace": "team-b"},
+        "spec": {"secretStoreRef": {"name": "shared", "kind": "ClusterSecretStore"}, "data": [{"secretKey": "mine", "remoteRef": {"key": "k"}}]}
+    });
+    Api::<ExternalSecret>::namespaced(client.clone(), "team-b")
+        .patch("shared-creds", &PatchParams::apply("someone"), &Patch::Apply(&theirs))
+        .await
+        .unwrap();
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    let ces: ClusterExternalSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "shared-creds"},
+        "spec": {
+            "namespaceSelectors": [{"matchLabels": {"team": "yes"}}],
+            "refreshTime": "1s",
+            "externalSecretMetadata": {"labels": {"from": "ces"}},
+            "externalSecretSpec": {
+                "secretStoreRef": {"name": "shared", "kind": "ClusterSecretStore"},
+                "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]
+            }
+        }
+    }))
+    .unwrap();
+    let cess = Api::<ClusterExternalSecret>::all(client.clone());
+    cess.create(&PostParams::default(), &ces).await.unwrap();
+    let secret_in = |ns: &str| {
+        let client = client.clone();
+        let ns = ns.to_string();
+        async move {
+            Api::<Secret>::namespaced(client, &ns)
+                .get_opt("shared-creds")
+                .await
+                .unwrap()
+                .and_then(|s| s.data)
+                .and_then(|d| d.get("k").map(|v| v.0.clone()))
+        }
+    };
+    wait_for(|| async { secret_in("team-a").await == Some(b"v".to_vec()) }, "team-a synced").await;
+    wait_for(
+        || async {
+            cess.get("shared-creds").await.ok().and_then(|c| c.status).is_some_and(|s| {
+                s.provisioned_namespaces == Some(vec!["team-a".into()])
+                    && s.failed_namespaces.is_some_and(|f| f.len() == 1 && f[0].namespace == "team-b")
+            })
+        },
+        "status lists provisioned and failed namespaces",
+    )
+    .await;
+    let theirs_now = Api::<ExternalSecret>::namespaced(client.clone(), "team-b").get("shared-creds").await.unwrap();
+    assert!(theirs_now.owner_references().is_empty(), "the existing ExternalSecret was not taken over");
+    assert!(Api::<ExternalSecret>::namespaced(client.clone(), "other").get_opt("shared-creds").await.unwrap().is_none());
+    // a namespace that stops matching loses its ExternalSecret (and, through it, its Secret)
+    label("team-a", false).await;
+    label("other", true).await;
+    wait_for(
+        || async {
+            Api::<ExternalSecret>::namespaced(client.clone(), "team-a").get_opt("shared-creds").await.unwrap().is_none()
+                && secret_in("other").await == Some(b"v".to_vec())
+        },
+        "withdrawn from team-a, provisioned in other",
+    )
+    .await;
+}
