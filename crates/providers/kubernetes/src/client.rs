@@ -20,8 +20,8 @@ use crate::connection::{self, Connection};
 use crate::http::{self, Credentials};
 use crate::secret::{self, PushMeta, Secret};
 
-/// The data key a push without `property` sets (upstream refuses such pushes; see the crate
-/// docs of the controller for why Strongroom gives them a key).
+/// The data key a push without `property` sets. Upstream refuses a single-key push without a
+/// property; the provider API hands providers one value per push, so it gets this key.
 pub const DEFAULT_PUSH_KEY: &str = "value";
 /// Secrets per list page.
 const PAGE: &str = "500";

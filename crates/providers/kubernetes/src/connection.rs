@@ -238,22 +238,41 @@ pub(crate) fn ca_bundle(bundle: &str) -> Result<Vec<u8>, ProviderError> {
         .map_err(|_| invalid("server.caBundle is neither PEM nor base64 of PEM"))
 }
 
+/// Whether `base` names the `kubernetes` Service of the default namespace.
+fn names_in_cluster_service(base: &str) -> bool {
+    reqwest::Url::parse(base).is_ok_and(|u| {
+        matches!(
+            u.host_str(),
+            Some(
+                "kubernetes.default"
+                    | "kubernetes.default.svc"
+                    | "kubernetes.default.svc.cluster.local"
+            )
+        )
+    })
+}
+
 /// The in-cluster API server from the pod's environment.
 fn in_cluster_url() -> Result<String, ProviderError> {
-    let host = std::env::var("KUBERNETES_SERVICE_HOST").unwrap_or_default();
-    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_default();
+    in_cluster_url_from(
+        &std::env::var("KUBERNETES_SERVICE_HOST").unwrap_or_default(),
+        &std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_default(),
+    )
+}
+
+/// `https://<host>:<port>`, brackets around an IPv6 host.
+fn in_cluster_url_from(host: &str, port: &str) -> Result<String, ProviderError> {
     if host.is_empty() || port.is_empty() {
         return Err(invalid(
             "server.url is empty and KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set \
              (not running in a cluster)",
         ));
     }
-    let host = if host.contains(':') {
-        format!("[{host}]")
+    if host.contains(':') {
+        Ok(format!("https://[{host}]:{port}"))
     } else {
-        host
-    };
-    Ok(format!("https://{host}:{port}"))
+        Ok(format!("https://{host}:{port}"))
+    }
 }
 
 /// Reads the credentials and CA the block points at. `store.referent_namespace` must be set
@@ -318,6 +337,13 @@ pub(crate) async fn resolve(
         Trust::Pem(std::fs::read(IN_CLUSTER_CA).map_err(|e| {
             invalid(format!(
                 "server.url is empty and the in-cluster CA {IN_CLUSTER_CA} cannot be read: {e}"
+            ))
+        })?)
+    } else if names_in_cluster_service(&base) && std::path::Path::new(IN_CLUSTER_CA).exists() {
+        // The CRD's default URL `kubernetes.default`: the cluster's own CA signs it.
+        Trust::Pem(std::fs::read(IN_CLUSTER_CA).map_err(|e| {
+            invalid(format!(
+                "the in-cluster CA {IN_CLUSTER_CA} cannot be read: {e}"
             ))
         })?)
     } else {
@@ -503,9 +529,32 @@ mod tests {
         );
         assert_eq!(base_url("https://h:6443/").unwrap(), "https://h:6443");
         assert!(base_url("ftp://h").is_err());
+        assert!(names_in_cluster_service("https://kubernetes.default"));
+        assert!(names_in_cluster_service(
+            "https://kubernetes.default.svc:443"
+        ));
+        assert!(!names_in_cluster_service("https://example.com"));
         let pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----";
         assert_eq!(ca_bundle(pem).unwrap(), pem.as_bytes());
         let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
         assert_eq!(ca_bundle(&b64).unwrap(), pem.as_bytes());
+    }
+
+    #[test]
+    fn in_cluster_server() {
+        assert_eq!(
+            in_cluster_url_from("10.0.0.1", "443").unwrap(),
+            "https://10.0.0.1:443"
+        );
+        assert_eq!(
+            in_cluster_url_from("fd00::1", "6443").unwrap(),
+            "https://[fd00::1]:6443"
+        );
+        assert!(
+            in_cluster_url_from("", "")
+                .unwrap_err()
+                .to_string()
+                .contains("not running in a cluster")
+        );
     }
 }
