@@ -416,17 +416,22 @@ impl SecretsClient for KubernetesClient {
         let Some(existing) = self.get(&ns, name).await? else {
             return Ok(());
         };
-        if let Some(property) = target.property.as_deref().filter(|p| !p.is_empty()) {
-            if !existing.data.contains_key(property) {
-                return Ok(());
+        // Only the key a push wrote goes: without a property that is DEFAULT_PUSH_KEY (upstream
+        // deletes the whole Secret there, since its property-less push replaced all data).
+        let property = target
+            .property
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(DEFAULT_PUSH_KEY);
+        if !existing.data.contains_key(property) {
+            return Ok(());
+        }
+        if existing.data.len() > 1 {
+            let mut raw = existing.raw;
+            if let Some(data) = raw.get_mut("data").and_then(Value::as_object_mut) {
+                data.remove(property);
             }
-            if existing.data.len() > 1 {
-                let mut raw = existing.raw;
-                if let Some(data) = raw.get_mut("data").and_then(Value::as_object_mut) {
-                    data.remove(property);
-                }
-                return self.update(&ns, name, &raw).await;
-            }
+            return self.update(&ns, name, &raw).await;
         }
         self.full_delete(&ns, name).await
     }

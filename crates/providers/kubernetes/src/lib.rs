@@ -9,8 +9,10 @@
 //!   object of strings; with it, that data key (or `<key>.<gjson path>`). `metadataPolicy:
 //!   Fetch` reads `labels`/`annotations` instead. `find` matches Secret names by regexp and/or
 //!   labels (server-side label selector); each match is its data as JSON.
-//! - Push: sets one data key of a Secret (created if missing); labels and annotations from
-//!   `PushSecretMetadata`. Delete removes that key, or the Secret when it was the last one.
+//! - Push: sets one data key (`property`, else `value`) of a Secret (created if missing);
+//!   labels and annotations from `PushSecretMetadata` (`kubernetes.external-secrets.io/v1alpha1`),
+//!   `remoteNamespace` there for ClusterSecretStores. Delete removes that key, or the Secret
+//!   when it was the last one. As upstream, no ownership mark is required on the target.
 //! - Every API call is reported as `Kubernetes`/`GetSecret`, `ListSecrets`, `CreateSecret`,
 //!   `UpdateSecret`, `DeleteSecret`, `CreateSelfSubjectRulesReview` or
 //!   `CreateSelfSubjectAccessReview`.

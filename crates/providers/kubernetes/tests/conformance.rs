@@ -353,6 +353,21 @@ async fn reads_finds_and_pushes_like_upstream() {
             .is_none()
     );
 
+    // Without a property the push writes key `value`, and delete removes only that key.
+    let plain = PushRef {
+        remote_key: "bin".into(),
+        ..PushRef::default()
+    };
+    client.push(&"whole".into(), &plain).await.unwrap();
+    client.delete(&plain).await.unwrap();
+    let data = Api::<Secret>::namespaced(kube.clone(), "remote")
+        .get("bin")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert!(!data.contains_key("value") && data.contains_key("raw"));
+
     // remoteNamespace override is for ClusterSecretStores only.
     let mut over = metadata.clone();
     over["spec"]["remoteNamespace"] = json!("creds");
@@ -782,4 +797,72 @@ fn token_spec_shape() {
         json!({"auth": {"token": {"bearerToken": {"name": "a", "key": "b"}}}})
     );
     let _ = Arc::new(KubernetesProvider);
+}
+
+/// A plain-HTTP stand-in answering every request with `status` (and `Retry-After: 3`).
+async fn answering(status: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"slow down","code":0}"#;
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nRetry-After: 3\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors() {
+    let (cluster, kube) = start_cluster(&[], &["remote", "creds"]).await;
+    put_secret(
+        &kube,
+        "creds",
+        "k8s-token",
+        &[("token", cluster.token().as_bytes())],
+    )
+    .await;
+    let (calls, env) = env(&kube);
+    for (status, retryable) in [
+        ("429 Too Many Requests", true),
+        ("503 Service Unavailable", true),
+    ] {
+        let mut store = token_store(&cluster, "k8s-token");
+        store
+            .provider
+            .kubernetes
+            .as_mut()
+            .unwrap()
+            .server
+            .as_mut()
+            .unwrap()
+            .url = Some(answering(status).await);
+        let client = connect(&store, env.clone()).await;
+        let err = client.get_secret(&RemoteRef::key("x")).await.unwrap_err();
+        assert_eq!(err.is_retryable(), retryable, "{err}");
+        if status.starts_with("429") {
+            assert_eq!(
+                err.retry_after(),
+                Some(std::time::Duration::from_secs(3)),
+                "{err}"
+            );
+            assert!(err.to_string().contains("slow down"), "{err}");
+        } else {
+            assert!(matches!(err, ProviderError::Unavailable(_)), "{err}");
+        }
+    }
+    assert_eq!(calls.count("GetSecret"), 2);
+    assert!(
+        calls.0.lock().unwrap().iter().all(|(_, _, ok)| !ok),
+        "failures count as errors"
+    );
 }

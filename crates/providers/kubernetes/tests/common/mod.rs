@@ -118,7 +118,7 @@ impl CredentialResolver for KubeResolver {
 
 /// Records every call the provider reports.
 #[derive(Default)]
-pub struct Calls(Mutex<Vec<(String, String, bool)>>);
+pub struct Calls(pub Mutex<Vec<(String, String, bool)>>);
 
 impl CallObserver for Calls {
     fn observe(&self, provider: &str, call: &str, ok: bool) {
