@@ -24,7 +24,8 @@ use crate::desired::{TemplateSources, desired, sources_needed};
 use crate::error::Error;
 use crate::fetch::{Outcome, fetch};
 use crate::hash::{created_by, data_hash, field_manager, synced_resource_version};
-use crate::refresh::{LastSync, interval, next_refresh_in, should_refresh, source_seed};
+use crate::refresh::{LastSync, Reason, interval, next_refresh_in, refresh_reason, source_seed};
+use crate::windows;
 use crate::{FIELD_MANAGER, READY};
 
 /// Upstream's static checks (its admission webhook), for objects that bypassed the CRD rules.
@@ -362,11 +363,20 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
             Action::requeue(next_refresh_in(every, age, now_secs(), seed(es)))
         }
     };
-    if !should_refresh(es.spec.refresh_policy, every, last, &version)
-        && target_valid(es, existing.as_ref())
-    {
-        ctx.metrics.es_ready(&name, &ns, true);
-        return Ok(requeue(age.unwrap_or_default()));
+    let valid = target_valid(es, existing.as_ref());
+    match refresh_reason(es.spec.refresh_policy, every, last, &version) {
+        None if valid => {
+            ctx.metrics.es_ready(&name, &ns, true);
+            return Ok(requeue(age.unwrap_or_default()));
+        }
+        Some(Reason::Interval) if valid => {
+            // sync windows gate periodic refreshes only
+            if let Err(reopens) = windows::allows(es.spec.sync_windows.as_ref(), chrono::Utc::now()) {
+                ctx.metrics.es_ready(&name, &ns, true);
+                return Ok(Action::requeue(reopens.unwrap_or(every).max(std::time::Duration::from_secs(1))));
+            }
+        }
+        _ => {}
     }
     let creation = creation_policy(es);
     let deletion = deletion_policy(es);

@@ -12,11 +12,13 @@ pub mod fetch;
 pub mod hash;
 pub mod keys;
 pub mod metrics;
+pub mod push_secret;
 pub mod refresh;
 pub mod resolver;
 pub mod run;
 pub mod store;
 pub mod stores;
+pub mod windows;
 
 /// The controller name in metrics and logs.
 pub const CONTROLLER_NAME: &str = "externalsecret";

@@ -27,31 +27,59 @@ pub struct LastSync<'a> {
     pub age_secs: Option<i64>,
 }
 
-/// Whether the provider must be read now (upstream's `shouldRefresh`), given the current
-/// `<generation>-<metadata hash>`. Unlike upstream, a label or annotation change (a force-sync)
-/// also refreshes an ExternalSecret with `refreshInterval: 0`.
+/// Why the provider must be read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Never synced.
+    FirstSync,
+    /// The spec, labels or annotations changed (a force-sync is an annotation change).
+    Changed,
+    /// The refresh interval elapsed (the only reason sync windows gate).
+    Interval,
+}
+
+/// Whether (and why) the provider must be read now (upstream's `shouldRefresh`), given the
+/// current `<generation>-<metadata hash>`. Unlike upstream, a label or annotation change (a
+/// force-sync) also refreshes an ExternalSecret with `refreshInterval: 0`.
+pub fn refresh_reason(
+    policy: Option<RefreshPolicy>,
+    every: Duration,
+    last: LastSync<'_>,
+    current_version: &str,
+) -> Option<Reason> {
+    let never_synced = last.synced_version.is_none_or(str::is_empty) || last.age_secs.is_none();
+    let changed = last.synced_version != Some(current_version);
+    let first_or_changed = if never_synced {
+        Some(Reason::FirstSync)
+    } else if changed {
+        Some(Reason::Changed)
+    } else {
+        None
+    };
+    match policy.unwrap_or_default() {
+        RefreshPolicy::CreatedOnce => never_synced.then_some(Reason::FirstSync),
+        RefreshPolicy::OnChange => first_or_changed,
+        RefreshPolicy::Periodic => {
+            if first_or_changed.is_some() {
+                return first_or_changed;
+            }
+            if every.is_zero() {
+                return None;
+            }
+            let age = last.age_secs.unwrap_or_default();
+            (age < 0 || age as u64 >= every.as_secs()).then_some(Reason::Interval)
+        }
+    }
+}
+
+/// Whether the provider must be read now: [`refresh_reason`] is some.
 pub fn should_refresh(
     policy: Option<RefreshPolicy>,
     every: Duration,
     last: LastSync<'_>,
     current_version: &str,
 ) -> bool {
-    let never_synced = last.synced_version.is_none_or(str::is_empty) || last.age_secs.is_none();
-    let changed = last.synced_version != Some(current_version);
-    match policy.unwrap_or_default() {
-        RefreshPolicy::CreatedOnce => never_synced,
-        RefreshPolicy::OnChange => never_synced || changed,
-        RefreshPolicy::Periodic => {
-            if never_synced || changed {
-                return true;
-            }
-            if every.is_zero() {
-                return false;
-            }
-            let age = last.age_secs.unwrap_or_default();
-            age < 0 || age as u64 >= every.as_secs()
-        }
-    }
+    refresh_reason(policy, every, last, current_version).is_some()
 }
 
 /// A stable number for what an ExternalSecret reads (its stores and keys): equal sources give
@@ -141,6 +169,8 @@ mod tests {
             synced("1-a", 5),
             "1-b"
         ));
+        assert_eq!(refresh_reason(None, HOUR, synced("1-a", 4000), "1-a"), Some(Reason::Interval));
+        assert_eq!(refresh_reason(None, HOUR, synced("1-a", 5), "1-b"), Some(Reason::Changed));
         assert_eq!(interval(None), Ok(HOUR));
         assert_eq!(interval(Some("1m30s")), Ok(Duration::from_secs(90)));
         assert!(interval(Some("soon")).is_err());

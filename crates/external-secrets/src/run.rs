@@ -19,7 +19,8 @@ use strongroom_controller_kit::reconcile::ErrorPolicy;
 use strongroom_controller_kit::shutdown::CancellationToken;
 use strongroom_controller_kit::watch::{guarded_watch, report_synced, scoped_api, slim};
 use strongroom_core::crd::external_secrets::{
-    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL, SecretStore, StoreKind,
+    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL, PushSecret, SecretStore,
+    StoreKind,
 };
 use strongroom_core::template::Engine;
 use strongroom_provider_api::ProviderRegistry;
@@ -42,6 +43,8 @@ pub struct Options {
     pub cluster_stores: bool,
     /// `--enable-cluster-external-secret-reconciler` (off when `--namespace` is set).
     pub cluster_external_secrets: bool,
+    /// `--enable-push-secret-reconciler`.
+    pub push_secrets: bool,
     /// Store access options.
     pub stores: StoreOptions,
 }
@@ -53,6 +56,10 @@ pub fn providers() -> ProviderRegistry {
     #[cfg(feature = "fake")]
     {
         builder = builder.with(strongroom_provider_fake::FakeProvider);
+    }
+    #[cfg(feature = "kubernetes")]
+    {
+        builder = builder.with(strongroom_provider_kubernetes::KubernetesProvider);
     }
     builder.build()
 }
@@ -174,6 +181,7 @@ pub async fn run_controllers(
     let scope = ns.unwrap_or("all namespaces").to_string();
     let config = Config::default().concurrency(options.concurrency);
     let config_ces = config.clone();
+    let config_ps = config.clone();
 
     // stores: one cached watch each, shared by the store controllers (through the stream) and
     // by the ExternalSecret controller (through the cache)
@@ -330,7 +338,12 @@ pub async fn run_controllers(
             cluster_external_secrets(ctx.clone(), config_ces, stop.clone()).await
         }
     };
-    tokio::join!(es_controller, secret_stores, cluster_stores, ces);
+    let pushes = async {
+        if options.push_secrets {
+            push_secrets(ctx.clone(), config_ps, options.namespace.clone(), stop.clone()).await
+        }
+    };
+    tokio::join!(es_controller, secret_stores, cluster_stores, ces, pushes);
 }
 
 /// The ClusterExternalSecret controller: its own objects, and every namespace change (a
@@ -354,6 +367,40 @@ async fn cluster_external_secrets(ctx: Arc<Context>, config: Config, stop: Cance
         )
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(crate::cluster_external_secret::reconcile, crate::cluster_external_secret::error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+/// The PushSecret controller: its own objects, and every Secret change in its scope (metadata
+/// only, not cached), so a changed source Secret is pushed at once.
+async fn push_secrets(ctx: Arc<Context>, config: Config, namespace: Option<String>, stop: CancellationToken) {
+    let client = ctx.client.clone();
+    let controller = Controller::new(
+        scoped_api::<PushSecret>(client.clone(), namespace.as_deref()),
+        watcher_mod::Config::default(),
+    );
+    let reader = controller.store();
+    let secrets = watcher(
+        scoped_api::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
+        watcher_mod::Config::default(),
+    )
+    .touched_objects();
+    controller
+        .with_config(config)
+        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+            let (ns, name) = (secret.namespace(), secret.name_any());
+            reader
+                .state()
+                .iter()
+                .filter(|ps| ps.namespace() == ns)
+                .filter(|ps| {
+                    ps.spec.selector.secret.as_ref().and_then(|s| s.name.as_deref()) == Some(name.as_str())
+                })
+                .map(|ps| ObjectRef::from_obj(ps.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(crate::push_secret::reconcile, crate::push_secret::error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

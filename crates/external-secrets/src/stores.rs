@@ -23,6 +23,9 @@ use tokio::sync::OnceCell;
 use crate::error::Error;
 use crate::resolver::KubeResolver;
 
+/// How long a store that throttled us without saying how long to wait gets no calls.
+const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(5);
+
 /// Reconnect this long before a client's credentials expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
@@ -117,6 +120,8 @@ pub struct Stores {
     read_ttl: Duration,
     clients: Mutex<HashMap<StoreId, Arc<tokio::sync::Mutex<Option<Connected>>>>>,
     reads: Mutex<HashMap<(StoreId, i64, ReadKey), Arc<Flight>>>,
+    /// Stores that throttled us, and until when no call goes to them.
+    paused: Mutex<HashMap<StoreId, Instant>>,
 }
 
 /// Options of [`Stores`].
@@ -151,6 +156,7 @@ impl Stores {
             read_ttl: options.read_ttl,
             clients: Mutex::default(),
             reads: Mutex::default(),
+            paused: Mutex::default(),
         }
     }
 
@@ -231,6 +237,33 @@ impl Stores {
             )));
         }
         Ok(Some(resolved))
+    }
+
+    /// The names of the stores of `kind` (in `namespace` for SecretStores) whose labels match
+    /// `selector`.
+    pub fn matching(
+        &self,
+        kind: StoreKind,
+        namespace: &str,
+        selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ) -> Vec<String> {
+        match kind {
+            StoreKind::SecretStore => self
+                .secret_stores
+                .state()
+                .iter()
+                .filter(|s| s.namespace().as_deref() == Some(namespace))
+                .filter(|s| selector_matches(selector, s.labels()))
+                .map(|s| s.name_any())
+                .collect(),
+            StoreKind::ClusterSecretStore => self
+                .cluster_stores
+                .state()
+                .iter()
+                .filter(|s| selector_matches(selector, s.labels()))
+                .map(|s| s.name_any())
+                .collect(),
+        }
     }
 
     async fn namespace_allowed(
@@ -363,7 +396,29 @@ impl Stores {
                 }
             }
         };
-        let result = flight.cell.get_or_init(read).await.clone();
+        let result = flight
+            .cell
+            .get_or_init(|| async {
+                // a store that throttled us gets no call until its wait is over: every reader
+                // of the store backs off together instead of each hitting the limit again
+                if let Some(wait) = self.pause_left(id) {
+                    return Err(ProviderError::Throttled {
+                        retry_after: Some(wait),
+                        message: "the store asked to slow down; waiting before the next call".into(),
+                    });
+                }
+                let result = read().await;
+                if let Err(ProviderError::Throttled { retry_after, .. }) = &result {
+                    let wait = retry_after.unwrap_or(DEFAULT_THROTTLE_PAUSE);
+                    self.paused
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone(), Instant::now() + wait);
+                }
+                result
+            })
+            .await
+            .clone();
         if result.is_err() {
             // a failure is shared with whoever waited for it, never with later readers
             let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,6 +433,18 @@ impl Stores {
             self.forget(id).await;
         }
         result
+    }
+
+    /// How long calls to `id` still wait after it throttled us.
+    fn pause_left(&self, id: &StoreId) -> Option<Duration> {
+        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *paused.get(id)?;
+        let now = Instant::now();
+        if until <= now {
+            paused.remove(id);
+            return None;
+        }
+        Some(until - now)
     }
 
     /// One value, shared with concurrent readers of the same reference and with readers that

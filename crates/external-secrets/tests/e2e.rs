@@ -665,3 +665,104 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_and_read_back_through_the_kubernetes_provider() {
+    use strongroom_core::crd::external_secrets::PushSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/external-secrets.io_pushsecrets.yaml");
+    let (cluster, client) = start_cluster(&crds, &["apps", "remote"]).await;
+    let apps = Api::<Secret>::namespaced(client.clone(), "apps");
+    let remote = Api::<Secret>::namespaced(client.clone(), "remote");
+    let put = |name: &str, data: Value| {
+        let apps = apps.clone();
+        let s: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
+        async move { apps.create(&PostParams::default(), &s).await.unwrap() }
+    };
+    put("creds", json!({"token": cluster.token()})).await;
+    put("source", json!({"password": "v1", "user": "app"})).await;
+    let ca = cluster
+        .kubeconfig()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: ").map(str::to_string))
+        .unwrap();
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "other-ns", "namespace": "apps"},
+        "spec": {"provider": {"kubernetes": {
+            "remoteNamespace": "remote",
+            "server": {"url": cluster.url(), "caBundle": ca},
+            "auth": {"token": {"bearerToken": {"name": "creds", "key": "token"}}}
+        }}}
+    }))
+    .unwrap();
+    Api::<SecretStore>::namespaced(client.clone(), "apps").create(&PostParams::default(), &store).await.unwrap();
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    let ps: PushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": {"name": "push", "namespace": "apps"},
+        "spec": {
+            "refreshInterval": "1h",
+            "deletionPolicy": "Delete",
+            "secretStoreRefs": [{"name": "other-ns", "kind": "SecretStore"}],
+            "selector": {"secret": {"name": "source"}},
+            "data": [{"match": {"secretKey": "password", "remoteRef": {"remoteKey": "pushed", "property": "password"}}}]
+        }
+    }))
+    .unwrap();
+    let pss = Api::<PushSecret>::namespaced(client.clone(), "apps");
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    let remote_value = || async {
+        remote
+            .get_opt("pushed")
+            .await
+            .unwrap()
+            .and_then(|s| s.data)
+            .and_then(|d| d.get("password").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
+    };
+    wait_for(|| async { remote_value().await.as_deref() == Some("v1") }, "pushed to the other namespace").await;
+    wait_for(
+        || async {
+            pss.get("push").await.ok().and_then(|p| p.status).is_some_and(|s| {
+                s.synced_push_secrets
+                    .is_some_and(|m| m.get("SecretStore/other-ns").is_some_and(|e| e.contains_key("pushed/password")))
+                    && s.conditions.is_some_and(|c| c.iter().any(|c| c.reason.as_deref() == Some("Synced")))
+            })
+        },
+        "PushSecret status as upstream",
+    )
+    .await;
+    // a changed source is pushed at once, not at the next (hourly) refresh
+    apps.patch("source", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"password": "v2"}})))
+        .await
+        .unwrap();
+    wait_for(|| async { remote_value().await.as_deref() == Some("v2") }, "source change pushed").await;
+    // an ExternalSecret reads it back through the same store
+    let es_api = Api::<ExternalSecret>::namespaced(client.clone(), "apps");
+    let back = json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": "back", "namespace": "apps"},
+        "spec": {"secretStoreRef": {"name": "other-ns"},
+                 "data": [{"secretKey": "pw", "remoteRef": {"key": "pushed", "property": "password"}}],
+                 "dataFrom": [{"extract": {"key": "pushed"}}]}
+    });
+    es_api.patch("back", &PatchParams::apply("test"), &Patch::Apply(&back)).await.unwrap();
+    wait_for(
+        || async {
+            apps.get_opt("back").await.unwrap().and_then(|s| s.data).is_some_and(|d| {
+                d.get("pw").map(|v| v.0.clone()) == Some(b"v2".to_vec())
+                    && d.get("password").map(|v| v.0.clone()) == Some(b"v2".to_vec())
+            })
+        },
+        "read back through the kubernetes provider",
+    )
+    .await;
+    // deletionPolicy Delete: deleting the PushSecret removes what it pushed
+    pss.delete("push", &DeleteParams::default()).await.unwrap();
+    wait_for(
+        || async { remote_value().await.is_none() && pss.get_opt("push").await.unwrap().is_none() },
+        "pushed value removed with the PushSecret",
+    )
+    .await;
+}
