@@ -124,7 +124,9 @@ pub fn validate(spec: &ExternalSecretSpec) -> Result<(), Vec<String>> {
 pub fn validate_store(spec: &SecretStoreSpec) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     if let Err(e) = spec.provider.kind() {
-        errors.push(format!("spec.provider: {e}"));
+        errors.push(format!(
+            "spec.provider: a store must configure exactly one provider ({e})"
+        ));
     }
     if let Some(IntOrString::String(s)) = &spec.refresh_interval
         && let Err(e) = crate::duration::parse_go_duration(s)
@@ -233,7 +235,7 @@ mod tests {
         let none = store(serde_json::json!({"provider": {}, "refreshInterval": "ten minutes"}));
         let text = errors(validate_store(&none));
         assert!(
-            text.contains("spec.provider: spec.provider names no provider"),
+            text.contains("exactly one provider (spec.provider names no provider)"),
             "{text}"
         );
         assert!(text.contains("spec.refreshInterval"), "{text}");
