@@ -34,7 +34,7 @@ pub fn validate(spec: &ExternalSecretSpec) -> Result<(), Vec<String>> {
             ));
         }
         if let Some(source) = &d.source_ref {
-            let store = !source.store_ref.is_empty();
+            let store = source.store_ref.is_some();
             if store == source.generator_ref.is_some() {
                 errors.push(format!(
                     "spec.data[{i}].sourceRef: must set exactly one of storeRef or generatorRef"
