@@ -10,8 +10,8 @@ fn rendered() -> anyhow::Result<Vec<(String, String)>> {
     strongroom_core::crd::all()
         .into_iter()
         .map(|(file, crd)| {
-            let yaml = serde_yaml_ng::to_string(&crd).context(file)?;
-            Ok((file.to_string(), format!("{HEADER}{yaml}")))
+            let yaml = serde_yaml_ng::to_string(&crd).context(file.clone())?;
+            Ok((file, format!("{HEADER}{yaml}")))
         })
         .collect()
 }

@@ -6,35 +6,82 @@
 
 pub mod condition;
 pub mod external_secrets;
+pub mod generators;
 pub mod schema;
 pub mod sealed_secret;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionVersion, CustomResourceValidation,
+    JSONSchemaProps,
+};
 use kube::CustomResourceExt;
 
+/// Adds upstream's older versions as entries that are neither served nor stored. The API server
+/// refuses a CRD that drops a version still named in `status.storedVersions`, so a cluster where
+/// upstream once stored `v1beta1` objects can only take our CRD if the entry stays. The schema
+/// keeps every field (a version needs one even when not served).
+pub fn with_unserved_versions(
+    mut crd: CustomResourceDefinition,
+    versions: &[&str],
+) -> CustomResourceDefinition {
+    for name in versions {
+        crd.spec.versions.push(CustomResourceDefinitionVersion {
+            name: (*name).to_string(),
+            served: false,
+            storage: false,
+            deprecated: Some(true),
+            schema: Some(CustomResourceValidation {
+                open_api_v3_schema: Some(JSONSchemaProps {
+                    type_: Some("object".into()),
+                    x_kubernetes_preserve_unknown_fields: Some(true),
+                    ..JSONSchemaProps::default()
+                }),
+            }),
+            ..CustomResourceDefinitionVersion::default()
+        });
+    }
+    crd
+}
+
+/// `<group>_<plural>.yaml`, the file name upstream and `deploy/crds/` use.
+fn file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
+}
+
 /// Every CRD Strongroom serves, with the file name it is written to under `deploy/crds/`.
-pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
+pub fn all() -> Vec<(String, CustomResourceDefinition)> {
     use external_secrets::*;
-    vec![
-        (
-            "bitnami.com_sealedsecrets.yaml",
-            sealed_secret::SealedSecret::crd(),
-        ),
-        (
-            "external-secrets.io_externalsecrets.yaml",
-            ExternalSecret::crd(),
-        ),
-        ("external-secrets.io_secretstores.yaml", SecretStore::crd()),
-        (
-            "external-secrets.io_clustersecretstores.yaml",
-            ClusterSecretStore::crd(),
-        ),
-        (
-            "external-secrets.io_clusterexternalsecrets.yaml",
-            ClusterExternalSecret::crd(),
-        ),
-        ("external-secrets.io_pushsecrets.yaml", PushSecret::crd()),
-    ]
+    use generators::*;
+    let v1beta1 = &["v1beta1"];
+    let crds = vec![
+        sealed_secret::SealedSecret::crd(),
+        with_unserved_versions(ExternalSecret::crd(), v1beta1),
+        with_unserved_versions(SecretStore::crd(), v1beta1),
+        with_unserved_versions(ClusterSecretStore::crd(), v1beta1),
+        with_unserved_versions(ClusterExternalSecret::crd(), v1beta1),
+        PushSecret::crd(),
+        ClusterPushSecret::crd(),
+        AcrAccessToken::crd(),
+        BeyondtrustWorkloadCredentialsDynamicSecret::crd(),
+        CloudsmithAccessToken::crd(),
+        ClusterGenerator::crd(),
+        EcrAuthorizationToken::crd(),
+        Fake::crd(),
+        GcrAccessToken::crd(),
+        GithubAccessToken::crd(),
+        GitlabDeployToken::crd(),
+        Grafana::crd(),
+        Mfa::crd(),
+        Password::crd(),
+        QuayAccessToken::crd(),
+        SshKey::crd(),
+        StsSessionToken::crd(),
+        Uuid::crd(),
+        VaultDynamicSecret::crd(),
+        Webhook::crd(),
+        GeneratorState::crd(),
+    ];
+    crds.into_iter().map(|c| (file_name(&c), c)).collect()
 }
 
 #[cfg(test)]
@@ -64,7 +111,7 @@ mod tests {
     fn no_crd_carries_a_server_side_default() {
         for (file, crd) in all() {
             let mut found = Vec::new();
-            walk(&serde_json::to_value(&crd).unwrap(), file, &mut found);
+            walk(&serde_json::to_value(&crd).unwrap(), &file, &mut found);
             assert!(
                 found.is_empty(),
                 "server-side defaults cause GitOps drift: {found:?}"
@@ -106,5 +153,38 @@ mod tests {
             &["ces"],
         );
         expect("pushsecrets.external-secrets.io", "Namespaced", &["ps"]);
+        expect("clusterpushsecrets.external-secrets.io", "Cluster", &[]);
+        expect(
+            "clustergenerators.generators.external-secrets.io",
+            "Cluster",
+            &[],
+        );
+        expect(
+            "generatorstates.generators.external-secrets.io",
+            "Namespaced",
+            &["gs"],
+        );
+        expect(
+            "passwords.generators.external-secrets.io",
+            "Namespaced",
+            &[],
+        );
+        assert_eq!(names.len(), 26);
+    }
+
+    #[test]
+    fn old_upstream_versions_stay_listed_but_unserved() {
+        for (file, crd) in all() {
+            let served: Vec<_> = crd.spec.versions.iter().filter(|v| v.served).collect();
+            assert_eq!(served.len(), 1, "{file}");
+            assert!(served[0].storage, "{file}");
+            for v in &crd.spec.versions {
+                assert!(v.schema.is_some(), "{file} {} needs a schema", v.name);
+            }
+            if file.starts_with("external-secrets.io_") && !file.contains("pushsecrets") {
+                let old = crd.spec.versions.iter().find(|v| v.name == "v1beta1");
+                assert!(old.is_some_and(|v| !v.served && !v.storage), "{file}");
+            }
+        }
     }
 }

@@ -33,3 +33,55 @@ impl JsonSchema for Unmodelled {
         })
     }
 }
+
+/// Upstream's pattern for object names (DNS-1123 subdomain).
+pub const DNS_SUBDOMAIN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// Upstream's pattern for namespaces (DNS-1123 label).
+pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// Upstream's pattern for Secret and ConfigMap keys.
+pub const SECRET_KEY: &str = r"^[-._a-zA-Z0-9]+$";
+
+/// An object whose content is kept as-is, with the fields upstream requires at its top level.
+/// Used for generator specs Strongroom does not interpret.
+macro_rules! unmodelled_with_required {
+    ($(#[$attr:meta])* $name:ident, [$($req:literal),*]) => {
+        $(#[$attr])*
+        #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq)]
+        #[serde(transparent)]
+        pub struct $name(pub std::collections::BTreeMap<String, serde_json::Value>);
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let required: Vec<&str> = vec![$($req),*];
+                let mut s = schemars::json_schema!({
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true
+                });
+                if !required.is_empty() {
+                    let props: serde_json::Map<String, serde_json::Value> = required
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.to_string(),
+                                serde_json::json!({"x-kubernetes-preserve-unknown-fields": true}),
+                            )
+                        })
+                        .collect();
+                    s.insert("properties".into(), props.into());
+                    s.insert("required".into(), required.into());
+                }
+                s
+            }
+        }
+    };
+}
+pub(crate) use unmodelled_with_required;

@@ -48,7 +48,10 @@ fn store(data: Vec<FakeProviderData>) -> StoreContext {
         namespace: Some("default".into()),
         referent_namespace: None,
         provider: SecretStoreProvider {
-            fake: Some(FakeSpec { data }),
+            fake: Some(FakeSpec {
+                data,
+                ..FakeSpec::default()
+            }),
             ..SecretStoreProvider::default()
         },
         retry: None,

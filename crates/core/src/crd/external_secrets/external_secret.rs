@@ -10,6 +10,7 @@ use serde_with::skip_serializing_none;
 
 use super::common::{GeneratorRef, SecretStoreRef};
 use crate::crd::condition::Condition;
+use crate::crd::schema::{DNS_SUBDOMAIN, SECRET_KEY};
 
 /// Syncs values from a provider into a Kubernetes Secret and keeps them fresh.
 #[skip_serializing_none]
@@ -57,6 +58,12 @@ use crate::crd::condition::Condition;
     selectable = ".spec.refreshInterval"
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0)",
+        "message": "either data or dataFrom should be specified"
+    }
+]))]
 pub struct ExternalSecretSpec {
     /// Store to read from; optional when every entry names its own source.
     pub secret_store_ref: Option<SecretStoreRef>,
@@ -68,7 +75,8 @@ pub struct ExternalSecretSpec {
     pub refresh_interval: Option<String>,
     /// Windows that allow or deny periodic refreshes.
     pub sync_windows: Option<SyncWindows>,
-    /// One Secret key per remote value.
+    /// One Secret key per remote value; each `secretKey` at most once.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["secretKey"]))]
     pub data: Option<Vec<ExternalSecretData>>,
     /// Remote values expanded into many keys (extract, find or generator).
     pub data_from: Option<Vec<ExternalSecretDataFromRemoteRef>>,
@@ -91,6 +99,7 @@ pub enum RefreshPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct SyncWindows {
     /// `allow` or `deny`.
+    #[schemars(extend("enum" = ["allow", "deny"]))]
     pub kind: String,
     /// Cron schedules (UTC) and how long each window stays open.
     pub windows: Vec<SyncWindow>,
@@ -110,8 +119,23 @@ pub struct SyncWindow {
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.deletionPolicy) || self.deletionPolicy != 'Delete' || !has(self.creationPolicy) || !(self.creationPolicy in ['Merge', 'None', 'CreateOrMerge'])",
+        "message": "deletionPolicy=Delete must not be used when the controller doesn't own the secret. Please set creationPolicy=Owner"
+    },
+    {
+        "rule": "!has(self.deletionPolicy) || self.deletionPolicy != 'Merge' || !has(self.creationPolicy) || self.creationPolicy != 'None'",
+        "message": "deletionPolicy=Merge must not be used with creationPolicy=None. There is no Secret to merge with"
+    },
+    {
+        "rule": "has(self.manifest) || !has(self.template) || !has(self.template.templateFrom) || self.template.templateFrom.all(t, !has(t.target) || t.target.matches('^(?i)(data|annotations|labels)$'))",
+        "message": "templateFrom[].target must be Data, Annotations or Labels when the target is a Secret"
+    }
+]))]
 pub struct ExternalSecretTarget {
     /// Name of the Secret; the ExternalSecret's name when empty.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
     pub name: Option<String>,
     /// How the Secret is created and owned; `Owner` when empty.
     pub creation_policy: Option<CreationPolicy>,
@@ -179,7 +203,9 @@ pub struct ExternalSecretTemplate {
     pub merge_policy: Option<TemplateMergePolicy>,
     /// Secret key to template.
     pub data: Option<BTreeMap<String, String>>,
-    /// Templates read from ConfigMaps, Secrets or literals.
+    /// Templates read from ConfigMaps, Secrets or literals (at most 100, which bounds the cost
+    /// of the CRD's validation rules).
+    #[schemars(length(max = 100))]
     pub template_from: Option<Vec<TemplateFrom>>,
 }
 
@@ -224,10 +250,14 @@ pub struct TemplateFrom {
     pub config_map: Option<TemplateRef>,
     /// Templates from a Secret.
     pub secret: Option<TemplateRef>,
-    /// Where the rendered result goes: `Data` (default), `Annotations` or `Labels`.
+    /// Where the rendered result goes: `Data` (default), `Annotations` or `Labels`; a field
+    /// path for generic targets.
+    #[schemars(length(max = 253))]
     pub target: Option<String>,
     /// An inline template.
     pub literal: Option<String>,
+    /// How the values of the template source are decoded before templating.
+    pub values_decoding_strategy: Option<DecodingStrategy>,
 }
 
 /// A ConfigMap or Secret holding templates.
@@ -235,6 +265,7 @@ pub struct TemplateFrom {
 #[serde(rename_all = "camelCase")]
 pub struct TemplateRef {
     /// Name of the object.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
     pub name: String,
     /// Keys to use as templates.
     pub items: Vec<TemplateRefItem>,
@@ -246,6 +277,7 @@ pub struct TemplateRef {
 #[serde(rename_all = "camelCase")]
 pub struct TemplateRefItem {
     /// Key in the object.
+    #[schemars(length(min = 1, max = 253), pattern(SECRET_KEY))]
     pub key: String,
     /// `Values` (default) or `KeysAndValues`.
     pub template_as: Option<TemplateScope>,
@@ -267,6 +299,7 @@ pub enum TemplateScope {
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretData {
     /// Key in the target Secret.
+    #[schemars(length(min = 1, max = 253), pattern(SECRET_KEY))]
     pub secret_key: String,
     /// The remote value.
     pub remote_ref: ExternalSecretDataRemoteRef,
@@ -340,21 +373,33 @@ pub enum NullBytePolicy {
     Fail,
 }
 
-/// A per-entry store.
+/// A per-entry store (or, deprecated, generator); exactly one of the two.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.storeRef) != has(self.generatorRef)",
+        "message": "sourceRef must set exactly one of storeRef or generatorRef"
+    }
+]))]
 pub struct StoreSourceRef {
-    /// The store.
+    /// The store; absent when `generatorRef` is used.
     pub store_ref: Option<SecretStoreRef>,
     /// Deprecated here; use `dataFrom[].sourceRef.generatorRef`.
     pub generator_ref: Option<GeneratorRef>,
 }
 
-/// A per-entry store or generator.
+/// A per-entry store or generator; exactly one of the two.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.storeRef) != has(self.generatorRef)",
+        "message": "sourceRef must set exactly one of storeRef or generatorRef"
+    }
+]))]
 pub struct StoreGeneratorSourceRef {
     /// The store.
     pub store_ref: Option<SecretStoreRef>,
@@ -362,10 +407,16 @@ pub struct StoreGeneratorSourceRef {
     pub generator_ref: Option<GeneratorRef>,
 }
 
-/// Many keys from the provider.
+/// Many keys from the provider: exactly one of `extract`, `find` or `sourceRef.generatorRef`.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.extract) ? 1 : 0) + (has(self.find) ? 1 : 0) + ((has(self.sourceRef) && has(self.sourceRef.generatorRef)) ? 1 : 0) == 1",
+        "message": "dataFrom entries must set exactly one of extract, find or sourceRef.generatorRef"
+    }
+]))]
 pub struct ExternalSecretDataFromRemoteRef {
     /// Expand one JSON value into keys.
     pub extract: Option<ExternalSecretDataRemoteRef>,
@@ -409,6 +460,12 @@ pub struct FindName {
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.regexp) ? 1 : 0) + (has(self.transform) ? 1 : 0) + (has(self.merge) ? 1 : 0) == 1",
+        "message": "a rewrite must set exactly one of regexp, transform or merge"
+    }
+]))]
 pub struct ExternalSecretRewrite {
     /// Regular-expression replacement on the key.
     pub regexp: Option<RewriteRegexp>,
@@ -446,10 +503,13 @@ pub struct RewriteMerge {
     /// Keys that win conflicts, in order.
     pub priority: Option<Vec<String>>,
     /// `Strict` (default) or `IgnoreNotFound`.
+    #[schemars(extend("enum" = ["IgnoreNotFound", "Strict"]))]
     pub priority_policy: Option<String>,
     /// `Error` (default) or `Ignore`.
+    #[schemars(extend("enum" = ["Ignore", "Error"]))]
     pub conflict_policy: Option<String>,
     /// `Extract` (default) or `JSON`.
+    #[schemars(extend("enum" = ["Extract", "JSON"]))]
     pub strategy: Option<String>,
 }
 

@@ -7,6 +7,7 @@ mod external_secret;
 mod providers;
 mod push_secret;
 mod store;
+pub mod validation;
 
 pub use cluster_external_secret::*;
 pub use common::*;
@@ -14,6 +15,7 @@ pub use external_secret::*;
 pub use providers::*;
 pub use push_secret::*;
 pub use store::*;
+pub use validation::{validate, validate_store};
 
 /// The API group of every kind here.
 pub const GROUP: &str = "external-secrets.io";

@@ -9,13 +9,95 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::common::{CaProvider, SecretKeySelector, ServiceAccountSelector};
-use crate::crd::schema::{Unmodelled, preserve_unknown_fields};
+use crate::crd::schema::{DNS_LABEL, DNS_SUBDOMAIN, SECRET_KEY, preserve_unknown_fields};
+
+/// Provider blocks upstream defines that Strongroom keeps as written (no schema below the name).
+pub const UNMODELLED_PROVIDERS: [&str; 38] = [
+    "akeyless",
+    "barbican",
+    "beyondtrust",
+    "beyondtrustworkloadcredentials",
+    "bitwardensecretsmanager",
+    "chef",
+    "cloudrusm",
+    "conjur",
+    "delinea",
+    "device42",
+    "doppler",
+    "dvls",
+    "fortanix",
+    "github",
+    "gitlab",
+    "ibm",
+    "infisical",
+    "keepersecurity",
+    "nebiusmysterybox",
+    "ngrok",
+    "onboardbase",
+    "onepassword",
+    "onepasswordSDK",
+    "oracle",
+    "ovh",
+    "passbolt",
+    "passworddepot",
+    "previder",
+    "pulumi",
+    "scaleway",
+    "secretserver",
+    "senhasegura",
+    "volcengine",
+    "webhook",
+    "yandexcertificatemanager",
+    "yandexlockbox",
+    "alibaba",
+    "openBao",
+];
+
+/// Provider blocks Strongroom models.
+pub const MODELLED_PROVIDERS: [&str; 6] =
+    ["aws", "vault", "gcpsm", "azurekv", "kubernetes", "fake"];
+
+/// Schema of the provider object: the modelled blocks, every other upstream provider name as an
+/// object kept as written, and exactly one of them set.
+fn provider_schema(schema: &mut schemars::Schema) {
+    preserve_unknown_fields(schema);
+    if let Some(props) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for name in UNMODELLED_PROVIDERS {
+            props.insert(
+                name.to_string(),
+                serde_json::json!({
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "description": "A provider Strongroom does not implement; kept as written and reported as unsupported."
+                }),
+            );
+        }
+    }
+    schema.insert("minProperties".into(), 1.into());
+    schema.insert("maxProperties".into(), 1.into());
+    let count = MODELLED_PROVIDERS
+        .iter()
+        .chain(UNMODELLED_PROVIDERS.iter())
+        .map(|n| format!("(has(self.{n}) ? 1 : 0)"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    schema.insert(
+        "x-kubernetes-validations".into(),
+        serde_json::json!([{
+            "rule": format!("{count} == 1"),
+            "message": "a store must configure exactly one provider"
+        }]),
+    );
+}
 
 /// Exactly one provider configuration.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = preserve_unknown_fields)]
+#[schemars(transform = provider_schema)]
 pub struct SecretStoreProvider {
     /// AWS Secrets Manager or Parameter Store.
     pub aws: Option<AwsProvider>,
@@ -108,6 +190,7 @@ impl SecretStoreProvider {
 #[schemars(transform = preserve_unknown_fields)]
 pub struct AwsProvider {
     /// `SecretsManager`, `ParameterStore` or `CertificateManager`.
+    #[schemars(extend("enum" = ["SecretsManager", "ParameterStore", "CertificateManager"]))]
     pub service: String,
     /// AWS region.
     pub region: String,
@@ -132,6 +215,12 @@ pub struct AwsProvider {
     pub prefix: Option<String>,
     /// Secrets Manager options for PushSecret deletes.
     pub secrets_manager: Option<AwsSecretsManagerOptions>,
+    /// `None` (default), `Simple` (add esoNamespace, esoStoreName, esoStoreKind session tags)
+    /// or `Custom` (those plus `customSessionTags`).
+    #[schemars(extend("enum" = ["None", "Simple", "Custom"]))]
+    pub session_tags_policy: Option<String>,
+    /// Extra session tags when `sessionTagsPolicy` is `Custom`.
+    pub custom_session_tags: Option<BTreeMap<String, String>>,
 }
 
 /// AWS credentials.
@@ -225,6 +314,61 @@ pub struct VaultProvider {
     pub check_and_set: Option<VaultCheckAndSet>,
 }
 
+/// AWS IAM login.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultIamAuth {
+    /// Mount path; `aws` when empty.
+    pub path: Option<String>,
+    /// AWS region.
+    pub region: Option<String>,
+    /// AWS role assumed before the login.
+    pub role: Option<String>,
+    /// Vault role.
+    pub vault_role: String,
+    /// STS ExternalId for the assumed role.
+    #[serde(
+        rename = "externalID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_id: Option<String>,
+    /// Value of the `X-Vault-AWS-IAM-Server-ID` header.
+    #[serde(
+        rename = "vaultAwsIamServerID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vault_aws_iam_server_id: Option<String>,
+    /// Static AWS keys.
+    pub secret_ref: Option<AwsAuthSecretRef>,
+    /// Web identity from a ServiceAccount token (IRSA style).
+    pub jwt: Option<AwsJwtAuth>,
+}
+
+/// GCP login.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultGcpAuth {
+    /// Mount path; `gcp` when empty.
+    pub path: Option<String>,
+    /// Vault role.
+    pub role: String,
+    /// GCP project id.
+    #[serde(rename = "projectID", default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// GCP location.
+    pub location: Option<String>,
+    /// Service-account JSON key.
+    pub secret_ref: Option<GcpSmAuthSecretRef>,
+    /// GKE workload identity.
+    pub workload_identity: Option<GcpWorkloadIdentity>,
+    /// ServiceAccount to impersonate.
+    pub service_account_ref: Option<ServiceAccountSelector>,
+}
+
 /// KV engine version.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum VaultKvVersion {
@@ -279,10 +423,10 @@ pub struct VaultAuth {
     pub user_pass: Option<VaultUserPassAuth>,
     /// LDAP login.
     pub ldap: Option<VaultUserPassAuth>,
-    /// AWS IAM login (not implemented by Strongroom yet).
-    pub iam: Option<Unmodelled>,
-    /// GCP login (not implemented by Strongroom yet).
-    pub gcp: Option<Unmodelled>,
+    /// AWS IAM login.
+    pub iam: Option<VaultIamAuth>,
+    /// GCP login.
+    pub gcp: Option<VaultGcpAuth>,
 }
 
 /// AppRole login.
@@ -385,6 +529,7 @@ pub struct GcpSmProvider {
     /// Location of regional secrets.
     pub location: Option<String>,
     /// `LatestOrFail` (default) or `LatestOrFetch`.
+    #[schemars(extend("enum" = ["LatestOrFail", "LatestOrFetch"]))]
     pub secret_version_selection_policy: Option<String>,
 }
 
@@ -397,8 +542,66 @@ pub struct GcpSmAuth {
     pub secret_ref: Option<GcpSmAuthSecretRef>,
     /// GKE workload identity.
     pub workload_identity: Option<GcpWorkloadIdentity>,
-    /// Workload identity federation (not implemented by Strongroom yet).
-    pub workload_identity_federation: Option<Unmodelled>,
+    /// Workload identity federation from non-GKE clusters or AWS.
+    pub workload_identity_federation: Option<GcpWorkloadIdentityFederation>,
+}
+
+/// GCP workload identity federation.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcpWorkloadIdentityFederation {
+    /// ConfigMap holding an external-account credential configuration (JSON).
+    pub cred_config: Option<ConfigMapReference>,
+    /// ServiceAccount whose tokens are exchanged (Kubernetes as identity provider).
+    pub service_account_ref: Option<ServiceAccountSelector>,
+    /// AWS region and credentials used to obtain the token.
+    pub aws_security_credentials: Option<AwsCredentialsConfig>,
+    /// STS audience (pool and provider).
+    pub audience: Option<String>,
+    /// Expected `credential_source.url` of the credential configuration.
+    pub external_token_endpoint: Option<String>,
+}
+
+/// A key of a ConfigMap.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapReference {
+    /// Name of the ConfigMap.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub name: String,
+    /// Namespace of the ConfigMap; the referent's when empty.
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub namespace: Option<String>,
+    /// Key holding the configuration.
+    #[schemars(length(min = 1, max = 253), pattern(SECRET_KEY))]
+    pub key: String,
+}
+
+/// AWS credentials for GCP workload identity federation.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsCredentialsConfig {
+    /// AWS region.
+    #[schemars(length(min = 1, max = 50), pattern(r"^[a-z0-9-]+$"))]
+    pub region: String,
+    /// Secret with `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token`.
+    pub aws_credentials_secret_ref: SecretReference,
+}
+
+/// A Secret by name.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretReference {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub name: String,
+    /// Namespace of the Secret; the referent's when empty.
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub namespace: Option<String>,
 }
 
 /// Service-account key Secret.
@@ -437,12 +640,14 @@ pub struct GcpWorkloadIdentity {
 #[schemars(transform = preserve_unknown_fields)]
 pub struct AzureKvProvider {
     /// `ServicePrincipal` (default), `ManagedIdentity` or `WorkloadIdentity`.
+    #[schemars(extend("enum" = ["ServicePrincipal", "ManagedIdentity", "WorkloadIdentity"]))]
     pub auth_type: Option<String>,
     /// Vault URL, e.g. `https://my-vault.vault.azure.net`.
     pub vault_url: String,
     /// Tenant id (service principal).
     pub tenant_id: Option<String>,
     /// `PublicCloud` (default), `USGovernmentCloud`, `ChinaCloud`, `GermanCloud` or `AzureStackCloud`.
+    #[schemars(extend("enum" = ["PublicCloud", "USGovernmentCloud", "ChinaCloud", "GermanCloud", "AzureStackCloud"]))]
     pub environment_type: Option<String>,
     /// Service principal credentials.
     pub auth_secret_ref: Option<AzureKvAuth>,
@@ -457,8 +662,30 @@ pub struct AzureKvProvider {
         skip_serializing_if = "Option::is_none"
     )]
     pub use_azure_sdk: Option<bool>,
-    /// Endpoints of sovereign or Stack clouds.
-    pub custom_cloud_config: Option<Unmodelled>,
+    /// Endpoints of sovereign or Stack clouds (needs `useAzureSDK: true`).
+    pub custom_cloud_config: Option<AzureCustomCloudConfig>,
+}
+
+/// Endpoints of a private Azure cloud.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureCustomCloudConfig {
+    /// AAD endpoint.
+    pub active_directory_endpoint: String,
+    /// Key Vault endpoint.
+    pub key_vault_endpoint: Option<String>,
+    /// DNS suffix of vault URLs.
+    #[serde(
+        rename = "keyVaultDNSSuffix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub key_vault_dns_suffix: Option<String>,
+    /// Resource Manager endpoint.
+    pub resource_manager_endpoint: Option<String>,
+    /// Token audience for workload identity.
+    pub audience: Option<String>,
 }
 
 /// Azure service principal credentials.
@@ -489,6 +716,7 @@ pub struct KubernetesProvider {
     /// Kubeconfig from a Secret.
     pub auth_ref: Option<SecretKeySelector>,
     /// Namespace to read Secrets from; `default` when empty.
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
     pub remote_namespace: Option<String>,
 }
 
@@ -509,6 +737,7 @@ pub struct KubernetesServer {
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct KubernetesAuth {
     /// Client certificate.
     pub cert: Option<KubernetesCertAuth>,
@@ -539,11 +768,15 @@ pub struct KubernetesTokenAuth {
 }
 
 /// Fake provider.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FakeProvider {
     /// Values served.
     pub data: Vec<FakeProviderData>,
+    /// Result of store validation: 0 ready (default), 1 unknown, 2 error.
+    #[schemars(range(min = 0, max = 2))]
+    pub validation_result: Option<i32>,
 }
 
 /// One fake value.

@@ -1,0 +1,147 @@
+//! The generated External Secrets CRDs (`deploy/crds/`) on devcluster: every upstream-style
+//! manifest under `crates/core/tests/fixtures/eso-manifests/` is admitted, and each invalid one
+//! is refused by the CRD's validation rules with the expected message. devcluster compiles and
+//! runs the `x-kubernetes-validations` rules the way the real API server does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use strongroom_devcluster::{DevCluster, Options};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn yaml_docs(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for d in serde_yaml_ng::Deserializer::from_str(&text) {
+            out.push(serde::Deserialize::deserialize(d).unwrap());
+        }
+    }
+    out
+}
+
+async fn cluster_with_eso_crds() -> (DevCluster, Client, Vec<CustomResourceDefinition>) {
+    let cluster = DevCluster::start(Options::default()).await.unwrap();
+    let kubeconfig = Kubeconfig::from_yaml(&cluster.kubeconfig()).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let client = Client::try_from(config).unwrap();
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "eso"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut installed = Vec::new();
+    for doc in yaml_docs(&repo().join("deploy/crds")) {
+        let crd: CustomResourceDefinition = serde_json::from_value(doc).unwrap();
+        if !crd.spec.group.contains("external-secrets.io") {
+            continue;
+        }
+        installed.push(crds.create(&PostParams::default(), &crd).await.unwrap());
+    }
+    (cluster, client, installed)
+}
+
+fn api_for(client: &Client, crds: &[CustomResourceDefinition], doc: &Value) -> Api<DynamicObject> {
+    let kind = doc["kind"].as_str().unwrap();
+    let (group, version) = doc["apiVersion"].as_str().unwrap().split_once('/').unwrap();
+    let crd = crds
+        .iter()
+        .find(|c| c.spec.names.kind == kind && c.spec.group == group)
+        .unwrap_or_else(|| panic!("no CRD for {kind}"));
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        &crd.spec.names.plural,
+    );
+    if crd.spec.scope == "Namespaced" {
+        Api::namespaced_with(client.clone(), "eso", &ar)
+    } else {
+        Api::all_with(client.clone(), &ar)
+    }
+}
+
+#[tokio::test]
+async fn upstream_manifests_are_admitted_and_broken_ones_refused() {
+    let (_cluster, client, crds) = cluster_with_eso_crds().await;
+    assert_eq!(crds.len(), 25);
+    let fixtures = repo().join("crates/core/tests/fixtures/eso-manifests");
+    let valid = yaml_docs(&fixtures);
+    assert!(valid.len() >= 30);
+    for doc in &valid {
+        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        let created = api_for(&client, &crds, doc)
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", doc["metadata"]["name"]));
+        // nothing pruned: every field of the manifest came back
+        let back = serde_json::to_value(&created).unwrap();
+        assert_eq!(back["spec"], doc["spec"], "{}", doc["metadata"]["name"]);
+    }
+    let invalid = yaml_docs(&fixtures.join("invalid"));
+    assert!(invalid.len() >= 12);
+    for doc in &invalid {
+        let expected = doc["metadata"]["annotations"]["strongroom.dev/expect-error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase();
+        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        let err = api_for(&client, &crds, doc)
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect_err(&format!("{} was admitted", doc["metadata"]["name"]));
+        let kube::Error::Api(status) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(status.code, 422, "{status:?}");
+        assert!(
+            status.message.to_lowercase().contains(&expected),
+            "{}: {expected:?} not in {}",
+            doc["metadata"]["name"],
+            status.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn old_versions_are_listed_but_not_served() {
+    let (_cluster, client, crds) = cluster_with_eso_crds().await;
+    let es = crds
+        .iter()
+        .find(|c| c.spec.names.kind == "ExternalSecret")
+        .unwrap();
+    let names: Vec<_> = es
+        .spec
+        .versions
+        .iter()
+        .map(|v| (v.name.as_str(), v.served))
+        .collect();
+    assert_eq!(names, [("v1", true), ("v1beta1", false)]);
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("external-secrets.io", "v1beta1", "ExternalSecret"),
+        "externalsecrets",
+    );
+    let old: Api<DynamicObject> = Api::namespaced_with(client.clone(), "eso", &ar);
+    assert!(
+        old.list(&Default::default()).await.is_err(),
+        "v1beta1 is not served"
+    );
+}
