@@ -134,7 +134,13 @@ pub fn reloader(root: &Path) -> anyhow::Result<()> {
 pub fn external_secrets(root: &Path) -> anyhow::Result<()> {
     let status = Command::new("cargo")
         .current_dir(root)
-        .args(["bench", "-p", "strongroom-external-secrets", "--bench", "sync"])
+        .args([
+            "bench",
+            "-p",
+            "strongroom-external-secrets",
+            "--bench",
+            "sync",
+        ])
         .status()?;
     if !status.success() {
         bail!("cargo bench failed");

@@ -112,9 +112,13 @@ async fn main() {
         .map(|i| {
             let ess = ess.clone();
             async move {
-                ess.patch(&format!("es-{i}"), &PatchParams::apply("bench"), &Patch::Apply(es(&format!("es-{i}"), i % keys, interval)))
-                    .await
-                    .unwrap();
+                ess.patch(
+                    &format!("es-{i}"),
+                    &PatchParams::apply("bench"),
+                    &Patch::Apply(es(&format!("es-{i}"), i % keys, interval)),
+                )
+                .await
+                .unwrap();
             }
         })
         .buffer_unordered(32)
@@ -123,7 +127,14 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    let user = service_account_kubeconfig(&cluster, &client, "default", "external-secrets", &kubeconfig).await;
+    let user = service_account_kubeconfig(
+        &cluster,
+        &client,
+        "default",
+        "external-secrets",
+        &kubeconfig,
+    )
+    .await;
     let (metrics_port, live_port) = (free_port(), free_port());
     let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
     let start = Instant::now();
@@ -140,7 +151,10 @@ async fn main() {
         .spawn()
         .unwrap();
     while http_try(&format!("http://127.0.0.1:{live_port}/readyz")).await != Some(200) {
-        assert!(start.elapsed() < Duration::from_secs(600), "controller not ready");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "controller not ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     loop {
@@ -148,7 +162,10 @@ async fn main() {
         if ready as u64 >= n {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(1800), "only {ready} of {n} synced");
+        assert!(
+            start.elapsed() < Duration::from_secs(1800),
+            "only {ready} of {n} synced"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let synced_after = start.elapsed().as_secs_f64();
@@ -172,9 +189,13 @@ async fn main() {
     while cycle_began.elapsed() < Duration::from_secs(interval + interval / 5) {
         if new_wait.is_none() && cycle_began.elapsed() >= Duration::from_secs(interval * 8 / 10) {
             let t = Instant::now();
-            ess.patch("es-new", &PatchParams::apply("bench"), &Patch::Apply(es("es-new", 0, interval)))
-                .await
-                .unwrap();
+            ess.patch(
+                "es-new",
+                &PatchParams::apply("bench"),
+                &Patch::Apply(es("es-new", 0, interval)),
+            )
+            .await
+            .unwrap();
             loop {
                 let ok = ess
                     .get("es-new")
@@ -194,12 +215,27 @@ async fn main() {
     }
     let cycle_calls = provider_calls(&metrics).await - cycle_start;
     let _ = child.kill();
-    println!("external-secrets controller, {n} ExternalSecrets over {keys} remote keys, refreshInterval {interval}s");
+    let _ = child.wait();
+    println!(
+        "external-secrets controller, {n} ExternalSecrets over {keys} remote keys, refreshInterval {interval}s"
+    );
     println!("  time until all synced:            {synced_after:.1} s (from start)");
-    println!("  provider calls, first sync:       {first_calls} ({:.2} per distinct key)", first_calls / keys as f64);
-    println!("  provider calls, one refresh cycle: {cycle_calls} ({:.2} per distinct key)", cycle_calls / keys as f64);
-    println!("  Kubernetes API calls per ES:      {:.2} (first sync, incl. watches)", api_calls as f64 / n as f64);
+    println!(
+        "  provider calls, first sync:       {first_calls} ({:.2} per distinct key)",
+        first_calls / keys as f64
+    );
+    println!(
+        "  provider calls, one refresh cycle: {cycle_calls} ({:.2} per distinct key)",
+        cycle_calls / keys as f64
+    );
+    println!(
+        "  Kubernetes API calls per ES:      {:.2} (first sync, incl. watches)",
+        api_calls as f64 / n as f64
+    );
     println!("  resident memory after sync:       {rss:.1} MiB");
     println!("  idle CPU over 10 s:               {idle_cpu:.2} s");
-    println!("  new ES wait while refreshes due:  {:.3} s", new_wait.unwrap_or(f64::NAN));
+    println!(
+        "  new ES wait while refreshes due:  {:.3} s",
+        new_wait.unwrap_or(f64::NAN)
+    );
 }

@@ -37,7 +37,10 @@ fn child_name(ces: &ClusterExternalSecret) -> String {
 }
 
 fn field_manager(ces: &ClusterExternalSecret) -> String {
-    format!("clusterexternalsecrets.external-secrets.io/{}", ces.name_any())
+    format!(
+        "clusterexternalsecrets.external-secrets.io/{}",
+        ces.name_any()
+    )
 }
 
 /// Whether a namespace is selected: by name, or by any of the label selectors (an empty
@@ -58,7 +61,10 @@ pub fn selected(ces: &ClusterExternalSecret, ns: &Namespace) -> bool {
 }
 
 /// The reconcile kube-runtime calls.
-pub async fn reconcile(ces: Arc<ClusterExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    ces: Arc<ClusterExternalSecret>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     ctx.policy.observe(ces.as_ref(), sync(&ces, &ctx)).await
 }
 
@@ -69,13 +75,24 @@ pub fn error_policy(ces: Arc<ClusterExternalSecret>, err: &Error, ctx: Arc<Conte
 
 fn owned(es: &ExternalSecret, ces: &ClusterExternalSecret) -> bool {
     let uid = ces.uid().unwrap_or_default();
-    es.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid)
+    es.owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-async fn set_finalizers(ctx: &Context, ces: &ClusterExternalSecret, finalizers: Vec<String>) -> kube::Result<()> {
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": ces.resource_version()}});
+async fn set_finalizers(
+    ctx: &Context,
+    ces: &ClusterExternalSecret,
+    finalizers: Vec<String>,
+) -> kube::Result<()> {
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": ces.resource_version()}});
     Api::<ClusterExternalSecret>::all(ctx.client.clone())
-        .patch(&ces.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            &ces.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
         .map(|_| ())
 }
@@ -83,7 +100,10 @@ async fn set_finalizers(ctx: &Context, ces: &ClusterExternalSecret, finalizers: 
 async fn delete_child(ctx: &Context, ces: &ClusterExternalSecret, ns: &str) -> Result<(), Error> {
     let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), ns);
     let name = child_name(ces);
-    if let Some(es) = api.get_opt(&name).await.map_err(Error::kube("read an ExternalSecret"))?
+    if let Some(es) = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("read an ExternalSecret"))?
         && owned(&es, ces)
     {
         match api.delete(&name, &DeleteParams::default()).await {
@@ -110,7 +130,12 @@ async fn sync(ces: &ClusterExternalSecret, ctx: &Context) -> Result<Action, Erro
         for ns in &provisioned {
             delete_child(ctx, ces, ns).await?;
         }
-        let rest: Vec<String> = ces.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+        let rest: Vec<String> = ces
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
         return match set_finalizers(ctx, ces, rest).await {
             Ok(()) => Ok(Action::await_change()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
@@ -120,7 +145,9 @@ async fn sync(ces: &ClusterExternalSecret, ctx: &Context) -> Result<Action, Erro
     if !ces.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = ces.finalizers().to_vec();
         finalizers.push(FINALIZER.into());
-        set_finalizers(ctx, ces, finalizers).await.map_err(Error::kube("add the finalizer"))?;
+        set_finalizers(ctx, ces, finalizers)
+            .await
+            .map_err(Error::kube("add the finalizer"))?;
     }
     let every = ces
         .spec
@@ -142,7 +169,11 @@ async fn sync(ces: &ClusterExternalSecret, ctx: &Context) -> Result<Action, Erro
         .map(|ns| ns.name_any())
         .collect();
     let name = child_name(ces);
-    let mut metadata = ces.spec.external_secret_metadata.clone().unwrap_or_default();
+    let mut metadata = ces
+        .spec
+        .external_secret_metadata
+        .clone()
+        .unwrap_or_default();
     if let Some(force) = ces.annotations().get(FORCE_SYNC_ANNOTATION) {
         metadata
             .annotations
@@ -156,7 +187,11 @@ async fn sync(ces: &ClusterExternalSecret, ctx: &Context) -> Result<Action, Erro
             return Ok(Action::await_change());
         }
         let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), ns);
-        match api.get_opt(&name).await.map_err(Error::kube("read an ExternalSecret"))? {
+        match api
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube("read an ExternalSecret"))?
+        {
             Some(es) if !owned(&es, ces) => {
                 failed.push(json!({"namespace": ns, "reason": NOT_OWNED}));
                 continue;
@@ -194,7 +229,11 @@ async fn sync(ces: &ClusterExternalSecret, ctx: &Context) -> Result<Action, Erro
         delete_child(ctx, ces, ns).await?;
     }
     let ok = failed.is_empty();
-    let message = if ok { String::new() } else { "one or more namespaces failed".to_string() };
+    let message = if ok {
+        String::new()
+    } else {
+        "one or more namespaces failed".to_string()
+    };
     let current = serde_json::to_value(&ces.status).unwrap_or(Value::Null);
     let mut extra = Map::new();
     extra.insert("externalSecretName".into(), json!(name));
@@ -203,12 +242,22 @@ async fn sync(ces: &ClusterExternalSecret, ctx: &Context) -> Result<Action, Erro
         extra.insert("failedNamespaces".into(), Value::Array(failed));
     }
     let condition = DesiredCondition::new(READY, ok).message(&message);
-    if let Some(next) = status::next_status(&current, &[condition], extra, &status::now(), Stamps::Transition)
-        && !ctx.policy.stop_token().is_cancelled()
+    if let Some(next) = status::next_status(
+        &current,
+        &[condition],
+        extra,
+        &status::now(),
+        Stamps::Transition,
+    ) && !ctx.policy.stop_token().is_cancelled()
     {
-        status::apply_status(&Api::<ClusterExternalSecret>::all(ctx.client.clone()), &ces.name_any(), FIELD_MANAGER, next)
-            .await
-            .map_err(Error::kube("update the ClusterExternalSecret status"))?;
+        status::apply_status(
+            &Api::<ClusterExternalSecret>::all(ctx.client.clone()),
+            &ces.name_any(),
+            FIELD_MANAGER,
+            next,
+        )
+        .await
+        .map_err(Error::kube("update the ClusterExternalSecret status"))?;
     }
     Ok(Action::requeue(every))
 }

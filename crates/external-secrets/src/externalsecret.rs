@@ -28,50 +28,15 @@ use crate::refresh::{LastSync, Reason, interval, next_refresh_in, refresh_reason
 use crate::windows;
 use crate::{FIELD_MANAGER, READY};
 
-/// Upstream's static checks (its admission webhook), for objects that bypassed the CRD rules.
+/// Upstream's static checks (its admission webhook, here the CRD's validation rules), for
+/// objects that bypassed them, plus what this controller does not do yet.
 pub fn validate_spec(spec: &ExternalSecretSpec) -> Result<(), String> {
-    let has_data = spec.data.as_ref().is_some_and(|d| !d.is_empty());
-    let has_from = spec.data_from.as_ref().is_some_and(|d| !d.is_empty());
-    if !has_data && !has_from {
-        return Err("either spec.data or spec.dataFrom must be set".into());
-    }
-    let target = spec.target.clone().unwrap_or_default();
-    let creation = target.creation_policy.unwrap_or_default();
-    match target.deletion_policy.unwrap_or_default() {
-        DeletionPolicy::Delete if creation != CreationPolicy::Owner => {
-            return Err(format!(
-                "deletionPolicy=Delete is only allowed with creationPolicy=Owner, not {creation:?}"
-            ));
-        }
-        DeletionPolicy::Merge if creation == CreationPolicy::None => {
-            return Err("deletionPolicy=Merge is not allowed with creationPolicy=None".into());
-        }
-        _ => {}
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for d in spec.data.iter().flatten() {
-        if !seen.insert(d.secret_key.as_str()) {
-            return Err(format!(
-                "duplicate secretKey {:?} in spec.data",
-                d.secret_key
-            ));
-        }
-    }
-    if target.manifest.is_some() {
+    strongroom_core::crd::external_secrets::validate(spec)
+        .map_err(|problems| problems.join("; "))?;
+    if spec.target.as_ref().is_some_and(|t| t.manifest.is_some()) {
         return Err(
             "spec.target.manifest (generic targets) is not supported by this controller yet".into(),
         );
-    }
-    if let Some(t) = &target.template {
-        let privileged = t.type_.as_deref() == Some("kubernetes.io/service-account-token")
-            && t.metadata
-                .as_ref()
-                .and_then(|m| m.annotations.as_ref())
-                .is_some_and(|a| a.contains_key("kubernetes.io/service-account.name"))
-            || t.type_.as_deref() == Some("bootstrap.kubernetes.io/token");
-        if privileged {
-            return Err("the template makes a privileged Secret type, which is not allowed".into());
-        }
     }
     interval(spec.refresh_interval.as_deref())?;
     Ok(())
@@ -371,9 +336,14 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
         }
         Some(Reason::Interval) if valid => {
             // sync windows gate periodic refreshes only
-            if let Err(reopens) = windows::allows(es.spec.sync_windows.as_ref(), chrono::Utc::now()) {
+            if let Err(reopens) = windows::allows(es.spec.sync_windows.as_ref(), chrono::Utc::now())
+            {
                 ctx.metrics.es_ready(&name, &ns, true);
-                return Ok(Action::requeue(reopens.unwrap_or(every).max(std::time::Duration::from_secs(1))));
+                return Ok(Action::requeue(
+                    reopens
+                        .unwrap_or(every)
+                        .max(std::time::Duration::from_secs(1)),
+                ));
             }
         }
         _ => {}

@@ -89,14 +89,28 @@ pub async fn fetch(
     };
     for (i, from) in spec.data_from.iter().flatten().enumerate() {
         let at = format!("spec.dataFrom[{i}]");
-        if from
+        if let Some(generator) = from
             .source_ref
             .as_ref()
-            .is_some_and(|s| s.generator_ref.is_some())
+            .and_then(|s| s.generator_ref.as_ref())
         {
-            return Err(Error::InvalidSpec(format!(
-                "{at}.sourceRef.generatorRef: generators are not supported by this controller yet"
-            )));
+            let map = crate::generators::generate(stores.client_api(), namespace, generator)
+                .await
+                .map_err(|message| Error::Value {
+                    at: format!("{at}.sourceRef.generatorRef"),
+                    message,
+                })?;
+            let rewrites = from.rewrite.clone().unwrap_or_default();
+            let map = if rewrites.is_empty() {
+                map
+            } else {
+                rewrite(map, &rewrites, engine).map_err(|message| Error::Value {
+                    at: at.clone(),
+                    message,
+                })?
+            };
+            out.data.extend(map);
+            continue;
         }
         let store_ref = from
             .source_ref

@@ -9,6 +9,7 @@ pub mod desired;
 pub mod error;
 pub mod externalsecret;
 pub mod fetch;
+pub mod generators;
 pub mod hash;
 pub mod keys;
 pub mod metrics;

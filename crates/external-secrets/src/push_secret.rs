@@ -41,8 +41,16 @@ fn status_key(data: &PushSecretData) -> String {
 fn push_ref(data: &PushSecretData) -> PushRef {
     PushRef {
         remote_key: data.match_.remote_ref.remote_key.clone(),
-        property: data.match_.remote_ref.property.clone().filter(|p| !p.is_empty()),
-        metadata: data.metadata.as_ref().and_then(|m| serde_json::to_value(m).ok()),
+        property: data
+            .match_
+            .remote_ref
+            .property
+            .clone()
+            .filter(|p| !p.is_empty()),
+        metadata: data
+            .metadata
+            .as_ref()
+            .and_then(|m| serde_json::to_value(m).ok()),
     }
 }
 
@@ -66,10 +74,19 @@ pub fn error_policy(ps: Arc<PushSecret>, err: &Error, ctx: Arc<Context>) -> Acti
     ctx.policy.on_error(ps.as_ref(), err)
 }
 
-async fn set_finalizers(ctx: &Context, ps: &PushSecret, finalizers: Vec<String>) -> kube::Result<()> {
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": ps.resource_version()}});
+async fn set_finalizers(
+    ctx: &Context,
+    ps: &PushSecret,
+    finalizers: Vec<String>,
+) -> kube::Result<()> {
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": ps.resource_version()}});
     Api::<PushSecret>::namespaced(ctx.client.clone(), &ps.namespace().unwrap_or_default())
-        .patch(&ps.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            &ps.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
         .map(|_| ())
 }
@@ -96,14 +113,22 @@ fn store_ref_of(key: &str) -> Option<SecretStoreRef> {
 }
 
 /// Deletes what `synced` lists and `keep` does not.
-async fn delete_remotes(ctx: &Context, ns: &str, synced: &Synced, keep: &Synced) -> Result<(), Error> {
+async fn delete_remotes(
+    ctx: &Context,
+    ns: &str,
+    synced: &Synced,
+    keep: &Synced,
+) -> Result<(), Error> {
     for (store_key, entries) in synced {
         let Some(store_ref) = store_ref_of(store_key) else {
             continue;
         };
         let stale: Vec<&PushSecretData> = entries
             .iter()
-            .filter(|(k, _)| keep.get(store_key).is_none_or(|kept| !kept.contains_key(*k)))
+            .filter(|(k, _)| {
+                keep.get(store_key)
+                    .is_none_or(|kept| !kept.contains_key(*k))
+            })
             .map(|(_, d)| d)
             .collect();
         if stale.is_empty() {
@@ -112,12 +137,19 @@ async fn delete_remotes(ctx: &Context, ns: &str, synced: &Synced, keep: &Synced)
         let Some(store) = ctx.stores.resolve(&store_ref, ns).await? else {
             continue;
         };
-        let client = ctx.stores.client(&store).await.map_err(Error::StoreProvider)?;
+        let client = ctx
+            .stores
+            .client(&store)
+            .await
+            .map_err(Error::StoreProvider)?;
         for data in stale {
-            client.delete(&push_ref(data)).await.map_err(|source| Error::Fetch {
-                at: format!("deleting {} from {store_key}", status_key(data)),
-                source,
-            })?;
+            client
+                .delete(&push_ref(data))
+                .await
+                .map_err(|source| Error::Fetch {
+                    at: format!("deleting {} from {store_key}", status_key(data)),
+                    source,
+                })?;
         }
     }
     Ok(())
@@ -130,7 +162,12 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
         delete_remotes(ctx, &ns, &synced_of(ps), &Synced::new()).await?;
-        let rest = ps.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+        let rest = ps
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
         return match set_finalizers(ctx, ps, rest).await {
             Ok(()) => Ok(Action::await_change()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
@@ -140,14 +177,20 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
     if deletes(ps) && !ps.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = ps.finalizers().to_vec();
         finalizers.push(FINALIZER.into());
-        set_finalizers(ctx, ps, finalizers).await.map_err(Error::kube("add the finalizer"))?;
+        set_finalizers(ctx, ps, finalizers)
+            .await
+            .map_err(Error::kube("add the finalizer"))?;
     }
     let every = interval(ps.spec.refresh_interval.as_deref()).map_err(Error::InvalidSpec)?;
     if ps.spec.data_to.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::InvalidSpec("spec.dataTo is not supported by this controller yet".into()));
+        return Err(Error::InvalidSpec(
+            "spec.dataTo is not supported by this controller yet".into(),
+        ));
     }
     if ps.spec.selector.generator_ref.is_some() {
-        return Err(Error::InvalidSpec("spec.selector.generatorRef is not supported by this controller yet".into()));
+        return Err(Error::InvalidSpec(
+            "spec.selector.generatorRef is not supported by this controller yet".into(),
+        ));
     }
     let source_name = ps
         .spec
@@ -155,7 +198,12 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
         .secret
         .as_ref()
         .and_then(|s| s.name.clone())
-        .ok_or_else(|| Error::InvalidSpec("spec.selector.secret.name is required (label selectors are not supported yet)".into()))?;
+        .ok_or_else(|| {
+            Error::InvalidSpec(
+                "spec.selector.secret.name is required (label selectors are not supported yet)"
+                    .into(),
+            )
+        })?;
     let source = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
         .get_opt(&source_name)
         .await
@@ -169,23 +217,44 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
         .map(|(k, v)| (k, SecretBytes::new(v.0)))
         .collect();
     if let Some(template) = &ps.spec.template {
-        let want = desired(&BTreeMap::new(), &BTreeMap::new(), Some(template), &values, &TemplateSources::default(), &ctx.engine)
-            .map_err(Error::Template)?;
-        values = want.data.into_iter().map(|(k, v)| (k, SecretBytes::new(v))).collect();
+        let want = desired(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            Some(template),
+            &values,
+            &TemplateSources::default(),
+            &ctx.engine,
+        )
+        .map_err(Error::Template)?;
+        values = want
+            .data
+            .into_iter()
+            .map(|(k, v)| (k, SecretBytes::new(v)))
+            .collect();
     }
     // the stores: by name, or every store whose labels match
     let mut stores: Vec<SecretStoreRef> = Vec::new();
     for r in &ps.spec.secret_store_refs {
         let kind = r.kind.unwrap_or_default();
         match (&r.name, &r.label_selector) {
-            (Some(name), _) if !name.is_empty() => stores.push(SecretStoreRef { name: Some(name.clone()), kind: Some(kind) }),
+            (Some(name), _) if !name.is_empty() => stores.push(SecretStoreRef {
+                name: Some(name.clone()),
+                kind: Some(kind),
+            }),
             (_, Some(selector)) => stores.extend(
                 ctx.stores
                     .matching(kind, &ns, selector)
                     .into_iter()
-                    .map(|name| SecretStoreRef { name: Some(name), kind: Some(kind) }),
+                    .map(|name| SecretStoreRef {
+                        name: Some(name),
+                        kind: Some(kind),
+                    }),
             ),
-            _ => return Err(Error::InvalidSpec("spec.secretStoreRefs[] needs a name or a labelSelector".into())),
+            _ => {
+                return Err(Error::InvalidSpec(
+                    "spec.secretStoreRefs[] needs a name or a labelSelector".into(),
+                ));
+            }
         }
     }
     let only_if_missing = ps.spec.update_policy.as_deref() == Some("IfNotExists");
@@ -194,8 +263,16 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
         let Some(store) = ctx.stores.resolve(store_ref, &ns).await? else {
             continue;
         };
-        let store_key = format!("{:?}/{}", store_ref.kind_or_default(), store_ref.name.clone().unwrap_or_default());
-        let client = ctx.stores.client(&store).await.map_err(Error::StoreProvider)?;
+        let store_key = format!(
+            "{:?}/{}",
+            store_ref.kind_or_default(),
+            store_ref.name.clone().unwrap_or_default()
+        );
+        let client = ctx
+            .stores
+            .client(&store)
+            .await
+            .map_err(Error::StoreProvider)?;
         for (i, data) in ps.spec.data.iter().flatten().enumerate() {
             let at = format!("spec.data[{i}] to {store_key}");
             let value = match data.match_.secret_key.as_deref().filter(|k| !k.is_empty()) {
@@ -213,15 +290,32 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
                 }
             };
             let target = push_ref(data);
-            if only_if_missing && client.exists(&target).await.map_err(|source| Error::Fetch { at: at.clone(), source })? {
-                synced.entry(store_key.clone()).or_default().insert(status_key(data), data.clone());
+            if only_if_missing
+                && client
+                    .exists(&target)
+                    .await
+                    .map_err(|source| Error::Fetch {
+                        at: at.clone(),
+                        source,
+                    })?
+            {
+                synced
+                    .entry(store_key.clone())
+                    .or_default()
+                    .insert(status_key(data), data.clone());
                 continue;
             }
             if ctx.policy.stop_token().is_cancelled() {
                 return Ok(Action::await_change());
             }
-            client.push(&value, &target).await.map_err(|source| Error::Fetch { at, source })?;
-            synced.entry(store_key.clone()).or_default().insert(status_key(data), data.clone());
+            client
+                .push(&value, &target)
+                .await
+                .map_err(|source| Error::Fetch { at, source })?;
+            synced
+                .entry(store_key.clone())
+                .or_default()
+                .insert(status_key(data), data.clone());
         }
     }
     if deletes(ps) {
@@ -232,8 +326,20 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
         ps.meta().labels.as_ref(),
         ps.meta().annotations.as_ref(),
     );
-    write_status(ctx, ps, true, "Synced", "PushSecret synced successfully", Some((&version, &synced))).await?;
-    Ok(if every.is_zero() { Action::await_change() } else { Action::requeue(every.max(Duration::from_secs(1))) })
+    write_status(
+        ctx,
+        ps,
+        true,
+        "Synced",
+        "PushSecret synced successfully",
+        Some((&version, &synced)),
+    )
+    .await?;
+    Ok(if every.is_zero() {
+        Action::await_change()
+    } else {
+        Action::requeue(every.max(Duration::from_secs(1)))
+    })
 }
 
 async fn write_status(
@@ -257,13 +363,25 @@ async fn write_status(
     if let Some((version, pushed)) = synced {
         extra.insert("refreshTime".into(), json!(status::now()));
         extra.insert("syncedResourceVersion".into(), json!(version));
-        extra.insert("syncedPushSecrets".into(), serde_json::to_value(pushed).unwrap_or(Value::Null));
+        extra.insert(
+            "syncedPushSecrets".into(),
+            serde_json::to_value(pushed).unwrap_or(Value::Null),
+        );
     }
-    let condition = DesiredCondition::new(READY, ok).reason(reason).message(message);
-    let Some(next) = status::next_status(&current, &[condition], extra, &status::now(), Stamps::Transition) else {
+    let condition = DesiredCondition::new(READY, ok)
+        .reason(reason)
+        .message(message);
+    let Some(next) = status::next_status(
+        &current,
+        &[condition],
+        extra,
+        &status::now(),
+        Stamps::Transition,
+    ) else {
         return Ok(());
     };
-    let api: Api<PushSecret> = Api::namespaced(ctx.client.clone(), &ps.namespace().unwrap_or_default());
+    let api: Api<PushSecret> =
+        Api::namespaced(ctx.client.clone(), &ps.namespace().unwrap_or_default());
     status::apply_status(&api, &ps.name_any(), FIELD_MANAGER, next)
         .await
         .map_err(Error::kube("update the PushSecret status"))

@@ -169,8 +169,14 @@ mod tests {
             synced("1-a", 5),
             "1-b"
         ));
-        assert_eq!(refresh_reason(None, HOUR, synced("1-a", 4000), "1-a"), Some(Reason::Interval));
-        assert_eq!(refresh_reason(None, HOUR, synced("1-a", 5), "1-b"), Some(Reason::Changed));
+        assert_eq!(
+            refresh_reason(None, HOUR, synced("1-a", 4000), "1-a"),
+            Some(Reason::Interval)
+        );
+        assert_eq!(
+            refresh_reason(None, HOUR, synced("1-a", 5), "1-b"),
+            Some(Reason::Changed)
+        );
         assert_eq!(interval(None), Ok(HOUR));
         assert_eq!(interval(Some("1m30s")), Ok(Duration::from_secs(90)));
         assert!(interval(Some("soon")).is_err());

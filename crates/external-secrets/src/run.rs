@@ -19,8 +19,8 @@ use strongroom_controller_kit::reconcile::ErrorPolicy;
 use strongroom_controller_kit::shutdown::CancellationToken;
 use strongroom_controller_kit::watch::{guarded_watch, report_synced, scoped_api, slim};
 use strongroom_core::crd::external_secrets::{
-    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL, PushSecret, SecretStore,
-    StoreKind,
+    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL, PushSecret,
+    SecretStore, StoreKind,
 };
 use strongroom_core::template::Engine;
 use strongroom_provider_api::ProviderRegistry;
@@ -340,7 +340,13 @@ pub async fn run_controllers(
     };
     let pushes = async {
         if options.push_secrets {
-            push_secrets(ctx.clone(), config_ps, options.namespace.clone(), stop.clone()).await
+            push_secrets(
+                ctx.clone(),
+                config_ps,
+                options.namespace.clone(),
+                stop.clone(),
+            )
+            .await
         }
     };
     tokio::join!(es_controller, secret_stores, cluster_stores, ces, pushes);
@@ -350,7 +356,10 @@ pub async fn run_controllers(
 /// namespace that starts or stops matching).
 async fn cluster_external_secrets(ctx: Arc<Context>, config: Config, stop: CancellationToken) {
     let client = ctx.client.clone();
-    let controller = Controller::new(Api::<ClusterExternalSecret>::all(client.clone()), watcher_mod::Config::default());
+    let controller = Controller::new(
+        Api::<ClusterExternalSecret>::all(client.clone()),
+        watcher_mod::Config::default(),
+    );
     let reader = controller.store();
     controller
         .with_config(config)
@@ -366,14 +375,23 @@ async fn cluster_external_secrets(ctx: Arc<Context>, config: Config, stop: Cance
             },
         )
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(crate::cluster_external_secret::reconcile, crate::cluster_external_secret::error_policy, ctx)
+        .run(
+            crate::cluster_external_secret::reconcile,
+            crate::cluster_external_secret::error_policy,
+            ctx,
+        )
         .for_each(|_| async {})
         .await;
 }
 
 /// The PushSecret controller: its own objects, and every Secret change in its scope (metadata
 /// only, not cached), so a changed source Secret is pushed at once.
-async fn push_secrets(ctx: Arc<Context>, config: Config, namespace: Option<String>, stop: CancellationToken) {
+async fn push_secrets(
+    ctx: Arc<Context>,
+    config: Config,
+    namespace: Option<String>,
+    stop: CancellationToken,
+) {
     let client = ctx.client.clone();
     let controller = Controller::new(
         scoped_api::<PushSecret>(client.clone(), namespace.as_deref()),
@@ -394,13 +412,22 @@ async fn push_secrets(ctx: Arc<Context>, config: Config, namespace: Option<Strin
                 .iter()
                 .filter(|ps| ps.namespace() == ns)
                 .filter(|ps| {
-                    ps.spec.selector.secret.as_ref().and_then(|s| s.name.as_deref()) == Some(name.as_str())
+                    ps.spec
+                        .selector
+                        .secret
+                        .as_ref()
+                        .and_then(|s| s.name.as_deref())
+                        == Some(name.as_str())
                 })
                 .map(|ps| ObjectRef::from_obj(ps.as_ref()))
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(crate::push_secret::reconcile, crate::push_secret::error_policy, ctx)
+        .run(
+            crate::push_secret::reconcile,
+            crate::push_secret::error_policy,
+            ctx,
+        )
         .for_each(|_| async {})
         .await;
 }

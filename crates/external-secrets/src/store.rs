@@ -159,6 +159,8 @@ async fn check(
     store: &ResolvedStore,
     ctx: &Context,
 ) -> Result<(Validation, &'static str), ProviderError> {
+    strongroom_core::crd::external_secrets::validate_store(&store.spec)
+        .map_err(|problems| ProviderError::InvalidConfig(problems.join("; ")))?;
     let provider = ctx.stores.registry().get(&store.spec.provider)?;
     let context = store.context();
     for warning in provider.validate_store(&context)? {

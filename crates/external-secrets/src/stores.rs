@@ -160,6 +160,11 @@ impl Stores {
         }
     }
 
+    /// The Kubernetes client (generators read their objects with it).
+    pub fn client_api(&self) -> &Client {
+        &self.client
+    }
+
     /// The provider registry.
     pub fn registry(&self) -> &ProviderRegistry {
         &self.registry
@@ -404,7 +409,8 @@ impl Stores {
                 if let Some(wait) = self.pause_left(id) {
                     return Err(ProviderError::Throttled {
                         retry_after: Some(wait),
-                        message: "the store asked to slow down; waiting before the next call".into(),
+                        message: "the store asked to slow down; waiting before the next call"
+                            .into(),
                     });
                 }
                 let result = read().await;
@@ -554,7 +560,8 @@ mod tests {
     #[test]
     fn label_selectors() {
         let labels = BTreeMap::from([("team".to_string(), "a".to_string())]);
-        let sel = |labels: Option<BTreeMap<String, String>>, exprs: Vec<(&str, &str, Vec<&str>)>| LabelSelector {
+        let sel = |labels: Option<BTreeMap<String, String>>,
+                   exprs: Vec<(&str, &str, Vec<&str>)>| LabelSelector {
             match_labels: labels,
             match_expressions: Some(
                 exprs
@@ -567,12 +574,33 @@ mod tests {
                     .collect(),
             ),
         };
-        assert!(selector_matches(&LabelSelector::default(), &labels), "empty selects all");
-        assert!(selector_matches(&sel(Some(labels.clone()), vec![]), &labels));
-        assert!(!selector_matches(&sel(Some(BTreeMap::from([("team".into(), "b".into())])), vec![]), &labels));
-        assert!(selector_matches(&sel(None, vec![("team", "In", vec!["a", "b"])]), &labels));
-        assert!(!selector_matches(&sel(None, vec![("team", "NotIn", vec!["a"])]), &labels));
-        assert!(selector_matches(&sel(None, vec![("env", "DoesNotExist", vec![])]), &labels));
-        assert!(!selector_matches(&sel(None, vec![("team", "Bogus", vec![])]), &labels));
+        assert!(
+            selector_matches(&LabelSelector::default(), &labels),
+            "empty selects all"
+        );
+        assert!(selector_matches(
+            &sel(Some(labels.clone()), vec![]),
+            &labels
+        ));
+        assert!(!selector_matches(
+            &sel(Some(BTreeMap::from([("team".into(), "b".into())])), vec![]),
+            &labels
+        ));
+        assert!(selector_matches(
+            &sel(None, vec![("team", "In", vec!["a", "b"])]),
+            &labels
+        ));
+        assert!(!selector_matches(
+            &sel(None, vec![("team", "NotIn", vec!["a"])]),
+            &labels
+        ));
+        assert!(selector_matches(
+            &sel(None, vec![("env", "DoesNotExist", vec![])]),
+            &labels
+        ));
+        assert!(!selector_matches(
+            &sel(None, vec![("team", "Bogus", vec![])]),
+            &labels
+        ));
     }
 }

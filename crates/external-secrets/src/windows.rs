@@ -13,10 +13,16 @@ use strongroom_core::crd::external_secrets::SyncWindows;
 use strongroom_core::duration::parse_go_duration;
 
 /// Whether a window is open at `now`, and when the next one opens (if known).
-fn open_at(schedule: &str, length: Duration, now: DateTime<Utc>) -> Option<(bool, Option<DateTime<Utc>>)> {
+fn open_at(
+    schedule: &str,
+    length: Duration,
+    now: DateTime<Utc>,
+) -> Option<(bool, Option<DateTime<Utc>>)> {
     let length = chrono::Duration::from_std(length).ok()?;
     if let Some(every) = schedule.trim().strip_prefix("@every ") {
-        let every = parse_go_duration(every.trim()).ok().filter(|d| !d.is_zero())?;
+        let every = parse_go_duration(every.trim())
+            .ok()
+            .filter(|d| !d.is_zero())?;
         let step = every.as_secs().max(1) as i64;
         let t = now.timestamp();
         let last = DateTime::<Utc>::from_timestamp(t - t.rem_euclid(step), 0)?;
@@ -72,7 +78,9 @@ mod tests {
 
     fn at(h: u32, m: u32) -> DateTime<Utc> {
         use chrono::TimeZone;
-        Utc.with_ymd_and_hms(2026, 12, 3, h, m, 0).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(2026, 12, 3, h, m, 0)
+            .single()
+            .unwrap_or_default()
     }
 
     fn windows(kind: &str, schedule: &str, duration: &str) -> SyncWindows {
@@ -99,7 +107,10 @@ mod tests {
         assert!(allows(Some(&windows("allow", "@every 30m", "5m")), at(5, 40)).is_err());
         // unparseable schedules are ignored: an allow list of nothing valid allows nothing
         // known, so it blocks without a known reopening
-        assert_eq!(allows(Some(&windows("allow", "not cron", "1h")), at(1, 0)), Err(None));
+        assert_eq!(
+            allows(Some(&windows("allow", "not cron", "1h")), at(1, 0)),
+            Err(None)
+        );
         assert!(allows(None, at(1, 0)).is_ok());
     }
 }

@@ -584,9 +584,17 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
         let client = client.clone();
         let ns = ns.to_string();
         async move {
-            let labels = if team { json!({"team": "yes"}) } else { json!({"team": null}) };
+            let labels = if team {
+                json!({"team": "yes"})
+            } else {
+                json!({"team": null})
+            };
             Api::<Namespace>::all(client)
-                .patch(&ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": labels}})))
+                .patch(
+                    &ns,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": labels}})),
+                )
                 .await
                 .unwrap();
         }
@@ -599,7 +607,10 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
         "spec": {"provider": {"fake": {"data": [{"key": "k", "value": "v"}]}}}
     }))
     .unwrap();
-    Api::<ClusterSecretStore>::all(client.clone()).create(&PostParams::default(), &css).await.unwrap();
+    Api::<ClusterSecretStore>::all(client.clone())
+        .create(&PostParams::default(), &css)
+        .await
+        .unwrap();
     // team-b already has an ExternalSecret of that name: reported, never taken over
     let theirs = json!({
         "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
@@ -607,7 +618,11 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
         "spec": {"secretStoreRef": {"name": "shared", "kind": "ClusterSecretStore"}, "data": [{"secretKey": "mine", "remoteRef": {"key": "k"}}]}
     });
     Api::<ExternalSecret>::namespaced(client.clone(), "team-b")
-        .patch("shared-creds", &PatchParams::apply("someone"), &Patch::Apply(&theirs))
+        .patch(
+            "shared-creds",
+            &PatchParams::apply("someone"),
+            &Patch::Apply(&theirs),
+        )
         .await
         .unwrap();
     let _controller = start_controller(dir.path(), &cluster, &[]).await;
@@ -639,26 +654,51 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
                 .and_then(|d| d.get("k").map(|v| v.0.clone()))
         }
     };
-    wait_for(|| async { secret_in("team-a").await == Some(b"v".to_vec()) }, "team-a synced").await;
+    wait_for(
+        || async { secret_in("team-a").await == Some(b"v".to_vec()) },
+        "team-a synced",
+    )
+    .await;
     wait_for(
         || async {
-            cess.get("shared-creds").await.ok().and_then(|c| c.status).is_some_and(|s| {
-                s.provisioned_namespaces == Some(vec!["team-a".into()])
-                    && s.failed_namespaces.is_some_and(|f| f.len() == 1 && f[0].namespace == "team-b")
-            })
+            cess.get("shared-creds")
+                .await
+                .ok()
+                .and_then(|c| c.status)
+                .is_some_and(|s| {
+                    s.provisioned_namespaces == Some(vec!["team-a".into()])
+                        && s.failed_namespaces
+                            .is_some_and(|f| f.len() == 1 && f[0].namespace == "team-b")
+                })
         },
         "status lists provisioned and failed namespaces",
     )
     .await;
-    let theirs_now = Api::<ExternalSecret>::namespaced(client.clone(), "team-b").get("shared-creds").await.unwrap();
-    assert!(theirs_now.owner_references().is_empty(), "the existing ExternalSecret was not taken over");
-    assert!(Api::<ExternalSecret>::namespaced(client.clone(), "other").get_opt("shared-creds").await.unwrap().is_none());
+    let theirs_now = Api::<ExternalSecret>::namespaced(client.clone(), "team-b")
+        .get("shared-creds")
+        .await
+        .unwrap();
+    assert!(
+        theirs_now.owner_references().is_empty(),
+        "the existing ExternalSecret was not taken over"
+    );
+    assert!(
+        Api::<ExternalSecret>::namespaced(client.clone(), "other")
+            .get_opt("shared-creds")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // a namespace that stops matching loses its ExternalSecret (and, through it, its Secret)
     label("team-a", false).await;
     label("other", true).await;
     wait_for(
         || async {
-            Api::<ExternalSecret>::namespaced(client.clone(), "team-a").get_opt("shared-creds").await.unwrap().is_none()
+            Api::<ExternalSecret>::namespaced(client.clone(), "team-a")
+                .get_opt("shared-creds")
+                .await
+                .unwrap()
+                .is_none()
                 && secret_in("other").await == Some(b"v".to_vec())
         },
         "withdrawn from team-a, provisioned in other",
@@ -677,7 +717,9 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
     let remote = Api::<Secret>::namespaced(client.clone(), "remote");
     let put = |name: &str, data: Value| {
         let apps = apps.clone();
-        let s: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
+        let s: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .unwrap();
         async move { apps.create(&PostParams::default(), &s).await.unwrap() }
     };
     put("creds", json!({"token": cluster.token()})).await;
@@ -685,7 +727,11 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
     let ca = cluster
         .kubeconfig()
         .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: ").map(str::to_string))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("certificate-authority-data: ")
+                .map(str::to_string)
+        })
         .unwrap();
     let store: SecretStore = serde_json::from_value(json!({
         "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
@@ -697,7 +743,10 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
         }}}
     }))
     .unwrap();
-    Api::<SecretStore>::namespaced(client.clone(), "apps").create(&PostParams::default(), &store).await.unwrap();
+    Api::<SecretStore>::namespaced(client.clone(), "apps")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
     let _controller = start_controller(dir.path(), &cluster, &[]).await;
     let ps: PushSecret = serde_json::from_value(json!({
         "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
@@ -719,25 +768,47 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
             .await
             .unwrap()
             .and_then(|s| s.data)
-            .and_then(|d| d.get("password").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
+            .and_then(|d| {
+                d.get("password")
+                    .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            })
     };
-    wait_for(|| async { remote_value().await.as_deref() == Some("v1") }, "pushed to the other namespace").await;
+    wait_for(
+        || async { remote_value().await.as_deref() == Some("v1") },
+        "pushed to the other namespace",
+    )
+    .await;
     wait_for(
         || async {
-            pss.get("push").await.ok().and_then(|p| p.status).is_some_and(|s| {
-                s.synced_push_secrets
-                    .is_some_and(|m| m.get("SecretStore/other-ns").is_some_and(|e| e.contains_key("pushed/password")))
-                    && s.conditions.is_some_and(|c| c.iter().any(|c| c.reason.as_deref() == Some("Synced")))
-            })
+            pss.get("push")
+                .await
+                .ok()
+                .and_then(|p| p.status)
+                .is_some_and(|s| {
+                    s.synced_push_secrets.is_some_and(|m| {
+                        m.get("SecretStore/other-ns")
+                            .is_some_and(|e| e.contains_key("pushed/password"))
+                    }) && s
+                        .conditions
+                        .is_some_and(|c| c.iter().any(|c| c.reason.as_deref() == Some("Synced")))
+                })
         },
         "PushSecret status as upstream",
     )
     .await;
     // a changed source is pushed at once, not at the next (hourly) refresh
-    apps.patch("source", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"password": "v2"}})))
-        .await
-        .unwrap();
-    wait_for(|| async { remote_value().await.as_deref() == Some("v2") }, "source change pushed").await;
+    apps.patch(
+        "source",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"stringData": {"password": "v2"}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        || async { remote_value().await.as_deref() == Some("v2") },
+        "source change pushed",
+    )
+    .await;
     // an ExternalSecret reads it back through the same store
     let es_api = Api::<ExternalSecret>::namespaced(client.clone(), "apps");
     let back = json!({
@@ -747,13 +818,20 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
                  "data": [{"secretKey": "pw", "remoteRef": {"key": "pushed", "property": "password"}}],
                  "dataFrom": [{"extract": {"key": "pushed"}}]}
     });
-    es_api.patch("back", &PatchParams::apply("test"), &Patch::Apply(&back)).await.unwrap();
+    es_api
+        .patch("back", &PatchParams::apply("test"), &Patch::Apply(&back))
+        .await
+        .unwrap();
     wait_for(
         || async {
-            apps.get_opt("back").await.unwrap().and_then(|s| s.data).is_some_and(|d| {
-                d.get("pw").map(|v| v.0.clone()) == Some(b"v2".to_vec())
-                    && d.get("password").map(|v| v.0.clone()) == Some(b"v2".to_vec())
-            })
+            apps.get_opt("back")
+                .await
+                .unwrap()
+                .and_then(|s| s.data)
+                .is_some_and(|d| {
+                    d.get("pw").map(|v| v.0.clone()) == Some(b"v2".to_vec())
+                        && d.get("password").map(|v| v.0.clone()) == Some(b"v2".to_vec())
+                })
         },
         "read back through the kubernetes provider",
     )
@@ -765,4 +843,110 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
         "pushed value removed with the PushSecret",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_password_uuid_and_cluster_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_passwords.yaml",
+        "deploy/crds/generators.external-secrets.io_uuids.yaml",
+        "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
+    ]);
+    let (cluster, client) = start_cluster(&crds, &[]).await;
+    let apply = |obj: Value| {
+        let client = client.clone();
+        async move {
+            let api_version = obj["apiVersion"].as_str().unwrap().to_string();
+            let kind = obj["kind"].as_str().unwrap().to_string();
+            let (group, version) = api_version.split_once('/').unwrap();
+            let ar = kube::api::ApiResource {
+                group: group.into(),
+                version: version.into(),
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+                plural: match kind.as_str() {
+                    "Password" => "passwords".into(),
+                    "UUID" => "uuids".into(),
+                    _ => "clustergenerators".into(),
+                },
+            };
+            let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+            let api: Api<kube::api::DynamicObject> = if kind == "ClusterGenerator" {
+                Api::all_with(client, &ar)
+            } else {
+                Api::namespaced_with(client, "default", &ar)
+            };
+            api.patch(&name, &PatchParams::apply("test"), &Patch::Apply(&obj))
+                .await
+                .unwrap();
+        }
+    };
+    apply(json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password",
+        "metadata": {"name": "pw", "namespace": "default"},
+        "spec": {"length": 32, "digits": 4, "symbols": 0, "noUpper": false, "allowRepeat": true, "secretKeys": ["db-password", "api-password"]}}))
+    .await;
+    apply(
+        json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "UUID",
+        "metadata": {"name": "id", "namespace": "default"}, "spec": {}}),
+    )
+    .await;
+    apply(
+        json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "ClusterGenerator",
+        "metadata": {"name": "static"},
+        "spec": {"kind": "Fake", "generator": {"fakeSpec": {"data": {"region": "eu-1"}}}}}),
+    )
+    .await;
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    let generated = |name: &str, kind: &str| json!({"sourceRef": {"generatorRef": {"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": kind, "name": name}}});
+    apply_es(
+        &client,
+        es(
+            "generated",
+            json!({
+                "refreshPolicy": "CreatedOnce",
+                "dataFrom": [generated("pw", "Password"), generated("id", "UUID"), generated("static", "ClusterGenerator")]
+            }),
+        ),
+    )
+    .await;
+    wait_ready(&client, "generated", "True", "SecretSynced").await;
+    let data = secret_data(&client, "generated").await.unwrap();
+    assert_eq!(data["db-password"].len(), 32);
+    assert_ne!(data["db-password"], data["api-password"]);
+    assert_eq!(
+        data["db-password"]
+            .chars()
+            .filter(char::is_ascii_digit)
+            .count(),
+        4
+    );
+    assert_eq!(data["uuid"].len(), 36);
+    assert_eq!(data["region"], "eu-1");
+    // CreatedOnce: a force-sync does not regenerate
+    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .patch(
+            "generated",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"force-sync": "1"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        secret_data(&client, "generated").await.unwrap()["db-password"],
+        data["db-password"]
+    );
+    // an unsupported generator kind is a clear condition
+    apply_es(
+        &client,
+        es(
+            "unsupported",
+            json!({"dataFrom": [generated("x", "SSHKey")]}),
+        ),
+    )
+    .await;
+    let message = wait_ready(&client, "unsupported", "False", "SecretSyncedError").await;
+    assert!(message.contains("\"SSHKey\" is not supported"), "{message}");
 }

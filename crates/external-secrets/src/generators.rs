@@ -1,0 +1,289 @@
+//! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID and Fake, directly or
+//! through a ClusterGenerator, as upstream generates them. Other generator kinds are reported as
+//! not supported. Like upstream, a generator runs at every refresh (use `refreshPolicy:
+//! CreatedOnce` or `refreshInterval: 0` for values that must not change).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use kube::Client;
+use kube::api::Api;
+use strongroom_core::crd::external_secrets::GeneratorRef;
+use strongroom_core::crd::generators::{ClusterGenerator, Fake, Password, PasswordSpec, Uuid};
+use strongroom_provider_api::{SecretBytes, SecretMap};
+
+/// Upstream's default symbol characters.
+const SYMBOLS: &str = "~!@#$%^&*()_+`-={}|[]\\:\"<>?,./";
+const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
+const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const DIGITS: &str = "0123456789";
+
+/// A uniformly random index below `n` (rejection sampling over OS randomness).
+fn random_below(n: usize) -> Result<usize, String> {
+    let n = n as u64;
+    let zone = u64::MAX - (u64::MAX % n);
+    loop {
+        let mut buf = [0u8; 8];
+        getrandom::fill(&mut buf).map_err(|e| format!("no randomness: {e}"))?;
+        let v = u64::from_le_bytes(buf);
+        if v < zone {
+            return Ok((v % n) as usize);
+        }
+    }
+}
+
+fn pick(from: &mut Vec<char>, allow_repeat: bool) -> Result<char, String> {
+    if from.is_empty() {
+        return Err("not enough distinct characters for this password (set allowRepeat)".into());
+    }
+    let i = random_below(from.len())?;
+    Ok(if allow_repeat {
+        from[i]
+    } else {
+        from.remove(i)
+    })
+}
+
+/// One password as upstream's generator makes it: `digits` digits, `symbols` symbols, letters
+/// for the rest, shuffled; without `allowRepeat` no character appears twice.
+pub fn password(spec: &PasswordSpec) -> Result<String, String> {
+    let length = spec.length.unwrap_or(24);
+    if !(0..=4096).contains(&length) {
+        return Err(format!(
+            "password length {length} is out of range (0 to 4096)"
+        ));
+    }
+    let quarter = (length as f64 * 0.25) as i64;
+    let digits = spec.digits.unwrap_or(quarter);
+    let symbols = spec.symbols.unwrap_or(quarter);
+    if digits < 0 || symbols < 0 || digits + symbols > length {
+        return Err("digits and symbols must be at least 0 and fit in the length".into());
+    }
+    let allow_repeat = spec.allow_repeat.unwrap_or(false);
+    let mut letters: Vec<char> = LOWER.chars().collect();
+    if !spec.no_upper.unwrap_or(false) {
+        letters.extend(UPPER.chars());
+    }
+    let mut digit_chars: Vec<char> = DIGITS.chars().collect();
+    let mut symbol_chars: Vec<char> = spec
+        .symbol_characters
+        .clone()
+        .unwrap_or_else(|| SYMBOLS.to_string())
+        .chars()
+        .collect();
+    let mut out = Vec::with_capacity(length as usize);
+    for _ in 0..(length - digits - symbols) {
+        out.push(pick(&mut letters, allow_repeat)?);
+    }
+    for _ in 0..digits {
+        out.push(pick(&mut digit_chars, allow_repeat)?);
+    }
+    for _ in 0..symbols {
+        out.push(pick(&mut symbol_chars, allow_repeat)?);
+    }
+    for i in (1..out.len()).rev() {
+        let j = random_below(i + 1)?;
+        out.swap(i, j);
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn encode(value: &str, encoding: Option<&str>) -> Result<String, String> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    Ok(match encoding.unwrap_or("raw") {
+        "raw" | "" => value.to_string(),
+        "base64" => STANDARD.encode(value),
+        "base64url" => URL_SAFE.encode(value),
+        "hex" => value.bytes().map(|b| format!("{b:02x}")).collect(),
+        "base32" => base32(value.as_bytes()),
+        other => return Err(format!("unknown password encoding {other:?}")),
+    })
+}
+
+/// RFC 4648 base32 with padding.
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    for chunk in bytes.chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let v = buf.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let chars = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            if i < chars {
+                out.push(ALPHABET[((v >> (35 - i * 5)) & 31) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn password_map(spec: &PasswordSpec) -> Result<SecretMap, String> {
+    let keys = spec
+        .secret_keys
+        .clone()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| vec!["password".into()]);
+    keys.into_iter()
+        .map(|k| {
+            let value = encode(&password(spec)?, spec.encoding.as_deref())?;
+            Ok((k, SecretBytes::from(value.as_str())))
+        })
+        .collect()
+}
+
+fn uuid_map() -> Result<SecretMap, String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    Ok(BTreeMap::from([(
+        "uuid".to_string(),
+        SecretBytes::from(uuid.as_str()),
+    )]))
+}
+
+fn fake_map(data: Option<&BTreeMap<String, String>>) -> SecretMap {
+    data.into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), SecretBytes::from(v.as_str())))
+        .collect()
+}
+
+fn kube_error(what: &str, e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => format!("{what} not found"),
+        other => format!("reading {what}: {other}"),
+    }
+}
+
+/// Runs the generator `r` names, for an ExternalSecret in `namespace`.
+pub async fn generate(
+    client: &Client,
+    namespace: &str,
+    r: &GeneratorRef,
+) -> Result<SecretMap, String> {
+    let what = format!("{} {:?}", r.kind, r.name);
+    match r.kind.as_str() {
+        "Password" => {
+            let g = Api::<Password>::namespaced(client.clone(), namespace)
+                .get(&r.name)
+                .await
+                .map_err(|e| kube_error(&what, e))?;
+            password_map(&g.spec)
+        }
+        "UUID" => {
+            Api::<Uuid>::namespaced(client.clone(), namespace)
+                .get(&r.name)
+                .await
+                .map_err(|e| kube_error(&what, e))?;
+            uuid_map()
+        }
+        "Fake" => {
+            let g = Api::<Fake>::namespaced(client.clone(), namespace)
+                .get(&r.name)
+                .await
+                .map_err(|e| kube_error(&what, e))?;
+            Ok(fake_map(g.spec.data.as_ref()))
+        }
+        "ClusterGenerator" => {
+            let g = Api::<ClusterGenerator>::all(client.clone())
+                .get(&r.name)
+                .await
+                .map_err(|e| kube_error(&what, e))?;
+            let spec = &g.spec.generator;
+            match g.spec.kind.as_str() {
+                "Password" => password_map(
+                    spec.password_spec
+                        .as_ref()
+                        .ok_or("ClusterGenerator of kind Password has no passwordSpec")?,
+                ),
+                "UUID" => uuid_map(),
+                "Fake" => Ok(fake_map(
+                    spec.fake_spec.as_ref().and_then(|f| f.data.as_ref()),
+                )),
+                other => Err(format!(
+                    "generator kind {other:?} is not supported by this controller yet"
+                )),
+            }
+        }
+        other => Err(format!(
+            "generator kind {other:?} is not supported by this controller yet"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_follow_the_spec() {
+        let spec = PasswordSpec {
+            length: Some(32),
+            digits: Some(5),
+            symbols: Some(3),
+            no_upper: Some(true),
+            ..Default::default()
+        };
+        for _ in 0..20 {
+            let p = password(&spec).unwrap_or_default();
+            assert_eq!(p.chars().count(), 32);
+            assert_eq!(p.chars().filter(char::is_ascii_digit).count(), 5);
+            assert_eq!(p.chars().filter(|c| SYMBOLS.contains(*c)).count(), 3);
+            assert!(!p.chars().any(|c| c.is_ascii_uppercase()));
+            let distinct: std::collections::BTreeSet<char> = p.chars().collect();
+            assert_eq!(distinct.len(), 32, "no repeats without allowRepeat");
+        }
+        let default = password(&PasswordSpec::default()).unwrap_or_default();
+        assert_eq!(default.len(), 24);
+        assert!(
+            password(&PasswordSpec {
+                length: Some(40),
+                digits: Some(20),
+                ..Default::default()
+            })
+            .is_err(),
+            "only 10 distinct digits"
+        );
+        assert!(
+            password(&PasswordSpec {
+                length: Some(4),
+                digits: Some(3),
+                symbols: Some(3),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        let keys = password_map(&PasswordSpec {
+            secret_keys: Some(vec!["a".into(), "b".into()]),
+            ..Default::default()
+        })
+        .unwrap_or_default();
+        assert_eq!(keys.len(), 2);
+        assert_ne!(keys["a"], keys["b"]);
+    }
+
+    #[test]
+    fn encodings_and_uuids() {
+        assert_eq!(encode("hi", Some("base64")).ok().as_deref(), Some("aGk="));
+        assert_eq!(encode("hi", Some("hex")).ok().as_deref(), Some("6869"));
+        assert_eq!(base32(b"foobar"), "MZXW6YTBOI======");
+        assert!(encode("x", Some("rot13")).is_err());
+        let u = uuid_map().unwrap_or_default();
+        let text = String::from_utf8_lossy(u["uuid"].expose()).into_owned();
+        assert_eq!(text.len(), 36);
+        assert_eq!(&text[14..15], "4");
+    }
+}
