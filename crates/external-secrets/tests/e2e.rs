@@ -950,3 +950,89 @@ async fn generators_password_uuid_and_cluster_generator() {
     let message = wait_ready(&client, "unsupported", "False", "SecretSyncedError").await;
     assert!(message.contains("\"SSHKey\" is not supported"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_outage_keeps_the_secret_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    // the backend: a second API server, read through the kubernetes provider
+    let (backend, backend_client) = start_cluster(&[], &["vault"]).await;
+    let remote: Secret = serde_json::from_value(json!({"metadata": {"name": "db"}, "stringData": {"password": CANARY}})).unwrap();
+    Api::<Secret>::namespaced(backend_client.clone(), "vault").create(&PostParams::default(), &remote).await.unwrap();
+    let creds: Secret = serde_json::from_value(json!({"metadata": {"name": "backend-token"}, "stringData": {"token": backend.token()}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default").create(&PostParams::default(), &creds).await.unwrap();
+    let ca = backend
+        .kubeconfig()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: ").map(str::to_string))
+        .unwrap();
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "backend", "namespace": "default"},
+        "spec": {"provider": {"kubernetes": {"remoteNamespace": "vault",
+            "server": {"url": backend.url(), "caBundle": ca},
+            "auth": {"token": {"bearerToken": {"name": "backend-token", "key": "token"}}}}}}
+    }))
+    .unwrap();
+    Api::<SecretStore>::namespaced(client.clone(), "default").create(&PostParams::default(), &store).await.unwrap();
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let spec = json!({"secretStoreRef": {"name": "backend"}, "data": [{"secretKey": "password", "remoteRef": {"key": "db", "property": "password"}}]});
+    apply_es(&client, es("db", spec.clone())).await;
+    wait_ready(&client, "db", "True", "SecretSynced").await;
+    let before = Api::<Secret>::namespaced(client.clone(), "default").get("db").await.unwrap();
+
+    // the backend goes away; a forced refresh fails with the real cause, the Secret stays
+    backend.shutdown();
+    let mut forced = es("db", spec);
+    forced["metadata"]["annotations"] = json!({"force-sync": "1"});
+    apply_es(&client, forced).await;
+    let message = wait_ready(&client, "db", "False", "SecretSyncedError").await;
+    assert!(message.contains("spec.data[0] (key: password)") && message.contains("unavailable"), "{message}");
+    let after = Api::<Secret>::namespaced(client.clone(), "default").get("db").await.unwrap();
+    assert_eq!(after.resource_version(), before.resource_version(), "an outage never touches the Secret");
+    assert_eq!(after.data, before.data);
+    assert_no_canary(&[CANARY], &[("log", &controller.process.log_text())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lease_stops_at_once() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &fake_store("fake", json!([{"key": "k", "value": "v"}])))
+        .await
+        .unwrap();
+    let mut controller = start_controller(
+        dir.path(),
+        &cluster,
+        &[
+            "--enable-leader-election=true",
+            "--leader-election-lease-duration=3s",
+            "--leader-election-renew-deadline=2s",
+            "--leader-election-retry-period=500ms",
+        ],
+    )
+    .await;
+    let leases = Api::<Lease>::namespaced(client.clone(), "default");
+    wait_for(
+        || async { leases.get_opt("external-secrets-controller").await.unwrap().and_then(|l| l.spec?.holder_identity).is_some() },
+        "the controller leads",
+    )
+    .await;
+    apply_es(&client, es("before", json!({"secretStoreRef": {"name": "fake"}, "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]}))).await;
+    wait_ready(&client, "before", "True", "SecretSynced").await;
+    // the Lease is taken away: the controller stops and exits non-zero, writing nothing more
+    let mut lease = leases.get("external-secrets-controller").await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("intruder".into());
+    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+    spec.lease_duration_seconds = Some(3600);
+    leases.replace("external-secrets-controller", &PostParams::default(), &lease).await.unwrap();
+    let status = controller.process.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| !s.success()), "the former leader exits non-zero: {status:?}");
+    apply_es(&client, es("after", json!({"secretStoreRef": {"name": "fake"}, "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]}))).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(secret_data(&client, "after").await.is_none(), "nothing is written without the Lease");
+}
