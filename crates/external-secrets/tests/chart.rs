@@ -197,7 +197,10 @@ fn upstream_values_file_at_its_defaults_renders_as_the_defaults() {
     for object in &upstream.0 {
         let kind = str_of(&object["kind"]);
         let name = str_of(&object["metadata"]["name"]);
-        assert!(!kind.contains("Webhook") && kind != "Certificate", "{kind} {name}");
+        assert!(
+            !kind.contains("Webhook") && kind != "Certificate",
+            "{kind} {name}"
+        );
         assert!(
             !name.contains("webhook") && !name.contains("cert-controller"),
             "{kind} {name}"
