@@ -10,10 +10,35 @@ fn rendered() -> anyhow::Result<Vec<(String, String)>> {
     strongroom_core::crd::all()
         .into_iter()
         .map(|(file, crd)| {
-            let yaml = serde_yaml_ng::to_string(&crd).context(file.clone())?;
+            let mut value = serde_json::to_value(&crd).context(file.clone())?;
+            whole_bounds(&mut value);
+            let yaml = serde_yaml_ng::to_string(&value).context(file.clone())?;
             Ok((file, format!("{HEADER}{yaml}")))
         })
         .collect()
+}
+
+/// Writes whole-number `minimum`/`maximum` bounds as integers (`0`, not `0.0`), as upstream's
+/// CRDs have them: the typed schema holds them as floats, and tools that round-trip YAML (helm's
+/// `fromYaml`) would otherwise change them.
+fn whole_bounds(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if matches!(key.as_str(), "minimum" | "maximum")
+                    && let Some(f) = v.as_f64()
+                    && f.fract() == 0.0
+                    && f.abs() < 9.0e15
+                {
+                    *v = serde_json::Value::from(f as i64);
+                } else {
+                    whole_bounds(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_bounds),
+        _ => {}
+    }
 }
 
 fn dir(root: &Path) -> PathBuf {

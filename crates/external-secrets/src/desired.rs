@@ -209,10 +209,16 @@ pub fn desired(
                 render_item(&renderer, &mut rendered, &item.key, text, item.template_as)?;
             }
         }
+        let decoding = entry.values_decoding_strategy.unwrap_or_default();
         match target {
-            Target::Data => out
-                .data
-                .extend(rendered.into_iter().map(|(k, v)| (k, v.into_bytes()))),
+            Target::Data => {
+                for (k, v) in rendered {
+                    // binary-safe: a rendered base64 value becomes its bytes
+                    let value = crate::keys::decode(&k, SecretBytes::from(v.as_str()), decoding)
+                        .map_err(|e| format!("{at}.valuesDecodingStrategy: {e}"))?;
+                    out.data.insert(k, value.expose().to_vec());
+                }
+            }
             Target::Labels => out.labels.extend(rendered),
             Target::Annotations => out.annotations.extend(rendered),
         }
@@ -371,6 +377,31 @@ mod tests {
         )
         .unwrap_or_default();
         assert!(d.data.contains_key("password"), "Merge keeps fetched keys");
+
+        let decoded = ExternalSecretTemplate {
+            template_from: Some(vec![TemplateFrom {
+                literal: Some("blob: '{{ .user | b64enc }}'".into()),
+                values_decoding_strategy: Some(
+                    strongroom_core::crd::external_secrets::DecodingStrategy::Base64,
+                ),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let d = desired(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            Some(&decoded),
+            &fetched(),
+            &sources,
+            &engine,
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            text(&d, "blob"),
+            "admin",
+            "valuesDecodingStrategy decodes rendered values"
+        );
     }
 
     #[test]

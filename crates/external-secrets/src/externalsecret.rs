@@ -178,8 +178,7 @@ async fn write_status(
         .map_err(Error::kube("update the ExternalSecret status"))
 }
 
-/// Sets the finalizer list by merge patch, guarded by the resourceVersion the list was read at
-/// (a concurrent change of the list fails with a conflict and is retried, never lost).
+/// Sets the finalizer list by merge patch.
 async fn set_finalizers(
     ctx: &Context,
     es: &ExternalSecret,
@@ -187,12 +186,9 @@ async fn set_finalizers(
 ) -> kube::Result<()> {
     let api: Api<ExternalSecret> =
         Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": es.resource_version(),
-        }
-    });
+    // as upstream: the whole list by merge patch, without a resourceVersion precondition (our
+    // own status writes move it all the time; a precondition would only cause conflicts)
+    let patch = json!({"metadata": {"finalizers": finalizers}});
     api.patch(
         &es.name_any(),
         &PatchParams::default(),
@@ -329,7 +325,8 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let valid = target_valid(es, existing.as_ref());
-    match refresh_reason(es.spec.refresh_policy, every, last, &version) {
+    let reason = refresh_reason(es.spec.refresh_policy, every, last, &version);
+    match reason {
         None if valid => {
             ctx.metrics.es_ready(&name, &ns, true);
             return Ok(requeue(age.unwrap_or_default()));
@@ -380,7 +377,12 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
     let tolerate_missing = matches!(deletion, DeletionPolicy::Delete | DeletionPolicy::Merge);
     // a shared read may be at most half an interval old, so values are never staler than
     // upstream's (the read-cache TTL caps it further)
-    let max_age = if every.is_zero() {
+    // a force-sync (or any change of the ExternalSecret) reads fresh values; otherwise a read
+    // shared with other ExternalSecrets may be up to half an interval old (and at most the
+    // read-cache TTL), so values are never staler than upstream's
+    let max_age = if reason == Some(Reason::Changed) {
+        std::time::Duration::ZERO
+    } else if every.is_zero() {
         ctx.read_max_age
     } else {
         every / 2

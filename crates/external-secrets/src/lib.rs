@@ -3,11 +3,11 @@
 //! hashes, field managers, conditions, events and metric names as upstream), with provider
 //! clients kept across reconciles and reads shared between ExternalSecrets.
 
-pub mod cluster_external_secret;
 pub mod context;
 pub mod desired;
 pub mod error;
 pub mod externalsecret;
+pub mod fanout;
 pub mod fetch;
 pub mod generators;
 pub mod hash;

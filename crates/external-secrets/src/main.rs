@@ -55,7 +55,7 @@ struct Args {
     /// Reconcile PushSecrets.
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_push_secret_reconciler: bool,
-    /// Reconcile ClusterPushSecrets (not implemented yet: accepted).
+    /// Reconcile ClusterPushSecrets.
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_cluster_push_secret_reconciler: bool,
     /// How often stores are validated (Go duration).
@@ -234,6 +234,7 @@ async fn run() -> anyhow::Result<ExitCode> {
         cluster_stores: args.enable_cluster_store_reconciler,
         cluster_external_secrets: args.enable_cluster_external_secret_reconciler,
         push_secrets: args.enable_push_secret_reconciler,
+        cluster_push_secrets: args.enable_cluster_push_secret_reconciler,
         stores: StoreOptions {
             controller_class: args.controller_class.clone(),
             flood_gate: args.enable_flood_gate,

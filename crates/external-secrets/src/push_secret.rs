@@ -79,8 +79,7 @@ async fn set_finalizers(
     ps: &PushSecret,
     finalizers: Vec<String>,
 ) -> kube::Result<()> {
-    let patch =
-        json!({"metadata": {"finalizers": finalizers, "resourceVersion": ps.resource_version()}});
+    let patch = json!({"metadata": {"finalizers": finalizers}});
     Api::<PushSecret>::namespaced(ctx.client.clone(), &ps.namespace().unwrap_or_default())
         .patch(
             &ps.name_any(),

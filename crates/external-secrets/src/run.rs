@@ -19,8 +19,8 @@ use strongroom_controller_kit::reconcile::ErrorPolicy;
 use strongroom_controller_kit::shutdown::CancellationToken;
 use strongroom_controller_kit::watch::{guarded_watch, report_synced, scoped_api, slim};
 use strongroom_core::crd::external_secrets::{
-    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL, PushSecret,
-    SecretStore, StoreKind,
+    ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL,
+    PushSecret, SecretStore, StoreKind,
 };
 use strongroom_core::template::Engine;
 use strongroom_provider_api::ProviderRegistry;
@@ -45,6 +45,8 @@ pub struct Options {
     pub cluster_external_secrets: bool,
     /// `--enable-push-secret-reconciler`.
     pub push_secrets: bool,
+    /// `--enable-cluster-push-secret-reconciler` (off when `--namespace` is set).
+    pub cluster_push_secrets: bool,
     /// Store access options.
     pub stores: StoreOptions,
 }
@@ -182,6 +184,7 @@ pub async fn run_controllers(
     let config = Config::default().concurrency(options.concurrency);
     let config_ces = config.clone();
     let config_ps = config.clone();
+    let config_cps = config.clone();
 
     // stores: one cached watch each, shared by the store controllers (through the stream) and
     // by the ExternalSecret controller (through the cache)
@@ -335,7 +338,7 @@ pub async fn run_controllers(
     };
     let ces = async {
         if options.cluster_external_secrets && options.namespace.is_none() {
-            cluster_external_secrets(ctx.clone(), config_ces, stop.clone()).await
+            fan_out_controller::<ClusterExternalSecret>(ctx.clone(), config_ces, stop.clone()).await
         }
     };
     let pushes = async {
@@ -349,15 +352,31 @@ pub async fn run_controllers(
             .await
         }
     };
-    tokio::join!(es_controller, secret_stores, cluster_stores, ces, pushes);
+    let cluster_pushes = async {
+        if options.cluster_push_secrets && options.namespace.is_none() {
+            fan_out_controller::<ClusterPushSecret>(ctx.clone(), config_cps, stop.clone()).await
+        }
+    };
+    tokio::join!(
+        es_controller,
+        secret_stores,
+        cluster_stores,
+        ces,
+        pushes,
+        cluster_pushes
+    );
 }
 
-/// The ClusterExternalSecret controller: its own objects, and every namespace change (a
-/// namespace that starts or stops matching).
-async fn cluster_external_secrets(ctx: Arc<Context>, config: Config, stop: CancellationToken) {
+/// A fan-out controller (ClusterExternalSecret or ClusterPushSecret): its own objects, and
+/// every namespace change (a namespace that starts or stops matching).
+async fn fan_out_controller<P: crate::fanout::Parent>(
+    ctx: Arc<Context>,
+    config: Config,
+    stop: CancellationToken,
+) {
     let client = ctx.client.clone();
     let controller = Controller::new(
-        Api::<ClusterExternalSecret>::all(client.clone()),
+        Api::<P>::all(client.clone()),
         watcher_mod::Config::default(),
     );
     let reader = controller.store();
@@ -376,8 +395,8 @@ async fn cluster_external_secrets(ctx: Arc<Context>, config: Config, stop: Cance
         )
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
-            crate::cluster_external_secret::reconcile,
-            crate::cluster_external_secret::error_policy,
+            crate::fanout::reconcile::<P>,
+            crate::fanout::error_policy::<P>,
             ctx,
         )
         .for_each(|_| async {})

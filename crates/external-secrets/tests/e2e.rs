@@ -578,7 +578,11 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
     use strongroom_core::crd::external_secrets::{ClusterExternalSecret, ClusterSecretStore};
     let dir = tempfile::tempdir().unwrap();
     let mut crds = CRDS.to_vec();
-    crds.push("deploy/crds/external-secrets.io_clusterexternalsecrets.yaml");
+    crds.extend([
+        "deploy/crds/external-secrets.io_clusterexternalsecrets.yaml",
+        "deploy/crds/external-secrets.io_pushsecrets.yaml",
+        "deploy/crds/external-secrets.io_clusterpushsecrets.yaml",
+    ]);
     let (cluster, client) = start_cluster(&crds, &["team-a", "team-b", "other"]).await;
     let label = |ns: &str, team: bool| {
         let client = client.clone();
@@ -689,6 +693,56 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
             .unwrap()
             .is_none()
     );
+    // ClusterPushSecret: the same fan-out for PushSecrets
+    use strongroom_core::crd::external_secrets::{ClusterPushSecret, PushSecret};
+    let cps: ClusterPushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "ClusterPushSecret",
+        "metadata": {"name": "push-all"},
+        "spec": {
+            "namespaceSelectors": [{"matchLabels": {"team": "yes"}}],
+            "refreshTime": "1s",
+            "pushSecretSpec": {
+                "secretStoreRefs": [{"name": "shared", "kind": "ClusterSecretStore"}],
+                "selector": {"secret": {"name": "shared-creds"}},
+                "data": [{"match": {"secretKey": "k", "remoteRef": {"remoteKey": "copied"}}}]
+            }
+        }
+    }))
+    .unwrap();
+    Api::<ClusterPushSecret>::all(client.clone())
+        .create(&PostParams::default(), &cps)
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            Api::<PushSecret>::namespaced(client.clone(), "team-a")
+                .get_opt("push-all")
+                .await
+                .unwrap()
+                .and_then(|p| p.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.reason.as_deref() == Some("Synced")))
+        },
+        "ClusterPushSecret child synced in team-a",
+    )
+    .await;
+    wait_for(
+        || async {
+            let got = Api::<ClusterPushSecret>::all(client.clone())
+                .get("push-all")
+                .await
+                .ok()
+                .and_then(|c| c.status);
+            got.is_some_and(|s| {
+                s.provisioned_namespaces.is_some_and(|p| {
+                    p.contains(&"team-a".to_string()) && p.contains(&"team-b".to_string())
+                })
+            })
+        },
+        "ClusterPushSecret status",
+    )
+    .await;
+
     // a namespace that stops matching loses its ExternalSecret (and, through it, its Secret)
     label("team-a", false).await;
     label("other", true).await;
@@ -957,14 +1011,30 @@ async fn a_provider_outage_keeps_the_secret_and_says_so() {
     let (cluster, client) = start_cluster(&CRDS, &[]).await;
     // the backend: a second API server, read through the kubernetes provider
     let (backend, backend_client) = start_cluster(&[], &["vault"]).await;
-    let remote: Secret = serde_json::from_value(json!({"metadata": {"name": "db"}, "stringData": {"password": CANARY}})).unwrap();
-    Api::<Secret>::namespaced(backend_client.clone(), "vault").create(&PostParams::default(), &remote).await.unwrap();
-    let creds: Secret = serde_json::from_value(json!({"metadata": {"name": "backend-token"}, "stringData": {"token": backend.token()}})).unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default").create(&PostParams::default(), &creds).await.unwrap();
+    let remote: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "db"}, "stringData": {"password": CANARY}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(backend_client.clone(), "vault")
+        .create(&PostParams::default(), &remote)
+        .await
+        .unwrap();
+    let creds: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "backend-token"}, "stringData": {"token": backend.token()}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
     let ca = backend
         .kubeconfig()
         .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: ").map(str::to_string))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("certificate-authority-data: ")
+                .map(str::to_string)
+        })
         .unwrap();
     let store: SecretStore = serde_json::from_value(json!({
         "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
@@ -974,12 +1044,18 @@ async fn a_provider_outage_keeps_the_secret_and_says_so() {
             "auth": {"token": {"bearerToken": {"name": "backend-token", "key": "token"}}}}}}
     }))
     .unwrap();
-    Api::<SecretStore>::namespaced(client.clone(), "default").create(&PostParams::default(), &store).await.unwrap();
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
     let controller = start_controller(dir.path(), &cluster, &[]).await;
     let spec = json!({"secretStoreRef": {"name": "backend"}, "data": [{"secretKey": "password", "remoteRef": {"key": "db", "property": "password"}}]});
     apply_es(&client, es("db", spec.clone())).await;
     wait_ready(&client, "db", "True", "SecretSynced").await;
-    let before = Api::<Secret>::namespaced(client.clone(), "default").get("db").await.unwrap();
+    let before = Api::<Secret>::namespaced(client.clone(), "default")
+        .get("db")
+        .await
+        .unwrap();
 
     // the backend goes away; a forced refresh fails with the real cause, the Secret stays
     backend.shutdown();
@@ -987,9 +1063,19 @@ async fn a_provider_outage_keeps_the_secret_and_says_so() {
     forced["metadata"]["annotations"] = json!({"force-sync": "1"});
     apply_es(&client, forced).await;
     let message = wait_ready(&client, "db", "False", "SecretSyncedError").await;
-    assert!(message.contains("spec.data[0] (key: password)") && message.contains("unavailable"), "{message}");
-    let after = Api::<Secret>::namespaced(client.clone(), "default").get("db").await.unwrap();
-    assert_eq!(after.resource_version(), before.resource_version(), "an outage never touches the Secret");
+    assert!(
+        message.contains("spec.data[0] (key: password)") && message.contains("unavailable"),
+        "{message}"
+    );
+    let after = Api::<Secret>::namespaced(client.clone(), "default")
+        .get("db")
+        .await
+        .unwrap();
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "an outage never touches the Secret"
+    );
     assert_eq!(after.data, before.data);
     assert_no_canary(&[CANARY], &[("log", &controller.process.log_text())]);
 }
@@ -1001,7 +1087,10 @@ async fn a_leader_that_loses_its_lease_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, client) = start_cluster(&CRDS, &[]).await;
     Api::<SecretStore>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &fake_store("fake", json!([{"key": "k", "value": "v"}])))
+        .create(
+            &PostParams::default(),
+            &fake_store("fake", json!([{"key": "k", "value": "v"}])),
+        )
         .await
         .unwrap();
     let mut controller = start_controller(
@@ -1017,7 +1106,14 @@ async fn a_leader_that_loses_its_lease_stops_at_once() {
     .await;
     let leases = Api::<Lease>::namespaced(client.clone(), "default");
     wait_for(
-        || async { leases.get_opt("external-secrets-controller").await.unwrap().and_then(|l| l.spec?.holder_identity).is_some() },
+        || async {
+            leases
+                .get_opt("external-secrets-controller")
+                .await
+                .unwrap()
+                .and_then(|l| l.spec?.holder_identity)
+                .is_some()
+        },
         "the controller leads",
     )
     .await;
@@ -1029,10 +1125,23 @@ async fn a_leader_that_loses_its_lease_stops_at_once() {
     spec.holder_identity = Some("intruder".into());
     spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
     spec.lease_duration_seconds = Some(3600);
-    leases.replace("external-secrets-controller", &PostParams::default(), &lease).await.unwrap();
+    leases
+        .replace(
+            "external-secrets-controller",
+            &PostParams::default(),
+            &lease,
+        )
+        .await
+        .unwrap();
     let status = controller.process.wait_exit(Duration::from_secs(10)).await;
-    assert!(status.is_some_and(|s| !s.success()), "the former leader exits non-zero: {status:?}");
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the former leader exits non-zero: {status:?}"
+    );
     apply_es(&client, es("after", json!({"secretStoreRef": {"name": "fake"}, "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]}))).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(secret_data(&client, "after").await.is_none(), "nothing is written without the Lease");
+    assert!(
+        secret_data(&client, "after").await.is_none(),
+        "nothing is written without the Lease"
+    );
 }
