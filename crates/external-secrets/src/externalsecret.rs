@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
-use strongroom_controller_kit::status::{self, DesiredCondition, Stamps};
+use strongroom_controller_kit::status;
 use strongroom_core::crd::external_secrets::{
     CREATED_BY_LABEL, CreationPolicy, DATA_HASH_ANNOTATION, DeletionPolicy,
     EXTERNAL_SECRET_FINALIZER, ExternalSecret, ExternalSecretSpec, MANAGED_LABEL, StoreKind,
@@ -24,9 +24,9 @@ use crate::desired::{TemplateSources, desired, sources_needed};
 use crate::error::Error;
 use crate::fetch::{Outcome, fetch};
 use crate::hash::{created_by, data_hash, field_manager, synced_resource_version};
+use crate::ready::{self, ReadyStatus};
 use crate::refresh::{LastSync, Reason, interval, next_refresh_in, refresh_reason, source_seed};
 use crate::windows;
-use crate::{FIELD_MANAGER, READY};
 
 /// Upstream's static checks (its admission webhook, here the CRD's validation rules), for
 /// objects that bypassed them, plus what this controller does not do yet.
@@ -143,39 +143,23 @@ async fn write_status(
     message: &str,
     synced: Option<Synced<'_>>,
 ) -> Result<(), Error> {
-    if ctx.policy.stop_token().is_cancelled() {
-        return Ok(());
-    }
-    let current = serde_json::to_value(&es.status).unwrap_or(Value::Null);
-    let mut extra = Map::new();
-    // fields this manager applied before stay, or server-side apply would remove them
-    for field in ["refreshTime", "syncedResourceVersion", "binding"] {
-        if let Some(v) = current.get(field).filter(|v| !v.is_null()) {
-            extra.insert(field.into(), v.clone());
-        }
-    }
+    let mut set = Map::new();
     if let Some(s) = synced {
-        extra.insert("refreshTime".into(), json!(status::now()));
-        extra.insert("syncedResourceVersion".into(), json!(s.version));
-        extra.insert("binding".into(), json!({"name": s.target}));
+        set.insert("refreshTime".into(), json!(status::now()));
+        set.insert("syncedResourceVersion".into(), json!(s.version));
+        set.insert("binding".into(), json!({"name": s.target}));
     }
-    let condition = DesiredCondition::new(READY, ok)
-        .reason(reason)
-        .message(message);
-    let Some(next) = status::next_status(
-        &current,
-        &[condition],
-        extra,
-        &status::now(),
-        Stamps::Transition,
-    ) else {
-        return Ok(());
-    };
     let api: Api<ExternalSecret> =
         Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
-    status::apply_status(&api, &es.name_any(), FIELD_MANAGER, next)
-        .await
-        .map_err(Error::kube("update the ExternalSecret status"))
+    let status = ReadyStatus {
+        current: serde_json::to_value(&es.status).unwrap_or(Value::Null),
+        kept: &["refreshTime", "syncedResourceVersion", "binding"],
+        set,
+        ok,
+        reason: Some(reason),
+        message,
+    };
+    ready::write(ctx, &api, &es.name_any(), status).await
 }
 
 /// Sets the finalizer list by merge patch.

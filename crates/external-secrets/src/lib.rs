@@ -14,6 +14,7 @@ pub mod hash;
 pub mod keys;
 pub mod metrics;
 pub mod push_secret;
+pub mod ready;
 pub mod refresh;
 pub mod resolver;
 pub mod run;

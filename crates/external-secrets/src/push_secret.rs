@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
-use strongroom_controller_kit::status::{self, DesiredCondition, Stamps};
+use strongroom_controller_kit::status;
 use strongroom_core::crd::external_secrets::{
     PushSecret, PushSecretData, SecretStoreRef, StoreKind,
 };
@@ -21,8 +21,8 @@ use crate::context::Context;
 use crate::desired::{TemplateSources, desired};
 use crate::error::Error;
 use crate::hash::synced_resource_version;
+use crate::ready::{self, ReadyStatus};
 use crate::refresh::interval;
-use crate::{FIELD_MANAGER, READY};
 
 /// The finalizer on PushSecrets with `deletionPolicy: Delete`.
 pub const FINALIZER: &str = "pushsecret.externalsecrets.io/finalizer";
@@ -349,39 +349,24 @@ async fn write_status(
     message: &str,
     synced: Option<(&str, &Synced)>,
 ) -> Result<(), Error> {
-    if ctx.policy.stop_token().is_cancelled() {
-        return Ok(());
-    }
-    let current = serde_json::to_value(&ps.status).unwrap_or(Value::Null);
-    let mut extra = Map::new();
-    for field in ["refreshTime", "syncedResourceVersion", "syncedPushSecrets"] {
-        if let Some(v) = current.get(field).filter(|v| !v.is_null()) {
-            extra.insert(field.into(), v.clone());
-        }
-    }
+    let mut set = Map::new();
     if let Some((version, pushed)) = synced {
-        extra.insert("refreshTime".into(), json!(status::now()));
-        extra.insert("syncedResourceVersion".into(), json!(version));
-        extra.insert(
+        set.insert("refreshTime".into(), json!(status::now()));
+        set.insert("syncedResourceVersion".into(), json!(version));
+        set.insert(
             "syncedPushSecrets".into(),
             serde_json::to_value(pushed).unwrap_or(Value::Null),
         );
     }
-    let condition = DesiredCondition::new(READY, ok)
-        .reason(reason)
-        .message(message);
-    let Some(next) = status::next_status(
-        &current,
-        &[condition],
-        extra,
-        &status::now(),
-        Stamps::Transition,
-    ) else {
-        return Ok(());
-    };
     let api: Api<PushSecret> =
         Api::namespaced(ctx.client.clone(), &ps.namespace().unwrap_or_default());
-    status::apply_status(&api, &ps.name_any(), FIELD_MANAGER, next)
-        .await
-        .map_err(Error::kube("update the PushSecret status"))
+    let status = ReadyStatus {
+        current: serde_json::to_value(&ps.status).unwrap_or(Value::Null),
+        kept: &["refreshTime", "syncedResourceVersion", "syncedPushSecrets"],
+        set,
+        ok,
+        reason: Some(reason),
+        message,
+    };
+    ready::write(ctx, &api, &ps.name_any(), status).await
 }

@@ -96,6 +96,17 @@ enum Read {
     Map(SecretMap),
 }
 
+impl Read {
+    fn into_map(self) -> Result<SecretMap, ProviderError> {
+        match self {
+            Read::Map(m) => Ok(m),
+            Read::Value(_) => Err(ProviderError::Malformed(
+                "cache holds a value for a map".into(),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ReadKey {
     Value(RemoteRef),
@@ -453,6 +464,25 @@ impl Stores {
         Some(until - now)
     }
 
+    /// Reads through the shared cache: the provider is called only when no read of the same
+    /// thing, recent enough for `max_age`, is cached or in flight.
+    async fn read(
+        &self,
+        store: &ResolvedStore,
+        max_age: Duration,
+        key: ReadKey,
+    ) -> Result<Read, ProviderError> {
+        let client = self.client(store).await?;
+        self.shared_read(store, max_age, key.clone(), || async move {
+            match &key {
+                ReadKey::Value(r) => client.get_secret(r).await.map(Read::Value),
+                ReadKey::Map(r) => client.get_secret_map(r).await.map(Read::Map),
+                ReadKey::Find(q) => client.get_all(q).await.map(Read::Map),
+            }
+        })
+        .await
+    }
+
     /// One value, shared with concurrent readers of the same reference and with readers that
     /// accept a read up to `max_age` old (and at most the read-cache TTL).
     pub async fn get(
@@ -461,16 +491,10 @@ impl Stores {
         max_age: Duration,
         remote: &RemoteRef,
     ) -> Result<SecretBytes, ProviderError> {
-        let client = self.client(store).await?;
-        let read = self
-            .shared_read(
-                store,
-                max_age,
-                ReadKey::Value(remote.clone()),
-                || async move { client.get_secret(remote).await.map(Read::Value) },
-            )
-            .await?;
-        match read {
+        match self
+            .read(store, max_age, ReadKey::Value(remote.clone()))
+            .await?
+        {
             Read::Value(v) => Ok(v),
             Read::Map(_) => Err(ProviderError::Malformed(
                 "cache holds a map for a value".into(),
@@ -485,21 +509,9 @@ impl Stores {
         max_age: Duration,
         remote: &RemoteRef,
     ) -> Result<SecretMap, ProviderError> {
-        let client = self.client(store).await?;
-        let read = self
-            .shared_read(
-                store,
-                max_age,
-                ReadKey::Map(remote.clone()),
-                || async move { client.get_secret_map(remote).await.map(Read::Map) },
-            )
-            .await?;
-        match read {
-            Read::Map(m) => Ok(m),
-            Read::Value(_) => Err(ProviderError::Malformed(
-                "cache holds a value for a map".into(),
-            )),
-        }
+        self.read(store, max_age, ReadKey::Map(remote.clone()))
+            .await?
+            .into_map()
     }
 
     /// A search, shared like [`Stores::get`].
@@ -509,21 +521,9 @@ impl Stores {
         max_age: Duration,
         query: &FindQuery,
     ) -> Result<SecretMap, ProviderError> {
-        let client = self.client(store).await?;
-        let read = self
-            .shared_read(
-                store,
-                max_age,
-                ReadKey::Find(query.clone()),
-                || async move { client.get_all(query).await.map(Read::Map) },
-            )
-            .await?;
-        match read {
-            Read::Map(m) => Ok(m),
-            Read::Value(_) => Err(ProviderError::Malformed(
-                "cache holds a value for a search".into(),
-            )),
-        }
+        self.read(store, max_age, ReadKey::Find(query.clone()))
+            .await?
+            .into_map()
     }
 }
 
