@@ -82,9 +82,20 @@ struct Renderer<'a> {
     engine: &'a Engine,
     dot: Value,
     secrets: Vec<&'a str>,
+    /// The fetched values as bytes, for renders whose result is Secret data.
+    raw: BTreeMap<String, Vec<u8>>,
 }
 
 impl Renderer<'_> {
+    /// Renders a `template.data` entry as upstream's `execute` does: values that are not
+    /// UTF-8 reach the functions that read bytes, and bytes made by `b64dec`, `pkcs12*` and
+    /// friends are written as they are.
+    fn render_bytes(&self, name: &str, text: &str) -> Result<Vec<u8>, String> {
+        self.engine
+            .render_data(name, text, &self.raw)
+            .map_err(|e| e.to_string())
+    }
+
     fn render(&self, name: &str, text: &str) -> Result<String, String> {
         self.engine
             .render(name, text, self.dot.clone(), &self.secrets)
@@ -159,6 +170,7 @@ pub fn desired(
                 .collect(),
         ),
         secrets: texts.iter().map(|(_, v)| *v).collect(),
+        raw: fetched_bytes(),
     };
     let has_data_templates = template.data.as_ref().is_some_and(|d| !d.is_empty())
         || template
@@ -225,7 +237,7 @@ pub fn desired(
     }
     for (key, text) in template.data.iter().flatten() {
         out.data
-            .insert(key.clone(), renderer.render(key, text)?.into_bytes());
+            .insert(key.clone(), renderer.render_bytes(key, text)?);
     }
     if let Some(meta) = &template.metadata {
         for (k, v) in meta.labels.iter().flatten() {
@@ -402,6 +414,34 @@ mod tests {
             "admin",
             "valuesDecodingStrategy decodes rendered values"
         );
+    }
+
+    #[test]
+    fn binary_values_survive_templates() {
+        let engine = Engine::external_secrets();
+        let fetched =
+            BTreeMap::from([("blob".to_string(), SecretBytes::new(vec![0xff, 0x00, 0xfe]))]);
+        let template = ExternalSecretTemplate {
+            data: Some(BTreeMap::from([
+                (
+                    "copy".to_string(),
+                    "{{ .blob | b64enc | b64dec }}".to_string(),
+                ),
+                ("encoded".to_string(), "{{ .blob | b64enc }}".to_string()),
+            ])),
+            ..Default::default()
+        };
+        let d = desired(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            Some(&template),
+            &fetched,
+            &Default::default(),
+            &engine,
+        )
+        .unwrap_or_default();
+        assert_eq!(d.data.get("copy"), Some(&vec![0xff, 0x00, 0xfe]));
+        assert_eq!(text(&d, "encoded"), "/wD+");
     }
 
     #[test]

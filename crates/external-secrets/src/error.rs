@@ -59,6 +59,13 @@ impl Error {
         move |source| Self::Kube { action, source }
     }
 
+    /// A render failure. The engine scrubs the fetched values from its messages, but a value
+    /// the template derived from them (`fromJson`, `b64dec`, `split`) could still be quoted:
+    /// every quoted part of the message is dropped.
+    pub fn template(message: String) -> Self {
+        Self::Template(strongroom_core::secret::redact_quoted(&message))
+    }
+
     /// The `Ready` condition reason of an ExternalSecret failing this way.
     pub fn es_reason(&self) -> &'static str {
         "SecretSyncedError"
@@ -86,7 +93,9 @@ impl ReconcileError for Error {
     fn retryable(&self) -> bool {
         match self {
             // fixed by editing the ExternalSecret, which triggers a reconcile
-            Self::InvalidSpec(_) | Self::Immutable | Self::Template(_) => false,
+            // (template errors are retried: they often come from remote data or a templateFrom
+            // source that is not there yet, neither of which is watched)
+            Self::InvalidSpec(_) | Self::Immutable => false,
             _ => true,
         }
     }

@@ -459,7 +459,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
         &sources,
         &ctx.engine,
     )
-    .map_err(Error::Template)?;
+    .map_err(Error::template)?;
     let merging = matches!(
         creation,
         CreationPolicy::Merge | CreationPolicy::CreateOrMerge
@@ -536,6 +536,26 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
         )
         .await
         .map_err(Error::kube("update secret"))?;
+    // keys other managers keep in the Secret are part of its data: the hash must be of what the
+    // Secret holds, or it would never match and every event would read the provider again
+    let held = data_hash(
+        written
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k, v.0.as_slice())),
+    );
+    if written.annotations().get(DATA_HASH_ANNOTATION) != Some(&held) {
+        secret["metadata"]["annotations"][DATA_HASH_ANNOTATION] = json!(held);
+        secrets
+            .patch(
+                &target,
+                &PatchParams::apply(&field_manager(&name)).force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .map_err(Error::kube("update secret"))?;
+    }
     let changed =
         existing.as_ref().map(|s| s.resource_version()) != Some(written.resource_version());
     if changed {

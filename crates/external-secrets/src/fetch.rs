@@ -80,7 +80,10 @@ pub async fn fetch(
     let default_store = spec.secret_store_ref.clone();
     let mut out = Fetched::default();
     let missing_or = |at: String, e: ProviderError, out: &mut Fetched| {
-        if tolerate_missing && e.is_not_found() {
+        // only a missing key is tolerated: a missing property (a typo, a changed JSON shape)
+        // is an error, never a reason to delete or empty the target
+        let missing_key = matches!(&e, ProviderError::NotFound { detail, .. } if detail.is_empty());
+        if tolerate_missing && missing_key {
             out.missing.push(at);
             Ok(())
         } else {

@@ -56,7 +56,7 @@ pub fn password(spec: &PasswordSpec) -> Result<String, String> {
     let quarter = (length as f64 * 0.25) as i64;
     let digits = spec.digits.unwrap_or(quarter);
     let symbols = spec.symbols.unwrap_or(quarter);
-    if digits < 0 || symbols < 0 || digits + symbols > length {
+    if digits < 0 || symbols < 0 || digits.checked_add(symbols).is_none_or(|n| n > length) {
         return Err("digits and symbols must be at least 0 and fit in the length".into());
     }
     let allow_repeat = spec.allow_repeat.unwrap_or(false);
@@ -273,6 +273,24 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(keys.len(), 2);
         assert_ne!(keys["a"], keys["b"]);
+    }
+
+    #[test]
+    fn hostile_counts_are_refused_not_looped() {
+        let spec = PasswordSpec {
+            digits: Some(i64::MAX),
+            symbols: Some(i64::MAX),
+            allow_repeat: Some(true),
+            ..Default::default()
+        };
+        assert!(password(&spec).is_err());
+        assert!(
+            password(&PasswordSpec {
+                length: Some(i64::MAX),
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]

@@ -72,11 +72,11 @@ pub fn synced_resource_version(
 }
 
 /// The field manager that writes an ExternalSecret's target:
-/// `externalsecrets.external-secrets.io/<name>`, or `…/sha3/<hash of name>` for names longer
-/// than 63 characters, as upstream.
+/// `externalsecrets.external-secrets.io/<name>`, or `…/sha3/<hash of name>` when that would be
+/// longer than 63 characters, as upstream.
 pub fn field_manager(es_name: &str) -> String {
     let plain = format!("externalsecrets.external-secrets.io/{es_name}");
-    if es_name.len() > 63 {
+    if plain.len() > 63 {
         format!(
             "externalsecrets.external-secrets.io/sha3/{}",
             sha3_224_hex(es_name)
@@ -134,6 +134,8 @@ mod tests {
             field_manager("db"),
             "externalsecrets.external-secrets.io/db"
         );
-        assert!(field_manager(&"x".repeat(64)).contains("/sha3/"));
+        // the whole manager name counts: 36 + 27 = 63 characters is the longest plain one
+        assert!(!field_manager(&"x".repeat(27)).contains("/sha3/"));
+        assert!(field_manager(&"x".repeat(28)).contains("/sha3/"));
     }
 }

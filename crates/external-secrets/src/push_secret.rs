@@ -224,7 +224,7 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
             &TemplateSources::default(),
             &ctx.engine,
         )
-        .map_err(Error::Template)?;
+        .map_err(Error::template)?;
         values = want
             .data
             .into_iter()

@@ -66,8 +66,11 @@ pub fn refresh_reason(
             if every.is_zero() {
                 return None;
             }
+            // due from 90% of the interval on: the grid never schedules earlier than that, so
+            // a wake-up on the grid always finds the refresh due
             let age = last.age_secs.unwrap_or_default();
-            (age < 0 || age as u64 >= every.as_secs()).then_some(Reason::Interval)
+            let due = age < 0 || (age as u128) * 10 >= every.as_secs() as u128 * 9;
+            due.then_some(Reason::Interval)
         }
     }
 }
@@ -95,7 +98,8 @@ pub fn source_seed(parts: &[u8]) -> u64 {
 /// (phase from `seed`) at least 90% of an interval after the last sync, which was `age_secs`
 /// ago at unix time `now_secs`.
 pub fn next_refresh_in(every: Duration, age_secs: i64, now_secs: i64, seed: u64) -> Duration {
-    let every_secs = every.as_secs().max(1) as i64;
+    // (a year at most: larger intervals would only overflow the arithmetic below)
+    let every_secs = every.as_secs().clamp(1, 366 * 24 * 3600) as i64;
     let last = now_secs - age_secs.max(0);
     let earliest = last + every_secs * 9 / 10;
     let phase = (seed % every_secs as u64) as i64;
@@ -154,6 +158,11 @@ mod tests {
             "1-a"
         ));
         assert!(!should_refresh(None, HOUR, synced("1-a", 60), "1-a"));
+        assert!(!should_refresh(None, HOUR, synced("1-a", 3239), "1-a"));
+        assert!(
+            should_refresh(None, HOUR, synced("1-a", 3240), "1-a"),
+            "due at 90%"
+        );
         assert!(should_refresh(None, HOUR, synced("1-a", 3600), "1-a"));
         assert!(should_refresh(None, HOUR, synced("1-a", -5), "1-a"));
         // refreshInterval 0: synced once, but a force-sync annotation still works

@@ -451,9 +451,11 @@ async fn push_secrets(
         .await;
 }
 
-/// A disabled store controller still drives its watch (the ExternalSecret controller reads the
-/// cache it fills) but reconciles nothing.
-async fn drain(_controller: impl std::future::Future<Output = ()>) {
+/// A disabled store controller reconciles nothing; the watch still runs (the ExternalSecret
+/// controller reads the cache it fills).
+async fn drain(controller: impl std::future::Future<Output = ()>) {
+    // dropping the controller drops its copy of the stream, so nothing buffers for it
+    drop(controller);
     std::future::pending::<()>().await
 }
 

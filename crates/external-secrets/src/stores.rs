@@ -26,6 +26,10 @@ use crate::resolver::KubeResolver;
 /// How long a store that throttled us without saying how long to wait gets no calls.
 const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(5);
 
+/// The longest a client is kept: a rotated or revoked credential Secret (which does not change
+/// the store) takes effect within this time.
+const MAX_CLIENT_AGE: Duration = Duration::from_secs(600);
+
 /// Reconnect this long before a client's credentials expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
@@ -85,6 +89,7 @@ impl ResolvedStore {
 
 struct Connected {
     client: Arc<dyn SecretsClient>,
+    made: Instant,
     generation: i64,
     valid_until: Option<Instant>,
 }
@@ -335,7 +340,9 @@ impl Stores {
         };
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref() {
+            // a bounded age: credentials rotated in their Secret reach the client this soon
             let fresh = c.generation == store.generation
+                && c.made.elapsed() < MAX_CLIENT_AGE
                 && c.valid_until
                     .is_none_or(|t| Instant::now() + EXPIRY_MARGIN < t);
             if fresh {
@@ -359,6 +366,7 @@ impl Stores {
         );
         *guard = Some(Connected {
             client: client.clone(),
+            made: Instant::now(),
             generation: store.generation,
             valid_until: client.valid_until(),
         });
@@ -396,7 +404,9 @@ impl Stores {
         let flight = {
             let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
             let ttl = self.read_ttl.min(max_age);
-            if reads.len() > 4096 {
+            // expired reads (secret values) are dropped as the map grows, at most every 256
+            // inserts' worth of growth, so memory follows the live set
+            if reads.len() > 256 && reads.len().is_power_of_two() {
                 let keep = self.read_ttl;
                 reads.retain(|_, f| f.started.elapsed() < keep);
             }

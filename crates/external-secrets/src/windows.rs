@@ -26,13 +26,16 @@ fn open_at(
         let step = every.as_secs().max(1) as i64;
         let t = now.timestamp();
         let last = DateTime::<Utc>::from_timestamp(t - t.rem_euclid(step), 0)?;
-        let next = DateTime::<Utc>::from_timestamp(t - t.rem_euclid(step) + step, 0)?;
-        return Some((now < last + length, Some(next)));
+        let next = DateTime::<Utc>::from_timestamp((t - t.rem_euclid(step)).checked_add(step)?, 0)?;
+        return Some((
+            last.checked_add_signed(length).is_none_or(|end| now < end),
+            Some(next),
+        ));
     }
     let cron = Cron::from_str(schedule.trim()).ok()?;
     let last = cron.find_previous_occurrence(&now, true).ok();
     let next = cron.find_next_occurrence(&now, false).ok();
-    let open = last.is_some_and(|l| now < l + length);
+    let open = last.is_some_and(|l| l.checked_add_signed(length).is_none_or(|end| now < end));
     Some((open, next))
 }
 
@@ -58,7 +61,10 @@ pub fn allows(windows: Option<&SyncWindows>, now: DateTime<Utc>) -> Result<(), O
         }
         if open {
             // a deny window closes `length` after its last firing; approximate with `length`
-            let close = now + chrono::Duration::from_std(length).unwrap_or_default();
+            let close = chrono::Duration::from_std(length)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             next_close = Some(next_close.map_or(close, |c| c.min(close)));
         }
     }
@@ -112,5 +118,18 @@ mod tests {
             Err(None)
         );
         assert!(allows(None, at(1, 0)).is_ok());
+        // absurd durations neither panic nor close the window
+        assert!(
+            allows(
+                Some(&windows("allow", "0 2 * * *", "3000000000h")),
+                at(12, 0)
+            )
+            .is_ok()
+        );
+        // (a duration beyond what a date can hold is ignored like an unparseable schedule)
+        let _ = allows(
+            Some(&windows("deny", "@every 3000000000h", "3000000000h")),
+            at(12, 0),
+        );
     }
 }
