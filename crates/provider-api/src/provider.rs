@@ -180,7 +180,9 @@ pub trait SecretsClient: Send + Sync {
         Err(ProviderError::Unsupported("push".into()))
     }
 
-    /// Deletes a pushed value (PushSecret `deletionPolicy: Delete`).
+    /// Deletes a pushed value (PushSecret `deletionPolicy: Delete`). Where the backend can
+    /// mark what was pushed (upstream's `managed-by: external-secrets` tag), a provider deletes
+    /// only values so marked; deleting a missing value succeeds.
     async fn delete(&self, target: &PushRef) -> Result<(), ProviderError> {
         let _ = target;
         Err(ProviderError::Unsupported("delete".into()))
