@@ -566,9 +566,55 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
         };
         ctx.policy.event(es, EventType::Normal, reason, note.into());
     }
+    if creation == CreationPolicy::Owner {
+        delete_previous_target(ctx, es, &secrets, &target).await?;
+    }
     ctx.metrics.es_ready(&name, &ns, true);
     write_status(ctx, es, true, "SecretSynced", "secret synced", Some(synced)).await?;
     Ok(requeue(0))
+}
+
+/// After `target.name` changed, deletes the Secret the ExternalSecret wrote before (the one
+/// `status.binding` names), if this ExternalSecret owns it, as upstream deletes orphaned
+/// targets. Costs nothing while the name stays.
+async fn delete_previous_target(
+    ctx: &Context,
+    es: &ExternalSecret,
+    secrets: &Api<Secret>,
+    target: &str,
+) -> Result<(), Error> {
+    let Some(previous) = es
+        .status
+        .as_ref()
+        .and_then(|s| s.binding.as_ref())
+        .and_then(|b| b.name.clone())
+        .filter(|p| !p.is_empty() && p != target)
+    else {
+        return Ok(());
+    };
+    let Some(old) = secrets
+        .get_opt(&previous)
+        .await
+        .map_err(Error::kube("read the previous target Secret"))?
+    else {
+        return Ok(());
+    };
+    if !owned_by(&old, es) || ctx.policy.stop_token().is_cancelled() {
+        return Ok(());
+    }
+    match secrets.delete(&previous, &DeleteParams::default()).await {
+        Ok(_) => {
+            ctx.policy.event(
+                es,
+                EventType::Normal,
+                "Deleted",
+                format!("previous target Secret {previous:?} deleted after the target was renamed"),
+            );
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube("delete the previous target Secret")(e)),
+    }
 }
 
 fn base64_of(bytes: &[u8]) -> String {

@@ -482,6 +482,17 @@ async fn policies_store_readiness_drift_shared_reads_and_restart() {
     )
     .await;
 
+    // renaming the target (creationPolicy Owner) deletes the Secret written before
+    apply_es(&client, es("reader-2", json!({"secretStoreRef": {"name": "s"}, "target": {"name": "renamed"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
+    wait_for(
+        || async {
+            secret_data(&client, "renamed").await.is_some()
+                && secret_data(&client, "reader-2").await.is_none()
+        },
+        "old target deleted after a rename",
+    )
+    .await;
+
     // creationPolicy Merge: never creates, keeps foreign keys
     apply_es(&client, es("merge", json!({"secretStoreRef": {"name": "s"}, "refreshInterval": "2s", "target": {"name": "preexisting", "creationPolicy": "Merge"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
     wait_ready(&client, "merge", "True", "SecretMissing").await;
