@@ -231,6 +231,24 @@ pub async fn run_controllers(
         )
         .modify(slim),
     )
+    .inspect({
+        // a deleted ExternalSecret leaves the index (and its metrics), so both follow the
+        // live set
+        let (index, metrics) = (index.clone(), ctx.metrics.clone());
+        move |event| {
+            if let Ok(watcher_mod::Event::Delete(es)) = event {
+                let (ns, target) = target_of(es);
+                let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(names) = index.by_target.get_mut(&(ns.clone(), target.clone())) {
+                    names.remove(&es.name_any());
+                    if names.is_empty() {
+                        index.by_target.remove(&(ns.clone(), target));
+                    }
+                }
+                metrics.forget_es(&es.name_any(), &ns);
+            }
+        }
+    })
     .applied_objects()
     .inspect({
         let index = index.clone();
