@@ -1,6 +1,7 @@
 //! What every reconcile shares, built once at start.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
@@ -29,4 +30,34 @@ pub struct Context {
     pub store_requeue: Duration,
     /// The oldest shared read an ExternalSecret with `refreshInterval: 0` accepts.
     pub read_max_age: Duration,
+    /// Per ExternalSecret uid: the `syncedResourceVersion` and time (unix seconds) of the last
+    /// sync this process wrote, for when the cache lags behind its own status write.
+    pub synced: Mutex<HashMap<String, (String, i64)>>,
+}
+
+impl Context {
+    /// What this process last recorded as synced for the ExternalSecret `uid`.
+    pub fn last_synced(&self, uid: &str) -> Option<(String, i64)> {
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .cloned()
+    }
+
+    /// Records a sync of the ExternalSecret `uid`.
+    pub fn remember_synced(&self, uid: &str, version: &str, at: i64) {
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid.to_string(), (version.to_string(), at));
+    }
+
+    /// Forgets the ExternalSecret `uid` (deleted).
+    pub fn forget_synced(&self, uid: &str) {
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
 }

@@ -144,7 +144,8 @@ async fn write_status(
     synced: Option<Synced<'_>>,
 ) -> Result<(), Error> {
     let mut set = Map::new();
-    if let Some(s) = synced {
+    if let Some(s) = &synced {
+        ctx.remember_synced(&es.uid().unwrap_or_default(), s.version, now_secs());
         set.insert("refreshTime".into(), json!(status::now()));
         set.insert("syncedResourceVersion".into(), json!(s.version));
         set.insert("binding".into(), json!({"name": s.target}));
@@ -293,12 +294,20 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
         es.metadata.annotations.as_ref(),
     );
     let status = es.status.clone().unwrap_or_default();
-    let age = status
-        .refresh_time
-        .as_ref()
-        .map(|t| now_secs() - t.0.as_second());
+    let mut synced_version = status.synced_resource_version.clone();
+    let mut synced_at = status.refresh_time.as_ref().map(|t| t.0.as_second());
+    // the cache may not show the status this controller wrote a moment ago (the finalizer's
+    // own event can trigger the next reconcile first): what was written wins when newer, so
+    // a sync is never repeated (a generator never regenerates, a CreatedOnce never re-reads)
+    if let Some((version, at)) = ctx.last_synced(&es.uid().unwrap_or_default())
+        && synced_at.is_none_or(|t| t < at)
+    {
+        synced_version = Some(version);
+        synced_at = Some(at);
+    }
+    let age = synced_at.map(|t| now_secs() - t);
     let last = LastSync {
-        synced_version: status.synced_resource_version.as_deref(),
+        synced_version: synced_version.as_deref(),
         age_secs: age,
     };
     let requeue = |age: i64| {

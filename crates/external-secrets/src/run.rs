@@ -104,6 +104,7 @@ impl Context {
             cluster_stores: options.cluster_stores,
             store_requeue,
             read_max_age: options.stores.read_ttl,
+            synced: Default::default(),
         });
         (
             ctx,
@@ -234,7 +235,7 @@ pub async fn run_controllers(
     .inspect({
         // a deleted ExternalSecret leaves the index (and its metrics), so both follow the
         // live set
-        let (index, metrics) = (index.clone(), ctx.metrics.clone());
+        let (index, metrics, forget) = (index.clone(), ctx.metrics.clone(), ctx.clone());
         move |event| {
             if let Ok(watcher_mod::Event::Delete(es)) = event {
                 let (ns, target) = target_of(es);
@@ -246,6 +247,7 @@ pub async fn run_controllers(
                     }
                 }
                 metrics.forget_es(&es.name_any(), &ns);
+                forget.forget_synced(&es.uid().unwrap_or_default());
             }
         }
     })
