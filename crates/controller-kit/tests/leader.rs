@@ -118,15 +118,23 @@ async fn a_leader_whose_lease_is_taken_stops_its_work_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // someone else takes the Lease by hand (a partition healed, an operator, a paused process)
-    let mut lease = api.get("demo-controller").await.unwrap();
-    let spec = lease.spec.as_mut().unwrap();
-    spec.holder_identity = Some("intruder".into());
-    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-        k8s_openapi::jiff::Timestamp::now(),
-    ));
-    api.replace("demo-controller", &Default::default(), &lease)
-        .await
-        .unwrap();
+    // (the holder may renew between our read and our write: read again on a conflict)
+    loop {
+        let mut lease = api.get("demo-controller").await.unwrap();
+        let spec = lease.spec.as_mut().unwrap();
+        spec.holder_identity = Some("intruder".into());
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        match api
+            .replace("demo-controller", &Default::default(), &lease)
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("could not take the Lease: {e}"),
+        }
+    }
     let taken = tokio::time::Instant::now();
     let ended = tokio::time::timeout(Duration::from_secs(5), run)
         .await

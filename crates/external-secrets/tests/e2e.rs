@@ -1131,19 +1131,26 @@ async fn a_leader_that_loses_its_lease_stops_at_once() {
     apply_es(&client, es("before", json!({"secretStoreRef": {"name": "fake"}, "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]}))).await;
     wait_ready(&client, "before", "True", "SecretSynced").await;
     // the Lease is taken away: the controller stops and exits non-zero, writing nothing more
-    let mut lease = leases.get("external-secrets-controller").await.unwrap();
-    let spec = lease.spec.as_mut().unwrap();
-    spec.holder_identity = Some("intruder".into());
-    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
-    spec.lease_duration_seconds = Some(3600);
-    leases
-        .replace(
-            "external-secrets-controller",
-            &PostParams::default(),
-            &lease,
-        )
-        .await
-        .unwrap();
+    // the holder may renew between our read and our write: read again on a conflict
+    loop {
+        let mut lease = leases.get("external-secrets-controller").await.unwrap();
+        let spec = lease.spec.as_mut().unwrap();
+        spec.holder_identity = Some("intruder".into());
+        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+        spec.lease_duration_seconds = Some(3600);
+        match leases
+            .replace(
+                "external-secrets-controller",
+                &PostParams::default(),
+                &lease,
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("could not take the Lease: {e}"),
+        }
+    }
     let status = controller.process.wait_exit(Duration::from_secs(10)).await;
     assert!(
         status.is_some_and(|s| !s.success()),

@@ -51,14 +51,22 @@ fn pod_name(c: &Controller) -> String {
 /// Gives the Lease to `identity` for an hour, as an operator or a healed partition might.
 async fn hand_lease_to(client: &kube::Client, identity: Option<&str>) {
     let api: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
-    let mut l = api.get("sealed-secrets-controller").await.unwrap();
-    let spec = l.spec.as_mut().unwrap();
-    spec.holder_identity = identity.map(str::to_string);
-    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
-    spec.lease_duration_seconds = Some(3600);
-    api.replace("sealed-secrets-controller", &PostParams::default(), &l)
-        .await
-        .unwrap();
+    // the holder may renew between our read and our write: read again on a conflict
+    loop {
+        let mut l = api.get("sealed-secrets-controller").await.unwrap();
+        let spec = l.spec.as_mut().unwrap();
+        spec.holder_identity = identity.map(str::to_string);
+        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+        spec.lease_duration_seconds = Some(3600);
+        match api
+            .replace("sealed-secrets-controller", &PostParams::default(), &l)
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("could not hand the Lease over: {e}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
