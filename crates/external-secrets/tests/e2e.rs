@@ -16,8 +16,8 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::{
-    CANARY, DevCluster, Process, assert_no_canary, free_port, http_get, http_try, start_cluster,
-    wait_for,
+    CANARY, DevCluster, Process, assert_no_canary, free_port, hand_lease_to, http_get, http_try,
+    start_cluster, wait_for,
 };
 
 const CRDS: [&str; 3] = [
@@ -1094,7 +1094,6 @@ async fn a_provider_outage_keeps_the_secret_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_loses_its_lease_stops_at_once() {
     use k8s_openapi::api::coordination::v1::Lease;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
     let dir = tempfile::tempdir().unwrap();
     let (cluster, client) = start_cluster(&CRDS, &[]).await;
     Api::<SecretStore>::namespaced(client.clone(), "default")
@@ -1131,26 +1130,13 @@ async fn a_leader_that_loses_its_lease_stops_at_once() {
     apply_es(&client, es("before", json!({"secretStoreRef": {"name": "fake"}, "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]}))).await;
     wait_ready(&client, "before", "True", "SecretSynced").await;
     // the Lease is taken away: the controller stops and exits non-zero, writing nothing more
-    // the holder may renew between our read and our write: read again on a conflict
-    loop {
-        let mut lease = leases.get("external-secrets-controller").await.unwrap();
-        let spec = lease.spec.as_mut().unwrap();
-        spec.holder_identity = Some("intruder".into());
-        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
-        spec.lease_duration_seconds = Some(3600);
-        match leases
-            .replace(
-                "external-secrets-controller",
-                &PostParams::default(),
-                &lease,
-            )
-            .await
-        {
-            Ok(_) => break,
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => panic!("could not take the Lease: {e}"),
-        }
-    }
+    hand_lease_to(
+        &client,
+        "default",
+        "external-secrets-controller",
+        Some("intruder"),
+    )
+    .await;
     let status = controller.process.wait_exit(Duration::from_secs(10)).await;
     assert!(
         status.is_some_and(|s| !s.success()),

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
 use strongroom_core::crd::sealed_secret::SealedSecret;
 use strongroom_core::sealing::SealingScope;
-use strongroom_testkit::{start_cluster, writes};
+use strongroom_testkit::{hand_lease_to, start_cluster, writes};
 
 use common::*;
 
@@ -46,27 +45,6 @@ async fn holder(client: &kube::Client) -> Option<String> {
 
 fn pod_name(c: &Controller) -> String {
     format!("replica-{}", c.api_port)
-}
-
-/// Gives the Lease to `identity` for an hour, as an operator or a healed partition might.
-async fn hand_lease_to(client: &kube::Client, identity: Option<&str>) {
-    let api: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
-    // the holder may renew between our read and our write: read again on a conflict
-    loop {
-        let mut l = api.get("sealed-secrets-controller").await.unwrap();
-        let spec = l.spec.as_mut().unwrap();
-        spec.holder_identity = identity.map(str::to_string);
-        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
-        spec.lease_duration_seconds = Some(3600);
-        match api
-            .replace("sealed-secrets-controller", &PostParams::default(), &l)
-            .await
-        {
-            Ok(_) => break,
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => panic!("could not hand the Lease over: {e}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +128,13 @@ async fn a_replica_that_loses_its_lease_stops_writing_and_a_follower_serves_mean
     );
 
     // the Lease is taken away from the running leader
-    hand_lease_to(&client, Some("intruder")).await;
+    hand_lease_to(
+        &client,
+        "kube-system",
+        "sealed-secrets-controller",
+        Some("intruder"),
+    )
+    .await;
     let at_handover = writes(&cluster, &user_a);
     let status = a.process.wait_exit(Duration::from_secs(3)).await;
     let status = status.expect("the former leader stops within one lease duration");
@@ -201,7 +185,7 @@ async fn a_replica_that_loses_its_lease_stops_writing_and_a_follower_serves_mean
     );
 
     // the intruder lets go: the follower takes over and catches up
-    hand_lease_to(&client, None).await;
+    hand_lease_to(&client, "kube-system", "sealed-secrets-controller", None).await;
     wait_for(
         || async { secrets.get_opt("after").await.unwrap().is_some() },
         "the new leader unseals",

@@ -198,6 +198,27 @@ impl Drop for Process {
     }
 }
 
+/// Hands Lease `namespace/name` to `holder` (`None`: nobody) for an hour, as an operator or a
+/// healed partition would. The current holder may renew between the read and the write: on a
+/// conflict the Lease is read again.
+pub async fn hand_lease_to(client: &Client, namespace: &str, name: &str, holder: Option<&str>) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    loop {
+        let mut lease = api.get(name).await.unwrap();
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        spec.holder_identity = holder.map(str::to_string);
+        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+        spec.lease_duration_seconds = Some(3600);
+        match api.replace(name, &PostParams::default(), &lease).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("could not hand Lease {namespace}/{name} over: {e}"),
+        }
+    }
+}
+
 /// Polls `check` every 100 ms for up to 30 s; panics naming `what` on timeout.
 pub async fn wait_for<F, Fut>(mut check: F, what: &str)
 where
