@@ -564,6 +564,148 @@ pub fn selector_matches(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Store access with empty caches and a client that never connects: only the read path
+    /// is exercised, with a counting read standing in for the provider.
+    fn stores(read_ttl: Duration) -> Stores {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap_or_default());
+        let Ok(client) = Client::try_from(config) else {
+            panic!("a client needs no server to exist");
+        };
+        Stores::new(
+            client,
+            kube::runtime::reflector::store().0,
+            kube::runtime::reflector::store().0,
+            ProviderRegistry::builder().build(),
+            Arc::new(strongroom_provider_api::NoCalls),
+            StoreOptions {
+                controller_class: "default".into(),
+                flood_gate: true,
+                read_ttl,
+            },
+        )
+    }
+
+    fn store(generation: i64) -> ResolvedStore {
+        ResolvedStore {
+            id: StoreId {
+                kind: StoreKind::SecretStore,
+                namespace: Some("ns".into()),
+                name: "s".into(),
+                referent: None,
+            },
+            spec: SecretStoreSpec::default(),
+            status: None,
+            generation,
+        }
+    }
+
+    fn key(k: &str) -> ReadKey {
+        ReadKey::Value(RemoteRef::key(k))
+    }
+
+    async fn counted(
+        stores: &Stores,
+        store: &ResolvedStore,
+        max_age: Duration,
+        k: &str,
+        calls: &AtomicUsize,
+        answer: Result<&str, ProviderError>,
+    ) -> Result<Read, ProviderError> {
+        stores
+            .shared_read(store, max_age, key(k), || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                answer.map(|v| Read::Value(SecretBytes::from(v)))
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn reads_are_shared_while_fresh_and_never_across_a_store_change() {
+        let stores = stores(Duration::from_secs(30));
+        let calls = AtomicUsize::new(0);
+        let minute = Duration::from_secs(60);
+        let first = store(1);
+        let (a, b) = tokio::join!(
+            counted(&stores, &first, minute, "k", &calls, Ok("v")),
+            counted(&stores, &first, minute, "k", &calls, Ok("v")),
+        );
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "concurrent readers share one call"
+        );
+        let _ = counted(&stores, &store(1), minute, "k", &calls, Ok("v")).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a recent read is shared");
+        let _ = counted(&stores, &store(1), Duration::ZERO, "k", &calls, Ok("v")).await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "a reader that wants fresh data reads"
+        );
+        let _ = counted(&stores, &store(2), minute, "k", &calls, Ok("v")).await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "a changed store never answers from older reads"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_kept_and_throttling_pauses_the_store() {
+        let stores = stores(Duration::from_secs(30));
+        let calls = AtomicUsize::new(0);
+        let minute = Duration::from_secs(60);
+        let down = Err(ProviderError::Unavailable("backend down".into()));
+        assert!(
+            counted(&stores, &store(1), minute, "k", &calls, down)
+                .await
+                .is_err()
+        );
+        assert!(
+            counted(&stores, &store(1), minute, "k", &calls, Ok("v"))
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "a failure is not served to later readers"
+        );
+
+        let throttled = Err(ProviderError::Throttled {
+            retry_after: Some(minute),
+            message: "rate exceeded".into(),
+        });
+        assert!(
+            counted(&stores, &store(1), minute, "a", &calls, throttled)
+                .await
+                .is_err()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // every key of that store now waits, without calling the provider
+        let paused = counted(&stores, &store(1), minute, "b", &calls, Ok("v")).await;
+        assert!(
+            matches!(paused, Err(ProviderError::Throttled { retry_after: Some(d), .. }) if d <= minute)
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "no call while the store is paused"
+        );
+        // another store is not paused
+        let mut other = store(1);
+        other.id.name = "other".into();
+        assert!(
+            counted(&stores, &other, minute, "b", &calls, Ok("v"))
+                .await
+                .is_ok()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
     use std::collections::BTreeMap;
 
