@@ -17,7 +17,6 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use strongroom_controller_kit::status::{self, DesiredCondition, Stamps};
 use strongroom_core::crd::external_secrets::{
     ClusterExternalSecret, ClusterPushSecret, ExternalSecret, FORCE_SYNC_ANNOTATION,
     ObjectMetadata, PushSecret,
@@ -26,8 +25,8 @@ use strongroom_core::duration::parse_go_duration;
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::ready::{self, ReadyStatus};
 use crate::stores::selector_matches;
-use crate::{FIELD_MANAGER, READY};
 
 /// The message of a namespace whose child of that name belongs to someone else.
 const NOT_OWNED: &str = "external secret already exists in namespace";
@@ -337,30 +336,26 @@ async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
     } else {
         "one or more namespaces failed".to_string()
     };
-    let current = ces.status_json();
-    let mut extra = Map::new();
-    extra.insert(P::NAME_FIELD.into(), json!(name));
-    extra.insert("provisionedNamespaces".into(), json!(done));
+    let mut set = Map::new();
+    set.insert(P::NAME_FIELD.into(), json!(name));
+    set.insert("provisionedNamespaces".into(), json!(done));
     if !failed.is_empty() {
-        extra.insert("failedNamespaces".into(), Value::Array(failed));
+        set.insert("failedNamespaces".into(), Value::Array(failed));
     }
-    let condition = DesiredCondition::new(READY, ok).message(&message);
-    if let Some(next) = status::next_status(
-        &current,
-        &[condition],
-        extra,
-        &status::now(),
-        Stamps::Transition,
-    ) && !ctx.policy.stop_token().is_cancelled()
-    {
-        status::apply_status(
-            &Api::<P>::all(ctx.client.clone()),
-            &ces.name_any(),
-            FIELD_MANAGER,
-            next,
-        )
-        .await
-        .map_err(Error::kube("update the status"))?;
-    }
+    let status = ReadyStatus {
+        current: ces.status_json(),
+        kept: &[],
+        set,
+        ok,
+        reason: None,
+        message: &message,
+    };
+    ready::write(
+        ctx,
+        &Api::<P>::all(ctx.client.clone()),
+        &ces.name_any(),
+        status,
+    )
+    .await?;
     Ok(Action::requeue(every))
 }

@@ -11,7 +11,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
-use strongroom_controller_kit::status::{self, DesiredCondition, Stamps};
 use strongroom_core::crd::external_secrets::{
     ClusterSecretStore, SecretStore, SecretStoreSpec, SecretStoreStatus, StoreKind,
 };
@@ -20,8 +19,8 @@ use strongroom_provider_api::{ProviderError, Validation};
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::ready::{self, ReadyStatus};
 use crate::stores::{ResolvedStore, StoreId};
-use crate::{FIELD_MANAGER, READY};
 
 /// The two store kinds, seen the same way.
 pub trait StoreObject:
@@ -189,31 +188,23 @@ async fn write_status<K: StoreObject>(
     message: &str,
     capabilities: Option<&str>,
 ) -> Result<(), Error> {
-    if ctx.policy.stop_token().is_cancelled() {
-        return Ok(());
+    let mut set = Map::new();
+    if let Some(c) = capabilities {
+        set.insert("capabilities".into(), json!(c));
     }
-    let current = serde_json::to_value(store.store_status()).unwrap_or(Value::Null);
-    let mut extra = Map::new();
-    if let Some(c) = capabilities
-        .map(|c| json!(c))
-        .or_else(|| current.get("capabilities").cloned())
-    {
-        extra.insert("capabilities".into(), c);
-    }
-    let condition = DesiredCondition::new(READY, ok)
-        .reason(reason)
-        .message(message);
-    let Some(next) = status::next_status(
-        &current,
-        &[condition],
-        extra,
-        &status::now(),
-        Stamps::Transition,
-    ) else {
-        return Ok(());
+    let status = ReadyStatus {
+        current: serde_json::to_value(store.store_status()).unwrap_or(Value::Null),
+        kept: &["capabilities"],
+        set,
+        ok,
+        reason: Some(reason),
+        message,
     };
-    let api = store.api(ctx.client.clone());
-    status::apply_status(&api, &store.name_any(), FIELD_MANAGER, next)
-        .await
-        .map_err(Error::kube("update the store status"))
+    ready::write(
+        ctx,
+        &store.api(ctx.client.clone()),
+        &store.name_any(),
+        status,
+    )
+    .await
 }
