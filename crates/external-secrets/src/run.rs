@@ -377,14 +377,48 @@ pub async fn run_controllers(
             fan_out_controller::<ClusterPushSecret>(ctx.clone(), config_cps, stop.clone()).await
         }
     };
+    let sweeper = sweep_clients(&ctx, &stop);
     tokio::join!(
         es_controller,
         secret_stores,
         cluster_stores,
         ces,
         pushes,
-        cluster_pushes
+        cluster_pushes,
+        sweeper
     );
+    // sessions the controller opened (Vault tokens, cloud logins) end with it, not at their TTL
+    if tokio::time::timeout(CLOSE_CLIENTS_WITHIN, ctx.stores.close_all())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "closing provider clients took longer than {CLOSE_CLIENTS_WITHIN:?}; exiting anyway"
+        );
+    }
+}
+
+/// How often clients of deleted or changed stores are closed.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// How long shutdown waits for provider clients to close (token revocation).
+const CLOSE_CLIENTS_WITHIN: Duration = Duration::from_secs(3);
+
+/// Closes the clients of deleted and changed stores every [`SWEEP_EVERY`] until `stop`.
+async fn sweep_clients(ctx: &Context, stop: &CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {
+                let closed = ctx.stores.sweep().await;
+                if closed > 0 {
+                    tracing::debug!(closed, "closed the clients of deleted or changed stores");
+                }
+            }
+        }
+    }
 }
 
 /// A fan-out controller (ClusterExternalSecret or ClusterPushSecret): its own objects, and

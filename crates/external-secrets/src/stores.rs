@@ -387,6 +387,86 @@ impl Stores {
         }
     }
 
+    /// The current generation of the store `id` names, `None` when it is gone.
+    fn live_generation(&self, id: &StoreId) -> Option<i64> {
+        let generation = match id.kind {
+            StoreKind::SecretStore => {
+                let key = ObjectRef::new(&id.name).within(id.namespace.as_deref()?);
+                self.secret_stores.get(&key)?.metadata.generation
+            }
+            StoreKind::ClusterSecretStore => {
+                self.cluster_stores
+                    .get(&ObjectRef::new(&id.name))?
+                    .metadata
+                    .generation
+            }
+        };
+        Some(generation.unwrap_or_default())
+    }
+
+    /// Closes (revoking their tokens) the clients of stores that were deleted or changed, and
+    /// of clients whose credentials expired, and drops the reads made through them. The
+    /// controller runs this periodically, so a deleted store leaves no live session behind.
+    /// Returns how many clients were closed.
+    pub async fn sweep(&self) -> usize {
+        let slots: Vec<(StoreId, Arc<tokio::sync::Mutex<Option<Connected>>>)> = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect();
+        let mut closed = 0;
+        for (id, slot) in slots {
+            // a slot being connected right now is left for the next round
+            let Ok(mut guard) = slot.try_lock() else {
+                continue;
+            };
+            let live = self.live_generation(&id);
+            let stale = match guard.as_ref() {
+                Some(c) => {
+                    live != Some(c.generation) || c.valid_until.is_some_and(|t| t <= Instant::now())
+                }
+                None => live.is_none(),
+            };
+            if !stale {
+                continue;
+            }
+            if let Some(old) = guard.take() {
+                old.client.close().await;
+                closed += 1;
+            }
+            drop(guard);
+            if live.is_none() {
+                self.clients
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
+            self.reads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(read_id, _, _), _| read_id != &id);
+        }
+        closed
+    }
+
+    /// Closes every client (on shutdown: tokens the controller logged in for are revoked).
+    pub async fn close_all(&self) {
+        let slots: Vec<_> = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, slot)| slot)
+            .collect();
+        for slot in slots {
+            if let Some(old) = slot.lock().await.take() {
+                old.client.close().await;
+            }
+        }
+    }
+
     async fn shared_read<F, Fut>(
         &self,
         store: &ResolvedStore,
@@ -620,6 +700,92 @@ mod tests {
                 answer.map(|v| Read::Value(SecretBytes::from(v)))
             })
             .await
+    }
+
+    /// A client that counts its `close` calls.
+    struct Closing(Arc<AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl SecretsClient for Closing {
+        async fn get_secret(&self, _: &RemoteRef) -> Result<SecretBytes, ProviderError> {
+            Ok(SecretBytes::from(b"v".to_vec()))
+        }
+        async fn validate(&self) -> Result<strongroom_provider_api::Validation, ProviderError> {
+            Ok(strongroom_provider_api::Validation::Ready)
+        }
+        async fn close(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn sweep_closes_clients_of_changed_and_deleted_stores() {
+        use kube::runtime::watcher::Event;
+        let (reader, mut writer) = kube::runtime::reflector::store::<SecretStore>();
+        let mut stores = stores(Duration::from_secs(30));
+        stores.secret_stores = reader;
+        let object = |generation: i64| -> SecretStore {
+            let Ok(s) = serde_json::from_value(serde_json::json!({
+                "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+                "metadata": {"name": "s", "namespace": "ns", "generation": generation},
+                "spec": {"provider": {"fake": {"data": []}}}
+            })) else {
+                panic!("a valid SecretStore")
+            };
+            s
+        };
+        let closes = Arc::new(AtomicUsize::new(0));
+        let connect = |generation: i64| {
+            let slot = Arc::new(tokio::sync::Mutex::new(Some(Connected {
+                client: Arc::new(Closing(closes.clone())),
+                made: Instant::now(),
+                generation,
+                valid_until: None,
+            })));
+            stores
+                .clients
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(store(generation).id, slot);
+        };
+
+        writer.apply_watcher_event(&Event::Apply(object(1)));
+        connect(1);
+        assert_eq!(
+            stores.sweep().await,
+            0,
+            "a live, unchanged store keeps its client"
+        );
+        writer.apply_watcher_event(&Event::Apply(object(2)));
+        assert_eq!(
+            stores.sweep().await,
+            1,
+            "a changed store's client is closed"
+        );
+        assert_eq!(closes.load(Ordering::SeqCst), 1);
+
+        connect(2);
+        writer.apply_watcher_event(&Event::Delete(object(2)));
+        assert_eq!(
+            stores.sweep().await,
+            1,
+            "a deleted store's client is closed"
+        );
+        assert!(
+            stores
+                .clients
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty(),
+            "and its slot is gone"
+        );
+        connect(2);
+        stores.close_all().await;
+        assert_eq!(
+            closes.load(Ordering::SeqCst),
+            3,
+            "shutdown closes every client"
+        );
     }
 
     #[tokio::test]
