@@ -26,8 +26,8 @@ use crate::resolver::KubeResolver;
 /// How long a store that throttled us without saying how long to wait gets no calls.
 const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(5);
 
-/// The longest a client is kept: a rotated or revoked credential Secret (which does not change
-/// the store) takes effect within this time.
+/// The longest a client without a known lifetime is kept: a rotated or revoked credential
+/// Secret (which does not change the store) takes effect within this time.
 const MAX_CLIENT_AGE: Duration = Duration::from_secs(600);
 
 /// Reconnect this long before a client's credentials expire.
@@ -340,11 +340,14 @@ impl Stores {
         };
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref() {
-            // a bounded age: credentials rotated in their Secret reach the client this soon
+            // a session with a lifetime (a Vault token) is kept for that lifetime: one login
+            // per token, not per interval; others get a bounded age, so credentials rotated in
+            // their Secret reach the client this soon
             let fresh = c.generation == store.generation
-                && c.made.elapsed() < MAX_CLIENT_AGE
-                && c.valid_until
-                    .is_none_or(|t| Instant::now() + EXPIRY_MARGIN < t);
+                && match c.valid_until {
+                    Some(t) => Instant::now() + EXPIRY_MARGIN < t,
+                    None => c.made.elapsed() < MAX_CLIENT_AGE,
+                };
             if fresh {
                 return Ok(c.client.clone());
             }
