@@ -54,6 +54,11 @@ impl RateLimiter {
 /// The handlers with request metrics, as upstream.
 const INSTRUMENTED_PATHS: [&str; 3] = ["/v1/cert.pem", "/v1/verify", "/v1/rotate"];
 
+/// The request methods that get their own `method` label value; any other is `other`.
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
 /// Shared state of the HTTP API.
 pub struct HttpApi {
     /// The keys.
@@ -89,8 +94,13 @@ impl HttpApi {
         // only upstream's three handlers are instrumented: a series per path anyone sends
         // through the service proxy would let one user grow the controller's memory
         if INSTRUMENTED_PATHS.contains(&path.as_str()) {
-            // promhttp writes the method in lower case
-            let method = method.as_str().to_ascii_lowercase();
+            // promhttp writes the method in lower case; a method outside HTTP's standard
+            // set is one label value, so no client can create series at will
+            let method = if KNOWN_METHODS.contains(&method.as_str()) {
+                method.as_str().to_ascii_lowercase()
+            } else {
+                "other".to_string()
+            };
             let code = resp.status().as_u16().to_string();
             self.metrics
                 .http_requests

@@ -303,12 +303,12 @@ async fn run() -> anyhow::Result<ExitCode> {
         limiter: RateLimiter::new(args.rate_limit, args.rate_limit_burst),
         accept_v1_data: args.accept_deprecated_v1_data,
     });
-    let listen = http::serve(parse_listen_addr(&args.listen_addr)?, api, shutdown.clone()).await?;
+    let listen = http::serve(parse_listen_addr(&args.listen_addr)?, api, servers.clone()).await?;
     let metrics_addr = admin::serve(
         parse_listen_addr(&args.listen_metrics_addr)?,
         registry,
         readiness.clone(),
-        shutdown.clone(),
+        servers.clone(),
     )
     .await?;
     tracing::info!(%listen, %metrics_addr, %namespace, "sealed-secrets controller starting");

@@ -597,6 +597,41 @@ fn pod_values_shape_the_pod() {
     ]);
     assert!(objects.container().get("livenessProbe").is_none());
     assert!(objects.container().get("readinessProbe").is_none());
+
+    // disabled probes with a custom form: the custom form, rendered as a template
+    let objects = render(&[
+        "--set",
+        "livenessProbe.enabled=false,startupProbe.enabled=false",
+        "--set-json",
+        r#"customLivenessProbe={"exec":{"command":["/bin/check","{{ .Release.Name }}"]}}"#,
+        "--set-json",
+        r#"customStartupProbe={"tcpSocket":{"port":8080},"failureThreshold":7}"#,
+    ]);
+    let c = objects.container();
+    assert_eq!(
+        c["livenessProbe"],
+        json!({"exec": {"command": ["/bin/check", "ss"]}})
+    );
+    assert_eq!(
+        c["startupProbe"],
+        json!({"tcpSocket": {"port": 8080}, "failureThreshold": 7})
+    );
+    // an enabled probe wins over its custom form
+    let objects = render(&[
+        "--set-json",
+        r#"customLivenessProbe={"exec":{"command":["/bin/check"]}}"#,
+    ]);
+    assert_eq!(
+        objects.container()["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+
+    // serviceAccount.automount is the ServiceAccount's automountServiceAccountToken
+    for (value, expected) in [("true", true), ("false", false)] {
+        let objects = render(&["--set", &format!("serviceAccount.automount={value}")]);
+        let sa = &objects.of_kind("ServiceAccount")[0];
+        assert_eq!(sa["automountServiceAccountToken"], expected);
+    }
 }
 
 #[test]

@@ -96,6 +96,10 @@ async fn metrics_keep_upstream_names_and_labels_and_stay_bounded() {
     for path in ["/nope/one", "/v1/cert.pem/extra", "/healthz", "/v1/other"] {
         http_get(&format!("{}{path}", controller.api)).await;
     }
+    // invented methods share one label value
+    for method in ["PURGE", "XYZZY"] {
+        http(&format!("{}/v1/cert.pem", controller.api), method, None).await;
+    }
     let m = scrape(&controller).await;
     for want in [
         r#"sealed_secrets_controller_http_requests_total{code="200",method="get",path="/v1/cert.pem"}"#,
@@ -107,6 +111,7 @@ async fn metrics_keep_upstream_names_and_labels_and_stay_bounded() {
         "sealed_secrets_controller_build_info{",
         r#"controller_runtime_reconcile_total{controller="sealedsecret",result="success"}"#,
         r#"controller_runtime_reconcile_time_seconds_bucket{controller="sealedsecret""#,
+        r#"method="other",path="/v1/cert.pem""#,
     ] {
         assert!(m.contains(want), "missing {want} in:\n{m}");
     }
@@ -116,6 +121,8 @@ async fn metrics_keep_upstream_names_and_labels_and_stay_bounded() {
         "/healthz",
         "/v1/other",
         "method=\"GET\"",
+        "purge",
+        "xyzzy",
     ] {
         assert!(!m.contains(unwanted), "a series for {unwanted}:\n{m}");
     }

@@ -113,8 +113,9 @@ fn derive_password(args: &[Value]) -> Result<Value, FuncError> {
     use super::go::{exactly, int_param, str_param};
     exactly(args, "derivePassword", 5)?;
     let counter = int_param(&args[0])?;
-    let counter = u32::try_from(counter)
-        .map_err(|_| FuncError::Generic(format!("expected unsigned integer; found {counter}")))?;
+    let counter = u32::try_from(counter).map_err(|_| {
+        FuncError::Generic("derivePassword: the counter must be an unsigned 32-bit integer".into())
+    })?;
     let kind = str_param(&args[1])?;
     let password = str_param(&args[2])?;
     let user = str_param(&args[3])?;
