@@ -8,11 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Secret};
 use kube::Client;
-use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams, PropagationPolicy,
+};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
 use strongroom_controller_kit::readiness::{Component, Readiness};
 use strongroom_controller_kit::shutdown::{CancellationToken, unless_cancelled};
 use strongroom_controller_kit::watch::scoped_api;
@@ -41,6 +44,9 @@ pub struct Config {
     pub namespaces_to_ignore: BTreeSet<String>,
     /// Label selector of the ConfigMap and Secret watches.
     pub resource_label_selector: Option<String>,
+    /// `--namespace-selector` (all-namespace mode): only changes in namespaces whose labels
+    /// match it reload anything.
+    pub namespace_selector: Option<String>,
     /// `--reload-on-create`.
     pub reload_on_create: bool,
     /// `--reload-on-delete`.
@@ -120,6 +126,8 @@ pub struct Engine {
     resumes: Mutex<HashMap<WorkloadKey, String>>,
     /// The client of the webhook and the alerts, when either is set.
     http: Option<reqwest::Client>,
+    /// The namespaces `--namespace-selector` selects (empty without a selector).
+    selected: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -171,6 +179,7 @@ impl Engine {
             stop,
             bucket: Mutex::new((burst, Instant::now())),
             resumes: Mutex::default(),
+            selected: Mutex::default(),
         })
     }
 
@@ -196,6 +205,16 @@ impl Engine {
                     unless_cancelled(&stop, me.watch_sources(kind, scope, component, tx)).await;
                 });
             }
+        }
+        if let Some(selector) = self.cfg.namespace_selector.clone() {
+            let component = readiness.component("namespaces");
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            synced.push(rx);
+            let me = self.clone();
+            tokio::spawn(async move {
+                let stop = me.stop.clone();
+                unless_cancelled(&stop, me.watch_namespaces(selector, component, tx)).await;
+            });
         }
         for kind in self.cfg.kinds.clone() {
             for scope in self.cfg.scopes.clone() {
@@ -233,6 +252,7 @@ impl Engine {
         let keys: Vec<WorkloadKey> = lock(&self.state)
             .workloads
             .values()
+            .filter(|w| self.namespace_watched(&w.key.namespace))
             .filter(|w| {
                 [SourceKind::ConfigMap, SourceKind::Secret]
                     .iter()
@@ -320,6 +340,69 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Keeps the set of namespaces `selector` selects (metadata only).
+    async fn watch_namespaces(
+        self: Arc<Self>,
+        selector: String,
+        ready: Component,
+        synced: tokio::sync::oneshot::Sender<()>,
+    ) {
+        let api: Api<kube::core::PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
+        let mut events = watcher(api, watcher::Config::default().labels(&selector))
+            .default_backoff()
+            .boxed();
+        let mut synced = Some(synced);
+        let mut listing: HashSet<String> = HashSet::new();
+        while let Some(event) = events.next().await {
+            let name = |m: &kube::core::PartialObjectMeta<Namespace>| m.metadata.name.clone();
+            match event {
+                Ok(watcher::Event::Init) => listing.clear(),
+                Ok(watcher::Event::InitApply(m)) => {
+                    self.count_namespace_event("add");
+                    listing.extend(name(&m));
+                }
+                Ok(watcher::Event::InitDone) => {
+                    *lock(&self.selected) = std::mem::take(&mut listing);
+                    ready.ready();
+                    if let Some(tx) = synced.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(watcher::Event::Apply(m)) => {
+                    self.count_namespace_event("update");
+                    lock(&self.selected).extend(name(&m));
+                }
+                Ok(watcher::Event::Delete(m)) => {
+                    self.count_namespace_event("delete");
+                    if let Some(n) = name(&m) {
+                        lock(&self.selected).remove(&n);
+                    }
+                }
+                Err(e) => {
+                    self.metrics
+                        .errors
+                        .with_label_values(&["handler_error"])
+                        .inc();
+                    tracing::warn!(resource = "namespaces", error = %e, "watch failed; retrying");
+                }
+            }
+        }
+    }
+
+    fn count_namespace_event(&self, event: &str) {
+        self.metrics
+            .events_received
+            .with_label_values(&[event, "namespaces"])
+            .inc();
+    }
+
+    /// Whether changes in `ns` may reload anything: not ignored, and selected when
+    /// `--namespace-selector` is set.
+    fn namespace_watched(&self, ns: &str) -> bool {
+        !self.cfg.namespaces_to_ignore.contains(ns)
+            && (self.cfg.namespace_selector.is_none() || lock(&self.selected).contains(ns))
     }
 
     /// A source added or updated: record its hash; trigger when its data changed (or when it
@@ -417,7 +500,7 @@ impl Engine {
     /// Queues the workloads a change of `ns/name` may reload: those that use it and those
     /// whose `…/reload` patterns may name it. No API call.
     fn trigger(&self, kind: SourceKind, ns: &str, name: &str, trigger: Trigger, event: &str) {
-        if self.cfg.namespaces_to_ignore.contains(ns) {
+        if !self.namespace_watched(ns) {
             self.metrics
                 .skipped
                 .with_label_values(&["ignored_or_not_selected"])
@@ -834,8 +917,21 @@ impl Engine {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..Default::default()
         };
+        let strategy = self.cfg.plan.strategy;
+        if w.restart_only {
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let patch = crate::patch::restart_patch(w, updates, &at);
+            api.patch(&key.name, &params, &Patch::Merge(patch)).await?;
+            return Ok(());
+        }
+        if key.kind == WorkloadKind::CronJob && self.cfg.plan.run_jobs_now {
+            return self.run_job_now(w, updates, &api, &params, now).await;
+        }
+        if key.kind == WorkloadKind::Job {
+            return self.recreate_job(w, updates, &api, now).await;
+        }
         if key.kind.strategic_merge() {
-            let mut patch = strategic_patch(w, updates, self.cfg.plan.strategy, now);
+            let mut patch = strategic_patch(w, updates, strategy, now);
             let keys = &self.cfg.plan.keys;
             if key.kind == WorkloadKind::Deployment
                 && w.annotations.contains_key(&keys.pause_period)
@@ -848,10 +944,83 @@ impl Engine {
         } else {
             // custom resources take no strategic merge patch: a merge patch with the whole
             // container list
-            let patch = crate::patch::merge_patch(w, updates, self.cfg.plan.strategy, now);
+            let patch = crate::patch::merge_patch(w, updates, strategy, now);
             api.patch(&key.name, &params, &Patch::Merge(patch)).await?;
         }
         Ok(())
+    }
+
+    /// Upstream's CronJob reload (`--cronjob-reload=run-now`): a Job created now from the job
+    /// template, then the applied hashes recorded on the CronJob (its template untouched), so a
+    /// restart of the reloader creates no second Job.
+    async fn run_job_now(
+        &self,
+        w: &Workload,
+        updates: &[Update],
+        api: &Api<DynamicObject>,
+        params: &PatchParams,
+        now: i64,
+    ) -> Result<(), kube::Error> {
+        let key = &w.key;
+        let cron = serde_json::to_value(api.get(&key.name).await?).unwrap_or_default();
+        let Some(job) =
+            crate::patch::job_from_cronjob(&cron, w, updates, self.cfg.plan.strategy, now)
+        else {
+            return Ok(());
+        };
+        let jobs = self.jobs_api(&key.namespace);
+        let job: DynamicObject = serde_json::from_value(job).map_err(kube::Error::SerdeError)?;
+        jobs.create(&PostParams::default(), &job).await?;
+        let record = json!({"metadata": {"annotations": {
+            crate::annotations::APPLIED_HASHES: crate::patch::applied_record(w, updates)
+        }}});
+        api.patch(&key.name, params, &Patch::Merge(record)).await?;
+        Ok(())
+    }
+
+    /// Upstream's Job reload: its template is immutable, so the Job is deleted (background
+    /// propagation) and created again under the same name with the update applied.
+    async fn recreate_job(
+        &self,
+        w: &Workload,
+        updates: &[Update],
+        api: &Api<DynamicObject>,
+        now: i64,
+    ) -> Result<(), kube::Error> {
+        let key = &w.key;
+        let current = serde_json::to_value(api.get(&key.name).await?).unwrap_or_default();
+        let again = crate::patch::recreated_job(&current, w, updates, self.cfg.plan.strategy, now);
+        let again: DynamicObject =
+            serde_json::from_value(again).map_err(kube::Error::SerdeError)?;
+        api.delete(
+            &key.name,
+            &DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..Default::default()
+            },
+        )
+        .await?;
+        // the old Job may take a moment to go (finalizers): the new one waits for its name,
+        // and is never dropped once the old one is deleted
+        let mut attempt = 0u32;
+        loop {
+            match api.create(&PostParams::default(), &again).await {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < 50 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn jobs_api(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &WorkloadKind::Job.api_resource(),
+        )
     }
 
     fn event(&self, w: &Workload, u: &Update, type_: EventType, reason: &str, note: String) {

@@ -11,6 +11,7 @@
 pub mod annotations;
 pub mod engine;
 pub mod hash;
+pub mod meta_info;
 pub mod metrics;
 pub mod notify;
 pub mod patch;

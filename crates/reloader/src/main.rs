@@ -60,6 +60,11 @@ struct Args {
     /// `configmaps` or `secrets`: not watched (at most one).
     #[arg(long, value_delimiter = ',')]
     resources_to_ignore: Vec<String>,
+    /// Beyond upstream: how a CronJob is reloaded. `patch` (default): its job template is
+    /// patched, so the next scheduled run uses it and `suspend` is honoured. `run-now`:
+    /// upstream's way, a Job is created from the template at once.
+    #[arg(long, value_enum, default_value = "patch")]
+    cronjob_reload: CronJobReload,
     /// `jobs`, `cronjobs`: kinds never rolled.
     #[arg(long, value_delimiter = ',')]
     ignored_workload_types: Vec<String>,
@@ -139,6 +144,15 @@ struct Args {
     listen_addr: String,
 }
 
+/// How a CronJob is reloaded (`--cronjob-reload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CronJobReload {
+    /// Patch the job template; the next run uses it.
+    Patch,
+    /// Create a Job now (upstream).
+    RunNow,
+}
+
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
     parse_go_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
@@ -182,12 +196,12 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         WorkloadKind::DaemonSet,
         WorkloadKind::StatefulSet,
         WorkloadKind::CronJob,
+        WorkloadKind::Job,
     ];
     for t in &args.ignored_workload_types {
         match t.to_ascii_lowercase().as_str() {
             "cronjobs" => kinds.retain(|k| *k != WorkloadKind::CronJob),
-            // Jobs are not rolled by this reloader (see docs/reloader.md); ignoring them is a no-op
-            "jobs" => {}
+            "jobs" => kinds.retain(|k| *k != WorkloadKind::Job),
             other => {
                 anyhow::bail!("--ignored-workload-types: {other:?} is neither jobs nor cronjobs")
             }
@@ -201,11 +215,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             "--enable-csi-integration: SecretProviderClass reloads are not supported yet"
         );
     }
-    if !args.namespace_selector.is_empty() {
-        anyhow::bail!(
-            "--namespace-selector is not supported yet: use --namespaces or --namespaces-to-ignore"
-        );
-    }
+    let namespace_selector = selector(&args.namespace_selector);
     let scopes: Vec<Option<String>> = if !args.namespaces.is_empty() {
         args.namespaces
             .iter()
@@ -231,12 +241,15 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         pause_period: args.pause_deployment_annotation.clone(),
         paused_at: args.pause_deployment_time_annotation.clone(),
     };
+    // upstream honours the namespace selector in the all-namespace mode only
+    let global = scopes == [None];
     Ok(Config {
         plan: PlanOptions {
             keys,
             strategy: args.reload_strategy,
             auto_reload_all: args.auto_reload_all,
             ignored,
+            run_jobs_now: args.cronjob_reload == CronJobReload::RunNow,
         },
         kinds,
         scopes,
@@ -246,6 +259,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             .map(|n| n.trim().to_string())
             .collect(),
         resource_label_selector: selector(&args.resource_label_selector),
+        namespace_selector: namespace_selector.filter(|_| global),
         reload_on_create: args.reload_on_create,
         reload_on_delete: args.reload_on_delete,
         sync_after_restart: args.sync_after_restart,
@@ -254,6 +268,43 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         max_rollouts_per_second: args.max_rollouts_per_second,
         webhook_url: (!args.webhook_url.is_empty()).then(|| args.webhook_url.clone()),
         alerts: strongroom_reloader::notify::Alerts::from_env(),
+    })
+}
+
+/// The `reloaderOptions` document of the meta-info ConfigMap, upstream's field names.
+fn options_document(args: &Args) -> serde_json::Value {
+    let list = |v: &[String]| v.iter().map(|s| s.trim().to_string()).collect::<Vec<_>>();
+    serde_json::json!({
+        "autoReloadAll": args.auto_reload_all,
+        "configmapUpdateOnChangeAnnotation": args.configmap_annotation,
+        "secretUpdateOnChangeAnnotation": args.secret_annotation,
+        "reloaderAutoAnnotation": args.auto_annotation,
+        "ignoreResourceAnnotation": args.ignore_annotation,
+        "configmapReloaderAutoAnnotation": args.configmap_auto_annotation,
+        "secretReloaderAutoAnnotation": args.secret_auto_annotation,
+        "configmapExcludeReloaderAnnotation": strongroom_reloader::annotations::CONFIGMAPS_EXCLUDE,
+        "secretExcludeReloaderAnnotation": strongroom_reloader::annotations::SECRETS_EXCLUDE,
+        "autoSearchAnnotation": args.auto_search_annotation,
+        "searchMatchAnnotation": args.search_match_annotation,
+        "rolloutStrategyAnnotation": strongroom_reloader::annotations::ROLLOUT_STRATEGY,
+        "pauseDeploymentAnnotation": args.pause_deployment_annotation,
+        "pauseDeploymentTimeAnnotation": args.pause_deployment_time_annotation,
+        "logFormat": args.log_format,
+        "logLevel": args.log_level,
+        "isArgoRollouts": args.is_argo_rollouts,
+        "reloadStrategy": match args.reload_strategy {
+            Strategy::EnvVars => "env-vars",
+            Strategy::Annotations => "annotations",
+        },
+        "reloadOnCreate": args.reload_on_create,
+        "reloadOnDelete": args.reload_on_delete,
+        "syncAfterRestart": args.sync_after_restart,
+        "enableHA": args.enable_ha,
+        "webhookUrl": args.webhook_url,
+        "resourcesToIgnore": list(&args.resources_to_ignore),
+        "namespaceSelectors": list(&args.namespace_selector),
+        "resourceSelectors": list(&args.resource_label_selector),
+        "namespacesToIgnore": list(&args.namespaces_to_ignore),
     })
 }
 
@@ -317,6 +368,19 @@ async fn run() -> anyhow::Result<ExitCode> {
     .await?;
     tracing::info!(%addr, strategy = ?cfg.plan.strategy, "reloader starting");
     let client = Client::try_default().await?;
+    if let Some(ns) = std::env::var("RELOADER_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+    {
+        let deployment = std::env::var("RELOADER_DEPLOYMENT_NAME").unwrap_or_default();
+        strongroom_reloader::meta_info::publish(
+            &client,
+            &ns,
+            &deployment,
+            &options_document(&args),
+        )
+        .await;
+    }
     let election = args.enable_ha.then(|| leader::Election {
         client: client.clone(),
         lease,

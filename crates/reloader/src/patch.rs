@@ -30,6 +30,125 @@ pub fn last_reloaded_from(w: &Workload, u: &Update, observed_at: i64) -> String 
     )
 }
 
+/// The [`APPLIED_HASHES`] value after `updates`: source → hash as JSON (a source whose update
+/// has no hash, a deleted one, drops out).
+pub fn applied_record(w: &Workload, updates: &[Update]) -> String {
+    let mut applied = w.applied_hashes();
+    for u in updates {
+        let key = applied_key(u.kind, &u.name);
+        match &u.hash {
+            Some(h) => applied.insert(key, h.clone()),
+            None => applied.remove(&key),
+        };
+    }
+    serde_json::to_string(&applied).unwrap_or_default()
+}
+
+/// The merge patch that restarts an Argo Rollout with `rollout-strategy: restart`:
+/// `spec.restartAt` (upstream's patch) and the applied hashes on its metadata, so a restart of
+/// the reloader does not restart the Rollout again (upstream's does, #1089).
+pub fn restart_patch(w: &Workload, updates: &[Update], now_rfc3339: &str) -> Value {
+    json!({
+        "metadata": {"annotations": {APPLIED_HASHES: applied_record(w, updates)}},
+        "spec": {"restartAt": now_rfc3339},
+    })
+}
+
+/// The annotation `kubectl create job --from` and upstream put on a Job made from a CronJob.
+pub const INSTANTIATE: &str = "cronjob.kubernetes.io/instantiate";
+
+/// Upstream's reload of a CronJob in run-now mode: a Job made now from the CronJob's job
+/// template with the updates applied, named `<cronjob>-<random>`, owned by the CronJob.
+/// `None` when the object has no job template.
+pub fn job_from_cronjob(
+    cron: &Value,
+    w: &Workload,
+    updates: &[Update],
+    strategy: Strategy,
+    observed_at: i64,
+) -> Option<Value> {
+    let mut obj = cron.clone();
+    json_patch::merge(&mut obj, &merge_patch(w, updates, strategy, observed_at));
+    let template = obj.pointer("/spec/jobTemplate")?;
+    let labels = template
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut annotations = template
+        .pointer("/metadata/annotations")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    annotations[INSTANTIATE] = json!("manual");
+    Some(json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "generateName": format!("{}-", w.key.name),
+            "namespace": w.key.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [{
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "name": w.key.name,
+                "uid": obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+    }))
+}
+
+/// The labels the Job controller adds to a Job and its template, tied to the old Job's uid.
+const JOB_CONTROLLER_LABELS: [&str; 4] = [
+    "controller-uid",
+    "batch.kubernetes.io/controller-uid",
+    "batch.kubernetes.io/job-name",
+    "job-name",
+];
+
+/// Upstream's reload of a Job (whose template is immutable): the same Job with the updates
+/// applied, to be created again after the old one is deleted. Server-set fields, the status,
+/// the generated selector and the controller's uid labels are dropped.
+pub fn recreated_job(
+    job: &Value,
+    w: &Workload,
+    updates: &[Update],
+    strategy: Strategy,
+    observed_at: i64,
+) -> Value {
+    let mut obj = job.clone();
+    json_patch::merge(&mut obj, &merge_patch(w, updates, strategy, observed_at));
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "selfLink",
+            "deletionTimestamp",
+        ] {
+            meta.remove(field);
+        }
+    }
+    if let Some(o) = obj.as_object_mut() {
+        o.remove("status");
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("selector");
+    }
+    for pointer in ["/metadata/labels", "/spec/template/metadata/labels"] {
+        if let Some(labels) = obj.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            for l in JOB_CONTROLLER_LABELS {
+                labels.remove(l);
+            }
+        }
+    }
+    obj
+}
+
 /// The strategic merge patch for `updates` (non-empty), wrapped at the kind's template path.
 pub fn strategic_patch(
     w: &Workload,
@@ -59,16 +178,9 @@ pub fn strategic_patch(
             json!({"spec": {"containers": containers}})
         }
         Strategy::Annotations => {
-            let mut applied = w.applied_hashes();
-            for u in updates {
-                applied.insert(
-                    applied_key(u.kind, &u.name),
-                    u.hash.clone().unwrap_or_default(),
-                );
-            }
             patch.insert(
                 "metadata".into(),
-                json!({"annotations": {APPLIED_HASHES: serde_json::to_string(&applied).unwrap_or_default()}}),
+                json!({"annotations": {APPLIED_HASHES: applied_record(w, updates)}}),
             );
             let last = updates
                 .last()
@@ -181,6 +293,90 @@ mod tests {
             container,
             hash: hash.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn a_restarted_rollout_records_its_hashes_and_keeps_its_template() {
+        let w = workload(
+            WorkloadKind::Rollout,
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": {"name": "r", "namespace": "ns", "annotations": {
+                    "reloader.stakater.com/rollout-strategy": "restart",
+                    APPLIED_HASHES: "{\"secret/old\":\"o\",\"secret/db\":\"h0\"}"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}}),
+        );
+        assert!(w.restart_only && w.records_in_metadata(false));
+        let p = restart_patch(
+            &w,
+            &[update("db", 0, Some("h1")), update("old", 0, None)],
+            "2026-12-03T10:00:00Z",
+        );
+        assert_eq!(
+            p,
+            json!({"metadata": {"annotations": {APPLIED_HASHES: "{\"secret/db\":\"h1\"}"}},
+                   "spec": {"restartAt": "2026-12-03T10:00:00Z"}})
+        );
+    }
+
+    #[test]
+    fn a_job_made_now_from_a_cronjob_carries_the_update_and_its_owner() {
+        let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "nightly", "namespace": "ns", "uid": "u-1"},
+            "spec": {"schedule": "0 1 * * *", "suspend": true, "jobTemplate": {
+                "metadata": {"labels": {"team": "a"}},
+                "spec": {"backoffLimit": 2, "template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "task", "image": "busybox"}]}}}}}});
+        let w = workload(WorkloadKind::CronJob, cron.clone());
+        assert!(w.records_in_metadata(true) && !w.records_in_metadata(false));
+        let Some(job) = job_from_cronjob(
+            &cron,
+            &w,
+            &[update("db", 0, Some("h1"))],
+            Strategy::EnvVars,
+            0,
+        ) else {
+            panic!("a job template is there")
+        };
+        assert_eq!(job["kind"], "Job");
+        assert_eq!(job["metadata"]["generateName"], "nightly-");
+        assert_eq!(job["metadata"]["labels"], json!({"team": "a"}));
+        assert_eq!(job["metadata"]["annotations"][INSTANTIATE], "manual");
+        assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(job["metadata"]["ownerReferences"][0]["controller"], true);
+        assert_eq!(job["spec"]["backoffLimit"], 2);
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "task", "image": "busybox", "env": [{"name": "STAKATER_DB_SECRET", "value": "h1"}]}])
+        );
+    }
+
+    #[test]
+    fn a_recreated_job_loses_what_the_server_and_job_controller_set() {
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "migrate", "namespace": "ns", "uid": "u-1", "resourceVersion": "7",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"app": "m", "job-name": "migrate", "controller-uid": "u-1"}},
+            "spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}},
+                "template": {"metadata": {"labels": {"app": "m", "batch.kubernetes.io/controller-uid": "u-1",
+                    "batch.kubernetes.io/job-name": "migrate", "controller-uid": "u-1", "job-name": "migrate"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}}},
+            "status": {"succeeded": 1}});
+        let w = workload(WorkloadKind::Job, job.clone());
+        let out = recreated_job(
+            &job,
+            &w,
+            &[update("db", 0, Some("h1"))],
+            Strategy::EnvVars,
+            0,
+        );
+        assert_eq!(
+            out,
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "migrate", "namespace": "ns", "labels": {"app": "m"}},
+                "spec": {"template": {"metadata": {"labels": {"app": "m"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x",
+                        "env": [{"name": "STAKATER_DB_SECRET", "value": "h1"}]}]}}}})
+        );
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct PlanOptions {
     pub auto_reload_all: bool,
     /// Source kinds not watched (`--resources-to-ignore`).
     pub ignored: BTreeSet<SourceKind>,
+    /// `--cronjob-reload=run-now`: a CronJob's reload creates a Job now (upstream's way)
+    /// instead of patching its job template.
+    pub run_jobs_now: bool,
 }
 
 /// The hash a workload should carry for a source: the data hash, or with
@@ -93,12 +96,15 @@ fn wanted_hash(w: &Workload, source: &SourceInfo, keys: &KeysUsed) -> String {
 /// The hash the workload carries for a source, if it records one.
 fn applied(
     w: &Workload,
-    strategy: Strategy,
+    opts: &PlanOptions,
     kind: SourceKind,
     name: &str,
     container: usize,
 ) -> Option<String> {
-    match strategy {
+    if w.records_in_metadata(opts.run_jobs_now) {
+        return w.applied_hashes().get(&applied_key(kind, name)).cloned();
+    }
+    match opts.strategy {
         Strategy::EnvVars => w
             .env_value(container, &env_var_name(name, kind))
             .map(str::to_string),
@@ -174,7 +180,7 @@ pub fn plan<'a>(
                 (Decision::Named, None) if w.spec.containers.is_empty() => continue,
                 (Decision::Named, None) => 0,
             };
-            let now_applied = applied(w, opts.strategy, kind, &name, container);
+            let now_applied = applied(w, opts, kind, &name, container);
             let update = |hash: Option<String>| Update {
                 kind,
                 name: name.clone(),
@@ -241,6 +247,7 @@ mod tests {
             strategy,
             auto_reload_all: false,
             ignored: BTreeSet::new(),
+            run_jobs_now: false,
         }
     }
 

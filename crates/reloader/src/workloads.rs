@@ -9,7 +9,9 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
 
-use crate::annotations::{APPLIED_HASHES, Keys, LAST_RELOADED_FROM, WorkloadSettings};
+use crate::annotations::{
+    APPLIED_HASHES, Keys, LAST_RELOADED_FROM, ROLLOUT_STRATEGY, WorkloadSettings,
+};
 use crate::hash::SourceKind;
 use crate::references;
 
@@ -24,15 +26,18 @@ pub enum WorkloadKind {
     StatefulSet,
     /// `batch/v1` CronJob.
     CronJob,
+    /// `batch/v1` Job (its template is immutable: deleted and created again, as upstream).
+    Job,
     /// `argoproj.io/v1alpha1` Rollout.
     Rollout,
 }
 
 impl WorkloadKind {
     /// Every kind, in upstream's order of evaluation.
-    pub const ALL: [WorkloadKind; 5] = [
+    pub const ALL: [WorkloadKind; 6] = [
         Self::Deployment,
         Self::CronJob,
+        Self::Job,
         Self::DaemonSet,
         Self::StatefulSet,
         Self::Rollout,
@@ -45,6 +50,7 @@ impl WorkloadKind {
             Self::DaemonSet => "DaemonSet",
             Self::StatefulSet => "StatefulSet",
             Self::CronJob => "CronJob",
+            Self::Job => "Job",
             Self::Rollout => "Rollout",
         }
     }
@@ -56,6 +62,7 @@ impl WorkloadKind {
             Self::DaemonSet => ("apps", "v1", "daemonsets"),
             Self::StatefulSet => ("apps", "v1", "statefulsets"),
             Self::CronJob => ("batch", "v1", "cronjobs"),
+            Self::Job => ("batch", "v1", "jobs"),
             Self::Rollout => ("argoproj.io", "v1alpha1", "rollouts"),
         };
         ApiResource::from_gvk_with_plural(
@@ -112,6 +119,9 @@ pub struct Workload {
     pub uses: BTreeSet<(SourceKind, String)>,
     /// `spec.paused` (Deployments).
     pub paused: bool,
+    /// An Argo Rollout with `rollout-strategy: restart`: rolled by `spec.restartAt`, its
+    /// template untouched.
+    pub restart_only: bool,
 }
 
 /// Index of `kind` in [`Workload::settings`].
@@ -141,6 +151,17 @@ impl Workload {
             namespace: obj.metadata.namespace.clone().unwrap_or_default(),
             name: obj.metadata.name.clone().unwrap_or_default(),
         };
+        // a CronJob's Jobs are rolled through their CronJob, never recreated one by one
+        if kind == WorkloadKind::Job
+            && obj
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "CronJob" && o.controller == Some(true))
+        {
+            return None;
+        }
         // an untyped object keeps everything but its metadata in `data`
         let Some(template) = obj.data.pointer(kind.template_pointer()) else {
             tracing::debug!(workload = %key, "no pod template: skipped");
@@ -162,6 +183,8 @@ impl Workload {
             .map(|k| WorkloadSettings::read(keys, k, &annotations, &template_annotations, &id));
         let uses = references::all_sources(&spec);
         let paused = obj.data.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+        let restart_only = kind == WorkloadKind::Rollout
+            && annotations.get(ROLLOUT_STRATEGY).map(String::as_str) == Some("restart");
         Some(Self {
             key,
             annotations,
@@ -170,7 +193,16 @@ impl Workload {
             template_annotations,
             uses,
             paused,
+            restart_only,
         })
+    }
+
+    /// Whether the hashes this workload has applied live in its metadata
+    /// ([`APPLIED_HASHES`]) rather than in its pod template: a Rollout restarted by
+    /// `restartAt`, and a CronJob whose reload runs a Job now (`run_jobs_now`) instead of
+    /// patching its job template.
+    pub fn records_in_metadata(&self, run_jobs_now: bool) -> bool {
+        self.restart_only || (run_jobs_now && self.key.kind == WorkloadKind::CronJob)
     }
 
     /// The settings for sources of `kind`.

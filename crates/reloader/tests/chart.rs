@@ -104,6 +104,7 @@ fn default_grants() -> BTreeMap<String, BTreeSet<String>> {
         ("apps/daemonsets", &["get", "list", "watch", "patch"]),
         ("apps/statefulsets", &["get", "list", "watch", "patch"]),
         ("batch/cronjobs", &["get", "list", "watch", "patch"]),
+        ("batch/jobs", &["get", "list", "watch", "create", "delete"]),
         ("events.k8s.io/events", &["create", "patch"]),
     ])
 }
@@ -298,6 +299,7 @@ fn flag_values_become_upstream_flags() {
             "--resources-to-ignore=secrets",
             "--ignored-workload-types=jobs,cronjobs",
             "--namespaces-to-ignore=kube-system,monitoring",
+            "--namespace-selector=team=a,env:*",
             "--resource-label-selector=reloader=enabled,team:*",
             "--auto-annotation=my.company.com/auto",
             "--configmap-annotation=my.company.com/configmap",
@@ -325,10 +327,13 @@ fn flag_values_become_upstream_flags() {
             .contains(&json!({"name": "METRICS_COUNT_BY_NAMESPACE", "value": "enabled"})),
         "{env}"
     );
-    // ignoreSecrets: no Secrets; ignoreCronJobs: no CronJobs; isArgoRollouts: Rollouts
+    // ignoreSecrets: no Secrets; ignoreCronJobs, ignoreJobs: neither; isArgoRollouts:
+    // Rollouts; namespaceSelector: namespaces
     let mut expected = default_grants();
     expected.remove("secrets");
     expected.remove("batch/cronjobs");
+    expected.remove("batch/jobs");
+    expected.insert("namespaces".into(), set(&["get", "list", "watch"]));
     expected.insert(
         "argoproj.io/rollouts".into(),
         set(&["get", "list", "watch", "patch"]),
@@ -377,6 +382,7 @@ fn flag_values_become_upstream_flags() {
     );
     let mut expected = default_grants();
     expected.remove("configmaps");
+    expected.remove("batch/jobs");
     assert_eq!(
         grants(objects.get("ClusterRole", "rl-reloader-role")),
         expected

@@ -24,6 +24,15 @@ struct Reloader {
 }
 
 async fn start_reloader(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Reloader {
+    start_reloader_with_env(dir, cluster, args, &[]).await
+}
+
+async fn start_reloader_with_env(
+    dir: &Path,
+    cluster: &DevCluster,
+    args: &[&str],
+    extra_env: &[(&str, String)],
+) -> Reloader {
     let kubeconfig = dir.join("kubeconfig");
     cluster.write_kubeconfig(&kubeconfig).unwrap();
     let port = free_port();
@@ -32,14 +41,16 @@ async fn start_reloader(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Relo
         "--coalesce-window=1s".into(),
     ];
     argv.extend(args.iter().map(|a| a.to_string()));
+    let mut env = vec![
+        ("KUBECONFIG", kubeconfig.display().to_string()),
+        ("POD_NAMESPACE", "kube-system".into()),
+        ("RUST_LOG", "debug".into()),
+    ];
+    env.extend(extra_env.iter().cloned());
     let process = Process::spawn(
         env!("CARGO_BIN_EXE_reloader"),
         &argv,
-        &[
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("POD_NAMESPACE", "kube-system".into()),
-            ("RUST_LOG", "debug".into()),
-        ],
+        &env,
         dir.join(format!("reloader-{port}.log")),
     );
     let url = format!("http://127.0.0.1:{port}");
@@ -672,7 +683,20 @@ async fn argo_rollouts_are_rolled_as_untyped_objects() {
         .create(&PostParams::default(), &rollout)
         .await
         .unwrap();
-    let _reloader = start_reloader(dir.path(), &cluster, &["--is-Argo-Rollouts=true"]).await;
+    // rollout-strategy: restart rolls by spec.restartAt and leaves the template alone
+    let restarter: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "restarter", "namespace": "default", "annotations": {
+            "reloader.stakater.com/auto": "true", "reloader.stakater.com/rollout-strategy": "restart"}},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": "x", "envFrom": [{"secretRef": {"name": "db"}}]}]}}}
+    }))
+    .unwrap();
+    rollouts
+        .create(&PostParams::default(), &restarter)
+        .await
+        .unwrap();
+    let reloader = start_reloader(dir.path(), &cluster, &["--is-Argo-Rollouts=true"]).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     set_secret(&client, "db", &[("password", "two")]).await;
     let two = sha1_of(&["password=two"]);
@@ -700,6 +724,262 @@ async fn argo_rollouts_are_rolled_as_untyped_objects() {
         r.data["spec"]["strategy"]["canary"]["steps"][0]["setWeight"],
         20
     );
+
+    wait_for(
+        || async {
+            let r = rollouts.get("restarter").await.unwrap();
+            r.data["spec"]["restartAt"].is_string()
+        },
+        "the restart-strategy Rollout gets spec.restartAt",
+    )
+    .await;
+    let r = rollouts.get("restarter").await.unwrap();
+    assert_eq!(
+        env_value(&r.data["spec"]["template"], "STAKATER_DB_SECRET"),
+        None,
+        "a restart leaves the template alone"
+    );
+    let restart_at = r.data["spec"]["restartAt"].clone();
+    let applied =
+        kube::ResourceExt::annotations(&r)["reloader.strongroom.dev/applied-hashes"].clone();
+    assert!(applied.contains(&two), "the hash is recorded: {applied}");
+    // a restart of the reloader restarts nothing again (upstream's does, #1089)
+    drop(reloader);
+    let _reloader = start_reloader(dir.path(), &cluster, &["--is-Argo-Rollouts=true"]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = rollouts.get("restarter").await.unwrap();
+    assert_eq!(
+        r.data["spec"]["restartAt"], restart_at,
+        "not restarted again"
+    );
+}
+
+fn job_spec(container: Value) -> Value {
+    json!({"template": {"metadata": {"labels": {"app": "x"}},
+        "spec": {"restartPolicy": "Never", "containers": [container]}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_made_again_and_cronjobs_run_now_when_asked() {
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::ResourceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    secret(&client, "db", &[("password", "one")], json!({})).await;
+    let container =
+        json!({"name": "task", "image": "x", "envFrom": [{"secretRef": {"name": "db"}}]});
+    let auto = json!({"reloader.stakater.com/auto": "true"});
+    let jobs = Api::<Job>::namespaced(client.clone(), "default");
+    let crons = Api::<CronJob>::namespaced(client.clone(), "default");
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "migrate", "annotations": auto, "labels": {"app": "m"}},
+        "spec": job_spec(container.clone())
+    }))
+    .unwrap();
+    let old_uid = jobs
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let cron: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "nightly", "annotations": auto},
+        "spec": {"schedule": "0 1 * * *", "suspend": true,
+            "jobTemplate": {"metadata": {"labels": {"team": "a"}}, "spec": job_spec(container.clone())}}
+    }))
+    .unwrap();
+    let cron_uid = crons
+        .create(&PostParams::default(), &cron)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    // a Job the CronJob ran: rolled through its CronJob, never made again by itself
+    let child: Job = serde_json::from_value(json!({
+        "metadata": {"name": "nightly-1", "annotations": auto, "ownerReferences": [{"apiVersion": "batch/v1",
+            "kind": "CronJob", "name": "nightly", "uid": cron_uid, "controller": true}]},
+        "spec": job_spec(container.clone())
+    }))
+    .unwrap();
+    let child_uid = jobs
+        .create(&PostParams::default(), &child)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+
+    let args = ["--cronjob-reload=run-now"];
+    let reloader = start_reloader(dir.path(), &cluster, &args).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    set_secret(&client, "db", &[("password", "two")]).await;
+    let two = sha1_of(&["password=two"]);
+    let var_of = |j: &Job| {
+        env_value(
+            &serde_json::to_value(j).unwrap()["spec"]["template"],
+            "STAKATER_DB_SECRET",
+        )
+    };
+    wait_for(
+        || async {
+            jobs.get_opt("migrate")
+                .await
+                .unwrap()
+                .is_some_and(|j| var_of(&j).as_deref() == Some(two.as_str()))
+        },
+        "the Job made again with the hash",
+    )
+    .await;
+    let migrate = jobs.get("migrate").await.unwrap();
+    assert_ne!(
+        migrate.uid().unwrap(),
+        old_uid,
+        "a new Job under the same name"
+    );
+    assert_eq!(migrate.labels()["app"], "m");
+
+    let run_now = || async {
+        jobs.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|j| {
+                j.annotations().get("cronjob.kubernetes.io/instantiate") == Some(&"manual".into())
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        || async { !run_now().await.is_empty() },
+        "a Job run now from the CronJob",
+    )
+    .await;
+    let made = run_now().await;
+    assert_eq!(made.len(), 1);
+    assert!(made[0].name_any().starts_with("nightly-"));
+    assert_eq!(var_of(&made[0]).as_deref(), Some(two.as_str()));
+    assert_eq!(made[0].labels()["team"], "a");
+    assert_eq!(made[0].owner_references()[0].uid, cron_uid);
+    let cron = crons.get("nightly").await.unwrap();
+    assert!(
+        cron.annotations()["reloader.strongroom.dev/applied-hashes"].contains(&two),
+        "the CronJob records what it ran"
+    );
+    let template = serde_json::to_value(&cron).unwrap()["spec"]["jobTemplate"].clone();
+    assert_eq!(
+        env_value(&template["spec"]["template"], "STAKATER_DB_SECRET"),
+        None,
+        "run-now leaves the CronJob's template alone"
+    );
+    assert_eq!(
+        jobs.get("nightly-1").await.unwrap().uid().unwrap(),
+        child_uid
+    );
+
+    // a restart runs nothing again
+    drop(reloader);
+    let _reloader = start_reloader(dir.path(), &cluster, &args).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(run_now().await.len(), 1, "no second Job after a restart");
+    assert_eq!(jobs.get("migrate").await.unwrap().uid(), migrate.uid());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_selector_limits_reloads_and_the_meta_info_config_map_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    for (ns, labels) in [
+        ("team-a", json!({"team": "a"})),
+        ("team-b", json!({"team": "b"})),
+    ] {
+        let n: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}})).unwrap();
+        Api::all(client.clone())
+            .create(&PostParams::default(), &n)
+            .await
+            .unwrap();
+        let s: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "db"}, "stringData": {"password": "one"}
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &s)
+            .await
+            .unwrap();
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "annotations": {"reloader.stakater.com/auto": "true"}},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": pod_template(uses_db())}
+        }))
+        .unwrap();
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &d)
+            .await
+            .unwrap();
+    }
+    // upstream's legacy form `k:v`
+    let _reloader = start_reloader_with_env(
+        dir.path(),
+        &cluster,
+        &["--namespace-selector=team:a"],
+        &[
+            ("RELOADER_NAMESPACE", "kube-system".into()),
+            ("RELOADER_DEPLOYMENT_NAME", "reloader".into()),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for ns in ["team-a", "team-b"] {
+        Api::<Secret>::namespaced(client.clone(), ns)
+            .patch(
+                "db",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"stringData": {"password": "two"}})),
+            )
+            .await
+            .unwrap();
+    }
+    let var = |ns: &'static str| {
+        let client = client.clone();
+        async move {
+            let d = Api::<Deployment>::namespaced(client, ns)
+                .get("web")
+                .await
+                .unwrap();
+            env_value(
+                &serde_json::to_value(&d).unwrap()["spec"]["template"],
+                "STAKATER_DB_SECRET",
+            )
+        }
+    };
+    wait_for(
+        || async { var("team-a").await.is_some() },
+        "the selected namespace's Deployment rolled",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        var("team-b").await,
+        None,
+        "a namespace the selector leaves out rolls nothing"
+    );
+
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
+        .get("reloader-meta-info")
+        .await
+        .unwrap();
+    assert_eq!(
+        cm.metadata.labels.unwrap()["reloader.stakater.com/meta-info"],
+        "reloader"
+    );
+    let data = cm.data.unwrap();
+    let options: Value = serde_json::from_str(&data["reloaderOptions"]).unwrap();
+    assert_eq!(options["namespaceSelectors"], json!(["team:a"]));
+    assert_eq!(options["reloadStrategy"], "env-vars");
+    let deployment: Value = serde_json::from_str(&data["deploymentInfo"]).unwrap();
+    assert_eq!(
+        deployment,
+        json!({"name": "reloader", "namespace": "kube-system"})
+    );
+    assert!(serde_json::from_str::<Value>(&data["buildInfo"]).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

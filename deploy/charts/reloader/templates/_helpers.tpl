@@ -116,9 +116,6 @@ flag the binary refuses at start (a crash-looping pod). Included once, from vali
 */}}
 {{- define "reloader.validate" -}}
 {{- $r := .Values.reloader -}}
-{{- if $r.namespaceSelector -}}
-{{- fail "reloader.namespaceSelector: this reloader does not support --namespace-selector yet. List the namespaces in reloader.namespaces (with watchGlobally: false), or exclude some with reloader.ignoreNamespaces." -}}
-{{- end -}}
 {{- if $r.enableCSIIntegration -}}
 {{- fail "reloader.enableCSIIntegration: this reloader does not watch SecretProviderClassPodStatuses yet. Set it to false." -}}
 {{- end -}}
