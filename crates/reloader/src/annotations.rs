@@ -16,6 +16,13 @@ pub const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
 pub const CONFIGMAPS_EXCLUDE: &str = "configmaps.exclude.reloader.stakater.com/reload";
 /// Exclude lists (workload metadata only; exact names).
 pub const SECRETS_EXCLUDE: &str = "secrets.exclude.reloader.stakater.com/reload";
+/// Exclude lists (workload metadata only; exact names).
+pub const SECRET_PROVIDER_CLASSES_EXCLUDE: &str =
+    "secretproviderclasses.exclude.reloader.stakater.com/reload";
+/// `secretproviderclass.reloader.stakater.com/auto` (no flag renames it).
+pub const SECRET_PROVIDER_CLASS_AUTO: &str = "secretproviderclass.reloader.stakater.com/auto";
+/// `secretproviderclass.reloader.stakater.com/reload` (no flag renames it).
+pub const SECRET_PROVIDER_CLASS_RELOAD: &str = "secretproviderclass.reloader.stakater.com/reload";
 /// Beyond upstream, opt-in on a workload: reload only when a key it references changes
 /// (`env[].valueFrom.*KeyRef.key`, volume `items[].key`); a whole-object reference (`envFrom`,
 /// a volume without items) still counts every key.
@@ -72,6 +79,7 @@ impl Keys {
         match kind {
             SourceKind::ConfigMap => &self.configmap_auto,
             SourceKind::Secret => &self.secret_auto,
+            SourceKind::SecretProviderClass => SECRET_PROVIDER_CLASS_AUTO,
         }
     }
 
@@ -79,6 +87,7 @@ impl Keys {
         match kind {
             SourceKind::ConfigMap => &self.configmap_reload,
             SourceKind::Secret => &self.secret_reload,
+            SourceKind::SecretProviderClass => SECRET_PROVIDER_CLASS_RELOAD,
         }
     }
 }
@@ -136,6 +145,7 @@ impl WorkloadSettings {
         let exclude_key = match kind {
             SourceKind::ConfigMap => CONFIGMAPS_EXCLUDE,
             SourceKind::Secret => SECRETS_EXCLUDE,
+            SourceKind::SecretProviderClass => SECRET_PROVIDER_CLASSES_EXCLUDE,
         };
         Self {
             reload,

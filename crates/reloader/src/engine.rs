@@ -91,7 +91,7 @@ impl State {
                 }
             }
         }
-        for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
+        for kind in SourceKind::ALL {
             if !w.settings(kind).reload.is_empty() {
                 let set = self.named.entry((ns.clone(), kind)).or_default();
                 if add {
@@ -119,7 +119,7 @@ pub struct Engine {
     queue: Mutex<BTreeMap<WorkloadKey, Pending>>,
     wake: Notify,
     metrics: Metrics,
-    recorders: [Recorder; 2],
+    recorders: [Recorder; 3],
     stop: CancellationToken,
     bucket: Mutex<(f64, Instant)>,
     /// Deployments with a resume scheduled, by the `paused-at` value it is for.
@@ -128,17 +128,48 @@ pub struct Engine {
     http: Option<reqwest::Client>,
     /// The namespaces `--namespace-selector` selects (empty without a selector).
     selected: Mutex<HashSet<String>>,
+    /// The annotations of each SecretProviderClass, by namespace and name (CSI integration).
+    class_annotations: Mutex<HashMap<(String, String), BTreeMap<String, String>>>,
+}
+
+/// The Secrets Store CSI driver's API group.
+const CSI_GROUP: &str = "secrets-store.csi.x-k8s.io";
+
+/// A SecretProviderClassPodStatus's namespace, class and hash input; `None` when it names no
+/// class.
+pub fn pod_status_data(status: &DynamicObject) -> Option<(String, String, Data)> {
+    let namespace = status.metadata.namespace.clone()?;
+    let class = status
+        .data
+        .pointer("/status/secretProviderClassName")?
+        .as_str()?
+        .to_string();
+    let mut data = Data::default();
+    for o in status
+        .data
+        .pointer("/status/objects")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let id = o
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let version = o
+            .get("version")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        data.data
+            .insert(id.to_string(), version.as_bytes().to_vec());
+    }
+    data.data
+        .insert("SecretProviderClassName".into(), class.as_bytes().to_vec());
+    Some((namespace, class, data))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn source_kind_index(kind: SourceKind) -> usize {
-    match kind {
-        SourceKind::ConfigMap => 0,
-        SourceKind::Secret => 1,
-    }
 }
 
 impl Engine {
@@ -169,7 +200,11 @@ impl Engine {
             });
         Arc::new(Self {
             http,
-            recorders: [recorder("configmaps"), recorder("secrets")],
+            recorders: [
+                recorder("configmaps"),
+                recorder("secrets"),
+                recorder("secretproviderclasspodstatuses"),
+            ],
             client,
             cfg,
             state: Mutex::default(),
@@ -180,6 +215,7 @@ impl Engine {
             bucket: Mutex::new((burst, Instant::now())),
             resumes: Mutex::default(),
             selected: Mutex::default(),
+            class_annotations: Mutex::default(),
         })
     }
 
@@ -187,6 +223,26 @@ impl Engine {
     /// once all have listed, every workload is checked once (catch-up after downtime).
     pub async fn run(self: Arc<Self>, readiness: &Readiness) {
         let mut synced = Vec::new();
+        if !self
+            .cfg
+            .plan
+            .ignored
+            .contains(&SourceKind::SecretProviderClass)
+        {
+            for scope in self.cfg.scopes.clone() {
+                let component = readiness.component(&format!(
+                    "secretproviderclasspodstatuses in {}",
+                    scope.as_deref().unwrap_or("all namespaces")
+                ));
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                synced.push(rx);
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let stop = me.stop.clone();
+                    unless_cancelled(&stop, me.watch_provider_classes(scope, component, tx)).await;
+                });
+            }
+        }
         for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
             if self.cfg.plan.ignored.contains(&kind) {
                 continue;
@@ -254,7 +310,7 @@ impl Engine {
             .values()
             .filter(|w| self.namespace_watched(&w.key.namespace))
             .filter(|w| {
-                [SourceKind::ConfigMap, SourceKind::Secret]
+                SourceKind::ALL
                     .iter()
                     .any(|k| w.settings(*k).interested(self.cfg.plan.auto_reload_all))
             })
@@ -301,6 +357,8 @@ impl Engine {
                     .map(|e| e.map(|e| map_event(e, |c| (c.metadata.clone(), config_map_data(&c)))))
                     .boxed()
             }
+            // watched by `watch_provider_classes`
+            SourceKind::SecretProviderClass => return,
         };
         let mut events = events;
         while let Some(event) = events.next().await {
@@ -340,6 +398,121 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// `--enable-csi-integration`: SecretProviderClassPodStatuses (the object versions the
+    /// Secrets Store CSI driver mounted) as the "data" of their SecretProviderClass, whose
+    /// annotations (`ignore`, `match`) come from a watch of the classes. As upstream, a new or
+    /// deleted status reloads nothing; a changed one does. Without the CSI CRDs the watch is
+    /// skipped with a warning.
+    async fn watch_provider_classes(
+        self: Arc<Self>,
+        scope: Option<String>,
+        ready: Component,
+        synced: tokio::sync::oneshot::Sender<()>,
+    ) {
+        let api = |plural: &str, kind: &str| -> Api<DynamicObject> {
+            let resource = kube::api::ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk(CSI_GROUP, "v1", kind),
+                plural,
+            );
+            match &scope {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+                None => Api::all_with(self.client.clone(), &resource),
+            }
+        };
+        let statuses = api(
+            "secretproviderclasspodstatuses",
+            "SecretProviderClassPodStatus",
+        );
+        let classes = api("secretproviderclasses", "SecretProviderClass");
+        if let Err(e) = statuses
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+        {
+            tracing::warn!(error = %e, "--enable-csi-integration: the Secrets Store CSI driver's API does not answer; SecretProviderClasses are not watched");
+            ready.ready();
+            let _ = synced.send(());
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut events = watcher(classes, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(watcher::Event::InitApply(c) | watcher::Event::Apply(c)) => {
+                        let key = (
+                            c.metadata.namespace.clone().unwrap_or_default(),
+                            c.metadata.name.clone().unwrap_or_default(),
+                        );
+                        let annotations = c.metadata.annotations.clone().unwrap_or_default();
+                        lock(&me.class_annotations).insert(key, annotations);
+                    }
+                    Ok(watcher::Event::Delete(c)) => {
+                        let key = (
+                            c.metadata.namespace.clone().unwrap_or_default(),
+                            c.metadata.name.clone().unwrap_or_default(),
+                        );
+                        lock(&me.class_annotations).remove(&key);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(resource = "secretproviderclasses", error = %e, "watch failed; retrying")
+                    }
+                }
+            }
+        });
+        let mut synced = Some(synced);
+        let mut events = watcher(statuses, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::InitApply(o)) => self.on_pod_status(&o, "add"),
+                Ok(watcher::Event::Apply(o)) => self.on_pod_status(&o, "update"),
+                Ok(watcher::Event::InitDone) => {
+                    ready.ready();
+                    if let Some(tx) = synced.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(watcher::Event::Delete(_)) => {
+                    self.metrics
+                        .events_received
+                        .with_label_values(&["delete", SourceKind::SecretProviderClass.resource()])
+                        .inc();
+                }
+                Ok(watcher::Event::Init) => {}
+                Err(e) => {
+                    self.metrics
+                        .errors
+                        .with_label_values(&["handler_error"])
+                        .inc();
+                    tracing::warn!(resource = "secretproviderclasspodstatuses", error = %e, "watch failed; retrying");
+                }
+            }
+        }
+    }
+
+    /// One SecretProviderClassPodStatus: its class's "data" is `<id>=<version>` per mounted
+    /// object plus `SecretProviderClassName=<class>`, upstream's hash input.
+    fn on_pod_status(&self, status: &DynamicObject, event: &str) {
+        let Some((namespace, class, data)) = pod_status_data(status) else {
+            return;
+        };
+        let annotations = lock(&self.class_annotations)
+            .get(&(namespace.clone(), class.clone()))
+            .cloned();
+        let meta = ObjectMeta {
+            name: Some(class),
+            namespace: Some(namespace),
+            annotations,
+            ..ObjectMeta::default()
+        };
+        // a status is new when a pod starts: never a reason to roll (upstream ignores adds)
+        self.on_source(SourceKind::SecretProviderClass, &meta, data, false, event);
     }
 
     /// Keeps the set of namespaces `selector` selects (metadata only).
@@ -1039,7 +1212,7 @@ impl Engine {
             action: "Reload".into(),
             secondary: None,
         };
-        let recorder = self.recorders[source_kind_index(u.kind)].clone();
+        let recorder = self.recorders[u.kind.index()].clone();
         let stop = self.stop.clone();
         tokio::spawn(async move {
             if let Some(Err(e)) =
@@ -1089,5 +1262,32 @@ fn config_map_data(c: &ConfigMap) -> Data {
             .flatten()
             .map(|(k, v)| (k.clone(), v.0.clone()))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_status_hashes_as_upstream() {
+        let Ok(status) = serde_json::from_value::<DynamicObject>(json!({
+            "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClassPodStatus",
+            "metadata": {"name": "web-1-default-db", "namespace": "default"},
+            "status": {"secretProviderClassName": "db", "objects": [
+                {"id": "secret/b", "version": "7"}, {"id": "secret/a", "version": "3"}]}
+        })) else {
+            panic!("a valid object")
+        };
+        let Some((ns, class, data)) = pod_status_data(&status) else {
+            panic!("it names a class")
+        };
+        assert_eq!((ns.as_str(), class.as_str()), ("default", "db"));
+        // upstream: `<id>=<version>` per object and `SecretProviderClassName=<class>`, sorted
+        // byte-wise, joined with `;`, SHA-1
+        assert_eq!(
+            data.hash(HashVersion::Upstream),
+            crate::hash::sha1_hex(b"SecretProviderClassName=db;secret/a=3;secret/b=7")
+        );
     }
 }

@@ -108,22 +108,39 @@ pub enum SourceKind {
     ConfigMap,
     /// A Secret.
     Secret,
+    /// A Secrets Store CSI driver SecretProviderClass (`--enable-csi-integration`): its
+    /// "data" are the object versions its SecretProviderClassPodStatuses report.
+    SecretProviderClass,
 }
 
 impl SourceKind {
-    /// `CONFIGMAP` or `SECRET`.
+    /// Every kind.
+    pub const ALL: [SourceKind; 3] = [Self::ConfigMap, Self::Secret, Self::SecretProviderClass];
+
+    /// `CONFIGMAP`, `SECRET` or `SECRETPROVIDERCLASS`.
     pub fn upper(self) -> &'static str {
         match self {
             Self::ConfigMap => "CONFIGMAP",
             Self::Secret => "SECRET",
+            Self::SecretProviderClass => "SECRETPROVIDERCLASS",
         }
     }
 
-    /// `configmaps` or `secrets` (metric labels, flags).
+    /// `configmaps`, `secrets` or `secretproviderclasspodstatuses` (metric labels, flags).
     pub fn resource(self) -> &'static str {
         match self {
             Self::ConfigMap => "configmaps",
             Self::Secret => "secrets",
+            Self::SecretProviderClass => "secretproviderclasspodstatuses",
+        }
+    }
+
+    /// Position in per-kind arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Self::ConfigMap => 0,
+            Self::Secret => 1,
+            Self::SecretProviderClass => 2,
         }
     }
 }

@@ -191,6 +191,9 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         ignored.len() < 2,
         "--resources-to-ignore: ignoring both configmaps and secrets leaves nothing to do"
     );
+    if !args.enable_csi_integration {
+        ignored.insert(SourceKind::SecretProviderClass);
+    }
     let mut kinds = vec![
         WorkloadKind::Deployment,
         WorkloadKind::DaemonSet,
@@ -209,11 +212,6 @@ fn config(args: &Args) -> anyhow::Result<Config> {
     }
     if args.is_argo_rollouts {
         kinds.push(WorkloadKind::Rollout);
-    }
-    if args.enable_csi_integration {
-        anyhow::bail!(
-            "--enable-csi-integration: SecretProviderClass reloads are not supported yet"
-        );
     }
     let namespace_selector = selector(&args.namespace_selector);
     let scopes: Vec<Option<String>> = if !args.namespaces.is_empty() {

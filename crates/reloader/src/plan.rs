@@ -132,7 +132,7 @@ pub fn plan<'a>(
     opts: &PlanOptions,
 ) -> Vec<Update> {
     let mut updates = Vec::new();
-    for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
+    for kind in SourceKind::ALL {
         if opts.ignored.contains(&kind) {
             continue;
         }

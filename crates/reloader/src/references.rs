@@ -57,6 +57,18 @@ fn volume_source_names(v: &Volume, kind: SourceKind) -> Vec<(&str, Option<Vec<&s
                 out.push((name, items(&s.items)));
             }
         }
+        SourceKind::SecretProviderClass => {
+            // a Secrets Store CSI volume names its class in volumeAttributes
+            if let Some(name) = v
+                .csi
+                .as_ref()
+                .and_then(|c| c.volume_attributes.as_ref())
+                .and_then(|a| a.get("secretProviderClass"))
+            {
+                out.push((name.as_str(), None));
+            }
+            return out;
+        }
     }
     if let Some(projected) = &v.projected {
         for src in projected.sources.iter().flatten() {
@@ -71,6 +83,7 @@ fn volume_source_names(v: &Volume, kind: SourceKind) -> Vec<(&str, Option<Vec<&s
                         out.push((s.name.as_str(), items(&s.items)));
                     }
                 }
+                SourceKind::SecretProviderClass => {}
             }
         }
     }
@@ -97,6 +110,7 @@ fn env_use(c: &Container, kind: SourceKind, name: &str) -> Option<KeysUsed> {
                 .as_ref()
                 .filter(|r| r.name == name)
                 .map(|r| r.key.as_str()),
+            SourceKind::SecretProviderClass => None,
         };
         if let Some(key) = key {
             used.get_or_insert_with(|| KeysUsed::Some(BTreeSet::new()))
@@ -106,6 +120,7 @@ fn env_use(c: &Container, kind: SourceKind, name: &str) -> Option<KeysUsed> {
     let whole = c.env_from.iter().flatten().any(|f| match kind {
         SourceKind::ConfigMap => f.config_map_ref.as_ref().is_some_and(|r| r.name == name),
         SourceKind::Secret => f.secret_ref.as_ref().is_some_and(|r| r.name == name),
+        SourceKind::SecretProviderClass => false,
     });
     if whole {
         used = Some(KeysUsed::All);
@@ -177,7 +192,7 @@ fn merge(a: Option<KeysUsed>, b: KeysUsed) -> KeysUsed {
 pub fn all_sources(spec: &PodSpec) -> BTreeSet<(SourceKind, String)> {
     let mut out = BTreeSet::new();
     for v in spec.volumes.iter().flatten() {
-        for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
+        for kind in SourceKind::ALL {
             for (name, _) in volume_source_names(v, kind) {
                 out.insert((kind, name.to_string()));
             }

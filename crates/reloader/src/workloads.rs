@@ -110,7 +110,7 @@ pub struct Workload {
     /// Its metadata annotations (kubectl's last-applied copy dropped).
     pub annotations: BTreeMap<String, String>,
     /// Reload settings for ConfigMaps and for Secrets.
-    pub settings: [WorkloadSettings; 2],
+    pub settings: [WorkloadSettings; 3],
     /// The pod spec of its template.
     pub spec: PodSpec,
     /// Its pod template's annotations.
@@ -126,10 +126,7 @@ pub struct Workload {
 
 /// Index of `kind` in [`Workload::settings`].
 pub fn settings_index(kind: SourceKind) -> usize {
-    match kind {
-        SourceKind::ConfigMap => 0,
-        SourceKind::Secret => 1,
-    }
+    kind.index()
 }
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
@@ -179,7 +176,7 @@ impl Workload {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
         let template_annotations = string_map(template.pointer("/metadata/annotations"));
         let id = key.to_string();
-        let settings = [SourceKind::ConfigMap, SourceKind::Secret]
+        let settings = SourceKind::ALL
             .map(|k| WorkloadSettings::read(keys, k, &annotations, &template_annotations, &id));
         let uses = references::all_sources(&spec);
         let paused = obj.data.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);

@@ -316,6 +316,7 @@ fn flag_values_become_upstream_flags() {
             "--reload-strategy=annotations",
             "--enable-ha=true",
             "--auto-reload-all=true",
+            "--enable-csi-integration=true",
             "--enable-pprof=true",
             "--pprof-addr=:6060",
         ]
@@ -334,6 +335,12 @@ fn flag_values_become_upstream_flags() {
     expected.remove("batch/cronjobs");
     expected.remove("batch/jobs");
     expected.insert("namespaces".into(), set(&["get", "list", "watch"]));
+    for csi in ["secretproviderclasspodstatuses", "secretproviderclasses"] {
+        expected.insert(
+            format!("secrets-store.csi.x-k8s.io/{csi}"),
+            set(&["get", "list", "watch"]),
+        );
+    }
     expected.insert(
         "argoproj.io/rollouts".into(),
         set(&["get", "list", "watch", "patch"]),

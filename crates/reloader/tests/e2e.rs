@@ -1148,3 +1148,137 @@ async fn alerts_after_reloads_and_the_webhook_instead_of_reloads() {
         "the webhook replaces the reload"
     );
 }
+
+/// A CRD that keeps whatever it is given (the reloader reads these kinds untyped).
+async fn open_crd(client: &Client, group: &str, kind: &str, plural: &str) {
+    let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind, "listKind": format!("{kind}List")},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .unwrap();
+    Api::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csi_rotations_reload_workloads_that_mount_the_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    let group = "secrets-store.csi.x-k8s.io";
+    open_crd(
+        &client,
+        group,
+        "SecretProviderClass",
+        "secretproviderclasses",
+    )
+    .await;
+    open_crd(
+        &client,
+        group,
+        "SecretProviderClassPodStatus",
+        "secretproviderclasspodstatuses",
+    )
+    .await;
+    let api = |kind: &str, plural: &str| {
+        Api::<kube::api::DynamicObject>::namespaced_with(
+            client.clone(),
+            "default",
+            &kube::api::ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk(group, "v1", kind),
+                plural,
+            ),
+        )
+    };
+    let classes = api("SecretProviderClass", "secretproviderclasses");
+    let statuses = api(
+        "SecretProviderClassPodStatus",
+        "secretproviderclasspodstatuses",
+    );
+    let create = |api: Api<kube::api::DynamicObject>, body: Value| async move {
+        let obj: kube::api::DynamicObject = serde_json::from_value(body).unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+    };
+    for class in ["vault-db", "quiet"] {
+        let annotations = if class == "quiet" {
+            json!({"reloader.stakater.com/ignore": "true"})
+        } else {
+            json!({})
+        };
+        create(classes.clone(), json!({"apiVersion": format!("{group}/v1"), "kind": "SecretProviderClass",
+            "metadata": {"name": class, "annotations": annotations}, "spec": {"provider": "vault"}}))
+        .await;
+    }
+    let status = |pod: &str, class: &str, version: &str| {
+        json!({"apiVersion": format!("{group}/v1"), "kind": "SecretProviderClassPodStatus",
+            "metadata": {"name": format!("{pod}-default-{class}")},
+            "status": {"podName": pod, "secretProviderClassName": class, "mounted": true,
+                "objects": [{"id": "secret/db", "version": version}]}})
+    };
+    create(statuses.clone(), status("web-1", "vault-db", "1")).await;
+    create(statuses.clone(), status("web-1", "quiet", "1")).await;
+    let csi = |class: &str| {
+        json!({"name": class, "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": true,
+            "volumeAttributes": {"secretProviderClass": class}}})
+    };
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web", "annotations": {"reloader.stakater.com/auto": "true"}},
+        "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": {
+            "metadata": {"labels": {"app": "x"}},
+            "spec": {"containers": [{"name": "app", "image": "x", "volumeMounts": [
+                {"name": "vault-db", "mountPath": "/secrets"}, {"name": "quiet", "mountPath": "/quiet"}]}],
+                "volumes": [csi("vault-db"), csi("quiet")]}}}
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    let _reloader = start_reloader(dir.path(), &cluster, &["--enable-csi-integration"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // a new pod's status reloads nothing
+    create(statuses.clone(), status("web-2", "vault-db", "1")).await;
+    // the driver rotated the object: the class's hash changes
+    let rotate = |name: &str, version: &str| {
+        let statuses = statuses.clone();
+        let name = name.to_string();
+        let patch = json!({"status": {"objects": [{"id": "secret/db", "version": version}]}});
+        async move {
+            statuses
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .unwrap();
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(template_of(&client, "web").await.0, 1, "nothing rolled yet");
+    rotate("web-1-default-vault-db", "2").await;
+    rotate("web-1-default-quiet", "2").await;
+    let want = sha1_of(&["secret/db=2", "SecretProviderClassName=vault-db"]);
+    wait_for(
+        || async {
+            env_value(
+                &template_of(&client, "web").await.1,
+                "STAKATER_VAULT_DB_SECRETPROVIDERCLASS",
+            )
+            .as_deref()
+                == Some(want.as_str())
+        },
+        "the Deployment carries the class's hash",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (generation, template) = template_of(&client, "web").await;
+    assert_eq!(generation, 2, "one rollout");
+    assert_eq!(
+        env_value(&template, "STAKATER_QUIET_SECRETPROVIDERCLASS"),
+        None,
+        "a class marked ignore reloads nothing"
+    );
+}

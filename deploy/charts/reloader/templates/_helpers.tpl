@@ -116,9 +116,6 @@ flag the binary refuses at start (a crash-looping pod). Included once, from vali
 */}}
 {{- define "reloader.validate" -}}
 {{- $r := .Values.reloader -}}
-{{- if $r.enableCSIIntegration -}}
-{{- fail "reloader.enableCSIIntegration: this reloader does not watch SecretProviderClassPodStatuses yet. Set it to false." -}}
-{{- end -}}
 {{- if $r.isOpenshift -}}
 {{- fail "reloader.isOpenshift: DeploymentConfigs are not reloaded (upstream removed them in v1.4.5 too). Set it to false." -}}
 {{- end -}}
