@@ -222,6 +222,21 @@ async fn auto_mode_rolls_each_kind_once_per_burst_and_nothing_else() {
     .await;
     let (gen1, _) = template_of(&client, "web").await;
     assert_eq!(gen1, gen0 + 1);
+    // the workloads are written one after another: wait for the last of them
+    wait_for(
+        || async {
+            let cron = Api::<CronJob>::namespaced(client.clone(), "default")
+                .get("nightly")
+                .await
+                .unwrap();
+            let template =
+                serde_json::to_value(&cron).unwrap()["spec"]["jobTemplate"]["spec"]["template"]
+                    .clone();
+            env_value(&template, "STAKATER_DB_SECRET").as_deref() == Some(want.as_str())
+        },
+        "every opted-in kind rolled",
+    )
+    .await;
     let ds = Api::<DaemonSet>::namespaced(client.clone(), "default")
         .get("agent")
         .await
