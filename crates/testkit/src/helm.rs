@@ -183,3 +183,64 @@ impl ToolEnv {
         self.run("kubectl", &all).status.success()
     }
 }
+
+/// The kinds [`apply_rbac`] creates, with their API paths.
+const RBAC_KINDS: [(&str, &str, &str); 5] = [
+    ("ServiceAccount", "v1", "serviceaccounts"),
+    (
+        "ClusterRole",
+        "rbac.authorization.k8s.io/v1",
+        "clusterroles",
+    ),
+    (
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io/v1",
+        "clusterrolebindings",
+    ),
+    ("Role", "rbac.authorization.k8s.io/v1", "roles"),
+    (
+        "RoleBinding",
+        "rbac.authorization.k8s.io/v1",
+        "rolebindings",
+    ),
+];
+
+/// Creates the ServiceAccounts, Roles, ClusterRoles and their bindings of a rendered chart in
+/// the cluster `client` (an admin) talks to; objects without a namespace that need one go to
+/// `namespace`. Returns the ServiceAccount names, so a controller can run with one's token
+/// (`service_account_kubeconfig`) under exactly the chart's rules.
+pub async fn apply_rbac(client: &kube::Client, objects: &Objects, namespace: &str) -> Vec<String> {
+    use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+    let mut accounts = Vec::new();
+    for (kind, api_version, plural) in RBAC_KINDS {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        for doc in objects.of_kind(kind) {
+            let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+            let api: Api<DynamicObject> = if kind.starts_with("Cluster") {
+                Api::all_with(client.clone(), &resource)
+            } else {
+                let ns = obj.metadata.namespace.as_deref().unwrap_or(namespace);
+                Api::namespaced_with(client.clone(), ns, &resource)
+            };
+            match api.create(&PostParams::default(), &obj).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                // a namespace a test names on purpose without creating it (helm would fail
+                // there; the controller must cope with it missing)
+                Err(kube::Error::Api(s)) if s.code == 404 && !kind.starts_with("Cluster") => {}
+                Err(e) => panic!("creating {kind} {:?}: {e}", obj.metadata.name),
+            }
+            if kind == "ServiceAccount" {
+                accounts.extend(obj.metadata.name.clone());
+            }
+        }
+    }
+    accounts
+}

@@ -39,12 +39,28 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Starts devcluster, installs the CRDs in `crd_files` (paths relative to the repository root)
-/// and creates `namespaces`.
+/// and creates `namespaces`. RBAC is off: ServiceAccount tokens may do anything (tests that run
+/// a controller under its chart's rules use [`start_cluster_with_rbac`]).
 pub async fn start_cluster(crd_files: &[&str], namespaces: &[&str]) -> (DevCluster, Client) {
-    // RBAC off until the end-to-end tests run under their chart's rules (issue #10): the
-    // ServiceAccount tokens of `service_account_kubeconfig` may do anything.
+    start_cluster_as(false, crd_files, namespaces).await
+}
+
+/// [`start_cluster`] with RBAC enforced: only the admin (the returned client) may do anything;
+/// a ServiceAccount may do what the Roles bound to it allow (see [`helm::apply_rbac`]).
+pub async fn start_cluster_with_rbac(
+    crd_files: &[&str],
+    namespaces: &[&str],
+) -> (DevCluster, Client) {
+    start_cluster_as(true, crd_files, namespaces).await
+}
+
+async fn start_cluster_as(
+    rbac: bool,
+    crd_files: &[&str],
+    namespaces: &[&str],
+) -> (DevCluster, Client) {
     let cluster = DevCluster::start(Options {
-        rbac: false,
+        rbac,
         ..Options::default()
     })
     .await

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use strongroom_core::crd::sealed_secret::SealedSecret;
 use strongroom_core::sealing::{SealingCertificate, SealingScope, os_rng, seal_to_base64};
 pub use strongroom_testkit::{
-    CANARY, DevCluster, Process, free_port, http, http_get, http_try, wait_for,
+    CANARY, DevCluster, Process, free_port, helm, http, http_get, http_try, wait_for,
 };
 
 /// The SealedSecret CRD, as generated.
@@ -28,13 +28,50 @@ pub async fn start(dir: &Path) -> (DevCluster, Client, Controller) {
     start_with(dir, &[], &[]).await
 }
 
-/// Starts devcluster with the CRD and `namespaces`, then the controller with extra `args`.
+/// Starts devcluster (RBAC enforced) with the CRD and `namespaces`, creates the chart's
+/// ServiceAccount and RBAC objects as `helm template` renders them with default values, then
+/// the controller with extra `args`, authenticated with that ServiceAccount's token: it may do
+/// exactly what the chart grants.
 pub async fn start_with(
     dir: &Path,
     args: &[&str],
     namespaces: &[&str],
 ) -> (DevCluster, Client, Controller) {
-    let (cluster, client) = strongroom_testkit::start_cluster(&[CRD], namespaces).await;
+    start_with_values(dir, args, namespaces, &[]).await
+}
+
+/// [`start_with`] with the chart rendered with `helm_args` (`--set ...`), for controller
+/// arguments that need more rights than the defaults grant.
+pub async fn start_with_values(
+    dir: &Path,
+    args: &[&str],
+    namespaces: &[&str],
+    helm_args: &[&str],
+) -> (DevCluster, Client, Controller) {
+    let (cluster, client) = strongroom_testkit::start_cluster_with_rbac(&[CRD], namespaces).await;
+    let chart = strongroom_testkit::repo_root().join("deploy/charts/sealed-secrets");
+    // kubeseal's default controller name, as most users install it
+    let rendered = helm::template(
+        chart.to_str().unwrap(),
+        "sealed-secrets-controller",
+        "kube-system",
+        helm_args,
+    )
+    .unwrap_or_else(|e| panic!("helm template: {e}"));
+    let accounts = helm::apply_rbac(&client, &helm::Objects::parse(&rendered), "kube-system").await;
+    assert_eq!(
+        accounts.len(),
+        1,
+        "the chart's one ServiceAccount: {accounts:?}"
+    );
+    strongroom_testkit::service_account_kubeconfig(
+        &cluster,
+        &client,
+        "kube-system",
+        &accounts[0],
+        &dir.join("kubeconfig"),
+    )
+    .await;
     let controller = restart_with(dir, &cluster, args).await;
     wait_for(
         || async { http_try(&format!("{}/v1/cert.pem", controller.api)).await == Some(200) },
@@ -49,10 +86,13 @@ pub async fn restart(dir: &Path, cluster: &DevCluster) -> Controller {
     restart_with(dir, cluster, &[]).await
 }
 
-/// Starts one more controller process with extra `args`, as the admin.
+/// Starts one more controller process with extra `args`: as the chart's ServiceAccount when
+/// [`start_with`] set the cluster up, else as the admin.
 pub async fn restart_with(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Controller {
     let kubeconfig = dir.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    if !kubeconfig.exists() {
+        cluster.write_kubeconfig(&kubeconfig).unwrap();
+    }
     launch(dir, &kubeconfig, args).await
 }
 
