@@ -4,7 +4,7 @@
 //! - `cargo xtask layering`: check the dependency arrows between workspace crates (DESIGN.md);
 //! - `cargo xtask test`: run every test of the workspace with nextest (falls back to cargo test);
 //! - `cargo xtask tools`: fetch the real kubectl and helm into target/tools;
-//! - `cargo xtask demo`: the sealing round trip with the real kubeseal binary;
+//! - `cargo xtask demo [--no-wait]`: the three controllers on devcluster, sealed → synced → reloaded;
 //! - `cargo xtask bench crypto`: seal/unseal benchmark next to `openssl speed rsa4096`.
 
 mod bench;
@@ -28,11 +28,12 @@ fn main() -> ExitCode {
         ["bench", "sealed"] => bench::sealed(&root()),
         ["bench", "reloader"] => bench::reloader(&root()),
         ["bench", "external-secrets"] => bench::external_secrets(&root()),
-        ["demo"] => demo::run(&root()),
+        ["demo"] => demo::run(&root(), false),
+        ["demo", "--no-wait"] => demo::run(&root(), true),
         ["layering"] => layering::run(&root()),
         ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader|external-secrets | demo | tools"
+            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader|external-secrets | demo [--no-wait] | tools"
         )),
     };
     match result {

