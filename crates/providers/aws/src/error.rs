@@ -167,11 +167,33 @@ pub(crate) struct Calls {
 }
 
 impl Calls {
-    /// Reports one call of `call` and passes its result on.
-    pub(crate) fn observe<T, E>(&self, call: &str, result: Result<T, E>) -> Result<T, E> {
+    /// Reports one SDK call of `call` on `key` and maps its failure.
+    pub(crate) fn sdk<T, E>(
+        &self,
+        call: &str,
+        key: &str,
+        result: Result<T, SdkError<E, HttpResponse>>,
+    ) -> Result<T, ProviderError>
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
         self.observer.observe(self.provider, call, result.is_ok());
-        result
+        result.map_err(|e| with_key(from_sdk(e, call, key), key))
     }
+}
+
+/// `None` for a [`ProviderError::NotFound`]: the key (or version) does not exist.
+pub(crate) fn found<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The token of the next page, if there is one.
+pub(crate) fn next_page(token: Option<&str>) -> Option<String> {
+    token.filter(|t| !t.is_empty()).map(str::to_string)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! default HTTPS client (aws-lc, a C build) is not compiled in.
 
 mod auth;
+mod client;
 mod config;
 mod error;
 pub mod parameterstore;

@@ -26,11 +26,12 @@ use strongroom_provider_api::{
     SecretsClient, Validation,
 };
 
-use crate::auth::{self, Session};
+use crate::auth::Session;
+use crate::client::Common;
 use crate::config::{Endpoints, Settings};
-use crate::error::{Calls, from_sdk, with_key};
-use crate::push_meta::{self, is_managed, managed_tags};
-use crate::value::{merge_property, select, tags_json};
+use crate::error::{found, next_page};
+use crate::push_meta::{self, is_managed, managed_tags, refuse_unmanaged, tag_changes};
+use crate::value::{merge_property, missing, select, tags_json};
 
 /// The `provider` label of this service's calls.
 pub const METRIC_NAME: &str = "AWS/ParameterStore";
@@ -70,6 +71,8 @@ struct PushSpec {
 impl PushSpec {
     fn parse(metadata: Option<&serde_json::Value>) -> Result<Self, ProviderError> {
         let spec: Self = push_meta::parse(metadata)?;
+        // A user `managed-by` tag is refused before anything is sent.
+        managed_tags(&spec.tags)?;
         match spec.secret_type.as_str() {
             "" | "String" | "StringList" | "SecureString" => {}
             other => {
@@ -90,10 +93,7 @@ impl PushSpec {
 /// A Parameter Store session of one store.
 pub struct ParameterStoreClient {
     ssm: Client,
-    session: Session,
-    prefix: String,
-    calls: Calls,
-    referent: bool,
+    c: Common,
 }
 
 fn ssm_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
@@ -120,75 +120,43 @@ impl ParameterStoreClient {
         env: ProviderEnv,
     ) -> Self {
         let mut b = aws_sdk_ssm::config::Builder::from(&session.config);
-        if let Some(url) = &endpoints.ssm {
-            b = b.endpoint_url(url);
-        }
+        b.set_endpoint_url(endpoints.ssm.clone());
         Self {
             ssm: Client::from_conf(b.build()),
-            session,
-            prefix: settings.prefix.clone(),
-            calls: Calls {
-                provider: METRIC_NAME,
-                observer: env.calls,
-            },
-            referent: settings.referent,
+            c: Common::new(session, settings, METRIC_NAME, env),
         }
-    }
-
-    fn name(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
     }
 
     /// `GetParameter` with decryption; `None` when the parameter (or version) does not exist.
     async fn get(&self, name: &str) -> Result<Option<SecretBytes>, ProviderError> {
-        let out = self.calls.observe(
-            "GetParameter",
-            self.ssm
-                .get_parameter()
-                .name(name)
-                .with_decryption(true)
-                .send()
-                .await,
-        );
-        match out {
-            Ok(out) => Ok(Some(
-                out.parameter()
-                    .and_then(|p| p.value())
-                    .map(SecretBytes::from)
-                    .ok_or_else(|| {
-                        ProviderError::Malformed(format!("parameter {name:?} has no value"))
-                    })?,
-            )),
-            Err(e) => match from_sdk(e, "GetParameter", name) {
-                e if e.is_not_found() => Ok(None),
-                e => Err(e),
-            },
-        }
+        let req = self.ssm.get_parameter().name(name).with_decryption(true);
+        let Some(out) = found(self.c.calls.sdk("GetParameter", name, req.send().await))? else {
+            return Ok(None);
+        };
+        out.parameter()
+            .and_then(|p| p.value())
+            .map(|v| Some(SecretBytes::from(v)))
+            .ok_or_else(|| ProviderError::Malformed(format!("parameter {name:?} has no value")))
     }
 
     /// The tags of a parameter; `None` when it does not exist.
     async fn tags(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, ProviderError> {
-        let out = self.calls.observe(
-            "ListTagsForResource",
-            self.ssm
-                .list_tags_for_resource()
-                .resource_type(ResourceTypeForTagging::Parameter)
-                .resource_id(name)
-                .send()
-                .await,
-        );
-        match out {
-            Ok(out) => Ok(Some(
-                out.tag_list()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect(),
-            )),
-            Err(e) => match from_sdk(e, "ListTagsForResource", name) {
-                e if e.is_not_found() => Ok(None),
-                e => Err(e),
-            },
-        }
+        let req = self
+            .ssm
+            .list_tags_for_resource()
+            .resource_type(ResourceTypeForTagging::Parameter)
+            .resource_id(name);
+        let out = found(
+            self.c
+                .calls
+                .sdk("ListTagsForResource", name, req.send().await),
+        )?;
+        Ok(out.map(|out| {
+            out.tag_list()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        }))
     }
 
     /// `GetParametersByPath` (recursive, decrypted), every page.
@@ -200,19 +168,18 @@ impl ParameterStoreClient {
         let mut found = SecretMap::new();
         let mut token: Option<String> = None;
         loop {
-            let out = self.calls.observe(
-                "GetParametersByPath",
-                self.ssm
-                    .get_parameters_by_path()
-                    .path(path)
-                    .recursive(true)
-                    .with_decryption(true)
-                    .max_results(10)
-                    .set_next_token(token.take())
-                    .send()
-                    .await,
-            );
-            let out = out.map_err(|e| from_sdk(e, "GetParametersByPath", path))?;
+            let req = self
+                .ssm
+                .get_parameters_by_path()
+                .path(path)
+                .recursive(true)
+                .with_decryption(true)
+                .max_results(10)
+                .set_next_token(token.take());
+            let out = self
+                .c
+                .calls
+                .sdk("GetParametersByPath", path, req.send().await)?;
             for p in out.parameters() {
                 if let (Some(name), Some(value)) = (p.name(), p.value())
                     && keep(name)
@@ -220,9 +187,9 @@ impl ParameterStoreClient {
                     found.insert(name.to_string(), SecretBytes::from(value));
                 }
             }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(found),
+            token = next_page(out.next_token());
+            if token.is_none() {
+                return Ok(found);
             }
         }
     }
@@ -235,26 +202,25 @@ impl ParameterStoreClient {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
+            let req = self
+                .ssm
+                .describe_parameters()
+                .set_parameter_filters((!filters.is_empty()).then(|| filters.clone()))
+                .max_results(50)
+                .set_next_token(token.take());
             // Upstream's call label is `DescribeParameter`.
-            let out = self.calls.observe(
-                "DescribeParameter",
-                self.ssm
-                    .describe_parameters()
-                    .set_parameter_filters((!filters.is_empty()).then(|| filters.clone()))
-                    .max_results(50)
-                    .set_next_token(token.take())
-                    .send()
-                    .await,
-            );
-            let out = out.map_err(|e| from_sdk(e, "DescribeParameters", "*"))?;
+            let out = self
+                .c
+                .calls
+                .sdk("DescribeParameter", "*", req.send().await)?;
             names.extend(
                 out.parameters()
                     .iter()
                     .filter_map(|p| p.name().map(str::to_string)),
             );
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(names),
+            token = next_page(out.next_token());
+            if token.is_none() {
+                return Ok(names);
             }
         }
     }
@@ -263,16 +229,15 @@ impl ParameterStoreClient {
     async fn get_many(&self, names: &[String]) -> Result<SecretMap, ProviderError> {
         let mut found = SecretMap::new();
         for chunk in names.chunks(BATCH) {
-            let out = self.calls.observe(
-                "GetParameters",
-                self.ssm
-                    .get_parameters()
-                    .set_names(Some(chunk.to_vec()))
-                    .with_decryption(true)
-                    .send()
-                    .await,
-            );
-            let out = out.map_err(|e| from_sdk(e, "GetParameters", &chunk.join(",")))?;
+            let req = self
+                .ssm
+                .get_parameters()
+                .set_names(Some(chunk.to_vec()))
+                .with_decryption(true);
+            let out = self
+                .c
+                .calls
+                .sdk("GetParameters", &chunk.join(","), req.send().await)?;
             for p in out.parameters() {
                 if let (Some(name), Some(value)) = (p.name(), p.value()) {
                     found.insert(name.to_string(), SecretBytes::from(value));
@@ -314,18 +279,15 @@ impl ParameterStoreClient {
         }
         // Upstream applies only the Advanced tier (and with it, parameter policies).
         if spec.tier.type_ == "Advanced" {
-            req = req.tier(ParameterTier::Advanced);
-            if let Some(p) = &spec.tier.policies {
-                req = req.policies(p.to_string());
-            }
+            req = req
+                .tier(ParameterTier::Advanced)
+                .set_policies(spec.tier.policies.as_ref().map(|p| p.to_string()));
         }
         if create {
             req = req.set_tags(Some(ssm_tags(&managed_tags(&spec.tags)?)?));
         }
-        self.calls
-            .observe("PutParameter", req.send().await)
-            .map(|_| ())
-            .map_err(|e| with_key(from_sdk(e, "PutParameter", name), name))
+        self.c.calls.sdk("PutParameter", name, req.send().await)?;
+        Ok(())
     }
 
     async fn reconcile_tags(
@@ -334,41 +296,28 @@ impl ParameterStoreClient {
         current: &BTreeMap<String, String>,
         wanted: &BTreeMap<String, String>,
     ) -> Result<(), ProviderError> {
-        let wanted = managed_tags(wanted)?;
-        let remove: Vec<String> = current
-            .keys()
-            .filter(|k| !wanted.contains_key(*k))
-            .cloned()
-            .collect();
+        let (remove, changed) = tag_changes(current, wanted)?;
         if !remove.is_empty() {
-            let out = self.calls.observe(
-                "RemoveTagsFromResource",
-                self.ssm
-                    .remove_tags_from_resource()
-                    .resource_type(ResourceTypeForTagging::Parameter)
-                    .resource_id(name)
-                    .set_tag_keys(Some(remove))
-                    .send()
-                    .await,
-            );
-            out.map_err(|e| from_sdk(e, "RemoveTagsFromResource", name))?;
+            let req = self
+                .ssm
+                .remove_tags_from_resource()
+                .resource_type(ResourceTypeForTagging::Parameter)
+                .resource_id(name)
+                .set_tag_keys(Some(remove));
+            self.c
+                .calls
+                .sdk("RemoveTagsFromResource", name, req.send().await)?;
         }
-        let changed: BTreeMap<String, String> = wanted
-            .into_iter()
-            .filter(|(k, v)| current.get(k) != Some(v))
-            .collect();
         if !changed.is_empty() {
-            let out = self.calls.observe(
-                "AddTagsToResource",
-                self.ssm
-                    .add_tags_to_resource()
-                    .resource_type(ResourceTypeForTagging::Parameter)
-                    .resource_id(name)
-                    .set_tags(Some(ssm_tags(&changed)?))
-                    .send()
-                    .await,
-            );
-            out.map_err(|e| from_sdk(e, "AddTagsToResource", name))?;
+            let req = self
+                .ssm
+                .add_tags_to_resource()
+                .resource_type(ResourceTypeForTagging::Parameter)
+                .resource_id(name)
+                .set_tags(Some(ssm_tags(&changed)?));
+            self.c
+                .calls
+                .sdk("AddTagsToResource", name, req.send().await)?;
         }
         Ok(())
     }
@@ -377,27 +326,16 @@ impl ParameterStoreClient {
 #[async_trait]
 impl SecretsClient for ParameterStoreClient {
     async fn get_secret(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
-        let name = self.name(&remote.key);
-        if remote.fetch_metadata {
-            let tags = self
-                .tags(&name)
-                .await?
-                .ok_or_else(|| ProviderError::not_found(&name))?;
-            return select(&name, tags_json(&tags), remote.property.as_deref());
-        }
-        let versioned = match remote.version.as_deref().filter(|v| !v.is_empty()) {
-            Some(v) => format!("{name}:{v}"),
-            None => name.clone(),
+        let name = self.c.name(&remote.key);
+        let value = if remote.fetch_metadata {
+            self.tags(&name).await?.map(|t| tags_json(&t))
+        } else {
+            match remote.version.as_deref().filter(|v| !v.is_empty()) {
+                Some(v) => self.get(&format!("{name}:{v}")).await?,
+                None => self.get(&name).await?,
+            }
         };
-        let value = self
-            .get(&versioned)
-            .await?
-            .ok_or_else(|| match remote.version.as_deref() {
-                Some(v) if !v.is_empty() => {
-                    ProviderError::not_found_in(&name, format!("version {v:?}"))
-                }
-                _ => ProviderError::not_found(&name),
-            })?;
+        let value = value.ok_or_else(|| missing(&name, remote))?;
         select(&name, value, remote.property.as_deref())
     }
 
@@ -411,8 +349,7 @@ impl SecretsClient for ParameterStoreClient {
                     "find needs a name regexp, a path or tags".into(),
                 ));
             }
-            let root = path.unwrap_or("/");
-            match self.by_path(root, &keep).await {
+            match self.by_path(path.unwrap_or("/"), &keep).await {
                 Err(ProviderError::PermissionDenied(_)) => {}
                 other => return other,
             }
@@ -425,29 +362,21 @@ impl SecretsClient for ParameterStoreClient {
         if let Some(path) = path {
             filters.push(filter("Path".into(), "Recursive", path)?);
         }
-        let names: Vec<String> = self
-            .describe(filters)
-            .await?
-            .into_iter()
-            .filter(|n| keep(n))
-            .collect();
+        let mut names = self.describe(filters).await?;
+        names.retain(|n| keep(n));
         self.get_many(&names).await
     }
 
     async fn push(&self, value: &SecretBytes, target: &PushRef) -> Result<(), ProviderError> {
         let spec = PushSpec::parse(target.metadata.as_ref())?;
-        let name = self.name(&target.remote_key);
+        let name = self.c.name(&target.remote_key);
         let property = target.property.as_deref();
         let Some(current) = self.get(&name).await? else {
             let first = merge_property(&name, None, property, value)?;
             return self.put(&name, &first, &spec, true).await;
         };
         let tags = self.tags(&name).await?.unwrap_or_default();
-        if !is_managed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-            return Err(ProviderError::PermissionDenied(format!(
-                "parameter {name:?} not managed by external-secrets (no tag managed-by=external-secrets): refusing to overwrite it"
-            )));
-        }
+        refuse_unmanaged(&tags, "parameter", &name)?;
         let next = merge_property(&name, Some(current.expose()), property, value)?;
         if next.expose() != current.expose() {
             self.put(&name, &next, &spec, false).await?;
@@ -456,36 +385,22 @@ impl SecretsClient for ParameterStoreClient {
     }
 
     async fn exists(&self, target: &PushRef) -> Result<bool, ProviderError> {
-        Ok(self.get(&self.name(&target.remote_key)).await?.is_some())
+        Ok(self.get(&self.c.name(&target.remote_key)).await?.is_some())
     }
 
     async fn delete(&self, target: &PushRef) -> Result<(), ProviderError> {
-        let name = self.name(&target.remote_key);
-        let Some(tags) = self.tags(&name).await? else {
-            return Ok(());
-        };
+        let name = self.c.name(&target.remote_key);
         // Upstream leaves parameters it does not manage alone and reports success.
-        if !is_managed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-            return Ok(());
+        match self.tags(&name).await? {
+            Some(tags) if is_managed(&tags) => {}
+            _ => return Ok(()),
         }
-        let out = self.calls.observe(
-            "DeleteParameter",
-            self.ssm.delete_parameter().name(&name).send().await,
-        );
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) => match from_sdk(e, "DeleteParameter", &name) {
-                e if e.is_not_found() => Ok(()),
-                e => Err(e),
-            },
-        }
+        let req = self.ssm.delete_parameter().name(&name);
+        found(self.c.calls.sdk("DeleteParameter", &name, req.send().await))?;
+        Ok(())
     }
 
     async fn validate(&self) -> Result<Validation, ProviderError> {
-        if self.referent {
-            return Ok(Validation::Unknown);
-        }
-        auth::check(&self.session).await?;
-        Ok(Validation::Ready)
+        self.c.validate().await
     }
 }

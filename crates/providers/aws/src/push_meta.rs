@@ -78,9 +78,41 @@ pub(crate) fn managed_tags(
 }
 
 /// Whether a remote value carries the managed-by tag.
-pub(crate) fn is_managed<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
-    tags.into_iter()
-        .any(|(k, v)| k == MANAGED_BY && v == EXTERNAL_SECRETS)
+pub(crate) fn is_managed(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(MANAGED_BY).map(String::as_str) == Some(EXTERNAL_SECRETS)
+}
+
+/// Upstream's refusal to overwrite a value a PushSecret did not create.
+pub(crate) fn refuse_unmanaged(
+    tags: &BTreeMap<String, String>,
+    what: &str,
+    name: &str,
+) -> Result<(), ProviderError> {
+    if is_managed(tags) {
+        return Ok(());
+    }
+    Err(ProviderError::PermissionDenied(format!(
+        "{what} {name:?} not managed by external-secrets (no tag {MANAGED_BY}={EXTERNAL_SECRETS}): refusing to overwrite it"
+    )))
+}
+
+/// The tag keys to remove and the tags to set so that `current` becomes `wanted` plus
+/// `managed-by`.
+pub(crate) fn tag_changes(
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Result<(Vec<String>, BTreeMap<String, String>), ProviderError> {
+    let wanted = managed_tags(wanted)?;
+    let remove = current
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .cloned()
+        .collect();
+    let changed = wanted
+        .into_iter()
+        .filter(|(k, v)| current.get(k) != Some(v))
+        .collect();
+    Ok((remove, changed))
 }
 
 /// The default description of a pushed value.
@@ -118,6 +150,18 @@ mod tests {
         assert!(parse::<Spec>(Some(&typed)).is_err());
         assert!(parse::<Spec>(Some(&json!({"kind": KIND}))).is_err());
         assert!(managed_tags(&BTreeMap::from([(MANAGED_BY.into(), "x".into())])).is_err());
-        assert!(is_managed([("a", "b"), (MANAGED_BY, EXTERNAL_SECRETS)]));
+        let tags = BTreeMap::from([
+            ("a".to_string(), "b".to_string()),
+            (MANAGED_BY.into(), EXTERNAL_SECRETS.into()),
+        ]);
+        assert!(is_managed(&tags) && refuse_unmanaged(&tags, "secret", "s").is_ok());
+        let wanted = BTreeMap::from([("a".to_string(), "c".to_string()), ("d".into(), "e".into())]);
+        let (remove, changed) = tag_changes(
+            &BTreeMap::from([("x".to_string(), "y".to_string())]),
+            &wanted,
+        )
+        .unwrap();
+        assert_eq!(remove, ["x"]);
+        assert_eq!(changed.len(), 3);
     }
 }

@@ -27,11 +27,14 @@ use strongroom_provider_api::{
     SecretsClient, Validation,
 };
 
-use crate::auth::{self, Session};
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+
+use crate::auth::Session;
+use crate::client::Common;
 use crate::config::{Endpoints, Settings};
-use crate::error::{Calls, from_sdk, with_key};
-use crate::push_meta::{self, is_managed, managed_tags};
-use crate::value::{merge_property, select, tags_json};
+use crate::error::{found, next_page};
+use crate::push_meta::{self, is_managed, managed_tags, refuse_unmanaged, tag_changes};
+use crate::value::{merge_property, missing, select, tags_json};
 
 /// The `provider` label of this service's calls.
 pub const METRIC_NAME: &str = "AWS/SecretsManager";
@@ -66,6 +69,8 @@ struct PushSpec {
 impl PushSpec {
     fn parse(metadata: Option<&serde_json::Value>) -> Result<Self, ProviderError> {
         let spec: Self = push_meta::parse(metadata)?;
+        // A user `managed-by` tag is refused before anything is sent.
+        managed_tags(&spec.tags)?;
         if spec.resource_policy.is_some() || spec.replication_locations.is_some() {
             return Err(ProviderError::Unsupported(
                 "push metadata resourcePolicy and replicationLocations".into(),
@@ -87,10 +92,7 @@ impl PushSpec {
 /// A Secrets Manager session of one store.
 pub struct SecretsManagerClient {
     sm: Client,
-    session: Session,
-    prefix: String,
-    calls: Calls,
-    referent: bool,
+    c: Common,
     force_delete: bool,
     recovery_window: Option<i64>,
 }
@@ -109,25 +111,13 @@ impl SecretsManagerClient {
         env: ProviderEnv,
     ) -> Self {
         let mut b = aws_sdk_secretsmanager::config::Builder::from(&session.config);
-        if let Some(url) = &endpoints.secrets_manager {
-            b = b.endpoint_url(url);
-        }
+        b.set_endpoint_url(endpoints.secrets_manager.clone());
         Self {
             sm: Client::from_conf(b.build()),
-            session,
-            prefix: settings.prefix.clone(),
-            calls: Calls {
-                provider: METRIC_NAME,
-                observer: env.calls,
-            },
-            referent: settings.referent,
+            c: Common::new(session, settings, METRIC_NAME, env),
             force_delete: settings.force_delete_without_recovery,
             recovery_window: settings.recovery_window_in_days,
         }
-    }
-
-    fn name(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
     }
 
     /// `GetSecretValue`; `None` when the secret (or version) does not exist.
@@ -144,41 +134,25 @@ impl SecretsManagerClient {
             },
             None => req.version_stage(CURRENT),
         };
-        let out = self.calls.observe("GetSecretValue", req.send().await);
-        match out {
-            Ok(out) => Ok(Some(
-                value_of(out.secret_string(), out.secret_binary()).ok_or_else(|| {
-                    ProviderError::Malformed(format!(
-                        "secret {name:?} has neither a string nor a binary value"
-                    ))
-                })?,
-            )),
-            Err(e) => match from_sdk(e, "GetSecretValue", name) {
-                e if e.is_not_found() => Ok(None),
-                e => Err(e),
-            },
-        }
+        let Some(out) = found(self.c.calls.sdk("GetSecretValue", name, req.send().await))? else {
+            return Ok(None);
+        };
+        value_of(out.secret_string(), out.secret_binary())
+            .map(Some)
+            .ok_or_else(|| {
+                ProviderError::Malformed(format!(
+                    "secret {name:?} has neither a string nor a binary value"
+                ))
+            })
     }
 
     /// `DescribeSecret`; `None` when the secret does not exist.
-    async fn describe(
-        &self,
-        name: &str,
-    ) -> Result<
-        Option<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput>,
-        ProviderError,
-    > {
-        let out = self.calls.observe(
+    async fn describe(&self, name: &str) -> Result<Option<DescribeSecretOutput>, ProviderError> {
+        found(self.c.calls.sdk(
             "DescribeSecret",
+            name,
             self.sm.describe_secret().secret_id(name).send().await,
-        );
-        match out {
-            Ok(out) => Ok(Some(out)),
-            Err(e) => match from_sdk(e, "DescribeSecret", name) {
-                e if e.is_not_found() => Ok(None),
-                e => Err(e),
-            },
-        }
+        ))
     }
 
     /// Names of secrets matching `filters` (all pages), with their tags.
@@ -189,49 +163,55 @@ impl SecretsManagerClient {
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let out = self.calls.observe(
-                "ListSecrets",
-                self.sm
-                    .list_secrets()
-                    .set_filters((!filters.is_empty()).then(|| filters.to_vec()))
-                    .max_results(100)
-                    .set_next_token(token.take())
-                    .send()
-                    .await,
-            );
-            let out = out.map_err(|e| from_sdk(e, "ListSecrets", "*"))?;
+            let req = self
+                .sm
+                .list_secrets()
+                .set_filters((!filters.is_empty()).then(|| filters.to_vec()))
+                .max_results(100)
+                .set_next_token(token.take());
+            let out = self.c.calls.sdk("ListSecrets", "*", req.send().await)?;
             for s in out.secret_list() {
                 if let Some(name) = s.name() {
-                    let tags = s
-                        .tags()
-                        .iter()
-                        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                        .collect();
-                    found.push((name.to_string(), tags));
+                    found.push((name.to_string(), tag_map(s.tags())));
                 }
             }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(found),
+            token = next_page(out.next_token());
+            if token.is_none() {
+                return Ok(found);
             }
         }
     }
 
-    /// Values of `names`, `BATCH` a call.
-    async fn batch_get(&self, names: &[String], into: &mut SecretMap) -> Result<(), ProviderError> {
-        for chunk in names.chunks(BATCH) {
+    /// `BatchGetSecretValue` of `names` (`BATCH` a call), or with `filters` (`BATCH` a page);
+    /// answers whose name fails `keep` are dropped.
+    async fn batch(
+        &self,
+        names: &[String],
+        filters: Option<Vec<Filter>>,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<SecretMap, ProviderError> {
+        let mut found = SecretMap::new();
+        let chunks: Vec<Option<&[String]>> = match filters {
+            Some(_) => vec![None],
+            None => names.chunks(BATCH).map(Some).collect(),
+        };
+        for chunk in chunks {
+            let what = chunk.map_or_else(|| "*".to_string(), |c| c.join(","));
             let mut token: Option<String> = None;
             loop {
-                let out = self.calls.observe(
-                    "BatchGetSecretValue",
-                    self.sm
-                        .batch_get_secret_value()
-                        .set_secret_id_list(Some(chunk.to_vec()))
-                        .set_next_token(token.take())
-                        .send()
-                        .await,
-                );
-                let out = out.map_err(|e| from_sdk(e, "BatchGetSecretValue", &chunk.join(",")))?;
+                let mut req = self
+                    .sm
+                    .batch_get_secret_value()
+                    .set_secret_id_list(chunk.map(<[String]>::to_vec))
+                    .set_filters(filters.clone())
+                    .set_next_token(token.take());
+                if filters.is_some() {
+                    req = req.max_results(BATCH as i32);
+                }
+                let out = self
+                    .c
+                    .calls
+                    .sdk("BatchGetSecretValue", &what, req.send().await)?;
                 if let Some(err) = out
                     .errors()
                     .iter()
@@ -247,76 +227,18 @@ impl SecretsManagerClient {
                 for s in out.secret_values() {
                     if let (Some(name), Some(v)) =
                         (s.name(), value_of(s.secret_string(), s.secret_binary()))
+                        && keep(name)
                     {
-                        into.insert(name.to_string(), v);
+                        found.insert(name.to_string(), v);
                     }
                 }
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
+                token = next_page(out.next_token());
+                if token.is_none() {
+                    break;
                 }
             }
         }
-        Ok(())
-    }
-
-    /// Every secret whose name matches `filters` (server side) and `keep` (client side), by
-    /// `BatchGetSecretValue` with filters.
-    async fn batch_filtered(
-        &self,
-        filters: Vec<Filter>,
-        keep: impl Fn(&str) -> bool,
-    ) -> Result<SecretMap, ProviderError> {
-        let mut found = SecretMap::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = self.calls.observe(
-                "BatchGetSecretValue",
-                self.sm
-                    .batch_get_secret_value()
-                    .set_filters(Some(filters.clone()))
-                    .max_results(BATCH as i32)
-                    .set_next_token(token.take())
-                    .send()
-                    .await,
-            );
-            let out = out.map_err(|e| from_sdk(e, "BatchGetSecretValue", "*"))?;
-            for s in out.secret_values() {
-                if let (Some(name), Some(v)) =
-                    (s.name(), value_of(s.secret_string(), s.secret_binary()))
-                    && keep(name)
-                {
-                    found.insert(name.to_string(), v);
-                }
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    async fn put_value(
-        &self,
-        name: &str,
-        value: &SecretBytes,
-        as_string: bool,
-        token: &str,
-    ) -> Result<(), ProviderError> {
-        let mut req = self
-            .sm
-            .put_secret_value()
-            .secret_id(name)
-            .client_request_token(token);
-        req = if as_string {
-            req.secret_string(String::from_utf8_lossy(value.expose()))
-        } else {
-            req.secret_binary(Blob::new(value.expose().to_vec()))
-        };
-        self.calls
-            .observe("PutSecretValue", req.send().await)
-            .map(|_| ())
-            .map_err(|e| with_key(from_sdk(e, "PutSecretValue", name), name))
+        Ok(found)
     }
 
     /// Sets the metadata's tags on a managed secret (upstream: only when the metadata names
@@ -330,43 +252,31 @@ impl SecretsManagerClient {
         if wanted.is_empty() {
             return Ok(());
         }
-        let wanted = managed_tags(wanted)?;
-        let remove: Vec<String> = current
-            .keys()
-            .filter(|k| !wanted.contains_key(*k))
-            .cloned()
-            .collect();
+        let (remove, changed) = tag_changes(current, wanted)?;
         if !remove.is_empty() {
-            let out = self.calls.observe(
-                "UntagResource",
-                self.sm
-                    .untag_resource()
-                    .secret_id(name)
-                    .set_tag_keys(Some(remove))
-                    .send()
-                    .await,
-            );
-            out.map_err(|e| from_sdk(e, "UntagResource", name))?;
+            let req = self
+                .sm
+                .untag_resource()
+                .secret_id(name)
+                .set_tag_keys(Some(remove));
+            self.c.calls.sdk("UntagResource", name, req.send().await)?;
         }
-        let changed: Vec<Tag> = wanted
-            .iter()
-            .filter(|(k, v)| current.get(*k) != Some(*v))
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
         if !changed.is_empty() {
-            let out = self.calls.observe(
-                "TagResource",
-                self.sm
-                    .tag_resource()
-                    .secret_id(name)
-                    .set_tags(Some(changed))
-                    .send()
-                    .await,
-            );
-            out.map_err(|e| from_sdk(e, "TagResource", name))?;
+            let req = self
+                .sm
+                .tag_resource()
+                .secret_id(name)
+                .set_tags(Some(sm_tags(&changed)));
+            self.c.calls.sdk("TagResource", name, req.send().await)?;
         }
         Ok(())
     }
+}
+
+fn sm_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
@@ -402,27 +312,15 @@ fn tag_filters(tags: &BTreeMap<String, String>) -> Vec<Filter> {
 #[async_trait]
 impl SecretsClient for SecretsManagerClient {
     async fn get_secret(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
-        let name = self.name(&remote.key);
-        if remote.fetch_metadata {
-            let described = self
-                .describe(&name)
+        let name = self.c.name(&remote.key);
+        let value = if remote.fetch_metadata {
+            self.describe(&name)
                 .await?
-                .ok_or_else(|| ProviderError::not_found(&name))?;
-            return select(
-                &name,
-                tags_json(&tag_map(described.tags())),
-                remote.property.as_deref(),
-            );
-        }
-        let value = self
-            .get_value(&name, remote.version.as_deref())
-            .await?
-            .ok_or_else(|| match remote.version.as_deref() {
-                Some(v) if !v.is_empty() => {
-                    ProviderError::not_found_in(&name, format!("version {v:?}"))
-                }
-                _ => ProviderError::not_found(&name),
-            })?;
+                .map(|d| tags_json(&tag_map(d.tags())))
+        } else {
+            self.get_value(&name, remote.version.as_deref()).await?
+        };
+        let value = value.ok_or_else(|| missing(&name, remote))?;
         select(&name, value, remote.property.as_deref())
     }
 
@@ -435,7 +333,9 @@ impl SecretsClient for SecretsManagerClient {
         };
         if query.tags.is_empty() {
             if let Some(path) = path {
-                return self.batch_filtered(vec![name_filter(path)], matches).await;
+                return self
+                    .batch(&[], Some(vec![name_filter(path)]), matches)
+                    .await;
             }
             if regexp.is_none() {
                 return Err(ProviderError::InvalidConfig(
@@ -456,19 +356,23 @@ impl SecretsClient for SecretsManagerClient {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut found = SecretMap::new();
-        self.batch_get(&names, &mut found).await?;
-        Ok(found)
+        self.batch(&names, None, |_| true).await
     }
 
     async fn push(&self, value: &SecretBytes, target: &PushRef) -> Result<(), ProviderError> {
         let spec = PushSpec::parse(target.metadata.as_ref())?;
-        let name = self.name(&target.remote_key);
+        let name = self.c.name(&target.remote_key);
         let property = target.property.as_deref();
+        let encode = |v: &SecretBytes| {
+            if spec.as_string() {
+                (None, Some(String::from_utf8_lossy(v.expose()).into_owned()))
+            } else {
+                (Some(Blob::new(v.expose().to_vec())), None)
+            }
+        };
         let Some(described) = self.describe(&name).await? else {
-            let tags = managed_tags(&spec.tags)?;
-            let first = merge_property(&name, None, property, value)?;
-            let mut req = self
+            let (binary, string) = encode(&merge_property(&name, None, property, value)?);
+            let req = self
                 .sm
                 .create_secret()
                 .name(&name)
@@ -479,36 +383,26 @@ impl SecretsClient for SecretsManagerClient {
                     spec.description.clone()
                 })
                 .set_kms_key_id((!spec.kms_key_id.is_empty()).then(|| spec.kms_key_id.clone()))
-                .set_tags(Some(
-                    tags.iter()
-                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                        .collect(),
-                ));
-            req = if spec.as_string() {
-                req.secret_string(String::from_utf8_lossy(first.expose()))
-            } else {
-                req.secret_binary(Blob::new(first.expose().to_vec()))
-            };
-            return self
-                .calls
-                .observe("CreateSecret", req.send().await)
-                .map(|_| ())
-                .map_err(|e| from_sdk(e, "CreateSecret", &name));
+                .set_tags(Some(sm_tags(&managed_tags(&spec.tags)?)))
+                .set_secret_binary(binary)
+                .set_secret_string(string);
+            self.c.calls.sdk("CreateSecret", &name, req.send().await)?;
+            return Ok(());
         };
-        let tags = tag_map(described.tags());
-        if !is_managed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-            return Err(ProviderError::PermissionDenied(format!(
-                "secret {name:?} not managed by external-secrets (no tag managed-by=external-secrets): refusing to overwrite it"
+        if described.deleted_date().is_some() {
+            return Err(ProviderError::Unavailable(format!(
+                "secret {name:?} is scheduled for deletion: restore it, or push again after its recovery window"
             )));
         }
+        let tags = tag_map(described.tags());
+        refuse_unmanaged(&tags, "secret", &name)?;
         self.reconcile_tags(&name, &tags, &spec.tags).await?;
-        let current = if described
+        let has_versions = described
             .version_ids_to_stages()
-            .is_none_or(|v| v.is_empty())
-        {
-            None
-        } else {
-            self.get_value(&name, None).await?
+            .is_some_and(|v| !v.is_empty());
+        let current = match has_versions {
+            true => self.get_value(&name, None).await?,
+            false => None,
         };
         let next = merge_property(
             &name,
@@ -522,57 +416,49 @@ impl SecretsClient for SecretsManagerClient {
         {
             return Ok(());
         }
-        let token = if current.is_some() {
-            uuid::Uuid::new_v4().to_string()
-        } else {
-            INITIAL_VERSION.to_string()
+        let token = match current {
+            Some(_) => uuid::Uuid::new_v4().to_string(),
+            None => INITIAL_VERSION.to_string(),
         };
-        self.put_value(&name, &next, spec.as_string(), &token).await
+        let (binary, string) = encode(&next);
+        let req = self
+            .sm
+            .put_secret_value()
+            .secret_id(&name)
+            .client_request_token(token)
+            .set_secret_binary(binary)
+            .set_secret_string(string);
+        self.c
+            .calls
+            .sdk("PutSecretValue", &name, req.send().await)?;
+        Ok(())
     }
 
     async fn exists(&self, target: &PushRef) -> Result<bool, ProviderError> {
-        let name = self.name(&target.remote_key);
+        let name = self.c.name(&target.remote_key);
         Ok(self.get_value(&name, None).await?.is_some())
     }
 
     async fn delete(&self, target: &PushRef) -> Result<(), ProviderError> {
-        let name = self.name(&target.remote_key);
+        let name = self.c.name(&target.remote_key);
         let Some(described) = self.describe(&name).await? else {
             return Ok(());
         };
-        if described.deleted_date().is_some() {
-            return Ok(());
-        }
         // Upstream leaves secrets it does not manage alone and reports success.
-        if !is_managed(
-            described
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?, t.value()?))),
-        ) {
+        if described.deleted_date().is_some() || !is_managed(&tag_map(described.tags())) {
             return Ok(());
         }
-        let mut req = self.sm.delete_secret().secret_id(&name);
-        if self.force_delete {
-            req = req.force_delete_without_recovery(true);
-        }
-        if let Some(days) = self.recovery_window {
-            req = req.recovery_window_in_days(days);
-        }
-        match self.calls.observe("DeleteSecret", req.send().await) {
-            Ok(_) => Ok(()),
-            Err(e) => match from_sdk(e, "DeleteSecret", &name) {
-                e if e.is_not_found() => Ok(()),
-                e => Err(e),
-            },
-        }
+        let req = self
+            .sm
+            .delete_secret()
+            .secret_id(&name)
+            .set_force_delete_without_recovery(self.force_delete.then_some(true))
+            .set_recovery_window_in_days(self.recovery_window);
+        found(self.c.calls.sdk("DeleteSecret", &name, req.send().await))?;
+        Ok(())
     }
 
     async fn validate(&self) -> Result<Validation, ProviderError> {
-        if self.referent {
-            return Ok(Validation::Unknown);
-        }
-        auth::check(&self.session).await?;
-        Ok(Validation::Ready)
+        self.c.validate().await
     }
 }

@@ -4,7 +4,17 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use strongroom_provider_api::{ProviderError, SecretBytes, json_property};
+use strongroom_provider_api::{ProviderError, RemoteRef, SecretBytes, json_property};
+
+/// The error for a read of `name` that found nothing: the key, or the version asked for.
+pub(crate) fn missing(name: &str, remote: &RemoteRef) -> ProviderError {
+    match remote.version.as_deref() {
+        Some(v) if !v.is_empty() && !remote.fetch_metadata => {
+            ProviderError::not_found_in(name, format!("version {v:?}"))
+        }
+        _ => ProviderError::not_found(name),
+    }
+}
 
 /// The value (or its `property`) read from `key`.
 pub(crate) fn select(
