@@ -35,6 +35,13 @@ fn remote(key: &str, property: Option<&str>, version: Option<&str>) -> RemoteRef
     }
 }
 
+fn metadata_ref(key: &str) -> RemoteRef {
+    RemoteRef {
+        fetch_metadata: true,
+        ..RemoteRef::key(key)
+    }
+}
+
 async fn static_client(
     moto: &Moto,
     service: &str,
@@ -135,10 +142,7 @@ async fn secrets_manager_reads() {
         &[0u8, 159, 146, 150, 255]
     );
     // metadataPolicy: Fetch returns the tags.
-    let tags = RemoteRef {
-        fetch_metadata: true,
-        ..remote("bin", None, None)
-    };
+    let tags = metadata_ref("bin");
     assert_eq!(
         text(&client.get_secret(&tags).await.unwrap()),
         r#"{"cfg":"{\"x\":\"y\"}","team":"a"}"#
@@ -150,10 +154,7 @@ async fn secrets_manager_reads() {
     assert_eq!(text(&client.get_secret(&one).await.unwrap()), "a");
     let m = client.get_secret_map(&tags).await.unwrap();
     assert_eq!(text(&m["cfg"]), r#"{"x":"y"}"#);
-    let missing = RemoteRef {
-        fetch_metadata: true,
-        ..remote("none", None, None)
-    };
+    let missing = metadata_ref("none");
     assert!(
         client
             .get_secret(&missing)
@@ -177,19 +178,7 @@ async fn parameter_store_reads() {
     put_param(&ssm, "/p/v", "one").await;
     put_param(&ssm, "/p/v", "two").await;
     put_param(&ssm, "/p/json", r#"{"tls.crt":"A","a":{"b":"c"}}"#).await;
-    ssm.add_tags_to_resource()
-        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
-        .resource_id("/p/json")
-        .tags(
-            aws_sdk_ssm::types::Tag::builder()
-                .key("team")
-                .value("a")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    tag_param(&ssm, "/p/json", "team", "a").await;
     let (_, client) = static_client(&moto, "ParameterStore").await;
     let get = |r: RemoteRef| {
         let client = &client;
@@ -214,18 +203,12 @@ async fn parameter_store_reads() {
         text(&get(remote("/p/json", Some("a.b"), None)).await.unwrap()),
         "c"
     );
-    let tags = RemoteRef {
-        fetch_metadata: true,
-        ..remote("/p/json", None, None)
-    };
+    let tags = metadata_ref("/p/json");
     assert_eq!(
         text(&client.get_secret(&tags).await.unwrap()),
         r#"{"team":"a"}"#
     );
-    let missing = RemoteRef {
-        fetch_metadata: true,
-        ..remote("/p/none", None, None)
-    };
+    let missing = metadata_ref("/p/none");
     assert!(
         client
             .get_secret(&missing)
@@ -332,19 +315,7 @@ async fn parameter_store_find_by_path_and_tags() {
     }
     put_param(&ssm, "/other/x", "x").await;
     for name in ["/bulk/p01", "/other/x"] {
-        ssm.add_tags_to_resource()
-            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
-            .resource_id(name)
-            .tags(
-                aws_sdk_ssm::types::Tag::builder()
-                    .key("team")
-                    .value("a")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        tag_param(&ssm, name, "team", "a").await;
     }
     let (calls, client) = static_client(&moto, "ParameterStore").await;
     let found = client
@@ -535,13 +506,7 @@ async fn parameter_store_push_rules() {
         Some(&aws_sdk_ssm::types::ParameterType::SecureString)
     );
     assert_eq!(p.value(), Some("v1"));
-    let tags = client
-        .get_secret(&RemoteRef {
-            fetch_metadata: true,
-            ..RemoteRef::key("/pushed")
-        })
-        .await
-        .unwrap();
+    let tags = client.get_secret(&metadata_ref("/pushed")).await.unwrap();
     assert_eq!(
         text(&tags),
         r#"{"managed-by":"external-secrets","team":"a"}"#

@@ -247,6 +247,21 @@ pub async fn put_param(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
         .unwrap();
 }
 
+pub async fn tag_param(ssm: &aws_sdk_ssm::Client, name: &str, key: &str, value: &str) {
+    let tag = aws_sdk_ssm::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .unwrap();
+    ssm.add_tags_to_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id(name)
+        .tags(tag)
+        .send()
+        .await
+        .unwrap();
+}
+
 pub fn text(v: &SecretBytes) -> String {
     String::from_utf8_lossy(v.expose()).into_owned()
 }
