@@ -15,6 +15,8 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_sts::types::Tag;
+use aws_smithy_http_client::Connector;
+use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{Provider as TlsProvider, rustls_provider::CryptoMode};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -53,11 +55,19 @@ pub(crate) struct Session {
     pub credentials: SharedCredentialsProvider,
 }
 
-/// The SDK configuration loader: region, rustls on ring, timeouts, standard retries.
+/// The SDK configuration loader: region, rustls on ring (and the proxy variables), timeouts,
+/// standard retries.
 fn loader(region: &str) -> aws_config::ConfigLoader {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(TlsProvider::Rustls(CryptoMode::Ring))
-        .build_https();
+    // As Go's default transport (upstream), HTTP(S)_PROXY and NO_PROXY apply.
+    let http =
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+            let mut b = Connector::builder()
+                .tls_provider(TlsProvider::Rustls(CryptoMode::Ring))
+                .proxy_config(ProxyConfig::from_env());
+            b.set_connector_settings(settings.cloned());
+            b.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
+            b.build()
+        });
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)

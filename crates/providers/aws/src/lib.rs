@@ -16,7 +16,7 @@
 //!   `DescribeParameter` there and here).
 //!
 //! TLS is rustls on the *ring* provider (aws-smithy-http-client's `rustls-ring`): the SDK's
-//! default HTTPS client (aws-lc, a C build) is not compiled in.
+//! default HTTPS client (aws-lc, a C build) is not compiled in. `HTTP(S)_PROXY`/`NO_PROXY` apply.
 
 mod auth;
 mod client;
