@@ -91,9 +91,7 @@ pub(crate) async fn connect(
     let base = loader(&settings.region).no_credentials().load().await;
     let sts_client = |creds: Option<SharedCredentialsProvider>| {
         let mut b = aws_sdk_sts::config::Builder::from(&base);
-        if let Some(url) = &endpoints.sts {
-            b = b.endpoint_url(url);
-        }
+        b.set_endpoint_url(endpoints.sts.clone());
         b.set_credentials_provider(creds);
         aws_sdk_sts::Client::from_conf(b.build())
     };

@@ -386,7 +386,7 @@ mod tests {
             custom_session_tags: Some(BTreeMap::from([("team".into(), "x".into())])),
             ..base()
         };
-        let s = Settings::from_store(&store(spec)).unwrap_or_else(|e| unreachable!("{e}"));
+        let s = Settings::from_store(&store(spec)).unwrap();
         let arns: Vec<_> = s.roles.iter().map(|r| r.arn.as_str()).collect();
         assert_eq!(arns, ["arn:a", "arn:b", "arn:c"]);
         assert!(s.roles[0].tags.is_empty() && s.roles[0].external_id.is_none());

@@ -59,9 +59,8 @@ struct PushSpec {
     #[serde(default)]
     tier: TierSpec,
     /// Upstream's choice of how a whole Secret is encoded; a pushed value here is one value.
-    #[serde(default)]
-    #[allow(dead_code)]
-    encode_as_decoded: bool,
+    #[serde(default, rename = "encodeAsDecoded")]
+    _encode_as_decoded: bool,
     #[serde(default)]
     tags: BTreeMap<String, String>,
     #[serde(default)]
