@@ -67,6 +67,11 @@ where
     }
 }
 
+/// An error AWS reported inside a successful answer (`BatchGetSecretValue`'s `Errors`).
+pub(crate) fn from_code(code: &str, message: &str, context: &str) -> ProviderError {
+    classify(code, message, None, context)
+}
+
 /// Sorts one AWS error answer.
 fn classify(code: &str, message: &str, status: Option<u16>, context: &str) -> ProviderError {
     let what = if message.is_empty() {

@@ -32,7 +32,7 @@ use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use crate::auth::Session;
 use crate::client::Common;
 use crate::config::{Endpoints, Settings};
-use crate::error::{found, next_page};
+use crate::error::{found, from_code, next_page};
 use crate::push_meta::{self, is_managed, managed_tags, refuse_unmanaged, tag_changes};
 use crate::value::{merge_property, missing, select, tags_json};
 
@@ -217,12 +217,12 @@ impl SecretsManagerClient {
                     .iter()
                     .find(|e| e.error_code() != Some("ResourceNotFoundException"))
                 {
-                    return Err(ProviderError::Unavailable(format!(
-                        "BatchGetSecretValue {:?}: {}: {}",
-                        err.secret_id().unwrap_or_default(),
+                    let id = err.secret_id().unwrap_or_default();
+                    return Err(from_code(
                         err.error_code().unwrap_or_default(),
-                        err.message().unwrap_or_default()
-                    )));
+                        err.message().unwrap_or_default(),
+                        &format!("BatchGetSecretValue {id:?}"),
+                    ));
                 }
                 for s in out.secret_values() {
                     if let (Some(name), Some(v)) =
