@@ -55,6 +55,10 @@ pub struct Options {
 pub fn providers() -> ProviderRegistry {
     #[allow(unused_mut)]
     let mut builder = ProviderRegistry::builder();
+    #[cfg(feature = "aws")]
+    {
+        builder = builder.with(strongroom_provider_aws::AwsProvider::default());
+    }
     #[cfg(feature = "fake")]
     {
         builder = builder.with(strongroom_provider_fake::FakeProvider);
