@@ -88,6 +88,31 @@ impl OpenBao {
     /// Starts OpenBao in dev mode and waits until it is unsealed. Dev mode also binds the
     /// cluster port (PORT+1), so the port pair is chosen free.
     pub async fn start() -> Self {
+        Self::spawn(None).await
+    }
+
+    /// Starts OpenBao as [`OpenBao::start`] with a file audit device writing one JSON line per
+    /// request and response to the returned path: a server-side count of calls. OpenBao 2
+    /// enables audit devices only from its configuration (`bao audit enable` is refused).
+    pub async fn start_audited() -> (Self, PathBuf) {
+        let log = std::env::temp_dir().join(format!(
+            "openbao-audit-{}-{}.log",
+            std::process::id(),
+            free_port()
+        ));
+        let config = log.with_extension("hcl");
+        std::fs::write(
+            &config,
+            format!(
+                "audit \"file\" \"file\" {{\n  options {{\n    file_path = {:?}\n  }}\n}}\n",
+                log.display().to_string()
+            ),
+        )
+        .unwrap();
+        (Self::spawn(Some(config)).await, log)
+    }
+
+    async fn spawn(config: Option<PathBuf>) -> Self {
         let port = loop {
             let p = free_port();
             if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
@@ -95,14 +120,16 @@ impl OpenBao {
             }
         };
         let log = std::env::temp_dir().join(format!("openbao-{port}.log"));
+        let mut args = vec![
+            "server".into(),
+            "-dev".into(),
+            format!("-dev-root-token-id={}", Self::ROOT),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ];
+        args.extend(config.map(|c| format!("-config={}", c.display())));
         let process = Process::spawn(
             bin_dir().join("bao").to_str().unwrap(),
-            &[
-                "server".into(),
-                "-dev".into(),
-                format!("-dev-root-token-id={}", Self::ROOT),
-                format!("-dev-listen-address=127.0.0.1:{port}"),
-            ],
+            &args,
             &[("HOME", std::env::temp_dir().display().to_string())],
             log,
         );

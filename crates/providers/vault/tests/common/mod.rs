@@ -247,23 +247,6 @@ pub fn approle(bao: &OpenBao, env: &Env, ttl: &str) -> VaultAuth {
     }
 }
 
-/// Turns on a file audit device; returns its path.
-pub fn audit(bao: &OpenBao) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "bao-audit-{}-{}.log",
-        std::process::id(),
-        bao.addr.rsplit(':').next().unwrap()
-    ));
-    let _ = std::fs::remove_file(&path);
-    bao.cli(&[
-        "audit",
-        "enable",
-        "file",
-        &format!("file_path={}", path.display()),
-    ]);
-    path
-}
-
 /// Requests the server logged (audit device) to `path` (e.g. `auth/approle/login`).
 pub fn audited(log: &std::path::Path, path: &str) -> usize {
     std::fs::read_to_string(log)

@@ -1,0 +1,267 @@
+//! Logins against a real OpenBao: one login per client whatever the number of reads
+//! (counted by the server's audit device), revocation at close, and each auth method.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use strongroom_core::crd::external_secrets::{
+    ServiceAccountSelector, VaultAuth, VaultJwtAuth, VaultKubernetesAuth, VaultUserPassAuth,
+};
+use strongroom_provider_api::{Provider, ProviderError, RemoteRef, Validation};
+use strongroom_provider_vault::VaultProvider;
+use strongroom_testkit::backends::OpenBao;
+use strongroom_testkit::start_cluster;
+
+fn value(key: &str) -> RemoteRef {
+    RemoteRef {
+        property: Some("v".into()),
+        ..RemoteRef::key(key)
+    }
+}
+
+#[tokio::test]
+async fn one_login_per_client_and_close_revokes() {
+    let (bao, log) = OpenBao::start_audited().await;
+    bao.cli(&["kv", "put", "secret/app", "v=1"]);
+    let env = Env::new(Creds::default());
+    let auth = approle(&bao, &env, "1h");
+    // The CLI's own requests while seeding.
+    let seeded = audited(&log, "secret/data/app");
+    let cli_lookups = audited(&log, "auth/token/lookup-self");
+    // The dev server revokes its generated root token at start.
+    let dev_revokes = audited(&log, "auth/token/revoke-self");
+    let store = store(spec(&bao, Some("secret"), auth));
+    let started = Instant::now();
+    let client = connect(&store, &env).await;
+    let until = client.valid_until().unwrap();
+    // Four fifths of the one-hour lease.
+    let left = until - started;
+    assert!(
+        left > Duration::from_secs(2870) && left < Duration::from_secs(2885),
+        "{left:?}"
+    );
+    assert_eq!(client.validate().await.unwrap(), Validation::Ready);
+    for _ in 0..50 {
+        client.get_secret(&value("app")).await.unwrap();
+    }
+    assert_eq!(
+        audited(&log, "auth/approle/login"),
+        1,
+        "one login on the server"
+    );
+    assert_eq!(audited(&log, "secret/data/app") - seeded, 50);
+    assert_eq!(
+        audited(&log, "auth/token/lookup-self") - cli_lookups,
+        1,
+        "validate only"
+    );
+    assert_eq!(env.calls.count("Login"), 1);
+    assert_eq!(env.calls.count("ReadSecretData"), 50);
+
+    client.close().await;
+    client.close().await;
+    assert_eq!(audited(&log, "auth/token/revoke-self") - dev_revokes, 1);
+    assert_eq!(env.calls.count("RevokeSelf"), 1);
+    let e = client.get_secret(&value("app")).await.unwrap_err();
+    assert!(
+        matches!(e, ProviderError::PermissionDenied(_)),
+        "a revoked token reads nothing: {e}"
+    );
+}
+
+#[tokio::test]
+async fn short_tokens_expire_the_client_early() {
+    let bao = OpenBao::start().await;
+    let env = Env::new(Creds::default());
+    let auth = approle(&bao, &env, "60s");
+    let started = Instant::now();
+    let client = connect(&store(spec(&bao, Some("secret"), auth)), &env).await;
+    let left = client.valid_until().unwrap() - started;
+    assert!(left < Duration::from_secs(50), "{left:?}");
+}
+
+#[tokio::test]
+async fn bad_credentials_are_an_authentication_failure() {
+    let bao = OpenBao::start().await;
+    let env = Env::new(Creds::default());
+    let auth = approle(&bao, &env, "1h");
+    env.creds.put("team", "approle", "secret-id", "wrong");
+    let e = VaultProvider
+        .connect(&store(spec(&bao, Some("secret"), auth)), env.provider_env())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, ProviderError::Authentication(_)), "{e}");
+    assert_eq!(env.calls.count("Login"), 1);
+}
+
+#[tokio::test]
+async fn userpass_login() {
+    let bao = OpenBao::start().await;
+    bao.cli(&["kv", "put", "secret/app", "v=up"]);
+    reader_policy(&bao, "reader");
+    bao.cli(&["auth", "enable", "userpass"]);
+    bao.cli(&[
+        "write",
+        "auth/userpass/users/eso",
+        "password=pw-1",
+        "token_policies=reader",
+    ]);
+    let env = Env::new(Creds::default());
+    env.creds.put("team", "up", "password", "pw-1");
+    let auth = VaultAuth {
+        user_pass: Some(VaultUserPassAuth {
+            path: None,
+            username: "eso".into(),
+            secret_ref: Some(selector("up", "password")),
+        }),
+        ..VaultAuth::default()
+    };
+    let client = connect(&store(spec(&bao, Some("secret"), auth)), &env).await;
+    let got = client.get_secret(&value("app")).await.unwrap();
+    assert_eq!(got.expose(), b"up");
+    client.close().await;
+}
+
+/// A JWT signed with a key pair made here, checked by OpenBao against its public key.
+fn signed_jwt(key: &rcgen::KeyPair, sub: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"sub": sub, "aud": "vault", "iat": now, "exp": now + 600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn jwt_mount(bao: &OpenBao, public_pem: &str) {
+    reader_policy(bao, "reader");
+    bao.cli(&["auth", "enable", "jwt"]);
+    bao.cli(&[
+        "write",
+        "auth/jwt/config",
+        &format!("jwt_validation_pubkeys={public_pem}"),
+    ]);
+    bao.cli(&[
+        "write",
+        "auth/jwt/role/reader",
+        "role_type=jwt",
+        "user_claim=sub",
+        "bound_audiences=vault",
+        "token_policies=reader",
+        "token_ttl=10m",
+    ]);
+}
+
+#[tokio::test]
+async fn jwt_login_from_a_secret() {
+    let bao = OpenBao::start().await;
+    bao.cli(&["kv", "put", "secret/app", "v=jwt"]);
+    let key = rcgen::KeyPair::generate().unwrap();
+    jwt_mount(&bao, &key.public_key_pem());
+    let env = Env::new(Creds::default());
+    env.creds
+        .put("team", "jwt", "token", &signed_jwt(&key, "eso"));
+    let auth = VaultAuth {
+        jwt: Some(VaultJwtAuth {
+            path: None,
+            role: Some("reader".into()),
+            secret_ref: Some(selector("jwt", "token")),
+            kubernetes_service_account_token: None,
+        }),
+        ..VaultAuth::default()
+    };
+    let started = Instant::now();
+    let client = connect(&store(spec(&bao, Some("secret"), auth)), &env).await;
+    let left = client.valid_until().unwrap() - started;
+    assert!(left < Duration::from_secs(485), "{left:?}");
+    assert_eq!(
+        client.get_secret(&value("app")).await.unwrap().expose(),
+        b"jwt"
+    );
+    client.close().await;
+    assert_eq!(env.calls.count("RevokeSelf"), 1);
+}
+
+/// devcluster signs ServiceAccount tokens and answers TokenReview; OpenBao's kubernetes auth
+/// reviews the minted token there.
+#[tokio::test]
+async fn kubernetes_login_with_a_minted_service_account_token() {
+    let (cluster, kube) = start_cluster(&[], &["team"]).await;
+    let sa: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "eso"}})).unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(kube.clone(), "team")
+        .create(&Default::default(), &sa)
+        .await
+        .unwrap();
+    let bao = OpenBao::start().await;
+    bao.cli(&["kv", "put", "secret/app", "v=k8s"]);
+    reader_policy(&bao, "reader");
+    bao.cli(&["auth", "enable", "kubernetes"]);
+    let ca = cluster_ca(&cluster);
+    bao.cli(&[
+        "write",
+        "auth/kubernetes/config",
+        &format!("kubernetes_host={}", cluster.url()),
+        &format!("kubernetes_ca_cert={ca}"),
+        &format!("token_reviewer_jwt={}", cluster.token()),
+    ]);
+    bao.cli(&[
+        "write",
+        "auth/kubernetes/role/reader",
+        "bound_service_account_names=eso",
+        "bound_service_account_namespaces=team",
+        "token_policies=reader",
+        "token_ttl=10m",
+    ]);
+    let env = Env::new(Creds {
+        kube: Some(kube),
+        ..Creds::default()
+    });
+    let auth = VaultAuth {
+        kubernetes: Some(VaultKubernetesAuth {
+            mount_path: None,
+            role: "reader".into(),
+            service_account_ref: Some(ServiceAccountSelector {
+                name: "eso".into(),
+                namespace: None,
+                audiences: None,
+            }),
+            secret_ref: None,
+        }),
+        ..VaultAuth::default()
+    };
+    let client = connect(&store(spec(&bao, Some("secret"), auth)), &env).await;
+    assert_eq!(
+        client.get_secret(&value("app")).await.unwrap().expose(),
+        b"k8s"
+    );
+    assert_eq!(
+        env.creds.token_requests.lock().unwrap().clone(),
+        [("team".to_string(), "eso".to_string(), Vec::<String>::new())]
+    );
+    client.close().await;
+}
+
+/// The devcluster CA PEM, from its kubeconfig.
+fn cluster_ca(cluster: &strongroom_testkit::DevCluster) -> String {
+    use base64::Engine;
+    let config = cluster.kubeconfig();
+    let data = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+        .unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap(),
+    )
+    .unwrap()
+}
