@@ -8,19 +8,17 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::{
-    CANARY, DevCluster, Process, assert_no_canary, free_port, hand_lease_to, http_get, http_try,
-    start_cluster, wait_for,
+    CANARY, assert_no_canary, hand_lease_to, http_get, start_cluster, wait_for,
 };
 
 fn fake_store(name: &str, data: Value) -> SecretStore {
