@@ -19,16 +19,6 @@ use strongroom_core::crd::external_secrets::SecretStore;
 use strongroom_testkit::backends::OpenBao;
 use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster, wait_for};
 
-/// Requests OpenBao's audit device logged to `path`.
-fn audited(log: &std::path::Path, path: &str) -> usize {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "request" && v["request"]["path"] == path)
-        .count()
-}
-
 /// AppRole `reader` may read `secret/*`; returns its role id and a secret id.
 fn approle(bao: &OpenBao) -> (String, String) {
     let policy = std::env::temp_dir().join(format!("e2e-reader-{}.hcl", std::process::id()));
@@ -129,8 +119,8 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
         "store Ready",
     )
     .await;
-    let logins = audited(&audit, "auth/approle/login");
-    let reads = audited(&audit, "secret/data/app/db");
+    let logins = OpenBao::audited(&audit, "auth/approle/login");
+    let reads = OpenBao::audited(&audit, "secret/data/app/db");
     eprintln!("{N} ExternalSecrets: {logins} login(s), {reads} read(s) of the key");
     assert_eq!(
         logins, 1,
@@ -191,7 +181,7 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
         "synced after the outage",
     )
     .await;
-    assert_eq!(audited(&audit, "auth/approle/login"), 1);
+    assert_eq!(OpenBao::audited(&audit, "auth/approle/login"), 1);
     let login_metric = metric_sum(
         &controller.metrics,
         "externalsecret_provider_api_calls_count{call=\"Login\",provider=\"HashiCorp/Vault\"",

@@ -138,6 +138,17 @@ impl OpenBao {
         Self { process, addr }
     }
 
+    /// Requests to `path` (e.g. `auth/approle/login`) in an audit log of
+    /// [`OpenBao::start_audited`].
+    pub fn audited(log: &std::path::Path, path: &str) -> usize {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "request" && v["request"]["path"] == path)
+            .count()
+    }
+
     /// Runs `bao` with `args` against this server as root; panics with its output on failure.
     /// Returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {

@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use strongroom_core::crd::external_secrets::{
-    CaProviderType, StoreKind, VaultKvVersion, VaultProvider,
+use strongroom_core::crd::external_secrets::{VaultKvVersion, VaultProvider};
+use strongroom_provider_api::{
+    ProviderEnv, ProviderError, SecretBytes, StoreContext, decode_ca_bundle,
 };
-use strongroom_provider_api::{ProviderEnv, ProviderError, SecretBytes, StoreContext};
 
 /// Connect timeout of every request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,18 +126,6 @@ impl Kv {
     }
 }
 
-/// `caBundle`: base64 of PEM in the CRD (Go `[]byte`); plain PEM is accepted too.
-fn ca_bundle(bundle: &str) -> Result<Vec<u8>, ProviderError> {
-    let trimmed = bundle.trim();
-    if trimmed.starts_with("-----BEGIN") {
-        return Ok(trimmed.as_bytes().to_vec());
-    }
-    let compact: String = trimmed.split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|_| invalid("caBundle is neither PEM nor base64 of PEM"))
-}
-
 /// The request headers every call carries: `headers`, and `X-Vault-Inconsistent` for
 /// `forwardInconsistent`.
 pub(crate) fn default_headers(spec: &VaultProvider) -> Result<HeaderMap, ProviderError> {
@@ -168,22 +155,10 @@ pub(crate) fn validate(store: &StoreContext) -> Result<Vec<String>, ProviderErro
     let spec = spec(store)?;
     server_url(&spec.server)?;
     if let Some(bundle) = spec.ca_bundle.as_deref().filter(|b| !b.is_empty()) {
-        ca_bundle(bundle)?;
+        decode_ca_bundle(bundle, "caBundle")?;
     }
     if let Some(ca) = &spec.ca_provider {
-        match (store.kind, &ca.namespace) {
-            (StoreKind::ClusterSecretStore, None) => {
-                return Err(invalid(
-                    "caProvider.namespace must not be empty with ClusterSecretStore",
-                ));
-            }
-            (StoreKind::SecretStore, Some(_)) => {
-                return Err(invalid(
-                    "caProvider.namespace must be empty with SecretStore",
-                ));
-            }
-            _ => {}
-        }
+        store.check_ca_provider(ca, "caProvider")?;
     }
     default_headers(spec)?;
     crate::auth::Method::of(spec)?;
@@ -199,38 +174,6 @@ pub(crate) fn server_url(server: &str) -> Result<String, ProviderError> {
         return Err(invalid(format!("server {server:?} is not an http(s) URL")));
     }
     Ok(server.to_string())
-}
-
-/// The PEM the server is trusted with: `caBundle`, else `caProvider`, else none (system roots).
-async fn server_ca(
-    store: &StoreContext,
-    spec: &VaultProvider,
-    env: &ProviderEnv,
-) -> Result<Option<Vec<u8>>, ProviderError> {
-    if let Some(bundle) = spec.ca_bundle.as_deref().filter(|b| !b.is_empty()) {
-        return ca_bundle(bundle).map(Some);
-    }
-    let Some(ca) = &spec.ca_provider else {
-        return Ok(None);
-    };
-    let namespace = match store.kind {
-        StoreKind::ClusterSecretStore => ca.namespace.clone(),
-        StoreKind::SecretStore => store.namespace.clone(),
-    }
-    .ok_or_else(|| invalid("caProvider.namespace is required"))?;
-    let key = ca.key.as_deref().unwrap_or("ca.crt");
-    let creds = env.credentials.as_ref();
-    Ok(Some(match ca.type_ {
-        CaProviderType::Secret => creds
-            .secret_key(&namespace, &ca.name, key)
-            .await?
-            .expose()
-            .to_vec(),
-        CaProviderType::ConfigMap => creds
-            .config_map_key(&namespace, &ca.name, key)
-            .await?
-            .into_bytes(),
-    }))
 }
 
 /// A TLS client certificate: PEM chain and key.
@@ -259,7 +202,15 @@ pub(crate) async fn http_client(
     client_cert: Option<&ClientCert>,
 ) -> Result<reqwest::Client, ProviderError> {
     let mut roots = rustls::RootCertStore::empty();
-    match server_ca(store, spec, env).await? {
+    let configured = store
+        .ca_pem(
+            env.credentials.as_ref(),
+            spec.ca_bundle.as_deref(),
+            spec.ca_provider.as_ref(),
+            "",
+        )
+        .await?;
+    match configured {
         Some(pem) => {
             for cert in pem_certs(&pem, "the server CA bundle")? {
                 roots
@@ -369,8 +320,5 @@ mod tests {
         assert_eq!(server_url("http://h:8200/").unwrap(), "http://h:8200");
         assert!(server_url("ftp://h").is_err());
         assert!(server_url("h:8200").is_err());
-        let pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----";
-        let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
-        assert_eq!(ca_bundle(&b64).unwrap(), pem.as_bytes());
     }
 }

@@ -29,10 +29,10 @@ async fn one_login_per_client_and_close_revokes() {
     let env = Env::new(Creds::default());
     let auth = approle(&bao, &env, "1h");
     // The CLI's own requests while seeding.
-    let seeded = audited(&log, "secret/data/app");
-    let cli_lookups = audited(&log, "auth/token/lookup-self");
+    let seeded = OpenBao::audited(&log, "secret/data/app");
+    let cli_lookups = OpenBao::audited(&log, "auth/token/lookup-self");
     // The dev server revokes its generated root token at start.
-    let dev_revokes = audited(&log, "auth/token/revoke-self");
+    let dev_revokes = OpenBao::audited(&log, "auth/token/revoke-self");
     let store = store(spec(&bao, Some("secret"), auth));
     let started = Instant::now();
     let client = connect(&store, &env).await;
@@ -48,13 +48,13 @@ async fn one_login_per_client_and_close_revokes() {
         client.get_secret(&value("app")).await.unwrap();
     }
     assert_eq!(
-        audited(&log, "auth/approle/login"),
+        OpenBao::audited(&log, "auth/approle/login"),
         1,
         "one login on the server"
     );
-    assert_eq!(audited(&log, "secret/data/app") - seeded, 50);
+    assert_eq!(OpenBao::audited(&log, "secret/data/app") - seeded, 50);
     assert_eq!(
-        audited(&log, "auth/token/lookup-self") - cli_lookups,
+        OpenBao::audited(&log, "auth/token/lookup-self") - cli_lookups,
         1,
         "validate only"
     );
@@ -63,7 +63,10 @@ async fn one_login_per_client_and_close_revokes() {
 
     client.close().await;
     client.close().await;
-    assert_eq!(audited(&log, "auth/token/revoke-self") - dev_revokes, 1);
+    assert_eq!(
+        OpenBao::audited(&log, "auth/token/revoke-self") - dev_revokes,
+        1
+    );
     assert_eq!(env.calls.count("RevokeSelf"), 1);
     let e = client.get_secret(&value("app")).await.unwrap_err();
     assert!(
@@ -205,7 +208,7 @@ async fn kubernetes_login_with_a_minted_service_account_token() {
     bao.cli(&["kv", "put", "secret/app", "v=k8s"]);
     reader_policy(&bao, "reader");
     bao.cli(&["auth", "enable", "kubernetes"]);
-    let ca = cluster_ca(&cluster);
+    let ca = strongroom_testkit::cluster_ca_pem(&cluster);
     bao.cli(&[
         "write",
         "auth/kubernetes/config",
@@ -248,20 +251,4 @@ async fn kubernetes_login_with_a_minted_service_account_token() {
         [("team".to_string(), "eso".to_string(), Vec::<String>::new())]
     );
     client.close().await;
-}
-
-/// The devcluster CA PEM, from its kubeconfig.
-fn cluster_ca(cluster: &strongroom_testkit::DevCluster) -> String {
-    use base64::Engine;
-    let config = cluster.kubeconfig();
-    let data = config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
-        .unwrap();
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .unwrap(),
-    )
-    .unwrap()
 }

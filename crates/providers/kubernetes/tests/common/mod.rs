@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
@@ -80,27 +79,13 @@ impl CredentialResolver for KubeResolver {
         audiences: &[String],
         expiration_seconds: Option<i64>,
     ) -> Result<SecretBytes, ProviderError> {
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
-                expiration_seconds,
-                ..TokenRequestSpec::default()
-            }),
-            ..TokenRequest::default()
-        };
-        let answer = Api::<ServiceAccount>::namespaced(self.0.clone(), ns)
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .map_err(|e| {
-                ProviderError::Authentication(format!("TokenRequest for {ns}/{name}: {e}"))
-            })?;
-        Ok(SecretBytes::from(
-            answer
-                .status
-                .and_then(|s| s.token)
-                .unwrap_or_default()
-                .as_str(),
-        ))
+        let token =
+            strongroom_testkit::request_token(&self.0, ns, name, audiences, expiration_seconds)
+                .await
+                .map_err(|e| {
+                    ProviderError::Authentication(format!("TokenRequest for {ns}/{name}: {e}"))
+                })?;
+        Ok(SecretBytes::from(token.as_str()))
     }
 
     async fn service_account_annotations(
@@ -164,19 +149,9 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The devcluster CA PEM, from its kubeconfig.
+/// The devcluster CA PEM.
 pub fn ca_pem(cluster: &DevCluster) -> String {
-    let config = cluster.kubeconfig();
-    let line = config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
-        .unwrap();
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(line)
-            .unwrap(),
-    )
-    .unwrap()
+    strongroom_testkit::cluster_ca_pem(cluster)
 }
 
 pub fn selector(name: &str, key: &str, ns: Option<&str>) -> SecretKeySelector {

@@ -6,9 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
 use strongroom_core::crd::external_secrets::{
     SecretKeySelector, SecretStoreProvider, StoreKind, VaultAppRole, VaultAuth,
     VaultProvider as Spec,
@@ -80,25 +77,11 @@ impl CredentialResolver for Creds {
             .kube
             .clone()
             .ok_or_else(|| ProviderError::Authentication("no cluster in this test".into()))?;
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                audiences: Some(audiences.to_vec()),
-                expiration_seconds,
-                ..TokenRequestSpec::default()
-            }),
-            ..TokenRequest::default()
-        };
-        let answer = Api::<ServiceAccount>::namespaced(kube, ns)
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .map_err(|e| ProviderError::Authentication(e.to_string()))?;
-        Ok(SecretBytes::from(
-            answer
-                .status
-                .and_then(|s| s.token)
-                .unwrap_or_default()
-                .as_str(),
-        ))
+        let token =
+            strongroom_testkit::request_token(&kube, ns, name, audiences, expiration_seconds)
+                .await
+                .map_err(|e| ProviderError::Authentication(e.to_string()))?;
+        Ok(SecretBytes::from(token.as_str()))
     }
 
     async fn service_account_annotations(
@@ -245,14 +228,4 @@ pub fn approle(bao: &OpenBao, env: &Env, ttl: &str) -> VaultAuth {
         }),
         ..VaultAuth::default()
     }
-}
-
-/// Requests the server logged (audit device) to `path` (e.g. `auth/approle/login`).
-pub fn audited(log: &std::path::Path, path: &str) -> usize {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "request" && v["request"]["path"] == path)
-        .count()
 }
