@@ -19,32 +19,6 @@ use strongroom_core::crd::external_secrets::SecretStore;
 use strongroom_testkit::backends::OpenBao;
 use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster, wait_for};
 
-/// AppRole `reader` may read `secret/*`; returns its role id and a secret id.
-fn approle(bao: &OpenBao) -> (String, String) {
-    let policy = std::env::temp_dir().join(format!("e2e-reader-{}.hcl", std::process::id()));
-    std::fs::write(
-        &policy,
-        r#"path "secret/*" { capabilities = ["read", "list"] }"#,
-    )
-    .unwrap();
-    bao.cli(&["policy", "write", "reader", policy.to_str().unwrap()]);
-    bao.cli(&["auth", "enable", "approle"]);
-    bao.cli(&[
-        "write",
-        "auth/approle/role/reader",
-        "token_policies=reader",
-        "token_ttl=1h",
-    ]);
-    let role_id = bao.cli(&["read", "-field=role_id", "auth/approle/role/reader/role-id"]);
-    let secret_id = bao.cli(&[
-        "write",
-        "-f",
-        "-field=secret_id",
-        "auth/approle/role/reader/secret-id",
-    ]);
-    (role_id.trim().into(), secret_id.trim().into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,7 +31,11 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
         "user=admin",
         &format!("password={CANARY}"),
     ]);
-    let (role_id, secret_id) = approle(&bao);
+    bao.policy(
+        "reader",
+        r#"path "secret/*" { capabilities = ["read", "list"] }"#,
+    );
+    let (role_id, secret_id) = bao.approle("reader", "reader", "1h");
     let creds: Secret = serde_json::from_value(json!({
         "metadata": {"name": "approle"},
         "stringData": {"role-id": role_id, "secret-id": secret_id}

@@ -138,6 +138,38 @@ impl OpenBao {
         Self { process, addr }
     }
 
+    /// Writes ACL policy `name` from its HCL text.
+    pub fn policy(&self, name: &str, hcl: &str) {
+        let file = std::env::temp_dir().join(format!(
+            "openbao-policy-{name}-{}-{}.hcl",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::write(&file, hcl).unwrap();
+        self.cli(&["policy", "write", name, file.to_str().unwrap()]);
+    }
+
+    /// Enables AppRole at `approle/` with role `role` (token policies `policies`, token TTL
+    /// `ttl`). Returns its role id and a new secret id.
+    pub fn approle(&self, role: &str, policies: &str, ttl: &str) -> (String, String) {
+        self.cli(&["auth", "enable", "approle"]);
+        let path = format!("auth/approle/role/{role}");
+        self.cli(&[
+            "write",
+            &path,
+            &format!("token_policies={policies}"),
+            &format!("token_ttl={ttl}"),
+        ]);
+        let role_id = self.cli(&["read", "-field=role_id", &format!("{path}/role-id")]);
+        let secret_id = self.cli(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            &format!("{path}/secret-id"),
+        ]);
+        (role_id.trim().to_string(), secret_id.trim().to_string())
+    }
+
     /// Requests to `path` (e.g. `auth/approle/login`) in an audit log of
     /// [`OpenBao::start_audited`].
     pub fn audited(log: &std::path::Path, path: &str) -> usize {

@@ -60,6 +60,10 @@ async fn conforms_on_kv_v2_with_approle() {
         assert!(env.calls.count(call) > 0, "{call} not counted");
     }
     assert_eq!(env.calls.count("Login"), 1);
+    assert_eq!(
+        env.calls.providers(),
+        ["HashiCorp/Vault".to_string()].into()
+    );
 }
 
 #[tokio::test]

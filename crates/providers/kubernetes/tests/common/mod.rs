@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use k8s_openapi::ByteString;
@@ -18,8 +18,8 @@ use strongroom_core::crd::external_secrets::{
     SecretKeySelector, SecretStoreProvider, StoreKind,
 };
 use strongroom_provider_api::{
-    CallObserver, CredentialResolver, Provider, ProviderEnv, ProviderError, SecretBytes,
-    SecretsClient, StoreContext,
+    CredentialResolver, Provider, ProviderEnv, ProviderError, SecretBytes, SecretsClient,
+    StoreContext,
 };
 use strongroom_provider_kubernetes::KubernetesProvider;
 use strongroom_testkit::{DevCluster, Options};
@@ -102,37 +102,7 @@ impl CredentialResolver for KubeResolver {
 }
 
 /// Records every call the provider reports.
-#[derive(Default)]
-pub struct Calls(pub Mutex<Vec<(String, String, bool)>>);
-
-impl CallObserver for Calls {
-    fn observe(&self, provider: &str, call: &str, ok: bool) {
-        assert_eq!(provider, "Kubernetes");
-        self.0
-            .lock()
-            .unwrap()
-            .push((provider.into(), call.into(), ok));
-    }
-}
-
-impl Calls {
-    pub fn names(&self) -> std::collections::BTreeSet<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, c, _)| c.clone())
-            .collect()
-    }
-    pub fn count(&self, call: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, c, _)| c == call)
-            .count()
-    }
-}
+pub use strongroom_provider_api::conformance::RecordedCalls as Calls;
 
 pub fn env(kube: &Client) -> (Arc<Calls>, ProviderEnv) {
     let calls = Arc::new(Calls::default());

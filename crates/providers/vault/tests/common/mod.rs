@@ -11,8 +11,8 @@ use strongroom_core::crd::external_secrets::{
     VaultProvider as Spec,
 };
 use strongroom_provider_api::{
-    CallObserver, CredentialResolver, Provider, ProviderEnv, ProviderError, SecretBytes,
-    SecretsClient, StoreContext,
+    CredentialResolver, Provider, ProviderEnv, ProviderError, SecretBytes, SecretsClient,
+    StoreContext,
 };
 use strongroom_provider_vault::VaultProvider;
 use strongroom_testkit::backends::OpenBao;
@@ -94,25 +94,7 @@ impl CredentialResolver for Creds {
 }
 
 /// Calls as the controller's metric sees them.
-#[derive(Default)]
-pub struct Calls(pub Mutex<Vec<(String, String, bool)>>);
-
-impl CallObserver for Calls {
-    fn observe(&self, provider: &str, call: &str, ok: bool) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((provider.into(), call.into(), ok));
-    }
-}
-
-impl Calls {
-    pub fn count(&self, call: &str) -> usize {
-        let calls = self.0.lock().unwrap();
-        assert!(calls.iter().all(|(p, _, _)| p == "HashiCorp/Vault"));
-        calls.iter().filter(|(_, c, _)| c == call).count()
-    }
-}
+pub use strongroom_provider_api::conformance::RecordedCalls as Calls;
 
 pub struct Env {
     pub creds: Arc<Creds>,
@@ -186,15 +168,12 @@ pub async fn connect(store: &StoreContext, env: &Env) -> Box<dyn SecretsClient> 
 
 /// A policy `name` granting everything on `secret/*` and `kv1/*`.
 pub fn reader_policy(bao: &OpenBao, name: &str) {
-    let file = std::env::temp_dir().join(format!("bao-policy-{name}-{}.hcl", std::process::id()));
-    std::fs::write(
-        &file,
+    bao.policy(
+        name,
         r#"path "secret/*" { capabilities = ["create", "read", "update", "delete", "list"] }
 path "kv1/*" { capabilities = ["create", "read", "update", "delete", "list"] }
 "#,
-    )
-    .unwrap();
-    bao.cli(&["policy", "write", name, file.to_str().unwrap()]);
+    );
 }
 
 /// AppRole at `approle/` with role `reader` (policy `reader`, token TTL `ttl`); puts the
@@ -202,23 +181,9 @@ path "kv1/*" { capabilities = ["create", "read", "update", "delete", "list"] }
 /// the store's `auth` block.
 pub fn approle(bao: &OpenBao, env: &Env, ttl: &str) -> VaultAuth {
     reader_policy(bao, "reader");
-    bao.cli(&["auth", "enable", "approle"]);
-    bao.cli(&[
-        "write",
-        "auth/approle/role/reader",
-        "token_policies=reader",
-        &format!("token_ttl={ttl}"),
-    ]);
-    let role_id = bao.cli(&["read", "-field=role_id", "auth/approle/role/reader/role-id"]);
-    let secret_id = bao.cli(&[
-        "write",
-        "-f",
-        "-field=secret_id",
-        "auth/approle/role/reader/secret-id",
-    ]);
-    env.creds.put("team", "approle", "role-id", role_id.trim());
-    env.creds
-        .put("team", "approle", "secret-id", secret_id.trim());
+    let (role_id, secret_id) = bao.approle("reader", "reader", ttl);
+    env.creds.put("team", "approle", "role-id", &role_id);
+    env.creds.put("team", "approle", "secret-id", &secret_id);
     VaultAuth {
         app_role: Some(VaultAppRole {
             path: None,
