@@ -152,7 +152,32 @@ impl VaultSecretsClient {
         what: &str,
         fut: impl Future<Output = Result<T, vaultrs::error::ClientError>>,
     ) -> Result<T, ProviderError> {
-        vault::run(&self.env, call, what, fut).await
+        match vault::run(&self.env, call, what, fut).await {
+            Err(ProviderError::PermissionDenied(m)) if call != Call::LookupSelf => {
+                Err(self.denied_or_expired(m).await)
+            }
+            other => other,
+        }
+    }
+
+    /// Vault answers 403 both to a policy that forbids a path and to a token that expired or
+    /// was revoked. Only in the second case does a new login help, so on a 403 (never on a
+    /// success) one lookup-self tells them apart: a dead token is an `Authentication`
+    /// failure, after which the controller reconnects.
+    async fn denied_or_expired(&self, message: String) -> ProviderError {
+        let Some(vault) = &self.vault else {
+            return ProviderError::PermissionDenied(message);
+        };
+        let lookup = vault::run(&self.env, Call::LookupSelf, "look up the token", async {
+            vaultrs::token::lookup_self(vault).await
+        })
+        .await;
+        match lookup {
+            Err(ProviderError::PermissionDenied(_)) => ProviderError::Authentication(format!(
+                "{message}; the Vault token is no longer valid (expired or revoked)"
+            )),
+            _ => ProviderError::PermissionDenied(message),
+        }
     }
 
     /// The data map stored under `key` (a version of it on KV v2).

@@ -70,8 +70,8 @@ async fn one_login_per_client_and_close_revokes() {
     assert_eq!(env.calls.count("RevokeSelf"), 1);
     let e = client.get_secret(&value("app")).await.unwrap_err();
     assert!(
-        matches!(e, ProviderError::PermissionDenied(_)),
-        "a revoked token reads nothing: {e}"
+        matches!(e, ProviderError::Authentication(_)),
+        "a revoked token reads nothing, and the controller reconnects: {e}"
     );
 }
 
@@ -123,9 +123,15 @@ async fn userpass_login() {
         }),
         ..VaultAuth::default()
     };
-    let client = connect(&store(spec(&bao, Some("secret"), auth)), &env).await;
-    let got = client.get_secret(&value("app")).await.unwrap();
+    bao.cli(&["secrets", "enable", "-path=private", "kv-v2"]);
+    bao.cli(&["kv", "put", "private/x", "v=no"]);
+    // No mount on the store: keys name theirs.
+    let client = connect(&store(spec(&bao, None, auth)), &env).await;
+    let got = client.get_secret(&value("secret/app")).await.unwrap();
     assert_eq!(got.expose(), b"up");
+    // A path the policy forbids is a denied read, not a dead token.
+    let e = client.get_secret(&value("private/x")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::PermissionDenied(_)), "{e}");
     client.close().await;
 }
 
