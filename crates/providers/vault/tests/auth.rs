@@ -258,3 +258,74 @@ async fn kubernetes_login_with_a_minted_service_account_token() {
     );
     client.close().await;
 }
+
+/// `namespace` sends `X-Vault-Namespace` on every call; `auth.namespace` moves only the login
+/// (here to the root namespace, whose token reaches the child namespace through its policy).
+#[tokio::test]
+async fn namespaces_for_reads_and_for_the_login() {
+    let bao = OpenBao::start().await;
+    bao.cli(&["namespace", "create", "team"]);
+    bao.cli(&[
+        "secrets",
+        "enable",
+        "-namespace=team",
+        "-path=kv",
+        "-version=2",
+        "kv",
+    ]);
+    bao.cli(&["kv", "put", "-namespace=team", "kv/app", "v=in-team"]);
+    bao.policy(
+        "team-reader",
+        r#"path "team/kv/*" { capabilities = ["read", "list"] }"#,
+    );
+    bao.cli(&["auth", "enable", "userpass"]);
+    bao.cli(&[
+        "write",
+        "auth/userpass/users/root-user",
+        "password=pw-root",
+        "token_policies=team-reader",
+    ]);
+    let in_team = "path \"kv/*\" { capabilities = [\"read\", \"list\"] }";
+    let file = std::env::temp_dir().join(format!("bao-ns-policy-{}.hcl", std::process::id()));
+    std::fs::write(&file, in_team).unwrap();
+    bao.cli(&[
+        "policy",
+        "write",
+        "-namespace=team",
+        "reader",
+        file.to_str().unwrap(),
+    ]);
+    bao.cli(&["auth", "enable", "-namespace=team", "userpass"]);
+    bao.cli(&[
+        "write",
+        "-namespace=team",
+        "auth/userpass/users/team-user",
+        "password=pw-team",
+        "token_policies=reader",
+    ]);
+    let env = Env::new(Creds::default());
+    env.creds.put("team", "up", "root", "pw-root");
+    env.creds.put("team", "up", "team", "pw-team");
+    let login = |user: &str, key: &str, namespace: Option<&str>| VaultAuth {
+        namespace: namespace.map(str::to_string),
+        user_pass: Some(VaultUserPassAuth {
+            path: None,
+            username: user.into(),
+            secret_ref: Some(selector("up", key)),
+        }),
+        ..VaultAuth::default()
+    };
+    for auth in [
+        login("team-user", "team", None),
+        login("root-user", "root", Some("")),
+    ] {
+        let mut spec = spec(&bao, Some("kv"), auth);
+        spec.namespace = Some("team".into());
+        let client = connect(&store(spec), &env).await;
+        let got = client.get_secret(&value("app")).await.unwrap();
+        assert_eq!(got.expose(), b"in-team");
+        client.close().await;
+    }
+    assert_eq!(env.calls.count("Login"), 2);
+    assert_eq!(env.calls.count("RevokeSelf"), 2);
+}
