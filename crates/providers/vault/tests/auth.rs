@@ -329,3 +329,56 @@ async fn namespaces_for_reads_and_for_the_login() {
     assert_eq!(env.calls.count("Login"), 2);
     assert_eq!(env.calls.count("RevokeSelf"), 2);
 }
+
+/// Static checks name the problem; a referent ClusterSecretStore validated without a reader
+/// is Unknown and logs in nowhere.
+#[tokio::test]
+async fn store_checks_and_referent_stores() {
+    use strongroom_core::crd::external_secrets::{StoreKind, VaultIamAuth};
+    let spec_with =
+        |auth: Option<VaultAuth>| strongroom_core::crd::external_secrets::VaultProvider {
+            server: "http://127.0.0.1:1".into(),
+            auth,
+            ..Default::default()
+        };
+    let error = |auth: Option<VaultAuth>| {
+        VaultProvider
+            .validate_store(&store(spec_with(auth)))
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(error(None).contains("auth is missing"));
+    assert!(error(Some(VaultAuth::default())).contains("none is set"));
+    let both = VaultAuth {
+        token_secret_ref: Some(selector("a", "b")),
+        user_pass: Some(VaultUserPassAuth::default()),
+        ..VaultAuth::default()
+    };
+    assert!(error(Some(both)).contains("several are set"));
+    let iam = VaultAuth {
+        iam: Some(VaultIamAuth::default()),
+        ..VaultAuth::default()
+    };
+    assert!(error(Some(iam)).contains("not implemented"));
+    let mut bad_server = spec_with(Some(VaultAuth {
+        token_secret_ref: Some(selector("a", "b")),
+        ..VaultAuth::default()
+    }));
+    bad_server.server = "vault:8200".into();
+    assert!(VaultProvider.validate_store(&store(bad_server)).is_err());
+
+    let env = Env::new(Creds::default());
+    let mut cluster_store = store(spec_with(Some(VaultAuth {
+        token_secret_ref: Some(selector("token", "t")),
+        ..VaultAuth::default()
+    })));
+    cluster_store.kind = StoreKind::ClusterSecretStore;
+    cluster_store.namespace = None;
+    let client = connect(&cluster_store, &env).await;
+    assert_eq!(client.validate().await.unwrap(), Validation::Unknown);
+    assert!(matches!(
+        client.get_secret(&value("secret/app")).await,
+        Err(ProviderError::InvalidConfig(_))
+    ));
+    assert_eq!(env.calls.all(), []);
+}
