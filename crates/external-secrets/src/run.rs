@@ -67,6 +67,10 @@ pub fn providers() -> ProviderRegistry {
     {
         builder = builder.with(strongroom_provider_kubernetes::KubernetesProvider);
     }
+    #[cfg(feature = "vault")]
+    {
+        builder = builder.with(strongroom_provider_vault::VaultProvider);
+    }
     builder.build()
 }
 

@@ -6,62 +6,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
+use common::*;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::{
-    CANARY, DevCluster, Process, assert_no_canary, free_port, hand_lease_to, http_get, http_try,
-    start_cluster, wait_for,
+    CANARY, assert_no_canary, hand_lease_to, http_get, start_cluster, wait_for,
 };
-
-const CRDS: [&str; 3] = [
-    "deploy/crds/external-secrets.io_externalsecrets.yaml",
-    "deploy/crds/external-secrets.io_secretstores.yaml",
-    "deploy/crds/external-secrets.io_clustersecretstores.yaml",
-];
-
-struct Controller {
-    process: Process,
-    metrics: String,
-}
-
-async fn start_controller(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Controller {
-    let kubeconfig = dir.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
-    let (metrics_port, live_port) = (free_port(), free_port());
-    let mut argv: Vec<String> = vec![
-        format!("--metrics-addr=127.0.0.1:{metrics_port}"),
-        format!("--live-addr=127.0.0.1:{live_port}"),
-        "--concurrent=4".into(),
-    ];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let process = Process::spawn(
-        env!("CARGO_BIN_EXE_external-secrets-controller"),
-        &argv,
-        &[
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("POD_NAMESPACE", "default".into()),
-            ("RUST_LOG", "debug".into()),
-        ],
-        dir.join(format!("controller-{metrics_port}.log")),
-    );
-    let live = format!("http://127.0.0.1:{live_port}");
-    wait_for(
-        || async { http_try(&format!("{live}/readyz")).await == Some(200) },
-        "controller ready",
-    )
-    .await;
-    Controller {
-        process,
-        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
-    }
-}
 
 fn fake_store(name: &str, data: Value) -> SecretStore {
     serde_json::from_value(json!({
@@ -73,89 +31,12 @@ fn fake_store(name: &str, data: Value) -> SecretStore {
     .unwrap()
 }
 
-async fn apply_es(client: &Client, es: Value) {
-    let name = es["metadata"]["name"].as_str().unwrap().to_string();
-    Api::<ExternalSecret>::namespaced(client.clone(), "default")
-        .patch(
-            &name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&es),
-        )
-        .await
-        .unwrap();
-}
-
-fn es(name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "external-secrets.io/v1",
-        "kind": "ExternalSecret",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": spec,
-    })
-}
-
-async fn ready(client: &Client, name: &str) -> Option<(String, String, String)> {
-    let es = Api::<ExternalSecret>::namespaced(client.clone(), "default")
-        .get(name)
-        .await
-        .ok()?;
-    let c = es
-        .status?
-        .conditions?
-        .into_iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((
-        c.status,
-        c.reason.unwrap_or_default(),
-        c.message.unwrap_or_default(),
-    ))
-}
-
-async fn wait_ready(client: &Client, name: &str, status: &str, reason: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = ready(client, name).await;
-        match &seen {
-            Some((s, r, m)) if s == status && r == reason => return m.clone(),
-            _ if std::time::Instant::now() > deadline => {
-                panic!("timed out waiting for {name} Ready={status} {reason}; last seen {seen:?}")
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-async fn secret_data(
-    client: &Client,
-    name: &str,
-) -> Option<std::collections::BTreeMap<String, String>> {
-    let s = Api::<Secret>::namespaced(client.clone(), "default")
-        .get_opt(name)
-        .await
-        .unwrap()?;
-    Some(
-        s.data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-            .collect(),
-    )
-}
-
 fn sha3_224_hex(text: &str) -> String {
     use sha3::Digest;
     sha3::Sha3_224::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-async fn metric_sum(url: &str, prefix: &str) -> f64 {
-    let (_, text) = http_get(url).await;
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,54 @@
 //! [`run`]. Each check returns an error naming what broke, so a failing provider shows all its
 //! gaps at once.
 
-use crate::{FindQuery, ProviderError, PushRef, RemoteRef, SecretBytes, SecretsClient, Validation};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use crate::{
+    CallObserver, FindQuery, ProviderError, PushRef, RemoteRef, SecretBytes, SecretsClient,
+    Validation,
+};
+
+/// A [`CallObserver`] for provider tests: keeps every `(provider, call, ok)` reported.
+#[derive(Debug, Default)]
+pub struct RecordedCalls(Mutex<Vec<(String, String, bool)>>);
+
+impl CallObserver for RecordedCalls {
+    fn observe(&self, provider: &str, call: &str, ok: bool) {
+        if let Ok(mut calls) = self.0.lock() {
+            calls.push((provider.into(), call.into(), ok));
+        }
+    }
+}
+
+impl RecordedCalls {
+    fn with<T>(&self, f: impl FnOnce(&[(String, String, bool)]) -> T) -> T {
+        match self.0.lock() {
+            Ok(calls) => f(&calls),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// Every call reported so far: `(provider, call, ok)`.
+    pub fn all(&self) -> Vec<(String, String, bool)> {
+        self.with(<[_]>::to_vec)
+    }
+
+    /// The `provider` labels seen.
+    pub fn providers(&self) -> BTreeSet<String> {
+        self.with(|c| c.iter().map(|(p, _, _)| p.clone()).collect())
+    }
+
+    /// The `call` labels seen.
+    pub fn names(&self) -> BTreeSet<String> {
+        self.with(|c| c.iter().map(|(_, n, _)| n.clone()).collect())
+    }
+
+    /// How often `call` was reported.
+    pub fn count(&self, call: &str) -> usize {
+        self.with(|c| c.iter().filter(|(_, n, _)| n == call).count())
+    }
+}
 
 /// What the backend holds before [`run`], and what the client may do.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 //! The controller enables providers with cargo features and registers them in a
 //! [`ProviderRegistry`]. Every provider runs [`conformance`] (feature `conformance`) in its tests.
 
+mod ca;
 mod error;
 mod property;
 mod provider;
@@ -19,6 +20,7 @@ mod resolver;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use ca::decode_ca_bundle;
 pub use error::ProviderError;
 pub use property::{json_property, map_from_json};
 pub use provider::{Capabilities, Provider, ProviderEnv, SecretsClient, StoreContext, Validation};

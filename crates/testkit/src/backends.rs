@@ -77,8 +77,10 @@ impl Moto {
 pub struct OpenBao {
     /// The server process.
     pub process: Process,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for [`OpenBao::start_tls`]).
     pub addr: String,
+    /// The CA PEM that signed the server certificate ([`OpenBao::start_tls`] only).
+    pub ca_pem: Option<String>,
 }
 
 impl OpenBao {
@@ -88,6 +90,38 @@ impl OpenBao {
     /// Starts OpenBao in dev mode and waits until it is unsealed. Dev mode also binds the
     /// cluster port (PORT+1), so the port pair is chosen free.
     pub async fn start() -> Self {
+        Self::spawn(None, false).await
+    }
+
+    /// Starts OpenBao as [`OpenBao::start`] behind TLS (`-dev-tls`: a fresh CA and server
+    /// certificate for 127.0.0.1). The listener asks clients for a certificate, so TLS
+    /// certificate logins work. `ca_pem` holds the CA.
+    pub async fn start_tls() -> Self {
+        Self::spawn(None, true).await
+    }
+
+    /// Starts OpenBao as [`OpenBao::start`] with a file audit device writing one JSON line per
+    /// request and response to the returned path: a server-side count of calls. OpenBao 2
+    /// enables audit devices only from its configuration (`bao audit enable` is refused).
+    pub async fn start_audited() -> (Self, PathBuf) {
+        let log = std::env::temp_dir().join(format!(
+            "openbao-audit-{}-{}.log",
+            std::process::id(),
+            free_port()
+        ));
+        let config = log.with_extension("hcl");
+        std::fs::write(
+            &config,
+            format!(
+                "audit \"file\" \"file\" {{\n  options {{\n    file_path = {:?}\n  }}\n}}\n",
+                log.display().to_string()
+            ),
+        )
+        .unwrap();
+        (Self::spawn(Some(config), false).await, log)
+    }
+
+    async fn spawn(config: Option<PathBuf>, tls: bool) -> Self {
         let port = loop {
             let p = free_port();
             if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
@@ -95,32 +129,124 @@ impl OpenBao {
             }
         };
         let log = std::env::temp_dir().join(format!("openbao-{port}.log"));
+        let mut args = vec![
+            "server".into(),
+            "-dev".into(),
+            format!("-dev-root-token-id={}", Self::ROOT),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ];
+        args.extend(config.map(|c| format!("-config={}", c.display())));
+        let cert_dir = std::env::temp_dir().join(format!("openbao-tls-{port}"));
+        if tls {
+            let _ = std::fs::remove_dir_all(&cert_dir);
+            std::fs::create_dir_all(&cert_dir).unwrap();
+            args.push("-dev-tls".into());
+            args.push(format!("-dev-tls-cert-dir={}", cert_dir.display()));
+        }
         let process = Process::spawn(
             bin_dir().join("bao").to_str().unwrap(),
-            &[
-                "server".into(),
-                "-dev".into(),
-                format!("-dev-root-token-id={}", Self::ROOT),
-                format!("-dev-listen-address=127.0.0.1:{port}"),
-            ],
+            &args,
             &[("HOME", std::env::temp_dir().display().to_string())],
             log,
         );
-        let addr = format!("http://127.0.0.1:{port}");
-        wait_ready(&format!("{addr}/v1/sys/health"), &process, "OpenBao").await;
-        Self { process, addr }
+        if !tls {
+            let addr = format!("http://127.0.0.1:{port}");
+            wait_ready(&format!("{addr}/v1/sys/health"), &process, "OpenBao").await;
+            return Self {
+                process,
+                addr,
+                ca_pem: None,
+            };
+        }
+        let ca = cert_dir.join("vault-ca.pem");
+        for _ in 0..600 {
+            if let Ok(pem) = std::fs::read_to_string(&ca) {
+                let bao = Self {
+                    process,
+                    addr: format!("https://127.0.0.1:{port}"),
+                    ca_pem: Some(pem),
+                };
+                // Unsealed and answering: `bao status` exits 0.
+                loop {
+                    if bao
+                        .command(&["status"])
+                        .output()
+                        .is_ok_and(|o| o.status.success())
+                    {
+                        return bao;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("OpenBao (TLS) wrote no CA: {}", process.log_text());
+    }
+
+    /// Writes ACL policy `name` from its HCL text.
+    pub fn policy(&self, name: &str, hcl: &str) {
+        let file = std::env::temp_dir().join(format!(
+            "openbao-policy-{name}-{}-{}.hcl",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::write(&file, hcl).unwrap();
+        self.cli(&["policy", "write", name, file.to_str().unwrap()]);
+    }
+
+    /// Enables AppRole at `approle/` with role `role` (token policies `policies`, token TTL
+    /// `ttl`). Returns its role id and a new secret id.
+    pub fn approle(&self, role: &str, policies: &str, ttl: &str) -> (String, String) {
+        self.cli(&["auth", "enable", "approle"]);
+        let path = format!("auth/approle/role/{role}");
+        self.cli(&[
+            "write",
+            &path,
+            &format!("token_policies={policies}"),
+            &format!("token_ttl={ttl}"),
+        ]);
+        let role_id = self.cli(&["read", "-field=role_id", &format!("{path}/role-id")]);
+        let secret_id = self.cli(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            &format!("{path}/secret-id"),
+        ]);
+        (role_id.trim().to_string(), secret_id.trim().to_string())
+    }
+
+    /// Requests to `path` (e.g. `auth/approle/login`) in an audit log of
+    /// [`OpenBao::start_audited`].
+    pub fn audited(log: &std::path::Path, path: &str) -> usize {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "request" && v["request"]["path"] == path)
+            .count()
+    }
+
+    /// `bao args` against this server as root (trusting its CA when it has one).
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(bin_dir().join("bao"));
+        command
+            .args(args)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", Self::ROOT)
+            .env("HOME", std::env::temp_dir());
+        if self.ca_pem.is_some()
+            && let Some(port) = self.addr.rsplit(':').next()
+        {
+            let ca = std::env::temp_dir().join(format!("openbao-tls-{port}/vault-ca.pem"));
+            command.env("BAO_CACERT", ca);
+        }
+        command
     }
 
     /// Runs `bao` with `args` against this server as root; panics with its output on failure.
     /// Returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(bin_dir().join("bao"))
-            .args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", Self::ROOT)
-            .env("HOME", std::env::temp_dir())
-            .output()
-            .unwrap();
+        let out = self.command(args).output().unwrap();
         assert!(
             out.status.success(),
             "bao {args:?} failed: {}{}",

@@ -99,23 +99,50 @@ pub async fn service_account_kubeconfig(
             serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
         sas.create(&PostParams::default(), &sa).await.unwrap();
     }
+    let token = request_token(client, namespace, name, &[], Some(3600))
+        .await
+        .unwrap();
+    std::fs::write(path, cluster.kubeconfig_with_token(&token)).unwrap();
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// A token for ServiceAccount `namespace/name` from the TokenRequest API: what the
+/// controller's credential resolver does for providers.
+pub async fn request_token(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    audiences: &[String],
+    expiration_seconds: Option<i64>,
+) -> Result<String, kube::Error> {
     let request = k8s_openapi::api::authentication::v1::TokenRequest {
         spec: Some(k8s_openapi::api::authentication::v1::TokenRequestSpec {
-            expiration_seconds: Some(3600),
+            audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
+            expiration_seconds,
             ..Default::default()
         }),
         ..Default::default()
     };
-    let token = sas
+    let answer = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
         .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token
+        .await?;
+    Ok(answer.status.and_then(|s| s.token).unwrap_or_default())
+}
+
+/// The devcluster CA certificate (PEM), from its kubeconfig.
+pub fn cluster_ca_pem(cluster: &DevCluster) -> String {
+    use base64::Engine;
+    let config = cluster.kubeconfig();
+    let data = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
         .unwrap();
-    std::fs::write(path, cluster.kubeconfig_with_token(&token)).unwrap();
-    format!("system:serviceaccount:{namespace}:{name}")
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// Write calls (`create`, `update`, `patch`, `delete`, `deletecollection`) per resource made by

@@ -3,11 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use strongroom_core::crd::external_secrets::{
-    CaProviderType, KubernetesProvider, SecretKeySelector, ServiceAccountSelector, StoreKind,
+    KubernetesProvider, SecretKeySelector, ServiceAccountSelector, StoreKind,
 };
-use strongroom_provider_api::{ProviderEnv, ProviderError, StoreContext};
+use strongroom_provider_api::{ProviderEnv, ProviderError, StoreContext, decode_ca_bundle};
 
 use crate::http::{Credentials, Trust};
 use crate::kubeconfig::{self, KubeconfigAuth};
@@ -173,25 +172,10 @@ pub(crate) fn validate(store: &StoreContext) -> Result<Vec<String>, ProviderErro
         base_url(url)?;
     }
     if let Some(bundle) = server.ca_bundle.as_deref().filter(|b| !b.is_empty()) {
-        ca_bundle(bundle)?;
+        decode_ca_bundle(bundle, "server.caBundle")?;
     }
     if let Some(ca) = &server.ca_provider {
-        match (store.kind, &ca.namespace) {
-            (StoreKind::ClusterSecretStore, None) => {
-                return Err(invalid(
-                    "server.caProvider.namespace must not be empty with ClusterSecretStore",
-                ));
-            }
-            (StoreKind::SecretStore, Some(_)) => {
-                return Err(invalid(
-                    "server.caProvider.namespace must be empty with SecretStore",
-                ));
-            }
-            _ => {}
-        }
-        if ca.name.is_empty() || ca.key.as_deref().unwrap_or("").is_empty() {
-            return Err(invalid("server.caProvider needs name and key"));
-        }
+        store.check_ca_provider(ca, "server.caProvider")?;
     }
     match method(spec)? {
         Method::Token(s) => check_selector(store, "auth.token.bearerToken", s, false)?,
@@ -224,18 +208,6 @@ pub(crate) fn base_url(url: &str) -> Result<String, ProviderError> {
         return Err(invalid(format!("server.url {url:?} is not an http(s) URL")));
     }
     Ok(full)
-}
-
-/// `server.caBundle`: base64 of PEM in the CRD (Go `[]byte`); plain PEM is accepted too.
-pub(crate) fn ca_bundle(bundle: &str) -> Result<Vec<u8>, ProviderError> {
-    let trimmed = bundle.trim();
-    if trimmed.starts_with("-----BEGIN") {
-        return Ok(trimmed.as_bytes().to_vec());
-    }
-    let compact: String = trimmed.split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|_| invalid("server.caBundle is neither PEM nor base64 of PEM"))
 }
 
 /// Whether `base` names the `kubernetes` Service of the default namespace.
@@ -309,29 +281,15 @@ pub(crate) async fn resolve(
         Some(u) => base_url(u)?,
         None => in_cluster_url()?,
     };
-    let trust = if let Some(bundle) = server.ca_bundle.as_deref().filter(|b| !b.is_empty()) {
-        Trust::Pem(ca_bundle(bundle)?)
-    } else if let Some(ca) = &server.ca_provider {
-        let namespace = match store.kind {
-            StoreKind::ClusterSecretStore => ca.namespace.clone(),
-            StoreKind::SecretStore => store.namespace.clone(),
-        }
-        .ok_or_else(|| invalid("server.caProvider.namespace is required"))?;
-        let key = ca
-            .key
-            .as_deref()
-            .ok_or_else(|| invalid("server.caProvider.key is required"))?;
-        let pem = match ca.type_ {
-            CaProviderType::Secret => creds
-                .secret_key(&namespace, &ca.name, key)
-                .await?
-                .expose()
-                .to_vec(),
-            CaProviderType::ConfigMap => creds
-                .config_map_key(&namespace, &ca.name, key)
-                .await?
-                .into_bytes(),
-        };
+    let configured = store
+        .ca_pem(
+            creds,
+            server.ca_bundle.as_deref(),
+            server.ca_provider.as_ref(),
+            "server.",
+        )
+        .await?;
+    let trust = if let Some(pem) = configured {
         Trust::Pem(pem)
     } else if url.is_none() {
         Trust::Pem(std::fs::read(IN_CLUSTER_CA).map_err(|e| {
@@ -391,7 +349,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use strongroom_core::crd::external_secrets::{
-        CaProvider, KubernetesAuth, KubernetesServer, KubernetesTokenAuth, SecretStoreProvider,
+        CaProvider, CaProviderType, KubernetesAuth, KubernetesServer, KubernetesTokenAuth,
+        SecretStoreProvider,
     };
 
     fn store(kind: StoreKind, spec: KubernetesProvider) -> StoreContext {
@@ -534,10 +493,6 @@ mod tests {
             "https://kubernetes.default.svc:443"
         ));
         assert!(!names_in_cluster_service("https://example.com"));
-        let pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----";
-        assert_eq!(ca_bundle(pem).unwrap(), pem.as_bytes());
-        let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
-        assert_eq!(ca_bundle(&b64).unwrap(), pem.as_bytes());
     }
 
     #[test]

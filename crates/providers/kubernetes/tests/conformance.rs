@@ -57,6 +57,7 @@ async fn conforms_with_bearer_token() {
     .await;
     let (calls, env) = env(&kube);
     conforms(&token_store(&cluster, "k8s-token"), env).await;
+    assert_eq!(calls.providers(), ["Kubernetes".to_string()].into());
     let seen = calls.names();
     for call in [
         "CreateSelfSubjectRulesReview",
@@ -862,7 +863,7 @@ async fn throttling_and_server_errors() {
     }
     assert_eq!(calls.count("GetSecret"), 2);
     assert!(
-        calls.0.lock().unwrap().iter().all(|(_, _, ok)| !ok),
+        calls.all().iter().all(|(_, _, ok)| !ok),
         "failures count as errors"
     );
 }

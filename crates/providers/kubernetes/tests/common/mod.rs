@@ -3,12 +3,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
@@ -19,8 +18,8 @@ use strongroom_core::crd::external_secrets::{
     SecretKeySelector, SecretStoreProvider, StoreKind,
 };
 use strongroom_provider_api::{
-    CallObserver, CredentialResolver, Provider, ProviderEnv, ProviderError, SecretBytes,
-    SecretsClient, StoreContext,
+    CredentialResolver, Provider, ProviderEnv, ProviderError, SecretBytes, SecretsClient,
+    StoreContext,
 };
 use strongroom_provider_kubernetes::KubernetesProvider;
 use strongroom_testkit::{DevCluster, Options};
@@ -80,27 +79,13 @@ impl CredentialResolver for KubeResolver {
         audiences: &[String],
         expiration_seconds: Option<i64>,
     ) -> Result<SecretBytes, ProviderError> {
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
-                expiration_seconds,
-                ..TokenRequestSpec::default()
-            }),
-            ..TokenRequest::default()
-        };
-        let answer = Api::<ServiceAccount>::namespaced(self.0.clone(), ns)
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .map_err(|e| {
-                ProviderError::Authentication(format!("TokenRequest for {ns}/{name}: {e}"))
-            })?;
-        Ok(SecretBytes::from(
-            answer
-                .status
-                .and_then(|s| s.token)
-                .unwrap_or_default()
-                .as_str(),
-        ))
+        let token =
+            strongroom_testkit::request_token(&self.0, ns, name, audiences, expiration_seconds)
+                .await
+                .map_err(|e| {
+                    ProviderError::Authentication(format!("TokenRequest for {ns}/{name}: {e}"))
+                })?;
+        Ok(SecretBytes::from(token.as_str()))
     }
 
     async fn service_account_annotations(
@@ -117,37 +102,7 @@ impl CredentialResolver for KubeResolver {
 }
 
 /// Records every call the provider reports.
-#[derive(Default)]
-pub struct Calls(pub Mutex<Vec<(String, String, bool)>>);
-
-impl CallObserver for Calls {
-    fn observe(&self, provider: &str, call: &str, ok: bool) {
-        assert_eq!(provider, "Kubernetes");
-        self.0
-            .lock()
-            .unwrap()
-            .push((provider.into(), call.into(), ok));
-    }
-}
-
-impl Calls {
-    pub fn names(&self) -> std::collections::BTreeSet<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, c, _)| c.clone())
-            .collect()
-    }
-    pub fn count(&self, call: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, c, _)| c == call)
-            .count()
-    }
-}
+pub use strongroom_provider_api::conformance::RecordedCalls as Calls;
 
 pub fn env(kube: &Client) -> (Arc<Calls>, ProviderEnv) {
     let calls = Arc::new(Calls::default());
@@ -164,19 +119,9 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The devcluster CA PEM, from its kubeconfig.
+/// The devcluster CA PEM.
 pub fn ca_pem(cluster: &DevCluster) -> String {
-    let config = cluster.kubeconfig();
-    let line = config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
-        .unwrap();
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(line)
-            .unwrap(),
-    )
-    .unwrap()
+    strongroom_testkit::cluster_ca_pem(cluster)
 }
 
 pub fn selector(name: &str, key: &str, ns: Option<&str>) -> SecretKeySelector {

@@ -1,0 +1,723 @@
+//! The session client: one login at connect, the token reused by every read until
+//! [`SecretsClient::valid_until`], revoked at [`SecretsClient::close`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use strongroom_provider_api::{
+    FindQuery, ProviderEnv, ProviderError, PushRef, RemoteRef, SecretBytes, SecretMap,
+    SecretsClient, StoreContext, Validation, json_property,
+};
+use vaultrs::api::EndpointMiddleware;
+use vaultrs::client::{VaultClient, VaultClientSettings};
+
+use crate::auth::{self, Session};
+use crate::config::{self, Kv, Location, invalid};
+use crate::vault::{self, Call};
+
+/// The custom-metadata mark of values a PushSecret wrote (upstream's).
+const MANAGED_BY_KEY: &str = "managed-by";
+const MANAGED_BY_VALUE: &str = "external-secrets";
+/// Where KV v1 values carry the mark (inside the data, as upstream).
+const KV1_METADATA_KEY: &str = "custom_metadata";
+/// Metadata keys `metadataPolicy: Fetch` returns besides `custom_metadata` (upstream's).
+const SYSTEM_METADATA: [&str; 3] = ["created_time", "current_version", "delete_version_after"];
+
+type Data = Map<String, Value>;
+
+/// A Vault session for one store.
+pub struct VaultSecretsClient {
+    env: ProviderEnv,
+    /// `None` for a referent ClusterSecretStore validated without a reader.
+    vault: Option<VaultClient>,
+    server: String,
+    kv: Kv,
+    cas_required: bool,
+    valid_until: Option<Instant>,
+    revocable: bool,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for VaultSecretsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSecretsClient")
+            .field("server", &self.server)
+            .field("kv", &self.kv)
+            .field("logged_in", &self.revocable)
+            .field("valid_until", &self.valid_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A vaultrs client over our reqwest client, speaking to `namespace` with `token`.
+fn vault_client(
+    server: &str,
+    http: reqwest::Client,
+    token: &str,
+    namespace: Option<String>,
+) -> Result<VaultClient, ProviderError> {
+    let address = reqwest::Url::parse(server)
+        .map_err(|e| invalid(format!("server {server:?} is not a URL: {e}")))?;
+    let namespace = namespace.filter(|n| !n.is_empty());
+    Ok(VaultClient {
+        http: rustify::clients::reqwest::Client::new(server, http),
+        middle: EndpointMiddleware {
+            token: token.to_string(),
+            version: "v1".into(),
+            wrap: None,
+            namespace: namespace.clone(),
+        },
+        settings: VaultClientSettings {
+            address,
+            ca_certs: Vec::new(),
+            identity: None,
+            timeout: Some(config::REQUEST_TIMEOUT),
+            token: token.to_string(),
+            verify: true,
+            version: 1,
+            wrapping: false,
+            namespace,
+            proxy: None,
+        },
+    })
+}
+
+impl VaultSecretsClient {
+    /// Builds the HTTP client and logs in once (or takes the static token).
+    pub async fn connect(store: &StoreContext, env: ProviderEnv) -> Result<Self, ProviderError> {
+        let spec = config::spec(store)?;
+        let server = config::server_url(&spec.server)?;
+        let kv = Kv::from_spec(spec);
+        let cas_required = spec
+            .check_and_set
+            .as_ref()
+            .and_then(|c| c.required)
+            .unwrap_or(false);
+        let unconnected = |env| Self {
+            env,
+            vault: None,
+            server: server.clone(),
+            kv: kv.clone(),
+            cas_required,
+            valid_until: None,
+            revocable: false,
+            closed: AtomicBool::new(false),
+        };
+        if auth::is_referent(store, spec) && store.referent_namespace.is_none() {
+            return Ok(unconnected(env));
+        }
+        let cert = auth::login_certificate(store, spec, &env).await?;
+        let http = config::http_client(store, spec, &env, cert.as_ref()).await?;
+        let namespace = spec.namespace.clone();
+        let login_namespace = spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.namespace.clone())
+            .or_else(|| namespace.clone());
+        let login_client = vault_client(&server, http.clone(), "", login_namespace)?;
+        let Session {
+            token,
+            lifetime,
+            revocable,
+        } = auth::login(store, spec, &env, &login_client).await?;
+        let token = std::str::from_utf8(token.expose())
+            .map_err(|_| ProviderError::Authentication("the Vault token is not UTF-8".into()))?
+            .trim()
+            .to_string();
+        let vault = vault_client(&server, http, &token, namespace)?;
+        Ok(Self {
+            vault: Some(vault),
+            // Reconnect when four fifths of the token's lifetime are gone.
+            valid_until: lifetime.and_then(|l| Instant::now().checked_add(l.mul_f64(0.8))),
+            revocable,
+            ..unconnected(env)
+        })
+    }
+
+    fn vault(&self) -> Result<&VaultClient, ProviderError> {
+        self.vault.as_ref().ok_or_else(|| {
+            invalid(
+                "this ClusterSecretStore reads its credentials in the ExternalSecret's namespace \
+                 (referent authentication), and none is known",
+            )
+        })
+    }
+
+    async fn run<T>(
+        &self,
+        call: Call,
+        what: &str,
+        fut: impl Future<Output = Result<T, vaultrs::error::ClientError>>,
+    ) -> Result<T, ProviderError> {
+        match vault::run(&self.env, call, what, fut).await {
+            Err(ProviderError::PermissionDenied(m)) if call != Call::LookupSelf => {
+                Err(self.denied_or_expired(m).await)
+            }
+            other => other,
+        }
+    }
+
+    /// Vault answers 403 both to a policy that forbids a path and to a token that expired or
+    /// was revoked. Only in the second case does a new login help, so on a 403 (never on a
+    /// success) one lookup-self tells them apart: a dead token is an `Authentication`
+    /// failure, after which the controller reconnects.
+    async fn denied_or_expired(&self, message: String) -> ProviderError {
+        let Some(vault) = &self.vault else {
+            return ProviderError::PermissionDenied(message);
+        };
+        let lookup = vault::run(&self.env, Call::LookupSelf, "look up the token", async {
+            vaultrs::token::lookup_self(vault).await
+        })
+        .await;
+        match lookup {
+            Err(ProviderError::PermissionDenied(_)) => ProviderError::Authentication(format!(
+                "{message}; the Vault token is no longer valid (expired or revoked)"
+            )),
+            _ => ProviderError::PermissionDenied(message),
+        }
+    }
+
+    /// The data map stored under `key` (a version of it on KV v2).
+    async fn read_data(&self, key: &str, version: Option<&str>) -> Result<Data, ProviderError> {
+        let vault = self.vault()?;
+        let at = self.kv.locate(key)?;
+        let what = describe(&at);
+        let data: Option<Data> = if self.kv.v2 {
+            match version.filter(|v| !v.is_empty()) {
+                Some(v) => {
+                    let n: u64 = v.parse().map_err(|_| {
+                        invalid(format!("version {v:?} of key {key:?} is not a number"))
+                    })?;
+                    self.run(Call::ReadSecretData, &what, async {
+                        vaultrs::kv2::read_version(vault, &at.mount, &at.path, n).await
+                    })
+                    .await
+                }
+                None => {
+                    self.run(Call::ReadSecretData, &what, async {
+                        vaultrs::kv2::read(vault, &at.mount, &at.path).await
+                    })
+                    .await
+                }
+            }
+        } else {
+            self.run(Call::ReadSecretData, &what, async {
+                vaultrs::kv1::get(vault, &at.mount, &at.path).await
+            })
+            .await
+        }
+        .map_err(|e| named(e, key))?;
+        // A deleted or destroyed version reads as `data: null`.
+        data.ok_or_else(|| ProviderError::not_found_in(key, deleted_detail(version)))
+    }
+
+    /// The KV v2 metadata of `key`.
+    async fn read_metadata(
+        &self,
+        key: &str,
+    ) -> Result<vaultrs::api::kv2::responses::ReadSecretMetadataResponse, ProviderError> {
+        let vault = self.vault()?;
+        let at = self.kv.locate(key)?;
+        self.run(
+            Call::ReadSecretData,
+            &format!("read metadata of {}", describe(&at)),
+            async { vaultrs::kv2::read_metadata(vault, &at.mount, &at.path).await },
+        )
+        .await
+        .map_err(|e| named(e, key))
+    }
+
+    /// `metadataPolicy: Fetch`: upstream's system keys and `custom_metadata` (KV v2 only).
+    async fn metadata_map(&self, key: &str) -> Result<Data, ProviderError> {
+        if !self.kv.v2 {
+            return Err(invalid(
+                "cannot perform metadata fetch operations with kv version v1",
+            ));
+        }
+        let meta = self.read_metadata(key).await?;
+        let mut out = Data::new();
+        let system = [
+            meta.created_time.clone(),
+            meta.current_version.to_string(),
+            meta.delete_version_after.clone(),
+        ];
+        for (name, value) in SYSTEM_METADATA.iter().zip(system) {
+            out.insert((*name).to_string(), Value::String(value));
+        }
+        for (k, v) in meta.custom_metadata.unwrap_or_default() {
+            out.insert(k, Value::String(v));
+        }
+        Ok(out)
+    }
+
+    /// The custom metadata marking who manages `key` (KV v2 metadata, KV v1 inside the data).
+    async fn managed(&self, key: &str, data: &Data) -> Result<bool, ProviderError> {
+        if self.kv.v2 {
+            let meta = self.read_metadata(key).await?;
+            Ok(meta.custom_metadata.is_some_and(|m| {
+                m.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+            }))
+        } else {
+            Ok(data
+                .get(KV1_METADATA_KEY)
+                .and_then(|m| m.get(MANAGED_BY_KEY))
+                .and_then(Value::as_str)
+                == Some(MANAGED_BY_VALUE))
+        }
+    }
+
+    /// Writes `data` to `key`: KV v2 with check-and-set when the store requires it.
+    async fn write_data(
+        &self,
+        key: &str,
+        data: &Data,
+        cas: Option<u64>,
+    ) -> Result<(), ProviderError> {
+        let vault = self.vault()?;
+        let at = self.kv.locate(key)?;
+        let what = format!("write {}", describe(&at));
+        if !self.kv.v2 {
+            let fields: HashMap<&str, &Value> = data.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            return self
+                .run(Call::WriteSecretData, &what, async {
+                    vaultrs::kv1::set(vault, &at.mount, &at.path, &fields).await
+                })
+                .await;
+        }
+        match cas {
+            Some(version) => {
+                let cas = u32::try_from(version)
+                    .map_err(|_| ProviderError::Malformed(format!("{what}: version too large")))?;
+                self.run(Call::WriteSecretData, &what, async {
+                    vaultrs::kv2::set_with_options(
+                        vault,
+                        &at.mount,
+                        &at.path,
+                        data,
+                        vaultrs::api::kv2::requests::SetSecretRequestOptions { cas },
+                    )
+                    .await
+                })
+                .await
+            }
+            None => {
+                self.run(Call::WriteSecretData, &what, async {
+                    vaultrs::kv2::set(vault, &at.mount, &at.path, data).await
+                })
+                .await
+            }
+        }
+        .map(|_| ())
+    }
+
+    /// Sets `custom_metadata` of a KV v2 key.
+    async fn write_metadata(
+        &self,
+        key: &str,
+        custom: HashMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        let vault = self.vault()?;
+        let at = self.kv.locate(key)?;
+        let mut opts = vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder();
+        opts.custom_metadata(custom);
+        self.run(
+            Call::WriteSecretData,
+            &format!("write metadata of {}", describe(&at)),
+            async { vaultrs::kv2::set_metadata(vault, &at.mount, &at.path, Some(&mut opts)).await },
+        )
+        .await
+    }
+
+    /// Removes `key` entirely (every KV v2 version and its metadata).
+    async fn delete_key(&self, key: &str) -> Result<(), ProviderError> {
+        let vault = self.vault()?;
+        let at = self.kv.locate(key)?;
+        let what = format!("delete {}", describe(&at));
+        let result = if self.kv.v2 {
+            self.run(Call::DeleteSecret, &what, async {
+                vaultrs::kv2::delete_metadata(vault, &at.mount, &at.path).await
+            })
+            .await
+        } else {
+            self.run(Call::DeleteSecret, &what, async {
+                vaultrs::kv1::delete(vault, &at.mount, &at.path).await
+            })
+            .await
+        };
+        match result {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Every key below `root`, named relative to the mount (or with the mount, when the
+    /// store names none), as upstream's recursive `LIST`.
+    async fn list(&self, root: &Location) -> Result<Vec<String>, ProviderError> {
+        let vault = self.vault()?;
+        let mut found = Vec::new();
+        let mut folders = vec![root.path.clone()];
+        while let Some(folder) = folders.pop() {
+            let at = Location {
+                mount: root.mount.clone(),
+                path: folder.clone(),
+            };
+            let what = format!("list {}", describe(&at));
+            let keys = if self.kv.v2 {
+                self.run(Call::ListSecrets, &what, async {
+                    vaultrs::kv2::list(vault, &at.mount, &at.path).await
+                })
+                .await
+            } else {
+                self.run(Call::ListSecrets, &what, async {
+                    vaultrs::kv1::list(vault, &at.mount, &at.path).await
+                })
+                .await
+                .map(|r| r.data.keys)
+            }?;
+            for entry in keys {
+                let full = if folder.is_empty() {
+                    entry
+                } else {
+                    format!("{}/{entry}", folder.trim_end_matches('/'))
+                };
+                if full.ends_with('/') {
+                    folders.push(full.trim_end_matches('/').to_string());
+                } else {
+                    found.push(full);
+                }
+            }
+        }
+        found.sort();
+        Ok(match &self.kv.mount {
+            Some(_) => found,
+            None => found
+                .into_iter()
+                .map(|k| format!("{}/{k}", root.mount))
+                .collect(),
+        })
+    }
+}
+
+fn describe(at: &Location) -> String {
+    format!("\"{}/{}\"", at.mount, at.path)
+}
+
+/// A NotFound names the key as the user wrote it.
+fn named(e: ProviderError, key: &str) -> ProviderError {
+    match e {
+        ProviderError::NotFound { detail, .. } => ProviderError::NotFound {
+            key: key.to_string(),
+            detail,
+        },
+        other => other,
+    }
+}
+
+fn deleted_detail(version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("version {v} is deleted or destroyed"),
+        None => "the current version is deleted or destroyed".into(),
+    }
+}
+
+/// The whole map as JSON, or its `property` (an exact top-level key first, then a gjson path).
+fn value_of(key: &str, data: &Data, property: Option<&str>) -> Result<SecretBytes, ProviderError> {
+    let json = serde_json::to_vec(data)
+        .map_err(|_| ProviderError::Malformed(format!("value of {key:?} is not serializable")))?;
+    match property.filter(|p| !p.is_empty()) {
+        None => Ok(SecretBytes::new(json)),
+        Some(p) => json_property(key, &json, p),
+    }
+}
+
+/// `custom_metadata` wanted on a pushed KV v2 key: the mark, plus
+/// `PushSecretMetadata.spec.customMetadata` (merged into the remote's unless
+/// `mergePolicy: Replace`).
+fn wanted_metadata(
+    remote: Option<&HashMap<String, String>>,
+    push: Option<&Value>,
+) -> Result<HashMap<String, String>, ProviderError> {
+    let spec = push.and_then(|m| m.get("spec"));
+    let replace = match spec
+        .and_then(|s| s.get("mergePolicy"))
+        .and_then(Value::as_str)
+    {
+        None | Some("Merge") => false,
+        Some("Replace") => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "unsupported merge policy {other:?}, must be one of: Merge, Replace"
+            )));
+        }
+    };
+    let mut out = HashMap::new();
+    if !replace && let Some(r) = remote {
+        out.extend(r.clone());
+    }
+    if let Some(Value::Object(custom)) = spec.and_then(|s| s.get("customMetadata")) {
+        for (k, v) in custom {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            out.insert(k.clone(), v);
+        }
+    }
+    out.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
+    Ok(out)
+}
+
+fn not_managed(key: &str) -> ProviderError {
+    ProviderError::PermissionDenied(format!(
+        "remote key {key:?} exists and is not managed by external-secrets (no custom_metadata \
+         managed-by=external-secrets): refusing to overwrite it"
+    ))
+}
+
+#[async_trait]
+impl SecretsClient for VaultSecretsClient {
+    async fn get_secret(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
+        let data = if remote.fetch_metadata {
+            self.metadata_map(&remote.key).await?
+        } else {
+            self.read_data(&remote.key, remote.version.as_deref())
+                .await?
+        };
+        value_of(&remote.key, &data, remote.property.as_deref())
+    }
+
+    async fn get_all(&self, query: &FindQuery) -> Result<SecretMap, ProviderError> {
+        if !self.kv.v2 && !query.tags.is_empty() {
+            return Err(invalid(
+                "cannot perform find by tag operations with kv version v1",
+            ));
+        }
+        let filter = query.name_filter()?;
+        let root = self.kv.search_root(query.path.as_deref())?;
+        let mut out = SecretMap::new();
+        for name in self.list(&root).await? {
+            if filter.as_ref().is_some_and(|re| !re.is_match(&name)) {
+                continue;
+            }
+            if !query.tags.is_empty() {
+                let custom: BTreeMap<String, String> = match self.read_metadata(&name).await {
+                    Ok(m) => m.custom_metadata.unwrap_or_default().into_iter().collect(),
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                };
+                if !query.tags_match(&custom) {
+                    continue;
+                }
+            }
+            match self.read_data(&name, None).await {
+                Ok(data) => {
+                    out.insert(name.clone(), value_of(&name, &data, None)?);
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn push(&self, value: &SecretBytes, target: &PushRef) -> Result<(), ProviderError> {
+        let key = &target.remote_key;
+        let existing = match self.read_data(key, None).await {
+            Ok(d) => Some(d),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        let mut remote = existing.clone().unwrap_or_default();
+        let remote_meta = match (&existing, self.kv.v2) {
+            (Some(_), true) => Some(self.read_metadata(key).await?),
+            _ => None,
+        };
+        if let Some(data) = &existing {
+            let managed = match &remote_meta {
+                Some(m) => m
+                    .custom_metadata
+                    .as_ref()
+                    .and_then(|c| c.get(MANAGED_BY_KEY))
+                    .is_some_and(|v| v == MANAGED_BY_VALUE),
+                None => self.managed(key, data).await?,
+            };
+            if !managed {
+                return Err(not_managed(key));
+            }
+        }
+        if !self.kv.v2 {
+            // KV v1 carries the mark inside the data; compare and merge without it.
+            remote.remove(KV1_METADATA_KEY);
+        }
+        let wanted = match target.property.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => {
+                let text = String::from_utf8(value.expose().to_vec()).map_err(|_| {
+                    invalid(format!(
+                        "the value pushed to property {p:?} of {key:?} is not UTF-8"
+                    ))
+                })?;
+                let mut merged = remote.clone();
+                merged.insert(p.to_string(), Value::String(text));
+                merged
+            }
+            None => match serde_json::from_slice::<Value>(value.expose()) {
+                Ok(Value::Object(m)) => m,
+                _ => {
+                    return Err(invalid(format!(
+                        "the value pushed to {key:?} without a property must be a JSON object"
+                    )));
+                }
+            },
+        };
+        let data_changed = existing.is_none() || wanted != remote;
+        if self.kv.v2 {
+            let current = remote_meta
+                .as_ref()
+                .and_then(|m| m.custom_metadata.as_ref());
+            let meta = wanted_metadata(current, target.metadata.as_ref())?;
+            if current != Some(&meta) {
+                self.write_metadata(key, meta).await?;
+            }
+            if data_changed {
+                let cas = self
+                    .cas_required
+                    .then(|| remote_meta.as_ref().map_or(0, |m| m.current_version));
+                self.write_data(key, &wanted, cas).await?;
+            }
+        } else if data_changed {
+            let mut with_mark = wanted;
+            with_mark.insert(
+                KV1_METADATA_KEY.into(),
+                serde_json::json!({ MANAGED_BY_KEY: MANAGED_BY_VALUE }),
+            );
+            self.write_data(key, &with_mark, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, target: &PushRef) -> Result<(), ProviderError> {
+        let key = &target.remote_key;
+        let mut data = match self.read_data(key, None).await {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        // As upstream: values without the mark are left alone, silently.
+        if !self.managed(key, &data).await? {
+            return Ok(());
+        }
+        if let Some(p) = target.property.as_deref().filter(|p| !p.is_empty()) {
+            data.remove(p);
+            let only_mark = !self.kv.v2 && data.len() == 1 && data.contains_key(KV1_METADATA_KEY);
+            if !data.is_empty() && !only_mark {
+                let cas = if self.cas_required && self.kv.v2 {
+                    Some(self.read_metadata(key).await?.current_version)
+                } else {
+                    None
+                };
+                return self.write_data(key, &data, cas).await;
+            }
+        }
+        self.delete_key(key).await
+    }
+
+    async fn exists(&self, target: &PushRef) -> Result<bool, ProviderError> {
+        let data = match self.read_data(&target.remote_key, None).await {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match target.property.as_deref().filter(|p| !p.is_empty()) {
+            None => Ok(true),
+            Some(p) => match value_of(&target.remote_key, &data, Some(p)) {
+                Ok(_) => Ok(true),
+                Err(e) if e.is_not_found() => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    async fn validate(&self) -> Result<Validation, ProviderError> {
+        let Some(vault) = &self.vault else {
+            return Ok(Validation::Unknown);
+        };
+        self.run(Call::LookupSelf, "look up the token", async {
+            vaultrs::token::lookup_self(vault).await
+        })
+        .await?;
+        Ok(Validation::Ready)
+    }
+
+    fn valid_until(&self) -> Option<Instant> {
+        self.valid_until
+    }
+
+    async fn close(&self) {
+        if !self.revocable || self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(vault) = &self.vault {
+            // Best effort: an unrevoked token still expires with its TTL.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.run(Call::RevokeSelf, "revoke the token", async {
+                    vaultrs::token::revoke_self(vault).await
+                }),
+            )
+            .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn text(b: SecretBytes) -> String {
+        String::from_utf8(b.expose().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn values_as_upstream() {
+        let data: Data = serde_json::from_value(json!({
+            "tls.crt": "A", "a": {"b": [1, {"c": "d"}]}, "n": 5
+        }))
+        .unwrap();
+        assert_eq!(text(value_of("k", &data, Some("tls.crt")).unwrap()), "A");
+        assert_eq!(text(value_of("k", &data, Some("a.b.1.c")).unwrap()), "d");
+        assert_eq!(text(value_of("k", &data, Some("n")).unwrap()), "5");
+        assert_eq!(
+            text(value_of("k", &data, Some("a")).unwrap()),
+            r#"{"b":[1,{"c":"d"}]}"#
+        );
+        assert_eq!(
+            text(value_of("k", &data, None).unwrap()),
+            r#"{"a":{"b":[1,{"c":"d"}]},"n":5,"tls.crt":"A"}"#
+        );
+        assert!(
+            value_of("k", &data, Some("nope"))
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+
+    #[test]
+    fn pushed_metadata() {
+        let remote = HashMap::from([("team".to_string(), "a".to_string())]);
+        let push = json!({"spec": {"customMetadata": {"env": "prod", "managed-by": "me"}}});
+        let m = wanted_metadata(Some(&remote), Some(&push)).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[MANAGED_BY_KEY], MANAGED_BY_VALUE);
+        let replace = json!({"spec": {"mergePolicy": "Replace"}});
+        assert_eq!(
+            wanted_metadata(Some(&remote), Some(&replace))
+                .unwrap()
+                .len(),
+            1
+        );
+        let bad = json!({"spec": {"mergePolicy": "Sometimes"}});
+        assert!(wanted_metadata(None, Some(&bad)).is_err());
+    }
+}
