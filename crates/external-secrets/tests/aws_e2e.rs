@@ -7,19 +7,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
+use common::wait_ready;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::backends::Moto;
-use strongroom_testkit::{
-    CANARY, Process, assert_no_canary, free_port, http_get, http_try, start_cluster, wait_for,
-};
+use strongroom_testkit::{CANARY, Process, assert_no_canary, http_get, start_cluster, wait_for};
 
 const CRDS: [&str; 4] = [
     "deploy/crds/external-secrets.io_externalsecrets.yaml",
@@ -74,65 +75,14 @@ async fn start_controller(
     cluster: &strongroom_testkit::DevCluster,
     moto: &Moto,
 ) -> (Process, String) {
-    let kubeconfig = dir.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
-    let (metrics_port, live_port) = (free_port(), free_port());
-    let controller = Process::spawn(
-        env!("CARGO_BIN_EXE_external-secrets-controller"),
-        &[
-            format!("--metrics-addr=127.0.0.1:{metrics_port}"),
-            format!("--live-addr=127.0.0.1:{live_port}"),
-        ],
-        &[
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("POD_NAMESPACE", "default".into()),
-            ("RUST_LOG", "debug".into()),
-            ("AWS_SECRETSMANAGER_ENDPOINT", moto.endpoint.clone()),
-            ("AWS_SSM_ENDPOINT", moto.endpoint.clone()),
-            ("AWS_STS_ENDPOINT", moto.endpoint.clone()),
-        ],
-        dir.join(format!("controller-{metrics_port}.log")),
-    );
-    wait_for(
-        || async { http_try(&format!("http://127.0.0.1:{live_port}/readyz")).await == Some(200) },
-        "controller ready",
-    )
-    .await;
-    (
-        controller,
-        format!("http://127.0.0.1:{metrics_port}/metrics"),
-    )
-}
-
-async fn ready(client: &Client, name: &str) -> Option<(String, String, String)> {
-    let es = Api::<ExternalSecret>::namespaced(client.clone(), "default")
-        .get(name)
-        .await
-        .ok()?;
-    let c = es
-        .status?
-        .conditions?
-        .into_iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((
-        c.status,
-        c.reason.unwrap_or_default(),
-        c.message.unwrap_or_default(),
-    ))
-}
-
-async fn wait_ready(client: &Client, name: &str, status: &str, reason: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = ready(client, name).await;
-        match &seen {
-            Some((s, r, m)) if s == status && r == reason => return m.clone(),
-            _ if Instant::now() > deadline => {
-                panic!("timed out waiting for {name} Ready={status} {reason}; last seen {seen:?}")
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    let endpoints = [
+        "AWS_SECRETSMANAGER_ENDPOINT",
+        "AWS_SSM_ENDPOINT",
+        "AWS_STS_ENDPOINT",
+    ]
+    .map(|k| (k, moto.endpoint.clone()));
+    let c = common::start_controller_with_env(dir, cluster, &[], &endpoints).await;
+    (c.process, c.metrics)
 }
 
 async fn password(client: &Client) -> Option<(String, String)> {

@@ -24,6 +24,16 @@ pub struct Controller {
 }
 
 pub async fn start_controller(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Controller {
+    start_controller_with_env(dir, cluster, args, &[]).await
+}
+
+/// [`start_controller`] with extra environment variables (provider endpoints).
+pub async fn start_controller_with_env(
+    dir: &Path,
+    cluster: &DevCluster,
+    args: &[&str],
+    extra_env: &[(&str, String)],
+) -> Controller {
     let kubeconfig = dir.join("kubeconfig");
     cluster.write_kubeconfig(&kubeconfig).unwrap();
     let (metrics_port, live_port) = (free_port(), free_port());
@@ -40,7 +50,10 @@ pub async fn start_controller(dir: &Path, cluster: &DevCluster, args: &[&str]) -
             ("KUBECONFIG", kubeconfig.display().to_string()),
             ("POD_NAMESPACE", "default".into()),
             ("RUST_LOG", "debug".into()),
-        ],
+        ]
+        .into_iter()
+        .chain(extra_env.iter().cloned())
+        .collect::<Vec<_>>(),
         dir.join(format!("controller-{metrics_port}.log")),
     );
     let live = format!("http://127.0.0.1:{live_port}");
