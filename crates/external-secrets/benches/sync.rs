@@ -1,6 +1,9 @@
 //! The controller binary on devcluster with N ExternalSecrets (`BENCH_N`, default 1,000) over
-//! K distinct remote keys (`BENCH_KEYS`, default 100) of a fake store, whose provider calls the
-//! controller counts in `externalsecret_provider_api_calls_count`. Reports:
+//! K distinct remote keys (`BENCH_KEYS`, default 100) of one store: `BENCH_PROVIDER=fake` (the
+//! default: the store spec is the backend), `aws` (Secrets Manager on a real moto server) or
+//! `vault` (KV v2 on a real OpenBao dev server, AppRole login). Provider calls are counted by the
+//! controller (`externalsecret_provider_api_calls_count`) and, for moto and OpenBao, on the
+//! server side too (moto's request log; OpenBao's audit device, logins apart). Reports:
 //! - time until every ExternalSecret is Ready, from the controller's start;
 //! - provider calls for that first sync, and during one refresh cycle (`BENCH_INTERVAL`
 //!   seconds, default 60): the goal is one per distinct key;
@@ -19,6 +22,7 @@ use futures::{StreamExt, stream};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
+use strongroom_testkit::backends::{Moto, OpenBao};
 use strongroom_testkit::{
     free_port, http_get, http_try, rss_mib, service_account_kubeconfig, start_cluster,
 };
@@ -30,12 +34,131 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Every provider call the controller counted (any call, any status).
 async fn provider_calls(url: &str) -> f64 {
     let (_, text) = http_get(url).await;
     text.lines()
-        .filter(|l| l.starts_with("externalsecret_provider_api_calls_count{call=\"GetSecret\""))
+        .filter(|l| l.starts_with("externalsecret_provider_api_calls_count{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The backend behind the store, and how to count its calls on its side.
+enum Backend {
+    Fake,
+    Aws(Moto),
+    /// The server (kept running until the end) and its audit log.
+    Vault(#[allow(dead_code)] OpenBao, std::path::PathBuf),
+}
+
+impl Backend {
+    /// Starts the backend named by `BENCH_PROVIDER`, seeds `keys` values and returns the
+    /// store's provider block (credentials go into Secret `default/bench-creds`).
+    async fn start(keys: u64, client: &kube::Client) -> (Self, serde_json::Value) {
+        let value = |k: u64| format!("value-{k}-{}", "x".repeat(48));
+        let creds = |data: serde_json::Value| {
+            let client = client.clone();
+            async move {
+                let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(
+                    json!({"metadata": {"name": "bench-creds"}, "stringData": data}),
+                )
+                .unwrap();
+                Api::namespaced(client, "default")
+                    .create(&PostParams::default(), &s)
+                    .await
+                    .unwrap();
+            }
+        };
+        match std::env::var("BENCH_PROVIDER").as_deref() {
+            Ok("aws") => {
+                let moto = Moto::start().await;
+                let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .region(aws_config::Region::new("us-east-1"))
+                    .credentials_provider(aws_credential_types::Credentials::new(
+                        "test", "test", None, None, "bench",
+                    ))
+                    .endpoint_url(&moto.endpoint)
+                    .http_client(aws_smithy_http_client::Builder::new().build_http())
+                    .load()
+                    .await;
+                let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+                for k in 0..keys {
+                    sm.create_secret()
+                        .name(format!("key-{k}"))
+                        .secret_string(value(k))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                creds(json!({"id": "test", "secret": "test"})).await;
+                let block = json!({"aws": {"service": "SecretsManager", "region": "us-east-1",
+                    "auth": {"secretRef": {
+                        "accessKeyIDSecretRef": {"name": "bench-creds", "key": "id"},
+                        "secretAccessKeySecretRef": {"name": "bench-creds", "key": "secret"}}}}});
+                (Self::Aws(moto), block)
+            }
+            Ok("vault") => {
+                let (bao, audit) = OpenBao::start_audited().await;
+                for k in 0..keys {
+                    bao.cli(&[
+                        "kv",
+                        "put",
+                        &format!("secret/key-{k}"),
+                        &format!("value={}", value(k)),
+                    ]);
+                }
+                bao.policy(
+                    "reader",
+                    r#"path "secret/*" { capabilities = ["read", "list"] }"#,
+                );
+                let (role_id, secret_id) = bao.approle("reader", "reader", "1h");
+                creds(json!({"role-id": role_id, "secret-id": secret_id})).await;
+                let block = json!({"vault": {"server": bao.addr, "path": "secret", "version": "v2",
+                    "auth": {"appRole": {"path": "approle",
+                        "roleRef": {"name": "bench-creds", "key": "role-id"},
+                        "secretRef": {"name": "bench-creds", "key": "secret-id"}}}}});
+                (Self::Vault(bao, audit), block)
+            }
+            _ => {
+                let data: Vec<_> = (0..keys)
+                    .map(|k| json!({"key": format!("key-{k}"), "value": value(k)}))
+                    .collect();
+                (Self::Fake, json!({"fake": {"data": data}}))
+            }
+        }
+    }
+
+    /// The property ExternalSecrets read (vault: a key of the KV map).
+    fn property(&self) -> Option<&'static str> {
+        matches!(self, Self::Vault(..)).then_some("value")
+    }
+
+    /// Server-side counts so far: (reads, logins); `None` for the fake provider.
+    fn server_counts(&self) -> Option<(usize, usize)> {
+        match self {
+            Self::Fake => None,
+            Self::Aws(moto) => Some((moto.requests().len(), 0)),
+            Self::Vault(_, audit) => {
+                let text = std::fs::read_to_string(audit).unwrap_or_default();
+                let requests: Vec<serde_json::Value> = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .filter(|v: &serde_json::Value| v["type"] == "request")
+                    .collect();
+                let path =
+                    |v: &serde_json::Value| v["request"]["path"].as_str().unwrap_or("").to_string();
+                let reads = requests
+                    .iter()
+                    .filter(|v| path(v).starts_with("secret/data/"))
+                    .count();
+                let logins = requests
+                    .iter()
+                    .filter(|v| path(v).ends_with("/login"))
+                    .count();
+                Some((reads, logins))
+            }
+        }
+    }
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
@@ -71,12 +194,16 @@ async fn count_ready(api: &Api<ExternalSecret>) -> usize {
         .unwrap_or(0)
 }
 
-fn es(name: &str, key: u64, interval: u64) -> serde_json::Value {
+fn es(name: &str, key: u64, interval: u64, property: Option<&str>) -> serde_json::Value {
+    let mut remote = json!({"key": format!("key-{key}")});
+    if let Some(p) = property {
+        remote["property"] = json!(p);
+    }
     json!({
         "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
         "metadata": {"name": name, "namespace": "default"},
-        "spec": {"refreshInterval": format!("{interval}s"), "secretStoreRef": {"name": "fake"},
-                 "data": [{"secretKey": "value", "remoteRef": {"key": format!("key-{key}")}}]}
+        "spec": {"refreshInterval": format!("{interval}s"), "secretStoreRef": {"name": "bench"},
+                 "data": [{"secretKey": "value", "remoteRef": remote}]}
     })
 }
 
@@ -94,13 +221,12 @@ async fn main() {
         &[],
     )
     .await;
-    let data: Vec<_> = (0..keys)
-        .map(|k| json!({"key": format!("key-{k}"), "value": format!("value-{k}-{}", "x".repeat(48))}))
-        .collect();
+    let (backend, provider) = Backend::start(keys, &client).await;
+    let property = backend.property();
     let store: SecretStore = serde_json::from_value(json!({
         "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-        "metadata": {"name": "fake", "namespace": "default"},
-        "spec": {"provider": {"fake": {"data": data}}}
+        "metadata": {"name": "bench", "namespace": "default"},
+        "spec": {"provider": provider}
     }))
     .unwrap();
     Api::<SecretStore>::namespaced(client.clone(), "default")
@@ -115,7 +241,7 @@ async fn main() {
                 ess.patch(
                     &format!("es-{i}"),
                     &PatchParams::apply("bench"),
-                    &Patch::Apply(es(&format!("es-{i}"), i % keys, interval)),
+                    &Patch::Apply(es(&format!("es-{i}"), i % keys, interval, property)),
                 )
                 .await
                 .unwrap();
@@ -137,6 +263,7 @@ async fn main() {
     .await;
     let (metrics_port, live_port) = (free_port(), free_port());
     let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let server_before = backend.server_counts();
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_external-secrets-controller"))
         .args([
@@ -145,6 +272,10 @@ async fn main() {
             "--concurrent=8".into(),
         ])
         .env("KUBECONFIG", &kubeconfig)
+        .envs(match &backend {
+            Backend::Aws(moto) => vec![("AWS_SECRETSMANAGER_ENDPOINT", moto.endpoint.clone())],
+            _ => vec![],
+        })
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -170,6 +301,7 @@ async fn main() {
     }
     let synced_after = start.elapsed().as_secs_f64();
     let first_calls = provider_calls(&metrics).await;
+    let server_first = backend.server_counts();
     let api_calls: u64 = cluster
         .requests_by_user()
         .get(&user)
@@ -184,6 +316,7 @@ async fn main() {
     // one refresh cycle: every ExternalSecret refreshes once; count provider calls, and time a
     // new ExternalSecret created while the refreshes are due
     let cycle_start = provider_calls(&metrics).await;
+    let server_cycle_start = backend.server_counts();
     let cycle_began = Instant::now();
     let mut new_wait = None;
     while cycle_began.elapsed() < Duration::from_secs(interval + interval / 5) {
@@ -192,7 +325,7 @@ async fn main() {
             ess.patch(
                 "es-new",
                 &PatchParams::apply("bench"),
-                &Patch::Apply(es("es-new", 0, interval)),
+                &Patch::Apply(es("es-new", 0, interval, property)),
             )
             .await
             .unwrap();
@@ -214,11 +347,30 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let cycle_calls = provider_calls(&metrics).await - cycle_start;
+    let server_cycle_end = backend.server_counts();
     let _ = child.kill();
     let _ = child.wait();
     println!(
-        "external-secrets controller, {n} ExternalSecrets over {keys} remote keys, refreshInterval {interval}s"
+        "external-secrets controller, {n} ExternalSecrets over {keys} remote keys of a {} store, refreshInterval {interval}s",
+        std::env::var("BENCH_PROVIDER").unwrap_or_else(|_| "fake".into())
     );
+    if let (Some(b), Some(f), Some(cs), Some(ce)) = (
+        server_before,
+        server_first,
+        server_cycle_start,
+        server_cycle_end,
+    ) {
+        println!(
+            "  server side, first sync:          {} requests, {} logins",
+            f.0 - b.0,
+            f.1 - b.1
+        );
+        println!(
+            "  server side, one refresh cycle:   {} requests, {} logins",
+            ce.0 - cs.0,
+            ce.1 - cs.1
+        );
+    }
     println!("  time until all synced:            {synced_after:.1} s (from start)");
     println!(
         "  provider calls, first sync:       {first_calls} ({:.2} per distinct key)",
