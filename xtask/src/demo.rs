@@ -213,8 +213,9 @@ pub fn run(root: &Path, no_wait: bool) -> anyhow::Result<()> {
     if !status.success() {
         bail!("building the binaries failed");
     }
+    // cargo resolves a relative CARGO_TARGET_DIR against the directory it runs in: the root
     let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
+        .map(|d| root.join(d))
         .unwrap_or_else(|| root.join("target"));
     let tools = crate::tools::ensure_kube_tools(root)?;
     let dir = target.join("demo");

@@ -409,8 +409,9 @@ pub async fn run_controllers(
 /// How often clients of deleted or changed stores are closed.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
-/// How long shutdown waits for provider clients to close (token revocation).
-const CLOSE_CLIENTS_WITHIN: Duration = Duration::from_secs(3);
+/// How long shutdown waits for provider clients to close (token revocation), within the
+/// leader runner's 2 s grace.
+const CLOSE_CLIENTS_WITHIN: Duration = Duration::from_millis(1500);
 
 /// Closes the clients of deleted and changed stores every [`SWEEP_EVERY`] until `stop`.
 async fn sweep_clients(ctx: &Context, stop: &CancellationToken) {

@@ -33,6 +33,22 @@ const MAX_CLIENT_AGE: Duration = Duration::from_secs(600);
 /// Reconnect this long before a client's credentials expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
+/// How long a replaced client may stay in use by reads that started before it is closed anyway.
+const RETIRE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Closes a client that was replaced or whose store is gone, once no read uses it any more
+/// (never under a read in flight: revoking its token there would fail that read), or after
+/// [`RETIRE_WITHIN`] at the latest.
+fn retire(client: Arc<dyn SecretsClient>) {
+    tokio::spawn(async move {
+        let since = Instant::now();
+        while Arc::strong_count(&client) > 1 && since.elapsed() < RETIRE_WITHIN {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client.close().await;
+    });
+}
+
 /// Which client: a store, and for a ClusterSecretStore the reader's namespace (credentials may
 /// be resolved there).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -353,7 +369,7 @@ impl Stores {
             }
         }
         if let Some(old) = guard.take() {
-            old.client.close().await;
+            retire(old.client);
         }
         let provider = self.registry.get(&store.spec.provider)?;
         let client: Arc<dyn SecretsClient> = Arc::from(
@@ -386,7 +402,7 @@ impl Stores {
         if let Some(slot) = slot
             && let Some(old) = slot.lock().await.take()
         {
-            old.client.close().await;
+            retire(old.client);
         }
     }
 
@@ -436,7 +452,7 @@ impl Stores {
                 continue;
             }
             if let Some(old) = guard.take() {
-                old.client.close().await;
+                retire(old.client);
                 closed += 1;
             }
             drop(guard);
@@ -454,7 +470,8 @@ impl Stores {
         closed
     }
 
-    /// Closes every client (on shutdown: tokens the controller logged in for are revoked).
+    /// Closes every client at once (on shutdown: tokens the controller logged in for are
+    /// revoked; one slow backend does not hold up the others).
     pub async fn close_all(&self) {
         let slots: Vec<_> = self
             .clients
@@ -463,11 +480,12 @@ impl Stores {
             .drain()
             .map(|(_, slot)| slot)
             .collect();
-        for slot in slots {
+        let closes = slots.into_iter().map(|slot| async move {
             if let Some(old) = slot.lock().await.take() {
                 old.client.close().await;
             }
-        }
+        });
+        futures::future::join_all(closes).await;
     }
 
     async fn shared_read<F, Fut>(
@@ -739,8 +757,9 @@ mod tests {
         };
         let closes = Arc::new(AtomicUsize::new(0));
         let connect = |generation: i64| {
+            let client: Arc<dyn SecretsClient> = Arc::new(Closing(closes.clone()));
             let slot = Arc::new(tokio::sync::Mutex::new(Some(Connected {
-                client: Arc::new(Closing(closes.clone())),
+                client: client.clone(),
                 made: Instant::now(),
                 generation,
                 valid_until: None,
@@ -750,10 +769,13 @@ mod tests {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(store(generation).id, slot);
+            client
         };
+        let settle = || tokio::time::sleep(Duration::from_millis(300));
+        let closed = || closes.load(Ordering::SeqCst);
 
         writer.apply_watcher_event(&Event::Apply(object(1)));
-        connect(1);
+        let in_use = connect(1);
         assert_eq!(
             stores.sweep().await,
             0,
@@ -763,11 +785,19 @@ mod tests {
         assert_eq!(
             stores.sweep().await,
             1,
-            "a changed store's client is closed"
+            "a changed store's client is retired"
         );
-        assert_eq!(closes.load(Ordering::SeqCst), 1);
+        settle().await;
+        assert_eq!(
+            closed(),
+            0,
+            "a client a read still uses is not closed under it"
+        );
+        drop(in_use);
+        settle().await;
+        assert_eq!(closed(), 1, "it is closed once the read is done");
 
-        connect(2);
+        drop(connect(2));
         writer.apply_watcher_event(&Event::Delete(object(2)));
         assert_eq!(
             stores.sweep().await,
@@ -782,13 +812,11 @@ mod tests {
                 .is_empty(),
             "and its slot is gone"
         );
-        connect(2);
+        settle().await;
+        assert_eq!(closed(), 2);
+        drop(connect(2));
         stores.close_all().await;
-        assert_eq!(
-            closes.load(Ordering::SeqCst),
-            3,
-            "shutdown closes every client"
-        );
+        assert_eq!(closed(), 3, "shutdown closes every client");
     }
 
     #[tokio::test]

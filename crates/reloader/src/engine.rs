@@ -130,6 +130,8 @@ pub struct Engine {
     selected: Mutex<HashSet<String>>,
     /// The annotations of each SecretProviderClass, by namespace and name (CSI integration).
     class_annotations: Mutex<HashMap<(String, String), BTreeMap<String, String>>>,
+    /// The hash of each SecretProviderClassPodStatus, by namespace and name.
+    status_hashes: Mutex<HashMap<(String, String), String>>,
 }
 
 /// The Secrets Store CSI driver's API group.
@@ -216,6 +218,7 @@ impl Engine {
             resumes: Mutex::default(),
             selected: Mutex::default(),
             class_annotations: Mutex::default(),
+            status_hashes: Mutex::default(),
         })
     }
 
@@ -478,7 +481,12 @@ impl Engine {
                         let _ = tx.send(());
                     }
                 }
-                Ok(watcher::Event::Delete(_)) => {
+                Ok(watcher::Event::Delete(o)) => {
+                    let key = (
+                        o.metadata.namespace.clone().unwrap_or_default(),
+                        o.metadata.name.clone().unwrap_or_default(),
+                    );
+                    lock(&self.status_hashes).remove(&key);
                     self.metrics
                         .events_received
                         .with_label_values(&["delete", SourceKind::SecretProviderClass.resource()])
@@ -498,10 +506,35 @@ impl Engine {
 
     /// One SecretProviderClassPodStatus: its class's "data" is `<id>=<version>` per mounted
     /// object plus `SecretProviderClassName=<class>`, upstream's hash input.
+    ///
+    /// Pods of one class may mount different versions (rotation off, or not yet run), so a
+    /// status is compared with its own previous self, as upstream compares old and new of one
+    /// object: a status seen for the first time (a new pod, a relist) only records the class
+    /// when the class is not known yet, and rolls nothing; a known status whose versions
+    /// changed updates the class and rolls (unless another pod's status already did).
     fn on_pod_status(&self, status: &DynamicObject, event: &str) {
         let Some((namespace, class, data)) = pod_status_data(status) else {
             return;
         };
+        let hash = data.hash(self.cfg.hash_version);
+        let status_key = (
+            namespace.clone(),
+            status.metadata.name.clone().unwrap_or_default(),
+        );
+        let previous = lock(&self.status_hashes).insert(status_key, hash.clone());
+        let class_known = lock(&self.state).sources.contains_key(&(
+            namespace.clone(),
+            SourceKind::SecretProviderClass,
+            class.clone(),
+        ));
+        let changed = previous.is_some_and(|p| p != hash);
+        if !changed && class_known {
+            self.metrics
+                .events_received
+                .with_label_values(&[event, SourceKind::SecretProviderClass.resource()])
+                .inc();
+            return;
+        }
         let annotations = lock(&self.class_annotations)
             .get(&(namespace.clone(), class.clone()))
             .cloned();
@@ -511,7 +544,8 @@ impl Engine {
             annotations,
             ..ObjectMeta::default()
         };
-        // a status is new when a pod starts: never a reason to roll (upstream ignores adds)
+        // an unknown class is recorded without a trigger; a changed status triggers when the
+        // class's hash moves
         self.on_source(SourceKind::SecretProviderClass, &meta, data, false, event);
     }
 
@@ -1173,19 +1207,34 @@ impl Engine {
             },
         )
         .await?;
-        // the old Job may take a moment to go (finalizers): the new one waits for its name,
-        // and is never dropped once the old one is deleted
-        let mut attempt = 0u32;
-        loop {
-            match api.create(&PostParams::default(), &again).await {
-                Ok(_) => return Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 409 && attempt < 50 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(e),
-            }
+        // the old Job may take a while to go (finalizers): the new one waits for its name in
+        // a task of its own (the workload left the cache with the old Job, so the queue could
+        // not retry it), until it is created, the server refuses it, or the reloader stops
+        match api.create(&PostParams::default(), &again).await {
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            other => return other.map(|_| ()),
         }
+        let api = api.clone();
+        let name = key.to_string();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let create = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    match api.create(&PostParams::default(), &again).await {
+                        Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                        Ok(_) => return tracing::info!(workload = %name, "Job created again"),
+                        Err(e) => {
+                            return tracing::error!(workload = %name, error = %e, "the deleted Job could not be created again");
+                        }
+                    }
+                }
+            };
+            if unless_cancelled(&stop, create).await.is_none() {
+                tracing::error!(workload = %name, "stopped before the deleted Job could be created again");
+            }
+        });
+        Ok(())
     }
 
     fn jobs_api(&self, namespace: &str) -> Api<DynamicObject> {

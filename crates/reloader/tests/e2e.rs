@@ -1296,4 +1296,12 @@ async fn csi_rotations_reload_workloads_that_mount_the_class() {
         None,
         "a class marked ignore reloads nothing"
     );
+    // a pod that still mounts the older version: its new status rolls nothing either
+    create(statuses.clone(), status("web-3", "vault-db", "1")).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        template_of(&client, "web").await.0,
+        2,
+        "a new status with other versions rolls nothing"
+    );
 }
