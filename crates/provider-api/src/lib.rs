@@ -22,7 +22,7 @@ pub mod conformance;
 
 pub use ca::decode_ca_bundle;
 pub use error::ProviderError;
-pub use property::{json_property, map_from_json};
+pub use property::{go_json, json_property, map_from_json};
 pub use provider::{Capabilities, Provider, ProviderEnv, SecretsClient, StoreContext, Validation};
 pub use refs::{FindQuery, PushRef, RemoteRef};
 pub use registry::{ProviderRegistry, ProviderRegistryBuilder};

@@ -47,7 +47,43 @@ pub fn map_from_json(key: &str, value: &[u8]) -> Result<SecretMap, ProviderError
 fn json_text(value: &Value) -> SecretBytes {
     match value {
         Value::String(s) => SecretBytes::from(s.as_str()),
-        other => SecretBytes::new(other.to_string().into_bytes()),
+        other => SecretBytes::new(go_json(other).unwrap_or_default()),
+    }
+}
+
+/// `value` as JSON the way upstream's Go writes it (`json.Marshal`): object members sorted by
+/// name at every level, whatever order they came in. (serde_json keeps insertion order when
+/// any crate in the build turns on its `preserve_order` feature, so the order must not be left
+/// to it.)
+pub fn go_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&Sorted(&serde_json::to_value(value)?))
+}
+
+/// A JSON value that serializes its object members sorted by name.
+struct Sorted<'a>(&'a Value);
+
+impl serde::Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(members) => {
+                let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(b.0));
+                let mut map = s.serialize_map(Some(sorted.len()))?;
+                for (name, member) in sorted {
+                    map.serialize_entry(name, &Sorted(member))?;
+                }
+                map.end()
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Sorted(item))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
     }
 }
 
@@ -63,6 +99,21 @@ mod tests {
 
     fn text(b: SecretBytes) -> String {
         String::from_utf8(b.expose().to_vec()).unwrap_or_default()
+    }
+
+    #[test]
+    fn go_json_sorts_members_at_every_level() {
+        let mut inner = serde_json::Map::new();
+        inner.insert("z".into(), Value::from(1));
+        inner.insert("a".into(), Value::from(2));
+        let mut outer = serde_json::Map::new();
+        outer.insert("y".into(), Value::Array(vec![Value::Object(inner)]));
+        outer.insert("b".into(), Value::from("x"));
+        let text = go_json(&Value::Object(outer)).unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            r#"{"b":"x","y":[{"a":2,"z":1}]}"#
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub(crate) fn merge_property(
             .or_insert_with(|| Value::Object(Map::new()));
     }
     Ok(SecretBytes::new(
-        serde_json::to_vec(&doc).unwrap_or_default(),
+        strongroom_provider_api::go_json(&doc).unwrap_or_default(),
     ))
 }
 

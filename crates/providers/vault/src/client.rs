@@ -425,7 +425,7 @@ fn deleted_detail(version: Option<&str>) -> String {
 
 /// The whole map as JSON, or its `property` (an exact top-level key first, then a gjson path).
 fn value_of(key: &str, data: &Data, property: Option<&str>) -> Result<SecretBytes, ProviderError> {
-    let json = serde_json::to_vec(data)
+    let json = strongroom_provider_api::go_json(data)
         .map_err(|_| ProviderError::Malformed(format!("value of {key:?} is not serializable")))?;
     match property.filter(|p| !p.is_empty()) {
         None => Ok(SecretBytes::new(json)),
