@@ -354,14 +354,14 @@ pub async fn run_controllers(
         if options.secret_stores {
             ss_controller.await
         } else {
-            drain(ss_controller).await
+            drain(ss_controller, &stop).await
         }
     };
     let cluster_stores = async {
         if options.cluster_stores {
             css_controller.await
         } else {
-            drain(css_controller).await
+            drain(css_controller, &stop).await
         }
     };
     let ces = async {
@@ -385,7 +385,7 @@ pub async fn run_controllers(
             fan_out_controller::<ClusterPushSecret>(ctx.clone(), config_cps, stop.clone()).await
         }
     };
-    let sweeper = sweep_clients(&ctx, &stop);
+    let clients = tend_clients(&ctx, &stop);
     tokio::join!(
         es_controller,
         secret_stores,
@@ -393,17 +393,8 @@ pub async fn run_controllers(
         ces,
         pushes,
         cluster_pushes,
-        sweeper
+        clients
     );
-    // sessions the controller opened (Vault tokens, cloud logins) end with it, not at their TTL
-    if tokio::time::timeout(CLOSE_CLIENTS_WITHIN, ctx.stores.close_all())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "closing provider clients took longer than {CLOSE_CLIENTS_WITHIN:?}; exiting anyway"
-        );
-    }
 }
 
 /// How often clients of deleted or changed stores are closed.
@@ -411,15 +402,31 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for provider clients to close (token revocation), within the
 /// leader runner's 2 s grace.
-const CLOSE_CLIENTS_WITHIN: Duration = Duration::from_millis(1500);
+const CLOSE_CLIENTS_WITHIN: Duration = Duration::from_millis(1800);
 
-/// Closes the clients of deleted and changed stores every [`SWEEP_EVERY`] until `stop`.
-async fn sweep_clients(ctx: &Context, stop: &CancellationToken) {
+/// How long a client still used by an in-flight read at shutdown is left to finish first.
+const CLOSE_WAIT: Duration = Duration::from_millis(1000);
+
+/// Closes the clients of deleted and changed stores every [`SWEEP_EVERY`], and every client
+/// at `stop`: the sessions the controller opened (Vault tokens, cloud logins) end with it, not
+/// at their TTL. The closing starts at the signal, in its own branch, so no controller that
+/// is slow to wind down can keep it from running within the shutdown grace.
+async fn tend_clients(ctx: &Context, stop: &CancellationToken) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                if tokio::time::timeout(CLOSE_CLIENTS_WITHIN, ctx.stores.close_all(CLOSE_WAIT))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        "closing provider clients took longer than {CLOSE_CLIENTS_WITHIN:?}; exiting anyway"
+                    );
+                }
+                return;
+            }
             _ = tick.tick() => {
                 let closed = ctx.stores.sweep().await;
                 if closed > 0 {
@@ -516,10 +523,10 @@ async fn push_secrets(
 
 /// A disabled store controller reconciles nothing; the watch still runs (the ExternalSecret
 /// controller reads the cache it fills).
-async fn drain(controller: impl std::future::Future<Output = ()>) {
+async fn drain(controller: impl std::future::Future<Output = ()>, stop: &CancellationToken) {
     // dropping the controller drops its copy of the stream, so nothing buffers for it
     drop(controller);
-    std::future::pending::<()>().await
+    stop.cancelled().await
 }
 
 fn dependants(

@@ -471,8 +471,9 @@ impl Stores {
     }
 
     /// Closes every client at once (on shutdown: tokens the controller logged in for are
-    /// revoked; one slow backend does not hold up the others).
-    pub async fn close_all(&self) {
+    /// revoked; one slow backend does not hold up the others). A client an in-flight read still
+    /// uses gets up to `wait` to finish first.
+    pub async fn close_all(&self, wait: Duration) {
         let slots: Vec<_> = self
             .clients
             .lock()
@@ -482,6 +483,10 @@ impl Stores {
             .collect();
         let closes = slots.into_iter().map(|slot| async move {
             if let Some(old) = slot.lock().await.take() {
+                let since = Instant::now();
+                while Arc::strong_count(&old.client) > 1 && since.elapsed() < wait {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 old.client.close().await;
             }
         });
@@ -815,7 +820,7 @@ mod tests {
         settle().await;
         assert_eq!(closed(), 2);
         drop(connect(2));
-        stores.close_all().await;
+        stores.close_all(Duration::from_millis(100)).await;
         assert_eq!(closed(), 3, "shutdown closes every client");
     }
 

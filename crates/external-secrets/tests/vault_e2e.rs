@@ -60,7 +60,7 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
     .unwrap();
     let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
     stores.create(&PostParams::default(), &store).await.unwrap();
-    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let mut controller = start_controller(dir.path(), &cluster, &[]).await;
 
     // Many ExternalSecrets, one store: they share the store's client and its login.
     const N: usize = 10;
@@ -167,4 +167,20 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
     .await;
     assert_eq!(login_metric, 1.0);
     assert_no_canary(&[CANARY], &[("log", &controller.process.log_text())]);
+
+    // A stop revokes the token the controller logged in for, instead of leaving it to its TTL.
+    // (the setup's own `bao` calls revoke tokens too: count from here)
+    let revoked_before = OpenBao::audited(&audit, "auth/token/revoke-self");
+    controller.process.signal("TERM");
+    let status = controller
+        .process
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("the controller exits within 5 s");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        OpenBao::audited(&audit, "auth/token/revoke-self"),
+        revoked_before + 1,
+        "the store's token is revoked on shutdown"
+    );
 }

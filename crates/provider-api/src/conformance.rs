@@ -52,6 +52,19 @@ impl RecordedCalls {
     pub fn count(&self, call: &str) -> usize {
         self.with(|c| c.iter().filter(|(_, n, _)| n == call).count())
     }
+
+    /// The `(provider, call)` label pairs seen.
+    pub fn labels(&self) -> BTreeSet<(String, String)> {
+        self.with(|c| c.iter().map(|(p, n, _)| (p.clone(), n.clone())).collect())
+    }
+
+    /// Forgets the calls reported so far.
+    pub fn clear(&self) {
+        match self.0.lock() {
+            Ok(mut calls) => calls.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
+        }
+    }
 }
 
 /// What the backend holds before [`run`], and what the client may do.

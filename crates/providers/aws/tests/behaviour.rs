@@ -646,9 +646,7 @@ async fn outage_is_unavailable_and_recovers() {
     assert!(took < Duration::from_secs(15), "took {took:?}");
     assert!(
         calls
-            .0
-            .lock()
-            .unwrap()
+            .all()
             .iter()
             .any(|(_, c, ok)| c == "GetSecretValue" && !ok)
     );

@@ -31,7 +31,7 @@ async fn secrets_manager_conforms() {
     )
     .await;
     assert!(failures.is_empty(), "{failures:#?}");
-    let seen = calls.names();
+    let seen = calls.labels();
     for call in [
         "GetSecretValue",
         "ListSecrets",
@@ -71,7 +71,7 @@ async fn parameter_store_conforms() {
     )
     .await;
     assert!(failures.is_empty(), "{failures:#?}");
-    let seen = calls.names();
+    let seen = calls.labels();
     for call in [
         "GetParameter",
         "GetParametersByPath",

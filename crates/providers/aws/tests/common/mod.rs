@@ -12,8 +12,8 @@ use strongroom_core::crd::external_secrets::{
     SecretStoreProvider, ServiceAccountSelector, StoreKind,
 };
 use strongroom_provider_api::{
-    CallObserver, CredentialResolver, Provider, ProviderEnv, ProviderError, SecretBytes,
-    SecretsClient, StoreContext,
+    CredentialResolver, Provider, ProviderEnv, ProviderError, SecretBytes, SecretsClient,
+    StoreContext,
 };
 use strongroom_provider_aws::AwsProvider;
 use strongroom_testkit::backends::Moto;
@@ -94,41 +94,7 @@ impl CredentialResolver for Resolver {
 }
 
 /// Records every call the provider reports.
-#[derive(Default)]
-pub struct Calls(pub Mutex<Vec<(String, String, bool)>>);
-
-impl CallObserver for Calls {
-    fn observe(&self, provider: &str, call: &str, ok: bool) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((provider.into(), call.into(), ok));
-    }
-}
-
-impl Calls {
-    pub fn count(&self, call: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, c, _)| c == call)
-            .count()
-    }
-
-    pub fn names(&self) -> std::collections::BTreeSet<(String, String)> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(p, c, _)| (p.clone(), c.clone()))
-            .collect()
-    }
-
-    pub fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-}
+pub use strongroom_provider_api::conformance::RecordedCalls as Calls;
 
 pub fn provider_env(resolver: Resolver) -> (Arc<Calls>, ProviderEnv) {
     let calls = Arc::new(Calls::default());
