@@ -710,10 +710,6 @@ fn values_that_cannot_apply_are_refused_with_a_reason() {
             "no conversion webhook",
         ),
         (
-            vec!["--set", "grafanaDashboard.enabled=true"],
-            "no dashboard",
-        ),
-        (
             vec!["--set", "bitwarden-sdk-server.enabled=true"],
             "Bitwarden",
         ),

@@ -112,7 +112,7 @@ impl Metrics {
         registry.register(Box::new(queue_latency.clone()))?;
         let retries = IntCounter::new("reloader_retries_total", "Total number of retries.")?;
         registry.register(Box::new(retries.clone()))?;
-        Ok(Self {
+        let metrics = Self {
             reload_executed,
             reload_by_namespace,
             reconcile: counter(
@@ -181,7 +181,10 @@ impl Metrics {
                 "Workloads that matched per event.",
                 &["kind"],
             )?,
-        })
+        };
+        // the error series exists from the start (0), so rate() and alerts see it
+        metrics.errors.with_label_values(&["handler_error"]);
+        Ok(metrics)
     }
 
     /// Counts one workload write.

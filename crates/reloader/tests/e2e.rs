@@ -1305,3 +1305,59 @@ async fn csi_rotations_reload_workloads_that_mount_the_class() {
         "a new status with other versions rolls nothing"
     );
 }
+
+/// The chart's Grafana dashboard and PrometheusRule query only metrics the binary exports,
+/// scraped after a reload and a change that rolls nothing (so every family has series).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_alert_rules_query_only_exported_metrics() {
+    use strongroom_testkit::monitoring::{assert_chart_queries_exported, exported_metrics};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&[], &[]).await;
+    secret(&client, "db", &[("password", "one")], json!({})).await;
+    deployment(
+        &client,
+        "app",
+        json!({"reloader.stakater.com/auto": "true"}),
+        uses_db(),
+    )
+    .await;
+    let reloader = start_reloader(dir.path(), &cluster, &[]).await;
+    let before = template_of(&client, "app").await.1;
+    set_secret(&client, "db", &[("password", "two")]).await;
+    wait_for(
+        || async { template_of(&client, "app").await.1 != before },
+        "the Deployment rolled",
+    )
+    .await;
+    // a metadata-only change: skipped, nothing rolls
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    let metrics = format!("{}/metrics", reloader.url);
+    wait_for(
+        || async {
+            http_get(&metrics)
+                .await
+                .1
+                .contains("reloader_skipped_total{")
+        },
+        "the skip counted",
+    )
+    .await;
+    let exported = exported_metrics(&http_get(&metrics).await.1);
+
+    let objects = assert_chart_queries_exported(
+        "reloader",
+        "reloader.grafanaDashboard.enabled=true,reloader.prometheusRule.enabled=true",
+        &exported,
+        (10, 4),
+    );
+    let dashboard = objects.get("ConfigMap", "reloader-reloader-dashboard");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+}

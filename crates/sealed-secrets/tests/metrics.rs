@@ -115,6 +115,13 @@ async fn metrics_keep_upstream_names_and_labels_and_stay_bounded() {
     ] {
         assert!(m.contains(want), "missing {want} in:\n{m}");
     }
+    // the chart's dashboards and alert rules query only what this scrape exports
+    strongroom_testkit::monitoring::assert_chart_queries_exported(
+        "sealed-secrets",
+        "metrics.dashboards.create=true,metrics.prometheusRule.enabled=true",
+        &strongroom_testkit::monitoring::exported_metrics(&m),
+        (5, 1),
+    );
     for unwanted in [
         "/nope/one",
         "/v1/cert.pem/extra",

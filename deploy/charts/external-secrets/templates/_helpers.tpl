@@ -168,9 +168,6 @@ pod that would not start or do what the value says. Included once, from validate
 {{- if $v.crds.conversion.enabled -}}
 {{- fail "crds.conversion.enabled: there is no conversion webhook (the CRDs serve their versions without conversion). Set it to false." -}}
 {{- end -}}
-{{- if $v.grafanaDashboard.enabled -}}
-{{- fail "grafanaDashboard.enabled: this chart ships no dashboard yet (the metric names are upstream's, so upstream's dashboard works). Set it to false." -}}
-{{- end -}}
 {{- if (index $v "bitwarden-sdk-server" | default dict).enabled -}}
 {{- fail "bitwarden-sdk-server.enabled: the Bitwarden SDK server subchart is not shipped (this controller has no Bitwarden provider). Set it to false." -}}
 {{- end -}}
