@@ -2,7 +2,8 @@
 //! project exists for, step by step:
 //! 1. `kubeseal` seals a Secret with the controller's certificate; the SealedSecret is applied
 //!    and the controller unseals it;
-//! 2. an ExternalSecret syncs a value from a store (the fake provider: no outside service);
+//! 2. an ExternalSecret syncs a value from a store (the fake provider: no outside service), and
+//!    from OpenBao and moto when `cargo xtask tools` has installed them ([`backends`]);
 //! 3. a Deployment annotated for the reloader uses that Secret; the remote value is rotated and
 //!    the chain provider → Secret → pod template is timed;
 //! 4. everything stays up, with the kubeconfig and `kubectl` commands to explore, until Ctrl-C
@@ -16,6 +17,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod backends;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -132,10 +135,17 @@ impl Demo {
     }
 
     /// Starts one binary with the demo's kubeconfig, logging to `<dir>/<name>.log`.
-    fn start(&self, procs: &mut Processes, name: &str, args: &[String]) -> anyhow::Result<()> {
+    fn start(
+        &self,
+        procs: &mut Processes,
+        name: &str,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.log(name))?;
         let child = Command::new(self.bin.join(name))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("KUBECONFIG", &self.kubeconfig)
             .env("POD_NAMESPACE", "kube-system")
             .env("RUST_LOG", "info")
@@ -236,6 +246,7 @@ pub fn run(root: &Path, no_wait: bool) -> anyhow::Result<()> {
         &mut procs,
         "devcluster",
         &["--kubeconfig".into(), kubeconfig.clone()],
+        &[],
     )?;
     wait(
         "devcluster",
@@ -252,6 +263,12 @@ pub fn run(root: &Path, no_wait: bool) -> anyhow::Result<()> {
         None,
     )?;
     demo.kubectl(&["create", "namespace", "demo"], None)?;
+    let backends = backends::start(root, &demo.dir, &mut procs)?;
+    let es_env: Vec<(&str, String)> = backends
+        .moto
+        .iter()
+        .map(|m| ("AWS_SECRETSMANAGER_ENDPOINT", m.clone()))
+        .collect();
 
     let (ss_api, ss_metrics) = (free_port()?, free_port()?);
     let (es_metrics, es_live) = (free_port()?, free_port()?);
@@ -264,6 +281,7 @@ pub fn run(root: &Path, no_wait: bool) -> anyhow::Result<()> {
             format!("--listen-addr=127.0.0.1:{ss_api}"),
             format!("--listen-metrics-addr=127.0.0.1:{ss_metrics}"),
         ],
+        &[],
     )?;
     demo.start(
         &mut procs,
@@ -272,11 +290,13 @@ pub fn run(root: &Path, no_wait: bool) -> anyhow::Result<()> {
             format!("--metrics-addr=127.0.0.1:{es_metrics}"),
             format!("--live-addr=127.0.0.1:{es_live}"),
         ],
+        &es_env,
     )?;
     demo.start(
         &mut procs,
         "reloader",
         &[format!("--listen-addr=127.0.0.1:{reloader_port}")],
+        &[],
     )?;
     for (name, port) in [
         ("sealed-secrets-controller", ss_metrics),
@@ -342,6 +362,26 @@ pub fn run(root: &Path, no_wait: bool) -> anyhow::Result<()> {
             "{.status.conditions[?(@.type==\"Ready\")].status}"
         )
     );
+
+    for doc in backends::manifests(&backends) {
+        demo.kubectl(&["create", "-f", "-"], Some(&doc))?;
+    }
+    for (name, from, want) in [
+        ("from-openbao", backends.openbao.as_ref(), "from-openbao"),
+        ("from-moto", backends.moto.as_ref(), "from-moto"),
+    ] {
+        let Some(from) = from else { continue };
+        let took = wait(
+            &format!("Secret demo/{name}"),
+            &demo.log("external-secrets-controller"),
+            Duration::from_secs(30),
+            || demo.secret_value(name, "value") == want,
+        )?;
+        println!(
+            "   Secret demo/{name} synced from {from} in {} ms",
+            took.as_millis()
+        );
+    }
 
     println!(
         "3. a Deployment annotated reloader.stakater.com/auto uses it; the remote value rotates"

@@ -5,11 +5,15 @@
 //! - `cargo xtask test`: run every test of the workspace with nextest (falls back to cargo test);
 //! - `cargo xtask tools`: fetch the real kubectl and helm into target/tools;
 //! - `cargo xtask demo [--no-wait]`: the three controllers on devcluster, sealed → synced → reloaded;
+//! - `cargo xtask docs [--check]`: the generated CLI and CRD references in docs/reference/;
+//! - `cargo xtask image <controller>|all [--no-build] [--smoke]`: OCI images without Docker;
 //! - `cargo xtask bench crypto`: seal/unseal benchmark next to `openssl speed rsa4096`.
 
 mod bench;
 mod crds;
 mod demo;
+mod docs;
+mod image;
 mod layering;
 mod tools;
 
@@ -30,10 +34,13 @@ fn main() -> ExitCode {
         ["bench", "external-secrets"] => bench::external_secrets(&root()),
         ["demo"] => demo::run(&root(), false),
         ["demo", "--no-wait"] => demo::run(&root(), true),
+        ["image", rest @ ..] => image::run(&root(), rest),
+        ["docs"] => docs::run(&root(), false),
+        ["docs", "--check"] => docs::run(&root(), true),
         ["layering"] => layering::run(&root()),
         ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader|external-secrets | demo [--no-wait] | tools"
+            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader|external-secrets | demo [--no-wait] | docs [--check] | image <controller>|all [--no-build] [--smoke] | tools"
         )),
     };
     match result {
