@@ -76,7 +76,7 @@ struct Args {
     /// Accepted for compatibility: the target is always read from the API.
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_secret_api_read_on_cache_mismatch: bool,
-    /// Accepted for compatibility (generators are not implemented yet).
+    /// Accepted for compatibility (generator state is not kept).
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_generator_state: bool,
     /// Accepted for compatibility.

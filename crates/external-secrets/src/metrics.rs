@@ -132,6 +132,19 @@ impl Metrics {
         dur.with_label_values(&[name, namespace]).set(nanos);
     }
 
+    /// Drops every series of a deleted SecretStore (`cluster` false) or ClusterSecretStore.
+    pub fn forget_store(&self, cluster: bool, name: &str, namespace: &str) {
+        let (cond, dur) = if cluster {
+            (&self.css_condition, &self.css_duration)
+        } else {
+            (&self.ss_condition, &self.ss_duration)
+        };
+        for status in ["True", "False"] {
+            let _ = cond.remove_label_values(&[name, namespace, "Ready", status]);
+        }
+        let _ = dur.remove_label_values(&[name, namespace]);
+    }
+
     /// Drops every series of a deleted ExternalSecret.
     pub fn forget_es(&self, name: &str, namespace: &str) {
         for status in ["True", "False"] {

@@ -208,6 +208,7 @@ pub async fn run_controllers(
         )
         .modify(slim),
     )
+    .inspect(forget_deleted_store(ctx.metrics.clone(), false))
     .applied_objects();
     let css_stream = reflector(
         css_writer,
@@ -220,6 +221,7 @@ pub async fn run_controllers(
         )
         .modify(slim),
     )
+    .inspect(forget_deleted_store(ctx.metrics.clone(), true))
     .applied_objects();
     let (ss_for_es, ss_for_store) = fan_out(ss_stream);
     let (css_for_es, css_for_store) = fan_out(css_stream);
@@ -586,4 +588,17 @@ fn invalid_reporter() -> strongroom_controller_kit::watch::OnInvalid {
             "ExternalSecret that does not read as one skipped"
         );
     })
+}
+
+/// A deleted store's status and duration series leave `/metrics` with it.
+fn forget_deleted_store<K: kube::Resource>(
+    metrics: crate::metrics::Metrics,
+    cluster: bool,
+) -> impl Fn(&Result<watcher_mod::Event<K>, watcher_mod::Error>) {
+    move |event| {
+        if let Ok(watcher_mod::Event::Delete(store)) = event {
+            let namespace = store.namespace().unwrap_or_default();
+            metrics.forget_store(cluster, &store.name_any(), &namespace);
+        }
+    }
 }

@@ -88,4 +88,18 @@ async fn the_dashboard_and_alert_rules_query_only_exported_metrics() {
     );
     let dashboard = objects.get("ConfigMap", "external-secrets-dashboard");
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+
+    // a deleted store's series leave with it
+    stores.delete("broken", &Default::default()).await.unwrap();
+    wait_for(
+        || async {
+            let text = http_get(&controller.metrics).await.1;
+            !text
+                .lines()
+                .any(|l| l.starts_with("secretstore_") && l.contains(r#"name="broken""#))
+                && text.contains(r#"name="fake""#)
+        },
+        "the deleted store's series removed",
+    )
+    .await;
 }

@@ -159,6 +159,8 @@ fn names_follow_upstream_rule() {
             "ServiceAccount reloader-reloader",
             "ClusterRole reloader-reloader-role",
             "ClusterRoleBinding reloader-reloader-role-binding",
+            "Role reloader-reloader-meta-info",
+            "RoleBinding reloader-reloader-meta-info",
             "Deployment reloader-reloader",
         ])
     );
@@ -193,6 +195,8 @@ fn defaults_render_a_least_privilege_non_root_reloader() {
             ("ServiceAccount", "rl-reloader", "ops"),
             ("ClusterRole", "rl-reloader-role", ""),
             ("ClusterRoleBinding", "rl-reloader-role-binding", ""),
+            ("Role", "rl-reloader-meta-info", "ops"),
+            ("RoleBinding", "rl-reloader-meta-info", "ops"),
             ("Deployment", "rl-reloader", "ops"),
         ]
         .iter()
@@ -252,6 +256,8 @@ fn defaults_render_a_least_privilege_non_root_reloader() {
         json!([
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "RELOADER_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "RELOADER_DEPLOYMENT_NAME", "value": "rl-reloader"},
         ])
     );
     assert_eq!(
@@ -563,7 +569,7 @@ fn scoped_mode_renders_roles_per_namespace_and_no_cluster_role() {
                 json!([{"kind": "ServiceAccount", "name": "rl-reloader", "namespace": "ops"}])
             );
         }
-        // the release namespace gets the Lease only (it is not watched)
+        // the release namespace gets the Lease and the meta-info ConfigMap only (it is not watched)
         let in_ops: Vec<String> = objects
             .ids()
             .into_iter()
@@ -574,7 +580,9 @@ fn scoped_mode_renders_roles_per_namespace_and_no_cluster_role() {
             in_ops,
             [
                 "Role rl-reloader-leader-election",
-                "RoleBinding rl-reloader-leader-election"
+                "Role rl-reloader-meta-info",
+                "RoleBinding rl-reloader-leader-election",
+                "RoleBinding rl-reloader-meta-info"
             ]
         );
     }
@@ -1078,6 +1086,7 @@ async fn upstream_style_release_installs_reloads_and_upgrades_on_devcluster() {
     );
     assert!(env.exists(&["serviceaccount", NAME, "-n", NS]));
     let cluster_role = env.get(&["clusterrole", "reloader-role"]);
+    let meta_info_role = env.get(&["role", "reloader-meta-info", "-n", NS]);
     assert_eq!(grants(&cluster_role), default_grants());
     assert_eq!(
         env.get(&["clusterrolebinding", "reloader-role-binding"])["subjects"][0]["name"],
@@ -1109,9 +1118,11 @@ async fn upstream_style_release_installs_reloads_and_upgrades_on_devcluster() {
         "the Deployment rolled by the annotations strategy",
     )
     .await;
+    // RELOADER_NAMESPACE from the chart: upstream's meta-info ConfigMap, under the chart's Role
+    assert!(env.exists(&["configmap", "reloader-meta-info", "-n", NS]));
     drop(process);
-    // every request it made is one the chart's ClusterRole grants
-    assert_granted(&cluster, &user, &[&cluster_role]);
+    // every request it made is one the chart's ClusterRole (or the meta-info Role) grants
+    assert_granted(&cluster, &user, &[&cluster_role, &meta_info_role]);
 
     // upgrade: scoped to team-a (Roles, no ClusterRole), two replicas with the Lease
     env.upgrade_install("upgrade.yaml");
@@ -1178,5 +1189,5 @@ async fn upstream_style_release_installs_reloads_and_upgrades_on_devcluster() {
     )
     .await;
     drop(process);
-    assert_granted(&cluster, &user2, &[&role, &lease_role]);
+    assert_granted(&cluster, &user2, &[&role, &lease_role, &meta_info_role]);
 }
