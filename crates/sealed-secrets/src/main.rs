@@ -169,8 +169,17 @@ struct Args {
         default_value = "2s"
     )]
     leader_election_retry_period: String,
-    #[command(flatten)]
-    log: logging::LogArgs,
+    /// Minimum level: error, warn, info, debug or trace (or a tracing filter directive).
+    #[arg(long, env = "SEALED_SECRETS_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Output format.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: logging::LogFormat,
 }
 
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
@@ -281,7 +290,10 @@ fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    logging::init(&args.log);
+    logging::init(&logging::LogArgs {
+        log_level: args.log_level.clone(),
+        log_format: args.log_format,
+    });
     let shutdown = shutdown::on_signal()?;
     let namespace = pod::namespace();
     let settings = settings(&args, &namespace)?;

@@ -65,3 +65,36 @@ fn a_bad_boolean_names_the_flag_and_exits_2() {
     assert!(stderr.contains("--update-status"), "{stderr}");
     assert!(stderr.contains("maybe"), "{stderr}");
 }
+
+#[test]
+fn log_flags_read_their_sealed_secrets_variables_as_upstream() {
+    let run_with = |var: &str, value: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sealed-secrets-controller"))
+            .args([
+                "--listen-addr=127.0.0.1:0",
+                "--listen-metrics-addr=127.0.0.1:0",
+            ])
+            .env(var, value)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // a value the parser refuses proves the variable is read
+    let (code, err) = run_with("SEALED_SECRETS_LOG_FORMAT", "xml");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--log-format"), "{err}");
+    let (code, err) = run_with("SEALED_SECRETS_LOG_FORMAT", "json");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with('{')),
+        "JSON log lines: {err}"
+    );
+    let (code, err) = run_with("SEALED_SECRETS_LOG_LEVEL", "error");
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains(" INFO "), "{err}");
+}
