@@ -12,7 +12,7 @@ pub const TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// Builds the selected controllers' binaries in one cargo invocation (shared dependencies),
 /// with OpenSSL built in when one of them links it. Adds the rustup target when missing.
-pub fn binaries(root: &Path, selected: &[Controller]) -> anyhow::Result<()> {
+pub fn binaries(root: &Path, selected: &[Controller], profile: &str) -> anyhow::Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -29,8 +29,14 @@ pub fn binaries(root: &Path, selected: &[Controller]) -> anyhow::Result<()> {
         ensure!(status.success(), "rustup target add {TARGET} failed");
     }
     let mut cmd = Command::new("cargo");
-    cmd.current_dir(root)
-        .args(["build", "--release", "--locked", "--target", TARGET]);
+    cmd.current_dir(root).args([
+        "build",
+        "--profile",
+        profile,
+        "--locked",
+        "--target",
+        TARGET,
+    ]);
     for c in selected {
         cmd.args(["-p", c.package, "--bin", c.binary]);
     }
@@ -56,9 +62,10 @@ pub fn binaries(root: &Path, selected: &[Controller]) -> anyhow::Result<()> {
 }
 
 /// Where [`binaries`] puts a controller's executable.
-pub fn binary_path(root: &Path, c: &Controller) -> PathBuf {
+pub fn binary_path(root: &Path, c: &Controller, profile: &str) -> PathBuf {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(|d| root.join(d))
         .unwrap_or_else(|| root.join("target"));
-    target_dir.join(TARGET).join("release").join(c.binary)
+    let dir = if profile == "dev" { "debug" } else { profile };
+    target_dir.join(TARGET).join(dir).join(c.binary)
 }

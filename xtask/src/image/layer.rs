@@ -96,7 +96,7 @@ pub fn build(mut entries: Vec<(String, Entry)>, mtime: u64) -> anyhow::Result<La
     let tar = tar.into_inner()?;
     let mut gz = GzBuilder::new()
         .mtime(0)
-        .write(Vec::new(), Compression::best());
+        .write(Vec::new(), Compression::default());
     gz.write_all(&tar)?;
     Ok(Layer {
         gzip: gz.finish()?,

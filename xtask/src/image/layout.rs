@@ -78,6 +78,21 @@ fn git_revision(root: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The binary without its symbol table (binutils' `strip`, when installed), else as built.
+fn stripped(binary: &Path, dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let out = dir.with_extension("stripped");
+    let done = Command::new("strip")
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(&out)
+        .arg(binary)
+        .status()
+        .is_ok_and(|s| s.success());
+    let bytes = std::fs::read(if done { &out } else { binary })?;
+    let _ = std::fs::remove_file(&out);
+    Ok(bytes)
+}
+
 /// Writes `c`'s image with `binary` into `dir` (emptied first).
 pub fn write(
     root: &Path,
@@ -86,7 +101,7 @@ pub fn write(
     dir: &Path,
     epoch: i64,
 ) -> anyhow::Result<Image> {
-    let bin = std::fs::read(binary).with_context(|| {
+    let bin = stripped(binary, dir).with_context(|| {
         format!(
             "reading {} (build it first, without --no-build)",
             binary.display()

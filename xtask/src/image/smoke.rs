@@ -158,6 +158,10 @@ pub fn run(root: &Path, c: &Controller) -> anyhow::Result<()> {
         .arg(&kubeconfig)
         .args(["create", "-f"])
         .arg(root.join("deploy/crds")))?;
+    // the controller reads it as the image's user, as a pod reads its mounted token
+    let readable = work.join("kubeconfig-for-container");
+    std::fs::copy(&kubeconfig, &readable)?;
+    std::os::unix::fs::chown(&readable, Some(c.uid), Some(c.uid))?;
     std::fs::write(bundle.join("config.json"), &pristine)?;
     configure(
         &bundle,
@@ -168,7 +172,7 @@ pub fn run(root: &Path, c: &Controller) -> anyhow::Result<()> {
         ],
         Some(&netns),
         &[json!({"destination": "/etc/kubeconfig", "type": "bind",
-            "source": kubeconfig.display().to_string(), "options": ["rbind", "ro"]})],
+            "source": readable.display().to_string(), "options": ["rbind", "ro"]})],
     )?;
     let log_path = work.join(format!("{}.log", c.id));
     let log = std::fs::File::create(&log_path)?;

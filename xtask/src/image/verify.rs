@@ -187,7 +187,7 @@ pub fn with_tools(dir: &Path, c: &Controller) -> anyhow::Result<Option<PathBuf>>
             .args([
                 "validate",
                 "--type",
-                "imageLayout",
+                "image",
                 "--ref",
                 &format!("name={TAG}"),
             ])
