@@ -183,6 +183,16 @@ impl GcpStandIn {
         self.with(|s| s.kubernetes_jwks = Some(jwks));
     }
 
+    /// Trusts the ServiceAccount tokens of the cluster behind `client` (its
+    /// `/openid/v1/jwks`), as a GCP workload identity pool trusts a cluster's issuer.
+    pub async fn trust_cluster(&self, client: &kube::Client) {
+        let req = hyper::Request::get("/openid/v1/jwks")
+            .body(Vec::new())
+            .unwrap();
+        let text = client.request_text(req).await.unwrap();
+        self.trust_kubernetes(serde_json::from_str(&text).unwrap());
+    }
+
     /// Accepts STS exchanges with `audience` whose subject token carries `token_audience`.
     pub fn accept_sts_audience(&self, audience: &str, token_audience: &str) {
         self.with(|s| {

@@ -167,15 +167,20 @@ pub fn key_spec(standin: &GcpStandIn, env: &Env) -> Spec {
     }
 }
 
-/// The provider talking to the stand-in only.
-pub fn provider(standin: &GcpStandIn) -> GcpProvider {
-    GcpProvider::with_endpoints(Endpoints {
+/// Every endpoint at the stand-in.
+pub fn endpoints(standin: &GcpStandIn) -> Endpoints {
+    Endpoints {
         secret_manager: Some(standin.url.clone()),
         sts: Some(standin.url.clone()),
         iam_credentials: Some(standin.url.clone()),
         metadata_host: Some(standin.url.trim_start_matches("http://").to_string()),
         adc_file: None,
-    })
+    }
+}
+
+/// The provider talking to the stand-in only.
+pub fn provider(standin: &GcpStandIn) -> GcpProvider {
+    GcpProvider::with_endpoints(endpoints(standin))
 }
 
 pub async fn connect(
