@@ -186,12 +186,9 @@ pub(crate) async fn source(
         let provider = format!(
             "https://container.googleapis.com/v1/projects/{cluster_project}/locations/{location}/clusters/{cluster}"
         );
-        let audiences = wi
-            .service_account_ref
-            .audiences
-            .clone()
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| vec![pool.clone()]);
+        // The pool always, then any extra audiences (upstream's order).
+        let mut audiences = vec![pool.clone()];
+        audiences.extend(wi.service_account_ref.audiences.clone().unwrap_or_default());
         let annotations = env
             .credentials
             .service_account_annotations(&ns, &name)
@@ -254,6 +251,16 @@ pub(crate) async fn source(
         let mut ex = exchange_from_config(&config, endpoints)?;
         ex.subject = subject;
         ex.audience = audience;
+        if let Some(email) = wif
+            .gcp_service_account_email
+            .as_deref()
+            .filter(|e| !e.is_empty())
+        {
+            ex.impersonation_url = Some(format!(
+                "{}/v1/projects/-/serviceAccounts/{email}:generateAccessToken",
+                endpoints.iam_base()?
+            ));
+        }
         Kind::Exchange(Box::new(ex))
     } else {
         let (kind, p) = adc(endpoints).await?;

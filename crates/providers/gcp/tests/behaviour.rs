@@ -523,13 +523,35 @@ async fn workload_identity_federation_with_a_credential_config() {
         }),
         ..Spec::default()
     };
-    let client = connect(&standin, &store(spec), &env).await;
+    let client = connect(&standin, &store(spec.clone()), &env).await;
     assert_eq!(
         text(&client.get_secret(&RemoteRef::key("db")).await.unwrap()),
         "v"
     );
     assert_eq!(standin.count("StsToken"), 1);
     assert_eq!(standin.count("GenerateAccessToken"), 1);
+
+    // gcpServiceAccountEmail impersonates without an impersonation URL in the configuration.
+    let mut plain = config.clone();
+    plain
+        .as_object_mut()
+        .unwrap()
+        .remove("service_account_impersonation_url");
+    env.creds
+        .put("team", "wif", "config.json", &plain.to_string());
+    let mut by_email = spec;
+    let wif = by_email
+        .auth
+        .as_mut()
+        .unwrap()
+        .workload_identity_federation
+        .as_mut()
+        .unwrap();
+    wif.gcp_service_account_email = Some("eso@strongroom-test.iam.gserviceaccount.com".into());
+    let client = connect(&standin, &store(by_email), &env).await;
+    client.get_secret(&RemoteRef::key("db")).await.unwrap();
+    assert_eq!(standin.count("StsToken"), 2);
+    assert_eq!(standin.count("GenerateAccessToken"), 2);
 }
 
 #[tokio::test]
