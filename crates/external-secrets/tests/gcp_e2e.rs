@@ -50,7 +50,9 @@ fn store(name: &str, gcpsm: serde_json::Value) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_from_secret_manager_with_every_auth_method() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/generators.external-secrets.io_gcraccesstokens.yaml");
+    let (cluster, client) = start_cluster(&crds, &[]).await;
     let standin = GcpStandIn::start();
     standin.set_token_lifetime(Duration::from_secs(4));
     standin.trust_cluster(&client).await;
@@ -288,7 +290,41 @@ async fn syncs_from_secret_manager_with_every_auth_method() {
     )
     .await;
 
-    assert_no_canary(&[CANARY], &[("log", &controller.process.log_text())]);
+    // The GCRAccessToken generator: registry credentials from a fresh token of the same auth.
+    let gcr: strongroom_core::crd::generators::GcrAccessToken = serde_json::from_value(json!({
+        "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "GCRAccessToken",
+        "metadata": {"name": "gcr", "namespace": "default"},
+        "spec": {"projectID": PROJECT, "auth": {"secretRef":
+            {"secretAccessKeySecretRef": {"name": "gcp-key", "key": "key.json"}}}}
+    }))
+    .unwrap();
+    Api::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &gcr)
+        .await
+        .unwrap();
+    apply_es(
+        &client,
+        es(
+            "registry",
+            json!({
+                "refreshInterval": "1h",
+                "dataFrom": [{"sourceRef": {"generatorRef": {
+                    "apiVersion": "generators.external-secrets.io/v1alpha1",
+                    "kind": "GCRAccessToken", "name": "gcr"}}}],
+            }),
+        ),
+    )
+    .await;
+    wait_ready(&client, "registry", "True", "SecretSynced").await;
+    let registry = secret_data(&client, "registry").await.unwrap();
+    assert_eq!(registry["username"], "oauth2accesstoken");
+    assert!(registry["password"].starts_with("ya29."), "an access token");
+    assert!(registry["expiry"].parse::<u64>().is_ok());
+
+    assert_no_canary(
+        &[CANARY, registry["password"].as_str()],
+        &[("log", &controller.process.log_text())],
+    );
     controller.process.signal("TERM");
     let status = controller.process.wait_exit(Duration::from_secs(5)).await;
     assert!(status.is_some_and(|s| s.success()));

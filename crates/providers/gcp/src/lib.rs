@@ -19,6 +19,7 @@
 //! - Push: creates the secret labelled `managed-by=external-secrets`, refuses secrets without
 //!   the label, adds a version only when the payload changed; delete only managed secrets.
 //! - Endpoints: see [`Endpoints`]; plain HTTP only for loopback addresses.
+//! - The `GCRAccessToken` generator ([`GcpProvider::gcr_access_token`]) uses the same auth.
 //! - Every call is counted as `GCP/SecretManager` with upstream's call names.
 
 mod api;
@@ -26,6 +27,7 @@ mod auth;
 mod client;
 mod config;
 mod endpoints;
+mod gcr;
 mod token;
 
 use async_trait::async_trait;
@@ -58,6 +60,18 @@ impl GcpProvider {
     /// A provider using `endpoints` (tests).
     pub fn with_endpoints(endpoints: Endpoints) -> Self {
         Self { endpoints }
+    }
+
+    /// Upstream's `GCRAccessToken` generator: `username` (`oauth2accesstoken`), `password` (a
+    /// fresh access token for the spec's `auth`, read in `namespace`) and `expiry` (Unix
+    /// seconds). `spec` is the generator's spec as written.
+    pub async fn gcr_access_token(
+        &self,
+        spec: &std::collections::BTreeMap<String, serde_json::Value>,
+        namespace: &str,
+        env: ProviderEnv,
+    ) -> Result<strongroom_provider_api::SecretMap, ProviderError> {
+        gcr::generate(spec, namespace, env, &self.endpoints).await
     }
 }
 

@@ -44,6 +44,16 @@ impl AccessToken {
         format!("Bearer {}", self.value)
     }
 
+    /// The raw token (the GCRAccessToken generator's password).
+    pub(crate) fn secret(&self) -> &str {
+        &self.value
+    }
+
+    /// How long the token was valid for when obtained.
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
     /// Whether the token is still good for a while: refreshed when less than a fifth of its
     /// lifetime (at most [`MAX_MARGIN`]) is left.
     fn fresh(&self) -> bool {

@@ -597,3 +597,43 @@ async fn application_default_credentials_from_a_file_or_the_metadata_server() {
     assert_eq!(standin.count("MetadataToken"), 1);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn gcr_access_token_generator_returns_registry_credentials() {
+    let standin = GcpStandIn::start();
+    standin.set_token_lifetime(Duration::from_secs(600));
+    let env = Env::new(Creds::default());
+    env.creds.put(
+        "team",
+        "gcp-key",
+        "key.json",
+        &standin.service_account_key(),
+    );
+    let spec: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_value(json!({
+        "projectID": PROJECT,
+        "auth": {"secretRef": {"secretAccessKeySecretRef": {"name": "gcp-key", "key": "key.json"}}}
+    }))
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = provider(&standin)
+        .gcr_access_token(&spec, "team", env.provider_env())
+        .await
+        .unwrap();
+    assert_eq!(text(&out["username"]), "oauth2accesstoken");
+    assert!(text(&out["password"]).starts_with("ya29."));
+    let expiry: u64 = text(&out["expiry"]).parse().unwrap();
+    assert!(
+        (now + 590..=now + 610).contains(&expiry),
+        "{expiry} vs {now}"
+    );
+    assert_eq!(standin.count("Token"), 1);
+    // A missing key Secret is an authentication error naming it.
+    let e = provider(&standin)
+        .gcr_access_token(&spec, "other", env.provider_env())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Authentication(_)), "{e:?}");
+}
