@@ -295,6 +295,38 @@ impl Source {
     }
 }
 
+/// A plain value of the metadata server (`project/project-id`,
+/// `instance/attributes/cluster-name`, ...), as upstream looks up what the store leaves out.
+pub(crate) async fn metadata_value(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    path: &str,
+) -> Result<String, ProviderError> {
+    let url = format!("{}/computeMetadata/v1/{path}", endpoints.metadata_base());
+    let resp = http
+        .get(&url)
+        .header("Metadata-Flavor", "Google")
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .map_err(|e| {
+            ProviderError::InvalidConfig(format!(
+                "{path} is not set and the metadata server could not be asked ({})",
+                without_url(&e)
+            ))
+        })?;
+    if !resp.status().is_success() {
+        return Err(ProviderError::InvalidConfig(format!(
+            "{path} is not set and the metadata server answered {}",
+            resp.status()
+        )));
+    }
+    let text = resp.text().await.map_err(|e| {
+        ProviderError::Unavailable(format!("reading {path} from the metadata server: {e}"))
+    })?;
+    Ok(text.trim().to_string())
+}
+
 /// The subject token in `text`: all of it, or a JSON field of it.
 fn subject_field(text: &str, field: Option<&str>, from: &str) -> Result<String, ProviderError> {
     match field {

@@ -62,12 +62,18 @@ impl GcpSecretsClient {
         let http = config::http_client()?;
         let (source, key_project) =
             config::source(store, spec, &env, endpoints, http.clone()).await?;
-        let project = spec
+        let project = match spec
             .project_id
             .clone()
             .filter(|p| !p.is_empty())
             .or(key_project)
-            .ok_or_else(|| invalid("projectID is required"))?;
+        {
+            Some(p) => p,
+            // Upstream's default for non-static auth: the cluster's project.
+            None => crate::auth::metadata_value(&http, endpoints, "project/project-id")
+                .await
+                .map_err(|e| invalid(format!("projectID is required: {e}")))?,
+        };
         let base = endpoints.secret_manager_base(location.as_deref())?;
         Ok(Self {
             inner: Some(Inner {

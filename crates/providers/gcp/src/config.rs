@@ -9,7 +9,7 @@ use strongroom_provider_api::{ProviderEnv, ProviderError, StoreContext};
 
 use crate::auth::{
     AuthorizedUser, Exchange, GSA_ANNOTATION, JWT_TOKEN_TYPE, Kind, ServiceAccountKey, Source,
-    Subject,
+    Subject, metadata_value,
 };
 use crate::endpoints::Endpoints;
 
@@ -172,15 +172,25 @@ pub(crate) async fn source(
             .credential_namespace(wi.service_account_ref.namespace.as_deref())
             .ok_or_else(|| invalid("auth.workloadIdentity.serviceAccountRef names no namespace"))?;
         let name = wi.service_account_ref.name.clone();
-        let cluster_project = wi
+        // What the store leaves out comes from the metadata server, as upstream.
+        let cluster_project = match wi
             .cluster_project_id
             .clone()
             .or_else(|| spec.project_id.clone())
-            .ok_or_else(|| invalid("auth.workloadIdentity needs clusterProjectID or projectID"))?;
-        let (Some(location), Some(cluster)) = (&wi.cluster_location, &wi.cluster_name) else {
-            return Err(invalid(
-                "auth.workloadIdentity needs clusterLocation and clusterName",
-            ));
+            .filter(|p| !p.is_empty())
+        {
+            Some(p) => p,
+            None => metadata_value(&http, endpoints, "project/project-id").await?,
+        };
+        let location = match wi.cluster_location.clone().filter(|l| !l.is_empty()) {
+            Some(l) => l,
+            None => {
+                metadata_value(&http, endpoints, "instance/attributes/cluster-location").await?
+            }
+        };
+        let cluster = match wi.cluster_name.clone().filter(|c| !c.is_empty()) {
+            Some(c) => c,
+            None => metadata_value(&http, endpoints, "instance/attributes/cluster-name").await?,
         };
         let pool = format!("{cluster_project}.svc.id.goog");
         let provider = format!(

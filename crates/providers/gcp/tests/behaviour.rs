@@ -468,6 +468,31 @@ async fn workload_identity_exchanges_a_devcluster_token_and_impersonates() {
     let direct = connect(&standin, &store(wi_spec()), &env).await;
     direct.get_secret(&RemoteRef::key("db")).await.unwrap();
     assert_eq!(standin.count("GenerateAccessToken"), 1);
+    // Cluster name, location and project left out: read from the metadata server.
+    for (path, value) in [
+        ("project/project-id", PROJECT),
+        ("instance/attributes/cluster-location", "europe-west1"),
+        ("instance/attributes/cluster-name", "prod"),
+    ] {
+        standin.set_metadata_value(path, value);
+    }
+    let mut bare = wi_spec();
+    bare.project_id = None;
+    let wi = bare
+        .auth
+        .as_mut()
+        .unwrap()
+        .workload_identity
+        .as_mut()
+        .unwrap();
+    (wi.cluster_location, wi.cluster_name, wi.cluster_project_id) = (None, None, None);
+    let from_metadata = connect(&standin, &store(bare), &env).await;
+    from_metadata
+        .get_secret(&RemoteRef::key("db"))
+        .await
+        .unwrap();
+    assert_eq!(standin.count("MetadataValue"), 4, "{:?}", standin.counts());
+
     let mut wrong = wi_spec();
     wrong
         .auth
@@ -581,13 +606,21 @@ async fn application_default_credentials_from_a_file_or_the_metadata_server() {
     );
     assert_eq!(standin.count("Token"), 1);
 
+    // The metadata server: the token, and the project the store leaves out.
     let provider = GcpProvider::with_endpoints(endpoints(None));
-    let spec = Spec {
-        project_id: Some(PROJECT.into()),
-        ..Spec::default()
+    let Err(unknown) = provider
+        .connect(&store(Spec::default()), env.provider_env())
+        .await
+    else {
+        panic!("no project anywhere must fail");
     };
+    assert!(
+        unknown.to_string().contains("projectID is required"),
+        "{unknown}"
+    );
+    standin.set_metadata_value("project/project-id", PROJECT);
     let client = provider
-        .connect(&store(spec), env.provider_env())
+        .connect(&store(Spec::default()), env.provider_env())
         .await
         .unwrap();
     assert_eq!(

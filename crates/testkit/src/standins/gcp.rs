@@ -23,7 +23,8 @@
 //! - IAM Credentials `POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken`
 //!   (`{scope, lifetime}` → `{accessToken, expireTime}`), bearer = an STS token.
 //! - Metadata server `GET /computeMetadata/v1/instance/service-accounts/default/token` with
-//!   `Metadata-Flavor: Google`.
+//!   `Metadata-Flavor: Google`, and plain values (`project/project-id`,
+//!   `instance/attributes/cluster-name`, ...) set by the test.
 //!
 //! Every access token it issues expires after [`GcpStandIn::set_token_lifetime`] (1 h unless
 //! set), and Secret Manager answers 401 `UNAUTHENTICATED` to expired or unknown tokens.
@@ -95,6 +96,8 @@ struct State {
     exchanged_subjects: Vec<(String, String)>,
     next_token: u64,
     clock: u64,
+    /// Metadata server values by path below `/computeMetadata/v1/`.
+    metadata: BTreeMap<String, String>,
     hosts: Vec<String>,
 }
 
@@ -181,6 +184,12 @@ impl GcpStandIn {
     /// `/openid/v1/jwks`) in STS exchanges.
     pub fn trust_kubernetes(&self, jwks: Value) {
         self.with(|s| s.kubernetes_jwks = Some(jwks));
+    }
+
+    /// Serves `value` at metadata server path `/computeMetadata/v1/{path}` (e.g.
+    /// `project/project-id`, `instance/attributes/cluster-name`).
+    pub fn set_metadata_value(&self, path: &str, value: &str) {
+        self.with(|s| s.metadata.insert(path.to_string(), value.to_string()));
     }
 
     /// Trusts the ServiceAccount tokens of the cluster behind `client` (its
@@ -477,6 +486,25 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
             StatusCode::OK,
             &json!({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}),
         );
+    }
+    if method == Method::GET
+        && let Some(item) = path.strip_prefix("/computeMetadata/v1/")
+    {
+        bump(&mut s, "MetadataValue");
+        if !metadata_flavor {
+            return google_error(
+                403,
+                "PERMISSION_DENIED",
+                "Missing Metadata-Flavor:Google header.",
+            );
+        }
+        return match s.metadata.get(item) {
+            Some(v) => Response::builder()
+                .header("content-type", "application/text")
+                .body(Full::new(Bytes::from(v.clone())))
+                .unwrap(),
+            None => google_error(404, "NOT_FOUND", "Not Found"),
+        };
     }
     if let Some(rest) = path.strip_prefix("/v1/projects/-/serviceAccounts/")
         && let Some(email) = rest.strip_suffix(":generateAccessToken")
