@@ -1,9 +1,11 @@
 //! The controller binary on devcluster with N ExternalSecrets (`BENCH_N`, default 1,000) over
 //! K distinct remote keys (`BENCH_KEYS`, default 100) of one store: `BENCH_PROVIDER=fake` (the
-//! default: the store spec is the backend), `aws` (Secrets Manager on a real moto server) or
-//! `vault` (KV v2 on a real OpenBao dev server, AppRole login). Provider calls are counted by the
-//! controller (`externalsecret_provider_api_calls_count`) and, for moto and OpenBao, on the
-//! server side too (moto's request log; OpenBao's audit device, logins apart). Reports:
+//! default: the store spec is the backend), `aws` (Secrets Manager on a real moto server),
+//! `vault` (KV v2 on a real OpenBao dev server, AppRole login) or `gcp` (the Secret Manager
+//! stand-in, a service-account key, tokens living `BENCH_GCP_TOKEN_SECONDS`, default 20). Provider
+//! calls are counted by the controller (`externalsecret_provider_api_calls_count`) and, for moto,
+//! OpenBao and the GCP stand-in, on the server side too (moto's request log; OpenBao's audit
+//! device, logins apart; the stand-in's counters, token exchanges as logins). Reports:
 //! - time until every ExternalSecret is Ready, from the controller's start;
 //! - provider calls for that first sync, and during one refresh cycle (`BENCH_INTERVAL`
 //!   seconds, default 60): the goal is one per distinct key;
@@ -23,6 +25,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::backends::{Moto, OpenBao};
+use strongroom_testkit::standins::gcp::{GcpStandIn, PROJECT};
 use strongroom_testkit::{
     free_port, http_get, http_try, rss_mib, service_account_kubeconfig, start_cluster,
 };
@@ -49,6 +52,7 @@ enum Backend {
     Aws(Moto),
     /// The server (kept running until the end) and its audit log.
     Vault(#[allow(dead_code)] OpenBao, std::path::PathBuf),
+    Gcp(GcpStandIn),
 }
 
 impl Backend {
@@ -119,6 +123,17 @@ impl Backend {
                         "secretRef": {"name": "bench-creds", "key": "secret-id"}}}}});
                 (Self::Vault(bao, audit), block)
             }
+            Ok("gcp") => {
+                let standin = GcpStandIn::start();
+                standin.set_token_lifetime(Duration::from_secs(env("BENCH_GCP_TOKEN_SECONDS", 20)));
+                for k in 0..keys {
+                    standin.put(None, &format!("key-{k}"), value(k).as_bytes());
+                }
+                creds(json!({"key.json": standin.service_account_key()})).await;
+                let block = json!({"gcpsm": {"projectID": PROJECT, "auth": {"secretRef":
+                    {"secretAccessKeySecretRef": {"name": "bench-creds", "key": "key.json"}}}}});
+                (Self::Gcp(standin), block)
+            }
             _ => {
                 let data: Vec<_> = (0..keys)
                     .map(|k| json!({"key": format!("key-{k}"), "value": value(k)}))
@@ -138,6 +153,10 @@ impl Backend {
         match self {
             Self::Fake => None,
             Self::Aws(moto) => Some((moto.requests().len(), 0)),
+            Self::Gcp(standin) => Some((
+                standin.count("AccessSecretVersion"),
+                standin.token_exchanges(),
+            )),
             Self::Vault(_, audit) => {
                 let text = std::fs::read_to_string(audit).unwrap_or_default();
                 let requests: Vec<serde_json::Value> = text
@@ -274,6 +293,7 @@ async fn main() {
         .env("KUBECONFIG", &kubeconfig)
         .envs(match &backend {
             Backend::Aws(moto) => vec![("AWS_SECRETSMANAGER_ENDPOINT", moto.endpoint.clone())],
+            Backend::Gcp(standin) => vec![("GCP_SECRETMANAGER_ENDPOINT", standin.url.clone())],
             _ => vec![],
         })
         .env("RUST_LOG", "warn")

@@ -97,7 +97,7 @@ pub async fn fetch(
             .as_ref()
             .and_then(|s| s.generator_ref.as_ref())
         {
-            let map = crate::generators::generate(stores.client_api(), namespace, generator)
+            let map = crate::generators::generate(stores, namespace, generator)
                 .await
                 .map_err(|message| Error::Value {
                     at: format!("{at}.sourceRef.generatorRef"),

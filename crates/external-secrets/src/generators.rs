@@ -1,16 +1,19 @@
-//! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID and Fake, directly or
-//! through a ClusterGenerator, as upstream generates them. Other generator kinds are reported as
+//! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID, Fake and (feature
+//! `gcp`) GCRAccessToken, directly or through a ClusterGenerator, as upstream generates them. Other generator kinds are reported as
 //! not supported. Like upstream, a generator runs at every refresh (use `refreshPolicy:
 //! CreatedOnce` or `refreshInterval: 0` for values that must not change).
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use kube::Client;
 use kube::api::Api;
 use strongroom_core::crd::external_secrets::GeneratorRef;
+#[cfg(feature = "gcp")]
+use strongroom_core::crd::generators::GcrAccessToken;
 use strongroom_core::crd::generators::{ClusterGenerator, Fake, Password, PasswordSpec, Uuid};
 use strongroom_provider_api::{SecretBytes, SecretMap};
+
+use crate::stores::Stores;
 
 /// Upstream's default symbol characters.
 const SYMBOLS: &str = "~!@#$%^&*()_+`-={}|[]\\:\"<>?,./";
@@ -161,6 +164,19 @@ fn fake_map(data: Option<&BTreeMap<String, String>>) -> SecretMap {
         .collect()
 }
 
+/// Upstream's GCRAccessToken generator, through the gcp provider (its errors name no token).
+#[cfg(feature = "gcp")]
+async fn gcr_access_token(
+    stores: &Stores,
+    namespace: &str,
+    spec: &BTreeMap<String, serde_json::Value>,
+) -> Result<SecretMap, String> {
+    strongroom_provider_gcp::GcpProvider::from_env()
+        .gcr_access_token(spec, namespace, stores.provider_env())
+        .await
+        .map_err(|e| format!("GCRAccessToken: {e}"))
+}
+
 fn kube_error(what: &str, e: kube::Error) -> String {
     match e {
         kube::Error::Api(s) if s.code == 404 => format!("{what} not found"),
@@ -170,12 +186,21 @@ fn kube_error(what: &str, e: kube::Error) -> String {
 
 /// Runs the generator `r` names, for an ExternalSecret in `namespace`.
 pub async fn generate(
-    client: &Client,
+    stores: &Stores,
     namespace: &str,
     r: &GeneratorRef,
 ) -> Result<SecretMap, String> {
+    let client = stores.client_api();
     let what = format!("{} {:?}", r.kind, r.name);
     match r.kind.as_str() {
+        #[cfg(feature = "gcp")]
+        "GCRAccessToken" => {
+            let g = Api::<GcrAccessToken>::namespaced(client.clone(), namespace)
+                .get(&r.name)
+                .await
+                .map_err(|e| kube_error(&what, e))?;
+            gcr_access_token(stores, namespace, &g.spec.fields).await
+        }
         "Password" => {
             let g = Api::<Password>::namespaced(client.clone(), namespace)
                 .get(&r.name)
@@ -210,6 +235,13 @@ pub async fn generate(
                         .ok_or("ClusterGenerator of kind Password has no passwordSpec")?,
                 ),
                 "UUID" => uuid_map(),
+                #[cfg(feature = "gcp")]
+                "GCRAccessToken" => {
+                    let body = spec.gcr_access_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind GCRAccessToken has no gcrAccessTokenSpec",
+                    )?;
+                    gcr_access_token(stores, namespace, &body.0).await
+                }
                 "Fake" => Ok(fake_map(
                     spec.fake_spec.as_ref().and_then(|f| f.data.as_ref()),
                 )),

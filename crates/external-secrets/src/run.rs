@@ -63,6 +63,10 @@ pub fn providers() -> ProviderRegistry {
     {
         builder = builder.with(strongroom_provider_fake::FakeProvider);
     }
+    #[cfg(feature = "gcp")]
+    {
+        builder = builder.with(strongroom_provider_gcp::GcpProvider::from_env());
+    }
     #[cfg(feature = "kubernetes")]
     {
         builder = builder.with(strongroom_provider_kubernetes::KubernetesProvider);

@@ -197,6 +197,14 @@ impl Stores {
         &self.client
     }
 
+    /// Credentials and call counting for provider code outside a store (generators).
+    pub fn provider_env(&self) -> ProviderEnv {
+        ProviderEnv {
+            credentials: Arc::new(KubeResolver::new(self.client.clone())),
+            calls: self.calls.clone(),
+        }
+    }
+
     /// The provider registry.
     pub fn registry(&self) -> &ProviderRegistry {
         &self.registry

@@ -9,13 +9,15 @@
 //! - small HTTP and polling helpers;
 //! - [`helm`]: the real `helm` and `kubectl` for chart tests;
 //! - [`backends`]: the real provider backends (moto, OpenBao);
-//! - [`monitoring`]: dashboards' and alert rules' PromQL checked against a `/metrics` scrape.
+//! - [`monitoring`]: dashboards' and alert rules' PromQL checked against a `/metrics` scrape;
+//! - [`standins`]: stand-ins for clouds without an emulator (GCP Secret Manager).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod backends;
 pub mod helm;
 pub mod monitoring;
+pub mod standins;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

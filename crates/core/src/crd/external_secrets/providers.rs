@@ -561,6 +561,8 @@ pub struct GcpWorkloadIdentityFederation {
     pub audience: Option<String>,
     /// Expected `credential_source.url` of the credential configuration.
     pub external_token_endpoint: Option<String>,
+    /// Google service account to impersonate with the federated token.
+    pub gcp_service_account_email: Option<String>,
 }
 
 /// A key of a ConfigMap.
