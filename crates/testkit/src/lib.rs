@@ -8,12 +8,14 @@
 //! - [`writes`]: the write calls one user made, from devcluster's request counts;
 //! - small HTTP and polling helpers;
 //! - [`helm`]: the real `helm` and `kubectl` for chart tests;
-//! - [`backends`]: the real provider backends (moto, OpenBao).
+//! - [`backends`]: the real provider backends (moto, OpenBao);
+//! - [`standins`]: stand-ins for clouds without an emulator (Azure Key Vault).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod backends;
 pub mod helm;
+pub mod standins;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
