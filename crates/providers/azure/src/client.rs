@@ -20,6 +20,16 @@ use crate::tls;
 use crate::token::{AssertionSource, Credential, TokenSource, WORKLOAD_AUDIENCE, token_url};
 use crate::vault::{Call, PAGE_SIZE, Vault};
 
+/// How often, and how far apart, a recovered secret is read until it is back (upstream: every
+/// 2 s for 2 minutes).
+const RECOVERY_POLLS: u32 = 60;
+const RECOVERY_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Key Vault's 409 for a name held by a soft-deleted object.
+fn is_soft_deleted(e: &ProviderError) -> bool {
+    matches!(e, ProviderError::InvalidConfig(m) if m.contains("ObjectIsDeletedButRecoverable"))
+}
+
 /// Upstream's annotations on a workload identity ServiceAccount.
 const ANNOTATION_CLIENT_ID: &str = "azure.workload.identity/client-id";
 const ANNOTATION_TENANT_ID: &str = "azure.workload.identity/tenant-id";
@@ -383,17 +393,53 @@ impl AzureSecretsClient {
             body["contentType"] = json!(ct);
         }
         let what = format!("set secret {name:?}");
-        vault
+        let url = vault.url(&["secrets", name], &[]);
+        match vault
             .send(
                 Call::SetSecret,
                 Method::PUT,
-                vault.url(&["secrets", name], &[]),
+                url.clone(),
                 Some(&body),
                 &what,
                 name,
             )
             .await
-            .map(|_| ())
+        {
+            Err(e) if is_soft_deleted(&e) => {
+                self.recover_secret(name).await?;
+                vault
+                    .send(Call::SetSecret, Method::PUT, url, Some(&body), &what, name)
+                    .await
+                    .map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Upstream's answer to a push onto a soft-deleted secret: recover it, wait until it
+    /// reads again, and write only if it still carries the managed-by tag.
+    async fn recover_secret(&self, name: &str) -> Result<(), ProviderError> {
+        let vault = self.vault()?;
+        let what = format!("recover deleted secret {name:?}");
+        vault
+            .send(
+                Call::RecoverSecret,
+                Method::POST,
+                vault.url(&["deletedsecrets", name, "recover"], &[]),
+                None,
+                &what,
+                name,
+            )
+            .await?;
+        for _ in 0..RECOVERY_POLLS {
+            if let Some(recovered) = self.get_existing(Kind::Secret, name).await? {
+                return refuse_unmanaged(&recovered, "recovered secret", name);
+            }
+            tokio::time::sleep(RECOVERY_POLL_INTERVAL).await;
+        }
+        Err(ProviderError::Unavailable(format!(
+            "waiting for recovered secret {name:?} to become available timed out"
+        )))
     }
 
     async fn push_certificate(

@@ -607,6 +607,11 @@ async fn push_writes_managed_objects_only() {
         client.delete(&target(k)).await.unwrap();
         assert!(!client.exists(&target(k)).await.unwrap(), "{k}");
     }
+    // Pushing onto a soft-deleted managed secret recovers it first, as upstream.
+    client.push(&"v3".into(), &mine).await.unwrap();
+    assert_eq!(standin.count("conflict"), 1);
+    assert_eq!(standin.count("RecoverSecret"), 1);
+    assert_eq!(standin.secret("mine").unwrap()["value"], "v3");
 }
 
 /// Collects everything written through `tracing` while a test runs.

@@ -18,7 +18,9 @@
 //! for `localhost` and `127.0.0.1`), IMDS over plain HTTP as the real one. Tokens expire after
 //! [`Options::token_lifetime`]; faults (403, 429 with `Retry-After`, 5xx) can be queued; every
 //! operation is counted, so tests and benchmarks measure what reached the "cloud".
-//! Deleting purges at once (a vault without soft-delete retention).
+//! Deletes are soft (Key Vault's default since 2020): a deleted object answers 404, its name
+//! cannot be reused (409 `ObjectIsDeletedButRecoverable`) until it is recovered
+//! (`POST /deletedsecrets/{name}/recover`) or purged (`DELETE /deleted{secrets,certificates,keys}/{name}`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -162,6 +164,7 @@ pub struct Fault {
 #[derive(Default)]
 struct State {
     objects: BTreeMap<(Kind, String), Vec<(Meta, Payload)>>,
+    deleted: BTreeMap<(Kind, String), Vec<(Meta, Payload)>>,
     apps: HashMap<String, App>,
     managed: HashMap<String, ()>,
     tokens: HashMap<String, Issued>,
@@ -992,6 +995,9 @@ async fn vault(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
         .split('/')
         .map(str::to_string)
         .collect();
+    if let Some(r) = deleted_objects(shared, &mut state, req_method_str(&method), &segments) {
+        return r;
+    }
     let kind = match segments.first().map(String::as_str) {
         Some("secrets") => Kind::Secret,
         Some("certificates") => Kind::Cert,
@@ -1071,6 +1077,22 @@ async fn vault(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                 );
             }
             respond(200, &bundle(&vault_url, kind, name, m, p))
+        }
+        (Method::PUT, _, 2) | (Method::POST, Kind::Cert, 3)
+            if state.deleted.contains_key(&(kind, segments[1].clone())) =>
+        {
+            bump(&mut state, "conflict");
+            kv_error(
+                409,
+                "Conflict",
+                &format!(
+                    "{} {} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the {} can only be recovered or purged.",
+                    kind.noun(),
+                    segments[1],
+                    kind.noun()
+                ),
+                Some("ObjectIsDeletedButRecoverable"),
+            )
         }
         (Method::PUT, Kind::Secret, 2) => {
             bump(&mut state, "SetSecret");
@@ -1152,6 +1174,7 @@ async fn vault(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                 return not_found(kind, &name);
             };
             let (m, p) = versions.last().cloned().unwrap();
+            state.deleted.insert((kind, name.clone()), versions);
             let mut b = bundle(&vault_url, kind, &name, &m, &p);
             if let Some(o) = b.as_object_mut() {
                 o.remove("value");
@@ -1168,6 +1191,75 @@ async fn vault(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             None,
         ),
     }
+}
+
+fn req_method_str(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+/// `deletedsecrets`, `deletedcertificates`, `deletedkeys`: get, recover (secrets), purge.
+fn deleted_objects(
+    shared: &Shared,
+    state: &mut State,
+    method: &str,
+    segments: &[String],
+) -> Option<Response<Full<Bytes>>> {
+    let kind = match segments.first().map(String::as_str)? {
+        "deletedsecrets" => Kind::Secret,
+        "deletedcertificates" => Kind::Cert,
+        "deletedkeys" => Kind::Key,
+        _ => return None,
+    };
+    let name = segments.get(1)?.clone();
+    let key = (kind, name.clone());
+    Some(match (method, segments.len()) {
+        ("GET", 2) => match state.deleted.get(&key).and_then(|v| v.last()) {
+            Some((m, p)) => {
+                let mut b = bundle(&shared.vault_url, kind, &name, m, p);
+                if let Some(o) = b.as_object_mut() {
+                    o.remove("value");
+                }
+                respond(200, &b)
+            }
+            None => not_found(kind, &name),
+        },
+        ("DELETE", 2) => {
+            bump(state, "Purge");
+            match state.deleted.remove(&key) {
+                Some(_) => Response::builder()
+                    .status(204)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+                None => not_found(kind, &name),
+            }
+        }
+        ("POST", 3) if segments[2] == "recover" && kind == Kind::Secret => {
+            bump(state, "RecoverSecret");
+            match state.deleted.remove(&key) {
+                Some(versions) => {
+                    let (m, p) = versions.last().cloned().unwrap();
+                    state.objects.insert(key, versions);
+                    let mut b = bundle(&shared.vault_url, kind, &name, &m, &p);
+                    if let Some(o) = b.as_object_mut() {
+                        o.remove("value");
+                    }
+                    respond(200, &b)
+                }
+                None => not_found(kind, &name),
+            }
+        }
+        _ => kv_error(
+            405,
+            "MethodNotAllowed",
+            "The requested method is not allowed.",
+            None,
+        ),
+    })
 }
 
 /// The certificate of an import: PEM with a private key, or PKCS#12 (no password).
