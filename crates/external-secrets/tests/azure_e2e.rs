@@ -5,7 +5,8 @@
 //! its IMDS. One SecretStore per auth method (client secret, client certificate, workload
 //! identity with a TokenRequest token from devcluster checked against devcluster's JWKS,
 //! managed identity): each syncs, picks up a remote change, keeps its Secret through a 429,
-//! and exchanges a token once per token lifetime rather than per reconcile.
+//! and exchanges a token once per token lifetime rather than per reconcile. An ACRAccessToken
+//! generator exchanges a service principal's token at the stand-in's registry endpoint.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -69,7 +70,12 @@ async fn syncs_with_every_auth_method_and_one_token_per_lifetime() {
     );
     let tenant = standin.tenant().to_string();
 
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let crds: Vec<&str> = CRDS
+        .iter()
+        .copied()
+        .chain(["deploy/crds/generators.external-secrets.io_acraccesstokens.yaml"])
+        .collect();
+    let (cluster, client) = start_cluster(&crds, &[]).await;
     // The applications the stand-in knows.
     standin.register_client_secret("app-secret", &format!("sp-{CANARY}"));
     let cert_only = CLIENT_PEM.split("-----BEGIN PRIVATE KEY").next().unwrap();
@@ -186,6 +192,34 @@ async fn syncs_with_every_auth_method_and_one_token_per_lifetime() {
             "{op} missing: {counts:?}"
         );
     }
+
+    // The ACRAccessToken generator: an ACR refresh token for the service principal.
+    let registry = standin.vault_url.trim_start_matches("https://").to_string();
+    create::<strongroom_core::crd::generators::AcrAccessToken>(
+        &client,
+        json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "ACRAccessToken",
+            "metadata": {"name": "acr", "namespace": "default"},
+            "spec": {"registry": registry, "tenantId": tenant,
+                "auth": {"servicePrincipal": {"secretRef": {
+                    "clientId": {"name": "sp", "key": "secret-id"},
+                    "clientSecret": {"name": "sp", "key": "secret"}}}}}}),
+    )
+    .await;
+    apply_es(
+        &client,
+        es("acr", json!({"refreshInterval": "1h", "dataFrom": [{"sourceRef": {"generatorRef": {
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "ACRAccessToken", "name": "acr"}}}]})),
+    )
+    .await;
+    wait_ready(&client, "acr", "True", "SecretSynced").await;
+    let acr = secret_data(&client, "acr").await.unwrap();
+    assert_eq!(acr["username"], "00000000-0000-0000-0000-000000000000");
+    assert!(
+        acr["password"].starts_with("acr-refresh-"),
+        "{:?}",
+        acr.keys()
+    );
+    assert!(standin.count("acr:exchange") >= 1);
 
     // A remote change reaches every Secret.
     standin.set_secret(

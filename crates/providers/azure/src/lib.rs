@@ -17,8 +17,11 @@
 //!   169.254.169.254. TLS trusts the system roots plus `SSL_CERT_FILE`.
 //! - Every Key Vault call is counted as `Azure/KeyVault` with upstream's call names.
 //!
+//! [`acr`] is upstream's `ACRAccessToken` generator on the same token code.
+//!
 //! The official Azure SDK crates are not used: see `docs/providers/azure.md`.
 
+pub mod acr;
 mod challenge;
 mod client;
 mod config;

@@ -245,7 +245,13 @@ impl TokenSource {
                     ("resource", resource.to_string()),
                 ];
                 if let Some(id) = identity {
-                    query.push(("client_id", id.clone()));
+                    // An Azure resource id names the identity by path, a client id by GUID.
+                    let param = if id.contains('/') {
+                        "mi_res_id"
+                    } else {
+                        "client_id"
+                    };
+                    query.push((param, id.clone()));
                 }
                 self.http.get(url).header("Metadata", "true").query(&query)
             }

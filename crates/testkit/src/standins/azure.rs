@@ -14,6 +14,11 @@
 //! errors as `{"error","error_description","error_codes"}`; and IMDS
 //! `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=` with `Metadata: true`.
 //!
+//! The vault listener also serves Azure Container Registry's token exchange (`POST
+//! /oauth2/exchange` with an Entra ID token for Azure Resource Manager, answering an ACR
+//! `refresh_token`; `POST /oauth2/token` turning it into a scoped `access_token`), following
+//! ACR's AAD-OAuth reference.
+//!
 //! Three listeners: the vault and the login authority over HTTPS (a CA made here with rcgen,
 //! for `localhost` and `127.0.0.1`), IMDS over plain HTTP as the real one. Tokens expire after
 //! [`Options::token_lifetime`]; faults (403, 429 with `Retry-After`, 5xx) can be queued; every
@@ -540,6 +545,15 @@ impl AzureStandIn {
         })
     }
 
+    /// The ACR scope an issued ACR access token carries (`None`: not one we issued).
+    pub fn acr_scope(&self, token: &str) -> Option<String> {
+        self.with(|s| {
+            s.tokens
+                .get(token)
+                .and_then(|i| i.resource.strip_prefix("acr:").map(str::to_string))
+        })
+    }
+
     /// Resets the counts.
     pub fn reset_counts(&self) {
         self.with(|s| s.counts.clear());
@@ -917,6 +931,9 @@ async fn vault(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let mut state = shared.state.lock().unwrap();
+    if path == "/oauth2/exchange" || path == "/oauth2/token" {
+        return acr(shared, &mut state, &path, &body);
+    }
     // Authentication first: no token, an unknown or expired one, or one for another resource.
     let valid = auth.as_deref().and_then(|t| state.tokens.get(t)).map(|i| {
         (
@@ -1191,6 +1208,68 @@ async fn vault(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             None,
         ),
     }
+}
+
+/// The Azure Resource Manager audiences an ACR exchange accepts.
+const ARM_RESOURCES: [&str; 3] = [
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+    "https://management.core.windows.net/",
+];
+
+fn acr(shared: &Shared, state: &mut State, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let host = shared.vault_url.trim_start_matches("https://");
+    if get("service") != host {
+        return respond(
+            400,
+            &json!({"errors": [{"code": "UNSUPPORTED", "message": "invalid service"}]}),
+        );
+    }
+    if path == "/oauth2/exchange" {
+        let issued = state.tokens.get(get("access_token"));
+        let ok = get("grant_type") == "access_token"
+            && issued.is_some_and(|i| {
+                i.expires > Instant::now() && ARM_RESOURCES.contains(&i.resource.as_str())
+            });
+        if !ok {
+            return respond(
+                401,
+                &json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}),
+            );
+        }
+        bump(state, "acr:exchange");
+        let refresh = format!("acr-refresh-{}", uuid::Uuid::new_v4().simple());
+        state.tokens.insert(
+            refresh.clone(),
+            Issued {
+                resource: "acr:refresh".into(),
+                expires: Instant::now() + shared.options.token_lifetime,
+            },
+        );
+        return respond(200, &json!({"refresh_token": refresh}));
+    }
+    let valid = state
+        .tokens
+        .get(get("refresh_token"))
+        .is_some_and(|i| i.resource == "acr:refresh" && i.expires > Instant::now());
+    if get("grant_type") != "refresh_token" || !valid || get("scope").is_empty() {
+        return respond(
+            401,
+            &json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}),
+        );
+    }
+    bump(state, "acr:token");
+    let access = format!("acr-access-{}", uuid::Uuid::new_v4().simple());
+    state.tokens.insert(
+        access.clone(),
+        Issued {
+            resource: format!("acr:{}", get("scope")),
+            expires: Instant::now() + shared.options.token_lifetime,
+        },
+    );
+    respond(200, &json!({"access_token": access}))
 }
 
 fn req_method_str(m: &Method) -> &'static str {
