@@ -1,11 +1,13 @@
 //! The controller binary on devcluster with N ExternalSecrets (`BENCH_N`, default 1,000) over
 //! K distinct remote keys (`BENCH_KEYS`, default 100) of one store: `BENCH_PROVIDER=fake` (the
 //! default: the store spec is the backend), `aws` (Secrets Manager on a real moto server),
-//! `vault` (KV v2 on a real OpenBao dev server, AppRole login) or `gcp` (the Secret Manager
-//! stand-in, a service-account key, tokens living `BENCH_GCP_TOKEN_SECONDS`, default 20). Provider
-//! calls are counted by the controller (`externalsecret_provider_api_calls_count`) and, for moto,
-//! OpenBao and the GCP stand-in, on the server side too (moto's request log; OpenBao's audit
-//! device, logins apart; the stand-in's counters, token exchanges as logins). Reports:
+//! `vault` (KV v2 on a real OpenBao dev server, AppRole login), `gcp` (the Secret Manager
+//! stand-in, a service-account key, tokens living `BENCH_GCP_TOKEN_SECONDS`, default 20) or
+//! `azure` (the Azure Key Vault stand-in, service principal with a client secret;
+//! `BENCH_TOKEN_SECONDS` sets its token lifetime, default 3600). Provider calls are counted by
+//! the controller (`externalsecret_provider_api_calls_count`) and, for moto, OpenBao and the
+//! stand-ins, on the server side too (moto's request log; OpenBao's audit device, logins apart;
+//! the stand-ins' counters, token exchanges as logins). Reports:
 //! - time until every ExternalSecret is Ready, from the controller's start;
 //! - provider calls for that first sync, and during one refresh cycle (`BENCH_INTERVAL`
 //!   seconds, default 60): the goal is one per distinct key;
@@ -26,6 +28,7 @@ use serde_json::json;
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::backends::{Moto, OpenBao};
 use strongroom_testkit::standins::gcp::{GcpStandIn, PROJECT};
+use strongroom_testkit::standins::azure::{AzureStandIn, Options as AzureOptions};
 use strongroom_testkit::{
     free_port, http_get, http_try, rss_mib, service_account_kubeconfig, start_cluster,
 };
@@ -53,6 +56,8 @@ enum Backend {
     /// The server (kept running until the end) and its audit log.
     Vault(#[allow(dead_code)] OpenBao, std::path::PathBuf),
     Gcp(GcpStandIn),
+    /// The stand-in and the directory holding its CA file (for `SSL_CERT_FILE`).
+    Azure(AzureStandIn, tempfile::TempDir),
 }
 
 impl Backend {
@@ -134,6 +139,24 @@ impl Backend {
                     {"secretAccessKeySecretRef": {"name": "bench-creds", "key": "key.json"}}}}});
                 (Self::Gcp(standin), block)
             }
+            Ok("azure") => {
+                let standin = AzureStandIn::start(AzureOptions {
+                    token_lifetime: Duration::from_secs(env("BENCH_TOKEN_SECONDS", 3600)),
+                    ..AzureOptions::default()
+                })
+                .await;
+                for k in 0..keys {
+                    standin.set_secret(&format!("key-{k}"), &value(k));
+                }
+                standin.register_client_secret("bench-app", "bench-secret");
+                creds(json!({"id": "bench-app", "secret": "bench-secret"})).await;
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::write(dir.path().join("ca.pem"), &standin.ca_pem).unwrap();
+                let block = json!({"azurekv": {"vaultUrl": standin.vault_url, "tenantId": standin.tenant(),
+                    "authSecretRef": {"clientId": {"name": "bench-creds", "key": "id"},
+                        "clientSecret": {"name": "bench-creds", "key": "secret"}}}});
+                (Self::Azure(standin, dir), block)
+            }
             _ => {
                 let data: Vec<_> = (0..keys)
                     .map(|k| json!({"key": format!("key-{k}"), "value": value(k)}))
@@ -156,6 +179,9 @@ impl Backend {
             Self::Gcp(standin) => Some((
                 standin.count("AccessSecretVersion"),
                 standin.token_exchanges(),
+            Self::Azure(standin, _) => Some((
+                standin.count("GetSecret") as usize,
+                standin.token_exchanges() as usize,
             )),
             Self::Vault(_, audit) => {
                 let text = std::fs::read_to_string(audit).unwrap_or_default();
@@ -294,6 +320,13 @@ async fn main() {
         .envs(match &backend {
             Backend::Aws(moto) => vec![("AWS_SECRETSMANAGER_ENDPOINT", moto.endpoint.clone())],
             Backend::Gcp(standin) => vec![("GCP_SECRETMANAGER_ENDPOINT", standin.url.clone())],
+            Backend::Azure(standin, dir) => vec![
+                (
+                    "SSL_CERT_FILE",
+                    dir.path().join("ca.pem").display().to_string(),
+                ),
+                ("AZURE_AUTHORITY_HOST", standin.authority.clone()),
+            ],
             _ => vec![],
         })
         .env("RUST_LOG", "warn")

@@ -1,5 +1,7 @@
-//! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID, Fake and (feature
-//! `gcp`) GCRAccessToken, directly or through a ClusterGenerator, as upstream generates them. Other generator kinds are reported as
+//! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID and Fake, directly or
+//! through a ClusterGenerator, as upstream generates them, GCRAccessToken (feature `gcp`, in the
+//! gcp provider crate) and ACRAccessToken (feature `azure`, in the azure provider crate). Other
+//! generator kinds are reported as
 //! not supported. Like upstream, a generator runs at every refresh (use `refreshPolicy:
 //! CreatedOnce` or `refreshInterval: 0` for values that must not change).
 
@@ -184,6 +186,20 @@ fn kube_error(what: &str, e: kube::Error) -> String {
     }
 }
 
+/// Upstream's ACRAccessToken generator, with credentials read in `namespace`.
+#[cfg(feature = "azure")]
+async fn acr(
+    client: &Client,
+    namespace: &str,
+    spec: serde_json::Value,
+) -> Result<SecretMap, String> {
+    let resolver = std::sync::Arc::new(crate::resolver::KubeResolver::new(client.clone()));
+    let endpoints = strongroom_provider_azure::Endpoints::from_env();
+    strongroom_provider_azure::acr::generate(&spec, namespace, resolver, &endpoints)
+        .await
+        .map_err(|e| format!("ACRAccessToken: {e}"))
+}
+
 /// Runs the generator `r` names, for an ExternalSecret in `namespace`.
 pub async fn generate(
     stores: &Stores,
@@ -222,6 +238,22 @@ pub async fn generate(
                 .map_err(|e| kube_error(&what, e))?;
             Ok(fake_map(g.spec.data.as_ref()))
         }
+        #[cfg(feature = "azure")]
+        "ACRAccessToken" => {
+            let g = Api::<strongroom_core::crd::generators::AcrAccessToken>::namespaced(
+                client.clone(),
+                namespace,
+            )
+            .get(&r.name)
+            .await
+            .map_err(|e| kube_error(&what, e))?;
+            acr(
+                client,
+                namespace,
+                serde_json::to_value(&g.spec).unwrap_or_default(),
+            )
+            .await
+        }
         "ClusterGenerator" => {
             let g = Api::<ClusterGenerator>::all(client.clone())
                 .get(&r.name)
@@ -241,6 +273,18 @@ pub async fn generate(
                         "ClusterGenerator of kind GCRAccessToken has no gcrAccessTokenSpec",
                     )?;
                     gcr_access_token(stores, namespace, &body.0).await
+                }
+                #[cfg(feature = "azure")]
+                "ACRAccessToken" => {
+                    let body = spec.acr_access_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind ACRAccessToken has no acrAccessTokenSpec",
+                    )?;
+                    acr(
+                        client,
+                        namespace,
+                        serde_json::to_value(body).unwrap_or_default(),
+                    )
+                    .await
                 }
                 "Fake" => Ok(fake_map(
                     spec.fake_spec.as_ref().and_then(|f| f.data.as_ref()),

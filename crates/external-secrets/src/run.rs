@@ -59,6 +59,10 @@ pub fn providers() -> ProviderRegistry {
     {
         builder = builder.with(strongroom_provider_aws::AwsProvider::default());
     }
+    #[cfg(feature = "azure")]
+    {
+        builder = builder.with(strongroom_provider_azure::AzureProvider::default());
+    }
     #[cfg(feature = "fake")]
     {
         builder = builder.with(strongroom_provider_fake::FakeProvider);

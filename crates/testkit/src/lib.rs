@@ -10,7 +10,7 @@
 //! - [`helm`]: the real `helm` and `kubectl` for chart tests;
 //! - [`backends`]: the real provider backends (moto, OpenBao);
 //! - [`monitoring`]: dashboards' and alert rules' PromQL checked against a `/metrics` scrape;
-//! - [`standins`]: stand-ins for clouds without an emulator (GCP Secret Manager).
+//! - [`standins`]: stand-ins for clouds without an emulator (GCP Secret Manager, Azure Key Vault).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1,4 +1,5 @@
-//! Stand-ins for clouds that have no installable emulator, each following the cloud's
+//! Stand-ins for clouds that have no installable emulator, each written from the cloud's
 //! published REST reference (each module says so in its first line).
 
+pub mod azure;
 pub mod gcp;
