@@ -27,8 +27,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::backends::{Moto, OpenBao};
-use strongroom_testkit::standins::gcp::{GcpStandIn, PROJECT};
 use strongroom_testkit::standins::azure::{AzureStandIn, Options as AzureOptions};
+use strongroom_testkit::standins::gcp::{GcpStandIn, PROJECT};
 use strongroom_testkit::{
     free_port, http_get, http_try, rss_mib, service_account_kubeconfig, start_cluster,
 };
@@ -179,6 +179,7 @@ impl Backend {
             Self::Gcp(standin) => Some((
                 standin.count("AccessSecretVersion"),
                 standin.token_exchanges(),
+            )),
             Self::Azure(standin, _) => Some((
                 standin.count("GetSecret") as usize,
                 standin.token_exchanges() as usize,

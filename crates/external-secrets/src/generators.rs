@@ -189,7 +189,7 @@ fn kube_error(what: &str, e: kube::Error) -> String {
 /// Upstream's ACRAccessToken generator, with credentials read in `namespace`.
 #[cfg(feature = "azure")]
 async fn acr(
-    client: &Client,
+    client: &kube::Client,
     namespace: &str,
     spec: serde_json::Value,
 ) -> Result<SecretMap, String> {
