@@ -223,10 +223,7 @@ pub fn run(root: &Path, no_wait: bool) -> anyhow::Result<()> {
     if !status.success() {
         bail!("building the binaries failed");
     }
-    // cargo resolves a relative CARGO_TARGET_DIR against the directory it runs in: the root
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"));
+    let target = crate::target_dir(root);
     let tools = crate::tools::ensure_kube_tools(root)?;
     let dir = target.join("demo");
     let _ = std::fs::remove_dir_all(&dir);

@@ -60,6 +60,14 @@ fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` (a relative one is resolved against the root,
+/// where cargo runs), else `<root>/target`.
+fn target_dir(root: &std::path::Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"))
+}
+
 fn run_tests(extra: &[&str]) -> anyhow::Result<()> {
     let tools = tools::ensure(&root())?;
     let has_nextest = Command::new("cargo")

@@ -186,14 +186,15 @@ fn kube_error(what: &str, e: kube::Error) -> String {
     }
 }
 
-/// Upstream's ACRAccessToken generator, with credentials read in `namespace`.
+/// Upstream's ACRAccessToken generator, with credentials read in `namespace` (through the
+/// same resolver as the stores' clients).
 #[cfg(feature = "azure")]
 async fn acr(
-    client: &kube::Client,
+    stores: &Stores,
     namespace: &str,
     spec: serde_json::Value,
 ) -> Result<SecretMap, String> {
-    let resolver = std::sync::Arc::new(crate::resolver::KubeResolver::new(client.clone()));
+    let resolver = stores.provider_env().credentials;
     let endpoints = strongroom_provider_azure::Endpoints::from_env();
     strongroom_provider_azure::acr::generate(&spec, namespace, resolver, &endpoints)
         .await
@@ -248,7 +249,7 @@ pub async fn generate(
             .await
             .map_err(|e| kube_error(&what, e))?;
             acr(
-                client,
+                stores,
                 namespace,
                 serde_json::to_value(&g.spec).unwrap_or_default(),
             )
@@ -280,7 +281,7 @@ pub async fn generate(
                         "ClusterGenerator of kind ACRAccessToken has no acrAccessTokenSpec",
                     )?;
                     acr(
-                        client,
+                        stores,
                         namespace,
                         serde_json::to_value(body).unwrap_or_default(),
                     )

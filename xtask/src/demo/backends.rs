@@ -69,10 +69,7 @@ fn external_secret(name: &str, store: &str, key: &str, property: Option<&str>) -
 }
 
 fn bin_dir(root: &Path) -> PathBuf {
-    std::env::var_os("STRONGROOM_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/tools"))
-        .join("backends/bin")
+    crate::tools::dir(root).join("backends/bin")
 }
 
 /// Starts the installed backends and seeds them; prints what it skipped.

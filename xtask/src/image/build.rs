@@ -63,9 +63,7 @@ pub fn binaries(root: &Path, selected: &[Controller], profile: &str) -> anyhow::
 
 /// Where [`binaries`] puts a controller's executable.
 pub fn binary_path(root: &Path, c: &Controller, profile: &str) -> PathBuf {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"));
+    let target_dir = crate::target_dir(root);
     let dir = if profile == "dev" { "debug" } else { profile };
     target_dir.join(TARGET).join(dir).join(c.binary)
 }

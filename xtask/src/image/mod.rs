@@ -122,7 +122,7 @@ pub fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     for c in &selected {
         check_chart(root, c)?;
         let binary = build::binary_path(root, c, profile);
-        let dir = root.join("target/oci").join(c.id);
+        let dir = crate::target_dir(root).join("oci").join(c.id);
         let image = layout::write(root, c, &binary, &dir, epoch)
             .with_context(|| format!("writing the {} image", c.id))?;
         verify::layout(&dir, c).with_context(|| format!("verifying the {} image", c.id))?;

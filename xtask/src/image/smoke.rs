@@ -91,7 +91,7 @@ pub fn run(root: &Path, c: &Controller) -> anyhow::Result<()> {
             "the smoke test needs {tool}: apt-get install umoci runc iproute2"
         );
     }
-    let target = root.join("target");
+    let target = crate::target_dir(root);
     let work = target.join("oci/run").join(c.id);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
