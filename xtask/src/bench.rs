@@ -5,31 +5,22 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-/// Seal/unseal with RSA-4096 (criterion), next to `openssl speed rsa4096` on one core.
+/// Seal/unseal with RSA-4096 (`crates/core/benches/sealing.rs`), next to `openssl speed rsa4096` on one core.
 pub fn crypto(root: &Path) -> anyhow::Result<()> {
     let openssl_before = openssl_rsa4096_sign_per_sec()?;
-    let status = Command::new("cargo")
+    let output = Command::new("cargo")
         .current_dir(root)
-        .args([
-            "bench",
-            "-p",
-            "strongroom-core",
-            "--bench",
-            "sealing",
-            "--",
-            "--warm-up-time",
-            "2",
-            "--measurement-time",
-            "10",
-        ])
-        .status()?;
-    if !status.success() {
+        .args(["bench", "-p", "strongroom-core", "--bench", "sealing"])
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
         bail!("cargo bench failed");
     }
+    let printed = String::from_utf8_lossy(&output.stdout);
     let openssl_after = openssl_rsa4096_sign_per_sec()?;
     let openssl = (openssl_before + openssl_after) / 2.0;
-    let seal = criterion_mean_ns(root, "rsa4096/seal")?;
-    let unseal = criterion_mean_ns(root, "rsa4096/unseal")?;
+    let seal = mean_ns(&printed, "rsa4096/seal")?;
+    let unseal = mean_ns(&printed, "rsa4096/unseal")?;
     let unseal_per_sec = 1e9 / unseal;
     println!();
     println!(
@@ -70,16 +61,18 @@ fn openssl_rsa4096_sign_per_sec() -> anyhow::Result<f64> {
         .context("parsing openssl sign/s")
 }
 
-fn criterion_mean_ns(root: &Path, id: &str) -> anyhow::Result<f64> {
-    let path = root
-        .join("target/criterion")
-        .join(id)
-        .join("new/estimates.json");
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    let json: serde_json::Value = serde_json::from_str(&text)?;
-    json["mean"]["point_estimate"]
-        .as_f64()
-        .context("no mean in criterion estimates")
+/// The mean of `bench <id> mean_ns=<n> ...` in the sealing bench's output.
+fn mean_ns(printed: &str, id: &str) -> anyhow::Result<f64> {
+    let prefix = format!("bench {id} mean_ns=");
+    let line = printed
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .with_context(|| format!("the sealing bench printed no {id} figure"))?;
+    line.split_whitespace()
+        .next()
+        .context("empty figure")?
+        .parse()
+        .with_context(|| format!("parsing the {id} figure"))
 }
 
 /// devcluster throughput and latency (`crates/devcluster/benches/api.rs`).
