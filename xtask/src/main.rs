@@ -2,7 +2,9 @@
 //!
 //! - `cargo xtask crds [--check]`: write (or compare) `deploy/crds/*.yaml` from the Rust types;
 //! - `cargo xtask layering`: check the dependency arrows between workspace crates (DESIGN.md);
-//! - `cargo xtask test`: run every test of the workspace with nextest (falls back to cargo test);
+//! - `cargo xtask test`: run every test of the workspace with nextest (falls back to cargo test),
+//!   then, for a whole run, `rbac-report --check`;
+//! - `cargo xtask rbac-report [--check]`: the charts' RBAC against the permissions tests used;
 //! - `cargo xtask tools`: fetch the real kubectl and helm into target/tools;
 //! - `cargo xtask demo [--no-wait]`: the three controllers on devcluster, sealed → synced → reloaded;
 //! - `cargo xtask docs [--check]`: the generated CLI and CRD references in docs/reference/;
@@ -15,6 +17,7 @@ mod demo;
 mod docs;
 mod image;
 mod layering;
+mod rbac_report;
 mod tools;
 
 use std::path::PathBuf;
@@ -38,9 +41,11 @@ fn main() -> ExitCode {
         ["docs"] => docs::run(&root(), false),
         ["docs", "--check"] => docs::run(&root(), true),
         ["layering"] => layering::run(&root()),
+        ["rbac-report"] => rbac_report::run(&root(), false),
+        ["rbac-report", "--check"] => rbac_report::run(&root(), true),
         ["tools"] => tools::ensure(&root()).map(|_| ()),
         _ => Err(anyhow::anyhow!(
-            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader|external-secrets | demo [--no-wait] | docs [--check] | image <controller>|all [--no-build] [--smoke] | tools"
+            "usage: cargo xtask crds [--check] | layering | test [args] | bench crypto|devcluster|sealed|reloader|external-secrets | rbac-report [--check] | demo [--no-wait] | docs [--check] | image <controller>|all [--no-build] [--smoke] | tools"
         )),
     };
     match result {
@@ -83,7 +88,13 @@ fn run_tests(extra: &[&str]) -> anyhow::Result<()> {
     }
     cmd.args(extra);
     cmd.env("STRONGROOM_TOOLS", &tools);
+    rbac_report::clear(&root());
     let status = cmd.status()?;
     anyhow::ensure!(status.success(), "tests failed");
+    // only a whole run exercises every path a chart's rules are for
+    if extra.is_empty() {
+        println!("== the charts' RBAC against the permissions the tests exercised");
+        rbac_report::run(&root(), true)?;
+    }
     Ok(())
 }

@@ -60,6 +60,10 @@ pub struct Options {
     pub rbac: bool,
     /// Extra users authenticated by static bearer tokens: token to user and groups.
     pub users: std::collections::BTreeMap<String, rbac::UserInfo>,
+    /// A file to which each permission a user (but the admin) exercises for the first time is
+    /// appended as a JSON line (`{"user": ..., "rbac": <enforced>, "verb": ..., ...}`), so a test run's usage can be
+    /// compared with what a chart grants after the process is gone.
+    pub permission_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -73,6 +77,7 @@ impl Default for Options {
             data_dir: None,
             rbac: true,
             users: Default::default(),
+            permission_log: None,
         }
     }
 }
@@ -114,6 +119,7 @@ impl DevCluster {
             users: options.users.clone().into_iter().collect(),
             permissions_used: Default::default(),
             permissions_denied: Default::default(),
+            permission_log: options.permission_log.clone(),
         });
         let api_handle = api.clone();
         let tls = if options.tls {

@@ -35,6 +35,10 @@ struct Args {
     /// Let every authenticated user do anything instead of authorizing by RBAC.
     #[arg(long)]
     no_rbac: bool,
+    /// Append each permission a user (but the admin) exercises for the first time to this file,
+    /// one JSON line each: compare a controller's usage with the RBAC its chart grants.
+    #[arg(long)]
+    permission_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -53,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         rbac: !args.no_rbac,
         users: Default::default(),
+        permission_log: args.permission_log,
     })
     .await?;
     if let Some(path) = &args.kubeconfig {

@@ -57,6 +57,8 @@ pub struct Api {
     pub permissions_used: std::sync::Mutex<PermissionsByUser>,
     /// Permissions each user was denied (403 answers).
     pub permissions_denied: std::sync::Mutex<PermissionsByUser>,
+    /// Where first uses of a permission are appended (see `Options::permission_log`).
+    pub permission_log: Option<std::path::PathBuf>,
 }
 
 /// Permissions per user name.
@@ -461,6 +463,31 @@ impl Api {
         Ok(out)
     }
 
+    /// Appends a first use of `permission` by `user` to the permission log, if there is one.
+    /// Best effort: a log that cannot be written is reported once per failure, never fatal.
+    fn log_permission(&self, user: &str, permission: rbac::Permission) {
+        let Some(path) = &self.permission_log else {
+            return;
+        };
+        let mut line = serde_json::json!({"user": user, "rbac": self.rbac});
+        if let (Some(map), Ok(serde_json::Value::Object(fields))) =
+            (line.as_object_mut(), serde_json::to_value(permission))
+        {
+            map.extend(fields);
+        }
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| {
+                use std::io::Write as _;
+                writeln!(f, "{line}")
+            });
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot append to the permission log");
+        }
+    }
+
     /// Authorizes a request for `user` (RBAC, unless disabled) and records the permission it
     /// exercised or was denied.
     fn authorize_request(
@@ -489,11 +516,15 @@ impl Api {
             } else {
                 &self.permissions_denied
             };
-            book.lock()
+            let first = book
+                .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .entry(user.name.clone())
                 .or_default()
                 .insert(attrs.permission());
+            if first && decision.allowed {
+                self.log_permission(&user.name, attrs.permission());
+            }
         }
         if decision.allowed {
             Ok(())

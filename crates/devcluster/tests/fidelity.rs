@@ -1187,7 +1187,13 @@ async fn rbac_authorizes_service_accounts_as_the_real_authorizer() {
         SubjectAccessReviewSpec,
     };
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    let (t, admin) = start().await;
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("permissions.jsonl");
+    let (t, admin) = start_with(Options {
+        permission_log: Some(log.clone()),
+        ..Options::default()
+    })
+    .await;
     let ns = t.ns.clone();
     let user = format!("system:serviceaccount:{ns}:app");
     let token = service_account_token(&admin, &ns, "app").await;
@@ -1476,6 +1482,18 @@ async fn rbac_authorizes_service_accounts_as_the_real_authorizer() {
                 .any(|p| p.verb == "list" && p.resource == "secrets" && p.namespace == ns)
         );
         assert!(used.iter().any(|p| p.resource == "leases"));
+        // the permission log holds each first use once, and nothing denied
+        let text = std::fs::read_to_string(&log).unwrap();
+        let logged: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(logged.len(), used.len(), "{text}");
+        assert!(logged.iter().all(|l| l["user"] == user.as_str()), "{text}");
+        assert!(logged.iter().any(|l| l["verb"] == "list"
+            && l["resource"] == "secrets"
+            && l["namespace"] == ns.as_str()));
+        assert!(!text.contains("deployments"), "{text}");
         let denied = c.permissions_denied();
         assert!(
             denied

@@ -15,7 +15,8 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use strongroom_testkit::{
-    CANARY, DevCluster, Process, free_port, http_get, http_try, start_cluster, wait_for,
+    CANARY, DevCluster, Process, chart_service_account_kubeconfig, free_port, http_get, http_try,
+    start_cluster, wait_for,
 };
 
 struct Reloader {
@@ -33,8 +34,9 @@ async fn start_reloader_with_env(
     args: &[&str],
     extra_env: &[(&str, String)],
 ) -> Reloader {
+    // as the chart's ServiceAccount (what it uses is compared with the chart's RBAC)
     let kubeconfig = dir.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    chart_service_account_kubeconfig(cluster, "reloader", &kubeconfig).await;
     let port = free_port();
     let mut argv: Vec<String> = vec![
         format!("--listen-addr=127.0.0.1:{port}"),

@@ -58,6 +58,26 @@ pub async fn start_cluster_with_rbac(
     start_cluster_as(true, crd_files, namespaces).await
 }
 
+/// The folder where test clusters log the permissions ServiceAccounts exercise
+/// (`<target>/rbac-usage`): `cargo xtask rbac-report` compares them with the charts' RBAC.
+pub fn permission_log_dir() -> Option<PathBuf> {
+    // a test binary runs from <target>/<profile>/deps/<name>
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.ancestors().nth(3)?.join("rbac-usage"))
+}
+
+/// A fresh permission log file for one test cluster, under [`permission_log_dir`].
+fn permission_log() -> Option<PathBuf> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
+    let dir = permission_log_dir()?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let exe = std::env::current_exe().ok()?;
+    let stem = exe.file_name()?.to_string_lossy().into_owned();
+    let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+    Some(dir.join(format!("{stem}-{}-{n}.jsonl", std::process::id())))
+}
+
 async fn start_cluster_as(
     rbac: bool,
     crd_files: &[&str],
@@ -65,6 +85,7 @@ async fn start_cluster_as(
 ) -> (DevCluster, Client) {
     let cluster = DevCluster::start(Options {
         rbac,
+        permission_log: permission_log(),
         ..Options::default()
     })
     .await
@@ -108,6 +129,18 @@ pub async fn service_account_kubeconfig(
         .unwrap();
     std::fs::write(path, cluster.kubeconfig_with_token(&token)).unwrap();
     format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// [`service_account_kubeconfig`] for ServiceAccount `default/<name>`, made with an admin
+/// client of its own: controllers in end-to-end tests run as their chart's ServiceAccount
+/// name, so `cargo xtask rbac-report` can compare what they used with what the chart grants.
+pub async fn chart_service_account_kubeconfig(
+    cluster: &DevCluster,
+    name: &str,
+    path: &Path,
+) -> String {
+    let client = cluster.client().await.unwrap();
+    service_account_kubeconfig(cluster, &client, "default", name, path).await
 }
 
 /// A token for ServiceAccount `namespace/name` from the TokenRequest API: what the

@@ -10,7 +10,9 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use strongroom_core::crd::external_secrets::ExternalSecret;
-use strongroom_testkit::{DevCluster, Process, free_port, http_get, http_try, wait_for};
+use strongroom_testkit::{
+    DevCluster, Process, chart_service_account_kubeconfig, free_port, http_get, http_try, wait_for,
+};
 
 pub const CRDS: [&str; 3] = [
     "deploy/crds/external-secrets.io_externalsecrets.yaml",
@@ -34,8 +36,9 @@ pub async fn start_controller_with_env(
     args: &[&str],
     extra_env: &[(&str, String)],
 ) -> Controller {
+    // as the chart's ServiceAccount (what it uses is compared with the chart's RBAC)
     let kubeconfig = dir.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    chart_service_account_kubeconfig(cluster, "external-secrets", &kubeconfig).await;
     let (metrics_port, live_port) = (free_port(), free_port());
     let mut argv: Vec<String> = vec![
         format!("--metrics-addr=127.0.0.1:{metrics_port}"),
