@@ -28,6 +28,7 @@ mod error;
 mod generator;
 pub mod parameterstore;
 mod push_meta;
+mod replication;
 pub mod secretsmanager;
 mod session_token;
 mod value;

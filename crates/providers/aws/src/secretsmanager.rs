@@ -11,9 +11,9 @@
 //!   independently), then `BatchGetSecretValue` of the matches.
 //! - Push: `DescribeSecret`; a missing secret is created (`CreateSecret`) tagged
 //!   `managed-by: external-secrets`; an existing one without that tag is refused; otherwise the
-//!   tags from the metadata are reconciled and `PutSecretValue` writes only a changed value.
-//!   Delete removes only managed secrets (`forceDeleteWithoutRecovery`,
-//!   `recoveryWindowInDays`).
+//!   tags and replica regions from the metadata are reconciled (module `replication`) and
+//!   `PutSecretValue` writes only a changed value. Delete removes only managed secrets (their
+//!   replicas first; `forceDeleteWithoutRecovery`, `recoveryWindowInDays`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +34,7 @@ use crate::client::Common;
 use crate::config::{Endpoints, Settings};
 use crate::error::{found, from_code, next_page};
 use crate::push_meta::{self, is_managed, managed_tags, refuse_unmanaged, tag_changes};
+use crate::replication;
 use crate::value::{merge_property, missing, select, tags_json};
 
 /// The `provider` label of this service's calls.
@@ -61,7 +62,7 @@ struct PushSpec {
     /// Not implemented: refused when set.
     #[serde(default)]
     resource_policy: Option<serde_json::Value>,
-    /// Not implemented: refused when set.
+    /// Regions to replicate to; `None` leaves an existing secret's replicas alone.
     #[serde(default)]
     replication_locations: Option<Vec<String>>,
 }
@@ -71,9 +72,9 @@ impl PushSpec {
         let spec: Self = push_meta::parse(metadata)?;
         // A user `managed-by` tag is refused before anything is sent.
         managed_tags(&spec.tags)?;
-        if spec.resource_policy.is_some() || spec.replication_locations.is_some() {
+        if spec.resource_policy.is_some() {
             return Err(ProviderError::Unsupported(
-                "push metadata resourcePolicy and replicationLocations".into(),
+                "push metadata resourcePolicy".into(),
             ));
         }
         match spec.secret_push_format.as_str() {
@@ -384,6 +385,10 @@ impl SecretsClient for SecretsManagerClient {
                 })
                 .set_kms_key_id((!spec.kms_key_id.is_empty()).then(|| spec.kms_key_id.clone()))
                 .set_tags(Some(sm_tags(&managed_tags(&spec.tags)?)))
+                .set_add_replica_regions(replication::replica_regions(
+                    spec.replication_locations.as_deref(),
+                    (!spec.kms_key_id.is_empty()).then_some(spec.kms_key_id.as_str()),
+                ))
                 .set_secret_binary(binary)
                 .set_secret_string(string);
             self.c.calls.sdk("CreateSecret", &name, req.send().await)?;
@@ -397,6 +402,14 @@ impl SecretsClient for SecretsManagerClient {
         let tags = tag_map(described.tags());
         refuse_unmanaged(&tags, "secret", &name)?;
         self.reconcile_tags(&name, &tags, &spec.tags).await?;
+        replication::reconcile(
+            &self.sm,
+            &self.c.calls,
+            &name,
+            &described,
+            spec.replication_locations.as_deref(),
+        )
+        .await?;
         let has_versions = described
             .version_ids_to_stages()
             .is_some_and(|v| !v.is_empty());
@@ -448,6 +461,7 @@ impl SecretsClient for SecretsManagerClient {
         if described.deleted_date().is_some() || !is_managed(&tag_map(described.tags())) {
             return Ok(());
         }
+        replication::remove_all(&self.sm, &self.c.calls, &name, &described).await?;
         let req = self
             .sm
             .delete_secret()

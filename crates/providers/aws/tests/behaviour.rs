@@ -481,6 +481,115 @@ async fn secrets_manager_push_rules() {
     );
 }
 
+/// The regions secret `name` is replicated to, as moto reports them.
+async fn replica_regions(
+    sm: &aws_sdk_secretsmanager::Client,
+    name: &str,
+) -> std::collections::BTreeSet<String> {
+    let described = sm.describe_secret().secret_id(name).send().await.unwrap();
+    described
+        .replication_status()
+        .iter()
+        .map(|s| s.region().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_manager_push_replication() {
+    let moto = Moto::start().await;
+    let sm = sm(&moto).await;
+    let (calls, client) = static_client(&moto, "SecretsManager").await;
+    let push = |regions: Option<Vec<&str>>| PushRef {
+        remote_key: "replicated".into(),
+        property: None,
+        metadata: meta(match regions {
+            Some(r) => json!({"replicationLocations": r}),
+            None => json!({}),
+        }),
+    };
+    let set = |r: &[&str]| {
+        r.iter()
+            .map(|s| s.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+
+    // Created with its replicas in one CreateSecret.
+    client
+        .push(&"v".into(), &push(Some(vec!["eu-west-1"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        replica_regions(&sm, "replicated").await,
+        set(&["eu-west-1"])
+    );
+    assert_eq!(calls.count("ReplicateSecretToRegions"), 0);
+
+    // A region added: one ReplicateSecretToRegions, the unchanged value not rewritten.
+    client
+        .push(&"v".into(), &push(Some(vec!["ap-south-1", "eu-west-1"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        replica_regions(&sm, "replicated").await,
+        set(&["ap-south-1", "eu-west-1"])
+    );
+    assert_eq!(calls.count("ReplicateSecretToRegions"), 1);
+    assert_eq!(calls.count("PutSecretValue"), 0);
+
+    // A region dropped: RemoveRegionsFromReplication only.
+    client
+        .push(&"v".into(), &push(Some(vec!["ap-south-1"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        replica_regions(&sm, "replicated").await,
+        set(&["ap-south-1"])
+    );
+    assert_eq!(calls.count("RemoveRegionsFromReplication"), 1);
+    assert_eq!(calls.count("ReplicateSecretToRegions"), 1);
+
+    // No replicationLocations: replicas left alone, as upstream.
+    client.push(&"v2".into(), &push(None)).await.unwrap();
+    assert_eq!(
+        replica_regions(&sm, "replicated").await,
+        set(&["ap-south-1"])
+    );
+    assert_eq!(calls.count("RemoveRegionsFromReplication"), 1);
+    assert_eq!(calls.count("PutSecretValue"), 1);
+
+    // Delete: the replicas go first (AWS refuses to delete a replicated secret).
+    client.delete(&push(None)).await.unwrap();
+    assert_eq!(calls.count("RemoveRegionsFromReplication"), 2);
+    let described = sm
+        .describe_secret()
+        .secret_id("replicated")
+        .send()
+        .await
+        .unwrap();
+    assert!(described.deleted_date().is_some(), "scheduled for deletion");
+    assert!(described.replication_status().is_empty());
+
+    // resourcePolicy is still refused, before any call.
+    let before = calls.all().len();
+    let err = client
+        .push(
+            &"v".into(),
+            &PushRef {
+                remote_key: "with-policy".into(),
+                property: None,
+                metadata: meta(json!({"resourcePolicy": {"policySourceRef":
+                    {"kind": "ConfigMap", "name": "p", "key": "policy.json"}}})),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Unsupported(m) if m.contains("resourcePolicy")),
+        "{err}"
+    );
+    assert_eq!(calls.all().len(), before);
+}
+
 #[tokio::test]
 async fn parameter_store_push_rules() {
     let moto = Moto::start().await;
