@@ -29,6 +29,7 @@ mod generator;
 pub mod parameterstore;
 mod push_meta;
 mod replication;
+mod resource_policy;
 pub mod secretsmanager;
 mod session_token;
 mod value;
@@ -117,7 +118,11 @@ impl Provider for AwsProvider {
         let session = auth::connect(store, &settings, &endpoints, &env).await?;
         Ok(match settings.service {
             Service::SecretsManager => Box::new(secretsmanager::SecretsManagerClient::new(
-                session, &settings, &endpoints, env,
+                session,
+                &settings,
+                &endpoints,
+                env,
+                store.credential_namespace(None),
             )),
             Service::ParameterStore => Box::new(parameterstore::ParameterStoreClient::new(
                 session, &settings, &endpoints, env,

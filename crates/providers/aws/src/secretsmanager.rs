@@ -11,7 +11,8 @@
 //!   independently), then `BatchGetSecretValue` of the matches.
 //! - Push: `DescribeSecret`; a missing secret is created (`CreateSecret`) tagged
 //!   `managed-by: external-secrets`; an existing one without that tag is refused; otherwise the
-//!   tags and replica regions from the metadata are reconciled (module `replication`) and
+//!   tags, replica regions and resource policy from the metadata are reconciled (modules
+//!   `replication`, `resource_policy`) and
 //!   `PutSecretValue` writes only a changed value. Delete removes only managed secrets (their
 //!   replicas first; `forceDeleteWithoutRecovery`, `recoveryWindowInDays`).
 
@@ -35,6 +36,7 @@ use crate::config::{Endpoints, Settings};
 use crate::error::{found, from_code, next_page};
 use crate::push_meta::{self, is_managed, managed_tags, refuse_unmanaged, tag_changes};
 use crate::replication;
+use crate::resource_policy::{self, PolicySource, ResourcePolicySpec};
 use crate::value::{merge_property, missing, select, tags_json};
 
 /// The `provider` label of this service's calls.
@@ -59,9 +61,9 @@ struct PushSpec {
     secret_push_format: String,
     #[serde(default)]
     kms_key_id: String,
-    /// Not implemented: refused when set.
+    /// The secret's resource policy, from a ConfigMap or Secret.
     #[serde(default)]
-    resource_policy: Option<serde_json::Value>,
+    resource_policy: Option<ResourcePolicySpec>,
     /// Regions to replicate to; `None` leaves an existing secret's replicas alone.
     #[serde(default)]
     replication_locations: Option<Vec<String>>,
@@ -72,11 +74,6 @@ impl PushSpec {
         let spec: Self = push_meta::parse(metadata)?;
         // A user `managed-by` tag is refused before anything is sent.
         managed_tags(&spec.tags)?;
-        if spec.resource_policy.is_some() {
-            return Err(ProviderError::Unsupported(
-                "push metadata resourcePolicy".into(),
-            ));
-        }
         match spec.secret_push_format.as_str() {
             "" | "binary" | "string" => Ok(spec),
             other => Err(ProviderError::InvalidConfig(format!(
@@ -96,6 +93,7 @@ pub struct SecretsManagerClient {
     c: Common,
     force_delete: bool,
     recovery_window: Option<i64>,
+    policies: PolicySource,
 }
 
 fn value_of(string: Option<&str>, binary: Option<&Blob>) -> Option<SecretBytes> {
@@ -110,10 +108,16 @@ impl SecretsManagerClient {
         settings: &Settings,
         endpoints: &Endpoints,
         env: ProviderEnv,
+        policy_namespace: Option<String>,
     ) -> Self {
         let mut b = aws_sdk_secretsmanager::config::Builder::from(&session.config);
         b.set_endpoint_url(endpoints.secrets_manager.clone());
+        let policies = PolicySource {
+            resolver: env.credentials.clone(),
+            namespace: policy_namespace,
+        };
         Self {
+            policies,
             sm: Client::from_conf(b.build()),
             c: Common::new(session, settings, METRIC_NAME, env),
             force_delete: settings.force_delete_without_recovery,
@@ -373,6 +377,8 @@ impl SecretsClient for SecretsManagerClient {
         };
         let Some(described) = self.describe(&name).await? else {
             let (binary, string) = encode(&merge_property(&name, None, property, value)?);
+            let policy =
+                resource_policy::for_new(spec.resource_policy.as_ref(), &self.policies).await?;
             let req = self
                 .sm
                 .create_secret()
@@ -392,7 +398,14 @@ impl SecretsClient for SecretsManagerClient {
                 .set_secret_binary(binary)
                 .set_secret_string(string);
             self.c.calls.sdk("CreateSecret", &name, req.send().await)?;
-            return Ok(());
+            return resource_policy::apply_new(
+                &self.sm,
+                &self.c.calls,
+                &name,
+                spec.resource_policy.as_ref(),
+                policy,
+            )
+            .await;
         };
         if described.deleted_date().is_some() {
             return Err(ProviderError::Unavailable(format!(
@@ -408,6 +421,14 @@ impl SecretsClient for SecretsManagerClient {
             &name,
             &described,
             spec.replication_locations.as_deref(),
+        )
+        .await?;
+        resource_policy::reconcile(
+            &self.sm,
+            &self.c.calls,
+            &name,
+            spec.resource_policy.as_ref(),
+            &self.policies,
         )
         .await?;
         let has_versions = described

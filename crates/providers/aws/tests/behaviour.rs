@@ -568,26 +568,117 @@ async fn secrets_manager_push_replication() {
         .unwrap();
     assert!(described.deleted_date().is_some(), "scheduled for deletion");
     assert!(described.replication_status().is_empty());
+}
 
-    // resourcePolicy is still refused, before any call.
-    let before = calls.all().len();
-    let err = client
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+
+async fn policy_of(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Option<serde_json::Value> {
+    let out = sm
+        .get_resource_policy()
+        .secret_id(name)
+        .send()
+        .await
+        .unwrap();
+    out.resource_policy()
+        .filter(|p| !p.is_empty())
+        .map(|p| serde_json::from_str(p).unwrap())
+}
+
+#[tokio::test]
+async fn secrets_manager_push_resource_policy() {
+    let moto = Moto::start().await;
+    let sm = sm(&moto).await;
+    let mut resolver = Resolver::with_keys("test", "test");
+    resolver.config_maps.insert(
+        ("creds".into(), "policies".into(), "policy.json".into()),
+        POLICY.into(),
+    );
+    let other = POLICY.replace("GetSecretValue", "DescribeSecret");
+    resolver.put("policy", "doc", &other);
+    resolver.put("bad-policy", "doc", &format!("not json {CANARY}"));
+    let (calls, env) = provider_env(resolver);
+    let client = connect(&moto, &store(static_spec("SecretsManager")), env).await;
+    let push = |key: &str, policy: serde_json::Value| PushRef {
+        remote_key: key.into(),
+        property: None,
+        metadata: meta(if policy.is_null() {
+            json!({})
+        } else {
+            json!({ "resourcePolicy": policy })
+        }),
+    };
+    let from = |kind: &str, name: &str, key: &str| {
+        json!({"blockPublicPolicy": true,
+            "policySourceRef": {"kind": kind, "name": name, "key": key}})
+    };
+    let json_of = |p: &str| serde_json::from_str::<serde_json::Value>(p).unwrap();
+
+    // Created, then the policy from the ConfigMap put.
+    let cm = push("guarded", from("ConfigMap", "policies", "policy.json"));
+    client.push(&"v".into(), &cm).await.unwrap();
+    assert_eq!(policy_of(&sm, "guarded").await, Some(json_of(POLICY)));
+    assert_eq!(calls.count("PutResourcePolicy"), 1);
+    // Unchanged: read, not rewritten.
+    client.push(&"v".into(), &cm).await.unwrap();
+    assert_eq!(calls.count("GetResourcePolicy"), 1);
+    assert_eq!(calls.count("PutResourcePolicy"), 1);
+    // From a Secret, different: put.
+    client
         .push(
             &"v".into(),
-            &PushRef {
-                remote_key: "with-policy".into(),
-                property: None,
-                metadata: meta(json!({"resourcePolicy": {"policySourceRef":
-                    {"kind": "ConfigMap", "name": "p", "key": "policy.json"}}})),
-            },
+            &push("guarded", from("Secret", "policy", "doc")),
         )
         .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::Unsupported(m) if m.contains("resourcePolicy")),
-        "{err}"
+        .unwrap();
+    assert_eq!(policy_of(&sm, "guarded").await, Some(json_of(&other)));
+    assert_eq!(calls.count("PutResourcePolicy"), 2);
+    // Without the field: left alone, no policy call.
+    let before = calls.all().len();
+    client
+        .push(&"v".into(), &push("guarded", serde_json::Value::Null))
+        .await
+        .unwrap();
+    assert_eq!(policy_of(&sm, "guarded").await, Some(json_of(&other)));
+    assert_eq!(
+        calls.all().len() - before,
+        2,
+        "DescribeSecret, GetSecretValue"
     );
-    assert_eq!(calls.all().len(), before);
+    // resourcePolicy without a source: removed.
+    client
+        .push(&"v".into(), &push("guarded", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(policy_of(&sm, "guarded").await, None);
+    assert_eq!(calls.count("DeleteResourcePolicy"), 1);
+
+    // Unreadable sources: clear errors naming the source, nothing created, no policy text.
+    let mut errors = Vec::new();
+    for (source, says) in [
+        (
+            from("ConfigMap", "nope", "policy.json"),
+            "ConfigMap creds/nope",
+        ),
+        (from("Secret", "bad-policy", "doc"), "is not JSON"),
+        (from("Namespace", "x", "y"), "not ConfigMap or Secret"),
+    ] {
+        let err = client
+            .push(&"v".into(), &push("never", source))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+        errors.push(format!("{err} {err:?}"));
+    }
+    assert!(
+        sm.describe_secret()
+            .secret_id("never")
+            .send()
+            .await
+            .is_err(),
+        "nothing is created when the policy cannot be read"
+    );
+    let texts: Vec<(&str, &str)> = errors.iter().map(|e| ("an error", e.as_str())).collect();
+    assert_no_canary(&[], &texts);
 }
 
 #[tokio::test]
