@@ -3,7 +3,8 @@
 //! `AWS_SSM_ENDPOINT`. Secrets Manager: a sync, a remote change picked up within the refresh
 //! interval, an outage that keeps the Secret and says so, recovery, and the call metric.
 //! Parameter Store: a PushSecret creates, updates and (deletionPolicy Delete) removes a
-//! managed parameter. Generators: ECRAuthorizationToken and STSSessionToken, directly and
+//! managed parameter; a PushSecret to Secrets Manager with replica regions and a resource policy
+//! from a ConfigMap. Generators: ECRAuthorizationToken and STSSessionToken, directly and
 //! through a ClusterGenerator, and broken ones as clear conditions and events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -462,4 +463,76 @@ async fn ecr_and_sts_generators() {
             ("status", &statuses),
         ],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_replicates_with_a_resource_policy() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use strongroom_core::crd::external_secrets::PushSecret;
+    let moto = Moto::start().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    aws_store(&client, "SecretsManager", "").await;
+    put_secret(&client, "source", json!({"token": CANARY})).await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "policies", "namespace": "default"},
+        "data": {"policy.json": policy}
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (controller, _) = start_controller(dir.path(), &cluster, &moto).await;
+    let ps: PushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": {"name": "push", "namespace": "default"},
+        "spec": {
+            "refreshInterval": "1h",
+            "secretStoreRefs": [{"name": "aws", "kind": "SecretStore"}],
+            "selector": {"secret": {"name": "source"}},
+            "data": [{"match": {"secretKey": "token", "remoteRef": {"remoteKey": "app/token"}},
+                "metadata": {"apiVersion": "kubernetes.external-secrets.io/v1alpha1",
+                    "kind": "PushSecretMetadata", "spec": {
+                        "replicationLocations": ["eu-west-1"],
+                        "resourcePolicy": {"policySourceRef":
+                            {"kind": "ConfigMap", "name": "policies", "key": "policy.json"}}}}}]
+        }
+    }))
+    .unwrap();
+    Api::<PushSecret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &ps)
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            sm.get_resource_policy()
+                .secret_id("app/token")
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.resource_policy().map(str::to_string))
+                .is_some_and(|p| {
+                    serde_json::from_str::<serde_json::Value>(&p).ok()
+                        == serde_json::from_str::<serde_json::Value>(policy).ok()
+                })
+        },
+        "the pushed secret carries the ConfigMap's policy",
+    )
+    .await;
+    let described = sm
+        .describe_secret()
+        .secret_id("app/token")
+        .send()
+        .await
+        .unwrap();
+    let regions: Vec<_> = described
+        .replication_status()
+        .iter()
+        .filter_map(|s| s.region())
+        .collect();
+    assert_eq!(regions, ["eu-west-1"]);
+    assert_no_canary(&[CANARY], &[("log", &controller.log_text())]);
 }
