@@ -1,6 +1,7 @@
 //! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID and Fake, directly or
 //! through a ClusterGenerator, as upstream generates them, GCRAccessToken (feature `gcp`, in the
-//! gcp provider crate) and ACRAccessToken (feature `azure`, in the azure provider crate). Other
+//! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
+//! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate). Other
 //! generator kinds are reported as
 //! not supported. Like upstream, a generator runs at every refresh (use `refreshPolicy:
 //! CreatedOnce` or `refreshInterval: 0` for values that must not change).
@@ -179,6 +180,25 @@ async fn gcr_access_token(
         .map_err(|e| format!("GCRAccessToken: {e}"))
 }
 
+/// Upstream's ECRAuthorizationToken and STSSessionToken generators (`kind`), through the aws
+/// provider with the stores' credential resolver (its errors name no token or key).
+#[cfg(feature = "aws")]
+async fn aws_token(
+    stores: &Stores,
+    namespace: &str,
+    kind: &str,
+    spec: &BTreeMap<String, serde_json::Value>,
+) -> Result<SecretMap, String> {
+    let aws = strongroom_provider_aws::AwsProvider::default();
+    let env = stores.provider_env();
+    let out = if kind == "STSSessionToken" {
+        aws.sts_session_token(spec, namespace, env).await
+    } else {
+        aws.ecr_authorization_token(spec, namespace, env).await
+    };
+    out.map_err(|e| format!("{kind}: {e}"))
+}
+
 fn kube_error(what: &str, e: kube::Error) -> String {
     match e {
         kube::Error::Api(s) if s.code == 404 => format!("{what} not found"),
@@ -255,6 +275,28 @@ pub async fn generate(
             )
             .await
         }
+        #[cfg(feature = "aws")]
+        "ECRAuthorizationToken" => {
+            let g = Api::<strongroom_core::crd::generators::EcrAuthorizationToken>::namespaced(
+                client.clone(),
+                namespace,
+            )
+            .get(&r.name)
+            .await
+            .map_err(|e| kube_error(&what, e))?;
+            aws_token(stores, namespace, &r.kind, &g.spec.fields).await
+        }
+        #[cfg(feature = "aws")]
+        "STSSessionToken" => {
+            let g = Api::<strongroom_core::crd::generators::StsSessionToken>::namespaced(
+                client.clone(),
+                namespace,
+            )
+            .get(&r.name)
+            .await
+            .map_err(|e| kube_error(&what, e))?;
+            aws_token(stores, namespace, &r.kind, &g.spec.fields).await
+        }
         "ClusterGenerator" => {
             let g = Api::<ClusterGenerator>::all(client.clone())
                 .get(&r.name)
@@ -286,6 +328,20 @@ pub async fn generate(
                         serde_json::to_value(body).unwrap_or_default(),
                     )
                     .await
+                }
+                #[cfg(feature = "aws")]
+                "ECRAuthorizationToken" => {
+                    let body = spec.ecr_authorization_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind ECRAuthorizationToken has no ecrAuthorizationTokenSpec",
+                    )?;
+                    aws_token(stores, namespace, "ECRAuthorizationToken", &body.0).await
+                }
+                #[cfg(feature = "aws")]
+                "STSSessionToken" => {
+                    let body = spec.sts_session_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind STSSessionToken has no stsSessionTokenSpec",
+                    )?;
+                    aws_token(stores, namespace, "STSSessionToken", &body.0).await
                 }
                 "Fake" => Ok(fake_map(
                     spec.fake_spec.as_ref().and_then(|f| f.data.as_ref()),

@@ -3,7 +3,9 @@
 //! `AWS_SSM_ENDPOINT`. Secrets Manager: a sync, a remote change picked up within the refresh
 //! interval, an outage that keeps the Secret and says so, recovery, and the call metric.
 //! Parameter Store: a PushSecret creates, updates and (deletionPolicy Delete) removes a
-//! managed parameter.
+//! managed parameter; a PushSecret to Secrets Manager with replica regions and a resource policy
+//! from a ConfigMap. Generators: ECRAuthorizationToken and STSSessionToken, directly and
+//! through a ClusterGenerator, and broken ones as clear conditions and events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -79,6 +81,7 @@ async fn start_controller(
         "AWS_SECRETSMANAGER_ENDPOINT",
         "AWS_SSM_ENDPOINT",
         "AWS_STS_ENDPOINT",
+        "AWS_ECR_ENDPOINT",
     ]
     .map(|k| (k, moto.endpoint.clone()));
     let c = common::start_controller_with_env(dir, cluster, &[], &endpoints).await;
@@ -261,4 +264,275 @@ async fn push_secret_manages_a_parameter() {
         );
         assert!(metrics.contains(&series), "{series} missing");
     }
+}
+
+/// Creates a generators.external-secrets.io object (namespaced in `default`, or a
+/// ClusterGenerator) from its manifest.
+async fn apply_generator(client: &Client, obj: serde_json::Value) {
+    use kube::api::{ApiResource, DynamicObject};
+    let kind = obj["kind"].as_str().unwrap().to_string();
+    let ar = ApiResource {
+        group: "generators.external-secrets.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "generators.external-secrets.io/v1alpha1".into(),
+        kind: kind.clone(),
+        plural: format!("{}s", kind.to_lowercase()),
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+    let api: Api<DynamicObject> = if kind == "ClusterGenerator" {
+        Api::all_with(client.clone(), &ar)
+    } else {
+        Api::namespaced_with(client.clone(), "default", &ar)
+    };
+    api.patch(&name, &PatchParams::apply("test"), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_and_sts_generators() {
+    use common::{apply_es, es, secret_data};
+    let moto = Moto::start().await;
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_ecrauthorizationtokens.yaml",
+        "deploy/crds/generators.external-secrets.io_stssessiontokens.yaml",
+        "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
+    ]);
+    let (cluster, client) = start_cluster(&crds, &[]).await;
+    // The secret key and session token are canaries: they sign requests and must show nowhere.
+    put_secret(
+        &client,
+        "aws-creds",
+        json!({"id": "test", "secret": CANARY, "token": format!("tok-{CANARY}")}),
+    )
+    .await;
+    let auth = |secret: &str| {
+        json!({"secretRef": {
+            "accessKeyIDSecretRef": {"name": secret, "key": "id"},
+            "secretAccessKeySecretRef": {"name": secret, "key": "secret"},
+            "sessionTokenSecretRef": {"name": secret, "key": "token"}}})
+    };
+    let g = "generators.external-secrets.io/v1alpha1";
+    apply_generator(
+        &client,
+        json!({"apiVersion": g, "kind": "ECRAuthorizationToken",
+        "metadata": {"name": "ecr", "namespace": "default"},
+        "spec": {"region": "us-east-1", "auth": auth("aws-creds"),
+            "role": "arn:aws:iam::111111111111:role/ecr-pull"}}),
+    )
+    .await;
+    apply_generator(
+        &client,
+        json!({"apiVersion": g, "kind": "STSSessionToken",
+        "metadata": {"name": "sts", "namespace": "default"},
+        "spec": {"region": "us-east-1", "auth": auth("aws-creds"),
+            "requestParameters": {"sessionDuration": 900}}}),
+    )
+    .await;
+    apply_generator(
+        &client,
+        json!({"apiVersion": g, "kind": "ClusterGenerator",
+        "metadata": {"name": "ecr-eu"},
+        "spec": {"kind": "ECRAuthorizationToken", "generator": {"ecrAuthorizationTokenSpec":
+            {"region": "eu-west-1", "auth": auth("aws-creds")}}}}),
+    )
+    .await;
+    // Broken: a credentials Secret that does not exist, and ECR Public.
+    apply_generator(
+        &client,
+        json!({"apiVersion": g, "kind": "STSSessionToken",
+        "metadata": {"name": "no-creds", "namespace": "default"},
+        "spec": {"region": "us-east-1", "auth": auth("missing-creds")}}),
+    )
+    .await;
+    apply_generator(
+        &client,
+        json!({"apiVersion": g, "kind": "ECRAuthorizationToken",
+        "metadata": {"name": "public", "namespace": "default"},
+        "spec": {"region": "us-east-1", "scope": "public", "auth": auth("aws-creds")}}),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (controller, _) = start_controller(dir.path(), &cluster, &moto).await;
+    let from = |kind: &str, name: &str| {
+        json!({"refreshInterval": "1h", "dataFrom": [{"sourceRef": {"generatorRef": {
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": kind, "name": name}}}]})
+    };
+    for (es_name, kind, name) in [
+        ("registry", "ECRAuthorizationToken", "ecr"),
+        ("session", "STSSessionToken", "sts"),
+        ("registry-eu", "ClusterGenerator", "ecr-eu"),
+        ("no-creds", "STSSessionToken", "no-creds"),
+        ("public", "ECRAuthorizationToken", "public"),
+    ] {
+        apply_es(&client, es(es_name, from(kind, name))).await;
+    }
+
+    wait_ready(&client, "registry", "True", "SecretSynced").await;
+    let registry = secret_data(&client, "registry").await.unwrap();
+    // moto answers in the assumed role's account: the role was used.
+    assert_eq!(registry["username"], "AWS");
+    assert_eq!(registry["password"], "111111111111-auth-token");
+    assert_eq!(
+        registry["proxy_endpoint"],
+        "https://111111111111.dkr.ecr.us-east-1.amazonaws.com"
+    );
+    assert_eq!(registry["expires_at"], "1420070400");
+
+    wait_ready(&client, "session", "True", "SecretSynced").await;
+    let session = secret_data(&client, "session").await.unwrap();
+    assert_eq!(
+        session.keys().collect::<Vec<_>>(),
+        [
+            "access_key_id",
+            "expiration",
+            "secret_access_key",
+            "session_token"
+        ]
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let left = session["expiration"].parse::<u64>().unwrap() - now;
+    assert!((800..=960).contains(&left), "expires in {left}s");
+
+    wait_ready(&client, "registry-eu", "True", "SecretSynced").await;
+    let eu = secret_data(&client, "registry-eu").await.unwrap();
+    assert_eq!(
+        eu["proxy_endpoint"],
+        "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    );
+
+    let message = wait_ready(&client, "no-creds", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("STSSessionToken") && message.contains("missing-creds"),
+        "{message}"
+    );
+    let message = wait_ready(&client, "public", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("ECRAuthorizationToken") && message.contains("scope public"),
+        "{message}"
+    );
+    assert!(
+        secret_data(&client, "no-creds").await.is_none(),
+        "a failed generator writes no Secret"
+    );
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let warning = events.items.iter().find(|e| {
+        e.regarding
+            .as_ref()
+            .is_some_and(|r| r.name.as_deref() == Some("no-creds"))
+            && e.type_.as_deref() == Some("Warning")
+    });
+    assert!(
+        warning
+            .and_then(|e| e.note.as_deref())
+            .is_some_and(|m| m.contains("missing-creds")),
+        "a Warning event names the missing Secret: {warning:?}"
+    );
+    let events_text = serde_json::to_string(&events.items).unwrap();
+    let statuses = serde_json::to_string(
+        &Api::<ExternalSecret>::namespaced(client.clone(), "default")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|e| e.status.clone())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_no_canary(
+        &[
+            CANARY,
+            registry["password"].as_str(),
+            session["secret_access_key"].as_str(),
+            session["session_token"].as_str(),
+        ],
+        &[
+            ("log", &controller.log_text()),
+            ("events", &events_text),
+            ("status", &statuses),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_replicates_with_a_resource_policy() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use strongroom_core::crd::external_secrets::PushSecret;
+    let moto = Moto::start().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    aws_store(&client, "SecretsManager", "").await;
+    put_secret(&client, "source", json!({"token": CANARY})).await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "policies", "namespace": "default"},
+        "data": {"policy.json": policy}
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (controller, _) = start_controller(dir.path(), &cluster, &moto).await;
+    let ps: PushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": {"name": "push", "namespace": "default"},
+        "spec": {
+            "refreshInterval": "1h",
+            "secretStoreRefs": [{"name": "aws", "kind": "SecretStore"}],
+            "selector": {"secret": {"name": "source"}},
+            "data": [{"match": {"secretKey": "token", "remoteRef": {"remoteKey": "app/token"}},
+                "metadata": {"apiVersion": "kubernetes.external-secrets.io/v1alpha1",
+                    "kind": "PushSecretMetadata", "spec": {
+                        "replicationLocations": ["eu-west-1"],
+                        "resourcePolicy": {"policySourceRef":
+                            {"kind": "ConfigMap", "name": "policies", "key": "policy.json"}}}}}]
+        }
+    }))
+    .unwrap();
+    Api::<PushSecret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &ps)
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            sm.get_resource_policy()
+                .secret_id("app/token")
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.resource_policy().map(str::to_string))
+                .is_some_and(|p| {
+                    serde_json::from_str::<serde_json::Value>(&p).ok()
+                        == serde_json::from_str::<serde_json::Value>(policy).ok()
+                })
+        },
+        "the pushed secret carries the ConfigMap's policy",
+    )
+    .await;
+    let described = sm
+        .describe_secret()
+        .secret_id("app/token")
+        .send()
+        .await
+        .unwrap();
+    let regions: Vec<_> = described
+        .replication_status()
+        .iter()
+        .filter_map(|s| s.region())
+        .collect();
+    assert_eq!(regions, ["eu-west-1"]);
+    assert_no_canary(&[CANARY], &[("log", &controller.log_text())]);
 }

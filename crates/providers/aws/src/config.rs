@@ -270,6 +270,8 @@ pub(crate) struct Endpoints {
     pub secrets_manager: Option<String>,
     pub ssm: Option<String>,
     pub sts: Option<String>,
+    /// ECR (the `ECRAuthorizationToken` generator).
+    pub ecr: Option<String>,
 }
 
 impl Endpoints {
@@ -280,6 +282,7 @@ impl Endpoints {
                 secrets_manager: Some(url.into()),
                 ssm: Some(url.into()),
                 sts: Some(url.into()),
+                ecr: Some(url.into()),
             };
         }
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -287,6 +290,7 @@ impl Endpoints {
             secrets_manager: var("AWS_SECRETSMANAGER_ENDPOINT"),
             ssm: var("AWS_SSM_ENDPOINT"),
             sts: var("AWS_STS_ENDPOINT"),
+            ecr: var("AWS_ECR_ENDPOINT"),
         }
     }
 }

@@ -74,7 +74,14 @@ pub(crate) fn from_code(code: &str, message: &str, context: &str) -> ProviderErr
 
 /// Sorts one AWS error answer.
 fn classify(code: &str, message: &str, status: Option<u16>, context: &str) -> ProviderError {
-    let what = if message.is_empty() {
+    let what = if code.is_empty() && message.is_empty() {
+        // An answer without an error document AWS's protocol reads (an emulator's XML
+        // error to a JSON call): the status is all there is.
+        format!(
+            "{context}: HTTP {}",
+            status.map_or_else(|| "?".into(), |s| s.to_string())
+        )
+    } else if message.is_empty() {
         format!("{context}: {code}")
     } else {
         format!("{context}: {code}: {message}")
@@ -236,6 +243,11 @@ mod tests {
             ProviderError::Unavailable(_)
         ));
         assert!(matches!(c("", "", 502), ProviderError::Unavailable(_)));
+        let e = c("", "", 403);
+        assert!(
+            matches!(&e, ProviderError::PermissionDenied(m) if m.ends_with("HTTP 403")),
+            "{e}"
+        );
         let e = c("AccessDeniedException", "not allowed", 400).to_string();
         assert!(
             e.contains("GetSecretValue \"k\"") && e.contains("not allowed"),

@@ -7,8 +7,10 @@
 //!   `additionalRoles` and `role` are assumed in turn (`externalID` and session tags on
 //!   `role`). Credentials from STS are cached until shortly before they expire; the client
 //!   lives as long as the controller keeps it.
-//! - Endpoints: `AWS_SECRETSMANAGER_ENDPOINT`, `AWS_SSM_ENDPOINT`, `AWS_STS_ENDPOINT`
-//!   (process-wide, as upstream), or [`AwsProvider::with_endpoint`] in tests.
+//! - Endpoints: `AWS_SECRETSMANAGER_ENDPOINT`, `AWS_SSM_ENDPOINT`, `AWS_STS_ENDPOINT`,
+//!   `AWS_ECR_ENDPOINT` (process-wide, as upstream), or [`AwsProvider::with_endpoint`] in tests.
+//! - Generators: `ECRAuthorizationToken` ([`AwsProvider::ecr_authorization_token`]) and
+//!   `STSSessionToken` ([`AwsProvider::sts_session_token`]), authenticated as a store is.
 //! - Keys get `prefix` prepended. Reads, `find`, push and delete are described in
 //!   [`secretsmanager`] and [`parameterstore`].
 //! - Every backend call is reported as `AWS/SecretsManager` or `AWS/ParameterStore` with the
@@ -21,15 +23,22 @@
 mod auth;
 mod client;
 mod config;
+mod ecr;
 mod error;
+mod generator;
 pub mod parameterstore;
 mod push_meta;
+mod replication;
+mod resource_policy;
 pub mod secretsmanager;
+mod session_token;
 mod value;
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use strongroom_provider_api::{
-    Capabilities, Provider, ProviderEnv, ProviderError, SecretsClient, StoreContext,
+    Capabilities, Provider, ProviderEnv, ProviderError, SecretMap, SecretsClient, StoreContext,
 };
 
 pub use config::Service;
@@ -53,6 +62,30 @@ impl AwsProvider {
         Self {
             endpoint: Some(endpoint.into()),
         }
+    }
+
+    /// Upstream's `ECRAuthorizationToken` generator: `spec` as written in the CRD, credentials
+    /// read in `namespace` (the ExternalSecret's). Errors name no token or key.
+    pub async fn ecr_authorization_token(
+        &self,
+        spec: &BTreeMap<String, serde_json::Value>,
+        namespace: &str,
+        env: ProviderEnv,
+    ) -> Result<SecretMap, ProviderError> {
+        let endpoints = config::Endpoints::resolve(self.endpoint.as_deref());
+        ecr::generate(spec, namespace, &env, &endpoints).await
+    }
+
+    /// Upstream's `STSSessionToken` generator: `spec` as written in the CRD, credentials read
+    /// in `namespace` (the ExternalSecret's). Errors name no token or key.
+    pub async fn sts_session_token(
+        &self,
+        spec: &BTreeMap<String, serde_json::Value>,
+        namespace: &str,
+        env: ProviderEnv,
+    ) -> Result<SecretMap, ProviderError> {
+        let endpoints = config::Endpoints::resolve(self.endpoint.as_deref());
+        session_token::generate(spec, namespace, &env, &endpoints).await
     }
 }
 
@@ -85,7 +118,11 @@ impl Provider for AwsProvider {
         let session = auth::connect(store, &settings, &endpoints, &env).await?;
         Ok(match settings.service {
             Service::SecretsManager => Box::new(secretsmanager::SecretsManagerClient::new(
-                session, &settings, &endpoints, env,
+                session,
+                &settings,
+                &endpoints,
+                env,
+                store.credential_namespace(None),
             )),
             Service::ParameterStore => Box::new(parameterstore::ParameterStoreClient::new(
                 session, &settings, &endpoints, env,

@@ -11,9 +11,10 @@
 //!   independently), then `BatchGetSecretValue` of the matches.
 //! - Push: `DescribeSecret`; a missing secret is created (`CreateSecret`) tagged
 //!   `managed-by: external-secrets`; an existing one without that tag is refused; otherwise the
-//!   tags from the metadata are reconciled and `PutSecretValue` writes only a changed value.
-//!   Delete removes only managed secrets (`forceDeleteWithoutRecovery`,
-//!   `recoveryWindowInDays`).
+//!   tags, replica regions and resource policy from the metadata are reconciled (modules
+//!   `replication`, `resource_policy`) and
+//!   `PutSecretValue` writes only a changed value. Delete removes only managed secrets (their
+//!   replicas first; `forceDeleteWithoutRecovery`, `recoveryWindowInDays`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +35,8 @@ use crate::client::Common;
 use crate::config::{Endpoints, Settings};
 use crate::error::{found, from_code, next_page};
 use crate::push_meta::{self, is_managed, managed_tags, refuse_unmanaged, tag_changes};
+use crate::replication;
+use crate::resource_policy::{self, PolicySource, ResourcePolicySpec};
 use crate::value::{merge_property, missing, select, tags_json};
 
 /// The `provider` label of this service's calls.
@@ -58,10 +61,10 @@ struct PushSpec {
     secret_push_format: String,
     #[serde(default)]
     kms_key_id: String,
-    /// Not implemented: refused when set.
+    /// The secret's resource policy, from a ConfigMap or Secret.
     #[serde(default)]
-    resource_policy: Option<serde_json::Value>,
-    /// Not implemented: refused when set.
+    resource_policy: Option<ResourcePolicySpec>,
+    /// Regions to replicate to; `None` leaves an existing secret's replicas alone.
     #[serde(default)]
     replication_locations: Option<Vec<String>>,
 }
@@ -71,11 +74,6 @@ impl PushSpec {
         let spec: Self = push_meta::parse(metadata)?;
         // A user `managed-by` tag is refused before anything is sent.
         managed_tags(&spec.tags)?;
-        if spec.resource_policy.is_some() || spec.replication_locations.is_some() {
-            return Err(ProviderError::Unsupported(
-                "push metadata resourcePolicy and replicationLocations".into(),
-            ));
-        }
         match spec.secret_push_format.as_str() {
             "" | "binary" | "string" => Ok(spec),
             other => Err(ProviderError::InvalidConfig(format!(
@@ -95,6 +93,7 @@ pub struct SecretsManagerClient {
     c: Common,
     force_delete: bool,
     recovery_window: Option<i64>,
+    policies: PolicySource,
 }
 
 fn value_of(string: Option<&str>, binary: Option<&Blob>) -> Option<SecretBytes> {
@@ -109,10 +108,16 @@ impl SecretsManagerClient {
         settings: &Settings,
         endpoints: &Endpoints,
         env: ProviderEnv,
+        policy_namespace: Option<String>,
     ) -> Self {
         let mut b = aws_sdk_secretsmanager::config::Builder::from(&session.config);
         b.set_endpoint_url(endpoints.secrets_manager.clone());
+        let policies = PolicySource {
+            resolver: env.credentials.clone(),
+            namespace: policy_namespace,
+        };
         Self {
+            policies,
             sm: Client::from_conf(b.build()),
             c: Common::new(session, settings, METRIC_NAME, env),
             force_delete: settings.force_delete_without_recovery,
@@ -372,6 +377,8 @@ impl SecretsClient for SecretsManagerClient {
         };
         let Some(described) = self.describe(&name).await? else {
             let (binary, string) = encode(&merge_property(&name, None, property, value)?);
+            let policy =
+                resource_policy::for_new(spec.resource_policy.as_ref(), &self.policies).await?;
             let req = self
                 .sm
                 .create_secret()
@@ -384,10 +391,21 @@ impl SecretsClient for SecretsManagerClient {
                 })
                 .set_kms_key_id((!spec.kms_key_id.is_empty()).then(|| spec.kms_key_id.clone()))
                 .set_tags(Some(sm_tags(&managed_tags(&spec.tags)?)))
+                .set_add_replica_regions(replication::replica_regions(
+                    spec.replication_locations.as_deref(),
+                    (!spec.kms_key_id.is_empty()).then_some(spec.kms_key_id.as_str()),
+                ))
                 .set_secret_binary(binary)
                 .set_secret_string(string);
             self.c.calls.sdk("CreateSecret", &name, req.send().await)?;
-            return Ok(());
+            return resource_policy::apply_new(
+                &self.sm,
+                &self.c.calls,
+                &name,
+                spec.resource_policy.as_ref(),
+                policy,
+            )
+            .await;
         };
         if described.deleted_date().is_some() {
             return Err(ProviderError::Unavailable(format!(
@@ -397,6 +415,22 @@ impl SecretsClient for SecretsManagerClient {
         let tags = tag_map(described.tags());
         refuse_unmanaged(&tags, "secret", &name)?;
         self.reconcile_tags(&name, &tags, &spec.tags).await?;
+        replication::reconcile(
+            &self.sm,
+            &self.c.calls,
+            &name,
+            &described,
+            spec.replication_locations.as_deref(),
+        )
+        .await?;
+        resource_policy::reconcile(
+            &self.sm,
+            &self.c.calls,
+            &name,
+            spec.resource_policy.as_ref(),
+            &self.policies,
+        )
+        .await?;
         let has_versions = described
             .version_ids_to_stages()
             .is_some_and(|v| !v.is_empty());
@@ -448,6 +482,7 @@ impl SecretsClient for SecretsManagerClient {
         if described.deleted_date().is_some() || !is_managed(&tag_map(described.tags())) {
             return Ok(());
         }
+        replication::remove_all(&self.sm, &self.c.calls, &name, &described).await?;
         let req = self
             .sm
             .delete_secret()

@@ -481,6 +481,206 @@ async fn secrets_manager_push_rules() {
     );
 }
 
+/// The regions secret `name` is replicated to, as moto reports them.
+async fn replica_regions(
+    sm: &aws_sdk_secretsmanager::Client,
+    name: &str,
+) -> std::collections::BTreeSet<String> {
+    let described = sm.describe_secret().secret_id(name).send().await.unwrap();
+    described
+        .replication_status()
+        .iter()
+        .map(|s| s.region().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_manager_push_replication() {
+    let moto = Moto::start().await;
+    let sm = sm(&moto).await;
+    let (calls, client) = static_client(&moto, "SecretsManager").await;
+    let push = |regions: Option<Vec<&str>>| PushRef {
+        remote_key: "replicated".into(),
+        property: None,
+        metadata: meta(match regions {
+            Some(r) => json!({"replicationLocations": r}),
+            None => json!({}),
+        }),
+    };
+    let set = |r: &[&str]| {
+        r.iter()
+            .map(|s| s.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+
+    // Created with its replicas in one CreateSecret.
+    client
+        .push(&"v".into(), &push(Some(vec!["eu-west-1"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        replica_regions(&sm, "replicated").await,
+        set(&["eu-west-1"])
+    );
+    assert_eq!(calls.count("ReplicateSecretToRegions"), 0);
+
+    // A region added: one ReplicateSecretToRegions, the unchanged value not rewritten.
+    client
+        .push(&"v".into(), &push(Some(vec!["ap-south-1", "eu-west-1"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        replica_regions(&sm, "replicated").await,
+        set(&["ap-south-1", "eu-west-1"])
+    );
+    assert_eq!(calls.count("ReplicateSecretToRegions"), 1);
+    assert_eq!(calls.count("PutSecretValue"), 0);
+
+    // A region dropped: RemoveRegionsFromReplication only.
+    client
+        .push(&"v".into(), &push(Some(vec!["ap-south-1"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        replica_regions(&sm, "replicated").await,
+        set(&["ap-south-1"])
+    );
+    assert_eq!(calls.count("RemoveRegionsFromReplication"), 1);
+    assert_eq!(calls.count("ReplicateSecretToRegions"), 1);
+
+    // No replicationLocations: replicas left alone, as upstream.
+    client.push(&"v2".into(), &push(None)).await.unwrap();
+    assert_eq!(
+        replica_regions(&sm, "replicated").await,
+        set(&["ap-south-1"])
+    );
+    assert_eq!(calls.count("RemoveRegionsFromReplication"), 1);
+    assert_eq!(calls.count("PutSecretValue"), 1);
+
+    // Delete: the replicas go first (AWS refuses to delete a replicated secret).
+    client.delete(&push(None)).await.unwrap();
+    assert_eq!(calls.count("RemoveRegionsFromReplication"), 2);
+    let described = sm
+        .describe_secret()
+        .secret_id("replicated")
+        .send()
+        .await
+        .unwrap();
+    assert!(described.deleted_date().is_some(), "scheduled for deletion");
+    assert!(described.replication_status().is_empty());
+}
+
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+
+async fn policy_of(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Option<serde_json::Value> {
+    let out = sm
+        .get_resource_policy()
+        .secret_id(name)
+        .send()
+        .await
+        .unwrap();
+    out.resource_policy()
+        .filter(|p| !p.is_empty())
+        .map(|p| serde_json::from_str(p).unwrap())
+}
+
+#[tokio::test]
+async fn secrets_manager_push_resource_policy() {
+    let moto = Moto::start().await;
+    let sm = sm(&moto).await;
+    let mut resolver = Resolver::with_keys("test", "test");
+    resolver.config_maps.insert(
+        ("creds".into(), "policies".into(), "policy.json".into()),
+        POLICY.into(),
+    );
+    let other = POLICY.replace("GetSecretValue", "DescribeSecret");
+    resolver.put("policy", "doc", &other);
+    resolver.put("bad-policy", "doc", &format!("not json {CANARY}"));
+    let (calls, env) = provider_env(resolver);
+    let client = connect(&moto, &store(static_spec("SecretsManager")), env).await;
+    let push = |key: &str, policy: serde_json::Value| PushRef {
+        remote_key: key.into(),
+        property: None,
+        metadata: meta(if policy.is_null() {
+            json!({})
+        } else {
+            json!({ "resourcePolicy": policy })
+        }),
+    };
+    let from = |kind: &str, name: &str, key: &str| {
+        json!({"blockPublicPolicy": true,
+            "policySourceRef": {"kind": kind, "name": name, "key": key}})
+    };
+    let json_of = |p: &str| serde_json::from_str::<serde_json::Value>(p).unwrap();
+
+    // Created, then the policy from the ConfigMap put.
+    let cm = push("guarded", from("ConfigMap", "policies", "policy.json"));
+    client.push(&"v".into(), &cm).await.unwrap();
+    assert_eq!(policy_of(&sm, "guarded").await, Some(json_of(POLICY)));
+    assert_eq!(calls.count("PutResourcePolicy"), 1);
+    // Unchanged: read, not rewritten.
+    client.push(&"v".into(), &cm).await.unwrap();
+    assert_eq!(calls.count("GetResourcePolicy"), 1);
+    assert_eq!(calls.count("PutResourcePolicy"), 1);
+    // From a Secret, different: put.
+    client
+        .push(
+            &"v".into(),
+            &push("guarded", from("Secret", "policy", "doc")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(policy_of(&sm, "guarded").await, Some(json_of(&other)));
+    assert_eq!(calls.count("PutResourcePolicy"), 2);
+    // Without the field: left alone, no policy call.
+    let before = calls.all().len();
+    client
+        .push(&"v".into(), &push("guarded", serde_json::Value::Null))
+        .await
+        .unwrap();
+    assert_eq!(policy_of(&sm, "guarded").await, Some(json_of(&other)));
+    assert_eq!(
+        calls.all().len() - before,
+        2,
+        "DescribeSecret, GetSecretValue"
+    );
+    // resourcePolicy without a source: removed.
+    client
+        .push(&"v".into(), &push("guarded", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(policy_of(&sm, "guarded").await, None);
+    assert_eq!(calls.count("DeleteResourcePolicy"), 1);
+
+    // Unreadable sources: clear errors naming the source, nothing created, no policy text.
+    let mut errors = Vec::new();
+    for (source, says) in [
+        (
+            from("ConfigMap", "nope", "policy.json"),
+            "ConfigMap creds/nope",
+        ),
+        (from("Secret", "bad-policy", "doc"), "is not JSON"),
+        (from("Namespace", "x", "y"), "not ConfigMap or Secret"),
+    ] {
+        let err = client
+            .push(&"v".into(), &push("never", source))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+        errors.push(format!("{err} {err:?}"));
+    }
+    assert!(
+        sm.describe_secret()
+            .secret_id("never")
+            .send()
+            .await
+            .is_err(),
+        "nothing is created when the policy cannot be read"
+    );
+    let texts: Vec<(&str, &str)> = errors.iter().map(|e| ("an error", e.as_str())).collect();
+    assert_no_canary(&[], &texts);
+}
+
 #[tokio::test]
 async fn parameter_store_push_rules() {
     let moto = Moto::start().await;

@@ -29,6 +29,8 @@ pub struct Resolver {
     pub secrets: BTreeMap<(String, String, String), String>,
     pub annotations: BTreeMap<String, String>,
     pub tokens: Mutex<Vec<(String, Vec<String>)>>,
+    /// ConfigMap keys, `(namespace, name, key)` → text.
+    pub config_maps: BTreeMap<(String, String, String), String>,
 }
 
 impl Resolver {
@@ -61,10 +63,18 @@ impl CredentialResolver for Resolver {
             })
     }
 
-    async fn config_map_key(&self, ns: &str, name: &str, _: &str) -> Result<String, ProviderError> {
-        Err(ProviderError::Authentication(format!(
-            "ConfigMap {ns}/{name} not found"
-        )))
+    async fn config_map_key(
+        &self,
+        ns: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<String, ProviderError> {
+        self.config_maps
+            .get(&(ns.into(), name.into(), key.into()))
+            .cloned()
+            .ok_or_else(|| {
+                ProviderError::Authentication(format!("ConfigMap {ns}/{name} not found"))
+            })
     }
 
     async fn service_account_token(

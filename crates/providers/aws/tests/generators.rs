@@ -1,0 +1,320 @@
+//! The `ECRAuthorizationToken` and `STSSessionToken` generators against moto: upstream's
+//! output keys and formats, the token decoded, static keys with a session token, web identity,
+//! a role assumed first (moto answers in the role's account, so the output shows which
+//! credentials signed the call), and failures as clear errors that never carry a key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::{Value, json};
+use strongroom_provider_api::{ProviderError, SecretMap};
+use strongroom_provider_aws::AwsProvider;
+use strongroom_testkit::backends::{Moto, bin_dir};
+use strongroom_testkit::{CANARY, Process, assert_no_canary, free_port, http_try};
+
+/// A spec as the CRD keeps it.
+fn spec(v: Value) -> BTreeMap<String, Value> {
+    serde_json::from_value(v).unwrap()
+}
+
+/// Static keys from Secret `creds/aws` (`id`, `secret`, `token`).
+fn static_auth() -> Value {
+    json!({"secretRef": {
+        "accessKeyIDSecretRef": {"name": "aws", "key": "id"},
+        "secretAccessKeySecretRef": {"name": "aws", "key": "secret"},
+        "sessionTokenSecretRef": {"name": "aws", "key": "token"}}})
+}
+
+fn keys_resolver(id: &str, secret: &str) -> Resolver {
+    let mut r = Resolver::with_keys(id, secret);
+    r.put("aws", "token", "a-session-token");
+    r
+}
+
+fn text_map(m: &SecretMap) -> BTreeMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), text(v))).collect()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn ecr(moto: &Moto, s: Value, resolver: Resolver) -> Result<SecretMap, ProviderError> {
+    let (_, env) = provider_env(resolver);
+    AwsProvider::with_endpoint(&moto.endpoint)
+        .ecr_authorization_token(&spec(s), "creds", env)
+        .await
+}
+
+async fn sts(moto: &Moto, s: Value, resolver: Resolver) -> Result<SecretMap, ProviderError> {
+    let (_, env) = provider_env(resolver);
+    AwsProvider::with_endpoint(&moto.endpoint)
+        .sts_session_token(&spec(s), "creds", env)
+        .await
+}
+
+#[tokio::test]
+async fn ecr_authorization_token() {
+    let moto = Moto::start().await;
+
+    // Static keys with a session token: one GetAuthorizationToken, upstream's four keys.
+    let before = moto.requests().len();
+    let out = ecr(
+        &moto,
+        json!({"region": REGION, "auth": static_auth()}),
+        keys_resolver("test", "test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moto.requests().len() - before, 1);
+    let out = text_map(&out);
+    assert_eq!(
+        out.keys().collect::<Vec<_>>(),
+        ["expires_at", "password", "proxy_endpoint", "username"]
+    );
+    // moto's token is base64("AWS:<account>-auth-token"), expiring 2015-01-01T00:00:00Z.
+    assert_eq!(out["username"], "AWS");
+    assert_eq!(out["password"], format!("{ACCOUNT}-auth-token"));
+    assert_eq!(
+        out["proxy_endpoint"],
+        format!("https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com")
+    );
+    assert_eq!(out["expires_at"], "1420070400");
+
+    // A role in another account assumed first: AssumeRole, then the token of that account.
+    let before = moto.requests().len();
+    let out = ecr(
+        &moto,
+        json!({"region": "eu-west-1", "auth": static_auth(),
+            "role": "arn:aws:iam::111111111111:role/ecr-reader", "scope": "private"}),
+        keys_resolver("test", "test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        moto.requests().len() - before,
+        2,
+        "AssumeRole, then the token"
+    );
+    assert_eq!(text(&out["password"]), "111111111111-auth-token");
+    assert_eq!(
+        text(&out["proxy_endpoint"]),
+        "https://111111111111.dkr.ecr.eu-west-1.amazonaws.com"
+    );
+
+    // Web identity: the ServiceAccount's role, in its account.
+    let resolver = Resolver {
+        annotations: BTreeMap::from([(
+            "eks.amazonaws.com/role-arn".into(),
+            "arn:aws:iam::222222222222:role/irsa".into(),
+        )]),
+        ..Resolver::default()
+    };
+    let out = ecr(
+        &moto,
+        json!({"region": REGION, "auth": {"jwt": {"serviceAccountRef": {"name": "reader"}}}}),
+        resolver,
+    )
+    .await
+    .unwrap();
+    assert_eq!(text(&out["password"]), "222222222222-auth-token");
+
+    // ECR Public is refused before any call; so are a missing region and a malformed spec.
+    let before = moto.requests().len();
+    for (bad, says) in [
+        (
+            json!({"region": REGION, "scope": "public", "auth": static_auth()}),
+            "scope public",
+        ),
+        (json!({"auth": static_auth()}), "region is required"),
+        (
+            json!({"region": REGION, "auth": {"secretRef": "nope"}}),
+            "ECRAuthorizationToken spec is invalid",
+        ),
+    ] {
+        let err = ecr(&moto, bad, keys_resolver("test", "test"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::InvalidConfig(m) if m.contains(says)),
+            "{err}"
+        );
+    }
+    assert_eq!(moto.requests().len(), before);
+}
+
+#[tokio::test]
+async fn sts_session_token() {
+    let moto = Moto::start().await;
+
+    let before = moto.requests().len();
+    let out = sts(
+        &moto,
+        json!({"region": REGION, "auth": static_auth(),
+            "requestParameters": {"sessionDuration": 900,
+                "serialNumber": format!("arn:aws:iam::{ACCOUNT}:mfa/user"), "tokenCode": "123456"}}),
+        keys_resolver("test", "test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moto.requests().len() - before, 1);
+    let out = text_map(&out);
+    assert_eq!(
+        out.keys().collect::<Vec<_>>(),
+        [
+            "access_key_id",
+            "expiration",
+            "secret_access_key",
+            "session_token"
+        ]
+    );
+    assert!(out["access_key_id"].starts_with("AKIA"), "{out:?}");
+    assert!(!out["secret_access_key"].is_empty() && !out["session_token"].is_empty());
+    // The duration reached STS: the expiry is 900 s from now, in Unix seconds.
+    let expiration: u64 = out["expiration"].parse().unwrap();
+    let left = expiration.saturating_sub(now());
+    assert!((800..=960).contains(&left), "expires in {left}s");
+
+    // Without requestParameters: STS's default of 12 hours.
+    let out = sts(
+        &moto,
+        json!({"region": REGION, "auth": static_auth()}),
+        keys_resolver("test", "test"),
+    )
+    .await
+    .unwrap();
+    let left = text(&out["expiration"])
+        .parse::<u64>()
+        .unwrap()
+        .saturating_sub(now());
+    assert!((43_000..=43_260).contains(&left), "expires in {left}s");
+
+    // A role first: AssumeRole, then GetSessionToken.
+    let before = moto.requests().len();
+    sts(
+        &moto,
+        json!({"region": REGION, "auth": static_auth(),
+            "role": format!("arn:aws:iam::{ACCOUNT}:role/sts")}),
+        keys_resolver("test", "test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moto.requests().len() - before, 2);
+
+    // Web identity is refused, as upstream.
+    let err = sts(
+        &moto,
+        json!({"region": REGION, "auth": {"jwt": {"serviceAccountRef": {"name": "reader"}}}}),
+        Resolver::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::InvalidConfig(m) if m.contains("auth.jwt")),
+        "{err}"
+    );
+}
+
+/// moto checking every request's signature against its IAM users
+/// (`INITIAL_NO_AUTH_ACTION_COUNT=0`): unknown keys are refused as AWS refuses them.
+async fn strict_moto() -> (Process, String) {
+    let port = free_port();
+    let process = Process::spawn(
+        bin_dir().join("moto_server").to_str().unwrap(),
+        &[
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ],
+        &[("INITIAL_NO_AUTH_ACTION_COUNT", "0".to_string())],
+        std::env::temp_dir().join(format!("moto-strict-{port}.log")),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for _ in 0..600 {
+        if http_try(&format!("{endpoint}/moto-api/")).await == Some(200) {
+            return (process, endpoint);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("strict moto did not start: {}", process.log_text());
+}
+
+#[tokio::test]
+async fn failures_are_clear_and_carry_no_key() {
+    let (_moto, endpoint) = strict_moto().await;
+    let provider = AwsProvider::with_endpoint(&endpoint);
+    let mut errors: Vec<String> = Vec::new();
+    let s = spec(json!({"region": REGION, "auth": static_auth()}));
+    let with_role = spec(json!({"region": REGION, "auth": static_auth(),
+        "role": format!("arn:aws:iam::{ACCOUNT}:role/r")}));
+
+    // Keys AWS does not know: a refusal naming the call, not the key. (AWS answers
+    // UnrecognizedClientException or InvalidClientTokenId, an authentication failure; moto
+    // answers HTTP 403 with an error document neither protocol reads, so permission denied.)
+    for spec in [&s, &with_role] {
+        let (_, env) = provider_env(keys_resolver(CANARY, CANARY));
+        let e = provider
+            .ecr_authorization_token(spec, "creds", env)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ProviderError::Authentication(_) | ProviderError::PermissionDenied(_)
+            ),
+            "{e:?}"
+        );
+        errors.push(format!("{e} {e:?}"));
+        let (_, env) = provider_env(keys_resolver(CANARY, CANARY));
+        let e = provider
+            .sts_session_token(spec, "creds", env)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ProviderError::Authentication(_) | ProviderError::PermissionDenied(_)
+            ),
+            "{e:?}"
+        );
+        errors.push(format!("{e} {e:?}"));
+    }
+    assert!(errors[0].contains("GetAuthorizationToken"), "{}", errors[0]);
+    assert!(errors[1].contains("GetSessionToken"), "{}", errors[1]);
+    assert!(errors[2].contains("AssumeRole"), "{}", errors[2]);
+
+    // The credentials Secret lacks a key: the error names the Secret and key.
+    let (_, env) = provider_env(Resolver::default());
+    let e = provider
+        .ecr_authorization_token(&s, "creds", env)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ProviderError::Authentication(m) if m.contains("creds/aws") && m.contains("\"id\"")),
+        "{e}"
+    );
+    errors.push(format!("{e} {e:?}"));
+
+    // Nothing listens: unavailable, within the call's time limit.
+    let closed = AwsProvider::with_endpoint(format!("http://127.0.0.1:{}", free_port()));
+    let started = std::time::Instant::now();
+    let (_, env) = provider_env(keys_resolver(CANARY, CANARY));
+    let e = closed
+        .sts_session_token(&s, "creds", env)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Unavailable(_)), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    errors.push(format!("{e} {e:?}"));
+
+    let texts: Vec<(&str, &str)> = errors.iter().map(|e| ("an error", e.as_str())).collect();
+    assert_no_canary(&[], &texts);
+}
