@@ -14,6 +14,8 @@ use crate::METRIC_NAME;
 pub(crate) enum Call {
     Login,
     RevokeSelf,
+    /// Ours: upstream never renews.
+    RenewSelf,
     LookupSelf,
     ReadSecretData,
     WriteSecretData,
@@ -27,6 +29,7 @@ impl Call {
         match self {
             Self::Login => "Login",
             Self::RevokeSelf => "RevokeSelf",
+            Self::RenewSelf => "RenewSelf",
             Self::LookupSelf => "LookupSelf",
             Self::ReadSecretData => "ReadSecretData",
             Self::WriteSecretData => "WriteSecretData",
