@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -183,4 +184,122 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
         revoked_before + 1,
         "the store's token is revoked on shutdown"
     );
+}
+
+/// Tokens of 3 s (at most 8 s) while an ExternalSecret refreshes every second for 15 s and
+/// the remote value changes once: the Secret follows, the ExternalSecret is never failed, and
+/// OpenBao sees a login per max TTL (renewals in between), not one per refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_tokens_never_fail_a_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (bao, audit) = OpenBao::start_audited().await;
+    bao.cli(&["kv", "put", "secret/app", &format!("v={CANARY}-1")]);
+    bao.policy("reader", r#"path "secret/*" { capabilities = ["read"] }"#);
+    bao.cli(&["auth", "enable", "userpass"]);
+    bao.cli(&[
+        "write",
+        "auth/userpass/users/eso",
+        "password=pw-1",
+        "token_policies=reader",
+        "token_ttl=3s",
+        "token_max_ttl=8s",
+    ]);
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "up"}, "stringData": {"password": "pw-1"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "bao", "namespace": "default"},
+        "spec": {"provider": {"vault": {
+            "server": bao.addr, "path": "secret",
+            "auth": {"userPass": {"username": "eso", "secretRef": {"name": "up", "key": "password"}}}
+        }}}
+    }))
+    .unwrap();
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    apply_es(
+        &client,
+        es(
+            "short",
+            json!({
+                "refreshInterval": "1s",
+                "secretStoreRef": {"name": "bao", "kind": "SecretStore"},
+                "data": [{"secretKey": "v", "remoteRef": {"key": "app", "property": "v"}}],
+            }),
+        ),
+    )
+    .await;
+    wait_ready(&client, "short", "True", "SecretSynced").await;
+    // (a reconcile may fail before the store's first validation: count from here)
+    let errors_before = metric_sum(&controller.metrics, "externalsecret_sync_calls_error{").await;
+    let started = Instant::now();
+    let mut changed = None;
+    let mut polls = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        let seen = ready(&client, "short").await;
+        assert!(
+            seen.as_ref().is_some_and(|(s, _, _)| s == "True"),
+            "failed after {:?}: {seen:?}",
+            started.elapsed()
+        );
+        if changed.is_none() && started.elapsed() > Duration::from_secs(7) {
+            bao.cli(&["kv", "put", "secret/app", &format!("v={CANARY}-2")]);
+            changed = Some(Instant::now());
+        }
+        polls += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let data = secret_data(&client, "short").await.unwrap();
+    assert_eq!(
+        data["v"],
+        format!("{CANARY}-2"),
+        "the Secret follows the change"
+    );
+    let logins = OpenBao::audited(&audit, "auth/userpass/login/eso");
+    let renewals = OpenBao::audited(&audit, "auth/token/renew-self");
+    let reads = OpenBao::audited(&audit, "secret/data/app");
+    let syncs = metric_sum(
+        &controller.metrics,
+        "externalsecret_sync_calls_total{name=\"short\"",
+    )
+    .await;
+    let errors =
+        metric_sum(&controller.metrics, "externalsecret_sync_calls_error{").await - errors_before;
+    eprintln!(
+        "15 s, refresh 1 s, token ttl 3 s / max 8 s: {polls} status polls, {syncs} syncs, \
+         {reads} reads, {logins} logins, {renewals} renewals, {errors} sync errors"
+    );
+    assert!(reads >= 10, "the ExternalSecret refreshed: {reads} reads");
+    // Logins at ~0 s, ~7 s and ~14 s (max TTL 8 s), renewals in between.
+    assert!((1..=3).contains(&logins), "logins: {logins}");
+    assert!(renewals >= 2, "renewals: {renewals}");
+    let log = controller.process.log_text();
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert_eq!(errors, 0.0, "no failed sync: {warned:#?}");
+    let events = Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let warnings: Vec<_> = events
+        .items
+        .iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| (e.reason.clone(), e.note.clone()))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let events_text = serde_json::to_string(&events.items).unwrap();
+    assert_no_canary(&[CANARY], &[("log", &log), ("events", &events_text)]);
 }
