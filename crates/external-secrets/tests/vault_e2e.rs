@@ -303,3 +303,230 @@ async fn short_lived_tokens_never_fail_a_refresh() {
     let events_text = serde_json::to_string(&events.items).unwrap();
     assert_no_canary(&[CANARY], &[("log", &log), ("events", &events_text)]);
 }
+
+const GENERATOR_POLICY: &str = r#"
+path "pki/issue/web" { capabilities = ["update"] }
+path "auth/token/create" { capabilities = ["update"] }
+path "auth/token/revoke-accessor" { capabilities = ["update"] }
+path "auth/token/renew-accessor" { capabilities = ["update"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
+path "sys/leases/renew" { capabilities = ["update"] }
+"#;
+
+/// `bao args` as root; whether it succeeded.
+fn bao_ok(bao: &OpenBao, args: &[&str]) -> bool {
+    std::process::Command::new(strongroom_testkit::backends::bin_dir().join("bao"))
+        .args(args)
+        .env("BAO_ADDR", &bao.addr)
+        .env("BAO_TOKEN", OpenBao::ROOT)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The VaultDynamicSecret generator through the controller: PKI certificates (Data) and tokens
+/// (Auth, through a ClusterGenerator) in Secrets, the previous certificate revoked and the
+/// previous token invalid after a refresh, and failures reported on the ExternalSecret naming
+/// the generator, with no generated value in logs, events or status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_dynamic_secret_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/generators.external-secrets.io_vaultdynamicsecrets.yaml");
+    crds.push("deploy/crds/generators.external-secrets.io_clustergenerators.yaml");
+    let (cluster, client) = start_cluster(&crds, &[]).await;
+    let bao = OpenBao::start().await;
+    bao.cli(&["secrets", "enable", "pki"]);
+    bao.cli(&["secrets", "tune", "-max-lease-ttl=8760h", "pki"]);
+    bao.cli(&[
+        "write",
+        "pki/root/generate/internal",
+        "common_name=example.com",
+        "ttl=8760h",
+    ]);
+    bao.cli(&[
+        "write",
+        "pki/roles/web",
+        "allowed_domains=example.com",
+        "allow_subdomains=true",
+        "generate_lease=true",
+        "ttl=1h",
+    ]);
+    bao.policy("gen", GENERATOR_POLICY);
+    let (role_id, secret_id) = bao.approle("gen", "gen", "1h");
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "approle"},
+        "stringData": {"role-id": role_id, "secret-id": secret_id}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    let provider = json!({
+        "server": bao.addr,
+        "auth": {"appRole": {
+            "roleRef": {"name": "approle", "key": "role-id"},
+            "secretRef": {"name": "approle", "key": "secret-id"}
+        }}
+    });
+    let generators = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "generators.external-secrets.io",
+            "v1alpha1",
+            "VaultDynamicSecret",
+        )),
+    );
+    for (name, path) in [("cert", "pki/issue/web"), ("denied", "pki/issue/other")] {
+        let g: kube::api::DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "VaultDynamicSecret",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"provider": provider, "path": path, "method": "POST",
+                     "parameters": {"common_name": "app.example.com"}}
+        }))
+        .unwrap();
+        generators.create(&PostParams::default(), &g).await.unwrap();
+    }
+    let cluster_generators = kube::Api::<kube::api::DynamicObject>::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "generators.external-secrets.io",
+            "v1alpha1",
+            "ClusterGenerator",
+        )),
+    );
+    let g: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "ClusterGenerator",
+        "metadata": {"name": "token"},
+        "spec": {"kind": "VaultDynamicSecret", "generator": {"vaultDynamicSecretSpec": {
+            "provider": provider, "path": "auth/token/create", "method": "POST",
+            "resultType": "Auth", "parameters": {"ttl": "10m", "policies": ["default"]}
+        }}}
+    }))
+    .unwrap();
+    cluster_generators
+        .create(&PostParams::default(), &g)
+        .await
+        .unwrap();
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let from = |kind: &str, name: &str| {
+        json!({"sourceRef": {"generatorRef": {
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": kind, "name": name}}})
+    };
+    apply_es(
+        &client,
+        es(
+            "cert",
+            json!({"refreshInterval": "3s", "dataFrom": [from("VaultDynamicSecret", "cert")]}),
+        ),
+    )
+    .await;
+    apply_es(
+        &client,
+        es(
+            "token",
+            json!({"refreshInterval": "3s", "dataFrom": [from("ClusterGenerator", "token")]}),
+        ),
+    )
+    .await;
+    apply_es(
+        &client,
+        es(
+            "denied",
+            json!({"refreshInterval": "1h", "dataFrom": [from("VaultDynamicSecret", "denied")]}),
+        ),
+    )
+    .await;
+    wait_ready(&client, "cert", "True", "SecretSynced").await;
+    wait_ready(&client, "token", "True", "SecretSynced").await;
+    let cert = secret_data(&client, "cert").await.unwrap();
+    for key in ["certificate", "private_key", "serial_number", "issuing_ca"] {
+        assert!(cert.contains_key(key), "{key} in {:?}", cert.keys());
+    }
+    let serial = cert["serial_number"].clone();
+    let token = secret_data(&client, "token").await.unwrap();
+    for key in ["client_token", "accessor", "policies", "lease_duration"] {
+        assert!(token.contains_key(key), "{key} in {:?}", token.keys());
+    }
+    let first_token = token["client_token"].clone();
+    assert!(bao_ok(&bao, &["token", "lookup", &first_token]));
+
+    // The next refresh writes new values and revokes the previous ones.
+    wait_for(
+        || async {
+            secret_data(&client, "cert")
+                .await
+                .is_some_and(|d| d["serial_number"] != serial)
+        },
+        "a new certificate",
+    )
+    .await;
+    wait_for(
+        || async {
+            secret_data(&client, "token")
+                .await
+                .is_some_and(|d| d["client_token"] != first_token)
+        },
+        "a new token",
+    )
+    .await;
+    let revocation = bao.cli(&[
+        "read",
+        "-field=revocation_time",
+        &format!("pki/cert/{serial}"),
+    ]);
+    assert_ne!(
+        revocation.trim(),
+        "0",
+        "the replaced certificate is revoked"
+    );
+    assert!(
+        !bao_ok(&bao, &["token", "lookup", &first_token]),
+        "the replaced token is revoked"
+    );
+    let current = secret_data(&client, "token").await.unwrap();
+    assert!(bao_ok(&bao, &["token", "lookup", &current["client_token"]]));
+
+    // A refused request fails the ExternalSecret, naming the generator and the cause.
+    let message = wait_ready(&client, "denied", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("VaultDynamicSecret \"denied\"") && message.contains("permission denied"),
+        "{message}"
+    );
+
+    // No generated value outside the Secrets.
+    let events = Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let statuses = serde_json::to_string(
+        &Api::<strongroom_core::crd::external_secrets::ExternalSecret>::namespaced(
+            client.clone(),
+            "default",
+        )
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.status.clone())
+        .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let key_line = cert["private_key"]
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert_no_canary(
+        &[&first_token, &current["client_token"], &key_line],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &serde_json::to_string(&events.items).unwrap()),
+            ("status", &statuses),
+        ],
+    );
+}

@@ -28,6 +28,7 @@
 mod auth;
 mod client;
 mod config;
+pub mod dynamic;
 mod token;
 mod vault;
 

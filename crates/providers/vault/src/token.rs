@@ -280,6 +280,12 @@ impl Keeper {
         self.current().logged_in
     }
 
+    /// Whether the keeper is open and its token not known to be expired.
+    pub fn alive(&self) -> bool {
+        !self.closed.load(Ordering::SeqCst)
+            && self.current().expires().is_none_or(|e| e > Instant::now())
+    }
+
     /// Whether the token is kept alive by [`Keeper::maintain`].
     pub fn maintained(&self) -> bool {
         self.current().next().is_some()

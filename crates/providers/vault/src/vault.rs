@@ -21,6 +21,12 @@ pub(crate) enum Call {
     WriteSecretData,
     DeleteSecret,
     ListSecrets,
+    /// Ours: the VaultDynamicSecret generator's request.
+    DynamicSecret,
+    /// Ours: a generated lease renewed.
+    RenewLease,
+    /// Ours: a replaced generated lease revoked.
+    RevokeLease,
 }
 
 impl Call {
@@ -35,6 +41,9 @@ impl Call {
             Self::WriteSecretData => "WriteSecretData",
             Self::DeleteSecret => "DeleteSecret",
             Self::ListSecrets => "ListSecrets",
+            Self::DynamicSecret => "GenerateDynamicSecret",
+            Self::RenewLease => "RenewLease",
+            Self::RevokeLease => "RevokeLease",
         }
     }
 }
