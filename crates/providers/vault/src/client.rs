@@ -85,7 +85,7 @@ impl VaultSecretsClient {
         }
         let cert = auth::login_certificate(store, spec, &env).await?;
         let http = config::http_client(store, spec, &env, cert.as_ref()).await?;
-        let keeper = Keeper::start(store, env, server, http).await?;
+        let keeper = Keeper::start(store, env, server, http, true).await?;
         if keeper.maintained() {
             client.upkeep = Some(tokio::spawn(keeper.clone().maintain()).abort_handle());
         }

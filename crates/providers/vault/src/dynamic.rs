@@ -11,8 +11,9 @@
 //! `allowEmptyResponse`, then nothing is generated.
 //!
 //! The login uses the `provider` block's auth like a store (`crate::token::Keeper`), one
-//! token per distinct block and namespace, renewed in place; it is never revoked, because
-//! Vault revokes a token's leases and child tokens with it.
+//! token per distinct block and namespace, renewed in place; it is never revoked (not even
+//! when a login replaces it at its max TTL), because Vault revokes a token's leases and child
+//! tokens with it.
 //!
 //! Leases: the result of one `dataFrom` entry of one ExternalSecret (its `owner`) is kept in
 //! memory with its lease id (or, for `Auth`, the created token's accessor). When the same
@@ -216,7 +217,7 @@ async fn keeper(
     let server = config::server_url(&provider.server)?;
     let cert = crate::auth::login_certificate(&store, provider, &env).await?;
     let http = config::http_client(&store, provider, &env, cert.as_ref()).await?;
-    let keeper = Keeper::start(&store, env, server, http).await?;
+    let keeper = Keeper::start(&store, env, server, http, false).await?;
     if keeper.maintained() {
         tokio::spawn(keeper.clone().maintain());
     }

@@ -126,6 +126,9 @@ pub(crate) struct Keeper {
     auth: Authenticator,
     current: RwLock<Arc<Current>>,
     closed: AtomicBool,
+    /// Whether a token replaced by a login is revoked (not for generators: Vault would
+    /// revoke the leases and tokens created with it).
+    revoke_replaced: bool,
 }
 
 impl Authenticator {
@@ -243,6 +246,7 @@ impl Keeper {
         env: ProviderEnv,
         server: String,
         http: reqwest::Client,
+        revoke_replaced: bool,
     ) -> Result<Arc<Self>, ProviderError> {
         let spec = config::spec(store)?;
         let namespace = spec.namespace.clone();
@@ -266,6 +270,7 @@ impl Keeper {
             auth,
             current: RwLock::new(Arc::new(first)),
             closed: AtomicBool::new(false),
+            revoke_replaced,
         };
         Ok(Arc::new(keeper))
     }
@@ -339,7 +344,7 @@ impl Keeper {
                     let replaced = !Arc::ptr_eq(&next.client, &current.client);
                     drop(current);
                     let old = self.set(next);
-                    if replaced && old.logged_in {
+                    if replaced && old.logged_in && self.revoke_replaced {
                         self.revoke_when_drained(old).await;
                     }
                 }

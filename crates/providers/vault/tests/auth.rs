@@ -362,3 +362,40 @@ async fn store_checks_and_referent_stores() {
     ));
     assert_eq!(env.calls.all(), []);
 }
+
+/// `forwardInconsistent` reaches the server as `X-Vault-Inconsistent: forward-active-node`
+/// (seen by OpenBao's audit device, told to record that header).
+#[tokio::test]
+async fn forward_inconsistent_header_reaches_the_server() {
+    let (bao, log) = OpenBao::start_audited().await;
+    bao.cli(&["kv", "put", "secret/app", "v=1"]);
+    bao.cli(&[
+        "write",
+        "sys/config/auditing/request-headers/x-vault-inconsistent",
+        "hmac=false",
+    ]);
+    let env = Env::new(Creds::default());
+    let with_header = |on: bool| {
+        let mut s = spec(&bao, Some("secret"), root_auth(&env));
+        s.forward_inconsistent = Some(on);
+        store(s)
+    };
+    let headers_seen = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "request" && v["request"]["path"] == "secret/data/app")
+            .map(|v| v["request"]["headers"]["x-vault-inconsistent"].clone())
+            .collect::<Vec<_>>()
+    };
+    let before = headers_seen().len();
+    let client = connect(&with_header(true), &env).await;
+    client.get_secret(&value("app")).await.unwrap();
+    let client = connect(&with_header(false), &env).await;
+    client.get_secret(&value("app")).await.unwrap();
+    let seen = headers_seen();
+    assert_eq!(seen.len(), before + 2);
+    assert_eq!(seen[before], serde_json::json!(["forward-active-node"]));
+    assert!(seen[before + 1].is_null(), "{:?}", seen[before + 1]);
+}
