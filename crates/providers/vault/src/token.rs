@@ -24,8 +24,6 @@ use crate::vault::{self, Call};
 
 /// The share of a TTL after which a token is renewed (or replaced).
 const RENEW_AT: f64 = 2.0 / 3.0;
-/// A renewal granting this much less than the full TTL has hit the max TTL.
-const CAP_TOLERANCE: Duration = Duration::from_secs(1);
 /// Bounds of the wait before retrying a failed login or renewal.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
@@ -91,7 +89,11 @@ enum Step {
 impl Current {
     /// The next step and when, `None` when the token needs no care.
     fn next(&self) -> Option<(Instant, Step)> {
-        let ttl = self.ttl.filter(|t| !t.is_zero())?;
+        let ttl = self.ttl?;
+        if ttl.is_zero() {
+            // A renewal granted nothing more: the token is at its end.
+            return self.logged_in.then_some((self.granted, Step::Login));
+        }
         let at = self.granted + ttl.mul_f64(RENEW_AT);
         if self.renewable && !self.capped {
             Some((at, Step::Renew))
@@ -216,9 +218,8 @@ impl Authenticator {
         })
         .await?;
         let ttl = Duration::from_secs(info.lease_duration);
-        let capped = current
-            .full_ttl
-            .is_some_and(|full| ttl + CAP_TOLERANCE < full);
+        // Vault grants the increment asked for, in whole seconds, unless the max TTL caps it.
+        let capped = current.full_ttl.is_some_and(|full| ttl < full);
         let renewals = self.renewals.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(
             store = %self.store.name,
@@ -466,6 +467,11 @@ mod tests {
             "static at max TTL"
         );
         assert!(current(None, true, true, false).next().is_none(), "no TTL");
+        let mut spent = current(Some(0), true, true, true);
+        spent.full_ttl = Some(Duration::from_secs(3));
+        assert_eq!(spent.next().unwrap().1, Step::Login, "nothing left: log in");
+        spent.logged_in = false;
+        assert!(spent.next().is_none(), "a static token at its end");
     }
 
     #[test]
