@@ -429,6 +429,7 @@ async fn vault_dynamic_secret_generator() {
         .await
         .unwrap();
     let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let started = Instant::now();
     let from = |kind: &str, name: &str| {
         json!({"sourceRef": {"generatorRef": {
             "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": kind, "name": name}}})
@@ -506,6 +507,23 @@ async fn vault_dynamic_secret_generator() {
     );
     let current = secret_data(&client, "token").await.unwrap();
     assert!(bao_ok(&bao, &["token", "lookup", &current["client_token"]]));
+    // One generation per refresh (every 3 s), not one per reconcile of any kind.
+    let since_start = started.elapsed().as_secs_f64();
+    let generated = metric_sum(
+        &controller.metrics,
+        "externalsecret_provider_api_calls_count{call=\"GenerateDynamicSecret\",provider=\"HashiCorp/Vault\",status=\"success\"",
+    )
+    .await;
+    let revoked = metric_sum(
+        &controller.metrics,
+        "externalsecret_provider_api_calls_count{call=\"RevokeLease\"",
+    )
+    .await;
+    eprintln!("{since_start:.1} s: {generated} successful generations, {revoked} leases revoked");
+    assert!(
+        generated <= 2.0 * (since_start / 3.0).ceil() + 3.0,
+        "{generated} generations in {since_start:.1} s"
+    );
 
     // A refused request fails the ExternalSecret, naming the generator and the cause.
     let message = wait_ready(&client, "denied", "False", "SecretSyncedError").await;
