@@ -209,10 +209,12 @@ async fn keeper(
         serde_json::to_string(provider).unwrap_or_default()
     );
     let mut keepers = KEEPERS.lock().await;
-    if let Some(k) = keepers.get(&key)
-        && k.alive()
-    {
-        return Ok(k.clone());
+    if let Some(k) = keepers.get(&key) {
+        if k.alive() {
+            return Ok(k.clone());
+        }
+        // Its token died (logins kept failing): stop its upkeep, without revoking.
+        k.stop();
     }
     let server = config::server_url(&provider.server)?;
     let cert = crate::auth::login_certificate(&store, provider, &env).await?;

@@ -398,6 +398,11 @@ impl Keeper {
         .await;
     }
 
+    /// Stops the upkeep, leaving the token as it is.
+    pub fn stop(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
     /// Stops the upkeep and revokes the current token (not a static one). Once only.
     pub async fn close(&self) {
         if self.closed.swap(true, Ordering::SeqCst) {
