@@ -383,6 +383,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
     let fetched = match fetch(
         &es.spec,
         &ns,
+        &es.name_any(),
         &ctx.stores,
         &ctx.engine,
         tolerate_missing,

@@ -61,12 +61,13 @@ impl StoreLookup<'_> {
     }
 }
 
-/// Reads what `spec` asks for. With `tolerate_missing` (deletionPolicy Delete or Merge) a
+/// Reads what `spec` asks for, for the ExternalSecret `owner`. With `tolerate_missing` (deletionPolicy Delete or Merge) a
 /// missing remote key is skipped instead of failing. Reads up to `max_age` old made for other
 /// ExternalSecrets are used.
 pub async fn fetch(
     spec: &ExternalSecretSpec,
     namespace: &str,
+    owner: &str,
     stores: &Stores,
     engine: &Engine,
     tolerate_missing: bool,
@@ -97,12 +98,13 @@ pub async fn fetch(
             .as_ref()
             .and_then(|s| s.generator_ref.as_ref())
         {
-            let map = crate::generators::generate(stores, namespace, generator)
-                .await
-                .map_err(|message| Error::Value {
-                    at: format!("{at}.sourceRef.generatorRef"),
-                    message,
-                })?;
+            let map =
+                crate::generators::generate(stores, namespace, &format!("{owner}/{at}"), generator)
+                    .await
+                    .map_err(|message| Error::Value {
+                        at: format!("{at}.sourceRef.generatorRef"),
+                        message,
+                    })?;
             let rewrites = from.rewrite.clone().unwrap_or_default();
             let map = if rewrites.is_empty() {
                 map

@@ -1,7 +1,8 @@
 //! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID and Fake, directly or
 //! through a ClusterGenerator, as upstream generates them, GCRAccessToken (feature `gcp`, in the
 //! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
-//! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate). Other
+//! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
+//! VaultDynamicSecret (feature `vault`, in the vault provider crate). Other
 //! generator kinds are reported as
 //! not supported. Like upstream, a generator runs at every refresh (use `refreshPolicy:
 //! CreatedOnce` or `refreshInterval: 0` for values that must not change).
@@ -221,10 +222,34 @@ async fn acr(
         .map_err(|e| format!("ACRAccessToken: {e}"))
 }
 
-/// Runs the generator `r` names, for an ExternalSecret in `namespace`.
+/// Upstream's VaultDynamicSecret generator, through the vault provider. `owner` names the
+/// ExternalSecret's `dataFrom` entry: its previous lease is revoked when it generates again.
+#[cfg(feature = "vault")]
+async fn vault_dynamic_secret(
+    stores: &Stores,
+    namespace: &str,
+    owner: &str,
+    what: &str,
+    spec: serde_json::Value,
+) -> Result<SecretMap, String> {
+    let owner = format!("{namespace}/{owner}/{what}");
+    strongroom_provider_vault::dynamic::generate(
+        &spec,
+        what,
+        namespace,
+        &owner,
+        stores.provider_env(),
+    )
+    .await
+    .map_err(|e| format!("{what}: {e}"))
+}
+
+/// Runs the generator `r` names, for the `dataFrom` entry `owner` of an ExternalSecret in
+/// `namespace`.
 pub async fn generate(
     stores: &Stores,
     namespace: &str,
+    owner: &str,
     r: &GeneratorRef,
 ) -> Result<SecretMap, String> {
     let client = stores.client_api();
@@ -297,6 +322,18 @@ pub async fn generate(
             .map_err(|e| kube_error(&what, e))?;
             aws_token(stores, namespace, &r.kind, &g.spec.fields).await
         }
+        #[cfg(feature = "vault")]
+        "VaultDynamicSecret" => {
+            let g = Api::<strongroom_core::crd::generators::VaultDynamicSecret>::namespaced(
+                client.clone(),
+                namespace,
+            )
+            .get(&r.name)
+            .await
+            .map_err(|e| kube_error(&what, e))?;
+            let spec = serde_json::to_value(&g.spec).unwrap_or_default();
+            vault_dynamic_secret(stores, namespace, owner, &what, spec).await
+        }
         "ClusterGenerator" => {
             let g = Api::<ClusterGenerator>::all(client.clone())
                 .get(&r.name)
@@ -342,6 +379,14 @@ pub async fn generate(
                         "ClusterGenerator of kind STSSessionToken has no stsSessionTokenSpec",
                     )?;
                     aws_token(stores, namespace, "STSSessionToken", &body.0).await
+                }
+                #[cfg(feature = "vault")]
+                "VaultDynamicSecret" => {
+                    let body = spec.vault_dynamic_secret_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind VaultDynamicSecret has no vaultDynamicSecretSpec",
+                    )?;
+                    let body = serde_json::to_value(body).unwrap_or_default();
+                    vault_dynamic_secret(stores, namespace, owner, &what, body).await
                 }
                 "Fake" => Ok(fake_map(
                     spec.fake_spec.as_ref().and_then(|f| f.data.as_ref()),

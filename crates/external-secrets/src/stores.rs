@@ -370,7 +370,7 @@ impl Stores {
             let fresh = c.generation == store.generation
                 && match c.valid_until {
                     Some(t) => Instant::now() + EXPIRY_MARGIN < t,
-                    None => c.made.elapsed() < MAX_CLIENT_AGE,
+                    None => c.client.renews_itself() || c.made.elapsed() < MAX_CLIENT_AGE,
                 };
             if fresh {
                 return Ok(c.client.clone());

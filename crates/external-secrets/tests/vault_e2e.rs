@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -182,5 +183,385 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
         OpenBao::audited(&audit, "auth/token/revoke-self"),
         revoked_before + 1,
         "the store's token is revoked on shutdown"
+    );
+}
+
+/// The Warning events so far: (name, reason, note, series count).
+async fn warning_events(
+    client: &kube::Client,
+) -> Vec<(Option<String>, Option<String>, Option<String>, Option<i32>)> {
+    Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| (e.metadata.name, e.reason, e.note, e.series.map(|s| s.count)))
+        .collect()
+}
+
+/// Tokens of 3 s (at most 8 s) while an ExternalSecret refreshes every second for 15 s and
+/// the remote value changes once: the Secret follows, the ExternalSecret is never failed, and
+/// OpenBao sees a login per max TTL (renewals in between), not one per refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_tokens_never_fail_a_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (bao, audit) = OpenBao::start_audited().await;
+    bao.cli(&["kv", "put", "secret/app", &format!("v={CANARY}-1")]);
+    bao.policy("reader", r#"path "secret/*" { capabilities = ["read"] }"#);
+    bao.cli(&["auth", "enable", "userpass"]);
+    bao.cli(&[
+        "write",
+        "auth/userpass/users/eso",
+        "password=pw-1",
+        "token_policies=reader",
+        "token_ttl=3s",
+        "token_max_ttl=8s",
+    ]);
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "up"}, "stringData": {"password": "pw-1"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "bao", "namespace": "default"},
+        "spec": {"provider": {"vault": {
+            "server": bao.addr, "path": "secret",
+            "auth": {"userPass": {"username": "eso", "secretRef": {"name": "up", "key": "password"}}}
+        }}}
+    }))
+    .unwrap();
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    apply_es(
+        &client,
+        es(
+            "short",
+            json!({
+                "refreshInterval": "1s",
+                "secretStoreRef": {"name": "bao", "kind": "SecretStore"},
+                "data": [{"secretKey": "v", "remoteRef": {"key": "app", "property": "v"}}],
+            }),
+        ),
+    )
+    .await;
+    wait_ready(&client, "short", "True", "SecretSynced").await;
+    // (a reconcile may fail before the store's first validation: count from here)
+    let errors_before = metric_sum(&controller.metrics, "externalsecret_sync_calls_error{").await;
+    let warnings_before = warning_events(&client).await;
+    let started = Instant::now();
+    let mut changed = None;
+    let mut polls = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        let seen = ready(&client, "short").await;
+        assert!(
+            seen.as_ref().is_some_and(|(s, _, _)| s == "True"),
+            "failed after {:?}: {seen:?}",
+            started.elapsed()
+        );
+        if changed.is_none() && started.elapsed() > Duration::from_secs(7) {
+            bao.cli(&["kv", "put", "secret/app", &format!("v={CANARY}-2")]);
+            changed = Some(Instant::now());
+        }
+        polls += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let data = secret_data(&client, "short").await.unwrap();
+    assert_eq!(
+        data["v"],
+        format!("{CANARY}-2"),
+        "the Secret follows the change"
+    );
+    let logins = OpenBao::audited(&audit, "auth/userpass/login/eso");
+    let renewals = OpenBao::audited(&audit, "auth/token/renew-self");
+    let reads = OpenBao::audited(&audit, "secret/data/app");
+    let syncs = metric_sum(
+        &controller.metrics,
+        "externalsecret_sync_calls_total{name=\"short\"",
+    )
+    .await;
+    let errors =
+        metric_sum(&controller.metrics, "externalsecret_sync_calls_error{").await - errors_before;
+    eprintln!(
+        "15 s, refresh 1 s, token ttl 3 s / max 8 s: {polls} status polls, {syncs} syncs, \
+         {reads} reads, {logins} logins, {renewals} renewals, {errors} sync errors"
+    );
+    assert!(reads >= 10, "the ExternalSecret refreshed: {reads} reads");
+    // Logins at ~0 s, ~7.4 s and ~14.9 s (max TTL 8 s), renewals every 2 s in between.
+    assert!((2..=3).contains(&logins), "logins: {logins}");
+    assert!(renewals >= 2, "renewals: {renewals}");
+    let log = controller.process.log_text();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("vault login") || l.contains("vault token"))
+    {
+        eprintln!("{line}");
+    }
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert_eq!(errors, 0.0, "no failed sync: {warned:#?}");
+    let events = Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let warnings = warning_events(&client).await;
+    assert_eq!(warnings, warnings_before, "no Warning event during the run");
+    let events_text = serde_json::to_string(&events.items).unwrap();
+    assert_no_canary(&[CANARY], &[("log", &log), ("events", &events_text)]);
+}
+
+const GENERATOR_POLICY: &str = r#"
+path "pki/issue/web" { capabilities = ["update"] }
+path "auth/token/create" { capabilities = ["update"] }
+path "auth/token/revoke-accessor" { capabilities = ["update"] }
+path "auth/token/renew-accessor" { capabilities = ["update"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
+path "sys/leases/renew" { capabilities = ["update"] }
+"#;
+
+/// `bao args` as root; whether it succeeded.
+fn bao_ok(bao: &OpenBao, args: &[&str]) -> bool {
+    std::process::Command::new(strongroom_testkit::backends::bin_dir().join("bao"))
+        .args(args)
+        .env("BAO_ADDR", &bao.addr)
+        .env("BAO_TOKEN", OpenBao::ROOT)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The VaultDynamicSecret generator through the controller: PKI certificates (Data) and tokens
+/// (Auth, through a ClusterGenerator) in Secrets, the previous certificate revoked and the
+/// previous token invalid after a refresh, and failures reported on the ExternalSecret naming
+/// the generator, with no generated value in logs, events or status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_dynamic_secret_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/generators.external-secrets.io_vaultdynamicsecrets.yaml");
+    crds.push("deploy/crds/generators.external-secrets.io_clustergenerators.yaml");
+    let (cluster, client) = start_cluster(&crds, &[]).await;
+    let bao = OpenBao::start().await;
+    bao.cli(&["secrets", "enable", "pki"]);
+    bao.cli(&["secrets", "tune", "-max-lease-ttl=8760h", "pki"]);
+    bao.cli(&[
+        "write",
+        "pki/root/generate/internal",
+        "common_name=example.com",
+        "ttl=8760h",
+    ]);
+    bao.cli(&[
+        "write",
+        "pki/roles/web",
+        "allowed_domains=example.com",
+        "allow_subdomains=true",
+        "generate_lease=true",
+        "ttl=1h",
+    ]);
+    bao.policy("gen", GENERATOR_POLICY);
+    let (role_id, secret_id) = bao.approle("gen", "gen", "1h");
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "approle"},
+        "stringData": {"role-id": role_id, "secret-id": secret_id}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    let provider = json!({
+        "server": bao.addr,
+        "auth": {"appRole": {
+            "roleRef": {"name": "approle", "key": "role-id"},
+            "secretRef": {"name": "approle", "key": "secret-id"}
+        }}
+    });
+    let generators = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "generators.external-secrets.io",
+            "v1alpha1",
+            "VaultDynamicSecret",
+        )),
+    );
+    for (name, path) in [("cert", "pki/issue/web"), ("denied", "pki/issue/other")] {
+        let g: kube::api::DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "VaultDynamicSecret",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"provider": provider, "path": path, "method": "POST",
+                     "parameters": {"common_name": "app.example.com"}}
+        }))
+        .unwrap();
+        generators.create(&PostParams::default(), &g).await.unwrap();
+    }
+    let cluster_generators = kube::Api::<kube::api::DynamicObject>::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "generators.external-secrets.io",
+            "v1alpha1",
+            "ClusterGenerator",
+        )),
+    );
+    let g: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "ClusterGenerator",
+        "metadata": {"name": "token"},
+        "spec": {"kind": "VaultDynamicSecret", "generator": {"vaultDynamicSecretSpec": {
+            "provider": provider, "path": "auth/token/create", "method": "POST",
+            "resultType": "Auth", "parameters": {"ttl": "10m", "policies": ["default"]}
+        }}}
+    }))
+    .unwrap();
+    cluster_generators
+        .create(&PostParams::default(), &g)
+        .await
+        .unwrap();
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let started = Instant::now();
+    let from = |kind: &str, name: &str| {
+        json!({"sourceRef": {"generatorRef": {
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": kind, "name": name}}})
+    };
+    apply_es(
+        &client,
+        es(
+            "cert",
+            json!({"refreshInterval": "3s", "dataFrom": [from("VaultDynamicSecret", "cert")]}),
+        ),
+    )
+    .await;
+    apply_es(
+        &client,
+        es(
+            "token",
+            json!({"refreshInterval": "3s", "dataFrom": [from("ClusterGenerator", "token")]}),
+        ),
+    )
+    .await;
+    apply_es(
+        &client,
+        es(
+            "denied",
+            json!({"refreshInterval": "1h", "dataFrom": [from("VaultDynamicSecret", "denied")]}),
+        ),
+    )
+    .await;
+    wait_ready(&client, "cert", "True", "SecretSynced").await;
+    wait_ready(&client, "token", "True", "SecretSynced").await;
+    let cert = secret_data(&client, "cert").await.unwrap();
+    for key in ["certificate", "private_key", "serial_number", "issuing_ca"] {
+        assert!(cert.contains_key(key), "{key} in {:?}", cert.keys());
+    }
+    let serial = cert["serial_number"].clone();
+    let token = secret_data(&client, "token").await.unwrap();
+    for key in ["client_token", "accessor", "policies", "lease_duration"] {
+        assert!(token.contains_key(key), "{key} in {:?}", token.keys());
+    }
+    let first_token = token["client_token"].clone();
+    assert!(bao_ok(&bao, &["token", "lookup", &first_token]));
+
+    // The next refresh writes new values and revokes the previous ones.
+    wait_for(
+        || async {
+            secret_data(&client, "cert")
+                .await
+                .is_some_and(|d| d["serial_number"] != serial)
+        },
+        "a new certificate",
+    )
+    .await;
+    wait_for(
+        || async {
+            secret_data(&client, "token")
+                .await
+                .is_some_and(|d| d["client_token"] != first_token)
+        },
+        "a new token",
+    )
+    .await;
+    let revocation = bao.cli(&[
+        "read",
+        "-field=revocation_time",
+        &format!("pki/cert/{serial}"),
+    ]);
+    assert_ne!(
+        revocation.trim(),
+        "0",
+        "the replaced certificate is revoked"
+    );
+    assert!(
+        !bao_ok(&bao, &["token", "lookup", &first_token]),
+        "the replaced token is revoked"
+    );
+    let current = secret_data(&client, "token").await.unwrap();
+    assert!(bao_ok(&bao, &["token", "lookup", &current["client_token"]]));
+    // One generation per refresh (every 3 s), not one per reconcile of any kind.
+    let since_start = started.elapsed().as_secs_f64();
+    let generated = metric_sum(
+        &controller.metrics,
+        "externalsecret_provider_api_calls_count{call=\"GenerateDynamicSecret\",provider=\"HashiCorp/Vault\",status=\"success\"",
+    )
+    .await;
+    let revoked = metric_sum(
+        &controller.metrics,
+        "externalsecret_provider_api_calls_count{call=\"RevokeLease\"",
+    )
+    .await;
+    eprintln!("{since_start:.1} s: {generated} successful generations, {revoked} leases revoked");
+    assert!(
+        generated <= 2.0 * (since_start / 3.0).ceil() + 3.0,
+        "{generated} generations in {since_start:.1} s"
+    );
+
+    // A refused request fails the ExternalSecret, naming the generator and the cause.
+    let message = wait_ready(&client, "denied", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("VaultDynamicSecret \"denied\"") && message.contains("permission denied"),
+        "{message}"
+    );
+
+    // No generated value outside the Secrets.
+    let events = Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let statuses = serde_json::to_string(
+        &Api::<strongroom_core::crd::external_secrets::ExternalSecret>::namespaced(
+            client.clone(),
+            "default",
+        )
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.status.clone())
+        .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let key_line = cert["private_key"]
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert_no_canary(
+        &[&first_token, &current["client_token"], &key_line],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &serde_json::to_string(&events.items).unwrap()),
+            ("status", &statuses),
+        ],
     );
 }

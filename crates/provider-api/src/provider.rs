@@ -202,6 +202,13 @@ pub trait SecretsClient: Send + Sync {
         None
     }
 
+    /// Whether the client keeps its own credentials alive (a Vault token it renews, or
+    /// replaces by a new login, before it expires). The controller then keeps the client as
+    /// long as the store is unchanged instead of replacing it after a bounded age.
+    fn renews_itself(&self) -> bool {
+        false
+    }
+
     /// Releases what the session holds (revokes tokens). Called once, when the controller
     /// drops the client.
     async fn close(&self) {}

@@ -323,32 +323,57 @@ pub async fn http_get(url: &str) -> (u16, String) {
 
 /// A tiny HTTP/1.1 client over a TCP socket (the controllers serve plain HTTP).
 pub async fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
+    match http_exchange(url, method, body).await {
+        Ok(answer) => answer,
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
+/// One request and its (status, body), or what went wrong (refused, reset, no status line).
+async fn http_exchange(
+    url: &str,
+    method: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
+    let (host, path) = rest.split_once('/').ok_or("no path")?;
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| e.to_string())?;
     let body = body.unwrap_or("");
     let req = format!(
         "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(req.as_bytes()).await.unwrap();
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    stream
+        .read_to_string(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line in {out:?}"))?;
     let body = out
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (code, body)
+    Ok((code, body))
 }
 
-/// The status of `GET url`, or `None` when nothing listens there.
+/// The status of `GET url`, or `None` when nothing answers there yet (refused, or a connection
+/// reset by a server still starting).
 pub async fn http_try(url: &str) -> Option<u16> {
-    let rest = url.strip_prefix("http://")?;
-    let (host, _) = rest.split_once('/')?;
-    tokio::net::TcpStream::connect(host).await.ok()?;
-    Some(http_get(url).await.0)
+    http_exchange(url, "GET", None)
+        .await
+        .ok()
+        .map(|(code, _)| code)
 }
 
 /// Panics naming the place when `CANARY` (or any of `values`) appears in one of `texts`

@@ -111,6 +111,8 @@ pub(crate) struct Session {
     pub lifetime: Option<Duration>,
     /// Whether we logged in for it, so `close` revokes it.
     pub revocable: bool,
+    /// Whether the login says the token can be renewed (unknown for a static token: false).
+    pub renewable: bool,
 }
 
 /// The TLS client certificate `auth.cert` logs in with.
@@ -208,6 +210,7 @@ pub(crate) async fn login(
                 token,
                 lifetime: None,
                 revocable: false,
+                renewable: false,
             });
         }
         Method::AppRole(a) => {
@@ -330,5 +333,6 @@ pub(crate) async fn login(
         token: SecretBytes::from(info.client_token.as_str()),
         lifetime: (info.lease_duration > 0).then(|| Duration::from_secs(info.lease_duration)),
         revocable: true,
+        renewable: info.renewable,
     })
 }

@@ -1,9 +1,8 @@
-//! The session client: one login at connect, the token reused by every read until
-//! [`SecretsClient::valid_until`], revoked at [`SecretsClient::close`].
+//! The session client: one token per store (see [`crate::token`]), used by every read and
+//! revoked at [`SecretsClient::close`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -11,11 +10,11 @@ use strongroom_provider_api::{
     FindQuery, ProviderEnv, ProviderError, PushRef, RemoteRef, SecretBytes, SecretMap,
     SecretsClient, StoreContext, Validation, json_property,
 };
-use vaultrs::api::EndpointMiddleware;
-use vaultrs::client::{VaultClient, VaultClientSettings};
+use vaultrs::client::VaultClient;
 
-use crate::auth::{self, Session};
+use crate::auth;
 use crate::config::{self, Kv, Location, invalid};
+use crate::token::Keeper;
 use crate::vault::{self, Call};
 
 /// The custom-metadata mark of values a PushSecret wrote (upstream's).
@@ -31,14 +30,21 @@ type Data = Map<String, Value>;
 /// A Vault session for one store.
 pub struct VaultSecretsClient {
     env: ProviderEnv,
-    /// `None` for a referent ClusterSecretStore validated without a reader.
-    vault: Option<VaultClient>,
+    /// The store's token; `None` for a referent ClusterSecretStore validated without a reader.
+    keeper: Option<Arc<Keeper>>,
+    /// The task renewing or replacing the token (aborted at close and drop).
+    upkeep: Option<tokio::task::AbortHandle>,
     server: String,
     kv: Kv,
     cas_required: bool,
-    valid_until: Option<Instant>,
-    revocable: bool,
-    closed: AtomicBool,
+}
+
+impl Drop for VaultSecretsClient {
+    fn drop(&mut self) {
+        if let Some(task) = &self.upkeep {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for VaultSecretsClient {
@@ -46,47 +52,17 @@ impl std::fmt::Debug for VaultSecretsClient {
         f.debug_struct("VaultSecretsClient")
             .field("server", &self.server)
             .field("kv", &self.kv)
-            .field("logged_in", &self.revocable)
-            .field("valid_until", &self.valid_until)
+            .field(
+                "logged_in",
+                &self.keeper.as_ref().is_some_and(|k| k.logged_in()),
+            )
             .finish_non_exhaustive()
     }
 }
 
-/// A vaultrs client over our reqwest client, speaking to `namespace` with `token`.
-fn vault_client(
-    server: &str,
-    http: reqwest::Client,
-    token: &str,
-    namespace: Option<String>,
-) -> Result<VaultClient, ProviderError> {
-    let address = reqwest::Url::parse(server)
-        .map_err(|e| invalid(format!("server {server:?} is not a URL: {e}")))?;
-    let namespace = namespace.filter(|n| !n.is_empty());
-    Ok(VaultClient {
-        http: rustify::clients::reqwest::Client::new(server, http),
-        middle: EndpointMiddleware {
-            token: token.to_string(),
-            version: "v1".into(),
-            wrap: None,
-            namespace: namespace.clone(),
-        },
-        settings: VaultClientSettings {
-            address,
-            ca_certs: Vec::new(),
-            identity: None,
-            timeout: Some(config::REQUEST_TIMEOUT),
-            token: token.to_string(),
-            verify: true,
-            version: 1,
-            wrapping: false,
-            namespace,
-            proxy: None,
-        },
-    })
-}
-
 impl VaultSecretsClient {
-    /// Builds the HTTP client and logs in once (or takes the static token).
+    /// Builds the HTTP client, logs in once (or takes the static token) and starts the
+    /// token's upkeep.
     pub async fn connect(store: &StoreContext, env: ProviderEnv) -> Result<Self, ProviderError> {
         let spec = config::spec(store)?;
         let server = config::server_url(&spec.server)?;
@@ -96,49 +72,29 @@ impl VaultSecretsClient {
             .as_ref()
             .and_then(|c| c.required)
             .unwrap_or(false);
-        let unconnected = |env| Self {
-            env,
-            vault: None,
+        let mut client = Self {
+            env: env.clone(),
+            keeper: None,
+            upkeep: None,
             server: server.clone(),
-            kv: kv.clone(),
+            kv,
             cas_required,
-            valid_until: None,
-            revocable: false,
-            closed: AtomicBool::new(false),
         };
         if auth::is_referent(store, spec) && store.referent_namespace.is_none() {
-            return Ok(unconnected(env));
+            return Ok(client);
         }
         let cert = auth::login_certificate(store, spec, &env).await?;
         let http = config::http_client(store, spec, &env, cert.as_ref()).await?;
-        let namespace = spec.namespace.clone();
-        let login_namespace = spec
-            .auth
-            .as_ref()
-            .and_then(|a| a.namespace.clone())
-            .or_else(|| namespace.clone());
-        let login_client = vault_client(&server, http.clone(), "", login_namespace)?;
-        let Session {
-            token,
-            lifetime,
-            revocable,
-        } = auth::login(store, spec, &env, &login_client).await?;
-        let token = std::str::from_utf8(token.expose())
-            .map_err(|_| ProviderError::Authentication("the Vault token is not UTF-8".into()))?
-            .trim()
-            .to_string();
-        let vault = vault_client(&server, http, &token, namespace)?;
-        Ok(Self {
-            vault: Some(vault),
-            // Reconnect when four fifths of the token's lifetime are gone.
-            valid_until: lifetime.and_then(|l| Instant::now().checked_add(l.mul_f64(0.8))),
-            revocable,
-            ..unconnected(env)
-        })
+        let keeper = Keeper::start(store, env, server, http, true).await?;
+        if keeper.maintained() {
+            client.upkeep = Some(tokio::spawn(keeper.clone().maintain()).abort_handle());
+        }
+        client.keeper = Some(keeper);
+        Ok(client)
     }
 
-    fn vault(&self) -> Result<&VaultClient, ProviderError> {
-        self.vault.as_ref().ok_or_else(|| {
+    fn vault(&self) -> Result<Arc<VaultClient>, ProviderError> {
+        self.keeper.as_ref().map(|k| k.client()).ok_or_else(|| {
             invalid(
                 "this ClusterSecretStore reads its credentials in the ExternalSecret's namespace \
                  (referent authentication), and none is known",
@@ -165,11 +121,11 @@ impl VaultSecretsClient {
     /// success) one lookup-self tells them apart: a dead token is an `Authentication`
     /// failure, after which the controller reconnects.
     async fn denied_or_expired(&self, message: String) -> ProviderError {
-        let Some(vault) = &self.vault else {
+        let Ok(vault) = self.vault() else {
             return ProviderError::PermissionDenied(message);
         };
         let lookup = vault::run(&self.env, Call::LookupSelf, "look up the token", async {
-            vaultrs::token::lookup_self(vault).await
+            vaultrs::token::lookup_self(&*vault).await
         })
         .await;
         match lookup {
@@ -182,7 +138,8 @@ impl VaultSecretsClient {
 
     /// The data map stored under `key` (a version of it on KV v2).
     async fn read_data(&self, key: &str, version: Option<&str>) -> Result<Data, ProviderError> {
-        let vault = self.vault()?;
+        let held = self.vault()?;
+        let vault = &*held;
         let at = self.kv.locate(key)?;
         let what = describe(&at);
         let data: Option<Data> = if self.kv.v2 {
@@ -219,7 +176,8 @@ impl VaultSecretsClient {
         &self,
         key: &str,
     ) -> Result<vaultrs::api::kv2::responses::ReadSecretMetadataResponse, ProviderError> {
-        let vault = self.vault()?;
+        let held = self.vault()?;
+        let vault = &*held;
         let at = self.kv.locate(key)?;
         self.run(
             Call::ReadSecretData,
@@ -276,7 +234,8 @@ impl VaultSecretsClient {
         data: &Data,
         cas: Option<u64>,
     ) -> Result<(), ProviderError> {
-        let vault = self.vault()?;
+        let held = self.vault()?;
+        let vault = &*held;
         let at = self.kv.locate(key)?;
         let what = format!("write {}", describe(&at));
         if !self.kv.v2 {
@@ -319,7 +278,8 @@ impl VaultSecretsClient {
         key: &str,
         custom: HashMap<String, String>,
     ) -> Result<(), ProviderError> {
-        let vault = self.vault()?;
+        let held = self.vault()?;
+        let vault = &*held;
         let at = self.kv.locate(key)?;
         let mut opts = vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder();
         opts.custom_metadata(custom);
@@ -333,7 +293,8 @@ impl VaultSecretsClient {
 
     /// Removes `key` entirely (every KV v2 version and its metadata).
     async fn delete_key(&self, key: &str) -> Result<(), ProviderError> {
-        let vault = self.vault()?;
+        let held = self.vault()?;
+        let vault = &*held;
         let at = self.kv.locate(key)?;
         let what = format!("delete {}", describe(&at));
         let result = if self.kv.v2 {
@@ -356,7 +317,8 @@ impl VaultSecretsClient {
     /// Every key below `root`, named relative to the mount (or with the mount, when the
     /// store names none), as upstream's recursive `LIST`.
     async fn list(&self, root: &Location) -> Result<Vec<String>, ProviderError> {
-        let vault = self.vault()?;
+        let held = self.vault()?;
+        let vault = &*held;
         let mut found = Vec::new();
         let mut folders = vec![root.path.clone()];
         while let Some(folder) = folders.pop() {
@@ -638,33 +600,27 @@ impl SecretsClient for VaultSecretsClient {
     }
 
     async fn validate(&self) -> Result<Validation, ProviderError> {
-        let Some(vault) = &self.vault else {
+        let Ok(vault) = self.vault() else {
             return Ok(Validation::Unknown);
         };
         self.run(Call::LookupSelf, "look up the token", async {
-            vaultrs::token::lookup_self(vault).await
+            vaultrs::token::lookup_self(&*vault).await
         })
         .await?;
         Ok(Validation::Ready)
     }
 
-    fn valid_until(&self) -> Option<Instant> {
-        self.valid_until
+    fn renews_itself(&self) -> bool {
+        // The keeper renews or replaces the token before it expires.
+        true
     }
 
     async fn close(&self) {
-        if !self.revocable || self.closed.swap(true, Ordering::SeqCst) {
-            return;
+        if let Some(task) = &self.upkeep {
+            task.abort();
         }
-        if let Some(vault) = &self.vault {
-            // Best effort: an unrevoked token still expires with its TTL.
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                self.run(Call::RevokeSelf, "revoke the token", async {
-                    vaultrs::token::revoke_self(vault).await
-                }),
-            )
-            .await;
+        if let Some(keeper) = &self.keeper {
+            keeper.close().await;
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The `vault` provider: HashiCorp Vault and OpenBao KV engines (v2 and v1), read, searched
-//! and pushed as upstream's `vault` provider does, with one login per token lifetime.
+//! and pushed as upstream's `vault` provider does, with one token per store, renewed.
 //!
 //! - Keys: `path` is the mount (`/data` handled as upstream's `buildPath`); without it the
 //!   key's first segment is the mount. `version` selects a KV v2 version. `namespace` sends
@@ -9,9 +9,10 @@
 //! - Auth: `tokenSecretRef` (static, never revoked), `appRole`, `kubernetes`
 //!   (`serviceAccountRef` through TokenRequest, or a legacy token Secret), `jwt` (a JWT Secret
 //!   or a minted ServiceAccount token), `userPass`, `ldap`, `cert`.
-//! - Token lifecycle: the login happens once in `connect`; the client says it is valid for
-//!   four fifths of the token's lease, and `close` revokes the token (revoke-self) unless it
-//!   was a static one. No token lookup per read.
+//! - Token lifecycle (`token`): the login happens once in `connect`; the token is renewed at
+//!   two thirds of its TTL, replaced by a login only at its max TTL or when it cannot be
+//!   renewed, and `close` revokes it (revoke-self) unless it was a static one. No token
+//!   lookup per read.
 //! - Reads: without `property` the value is the JSON of the data map; with it, the exact
 //!   top-level key first, else a gjson path. Deleted or destroyed versions are NotFound.
 //!   `metadataPolicy: Fetch` reads `custom_metadata` (and upstream's system keys).
@@ -27,6 +28,8 @@
 mod auth;
 mod client;
 mod config;
+pub mod dynamic;
+mod token;
 mod vault;
 
 use async_trait::async_trait;

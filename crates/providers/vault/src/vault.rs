@@ -14,11 +14,19 @@ use crate::METRIC_NAME;
 pub(crate) enum Call {
     Login,
     RevokeSelf,
+    /// Ours: upstream never renews.
+    RenewSelf,
     LookupSelf,
     ReadSecretData,
     WriteSecretData,
     DeleteSecret,
     ListSecrets,
+    /// Ours: the VaultDynamicSecret generator's request.
+    DynamicSecret,
+    /// Ours: a generated lease renewed.
+    RenewLease,
+    /// Ours: a replaced generated lease revoked.
+    RevokeLease,
 }
 
 impl Call {
@@ -27,11 +35,15 @@ impl Call {
         match self {
             Self::Login => "Login",
             Self::RevokeSelf => "RevokeSelf",
+            Self::RenewSelf => "RenewSelf",
             Self::LookupSelf => "LookupSelf",
             Self::ReadSecretData => "ReadSecretData",
             Self::WriteSecretData => "WriteSecretData",
             Self::DeleteSecret => "DeleteSecret",
             Self::ListSecrets => "ListSecrets",
+            Self::DynamicSecret => "GenerateDynamicSecret",
+            Self::RenewLease => "RenewLease",
+            Self::RevokeLease => "RevokeLease",
         }
     }
 }

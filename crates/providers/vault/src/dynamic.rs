@@ -1,0 +1,549 @@
+//! The `VaultDynamicSecret` generator (`generators.external-secrets.io/v1alpha1`): one Vault
+//! request (`GET` by default, `POST`/`PUT` with `parameters`, `LIST`, `DELETE`) whose answer
+//! becomes the generated keys, as upstream builds them:
+//!
+//! - `resultType: Data` (default): the answer's `data` map;
+//! - `Auth`: the answer's `auth` block (e.g. `auth/token/create`);
+//! - `Raw`: the whole answer (`lease_id`, `data`, `auth`, …).
+//!
+//! String values are taken as they are, others as their JSON text. An answer without body (or
+//! a 404, which upstream's client also reads as "no secret") is an error unless
+//! `allowEmptyResponse`, then nothing is generated.
+//!
+//! The login uses the `provider` block's auth like a store (`crate::token::Keeper`), one
+//! token per distinct block and namespace, renewed in place; it is never revoked (not even
+//! when a login replaces it at its max TTL), because Vault revokes a token's leases and child
+//! tokens with it.
+//!
+//! Leases: the result of one `dataFrom` entry of one ExternalSecret (its `owner`) is kept in
+//! memory with its lease id (or, for `Auth`, the created token's accessor). When the same
+//! owner generates again, the previous lease is revoked (`sys/leases/revoke`, or
+//! `auth/token/revoke-accessor`). While a lease is the owner's current one it is renewed at
+//! two thirds of its TTL when renewable (`sys/leases/renew`, `auth/token/renew-accessor`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use rustify::endpoint::Endpoint;
+use rustify::enums::{RequestMethod, RequestType, ResponseType};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use strongroom_core::crd::external_secrets::{
+    SecretStoreProvider, SecretStoreRetrySettings, StoreKind, VaultProvider,
+};
+use strongroom_provider_api::{ProviderEnv, ProviderError, SecretBytes, SecretMap, StoreContext};
+use vaultrs::client::VaultClient;
+use vaultrs::error::ClientError;
+
+use crate::config::{self, invalid};
+use crate::token::Keeper;
+use crate::vault::{self, Call};
+
+/// `spec` of a VaultDynamicSecret (upstream's `VaultDynamicSecretSpec`).
+#[derive(Deserialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+struct DynamicSpec {
+    /// Only for a controller class filter upstream; ignored here.
+    #[allow(dead_code)]
+    controller: Option<String>,
+    method: Option<String>,
+    parameters: Option<Value>,
+    result_type: Option<String>,
+    #[allow(dead_code)]
+    retry_settings: Option<SecretStoreRetrySettings>,
+    provider: Option<VaultProvider>,
+    path: Option<String>,
+    allow_empty_response: Option<bool>,
+}
+
+/// Which part of the answer becomes the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResultType {
+    Data,
+    Auth,
+    Raw,
+}
+
+/// What a generated result holds on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lease {
+    /// A lease id (`sys/leases/*`).
+    Id(String),
+    /// A created token, by accessor (`auth/token/*-accessor`).
+    Token(String),
+}
+
+/// An owner's current lease, the token it was created with, and its renewal task.
+struct Held {
+    lease: Lease,
+    keeper: Arc<Keeper>,
+    renewal: Option<tokio::task::AbortHandle>,
+}
+
+/// Current leases by owner.
+static HELD: LazyLock<Mutex<HashMap<String, Held>>> = LazyLock::new(Default::default);
+/// One token per (namespace, provider block).
+static KEEPERS: LazyLock<tokio::sync::Mutex<HashMap<String, Arc<Keeper>>>> =
+    LazyLock::new(Default::default);
+
+/// One request to an arbitrary Vault path, through vaultrs's client and middleware.
+struct Request {
+    path: String,
+    method: RequestMethod,
+    body: Option<Vec<u8>>,
+}
+
+impl Endpoint for Request {
+    type Response = Value;
+    const REQUEST_BODY_TYPE: RequestType = RequestType::JSON;
+    const RESPONSE_BODY_TYPE: ResponseType = ResponseType::JSON;
+
+    fn path(&self) -> String {
+        self.path.clone()
+    }
+
+    fn method(&self) -> RequestMethod {
+        self.method.clone()
+    }
+
+    fn body(&self) -> Result<Option<Vec<u8>>, rustify::errors::ClientError> {
+        Ok(self.body.clone())
+    }
+}
+
+/// Sends `request`; the answer's JSON, `None` when it has no body.
+async fn send(client: &VaultClient, request: Request) -> Result<Option<Value>, ClientError> {
+    use vaultrs::client::Client as _;
+    let answer = request
+        .with_middleware(client.middle())
+        .exec(client.http())
+        .await
+        .map_err(api_error)?;
+    let body = answer.response.body();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ClientError::JsonParseError { source: e })
+}
+
+/// A server's refusal with its `errors` strings, as vaultrs reports its own calls.
+fn api_error(e: rustify::errors::ClientError) -> ClientError {
+    if let rustify::errors::ClientError::ServerResponseError { code, content } = &e {
+        let errors = content
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .and_then(|v| v.get("errors").cloned())
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            .unwrap_or_default();
+        return ClientError::APIError {
+            code: *code,
+            errors,
+        };
+    }
+    ClientError::RestClientError { source: e }
+}
+
+fn parse(spec: &Value) -> Result<(DynamicSpec, ResultType, RequestMethod), ProviderError> {
+    let spec: DynamicSpec = serde_json::from_value(spec.clone())
+        .map_err(|e| invalid(format!("the spec does not parse: {e}")))?;
+    let result = match spec.result_type.as_deref().unwrap_or("Data") {
+        "Data" | "" => ResultType::Data,
+        "Auth" => ResultType::Auth,
+        "Raw" => ResultType::Raw,
+        other => {
+            return Err(invalid(format!(
+                "resultType {other:?} is not one of Data, Auth, Raw"
+            )));
+        }
+    };
+    let method = match spec
+        .method
+        .as_deref()
+        .unwrap_or("GET")
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "GET" | "" => RequestMethod::GET,
+        "LIST" => RequestMethod::LIST,
+        "DELETE" => RequestMethod::DELETE,
+        "POST" => RequestMethod::POST,
+        "PUT" => RequestMethod::PUT,
+        "PATCH" => RequestMethod::PATCH,
+        other => return Err(invalid(format!("method {other:?} is not supported"))),
+    };
+    if spec.provider.is_none() {
+        return Err(invalid(
+            "spec.provider (a vault provider block) is required",
+        ));
+    }
+    if spec.path.as_deref().is_none_or(|p| p.trim().is_empty()) {
+        return Err(invalid("spec.path is required"));
+    }
+    Ok((spec, result, method))
+}
+
+/// The keeper of the token for `provider` in `namespace` (a login the first time).
+async fn keeper(
+    name: &str,
+    namespace: &str,
+    provider: &VaultProvider,
+    env: ProviderEnv,
+) -> Result<Arc<Keeper>, ProviderError> {
+    let store = StoreContext {
+        kind: StoreKind::SecretStore,
+        name: name.to_string(),
+        namespace: Some(namespace.to_string()),
+        referent_namespace: None,
+        provider: SecretStoreProvider {
+            vault: Some(provider.clone()),
+            ..SecretStoreProvider::default()
+        },
+        retry: None,
+    };
+    config::validate(&store)?;
+    let key = format!(
+        "{namespace}\n{}",
+        serde_json::to_string(provider).unwrap_or_default()
+    );
+    let mut keepers = KEEPERS.lock().await;
+    if let Some(k) = keepers.get(&key) {
+        if k.alive() {
+            return Ok(k.clone());
+        }
+        // Its token died (logins kept failing): stop its upkeep, without revoking.
+        k.stop();
+    }
+    let server = config::server_url(&provider.server)?;
+    let cert = crate::auth::login_certificate(&store, provider, &env).await?;
+    let http = config::http_client(&store, provider, &env, cert.as_ref()).await?;
+    let keeper = Keeper::start(&store, env, server, http, false).await?;
+    if keeper.maintained() {
+        tokio::spawn(keeper.clone().maintain());
+    }
+    keepers.insert(key, keeper.clone());
+    Ok(keeper)
+}
+
+/// The output map of an answer (upstream's `prepareResponse`).
+fn output(answer: &Value, result: ResultType) -> Result<SecretMap, ProviderError> {
+    let part = match result {
+        ResultType::Data => answer.get("data"),
+        ResultType::Auth => answer.get("auth"),
+        ResultType::Raw => Some(answer),
+    };
+    let mut out = SecretMap::new();
+    let Some(Value::Object(map)) = part else {
+        return Ok(out);
+    };
+    for (k, v) in map {
+        let bytes = match v {
+            Value::String(s) => s.as_bytes().to_vec(),
+            other => strongroom_provider_api::go_json(other).map_err(|_| {
+                ProviderError::Malformed(format!("the value of key {k:?} is not serializable"))
+            })?,
+        };
+        out.insert(k.clone(), SecretBytes::new(bytes));
+    }
+    Ok(out)
+}
+
+/// The lease an answer carries: its lease id, else (a created token) its accessor.
+fn lease_of(answer: &Value) -> Option<(Lease, Duration, bool)> {
+    if let Some(id) = answer
+        .get("lease_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        let ttl = answer
+            .get("lease_duration")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let renewable = answer
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        return Some((
+            Lease::Id(id.to_string()),
+            Duration::from_secs(ttl),
+            renewable,
+        ));
+    }
+    let auth = answer.get("auth").filter(|a| a.is_object())?;
+    let accessor = auth
+        .get("accessor")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())?;
+    let ttl = auth
+        .get("lease_duration")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let renewable = auth
+        .get("renewable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Some((
+        Lease::Token(accessor.to_string()),
+        Duration::from_secs(ttl),
+        renewable,
+    ))
+}
+
+/// Revokes `lease` with the token that created it (best effort: it expires anyway).
+async fn revoke(env: &ProviderEnv, keeper: &Keeper, lease: &Lease) {
+    let client = keeper.client();
+    let result = match lease {
+        Lease::Id(id) => {
+            let body = serde_json::to_vec(&json!({ "lease_id": id })).unwrap_or_default();
+            vault::run(env, Call::RevokeLease, "revoke the previous lease", async {
+                send(
+                    &client,
+                    Request {
+                        path: "sys/leases/revoke".into(),
+                        method: RequestMethod::PUT,
+                        body: Some(body),
+                    },
+                )
+                .await
+                .map(|_| ())
+            })
+            .await
+        }
+        Lease::Token(accessor) => {
+            vault::run(env, Call::RevokeLease, "revoke the previous token", async {
+                vaultrs::token::revoke_accessor(&*client, accessor).await
+            })
+            .await
+        }
+    };
+    match result {
+        Ok(()) => tracing::debug!("vault dynamic secret: previous lease revoked"),
+        Err(e) => {
+            tracing::warn!(error = %e, "vault dynamic secret: the previous lease could not be revoked")
+        }
+    }
+}
+
+/// Renews `lease` at two thirds of its TTL until aborted or no longer extended.
+async fn renew_while_held(env: ProviderEnv, keeper: Arc<Keeper>, lease: Lease, mut ttl: Duration) {
+    while !ttl.is_zero() {
+        tokio::time::sleep(ttl.mul_f64(2.0 / 3.0)).await;
+        let client = keeper.client();
+        let increment = ttl.as_secs().max(1);
+        let renewed = match &lease {
+            Lease::Id(id) => {
+                let body = serde_json::to_vec(&json!({ "lease_id": id, "increment": increment }))
+                    .unwrap_or_default();
+                vault::run(&env, Call::RenewLease, "renew the lease", async {
+                    send(
+                        &client,
+                        Request {
+                            path: "sys/leases/renew".into(),
+                            method: RequestMethod::PUT,
+                            body: Some(body),
+                        },
+                    )
+                    .await
+                })
+                .await
+                .map(|a| {
+                    a.and_then(|a| a.get("lease_duration").and_then(Value::as_u64))
+                        .unwrap_or(0)
+                })
+            }
+            Lease::Token(accessor) => {
+                vault::run(&env, Call::RenewLease, "renew the token", async {
+                    vaultrs::token::renew_accessor(
+                        &*client,
+                        accessor,
+                        Some(&format!("{increment}s")),
+                    )
+                    .await
+                })
+                .await
+                .map(|a| a.lease_duration)
+            }
+        };
+        match renewed {
+            Ok(granted) => {
+                tracing::debug!(ttl_seconds = granted, "vault dynamic secret: lease renewed");
+                // A shorter grant is the max TTL approaching: renew what is left, then stop.
+                ttl = if granted + 1 < ttl.as_secs() {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(granted)
+                };
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "vault dynamic secret: lease renewal failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Runs a VaultDynamicSecret `spec` for `owner` (an ExternalSecret's `dataFrom` entry) in
+/// `namespace`. `name` names the generator in logs. Errors never carry a value.
+pub async fn generate(
+    spec: &Value,
+    name: &str,
+    namespace: &str,
+    owner: &str,
+    env: ProviderEnv,
+) -> Result<SecretMap, ProviderError> {
+    let (spec, result, method) = parse(spec)?;
+    let (Some(provider), Some(path)) = (&spec.provider, &spec.path) else {
+        return Err(invalid("spec.provider and spec.path are required"));
+    };
+    let path = path.trim().trim_start_matches('/').to_string();
+    let keeper = keeper(name, namespace, provider, env.clone()).await?;
+    let body = match method {
+        RequestMethod::POST | RequestMethod::PUT | RequestMethod::PATCH => Some(
+            serde_json::to_vec(
+                spec.parameters
+                    .as_ref()
+                    .unwrap_or(&Value::Object(Map::new())),
+            )
+            .map_err(|_| invalid("spec.parameters is not serializable"))?,
+        ),
+        _ => None,
+    };
+    let what = format!("{method:?} {path:?}");
+    let client = keeper.client();
+    let answer = match vault::run(&env, Call::DynamicSecret, &what, async {
+        send(
+            &client,
+            Request {
+                path: path.clone(),
+                method: method.clone(),
+                body,
+            },
+        )
+        .await
+    })
+    .await
+    {
+        Ok(answer) => answer,
+        // Upstream's client reads a 404 as no secret.
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e),
+    };
+    let Some(answer) = answer else {
+        if spec.allow_empty_response.unwrap_or(false) {
+            return Ok(SecretMap::new());
+        }
+        return Err(ProviderError::NotFound {
+            key: path,
+            detail: format!(
+                "{what}: empty response from Vault (set allowEmptyResponse to accept it)"
+            ),
+        });
+    };
+    let out = output(&answer, result)?;
+    if out.is_empty() && !spec.allow_empty_response.unwrap_or(false) {
+        return Err(ProviderError::NotFound {
+            key: path,
+            detail: format!(
+                "{what}: the answer has no {} (set allowEmptyResponse to accept it)",
+                match result {
+                    ResultType::Data => "data",
+                    ResultType::Auth => "auth block",
+                    ResultType::Raw => "content",
+                }
+            ),
+        });
+    }
+    let lease = lease_of(&answer);
+    let previous = {
+        let mut held = HELD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match lease {
+            Some((lease, ttl, renewable)) => {
+                let renewal = (renewable && !ttl.is_zero()).then(|| {
+                    tokio::spawn(renew_while_held(
+                        env.clone(),
+                        keeper.clone(),
+                        lease.clone(),
+                        ttl,
+                    ))
+                    .abort_handle()
+                });
+                held.insert(
+                    owner.to_string(),
+                    Held {
+                        lease,
+                        keeper: keeper.clone(),
+                        renewal,
+                    },
+                )
+            }
+            None => held.remove(owner),
+        }
+    };
+    if let Some(old) = previous {
+        if let Some(task) = &old.renewal {
+            task.abort();
+        }
+        revoke(&env, &old.keeper, &old.lease).await;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn text(m: &SecretMap, k: &str) -> String {
+        String::from_utf8(m[k].expose().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn outputs_as_upstream() {
+        let answer = json!({
+            "lease_id": "pki/issue/r/abc", "lease_duration": 60, "renewable": true,
+            "data": {"certificate": "PEM", "serial_number": "1a", "expiration": 1700000000,
+                     "ca_chain": ["A", "B"]},
+            "auth": null
+        });
+        let data = output(&answer, ResultType::Data).unwrap();
+        assert_eq!(text(&data, "certificate"), "PEM");
+        assert_eq!(text(&data, "expiration"), "1700000000");
+        assert_eq!(text(&data, "ca_chain"), r#"["A","B"]"#);
+        let raw = output(&answer, ResultType::Raw).unwrap();
+        assert_eq!(text(&raw, "lease_id"), "pki/issue/r/abc");
+        assert_eq!(text(&raw, "renewable"), "true");
+        assert_eq!(text(&raw, "auth"), "null");
+        assert!(output(&answer, ResultType::Auth).unwrap().is_empty());
+        assert_eq!(
+            lease_of(&answer),
+            Some((
+                Lease::Id("pki/issue/r/abc".into()),
+                Duration::from_secs(60),
+                true
+            ))
+        );
+        let token = json!({"lease_id": "", "auth": {"client_token": "t", "accessor": "acc",
+                           "lease_duration": 30, "renewable": true, "policies": ["default"]}});
+        let auth = output(&token, ResultType::Auth).unwrap();
+        assert_eq!(text(&auth, "client_token"), "t");
+        assert_eq!(text(&auth, "policies"), r#"["default"]"#);
+        assert_eq!(lease_of(&token).unwrap().0, Lease::Token("acc".into()));
+    }
+
+    #[test]
+    fn specs_are_checked() {
+        let ok =
+            json!({"provider": {"server": "http://x"}, "path": "pki/issue/r", "method": "post"});
+        let (_, result, method) = parse(&ok).unwrap();
+        assert_eq!(result, ResultType::Data);
+        assert!(matches!(method, RequestMethod::POST));
+        assert!(parse(&json!({"provider": {"server": "http://x"}})).is_err());
+        assert!(parse(&json!({"path": "x"})).is_err());
+        let bad = json!({"provider": {"server": "http://x"}, "path": "x", "resultType": "All"});
+        assert!(parse(&bad).is_err());
+    }
+}
