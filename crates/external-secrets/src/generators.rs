@@ -12,9 +12,15 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use kube::api::Api;
 use strongroom_core::crd::external_secrets::GeneratorRef;
+#[cfg(feature = "azure")]
+use strongroom_core::crd::generators::AcrAccessToken;
 #[cfg(feature = "gcp")]
 use strongroom_core::crd::generators::GcrAccessToken;
+#[cfg(feature = "vault")]
+use strongroom_core::crd::generators::VaultDynamicSecret;
 use strongroom_core::crd::generators::{ClusterGenerator, Fake, Password, PasswordSpec, Uuid};
+#[cfg(feature = "aws")]
+use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
 use strongroom_provider_api::{SecretBytes, SecretMap};
 
 use crate::stores::Stores;
@@ -200,6 +206,25 @@ async fn aws_token(
     out.map_err(|e| format!("{kind}: {e}"))
 }
 
+/// The namespaced generator object `name` of kind `K` in `namespace`; errors name `what`.
+async fn get_generator<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+) -> Result<K, String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(|e| kube_error(what, e))
+}
+
 fn kube_error(what: &str, e: kube::Error) -> String {
     match e {
         kube::Error::Api(s) if s.code == 404 => format!("{what} not found"),
@@ -257,42 +282,24 @@ pub async fn generate(
     match r.kind.as_str() {
         #[cfg(feature = "gcp")]
         "GCRAccessToken" => {
-            let g = Api::<GcrAccessToken>::namespaced(client.clone(), namespace)
-                .get(&r.name)
-                .await
-                .map_err(|e| kube_error(&what, e))?;
+            let g = get_generator::<GcrAccessToken>(client, namespace, &r.name, &what).await?;
             gcr_access_token(stores, namespace, &g.spec.fields).await
         }
         "Password" => {
-            let g = Api::<Password>::namespaced(client.clone(), namespace)
-                .get(&r.name)
-                .await
-                .map_err(|e| kube_error(&what, e))?;
+            let g = get_generator::<Password>(client, namespace, &r.name, &what).await?;
             password_map(&g.spec)
         }
         "UUID" => {
-            Api::<Uuid>::namespaced(client.clone(), namespace)
-                .get(&r.name)
-                .await
-                .map_err(|e| kube_error(&what, e))?;
+            get_generator::<Uuid>(client, namespace, &r.name, &what).await?;
             uuid_map()
         }
         "Fake" => {
-            let g = Api::<Fake>::namespaced(client.clone(), namespace)
-                .get(&r.name)
-                .await
-                .map_err(|e| kube_error(&what, e))?;
+            let g = get_generator::<Fake>(client, namespace, &r.name, &what).await?;
             Ok(fake_map(g.spec.data.as_ref()))
         }
         #[cfg(feature = "azure")]
         "ACRAccessToken" => {
-            let g = Api::<strongroom_core::crd::generators::AcrAccessToken>::namespaced(
-                client.clone(),
-                namespace,
-            )
-            .get(&r.name)
-            .await
-            .map_err(|e| kube_error(&what, e))?;
+            let g = get_generator::<AcrAccessToken>(client, namespace, &r.name, &what).await?;
             acr(
                 stores,
                 namespace,
@@ -302,35 +309,18 @@ pub async fn generate(
         }
         #[cfg(feature = "aws")]
         "ECRAuthorizationToken" => {
-            let g = Api::<strongroom_core::crd::generators::EcrAuthorizationToken>::namespaced(
-                client.clone(),
-                namespace,
-            )
-            .get(&r.name)
-            .await
-            .map_err(|e| kube_error(&what, e))?;
+            let g =
+                get_generator::<EcrAuthorizationToken>(client, namespace, &r.name, &what).await?;
             aws_token(stores, namespace, &r.kind, &g.spec.fields).await
         }
         #[cfg(feature = "aws")]
         "STSSessionToken" => {
-            let g = Api::<strongroom_core::crd::generators::StsSessionToken>::namespaced(
-                client.clone(),
-                namespace,
-            )
-            .get(&r.name)
-            .await
-            .map_err(|e| kube_error(&what, e))?;
+            let g = get_generator::<StsSessionToken>(client, namespace, &r.name, &what).await?;
             aws_token(stores, namespace, &r.kind, &g.spec.fields).await
         }
         #[cfg(feature = "vault")]
         "VaultDynamicSecret" => {
-            let g = Api::<strongroom_core::crd::generators::VaultDynamicSecret>::namespaced(
-                client.clone(),
-                namespace,
-            )
-            .get(&r.name)
-            .await
-            .map_err(|e| kube_error(&what, e))?;
+            let g = get_generator::<VaultDynamicSecret>(client, namespace, &r.name, &what).await?;
             let spec = serde_json::to_value(&g.spec).unwrap_or_default();
             vault_dynamic_secret(stores, namespace, owner, &what, spec).await
         }

@@ -611,8 +611,10 @@ impl SecretsClient for VaultSecretsClient {
     }
 
     fn renews_itself(&self) -> bool {
-        // The keeper renews or replaces the token before it expires.
-        true
+        // A logged-in token is renewed or replaced by the keeper before it expires. A static
+        // token (tokenSecretRef) is not: the client then ages out as others do, so a token
+        // rotated in its Secret is picked up.
+        self.keeper.as_ref().is_some_and(|k| k.logged_in())
     }
 
     async fn close(&self) {

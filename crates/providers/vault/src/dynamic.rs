@@ -250,45 +250,31 @@ fn output(answer: &Value, result: ResultType) -> Result<SecretMap, ProviderError
     Ok(out)
 }
 
-/// The lease an answer carries: its lease id, else (a created token) its accessor.
+/// The lease an answer carries: its lease id, else (a created token) its accessor; with its
+/// TTL and whether it is renewable.
 fn lease_of(answer: &Value) -> Option<(Lease, Duration, bool)> {
-    if let Some(id) = answer
-        .get("lease_id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        let ttl = answer
-            .get("lease_duration")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let renewable = answer
-            .get("renewable")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        return Some((
-            Lease::Id(id.to_string()),
-            Duration::from_secs(ttl),
-            renewable,
-        ));
-    }
-    let auth = answer.get("auth").filter(|a| a.is_object())?;
-    let accessor = auth
-        .get("accessor")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())?;
-    let ttl = auth
+    let text = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    let (lease, holder) = match text(answer, "lease_id") {
+        Some(id) => (Lease::Id(id), answer),
+        None => {
+            let auth = answer.get("auth").filter(|a| a.is_object())?;
+            (Lease::Token(text(auth, "accessor")?), auth)
+        }
+    };
+    let ttl = holder
         .get("lease_duration")
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    let renewable = auth
+    let renewable = holder
         .get("renewable")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    Some((
-        Lease::Token(accessor.to_string()),
-        Duration::from_secs(ttl),
-        renewable,
-    ))
+    Some((lease, Duration::from_secs(ttl), renewable))
 }
 
 /// Revokes `lease` with the token that created it (best effort: it expires anyway).
@@ -329,7 +315,7 @@ async fn revoke(env: &ProviderEnv, keeper: &Keeper, lease: &Lease) {
 /// Renews `lease` at two thirds of its TTL until aborted or no longer extended.
 async fn renew_while_held(env: ProviderEnv, keeper: Arc<Keeper>, lease: Lease, mut ttl: Duration) {
     while !ttl.is_zero() {
-        tokio::time::sleep(ttl.mul_f64(2.0 / 3.0)).await;
+        tokio::time::sleep(ttl.mul_f64(crate::token::RENEW_AT)).await;
         let client = keeper.client();
         let increment = ttl.as_secs().max(1);
         let renewed = match &lease {

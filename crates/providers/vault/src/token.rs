@@ -23,7 +23,7 @@ use crate::config::{self, invalid};
 use crate::vault::{self, Call};
 
 /// The share of a TTL after which a token is renewed (or replaced).
-const RENEW_AT: f64 = 2.0 / 3.0;
+pub(crate) const RENEW_AT: f64 = 2.0 / 3.0;
 /// Bounds of the wait before retrying a failed login or renewal.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
