@@ -22,7 +22,9 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::backends::Moto;
-use strongroom_testkit::{CANARY, Process, assert_no_canary, http_get, start_cluster, wait_for};
+use strongroom_testkit::{
+    CANARY, Process, assert_no_canary, http_get, start_cluster_with_rbac, wait_for,
+};
 
 const CRDS: [&str; 4] = [
     "deploy/crds/external-secrets.io_externalsecrets.yaml",
@@ -113,7 +115,7 @@ async fn syncs_from_secrets_manager_and_survives_an_outage() {
         .await
         .unwrap();
 
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     aws_store(&client, "SecretsManager", "app/").await;
     let dir = tempfile::tempdir().unwrap();
     let (controller, metrics_url) = start_controller(dir.path(), &cluster, &moto).await;
@@ -191,7 +193,7 @@ async fn push_secret_manages_a_parameter() {
     use strongroom_core::crd::external_secrets::PushSecret;
     let moto = Moto::start().await;
     let ssm = aws_sdk_ssm::Client::new(&sdk(&moto).await);
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     aws_store(&client, "ParameterStore", "/team/").await;
     put_secret(&client, "source", json!({"password": "v1"})).await;
     let dir = tempfile::tempdir().unwrap();
@@ -299,7 +301,7 @@ async fn ecr_and_sts_generators() {
         "deploy/crds/generators.external-secrets.io_stssessiontokens.yaml",
         "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
     ]);
-    let (cluster, client) = start_cluster(&crds, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
     // The secret key and session token are canaries: they sign requests and must show nowhere.
     put_secret(
         &client,
@@ -471,7 +473,7 @@ async fn push_secret_replicates_with_a_resource_policy() {
     use strongroom_core::crd::external_secrets::PushSecret;
     let moto = Moto::start().await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     aws_store(&client, "SecretsManager", "").await;
     put_secret(&client, "source", json!({"token": CANARY})).await;
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;

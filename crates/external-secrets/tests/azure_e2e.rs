@@ -21,7 +21,7 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::SecretStore;
 use strongroom_testkit::standins::azure::{AzureStandIn, Fault, Options};
-use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster, wait_for};
+use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster_with_rbac, wait_for};
 
 const CLIENT_PEM: &str = include_str!("../../providers/azure/tests/fixtures/client.pem");
 const TOKEN_SECONDS: u64 = 4;
@@ -75,7 +75,7 @@ async fn syncs_with_every_auth_method_and_one_token_per_lifetime() {
         .copied()
         .chain(["deploy/crds/generators.external-secrets.io_acraccesstokens.yaml"])
         .collect();
-    let (cluster, client) = start_cluster(&crds, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
     // The applications the stand-in knows.
     standin.register_client_secret("app-secret", &format!("sp-{CANARY}"));
     let cert_only = CLIENT_PEM.split("-----BEGIN PRIVATE KEY").next().unwrap();

@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::{
-    CANARY, assert_no_canary, hand_lease_to, http_get, start_cluster, wait_for,
+    CANARY, assert_no_canary, hand_lease_to, http_get, start_cluster_with_rbac, wait_for,
 };
 
 fn fake_store(name: &str, data: Value) -> SecretStore {
@@ -42,7 +42,7 @@ fn sha3_224_hex(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_like_upstream_and_bad_input_leaves_the_secret_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
     stores
         .create(
@@ -266,7 +266,7 @@ async fn syncs_like_upstream_and_bad_input_leaves_the_secret_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_store_readiness_drift_shared_reads_and_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
     let secrets = Api::<Secret>::namespaced(client.clone(), "default");
     // a store that names no provider is not Ready; ExternalSecrets wait for it
@@ -475,7 +475,7 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
         "deploy/crds/external-secrets.io_pushsecrets.yaml",
         "deploy/crds/external-secrets.io_clusterpushsecrets.yaml",
     ]);
-    let (cluster, client) = start_cluster(&crds, &["team-a", "team-b", "other"]).await;
+    let (cluster, client) = start_cluster_with_rbac(&crds, &["team-a", "team-b", "other"]).await;
     let label = |ns: &str, team: bool| {
         let client = client.clone();
         let ns = ns.to_string();
@@ -658,7 +658,7 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
     let dir = tempfile::tempdir().unwrap();
     let mut crds = CRDS.to_vec();
     crds.push("deploy/crds/external-secrets.io_pushsecrets.yaml");
-    let (cluster, client) = start_cluster(&crds, &["apps", "remote"]).await;
+    let (cluster, client) = start_cluster_with_rbac(&crds, &["apps", "remote"]).await;
     let apps = Api::<Secret>::namespaced(client.clone(), "apps");
     let remote = Api::<Secret>::namespaced(client.clone(), "remote");
     let put = |name: &str, data: Value| {
@@ -800,7 +800,7 @@ async fn generators_password_uuid_and_cluster_generator() {
         "deploy/crds/generators.external-secrets.io_uuids.yaml",
         "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
     ]);
-    let (cluster, client) = start_cluster(&crds, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
     let apply = |obj: Value| {
         let client = client.clone();
         async move {
@@ -900,9 +900,9 @@ async fn generators_password_uuid_and_cluster_generator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_outage_keeps_the_secret_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     // the backend: a second API server, read through the kubernetes provider
-    let (backend, backend_client) = start_cluster(&[], &["vault"]).await;
+    let (backend, backend_client) = start_cluster_with_rbac(&[], &["vault"]).await;
     let remote: Secret = serde_json::from_value(
         json!({"metadata": {"name": "db"}, "stringData": {"password": CANARY}}),
     )
@@ -976,7 +976,7 @@ async fn a_provider_outage_keeps_the_secret_and_says_so() {
 async fn a_leader_that_loses_its_lease_stops_at_once() {
     use k8s_openapi::api::coordination::v1::Lease;
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     Api::<SecretStore>::namespaced(client.clone(), "default")
         .create(
             &PostParams::default(),

@@ -19,7 +19,7 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::SecretStore;
 use strongroom_testkit::standins::gcp::{GcpStandIn, PROJECT};
-use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster, wait_for};
+use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster_with_rbac, wait_for};
 
 const WIF_AUDIENCE: &str = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/dev/providers/devcluster";
 
@@ -52,7 +52,7 @@ async fn syncs_from_secret_manager_with_every_auth_method() {
     let dir = tempfile::tempdir().unwrap();
     let mut crds = CRDS.to_vec();
     crds.push("deploy/crds/generators.external-secrets.io_gcraccesstokens.yaml");
-    let (cluster, client) = start_cluster(&crds, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
     let standin = GcpStandIn::start();
     standin.set_token_lifetime(Duration::from_secs(4));
     standin.trust_cluster(&client).await;

@@ -12,12 +12,12 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::{ClusterSecretStore, SecretStore};
 use strongroom_testkit::monitoring::{assert_chart_queries_exported, exported_metrics};
-use strongroom_testkit::{http_get, start_cluster, wait_for};
+use strongroom_testkit::{http_get, start_cluster_with_rbac, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_and_alert_rules_query_only_exported_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     let store = |name: &str, provider: serde_json::Value| -> SecretStore {
         serde_json::from_value(json!({
             "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",

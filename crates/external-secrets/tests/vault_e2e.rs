@@ -18,12 +18,12 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 use strongroom_core::crd::external_secrets::SecretStore;
 use strongroom_testkit::backends::OpenBao;
-use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster, wait_for};
+use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster_with_rbac, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     let (bao, audit) = OpenBao::start_audited().await;
     bao.cli(&[
         "kv",
@@ -207,7 +207,7 @@ async fn warning_events(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_tokens_never_fail_a_refresh() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     let (bao, audit) = OpenBao::start_audited().await;
     bao.cli(&["kv", "put", "secret/app", &format!("v={CANARY}-1")]);
     bao.policy("reader", r#"path "secret/*" { capabilities = ["read"] }"#);
@@ -352,7 +352,7 @@ async fn vault_dynamic_secret_generator() {
     let mut crds = CRDS.to_vec();
     crds.push("deploy/crds/generators.external-secrets.io_vaultdynamicsecrets.yaml");
     crds.push("deploy/crds/generators.external-secrets.io_clustergenerators.yaml");
-    let (cluster, client) = start_cluster(&crds, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
     let bao = OpenBao::start().await;
     bao.cli(&["secrets", "enable", "pki"]);
     bao.cli(&["secrets", "tune", "-max-lease-ttl=8760h", "pki"]);

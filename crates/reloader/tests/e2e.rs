@@ -15,13 +15,41 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use strongroom_testkit::{
-    CANARY, DevCluster, Process, chart_service_account_kubeconfig, free_port, http_get, http_try,
-    start_cluster, wait_for,
+    CANARY, DevCluster, Process, chart_rbac_kubeconfig, free_port, http_get, http_try,
+    start_cluster_with_rbac, wait_for,
 };
 
 struct Reloader {
     process: Process,
     url: String,
+}
+
+/// The values of the devcluster install.
+const INSTALL_VALUES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/chart/install.yaml"
+);
+
+/// The chart values (`--set`) that turn on the features `args` use, so the chart grants what
+/// they need and nothing else: HA, Argo Rollouts, CSI and namespace selection.
+fn chart_values_for(args: &[&str]) -> String {
+    let mut values = Vec::new();
+    for arg in args {
+        let (flag, value) = arg.split_once('=').unwrap_or((arg, "true"));
+        match flag {
+            "--enable-ha" => values.push(format!("reloader.enableHA={value}")),
+            "--is-Argo-Rollouts" => values.push(format!("reloader.isArgoRollouts={value}")),
+            "--enable-csi-integration" => {
+                values.push(format!("reloader.enableCSIIntegration={value}"))
+            }
+            "--namespace-selector" => values.push(format!(
+                "reloader.namespaceSelector={}",
+                value.replace(',', "\\,")
+            )),
+            _ => {}
+        }
+    }
+    values.join(",")
 }
 
 async fn start_reloader(dir: &Path, cluster: &DevCluster, args: &[&str]) -> Reloader {
@@ -34,9 +62,22 @@ async fn start_reloader_with_env(
     args: &[&str],
     extra_env: &[(&str, String)],
 ) -> Reloader {
-    // as the chart's ServiceAccount (what it uses is compared with the chart's RBAC)
+    // as the chart's ServiceAccount, under the RBAC the chart renders for these flags
     let kubeconfig = dir.join("kubeconfig");
-    chart_service_account_kubeconfig(cluster, "reloader", &kubeconfig).await;
+    let values = chart_values_for(args);
+    let mut helm_args = vec!["-f", INSTALL_VALUES];
+    if !values.is_empty() {
+        helm_args.extend(["--set", &values]);
+    }
+    chart_rbac_kubeconfig(
+        cluster,
+        "reloader",
+        "reloader",
+        "kube-system",
+        &helm_args,
+        &kubeconfig,
+    )
+    .await;
     let port = free_port();
     let mut argv: Vec<String> = vec![
         format!("--listen-addr=127.0.0.1:{port}"),
@@ -140,7 +181,7 @@ fn uses_db() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_mode_rolls_each_kind_once_per_burst_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     secret(&client, "db", &[("password", "one")], json!({})).await;
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"a": "1"}})).unwrap();
@@ -390,7 +431,7 @@ async fn auto_mode_rolls_each_kind_once_per_burst_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn named_search_ignore_exclude_and_the_annotations_strategy() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     secret(&client, "db-main", &[("k", "1")], json!({})).await;
     secret(
         &client,
@@ -482,7 +523,7 @@ async fn named_search_ignore_exclude_and_the_annotations_strategy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_roll_only_what_changed_while_down_and_upstreams_workloads_do_not_roll() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     secret(&client, "db", &[("password", "one")], json!({})).await;
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"a": "1"}})).unwrap();
@@ -583,7 +624,7 @@ async fn restarts_roll_only_what_changed_while_down_and_upstreams_workloads_do_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_on_create_and_delete_and_two_replicas_with_ha() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     deployment(
         &client,
         "web",
@@ -664,7 +705,7 @@ async fn reload_on_create_and_delete_and_two_replicas_with_ha() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_rollouts_are_rolled_as_untyped_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     // a minimal Rollout CRD: the reloader reads Rollouts untyped and needs no schema
     let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
         serde_json::from_value(json!({
@@ -781,7 +822,7 @@ async fn jobs_are_made_again_and_cronjobs_run_now_when_asked() {
     use k8s_openapi::api::batch::v1::Job;
     use kube::ResourceExt;
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     secret(&client, "db", &[("password", "one")], json!({})).await;
     let container =
         json!({"name": "task", "image": "x", "envFrom": [{"secretRef": {"name": "db"}}]});
@@ -903,7 +944,7 @@ async fn jobs_are_made_again_and_cronjobs_run_now_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_namespace_selector_limits_reloads_and_the_meta_info_config_map_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     for (ns, labels) in [
         ("team-a", json!({"team": "a"})),
         ("team-b", json!({"team": "b"})),
@@ -1002,7 +1043,7 @@ async fn the_namespace_selector_limits_reloads_and_the_meta_info_config_map_is_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_period_pauses_collects_and_resumes_even_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     secret(&client, "db", &[("password", "one")], json!({})).await;
     deployment(
         &client,
@@ -1100,7 +1141,7 @@ async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_after_reloads_and_the_webhook_instead_of_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     secret(&client, "db", &[("password", "one")], json!({})).await;
     deployment(
         &client,
@@ -1186,7 +1227,7 @@ async fn open_crd(client: &Client, group: &str, kind: &str, plural: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csi_rotations_reload_workloads_that_mount_the_class() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     let group = "secrets-store.csi.x-k8s.io";
     open_crd(
         &client,
@@ -1315,7 +1356,7 @@ async fn the_dashboard_and_alert_rules_query_only_exported_metrics() {
     use strongroom_testkit::monitoring::{assert_chart_queries_exported, exported_metrics};
 
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&[], &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&[], &[]).await;
     secret(&client, "db", &[("password", "one")], json!({})).await;
     deployment(
         &client,

@@ -131,16 +131,31 @@ pub async fn service_account_kubeconfig(
     format!("system:serviceaccount:{namespace}:{name}")
 }
 
-/// [`service_account_kubeconfig`] for ServiceAccount `default/<name>`, made with an admin
-/// client of its own: controllers in end-to-end tests run as their chart's ServiceAccount
-/// name, so `cargo xtask rbac-report` can compare what they used with what the chart grants.
-pub async fn chart_service_account_kubeconfig(
+/// Runs a controller under its chart's RBAC: renders `deploy/charts/<chart>` as release
+/// `release` in `namespace` with `helm_args` (the real `helm template`), creates the
+/// rendering's ServiceAccount, Roles, ClusterRoles and bindings with an admin client of its own,
+/// and writes a kubeconfig with the token of the chart's one ServiceAccount to `path`. On a
+/// cluster from [`start_cluster_with_rbac`] the controller may then do exactly what the chart
+/// grants; every cluster logs what it used for `cargo xtask rbac-report`.
+pub async fn chart_rbac_kubeconfig(
     cluster: &DevCluster,
-    name: &str,
+    chart: &str,
+    release: &str,
+    namespace: &str,
+    helm_args: &[&str],
     path: &Path,
 ) -> String {
     let client = cluster.client().await.unwrap();
-    service_account_kubeconfig(cluster, &client, "default", name, path).await
+    let dir = repo_root().join("deploy/charts").join(chart);
+    let rendered = helm::template(dir.to_str().unwrap(), release, namespace, helm_args)
+        .unwrap_or_else(|e| panic!("helm template {chart}: {e}"));
+    let accounts = helm::apply_rbac(&client, &helm::Objects::parse(&rendered), namespace).await;
+    assert_eq!(
+        accounts.len(),
+        1,
+        "the {chart} chart's one ServiceAccount: {accounts:?}"
+    );
+    service_account_kubeconfig(cluster, &client, namespace, &accounts[0], path).await
 }
 
 /// A token for ServiceAccount `namespace/name` from the TokenRequest API: what the

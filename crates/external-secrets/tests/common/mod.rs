@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use strongroom_core::crd::external_secrets::ExternalSecret;
 use strongroom_testkit::{
-    DevCluster, Process, chart_service_account_kubeconfig, free_port, http_get, http_try, wait_for,
+    DevCluster, Process, chart_rbac_kubeconfig, free_port, http_get, http_try, wait_for,
 };
 
 pub const CRDS: [&str; 3] = [
@@ -19,6 +19,13 @@ pub const CRDS: [&str; 3] = [
     "deploy/crds/external-secrets.io_secretstores.yaml",
     "deploy/crds/external-secrets.io_clustersecretstores.yaml",
 ];
+
+/// The values of the devcluster install (leader election on): the chart's RBAC the controller
+/// runs under.
+const INSTALL_VALUES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/chart/install.yaml"
+);
 
 pub struct Controller {
     pub process: Process,
@@ -36,9 +43,17 @@ pub async fn start_controller_with_env(
     args: &[&str],
     extra_env: &[(&str, String)],
 ) -> Controller {
-    // as the chart's ServiceAccount (what it uses is compared with the chart's RBAC)
+    // as the chart's ServiceAccount, under the chart's RBAC as the devcluster install renders it
     let kubeconfig = dir.join("kubeconfig");
-    chart_service_account_kubeconfig(cluster, "external-secrets", &kubeconfig).await;
+    chart_rbac_kubeconfig(
+        cluster,
+        "external-secrets",
+        "external-secrets",
+        "default",
+        &["-f", INSTALL_VALUES],
+        &kubeconfig,
+    )
+    .await;
     let (metrics_port, live_port) = (free_port(), free_port());
     let mut argv: Vec<String> = vec![
         format!("--metrics-addr=127.0.0.1:{metrics_port}"),
