@@ -7,8 +7,8 @@
 //! an action the right delimiter ends it wherever a token could start, so one inside a quoted
 //! string, raw string or character constant does not. Text that holds `{{` is plain text under
 //! custom delimiters, so each `{` that would start a default action is written as an action
-//! printing `"{"`. A brace inside an action (outside strings and comments) is an error, as Go's
-//! lexer knows no braces.
+//! printing `"{"`. A brace inside an action (outside strings and comments) is an error, as in
+//! Go, whose parser takes no braces.
 
 /// The engine's own delimiters.
 pub(super) const DEFAULT_LEFT: &str = "{{";
@@ -96,7 +96,7 @@ fn body_len(s: &str, right: &str) -> Result<usize, String> {
         match c {
             '"' | '\'' | '`' => at += quoted_len(rest),
             '{' | '}' => {
-                return Err(format!("unrecognized character in action: {c:?}"));
+                return Err(format!("unexpected {c:?} in action"));
             }
             c => at += c.len_utf8(),
         }
@@ -165,7 +165,7 @@ mod tests {
         assert!(
             conv("[[ .x }} ]]")
                 .unwrap_err()
-                .contains("unrecognized character")
+                .contains("unexpected '}' in action")
         );
         // an unterminated string ends at the line, and the engine reports it
         assert_eq!(conv("[[ \"a\n]]").unwrap(), "{{ \"a\n}}");
