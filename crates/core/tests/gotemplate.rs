@@ -97,15 +97,20 @@ fn corpus() -> Vec<Case> {
 
 /// Our engine's rendering of a case, with a panic reported as an error.
 fn ours(map: FuncMap, template: &str, data: &[(String, String)]) -> Outcome {
+    let engine = match map {
+        FuncMap::Sealed => Engine::sprig(),
+        FuncMap::Eso => Engine::external_secrets(),
+    };
+    ours_with(&engine, template, data)
+}
+
+/// [`ours`] with a given engine.
+fn ours_with(engine: &Engine, template: &str, data: &[(String, String)]) -> Outcome {
     let dot = Value::Map(
         data.iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect(),
     );
-    let engine = match map {
-        FuncMap::Sealed => Engine::sprig(),
-        FuncMap::Eso => Engine::external_secrets(),
-    };
     match std::panic::catch_unwind(AssertUnwindSafe(|| {
         engine.render("out", template, dot, &[])
     })) {
@@ -548,3 +553,89 @@ fn generated_templates_render_as_go_does() {
 
 /// The share of generated templates that must render exactly as Go does.
 const MIN_GENERATED_SHARE: f64 = 95.0;
+
+/// Templates written with custom delimiters (Go's `Delims`), each with its left and right
+/// delimiter: actions, trim markers, comments, strings holding a delimiter, the default
+/// delimiters as plain text, and lexer errors.
+const DELIMITER_CASES: &[(&str, &str, &str)] = &[
+    ("[[", "]]", "[[ .user ]]"),
+    ("[[", "]]", "{{ .user }} [[ .user ]]"),
+    ("[[", "]]", "{{{ [[ .user ]] }}}"),
+    ("[[", "]]", "{[[ .user ]]}"),
+    ("[[", "]]", "{{"),
+    ("[[", "]]", "}}"),
+    ("[[", "]]", "a  [[- .user -]]  b"),
+    ("[[", "]]", "a {{ [[- .user ]]"),
+    ("[[", "]]", "[[ .user -]] {{ x"),
+    ("[[", "]]", "[[/* a ]] comment */]]ok"),
+    ("[[", "]]", "x  [[- /* c */ -]]  y"),
+    ("[[", "]]", "[[ \"]]\" ]]"),
+    ("[[", "]]", "[[ `raw ]] {{ string` ]]"),
+    ("[[", "]]", "[[ 'x' ]] [[ ']' ]]"),
+    ("[[", "]]", "[[ printf \"%s{{%s}}\" .user .num ]]"),
+    (
+        "[[",
+        "]]",
+        "[[ range $i, $v := splitList \",\" .list ]][[ $v ]]{{ $i }};[[ end ]]",
+    ),
+    (
+        "[[",
+        "]]",
+        "[[ if eq .user \"admin\" ]]{{yes}}[[ else ]]no[[ end ]]",
+    ),
+    (
+        "[[",
+        "]]",
+        "[[ define \"t\" ]]T[[ .user ]][[ end ]][[ template \"t\" . ]]",
+    ),
+    ("[[", "]]", "[[ .json | fromJson | toJson ]]"),
+    ("[[", "]]", "[[ .user"),
+    ("[[", "]]", "[[ .user }} ]]"),
+    ("[[", "]]", "[[ .nope ]]"),
+    ("[[", "]]", "[[/* unclosed ]]"),
+    ("[[", "]]", "[[/* c */ .user ]]"),
+    ("[[", "]]", "[[ \"a\n]]"),
+    ("<%", "%>", "<% .user %> {{ .user }} <%- .num -%> !"),
+    ("%%", "%%", "%% .user %%-%% .num %%"),
+    ("[[", "", "[[ .user }} {{ x }}"),
+    ("", "]]", "{{ .user ]] [[ x ]]"),
+    ("{%", "%}", "{%.user%}{{x}}{{%.num%}"),
+    ("{{{", "}}}", "{{{ .user }}} {{ .num }}"),
+    ("<<", ">>", "<< \"<<\" >><<- \" >> \" ->>"),
+];
+
+#[test]
+fn custom_delimiters_render_as_go_does() {
+    let reference = match Reference::build() {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIPPED: differential template tests need the Go reference: {why}");
+            return;
+        }
+    };
+    let data = data();
+    let mut differing = Vec::new();
+    for &(left, right, template) in DELIMITER_CASES {
+        let go = reference
+            .render_all_with_delimiters(
+                &[(FuncMap::Eso, template.to_string(), data.clone())],
+                left,
+                right,
+            )
+            .expect("reference renders");
+        let engine = Engine::external_secrets().with_delimiters(left, right);
+        let ours = ours_with(&engine, template, &data);
+        if !same(&Compare::Exact, &go[0], &ours) {
+            differing.push(format!(
+                "DIFF {left} {right} {template:?}\n  go:   {}\n  ours: {}",
+                show(&go[0]),
+                show(&ours)
+            ));
+        }
+    }
+    assert!(
+        differing.is_empty(),
+        "custom delimiters differ from Go:\n{}",
+        differing.join("\n")
+    );
+}

@@ -17,8 +17,12 @@ pub struct Context {
     pub client: Client,
     /// Store lookup, provider clients and the read cache.
     pub stores: Arc<Stores>,
-    /// ESO's template function set.
+    /// ESO's template function set, with the `--template-*-delimiter` delimiters: for
+    /// `target.template` (data, metadata, `templateFrom`) and PushSecret templates.
     pub engine: Engine,
+    /// The same with the default delimiters, for `rewrite[].transform`, which upstream always
+    /// parses with `{{` and `}}`.
+    pub rewrite_engine: Engine,
     /// Upstream-named metrics.
     pub metrics: Metrics,
     /// Error handling, events and reconcile metrics.

@@ -385,7 +385,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
         &ns,
         &es.name_any(),
         &ctx.stores,
-        &ctx.engine,
+        &ctx.rewrite_engine,
         tolerate_missing,
         max_age,
     )

@@ -61,7 +61,8 @@ impl StoreLookup<'_> {
     }
 }
 
-/// Reads what `spec` asks for, for the ExternalSecret `owner`. With `tolerate_missing` (deletionPolicy Delete or Merge) a
+/// Reads what `spec` asks for, for the ExternalSecret `owner`; `engine` renders
+/// `rewrite[].transform` templates. With `tolerate_missing` (deletionPolicy Delete or Merge) a
 /// missing remote key is skipped instead of failing. Reads up to `max_age` old made for other
 /// ExternalSecrets are used.
 pub async fn fetch(

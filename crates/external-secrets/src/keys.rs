@@ -1,5 +1,6 @@
 //! What happens to keys and values between the provider and the Secret: rewrites, key
-//! conversion, key validation, decoding and the null-byte check (upstream's order).
+//! conversion, key validation, decoding and the null-byte check (upstream's order). The merge
+//! rewrite is in [`crate::rewrite_merge`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
@@ -106,10 +107,8 @@ pub fn rewrite(
                 }
                 out
             }
-            (None, None, Some(_)) => {
-                return Err(format!(
-                    "rewrite[{i}].merge is not supported by this controller yet"
-                ));
+            (None, None, Some(m)) => {
+                crate::rewrite_merge::merge(current, m).map_err(|e| format!("rewrite[{i}]: {e}"))?
             }
             _ => {
                 return Err(format!(
@@ -124,7 +123,7 @@ pub fn rewrite(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strongroom_core::crd::external_secrets::{RewriteRegexp, RewriteTransform};
+    use strongroom_core::crd::external_secrets::{RewriteMerge, RewriteRegexp, RewriteTransform};
 
     fn map(keys: &[&str]) -> SecretMap {
         keys.iter()
@@ -184,5 +183,61 @@ mod tests {
         assert_eq!(out.keys().collect::<Vec<_>>(), ["DB-USER", "OTHER"]);
         let bad = vec![ExternalSecretRewrite::default()];
         assert!(rewrite(map(&["a"]), &bad, &engine).is_err());
+    }
+
+    #[test]
+    fn merge_rewrites_chain_with_the_others() {
+        let engine = Engine::external_secrets();
+        let merge = |m: RewriteMerge| ExternalSecretRewrite {
+            merge: Some(m),
+            ..Default::default()
+        };
+        let input: SecretMap = [
+            ("db/a", r#"{"host": "dba", "pass": "yola", "port": 123}"#),
+            ("db/b", r#"{"host": "dbb", "pass": "yolb"}"#),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), SecretBytes::from(v)))
+        .collect();
+        let rws = vec![
+            ExternalSecretRewrite {
+                regexp: Some(RewriteRegexp {
+                    source: "db/(.*)".into(),
+                    target: "$1".into(),
+                }),
+                ..Default::default()
+            },
+            merge(RewriteMerge {
+                strategy: Some("JSON".into()),
+                conflict_policy: Some("Ignore".into()),
+                into: Some("merged".into()),
+                priority: Some(vec!["a".into()]),
+                ..Default::default()
+            }),
+            merge(RewriteMerge {
+                conflict_policy: Some("Ignore".into()),
+                priority: Some(vec!["b".into()]),
+                ..Default::default()
+            }),
+        ];
+        let out = rewrite(input, &rws, &engine).unwrap();
+        let text: Vec<(&str, String)> = out
+            .iter()
+            .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.expose()).into_owned()))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                ("host", "dbb".to_string()),
+                ("pass", "yolb".to_string()),
+                ("port", "123".to_string())
+            ]
+        );
+        // the position of the failing rewrite is named
+        let err = rewrite(map(&["a"]), &rws[2..], &engine).unwrap_err();
+        assert!(
+            err.starts_with("rewrite[0]: merge failed with failed to unmarshal JSON"),
+            "{err}"
+        );
     }
 }

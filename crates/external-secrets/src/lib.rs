@@ -17,6 +17,7 @@ pub mod push_secret;
 pub mod ready;
 pub mod refresh;
 pub mod resolver;
+pub mod rewrite_merge;
 pub mod run;
 pub mod store;
 pub mod stores;

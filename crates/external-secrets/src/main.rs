@@ -127,10 +127,11 @@ struct Args {
     /// Accepted for compatibility.
     #[arg(long, default_value_t = 262144)]
     vault_token_cache_size: u64,
-    /// Templates' left delimiter (only the default is supported).
+    /// Left action delimiter of `target.template` and PushSecret templates (not of
+    /// `rewrite[].transform`, as upstream).
     #[arg(long, default_value = "{{")]
     template_left_delimiter: String,
-    /// Templates' right delimiter (only the default is supported).
+    /// Right action delimiter, see `--template-left-delimiter`.
     #[arg(long, default_value = "}}")]
     template_right_delimiter: String,
     /// Beyond upstream: how long one provider read is shared by every ExternalSecret asking
@@ -164,10 +165,6 @@ async fn run() -> anyhow::Result<ExitCode> {
             LogFormat::Text
         },
     });
-    anyhow::ensure!(
-        args.template_left_delimiter == "{{" && args.template_right_delimiter == "}}",
-        "--template-left-delimiter/--template-right-delimiter: only the default delimiters are supported"
-    );
     anyhow::ensure!(
         !args.unsafe_allow_generic_targets,
         "--unsafe-allow-generic-targets: generic targets are not supported yet"
@@ -240,6 +237,10 @@ async fn run() -> anyhow::Result<ExitCode> {
             flood_gate: args.enable_flood_gate,
             read_ttl,
         },
+        template_delimiters: (
+            args.template_left_delimiter.clone(),
+            args.template_right_delimiter.clone(),
+        ),
     };
     let ended = leader::run_while_leading(election, &shutdown, Duration::from_secs(2), |stop| {
         let recorder = Recorder::new(

@@ -49,6 +49,8 @@ pub struct Options {
     pub cluster_push_secrets: bool,
     /// Store access options.
     pub stores: StoreOptions,
+    /// `--template-left-delimiter` and `--template-right-delimiter`.
+    pub template_delimiters: (String, String),
 }
 
 /// The providers compiled into this build, one line per cargo feature.
@@ -114,7 +116,11 @@ impl Context {
         let ctx = Arc::new(Self {
             client,
             stores: Arc::new(stores),
-            engine: Engine::external_secrets(),
+            engine: Engine::external_secrets().with_delimiters(
+                &options.template_delimiters.0,
+                &options.template_delimiters.1,
+            ),
+            rewrite_engine: Engine::external_secrets(),
             metrics,
             policy,
             cluster_stores: options.cluster_stores,

@@ -1030,3 +1030,163 @@ async fn a_leader_that_loses_its_lease_stops_at_once() {
         "nothing is written without the Lease"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_merge_and_custom_template_delimiters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &fake_store(
+                "fake",
+                json!([
+                    {"key": "creds", "value": json!({
+                        "mongo": {"user": "m-user", "password": CANARY},
+                        "redis": {"host": "redis.local", "port": 6379},
+                    }).to_string()},
+                    {"key": "clash", "value": json!({
+                        "a": {"host": "h-a", "token": CANARY},
+                        "b": {"host": "h-b"},
+                    }).to_string()},
+                ]),
+            ),
+        )
+        .await
+        .unwrap();
+    let controller = start_controller(
+        dir.path(),
+        &cluster,
+        &[
+            "--template-left-delimiter=[[",
+            "--template-right-delimiter=]]",
+        ],
+    )
+    .await;
+
+    // merge (Extract) hoists the members; merge (JSON) writes them under `into`; the target
+    // template uses the custom delimiters, where `{{` is plain text; a transform rewrite
+    // keeps `{{ }}`, as upstream
+    apply_es(
+        &client,
+        es(
+            "merged",
+            json!({
+                "secretStoreRef": {"name": "fake"},
+                "target": {"name": "merged-secret", "template": {
+                    "mergePolicy": "Merge",
+                    "metadata": {"labels": {"db-user": "[[ .user ]]"}},
+                    "data": {"dsn": "mongodb://[[ .user ]]:[[ .password ]]@[[ .host ]]:[[ .port ]] {{ .user }}"},
+                }},
+                "dataFrom": [
+                    {"extract": {"key": "creds"}, "rewrite": [{"merge": {}}]},
+                    {"extract": {"key": "creds"}, "rewrite": [
+                        {"merge": {"strategy": "JSON", "into": "all"}},
+                        {"transform": {"template": "{{ .value | replace \"mongo\" \"db\" }}"}},
+                    ]},
+                ],
+            }),
+        ),
+    )
+    .await;
+    wait_ready(&client, "merged", "True", "SecretSynced").await;
+    let data = secret_data(&client, "merged-secret").await.unwrap();
+    assert_eq!(data["user"], "m-user");
+    assert_eq!(data["password"], CANARY);
+    assert_eq!(data["port"], "6379");
+    assert_eq!(
+        data["dsn"],
+        format!("mongodb://m-user:{CANARY}@redis.local:6379 {{{{ .user }}}}")
+    );
+    assert_eq!(
+        data["all"],
+        format!(r#"{{"host":"redis.local","password":"{CANARY}","port":6379,"user":"m-user"}}"#)
+    );
+    assert!(
+        data.contains_key("db") && data.contains_key("redis") && !data.contains_key("mongo"),
+        "{:?}",
+        data.keys()
+    );
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    assert_eq!(
+        secrets.get("merged-secret").await.unwrap().labels()["db-user"],
+        "m-user"
+    );
+
+    // a conflict the ExternalSecret ignores syncs, the later key winning
+    let clash = |conflict: Option<&str>| {
+        let mut merge = json!({});
+        if let Some(policy) = conflict {
+            merge["conflictPolicy"] = json!(policy);
+        }
+        es(
+            "clash",
+            json!({
+                "secretStoreRef": {"name": "fake"},
+                "target": {"name": "clash-secret"},
+                "dataFrom": [{"extract": {"key": "clash"}, "rewrite": [{"merge": merge}]}],
+            }),
+        )
+    };
+    apply_es(&client, clash(Some("Ignore"))).await;
+    wait_ready(&client, "clash", "True", "SecretSynced").await;
+    let before = secrets.get("clash-secret").await.unwrap();
+    let data = secret_data(&client, "clash-secret").await.unwrap();
+    assert_eq!(
+        (data["host"].as_str(), data["token"].as_str()),
+        ("h-b", CANARY)
+    );
+    // by default a conflict fails the sync: a Warning event names it, the Secret stays
+    apply_es(&client, clash(None)).await;
+    let message = wait_ready(&client, "clash", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("merge failed with conflicts: host"),
+        "{message}"
+    );
+    let events = Api::<Event>::namespaced(client.clone(), "default");
+    wait_for(
+        || async {
+            events
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("UpdateFailed")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("clash")
+                        && e.note
+                            .as_deref()
+                            .is_some_and(|n| n.contains("merge failed with conflicts: host"))
+                })
+        },
+        "Warning event for the conflict",
+    )
+    .await;
+    let after = secrets.get("clash-secret").await.unwrap();
+    assert_eq!(after.resource_version(), before.resource_version());
+    assert_eq!(after.data, before.data);
+
+    let events_text =
+        serde_json::to_string(&events.list(&Default::default()).await.unwrap().items).unwrap();
+    let statuses = serde_json::to_string(
+        &Api::<ExternalSecret>::namespaced(client.clone(), "default")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|e| e.status.clone())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_no_canary(
+        &[CANARY],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events_text),
+            ("status", &statuses),
+        ],
+    );
+}

@@ -10,6 +10,7 @@ mod certs;
 mod compat;
 mod crypto;
 mod dates;
+mod delimiters;
 mod eso;
 mod go;
 mod gotime;
@@ -73,6 +74,8 @@ pub struct Engine {
     limits: Limits,
     /// Go's `missingkey=error` for the dot: a key the data lacks fails the render.
     missing_key_error: bool,
+    /// Action delimiters other than `{{` and `}}` (Go's `Delims`), if set.
+    delimiters: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -115,6 +118,7 @@ impl Engine {
             funcs,
             limits,
             missing_key_error: false,
+            delimiters: None,
         }
     }
 
@@ -129,6 +133,33 @@ impl Engine {
         }
         engine.missing_key_error = true;
         engine
+    }
+
+    /// The engine with the action delimiters `left` and `right` instead of `{{` and `}}`, as
+    /// Go's `Template.Delims`: an empty one means the default, and under custom delimiters
+    /// `{{` in a template is plain text.
+    pub fn with_delimiters(mut self, left: &str, right: &str) -> Self {
+        let left = if left.is_empty() {
+            delimiters::DEFAULT_LEFT
+        } else {
+            left
+        };
+        let right = if right.is_empty() {
+            delimiters::DEFAULT_RIGHT
+        } else {
+            right
+        };
+        self.delimiters = (left != delimiters::DEFAULT_LEFT || right != delimiters::DEFAULT_RIGHT)
+            .then(|| (left.to_string(), right.to_string()));
+        self
+    }
+
+    /// The action delimiters templates are written with.
+    pub fn delimiters(&self) -> (&str, &str) {
+        match &self.delimiters {
+            Some((l, r)) => (l, r),
+            None => (delimiters::DEFAULT_LEFT, delimiters::DEFAULT_RIGHT),
+        }
     }
 
     /// Adds (or replaces) a function, for controllers with functions of their own.
@@ -201,6 +232,14 @@ impl Engine {
         };
         // maps made by functions during this render follow the dot's missing-key rule
         let _strict = go::StrictMaps::set(self.missing_key_error);
+        let converted;
+        let text = match &self.delimiters {
+            Some((left, right)) => {
+                converted = delimiters::to_default(text, left, right).map_err(parse_error)?;
+                converted.as_str()
+            }
+            None => text,
+        };
         let text = std::panic::catch_unwind(|| preprocess::preprocess(text))
             .map_err(|_| parse_error("the template engine failed on this template".into()))?
             .map_err(parse_error)?;
@@ -295,6 +334,14 @@ fn one_line(message: &str) -> String {
     out
 }
 
+/// `value` written as Go's `json.Marshal` writes what `json.Unmarshal` read into `interface{}`:
+/// every number a float64 (`1.0` and `1e3` become `1` and `1000`), object members sorted by
+/// name, and `<`, `>`, `&` escaped when `escape_html` (`json.Marshal`; an `Encoder` with
+/// `SetEscapeHTML(false)` leaves them). `None` where Go fails.
+pub fn go_json(value: &serde_json::Value, escape_html: bool) -> Option<String> {
+    go::to_json(&go::json_value(value.clone()), escape_html, None)
+}
+
 /// Shortest value scrubbed wherever it appears: shorter ones are scrubbed only where a message
 /// quotes them, since replacing every "a" or "12" would garble the message.
 const MIN_REDACTED_LEN: usize = 3;
@@ -328,6 +375,49 @@ mod tests {
     fn one(text: &str, pairs: &[(&str, &str)]) -> Result<String, TemplateError> {
         let t = BTreeMap::from([("out".to_string(), text.to_string())]);
         render_items(&Engine::sprig(), &t, &items(pairs)).map(|mut m| m.remove("out").unwrap())
+    }
+
+    #[test]
+    fn custom_delimiters_make_the_default_ones_plain_text() {
+        let data = items(&[("user", "admin")]);
+        let engine = Engine::external_secrets().with_delimiters("[[", "]]");
+        assert_eq!(engine.delimiters(), ("[[", "]]"));
+        let out = engine
+            .render_data(
+                "k",
+                "[[ .user ]] {{ .user }} {{{[[- .user | upper ]]",
+                &data,
+            )
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "admin {{ .user }} {{{ADMIN"
+        );
+        // a parse error names the template, as with the default delimiters
+        let err = engine.render_data("k", "[[ .user", &data).unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::Parse { name, message } if name == "k" && message.contains("unclosed action")),
+            "{err}"
+        );
+        // empty or default delimiters are the defaults
+        let default = Engine::external_secrets().with_delimiters("", "}}");
+        assert_eq!(default.delimiters(), ("{{", "}}"));
+        let out = default.render_data("k", "{{ .user }}", &data).unwrap();
+        assert_eq!(out, b"admin");
+    }
+
+    #[test]
+    fn go_json_writes_numbers_and_html_as_go() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"b":1.0,"a":"<x>","c":[1e3,null,true]}"#).unwrap();
+        assert_eq!(
+            go_json(&v, true).unwrap(),
+            r#"{"a":"\u003cx\u003e","b":1,"c":[1000,null,true]}"#
+        );
+        assert_eq!(
+            go_json(&v, false).unwrap(),
+            r#"{"a":"<x>","b":1,"c":[1000,null,true]}"#
+        );
     }
 
     #[test]

@@ -136,6 +136,17 @@ impl Reference {
 
     /// Renders every case (function map, template, data) with Go, in order.
     pub fn render_all(&self, cases: &[Case]) -> Result<Vec<Outcome>, String> {
+        self.render_all_with_delimiters(cases, "", "")
+    }
+
+    /// [`Reference::render_all`] with the action delimiters `left` and `right` (Go's
+    /// `Delims`; empty for the defaults).
+    pub fn render_all_with_delimiters(
+        &self,
+        cases: &[Case],
+        left: &str,
+        right: &str,
+    ) -> Result<Vec<Outcome>, String> {
         let mut child = Command::new(&self.binary)
             .env("TZ", "UTC")
             .stdin(Stdio::piped())
@@ -156,6 +167,8 @@ impl Reference {
                     "map": if *map == FuncMap::Eso { "eso" } else { "sealed" },
                     "template": template,
                     "data": data,
+                    "left": left,
+                    "right": right,
                 })
                 .to_string()
             })

@@ -2,7 +2,8 @@
 // the way upstream sealed-secrets and external-secrets set it up.
 //
 // Reads one JSON case per line on stdin: {"id": N, "map": "sealed"|"eso", "template": "...",
-// "data": {"key": "value", ...}} and writes one JSON result per line on stdout:
+// "data": {"key": "value", ...}, "left": "", "right": ""} (delimiters, empty for the
+// defaults) and writes one JSON result per line on stdout:
 // {"id": N, "ok": true, "out": "..."} or {"id": N, "ok": false, "phase": "parse"|"exec",
 // "err": "..."}. The dot is a map[string]string, as both controllers pass it.
 //
@@ -27,6 +28,8 @@ type input struct {
 	Map      string            `json:"map"`
 	Template string            `json:"template"`
 	Data     map[string]string `json:"data"`
+	Left     string            `json:"left"`
+	Right    string            `json:"right"`
 }
 
 type output struct {
@@ -74,7 +77,7 @@ func render(c input) (o output) {
 			o = output{ID: c.ID, OK: false, Phase: "panic", Err: fmt.Sprint(r)}
 		}
 	}()
-	t := template.New("out")
+	t := template.New("out").Delims(c.Left, c.Right)
 	if c.Map == "eso" {
 		t = t.Option("missingkey=error").Funcs(esoFuncs())
 	} else {
