@@ -490,7 +490,7 @@ async fn fan_out_controller<P: crate::fanout::Parent>(
 }
 
 /// The PushSecret controller: its own objects, and every Secret change in its scope (metadata
-/// only, not cached), so a changed source Secret is pushed at once.
+/// only, not cached), so a changed source Secret (by name or by labels) is pushed at once.
 async fn push_secrets(
     ctx: Arc<Context>,
     config: Config,
@@ -517,12 +517,14 @@ async fn push_secrets(
                 .iter()
                 .filter(|ps| ps.namespace() == ns)
                 .filter(|ps| {
-                    ps.spec
-                        .selector
-                        .secret
-                        .as_ref()
-                        .and_then(|s| s.name.as_deref())
-                        == Some(name.as_str())
+                    // the source by name, or by labels (a generator source reads no Secret)
+                    match crate::push_source::SourceSpec::of(&ps.spec.selector) {
+                        Ok(crate::push_source::SourceSpec::Named(n)) => n == name,
+                        Ok(crate::push_source::SourceSpec::Selected(labels)) => {
+                            crate::stores::selector_matches(labels, secret.labels())
+                        }
+                        _ => false,
+                    }
                 })
                 .map(|ps| ObjectRef::from_obj(ps.as_ref()))
                 .collect::<Vec<_>>()

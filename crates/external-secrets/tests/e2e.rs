@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
@@ -652,6 +653,47 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
     .await;
 }
 
+/// A SecretStore `other-ns` in `namespace` whose kubernetes provider reads and writes the
+/// Secrets of `remote` on the same cluster (its token in the Secret `creds`).
+async fn kubernetes_store(
+    cluster: &strongroom_testkit::DevCluster,
+    client: &kube::Client,
+    namespace: &str,
+    remote: &str,
+) {
+    let creds: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "creds"}, "stringData": {"token": cluster.token()}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    let ca = cluster
+        .kubeconfig()
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("certificate-authority-data: ")
+                .map(str::to_string)
+        })
+        .unwrap();
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "other-ns", "namespace": namespace, "labels": {"push-target": "yes"}},
+        "spec": {"provider": {"kubernetes": {
+            "remoteNamespace": remote,
+            "server": {"url": cluster.url(), "caBundle": ca},
+            "auth": {"token": {"bearerToken": {"name": "creds", "key": "token"}}}
+        }}}
+    }))
+    .unwrap();
+    Api::<SecretStore>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_secret_and_read_back_through_the_kubernetes_provider() {
     use strongroom_core::crd::external_secrets::PushSecret;
@@ -668,31 +710,8 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
                 .unwrap();
         async move { apps.create(&PostParams::default(), &s).await.unwrap() }
     };
-    put("creds", json!({"token": cluster.token()})).await;
     put("source", json!({"password": "v1", "user": "app"})).await;
-    let ca = cluster
-        .kubeconfig()
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("certificate-authority-data: ")
-                .map(str::to_string)
-        })
-        .unwrap();
-    let store: SecretStore = serde_json::from_value(json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-        "metadata": {"name": "other-ns", "namespace": "apps"},
-        "spec": {"provider": {"kubernetes": {
-            "remoteNamespace": "remote",
-            "server": {"url": cluster.url(), "caBundle": ca},
-            "auth": {"token": {"bearerToken": {"name": "creds", "key": "token"}}}
-        }}}
-    }))
-    .unwrap();
-    Api::<SecretStore>::namespaced(client.clone(), "apps")
-        .create(&PostParams::default(), &store)
-        .await
-        .unwrap();
+    kubernetes_store(&cluster, &client, "apps", "remote").await;
     let _controller = start_controller(dir.path(), &cluster, &[]).await;
     let ps: PushSecret = serde_json::from_value(json!({
         "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
@@ -789,6 +808,395 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
         "pushed value removed with the PushSecret",
     )
     .await;
+}
+
+/// The values of the Secret `name` of `api`, as text (`None` when there is none).
+async fn text_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
+    Some(
+        api.get_opt(name)
+            .await
+            .unwrap()?
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+    )
+}
+
+/// The Ready condition of a PushSecret: status, reason, message.
+async fn push_ready(
+    api: &Api<strongroom_core::crd::external_secrets::PushSecret>,
+    name: &str,
+) -> Option<(String, String, String)> {
+    let c = api
+        .get_opt(name)
+        .await
+        .unwrap()?
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+/// The remote keys a PushSecret's status records for the store `SecretStore/other-ns`.
+async fn synced_keys(
+    api: &Api<strongroom_core::crd::external_secrets::PushSecret>,
+    name: &str,
+) -> Vec<String> {
+    api.get_opt(name)
+        .await
+        .unwrap()
+        .and_then(|p| p.status)
+        .and_then(|s| s.synced_push_secrets)
+        .and_then(|m| m.get("SecretStore/other-ns").cloned())
+        .map(|e| e.into_keys().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_bulk_label_selected_and_generated_sources() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use strongroom_core::crd::external_secrets::{ClusterPushSecret, PushSecret};
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/external-secrets.io_pushsecrets.yaml",
+        "deploy/crds/external-secrets.io_clusterpushsecrets.yaml",
+        "deploy/crds/generators.external-secrets.io_passwords.yaml",
+    ]);
+    let (cluster, client) = start_cluster(&crds, &["apps", "remote"]).await;
+    let apps = Api::<Secret>::namespaced(client.clone(), "apps");
+    let remote = Api::<Secret>::namespaced(client.clone(), "remote");
+    let put = |name: &str, labels: Value, data: Value| {
+        let apps = apps.clone();
+        let s: Secret = serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": labels}, "stringData": data}),
+        )
+        .unwrap();
+        async move { apps.create(&PostParams::default(), &s).await.unwrap() }
+    };
+    kubernetes_store(&cluster, &client, "apps", "remote").await;
+    put(
+        "bulk-src",
+        json!({}),
+        json!({"db-host": "h", "db-port": "5432", "db-password": CANARY, "api-key": CANARY}),
+    )
+    .await;
+    put(
+        "team-a",
+        json!({"push": "yes"}),
+        json!({"alpha-token": CANARY}),
+    )
+    .await;
+    put("team-b", json!({"push": "yes"}), json!({"beta-token": "b"})).await;
+    put("not-me", json!({"push": "no"}), json!({"never": "x"})).await;
+    let password = json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password",
+        "metadata": {"name": "pw", "namespace": "apps"}, "spec": {"length": 24}});
+    let passwords = kube::api::ApiResource {
+        group: "generators.external-secrets.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "generators.external-secrets.io/v1alpha1".into(),
+        kind: "Password".into(),
+        plural: "passwords".into(),
+    };
+    Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), "apps", &passwords)
+        .patch("pw", &PatchParams::apply("test"), &Patch::Apply(&password))
+        .await
+        .unwrap();
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let pss = Api::<PushSecret>::namespaced(client.clone(), "apps");
+    let create = |name: &str, spec: Value| {
+        let pss = pss.clone();
+        let ps: PushSecret = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": {"name": name, "namespace": "apps"}, "spec": spec
+        }))
+        .unwrap();
+        async move { pss.create(&PostParams::default(), &ps).await.unwrap() }
+    };
+    let value_of = |name: &str, key: &str| {
+        let (remote, name, key) = (remote.clone(), name.to_string(), key.to_string());
+        async move {
+            text_data(&remote, &name)
+                .await
+                .and_then(|d| d.get(&key).cloned())
+        }
+    };
+
+    // dataTo: the keys matching a regexp, rewritten, with metadata; an explicit data entry
+    // wins for its source key
+    create(
+        "bulk",
+        json!({
+            "deletionPolicy": "Delete",
+            "secretStoreRefs": [{"name": "other-ns"}],
+            "selector": {"secret": {"name": "bulk-src"}},
+            "dataTo": [{
+                "storeRef": {"name": "other-ns"},
+                "match": {"regexp": "^db-"},
+                "rewrite": [{"regexp": {"source": "^db-", "target": "bulk-db-"}}],
+                "metadata": {"apiVersion": "kubernetes.external-secrets.io/v1alpha1",
+                    "kind": "PushSecretMetadata", "spec": {"labels": {"pushed-by": "bulk"}}}
+            }],
+            "data": [{"match": {"secretKey": "db-host", "remoteRef": {"remoteKey": "custom-host", "property": "host"}}}]
+        }),
+    )
+    .await;
+    wait_for(
+        || async {
+            value_of("bulk-db-port", "value").await.as_deref() == Some("5432")
+                && value_of("bulk-db-password", "value").await.as_deref() == Some(CANARY)
+                && value_of("custom-host", "host").await.as_deref() == Some("h")
+        },
+        "dataTo keys pushed under their rewritten names",
+    )
+    .await;
+    for absent in ["bulk-db-host", "db-host", "api-key", "bulk-api-key"] {
+        assert!(
+            remote.get_opt(absent).await.unwrap().is_none(),
+            "{absent} must not be pushed"
+        );
+    }
+    let labels = remote.get("bulk-db-port").await.unwrap().labels().clone();
+    assert_eq!(labels.get("pushed-by").map(String::as_str), Some("bulk"));
+    wait_for(
+        || async {
+            synced_keys(&pss, "bulk").await
+                == ["bulk-db-password", "bulk-db-port", "custom-host/host"]
+        },
+        "every expanded entry in status.syncedPushSecrets",
+    )
+    .await;
+    // a key added to the source is pushed at once; a removed one is deleted (deletionPolicy)
+    apps.patch(
+        "bulk-src",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"db-port": null}, "stringData": {"db-user": "u"}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        || async {
+            value_of("bulk-db-user", "value").await.as_deref() == Some("u")
+                && remote.get_opt("bulk-db-port").await.unwrap().is_none()
+        },
+        "added key pushed, removed key deleted",
+    )
+    .await;
+
+    // a label selector: every matching Secret of the namespace, to stores selected by label
+    let by_label = json!({"matchLabels": {"push-target": "yes"}});
+    create(
+        "selected",
+        json!({
+            "secretStoreRefs": [{"labelSelector": by_label}],
+            "selector": {"secret": {"selector": {"matchLabels": {"push": "yes"}}}},
+            "dataTo": [{"storeRef": {"labelSelector": by_label}}]
+        }),
+    )
+    .await;
+    wait_for(
+        || async {
+            value_of("alpha-token", "value").await.as_deref() == Some(CANARY)
+                && value_of("beta-token", "value").await.as_deref() == Some("b")
+        },
+        "every selected Secret pushed",
+    )
+    .await;
+    assert!(remote.get_opt("never").await.unwrap().is_none());
+    // a Secret that starts matching is pushed at once (not at the hourly refresh)
+    put(
+        "team-c",
+        json!({"push": "yes"}),
+        json!({"gamma-token": "c"}),
+    )
+    .await;
+    wait_for(
+        || async { value_of("gamma-token", "value").await.as_deref() == Some("c") },
+        "a newly labelled Secret pushed",
+    )
+    .await;
+    wait_for(
+        || async {
+            synced_keys(&pss, "selected").await == ["alpha-token", "beta-token", "gamma-token"]
+        },
+        "status lists the pushes of every selected Secret",
+    )
+    .await;
+
+    // ClusterPushSecret hands dataTo (here with a template rewrite) and selectors to its
+    // PushSecrets unchanged
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "apps",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"push-from": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    let cps: ClusterPushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "ClusterPushSecret",
+        "metadata": {"name": "cluster-bulk"},
+        "spec": {
+            "namespaceSelectors": [{"matchLabels": {"push-from": "yes"}}],
+            "pushSecretSpec": {
+                "secretStoreRefs": [{"name": "other-ns"}],
+                "selector": {"secret": {"selector": {"matchLabels": {"push": "yes"}}}},
+                "dataTo": [{"storeRef": {"name": "other-ns"}, "match": {"regexp": "^alpha"},
+                    "rewrite": [{"transform": {"template": "cluster-{{ .value }}"}}]}]
+            }
+        }
+    }))
+    .unwrap();
+    Api::<ClusterPushSecret>::all(client.clone())
+        .create(&PostParams::default(), &cps)
+        .await
+        .unwrap();
+    wait_for(
+        || async { value_of("cluster-alpha-token", "value").await.as_deref() == Some(CANARY) },
+        "ClusterPushSecret's PushSecret pushed with dataTo",
+    )
+    .await;
+
+    // a generator: run when a push is due, not at every event
+    create(
+        "generated",
+        json!({
+            "secretStoreRefs": [{"name": "other-ns"}],
+            "selector": {"generatorRef": {"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password", "name": "pw"}},
+            "data": [{"match": {"secretKey": "password", "remoteRef": {"remoteKey": "generated", "property": "password"}}}]
+        }),
+    )
+    .await;
+    wait_for(
+        || async {
+            value_of("generated", "password")
+                .await
+                .is_some_and(|p| p.chars().count() == 24)
+                && synced_keys(&pss, "generated").await == ["generated/password"]
+        },
+        "generated password pushed",
+    )
+    .await;
+    let first = value_of("generated", "password").await.unwrap();
+    assert_eq!(
+        push_ready(&pss, "generated").await.map(|r| r.1).as_deref(),
+        Some("Synced")
+    );
+    // an event that changes neither spec, labels nor annotations (a finalizer) pushes nothing
+    pss.patch(
+        "generated",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold"]}})),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        value_of("generated", "password").await.as_deref(),
+        Some(first.as_str()),
+        "no new value without a change or the end of the refresh interval"
+    );
+    // a change of the PushSecret (a force-sync annotation) pushes a new value
+    pss.patch(
+        "generated",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"force-sync": "1"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        || async {
+            value_of("generated", "password")
+                .await
+                .is_some_and(|p| p != first && p.chars().count() == 24)
+        },
+        "regenerated on a change of the PushSecret",
+    )
+    .await;
+    let second = value_of("generated", "password").await.unwrap();
+
+    // an invalid regexp: a clear condition and Warning event, and nothing pushed (not even the
+    // explicit entry)
+    create(
+        "bad",
+        json!({
+            "secretStoreRefs": [{"name": "other-ns"}],
+            "selector": {"secret": {"name": "bulk-src"}},
+            "dataTo": [{"storeRef": {"name": "other-ns"}, "match": {"regexp": "[bad("}}],
+            "data": [{"match": {"secretKey": "db-host", "remoteRef": {"remoteKey": "bad-explicit", "property": "host"}}}]
+        }),
+    )
+    .await;
+    wait_for(
+        || async {
+            push_ready(&pss, "bad")
+                .await
+                .is_some_and(|(s, r, _)| s == "False" && r == "Errored")
+        },
+        "invalid regexp condition",
+    )
+    .await;
+    let message = push_ready(&pss, "bad").await.unwrap().2;
+    assert!(
+        message.contains("spec.dataTo[0].match.regexp \"[bad(\" is invalid"),
+        "{message}"
+    );
+    wait_for(
+        || async {
+            Api::<Event>::namespaced(client.clone(), "apps")
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bad")
+                        && e.note
+                            .as_deref()
+                            .is_some_and(|n| n.contains("match.regexp"))
+                })
+        },
+        "Warning event naming the PushSecret",
+    )
+    .await;
+    assert!(remote.get_opt("bad-explicit").await.unwrap().is_none());
+    assert!(synced_keys(&pss, "bad").await.is_empty());
+
+    // no secret value in events, status or logs
+    let events = serde_json::to_string(
+        &Api::<Event>::namespaced(client.clone(), "apps")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    let statuses = serde_json::to_string(
+        &pss.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| p.status.clone())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_no_canary(
+        &[CANARY, &first, &second],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events),
+            ("status", &statuses),
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
