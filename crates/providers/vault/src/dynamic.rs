@@ -38,7 +38,7 @@ use vaultrs::error::ClientError;
 
 use crate::config::{self, invalid};
 use crate::token::Keeper;
-use crate::vault::{self, Call};
+use crate::vault::{self, Call, Retries};
 
 /// `spec` of a VaultDynamicSecret (upstream's `VaultDynamicSecretSpec`).
 #[derive(Deserialize, Debug, Default)]
@@ -50,7 +50,6 @@ struct DynamicSpec {
     method: Option<String>,
     parameters: Option<Value>,
     result_type: Option<String>,
-    #[allow(dead_code)]
     retry_settings: Option<SecretStoreRetrySettings>,
     provider: Option<VaultProvider>,
     path: Option<String>,
@@ -398,13 +397,14 @@ pub async fn generate(
     };
     let what = format!("{method:?} {path:?}");
     let client = keeper.client();
-    let answer = match vault::run(&env, Call::DynamicSecret, &what, async {
+    let retries = Retries::from_spec(spec.retry_settings.as_ref())?;
+    let answer = match vault::run_retried(&env, retries, Call::DynamicSecret, &what, || async {
         send(
             &client,
             Request {
                 path: path.clone(),
                 method: method.clone(),
-                body,
+                body: body.clone(),
             },
         )
         .await
