@@ -721,6 +721,55 @@ async fn generator_states_revoke_across_restarts_and_deletion() {
     .await;
     assert!(bao_ok(&bao, &["token", "lookup", &t2["client_token"]]));
 
+    // A generation whose ExternalSecret then fails (its next entry names no generator) is
+    // never written anywhere: its token is revoked at once and no state is kept.
+    let accessors = || {
+        let out = bao.cli(&["list", "-format=json", "auth/token/accessors"]);
+        serde_json::from_str::<Vec<String>>(&out).unwrap().len()
+    };
+    let baseline = accessors();
+    let revoked_before = metric_sum(
+        &third.metrics,
+        "externalsecret_provider_api_calls_count{call=\"RevokeLease\"",
+    )
+    .await;
+    let entry = |name: &str| {
+        json!({"sourceRef": {"generatorRef": {
+            "apiVersion": "generators.external-secrets.io/v1alpha1",
+            "kind": "VaultDynamicSecret", "name": name}}})
+    };
+    apply_es(
+        &client,
+        es(
+            "u",
+            json!({"refreshInterval": "1h", "dataFrom": [entry("token"), entry("missing")]}),
+        ),
+    )
+    .await;
+    let message = wait_ready(&client, "u", "False", "SecretSyncedError").await;
+    assert!(message.contains("missing"), "{message}");
+    wait_for(
+        || async {
+            metric_sum(
+                &third.metrics,
+                "externalsecret_provider_api_calls_count{call=\"RevokeLease\"",
+            )
+            .await
+                > revoked_before
+        },
+        "the unused token revoked",
+    )
+    .await;
+    assert_eq!(accessors(), baseline, "no token left behind");
+    assert_eq!(generator_states(&client).await.len(), 1);
+    Api::<strongroom_core::crd::external_secrets::ExternalSecret>::namespaced(
+        client.clone(),
+        "default",
+    )
+    .delete("u", &Default::default())
+    .await
+    .unwrap();
+
     // Deleting the ExternalSecret revokes its current token and removes its state.
     Api::<strongroom_core::crd::external_secrets::ExternalSecret>::namespaced(
         client.clone(),
