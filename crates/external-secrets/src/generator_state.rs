@@ -92,8 +92,10 @@ pub async fn record(
     let api: Api<GeneratorState> = Api::namespaced(ctx.client.clone(), &ns);
     for (at, generated) in states {
         let owner_key = owner_key(es, at);
-        let mut base = format!("gen-externalsecret-{}", es.name_any());
-        base.truncate(240);
+        let base: String = format!("gen-externalsecret-{}", es.name_any())
+            .chars()
+            .take(240)
+            .collect();
         let name = format!("{base}-{}", random_suffix());
         let object = json!({
             "apiVersion": "generators.external-secrets.io/v1alpha1",

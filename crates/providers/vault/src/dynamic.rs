@@ -16,10 +16,13 @@
 //! tokens with it.
 //!
 //! Leases: the result of one `dataFrom` entry of one ExternalSecret (its `owner`) is kept in
-//! memory with its lease id (or, for `Auth`, the created token's accessor). When the same
-//! owner generates again, the previous lease is revoked (`sys/leases/revoke`, or
-//! `auth/token/revoke-accessor`). While a lease is the owner's current one it is renewed at
-//! two thirds of its TTL when renewable (`sys/leases/renew`, `auth/token/renew-accessor`).
+//! memory with its lease id (or, for `Auth`, the created token's accessor). While a lease is
+//! the owner's current one it is renewed at two thirds of its TTL when renewable
+//! (`sys/leases/renew`, `auth/token/renew-accessor`). [`generate_stateful`] (the controller's
+//! path) returns the lease as state for a GeneratorState and leaves revocation to
+//! [`cleanup`], called once the state is replaced or its ExternalSecret deleted, also after a
+//! restart; [`generate`] revokes the owner's previous lease itself when it generates again
+//! (`sys/leases/revoke`, or `auth/token/revoke-accessor`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
