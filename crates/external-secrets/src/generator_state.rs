@@ -13,7 +13,8 @@
 //! - The GeneratorState controller ([`reconcile`]) deletes a state whose deadline passed;
 //!   deleting one (also when the ExternalSecret's finalizer deletes all of its states) runs
 //!   the generator's cleanup (revokes the lease) before the finalizer is removed. A cleanup that
-//!   fails keeps the object and is retried.
+//!   fails keeps the object and is retried, for up to 10 minutes: then the finalizer goes
+//!   anyway (with a warning) so a namespace whose credentials are gone can still be deleted.
 //! - After a restart, states whose deadline passed meanwhile are cleaned up when the
 //!   controller lists them.
 
@@ -39,6 +40,19 @@ pub const FINALIZER: &str = "generatorstate.externalsecrets.io/finalizer";
 const MAX_LABEL: usize = 63;
 /// How long a failed cleanup waits before it is tried again.
 const RETRY_CLEANUP: Duration = Duration::from_secs(15);
+/// How long a deleted state's cleanup is retried before the finalizer goes anyway.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
+
+/// How long `gs` has been marked for deletion.
+fn deleting_for(gs: &GeneratorState) -> Duration {
+    gs.meta()
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| Utc::now().timestamp_millis() - t.0.as_millisecond())
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map(Duration::from_millis)
+        .unwrap_or_default()
+}
 
 /// A GeneratorState created in this reconcile.
 #[derive(Debug, Clone)]
@@ -243,10 +257,19 @@ pub async fn reconcile(gs: Arc<GeneratorState>, ctx: Arc<Context>) -> Result<Act
         if !gs.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
         }
-        crate::generators::cleanup(&ctx.stores, &ns, &gs.spec.resource.0, &gs.spec.state.0)
+        match crate::generators::cleanup(&ctx.stores, &ns, &gs.spec.resource.0, &gs.spec.state.0)
             .await
-            .map_err(|e| fail(format!("could not clean up: {e}")))?;
-        tracing::info!(object = %object, "generator state cleaned up");
+        {
+            Ok(()) => tracing::info!(object = %object, "generator state cleaned up"),
+            // never hold the object (and its namespace's deletion) forever: the lease then
+            // lives to its TTL
+            Err(e) if deleting_for(&gs) > GIVE_UP_AFTER => tracing::warn!(
+                object = %object,
+                error = %e,
+                "giving up cleaning up the generator state; its lease expires with its TTL"
+            ),
+            Err(e) => return Err(fail(format!("could not clean up: {e}"))),
+        }
         let rest: Vec<String> = gs
             .finalizers()
             .iter()
@@ -283,4 +306,45 @@ pub async fn reconcile(gs: Arc<GeneratorState>, ctx: Arc<Context>) -> Result<Act
 pub fn error_policy(_: Arc<GeneratorState>, err: &StateError, _: Arc<Context>) -> Action {
     tracing::warn!(error = %err, "generator state");
     Action::requeue(RETRY_CLEANUP)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn es(name: &str) -> ExternalSecret {
+        serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": "team"},
+            "spec": {}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn owner_keys_are_upstreams_and_fit_a_label() {
+        assert_eq!(
+            owner_key(&es("DB-Creds"), "spec.dataFrom[12]"),
+            "externalsecret-db-creds-12"
+        );
+        let long = owner_key(&es(&"a".repeat(100)), "spec.dataFrom[0]");
+        assert!(long.len() <= MAX_LABEL && !long.contains('a'.to_string().repeat(60).as_str()));
+        assert_ne!(long, owner_key(&es(&"a".repeat(100)), "spec.dataFrom[1]"));
+    }
+
+    #[test]
+    fn a_stuck_cleanup_gives_up_after_ten_minutes() {
+        let mut gs: GeneratorState = serde_json::from_value(json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "GeneratorState",
+            "metadata": {"name": "g", "namespace": "team"},
+            "spec": {"resource": {}, "state": {}}
+        }))
+        .unwrap();
+        assert_eq!(deleting_for(&gs), Duration::ZERO);
+        let at = (Utc::now() - chrono::Duration::minutes(11))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        gs.metadata.deletion_timestamp = serde_json::from_value(json!(at)).unwrap();
+        assert!(deleting_for(&gs) > GIVE_UP_AFTER);
+    }
 }
