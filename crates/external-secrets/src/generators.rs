@@ -302,14 +302,14 @@ pub async fn cleanup(
         .get("kind")
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
-    let name = resource
-        .pointer("/metadata/name")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default();
-    let what = format!("{kind} {name:?}");
     match kind {
         #[cfg(feature = "vault")]
         "VaultDynamicSecret" => {
+            let name = resource
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let what = format!("{kind} {name:?}");
             let spec = resource.get("spec").cloned().unwrap_or_default();
             strongroom_provider_vault::dynamic::cleanup(
                 &spec,
@@ -321,6 +321,7 @@ pub async fn cleanup(
             .await
             .map_err(|e| format!("{what}: {e}"))
         }
+        // no other generator leaves state
         _ => {
             let _ = (stores, namespace, state);
             Ok(())
@@ -333,11 +334,10 @@ pub async fn cleanup(
 pub async fn generate(
     stores: &Stores,
     namespace: &str,
-    owner: &str,
+    #[cfg_attr(not(feature = "vault"), allow(unused_variables))] owner: &str,
     r: &GeneratorRef,
-    state: &mut Option<GeneratedState>,
+    #[cfg_attr(not(feature = "vault"), allow(unused_variables))] state: &mut Option<GeneratedState>,
 ) -> Result<SecretMap, String> {
-    let _ = &state;
     let client = stores.client_api();
     let what = format!("{} {:?}", r.kind, r.name);
     match r.kind.as_str() {
