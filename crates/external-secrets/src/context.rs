@@ -34,6 +34,8 @@ pub struct Context {
     pub store_requeue: Duration,
     /// The oldest shared read an ExternalSecret with `refreshInterval: 0` accepts.
     pub read_max_age: Duration,
+    /// `--generator-gc-grace-period`: how long a replaced generator state lives on.
+    pub generator_gc_grace: Duration,
     /// Per ExternalSecret uid: the `syncedResourceVersion` and time (unix seconds) of the last
     /// sync this process wrote, for when the cache lags behind its own status write.
     pub synced: Mutex<HashMap<String, (String, i64)>>,

@@ -108,7 +108,12 @@ fn deletion_policy(es: &ExternalSecret) -> DeletionPolicy {
 pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
     let (name, ns) = (es.name_any(), es.namespace().unwrap_or_default());
-    let result = ctx.policy.observe(es.as_ref(), sync(&es, &ctx)).await;
+    let mut created = Vec::new();
+    let result = ctx
+        .policy
+        .observe(es.as_ref(), sync(&es, &ctx, &mut created))
+        .await;
+    crate::generator_state::settle(&ctx, &es, &created, result.is_ok()).await;
     let nanos = start.elapsed().as_nanos() as f64;
     ctx.metrics.synced(&name, &ns, result.is_ok(), nanos);
     if let Err(e) = &result
@@ -208,6 +213,10 @@ async fn finalize(ctx: &Context, es: &ExternalSecret) -> Result<Action, Error> {
     {
         return Ok(Action::await_change());
     }
+    // every generator state of this ExternalSecret goes: each one's lease is revoked
+    crate::generator_state::delete_owned(ctx, es)
+        .await
+        .map_err(Error::kube("delete the generator states"))?;
     if deletion_policy(es) == DeletionPolicy::Delete && creation_policy(es) == CreationPolicy::Owner
     {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -271,7 +280,11 @@ fn uses_cluster_store(spec: &ExternalSecretSpec) -> bool {
             .any(|d| kind(d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref())))
 }
 
-async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
+async fn sync(
+    es: &ExternalSecret,
+    ctx: &Context,
+    created: &mut Vec<crate::generator_state::Recorded>,
+) -> Result<Action, Error> {
     if es.metadata.deletion_timestamp.is_some() {
         return finalize(ctx, es).await;
     }
@@ -394,6 +407,9 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Action, Error> {
         Outcome::Fetched(f) => f,
         Outcome::OtherClass => return Ok(Action::await_change()),
     };
+    crate::generator_state::record(ctx, es, &fetched.states, created)
+        .await
+        .map_err(|e| Error::Store(e.to_string()))?;
     for at in &fetched.missing {
         ctx.policy.event(
             es,

@@ -20,6 +20,8 @@ pub struct Fetched {
     pub data: BTreeMap<String, SecretBytes>,
     /// Entries whose remote key was missing and skipped (deletionPolicy Delete or Merge).
     pub missing: Vec<String>,
+    /// Generator states to record, by `dataFrom` entry (`spec.dataFrom[i]`).
+    pub states: Vec<(String, crate::generators::GeneratedState)>,
 }
 
 /// How a fetch ended.
@@ -74,13 +76,47 @@ pub async fn fetch(
     tolerate_missing: bool,
     max_age: std::time::Duration,
 ) -> Result<Outcome, Error> {
+    let mut out = Fetched::default();
+    let result = fetch_into(
+        &mut out,
+        spec,
+        (namespace, owner),
+        stores,
+        engine,
+        tolerate_missing,
+        max_age,
+    )
+    .await;
+    if let Ok(true) = result {
+        return Ok(Outcome::Fetched(out));
+    }
+    // what was generated will not be written anywhere: its leases go now
+    for (at, state) in &out.states {
+        if let Err(e) =
+            crate::generators::cleanup(stores, namespace, &state.resource, &state.state).await
+        {
+            tracing::warn!(object = %format!("{namespace}/{owner}"), entry = %at, error = %e, "could not clean up an unused generation");
+        }
+    }
+    result.map(|_| Outcome::OtherClass)
+}
+
+/// [`fetch`] into `out`; `false` when a store belongs to another controller class.
+async fn fetch_into(
+    out: &mut Fetched,
+    spec: &ExternalSecretSpec,
+    (namespace, owner): (&str, &str),
+    stores: &Stores,
+    engine: &Engine,
+    tolerate_missing: bool,
+    max_age: std::time::Duration,
+) -> Result<bool, Error> {
     let mut lookup = StoreLookup {
         stores,
         namespace,
         resolved: HashMap::new(),
     };
     let default_store = spec.secret_store_ref.clone();
-    let mut out = Fetched::default();
     let missing_or = |at: String, e: ProviderError, out: &mut Fetched| {
         // only a missing key is tolerated: a missing property (a typo, a changed JSON shape)
         // is an error, never a reason to delete or empty the target
@@ -99,13 +135,22 @@ pub async fn fetch(
             .as_ref()
             .and_then(|s| s.generator_ref.as_ref())
         {
-            let map =
-                crate::generators::generate(stores, namespace, &format!("{owner}/{at}"), generator)
-                    .await
-                    .map_err(|message| Error::Value {
-                        at: format!("{at}.sourceRef.generatorRef"),
-                        message,
-                    })?;
+            let mut state = None;
+            let generated = crate::generators::generate(
+                stores,
+                namespace,
+                &format!("{owner}/{at}"),
+                generator,
+                &mut state,
+            )
+            .await;
+            if let Some(state) = state {
+                out.states.push((at.clone(), state));
+            }
+            let map = generated.map_err(|message| Error::Value {
+                at: format!("{at}.sourceRef.generatorRef"),
+                message,
+            })?;
             let rewrites = from.rewrite.clone().unwrap_or_default();
             let map = if rewrites.is_empty() {
                 map
@@ -127,7 +172,7 @@ pub async fn fetch(
                 Error::InvalidSpec(format!("{at}: no secretStoreRef and no sourceRef"))
             })?;
         let Some(store) = lookup.get(&store_ref).await? else {
-            return Ok(Outcome::OtherClass);
+            return Ok(false);
         };
         let (read, conversion, decoding, null_policy) = match (&from.extract, &from.find) {
             (Some(extract), None) => (
@@ -158,7 +203,7 @@ pub async fn fetch(
         let map = match read {
             Ok(m) => m,
             Err(e) => {
-                missing_or(at, e, &mut out)?;
+                missing_or(at, e, out)?;
                 continue;
             }
         };
@@ -207,7 +252,7 @@ pub async fn fetch(
                 Error::InvalidSpec(format!("{at}: no secretStoreRef and no sourceRef"))
             })?;
         let Some(store) = lookup.get(&store_ref).await? else {
-            return Ok(Outcome::OtherClass);
+            return Ok(false);
         };
         let value = match stores
             .get(&store, max_age, &remote_ref(&entry.remote_ref))
@@ -215,7 +260,7 @@ pub async fn fetch(
         {
             Ok(v) => v,
             Err(e) => {
-                missing_or(at, e, &mut out)?;
+                missing_or(at, e, out)?;
                 continue;
             }
         };
@@ -232,5 +277,5 @@ pub async fn fetch(
         )?;
         out.data.insert(entry.secret_key.clone(), value);
     }
-    Ok(Outcome::Fetched(out))
+    Ok(true)
 }

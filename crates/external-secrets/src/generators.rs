@@ -248,17 +248,19 @@ async fn acr(
 }
 
 /// Upstream's VaultDynamicSecret generator, through the vault provider. `owner` names the
-/// ExternalSecret's `dataFrom` entry: its previous lease is revoked when it generates again.
+/// ExternalSecret's `dataFrom` entry. The lease it holds goes to `state`: the caller records
+/// it in a GeneratorState, and revokes it (through [`cleanup`]) once it is replaced.
 #[cfg(feature = "vault")]
 async fn vault_dynamic_secret(
     stores: &Stores,
     namespace: &str,
     owner: &str,
-    what: &str,
+    (name, what): (&str, &str),
     spec: serde_json::Value,
+    state: &mut Option<GeneratedState>,
 ) -> Result<SecretMap, String> {
     let owner = format!("{namespace}/{owner}/{what}");
-    strongroom_provider_vault::dynamic::generate(
+    let generated = strongroom_provider_vault::dynamic::generate_stateful(
         &spec,
         what,
         namespace,
@@ -266,16 +268,75 @@ async fn vault_dynamic_secret(
         stores.provider_env(),
     )
     .await
-    .map_err(|e| format!("{what}: {e}"))
+    .map_err(|e| format!("{what}: {e}"))?;
+    *state = generated.state.map(|s| GeneratedState {
+        resource: serde_json::json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1",
+            "kind": "VaultDynamicSecret",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }),
+        state: s,
+    });
+    Ok(generated.data)
+}
+
+/// What a generation left behind that must be cleaned up once its output is replaced: the
+/// generator manifest (`resource`) and the generator's own state (lease ids, no values).
+#[derive(Debug, Clone)]
+pub struct GeneratedState {
+    /// The generator as it was run: `apiVersion`, `kind`, `metadata.name`, `spec`.
+    pub resource: serde_json::Value,
+    /// The generator's state.
+    pub state: serde_json::Value,
+}
+
+/// Cleans up a generation's state (revokes a VaultDynamicSecret lease) in `namespace`.
+pub async fn cleanup(
+    stores: &Stores,
+    namespace: &str,
+    resource: &serde_json::Value,
+    state: &serde_json::Value,
+) -> Result<(), String> {
+    let kind = resource
+        .get("kind")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    match kind {
+        #[cfg(feature = "vault")]
+        "VaultDynamicSecret" => {
+            let name = resource
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let what = format!("{kind} {name:?}");
+            let spec = resource.get("spec").cloned().unwrap_or_default();
+            strongroom_provider_vault::dynamic::cleanup(
+                &spec,
+                &what,
+                namespace,
+                state,
+                stores.provider_env(),
+            )
+            .await
+            .map_err(|e| format!("{what}: {e}"))
+        }
+        // no other generator leaves state
+        _ => {
+            let _ = (stores, namespace, state);
+            Ok(())
+        }
+    }
 }
 
 /// Runs the generator `r` names, for the `dataFrom` entry `owner` of an ExternalSecret in
-/// `namespace`.
+/// `namespace`. A generator that leaves something to clean up sets `state`.
 pub async fn generate(
     stores: &Stores,
     namespace: &str,
-    owner: &str,
+    #[cfg_attr(not(feature = "vault"), allow(unused_variables))] owner: &str,
     r: &GeneratorRef,
+    #[cfg_attr(not(feature = "vault"), allow(unused_variables))] state: &mut Option<GeneratedState>,
 ) -> Result<SecretMap, String> {
     let client = stores.client_api();
     let what = format!("{} {:?}", r.kind, r.name);
@@ -322,7 +383,7 @@ pub async fn generate(
         "VaultDynamicSecret" => {
             let g = get_generator::<VaultDynamicSecret>(client, namespace, &r.name, &what).await?;
             let spec = serde_json::to_value(&g.spec).unwrap_or_default();
-            vault_dynamic_secret(stores, namespace, owner, &what, spec).await
+            vault_dynamic_secret(stores, namespace, owner, (&r.name, &what), spec, state).await
         }
         "ClusterGenerator" => {
             let g = Api::<ClusterGenerator>::all(client.clone())
@@ -376,7 +437,8 @@ pub async fn generate(
                         "ClusterGenerator of kind VaultDynamicSecret has no vaultDynamicSecretSpec",
                     )?;
                     let body = serde_json::to_value(body).unwrap_or_default();
-                    vault_dynamic_secret(stores, namespace, owner, &what, body).await
+                    vault_dynamic_secret(stores, namespace, owner, (&r.name, &what), body, state)
+                        .await
                 }
                 "Fake" => Ok(fake_map(
                     spec.fake_spec.as_ref().and_then(|f| f.data.as_ref()),

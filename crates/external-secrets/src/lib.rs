@@ -9,6 +9,7 @@ pub mod error;
 pub mod externalsecret;
 pub mod fanout;
 pub mod fetch;
+pub mod generator_state;
 pub mod generators;
 pub mod hash;
 pub mod keys;

@@ -76,10 +76,10 @@ struct Args {
     /// Accepted for compatibility: the target is always read from the API.
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_secret_api_read_on_cache_mismatch: bool,
-    /// Accepted for compatibility (generator state is not kept).
+    /// Accepted for compatibility (generator state is always kept).
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_generator_state: bool,
-    /// Accepted for compatibility.
+    /// How long a replaced GeneratorState (and its lease) lives on before it is cleaned up.
     #[arg(long, default_value = "2m")]
     generator_gc_grace_period: String,
     /// Accepted for compatibility.
@@ -194,6 +194,8 @@ async fn run() -> anyhow::Result<ExitCode> {
     lease.validate().map_err(anyhow::Error::msg)?;
     let store_requeue = duration("store-requeue-interval", &args.store_requeue_interval)?;
     let read_ttl = duration("provider-read-cache-ttl", &args.provider_read_cache_ttl)?;
+    let generator_gc_grace =
+        duration("generator-gc-grace-period", &args.generator_gc_grace_period)?;
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
     let reconcile_metrics = ReconcileMetrics::register(&registry)?;
@@ -241,6 +243,7 @@ async fn run() -> anyhow::Result<ExitCode> {
             args.template_left_delimiter.clone(),
             args.template_right_delimiter.clone(),
         ),
+        generator_gc_grace,
     };
     let ended = leader::run_while_leading(election, &shutdown, Duration::from_secs(2), |stop| {
         let recorder = Recorder::new(

@@ -51,6 +51,8 @@ pub struct Options {
     pub stores: StoreOptions,
     /// `--template-left-delimiter` and `--template-right-delimiter`.
     pub template_delimiters: (String, String),
+    /// `--generator-gc-grace-period`.
+    pub generator_gc_grace: Duration,
 }
 
 /// The providers compiled into this build, one line per cargo feature.
@@ -126,6 +128,7 @@ impl Context {
             cluster_stores: options.cluster_stores,
             store_requeue,
             read_max_age: options.stores.read_ttl,
+            generator_gc_grace: options.generator_gc_grace,
             synced: Default::default(),
         });
         (
@@ -208,6 +211,7 @@ pub async fn run_controllers(
     let config_ces = config.clone();
     let config_ps = config.clone();
     let config_cps = config.clone();
+    let config_gs = config.clone();
 
     // stores: one cached watch each, shared by the store controllers (through the stream) and
     // by the ExternalSecret controller (through the cache)
@@ -401,8 +405,15 @@ pub async fn run_controllers(
             fan_out_controller::<ClusterPushSecret>(ctx.clone(), config_cps, stop.clone()).await
         }
     };
+    let states = generator_states(
+        ctx.clone(),
+        config_gs,
+        options.namespace.clone(),
+        stop.clone(),
+    );
     let clients = tend_clients(&ctx, &stop);
     tokio::join!(
+        states,
         es_controller,
         secret_stores,
         cluster_stores,
@@ -537,6 +548,32 @@ async fn push_secrets(
         )
         .for_each(|_| async {})
         .await;
+}
+
+/// The GeneratorState controller: cleanup of deleted states, deletion at their deadline.
+async fn generator_states(
+    ctx: Arc<Context>,
+    config: Config,
+    namespace: Option<String>,
+    stop: CancellationToken,
+) {
+    let client = ctx.client.clone();
+    Controller::new(
+        scoped_api::<strongroom_core::crd::generators::GeneratorState>(
+            client,
+            namespace.as_deref(),
+        ),
+        watcher_mod::Config::default(),
+    )
+    .with_config(config)
+    .graceful_shutdown_on(stop.cancelled_owned())
+    .run(
+        crate::generator_state::reconcile,
+        crate::generator_state::error_policy,
+        ctx,
+    )
+    .for_each(|_| async {})
+    .await;
 }
 
 /// A disabled store controller reconciles nothing; the watch still runs (the ExternalSecret

@@ -538,3 +538,115 @@ async fn push_secret_replicates_with_a_resource_policy() {
     assert_eq!(regions, ["eu-west-1"]);
     assert_no_canary(&[CANARY], &[("log", &controller.log_text())]);
 }
+
+/// A store's `retrySettings` reach the AWS SDK through the controller: behind a proxy that
+/// answers 503 three times, a store allowing five attempts syncs with no failed call (four
+/// requests reached the proxy), while a store allowing one attempt fails its first read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_retry_settings_reach_the_sdk() {
+    let moto = Moto::start().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    sm.create_secret()
+        .name("app/db")
+        .secret_string(json!({"password": "p"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let proxy = strongroom_testkit::flaky::FlakyProxy::start(&moto.endpoint);
+    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    put_secret(
+        &client,
+        "aws-creds",
+        json!({"id": "test", "secret": "test"}),
+    )
+    .await;
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    for (name, max) in [("retried", 5), ("once", 1)] {
+        let store: SecretStore = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "retrySettings": {"maxRetries": max, "retryInterval": "200ms"},
+                "provider": {"aws": {"service": "SecretsManager", "region": "us-east-1",
+                "auth": {"secretRef": {
+                    "accessKeyIDSecretRef": {"name": "aws-creds", "key": "id"},
+                    "secretAccessKeySecretRef": {"name": "aws-creds", "key": "secret"}}}}}}
+        }))
+        .unwrap();
+        stores.create(&PostParams::default(), &store).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = [
+        "AWS_SECRETSMANAGER_ENDPOINT",
+        "AWS_SSM_ENDPOINT",
+        "AWS_STS_ENDPOINT",
+    ]
+    .map(|k| (k, proxy.url.clone()));
+    let controller = common::start_controller_with_env(dir.path(), &cluster, &[], &endpoints).await;
+    let ready = |name: &'static str| {
+        let stores = stores.clone();
+        async move {
+            stores
+                .get(name)
+                .await
+                .ok()
+                .and_then(|s| s.status)
+                .is_some_and(|s| {
+                    s.conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+        }
+    };
+    wait_for(|| ready("retried"), "store retried Ready").await;
+    wait_for(|| ready("once"), "store once Ready").await;
+    let failed_reads = || async {
+        common::metric_sum(
+            &controller.metrics,
+            "externalsecret_provider_api_calls_count{call=\"GetSecretValue\",provider=\"AWS/SecretsManager\",status=\"error\"",
+        )
+        .await
+    };
+    let es = |name: &str, store: &str| {
+        json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"refreshInterval": "1h",
+                     "secretStoreRef": {"name": store, "kind": "SecretStore"},
+                     "data": [{"secretKey": "password",
+                               "remoteRef": {"key": "app/db", "property": "password"}}]}
+        })
+    };
+    let apply = |obj: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+            Api::<ExternalSecret>::namespaced(client, "default")
+                .patch(
+                    &name,
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&obj),
+                )
+                .await
+                .unwrap();
+        }
+    };
+
+    proxy.fail_next(3, 503);
+    let before = proxy.requests();
+    apply(es("r", "retried")).await;
+    wait_ready(&client, "r", "True", "SecretSynced").await;
+    assert_eq!(proxy.requests() - before, 4, "three 503s and the answer");
+    assert_eq!(failed_reads().await, 0.0, "the retries hid the 503s");
+
+    proxy.fail_next(1, 503);
+    apply(es("o", "once")).await;
+    wait_for(
+        || async { failed_reads().await >= 1.0 },
+        "the single attempt failed",
+    )
+    .await;
+    // The controller's own backoff then reads it.
+    wait_ready(&client, "o", "True", "SecretSynced").await;
+}

@@ -144,7 +144,7 @@ fn default_grants() -> BTreeMap<String, BTreeSet<String>> {
     }
     add(
         "generators.external-secrets.io/generatorstates",
-        &["get", "list", "watch", "create", "patch", "delete"],
+        &["list", "watch", "create", "patch", "delete"],
     );
     add(
         "secrets",

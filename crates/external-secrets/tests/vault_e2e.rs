@@ -352,6 +352,7 @@ async fn vault_dynamic_secret_generator() {
     let mut crds = CRDS.to_vec();
     crds.push("deploy/crds/generators.external-secrets.io_vaultdynamicsecrets.yaml");
     crds.push("deploy/crds/generators.external-secrets.io_clustergenerators.yaml");
+    crds.push("deploy/crds/generators.external-secrets.io_generatorstates.yaml");
     let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
     let bao = OpenBao::start().await;
     bao.cli(&["secrets", "enable", "pki"]);
@@ -428,7 +429,9 @@ async fn vault_dynamic_secret_generator() {
         .create(&PostParams::default(), &g)
         .await
         .unwrap();
-    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    // A replaced lease is revoked as soon as its GeneratorState is flagged.
+    let controller =
+        start_controller(dir.path(), &cluster, &["--generator-gc-grace-period=0s"]).await;
     let started = Instant::now();
     let from = |kind: &str, name: &str| {
         json!({"sourceRef": {"generatorRef": {
@@ -563,5 +566,230 @@ async fn vault_dynamic_secret_generator() {
             ("events", &serde_json::to_string(&events.items).unwrap()),
             ("status", &statuses),
         ],
+    );
+}
+
+/// The GeneratorStates of `namespace`: `(name, deadline set, state)`.
+async fn generator_states(client: &kube::Client) -> Vec<(String, bool, serde_json::Value)> {
+    Api::<strongroom_core::crd::generators::GeneratorState>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|g| g.metadata.deletion_timestamp.is_none())
+        .map(|g| {
+            (
+                g.name_any(),
+                g.spec.garbage_collection_deadline.is_some(),
+                g.spec.state.0.clone(),
+            )
+        })
+        .collect()
+}
+
+/// GeneratorStates keep the leases of VaultDynamicSecret generations in the cluster: a lease
+/// replaced while the controller is down is revoked by the next controller after the new
+/// generation, a state whose deadline passed while no controller ran is cleaned up when one
+/// starts, and deleting the ExternalSecret revokes its current lease. The states hold token
+/// accessors, never a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generator_states_revoke_across_restarts_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/generators.external-secrets.io_vaultdynamicsecrets.yaml");
+    crds.push("deploy/crds/generators.external-secrets.io_generatorstates.yaml");
+    // RBAC enforced: start_controller runs the controller under the chart's RBAC.
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let bao = OpenBao::start().await;
+    bao.policy("gen", GENERATOR_POLICY);
+    let (role_id, secret_id) = bao.approle("gen", "gen", "1h");
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "approle"},
+        "stringData": {"role-id": role_id, "secret-id": secret_id}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    let generators = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "generators.external-secrets.io",
+            "v1alpha1",
+            "VaultDynamicSecret",
+        )),
+    );
+    let g: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "VaultDynamicSecret",
+        "metadata": {"name": "token", "namespace": "default"},
+        "spec": {"provider": {"server": bao.addr, "auth": {"appRole": {
+                    "roleRef": {"name": "approle", "key": "role-id"},
+                    "secretRef": {"name": "approle", "key": "secret-id"}}}},
+                 "path": "auth/token/create", "method": "POST", "resultType": "Auth",
+                 "parameters": {"ttl": "30m", "policies": ["default"]}}
+    }))
+    .unwrap();
+    generators.create(&PostParams::default(), &g).await.unwrap();
+    let grace = ["--generator-gc-grace-period=4s"];
+    let first = start_controller(dir.path(), &cluster, &grace).await;
+    let spec = json!({"refreshInterval": "1h", "dataFrom": [{"sourceRef": {"generatorRef": {
+        "apiVersion": "generators.external-secrets.io/v1alpha1",
+        "kind": "VaultDynamicSecret", "name": "token"}}}]});
+    apply_es(&client, es("t", spec.clone())).await;
+    wait_ready(&client, "t", "True", "SecretSynced").await;
+    let t1 = secret_data(&client, "t").await.unwrap();
+    let states = generator_states(&client).await;
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert_eq!(states[0].2["tokenAccessor"], t1["accessor"].as_str());
+    let recorded = serde_json::to_string(&states).unwrap();
+    assert!(
+        !recorded.contains(&t1["client_token"]),
+        "no token in a GeneratorState"
+    );
+
+    // The controller dies (no shutdown); the ExternalSecret is forced to refresh meanwhile.
+    first.process.signal("KILL");
+    let mut forced = spec.clone();
+    forced["refreshInterval"] = json!("1h");
+    let mut object = es("t", forced);
+    object["metadata"]["annotations"] = json!({"force-sync": "1"});
+    apply_es(&client, object).await;
+    let second = start_controller(dir.path(), &cluster, &grace).await;
+    wait_for(
+        || async {
+            secret_data(&client, "t")
+                .await
+                .is_some_and(|d| d["client_token"] != t1["client_token"])
+        },
+        "a new token after the restart",
+    )
+    .await;
+    let t2 = secret_data(&client, "t").await.unwrap();
+    // The first state is flagged with a deadline 4 s out; the controller dies before it.
+    wait_for(
+        || async {
+            let s = generator_states(&client).await;
+            s.len() == 2 && s.iter().filter(|(_, flagged, _)| *flagged).count() == 1
+        },
+        "the replaced state flagged",
+    )
+    .await;
+    let flagged_at = Instant::now();
+    second.process.signal("KILL");
+    let checked_alive = flagged_at.elapsed() < Duration::from_secs(3);
+    if checked_alive {
+        assert!(
+            bao_ok(&bao, &["token", "lookup", &t1["client_token"]]),
+            "the replaced token lives until its deadline"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Its deadline passed with no controller running: the next one revokes it.
+    let third = start_controller(dir.path(), &cluster, &grace).await;
+    let restarted = Instant::now();
+    wait_for(
+        || async { !bao_ok(&bao, &["token", "lookup", &t1["client_token"]]) },
+        "the replaced token revoked after the restart",
+    )
+    .await;
+    eprintln!(
+        "replaced token checked alive at the kill: {checked_alive}; revoked {:.2} s after the restart",
+        restarted.elapsed().as_secs_f64()
+    );
+    wait_for(
+        || async { generator_states(&client).await.len() == 1 },
+        "the replaced state deleted",
+    )
+    .await;
+    assert!(bao_ok(&bao, &["token", "lookup", &t2["client_token"]]));
+
+    // A generation whose ExternalSecret then fails (its next entry names no generator) is
+    // never written anywhere: its token is revoked at once and no state is kept.
+    let accessors = || {
+        let out = bao.cli(&["list", "-format=json", "auth/token/accessors"]);
+        serde_json::from_str::<Vec<String>>(&out).unwrap().len()
+    };
+    let baseline = accessors();
+    let revoked_before = metric_sum(
+        &third.metrics,
+        "externalsecret_provider_api_calls_count{call=\"RevokeLease\"",
+    )
+    .await;
+    let entry = |name: &str| {
+        json!({"sourceRef": {"generatorRef": {
+            "apiVersion": "generators.external-secrets.io/v1alpha1",
+            "kind": "VaultDynamicSecret", "name": name}}})
+    };
+    apply_es(
+        &client,
+        es(
+            "u",
+            json!({"refreshInterval": "1h", "dataFrom": [entry("token"), entry("missing")]}),
+        ),
+    )
+    .await;
+    let message = wait_ready(&client, "u", "False", "SecretSyncedError").await;
+    assert!(message.contains("missing"), "{message}");
+    wait_for(
+        || async {
+            metric_sum(
+                &third.metrics,
+                "externalsecret_provider_api_calls_count{call=\"RevokeLease\"",
+            )
+            .await
+                > revoked_before
+        },
+        "the unused token revoked",
+    )
+    .await;
+    assert_eq!(accessors(), baseline, "no token left behind");
+    assert_eq!(generator_states(&client).await.len(), 1);
+    Api::<strongroom_core::crd::external_secrets::ExternalSecret>::namespaced(
+        client.clone(),
+        "default",
+    )
+    .delete("u", &Default::default())
+    .await
+    .unwrap();
+
+    // Deleting the ExternalSecret revokes its current token and removes its state.
+    Api::<strongroom_core::crd::external_secrets::ExternalSecret>::namespaced(
+        client.clone(),
+        "default",
+    )
+    .delete("t", &Default::default())
+    .await
+    .unwrap();
+    let deleted = Instant::now();
+    wait_for(
+        || async { !bao_ok(&bao, &["token", "lookup", &t2["client_token"]]) },
+        "the current token revoked with its ExternalSecret",
+    )
+    .await;
+    eprintln!(
+        "current token revoked {:.2} s after the ExternalSecret's deletion",
+        deleted.elapsed().as_secs_f64()
+    );
+    wait_for(
+        || async {
+            Api::<strongroom_core::crd::generators::GeneratorState>::namespaced(
+                client.clone(),
+                "default",
+            )
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        },
+        "no GeneratorState left",
+    )
+    .await;
+    assert_no_canary(
+        &[&t1["client_token"], &t2["client_token"]],
+        &[("log", &third.process.log_text())],
     );
 }

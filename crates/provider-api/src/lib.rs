@@ -17,6 +17,7 @@ mod provider;
 mod refs;
 mod registry;
 mod resolver;
+mod retry;
 
 pub mod conformance;
 
@@ -27,6 +28,7 @@ pub use provider::{Capabilities, Provider, ProviderEnv, SecretsClient, StoreCont
 pub use refs::{FindQuery, PushRef, RemoteRef};
 pub use registry::{ProviderRegistry, ProviderRegistryBuilder};
 pub use resolver::{CallObserver, CredentialResolver, NoCalls};
+pub use retry::RetrySettings;
 pub use strongroom_core::secret::SecretBytes;
 
 /// Values keyed by remote name (a `find` result, or the keys of one JSON secret).

@@ -58,7 +58,7 @@ pub struct StoreContext {
     pub referent_namespace: Option<String>,
     /// The store's provider block.
     pub provider: SecretStoreProvider,
-    /// `spec.retrySettings`.
+    /// `spec.retrySettings` as written; [`StoreContext::retry_settings`] checks it.
     pub retry: Option<SecretStoreRetrySettings>,
 }
 
@@ -74,6 +74,11 @@ impl StoreContext {
                 .map(str::to_string)
                 .or_else(|| self.referent_namespace.clone()),
         }
+    }
+
+    /// The checked `spec.retrySettings` (`None` when the store has none).
+    pub fn retry_settings(&self) -> Result<Option<crate::RetrySettings>, ProviderError> {
+        crate::RetrySettings::from_spec(self.retry.as_ref())
     }
 
     /// Whether this is a ClusterSecretStore whose credentials depend on the reader.

@@ -9,12 +9,14 @@
 //! - small HTTP and polling helpers;
 //! - [`helm`]: the real `helm` and `kubectl` for chart tests;
 //! - [`backends`]: the real provider backends (moto, OpenBao);
+//! - [`flaky`]: a fault-injecting proxy in front of a backend (retry tests);
 //! - [`monitoring`]: dashboards' and alert rules' PromQL checked against a `/metrics` scrape;
 //! - [`standins`]: stand-ins for clouds without an emulator (GCP Secret Manager, Azure Key Vault).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod backends;
+pub mod flaky;
 pub mod helm;
 pub mod monitoring;
 pub mod standins;

@@ -22,7 +22,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use strongroom_core::crd::external_secrets::ServiceAccountSelector;
 use strongroom_provider_api::{
-    CredentialResolver, ProviderEnv, ProviderError, SecretBytes, StoreContext,
+    CredentialResolver, ProviderEnv, ProviderError, RetrySettings, SecretBytes, StoreContext,
 };
 use tokio::sync::Mutex;
 
@@ -44,8 +44,14 @@ const RENEW_BEFORE: Duration = Duration::from_secs(300);
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One attempt's limit.
 pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
-/// The limit of one operation with its retries.
+/// The limit of one operation with its retries (without `retrySettings`).
 pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most one operation may take however many retries `retrySettings` asks for.
+const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Attempts when `retrySettings` sets no `maxRetries` (upstream's).
+const DEFAULT_ATTEMPTS: u32 = 3;
+/// The SDK's longest backoff between attempts (standard mode).
+const SDK_MAX_BACKOFF: Duration = Duration::from_secs(20);
 
 /// One store's authenticated SDK configuration.
 pub(crate) struct Session {
@@ -56,8 +62,8 @@ pub(crate) struct Session {
 }
 
 /// The SDK configuration loader: region, rustls on ring (and the proxy variables), timeouts,
-/// standard retries.
-fn loader(region: &str) -> aws_config::ConfigLoader {
+/// retries.
+fn loader(region: &str, retry: Option<RetrySettings>) -> aws_config::ConfigLoader {
     // As Go's default transport (upstream), HTTP(S)_PROXY and NO_PROXY apply.
     let http =
         aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
@@ -68,16 +74,51 @@ fn loader(region: &str) -> aws_config::ConfigLoader {
             b.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
             b.build()
         });
+    let (retries, operation_timeout) = retries(retry);
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
+        .operation_timeout(operation_timeout)
         .build();
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .http_client(http)
         .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard())
+        .retry_config(retries)
+}
+
+/// The SDK's retry configuration for a store's `retrySettings`, and the time limit of one
+/// operation with all its attempts.
+///
+/// As upstream (which hands `maxRetries` to the Go SDK's `AddWithMaxAttempts`), `maxRetries`
+/// counts every attempt, 3 when unset; at least one attempt is made. `retryInterval` replaces
+/// the SDK's jittered exponential backoff by a fixed wait. Without `retrySettings` the SDK's
+/// standard mode applies (3 attempts, exponential backoff). The SDK retries transient
+/// failures only: connection errors, timeouts, HTTP 500/502/503/504 and throttling errors.
+pub(crate) fn retries(retry: Option<RetrySettings>) -> (RetryConfig, Duration) {
+    let Some(retry) = retry else {
+        return (RetryConfig::standard(), OPERATION_TIMEOUT);
+    };
+    let attempts = retry.max_retries.unwrap_or(DEFAULT_ATTEMPTS).max(1);
+    let mut config = RetryConfig::standard().with_max_attempts(attempts);
+    let wait = match retry.interval {
+        Some(interval) => {
+            config = config
+                .with_initial_backoff(interval)
+                .with_max_backoff(interval)
+                .with_use_static_exponential_base(true);
+            interval
+        }
+        None => SDK_MAX_BACKOFF,
+    };
+    // Every attempt may use its whole time limit, and every retry waits.
+    let needed = ATTEMPT_TIMEOUT
+        .saturating_mul(attempts)
+        .saturating_add(wait.saturating_mul(attempts - 1));
+    (
+        config,
+        needed.clamp(OPERATION_TIMEOUT, MAX_OPERATION_TIMEOUT),
+    )
 }
 
 /// Authenticates a store: resolves the credential references and builds the credential chain.
@@ -88,7 +129,10 @@ pub(crate) async fn connect(
     endpoints: &Endpoints,
     env: &ProviderEnv,
 ) -> Result<Session, ProviderError> {
-    let base = loader(&settings.region).no_credentials().load().await;
+    let base = loader(&settings.region, settings.retry)
+        .no_credentials()
+        .load()
+        .await;
     let sts_client = |creds: Option<SharedCredentialsProvider>| {
         let mut b = aws_sdk_sts::config::Builder::from(&base);
         b.set_endpoint_url(endpoints.sts.clone());
@@ -151,7 +195,7 @@ pub(crate) async fn connect(
             }
             BaseAuth::DefaultChain => {
                 // The loader builds the SDK's default chain with the same HTTP client.
-                let chain = loader(&settings.region)
+                let chain = loader(&settings.region, settings.retry)
                     .load()
                     .await
                     .credentials_provider()
@@ -440,5 +484,37 @@ pub(crate) async fn check(session: &Session) -> Result<(), ProviderError> {
     match session.credentials.provide_credentials().await {
         Ok(_) => Ok(()),
         Err(e) => Err(crate::error::from_credentials(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_settings_map_onto_the_sdk() {
+        let (c, t) = retries(None);
+        assert_eq!((c.max_attempts(), t), (3, OPERATION_TIMEOUT));
+        let (c, t) = retries(Some(RetrySettings {
+            max_retries: Some(5),
+            interval: Some(Duration::from_secs(2)),
+        }));
+        assert_eq!(c.max_attempts(), 5);
+        assert_eq!(c.initial_backoff(), Duration::from_secs(2));
+        assert_eq!(c.max_backoff(), Duration::from_secs(2));
+        // 5 attempts of 4 s and 4 waits of 2 s.
+        assert_eq!(t, Duration::from_secs(28));
+        let (c, t) = retries(Some(RetrySettings {
+            max_retries: Some(0),
+            interval: None,
+        }));
+        assert_eq!((c.max_attempts(), t), (1, OPERATION_TIMEOUT));
+        let (c, _) = retries(Some(RetrySettings::default()));
+        assert_eq!(c.max_attempts(), 3);
+        let (_, t) = retries(Some(RetrySettings {
+            max_retries: Some(1000),
+            interval: Some(Duration::from_secs(60)),
+        }));
+        assert_eq!(t, MAX_OPERATION_TIMEOUT);
     }
 }

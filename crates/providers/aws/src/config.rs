@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use strongroom_core::crd::external_secrets::{
     AwsProvider as Spec, SecretKeySelector, ServiceAccountSelector, StoreKind,
 };
-use strongroom_provider_api::{ProviderError, StoreContext};
+use strongroom_provider_api::{ProviderError, RetrySettings, StoreContext};
 
 /// The AWS service a store reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub(crate) struct Settings {
     /// Credential references without a namespace in a ClusterSecretStore: they are read from
     /// the reading ExternalSecret's namespace, so the store alone cannot be validated.
     pub referent: bool,
+    /// `spec.retrySettings`, checked.
+    pub retry: Option<RetrySettings>,
     pub warnings: Vec<String>,
 }
 
@@ -259,6 +261,7 @@ impl Settings {
             force_delete_without_recovery: force,
             recovery_window_in_days: window,
             referent,
+            retry: store.retry_settings()?,
             warnings,
         })
     }

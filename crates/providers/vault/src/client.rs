@@ -15,7 +15,7 @@ use vaultrs::client::VaultClient;
 use crate::auth;
 use crate::config::{self, Kv, Location, invalid};
 use crate::token::Keeper;
-use crate::vault::{self, Call};
+use crate::vault::{self, Call, Retries};
 
 /// The custom-metadata mark of values a PushSecret wrote (upstream's).
 const MANAGED_BY_KEY: &str = "managed-by";
@@ -37,6 +37,8 @@ pub struct VaultSecretsClient {
     server: String,
     kv: Kv,
     cas_required: bool,
+    /// How failed calls are retried (`spec.retrySettings`).
+    retries: Retries,
 }
 
 impl Drop for VaultSecretsClient {
@@ -79,6 +81,7 @@ impl VaultSecretsClient {
             server: server.clone(),
             kv,
             cas_required,
+            retries: Retries::from_store(store)?,
         };
         if auth::is_referent(store, spec) && store.referent_namespace.is_none() {
             return Ok(client);
@@ -102,13 +105,17 @@ impl VaultSecretsClient {
         })
     }
 
-    async fn run<T>(
+    /// One call of this session, retried as the store's `retrySettings` say.
+    async fn run<T, F>(
         &self,
         call: Call,
         what: &str,
-        fut: impl Future<Output = Result<T, vaultrs::error::ClientError>>,
-    ) -> Result<T, ProviderError> {
-        match vault::run(&self.env, call, what, fut).await {
+        make: impl Fn() -> F,
+    ) -> Result<T, ProviderError>
+    where
+        F: Future<Output = Result<T, vaultrs::error::ClientError>>,
+    {
+        match vault::run_retried(&self.env, self.retries, call, what, make).await {
             Err(ProviderError::PermissionDenied(m)) if call != Call::LookupSelf => {
                 Err(self.denied_or_expired(m).await)
             }
@@ -148,20 +155,20 @@ impl VaultSecretsClient {
                     let n: u64 = v.parse().map_err(|_| {
                         invalid(format!("version {v:?} of key {key:?} is not a number"))
                     })?;
-                    self.run(Call::ReadSecretData, &what, async {
+                    self.run(Call::ReadSecretData, &what, || async {
                         vaultrs::kv2::read_version(vault, &at.mount, &at.path, n).await
                     })
                     .await
                 }
                 None => {
-                    self.run(Call::ReadSecretData, &what, async {
+                    self.run(Call::ReadSecretData, &what, || async {
                         vaultrs::kv2::read(vault, &at.mount, &at.path).await
                     })
                     .await
                 }
             }
         } else {
-            self.run(Call::ReadSecretData, &what, async {
+            self.run(Call::ReadSecretData, &what, || async {
                 vaultrs::kv1::get(vault, &at.mount, &at.path).await
             })
             .await
@@ -182,7 +189,7 @@ impl VaultSecretsClient {
         self.run(
             Call::ReadSecretData,
             &format!("read metadata of {}", describe(&at)),
-            async { vaultrs::kv2::read_metadata(vault, &at.mount, &at.path).await },
+            || async { vaultrs::kv2::read_metadata(vault, &at.mount, &at.path).await },
         )
         .await
         .map_err(|e| named(e, key))
@@ -241,7 +248,7 @@ impl VaultSecretsClient {
         if !self.kv.v2 {
             let fields: HashMap<&str, &Value> = data.iter().map(|(k, v)| (k.as_str(), v)).collect();
             return self
-                .run(Call::WriteSecretData, &what, async {
+                .run(Call::WriteSecretData, &what, || async {
                     vaultrs::kv1::set(vault, &at.mount, &at.path, &fields).await
                 })
                 .await;
@@ -250,7 +257,7 @@ impl VaultSecretsClient {
             Some(version) => {
                 let cas = u32::try_from(version)
                     .map_err(|_| ProviderError::Malformed(format!("{what}: version too large")))?;
-                self.run(Call::WriteSecretData, &what, async {
+                self.run(Call::WriteSecretData, &what, || async {
                     vaultrs::kv2::set_with_options(
                         vault,
                         &at.mount,
@@ -263,7 +270,7 @@ impl VaultSecretsClient {
                 .await
             }
             None => {
-                self.run(Call::WriteSecretData, &what, async {
+                self.run(Call::WriteSecretData, &what, || async {
                     vaultrs::kv2::set(vault, &at.mount, &at.path, data).await
                 })
                 .await
@@ -281,12 +288,14 @@ impl VaultSecretsClient {
         let held = self.vault()?;
         let vault = &*held;
         let at = self.kv.locate(key)?;
-        let mut opts = vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder();
-        opts.custom_metadata(custom);
         self.run(
             Call::WriteSecretData,
             &format!("write metadata of {}", describe(&at)),
-            async { vaultrs::kv2::set_metadata(vault, &at.mount, &at.path, Some(&mut opts)).await },
+            || async {
+                let mut opts = vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder();
+                opts.custom_metadata(custom.clone());
+                vaultrs::kv2::set_metadata(vault, &at.mount, &at.path, Some(&mut opts)).await
+            },
         )
         .await
     }
@@ -298,12 +307,12 @@ impl VaultSecretsClient {
         let at = self.kv.locate(key)?;
         let what = format!("delete {}", describe(&at));
         let result = if self.kv.v2 {
-            self.run(Call::DeleteSecret, &what, async {
+            self.run(Call::DeleteSecret, &what, || async {
                 vaultrs::kv2::delete_metadata(vault, &at.mount, &at.path).await
             })
             .await
         } else {
-            self.run(Call::DeleteSecret, &what, async {
+            self.run(Call::DeleteSecret, &what, || async {
                 vaultrs::kv1::delete(vault, &at.mount, &at.path).await
             })
             .await
@@ -328,12 +337,12 @@ impl VaultSecretsClient {
             };
             let what = format!("list {}", describe(&at));
             let keys = if self.kv.v2 {
-                self.run(Call::ListSecrets, &what, async {
+                self.run(Call::ListSecrets, &what, || async {
                     vaultrs::kv2::list(vault, &at.mount, &at.path).await
                 })
                 .await
             } else {
-                self.run(Call::ListSecrets, &what, async {
+                self.run(Call::ListSecrets, &what, || async {
                     vaultrs::kv1::list(vault, &at.mount, &at.path).await
                 })
                 .await
@@ -603,7 +612,7 @@ impl SecretsClient for VaultSecretsClient {
         let Ok(vault) = self.vault() else {
             return Ok(Validation::Unknown);
         };
-        self.run(Call::LookupSelf, "look up the token", async {
+        self.run(Call::LookupSelf, "look up the token", || async {
             vaultrs::token::lookup_self(&*vault).await
         })
         .await?;

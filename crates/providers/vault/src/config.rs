@@ -154,6 +154,7 @@ pub(crate) fn default_headers(spec: &VaultProvider) -> Result<HeaderMap, Provide
 pub(crate) fn validate(store: &StoreContext) -> Result<Vec<String>, ProviderError> {
     let spec = spec(store)?;
     server_url(&spec.server)?;
+    store.retry_settings()?;
     if let Some(bundle) = spec.ca_bundle.as_deref().filter(|b| !b.is_empty()) {
         decode_ca_bundle(bundle, "caBundle")?;
     }

@@ -16,10 +16,13 @@
 //! tokens with it.
 //!
 //! Leases: the result of one `dataFrom` entry of one ExternalSecret (its `owner`) is kept in
-//! memory with its lease id (or, for `Auth`, the created token's accessor). When the same
-//! owner generates again, the previous lease is revoked (`sys/leases/revoke`, or
-//! `auth/token/revoke-accessor`). While a lease is the owner's current one it is renewed at
-//! two thirds of its TTL when renewable (`sys/leases/renew`, `auth/token/renew-accessor`).
+//! memory with its lease id (or, for `Auth`, the created token's accessor). While a lease is
+//! the owner's current one it is renewed at two thirds of its TTL when renewable
+//! (`sys/leases/renew`, `auth/token/renew-accessor`). [`generate_stateful`] (the controller's
+//! path) returns the lease as state for a GeneratorState and leaves revocation to
+//! [`cleanup`], called once the state is replaced or its ExternalSecret deleted, also after a
+//! restart; [`generate`] revokes the owner's previous lease itself when it generates again
+//! (`sys/leases/revoke`, or `auth/token/revoke-accessor`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -38,7 +41,7 @@ use vaultrs::error::ClientError;
 
 use crate::config::{self, invalid};
 use crate::token::Keeper;
-use crate::vault::{self, Call};
+use crate::vault::{self, Call, Retries};
 
 /// `spec` of a VaultDynamicSecret (upstream's `VaultDynamicSecretSpec`).
 #[derive(Deserialize, Debug, Default)]
@@ -50,7 +53,6 @@ struct DynamicSpec {
     method: Option<String>,
     parameters: Option<Value>,
     result_type: Option<String>,
-    #[allow(dead_code)]
     retry_settings: Option<SecretStoreRetrySettings>,
     provider: Option<VaultProvider>,
     path: Option<String>,
@@ -279,8 +281,22 @@ fn lease_of(answer: &Value) -> Option<(Lease, Duration, bool)> {
 
 /// Revokes `lease` with the token that created it (best effort: it expires anyway).
 async fn revoke(env: &ProviderEnv, keeper: &Keeper, lease: &Lease) {
+    match revoke_lease(env, keeper, lease).await {
+        Ok(()) => tracing::debug!("vault dynamic secret: previous lease revoked"),
+        Err(e) => {
+            tracing::warn!(error = %e, "vault dynamic secret: the previous lease could not be revoked")
+        }
+    }
+}
+
+/// Revokes `lease` with `keeper`'s token.
+async fn revoke_lease(
+    env: &ProviderEnv,
+    keeper: &Keeper,
+    lease: &Lease,
+) -> Result<(), ProviderError> {
     let client = keeper.client();
-    let result = match lease {
+    match lease {
         Lease::Id(id) => {
             let body = serde_json::to_vec(&json!({ "lease_id": id })).unwrap_or_default();
             vault::run(env, Call::RevokeLease, "revoke the previous lease", async {
@@ -302,12 +318,6 @@ async fn revoke(env: &ProviderEnv, keeper: &Keeper, lease: &Lease) {
                 vaultrs::token::revoke_accessor(&*client, accessor).await
             })
             .await
-        }
-    };
-    match result {
-        Ok(()) => tracing::debug!("vault dynamic secret: previous lease revoked"),
-        Err(e) => {
-            tracing::warn!(error = %e, "vault dynamic secret: the previous lease could not be revoked")
         }
     }
 }
@@ -379,6 +389,92 @@ pub async fn generate(
     owner: &str,
     env: ProviderEnv,
 ) -> Result<SecretMap, ProviderError> {
+    generate_inner(spec, name, namespace, owner, env, true)
+        .await
+        .map(|g| g.data)
+}
+
+/// What one generation produced: the output, and what must be cleaned up once it is replaced
+/// (upstream's generator state; `None` when the answer holds no lease).
+#[derive(Debug)]
+pub struct Generated {
+    /// The generated keys.
+    pub data: SecretMap,
+    /// The lease to revoke later, for [`cleanup`]: `{"leaseID": …}` or `{"tokenAccessor": …}`.
+    /// Identifiers only, never a secret value or token.
+    pub state: Option<Value>,
+}
+
+/// [`generate`] for a caller that records the state (GeneratorState) and calls [`cleanup`]
+/// itself once the output is replaced: the previous lease of `owner` is not revoked here
+/// (its renewal stops).
+pub async fn generate_stateful(
+    spec: &Value,
+    name: &str,
+    namespace: &str,
+    owner: &str,
+    env: ProviderEnv,
+) -> Result<Generated, ProviderError> {
+    generate_inner(spec, name, namespace, owner, env, false).await
+}
+
+/// Revokes the lease `state` names (from [`Generated::state`]) with a login of the `spec`'s
+/// provider block in `namespace`, and stops its renewal. A lease or token already gone counts
+/// as revoked.
+pub async fn cleanup(
+    spec: &Value,
+    name: &str,
+    namespace: &str,
+    state: &Value,
+    env: ProviderEnv,
+) -> Result<(), ProviderError> {
+    let lease = match (
+        state.get(STATE_LEASE).and_then(Value::as_str),
+        state.get(STATE_ACCESSOR).and_then(Value::as_str),
+    ) {
+        (Some(id), _) if !id.is_empty() => Lease::Id(id.to_string()),
+        (_, Some(a)) if !a.is_empty() => Lease::Token(a.to_string()),
+        _ => return Ok(()),
+    };
+    let (spec, _, _) = parse(spec)?;
+    let Some(provider) = &spec.provider else {
+        return Err(invalid("spec.provider is required"));
+    };
+    {
+        let mut held = HELD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.retain(|_, h| {
+            let same = h.lease == lease;
+            if same && let Some(task) = &h.renewal {
+                task.abort();
+            }
+            !same
+        });
+    }
+    let keeper = keeper(name, namespace, provider, env.clone()).await?;
+    match revoke_lease(&env, &keeper, &lease).await {
+        Ok(()) => Ok(()),
+        // An unknown lease or accessor: expired, or revoked already.
+        Err(ProviderError::InvalidConfig(m)) if m.contains("(400)") || m.contains("HTTP 400") => {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The state keys (upstream-style camelCase).
+const STATE_LEASE: &str = "leaseID";
+const STATE_ACCESSOR: &str = "tokenAccessor";
+
+async fn generate_inner(
+    spec: &Value,
+    name: &str,
+    namespace: &str,
+    owner: &str,
+    env: ProviderEnv,
+    revoke_previous: bool,
+) -> Result<Generated, ProviderError> {
     let (spec, result, method) = parse(spec)?;
     let (Some(provider), Some(path)) = (&spec.provider, &spec.path) else {
         return Err(invalid("spec.provider and spec.path are required"));
@@ -398,13 +494,14 @@ pub async fn generate(
     };
     let what = format!("{method:?} {path:?}");
     let client = keeper.client();
-    let answer = match vault::run(&env, Call::DynamicSecret, &what, async {
+    let retries = Retries::from_spec(spec.retry_settings.as_ref())?;
+    let answer = match vault::run_retried(&env, retries, Call::DynamicSecret, &what, || async {
         send(
             &client,
             Request {
                 path: path.clone(),
                 method: method.clone(),
-                body,
+                body: body.clone(),
             },
         )
         .await
@@ -418,7 +515,10 @@ pub async fn generate(
     };
     let Some(answer) = answer else {
         if spec.allow_empty_response.unwrap_or(false) {
-            return Ok(SecretMap::new());
+            return Ok(Generated {
+                data: SecretMap::new(),
+                state: None,
+            });
         }
         return Err(ProviderError::NotFound {
             key: path,
@@ -442,6 +542,10 @@ pub async fn generate(
         });
     }
     let lease = lease_of(&answer);
+    let state = lease.as_ref().map(|(l, _, _)| match l {
+        Lease::Id(id) => json!({ STATE_LEASE: id }),
+        Lease::Token(accessor) => json!({ STATE_ACCESSOR: accessor }),
+    });
     let previous = {
         let mut held = HELD
             .lock()
@@ -473,9 +577,11 @@ pub async fn generate(
         if let Some(task) = &old.renewal {
             task.abort();
         }
-        revoke(&env, &old.keeper, &old.lease).await;
+        if revoke_previous {
+            revoke(&env, &old.keeper, &old.lease).await;
+        }
     }
-    Ok(out)
+    Ok(Generated { data: out, state })
 }
 
 #[cfg(test)]

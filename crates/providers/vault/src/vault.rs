@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use strongroom_provider_api::{ProviderEnv, ProviderError};
+use strongroom_core::crd::external_secrets::SecretStoreRetrySettings;
+use strongroom_provider_api::{ProviderEnv, ProviderError, RetrySettings, StoreContext};
 use vaultrs::error::ClientError;
 
 use crate::METRIC_NAME;
@@ -64,6 +65,108 @@ pub(crate) async fn run<T>(
     };
     env.calls.observe(METRIC_NAME, call.name(), ok);
     result.map_err(|e| map_error(&e, what))
+}
+
+/// How a store's calls are retried: upstream's Vault client settings for `retrySettings`.
+///
+/// Without `retrySettings`, as the Vault API client's defaults, 2 retries and a wait of 1 to
+/// 1.5 s times the retry's number; with `retrySettings`, `maxRetries` retries (none when
+/// unset, upstream then leaves retrying to the next reconcile) and `retryInterval` times the
+/// retry's number. Only failures that may pass are retried: the connection failed (refused,
+/// reset; not a timeout, whose request may have been applied), 412 (read-your-writes index
+/// not replicated yet), 429 and 5xx except 501. A 4xx answer (denied, bad request) is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retries {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// The base wait; `None`: 1 to 1.5 s.
+    pub interval: Option<Duration>,
+}
+
+/// The Vault API client's default retries.
+const DEFAULT_RETRIES: u32 = 2;
+const DEFAULT_WAIT_MIN: Duration = Duration::from_millis(1000);
+const DEFAULT_WAIT_JITTER_MS: u32 = 500;
+
+impl Retries {
+    /// The retries of `store` (its `retrySettings` checked).
+    pub fn from_store(store: &StoreContext) -> Result<Self, ProviderError> {
+        Self::from_spec(store.retry.as_ref())
+    }
+
+    /// The retries a `retrySettings` block asks for (a store's, or a VaultDynamicSecret's).
+    pub fn from_spec(spec: Option<&SecretStoreRetrySettings>) -> Result<Self, ProviderError> {
+        Ok(match RetrySettings::from_spec(spec)? {
+            None => Self {
+                retries: DEFAULT_RETRIES,
+                interval: None,
+            },
+            Some(s) => Self {
+                retries: s.max_retries.unwrap_or(0),
+                interval: s.interval,
+            },
+        })
+    }
+
+    /// The wait before retry number `n` (from 1): linear in `n`, as the Vault client's.
+    fn wait(&self, n: u32) -> Duration {
+        let base = self.interval.unwrap_or_else(|| {
+            let jitter = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() % (DEFAULT_WAIT_JITTER_MS * 1_000_000))
+                .unwrap_or(0);
+            DEFAULT_WAIT_MIN + Duration::from_nanos(u64::from(jitter))
+        });
+        base.saturating_mul(n)
+    }
+}
+
+/// [`run`] with retries: `make` builds the request again for every attempt. The call is
+/// reported once, with its final outcome (as upstream's client, which retries inside).
+pub(crate) async fn run_retried<T, F>(
+    env: &ProviderEnv,
+    retries: Retries,
+    call: Call,
+    what: &str,
+    make: impl Fn() -> F,
+) -> Result<T, ProviderError>
+where
+    F: Future<Output = Result<T, ClientError>>,
+{
+    let mut n = 0;
+    loop {
+        let result = make().await;
+        match &result {
+            Err(e) if n < retries.retries && retryable(e) => {
+                n += 1;
+                let wait = retries.wait(n);
+                tracing::debug!(
+                    call = call.name(),
+                    retry = n,
+                    wait_seconds = wait.as_secs_f64(),
+                    "Vault call failed, retrying: {}",
+                    map_error(e, what)
+                );
+                tokio::time::sleep(wait).await;
+            }
+            _ => return run(env, call, what, std::future::ready(result)).await,
+        }
+    }
+}
+
+/// Whether a failure may pass when the request is sent again.
+fn retryable(e: &ClientError) -> bool {
+    if let Some(code) = status(e) {
+        return matches!(code, 412 | 429) || (code >= 500 && code != 501);
+    }
+    match e {
+        ClientError::RestClientError {
+            source: rustify::errors::ClientError::RequestError { source, .. },
+        } => !source
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_timeout() || r.is_builder()),
+        _ => false,
+    }
 }
 
 /// The HTTP status of a failure, when the server answered.

@@ -1,0 +1,196 @@
+//! A fault-injecting HTTP proxy in front of a real backend (moto, OpenBao): it forwards
+//! requests unchanged, answers the next N requests with an error status instead, or stops
+//! listening (connections refused) until told to come back. It counts the requests that
+//! reached it, so retry tests can assert how many attempts a client made.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::watch;
+
+struct State {
+    /// Requests still to fail, and the status they get.
+    fail_next: AtomicUsize,
+    fail_status: AtomicU16,
+    /// Every request that reached the proxy (failed or forwarded).
+    requests: AtomicUsize,
+    /// Requests answered with an injected failure.
+    failed: AtomicUsize,
+    /// Down: no listener, and open connections are closed.
+    down: watch::Sender<bool>,
+}
+
+/// The proxy; it runs on a thread of its own until the test process ends.
+pub struct FlakyProxy {
+    /// `http://127.0.0.1:PORT`: point the client under test here.
+    pub url: String,
+    state: Arc<State>,
+}
+
+impl FlakyProxy {
+    /// Starts a proxy forwarding to `upstream` (`http://host:port`), up and passing everything.
+    pub fn start(upstream: &str) -> Self {
+        let state = Arc::new(State {
+            fail_next: AtomicUsize::new(0),
+            fail_status: AtomicU16::new(503),
+            requests: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            down: watch::Sender::new(false),
+        });
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(serve(shared, upstream, tx));
+        });
+        let addr: SocketAddr = rx.recv().unwrap();
+        Self {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// Answers the next `n` requests with `status` (a small JSON error body) instead of
+    /// forwarding them.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        self.state.fail_status.store(status, Ordering::SeqCst);
+        self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Stops listening (`true`: new connections are refused) or listens again on the same
+    /// port (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.state.down.send_replace(down);
+    }
+
+    /// Requests that reached the proxy so far (failed and forwarded).
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered with an injected failure so far.
+    pub fn failed(&self) -> usize {
+        self.state.failed.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(state: Arc<State>, upstream: String, tx: std::sync::mpsc::Sender<SocketAddr>) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut addr: Option<SocketAddr> = None;
+    let mut down = state.down.subscribe();
+    loop {
+        // Down: no listener at all, so connecting is refused.
+        let _ = down.wait_for(|d| !*d).await;
+        let listener = match addr {
+            Some(a) => loop {
+                match tokio::net::TcpListener::bind(a).await {
+                    Ok(l) => break l,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                }
+            },
+            None => {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let a = l.local_addr().unwrap();
+                addr = Some(a);
+                tx.send(a).unwrap();
+                l
+            }
+        };
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = down.wait_for(|d| *d) => break,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let (state, client, upstream) = (state.clone(), client.clone(), upstream.clone());
+            let mut closing = state.down.subscribe();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let (state, client, upstream) =
+                        (state.clone(), client.clone(), upstream.clone());
+                    async move { Ok::<_, Infallible>(handle(&state, &client, &upstream, req).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                // Going down closes the open (kept-alive) connections too.
+                tokio::select! {
+                    _ = conn => {}
+                    _ = closing.wait_for(|d| *d) => {}
+                }
+            });
+        }
+    }
+}
+
+type Upstream = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn handle(
+    state: &State,
+    client: &Upstream,
+    upstream: &str,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let failing = state
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        state.failed.fetch_add(1, Ordering::SeqCst);
+        let status = state.fail_status.load(Ordering::SeqCst);
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                b"{\"errors\":[\"injected by the test proxy\"]}",
+            )))
+            .unwrap();
+    }
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut out = Request::builder()
+        .method(parts.method)
+        .uri(format!("{upstream}{path}"));
+    for (k, v) in &parts.headers {
+        if k != hyper::header::HOST {
+            out = out.header(k, v);
+        }
+    }
+    let answer = match client.request(out.body(Full::new(body)).unwrap()).await {
+        Ok(a) => a,
+        Err(_) => {
+            return Response::builder()
+                .status(502)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+        }
+    };
+    let (parts, body) = answer.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Response::from_parts(parts, Full::new(body))
+}
