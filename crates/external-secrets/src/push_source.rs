@@ -100,11 +100,15 @@ pub async fn resolve(
             Ok(found.iter().map(of_secret).collect())
         }
         SourceSpec::Generator(generator) => {
+            // As upstream, a PushSecret keeps no GeneratorState: what it pushed is the
+            // remote side's to keep, so a lease behind it is not revoked here.
+            let mut unrecorded = None;
             let values = crate::generators::generate(
                 &ctx.stores,
                 namespace,
                 &format!("PushSecret/{owner}"),
                 generator,
+                &mut unrecorded,
             )
             .await
             .map_err(|message| Error::Value {

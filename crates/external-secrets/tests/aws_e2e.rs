@@ -553,7 +553,7 @@ async fn store_retry_settings_reach_the_sdk() {
         .await
         .unwrap();
     let proxy = strongroom_testkit::flaky::FlakyProxy::start(&moto.endpoint);
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     put_secret(
         &client,
         "aws-creds",

@@ -870,7 +870,7 @@ async fn push_secret_bulk_label_selected_and_generated_sources() {
         "deploy/crds/external-secrets.io_clusterpushsecrets.yaml",
         "deploy/crds/generators.external-secrets.io_passwords.yaml",
     ]);
-    let (cluster, client) = start_cluster(&crds, &["apps", "remote"]).await;
+    let (cluster, client) = start_cluster_with_rbac(&crds, &["apps", "remote"]).await;
     let apps = Api::<Secret>::namespaced(client.clone(), "apps");
     let remote = Api::<Secret>::namespaced(client.clone(), "remote");
     let put = |name: &str, labels: Value, data: Value| {
@@ -1442,7 +1442,7 @@ async fn a_leader_that_loses_its_lease_stops_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewrite_merge_and_custom_template_delimiters() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, client) = start_cluster(&CRDS, &[]).await;
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
     Api::<SecretStore>::namespaced(client.clone(), "default")
         .create(
             &PostParams::default(),
