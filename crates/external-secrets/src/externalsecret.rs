@@ -24,6 +24,7 @@ use crate::desired::{TemplateSources, desired, sources_needed};
 use crate::error::Error;
 use crate::fetch::{Outcome, fetch};
 use crate::hash::{created_by, data_hash, field_manager, synced_resource_version};
+use crate::metrics::{Kind, Subject};
 use crate::ready::{self, ReadyStatus};
 use crate::refresh::{LastSync, Reason, interval, next_refresh_in, refresh_reason, source_seed};
 use crate::windows;
@@ -115,11 +116,17 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Act
         .await;
     crate::generator_state::settle(&ctx, &es, &created, result.is_ok()).await;
     let nanos = start.elapsed().as_nanos() as f64;
-    ctx.metrics.synced(&name, &ns, result.is_ok(), nanos);
+    ctx.metrics.reconciled(
+        Kind::ExternalSecret,
+        Subject::of(es.as_ref()),
+        result.is_ok(),
+        nanos,
+    );
     if let Err(e) = &result
         && es.metadata.deletion_timestamp.is_none()
     {
-        ctx.metrics.es_ready(&name, &ns, false);
+        ctx.metrics
+            .ready(Kind::ExternalSecret, Subject::of(es.as_ref()), false);
         if let Err(write) =
             write_status(&ctx, &es, false, e.es_reason(), &e.to_string(), None).await
         {
@@ -204,8 +211,8 @@ async fn ensure_finalizer(ctx: &Context, es: &ExternalSecret) -> Result<(), Erro
 }
 
 async fn finalize(ctx: &Context, es: &ExternalSecret) -> Result<Action, Error> {
-    let (name, ns) = (es.name_any(), es.namespace().unwrap_or_default());
-    ctx.metrics.forget_es(&name, &ns);
+    let ns = es.namespace().unwrap_or_default();
+    ctx.metrics.forget(Kind::ExternalSecret, Subject::of(es));
     if !es
         .finalizers()
         .iter()
@@ -334,14 +341,16 @@ async fn sync(
     let reason = refresh_reason(es.spec.refresh_policy, every, last, &version);
     match reason {
         None if valid => {
-            ctx.metrics.es_ready(&name, &ns, true);
+            ctx.metrics
+                .ready(Kind::ExternalSecret, Subject::of(es), true);
             return Ok(requeue(age.unwrap_or_default()));
         }
         Some(Reason::Interval) if valid => {
             // sync windows gate periodic refreshes only
             if let Err(reopens) = windows::allows(es.spec.sync_windows.as_ref(), chrono::Utc::now())
             {
-                ctx.metrics.es_ready(&name, &ns, true);
+                ctx.metrics
+                    .ready(Kind::ExternalSecret, Subject::of(es), true);
                 return Ok(Action::requeue(
                     reopens
                         .unwrap_or(every)
@@ -354,7 +363,8 @@ async fn sync(
     let creation = creation_policy(es);
     let deletion = deletion_policy(es);
     if creation == CreationPolicy::Merge && existing.is_none() {
-        ctx.metrics.es_ready(&name, &ns, true);
+        ctx.metrics
+            .ready(Kind::ExternalSecret, Subject::of(es), true);
         write_status(
             ctx,
             es,
@@ -441,7 +451,8 @@ async fn sync(
                             .into(),
                     );
                 }
-                ctx.metrics.es_ready(&name, &ns, true);
+                ctx.metrics
+                    .ready(Kind::ExternalSecret, Subject::of(es), true);
                 write_status(
                     ctx,
                     es,
@@ -454,7 +465,8 @@ async fn sync(
                 return Ok(requeue(0));
             }
             DeletionPolicy::Retain => {
-                ctx.metrics.es_ready(&name, &ns, true);
+                ctx.metrics
+                    .ready(Kind::ExternalSecret, Subject::of(es), true);
                 write_status(
                     ctx,
                     es,
@@ -471,7 +483,8 @@ async fn sync(
         }
     }
     if creation == CreationPolicy::None {
-        ctx.metrics.es_ready(&name, &ns, true);
+        ctx.metrics
+            .ready(Kind::ExternalSecret, Subject::of(es), true);
         write_status(ctx, es, true, "SecretSynced", "secret synced", Some(synced)).await?;
         return Ok(requeue(0));
     }
@@ -595,7 +608,8 @@ async fn sync(
     if creation == CreationPolicy::Owner {
         delete_previous_target(ctx, es, &secrets, &target).await?;
     }
-    ctx.metrics.es_ready(&name, &ns, true);
+    ctx.metrics
+        .ready(Kind::ExternalSecret, Subject::of(es), true);
     write_status(ctx, es, true, "SecretSynced", "secret synced", Some(synced)).await?;
     Ok(requeue(0))
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -25,6 +25,7 @@ use strongroom_core::duration::parse_go_duration;
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::metrics::{Kind, Subject};
 use crate::ready::{self, ReadyStatus};
 use crate::stores::selector_matches;
 
@@ -52,6 +53,8 @@ pub trait Parent:
         + 'static;
     /// The parent's finalizer.
     const FINALIZER: &'static str;
+    /// The parent's upstream metric family.
+    const METRICS: Kind;
     /// The status field naming the children (`externalSecretName`, `pushSecretName`).
     const NAME_FIELD: &'static str;
     /// The children's name, when the spec names none.
@@ -76,6 +79,7 @@ impl Parent for ClusterExternalSecret {
     type Child = ExternalSecret;
     const FINALIZER: &'static str =
         "externalsecrets.external-secrets.io/clusterexternalsecret-cleanup";
+    const METRICS: Kind = Kind::ClusterExternalSecret;
     const NAME_FIELD: &'static str = "externalSecretName";
     fn child_name_spec(&self) -> Option<String> {
         self.spec.external_secret_name.clone()
@@ -118,6 +122,7 @@ impl Parent for ClusterExternalSecret {
 impl Parent for ClusterPushSecret {
     type Child = PushSecret;
     const FINALIZER: &'static str = "pushsecrets.externalsecrets.io/clusterpushsecret-cleanup";
+    const METRICS: Kind = Kind::ClusterPushSecret;
     const NAME_FIELD: &'static str = "pushSecretName";
     fn child_name_spec(&self) -> Option<String> {
         self.spec.push_secret_name.clone()
@@ -176,9 +181,19 @@ pub fn selected<P: Parent>(parent: &P, ns: &Namespace) -> bool {
 
 /// The reconcile kube-runtime calls, for either parent kind.
 pub async fn reconcile<P: Parent>(parent: Arc<P>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.policy
+    let start = Instant::now();
+    let result = ctx
+        .policy
         .observe(parent.as_ref(), sync(parent.as_ref(), &ctx))
-        .await
+        .await;
+    let nanos = start.elapsed().as_nanos() as f64;
+    ctx.metrics.reconciled(
+        P::METRICS,
+        Subject::of(parent.as_ref()),
+        result.is_ok(),
+        nanos,
+    );
+    result
 }
 
 /// The error policy kube-runtime calls.
@@ -231,6 +246,7 @@ async fn delete_child<P: Parent>(ctx: &Context, parent: &P, ns: &str) -> Result<
 async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
     let provisioned: BTreeSet<String> = ces.provisioned().into_iter().collect();
     if ces.meta().deletion_timestamp.is_some() {
+        ctx.metrics.forget(P::METRICS, Subject::of(ces));
         if !ces.finalizers().iter().any(|f| f == P::FINALIZER) {
             return Ok(Action::await_change());
         }
@@ -331,6 +347,7 @@ async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
         delete_child(ctx, ces, ns).await?;
     }
     let ok = failed.is_empty();
+    ctx.metrics.ready(P::METRICS, Subject::of(ces), ok);
     let message = if ok {
         String::new()
     } else {

@@ -82,7 +82,9 @@ struct Args {
     /// How long a replaced GeneratorState (and its lease) lives on before it is cleaned up.
     #[arg(long, default_value = "2m")]
     generator_gc_grace_period: String,
-    /// Accepted for compatibility.
+    /// Add the object's `app.kubernetes.io/{name,instance,version,component,part-of,managed-by}`
+    /// labels to the status-condition, reconcile-duration and sync-call metrics, as
+    /// `app_kubernetes_io_*` labels.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_extended_metric_labels: bool,
     /// Generic targets (`spec.target.manifest`) are not implemented yet.
@@ -197,7 +199,7 @@ async fn run() -> anyhow::Result<ExitCode> {
     let generator_gc_grace =
         duration("generator-gc-grace-period", &args.generator_gc_grace_period)?;
     let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry)?;
+    let metrics = Metrics::register(&registry, args.enable_extended_metric_labels)?;
     let reconcile_metrics = ReconcileMetrics::register(&registry)?;
     let readiness = Readiness::default();
     readiness.stop_on(shutdown.clone());

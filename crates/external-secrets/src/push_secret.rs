@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -21,6 +21,7 @@ use crate::context::Context;
 use crate::desired::{TemplateSources, desired};
 use crate::error::Error;
 use crate::hash::synced_resource_version;
+use crate::metrics::{Kind, Subject};
 use crate::push_plan;
 use crate::push_source::{self, Source, SourceSpec};
 use crate::ready::{self, ReadyStatus};
@@ -62,7 +63,15 @@ fn deletes(ps: &PushSecret) -> bool {
 
 /// The reconcile kube-runtime calls.
 pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
     let result = ctx.policy.observe(ps.as_ref(), sync(&ps, &ctx)).await;
+    let nanos = start.elapsed().as_nanos() as f64;
+    ctx.metrics.reconciled(
+        Kind::PushSecret,
+        Subject::of(ps.as_ref()),
+        result.is_ok(),
+        nanos,
+    );
     if let Err(e) = &result
         && ps.meta().deletion_timestamp.is_none()
     {
@@ -160,6 +169,7 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
     let ns = ps.namespace().unwrap_or_default();
     if ps.meta().deletion_timestamp.is_some() {
         ctx.forget_synced(&ps.uid().unwrap_or_default());
+        ctx.metrics.forget(Kind::PushSecret, Subject::of(ps));
         if !ps.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
         }
@@ -464,6 +474,7 @@ async fn write_status(
     message: &str,
     synced: Option<(&str, &Synced)>,
 ) -> Result<(), Error> {
+    ctx.metrics.ready(Kind::PushSecret, Subject::of(ps), ok);
     let mut set = Map::new();
     if let Some((version, pushed)) = synced {
         set.insert("refreshTime".into(), json!(status::now()));

@@ -26,7 +26,7 @@ use strongroom_core::template::Engine;
 use strongroom_provider_api::ProviderRegistry;
 
 use crate::context::Context;
-use crate::metrics::Metrics;
+use crate::metrics::{Kind, Metrics, Subject};
 use crate::stores::{StoreOptions, Stores};
 use crate::{externalsecret, store};
 
@@ -226,7 +226,7 @@ pub async fn run_controllers(
         )
         .modify(slim),
     )
-    .inspect(forget_deleted_store(ctx.metrics.clone(), false))
+    .inspect(forget_deleted(ctx.metrics.clone(), Kind::SecretStore))
     .applied_objects();
     let css_stream = reflector(
         css_writer,
@@ -239,7 +239,10 @@ pub async fn run_controllers(
         )
         .modify(slim),
     )
-    .inspect(forget_deleted_store(ctx.metrics.clone(), true))
+    .inspect(forget_deleted(
+        ctx.metrics.clone(),
+        Kind::ClusterSecretStore,
+    ))
     .applied_objects();
     let (ss_for_es, ss_for_store) = fan_out(ss_stream);
     let (css_for_es, css_for_store) = fan_out(css_stream);
@@ -274,7 +277,7 @@ pub async fn run_controllers(
                         index.by_target.remove(&(ns.clone(), target));
                     }
                 }
-                metrics.forget_es(&es.name_any(), &ns);
+                metrics.forget(Kind::ExternalSecret, Subject::of(es));
                 forget.forget_synced(&es.uid().unwrap_or_default());
             }
         }
@@ -472,12 +475,17 @@ async fn fan_out_controller<P: crate::fanout::Parent>(
     stop: CancellationToken,
 ) {
     let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<P>::all(client.clone()),
-        watcher_mod::Config::default(),
-    );
-    let reader = controller.store();
-    controller
+    let (reader, writer) = reflector::store();
+    let parents = reflector(
+        writer,
+        watcher(
+            Api::<P>::all(client.clone()),
+            watcher_mod::Config::default(),
+        ),
+    )
+    .inspect(forget_deleted(ctx.metrics.clone(), P::METRICS))
+    .applied_objects();
+    Controller::for_stream(parents, reader.clone())
         .with_config(config)
         .watches(
             Api::<k8s_openapi::api::core::v1::Namespace>::all(client),
@@ -509,11 +517,17 @@ async fn push_secrets(
     stop: CancellationToken,
 ) {
     let client = ctx.client.clone();
-    let controller = Controller::new(
-        scoped_api::<PushSecret>(client.clone(), namespace.as_deref()),
-        watcher_mod::Config::default(),
-    );
-    let reader = controller.store();
+    let (reader, writer) = reflector::store();
+    let pushes = reflector(
+        writer,
+        watcher(
+            scoped_api::<PushSecret>(client.clone(), namespace.as_deref()),
+            watcher_mod::Config::default(),
+        ),
+    )
+    .inspect(forget_deleted(ctx.metrics.clone(), Kind::PushSecret))
+    .applied_objects();
+    let controller = Controller::for_stream(pushes, reader.clone());
     let secrets = watcher(
         scoped_api::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
         watcher_mod::Config::default(),
@@ -643,15 +657,14 @@ fn invalid_reporter() -> strongroom_controller_kit::watch::OnInvalid {
     })
 }
 
-/// A deleted store's status and duration series leave `/metrics` with it.
-fn forget_deleted_store<K: kube::Resource>(
-    metrics: crate::metrics::Metrics,
-    cluster: bool,
+/// A deleted object's status and duration series leave `/metrics` with it.
+fn forget_deleted<K: kube::Resource>(
+    metrics: Metrics,
+    kind: Kind,
 ) -> impl Fn(&Result<watcher_mod::Event<K>, watcher_mod::Error>) {
     move |event| {
-        if let Ok(watcher_mod::Event::Delete(store)) = event {
-            let namespace = store.namespace().unwrap_or_default();
-            metrics.forget_store(cluster, &store.name_any(), &namespace);
+        if let Ok(watcher_mod::Event::Delete(obj)) = event {
+            metrics.forget(kind, Subject::of(obj));
         }
     }
 }

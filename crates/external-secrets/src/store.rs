@@ -19,6 +19,7 @@ use strongroom_provider_api::{ProviderError, Validation};
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::metrics::{Kind, Subject};
 use crate::ready::{self, ReadyStatus};
 use crate::stores::{ResolvedStore, StoreId};
 
@@ -139,13 +140,14 @@ async fn validate<K: StoreObject>(store: &K, ctx: &Context) -> Result<Action, Er
             .event(store, EventType::Normal, "Valid", message.clone()),
         Ok(_) => {}
     }
-    ctx.metrics.store_ready(
-        K::KIND == StoreKind::ClusterSecretStore,
-        &store.name_any(),
-        &store.namespace().unwrap_or_default(),
-        ok,
-        start.elapsed().as_nanos() as f64,
-    );
+    let kind = if K::KIND == StoreKind::ClusterSecretStore {
+        Kind::ClusterSecretStore
+    } else {
+        Kind::SecretStore
+    };
+    ctx.metrics.ready(kind, Subject::of(store), ok);
+    let nanos = start.elapsed().as_nanos() as f64;
+    ctx.metrics.reconciled(kind, Subject::of(store), ok, nanos);
     write_status(store, ctx, ok, reason, &message, capabilities).await?;
     Ok(match outcome {
         // a store that cannot work is retried with backoff-like patience, not hammered

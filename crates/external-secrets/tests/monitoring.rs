@@ -103,3 +103,174 @@ async fn the_dashboard_and_alert_rules_query_only_exported_metrics() {
     )
     .await;
 }
+
+/// The PushSecret, ClusterExternalSecret and ClusterPushSecret families upstream exports: their
+/// series appear once the objects reconcile, carry the object's `app.kubernetes.io/*` labels
+/// with `--enable-extended-metric-labels`, never a secret value, and leave with the objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_cluster_kinds_export_upstream_series_and_drop_them_on_deletion() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::DeleteParams;
+    use strongroom_core::crd::external_secrets::{
+        ClusterExternalSecret, ClusterPushSecret, PushSecret,
+    };
+    const CANARY: &str = "canary-7f3a9e-never-in-metrics";
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/external-secrets.io_clusterexternalsecrets.yaml",
+        "deploy/crds/external-secrets.io_pushsecrets.yaml",
+        "deploy/crds/external-secrets.io_clusterpushsecrets.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &["team"]).await;
+    let css: ClusterSecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "shared"},
+        "spec": {"provider": {"fake": {"data": [{"key": "k", "value": CANARY}]}}}
+    }))
+    .unwrap();
+    Api::<ClusterSecretStore>::all(client.clone())
+        .create(&PostParams::default(), &css)
+        .await
+        .unwrap();
+    let source: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "source", "namespace": "team"},
+        "stringData": {"password": CANARY}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "team")
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    let controller = start_controller(
+        dir.path(),
+        &cluster,
+        &["--enable-extended-metric-labels=true"],
+    )
+    .await;
+    let app_labels = json!({
+        "app.kubernetes.io/name": "billing",
+        "app.kubernetes.io/part-of": "shop",
+        "team": CANARY,
+    });
+    let push_spec = json!({
+        "refreshInterval": "1h",
+        "secretStoreRefs": [{"name": "shared", "kind": "ClusterSecretStore"}],
+        "selector": {"secret": {"name": "source"}},
+        "data": [{"match": {"secretKey": "password", "remoteRef": {"remoteKey": "pushed"}}}]
+    });
+    let ps: PushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": {"name": "push", "namespace": "team", "labels": app_labels},
+        "spec": push_spec
+    }))
+    .unwrap();
+    let pss = Api::<PushSecret>::namespaced(client.clone(), "team");
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    let ces: ClusterExternalSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "fan", "labels": app_labels},
+        "spec": {
+            "namespaces": ["team"],
+            "refreshTime": "1h",
+            "externalSecretSpec": {
+                "secretStoreRef": {"name": "shared", "kind": "ClusterSecretStore"},
+                "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]
+            }
+        }
+    }))
+    .unwrap();
+    let cess = Api::<ClusterExternalSecret>::all(client.clone());
+    cess.create(&PostParams::default(), &ces).await.unwrap();
+    let cps: ClusterPushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "ClusterPushSecret",
+        "metadata": {"name": "fan-push"},
+        "spec": {
+            "namespaceSelectors": [{"matchLabels": {"kubernetes.io/metadata.name": "team"}}],
+            "refreshTime": "1h",
+            "pushSecretSpec": push_spec
+        }
+    }))
+    .unwrap();
+    let cpss = Api::<ClusterPushSecret>::all(client.clone());
+    cpss.create(&PostParams::default(), &cps).await.unwrap();
+
+    let extended = r#"app_kubernetes_io_component="",app_kubernetes_io_instance="",app_kubernetes_io_managed_by="",app_kubernetes_io_name="billing",app_kubernetes_io_part_of="shop",app_kubernetes_io_version="""#;
+    let expected = [
+        format!(
+            r#"pushsecret_status_condition{{{extended},condition="Ready",name="push",namespace="team",status="True"}} 1"#
+        ),
+        format!(
+            r#"pushsecret_status_condition{{{extended},condition="Ready",name="push",namespace="team",status="False"}} 0"#
+        ),
+        format!(
+            r#"clusterexternalsecret_status_condition{{{extended},condition="Ready",name="fan",namespace="",status="True"}} 1"#
+        ),
+        r#"clusterpushsecret_status_condition{app_kubernetes_io_component="",app_kubernetes_io_instance="",app_kubernetes_io_managed_by="",app_kubernetes_io_name="",app_kubernetes_io_part_of="",app_kubernetes_io_version="",condition="Ready",name="fan-push",namespace="",status="True"} 1"#.to_string(),
+    ];
+    wait_for(
+        || async {
+            let text = http_get(&controller.metrics).await.1;
+            expected.iter().all(|line| text.contains(line.as_str()))
+        },
+        "the PushSecret, ClusterExternalSecret and ClusterPushSecret series",
+    )
+    .await;
+    let text = http_get(&controller.metrics).await.1;
+    for family in [
+        "pushsecret_reconcile_duration{",
+        "clusterexternalsecret_reconcile_duration{",
+        "clusterpushsecret_reconcile_duration{",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(family))
+            .unwrap_or_else(|| panic!("{family} missing:\n{text}"));
+        assert!(line.contains("app_kubernetes_io_name="), "{line}");
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(value > 0.0, "{line}");
+    }
+    // the child ExternalSecret's series carry the extended labels too (empty: it has none)
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("externalsecret_sync_calls_total{")
+                && l.contains(r#"app_kubernetes_io_name="""#)
+                && l.contains(r#"name="fan""#)),
+        "{text}"
+    );
+    assert!(
+        !text.contains(CANARY),
+        "a secret or label value outside app.kubernetes.io/* in /metrics"
+    );
+
+    // deleted objects take their series with them
+    pss.delete("push", &DeleteParams::default()).await.unwrap();
+    cess.delete("fan", &DeleteParams::default()).await.unwrap();
+    cpss.delete("fan-push", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            let text = http_get(&controller.metrics).await.1;
+            !text.lines().any(|l| {
+                (l.starts_with("pushsecret_") && l.contains(r#"name="push""#))
+                    || l.starts_with("clusterexternalsecret_")
+                    || (l.starts_with("clusterpushsecret_") && !l.starts_with('#'))
+            })
+        },
+        "the deleted objects' series removed",
+    )
+    .await;
+    // the CES's child ExternalSecret went with it (garbage collection aside, the controller
+    // deletes it), and so did its series; the store's stay
+    wait_for(
+        || async {
+            let text = http_get(&controller.metrics).await.1;
+            !text.lines().any(|l| {
+                l.starts_with("externalsecret_status_condition{") && l.contains(r#"name="fan""#)
+            }) && text.contains(r#"clustersecretstore_status_condition{"#)
+        },
+        "the child ExternalSecret's series removed",
+    )
+    .await;
+}
