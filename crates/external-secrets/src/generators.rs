@@ -3,8 +3,9 @@
 //! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
 //! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
 //! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]) and
-//! MFA ([`mfa`]). Other generator kinds are reported as not supported. Like upstream, a generator runs at every refresh (use `refreshPolicy:
-//! CreatedOnce` or `refreshInterval: 0` for values that must not change).
+//! MFA ([`mfa`]). Other generator kinds are reported as not supported. Like upstream, a
+//! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
+//! for values that must not change).
 
 use std::collections::BTreeMap;
 
