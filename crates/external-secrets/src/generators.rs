@@ -2,10 +2,10 @@
 //! through a ClusterGenerator, as upstream generates them, GCRAccessToken (feature `gcp`, in the
 //! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
 //! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
-//! VaultDynamicSecret (feature `vault`, in the vault provider crate). Other
-//! generator kinds are reported as
-//! not supported. Like upstream, a generator runs at every refresh (use `refreshPolicy:
-//! CreatedOnce` or `refreshInterval: 0` for values that must not change).
+//! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]) and
+//! MFA ([`mfa`]). Other generator kinds are reported as not supported. Like upstream, a
+//! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
+//! for values that must not change).
 
 use std::collections::BTreeMap;
 
@@ -18,12 +18,17 @@ use strongroom_core::crd::generators::AcrAccessToken;
 use strongroom_core::crd::generators::GcrAccessToken;
 #[cfg(feature = "vault")]
 use strongroom_core::crd::generators::VaultDynamicSecret;
-use strongroom_core::crd::generators::{ClusterGenerator, Fake, Password, PasswordSpec, Uuid};
+use strongroom_core::crd::generators::{
+    ClusterGenerator, Fake, Mfa, Password, PasswordSpec, SshKey, Uuid,
+};
 #[cfg(feature = "aws")]
 use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
 use strongroom_provider_api::{SecretBytes, SecretMap};
 
 use crate::stores::Stores;
+
+pub mod mfa;
+pub mod ssh_key;
 
 /// Upstream's default symbol characters.
 const SYMBOLS: &str = "~!@#$%^&*()_+`-={}|[]\\:\"<>?,./";
@@ -358,6 +363,18 @@ pub async fn generate(
             let g = get_generator::<Fake>(client, namespace, &r.name, &what).await?;
             Ok(fake_map(g.spec.data.as_ref()))
         }
+        "SSHKey" => {
+            let g = get_generator::<SshKey>(client, namespace, &r.name, &what).await?;
+            ssh_key::generate(&g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
+        "MFA" => {
+            let g = get_generator::<Mfa>(client, namespace, &r.name, &what).await?;
+            mfa::generate(client, namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
         #[cfg(feature = "azure")]
         "ACRAccessToken" => {
             let g = get_generator::<AcrAccessToken>(client, namespace, &r.name, &what).await?;
@@ -443,6 +460,24 @@ pub async fn generate(
                 "Fake" => Ok(fake_map(
                     spec.fake_spec.as_ref().and_then(|f| f.data.as_ref()),
                 )),
+                "SSHKey" => {
+                    let body = spec
+                        .ssh_key_spec
+                        .as_ref()
+                        .ok_or("ClusterGenerator of kind SSHKey has no sshKeySpec")?;
+                    ssh_key::generate(&body.0)
+                        .await
+                        .map_err(|e| format!("{what} (SSHKey): {e}"))
+                }
+                "MFA" => {
+                    let body = spec
+                        .mfa_spec
+                        .as_ref()
+                        .ok_or("ClusterGenerator of kind MFA has no mfaSpec")?;
+                    mfa::generate(client, namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (MFA): {e}"))
+                }
                 other => Err(format!(
                     "generator kind {other:?} is not supported by this controller yet"
                 )),

@@ -1297,12 +1297,200 @@ async fn generators_password_uuid_and_cluster_generator() {
         &client,
         es(
             "unsupported",
-            json!({"dataFrom": [generated("x", "SSHKey")]}),
+            json!({"dataFrom": [generated("x", "Grafana")]}),
         ),
     )
     .await;
     let message = wait_ready(&client, "unsupported", "False", "SecretSyncedError").await;
-    assert!(message.contains("\"SSHKey\" is not supported"), "{message}");
+    assert!(
+        message.contains("\"Grafana\" is not supported"),
+        "{message}"
+    );
+}
+
+/// Applies a generator object (namespaced in `default`, or a ClusterGenerator) by server-side
+/// apply.
+async fn apply_generator(client: &kube::Client, obj: Value) {
+    let kind = obj["kind"].as_str().unwrap().to_string();
+    let ar = kube::api::ApiResource {
+        group: "generators.external-secrets.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "generators.external-secrets.io/v1alpha1".into(),
+        plural: match kind.as_str() {
+            "SSHKey" => "sshkeys".into(),
+            "MFA" => "mfas".into(),
+            _ => "clustergenerators".into(),
+        },
+        kind: kind.clone(),
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+    let api: Api<kube::api::DynamicObject> = if kind == "ClusterGenerator" {
+        Api::all_with(client.clone(), &ar)
+    } else {
+        Api::namespaced_with(client.clone(), "default", &ar)
+    };
+    api.patch(&name, &PatchParams::apply("test"), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+}
+
+/// The private key in `data` loads, and its public half is the `publicKey` line.
+fn assert_ssh_pair(data: &BTreeMap<String, String>, algorithm: &str, comment: &str) {
+    let private = ssh_key::PrivateKey::from_openssh(&data["privateKey"]).unwrap();
+    assert!(data["privateKey"].starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+    assert_eq!(private.algorithm().as_str(), algorithm);
+    assert_eq!(private.comment().as_bytes(), comment.as_bytes());
+    let public = ssh_key::PublicKey::from_openssh(data["publicKey"].trim_end()).unwrap();
+    assert_eq!(public.key_data(), private.public_key().key_data());
+    // `<algorithm> <base64>[ <comment>]` and a newline, as upstream writes it
+    assert_eq!(
+        data["publicKey"],
+        format!("{}\n", public.to_openssh().unwrap())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_ssh_key_and_mfa() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_sshkeys.yaml",
+        "deploy/crds/generators.external-secrets.io_mfas.yaml",
+        "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    // the RFC 6238 SHA-1 seed ("12345678901234567890"), and one that is not base32
+    let seeds: Secret = serde_json::from_value(json!({"metadata": {"name": "otp-seed"},
+        "stringData": {"seed": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "bad": CANARY}}))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &seeds)
+        .await
+        .unwrap();
+    let g = |kind: &str, name: &str, spec: Value| {
+        json!({"apiVersion": "generators.external-secrets.io/v1alpha1",
+        "kind": kind, "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+    };
+    apply_generator(
+        &client,
+        g(
+            "SSHKey",
+            "deploy",
+            json!({"keyType": "ed25519", "comment": "deploy@ci"}),
+        ),
+    )
+    .await;
+    apply_generator(
+        &client,
+        g(
+            "MFA",
+            "otp",
+            json!({"secret": {"name": "otp-seed", "key": "seed"},
+        "length": 8, "when": "1970-01-01T00:00:59Z"}),
+        ),
+    )
+    .await;
+    apply_generator(
+        &client,
+        g(
+            "MFA",
+            "otp-bad",
+            json!({"secret": {"name": "otp-seed", "key": "bad"}}),
+        ),
+    )
+    .await;
+    apply_generator(
+        &client,
+        g(
+            "MFA",
+            "otp-missing",
+            json!({"secret": {"name": "otp-seed", "key": "nope"}}),
+        ),
+    )
+    .await;
+    apply_generator(&client, json!({"apiVersion": "generators.external-secrets.io/v1alpha1",
+        "kind": "ClusterGenerator", "metadata": {"name": "host-keys"},
+        "spec": {"kind": "SSHKey", "generator": {"sshKeySpec": {"keyType": "rsa", "keySize": 2048}}}})).await;
+    apply_generator(&client, json!({"apiVersion": "generators.external-secrets.io/v1alpha1",
+        "kind": "ClusterGenerator", "metadata": {"name": "otp-now"},
+        "spec": {"kind": "MFA", "generator": {"mfaSpec": {"secret": {"name": "otp-seed", "key": "seed"}}}}})).await;
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let generated = |name: &str, kind: &str| json!({"sourceRef": {"generatorRef": {"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": kind, "name": name}}});
+    for (es_name, gen_name, kind) in [
+        ("ssh", "deploy", "SSHKey"),
+        ("ssh-cluster", "host-keys", "ClusterGenerator"),
+        ("otp", "otp", "MFA"),
+        ("otp-cluster", "otp-now", "ClusterGenerator"),
+        ("otp-bad", "otp-bad", "MFA"),
+        ("otp-missing", "otp-missing", "MFA"),
+    ] {
+        let spec = json!({"refreshPolicy": "CreatedOnce", "dataFrom": [generated(gen_name, kind)]});
+        apply_es(&client, es(es_name, spec)).await;
+    }
+    wait_ready(&client, "ssh", "True", "SecretSynced").await;
+    assert_ssh_pair(
+        &secret_data(&client, "ssh").await.unwrap(),
+        "ssh-ed25519",
+        "deploy@ci",
+    );
+    wait_ready(&client, "ssh-cluster", "True", "SecretSynced").await;
+    let data = secret_data(&client, "ssh-cluster").await.unwrap();
+    assert_ssh_pair(&data, "ssh-rsa", "");
+    let rsa = ssh_key::PrivateKey::from_openssh(&data["privateKey"]).unwrap();
+    assert_eq!(rsa.key_data().rsa().map(|k| k.key_size()), Some(2048));
+    wait_ready(&client, "otp", "True", "SecretSynced").await;
+    let data = secret_data(&client, "otp").await.unwrap();
+    assert_eq!(
+        (data["token"].as_str(), data["timeLeft"].as_str()),
+        ("94287082", "1")
+    );
+    wait_ready(&client, "otp-cluster", "True", "SecretSynced").await;
+    let data = secret_data(&client, "otp-cluster").await.unwrap();
+    assert_eq!(data["token"].len(), 6);
+    assert!(data["token"].chars().all(|c| c.is_ascii_digit()));
+    let left: u32 = data["timeLeft"].parse().unwrap();
+    assert!((1..=30).contains(&left), "{left}");
+    // a seed that is not base32 and a missing key: conditions naming the generator, no value
+    let message = wait_ready(&client, "otp-bad", "False", "SecretSyncedError").await;
+    assert!(message.contains("MFA \"otp-bad\""), "{message}");
+    assert!(
+        message.contains("illegal base32 data at input byte 6"),
+        "{message}"
+    );
+    let message = wait_ready(&client, "otp-missing", "False", "SecretSyncedError").await;
+    assert!(message.contains("MFA \"otp-missing\""), "{message}");
+    assert!(
+        message.contains("secret key nope does not exist"),
+        "{message}"
+    );
+    assert!(secret_data(&client, "otp-bad").await.is_none());
+    let events = serde_json::to_string(
+        &Api::<Event>::namespaced(client.clone(), "default")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    let statuses = serde_json::to_string(
+        &Api::<ExternalSecret>::namespaced(client.clone(), "default")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|e| e.status.clone())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_no_canary(
+        &[],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events),
+            ("statuses", &statuses),
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
