@@ -1250,6 +1250,7 @@ enum Render {
 fn event_line(ev: &Event, seen: EventType, rt: &ResourceType, render: Render) -> Bytes {
     let mut obj = ev.object.clone();
     obj["apiVersion"] = json!(rt.api_version());
+    crate::schema::default_on_read(rt, &mut obj);
     match render {
         Render::Metadata => watch_line(seen.as_str(), &partial::object(&obj)),
         Render::Table => watch_line(seen.as_str(), &crate::table::object(rt, &obj)),

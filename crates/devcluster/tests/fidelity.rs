@@ -2729,3 +2729,136 @@ async fn server_side_apply_merges_custom_resource_lists_by_list_type() {
         .delete(&name, &DeleteParams::default())
         .await;
 }
+
+/// A CRD that gains a default serves it on objects stored before: get, list and watch decode
+/// the stored object with the current schema's defaults, as the real server does when it reads
+/// from etcd. The stored object itself is unchanged until it is next written.
+#[tokio::test]
+async fn defaults_apply_on_read_to_objects_stored_before_the_default() {
+    let (t, client) = start().await;
+    let crd_json = |with_default: bool| {
+        let mut color = json!({"type": "string"});
+        if with_default {
+            color["default"] = json!("blue");
+        }
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "size": {"type": "integer"},
+                            "color": color
+                        }}
+                    }}}
+                }]
+            }
+        })
+    };
+    let name = install_crd(&client, crd_json(false)).await;
+    let ns = &t.ns;
+    let base = format!("/apis/fidelity.strongroom.dev/v1/namespaces/{ns}/widgets");
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(
+            json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Widget",
+                    "metadata": {"name": "old"}, "spec": {"size": 1}}),
+        ),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    assert!(obj["spec"].get("color").is_none(), "no default yet: {obj}");
+
+    // the CRD gains a default for spec.color
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd = crds.get(&name).await.unwrap();
+    let updated: CustomResourceDefinition = serde_json::from_value(crd_json(true)).unwrap();
+    crd.spec = updated.spec;
+    crds.replace(&name, &PostParams::default(), &crd)
+        .await
+        .unwrap();
+
+    let read_color = |v: &serde_json::Value| v["spec"]["color"].as_str().map(str::to_string);
+    let mut served = None;
+    for _ in 0..100 {
+        let (code, obj, _) = raw(&client, "GET", &format!("{base}/old"), "", None).await;
+        assert_eq!(code, 200, "{obj}");
+        served = read_color(&obj);
+        if served.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        served.as_deref(),
+        Some("blue"),
+        "get serves the new default"
+    );
+    let (_, list, _) = raw(&client, "GET", &base, "", None).await;
+    assert_eq!(
+        read_color(&list["items"][0]).as_deref(),
+        Some("blue"),
+        "list: {list}"
+    );
+    assert_eq!(list["items"][0]["spec"]["size"], 1);
+
+    // a watch from the start replays the object with the default, and so does a change event
+    let (_, watch, _) = raw(
+        &client,
+        "GET",
+        &format!("{base}?watch=true&timeoutSeconds=1"),
+        "",
+        None,
+    )
+    .await;
+    // a one-event stream decodes as one JSON object
+    assert_eq!(watch["type"], "ADDED", "{watch}");
+    assert_eq!(read_color(&watch["object"]).as_deref(), Some("blue"));
+    let widgets = Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "fidelity.strongroom.dev",
+            "v1",
+            "Widget",
+        )),
+    );
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut stream = widgets
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    widgets
+        .patch(
+            "old",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    let mut seen = None;
+    while let Some(ev) = stream.try_next().await.unwrap() {
+        if let WatchEvent::Modified(o) = ev {
+            seen = o.data["spec"]["color"].as_str().map(str::to_string);
+            break;
+        }
+    }
+    assert_eq!(
+        seen.as_deref(),
+        Some("blue"),
+        "a change event carries the default"
+    );
+}

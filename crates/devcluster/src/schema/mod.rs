@@ -243,6 +243,15 @@ pub fn check_duplicates(
     Ok(())
 }
 
+/// Applies the schema's defaults to a custom resource being read (get, list, watch), as the
+/// real server does when it decodes a stored object: an object stored before its CRD gained a
+/// default is served with it. Kinds without a schema are left as they are.
+pub fn default_on_read(rt: &ResourceType, obj: &mut Value) {
+    if let Some(schema) = &rt.schema {
+        prune::default(schema, obj);
+    }
+}
+
 /// Prunes, defaults and validates a custom resource about to be written. `old` is the stored
 /// object on update (for transition rules and ratcheting). Unknown fields are refused,
 /// warned about or dropped by `mode`.

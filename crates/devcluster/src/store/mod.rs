@@ -685,8 +685,10 @@ impl Store {
     }
 }
 
+/// An object as it is served: in the requested version, with its schema's defaults.
 fn with_version(mut obj: Value, rt: &ResourceType) -> Value {
     obj["apiVersion"] = json!(rt.api_version());
+    crate::schema::default_on_read(rt, &mut obj);
     obj
 }
 
