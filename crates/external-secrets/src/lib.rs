@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod push_plan;
 pub mod push_secret;
 pub mod push_source;
+pub mod rate_limit;
 pub mod ready;
 pub mod refresh;
 pub mod resolver;

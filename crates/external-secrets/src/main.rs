@@ -140,9 +140,23 @@ struct Args {
     /// for the same value (Go duration; 0 shares only concurrent reads).
     #[arg(long, default_value = "30s")]
     provider_read_cache_ttl: String,
+    /// Beyond upstream: provider calls per second per store at most (0: unlimited). A burst
+    /// of up to one second's worth goes at once; when the provider throttles, the store's rate
+    /// halves and grows back to this over about 15 s.
+    #[arg(long, default_value_t = 100.0, value_parser = rate_limit)]
+    provider_rate_limit: f64,
     /// `text` or `json` logs.
     #[arg(long, default_value = "text")]
     log_format: String,
+}
+
+fn rate_limit(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a number of calls per second (0 or more; 0: unlimited)"
+        )),
+    }
 }
 
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
@@ -240,6 +254,7 @@ async fn run() -> anyhow::Result<ExitCode> {
             controller_class: args.controller_class.clone(),
             flood_gate: args.enable_flood_gate,
             read_ttl,
+            rate_limit: args.provider_rate_limit,
         },
         template_delimiters: (
             args.template_left_delimiter.clone(),
@@ -301,5 +316,16 @@ mod tests {
         assert!(!args.enable_cluster_store_reconciler);
         assert_eq!(args.controller_class, "team-a");
         assert!(Args::try_parse_from(["external-secrets-controller", "--no-such-flag"]).is_err());
+        assert_eq!(args.provider_rate_limit, 100.0, "the default rate limit");
+        let rate = |v: &str| {
+            Args::try_parse_from([
+                "external-secrets-controller",
+                &format!("--provider-rate-limit={v}"),
+            ])
+            .map(|a| a.provider_rate_limit)
+        };
+        assert_eq!(rate("0").ok(), Some(0.0));
+        assert_eq!(rate("2.5").ok(), Some(2.5));
+        assert!(rate("-1").is_err() && rate("fast").is_err() && rate("inf").is_err());
     }
 }

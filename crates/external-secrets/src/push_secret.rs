@@ -26,6 +26,7 @@ use crate::push_plan;
 use crate::push_source::{self, Source, SourceSpec};
 use crate::ready::{self, ReadyStatus};
 use crate::refresh::{LastSync, interval, refresh_reason};
+use crate::stores::StoreId;
 
 /// The finalizer on PushSecrets with `deletionPolicy: Delete`.
 pub const FINALIZER: &str = "pushsecret.externalsecrets.io/finalizer";
@@ -153,8 +154,9 @@ async fn delete_remotes(
             .await
             .map_err(Error::StoreProvider)?;
         for data in stale {
-            client
-                .delete(&push_ref(data))
+            let target = push_ref(data);
+            ctx.stores
+                .limited(&store.id, || client.delete(&target))
                 .await
                 .map_err(|source| Error::Fetch {
                     at: format!("deleting {} from {store_key}", status_key(data)),
@@ -233,12 +235,13 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
     let plans = plan(ctx, ps, &ns, &rules, &store_refs, &sources).await?;
     let only_if_missing = ps.spec.update_policy.as_deref() == Some("IfNotExists");
     let mut synced = Synced::new();
-    for (store_key, client, pushes) in plans {
+    for (store_key, store, client, pushes) in plans {
         for (at, data, value) in pushes {
             let target = push_ref(&data);
             let skip = only_if_missing
-                && client
-                    .exists(&target)
+                && ctx
+                    .stores
+                    .limited(&store, || client.exists(&target))
                     .await
                     .map_err(|source| Error::Fetch {
                         at: at.clone(),
@@ -248,8 +251,8 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
                 if ctx.policy.stop_token().is_cancelled() {
                     return Ok(Action::await_change());
                 }
-                client
-                    .push(&value, &target)
+                ctx.stores
+                    .limited(&store, || client.push(&value, &target))
                     .await
                     .map_err(|source| Error::Fetch { at, source })?;
             }
@@ -277,10 +280,11 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
     Ok(requeue(every))
 }
 
-/// One store's pushes: its `<Kind>/<name>`, its client, and per entry the spec entry it comes
-/// from (for messages), what is pushed where, and the value.
+/// One store's pushes: its `<Kind>/<name>`, its identity (for its rate limit), its client, and
+/// per entry the spec entry it comes from (for messages), what is pushed where, and the value.
 type StorePlan = (
     String,
+    StoreId,
     Arc<dyn SecretsClient>,
     Vec<(String, PushSecretData, SecretBytes)>,
 );
@@ -362,7 +366,7 @@ async fn plan(
             .client(&store)
             .await
             .map_err(Error::StoreProvider)?;
-        plans.push((store_key, client, pushes));
+        plans.push((store_key, store.id, client, pushes));
     }
     Ok(plans)
 }

@@ -179,7 +179,8 @@ async fn check(
         }
         Err(e) => return Err(e),
     };
-    Ok((client.validate().await?, capabilities))
+    let validation = ctx.stores.limited(&store.id, || client.validate()).await?;
+    Ok((validation, capabilities))
 }
 
 async fn write_status<K: StoreObject>(

@@ -1,7 +1,8 @@
 //! Access to stores for reading: finds the store an ExternalSecret names, checks that it may be
 //! used (controller class, ClusterSecretStore conditions, Ready), and hands out a client that
 //! is kept across reconciles, with reads shared by every ExternalSecret through a short-lived
-//! cache and in-flight de-duplication.
+//! cache and in-flight de-duplication. Every provider call of a store waits for its turn under
+//! the store's rate limit ([`crate::rate_limit`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,10 +22,8 @@ use strongroom_provider_api::{
 use tokio::sync::OnceCell;
 
 use crate::error::Error;
+use crate::rate_limit::RateLimits;
 use crate::resolver::KubeResolver;
-
-/// How long a store that throttled us without saying how long to wait gets no calls.
-const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(5);
 
 /// The longest a client without a known lifetime is kept: a rotated or revoked credential
 /// Secret (which does not change the store) takes effect within this time.
@@ -152,8 +151,9 @@ pub struct Stores {
     read_ttl: Duration,
     clients: Mutex<HashMap<StoreId, Arc<tokio::sync::Mutex<Option<Connected>>>>>,
     reads: Mutex<HashMap<(StoreId, i64, ReadKey), Arc<Flight>>>,
-    /// Stores that throttled us, and until when no call goes to them.
-    paused: Mutex<HashMap<StoreId, Instant>>,
+    /// Per store (a ClusterSecretStore once, whichever namespace reads): the rate of calls,
+    /// lowered and paused when the provider throttles.
+    limits: RateLimits<StoreId>,
 }
 
 /// Options of [`Stores`].
@@ -165,6 +165,8 @@ pub struct StoreOptions {
     pub flood_gate: bool,
     /// How long a provider read is shared with later readers.
     pub read_ttl: Duration,
+    /// `--provider-rate-limit`: provider calls per second per store at most (0: unlimited).
+    pub rate_limit: f64,
 }
 
 impl Stores {
@@ -188,7 +190,7 @@ impl Stores {
             read_ttl: options.read_ttl,
             clients: Mutex::default(),
             reads: Mutex::default(),
-            paused: Mutex::default(),
+            limits: RateLimits::new(options.rate_limit),
         }
     }
 
@@ -469,6 +471,8 @@ impl Stores {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
+                let gone = limit_key(&id);
+                self.limits.retain(|k| *k != gone);
             }
             self.reads
                 .lock()
@@ -539,24 +543,9 @@ impl Stores {
         let result = flight
             .cell
             .get_or_init(|| async {
-                // a store that throttled us gets no call until its wait is over: every reader
-                // of the store backs off together instead of each hitting the limit again
-                if let Some(wait) = self.pause_left(id) {
-                    return Err(ProviderError::Throttled {
-                        retry_after: Some(wait),
-                        message: "the store asked to slow down; waiting before the next call"
-                            .into(),
-                    });
-                }
-                let result = read().await;
-                if let Err(ProviderError::Throttled { retry_after, .. }) = &result {
-                    let wait = retry_after.unwrap_or(DEFAULT_THROTTLE_PAUSE);
-                    self.paused
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(id.clone(), Instant::now() + wait);
-                }
-                result
+                // the read waits for the store's turn; a store that throttled us gets no call
+                // until its wait is over, so every reader of it backs off together
+                self.limited(id, read).await
             })
             .await
             .clone();
@@ -576,16 +565,34 @@ impl Stores {
         result
     }
 
-    /// How long calls to `id` still wait after it throttled us.
-    fn pause_left(&self, id: &StoreId) -> Option<Duration> {
-        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
-        let until = *paused.get(id)?;
-        let now = Instant::now();
-        if until <= now {
-            paused.remove(id);
-            return None;
+    /// Makes one provider call of the store `id` under its rate limit: waits for its turn (or
+    /// fails as throttled at once while the store is paused), and lowers the store's rate when
+    /// the provider throttles the call. Every call to a provider goes through here.
+    pub async fn limited<T, F, Fut>(&self, id: &StoreId, call: F) -> Result<T, ProviderError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let key = limit_key(id);
+        let permit = self
+            .limits
+            .acquire(&key)
+            .await
+            .map_err(|wait| ProviderError::Throttled {
+                retry_after: Some(wait),
+                message: "the store asked to slow down or its call queue is full; waiting \
+                          before the next call"
+                    .into(),
+            })?;
+        if !permit.waited.is_zero() {
+            tracing::debug!(store = %describe(id), waited = ?permit.waited, "provider call waited for the store's rate limit");
         }
-        Some(until - now)
+        let result = call().await;
+        if let Err(ProviderError::Throttled { retry_after, .. }) = &result {
+            self.limits.throttled(&key, permit, *retry_after);
+            tracing::info!(store = %describe(id), rate = self.limits.rate(&key), "provider throttled: the store's call rate is lowered");
+        }
+        result
     }
 
     /// Reads through the shared cache: the provider is called only when no read of the same
@@ -651,6 +658,23 @@ impl Stores {
     }
 }
 
+/// The rate limit of a store: the store itself, not the namespace a ClusterSecretStore is read
+/// from (the provider account behind it is the same).
+fn limit_key(id: &StoreId) -> StoreId {
+    StoreId {
+        referent: None,
+        ..id.clone()
+    }
+}
+
+/// `SecretStore "ns/name"` / `ClusterSecretStore "name"`, for logs.
+fn describe(id: &StoreId) -> String {
+    match &id.namespace {
+        Some(ns) => format!("{:?} \"{ns}/{}\"", id.kind, id.name),
+        None => format!("{:?} {:?}", id.kind, id.name),
+    }
+}
+
 /// Whether `labels` satisfy a label selector (matchLabels and matchExpressions).
 pub fn selector_matches(
     selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
@@ -683,6 +707,11 @@ mod tests {
     /// Store access with empty caches and a client that never connects: only the read path
     /// is exercised, with a counting read standing in for the provider.
     fn stores(read_ttl: Duration) -> Stores {
+        limited_stores(read_ttl, 0.0)
+    }
+
+    /// [`stores`] with a rate limit of `rate` calls per second per store.
+    fn limited_stores(read_ttl: Duration, rate: f64) -> Stores {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap_or_default());
         let Ok(client) = Client::try_from(config) else {
             panic!("a client needs no server to exist");
@@ -697,6 +726,7 @@ mod tests {
                 controller_class: "default".into(),
                 flood_gate: true,
                 read_ttl,
+                rate_limit: rate,
             },
         )
     }
@@ -916,6 +946,72 @@ mod tests {
         );
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
+    /// The fake-provider stand-in (a counting read) at the store level: the rate limit applies
+    /// to provider calls only, so shared reads cost no turn; a ClusterSecretStore has one limit
+    /// for every namespace reading through it.
+    #[tokio::test]
+    async fn cache_hits_take_no_turn_and_new_reads_wait_for_one() {
+        let stores = limited_stores(Duration::from_secs(30), 2.0);
+        let calls = AtomicUsize::new(0);
+        let minute = Duration::from_secs(60);
+        let started = Instant::now();
+        for k in ["a", "b"] {
+            assert!(
+                counted(&stores, &store(1), minute, k, &calls, Ok("v"))
+                    .await
+                    .is_ok()
+            );
+        }
+        for _ in 0..20 {
+            assert!(
+                counted(&stores, &store(1), minute, "a", &calls, Ok("v"))
+                    .await
+                    .is_ok()
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "cache hits call nothing");
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "two turns at once, cache hits wait for none: {:?}",
+            started.elapsed()
+        );
+        let before = Instant::now();
+        assert!(
+            counted(&stores, &store(1), minute, "c", &calls, Ok("v"))
+                .await
+                .is_ok()
+        );
+        let waited = before.elapsed();
+        assert!(
+            waited >= Duration::from_millis(350) && waited < Duration::from_millis(1500),
+            "the third key waits for its turn (about 0.5 s at 2/s, then the 50 ms read): {waited:?}"
+        );
+        // one ClusterSecretStore, read from two namespaces: one limit
+        let cluster = |referent: &str| {
+            let mut s = store(1);
+            s.id = StoreId {
+                kind: StoreKind::ClusterSecretStore,
+                namespace: None,
+                name: "shared".into(),
+                referent: Some(referent.into()),
+            };
+            s
+        };
+        let before = Instant::now();
+        for (ns, k) in [("x", "a"), ("y", "b"), ("x", "c")] {
+            assert!(
+                counted(&stores, &cluster(ns), minute, k, &calls, Ok("v"))
+                    .await
+                    .is_ok()
+            );
+        }
+        assert!(
+            before.elapsed() >= Duration::from_millis(350),
+            "the third read of the cluster store waits, whichever namespace reads: {:?}",
+            before.elapsed()
+        );
+    }
+
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
     use std::collections::BTreeMap;
 

@@ -650,3 +650,245 @@ async fn store_retry_settings_reach_the_sdk() {
     // The controller's own backoff then reads it.
     wait_ready(&client, "o", "True", "SecretSynced").await;
 }
+
+/// Calls whose arrival at the proxy falls in `[from, to)`.
+fn arrived_between(
+    arrivals: &[(Instant, bool)],
+    from: Instant,
+    to: Instant,
+) -> Vec<(Instant, bool)> {
+    arrivals
+        .iter()
+        .filter(|(t, _)| *t >= from && *t < to)
+        .copied()
+        .collect()
+}
+
+/// The most calls in any one-second window.
+fn busiest_second(arrivals: &[(Instant, bool)]) -> usize {
+    arrivals
+        .iter()
+        .map(|(t, _)| {
+            arrivals
+                .iter()
+                .filter(|(u, _)| *u >= *t && *u < *t + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// `--provider-rate-limit` end to end: the controller (8 workers, no read cache) against moto
+/// behind a counting proxy. 40 ExternalSecrets over 40 distinct keys, created at once, are
+/// read at no more than the limit (5/s, plus one second's worth at first); then the proxy
+/// answers the first call of a forced refresh with Secrets Manager's `ThrottlingException`: no
+/// call reaches it during the pause that follows (5 s: AWS gives no Retry-After), then calls
+/// come at about half the limit, and every Secret still gets its new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_rate_limit_spreads_a_burst_and_backs_off_on_throttling() {
+    const LIMIT: f64 = 5.0;
+    const N: usize = 40;
+    let moto = Moto::start().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    for i in 0..N {
+        sm.create_secret()
+            .name(format!("rl/k{i}"))
+            .secret_string(format!("one-{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let proxy = strongroom_testkit::flaky::FlakyProxy::start(&moto.endpoint);
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    put_secret(
+        &client,
+        "aws-creds",
+        json!({"id": "test", "secret": "test"}),
+    )
+    .await;
+    // one attempt per read: every provider call is one request at the proxy
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "aws", "namespace": "default"},
+        "spec": {
+            "retrySettings": {"maxRetries": 1, "retryInterval": "100ms"},
+            "provider": {"aws": {"service": "SecretsManager", "region": "us-east-1",
+            "auth": {"secretRef": {
+                "accessKeyIDSecretRef": {"name": "aws-creds", "key": "id"},
+                "secretAccessKeySecretRef": {"name": "aws-creds", "key": "secret"}}}}}}
+    }))
+    .unwrap();
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    stores.create(&PostParams::default(), &store).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = [
+        ("AWS_SECRETSMANAGER_ENDPOINT", proxy.url.clone()),
+        ("AWS_STS_ENDPOINT", moto.endpoint.clone()),
+    ];
+    let _controller = common::start_controller_with_env(
+        dir.path(),
+        &cluster,
+        &[
+            "--concurrent=8",
+            "--provider-read-cache-ttl=0s",
+            &format!("--provider-rate-limit={LIMIT}"),
+        ],
+        &endpoints,
+    )
+    .await;
+    wait_for(
+        || async {
+            stores
+                .get("aws")
+                .await
+                .ok()
+                .and_then(|s| s.status)
+                .is_some_and(|s| {
+                    s.conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+        },
+        "store Ready",
+    )
+    .await;
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    let holding = |prefix: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            let mut n = 0;
+            for i in 0..N {
+                let value = secrets
+                    .get_opt(&format!("rl-{i}"))
+                    .await
+                    .unwrap()
+                    .and_then(|s| s.data?.get("value").map(|v| v.0.clone()));
+                if value.is_some_and(|v| v == format!("{prefix}-{i}").into_bytes()) {
+                    n += 1;
+                }
+            }
+            n
+        }
+    };
+    let all_hold = |prefix: &'static str, what: &str| {
+        let what = what.to_string();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                let n = holding(prefix).await;
+                if n == N {
+                    return Instant::now();
+                }
+                assert!(Instant::now() < deadline, "{what}: {n} of {N} Secrets");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let es_api = Api::<ExternalSecret>::namespaced(client.clone(), "default");
+
+    // The burst: every ExternalSecret at once, each reading its own key.
+    let burst = Instant::now();
+    for i in 0..N {
+        let es = json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": format!("rl-{i}"), "namespace": "default"},
+            "spec": {"refreshInterval": "1h", "secretStoreRef": {"name": "aws"},
+                     "data": [{"secretKey": "value", "remoteRef": {"key": format!("rl/k{i}")}}]}
+        });
+        es_api
+            .patch(
+                &format!("rl-{i}"),
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&es),
+            )
+            .await
+            .unwrap();
+    }
+    let synced = all_hold("one", "the burst").await;
+    let calls = arrived_between(&proxy.arrivals(), burst, synced);
+    assert!(calls.len() >= N, "every key read: {} calls", calls.len());
+    let span = (calls[calls.len() - 1].0 - calls[0].0).as_secs_f64();
+    // a token bucket of one second's worth: n calls need (n - LIMIT) / LIMIT seconds
+    let sustained = (calls.len() as f64 - LIMIT) / span;
+    let busiest = busiest_second(&calls);
+    eprintln!(
+        "burst: {} calls over {span:.2} s, {:.2} calls/s overall, {sustained:.2}/s beyond the \
+         first second's burst, busiest second {busiest} (limit {LIMIT}/s)",
+        calls.len(),
+        calls.len() as f64 / span
+    );
+    assert!(
+        sustained <= LIMIT * 1.05,
+        "{sustained:.2} calls/s beyond the burst"
+    );
+    assert!(
+        busiest <= 2 * LIMIT as usize + 1,
+        "busiest second {busiest}"
+    );
+
+    // Throttling: new values, a forced refresh, its first call answered with ThrottlingException.
+    for i in 0..N {
+        sm.put_secret_value()
+            .secret_id(format!("rl/k{i}"))
+            .secret_string(format!("two-{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    proxy.fail_next_with(
+        1,
+        400,
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amzn-ErrorType", "ThrottlingException"),
+        ],
+        r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+    );
+    let forced = Instant::now();
+    for i in 0..N {
+        es_api
+            .patch(
+                &format!("rl-{i}"),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"force-sync": "1"}}})),
+            )
+            .await
+            .unwrap();
+    }
+    let synced = all_hold("two", "after throttling").await;
+    let calls = arrived_between(&proxy.arrivals(), forced, synced);
+    let throttled: Vec<Instant> = calls.iter().filter(|c| c.1).map(|c| c.0).collect();
+    assert_eq!(throttled.len(), 1, "the injected throttle was used");
+    let last_throttle = throttled[0];
+    let paused = arrived_between(
+        &calls,
+        last_throttle + Duration::from_millis(500),
+        last_throttle + Duration::from_secs(5),
+    );
+    let after = arrived_between(
+        &calls,
+        last_throttle + Duration::from_secs(5),
+        last_throttle + Duration::from_secs(9),
+    );
+    let total = calls.len();
+    let whole = (synced - forced).as_secs_f64();
+    eprintln!(
+        "throttling: {total} calls in {whole:.2} s until every Secret had its new value; \
+         throttled at +{:.2} s; {} calls in the 4.5 s pause; {} calls in the 4 s after it \
+         ({:.2}/s; {} at the full limit with its burst)",
+        (last_throttle - forced).as_secs_f64(),
+        paused.len(),
+        after.len(),
+        after.len() as f64 / 4.0,
+        LIMIT as usize * 5,
+    );
+    assert!(paused.is_empty(), "calls during the pause: {paused:?}");
+    // half the limit (2.5/s) growing back by 1/6 per second: about 11.3 calls in 4 s
+    assert!(
+        after.len() <= 13,
+        "{} calls in the 4 s after the pause: the rate was not lowered",
+        after.len()
+    );
+    assert!(after.len() >= 6, "calls resumed after the pause: {after:?}");
+}

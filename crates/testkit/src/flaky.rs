@@ -1,12 +1,15 @@
 //! A fault-injecting HTTP proxy in front of a real backend (moto, OpenBao): it forwards
 //! requests unchanged, answers the next N requests with an error status instead, or stops
 //! listening (connections refused) until told to come back. It counts the requests that
-//! reached it, so retry tests can assert how many attempts a client made.
+//! reached it, and when, so retry and rate-limit tests can assert how many attempts a client
+//! made and how fast.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -19,6 +22,10 @@ struct State {
     /// Requests still to fail, and the status they get.
     fail_next: AtomicUsize,
     fail_status: AtomicU16,
+    /// The headers and body of injected failures.
+    fail_answer: Mutex<(Vec<(String, String)>, Bytes)>,
+    /// When each request arrived, and whether it got an injected failure.
+    log: Mutex<Vec<(Instant, bool)>>,
     /// Every request that reached the proxy (failed or forwarded).
     requests: AtomicUsize,
     /// Requests answered with an injected failure.
@@ -40,6 +47,8 @@ impl FlakyProxy {
         let state = Arc::new(State {
             fail_next: AtomicUsize::new(0),
             fail_status: AtomicU16::new(503),
+            fail_answer: Mutex::new(default_failure()),
+            log: Mutex::default(),
             requests: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             down: watch::Sender::new(false),
@@ -65,8 +74,28 @@ impl FlakyProxy {
     /// Answers the next `n` requests with `status` (a small JSON error body) instead of
     /// forwarding them.
     pub fn fail_next(&self, n: usize, status: u16) {
+        *self.state.fail_answer.lock().unwrap() = default_failure();
         self.state.fail_status.store(status, Ordering::SeqCst);
         self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests with `status`, `headers` and `body` instead of forwarding
+    /// them (say, a provider's own throttling answer).
+    pub fn fail_next_with(&self, n: usize, status: u16, headers: &[(&str, &str)], body: &str) {
+        *self.state.fail_answer.lock().unwrap() = (
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            Bytes::from(body.to_string()),
+        );
+        self.state.fail_status.store(status, Ordering::SeqCst);
+        self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// When each request so far arrived, and whether it got an injected failure.
+    pub fn arrivals(&self) -> Vec<(Instant, bool)> {
+        self.state.log.lock().unwrap().clone()
     }
 
     /// Stops listening (`true`: new connections are refused) or listens again on the same
@@ -134,6 +163,14 @@ async fn serve(state: Arc<State>, upstream: String, tx: std::sync::mpsc::Sender<
     }
 }
 
+/// The answer [`FlakyProxy::fail_next`] injects: a small JSON error.
+fn default_failure() -> (Vec<(String, String)>, Bytes) {
+    (
+        vec![("content-type".into(), "application/json".into())],
+        Bytes::from_static(b"{\"errors\":[\"injected by the test proxy\"]}"),
+    )
+}
+
 type Upstream = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 async fn handle(
@@ -142,21 +179,22 @@ async fn handle(
     upstream: &str,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
+    let arrived = Instant::now();
     state.requests.fetch_add(1, Ordering::SeqCst);
     let failing = state
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
+    state.log.lock().unwrap().push((arrived, failing));
     if failing {
         state.failed.fetch_add(1, Ordering::SeqCst);
         let status = state.fail_status.load(Ordering::SeqCst);
-        return Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(
-                b"{\"errors\":[\"injected by the test proxy\"]}",
-            )))
-            .unwrap();
+        let (headers, body) = state.fail_answer.lock().unwrap().clone();
+        let mut answer = Response::builder().status(status);
+        for (k, v) in &headers {
+            answer = answer.header(k, v);
+        }
+        return answer.body(Full::new(body)).unwrap();
     }
     let (parts, body) = req.into_parts();
     let body = body
