@@ -2862,3 +2862,83 @@ async fn defaults_apply_on_read_to_objects_stored_before_the_default() {
         "a change event carries the default"
     );
 }
+
+/// `oneOf`, `anyOf`, `allOf` and `not` in a CRD schema are enforced with the real server's
+/// composite messages, reported at `<nil>` with the path quoted.
+#[tokio::test]
+async fn schema_junctors_refuse_what_they_exclude() {
+    let (t, client) = start().await;
+    install_crd(
+        &client,
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "choices.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "choices", "singular": "choice", "kind": "Choice", "listKind": "ChoiceList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object",
+                            "oneOf": [{"required": ["token"]}, {"required": ["password"]}],
+                            "properties": {
+                                "token": {"type": "string"},
+                                "password": {"type": "string"},
+                                "name": {"type": "string", "not": {"enum": ["root"]}}
+                            }}
+                    }}}
+                }]
+            }
+        }),
+    )
+    .await;
+    let base = format!(
+        "/apis/fidelity.strongroom.dev/v1/namespaces/{}/choices",
+        t.ns
+    );
+    let choice = |name: &str, spec: serde_json::Value| json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Choice", "metadata": {"name": name}, "spec": spec});
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(choice("one", json!({"token": "t"}))),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(choice("both", json!({"token": "t", "password": "p"}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status),
+        [(
+            "FieldValueInvalid".to_string(),
+            "<nil>".to_string(),
+            r#"Invalid value: "null": "spec" must validate one and only one schema (oneOf). Found 2 valid alternatives"#.to_string()
+        )]
+    );
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(choice("root", json!({"password": "p", "name": "root"}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#""spec.name" must not validate the schema (not)"#),
+        "{status}"
+    );
+}

@@ -237,3 +237,59 @@ fn embedded_resources_keep_their_identity() {
         e.message
     );
 }
+
+#[test]
+fn junctors_any_one_all_and_not_as_the_real_server() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "properties": {
+            "a": {"type": "string"}, "b": {"type": "string"},
+            "size": {"type": "integer", "anyOf": [{"minimum": 10}, {"maximum": 2}]},
+            "name": {"type": "string", "allOf": [{"minLength": 2}, {"maxLength": 4}],
+                     "not": {"enum": ["root"]}}
+        },
+        "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}}});
+    let check = |spec: Value| {
+        let mut causes = Vec::new();
+        validate::validate(
+            &schema,
+            &json!({"spec": spec}),
+            &Path::default(),
+            true,
+            &mut causes,
+        );
+        causes.iter().map(Cause::text).collect::<Vec<_>>()
+    };
+    assert!(check(json!({"a": "x", "size": 1, "name": "abc"})).is_empty());
+    assert!(check(json!({"b": "x", "size": 11})).is_empty());
+    assert_eq!(
+        check(json!({"a": "x", "b": "y"})),
+        [
+            r#"<nil>: Invalid value: "null": "spec" must validate one and only one schema (oneOf). Found 2 valid alternatives"#
+        ]
+    );
+    assert_eq!(
+        check(json!({})),
+        [
+            r#"<nil>: Invalid value: "null": "spec" must validate one and only one schema (oneOf). Found none valid"#,
+            "spec.a: Required value"
+        ]
+    );
+    assert_eq!(
+        check(json!({"a": "x", "size": 5})),
+        [
+            r#"<nil>: Invalid value: "null": "spec.size" must validate at least one schema (anyOf)"#,
+            "spec.size: Invalid value: 5: spec.size in body should be greater than or equal to 10"
+        ]
+    );
+    assert_eq!(
+        check(json!({"a": "x", "name": "toolong"})),
+        [
+            "spec.name: Too long: may not be more than 4 bytes",
+            r#"<nil>: Invalid value: "null": "spec.name" must validate all the schemas (allOf)"#
+        ]
+    );
+    assert_eq!(
+        check(json!({"a": "x", "name": "root"})),
+        [r#"<nil>: Invalid value: "null": "spec.name" must not validate the schema (not)"#]
+    );
+}

@@ -115,6 +115,7 @@ pub fn validate(schema: &Value, v: &Value, path: &Path, root: bool, causes: &mut
             ),
         });
     }
+    junctors(schema, v, path, causes);
     match v {
         Value::String(s) => string(schema, s, v, path, causes),
         Value::Number(n) => number(schema, n, v, path, causes),
@@ -180,6 +181,83 @@ pub fn validate(schema: &Value, v: &Value, path: &Path, root: bool, causes: &mut
             }
         }
         _ => {}
+    }
+}
+
+/// The problems `v` has against `sub`, validated on its own.
+fn problems(sub: &Value, v: &Value, path: &Path) -> Vec<Cause> {
+    let mut found = Vec::new();
+    validate(sub, v, path, false, &mut found);
+    found
+}
+
+/// A junctor's own error: the real server reports it at the root (`<nil>`) with the path
+/// quoted inside the message.
+fn junctor_cause(detail: String) -> Cause {
+    Cause::invalid(
+        &Path(vec![Step::Field("<nil>".into())]),
+        &Value::String("null".into()),
+        detail,
+    )
+}
+
+/// `allOf`, `anyOf`, `oneOf` and `not` (structural schemas allow them for value validations
+/// only): the real server's composite messages, plus the problems of the alternative that
+/// came closest (fewest problems here, where the real server counts passed checks).
+fn junctors(schema: &Value, v: &Value, path: &Path, causes: &mut Vec<Cause>) {
+    let quoted = format!("{:?}", path.to_string());
+    if let Some(subs) = schema.get("anyOf").and_then(Value::as_array) {
+        let results: Vec<Vec<Cause>> = subs.iter().map(|s| problems(s, v, path)).collect();
+        if !results.is_empty() && results.iter().all(|r| !r.is_empty()) {
+            causes.push(junctor_cause(format!(
+                "{quoted} must validate at least one schema (anyOf)"
+            )));
+            if let Some(best) = results.into_iter().min_by_key(Vec::len) {
+                causes.extend(best);
+            }
+        }
+    }
+    if let Some(subs) = schema.get("oneOf").and_then(Value::as_array) {
+        let results: Vec<Vec<Cause>> = subs.iter().map(|s| problems(s, v, path)).collect();
+        let valid = results.iter().filter(|r| r.is_empty()).count();
+        if !results.is_empty() && valid != 1 {
+            let found = if valid == 0 {
+                "Found none valid".to_string()
+            } else {
+                format!("Found {valid} valid alternatives")
+            };
+            causes.push(junctor_cause(format!(
+                "{quoted} must validate one and only one schema (oneOf). {found}"
+            )));
+            if valid == 0
+                && let Some(best) = results.into_iter().min_by_key(Vec::len)
+            {
+                causes.extend(best);
+            }
+        }
+    }
+    if let Some(subs) = schema.get("allOf").and_then(Value::as_array) {
+        let mut valid = 0;
+        for sub in subs {
+            let found = problems(sub, v, path);
+            if found.is_empty() {
+                valid += 1;
+            }
+            causes.extend(found);
+        }
+        if valid != subs.len() {
+            let none = if valid == 0 { ". None validated" } else { "" };
+            causes.push(junctor_cause(format!(
+                "{quoted} must validate all the schemas (allOf){none}"
+            )));
+        }
+    }
+    if let Some(sub) = schema.get("not")
+        && problems(sub, v, path).is_empty()
+    {
+        causes.push(junctor_cause(format!(
+            "{quoted} must not validate the schema (not)"
+        )));
     }
 }
 
