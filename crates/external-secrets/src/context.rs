@@ -51,6 +51,22 @@ impl Context {
             .cloned()
     }
 
+    /// The newer of a status's last sync (`version`, `at` in Unix seconds) and what this
+    /// process recorded for `uid`: the watch cache may not show a status written a moment ago,
+    /// and a sync must never be repeated because of that (a generator would regenerate, a
+    /// CreatedOnce would read again).
+    pub fn latest_sync(
+        &self,
+        uid: &str,
+        version: Option<String>,
+        at: Option<i64>,
+    ) -> (Option<String>, Option<i64>) {
+        match self.last_synced(uid) {
+            Some((recorded, when)) if at.is_none_or(|t| t < when) => (Some(recorded), Some(when)),
+            _ => (version, at),
+        }
+    }
+
     /// Records a sync of the ExternalSecret `uid`.
     pub fn remember_synced(&self, uid: &str, version: &str, at: i64) {
         self.synced

@@ -314,17 +314,13 @@ async fn sync(
         es.metadata.annotations.as_ref(),
     );
     let status = es.status.clone().unwrap_or_default();
-    let mut synced_version = status.synced_resource_version.clone();
-    let mut synced_at = status.refresh_time.as_ref().map(|t| t.0.as_second());
-    // the cache may not show the status this controller wrote a moment ago (the finalizer's
-    // own event can trigger the next reconcile first): what was written wins when newer, so
-    // a sync is never repeated (a generator never regenerates, a CreatedOnce never re-reads)
-    if let Some((version, at)) = ctx.last_synced(&es.uid().unwrap_or_default())
-        && synced_at.is_none_or(|t| t < at)
-    {
-        synced_version = Some(version);
-        synced_at = Some(at);
-    }
+    // the finalizer's own event can trigger the next reconcile before the cache shows the
+    // status written by the last one
+    let (synced_version, synced_at) = ctx.latest_sync(
+        &es.uid().unwrap_or_default(),
+        status.synced_resource_version,
+        status.refresh_time.map(|t| t.0.as_second()),
+    );
     let age = synced_at.map(|t| now_secs() - t);
     let last = LastSync {
         synced_version: synced_version.as_deref(),

@@ -413,15 +413,11 @@ fn generator_not_due(
     version: &str,
 ) -> Option<Action> {
     let status = ps.status.clone().unwrap_or_default();
-    let mut synced_version = status.synced_resource_version.clone();
-    let mut synced_at = status.refresh_time.as_ref().map(|t| t.0.as_second());
-    // the cache may not show the status this controller wrote a moment ago
-    if let Some((v, at)) = ctx.last_synced(&ps.uid().unwrap_or_default())
-        && synced_at.is_none_or(|t| t < at)
-    {
-        synced_version = Some(v);
-        synced_at = Some(at);
-    }
+    let (synced_version, synced_at) = ctx.latest_sync(
+        &ps.uid().unwrap_or_default(),
+        status.synced_resource_version,
+        status.refresh_time.map(|t| t.0.as_second()),
+    );
     let age = synced_at.map(|t| now_secs() - t);
     let last = LastSync {
         synced_version: synced_version.as_deref(),

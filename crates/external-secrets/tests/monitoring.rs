@@ -230,14 +230,21 @@ async fn push_and_cluster_kinds_export_upstream_series_and_drop_them_on_deletion
         let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(value > 0.0, "{line}");
     }
-    // the child ExternalSecret's series carry the extended labels too (empty: it has none)
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("externalsecret_sync_calls_total{")
-                && l.contains(r#"app_kubernetes_io_name="""#)
-                && l.contains(r#"name="fan""#)),
-        "{text}"
-    );
+    // the child ExternalSecret's series carry the extended labels too (empty: it has none);
+    // the ClusterExternalSecret is Ready once its children exist, maybe before they synced
+    wait_for(
+        || async {
+            let text = http_get(&controller.metrics).await.1;
+            text.lines().any(|l| {
+                l.starts_with("externalsecret_sync_calls_total{")
+                    && l.contains(r#"app_kubernetes_io_name="""#)
+                    && l.contains(r#"name="fan""#)
+            })
+        },
+        "the child ExternalSecret's series with the extended labels",
+    )
+    .await;
+    let text = http_get(&controller.metrics).await.1;
     assert!(
         !text.contains(CANARY),
         "a secret or label value outside app.kubernetes.io/* in /metrics"
