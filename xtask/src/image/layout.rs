@@ -81,13 +81,27 @@ fn git_revision(root: &Path) -> String {
 /// The binary without its symbol table (binutils' `strip`, when installed), else as built.
 fn stripped(binary: &Path, dir: &Path) -> anyhow::Result<Vec<u8>> {
     let out = dir.with_extension("stripped");
-    let done = Command::new("strip")
+    // strip writes beside its output; without the directory it fails with "Bad file descriptor".
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let done = match Command::new("strip")
         .arg("--strip-all")
         .arg("-o")
         .arg(&out)
         .arg(binary)
         .status()
-        .is_ok_and(|s| s.success());
+    {
+        Ok(s) if s.success() => true,
+        Ok(s) => {
+            eprintln!(
+                "strip {} failed ({s}); using it unstripped",
+                binary.display()
+            );
+            false
+        }
+        Err(_) => false,
+    };
     let bytes = std::fs::read(if done { &out } else { binary })?;
     let _ = std::fs::remove_file(&out);
     Ok(bytes)
@@ -217,4 +231,26 @@ pub fn write(
         compressed: layer.gzip.len() as u64,
         unpacked: layer.tar_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first image's directory does not exist yet when its binary is stripped; strip must
+    /// still run (it used to fail with "Bad file descriptor" and ship the binary unstripped).
+    #[test]
+    fn strips_into_a_directory_that_does_not_exist_yet() {
+        let tmp = std::env::temp_dir().join(format!("strip-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let binary = std::env::current_exe().unwrap();
+        let before = std::fs::metadata(&binary).unwrap().len();
+        let bytes = stripped(&binary, &tmp.join("images/first")).unwrap();
+        let _ = std::fs::remove_dir_all(&tmp);
+        assert!(
+            (bytes.len() as u64) < before,
+            "not stripped: {} bytes of {before}",
+            bytes.len()
+        );
+    }
 }
