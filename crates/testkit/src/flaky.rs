@@ -54,17 +54,9 @@ impl FlakyProxy {
             down: watch::Sender::new(false),
         });
         let upstream = upstream.trim_end_matches('/').to_string();
-        let (tx, rx) = std::sync::mpsc::channel();
         let shared = state.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(serve(shared, upstream, tx));
-        });
-        let addr: SocketAddr = rx.recv().unwrap();
+        let addr: SocketAddr =
+            crate::background::serve_on_own_thread(move |tx| serve(shared, upstream, tx));
         Self {
             url: format!("http://{addr}"),
             state,

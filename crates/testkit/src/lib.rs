@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod backends;
+pub mod background;
 pub mod flaky;
 pub mod helm;
 pub mod monitoring;
