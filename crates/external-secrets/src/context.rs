@@ -36,6 +36,8 @@ pub struct Context {
     pub read_max_age: Duration,
     /// `--generator-gc-grace-period`: how long a replaced generator state lives on.
     pub generator_gc_grace: Duration,
+    /// Generic targets (`spec.target.manifest`): the flag, resolved kinds and their watches.
+    pub generic: crate::generic_watch::GenericTargets,
     /// Per ExternalSecret uid: the `syncedResourceVersion` and time (unix seconds) of the last
     /// sync this process wrote, for when the cache lags behind its own status write.
     pub synced: Mutex<HashMap<String, (String, i64)>>,

@@ -11,7 +11,7 @@ use strongroom_core::template::{Engine, Value};
 use strongroom_provider_api::SecretBytes;
 
 /// Annotations never copied from an ExternalSecret to its Secret.
-const NOT_COPIED: [&str; 1] = ["kubectl.kubernetes.io/last-applied-configuration"];
+pub(crate) const NOT_COPIED: [&str; 1] = ["kubectl.kubernetes.io/last-applied-configuration"];
 
 /// ConfigMaps and Secrets that `templateFrom[]` reads, by name.
 #[derive(Debug, Default, Clone)]
@@ -78,7 +78,8 @@ pub fn sources_needed(template: Option<&ExternalSecretTemplate>) -> (Vec<String>
     (cms, secrets)
 }
 
-struct Renderer<'a> {
+/// Renders templates against the fetched values (the template's `.`).
+pub(crate) struct Renderer<'a> {
     engine: &'a Engine,
     dot: Value,
     secrets: Vec<&'a str>,
@@ -86,7 +87,29 @@ struct Renderer<'a> {
     raw: BTreeMap<String, Vec<u8>>,
 }
 
-impl Renderer<'_> {
+impl<'a> Renderer<'a> {
+    /// A renderer whose `.` is the fetched values that are text.
+    pub(crate) fn new(engine: &'a Engine, fetched: &'a BTreeMap<String, SecretBytes>) -> Self {
+        let texts: Vec<(&str, &str)> = fetched
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.expose_str()?)))
+            .collect();
+        Renderer {
+            engine,
+            dot: Value::Map(
+                texts
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                    .collect(),
+            ),
+            secrets: texts.iter().map(|(_, v)| *v).collect(),
+            raw: fetched
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_vec()))
+                .collect(),
+        }
+    }
+
     /// Renders a `template.data` entry as upstream's `execute` does: values that are not
     /// UTF-8 reach the functions that read bytes, and bytes made by `b64dec`, `pkcs12*` and
     /// friends are written as they are.
@@ -96,14 +119,19 @@ impl Renderer<'_> {
             .map_err(|e| e.to_string())
     }
 
-    fn render(&self, name: &str, text: &str) -> Result<String, String> {
+    /// Renders `text` (named `name` in errors) to a string.
+    pub(crate) fn render(&self, name: &str, text: &str) -> Result<String, String> {
         self.engine
             .render(name, text, self.dot.clone(), &self.secrets)
             .map_err(|e| e.to_string())
     }
 
     /// Renders `text` and reads the result as a YAML map of keys to values.
-    fn render_map(&self, name: &str, text: &str) -> Result<BTreeMap<String, String>, String> {
+    pub(crate) fn render_map(
+        &self,
+        name: &str,
+        text: &str,
+    ) -> Result<BTreeMap<String, String>, String> {
         let rendered = self.render(name, text)?;
         if rendered.trim().is_empty() {
             return Ok(BTreeMap::new());
@@ -157,21 +185,7 @@ pub fn desired(
             annotations,
         });
     };
-    let texts: Vec<(&str, &str)> = fetched
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.expose_str()?)))
-        .collect();
-    let renderer = Renderer {
-        engine,
-        dot: Value::Map(
-            texts
-                .iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-                .collect(),
-        ),
-        secrets: texts.iter().map(|(_, v)| *v).collect(),
-        raw: fetched_bytes(),
-    };
+    let renderer = Renderer::new(engine, fetched);
     let has_data_templates = template.data.as_ref().is_some_and(|d| !d.is_empty())
         || template
             .template_from
@@ -250,7 +264,8 @@ pub fn desired(
     Ok(out)
 }
 
-fn render_item(
+/// Renders one `templateFrom[].configMap/secret` item into `into`, by its `templateAs`.
+pub(crate) fn render_item(
     renderer: &Renderer<'_>,
     into: &mut BTreeMap<String, String>,
     key: &str,

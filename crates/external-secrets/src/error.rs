@@ -43,6 +43,15 @@ pub enum Error {
     /// The target is immutable and the data changed.
     #[error("could not update secret, target is immutable")]
     Immutable,
+    /// `spec.target.manifest` is set but the controller runs without
+    /// `--unsafe-allow-generic-targets`.
+    #[error(
+        "generic targets are disabled: spec.target.manifest needs the controller flag --unsafe-allow-generic-targets"
+    )]
+    GenericTargetsDisabled,
+    /// The generic target's kind cannot be used (not served, cluster-scoped, malformed).
+    #[error("{0}")]
+    Target(String),
     /// A Kubernetes API call failed.
     #[error("could not {action}: {source}")]
     Kube {
@@ -66,9 +75,14 @@ impl Error {
         Self::Template(strongroom_core::secret::redact_quoted(&message))
     }
 
-    /// The `Ready` condition reason of an ExternalSecret failing this way.
-    pub fn es_reason(&self) -> &'static str {
-        "SecretSyncedError"
+    /// The `Ready` condition reason of an ExternalSecret failing this way: `generic` for a
+    /// generic target (`spec.target.manifest`).
+    pub fn es_reason(&self, generic: bool) -> &'static str {
+        if generic {
+            "ResourceSyncedError"
+        } else {
+            "SecretSyncedError"
+        }
     }
 }
 
@@ -82,6 +96,7 @@ impl ReconcileError for Error {
             Self::Template(_) => "template",
             Self::Ownership(_) => "ownership",
             Self::Immutable => "immutable",
+            Self::GenericTargetsDisabled | Self::Target(_) => "generic_target",
             Self::Kube { .. } => "kubernetes",
         }
     }
@@ -95,7 +110,8 @@ impl ReconcileError for Error {
             // fixed by editing the ExternalSecret, which triggers a reconcile
             // (template errors are retried: they often come from remote data or a templateFrom
             // source that is not there yet, neither of which is watched)
-            Self::InvalidSpec(_) | Self::Immutable => false,
+            // (a kind that is not served is retried: its CRD may be installed later)
+            Self::InvalidSpec(_) | Self::Immutable | Self::GenericTargetsDisabled => false,
             _ => true,
         }
     }

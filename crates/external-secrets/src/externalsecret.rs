@@ -30,24 +30,19 @@ use crate::refresh::{LastSync, Reason, interval, next_refresh_in, refresh_reason
 use crate::windows;
 
 /// Upstream's static checks (its admission webhook, here the CRD's validation rules), for
-/// objects that bypassed them, plus what this controller does not do yet.
+/// objects that bypassed them.
 pub fn validate_spec(spec: &ExternalSecretSpec) -> Result<(), String> {
     strongroom_core::crd::external_secrets::validate(spec)
         .map_err(|problems| problems.join("; "))?;
-    if spec.target.as_ref().is_some_and(|t| t.manifest.is_some()) {
-        return Err(
-            "spec.target.manifest (generic targets) is not supported by this controller yet".into(),
-        );
-    }
     interval(spec.refresh_interval.as_deref())?;
     Ok(())
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn target_name(es: &ExternalSecret) -> String {
+pub(crate) fn target_name(es: &ExternalSecret) -> String {
     es.spec
         .target
         .as_ref()
@@ -89,7 +84,7 @@ fn target_valid(es: &ExternalSecret, existing: Option<&Secret>) -> bool {
     managed && secret.annotations().get(DATA_HASH_ANNOTATION) == Some(&hash)
 }
 
-fn creation_policy(es: &ExternalSecret) -> CreationPolicy {
+pub(crate) fn creation_policy(es: &ExternalSecret) -> CreationPolicy {
     es.spec
         .target
         .as_ref()
@@ -97,7 +92,7 @@ fn creation_policy(es: &ExternalSecret) -> CreationPolicy {
         .unwrap_or_default()
 }
 
-fn deletion_policy(es: &ExternalSecret) -> DeletionPolicy {
+pub(crate) fn deletion_policy(es: &ExternalSecret) -> DeletionPolicy {
     es.spec
         .target
         .as_ref()
@@ -127,8 +122,15 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Act
     {
         ctx.metrics
             .ready(Kind::ExternalSecret, Subject::of(es.as_ref()), false);
-        if let Err(write) =
-            write_status(&ctx, &es, false, e.es_reason(), &e.to_string(), None).await
+        if let Err(write) = write_status(
+            &ctx,
+            &es,
+            false,
+            e.es_reason(generic_manifest(&es).is_some()),
+            &e.to_string(),
+            None,
+        )
+        .await
         {
             tracing::warn!(object = %format!("{ns}/{name}"), error = %write, "could not write status");
         }
@@ -142,12 +144,14 @@ pub fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> 
 }
 
 /// What a successful sync records in status.
-struct Synced<'a> {
-    version: &'a str,
-    target: &'a str,
+pub(crate) struct Synced<'a> {
+    /// The `syncedResourceVersion`.
+    pub version: &'a str,
+    /// The target's name (`binding.name`).
+    pub target: &'a str,
 }
 
-async fn write_status(
+pub(crate) async fn write_status(
     ctx: &Context,
     es: &ExternalSecret,
     ok: bool,
@@ -224,7 +228,13 @@ async fn finalize(ctx: &Context, es: &ExternalSecret) -> Result<Action, Error> {
     crate::generator_state::delete_owned(ctx, es)
         .await
         .map_err(Error::kube("delete the generator states"))?;
-    if deletion_policy(es) == DeletionPolicy::Delete && creation_policy(es) == CreationPolicy::Owner
+    if deletion_policy(es) == DeletionPolicy::Delete
+        && creation_policy(es) == CreationPolicy::Owner
+        && generic_manifest(es).is_some()
+    {
+        crate::generic_sync::delete_target(ctx, es).await?;
+    } else if deletion_policy(es) == DeletionPolicy::Delete
+        && creation_policy(es) == CreationPolicy::Owner
     {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let target = target_name(es);
@@ -254,17 +264,19 @@ async fn finalize(ctx: &Context, es: &ExternalSecret) -> Result<Action, Error> {
     }
 }
 
-fn owned_by(secret: &Secret, es: &ExternalSecret) -> bool {
+/// Whether `target` is controlled by `es` (its controller owner reference).
+pub(crate) fn owned_by<R: Resource>(target: &R, es: &ExternalSecret) -> bool {
     let uid = es.uid().unwrap_or_default();
-    secret
+    target
         .owner_references()
         .iter()
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-fn foreign_controller(secret: &Secret, es: &ExternalSecret) -> bool {
+/// Whether `target` is controlled by something other than `es`.
+pub(crate) fn foreign_controller<R: Resource>(target: &R, es: &ExternalSecret) -> bool {
     let uid = es.uid().unwrap_or_default();
-    secret
+    target
         .owner_references()
         .iter()
         .any(|o| o.controller == Some(true) && o.uid != uid)
@@ -299,62 +311,179 @@ async fn sync(
         return Ok(Action::await_change());
     }
     validate_spec(&es.spec).map_err(Error::InvalidSpec)?;
+    if let Some(manifest) = generic_manifest(es) {
+        // nothing is written (not even the finalizer) while generic targets are off
+        if !ctx.generic.allowed {
+            return Err(Error::GenericTargetsDisabled);
+        }
+        let ar = ctx.generic.resolve(&ctx.client, manifest).await?;
+        ensure_finalizer(ctx, es).await?;
+        return crate::generic_sync::sync(es, ctx, created, &ar).await;
+    }
     ensure_finalizer(ctx, es).await?;
+    sync_secret(es, ctx, created).await
+}
+
+/// `spec.target.manifest` when it names a kind other than a core Secret (a `v1` `Secret`
+/// manifest is written as any Secret target, flag or not).
+pub fn generic_manifest(
+    es: &ExternalSecret,
+) -> Option<&strongroom_core::crd::external_secrets::ManifestReference> {
+    es.spec
+        .target
+        .as_ref()
+        .and_then(|t| t.manifest.as_ref())
+        .filter(|m| !(m.api_version == "v1" && m.kind == "Secret"))
+}
+
+/// One reconcile's refresh decision, shared by Secret and generic targets.
+pub(crate) struct Round {
+    /// The refresh interval (zero: never periodically).
+    pub every: std::time::Duration,
+    /// The `syncedResourceVersion` this reconcile records.
+    pub version: String,
+    /// Seconds since the last sync.
+    pub age: Option<i64>,
+    /// Why a read is due (`None`: not due).
+    pub reason: Option<Reason>,
+}
+
+impl Round {
+    /// The refresh decision for `es`.
+    pub(crate) fn of(es: &ExternalSecret, ctx: &Context) -> Result<Self, Error> {
+        let every = interval(es.spec.refresh_interval.as_deref()).map_err(Error::InvalidSpec)?;
+        let version = synced_resource_version(
+            es.metadata.generation.unwrap_or_default(),
+            es.metadata.labels.as_ref(),
+            es.metadata.annotations.as_ref(),
+        );
+        let status = es.status.clone().unwrap_or_default();
+        // the finalizer's own event can trigger the next reconcile before the cache shows the
+        // status written by the last one
+        let (synced_version, synced_at) = ctx.latest_sync(
+            &es.uid().unwrap_or_default(),
+            status.synced_resource_version,
+            status.refresh_time.map(|t| t.0.as_second()),
+        );
+        let age = synced_at.map(|t| now_secs() - t);
+        let last = LastSync {
+            synced_version: synced_version.as_deref(),
+            age_secs: age,
+        };
+        let reason = refresh_reason(es.spec.refresh_policy, every, last, &version);
+        Ok(Self {
+            every,
+            version,
+            age,
+            reason,
+        })
+    }
+
+    /// The next reconcile, `age` seconds after the last sync.
+    pub(crate) fn requeue(&self, es: &ExternalSecret, age: i64) -> Action {
+        if self.every.is_zero() {
+            Action::await_change()
+        } else {
+            Action::requeue(next_refresh_in(self.every, age, now_secs(), seed(es)))
+        }
+    }
+
+    /// When no read is due (or a sync window is closed) and the target is `valid`: the action
+    /// that ends this reconcile.
+    pub(crate) fn skip(&self, es: &ExternalSecret, ctx: &Context, valid: bool) -> Option<Action> {
+        match self.reason {
+            None if valid => {
+                ctx.metrics
+                    .ready(Kind::ExternalSecret, Subject::of(es), true);
+                Some(self.requeue(es, self.age.unwrap_or_default()))
+            }
+            Some(Reason::Interval) if valid => {
+                // sync windows gate periodic refreshes only
+                let reopens =
+                    windows::allows(es.spec.sync_windows.as_ref(), chrono::Utc::now()).err()?;
+                ctx.metrics
+                    .ready(Kind::ExternalSecret, Subject::of(es), true);
+                Some(Action::requeue(
+                    reopens
+                        .unwrap_or(self.every)
+                        .max(std::time::Duration::from_secs(1)),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads the values (and records generator states, and reports missing remote keys).
+    /// `None`: a store belongs to another controller class.
+    pub(crate) async fn read(
+        &self,
+        es: &ExternalSecret,
+        ctx: &Context,
+        created: &mut Vec<crate::generator_state::Recorded>,
+    ) -> Result<Option<crate::fetch::Fetched>, Error> {
+        let tolerate_missing = matches!(
+            deletion_policy(es),
+            DeletionPolicy::Delete | DeletionPolicy::Merge
+        );
+        // a force-sync (or any change of the ExternalSecret) reads fresh values; otherwise a
+        // read shared with other ExternalSecrets may be up to half an interval old (and at most
+        // the read-cache TTL), so values are never staler than upstream's
+        let max_age = if self.reason == Some(Reason::Changed) {
+            std::time::Duration::ZERO
+        } else if self.every.is_zero() {
+            ctx.read_max_age
+        } else {
+            self.every / 2
+        };
+        let ns = es.namespace().unwrap_or_default();
+        let fetched = match fetch(
+            &es.spec,
+            &ns,
+            &es.name_any(),
+            &ctx.stores,
+            &ctx.rewrite_engine,
+            tolerate_missing,
+            max_age,
+        )
+        .await?
+        {
+            Outcome::Fetched(f) => f,
+            Outcome::OtherClass => return Ok(None),
+        };
+        crate::generator_state::record(ctx, es, &fetched.states, created)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        for at in &fetched.missing {
+            ctx.policy.event(
+                es,
+                EventType::Normal,
+                "MissingProviderSecret",
+                format!("{at}: remote key not found"),
+            );
+        }
+        Ok(Some(fetched))
+    }
+}
+
+async fn sync_secret(
+    es: &ExternalSecret,
+    ctx: &Context,
+    created: &mut Vec<crate::generator_state::Recorded>,
+) -> Result<Action, Error> {
     let (name, ns) = (es.name_any(), es.namespace().unwrap_or_default());
-    let every = interval(es.spec.refresh_interval.as_deref()).map_err(Error::InvalidSpec)?;
+    let round = Round::of(es, ctx)?;
+    let every = round.every;
+    let version = round.version.clone();
     let target = target_name(es);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = secrets
         .get_opt(&target)
         .await
         .map_err(Error::kube("read the target Secret"))?;
-    let version = synced_resource_version(
-        es.metadata.generation.unwrap_or_default(),
-        es.metadata.labels.as_ref(),
-        es.metadata.annotations.as_ref(),
-    );
-    let status = es.status.clone().unwrap_or_default();
-    // the finalizer's own event can trigger the next reconcile before the cache shows the
-    // status written by the last one
-    let (synced_version, synced_at) = ctx.latest_sync(
-        &es.uid().unwrap_or_default(),
-        status.synced_resource_version,
-        status.refresh_time.map(|t| t.0.as_second()),
-    );
-    let age = synced_at.map(|t| now_secs() - t);
-    let last = LastSync {
-        synced_version: synced_version.as_deref(),
-        age_secs: age,
-    };
-    let requeue = |age: i64| {
-        if every.is_zero() {
-            Action::await_change()
-        } else {
-            Action::requeue(next_refresh_in(every, age, now_secs(), seed(es)))
-        }
-    };
+    let requeue = |age: i64| round.requeue(es, age);
     let valid = target_valid(es, existing.as_ref());
-    let reason = refresh_reason(es.spec.refresh_policy, every, last, &version);
-    match reason {
-        None if valid => {
-            ctx.metrics
-                .ready(Kind::ExternalSecret, Subject::of(es), true);
-            return Ok(requeue(age.unwrap_or_default()));
-        }
-        Some(Reason::Interval) if valid => {
-            // sync windows gate periodic refreshes only
-            if let Err(reopens) = windows::allows(es.spec.sync_windows.as_ref(), chrono::Utc::now())
-            {
-                ctx.metrics
-                    .ready(Kind::ExternalSecret, Subject::of(es), true);
-                return Ok(Action::requeue(
-                    reopens
-                        .unwrap_or(every)
-                        .max(std::time::Duration::from_secs(1)),
-                ));
-            }
-        }
-        _ => {}
+    if let Some(action) = round.skip(es, ctx, valid) {
+        return Ok(action);
     }
     let creation = creation_policy(es);
     let deletion = deletion_policy(es);
@@ -386,44 +515,9 @@ async fn sync(
             "target is owned by another ExternalSecret".into(),
         ));
     }
-    let tolerate_missing = matches!(deletion, DeletionPolicy::Delete | DeletionPolicy::Merge);
-    // a shared read may be at most half an interval old, so values are never staler than
-    // upstream's (the read-cache TTL caps it further)
-    // a force-sync (or any change of the ExternalSecret) reads fresh values; otherwise a read
-    // shared with other ExternalSecrets may be up to half an interval old (and at most the
-    // read-cache TTL), so values are never staler than upstream's
-    let max_age = if reason == Some(Reason::Changed) {
-        std::time::Duration::ZERO
-    } else if every.is_zero() {
-        ctx.read_max_age
-    } else {
-        every / 2
+    let Some(fetched) = round.read(es, ctx, created).await? else {
+        return Ok(Action::await_change());
     };
-    let fetched = match fetch(
-        &es.spec,
-        &ns,
-        &es.name_any(),
-        &ctx.stores,
-        &ctx.rewrite_engine,
-        tolerate_missing,
-        max_age,
-    )
-    .await?
-    {
-        Outcome::Fetched(f) => f,
-        Outcome::OtherClass => return Ok(Action::await_change()),
-    };
-    crate::generator_state::record(ctx, es, &fetched.states, created)
-        .await
-        .map_err(|e| Error::Store(e.to_string()))?;
-    for at in &fetched.missing {
-        ctx.policy.event(
-            es,
-            EventType::Normal,
-            "MissingProviderSecret",
-            format!("{at}: remote key not found"),
-        );
-    }
     let synced = Synced {
         version: &version,
         target: &target,
@@ -658,7 +752,7 @@ fn base64_of(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-async fn template_sources(
+pub(crate) async fn template_sources(
     ctx: &Context,
     ns: &str,
     template: Option<&strongroom_core::crd::external_secrets::ExternalSecretTemplate>,

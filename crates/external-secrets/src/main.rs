@@ -87,7 +87,8 @@ struct Args {
     /// `app_kubernetes_io_*` labels.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_extended_metric_labels: bool,
-    /// Generic targets (`spec.target.manifest`) are not implemented yet.
+    /// Allow generic targets (`spec.target.manifest`: ConfigMaps and namespaced custom
+    /// resources). The controller's ServiceAccount needs RBAC on those kinds.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     unsafe_allow_generic_targets: bool,
     /// Hold a Lease so that only one replica works.
@@ -181,10 +182,11 @@ async fn run() -> anyhow::Result<ExitCode> {
             LogFormat::Text
         },
     });
-    anyhow::ensure!(
-        !args.unsafe_allow_generic_targets,
-        "--unsafe-allow-generic-targets: generic targets are not supported yet"
-    );
+    if args.unsafe_allow_generic_targets {
+        tracing::warn!(
+            "--unsafe-allow-generic-targets: ExternalSecrets may write ConfigMaps and custom resources, which are not encrypted at rest like Secrets"
+        );
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let shutdown = shutdown::on_signal()?;
     let namespace = pod::namespace();
@@ -261,6 +263,7 @@ async fn run() -> anyhow::Result<ExitCode> {
             args.template_right_delimiter.clone(),
         ),
         generator_gc_grace,
+        generic_targets: args.unsafe_allow_generic_targets,
     };
     let ended = leader::run_while_leading(election, &shutdown, Duration::from_secs(2), |stop| {
         let recorder = Recorder::new(

@@ -53,6 +53,8 @@ pub struct Options {
     pub template_delimiters: (String, String),
     /// `--generator-gc-grace-period`.
     pub generator_gc_grace: Duration,
+    /// `--unsafe-allow-generic-targets`.
+    pub generic_targets: bool,
 }
 
 /// The providers compiled into this build, one line per cargo feature.
@@ -89,6 +91,8 @@ pub fn providers() -> ProviderRegistry {
 /// The reflector-backed store caches the ExternalSecret controller reads stores from; they
 /// are filled by the watches [`run_controllers`] starts.
 struct Caches {
+    /// Generic targets touched (namespace, name), from their watches.
+    generic_touched: tokio::sync::mpsc::UnboundedReceiver<crate::generic_watch::Touched>,
     secret_stores: (Store<SecretStore>, reflector::store::Writer<SecretStore>),
     cluster_stores: (
         Store<ClusterSecretStore>,
@@ -115,7 +119,12 @@ impl Context {
             Arc::new(metrics.clone()),
             options.stores.clone(),
         );
+        let (generic, generic_touched) = crate::generic_watch::GenericTargets::new(
+            options.generic_targets,
+            options.namespace.clone(),
+        );
         let ctx = Arc::new(Self {
+            generic,
             client,
             stores: Arc::new(stores),
             engine: Engine::external_secrets().with_delimiters(
@@ -134,6 +143,7 @@ impl Context {
         (
             ctx,
             CachesHandle(Caches {
+                generic_touched,
                 secret_stores: (ss_reader, ss_writer),
                 cluster_stores: (css_reader, css_writer),
             }),
@@ -201,6 +211,7 @@ pub async fn run_controllers(
     stop: CancellationToken,
 ) {
     let Caches {
+        generic_touched,
         secret_stores: (ss_reader, ss_writer),
         cluster_stores: (css_reader, css_writer),
     } = caches.0;
@@ -345,6 +356,25 @@ pub async fn run_controllers(
             move |s: ClusterSecretStore| {
                 dependants(&reader, StoreKind::ClusterSecretStore, None, &s.name_any())
             }
+        })
+        // generic targets: one watch per kind, started by the first ExternalSecret that reads it
+        .reconcile_on({
+            let index = index.clone();
+            tokio_stream_of(generic_touched).flat_map(move |(ns, name)| {
+                let names = index
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .by_target
+                    .get(&(ns.clone(), name))
+                    .cloned()
+                    .unwrap_or_default();
+                futures::stream::iter(
+                    names
+                        .into_iter()
+                        .map(move |n| ObjectRef::new(&n).within(&ns))
+                        .collect::<Vec<_>>(),
+                )
+            })
         })
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(

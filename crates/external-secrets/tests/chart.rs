@@ -541,6 +541,43 @@ fn upstream_values_become_upstream_flags() {
 }
 
 #[test]
+fn generic_targets_add_the_flag_and_only_the_listed_rules() {
+    // enabled alone: the flag, and no permission beyond the defaults (as upstream, the user
+    // grants the target kinds)
+    let objects = render(&["--set", "genericTargets.enabled=true"]);
+    assert!(
+        objects
+            .args()
+            .contains(&"--unsafe-allow-generic-targets=true".to_string())
+    );
+    assert_eq!(
+        grants(objects.get("ClusterRole", "rel-external-secrets-controller")),
+        default_grants()
+    );
+    assert!(
+        !render(&[])
+            .args()
+            .iter()
+            .any(|a| a.contains("generic-targets"))
+    );
+    let objects = render(&[
+        "--set",
+        "genericTargets.enabled=true",
+        "--set-json",
+        r#"genericTargets.resources=[{"apiGroups":["example.com"],"resources":["appconfigs"],"verbs":["get","list","watch","create","patch"]}]"#,
+    ]);
+    let mut expected = default_grants();
+    expected.insert(
+        "example.com/appconfigs".into(),
+        set(&["get", "list", "watch", "create", "patch"]),
+    );
+    assert_eq!(
+        grants(objects.get("ClusterRole", "rel-external-secrets-controller")),
+        expected
+    );
+}
+
+#[test]
 fn scoped_rbac_is_a_role_in_the_scoped_namespace() {
     let objects = render(&["-f", &fixture("scoped.yaml")]);
     assert!(
@@ -702,8 +739,11 @@ fn values_that_cannot_apply_are_refused_with_a_reason() {
             "plain HTTP",
         ),
         (
-            vec!["--set", "genericTargets.enabled=true"],
-            "generic targets",
+            vec![
+                "--set-json",
+                r#"genericTargets.resources=[{"apiGroups":[""],"resources":["configmaps"],"verbs":["get"]}]"#,
+            ],
+            "genericTargets.enabled=true",
         ),
         (
             vec!["--set", "crds.conversion.enabled=true"],

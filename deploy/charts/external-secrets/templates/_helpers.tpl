@@ -162,8 +162,8 @@ pod that would not start or do what the value says. Included once, from validate
 {{- if $v.metrics.listen.secure.enabled -}}
 {{- fail "metrics.listen.secure.enabled: this controller serves /metrics over plain HTTP only. Set it to false (and scrape with scheme http)." -}}
 {{- end -}}
-{{- if $v.genericTargets.enabled -}}
-{{- fail "genericTargets.enabled: generic targets (spec.target.manifest) are not supported by this controller yet. Set it to false." -}}
+{{- if and $v.genericTargets.resources (not $v.genericTargets.enabled) -}}
+{{- fail "genericTargets.resources grants RBAC for generic targets, which are off: set genericTargets.enabled=true too, or drop the resources." -}}
 {{- end -}}
 {{- if $v.crds.conversion.enabled -}}
 {{- fail "crds.conversion.enabled: there is no conversion webhook (the CRDs serve their versions without conversion). Set it to false." -}}

@@ -1,0 +1,155 @@
+//! Generic targets' kinds: resolving `spec.target.manifest` to an API resource by discovery
+//! (cached per kind), and one metadata-only watch per kind in use, of the objects carrying the
+//! managed label, so that an edited or deleted target is repaired at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::core::PartialObjectMeta;
+use kube::discovery::Scope;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use strongroom_controller_kit::shutdown::CancellationToken;
+use strongroom_core::crd::external_secrets::{MANAGED_LABEL, ManifestReference};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::error::Error;
+
+/// A touched target object: namespace and name.
+pub type Touched = (String, String);
+
+/// What generic targets share for one leadership term.
+pub struct GenericTargets {
+    /// `--unsafe-allow-generic-targets`.
+    pub allowed: bool,
+    namespace: Option<String>,
+    resolved: Mutex<HashMap<(String, String), ApiResource>>,
+    watched: Mutex<HashSet<String>>,
+    touched: UnboundedSender<Touched>,
+}
+
+impl GenericTargets {
+    /// The shared state and the stream of touched targets the ExternalSecret controller maps
+    /// to the ExternalSecrets writing them. `namespace` scopes the watches (`--namespace`).
+    pub fn new(allowed: bool, namespace: Option<String>) -> (Self, UnboundedReceiver<Touched>) {
+        let (tx, rx) = unbounded_channel();
+        (
+            Self {
+                allowed,
+                namespace,
+                resolved: Mutex::default(),
+                watched: Mutex::default(),
+                touched: tx,
+            },
+            rx,
+        )
+    }
+
+    /// The API resource of a manifest's kind, by discovery (answers are kept: a served kind
+    /// does not move). An unknown or cluster-scoped kind is a [`Error::Target`].
+    pub async fn resolve(
+        &self,
+        client: &Client,
+        manifest: &ManifestReference,
+    ) -> Result<ApiResource, Error> {
+        let key = (manifest.api_version.clone(), manifest.kind.clone());
+        if let Some(ar) = self.lock_resolved().get(&key) {
+            return Ok(ar.clone());
+        }
+        let (group, version) = match manifest.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", manifest.api_version.as_str()),
+        };
+        let what = format!(
+            "spec.target.manifest {} {}",
+            manifest.api_version, manifest.kind
+        );
+        if version.is_empty() || manifest.kind.is_empty() || version.contains('/') {
+            return Err(Error::Target(format!(
+                "{what}: apiVersion must be <group>/<version> (or v1) and kind must be set"
+            )));
+        }
+        let gvk = GroupVersionKind::gvk(group, version, &manifest.kind);
+        let (ar, caps) = match kube::discovery::pinned_kind(client, &gvk).await {
+            Ok(found) => found,
+            Err(kube::Error::Discovery(_)) => {
+                return Err(Error::Target(format!(
+                    "{what}: the API server serves no such kind (is its CRD installed?)"
+                )));
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                return Err(Error::Target(format!(
+                    "{what}: the API server serves no such group/version (is its CRD installed?)"
+                )));
+            }
+            Err(e) => return Err(Error::kube("discover the target kind")(e)),
+        };
+        if caps.scope != Scope::Namespaced {
+            return Err(Error::Target(format!(
+                "{what}: the kind is cluster-scoped; only namespaced kinds can be targets"
+            )));
+        }
+        self.lock_resolved().insert(key, ar.clone());
+        Ok(ar)
+    }
+
+    /// Starts the watch of `ar`'s managed objects unless it runs already; it ends with `stop`.
+    pub fn watch(&self, client: &Client, ar: &ApiResource, stop: &CancellationToken) {
+        let key = format!("{}/{}", ar.api_version, ar.kind);
+        if !self
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone())
+        {
+            return;
+        }
+        let api: Api<PartialObjectMeta<DynamicObject>> = match &self.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            None => Api::all_with(client.clone(), ar),
+        };
+        let config = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
+        let touched = self.touched.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tracing::info!(kind = %key, "watching generic targets");
+            let stream = watcher::watcher(api, config)
+                .default_backoff()
+                .touched_objects();
+            futures::pin_mut!(stream);
+            let mut failing = false;
+            loop {
+                let next = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    next = stream.next() => next,
+                };
+                match next {
+                    None => break,
+                    Some(Ok(obj)) => {
+                        failing = false;
+                        let target = (obj.namespace().unwrap_or_default(), obj.name_any());
+                        if touched.send(target).is_err() {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        // without list/watch on the kind, targets are still written and
+                        // checked on every refresh; only the immediate repair is missing
+                        if !failing {
+                            tracing::warn!(kind = %key, error = %e,
+                                "cannot watch generic targets (grant list and watch on the kind for immediate repair)");
+                        }
+                        failing = true;
+                    }
+                }
+            }
+        });
+    }
+
+    fn lock_resolved(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), ApiResource>> {
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
