@@ -12,7 +12,8 @@
 //! 5. inside, kube-runtime `Controller`s over [`watch::guarded_watch`] (a bad object is
 //!    reported and skipped) with [`watch::owned_metadata_cache`] for owned objects, reconciles
 //!    wrapped in [`reconcile::ErrorPolicy::observe`], failures handled by
-//!    [`reconcile::ErrorPolicy::on_error`], and status written with [`status::set_conditions`].
+//!    [`reconcile::ErrorPolicy::on_error`], status written with [`status::set_conditions`], and
+//!    the queue measured by [`workqueue::WorkQueue::run`] (client-go's `workqueue_*` metrics).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -27,3 +28,4 @@ pub mod reconcile;
 pub mod shutdown;
 pub mod status;
 pub mod watch;
+pub mod workqueue;

@@ -12,6 +12,7 @@ use strongroom_controller_kit::http::parse_listen_addr;
 use strongroom_controller_kit::logging::{LogArgs, LogFormat};
 use strongroom_controller_kit::readiness::Readiness;
 use strongroom_controller_kit::reconcile::{ErrorPolicy, ReconcileMetrics};
+use strongroom_controller_kit::workqueue::WorkQueueMetrics;
 use strongroom_controller_kit::{admin, leader, logging, pod, shutdown};
 use strongroom_core::duration::parse_go_duration;
 use strongroom_external_secrets::context::Context;
@@ -217,6 +218,7 @@ async fn run() -> anyhow::Result<ExitCode> {
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry, args.enable_extended_metric_labels)?;
     let reconcile_metrics = ReconcileMetrics::register(&registry)?;
+    let queues = WorkQueueMetrics::register(&registry)?;
     let readiness = Readiness::default();
     readiness.stop_on(shutdown.clone());
     if args.enable_leader_election {
@@ -280,9 +282,10 @@ async fn run() -> anyhow::Result<ExitCode> {
             stop.clone(),
         );
         let (client, metrics, readiness) = (client.clone(), metrics.clone(), readiness.clone());
+        let queues = queues.clone();
         async move {
             let ctx = Context::new(client, metrics, policy, &options, store_requeue);
-            run_controllers(ctx, options, &readiness, stop).await;
+            run_controllers(ctx, options, &readiness, &queues, stop).await;
             Ok(())
         }
     })

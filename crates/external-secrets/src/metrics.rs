@@ -57,6 +57,12 @@ impl Kind {
         }
     }
 
+    /// The name upstream's controller-runtime gives the kind's controller (the lowercase
+    /// kind), as in `workqueue_depth{name}`.
+    pub fn controller_name(self) -> &'static str {
+        self.prefix()
+    }
+
     /// The kind as upstream's help texts spell it.
     fn spelled(self) -> &'static str {
         match self {
@@ -111,6 +117,24 @@ impl<'a> Subject<'a> {
             labels: meta.labels.as_ref(),
             deleting: meta.deletion_timestamp.is_some(),
         }
+    }
+}
+
+/// The store a rate-limit series is about: `kind` (`SecretStore`, `ClusterSecretStore`),
+/// `name`, `namespace` (`""` for a ClusterSecretStore).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLabels<'a> {
+    /// `SecretStore` or `ClusterSecretStore`.
+    pub kind: &'static str,
+    /// The store's name.
+    pub name: &'a str,
+    /// The SecretStore's namespace; `""` for a ClusterSecretStore.
+    pub namespace: &'a str,
+}
+
+impl StoreLabels<'_> {
+    fn values(&self) -> [&str; 3] {
+        [self.kind, self.name, self.namespace]
     }
 }
 
@@ -183,6 +207,9 @@ pub struct Metrics {
     provider_calls: CounterVec,
     sync_calls: CounterVec,
     sync_errors: CounterVec,
+    limit_waits: CounterVec,
+    limit_wait_seconds: CounterVec,
+    limit_refused: CounterVec,
     families: Vec<Family>,
     state: Arc<Mutex<State>>,
 }
@@ -239,6 +266,26 @@ impl Metrics {
             "Total number of the External Secret sync errors",
             &object,
         )?;
+        let store = ["kind", "name", "namespace"];
+        let limit_waits = counter(
+            registry,
+            "strongroom_provider_rate_limit_waits_total",
+            "Provider calls that waited for their turn under the store's rate limit",
+            &store,
+        )?;
+        let limit_wait_seconds = counter(
+            registry,
+            "strongroom_provider_rate_limit_wait_seconds_total",
+            "Seconds provider calls waited for their turn under the store's rate limit",
+            &store,
+        )?;
+        let limit_refused = counter(
+            registry,
+            "strongroom_provider_rate_limit_refused_total",
+            "Provider calls not made because the store was paused after throttling or its \
+             queue of waiting calls was too long",
+            &store,
+        )?;
         let mut families = Vec::with_capacity(Kind::ALL.len());
         for kind in Kind::ALL {
             families.push(Family {
@@ -261,6 +308,9 @@ impl Metrics {
             provider_calls,
             sync_calls,
             sync_errors,
+            limit_waits,
+            limit_wait_seconds,
+            limit_refused,
             families,
             state: Default::default(),
         })
@@ -359,6 +409,22 @@ impl Metrics {
         written.other = Some(extras);
     }
 
+    /// A provider call of the store `store` waited `waited` for its turn under the store's
+    /// rate limit.
+    pub fn rate_limit_waited(&self, store: StoreLabels<'_>, waited: Duration) {
+        let labels = store.values();
+        self.limit_waits.with_label_values(&labels).inc();
+        self.limit_wait_seconds
+            .with_label_values(&labels)
+            .inc_by(waited.as_secs_f64());
+    }
+
+    /// A provider call of the store `store` was refused: the store is paused after
+    /// throttling, or its queue is too long.
+    pub fn rate_limit_refused(&self, store: StoreLabels<'_>) {
+        self.limit_refused.with_label_values(&store.values()).inc();
+    }
+
     /// Drops every series of a deleted (or deleting) object; a reconcile of it that ends
     /// later writes none again.
     pub fn forget(&self, kind: Kind, subject: Subject<'_>) {
@@ -388,6 +454,17 @@ impl Metrics {
         }
         for extras in &others {
             self.remove_other(kind, subject.name, subject.namespace, extras);
+        }
+        let store_kind = match kind {
+            Kind::SecretStore => Some("SecretStore"),
+            Kind::ClusterSecretStore => Some("ClusterSecretStore"),
+            _ => None,
+        };
+        if let Some(store_kind) = store_kind {
+            let labels = [store_kind, subject.name, subject.namespace];
+            let _ = self.limit_waits.remove_label_values(&labels);
+            let _ = self.limit_wait_seconds.remove_label_values(&labels);
+            let _ = self.limit_refused.remove_label_values(&labels);
         }
     }
 

@@ -18,6 +18,7 @@ use strongroom_controller_kit::readiness::Readiness;
 use strongroom_controller_kit::reconcile::ErrorPolicy;
 use strongroom_controller_kit::shutdown::CancellationToken;
 use strongroom_controller_kit::watch::{guarded_watch, report_synced, scoped_api, slim};
+use strongroom_controller_kit::workqueue::WorkQueueMetrics;
 use strongroom_core::crd::external_secrets::{
     ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL,
     PushSecret, SecretStore, StoreKind,
@@ -118,7 +119,8 @@ impl Context {
             providers(),
             Arc::new(metrics.clone()),
             options.stores.clone(),
-        );
+        )
+        .with_rate_limit_metrics(metrics.clone());
         let (generic, generic_touched) = crate::generic_watch::GenericTargets::new(
             options.generic_targets,
             options.namespace.clone(),
@@ -203,11 +205,13 @@ fn es_change_key(es: &ExternalSecret) -> Option<u64> {
     Some(crate::refresh::source_seed(&parts))
 }
 
-/// Runs the controllers until `stop`.
+/// Runs the controllers until `stop`, each measured by a queue of `queues` named as
+/// upstream's controller of the kind.
 pub async fn run_controllers(
     (ctx, caches): (Arc<Context>, CachesHandle),
     options: Options,
     readiness: &Readiness,
+    queues: &WorkQueueMetrics,
     stop: CancellationToken,
 ) {
     let Caches {
@@ -321,87 +325,96 @@ pub async fn run_controllers(
     )
     .touched_objects();
 
-    let es_controller = Controller::for_stream(es_stream, es_reader.clone())
+    let es_queue = queues.queue(Kind::ExternalSecret.controller_name());
+    let es_controller = Controller::for_stream(es_queue.triggers(es_stream), es_reader.clone())
         .with_config(config.clone())
-        .watches_stream(secret_stream, {
-            let index = index.clone();
-            move |secret: PartialObjectMeta<Secret>| {
-                let ns = secret.namespace().unwrap_or_default();
-                let names = index
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .by_target
-                    .get(&(ns.clone(), secret.name_any()))
-                    .cloned()
-                    .unwrap_or_default();
-                names
-                    .into_iter()
-                    .map(move |n| ObjectRef::new(&n).within(&ns))
-                    .collect::<Vec<_>>()
-            }
-        })
-        .watches_stream(ss_for_es, {
-            let reader = es_reader.clone();
-            move |s: SecretStore| {
-                dependants(
-                    &reader,
-                    StoreKind::SecretStore,
-                    s.namespace(),
-                    &s.name_any(),
-                )
-            }
-        })
-        .watches_stream(css_for_es, {
-            let reader = es_reader.clone();
-            move |s: ClusterSecretStore| {
-                dependants(&reader, StoreKind::ClusterSecretStore, None, &s.name_any())
-            }
-        })
+        .watches_stream(
+            secret_stream,
+            es_queue.mapper({
+                let index = index.clone();
+                move |secret: PartialObjectMeta<Secret>| {
+                    let ns = secret.namespace().unwrap_or_default();
+                    let names = index
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .by_target
+                        .get(&(ns.clone(), secret.name_any()))
+                        .cloned()
+                        .unwrap_or_default();
+                    names
+                        .into_iter()
+                        .map(move |n| ObjectRef::new(&n).within(&ns))
+                        .collect::<Vec<_>>()
+                }
+            }),
+        )
+        .watches_stream(
+            ss_for_es,
+            es_queue.mapper({
+                let reader = es_reader.clone();
+                move |s: SecretStore| {
+                    dependants(
+                        &reader,
+                        StoreKind::SecretStore,
+                        s.namespace(),
+                        &s.name_any(),
+                    )
+                }
+            }),
+        )
+        .watches_stream(
+            css_for_es,
+            es_queue.mapper({
+                let reader = es_reader.clone();
+                move |s: ClusterSecretStore| {
+                    dependants(&reader, StoreKind::ClusterSecretStore, None, &s.name_any())
+                }
+            }),
+        )
         // generic targets: one watch per kind, started by the first ExternalSecret that reads it
         .reconcile_on({
             let index = index.clone();
-            tokio_stream_of(generic_touched).flat_map(move |(ns, name)| {
-                let names = index
+            let refs = es_queue.mapper(move |(ns, name): (String, String)| {
+                index
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .by_target
                     .get(&(ns.clone(), name))
                     .cloned()
-                    .unwrap_or_default();
-                futures::stream::iter(
-                    names
-                        .into_iter()
-                        .map(move |n| ObjectRef::new(&n).within(&ns))
-                        .collect::<Vec<_>>(),
-                )
-            })
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |n| ObjectRef::new(&n).within(&ns))
+                    .collect::<Vec<_>>()
+            });
+            tokio_stream_of(generic_touched)
+                .flat_map(move |touched| futures::stream::iter(refs(touched)))
         })
-        .graceful_shutdown_on(stop.clone().cancelled_owned())
-        .run(
-            externalsecret::reconcile,
-            externalsecret::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
+        .graceful_shutdown_on(stop.clone().cancelled_owned());
+    let es_controller = es_queue.run(
+        es_controller,
+        externalsecret::reconcile,
+        externalsecret::error_policy,
+        ctx.clone(),
+    );
 
-    let ss_controller = Controller::for_stream(ss_for_store, ss_reader)
-        .with_config(config.clone())
-        .graceful_shutdown_on(stop.clone().cancelled_owned())
-        .run(
-            store::reconcile::<SecretStore>,
-            store::error_policy::<SecretStore>,
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
-    let css_controller = Controller::for_stream(css_for_store, css_reader)
-        .with_config(config)
-        .graceful_shutdown_on(stop.clone().cancelled_owned())
-        .run(
-            store::reconcile::<ClusterSecretStore>,
-            store::error_policy::<ClusterSecretStore>,
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
+    let ss_queue = queues.queue(Kind::SecretStore.controller_name());
+    let ss_controller = ss_queue.run(
+        Controller::for_stream(ss_queue.triggers(ss_for_store), ss_reader)
+            .with_config(config.clone())
+            .graceful_shutdown_on(stop.clone().cancelled_owned()),
+        store::reconcile::<SecretStore>,
+        store::error_policy::<SecretStore>,
+        ctx.clone(),
+    );
+    let css_queue = queues.queue(Kind::ClusterSecretStore.controller_name());
+    let css_controller = css_queue.run(
+        Controller::for_stream(css_queue.triggers(css_for_store), css_reader)
+            .with_config(config)
+            .graceful_shutdown_on(stop.clone().cancelled_owned()),
+        store::reconcile::<ClusterSecretStore>,
+        store::error_policy::<ClusterSecretStore>,
+        ctx.clone(),
+    );
     tracing::info!(namespace = %scope, "watching ExternalSecrets, SecretStores and ClusterSecretStores");
     let secret_stores = async {
         if options.secret_stores {
@@ -419,7 +432,13 @@ pub async fn run_controllers(
     };
     let ces = async {
         if options.cluster_external_secrets && options.namespace.is_none() {
-            fan_out_controller::<ClusterExternalSecret>(ctx.clone(), config_ces, stop.clone()).await
+            fan_out_controller::<ClusterExternalSecret>(
+                ctx.clone(),
+                config_ces,
+                queues,
+                stop.clone(),
+            )
+            .await
         }
     };
     let pushes = async {
@@ -428,6 +447,7 @@ pub async fn run_controllers(
                 ctx.clone(),
                 config_ps,
                 options.namespace.clone(),
+                queues,
                 stop.clone(),
             )
             .await
@@ -435,13 +455,15 @@ pub async fn run_controllers(
     };
     let cluster_pushes = async {
         if options.cluster_push_secrets && options.namespace.is_none() {
-            fan_out_controller::<ClusterPushSecret>(ctx.clone(), config_cps, stop.clone()).await
+            fan_out_controller::<ClusterPushSecret>(ctx.clone(), config_cps, queues, stop.clone())
+                .await
         }
     };
     let states = generator_states(
         ctx.clone(),
         config_gs,
         options.namespace.clone(),
+        queues,
         stop.clone(),
     );
     let clients = tend_clients(&ctx, &stop);
@@ -502,8 +524,10 @@ async fn tend_clients(ctx: &Context, stop: &CancellationToken) {
 async fn fan_out_controller<P: crate::fanout::Parent>(
     ctx: Arc<Context>,
     config: Config,
+    queues: &WorkQueueMetrics,
     stop: CancellationToken,
 ) {
+    let queue = queues.queue(P::METRICS.controller_name());
     let client = ctx.client.clone();
     let (reader, writer) = reflector::store();
     let parents = reflector(
@@ -515,26 +539,27 @@ async fn fan_out_controller<P: crate::fanout::Parent>(
     )
     .inspect(forget_deleted(ctx.metrics.clone(), P::METRICS))
     .applied_objects();
-    Controller::for_stream(parents, reader.clone())
+    let controller = Controller::for_stream(queue.triggers(parents), reader.clone())
         .with_config(config)
         .watches(
             Api::<k8s_openapi::api::core::v1::Namespace>::all(client),
             watcher_mod::Config::default(),
-            move |_| {
+            queue.mapper(move |_: k8s_openapi::api::core::v1::Namespace| {
                 reader
                     .state()
                     .iter()
                     .map(|c| ObjectRef::from_obj(c.as_ref()))
                     .collect::<Vec<_>>()
-            },
+            }),
         )
-        .graceful_shutdown_on(stop.cancelled_owned())
+        .graceful_shutdown_on(stop.cancelled_owned());
+    queue
         .run(
+            controller,
             crate::fanout::reconcile::<P>,
             crate::fanout::error_policy::<P>,
             ctx,
         )
-        .for_each(|_| async {})
         .await;
 }
 
@@ -544,8 +569,10 @@ async fn push_secrets(
     ctx: Arc<Context>,
     config: Config,
     namespace: Option<String>,
+    queues: &WorkQueueMetrics,
     stop: CancellationToken,
 ) {
+    let queue = queues.queue(Kind::PushSecret.controller_name());
     let client = ctx.client.clone();
     let (reader, writer) = reflector::store();
     let pushes = reflector(
@@ -557,40 +584,44 @@ async fn push_secrets(
     )
     .inspect(forget_deleted(ctx.metrics.clone(), Kind::PushSecret))
     .applied_objects();
-    let controller = Controller::for_stream(pushes, reader.clone());
+    let controller = Controller::for_stream(queue.triggers(pushes), reader.clone());
     let secrets = watcher(
         scoped_api::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
         watcher_mod::Config::default(),
     )
     .touched_objects();
-    controller
+    let controller = controller
         .with_config(config)
-        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
-            let (ns, name) = (secret.namespace(), secret.name_any());
-            reader
-                .state()
-                .iter()
-                .filter(|ps| ps.namespace() == ns)
-                .filter(|ps| {
-                    // the source by name, or by labels (a generator source reads no Secret)
-                    match crate::push_source::SourceSpec::of(&ps.spec.selector) {
-                        Ok(crate::push_source::SourceSpec::Named(n)) => n == name,
-                        Ok(crate::push_source::SourceSpec::Selected(labels)) => {
-                            crate::stores::selector_matches(labels, secret.labels())
+        .watches_stream(
+            secrets,
+            queue.mapper(move |secret: PartialObjectMeta<Secret>| {
+                let (ns, name) = (secret.namespace(), secret.name_any());
+                reader
+                    .state()
+                    .iter()
+                    .filter(|ps| ps.namespace() == ns)
+                    .filter(|ps| {
+                        // the source by name, or by labels (a generator source reads no Secret)
+                        match crate::push_source::SourceSpec::of(&ps.spec.selector) {
+                            Ok(crate::push_source::SourceSpec::Named(n)) => n == name,
+                            Ok(crate::push_source::SourceSpec::Selected(labels)) => {
+                                crate::stores::selector_matches(labels, secret.labels())
+                            }
+                            _ => false,
                         }
-                        _ => false,
-                    }
-                })
-                .map(|ps| ObjectRef::from_obj(ps.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(stop.cancelled_owned())
+                    })
+                    .map(|ps| ObjectRef::from_obj(ps.as_ref()))
+                    .collect::<Vec<_>>()
+            }),
+        )
+        .graceful_shutdown_on(stop.cancelled_owned());
+    queue
         .run(
+            controller,
             crate::push_secret::reconcile,
             crate::push_secret::error_policy,
             ctx,
         )
-        .for_each(|_| async {})
         .await;
 }
 
@@ -599,26 +630,36 @@ async fn generator_states(
     ctx: Arc<Context>,
     config: Config,
     namespace: Option<String>,
+    queues: &WorkQueueMetrics,
     stop: CancellationToken,
 ) {
-    let client = ctx.client.clone();
-    Controller::new(
-        scoped_api::<strongroom_core::crd::generators::GeneratorState>(
-            client,
-            namespace.as_deref(),
-        ),
-        watcher_mod::Config::default(),
+    use strongroom_core::crd::generators::GeneratorState;
+    let queue = queues.queue(GENERATOR_STATE_CONTROLLER);
+    let (reader, writer) = reflector::store();
+    let states = reflector(
+        writer,
+        watcher(
+            scoped_api::<GeneratorState>(ctx.client.clone(), namespace.as_deref()),
+            watcher_mod::Config::default(),
+        )
+        .default_backoff(),
     )
-    .with_config(config)
-    .graceful_shutdown_on(stop.cancelled_owned())
-    .run(
-        crate::generator_state::reconcile,
-        crate::generator_state::error_policy,
-        ctx,
-    )
-    .for_each(|_| async {})
-    .await;
+    .applied_objects();
+    let controller = Controller::for_stream(queue.triggers(states), reader)
+        .with_config(config)
+        .graceful_shutdown_on(stop.cancelled_owned());
+    queue
+        .run(
+            controller,
+            crate::generator_state::reconcile,
+            crate::generator_state::error_policy,
+            ctx,
+        )
+        .await;
 }
+
+/// The GeneratorState controller's name, as upstream's controller-runtime names it.
+const GENERATOR_STATE_CONTROLLER: &str = "generatorstate";
 
 /// A disabled store controller reconciles nothing; the watch still runs (the ExternalSecret
 /// controller reads the cache it fills).

@@ -22,6 +22,7 @@ use strongroom_provider_api::{
 use tokio::sync::OnceCell;
 
 use crate::error::Error;
+use crate::metrics::{Metrics, StoreLabels};
 use crate::rate_limit::RateLimits;
 use crate::resolver::KubeResolver;
 
@@ -154,6 +155,8 @@ pub struct Stores {
     /// Per store (a ClusterSecretStore once, whichever namespace reads): the rate of calls,
     /// lowered and paused when the provider throttles.
     limits: RateLimits<StoreId>,
+    /// Where the rate limit's waits and refusals are counted.
+    limit_metrics: Option<Metrics>,
 }
 
 /// Options of [`Stores`].
@@ -191,6 +194,24 @@ impl Stores {
             clients: Mutex::default(),
             reads: Mutex::default(),
             limits: RateLimits::new(options.rate_limit),
+            limit_metrics: None,
+        }
+    }
+
+    /// With the rate limit's waits and refusals counted in `metrics`.
+    pub fn with_rate_limit_metrics(mut self, metrics: Metrics) -> Self {
+        self.limit_metrics = Some(metrics);
+        self
+    }
+
+    fn limit_labels(id: &StoreId) -> StoreLabels<'_> {
+        StoreLabels {
+            kind: match id.kind {
+                StoreKind::SecretStore => "SecretStore",
+                StoreKind::ClusterSecretStore => "ClusterSecretStore",
+            },
+            name: &id.name,
+            namespace: id.namespace.as_deref().unwrap_or_default(),
         }
     }
 
@@ -574,17 +595,21 @@ impl Stores {
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let key = limit_key(id);
-        let permit = self
-            .limits
-            .acquire(&key)
-            .await
-            .map_err(|wait| ProviderError::Throttled {
+        let permit = self.limits.acquire(&key).await.map_err(|wait| {
+            if let Some(m) = &self.limit_metrics {
+                m.rate_limit_refused(Self::limit_labels(&key));
+            }
+            ProviderError::Throttled {
                 retry_after: Some(wait),
                 message: "the store asked to slow down or its call queue is full; waiting \
                           before the next call"
                     .into(),
-            })?;
+            }
+        })?;
         if !permit.waited.is_zero() {
+            if let Some(m) = &self.limit_metrics {
+                m.rate_limit_waited(Self::limit_labels(&key), permit.waited);
+            }
             tracing::debug!(store = %describe(id), waited = ?permit.waited, "provider call waited for the store's rate limit");
         }
         let result = call().await;
@@ -948,10 +973,14 @@ mod tests {
     }
     /// The fake-provider stand-in (a counting read) at the store level: the rate limit applies
     /// to provider calls only, so shared reads cost no turn; a ClusterSecretStore has one limit
-    /// for every namespace reading through it.
+    /// for every namespace reading through it. Waits are counted per store.
     #[tokio::test]
     async fn cache_hits_take_no_turn_and_new_reads_wait_for_one() {
-        let stores = limited_stores(Duration::from_secs(30), 2.0);
+        let registry = prometheus::Registry::new();
+        let Ok(metrics) = Metrics::register(&registry, false) else {
+            panic!("the metrics register");
+        };
+        let stores = limited_stores(Duration::from_secs(30), 2.0).with_rate_limit_metrics(metrics);
         let calls = AtomicUsize::new(0);
         let minute = Duration::from_secs(60);
         let started = Instant::now();
@@ -1009,6 +1038,35 @@ mod tests {
             before.elapsed() >= Duration::from_millis(350),
             "the third read of the cluster store waits, whichever namespace reads: {:?}",
             before.elapsed()
+        );
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap_or_default();
+        let value = |series: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
+        };
+        for store in [
+            r#"{kind="SecretStore",name="s",namespace="ns"}"#,
+            r#"{kind="ClusterSecretStore",name="shared",namespace=""}"#,
+        ] {
+            assert_eq!(
+                value(&format!(
+                    "strongroom_provider_rate_limit_waits_total{store}"
+                )),
+                1.0,
+                "one call of {store} waited"
+            );
+            let waited = value(&format!(
+                "strongroom_provider_rate_limit_wait_seconds_total{store}"
+            ));
+            assert!((0.3..1.5).contains(&waited), "{store} waited {waited} s");
+        }
+        assert!(
+            !text.contains("strongroom_provider_rate_limit_refused_total{"),
+            "no call was refused"
         );
     }
 

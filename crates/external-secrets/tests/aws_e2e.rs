@@ -683,7 +683,8 @@ fn busiest_second(arrivals: &[(Instant, bool)]) -> usize {
 /// read at no more than the limit (5/s, plus one second's worth at first); then the proxy
 /// answers the first call of a forced refresh with Secrets Manager's `ThrottlingException`: no
 /// call reaches it during the pause that follows (5 s: AWS gives no Retry-After), then calls
-/// come at about half the limit, and every Secret still gets its new value.
+/// come at about half the limit, and every Secret still gets its new value. The waits and the
+/// calls refused during the pause are counted in `/metrics`, labelled by store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_rate_limit_spreads_a_burst_and_backs_off_on_throttling() {
     const LIMIT: f64 = 5.0;
@@ -725,7 +726,7 @@ async fn provider_rate_limit_spreads_a_burst_and_backs_off_on_throttling() {
         ("AWS_SECRETSMANAGER_ENDPOINT", proxy.url.clone()),
         ("AWS_STS_ENDPOINT", moto.endpoint.clone()),
     ];
-    let _controller = common::start_controller_with_env(
+    let controller = common::start_controller_with_env(
         dir.path(),
         &cluster,
         &[
@@ -826,6 +827,24 @@ async fn provider_rate_limit_spreads_a_burst_and_backs_off_on_throttling() {
         busiest <= 2 * LIMIT as usize + 1,
         "busiest second {busiest}"
     );
+    let store = r#"{kind="SecretStore",name="aws",namespace="default"}"#;
+    let metric = |text: &str, name: &str| -> f64 {
+        let series = format!("{name}{store} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
+    };
+    let text = http_get(&controller.metrics).await.1;
+    let waits = metric(&text, "strongroom_provider_rate_limit_waits_total");
+    let waited = metric(&text, "strongroom_provider_rate_limit_wait_seconds_total");
+    eprintln!("burst: {waits} calls waited for their turn, {waited:.2} s in all");
+    // beyond the first second's worth, every call waits its turn
+    assert!(
+        waits >= (N as f64 - 2.0 * LIMIT),
+        "{waits} calls counted as waiting"
+    );
+    assert!(waited >= waits * 0.05, "{waited} s waited by {waits} calls");
 
     // Throttling: new values, a forced refresh, its first call answered with ThrottlingException.
     for i in 0..N {
@@ -891,4 +910,8 @@ async fn provider_rate_limit_spreads_a_burst_and_backs_off_on_throttling() {
         after.len()
     );
     assert!(after.len() >= 6, "calls resumed after the pause: {after:?}");
+    // the reconciles that came during the pause were refused a call, and counted
+    let text = http_get(&controller.metrics).await.1;
+    let refused = metric(&text, "strongroom_provider_rate_limit_refused_total");
+    assert!(refused >= 1.0, "{refused} calls counted as refused");
 }

@@ -78,6 +78,60 @@ async fn the_dashboard_and_alert_rules_query_only_exported_metrics() {
         "every family has series",
     )
     .await;
+    // client-go's workqueue families, one queue per controller under upstream's names; the
+    // failing ExternalSecret's retries are counted, and an idle controller's queue is empty
+    let text = http_get(&controller.metrics).await.1;
+    for name in ["externalsecret", "secretstore", "clustersecretstore"] {
+        let labels = format!(r#"controller="{name}",name="{name}""#);
+        for family in [
+            "workqueue_adds_total",
+            "workqueue_retries_total",
+            "workqueue_queue_duration_seconds_count",
+            "workqueue_work_duration_seconds_count",
+            "workqueue_unfinished_work_seconds",
+            "workqueue_longest_running_processor_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("{family}{{{labels}}}")),
+                "{family} of {name} missing:\n{text}"
+            );
+        }
+        assert!(
+            series_value(&text, &format!("workqueue_adds_total{{{labels}}}")) >= 1.0,
+            "{name}: every object was queued at least once"
+        );
+    }
+    assert!(
+        series_value(
+            &text,
+            r#"workqueue_retries_total{controller="externalsecret",name="externalsecret"}"#
+        ) >= 1.0,
+        "the failing ExternalSecret's retry is counted"
+    );
+    assert!(
+        series_value(
+            &text,
+            r#"workqueue_work_duration_seconds_count{controller="externalsecret",name="externalsecret"}"#
+        ) >= 2.0,
+        "both ExternalSecrets reconciled"
+    );
+    wait_for(
+        || async {
+            let text = http_get(&controller.metrics).await.1;
+            ["externalsecret", "secretstore", "clustersecretstore"]
+                .iter()
+                .all(|name| {
+                    series_value(
+                        &text,
+                        &format!(
+                            r#"workqueue_depth{{controller="{name}",name="{name}",priority=""}}"#
+                        ),
+                    ) == 0.0
+                })
+        },
+        "the queues drain once the objects are reconciled",
+    )
+    .await;
     let exported = exported_metrics(&http_get(&controller.metrics).await.1);
 
     let objects = assert_chart_queries_exported(
@@ -280,4 +334,13 @@ async fn push_and_cluster_kinds_export_upstream_series_and_drop_them_on_deletion
         "the child ExternalSecret's series removed",
     )
     .await;
+}
+
+/// The value of the series that starts with `series` (name and labels) in a scrape.
+fn series_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kube::Client;
 use strongroom_controller_kit::reconcile::ErrorPolicy;
+use strongroom_controller_kit::workqueue::WorkQueue;
 use strongroom_core::sealing::Fingerprint;
 
 use crate::keystore::KeyStore;
@@ -23,6 +24,8 @@ pub struct Context {
     /// Events, per-object backoff, reconcile metrics and spans, and the token that stops
     /// this leader's work.
     pub policy: ErrorPolicy,
+    /// The controller's `workqueue_*` metrics (`name="sealedsecret"`).
+    pub queue: WorkQueue,
     /// `--accept-deprecated-v1-data`.
     pub accept_v1_data: bool,
     /// `--update-status`.

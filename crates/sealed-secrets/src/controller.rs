@@ -242,11 +242,11 @@ pub async fn run(ctx: Arc<Context>, cfg: &RunConfig, options: Options, readiness
         async move { unless_cancelled(&stop, forget_deleted(ctx, stores)).await }
     });
     let runs = controllers.into_iter().map(|controller| {
-        controller
+        let controller = controller
             .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
-            .graceful_shutdown_on(stop.clone().cancelled_owned())
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|_| async {})
+            .graceful_shutdown_on(stop.clone().cancelled_owned());
+        ctx.queue
+            .run(controller, reconcile, error_policy, ctx.clone())
     });
     futures::future::join_all(runs).await;
 }
@@ -314,7 +314,7 @@ fn scope_controller(
         .modify(slim),
     )
     .applied_objects();
-    let mut controller = Controller::for_stream(sealed_stream, sealed_reader);
+    let mut controller = Controller::for_stream(ctx.queue.triggers(sealed_stream), sealed_reader);
     if watch_secrets {
         // owned Secrets are watched for their metadata only: the controller never needs their
         // data from the watch, and a cache of every Secret in the cluster would dominate its
@@ -326,7 +326,7 @@ fn scope_controller(
             watcher::Config::default(),
             readiness.component(&format!("secrets in {scope}")),
         );
-        controller = controller.owns_stream(stream);
+        controller = controller.owns_stream(ctx.queue.owner_triggers::<SealedSecret, _, _>(stream));
         ctx.secret_index.add_store(namespace.clone(), reader);
     }
     tracing::info!(namespace = %scope, "watching SealedSecrets");

@@ -13,6 +13,7 @@ use strongroom_controller_kit::flags::go_bool;
 use strongroom_controller_kit::http::parse_listen_addr;
 use strongroom_controller_kit::readiness::Readiness;
 use strongroom_controller_kit::reconcile::{ErrorPolicy, ReconcileMetrics, RunConfig};
+use strongroom_controller_kit::workqueue::WorkQueueMetrics;
 use strongroom_controller_kit::{admin, leader, logging, pod, shutdown};
 use strongroom_core::duration::parse_go_duration;
 use strongroom_sealed_secrets::controller::{self, Context, Options};
@@ -300,6 +301,7 @@ async fn run() -> anyhow::Result<ExitCode> {
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
     let reconcile_metrics = ReconcileMetrics::register(&registry)?;
+    let queues = WorkQueueMetrics::register(&registry)?;
     let keys = Arc::new(KeyStore::default());
     let readiness = Readiness::default();
     readiness.stop_on(shutdown.clone());
@@ -356,6 +358,7 @@ async fn run() -> anyhow::Result<ExitCode> {
             keys,
             metrics,
             reconcile_metrics,
+            queues,
             readiness,
             run_cfg,
             stop,
@@ -380,6 +383,7 @@ async fn lead(
     keys: Arc<KeyStore>,
     metrics: Metrics,
     reconcile_metrics: ReconcileMetrics,
+    queues: WorkQueueMetrics,
     readiness: Readiness,
     mut run_cfg: RunConfig,
     stop: shutdown::CancellationToken,
@@ -398,6 +402,7 @@ async fn lead(
         metrics,
         policy: ErrorPolicy::new(CONTROLLER_NAME, reconcile_metrics, recorder, stop)
             .with_action("Unseal"),
+        queue: queues.queue(CONTROLLER_NAME),
         accept_v1_data: args.accept_deprecated_v1_data,
         update_status: args.update_status,
         last_key: Default::default(),

@@ -112,6 +112,14 @@ async fn metrics_keep_upstream_names_and_labels_and_stay_bounded() {
         r#"controller_runtime_reconcile_total{controller="sealedsecret",result="success"}"#,
         r#"controller_runtime_reconcile_time_seconds_bucket{controller="sealedsecret""#,
         r#"method="other",path="/v1/cert.pem""#,
+        // client-go's workqueue families (ours only: upstream exports none)
+        r#"workqueue_depth{controller="sealedsecret",name="sealedsecret",priority=""}"#,
+        r#"workqueue_adds_total{controller="sealedsecret",name="sealedsecret"}"#,
+        r#"workqueue_queue_duration_seconds_bucket{controller="sealedsecret",name="sealedsecret",le="+Inf"}"#,
+        r#"workqueue_work_duration_seconds_count{controller="sealedsecret",name="sealedsecret"}"#,
+        r#"workqueue_retries_total{controller="sealedsecret",name="sealedsecret"}"#,
+        r#"workqueue_unfinished_work_seconds{controller="sealedsecret",name="sealedsecret"}"#,
+        r#"workqueue_longest_running_processor_seconds{controller="sealedsecret",name="sealedsecret"}"#,
     ] {
         assert!(m.contains(want), "missing {want} in:\n{m}");
     }
