@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod discovery;
+pub mod escalation;
 pub mod fields;
 pub mod openapi;
 pub mod partial;

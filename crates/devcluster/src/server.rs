@@ -884,6 +884,10 @@ impl Api {
             parsed = Some(value);
         }
         let sub = rp.subresource.as_deref();
+        // writes of RBAC objects may not grant more than the user holds
+        let escalation = (self.rbac && !user.is_master())
+            .then(|| rbac::attributes(method.as_str(), &path, &query))
+            .filter(crate::escalation::applies);
         let result = match (method, rp.name.as_deref()) {
             (Method::GET, None) => {
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
@@ -908,6 +912,9 @@ impl Api {
                     None => decode_object(&content_type, &body, &rt)?,
                 };
                 check_decoded(&rt, &obj, &body)?;
+                if let Some(a) = &escalation {
+                    crate::escalation::check_write(&self.store, &user, a, None, &obj)?;
+                }
                 let created = self.store.create(&rt, &ns, obj, &opts)?;
                 Ok(json_response(StatusCode::CREATED, &created))
             }
@@ -917,6 +924,11 @@ impl Api {
                     None => decode_object(&content_type, &body, &rt)?,
                 };
                 check_decoded(&rt, &obj, &body)?;
+                if let Some(a) = &escalation
+                    && let Ok(old) = self.store.get(&rt, &ns, name)
+                {
+                    crate::escalation::check_write(&self.store, &user, a, Some(&old), &obj)?;
+                }
                 Ok(json_response(
                     StatusCode::OK,
                     &self.store.replace(&rt, &ns, name, obj, sub, &opts)?,
@@ -928,7 +940,20 @@ impl Api {
                     Some(v) => v,
                     None => parse_body(&body, &content_type)?,
                 };
-                let existed = self.store.get(&rt, &ns, name).is_ok();
+                let old = self.store.get(&rt, &ns, name).ok();
+                let existed = old.is_some();
+                if let Some(a) = &escalation {
+                    // the check needs the patched object: patch without saving first
+                    let preview = WriteOptions {
+                        dry_run: true,
+                        warnings: crate::schema::Warnings::default(),
+                        ..opts.clone()
+                    };
+                    let patched = self
+                        .store
+                        .patch(&rt, &ns, name, kind, &patch, sub, &preview)?;
+                    crate::escalation::check_write(&self.store, &user, a, old.as_ref(), &patched)?;
+                }
                 let out = self.store.patch(&rt, &ns, name, kind, &patch, sub, &opts)?;
                 let code = if existed {
                     StatusCode::OK
