@@ -59,6 +59,8 @@ pub struct Api {
     pub permissions_denied: std::sync::Mutex<PermissionsByUser>,
     /// Where first uses of a permission are appended (see `Options::permission_log`).
     pub permission_log: Option<std::path::PathBuf>,
+    /// How long a request that is not long-running may take (see `Options::request_timeout`).
+    pub request_timeout: Duration,
 }
 
 /// Permissions per user name.
@@ -342,7 +344,19 @@ impl Api {
             .or_default()
             .entry(kind)
             .or_default() += 1;
-        let resp = match self.route(req).await {
+        let limit = crate::timeout::limit(
+            req.method().as_str(),
+            req.uri().path(),
+            &query_map(req.uri().query()),
+            self.request_timeout,
+        );
+        let routed = match limit {
+            Some(limit) => tokio::time::timeout(limit, self.route(req))
+                .await
+                .unwrap_or_else(|_| Err(crate::timeout::timed_out())),
+            None => self.route(req).await,
+        };
+        let resp = match routed {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
