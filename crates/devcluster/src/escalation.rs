@@ -3,6 +3,8 @@
 //! they have the `escalate` verb on the role (for roles) or the `bind` verb on the referenced
 //! role (for bindings). Members of `system:masters` are never checked.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use crate::rbac::{Attributes, PolicyRule, Rbac, UserInfo, rules_of};
@@ -10,6 +12,9 @@ use crate::status::ApiError;
 use crate::store::Store;
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+/// Most single permissions (group x resource x verb x name) a write may ask to check: a
+/// hostile role of a few long lists would otherwise multiply into billions.
+pub const MAX_CHECKED_PERMISSIONS: usize = 100_000;
 
 /// Whether a request writes an RBAC object that the escalation check applies to.
 pub fn applies(a: &Attributes) -> bool {
@@ -183,6 +188,17 @@ fn confirm_no_escalation(
     namespace: &str,
     rules: &[PolicyRule],
 ) -> Result<(), String> {
+    let asked: usize = rules
+        .iter()
+        .map(breakdown_len)
+        .fold(0usize, usize::saturating_add);
+    if asked > MAX_CHECKED_PERMISSIONS {
+        return Err(format!(
+            "user {} (groups={}) is attempting to grant {asked} single permissions; at most {MAX_CHECKED_PERMISSIONS} are checked for escalation",
+            go_quote(&user.name),
+            go_quote_list(&user.groups)
+        ));
+    }
     let (held, errors) = authorizer.rules(user, namespace);
     let missing = uncovered(&held, rules);
     if missing.is_empty() {
@@ -207,6 +223,21 @@ fn confirm_no_escalation(
         msg.push_str(&format!("; resolution errors: [{aggregate}]"));
     }
     Err(msg)
+}
+
+/// How many rules [`breakdown`] makes of `rule` (saturating).
+fn breakdown_len(rule: &PolicyRule) -> usize {
+    let names = rule.resource_names.len().max(1);
+    rule.api_groups
+        .len()
+        .saturating_mul(rule.resources.len())
+        .saturating_mul(rule.verbs.len())
+        .saturating_mul(names)
+        .saturating_add(
+            rule.non_resource_urls
+                .len()
+                .saturating_mul(rule.verbs.len()),
+        )
 }
 
 /// Each rule broken into rules of one group, resource, verb and name (or one URL and verb).
@@ -297,6 +328,7 @@ pub fn uncovered(held: &[PolicyRule], wanted: &[PolicyRule]) -> Vec<PolicyRule> 
 fn compact(rules: Vec<PolicyRule>) -> Vec<PolicyRule> {
     let mut out: Vec<PolicyRule> = Vec::new();
     let mut simple: Vec<PolicyRule> = Vec::new();
+    let mut index: HashMap<(String, String, Option<String>), usize> = HashMap::new();
     for rule in rules {
         let is_simple = rule.api_groups.len() == 1
             && rule.resources.len() == 1
@@ -306,13 +338,17 @@ fn compact(rules: Vec<PolicyRule>) -> Vec<PolicyRule> {
             out.push(rule);
             continue;
         }
-        match simple.iter_mut().find(|s| {
-            s.api_groups == rule.api_groups
-                && s.resources == rule.resources
-                && s.resource_names == rule.resource_names
-        }) {
+        let key = (
+            rule.api_groups[0].clone(),
+            rule.resources[0].clone(),
+            rule.resource_names.first().cloned(),
+        );
+        match index.get(&key).and_then(|&i| simple.get_mut(i)) {
             Some(existing) => existing.verbs.extend(rule.verbs),
-            None => simple.push(rule),
+            None => {
+                index.insert(key, simple.len());
+                simple.push(rule);
+            }
         }
     }
     out.extend(simple);
@@ -438,6 +474,24 @@ mod tests {
             r#"["a\"b" "c"]"#
         );
         assert_eq!(go_quote_list(&[]), "[]");
+    }
+
+    #[test]
+    fn huge_rule_products_are_refused_without_being_expanded() {
+        let many: Vec<String> = (0..2_000).map(|i| format!("r{i}")).collect();
+        let hostile = PolicyRule {
+            api_groups: many.clone(),
+            resources: many.clone(),
+            verbs: many,
+            ..PolicyRule::default()
+        };
+        assert_eq!(breakdown_len(&hostile), 8_000_000_000);
+        let store = Store::new(10);
+        let user = UserInfo::service_account("ns", "sa");
+        let started = std::time::Instant::now();
+        let e = confirm_no_escalation(&Rbac::new(&store), &user, "ns", &[hostile]).unwrap_err();
+        assert!(e.contains("at most 100000 are checked"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -201,7 +201,7 @@ pub fn attributes(
 }
 
 /// One rule of a Role or ClusterRole.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRule {
     /// Verbs, `*` for all.

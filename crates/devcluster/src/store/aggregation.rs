@@ -55,6 +55,7 @@ impl State {
             };
             let mut gathered: Vec<Value> = Vec::new();
             let mut seen: Vec<PolicyRule> = Vec::new();
+            let mut seen_set: std::collections::HashSet<PolicyRule> = Default::default();
             // the map is ordered by name, as the controller sorts the matches
             for ((_, other_name), other) in roles {
                 if other_name == name {
@@ -74,7 +75,7 @@ impl State {
                     .flatten()
                 {
                     let parsed = PolicyRule::from_json(rule);
-                    if !seen.contains(&parsed) {
+                    if seen_set.insert(parsed.clone()) {
                         seen.push(parsed);
                         gathered.push(rule.clone());
                     }
