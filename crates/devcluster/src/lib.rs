@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod discovery;
+pub mod escalation;
 pub mod fields;
 pub mod openapi;
 pub mod partial;
@@ -21,6 +22,7 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod timeout;
 pub mod tls;
 pub mod tokens;
 pub mod validation;
@@ -64,6 +66,10 @@ pub struct Options {
     /// appended as a JSON line (`{"user": ..., "rbac": <enforced>, "verb": ..., ...}`), so a test run's usage can be
     /// compared with what a chart grants after the process is gone.
     pub permission_log: Option<PathBuf>,
+    /// How long a request that is not long-running (watches, proxies, exec, logs) may take
+    /// before it is answered 504 (the real server's `--request-timeout`, 60 s by default); a
+    /// request's `?timeout=` may shorten it.
+    pub request_timeout: Duration,
 }
 
 impl Default for Options {
@@ -78,6 +84,7 @@ impl Default for Options {
             rbac: true,
             users: Default::default(),
             permission_log: None,
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -120,6 +127,7 @@ impl DevCluster {
             permissions_used: Default::default(),
             permissions_denied: Default::default(),
             permission_log: options.permission_log.clone(),
+            request_timeout: options.request_timeout,
         });
         let api_handle = api.clone();
         let tls = if options.tls {

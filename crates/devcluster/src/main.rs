@@ -39,6 +39,9 @@ struct Args {
     /// one JSON line each: compare a controller's usage with the RBAC its chart grants.
     #[arg(long)]
     permission_log: Option<PathBuf>,
+    /// Seconds a request that is not long-running may take before it is answered 504 Timeout.
+    #[arg(long, default_value_t = 60)]
+    request_timeout_seconds: u64,
 }
 
 #[tokio::main]
@@ -58,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         rbac: !args.no_rbac,
         users: Default::default(),
         permission_log: args.permission_log,
+        request_timeout: Duration::from_secs(args.request_timeout_seconds.max(1)),
     })
     .await?;
     if let Some(path) = &args.kubeconfig {

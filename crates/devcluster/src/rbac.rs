@@ -201,7 +201,7 @@ pub fn attributes(
 }
 
 /// One rule of a Role or ClusterRole.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRule {
     /// Verbs, `*` for all.
@@ -400,7 +400,12 @@ impl<'a> Rbac<'a> {
         Ok(rules)
     }
 
-    fn role_rules(&self, role_ref: &Value, binding_ns: &str) -> Result<Vec<PolicyRule>, String> {
+    /// The rules a binding's `roleRef` grants in `binding_ns` (empty for a ClusterRoleBinding).
+    pub fn role_rules(
+        &self,
+        role_ref: &Value,
+        binding_ns: &str,
+    ) -> Result<Vec<PolicyRule>, String> {
         let name = role_ref.get("name").and_then(Value::as_str).unwrap_or("");
         match role_ref.get("kind").and_then(Value::as_str).unwrap_or("") {
             "ClusterRole" => self.cluster_role_rules(name),
@@ -556,7 +561,8 @@ fn subjects(binding: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn rules_of(role: &Value) -> Vec<PolicyRule> {
+/// The `rules` of a Role or ClusterRole object.
+pub fn rules_of(role: &Value) -> Vec<PolicyRule> {
     role.get("rules")
         .and_then(Value::as_array)
         .map(|a| a.iter().map(PolicyRule::from_json).collect())

@@ -59,6 +59,8 @@ pub struct Api {
     pub permissions_denied: std::sync::Mutex<PermissionsByUser>,
     /// Where first uses of a permission are appended (see `Options::permission_log`).
     pub permission_log: Option<std::path::PathBuf>,
+    /// How long a request that is not long-running may take (see `Options::request_timeout`).
+    pub request_timeout: Duration,
 }
 
 /// Permissions per user name.
@@ -342,7 +344,19 @@ impl Api {
             .or_default()
             .entry(kind)
             .or_default() += 1;
-        let resp = match self.route(req).await {
+        let limit = crate::timeout::limit(
+            req.method().as_str(),
+            req.uri().path(),
+            &query_map(req.uri().query()),
+            self.request_timeout,
+        );
+        let routed = match limit {
+            Some(limit) => tokio::time::timeout(limit, self.route(req))
+                .await
+                .unwrap_or_else(|_| Err(crate::timeout::timed_out())),
+            None => self.route(req).await,
+        };
+        let resp = match routed {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
@@ -884,6 +898,10 @@ impl Api {
             parsed = Some(value);
         }
         let sub = rp.subresource.as_deref();
+        // writes of RBAC objects may not grant more than the user holds
+        let escalation = (self.rbac && !user.is_master())
+            .then(|| rbac::attributes(method.as_str(), &path, &query))
+            .filter(crate::escalation::applies);
         let result = match (method, rp.name.as_deref()) {
             (Method::GET, None) => {
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
@@ -908,6 +926,9 @@ impl Api {
                     None => decode_object(&content_type, &body, &rt)?,
                 };
                 check_decoded(&rt, &obj, &body)?;
+                if let Some(a) = &escalation {
+                    crate::escalation::check_write(&self.store, &user, a, None, &obj)?;
+                }
                 let created = self.store.create(&rt, &ns, obj, &opts)?;
                 Ok(json_response(StatusCode::CREATED, &created))
             }
@@ -917,6 +938,11 @@ impl Api {
                     None => decode_object(&content_type, &body, &rt)?,
                 };
                 check_decoded(&rt, &obj, &body)?;
+                if let Some(a) = &escalation
+                    && let Ok(old) = self.store.get(&rt, &ns, name)
+                {
+                    crate::escalation::check_write(&self.store, &user, a, Some(&old), &obj)?;
+                }
                 Ok(json_response(
                     StatusCode::OK,
                     &self.store.replace(&rt, &ns, name, obj, sub, &opts)?,
@@ -928,7 +954,20 @@ impl Api {
                     Some(v) => v,
                     None => parse_body(&body, &content_type)?,
                 };
-                let existed = self.store.get(&rt, &ns, name).is_ok();
+                let old = self.store.get(&rt, &ns, name).ok();
+                let existed = old.is_some();
+                if let Some(a) = &escalation {
+                    // the check needs the patched object: patch without saving first
+                    let preview = WriteOptions {
+                        dry_run: true,
+                        warnings: crate::schema::Warnings::default(),
+                        ..opts.clone()
+                    };
+                    let patched = self
+                        .store
+                        .patch(&rt, &ns, name, kind, &patch, sub, &preview)?;
+                    crate::escalation::check_write(&self.store, &user, a, old.as_ref(), &patched)?;
+                }
                 let out = self.store.patch(&rt, &ns, name, kind, &patch, sub, &opts)?;
                 let code = if existed {
                     StatusCode::OK

@@ -159,3 +159,83 @@ async fn data_dir_keeps_objects_across_restarts() {
     };
     assert!(rv(&next) > rv(&got));
 }
+
+/// Sends `head` and `body` over a fresh connection to a plain-HTTP server, pausing `pause`
+/// before the body; returns the status line and the response body.
+async fn slow_request(
+    url: &str,
+    head: &str,
+    body: &[u8],
+    pause: std::time::Duration,
+) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(pause).await;
+    // the server may already have answered and closed: a failed write is fine
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.lines().next().unwrap_or("").to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_with_504_and_watches_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let server = spawn(
+        &kubeconfig,
+        &[
+            "--plain-http",
+            "--token",
+            "t0ken",
+            "--request-timeout-seconds",
+            "1",
+        ],
+    );
+    let body = br#"{"metadata":{"name":"slow"},"data":{"a":"b"}}"#;
+    let head = format!(
+        "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let started = std::time::Instant::now();
+    let (status, text) =
+        slow_request(&server.url, &head, body, std::time::Duration::from_secs(3)).await;
+    assert!(status.starts_with("HTTP/1.1 504"), "{status}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let text = text.trim_start_matches(|c: char| c.is_ascii_hexdigit() || c.is_whitespace());
+    let status_obj: serde_json::Value =
+        serde_json::from_str(text.split("\r\n").next().unwrap_or(text))
+            .unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    assert_eq!(status_obj["reason"], "Timeout");
+    assert_eq!(status_obj["code"], 504);
+    assert_eq!(
+        status_obj["message"],
+        "Timeout: request did not complete within the allotted timeout"
+    );
+    // nothing was stored, and a quick request is served as usual
+    let configmaps: Api<ConfigMap> = Api::namespaced(client(&kubeconfig).await, "default");
+    assert!(configmaps.get_opt("slow").await.unwrap().is_none());
+    // a watch outlives the timeout
+    let watch_head = "GET /api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=3 HTTP/1.1\r\n\
+                      Host: x\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n";
+    let started = std::time::Instant::now();
+    let (status, _) = slow_request(&server.url, watch_head, b"", std::time::Duration::ZERO).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "the watch ran until its own timeoutSeconds"
+    );
+}

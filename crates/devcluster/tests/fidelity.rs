@@ -1511,6 +1511,269 @@ async fn rbac_authorizes_service_accounts_as_the_real_authorizer() {
         .await;
 }
 
+/// Creates an RBAC object of type `K` from JSON.
+async fn create_rbac<K>(api: &Api<K>, obj: serde_json::Value) -> Result<K, kube::Error>
+where
+    K: kube::Resource + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(obj).unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rbac_writes_may_not_grant_what_the_writer_lacks() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    let (t, admin) = start().await;
+    let ns = t.ns.clone();
+    let user = format!("system:serviceaccount:{ns}:granter");
+    let groups = format!(
+        "[\"system:serviceaccounts\" \"system:serviceaccounts:{ns}\" \"system:authenticated\"]"
+    );
+    let token = service_account_token(&admin, &ns, "granter").await;
+    let app = client_with_token(&t, &token, None).await;
+    let rbac = |resources: &[&str], verbs: &[&str]| json!({"apiGroups": ["rbac.authorization.k8s.io"], "resources": resources, "verbs": verbs});
+    let core = |resources: &[&str], verbs: &[&str]| json!({"apiGroups": [""], "resources": resources, "verbs": verbs});
+    let sa_subject = json!([{"kind": "ServiceAccount", "name": "granter", "namespace": ns}]);
+    let role_ref = |kind: &str, name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name});
+    // what the ServiceAccount holds: writing roles and bindings here, reading ConfigMaps here,
+    // writing ClusterRoles cluster-wide
+    let admin_roles: Api<Role> = Api::namespaced(admin.clone(), &ns);
+    let admin_bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), &ns);
+    create_rbac(
+        &admin_roles,
+        json!({"metadata": {"name": "granter"}, "rules": [
+        rbac(&["roles", "rolebindings"], &["create", "update", "patch", "get"]),
+        core(&["configmaps"], &["get", "list"])]}),
+    )
+    .await
+    .unwrap();
+    create_rbac(
+        &admin_bindings,
+        json!({"metadata": {"name": "granter"},
+        "roleRef": role_ref("Role", "granter"), "subjects": sa_subject}),
+    )
+    .await
+    .unwrap();
+    let cluster_name = format!("{ns}-granter");
+    let admin_cluster_roles: Api<ClusterRole> = Api::all(admin.clone());
+    let admin_cluster_bindings: Api<ClusterRoleBinding> = Api::all(admin.clone());
+    create_rbac(
+        &admin_cluster_roles,
+        json!({"metadata": {"name": cluster_name},
+        "rules": [rbac(&["clusterroles"], &["create", "update"])]}),
+    )
+    .await
+    .unwrap();
+    create_rbac(
+        &admin_cluster_bindings,
+        json!({"metadata": {"name": cluster_name},
+        "roleRef": role_ref("ClusterRole", &cluster_name), "subjects": sa_subject}),
+    )
+    .await
+    .unwrap();
+
+    // a Role within what the user holds is fine
+    let roles: Api<Role> = Api::namespaced(app.clone(), &ns);
+    let held = json!({"metadata": {"name": "held"}, "rules": [core(&["configmaps"], &["get"])]});
+    eventually_ok(|| create_rbac(&roles, held.clone())).await;
+    // more is refused, listing each missing permission as the real server does
+    let (code, reason, msg) = api_error(
+        create_rbac(
+            &roles,
+            json!({"metadata": {"name": "escalating"}, "rules": [
+            core(&["secrets"], &["get", "delete"]),
+            core(&["configmaps"], &["get"]),
+            json!({"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]})]}),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        msg,
+        format!(
+            "roles.rbac.authorization.k8s.io \"escalating\" is forbidden: user \"{user}\" (groups={groups}) is attempting to grant RBAC permissions not currently held:\n\
+             {{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\" \"delete\"]}}\n\
+             {{APIGroups:[\"apps\"], Resources:[\"deployments\"], Verbs:[\"list\"]}}"
+        )
+    );
+    // so is a patch that adds a permission
+    let (code, _, msg) = api_error(
+        roles
+            .patch(
+                "held",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"rules": [core(&["configmaps"], &["get", "delete"])]})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert!(
+        msg.ends_with("not currently held:\n{APIGroups:[\"\"], Resources:[\"configmaps\"], Verbs:[\"delete\"]}"),
+        "{msg}"
+    );
+    assert!(roles.get("escalating").await.is_err(), "nothing was stored");
+
+    // bindings: only to roles whose permissions the user holds, or with `bind` on the role
+    create_rbac(
+        &admin_roles,
+        json!({"metadata": {"name": "secret-reader"}, "rules": [core(&["secrets"], &["get"])]}),
+    )
+    .await
+    .unwrap();
+    create_rbac(
+        &admin_roles,
+        json!({"metadata": {"name": "secret-writer"}, "rules": [core(&["secrets"], &["update"])]}),
+    )
+    .await
+    .unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(app.clone(), &ns);
+    let binding = |name: &str, role: &str| json!({"metadata": {"name": name}, "roleRef": role_ref("Role", role), "subjects": [{"kind": "User", "name": "someone", "apiGroup": "rbac.authorization.k8s.io"}]});
+    create_rbac(&bindings, binding("bind-held", "held"))
+        .await
+        .unwrap();
+    let (code, _, msg) = api_error(
+        create_rbac(&bindings, binding("bind-reader", "secret-reader"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        msg,
+        format!(
+            "rolebindings.rbac.authorization.k8s.io \"bind-reader\" is forbidden: user \"{user}\" (groups={groups}) is attempting to grant RBAC permissions not currently held:\n\
+             {{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\"]}}"
+        )
+    );
+    create_rbac(&admin_roles, json!({"metadata": {"name": "binder"}, "rules": [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"], "resourceNames": ["secret-reader"]}]}))
+    .await
+    .unwrap();
+    create_rbac(
+        &admin_bindings,
+        json!({"metadata": {"name": "binder"},
+        "roleRef": role_ref("Role", "binder"), "subjects": sa_subject}),
+    )
+    .await
+    .unwrap();
+    eventually_ok(|| create_rbac(&bindings, binding("bind-reader", "secret-reader"))).await;
+    let (code, _, msg) = api_error(
+        create_rbac(&bindings, binding("bind-writer", "secret-writer"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403, "bind is limited to the named role");
+    assert!(msg.ends_with("Verbs:[\"update\"]}"), "{msg}");
+
+    // escalate on roles lifts the check for roles
+    create_rbac(
+        &admin_roles,
+        json!({"metadata": {"name": "escalator"}, "rules": [rbac(&["roles"], &["escalate"])]}),
+    )
+    .await
+    .unwrap();
+    create_rbac(
+        &admin_bindings,
+        json!({"metadata": {"name": "escalator"},
+        "roleRef": role_ref("Role", "escalator"), "subjects": sa_subject}),
+    )
+    .await
+    .unwrap();
+    let escalated =
+        json!({"metadata": {"name": "escalated"}, "rules": [core(&["secrets"], &["*"])]});
+    eventually_ok(|| create_rbac(&roles, escalated.clone())).await;
+
+    // ClusterRoles are checked against cluster-wide permissions; aggregation needs everything
+    let cluster_roles: Api<ClusterRole> = Api::all(app.clone());
+    let own = json!({"metadata": {"name": format!("{ns}-own")}, "rules": [rbac(&["clusterroles"], &["create"])]});
+    eventually_ok(|| create_rbac(&cluster_roles, own.clone())).await;
+    let (code, _, msg) = api_error(
+        create_rbac(&cluster_roles, json!({"metadata": {"name": format!("{ns}-cm")}, "rules": [core(&["configmaps"], &["get"])]}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert!(
+        msg.starts_with(&format!(
+            "clusterroles.rbac.authorization.k8s.io \"{ns}-cm\" is forbidden: user \"{user}\""
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("{APIGroups:[\"\"], Resources:[\"configmaps\"], Verbs:[\"get\"]}"),
+        "{msg}"
+    );
+    let label = format!("strongroom.dev/escalation-{ns}");
+    let (code, _, msg) = api_error(
+        create_rbac(&cluster_roles, json!({"metadata": {"name": format!("{ns}-agg")},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {label.clone(): "true"}}]}}))
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        msg,
+        format!(
+            "clusterroles.rbac.authorization.k8s.io \"{ns}-agg\" is forbidden: must have cluster-admin privileges to use the aggregationRule"
+        )
+    );
+
+    // the admin may; the aggregated rules are written to the stored role
+    create_rbac(
+        &admin_cluster_roles,
+        json!({"metadata": {"name": format!("{ns}-agg")},
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {label.clone(): "true"}}]}}),
+    )
+    .await
+    .unwrap();
+    let leases =
+        json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"]});
+    create_rbac(
+        &admin_cluster_roles,
+        json!({"metadata": {"name": format!("{ns}-part"), "labels": {label.clone(): "true"}},
+        "rules": [leases]}),
+    )
+    .await
+    .unwrap();
+    let agg_name = format!("{ns}-agg");
+    let rules_of =
+        |role: ClusterRole| serde_json::to_value(role.rules.unwrap_or_default()).unwrap();
+    let mut rules = json!(null);
+    for _ in 0..100 {
+        rules = rules_of(admin_cluster_roles.get(&agg_name).await.unwrap());
+        if rules == json!([leases]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rules, json!([leases]));
+    admin_cluster_roles
+        .delete(&format!("{ns}-part"), &DeleteParams::default())
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        rules = rules_of(admin_cluster_roles.get(&agg_name).await.unwrap());
+        if rules == json!([]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rules, json!([]), "rules of a deleted role are withdrawn");
+
+    for name in [cluster_name.clone(), format!("{ns}-own"), agg_name] {
+        let _ = admin_cluster_roles
+            .delete(&name, &DeleteParams::default())
+            .await;
+    }
+    let _ = admin_cluster_bindings
+        .delete(&cluster_name, &DeleteParams::default())
+        .await;
+}
+
 /// A raw request: status code, JSON body and `Warning` header texts.
 async fn raw(
     client: &Client,

@@ -96,6 +96,9 @@ impl State {
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             self.unregister_crd(&obj, live);
         }
+        if rt.group == "rbac.authorization.k8s.io" && rt.plural == "clusterroles" {
+            self.aggregate_cluster_roles(live);
+        }
         Ok(with_version(obj, rt))
     }
 

@@ -14,6 +14,9 @@ impl State {
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             self.register_crd(name, obj, live);
         }
+        if rt.group == "rbac.authorization.k8s.io" && rt.plural == "clusterroles" {
+            self.aggregate_cluster_roles(live);
+        }
         if let Some(status) = workloads::simulated_status(rt, obj) {
             let mut updated = obj.clone();
             updated["status"] = status;

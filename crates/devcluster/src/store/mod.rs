@@ -17,6 +17,7 @@ use crate::status::ApiError;
 use crate::validation;
 use crate::workloads;
 
+mod aggregation;
 mod apply;
 mod delete;
 mod hooks;
@@ -192,6 +193,8 @@ struct State {
     history_limit: usize,
     /// Events up to this version have been dropped from the history.
     compacted: u64,
+    /// Set while aggregated ClusterRoles are being rewritten (no re-entry from their writes).
+    aggregating: bool,
 }
 
 /// The whole cluster.
@@ -222,6 +225,7 @@ impl Store {
                 history: VecDeque::new(),
                 history_limit: history_limit.max(1),
                 compacted: 0,
+                aggregating: false,
             }),
             live,
         };
