@@ -153,6 +153,7 @@ pub fn object_key<K: Resource>(obj: &K) -> String {
 /// The error policy and reconcile instrumentation of one controller.
 pub struct ErrorPolicy {
     controller: &'static str,
+    per_kind: bool,
     action: &'static str,
     metrics: ReconcileMetrics,
     recorder: Recorder,
@@ -171,6 +172,7 @@ impl ErrorPolicy {
     ) -> Self {
         Self {
             controller,
+            per_kind: false,
             action: "Reconcile",
             metrics,
             recorder,
@@ -183,6 +185,23 @@ impl ErrorPolicy {
     pub fn with_action(mut self, action: &'static str) -> Self {
         self.action = action;
         self
+    }
+
+    /// Names the controller of each object by its lowercased kind (`secretstore`,
+    /// `pushsecret`, ...) in metrics and logs, as controller-runtime names one controller per
+    /// kind, for a policy shared by several controllers.
+    pub fn named_per_kind(mut self) -> Self {
+        self.per_kind = true;
+        self
+    }
+
+    /// The controller name for objects of kind `K`.
+    fn name_for<K: Resource<DynamicType = ()>>(&self) -> std::borrow::Cow<'static, str> {
+        if self.per_kind {
+            K::kind(&()).to_lowercase().into()
+        } else {
+            self.controller.into()
+        }
     }
 
     /// With another backoff.
@@ -207,16 +226,17 @@ impl ErrorPolicy {
         K: Resource<DynamicType = ()>,
         Fut: Future<Output = Result<Action, E>>,
     {
+        let controller = self.name_for::<K>();
         let span = tracing::info_span!(
             "reconcile",
-            controller = self.controller,
+            controller = %controller,
             object = %object_key(obj),
         );
         let start = Instant::now();
         let result = reconcile.instrument(span).await;
         self.metrics
             .duration
-            .with_label_values(&[self.controller])
+            .with_label_values(&[&*controller])
             .observe(start.elapsed().as_secs_f64());
         let outcome = match &result {
             Ok(_) => "success",
@@ -224,7 +244,7 @@ impl ErrorPolicy {
         };
         self.metrics
             .total
-            .with_label_values(&[self.controller, outcome])
+            .with_label_values(&[&*controller, outcome])
             .inc();
         if result.is_ok() {
             self.backoff.succeeded(&backoff_key(obj));
@@ -241,16 +261,14 @@ impl ErrorPolicy {
         E: ReconcileError,
     {
         let key = object_key(obj);
-        self.metrics
-            .errors
-            .with_label_values(&[self.controller])
-            .inc();
+        let controller = self.name_for::<K>();
+        self.metrics.errors.with_label_values(&[&*controller]).inc();
         self.metrics
             .by_category
-            .with_label_values(&[self.controller, err.category()])
+            .with_label_values(&[&*controller, err.category()])
             .inc();
         tracing::warn!(
-            controller = self.controller,
+            controller = %controller,
             object = %key,
             category = err.category(),
             error = %err,

@@ -280,7 +280,8 @@ async fn run() -> anyhow::Result<ExitCode> {
             reconcile_metrics.clone(),
             recorder,
             stop.clone(),
-        );
+        )
+        .named_per_kind();
         let (client, metrics, readiness) = (client.clone(), metrics.clone(), readiness.clone());
         let queues = queues.clone();
         async move {

@@ -100,6 +100,16 @@ async fn the_dashboard_and_alert_rules_query_only_exported_metrics() {
             series_value(&text, &format!("workqueue_adds_total{{{labels}}}")) >= 1.0,
             "{name}: every object was queued at least once"
         );
+        // controller-runtime names one controller per kind in its reconcile metrics too
+        assert!(
+            series_value(
+                &text,
+                &format!(
+                    r#"controller_runtime_reconcile_total{{controller="{name}",result="success"}}"#
+                )
+            ) >= 1.0,
+            "{name}: its reconciles are counted under its own controller name:\n{text}"
+        );
     }
     assert!(
         series_value(
