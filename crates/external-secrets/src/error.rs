@@ -43,6 +43,15 @@ pub enum Error {
     /// The target is immutable and the data changed.
     #[error("could not update secret, target is immutable")]
     Immutable,
+    /// A PushSecret's source Secret (named by `spec.selector.secret.name`) does not exist;
+    /// `outcome` says what became of the values pushed from it.
+    #[error("source Secret {name:?} not found: {outcome}")]
+    SourceMissing {
+        /// The Secret's name.
+        name: String,
+        /// What became of what was pushed.
+        outcome: String,
+    },
     /// A Kubernetes API call failed.
     #[error("could not {action}: {source}")]
     Kube {
@@ -82,6 +91,7 @@ impl ReconcileError for Error {
             Self::Template(_) => "template",
             Self::Ownership(_) => "ownership",
             Self::Immutable => "immutable",
+            Self::SourceMissing { .. } => "source_missing",
             Self::Kube { .. } => "kubernetes",
         }
     }
@@ -96,6 +106,8 @@ impl ReconcileError for Error {
             // (template errors are retried: they often come from remote data or a templateFrom
             // source that is not there yet, neither of which is watched)
             Self::InvalidSpec(_) | Self::Immutable => false,
+            // the controller watches source Secrets: one that appears triggers a reconcile
+            Self::SourceMissing { .. } => false,
             _ => true,
         }
     }
