@@ -793,3 +793,98 @@ async fn generator_states_revoke_across_restarts_and_deletion() {
         &[("log", &third.process.log_text())],
     );
 }
+
+/// The `Ready` condition of the GeneratorState `name`: status, reason, message.
+async fn state_ready(client: &kube::Client, name: &str) -> Option<(String, String, String)> {
+    let c = Api::<strongroom_core::crd::generators::GeneratorState>::namespaced(
+        client.clone(),
+        "default",
+    )
+    .get_opt(name)
+    .await
+    .unwrap()?
+    .status?
+    .conditions?
+    .into_iter()
+    .find(|c| c.type_ == "Ready")?;
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+/// A GeneratorState whose cleanup fails says so on its `Ready` condition (upstream's `Error`
+/// reason) and is kept, with its finalizer, for the next try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_generator_state_cleanup_shows_on_its_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/generators.external-secrets.io_generatorstates.yaml");
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let token: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "vault-token"}, "stringData": {"token": CANARY}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &token)
+        .await
+        .unwrap();
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    // a lease on a Vault that is not there, past its deadline
+    let gs: strongroom_core::crd::generators::GeneratorState = serde_json::from_value(json!({
+        "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "GeneratorState",
+        "metadata": {"name": "gone", "namespace": "default",
+                     "finalizers": ["generatorstate.externalsecrets.io/finalizer"]},
+        "spec": {
+            "garbageCollectionDeadline": "2020-01-01T00:00:00Z",
+            "resource": {"apiVersion": "generators.external-secrets.io/v1alpha1",
+                "kind": "VaultDynamicSecret", "metadata": {"name": "gen", "namespace": "default"},
+                "spec": {"provider": {"server": "http://127.0.0.1:1", "auth": {
+                    "tokenSecretRef": {"name": "vault-token", "key": "token"}}},
+                    "retrySettings": {"maxRetries": 0, "retryInterval": "1s"},
+                    "path": "database/creds/app"}},
+            "state": {"leaseID": "database/creds/app/abc"}
+        }
+    }))
+    .unwrap();
+    let states = Api::<strongroom_core::crd::generators::GeneratorState>::namespaced(
+        client.clone(),
+        "default",
+    );
+    states.create(&PostParams::default(), &gs).await.unwrap();
+    wait_for(
+        || async {
+            state_ready(&client, "gone").await.is_some_and(|(s, r, m)| {
+                s == "False"
+                    && r == "Error"
+                    && m.starts_with(
+                        "could not cleanup generator state: VaultDynamicSecret \"gen\"",
+                    )
+            })
+        },
+        "the failed cleanup on the condition",
+    )
+    .await;
+    let kept = states.get("gone").await.unwrap();
+    assert!(kept.metadata.deletion_timestamp.is_some());
+    assert!(
+        kept.finalizers()
+            .iter()
+            .any(|f| f == "generatorstate.externalsecrets.io/finalizer")
+    );
+    let status = serde_json::to_string(&kept.status).unwrap();
+    assert_no_canary(
+        &[CANARY],
+        &[("log", &controller.process.log_text()), ("status", &status)],
+    );
+    // let it go
+    states
+        .patch(
+            "gone",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+}
