@@ -192,6 +192,7 @@ async fn keeper(
     name: &str,
     namespace: &str,
     provider: &VaultProvider,
+    retry: Option<&SecretStoreRetrySettings>,
     env: ProviderEnv,
 ) -> Result<Arc<Keeper>, ProviderError> {
     let store = StoreContext {
@@ -203,12 +204,14 @@ async fn keeper(
             vault: Some(provider.clone()),
             ..SecretStoreProvider::default()
         },
-        retry: None,
+        // its logins are retried as its requests (`spec.retrySettings`)
+        retry: retry.cloned(),
     };
     config::validate(&store)?;
     let key = format!(
-        "{namespace}\n{}",
-        serde_json::to_string(provider).unwrap_or_default()
+        "{namespace}\n{}\n{}",
+        serde_json::to_string(provider).unwrap_or_default(),
+        serde_json::to_string(&retry).unwrap_or_default()
     );
     let mut keepers = KEEPERS.lock().await;
     if let Some(k) = keepers.get(&key) {
@@ -452,7 +455,14 @@ pub async fn cleanup(
             !same
         });
     }
-    let keeper = keeper(name, namespace, provider, env.clone()).await?;
+    let keeper = keeper(
+        name,
+        namespace,
+        provider,
+        spec.retry_settings.as_ref(),
+        env.clone(),
+    )
+    .await?;
     match revoke_lease(&env, &keeper, &lease).await {
         Ok(()) => Ok(()),
         // An unknown lease or accessor: expired, or revoked already.
@@ -480,7 +490,14 @@ async fn generate_inner(
         return Err(invalid("spec.provider and spec.path are required"));
     };
     let path = path.trim().trim_start_matches('/').to_string();
-    let keeper = keeper(name, namespace, provider, env.clone()).await?;
+    let keeper = keeper(
+        name,
+        namespace,
+        provider,
+        spec.retry_settings.as_ref(),
+        env.clone(),
+    )
+    .await?;
     let body = match method {
         RequestMethod::POST | RequestMethod::PUT | RequestMethod::PATCH => Some(
             serde_json::to_vec(
