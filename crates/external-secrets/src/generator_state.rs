@@ -17,6 +17,8 @@
 //!   anyway (with a warning) so a namespace whose credentials are gone can still be deleted.
 //! - After a restart, states whose deadline passed meanwhile are cleaned up when the
 //!   controller lists them.
+//! - A current state (no deadline) that this process did not create, after a restart, has
+//!   its lease renewed from then on as if it had generated it (`generators::adopt`).
 //! - Its `Ready` condition says where a state is, with upstream's reasons: `Created` (True:
 //!   "GeneratorState created", then the deadline once one is set, then "Reached gc deadline")
 //!   and `Error` (False: a failed cleanup or deletion, with the cause).
@@ -347,10 +349,27 @@ async fn handle(
         };
     }
     let Some(deadline) = &gs.spec.garbage_collection_deadline else {
-        return Ok((
-            Action::await_change(),
-            Some("GeneratorState created".into()),
-        ));
+        // the current state of its entry: a lease recorded before a restart is renewed here
+        // from now on, as one generated here
+        let created = Some("GeneratorState created".to_string());
+        return match crate::generators::adopt(
+            &ctx.stores,
+            &ns,
+            &gs.spec.resource.0,
+            &gs.spec.state.0,
+        )
+        .await
+        {
+            Ok(true) => {
+                tracing::info!(object = %object, "renewing the lease of a generator state recorded before");
+                Ok((Action::await_change(), created))
+            }
+            Ok(false) => Ok((Action::await_change(), created)),
+            Err(e) => {
+                tracing::warn!(object = %object, error = %e, "could not take over the renewal of a recorded lease");
+                Ok((Action::requeue(RETRY_CLEANUP), created))
+            }
+        };
     };
     let left = deadline.0.as_millisecond() - Utc::now().timestamp_millis();
     if left > 0 {
