@@ -52,6 +52,15 @@ pub enum Error {
     /// The generic target's kind cannot be used (not served, cluster-scoped, malformed).
     #[error("{0}")]
     Target(String),
+    /// A PushSecret's source Secret (named by `spec.selector.secret.name`) does not exist;
+    /// `outcome` says what became of the values pushed from it.
+    #[error("source Secret {name:?} not found: {outcome}")]
+    SourceMissing {
+        /// The Secret's name.
+        name: String,
+        /// What became of what was pushed.
+        outcome: String,
+    },
     /// A Kubernetes API call failed.
     #[error("could not {action}: {source}")]
     Kube {
@@ -97,6 +106,7 @@ impl ReconcileError for Error {
             Self::Ownership(_) => "ownership",
             Self::Immutable => "immutable",
             Self::GenericTargetsDisabled | Self::Target(_) => "generic_target",
+            Self::SourceMissing { .. } => "source_missing",
             Self::Kube { .. } => "kubernetes",
         }
     }
@@ -112,6 +122,8 @@ impl ReconcileError for Error {
             // source that is not there yet, neither of which is watched)
             // (a kind that is not served is retried: its CRD may be installed later)
             Self::InvalidSpec(_) | Self::Immutable | Self::GenericTargetsDisabled => false,
+            // the controller watches source Secrets: one that appears triggers a reconcile
+            Self::SourceMissing { .. } => false,
             _ => true,
         }
     }

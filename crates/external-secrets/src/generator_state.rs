@@ -17,6 +17,11 @@
 //!   anyway (with a warning) so a namespace whose credentials are gone can still be deleted.
 //! - After a restart, states whose deadline passed meanwhile are cleaned up when the
 //!   controller lists them.
+//! - A current state (no deadline) that this process did not create, after a restart, has
+//!   its lease renewed from then on as if it had generated it (`generators::adopt`).
+//! - Its `Ready` condition says where a state is, with upstream's reasons: `Created` (True:
+//!   "GeneratorState created", then the deadline once one is set, then "Reached gc deadline")
+//!   and `Error` (False: a failed cleanup or deletion, with the cause).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,13 +30,14 @@ use chrono::Utc;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
+use serde_json::{Map, json};
 use strongroom_core::crd::external_secrets::ExternalSecret;
 use strongroom_core::crd::generators::{GeneratorState, OWNER_KEY_LABEL};
 
 use crate::context::Context;
 use crate::generators::GeneratedState;
 use crate::hash::created_by;
+use crate::ready::{self, ReadyStatus};
 
 /// The finalizer on every GeneratorState this controller creates (upstream's name).
 pub const FINALIZER: &str = "generatorstate.externalsecrets.io/finalizer";
@@ -243,19 +249,75 @@ pub async fn delete_owned(ctx: &Context, es: &ExternalSecret) -> Result<(), kube
     Ok(())
 }
 
-/// The GeneratorState controller's reconcile: cleanup on deletion, deletion at the deadline.
+/// Upstream's `Ready` reason of a state that is fine.
+pub const REASON_CREATED: &str = "Created";
+/// Upstream's `Ready` reason of a state whose cleanup or deletion failed.
+pub const REASON_ERROR: &str = "Error";
+
+/// Sets the `Ready` condition of `gs` (only when it changes). A state deleted meanwhile, or a
+/// write that fails, is only logged: the condition reports, it never blocks the cleanup.
+async fn set_ready(
+    ctx: &Context,
+    api: &Api<GeneratorState>,
+    gs: &GeneratorState,
+    ok: bool,
+    message: &str,
+) {
+    let status = ReadyStatus {
+        current: serde_json::to_value(&gs.status).unwrap_or_default(),
+        kept: &[],
+        set: Map::new(),
+        ok,
+        reason: Some(if ok { REASON_CREATED } else { REASON_ERROR }),
+        message,
+    };
+    match ready::write(ctx, api, &gs.name_any(), status).await {
+        Ok(()) => {}
+        Err(crate::error::Error::Kube {
+            source: kube::Error::Api(s),
+            ..
+        }) if s.code == 404 => {}
+        Err(e) => tracing::warn!(
+            object = %format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any()),
+            error = %e,
+            "could not set the GeneratorState's condition"
+        ),
+    }
+}
+
+/// The GeneratorState controller's reconcile: cleanup on deletion, deletion at the deadline,
+/// and the `Ready` condition that says which.
 pub async fn reconcile(gs: Arc<GeneratorState>, ctx: Arc<Context>) -> Result<Action, StateError> {
     let ns = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let object = format!("{ns}/{name}");
     let api: Api<GeneratorState> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = handle(&gs, &ctx, &api, &object).await;
+    match &result {
+        Ok((_, Some(message))) => set_ready(&ctx, &api, &gs, true, message).await,
+        Ok((_, None)) => {}
+        Err(e) => set_ready(&ctx, &api, &gs, false, &e.message).await,
+    }
+    result.map(|(action, _)| action)
+}
+
+/// One reconcile of `gs`: what to do next and the `Ready` message to set (`None`: the object
+/// is gone or going, leave it).
+async fn handle(
+    gs: &GeneratorState,
+    ctx: &Context,
+    api: &Api<GeneratorState>,
+    object: &str,
+) -> Result<(Action, Option<String>), StateError> {
+    let ns = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
     let fail = |message: String| StateError {
-        object: object.clone(),
+        object: object.to_string(),
         message,
     };
     if gs.meta().deletion_timestamp.is_some() {
         if !gs.finalizers().iter().any(|f| f == FINALIZER) {
-            return Ok(Action::await_change());
+            return Ok((Action::await_change(), None));
         }
         match crate::generators::cleanup(&ctx.stores, &ns, &gs.spec.resource.0, &gs.spec.state.0)
             .await
@@ -263,12 +325,12 @@ pub async fn reconcile(gs: Arc<GeneratorState>, ctx: Arc<Context>) -> Result<Act
             Ok(()) => tracing::info!(object = %object, "generator state cleaned up"),
             // never hold the object (and its namespace's deletion) forever: the lease then
             // lives to its TTL
-            Err(e) if deleting_for(&gs) > GIVE_UP_AFTER => tracing::warn!(
+            Err(e) if deleting_for(gs) > GIVE_UP_AFTER => tracing::warn!(
                 object = %object,
                 error = %e,
                 "giving up cleaning up the generator state; its lease expires with its TTL"
             ),
-            Err(e) => return Err(fail(format!("could not clean up: {e}"))),
+            Err(e) => return Err(fail(format!("could not cleanup generator state: {e}"))),
         }
         let rest: Vec<String> = gs
             .finalizers()
@@ -281,24 +343,48 @@ pub async fn reconcile(gs: Arc<GeneratorState>, ctx: Arc<Context>) -> Result<Act
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => Ok(Action::await_change()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
+            Ok(_) => Ok((Action::await_change(), None)),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok((Action::await_change(), None)),
             Err(e) => Err(fail(format!("could not remove the finalizer: {e}"))),
         };
     }
     let Some(deadline) = &gs.spec.garbage_collection_deadline else {
-        return Ok(Action::await_change());
+        // the current state of its entry: a lease recorded before a restart is renewed here
+        // from now on, as one generated here
+        let created = Some("GeneratorState created".to_string());
+        return match crate::generators::adopt(
+            &ctx.stores,
+            &ns,
+            &gs.spec.resource.0,
+            &gs.spec.state.0,
+        )
+        .await
+        {
+            Ok(true) => {
+                tracing::info!(object = %object, "renewing the lease of a generator state recorded before");
+                Ok((Action::await_change(), created))
+            }
+            Ok(false) => Ok((Action::await_change(), created)),
+            Err(e) => {
+                tracing::warn!(object = %object, error = %e, "could not take over the renewal of a recorded lease");
+                Ok((Action::requeue(RETRY_CLEANUP), created))
+            }
+        };
     };
     let left = deadline.0.as_millisecond() - Utc::now().timestamp_millis();
     if left > 0 {
-        return Ok(Action::requeue(Duration::from_millis(
-            u64::try_from(left).unwrap_or(0) + 50,
-        )));
+        let at = deadline.0.strftime("%Y-%m-%dT%H:%M:%SZ");
+        return Ok((
+            Action::requeue(Duration::from_millis(u64::try_from(left).unwrap_or(0) + 50)),
+            Some(format!(
+                "GeneratorState created; garbage collection at {at}"
+            )),
+        ));
     }
     match api.delete(&name, &DeleteParams::default()).await {
-        Ok(_) => Ok(Action::await_change()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
-        Err(e) => Err(fail(format!("could not delete at its deadline: {e}"))),
+        Ok(_) => Ok((Action::await_change(), Some("Reached gc deadline".into()))),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok((Action::await_change(), None)),
+        Err(e) => Err(fail(format!("could not delete GeneratorState: {e}"))),
     }
 }
 

@@ -334,6 +334,46 @@ pub async fn cleanup(
     }
 }
 
+/// Takes over what keeps a recorded generation alive after a restart (the renewal of a
+/// VaultDynamicSecret lease, see `strongroom_provider_vault::dynamic::adopt`). Whether it
+/// was taken over now.
+pub async fn adopt(
+    stores: &Stores,
+    namespace: &str,
+    resource: &serde_json::Value,
+    state: &serde_json::Value,
+) -> Result<bool, String> {
+    let kind = resource
+        .get("kind")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    match kind {
+        #[cfg(feature = "vault")]
+        "VaultDynamicSecret" => {
+            let name = resource
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let what = format!("{kind} {name:?}");
+            let spec = resource.get("spec").cloned().unwrap_or_default();
+            strongroom_provider_vault::dynamic::adopt(
+                &spec,
+                &what,
+                namespace,
+                state,
+                stores.provider_env(),
+            )
+            .await
+            .map_err(|e| format!("{what}: {e}"))
+        }
+        // no other generator keeps anything alive
+        _ => {
+            let _ = (stores, namespace, state);
+            Ok(false)
+        }
+    }
+}
+
 /// Runs the generator `r` names, for the `dataFrom` entry `owner` of an ExternalSecret in
 /// `namespace`. A generator that leaves something to clean up sets `state`.
 pub async fn generate(

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
 use strongroom_controller_kit::status;
 use strongroom_core::crd::external_secrets::{
-    ExternalSecretTemplate, PushSecret, PushSecretData, SecretStoreRef, StoreKind,
+    ExternalSecretTemplate, PushSecret, PushSecretData, SecretStoreRef,
 };
 use strongroom_provider_api::{PushRef, SecretBytes, SecretsClient};
 
@@ -22,6 +22,7 @@ use crate::desired::{TemplateSources, desired};
 use crate::error::Error;
 use crate::hash::synced_resource_version;
 use crate::metrics::{Kind, Subject};
+use crate::push_cleanup::{self, Synced, delete_remotes, deletes, synced_of};
 use crate::push_plan;
 use crate::push_source::{self, Source, SourceSpec};
 use crate::ready::{self, ReadyStatus};
@@ -31,10 +32,8 @@ use crate::stores::StoreId;
 /// The finalizer on PushSecrets with `deletionPolicy: Delete`.
 pub const FINALIZER: &str = "pushsecret.externalsecrets.io/finalizer";
 
-/// `<Kind>/<name>` → `<remoteKey>[/<property>]` → the entry pushed there.
-type Synced = BTreeMap<String, BTreeMap<String, PushSecretData>>;
-
-fn status_key(data: &PushSecretData) -> String {
+/// `<remoteKey>[/<property>]`: where `data` is recorded in `status.syncedPushSecrets`.
+pub(crate) fn status_key(data: &PushSecretData) -> String {
     let r = &data.match_.remote_ref;
     match r.property.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => format!("{}/{p}", r.remote_key),
@@ -42,7 +41,8 @@ fn status_key(data: &PushSecretData) -> String {
     }
 }
 
-fn push_ref(data: &PushSecretData) -> PushRef {
+/// Where `data` pushes to, for the provider.
+pub(crate) fn push_ref(data: &PushSecretData) -> PushRef {
     PushRef {
         remote_key: data.match_.remote_ref.remote_key.clone(),
         property: data
@@ -58,14 +58,15 @@ fn push_ref(data: &PushSecretData) -> PushRef {
     }
 }
 
-fn deletes(ps: &PushSecret) -> bool {
-    ps.spec.deletion_policy.as_deref() == Some("Delete")
-}
-
 /// The reconcile kube-runtime calls.
 pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
-    let result = ctx.policy.observe(ps.as_ref(), sync(&ps, &ctx)).await;
+    // what the status records after a failed or partial cleanup (`None`: as it was)
+    let mut left = None;
+    let result = ctx
+        .policy
+        .observe(ps.as_ref(), sync(&ps, &ctx, &mut left))
+        .await;
     let nanos = start.elapsed().as_nanos() as f64;
     ctx.metrics.reconciled(
         Kind::PushSecret,
@@ -76,7 +77,11 @@ pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<Context>) -> Result<Action,
     if let Err(e) = &result
         && ps.meta().deletion_timestamp.is_none()
     {
-        let _ = write_status(&ctx, &ps, false, "Errored", &e.to_string(), None).await;
+        let recorded = match &left {
+            Some(left) => Recorded::Left(left),
+            None => Recorded::Kept,
+        };
+        let _ = write_status(&ctx, &ps, false, "Errored", &e.to_string(), recorded).await;
     }
     result
 }
@@ -102,98 +107,56 @@ async fn set_finalizers(
         .map(|_| ())
 }
 
-fn synced_of(ps: &PushSecret) -> Synced {
-    ps.status
-        .as_ref()
-        .and_then(|s| s.synced_push_secrets.clone())
-        .unwrap_or_default()
+fn has_finalizer(ps: &PushSecret) -> bool {
+    ps.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-/// The store a `<Kind>/<name>` status key names.
-fn store_ref_of(key: &str) -> Option<SecretStoreRef> {
-    let (kind, name) = key.split_once('/')?;
-    let kind = match kind {
-        "SecretStore" => StoreKind::SecretStore,
-        "ClusterSecretStore" => StoreKind::ClusterSecretStore,
-        _ => return None,
-    };
-    Some(SecretStoreRef {
-        name: Some(name.to_string()),
-        kind: Some(kind),
-    })
+/// `ps`'s finalizers without ours.
+fn without_finalizer(ps: &PushSecret) -> Vec<String> {
+    ps.finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect()
 }
 
-/// Deletes what `synced` lists and `keep` does not.
-async fn delete_remotes(
-    ctx: &Context,
-    ns: &str,
-    synced: &Synced,
-    keep: &Synced,
-) -> Result<(), Error> {
-    for (store_key, entries) in synced {
-        let Some(store_ref) = store_ref_of(store_key) else {
-            continue;
-        };
-        let stale: Vec<&PushSecretData> = entries
-            .iter()
-            .filter(|(k, _)| {
-                keep.get(store_key)
-                    .is_none_or(|kept| !kept.contains_key(*k))
-            })
-            .map(|(_, d)| d)
-            .collect();
-        if stale.is_empty() {
-            continue;
-        }
-        let Some(store) = ctx.stores.resolve(&store_ref, ns).await? else {
-            continue;
-        };
-        let client = ctx
-            .stores
-            .client(&store)
-            .await
-            .map_err(Error::StoreProvider)?;
-        for data in stale {
-            let target = push_ref(data);
-            ctx.stores
-                .limited(&store.id, || client.delete(&target))
-                .await
-                .map_err(|source| Error::Fetch {
-                    at: format!("deleting {} from {store_key}", status_key(data)),
-                    source,
-                })?;
-        }
-    }
-    Ok(())
-}
-
-async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
+async fn sync(ps: &PushSecret, ctx: &Context, left: &mut Option<Synced>) -> Result<Action, Error> {
     let ns = ps.namespace().unwrap_or_default();
     if ps.meta().deletion_timestamp.is_some() {
         ctx.forget_synced(&ps.uid().unwrap_or_default());
         ctx.metrics.forget(Kind::PushSecret, Subject::of(ps));
-        if !ps.finalizers().iter().any(|f| f == FINALIZER) {
+        if !has_finalizer(ps) {
             return Ok(Action::await_change());
         }
-        delete_remotes(ctx, &ns, &synced_of(ps), &Synced::new()).await?;
-        let rest = ps
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        return match set_finalizers(ctx, ps, rest).await {
+        // a finalizer left from when the policy was Delete deletes nothing (as upstream)
+        if deletes(ps) {
+            let synced = synced_of(ps);
+            let mut remaining = synced.clone();
+            let result = delete_remotes(ctx, &ns, &synced, &Synced::new(), &mut remaining).await;
+            if let Err(e) = result {
+                let recorded = Recorded::Left(&remaining);
+                let _ = write_status(ctx, ps, false, "Errored", &e.to_string(), recorded).await;
+                return Err(e);
+            }
+        }
+        return match set_finalizers(ctx, ps, without_finalizer(ps)).await {
             Ok(()) => Ok(Action::await_change()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
             Err(e) => Err(Error::kube("remove the finalizer")(e)),
         };
     }
-    if deletes(ps) && !ps.finalizers().iter().any(|f| f == FINALIZER) {
-        let mut finalizers = ps.finalizers().to_vec();
-        finalizers.push(FINALIZER.into());
+    if deletes(ps) != has_finalizer(ps) {
+        // added with deletionPolicy Delete, removed when the policy changes (as upstream)
+        let finalizers = if deletes(ps) {
+            let mut all = ps.finalizers().to_vec();
+            all.push(FINALIZER.into());
+            all
+        } else {
+            without_finalizer(ps)
+        };
         set_finalizers(ctx, ps, finalizers)
             .await
-            .map_err(Error::kube("add the finalizer"))?;
+            .map_err(Error::kube("update the finalizers"))?;
     }
     let every = interval(ps.spec.refresh_interval.as_deref()).map_err(Error::InvalidSpec)?;
     let rules = push_plan::compile(
@@ -212,7 +175,16 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
         return Ok(wait);
     }
     let store_refs = selected_stores(ps, ctx, &ns)?;
-    let mut sources = push_source::resolve(ctx, &ns, &ps.name_any(), source_spec).await?;
+    let Some(mut sources) = push_source::resolve(ctx, &ns, &ps.name_any(), source_spec).await?
+    else {
+        let SourceSpec::Named(name) = source_spec else {
+            return Err(Error::InvalidSpec("spec.selector names no Secret".into()));
+        };
+        return match push_cleanup::source_missing(ctx, ps, name, left).await {
+            Some(e) => Err(e),
+            None => Ok(Action::await_change()),
+        };
+    };
     if sources.is_empty() {
         // a label selector that matches nothing: nothing pushed, nothing deleted, and what
         // was pushed before stays recorded (so deleting the PushSecret still cleans it up)
@@ -222,7 +194,7 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
             true,
             "Synced",
             "no Secret matches spec.selector.secret.selector: nothing pushed",
-            Some((&version, &synced_of(ps))),
+            Recorded::Synced(&version, &synced_of(ps)),
         )
         .await?;
         return Ok(requeue(every));
@@ -263,7 +235,19 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
         }
     }
     if deletes(ps) {
-        delete_remotes(ctx, &ns, &synced_of(ps), &synced).await?;
+        let old = synced_of(ps);
+        let mut remaining = old.clone();
+        if let Err(e) = delete_remotes(ctx, &ns, &old, &synced, &mut remaining).await {
+            // what is pushed now, and what could not be deleted yet
+            for (store, entries) in remaining {
+                let now = synced.entry(store).or_default();
+                for (key, data) in entries {
+                    now.entry(key).or_insert(data);
+                }
+            }
+            *left = Some(synced);
+            return Err(e);
+        }
     }
     write_status(
         ctx,
@@ -271,7 +255,7 @@ async fn sync(ps: &PushSecret, ctx: &Context) -> Result<Action, Error> {
         true,
         "Synced",
         "PushSecret synced successfully",
-        Some((&version, &synced)),
+        Recorded::Synced(&version, &synced),
     )
     .await?;
     if generated {
@@ -466,35 +450,108 @@ fn selected_stores(ps: &PushSecret, ctx: &Context, ns: &str) -> Result<Vec<Secre
     Ok(stores)
 }
 
+/// What a status write records of what was pushed.
+enum Recorded<'a> {
+    /// The last sync's fields as they are.
+    Kept,
+    /// A sync now: the spec version it pushed and what it pushed.
+    Synced(&'a str, &'a Synced),
+    /// The last sync's time and version, and what is left pushed after a cleanup.
+    Left(&'a Synced),
+}
+
 async fn write_status(
     ctx: &Context,
     ps: &PushSecret,
     ok: bool,
     reason: &str,
     message: &str,
-    synced: Option<(&str, &Synced)>,
+    recorded: Recorded<'_>,
 ) -> Result<(), Error> {
     ctx.metrics.ready(Kind::PushSecret, Subject::of(ps), ok);
     let mut set = Map::new();
-    if let Some((version, pushed)) = synced {
-        set.insert("refreshTime".into(), json!(status::now()));
-        set.insert("syncedResourceVersion".into(), json!(version));
+    let pushed = match recorded {
+        Recorded::Kept => None,
+        Recorded::Synced(version, pushed) => {
+            set.insert("refreshTime".into(), json!(status::now()));
+            set.insert("syncedResourceVersion".into(), json!(version));
+            Some(pushed)
+        }
+        Recorded::Left(pushed) => Some(pushed),
+    };
+    // an empty map is left out (as upstream's omitempty), which removes the field
+    if let Some(pushed) = pushed.filter(|p| !p.is_empty()) {
         set.insert(
             "syncedPushSecrets".into(),
             serde_json::to_value(pushed).unwrap_or(Value::Null),
         );
     }
+    let kept: &[&str] = match pushed {
+        None => &["refreshTime", "syncedResourceVersion", "syncedPushSecrets"],
+        Some(_) => &["refreshTime", "syncedResourceVersion"],
+    };
     let api: Api<PushSecret> =
         Api::namespaced(ctx.client.clone(), &ps.namespace().unwrap_or_default());
     let status = ReadyStatus {
         current: serde_json::to_value(&ps.status).unwrap_or(Value::Null),
-        kept: &["refreshTime", "syncedResourceVersion", "syncedPushSecrets"],
+        kept,
         set,
         ok,
         reason: Some(reason),
         message,
     };
-    ready::write(ctx, &api, &ps.name_any(), status).await
+    ready::write(ctx, &api, &ps.name_any(), status).await?;
+    // entries no longer recorded go explicitly (a field an apply stops sending is only
+    // removed where the server tracks its owner)
+    if let Some(gone) = pushed.and_then(|p| stale_entries(&synced_of(ps), p))
+        && !ctx.policy.stop_token().is_cancelled()
+    {
+        let patch = json!({"status": {"syncedPushSecrets": gone}});
+        match api
+            .patch_status(
+                &ps.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube("update the status")(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A merge patch of `syncedPushSecrets` that removes what `was` records and `now` does not
+/// (`None`: nothing to remove).
+fn stale_entries(was: &Synced, now: &Synced) -> Option<Value> {
+    let mut gone = Map::new();
+    for (store, entries) in was {
+        match now.get(store) {
+            None => {
+                gone.insert(store.clone(), Value::Null);
+            }
+            Some(kept) => {
+                let keys: Map<String, Value> = entries
+                    .keys()
+                    .filter(|k| !kept.contains_key(*k))
+                    .map(|k| (k.clone(), Value::Null))
+                    .collect();
+                if !keys.is_empty() {
+                    gone.insert(store.clone(), Value::Object(keys));
+                }
+            }
+        }
+    }
+    if gone.is_empty() {
+        return None;
+    }
+    // everything goes: the field itself
+    if now.is_empty() {
+        return Some(Value::Null);
+    }
+    Some(Value::Object(gone))
 }
 
 #[cfg(test)]
@@ -514,6 +571,31 @@ mod tests {
             metadata: None,
             conversion_strategy: conversion.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn stale_entries_are_patched_away() {
+        let map = |entries: &[(&str, &str)]| -> Synced {
+            let mut m = Synced::new();
+            for (store, key) in entries {
+                m.entry(store.to_string())
+                    .or_default()
+                    .insert(key.to_string(), entry(Some("k"), None));
+            }
+            m
+        };
+        let was = map(&[
+            ("SecretStore/a", "x"),
+            ("SecretStore/a", "y"),
+            ("SecretStore/b", "z"),
+        ]);
+        assert_eq!(stale_entries(&was, &was), None);
+        assert_eq!(
+            stale_entries(&was, &map(&[("SecretStore/a", "x")])),
+            Some(json!({"SecretStore/a": {"y": null}, "SecretStore/b": null}))
+        );
+        assert_eq!(stale_entries(&was, &Synced::new()), Some(Value::Null));
+        assert_eq!(stale_entries(&Synced::new(), &Synced::new()), None);
     }
 
     #[test]

@@ -70,24 +70,22 @@ fn of_secret(secret: &Secret) -> Source {
     }
 }
 
-/// The values `spec` selects, for the PushSecret `owner` in `namespace`. A label selector that
-/// matches nothing gives no source (not an error, as upstream).
+/// The values `spec` selects, for the PushSecret `owner` in `namespace`: `None` when the Secret
+/// named by `secret.name` does not exist. A label selector that matches nothing gives no
+/// source (not an error, as upstream).
 pub async fn resolve(
     ctx: &Context,
     namespace: &str,
     owner: &str,
     spec: SourceSpec<'_>,
-) -> Result<Vec<Source>, Error> {
+) -> Result<Option<Vec<Source>>, Error> {
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
     match spec {
-        SourceSpec::Named(name) => {
-            let secret = secrets
-                .get_opt(name)
-                .await
-                .map_err(Error::kube("read the source Secret"))?
-                .ok_or_else(|| Error::Store(format!("source Secret {name:?} not found")))?;
-            Ok(vec![of_secret(&secret)])
-        }
+        SourceSpec::Named(name) => Ok(secrets
+            .get_opt(name)
+            .await
+            .map_err(Error::kube("read the source Secret"))?
+            .map(|secret| vec![of_secret(&secret)])),
         SourceSpec::Selected(labels) => {
             let selector = Selector::try_from(labels.clone())
                 .map_err(|e| Error::InvalidSpec(format!("spec.selector.secret.selector: {e}")))?;
@@ -97,7 +95,7 @@ pub async fn resolve(
                 .map_err(Error::kube("list the source Secrets"))?
                 .items;
             found.sort_by_key(|s| s.name_any());
-            Ok(found.iter().map(of_secret).collect())
+            Ok(Some(found.iter().map(of_secret).collect()))
         }
         SourceSpec::Generator(generator) => {
             // As upstream, a PushSecret keeps no GeneratorState: what it pushed is the
@@ -115,10 +113,10 @@ pub async fn resolve(
                 at: "spec.selector.generatorRef".into(),
                 message,
             })?;
-            Ok(vec![Source {
+            Ok(Some(vec![Source {
                 label: format!("{} {:?}", generator.kind, generator.name),
                 values,
-            }])
+            }]))
         }
     }
 }

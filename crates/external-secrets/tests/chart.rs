@@ -147,6 +147,10 @@ fn default_grants() -> BTreeMap<String, BTreeSet<String>> {
         &["list", "watch", "create", "patch", "delete"],
     );
     add(
+        "generators.external-secrets.io/generatorstates/status",
+        &["patch"],
+    );
+    add(
         "secrets",
         &["get", "list", "watch", "create", "patch", "delete"],
     );

@@ -810,6 +810,220 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
     .await;
 }
 
+/// Upstream v2 (`handleSourceSecretDeleted`): when the Secret a PushSecret names is gone, under
+/// `deletionPolicy: Delete` what its status records is deleted remotely and the record cleared;
+/// under `None` everything stays. Beyond upstream: nothing goes under `IfNotExists` (its status
+/// also records values it found already there), and the condition says what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_source_deleted_follows_the_deletion_policy() {
+    use strongroom_core::crd::external_secrets::PushSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/external-secrets.io_pushsecrets.yaml");
+    let (cluster, client) = start_cluster_with_rbac(&crds, &["apps", "remote"]).await;
+    let apps = Api::<Secret>::namespaced(client.clone(), "apps");
+    let remote = Api::<Secret>::namespaced(client.clone(), "remote");
+    let put = |api: &Api<Secret>, name: &str, data: Value| {
+        let api = api.clone();
+        let s: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .unwrap();
+        async move { api.create(&PostParams::default(), &s).await.unwrap() }
+    };
+    for name in ["src-del", "src-keep", "src-ifne"] {
+        put(&apps, name, json!({"password": CANARY})).await;
+    }
+    // remote values no PushSecret wrote: a key beside a pushed one, a Secret of its own, and
+    // the target of the IfNotExists PushSecret (which then pushes nothing)
+    put(&remote, "pushed-del", json!({"other": "keep-me"})).await;
+    put(&remote, "untouched", json!({"password": "keep-me"})).await;
+    put(&remote, "pushed-ifne", json!({"password": "was-there"})).await;
+    kubernetes_store(&cluster, &client, "apps", "remote").await;
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let pss = Api::<PushSecret>::namespaced(client.clone(), "apps");
+    for (name, deletion, update) in [
+        ("del", "Delete", "Replace"),
+        ("keep", "None", "Replace"),
+        ("ifne", "Delete", "IfNotExists"),
+    ] {
+        let ps: PushSecret = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": {"name": name, "namespace": "apps"},
+            "spec": {
+                "refreshInterval": "1h",
+                "deletionPolicy": deletion,
+                "updatePolicy": update,
+                "secretStoreRefs": [{"name": "other-ns", "kind": "SecretStore"}],
+                "selector": {"secret": {"name": format!("src-{name}")}},
+                "data": [{"match": {"secretKey": "password",
+                    "remoteRef": {"remoteKey": format!("pushed-{name}"), "property": "password"}}}]
+            }
+        }))
+        .unwrap();
+        pss.create(&PostParams::default(), &ps).await.unwrap();
+    }
+    for name in ["del", "keep", "ifne"] {
+        wait_for(
+            || async {
+                push_ready(&pss, name)
+                    .await
+                    .is_some_and(|(s, r, _)| s == "True" && r == "Synced")
+                    && synced_keys(&pss, name).await == vec![format!("pushed-{name}/password")]
+            },
+            "pushed and recorded",
+        )
+        .await;
+    }
+    let remote_text = |name: &'static str| {
+        let remote = remote.clone();
+        async move { text_data(&remote, name).await }
+    };
+    assert_eq!(
+        remote_text("pushed-del").await.unwrap().get("password"),
+        Some(&CANARY.to_string())
+    );
+    assert_eq!(
+        remote_text("pushed-ifne").await.unwrap().get("password"),
+        Some(&"was-there".to_string())
+    );
+
+    for name in ["src-del", "src-keep", "src-ifne"] {
+        apps.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    // Delete: the pushed key goes (at once: the source Secret is watched), the key beside it
+    // stays, the record is cleared and the condition says why
+    wait_for(
+        || async {
+            remote_text("pushed-del")
+                .await
+                .is_some_and(|d| !d.contains_key("password"))
+        },
+        "pushed value deleted with its source",
+    )
+    .await;
+    let expected = (
+        "False".to_string(),
+        "Errored".to_string(),
+        "source Secret \"src-del\" not found: deleted the 1 pushed value (deletionPolicy: Delete)"
+            .to_string(),
+    );
+    wait_for(
+        || async {
+            push_ready(&pss, "del").await.as_ref() == Some(&expected)
+                && synced_keys(&pss, "del").await.is_empty()
+        },
+        "source-deleted condition and cleared record",
+    )
+    .await;
+    assert_eq!(
+        remote_text("pushed-del").await,
+        Some(BTreeMap::from([(
+            "other".to_string(),
+            "keep-me".to_string()
+        )]))
+    );
+    // None: kept, still recorded; IfNotExists: kept (it never wrote there)
+    wait_for(
+        || async {
+            push_ready(&pss, "keep").await.is_some_and(|(s, r, m)| {
+                s == "False"
+                    && r == "Errored"
+                    && m == "source Secret \"src-keep\" not found: the 1 pushed value stays \
+                            (deletionPolicy: None)"
+            }) && push_ready(&pss, "ifne").await.is_some_and(|(s, _, m)| {
+                s == "False"
+                    && m.starts_with("source Secret \"src-ifne\" not found: the 1 recorded value stays (updatePolicy: IfNotExists")
+            })
+        },
+        "kept under None and IfNotExists, and said so",
+    )
+    .await;
+    assert_eq!(
+        synced_keys(&pss, "keep").await,
+        vec!["pushed-keep/password"]
+    );
+    assert_eq!(
+        remote_text("pushed-keep").await.unwrap().get("password"),
+        Some(&CANARY.to_string())
+    );
+    assert_eq!(
+        remote_text("pushed-ifne").await.unwrap().get("password"),
+        Some(&"was-there".to_string())
+    );
+    assert_eq!(
+        remote_text("untouched").await.unwrap().get("password"),
+        Some(&"keep-me".to_string())
+    );
+    wait_for(
+        || async {
+            Api::<Event>::namespaced(client.clone(), "apps")
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    // (an earlier Warning of the same reason is counted up as a series and
+                    // keeps its first note, so the note is checked in the log)
+                    e.type_.as_deref() == Some("Warning")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("del")
+                })
+                && controller
+                    .process
+                    .log_text()
+                    .contains("source Secret \"src-del\" not found: deleted the 1 pushed value")
+        },
+        "Warning event about the PushSecret, the cause in the log",
+    )
+    .await;
+    // the condition stays put (no reconcile loop rewrites it) ...
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(push_ready(&pss, "del").await, Some(expected));
+
+    // ... and a source that comes back is pushed again at once
+    put(&apps, "src-del", json!({"password": "back"})).await;
+    wait_for(
+        || async {
+            remote_text("pushed-del")
+                .await
+                .is_some_and(|d| d.get("password").map(String::as_str) == Some("back"))
+                && push_ready(&pss, "del")
+                    .await
+                    .is_some_and(|(s, r, _)| s == "True" && r == "Synced")
+                && synced_keys(&pss, "del").await == vec!["pushed-del/password"]
+        },
+        "source back: pushed and recorded again",
+    )
+    .await;
+
+    let events = serde_json::to_string(
+        &Api::<Event>::namespaced(client.clone(), "apps")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    let statuses = serde_json::to_string(
+        &pss.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| p.status.clone())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_no_canary(
+        &[CANARY],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events),
+            ("status", &statuses),
+        ],
+    );
+}
+
 /// The values of the Secret `name` of `api`, as text (`None` when there is none).
 async fn text_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
     Some(

@@ -11,7 +11,7 @@ use strongroom_provider_api::{ProviderEnv, ProviderError, SecretBytes, StoreCont
 use vaultrs::client::VaultClient;
 
 use crate::config::{ClientCert, invalid};
-use crate::vault::{self, Call};
+use crate::vault::{self, Call, Retries};
 
 /// Lifetime asked for minted ServiceAccount tokens (upstream's value).
 const SA_TOKEN_SECONDS: i64 = 600;
@@ -195,12 +195,15 @@ async fn service_account_token(
 }
 
 /// Reads the method's credentials and logs in (once), or returns the static token.
-/// `login_client` speaks to the login namespace (`auth.namespace`, else `namespace`).
+/// `login_client` speaks to the login namespace (`auth.namespace`, else `namespace`). A login
+/// that fails in a way that may pass is retried as `retries` say (the store's
+/// `retrySettings`, as its reads).
 pub(crate) async fn login(
     store: &StoreContext,
     spec: &VaultProvider,
     env: &ProviderEnv,
     login_client: &VaultClient,
+    retries: Retries,
 ) -> Result<Session, ProviderError> {
     let creds = env.credentials.as_ref();
     let info = match Method::of(spec)? {
@@ -227,8 +230,8 @@ pub(crate) async fn login(
                 .await?;
             let secret_id = text(&secret_id, "auth.appRole.secretRef")?;
             let path = mount(a.path.as_deref(), "approle");
-            vault::run(env, Call::Login, "log in with AppRole", async {
-                vaultrs::auth::approle::login(login_client, &path, &role_id, &secret_id).await
+            vault::run_retried(env, retries, Call::Login, "log in with AppRole", || {
+                vaultrs::auth::approle::login(login_client, &path, &role_id, &secret_id)
             })
             .await
         }
@@ -260,9 +263,13 @@ pub(crate) async fn login(
             };
             let jwt = text(&jwt, "the ServiceAccount token")?;
             let path = mount(k.mount_path.as_deref(), "kubernetes");
-            vault::run(env, Call::Login, "log in with Kubernetes auth", async {
-                vaultrs::auth::kubernetes::login(login_client, &path, &k.role, &jwt).await
-            })
+            vault::run_retried(
+                env,
+                retries,
+                Call::Login,
+                "log in with Kubernetes auth",
+                || vaultrs::auth::kubernetes::login(login_client, &path, &k.role, &jwt),
+            )
             .await
         }
         Method::Jwt(j) => {
@@ -294,8 +301,8 @@ pub(crate) async fn login(
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
                 .map(str::to_string);
-            vault::run(env, Call::Login, "log in with JWT", async {
-                vaultrs::auth::oidc::login(login_client, &path, &jwt, role).await
+            vault::run_retried(env, retries, Call::Login, "log in with JWT", || {
+                vaultrs::auth::oidc::login(login_client, &path, &jwt, role.clone())
             })
             .await
         }
@@ -303,9 +310,13 @@ pub(crate) async fn login(
             // The client certificate is on the connection (login_certificate).
             let path = mount(c.path.as_deref(), "cert");
             let role = c.vault_role.clone().unwrap_or_default();
-            vault::run(env, Call::Login, "log in with a TLS certificate", async {
-                vaultrs::auth::cert::login(login_client, &path, &role).await
-            })
+            vault::run_retried(
+                env,
+                retries,
+                Call::Login,
+                "log in with a TLS certificate",
+                || vaultrs::auth::cert::login(login_client, &path, &role),
+            )
             .await
         }
         Method::UserPass(u) | Method::Ldap(u) => {
@@ -322,8 +333,8 @@ pub(crate) async fn login(
             let password = text(&store.secret_key(creds, selector, field).await?, field)?;
             let path = mount(u.path.as_deref(), default);
             // userpass and ldap share the login shape (`POST auth/<path>/login/<user>`).
-            vault::run(env, Call::Login, "log in with a username", async {
-                vaultrs::auth::userpass::login(login_client, &path, &u.username, &password).await
+            vault::run_retried(env, retries, Call::Login, "log in with a username", || {
+                vaultrs::auth::userpass::login(login_client, &path, &u.username, &password)
             })
             .await
         }

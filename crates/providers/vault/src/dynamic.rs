@@ -18,7 +18,8 @@
 //! Leases: the result of one `dataFrom` entry of one ExternalSecret (its `owner`) is kept in
 //! memory with its lease id (or, for `Auth`, the created token's accessor). While a lease is
 //! the owner's current one it is renewed at two thirds of its TTL when renewable
-//! (`sys/leases/renew`, `auth/token/renew-accessor`). [`generate_stateful`] (the controller's
+//! (`sys/leases/renew`, `auth/token/renew-accessor`); after a restart, [`adopt`] takes over
+//! the renewal of the leases GeneratorStates recorded. [`generate_stateful`] (the controller's
 //! path) returns the lease as state for a GeneratorState and leaves revocation to
 //! [`cleanup`], called once the state is replaced or its ExternalSecret deleted, also after a
 //! restart; [`generate`] revokes the owner's previous lease itself when it generates again
@@ -192,6 +193,7 @@ async fn keeper(
     name: &str,
     namespace: &str,
     provider: &VaultProvider,
+    retry: Option<&SecretStoreRetrySettings>,
     env: ProviderEnv,
 ) -> Result<Arc<Keeper>, ProviderError> {
     let store = StoreContext {
@@ -203,12 +205,14 @@ async fn keeper(
             vault: Some(provider.clone()),
             ..SecretStoreProvider::default()
         },
-        retry: None,
+        // its logins are retried as its requests (`spec.retrySettings`)
+        retry: retry.cloned(),
     };
     config::validate(&store)?;
     let key = format!(
-        "{namespace}\n{}",
-        serde_json::to_string(provider).unwrap_or_default()
+        "{namespace}\n{}\n{}",
+        serde_json::to_string(provider).unwrap_or_default(),
+        serde_json::to_string(&retry).unwrap_or_default()
     );
     let mut keepers = KEEPERS.lock().await;
     if let Some(k) = keepers.get(&key) {
@@ -322,47 +326,56 @@ async fn revoke_lease(
     }
 }
 
+/// Renews `lease` once with `keeper`'s token, asking for `increment` seconds (`None`: the
+/// lease's default); the TTL granted.
+async fn renew_once(
+    env: &ProviderEnv,
+    keeper: &Keeper,
+    lease: &Lease,
+    increment: Option<u64>,
+) -> Result<u64, ProviderError> {
+    let client = keeper.client();
+    match lease {
+        Lease::Id(id) => {
+            let mut body = json!({ "lease_id": id });
+            if let Some(i) = increment {
+                body["increment"] = json!(i);
+            }
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            vault::run(env, Call::RenewLease, "renew the lease", async {
+                send(
+                    &client,
+                    Request {
+                        path: "sys/leases/renew".into(),
+                        method: RequestMethod::PUT,
+                        body: Some(body),
+                    },
+                )
+                .await
+            })
+            .await
+            .map(|a| {
+                a.and_then(|a| a.get("lease_duration").and_then(Value::as_u64))
+                    .unwrap_or(0)
+            })
+        }
+        Lease::Token(accessor) => {
+            let increment = increment.map(|i| format!("{i}s"));
+            vault::run(env, Call::RenewLease, "renew the token", async {
+                vaultrs::token::renew_accessor(&*client, accessor, increment.as_deref()).await
+            })
+            .await
+            .map(|a| a.lease_duration)
+        }
+    }
+}
+
 /// Renews `lease` at two thirds of its TTL until aborted or no longer extended.
 async fn renew_while_held(env: ProviderEnv, keeper: Arc<Keeper>, lease: Lease, mut ttl: Duration) {
     while !ttl.is_zero() {
         tokio::time::sleep(ttl.mul_f64(crate::token::RENEW_AT)).await;
-        let client = keeper.client();
         let increment = ttl.as_secs().max(1);
-        let renewed = match &lease {
-            Lease::Id(id) => {
-                let body = serde_json::to_vec(&json!({ "lease_id": id, "increment": increment }))
-                    .unwrap_or_default();
-                vault::run(&env, Call::RenewLease, "renew the lease", async {
-                    send(
-                        &client,
-                        Request {
-                            path: "sys/leases/renew".into(),
-                            method: RequestMethod::PUT,
-                            body: Some(body),
-                        },
-                    )
-                    .await
-                })
-                .await
-                .map(|a| {
-                    a.and_then(|a| a.get("lease_duration").and_then(Value::as_u64))
-                        .unwrap_or(0)
-                })
-            }
-            Lease::Token(accessor) => {
-                vault::run(&env, Call::RenewLease, "renew the token", async {
-                    vaultrs::token::renew_accessor(
-                        &*client,
-                        accessor,
-                        Some(&format!("{increment}s")),
-                    )
-                    .await
-                })
-                .await
-                .map(|a| a.lease_duration)
-            }
-        };
-        match renewed {
+        match renew_once(&env, &keeper, &lease, Some(increment)).await {
             Ok(granted) => {
                 tracing::debug!(ttl_seconds = granted, "vault dynamic secret: lease renewed");
                 // A shorter grant is the max TTL approaching: renew what is left, then stop.
@@ -378,6 +391,97 @@ async fn renew_while_held(env: ProviderEnv, keeper: Arc<Keeper>, lease: Lease, m
             }
         }
     }
+}
+
+/// Whether an error answers a renewal or revocation of a lease Vault does not know (expired,
+/// revoked) or will not renew: Vault says so with a 400.
+fn unknown_lease(e: &ProviderError) -> bool {
+    matches!(e, ProviderError::InvalidConfig(m) if m.contains("(400)") || m.contains("HTTP 400"))
+}
+
+/// The lease a generator state (from [`Generated::state`]) names.
+fn lease_in(state: &Value) -> Option<Lease> {
+    match (
+        state.get(STATE_LEASE).and_then(Value::as_str),
+        state.get(STATE_ACCESSOR).and_then(Value::as_str),
+    ) {
+        (Some(id), _) if !id.is_empty() => Some(Lease::Id(id.to_string())),
+        (_, Some(a)) if !a.is_empty() => Some(Lease::Token(a.to_string())),
+        _ => None,
+    }
+}
+
+/// Takes over the renewal of the lease `state` names, recorded by an earlier process (a
+/// GeneratorState that is still current after a restart): it is renewed at once, which tells
+/// its TTL, and then at two thirds of every TTL granted, as a lease generated here, until
+/// [`cleanup`] revokes it. A lease this process already renews is left alone; one Vault will
+/// not renew (not renewable, expired, revoked) is left to its TTL. Returns whether the
+/// renewal was taken over.
+///
+/// Vault revokes a lease with the token that created it: the earlier process's token, which
+/// nobody renews any more, so an adopted lease lives at most until that token expires.
+pub async fn adopt(
+    spec: &Value,
+    name: &str,
+    namespace: &str,
+    state: &Value,
+    env: ProviderEnv,
+) -> Result<bool, ProviderError> {
+    let Some(lease) = lease_in(state) else {
+        return Ok(false);
+    };
+    let renewed_here = |lease: &Lease| {
+        HELD.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .any(|h| &h.lease == lease)
+    };
+    if renewed_here(&lease) {
+        return Ok(false);
+    }
+    let (spec, _, _) = parse(spec)?;
+    let Some(provider) = &spec.provider else {
+        return Err(invalid("spec.provider is required"));
+    };
+    let keeper = keeper(
+        name,
+        namespace,
+        provider,
+        spec.retry_settings.as_ref(),
+        env.clone(),
+    )
+    .await?;
+    let granted = match renew_once(&env, &keeper, &lease, None).await {
+        Ok(granted) => granted,
+        Err(e) if unknown_lease(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if granted == 0 {
+        return Ok(false);
+    }
+    let mut held = HELD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if held.values().any(|h| h.lease == lease) {
+        return Ok(false);
+    }
+    let renewal = tokio::spawn(renew_while_held(
+        env,
+        keeper.clone(),
+        lease.clone(),
+        Duration::from_secs(granted),
+    ))
+    .abort_handle();
+    let key = format!("adopted\n{lease:?}");
+    held.insert(
+        key,
+        Held {
+            lease,
+            keeper,
+            renewal: Some(renewal),
+        },
+    );
+    Ok(true)
 }
 
 /// Runs a VaultDynamicSecret `spec` for `owner` (an ExternalSecret's `dataFrom` entry) in
@@ -428,13 +532,8 @@ pub async fn cleanup(
     state: &Value,
     env: ProviderEnv,
 ) -> Result<(), ProviderError> {
-    let lease = match (
-        state.get(STATE_LEASE).and_then(Value::as_str),
-        state.get(STATE_ACCESSOR).and_then(Value::as_str),
-    ) {
-        (Some(id), _) if !id.is_empty() => Lease::Id(id.to_string()),
-        (_, Some(a)) if !a.is_empty() => Lease::Token(a.to_string()),
-        _ => return Ok(()),
+    let Some(lease) = lease_in(state) else {
+        return Ok(());
     };
     let (spec, _, _) = parse(spec)?;
     let Some(provider) = &spec.provider else {
@@ -452,13 +551,18 @@ pub async fn cleanup(
             !same
         });
     }
-    let keeper = keeper(name, namespace, provider, env.clone()).await?;
+    let keeper = keeper(
+        name,
+        namespace,
+        provider,
+        spec.retry_settings.as_ref(),
+        env.clone(),
+    )
+    .await?;
     match revoke_lease(&env, &keeper, &lease).await {
         Ok(()) => Ok(()),
         // An unknown lease or accessor: expired, or revoked already.
-        Err(ProviderError::InvalidConfig(m)) if m.contains("(400)") || m.contains("HTTP 400") => {
-            Ok(())
-        }
+        Err(e) if unknown_lease(&e) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -480,7 +584,14 @@ async fn generate_inner(
         return Err(invalid("spec.provider and spec.path are required"));
     };
     let path = path.trim().trim_start_matches('/').to_string();
-    let keeper = keeper(name, namespace, provider, env.clone()).await?;
+    let keeper = keeper(
+        name,
+        namespace,
+        provider,
+        spec.retry_settings.as_ref(),
+        env.clone(),
+    )
+    .await?;
     let body = match method {
         RequestMethod::POST | RequestMethod::PUT | RequestMethod::PATCH => Some(
             serde_json::to_vec(

@@ -20,7 +20,7 @@ use vaultrs::client::{VaultClient, VaultClientSettings};
 
 use crate::auth::{self, Session};
 use crate::config::{self, invalid};
-use crate::vault::{self, Call};
+use crate::vault::{self, Call, Retries};
 
 /// The share of a TTL after which a token is renewed (or replaced).
 pub(crate) const RENEW_AT: f64 = 2.0 / 3.0;
@@ -118,6 +118,8 @@ struct Authenticator {
     http: reqwest::Client,
     namespace: Option<String>,
     login_namespace: Option<String>,
+    /// How a failed login, lookup or renewal is retried (the store's `retrySettings`).
+    retries: Retries,
     logins: AtomicU64,
     renewals: AtomicU64,
 }
@@ -148,7 +150,7 @@ impl Authenticator {
             lifetime,
             revocable,
             renewable,
-        } = auth::login(&self.store, spec, &self.env, &login_client).await?;
+        } = auth::login(&self.store, spec, &self.env, &login_client, self.retries).await?;
         let token = std::str::from_utf8(token.expose())
             .map_err(|_| ProviderError::Authentication("the Vault token is not UTF-8".into()))?
             .trim()
@@ -180,9 +182,13 @@ impl Authenticator {
         }
         // A static token: renewable and expiring only if a lookup says so (a failed lookup
         // leaves it alone: reads will tell).
-        let looked_up = vault::run(&self.env, Call::LookupSelf, "look up the token", async {
-            vaultrs::token::lookup_self(&*client).await
-        })
+        let looked_up = vault::run_retried(
+            &self.env,
+            self.retries,
+            Call::LookupSelf,
+            "look up the token",
+            || vaultrs::token::lookup_self(&*client),
+        )
         .await;
         let (ttl, full, renewable) = match looked_up {
             Ok(info) => (
@@ -213,9 +219,13 @@ impl Authenticator {
             .or(current.ttl)
             .map(|t| format!("{}s", t.as_secs()));
         let client = current.client.clone();
-        let info = vault::run(&self.env, Call::RenewSelf, "renew the token", async {
-            vaultrs::token::renew_self(&*client, increment.as_deref()).await
-        })
+        let info = vault::run_retried(
+            &self.env,
+            self.retries,
+            Call::RenewSelf,
+            "renew the token",
+            || vaultrs::token::renew_self(&*client, increment.as_deref()),
+        )
         .await?;
         let ttl = Duration::from_secs(info.lease_duration);
         // Vault grants the increment asked for, in whole seconds, unless the max TTL caps it.
@@ -263,6 +273,7 @@ impl Keeper {
             http,
             namespace,
             login_namespace,
+            retries: Retries::from_store(store)?,
             logins: AtomicU64::new(0),
             renewals: AtomicU64::new(0),
         };

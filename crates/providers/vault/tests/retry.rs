@@ -177,3 +177,93 @@ async fn a_server_that_comes_back_within_the_retries_is_read() {
     // Refused attempts never reached the server: one request did.
     assert_eq!(proxy.requests() - before, 1);
 }
+
+/// Logins are retried as reads are (the store's `retrySettings`): an AppRole login answered
+/// 503 twice and then by the server logs in; without retries the first 503 fails the
+/// connection; a port that comes back within the retries is waited for; a refused login is
+/// final; and a static token's lookup is retried too.
+#[tokio::test]
+async fn logins_are_retried_as_reads() {
+    use strongroom_provider_api::Provider;
+    let bao = OpenBao::start().await;
+    bao.cli(&["kv", "put", "secret/app", "v=1"]);
+    let proxy = FlakyProxy::start(&bao.addr);
+    let env = Env::new(Creds::default());
+    let auth = approle(&bao, &env, "1h");
+    let url = proxy.url.clone();
+    let with = |auth: strongroom_core::crd::external_secrets::VaultAuth,
+                retry: Option<(i32, &str)>| {
+        let mut s = spec_at(&url, auth);
+        s.path = Some("secret".into());
+        let mut store = store(s);
+        store.retry = retry.map(|(max, interval)| SecretStoreRetrySettings {
+            max_retries: Some(max),
+            retry_interval: Some(interval.into()),
+        });
+        store
+    };
+
+    // Two 503s, then the login: three requests, waits of 0.2 and 0.4 s; the session reads.
+    proxy.fail_next(2, 503);
+    let before = proxy.requests();
+    let started = Instant::now();
+    let client = connect(&with(auth.clone(), Some((3, "200ms"))), &env).await;
+    assert_eq!(proxy.requests() - before, 3);
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    let v = client.get_secret(&RemoteRef::key("app")).await.unwrap();
+    assert_eq!(v.expose(), br#"{"v":"1"}"#);
+
+    // `maxRetries: 0`: the first 503 fails the login.
+    proxy.fail_next(1, 503);
+    let before = proxy.requests();
+    let e = strongroom_provider_vault::VaultProvider
+        .connect(&with(auth.clone(), Some((0, "200ms"))), env.provider_env())
+        .await
+        .err()
+        .expect("the login fails");
+    assert!(matches!(e, ProviderError::Unavailable(_)), "{e}");
+    assert_eq!(proxy.requests() - before, 1);
+
+    // Refused connections: the login waits for the port to come back (after 1 s).
+    proxy.set_down(true);
+    let before = proxy.requests();
+    let started = Instant::now();
+    let back = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        proxy.set_down(false);
+        proxy
+    });
+    let client = connect(&with(auth.clone(), Some((6, "250ms"))), &env).await;
+    let proxy = back.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        proxy.requests() - before,
+        1,
+        "refused attempts never arrived"
+    );
+    client.get_secret(&RemoteRef::key("app")).await.unwrap();
+
+    // A refused login (a wrong secret id) is final: one request, an authentication error.
+    env.creds
+        .put("team", "approle", "secret-id", "not-the-secret-id");
+    let before = proxy.requests();
+    let started = Instant::now();
+    let e = strongroom_provider_vault::VaultProvider
+        .connect(&with(auth.clone(), Some((3, "300ms"))), env.provider_env())
+        .await
+        .err()
+        .expect("the login is refused");
+    assert!(matches!(e, ProviderError::Authentication(_)), "{e}");
+    assert_eq!(proxy.requests() - before, 1);
+    assert!(started.elapsed() < Duration::from_millis(300));
+
+    // A static token's lookup: one 502, then the answer.
+    proxy.fail_next(1, 502);
+    let before = proxy.requests();
+    let client = connect(&with(root_auth(&env), Some((2, "100ms"))), &env).await;
+    assert_eq!(proxy.requests() - before, 2);
+    client.get_secret(&RemoteRef::key("app")).await.unwrap();
+    // each login reported once, with its final outcome: two that succeeded (the first after
+    // two retries), the 503 without retries and the refused one
+    assert_eq!(env.calls.count("Login"), 4);
+}
