@@ -65,6 +65,8 @@ struct QueueState {
     upcoming: BinaryHeap<Reverse<(Instant, String)>>,
     /// Objects whose reconcile runs, since when.
     running: HashMap<String, Instant>,
+    /// Controllers running on this queue (several share one: one per namespace, say).
+    runs: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -296,7 +298,8 @@ impl WorkQueue {
 
     /// Makes the queue's series exist (at zero when new).
     fn open(&self) {
-        self.with(|inner, _, _| {
+        self.with(|inner, state, _| {
+            state.runs += 1;
             inner.adds.with_label_values(&self.labels());
             inner.retries.with_label_values(&self.labels());
             inner.latency.with_label_values(&self.labels());
@@ -308,6 +311,21 @@ impl WorkQueue {
     /// controller stops).
     pub fn reset(&self) {
         self.with(|_, state, _| *state = QueueState::default());
+    }
+
+    /// One controller on this queue stopped; the last one to stop empties it.
+    fn leave(&self) {
+        self.with(|_, state, _| {
+            state.runs = state.runs.saturating_sub(1);
+            if state.runs == 0 {
+                *state = QueueState::default();
+            }
+        });
+    }
+
+    /// The error policy asked for a retry whose delay could not be read: count it.
+    fn retried(&self) {
+        self.with(|inner, _, _| inner.retries.with_label_values(&self.labels()).inc());
     }
 
     /// A trigger for the object `key` (`namespace/name`) arrived: it is due now.
@@ -353,6 +371,14 @@ impl WorkQueue {
                         state.upcoming.push(Reverse((at, key.clone())));
                     }
                     state.pending.insert(key, Pending { at, counted: due });
+                    // replaced entries wait in the heap until their time: with long
+                    // intervals and frequent triggers, drop them rather than let them pile up
+                    if state.upcoming.len() > 2 * state.pending.len() + 64 {
+                        let pending = &state.pending;
+                        state.upcoming.retain(|Reverse((at, k))| {
+                            pending.get(k).is_some_and(|p| !p.counted && p.at == *at)
+                        });
+                    }
                 }
             }
         });
@@ -492,8 +518,11 @@ impl WorkQueue {
                 reconcile(obj, ctx)
                     .map(move |result| {
                         queue.finished(&key);
-                        if let Some(after) = result.as_ref().ok().and_then(requeue_after) {
-                            queue.requeued(key, after, false);
+                        if let Ok(action) = &result {
+                            match requeue_after(action) {
+                                Some(after) => queue.requeued(key, after, false),
+                                None => unreadable(action),
+                            }
                         }
                         result
                     })
@@ -502,8 +531,13 @@ impl WorkQueue {
         let error_policy = move |obj: Arc<K>, err: &E, ctx: Arc<Ctx>| {
             let key = key_of(obj.as_ref());
             let action = error_policy(obj, err, ctx);
-            if let Some(after) = requeue_after(&action) {
-                on_error.requeued(key, after, true);
+            match requeue_after(&action) {
+                Some(after) => on_error.requeued(key, after, true),
+                None if action != Action::await_change() => {
+                    on_error.retried();
+                    unreadable(&action);
+                }
+                None => {}
             }
             action
         };
@@ -516,7 +550,21 @@ impl WorkQueue {
                 async {}
             })
             .await;
-        self.reset();
+        self.leave();
+    }
+}
+
+/// Logs once that a requeue's delay could not be read from kube-runtime's `Action` (its
+/// `Debug` form changed): the depth then misses requeued objects until they start.
+fn unreadable(action: &Action) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if *action != Action::await_change() {
+        ONCE.call_once(|| {
+            tracing::warn!(
+                ?action,
+                "workqueue metrics cannot read this requeue's delay"
+            );
+        });
     }
 }
 

@@ -77,6 +77,28 @@ impl Error {
         move |source| Self::Kube { action, source }
     }
 
+    /// As [`Error::kube`], for writes of objects holding secret data to a kind whose schema
+    /// may refuse a value: the API server quotes the refused value, so it is redacted from the
+    /// message and its causes.
+    pub fn kube_write(action: &'static str) -> impl FnOnce(kube::Error) -> Self {
+        use strongroom_core::secret::redact_field_values;
+        move |source| {
+            let source = match source {
+                kube::Error::Api(mut status) => {
+                    status.message = redact_field_values(&status.message);
+                    if let Some(details) = status.details.as_mut() {
+                        for cause in &mut details.causes {
+                            cause.message = redact_field_values(&cause.message);
+                        }
+                    }
+                    kube::Error::Api(status)
+                }
+                other => other,
+            };
+            Self::Kube { action, source }
+        }
+    }
+
     /// A render failure. The engine scrubs the fetched values from its messages, but a value
     /// the template derived from them (`fromJson`, `b64dec`, `split`) could still be quoted:
     /// every quoted part of the message is dropped.

@@ -664,7 +664,7 @@ async fn sync_secret(
             &Patch::Apply(&secret),
         )
         .await
-        .map_err(Error::kube("update secret"))?;
+        .map_err(Error::kube_write("update secret"))?;
     // keys other managers keep in the Secret are part of its data: the hash must be of what the
     // Secret holds, or it would never match and every event would read the provider again
     let held = data_hash(
@@ -683,7 +683,7 @@ async fn sync_secret(
                 &Patch::Apply(&secret),
             )
             .await
-            .map_err(Error::kube("update secret"))?;
+            .map_err(Error::kube_write("update secret"))?;
     }
     let changed =
         existing.as_ref().map(|s| s.resource_version()) != Some(written.resource_version());

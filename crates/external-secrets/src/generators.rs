@@ -296,6 +296,22 @@ pub struct GeneratedState {
     pub state: serde_json::Value,
 }
 
+/// A recorded VaultDynamicSecret generation: how to name it in messages, and its spec.
+#[cfg(feature = "vault")]
+fn vault_dynamic(resource: &serde_json::Value) -> Option<(String, serde_json::Value)> {
+    let kind = resource.get("kind").and_then(serde_json::Value::as_str);
+    (kind == Some("VaultDynamicSecret")).then(|| {
+        let name = resource
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        (
+            format!("VaultDynamicSecret {name:?}"),
+            resource.get("spec").cloned().unwrap_or_default(),
+        )
+    })
+}
+
 /// Cleans up a generation's state (revokes a VaultDynamicSecret lease) in `namespace`.
 pub async fn cleanup(
     stores: &Stores,
@@ -303,35 +319,21 @@ pub async fn cleanup(
     resource: &serde_json::Value,
     state: &serde_json::Value,
 ) -> Result<(), String> {
-    let kind = resource
-        .get("kind")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default();
-    match kind {
-        #[cfg(feature = "vault")]
-        "VaultDynamicSecret" => {
-            let name = resource
-                .pointer("/metadata/name")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
-            let what = format!("{kind} {name:?}");
-            let spec = resource.get("spec").cloned().unwrap_or_default();
-            strongroom_provider_vault::dynamic::cleanup(
-                &spec,
-                &what,
-                namespace,
-                state,
-                stores.provider_env(),
-            )
-            .await
-            .map_err(|e| format!("{what}: {e}"))
-        }
-        // no other generator leaves state
-        _ => {
-            let _ = (stores, namespace, state);
-            Ok(())
-        }
+    #[cfg(feature = "vault")]
+    if let Some((what, spec)) = vault_dynamic(resource) {
+        return strongroom_provider_vault::dynamic::cleanup(
+            &spec,
+            &what,
+            namespace,
+            state,
+            stores.provider_env(),
+        )
+        .await
+        .map_err(|e| format!("{what}: {e}"));
     }
+    // no other generator leaves state
+    let _ = (stores, namespace, resource, state);
+    Ok(())
 }
 
 /// Takes over what keeps a recorded generation alive after a restart (the renewal of a
@@ -343,35 +345,21 @@ pub async fn adopt(
     resource: &serde_json::Value,
     state: &serde_json::Value,
 ) -> Result<bool, String> {
-    let kind = resource
-        .get("kind")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default();
-    match kind {
-        #[cfg(feature = "vault")]
-        "VaultDynamicSecret" => {
-            let name = resource
-                .pointer("/metadata/name")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
-            let what = format!("{kind} {name:?}");
-            let spec = resource.get("spec").cloned().unwrap_or_default();
-            strongroom_provider_vault::dynamic::adopt(
-                &spec,
-                &what,
-                namespace,
-                state,
-                stores.provider_env(),
-            )
-            .await
-            .map_err(|e| format!("{what}: {e}"))
-        }
-        // no other generator keeps anything alive
-        _ => {
-            let _ = (stores, namespace, state);
-            Ok(false)
-        }
+    #[cfg(feature = "vault")]
+    if let Some((what, spec)) = vault_dynamic(resource) {
+        return strongroom_provider_vault::dynamic::adopt(
+            &spec,
+            &what,
+            namespace,
+            state,
+            stores.provider_env(),
+        )
+        .await
+        .map_err(|e| format!("{what}: {e}"));
     }
+    // no other generator keeps anything alive
+    let _ = (stores, namespace, resource, state);
+    Ok(false)
 }
 
 /// Runs the generator `r` names, for the `dataFrom` entry `owner` of an ExternalSecret in

@@ -174,7 +174,7 @@ pub async fn sync(
     let written = api
         .patch(&target, &params, &Patch::Apply(&object))
         .await
-        .map_err(Error::kube("write the target resource"))?;
+        .map_err(Error::kube_write("write the target resource"))?;
     // the server may prune or default fields, and other managers' fields are part of the
     // object: the hash must be of what it holds, or it would never match
     let held = content_hash(&content_of(
@@ -184,7 +184,7 @@ pub async fn sync(
         object["metadata"]["annotations"][DATA_HASH_ANNOTATION] = json!(held);
         api.patch(&target, &params, &Patch::Apply(&object))
             .await
-            .map_err(Error::kube("write the target resource"))?;
+            .map_err(Error::kube_write("write the target resource"))?;
     }
     let changed =
         existing.as_ref().map(|o| o.resource_version()) != Some(written.resource_version());

@@ -116,6 +116,17 @@ pub async fn source_missing(
     name: &str,
     left: &mut Option<Synced>,
 ) -> Option<Error> {
+    // what was pushed is read fresh: the watch cache may not show the status of a push made
+    // a moment before the Secret went, and what this misses could never be deleted later
+    let api = kube::Api::<PushSecret>::namespaced(
+        ctx.client.clone(),
+        ps.namespace().as_deref().unwrap_or_default(),
+    );
+    let fresh = match api.get(&ps.name_any()).await {
+        Ok(fresh) => fresh,
+        Err(e) => return Some(Error::kube("read the PushSecret")(e)),
+    };
+    let ps = &fresh;
     let synced = synced_of(ps);
     let n = count(&synced);
     let missing = |outcome: String| Error::SourceMissing {

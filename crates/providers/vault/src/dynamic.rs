@@ -86,9 +86,11 @@ struct Held {
 
 /// Current leases by owner.
 static HELD: LazyLock<Mutex<HashMap<String, Held>>> = LazyLock::new(Default::default);
-/// One token per (namespace, provider block).
-static KEEPERS: LazyLock<tokio::sync::Mutex<HashMap<String, Arc<Keeper>>>> =
-    LazyLock::new(Default::default);
+/// A slot holding one token's keeper; its own lock is held while logging in, so a login
+/// (with its retries) blocks only the generators sharing that provider block.
+type KeeperSlot = Arc<tokio::sync::Mutex<Option<Arc<Keeper>>>>;
+/// One token per (namespace, provider block). The map's lock is held only to find a slot.
+static KEEPERS: LazyLock<Mutex<HashMap<String, KeeperSlot>>> = LazyLock::new(Default::default);
 
 /// One request to an arbitrary Vault path, through vaultrs's client and middleware.
 struct Request {
@@ -214,8 +216,14 @@ async fn keeper(
         serde_json::to_string(provider).unwrap_or_default(),
         serde_json::to_string(&retry).unwrap_or_default()
     );
-    let mut keepers = KEEPERS.lock().await;
-    if let Some(k) = keepers.get(&key) {
+    let slot = KEEPERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    let mut slot = slot.lock().await;
+    if let Some(k) = slot.as_ref() {
         if k.alive() {
             return Ok(k.clone());
         }
@@ -229,7 +237,7 @@ async fn keeper(
     if keeper.maintained() {
         tokio::spawn(keeper.clone().maintain());
     }
-    keepers.insert(key, keeper.clone());
+    *slot = Some(keeper.clone());
     Ok(keeper)
 }
 
