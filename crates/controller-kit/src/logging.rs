@@ -22,11 +22,28 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
-/// Installs the global tracing subscriber (stderr). `RUST_LOG` overrides `--log-level`.
-pub fn init(args: &LogArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+/// Targets kept at `info` whatever the level: at `debug` kube's client logs every refused
+/// request's Status whole, and an API server's validation message quotes the value it
+/// refused, which may be a secret.
+const QUIET: &[&str] = &["kube_client::client=info"];
+
+/// The filter for `args` (or `RUST_LOG`), with [`QUIET`] appended.
+fn filter(args: &LogArgs) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(args.log_level.to_ascii_lowercase())
     });
+    for directive in QUIET {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
+/// Installs the global tracing subscriber (stderr). `RUST_LOG` overrides `--log-level`;
+/// kube's client never logs below `info` (its debug lines can quote secret values).
+pub fn init(args: &LogArgs) {
+    let filter = filter(args);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -35,4 +52,21 @@ pub fn init(args: &LogArgs) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kube_client_stays_at_info_at_every_level() {
+        for level in ["debug", "trace", "kube_client=trace"] {
+            let text = filter(&LogArgs {
+                log_level: level.into(),
+                log_format: LogFormat::Text,
+            })
+            .to_string();
+            assert!(text.contains("kube_client::client=info"), "{level}: {text}");
+        }
+    }
 }

@@ -396,6 +396,45 @@ async fn generic_targets_config_maps_and_custom_resources() {
     let message = wait_ready(&client, "unknown", "False", "ResourceSyncedError").await;
     assert!(message.contains("no such kind"), "{message}");
 
+    // a schema that refuses a secret value: the API server quotes the value it refused, the
+    // condition names the field and the rule but not the value
+    let strict: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+        serde_json::from_value(json!({
+            "metadata": {"name": "strictconfigs.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "strictconfigs", "singular": "strictconfig", "kind": "StrictConfig", "listKind": "StrictConfigList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "data": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9]+$"}},
+                        }},
+                    }}}}]}
+        }))
+        .unwrap();
+    Api::all(client.clone())
+        .create(&PostParams::default(), &strict)
+        .await
+        .unwrap();
+    grant(&client, "example.com", "strictconfigs").await;
+    apply_es(
+        &client,
+        es(
+            "strict",
+            json!({
+                "secretStoreRef": {"name": "fake"},
+                "target": {"manifest": {"apiVersion": "example.com/v1", "kind": "StrictConfig"}},
+                "dataFrom": [{"extract": {"key": "db"}}],
+            }),
+        ),
+    )
+    .await;
+    let message = wait_ready(&client, "strict", "False", "ResourceSyncedError").await;
+    assert!(
+        message.contains("spec.data[password]: Invalid value: \"…\"")
+            && message.contains("should match"),
+        "{message}"
+    );
+
     // values stay out of status, events and the log
     tokio::time::sleep(Duration::from_millis(200)).await;
     let statuses = serde_json::to_string(
