@@ -273,6 +273,18 @@ pub(crate) fn owned_by<R: Resource>(target: &R, es: &ExternalSecret) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
+/// When to look again for a `creationPolicy: Merge` target that does not exist yet: the
+/// creation of an unlabelled target triggers nothing (only managed targets are watched), so
+/// soon (30 s), or at the refresh interval when that is sooner.
+pub(crate) fn merge_wait(every: std::time::Duration) -> Action {
+    let soon = std::time::Duration::from_secs(30);
+    Action::requeue(if every.is_zero() {
+        soon
+    } else {
+        every.min(soon)
+    })
+}
+
 /// Whether `target` is controlled by something other than `es`.
 pub(crate) fn foreign_controller<R: Resource>(target: &R, es: &ExternalSecret) -> bool {
     let uid = es.uid().unwrap_or_default();
@@ -499,13 +511,7 @@ async fn sync_secret(
             None,
         )
         .await?;
-        // an unlabelled Secret's creation triggers nothing: look again soon, not in an interval
-        let soon = std::time::Duration::from_secs(30);
-        return Ok(Action::requeue(if every.is_zero() {
-            soon
-        } else {
-            every.min(soon)
-        }));
+        return Ok(merge_wait(every));
     }
     if creation == CreationPolicy::Owner
         && let Some(secret) = &existing

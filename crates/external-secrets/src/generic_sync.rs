@@ -16,8 +16,8 @@ use strongroom_core::crd::external_secrets::{
 use crate::context::Context;
 use crate::error::Error;
 use crate::externalsecret::{
-    Round, Synced, creation_policy, deletion_policy, foreign_controller, owned_by, target_name,
-    template_sources, write_status,
+    Round, Synced, creation_policy, deletion_policy, foreign_controller, merge_wait, owned_by,
+    target_name, template_sources, write_status,
 };
 use crate::generic_body::{content_hash, content_of, generic_body};
 use crate::hash::{created_by, field_manager};
@@ -82,13 +82,7 @@ pub async fn sync(
             None,
         )
         .await?;
-        // a target without the managed label is not watched: look again soon
-        let soon = std::time::Duration::from_secs(30);
-        return Ok(Action::requeue(if round.every.is_zero() {
-            soon
-        } else {
-            round.every.min(soon)
-        }));
+        return Ok(merge_wait(round.every));
     }
     if creation == CreationPolicy::Owner
         && let Some(obj) = &existing

@@ -257,3 +257,43 @@ async fn errors_are_clear_and_carry_no_value() {
         assert!(!e.to_string().contains(CANARY) && !format!("{e:?}").contains(CANARY));
     }
 }
+
+/// A generator whose login is stuck retrying (its server refuses connections, and its
+/// `retrySettings` allow long waits) must not hold up another generator's login: logins wait
+/// only for others of the same provider block. (Before, one process-wide lock was held
+/// through every login, so one namespace's bad generator stalled them all.)
+#[tokio::test]
+async fn a_login_stuck_in_retries_does_not_hold_up_other_generators() {
+    let bao = OpenBao::start().await;
+    let env = Env::new(Creds::default());
+    let provider = setup(&bao, &env, "1h");
+    let good = json!({
+        "provider": provider, "path": "pki/issue/web", "method": "POST",
+        "parameters": {"common_name": "a.example.com"}
+    });
+    let mut unreachable = provider.clone();
+    unreachable["server"] = json!(format!(
+        "http://127.0.0.1:{}",
+        strongroom_testkit::free_port()
+    ));
+    let stuck_spec = json!({
+        "provider": unreachable, "path": "pki/issue/web", "method": "POST",
+        "retrySettings": {"maxRetries": 20, "retryInterval": "1s"}
+    });
+    let stuck_env = env.provider_env();
+    let stuck = tokio::spawn(async move {
+        dynamic::generate(&stuck_spec, "stuck", "team", "es-stuck#0", stuck_env).await
+    });
+    // let it start its login and its first retry wait
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        dynamic::generate(&good, "cert", "team", "es-good#0", env.provider_env()),
+    )
+    .await
+    .expect("held up by the other generator's login")
+    .unwrap();
+    assert!(out.contains_key("certificate"));
+    assert!(!stuck.is_finished(), "the other login is still retrying");
+    stuck.abort();
+}
