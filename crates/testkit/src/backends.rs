@@ -90,38 +90,63 @@ impl OpenBao {
     /// Starts OpenBao in dev mode and waits until it is unsealed. Dev mode also binds the
     /// cluster port (PORT+1), so the port pair is chosen free.
     pub async fn start() -> Self {
-        Self::spawn(None, false).await
+        Self::spawn(&|_| String::new(), false).await
     }
 
     /// Starts OpenBao as [`OpenBao::start`] behind TLS (`-dev-tls`: a fresh CA and server
     /// certificate for 127.0.0.1). The listener asks clients for a certificate, so TLS
     /// certificate logins work. `ca_pem` holds the CA.
     pub async fn start_tls() -> Self {
-        Self::spawn(None, true).await
+        Self::spawn(&|_| String::new(), true).await
     }
 
     /// Starts OpenBao as [`OpenBao::start`] with a file audit device writing one JSON line per
     /// request and response to the returned path: a server-side count of calls. OpenBao 2
     /// enables audit devices only from its configuration (`bao audit enable` is refused).
     pub async fn start_audited() -> (Self, PathBuf) {
-        let log = std::env::temp_dir().join(format!(
+        let log = Self::audit_log_path();
+        let audit = Self::audit_config(&log);
+        (Self::spawn(&|_| audit.clone(), false).await, log)
+    }
+
+    /// Starts OpenBao as [`OpenBao::start_audited`] on integrated (raft) storage, a single
+    /// node in a fresh directory. Only then does it answer writes with the `X-Vault-Index`
+    /// header of read-your-writes consistency.
+    pub async fn start_audited_on_raft() -> (Self, PathBuf) {
+        let log = Self::audit_log_path();
+        let audit = Self::audit_config(&log);
+        let data = log.with_extension("raft");
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).unwrap();
+        let config = move |port: u16| {
+            format!(
+                "{audit}storage \"raft\" {{\n  path = {:?}\n  node_id = \"n1\"\n}}\n\
+                 api_addr = \"http://127.0.0.1:{port}\"\n\
+                 cluster_addr = \"http://127.0.0.1:{}\"\n",
+                data.display().to_string(),
+                port + 1
+            )
+        };
+        (Self::spawn(&config, false).await, log)
+    }
+
+    fn audit_log_path() -> PathBuf {
+        std::env::temp_dir().join(format!(
             "openbao-audit-{}-{}.log",
             std::process::id(),
             free_port()
-        ));
-        let config = log.with_extension("hcl");
-        std::fs::write(
-            &config,
-            format!(
-                "audit \"file\" \"file\" {{\n  options {{\n    file_path = {:?}\n  }}\n}}\n",
-                log.display().to_string()
-            ),
-        )
-        .unwrap();
-        (Self::spawn(Some(config), false).await, log)
+        ))
     }
 
-    async fn spawn(config: Option<PathBuf>, tls: bool) -> Self {
+    fn audit_config(log: &std::path::Path) -> String {
+        format!(
+            "audit \"file\" \"file\" {{\n  options {{\n    file_path = {:?}\n  }}\n}}\n",
+            log.display().to_string()
+        )
+    }
+
+    /// Starts the dev server with the configuration `config(port)` (none when empty).
+    async fn spawn(config: &dyn Fn(u16) -> String, tls: bool) -> Self {
         let port = loop {
             let p = free_port();
             if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
@@ -135,7 +160,12 @@ impl OpenBao {
             format!("-dev-root-token-id={}", Self::ROOT),
             format!("-dev-listen-address=127.0.0.1:{port}"),
         ];
-        args.extend(config.map(|c| format!("-config={}", c.display())));
+        let config = config(port);
+        if !config.is_empty() {
+            let file = std::env::temp_dir().join(format!("openbao-{port}.hcl"));
+            std::fs::write(&file, config).unwrap();
+            args.push(format!("-config={}", file.display()));
+        }
         let cert_dir = std::env::temp_dir().join(format!("openbao-tls-{port}"));
         if tls {
             let _ = std::fs::remove_dir_all(&cert_dir);

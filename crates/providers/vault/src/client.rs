@@ -10,10 +10,13 @@ use strongroom_provider_api::{
     FindQuery, ProviderEnv, ProviderError, PushRef, RemoteRef, SecretBytes, SecretMap,
     SecretsClient, StoreContext, Validation, json_property,
 };
+use vaultrs::api::{kv1, kv2};
 use vaultrs::client::VaultClient;
 
 use crate::auth;
 use crate::config::{self, Kv, Location, invalid};
+use crate::consistency::IndexStates;
+use crate::exec::Session;
 use crate::token::Keeper;
 use crate::vault::{self, Call, Retries};
 
@@ -39,6 +42,8 @@ pub struct VaultSecretsClient {
     cas_required: bool,
     /// How failed calls are retried (`spec.retrySettings`).
     retries: Retries,
+    /// The `X-Vault-Index` states of `readYourWrites` (`None` without it).
+    index_states: Option<IndexStates>,
 }
 
 impl Drop for VaultSecretsClient {
@@ -82,6 +87,7 @@ impl VaultSecretsClient {
             kv,
             cas_required,
             retries: Retries::from_store(store)?,
+            index_states: (spec.read_your_writes == Some(true)).then(IndexStates::default),
         };
         if auth::is_referent(store, spec) && store.referent_namespace.is_none() {
             return Ok(client);
@@ -103,6 +109,14 @@ impl VaultSecretsClient {
                  (referent authentication), and none is known",
             )
         })
+    }
+
+    /// `vault` with this store's `readYourWrites` states.
+    fn session<'a>(&'a self, vault: &'a VaultClient) -> Session<'a> {
+        Session {
+            vault,
+            states: self.index_states.as_ref(),
+        }
     }
 
     /// One call of this session, retried as the store's `retrySettings` say.
@@ -147,6 +161,7 @@ impl VaultSecretsClient {
     async fn read_data(&self, key: &str, version: Option<&str>) -> Result<Data, ProviderError> {
         let held = self.vault()?;
         let vault = &*held;
+        let session = self.session(vault);
         let at = self.kv.locate(key)?;
         let what = describe(&at);
         let data: Option<Data> = if self.kv.v2 {
@@ -155,27 +170,49 @@ impl VaultSecretsClient {
                     let n: u64 = v.parse().map_err(|_| {
                         invalid(format!("version {v:?} of key {key:?} is not a number"))
                     })?;
-                    self.run(Call::ReadSecretData, &what, || async {
-                        vaultrs::kv2::read_version(vault, &at.mount, &at.path, n).await
-                    })
-                    .await
+                    self.read_v2(vault, &at, &what, Some(n)).await
                 }
-                None => {
-                    self.run(Call::ReadSecretData, &what, || async {
-                        vaultrs::kv2::read(vault, &at.mount, &at.path).await
-                    })
-                    .await
-                }
+                None => self.read_v2(vault, &at, &what, None).await,
             }
         } else {
             self.run(Call::ReadSecretData, &what, || async {
-                vaultrs::kv1::get(vault, &at.mount, &at.path).await
+                let answer = session
+                    .plain(kv1::requests::GetSecretRequest {
+                        mount: at.mount.clone(),
+                        path: at.path.clone(),
+                    })
+                    .await?;
+                serde_json::from_value(answer.data)
+                    .map_err(|e| vaultrs::error::ClientError::JsonParseError { source: e })
             })
             .await
         }
         .map_err(|e| named(e, key))?;
         // A deleted or destroyed version reads as `data: null`.
         data.ok_or_else(|| ProviderError::not_found_in(key, deleted_detail(version)))
+    }
+
+    /// The data of a KV v2 key (`null` for a deleted or destroyed version).
+    async fn read_v2(
+        &self,
+        vault: &VaultClient,
+        at: &Location,
+        what: &str,
+        version: Option<u64>,
+    ) -> Result<Option<Data>, ProviderError> {
+        let session = self.session(vault);
+        self.run(Call::ReadSecretData, what, || async {
+            let answer = session
+                .data(kv2::requests::ReadSecretRequest {
+                    mount: at.mount.clone(),
+                    path: at.path.clone(),
+                    version,
+                })
+                .await?;
+            serde_json::from_value(answer.data)
+                .map_err(|e| vaultrs::error::ClientError::JsonParseError { source: e })
+        })
+        .await
     }
 
     /// The KV v2 metadata of `key`.
@@ -189,7 +226,14 @@ impl VaultSecretsClient {
         self.run(
             Call::ReadSecretData,
             &format!("read metadata of {}", describe(&at)),
-            || async { vaultrs::kv2::read_metadata(vault, &at.mount, &at.path).await },
+            || async {
+                self.session(vault)
+                    .data(kv2::requests::ReadSecretMetadataRequest {
+                        mount: at.mount.clone(),
+                        path: at.path.clone(),
+                    })
+                    .await
+            },
         )
         .await
         .map_err(|e| named(e, key))
@@ -245,37 +289,40 @@ impl VaultSecretsClient {
         let vault = &*held;
         let at = self.kv.locate(key)?;
         let what = format!("write {}", describe(&at));
+        let session = self.session(vault);
         if !self.kv.v2 {
-            let fields: HashMap<&str, &Value> = data.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            let body = serde_json::to_vec(data)
+                .map_err(|_| ProviderError::Malformed(format!("{what}: not serialisable")))?;
             return self
                 .run(Call::WriteSecretData, &what, || async {
-                    vaultrs::kv1::set(vault, &at.mount, &at.path, &fields).await
+                    session
+                        .empty(kv1::requests::SetSecretRequest {
+                            mount: at.mount.clone(),
+                            path: at.path.clone(),
+                            data: body.clone(),
+                        })
+                        .await
                 })
                 .await;
         }
-        match cas {
-            Some(version) => {
-                let cas = u32::try_from(version)
-                    .map_err(|_| ProviderError::Malformed(format!("{what}: version too large")))?;
-                self.run(Call::WriteSecretData, &what, || async {
-                    vaultrs::kv2::set_with_options(
-                        vault,
-                        &at.mount,
-                        &at.path,
-                        data,
-                        vaultrs::api::kv2::requests::SetSecretRequestOptions { cas },
-                    )
-                    .await
+        let options = match cas {
+            Some(version) => Some(kv2::requests::SetSecretRequestOptions {
+                cas: u32::try_from(version)
+                    .map_err(|_| ProviderError::Malformed(format!("{what}: version too large")))?,
+            }),
+            None => None,
+        };
+        self.run(Call::WriteSecretData, &what, || async {
+            session
+                .data(kv2::requests::SetSecretRequest {
+                    mount: at.mount.clone(),
+                    path: at.path.clone(),
+                    data: Value::Object(data.clone()),
+                    options: options.clone(),
                 })
                 .await
-            }
-            None => {
-                self.run(Call::WriteSecretData, &what, || async {
-                    vaultrs::kv2::set(vault, &at.mount, &at.path, data).await
-                })
-                .await
-            }
-        }
+        })
+        .await
         .map(|_| ())
     }
 
@@ -292,9 +339,14 @@ impl VaultSecretsClient {
             Call::WriteSecretData,
             &format!("write metadata of {}", describe(&at)),
             || async {
-                let mut opts = vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder();
-                opts.custom_metadata(custom.clone());
-                vaultrs::kv2::set_metadata(vault, &at.mount, &at.path, Some(&mut opts)).await
+                self.session(vault)
+                    .empty(kv2::requests::SetSecretMetadataRequest {
+                        mount: at.mount.clone(),
+                        path: at.path.clone(),
+                        custom_metadata: Some(custom.clone()),
+                        ..Default::default()
+                    })
+                    .await
             },
         )
         .await
@@ -306,14 +358,25 @@ impl VaultSecretsClient {
         let vault = &*held;
         let at = self.kv.locate(key)?;
         let what = format!("delete {}", describe(&at));
+        let session = self.session(vault);
         let result = if self.kv.v2 {
             self.run(Call::DeleteSecret, &what, || async {
-                vaultrs::kv2::delete_metadata(vault, &at.mount, &at.path).await
+                session
+                    .empty(kv2::requests::DeleteSecretMetadataRequest {
+                        mount: at.mount.clone(),
+                        path: at.path.clone(),
+                    })
+                    .await
             })
             .await
         } else {
             self.run(Call::DeleteSecret, &what, || async {
-                vaultrs::kv1::delete(vault, &at.mount, &at.path).await
+                session
+                    .empty(kv1::requests::DeleteSecretRequest {
+                        mount: at.mount.clone(),
+                        path: at.path.clone(),
+                    })
+                    .await
             })
             .await
         };
@@ -336,14 +399,26 @@ impl VaultSecretsClient {
                 path: folder.clone(),
             };
             let what = format!("list {}", describe(&at));
+            let session = self.session(vault);
             let keys = if self.kv.v2 {
                 self.run(Call::ListSecrets, &what, || async {
-                    vaultrs::kv2::list(vault, &at.mount, &at.path).await
+                    session
+                        .data(kv2::requests::ListSecretsRequest {
+                            mount: at.mount.clone(),
+                            path: at.path.clone(),
+                        })
+                        .await
                 })
                 .await
+                .map(|r| r.keys)
             } else {
                 self.run(Call::ListSecrets, &what, || async {
-                    vaultrs::kv1::list(vault, &at.mount, &at.path).await
+                    session
+                        .plain(kv1::requests::ListSecretRequest {
+                            mount: at.mount.clone(),
+                            path: at.path.clone(),
+                        })
+                        .await
                 })
                 .await
                 .map(|r| r.data.keys)

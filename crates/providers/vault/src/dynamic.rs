@@ -124,7 +124,7 @@ async fn send(client: &VaultClient, request: Request) -> Result<Option<Value>, C
         .with_middleware(client.middle())
         .exec(client.http())
         .await
-        .map_err(api_error)?;
+        .map_err(crate::exec::api_error)?;
     let body = answer.response.body();
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -132,23 +132,6 @@ async fn send(client: &VaultClient, request: Request) -> Result<Option<Value>, C
     serde_json::from_slice(body)
         .map(Some)
         .map_err(|e| ClientError::JsonParseError { source: e })
-}
-
-/// A server's refusal with its `errors` strings, as vaultrs reports its own calls.
-fn api_error(e: rustify::errors::ClientError) -> ClientError {
-    if let rustify::errors::ClientError::ServerResponseError { code, content } = &e {
-        let errors = content
-            .as_deref()
-            .and_then(|c| serde_json::from_str::<Value>(c).ok())
-            .and_then(|v| v.get("errors").cloned())
-            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
-            .unwrap_or_default();
-        return ClientError::APIError {
-            code: *code,
-            errors,
-        };
-    }
-    ClientError::RestClientError { source: e }
 }
 
 fn parse(spec: &Value) -> Result<(DynamicSpec, ResultType, RequestMethod), ProviderError> {

@@ -5,7 +5,8 @@
 //!   key's first segment is the mount. `version` selects a KV v2 version. `namespace` sends
 //!   `X-Vault-Namespace` (`auth.namespace` overrides it for the login). `caBundle`/`caProvider`
 //!   set the trusted CA, `tls` a client certificate, `headers` extra headers,
-//!   `forwardInconsistent` `X-Vault-Inconsistent: forward-active-node`.
+//!   `forwardInconsistent` `X-Vault-Inconsistent: forward-active-node`, `readYourWrites` the
+//!   newest `X-Vault-Index` seen on every KV call (`consistency`, `exec`).
 //! - Auth: `tokenSecretRef` (static, never revoked), `appRole`, `kubernetes`
 //!   (`serviceAccountRef` through TokenRequest, or a legacy token Secret), `jwt` (a JWT Secret
 //!   or a minted ServiceAccount token), `userPass`, `ldap`, `cert`.
@@ -28,7 +29,9 @@
 mod auth;
 mod client;
 mod config;
+mod consistency;
 pub mod dynamic;
+mod exec;
 mod token;
 mod vault;
 

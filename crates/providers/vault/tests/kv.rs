@@ -500,3 +500,85 @@ async fn no_secret_value_in_errors_or_debug() {
     texts.push(("debug", &debug));
     assert_no_canary(&[CANARY], &texts);
 }
+
+/// `readYourWrites` on OpenBao's integrated storage (which answers writes with
+/// `X-Vault-Index`): every request after the first answer carries the newest index seen,
+/// which grows with each write; without `readYourWrites` no request carries one. The
+/// header is seen by OpenBao's audit device, told to record it.
+#[tokio::test]
+async fn read_your_writes_sends_back_the_newest_index() {
+    let (bao, log) = OpenBao::start_audited_on_raft().await;
+    bao.cli(&[
+        "write",
+        "sys/config/auditing/request-headers/x-vault-index",
+        "hmac=false",
+    ]);
+    let env = Env::new(Creds::default());
+    let client_for = |read_your_writes: bool| {
+        let mut s = spec(&bao, Some("secret"), root_auth(&env));
+        s.read_your_writes = Some(read_your_writes);
+        store(s)
+    };
+    // The index a request carried: the audited header, decoded; `None` without one.
+    let indexes_seen = |path: &str| -> Vec<Option<u64>> {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "request" && v["request"]["path"] == path)
+            .map(|v| {
+                let header = &v["request"]["headers"]["x-vault-index"];
+                let raw = header.get(0)?.as_str()?;
+                use base64::Engine as _;
+                let state = base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .unwrap();
+                let state: Value = serde_json::from_slice(&state).unwrap();
+                Some(state["value"].as_str().unwrap().parse().unwrap())
+            })
+            .collect()
+    };
+
+    let client = connect(&client_for(true), &env).await;
+    client
+        .push(&SecretBytes::from("v1"), &push_ref("ryw", Some("a")))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&client.get_secret(&prop("ryw", "a")).await.unwrap()),
+        "v1"
+    );
+    client
+        .push(&SecretBytes::from("v2"), &push_ref("ryw", Some("a")))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&client.get_secret(&prop("ryw", "a")).await.unwrap()),
+        "v2"
+    );
+    let reads = indexes_seen("secret/data/ryw");
+    // push 1: read (no answer yet: no index), write; read; push 2: read, write; read.
+    assert_eq!(reads.len(), 6, "{reads:?}");
+    assert_eq!(reads[0], None, "{reads:?}");
+    let carried: Vec<u64> = reads[1..].iter().map(|r| r.expect("an index")).collect();
+    assert!(
+        carried.windows(2).all(|w| w[0] <= w[1]),
+        "indexes go back: {carried:?}"
+    );
+    // The read after the second push carries a newer index than the read before it.
+    assert!(carried[4] > carried[1], "{carried:?}");
+
+    let before = indexes_seen("secret/data/ryw").len();
+    let client = connect(&client_for(false), &env).await;
+    client.get_secret(&prop("ryw", "a")).await.unwrap();
+    client
+        .push(&SecretBytes::from("v3"), &push_ref("ryw", Some("a")))
+        .await
+        .unwrap();
+    client.get_secret(&prop("ryw", "a")).await.unwrap();
+    let without = &indexes_seen("secret/data/ryw")[before..];
+    assert!(
+        !without.is_empty() && without.iter().all(Option::is_none),
+        "{without:?}"
+    );
+}
