@@ -113,6 +113,19 @@ struct Args {
     /// Accepted for compatibility: metrics are served over plain HTTP.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     metrics_secure: bool,
+    /// Not supported: authenticating and authorising `/metrics` requests. Set, the controller
+    /// refuses to start rather than serve metrics unprotected.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    metrics_auth: bool,
+    /// Accepted for compatibility (with `--metrics-secure`): metrics are served over plain HTTP.
+    #[arg(long, default_value = "")]
+    metrics_cert_dir: String,
+    /// Accepted for compatibility, see `--metrics-cert-dir`.
+    #[arg(long, default_value = "tls.crt")]
+    metrics_cert_name: String,
+    /// Accepted for compatibility, see `--metrics-cert-dir`.
+    #[arg(long, default_value = "tls.key")]
+    metrics_key_name: String,
     /// Accepted for compatibility.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_http2: bool,
@@ -125,12 +138,21 @@ struct Args {
     /// Accepted for compatibility.
     #[arg(long, default_value = "epoch")]
     zap_time_encoding: String,
-    /// Accepted for compatibility: Vault clients are always kept per store.
-    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    /// Accepted for compatibility: Vault clients are always kept per store
+    /// (`--experimental-enable-vault-token-cache` is its deprecated name, as upstream).
+    #[arg(long, alias = "experimental-enable-vault-token-cache", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     enable_vault_token_cache: bool,
-    /// Accepted for compatibility.
-    #[arg(long, default_value_t = 262144)]
+    /// Accepted for compatibility (`--experimental-vault-token-cache-size` is its deprecated
+    /// name).
+    #[arg(
+        long,
+        alias = "experimental-vault-token-cache-size",
+        default_value_t = 262144
+    )]
     vault_token_cache_size: u64,
+    /// Accepted for compatibility: a no-op upstream too (AWS credentials are kept per store).
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
+    experimental_enable_aws_session_cache: bool,
     /// Left action delimiter of `target.template` and PushSecret templates (not of
     /// `rewrite[].transform`, as upstream).
     #[arg(long, default_value = "{{")]
@@ -183,6 +205,16 @@ async fn run() -> anyhow::Result<ExitCode> {
             LogFormat::Text
         },
     });
+    if args.metrics_auth {
+        anyhow::bail!(
+            "--metrics-auth=true is not supported: /metrics is served over plain HTTP without \
+             authentication; leave the flag unset and restrict the metrics port (a NetworkPolicy, \
+             or a proxy that authenticates)"
+        );
+    }
+    if args.metrics_secure {
+        tracing::warn!("--metrics-secure: /metrics is served over plain HTTP");
+    }
     if args.unsafe_allow_generic_targets {
         tracing::warn!(
             "--unsafe-allow-generic-targets: ExternalSecrets may write ConfigMaps and custom resources, which are not encrypted at rest like Secrets"
@@ -314,6 +346,13 @@ mod tests {
             "--enable-cluster-store-reconciler=false",
             "--store-requeue-interval=1m",
             "--controller-class=team-a",
+            "--experimental-enable-vault-token-cache=true",
+            "--experimental-vault-token-cache-size=100",
+            "--experimental-enable-aws-session-cache",
+            "--metrics-secure=false",
+            "--metrics-cert-dir=/certs",
+            "--metrics-cert-name=tls.crt",
+            "--metrics-key-name=tls.key",
         ]);
         let Ok(args) = args else {
             panic!("upstream flags must parse");
@@ -322,6 +361,11 @@ mod tests {
         assert!(args.enable_leader_election && args.enable_flood_gate);
         assert!(!args.enable_cluster_store_reconciler);
         assert_eq!(args.controller_class, "team-a");
+        assert!(
+            args.enable_vault_token_cache,
+            "the deprecated name sets the flag"
+        );
+        assert_eq!(args.vault_token_cache_size, 100);
         assert!(Args::try_parse_from(["external-secrets-controller", "--no-such-flag"]).is_err());
         assert_eq!(args.provider_rate_limit, 100.0, "the default rate limit");
         let rate = |v: &str| {

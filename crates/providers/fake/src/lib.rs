@@ -76,6 +76,7 @@ impl Provider for FakeProvider {
         Ok(Box::new(FakeClient {
             values: Mutex::new(values),
             calls: env.calls,
+            validation: spec(store)?.validation_result.unwrap_or(0),
         }))
     }
 }
@@ -84,6 +85,9 @@ impl Provider for FakeProvider {
 struct FakeClient {
     values: Mutex<BTreeMap<(String, String), SecretBytes>>,
     calls: Arc<dyn CallObserver>,
+    /// `validationResult`: 0 ready, 1 unknown, 2 (or anything else) error, as upstream's
+    /// `ValidationResult` constants.
+    validation: i32,
 }
 
 impl FakeClient {
@@ -161,6 +165,10 @@ impl SecretsClient for FakeClient {
     }
 
     async fn validate(&self) -> Result<Validation, ProviderError> {
-        Ok(Validation::Ready)
+        match self.validation {
+            0 => Ok(Validation::Ready),
+            1 => Ok(Validation::Unknown),
+            _ => Err(ProviderError::InvalidConfig("unable to validate".into())),
+        }
     }
 }

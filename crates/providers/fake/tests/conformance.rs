@@ -10,6 +10,7 @@ use strongroom_core::crd::external_secrets::{
 use strongroom_provider_api::conformance::{Fixture, run};
 use strongroom_provider_api::{
     CredentialResolver, NoCalls, Provider, ProviderEnv, ProviderError, SecretBytes, StoreContext,
+    Validation,
 };
 use strongroom_provider_fake::FakeProvider;
 
@@ -126,4 +127,27 @@ async fn versions_are_separate_values() {
             .await
             .is_err_and(|e| e.is_not_found())
     );
+}
+
+/// `validationResult` decides what `validate` says, as upstream's fake provider: 0 (or unset)
+/// ready, 1 unknown, 2 an error ("unable to validate").
+#[tokio::test]
+async fn validation_result_decides_the_store_validation() {
+    let validate = |result: Option<i32>| async move {
+        let mut store = store(Vec::new());
+        if let Some(fake) = store.provider.fake.as_mut() {
+            fake.validation_result = result;
+        }
+        let Ok(client) = FakeProvider.connect(&store, env()).await else {
+            panic!("connect failed");
+        };
+        client.validate().await
+    };
+    assert_eq!(validate(None).await.ok(), Some(Validation::Ready));
+    assert_eq!(validate(Some(0)).await.ok(), Some(Validation::Ready));
+    assert_eq!(validate(Some(1)).await.ok(), Some(Validation::Unknown));
+    assert!(matches!(
+        validate(Some(2)).await,
+        Err(ProviderError::InvalidConfig(m)) if m.contains("unable to validate")
+    ));
 }
