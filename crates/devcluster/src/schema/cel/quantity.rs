@@ -44,15 +44,18 @@ impl Quantity {
             };
         }
         while mantissa % 10 == 0 {
+            let Some(e) = exponent.checked_add(1) else {
+                break;
+            };
             mantissa /= 10;
-            exponent += 1;
+            exponent = e;
         }
         Self { mantissa, exponent }
     }
 
     /// The mantissa scaled to `exponent` (≤ its own), if it fits.
     fn scaled_to(&self, exponent: i32) -> Option<i128> {
-        let shift = u32::try_from(self.exponent - exponent).ok()?;
+        let shift = u32::try_from(i64::from(self.exponent) - i64::from(exponent)).ok()?;
         10i128
             .checked_pow(shift)
             .and_then(|f| self.mantissa.checked_mul(f))
@@ -85,7 +88,10 @@ impl Quantity {
     }
 
     fn negated(&self) -> Self {
-        Self::new(-self.mantissa, self.exponent)
+        Self::new(
+            self.mantissa.checked_neg().unwrap_or(i128::MAX),
+            self.exponent,
+        )
     }
 
     fn as_i64(&self) -> Option<i64> {
@@ -183,7 +189,7 @@ fn parse(s: &str) -> Result<Quantity, &'static str> {
     }
     // anything finer than a nano rounds up to the next nano
     if exponent < -9 && mantissa != 0 {
-        let shift = u32::try_from(-9 - exponent).unwrap_or(u32::MAX);
+        let shift = u32::try_from(-9 - i64::from(exponent)).unwrap_or(u32::MAX);
         mantissa = match 10i128.checked_pow(shift) {
             Some(f) => mantissa / f + i128::from(mantissa % f != 0),
             None => 1,
@@ -330,6 +336,13 @@ mod tests {
     }
 
     #[test]
+    fn extreme_exponents_neither_panic_nor_wrap() {
+        assert!(parse("10e2147483647").is_ok());
+        assert!(parse("1e-2147483648").is_ok());
+        assert_eq!(parse("1e2147483648").err(), Some(SUFFIX));
+    }
+
+    #[test]
     fn is_quantity_and_errors() {
         yes("isQuantity('1.3Gi')");
         no("isQuantity('200K')");
@@ -356,6 +369,8 @@ mod tests {
         yes("quantity('50M').isLessThan(quantity('100M'))");
         yes("quantity('1e50').isGreaterThan(quantity('9999999999999999999999999999999999999G'))");
         yes("quantity('-1e40').isLessThan(quantity('1'))");
+        yes("quantity('10e2147483647').isGreaterThan(quantity('1e-2147483648'))");
+        yes("quantity('-10e2147483647').isLessThan(quantity('-1e-2147483648'))");
         yes("quantity('1k') == quantity('1000')");
         assert_eq!(eval("sign(quantity('-1m'))"), Ok(Value::Int(-1)));
         assert_eq!(eval("quantity('0').sign()"), Ok(Value::Int(0)));
