@@ -3205,3 +3205,163 @@ async fn schema_junctors_refuse_what_they_exclude() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn crd_rules_use_the_kubernetes_cel_libraries() {
+    let (t, client) = start().await;
+    let rule = |rule: &str, message: &str| json!([{"rule": rule, "message": message}]);
+    let string = |max: u32, rules: serde_json::Value| json!({"type": "string", "maxLength": max, "x-kubernetes-validations": rules});
+    let crd = install_crd(
+        &client,
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "endpoints.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "endpoints", "singular": "endpoint", "kind": "Endpoint", "listKind": "EndpointList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "url": string(256, rule("isURL(self) && url(self).getScheme() == 'https' && url(self).getPort() == '8443'", "url must be https on 8443")),
+                            "network": string(64, rule("isCIDR(self) && cidr(self).containsIP('10.0.0.1')", "network must hold 10.0.0.1")),
+                            "address": string(64, rule("isIP(self) && !ip(self).isLoopback()", "address must not be loopback")),
+                            "memory": string(32, rule("quantity(self).isLessThan(quantity('1Gi'))", "memory must stay under 1Gi")),
+                            "digits": string(32, rule("self.findAll('[0-9]+').size() == 0 && self.find('x') == ''", "no digits, no x")),
+                            "name": string(63, json!([{
+                                "rule": "!format.dns1123Label().validate(self).hasValue()",
+                                "messageExpression": "format.dns1123Label().validate(self).value().join(', ')"
+                            }])),
+                            "ports": {"type": "array", "maxItems": 8, "items": {"type": "integer"},
+                                "x-kubernetes-validations": rule("self.isSorted() && self.sum() < 70000 && self.indexOf(22) == -1", "ports must be sorted, not 22")},
+                            "tags": {"type": "array", "maxItems": 8, "items": {"type": "string", "maxLength": 8},
+                                "x-kubernetes-validations": rule("sets.contains(['a', 'b', 'c'], self)", "tags must be a, b or c")},
+                            "ratio": {"type": "number",
+                                "x-kubernetes-validations": rule("self * 2.0 <= 1.0", "ratio must be at most 0.5")},
+                            "version": {"type": "integer", "x-kubernetes-validations": [
+                                {"rule": "oldSelf.hasValue() || self == 1", "optionalOldSelf": true, "message": "version starts at 1"},
+                                {"rule": "self >= oldSelf.orValue(0)", "optionalOldSelf": true, "message": "version may not go down"}
+                            ]}
+                        }}
+                    }}}
+                }]
+            }
+        }),
+    )
+    .await;
+    let base = format!(
+        "/apis/fidelity.strongroom.dev/v1/namespaces/{}/endpoints",
+        t.ns
+    );
+    let endpoint = |name: &str, spec: serde_json::Value| json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Endpoint", "metadata": {"name": name}, "spec": spec});
+    let json_ct = "application/json";
+
+    // a valid object passes every rule; `ratio: 0` is a double by the schema
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(endpoint(
+            "good",
+            json!({"url": "https://example.com:8443/x?a=1", "network": "10.0.0.0/8", "address": "192.168.1.1",
+                   "memory": "512Mi", "digits": "abc", "name": "my-name", "ports": [80, 443],
+                   "tags": ["a", "b"], "ratio": 0, "version": 1}),
+        )),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+
+    // an invalid one: the real 422, one cause per rule, each with its message
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(endpoint(
+            "bad",
+            json!({"url": "http://example.com", "network": "192.168.0.0/16", "address": "127.0.0.1",
+                   "memory": "2Gi", "digits": "a1", "name": "My_Name", "ports": [443, 80],
+                   "tags": ["a", "z"], "ratio": 1, "version": 2}),
+        )),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["reason"], "Invalid");
+    let got = causes(&status);
+    let invalid = |field: &str, kind: &str, message: &str| {
+        (
+            "FieldValueInvalid".to_string(),
+            format!("spec.{field}"),
+            format!("Invalid value: \"{kind}\": {message}"),
+        )
+    };
+    let want = [
+        invalid("url", "string", "url must be https on 8443"),
+        invalid("network", "string", "network must hold 10.0.0.1"),
+        invalid("address", "string", "address must not be loopback"),
+        invalid("memory", "string", "memory must stay under 1Gi"),
+        invalid("digits", "string", "no digits, no x"),
+        invalid(
+            "name",
+            "string",
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ),
+        invalid("ports", "array", "ports must be sorted, not 22"),
+        invalid("tags", "array", "tags must be a, b or c"),
+        invalid("ratio", "number", "ratio must be at most 0.5"),
+        invalid("version", "integer", "version starts at 1"),
+    ];
+    for w in &want {
+        assert!(got.contains(w), "{w:?} not in {got:#?}");
+    }
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+
+    // a library function refusing its argument fails the rule with its error
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        json_ct,
+        Some(endpoint("unparsable", json!({"memory": "1K"}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status),
+        [invalid(
+            "memory",
+            "string",
+            "unable to parse quantity's suffix evaluating rule: memory must stay under 1Gi"
+        )]
+    );
+
+    // optionalOldSelf: on update oldSelf holds the old value
+    let patch = |version: i64| {
+        let client = client.clone();
+        let path = format!("{base}/good");
+        async move {
+            raw(
+                &client,
+                "PATCH",
+                &path,
+                "application/merge-patch+json",
+                Some(json!({"spec": {"version": version}})),
+            )
+            .await
+        }
+    };
+    let (code, obj, _) = patch(3).await;
+    assert_eq!(code, 200, "{obj}");
+    let (code, status, _) = patch(2).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status),
+        [invalid("version", "integer", "version may not go down")]
+    );
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&crd, &DeleteParams::default())
+        .await;
+}

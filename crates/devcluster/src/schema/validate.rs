@@ -304,7 +304,7 @@ fn string(schema: &Value, s: &str, v: &Value, path: &Path, causes: &mut Vec<Caus
 }
 
 /// The string formats the real server checks (others pass).
-fn format_ok(format: &str, s: &str) -> bool {
+pub(super) fn format_ok(format: &str, s: &str) -> bool {
     use base64::Engine;
     match format {
         "date-time" | "datetime" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),

@@ -1,35 +1,60 @@
 //! `x-kubernetes-validations`: CEL rules with `self`, `oldSelf` (transition rules, evaluated
-//! only on update where the old value exists), `message`, `messageExpression`, `reason` and
-//! `fieldPath`.
+//! only on update where the old value exists, or always with `oldSelf` an optional when the
+//! rule sets `optionalOldSelf`), `message`, `messageExpression`, `reason` and `fieldPath`.
+//!
+//! Rules run in the environment the real server gives CRD rules ([`env`]): the `cel` crate's
+//! standard library and optionals, its strings extension, and Kubernetes' libraries, one module
+//! each. Values are typed by the schema ([`values`]).
 
-use std::collections::HashMap;
+/// Implements [`cel::common::value::Val`] for an opaque library type (`Clone + PartialEq`),
+/// named `$name` in CEL.
+macro_rules! opaque_val {
+    ($ty:ty, $name:literal) => {
+        impl cel::common::value::Val for $ty {
+            fn get_type(&self) -> &cel::common::types::Type {
+                <Self as cel::common::value::Val>::cel_type()
+            }
 
-use cel::{Context, Program};
+            fn cel_type() -> &'static cel::common::types::Type {
+                static TYPE: cel::common::types::Type =
+                    cel::common::types::Type::new_unspecified_type($name);
+                &TYPE
+            }
+
+            fn equals(&self, other: &dyn cel::common::value::Val) -> bool {
+                other.downcast_ref::<$ty>().is_some_and(|o| o == self)
+            }
+
+            fn clone_as_boxed<'v>(&self) -> Box<dyn cel::common::value::Val + 'v> {
+                Box::new(self.clone())
+            }
+
+            fn as_any(&self) -> Option<&dyn std::any::Any> {
+                Some(self)
+            }
+        }
+
+        impl cel::common::value::StaticVal for $ty {}
+    };
+}
+
+mod env;
+mod format;
+mod ip;
+mod lists;
+mod quantity;
+mod regex;
+mod sets;
+mod url;
+mod values;
+
+use std::sync::Arc;
+
+use cel::Context;
+use cel::common::types::CelOptional;
 use serde_json::Value;
 
 use super::{Cause, Path, Step};
-
-/// The CEL value of a JSON value.
-fn to_cel(v: &Value) -> cel::Value {
-    match v {
-        Value::Null => cel::Value::Null,
-        Value::Bool(b) => cel::Value::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => cel::Value::Int(i),
-            None => match n.as_u64() {
-                Some(u) => cel::Value::UInt(u),
-                None => cel::Value::Float(n.as_f64().unwrap_or(0.0)),
-            },
-        },
-        Value::String(s) => cel::Value::from(s.as_str()),
-        Value::Array(items) => cel::Value::from(items.iter().map(to_cel).collect::<Vec<_>>()),
-        Value::Object(map) => cel::Value::from(
-            map.iter()
-                .map(|(k, v)| (k.clone(), to_cel(v)))
-                .collect::<HashMap<String, cel::Value>>(),
-        ),
-    }
-}
 
 fn references_old_self(rule: &str) -> bool {
     let bytes = rule.as_bytes();
@@ -41,15 +66,51 @@ fn references_old_self(rule: &str) -> bool {
     })
 }
 
-/// Runs `source` with `self` (and `oldSelf`) bound.
-fn run(source: &str, this: &Value, old: Option<&Value>) -> Result<cel::Value, String> {
-    let program = Program::compile(source).map_err(|e| format!("compilation failed: {e}"))?;
-    let mut ctx = Context::default();
-    ctx.add_variable_from_value("self", to_cel(this));
-    if let Some(old) = old {
-        ctx.add_variable_from_value("oldSelf", to_cel(old));
+/// What a rule sees as `oldSelf`.
+enum OldSelf {
+    /// Not a transition rule: no `oldSelf`.
+    Unbound,
+    /// A transition rule on update: the old value.
+    Plain(cel::Value),
+    /// `optionalOldSelf: true`: `optional.of(old)`, or `optional.none()` on create.
+    Optional(Option<cel::Value>),
+}
+
+/// Runs `source` with `self` (and `oldSelf`) bound. Errors read as cel-go's: a library
+/// function's failure is its message alone.
+fn run(source: &str, this: &cel::Value, old: &OldSelf) -> Result<cel::Value, String> {
+    let env = env::shared();
+    let program = env
+        .compile(source)
+        .map_err(|e| format!("compilation failed: {e}"))?;
+    let mut ctx = Context::with_env(Arc::clone(env));
+    ctx.add_variable_from_value("self", this.clone());
+    match old {
+        OldSelf::Unbound => {}
+        OldSelf::Plain(v) => ctx.add_variable_from_value("oldSelf", v.clone()),
+        OldSelf::Optional(v) => {
+            let inner = match v {
+                Some(v) => Some(
+                    Box::<dyn cel::common::value::Val>::try_from(v.clone())
+                        .map_err(|_| "oldSelf has no CEL value".to_string())?,
+                ),
+                None => None,
+            };
+            ctx.add_variable_as_val("oldSelf", Box::new(CelOptional::from(inner)));
+        }
     }
-    program.execute(&ctx).map_err(|e| e.to_string())
+    program.execute(&ctx).map_err(|e| match e {
+        cel::ExecutionError::FunctionError { message, .. } => message,
+        other => other.to_string(),
+    })
+}
+
+/// How the real server names a rule in an evaluation error: its message, else its rule.
+fn rule_error_string(r: &Value, rule: &str) -> String {
+    match r.get("message").and_then(Value::as_str).map(str::trim) {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => rule.trim().to_string(),
+    }
 }
 
 /// Appends a rule's `fieldPath` (`.spec.x`, `.items['k']`) to `path`.
@@ -104,20 +165,25 @@ fn check_rules(
             continue;
         };
         let transition = references_old_self(rule);
-        if transition && old.is_none() {
-            continue;
-        }
+        let optional_old = r.get("optionalOldSelf").and_then(Value::as_bool) == Some(true);
+        let old_self = match (transition, optional_old, old) {
+            (false, _, _) => OldSelf::Unbound,
+            (true, true, old) => OldSelf::Optional(old.map(|o| values::to_cel(Some(schema), o))),
+            (true, false, Some(old)) => OldSelf::Plain(values::to_cel(Some(schema), old)),
+            (true, false, None) => continue,
+        };
+        let this = values::to_cel(Some(schema), v);
         let at = match r.get("fieldPath").and_then(Value::as_str) {
             Some(fp) => with_field_path(path, fp),
             None => path.clone(),
         };
-        let detail = match run(rule, v, old.filter(|_| transition)) {
+        let detail = match run(rule, &this, &old_self) {
             Ok(cel::Value::Bool(true)) => continue,
             Ok(cel::Value::Bool(false)) => {
                 let from_expression =
                     r.get("messageExpression")
                         .and_then(Value::as_str)
-                        .and_then(|e| match run(e, v, old.filter(|_| transition)) {
+                        .and_then(|e| match run(e, &this, &old_self) {
                             Ok(cel::Value::String(s)) if !s.trim().is_empty() => {
                                 Some(s.to_string())
                             }
@@ -133,7 +199,7 @@ fn check_rules(
                     .unwrap_or_else(|| format!("failed rule: {rule}"))
             }
             Ok(_) => format!("rule did not evaluate to a bool: {rule}"),
-            Err(e) => format!("{e} evaluating rule: {rule}"),
+            Err(e) => format!("{e} evaluating rule: {}", rule_error_string(r, rule)),
         };
         let value = schema_type(schema);
         causes.push(match r.get("reason").and_then(Value::as_str) {
@@ -264,6 +330,68 @@ mod tests {
         assert!(
             causes.is_empty(),
             "transition rules skip creates: {causes:?}"
+        );
+    }
+
+    fn texts(schema: &Value, v: &Value, old: Option<&Value>) -> Vec<String> {
+        let mut causes = Vec::new();
+        validate(schema, v, old, &Path::default(), &mut causes);
+        causes.iter().map(Cause::text).collect()
+    }
+
+    #[test]
+    fn optional_old_self_runs_on_create_with_an_optional() {
+        let schema = json!({"type": "object", "x-kubernetes-validations": [{
+            "rule": "!oldSelf.hasValue() ? self.v == 'first' : self.v != oldSelf.value().v",
+            "optionalOldSelf": true,
+            "message": "first create, then change",
+        }, {
+            "rule": "self.v == oldSelf.orValue({'v': 'first'}).v || self.v != 'first'",
+            "optionalOldSelf": true,
+            "message": "orValue",
+        }]});
+        assert!(texts(&schema, &json!({"v": "first"}), None).is_empty());
+        assert_eq!(
+            texts(&schema, &json!({"v": "other"}), None),
+            [": Invalid value: \"object\": first create, then change"]
+        );
+        assert!(texts(&schema, &json!({"v": "b"}), Some(&json!({"v": "a"}))).is_empty());
+        assert_eq!(
+            texts(&schema, &json!({"v": "a"}), Some(&json!({"v": "a"}))),
+            [": Invalid value: \"object\": first create, then change"]
+        );
+        // without optionalOldSelf, the same kind of rule is skipped on create
+        let plain = json!({"type": "object", "x-kubernetes-validations": [
+            {"rule": "self.v != oldSelf.v"}]});
+        assert!(texts(&plain, &json!({"v": "x"}), None).is_empty());
+    }
+
+    #[test]
+    fn numbers_are_typed_by_the_schema() {
+        let schema = json!({"type": "object", "properties": {
+            "ratio": {"type": "number", "x-kubernetes-validations": [
+                {"rule": "type(self) == double && self / 2.0 == 0.5"}]},
+            "count": {"type": "integer", "x-kubernetes-validations": [
+                {"rule": "type(self) == int"}]},
+        }});
+        assert_eq!(
+            texts(&schema, &json!({"ratio": 1, "count": 3}), None),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn evaluation_errors_name_the_message_else_the_rule() {
+        let schema = json!({"type": "string", "x-kubernetes-validations": [
+            {"rule": "quantity(self).isInteger()", "message": "must be a whole quantity"},
+            {"rule": "url(self).getScheme() == 'https'"},
+        ]});
+        assert_eq!(
+            texts(&schema, &json!("200K"), None),
+            [
+                ": Invalid value: \"string\": unable to parse quantity's suffix evaluating rule: must be a whole quantity",
+                ": Invalid value: \"string\": URL parse error during conversion from string: parse \"200K\": invalid URI for request evaluating rule: url(self).getScheme() == 'https'",
+            ]
         );
     }
 }
