@@ -20,6 +20,7 @@ pub mod admin;
 pub mod backoff;
 pub mod flags;
 pub mod http;
+pub mod lanes;
 pub mod leader;
 pub mod logging;
 pub mod pod;

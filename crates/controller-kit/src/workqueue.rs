@@ -45,6 +45,9 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::lanes::{Lane, Lanes};
 
 /// client-go's buckets for both duration histograms: 10 ns to 1000 s, times ten each.
 fn buckets() -> Vec<f64> {
@@ -499,7 +502,7 @@ impl WorkQueue {
     pub async fn run<K, Ctx, Fut, E>(
         &self,
         controller: Controller<K>,
-        reconcile: impl Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + 'static,
+        reconcile: impl Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
         error_policy: impl Fn(Arc<K>, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
         ctx: Arc<Ctx>,
     ) where
@@ -508,25 +511,82 @@ impl WorkQueue {
         Fut: Future<Output = Result<Action, E>> + Send + 'static,
         E: std::error::Error + Send + 'static,
     {
+        self.run_gated(controller, reconcile, error_policy, ctx, None)
+            .await;
+    }
+
+    /// [`WorkQueue::run`] with the reconciles behind `gate`: at most its slots run at once,
+    /// urgent objects first (see [`crate::lanes`]). Give the `Controller` no concurrency limit
+    /// of its own. An object waiting for a slot counts as queued; once `gate.stop` is
+    /// cancelled, waiting objects end at once without reconciling.
+    pub async fn run_in_lanes<K, Ctx, Fut, E>(
+        &self,
+        controller: Controller<K>,
+        reconcile: impl Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
+        error_policy: impl Fn(Arc<K>, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
+        ctx: Arc<Ctx>,
+        gate: LaneGate<K>,
+    ) where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        Ctx: Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        E: std::error::Error + Send + 'static,
+    {
+        self.run_gated(
+            controller,
+            reconcile,
+            error_policy,
+            ctx,
+            Some(Arc::new(gate)),
+        )
+        .await;
+    }
+
+    async fn run_gated<K, Ctx, Fut, E>(
+        &self,
+        controller: Controller<K>,
+        reconcile: impl Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
+        error_policy: impl Fn(Arc<K>, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
+        ctx: Arc<Ctx>,
+        gate: Option<Arc<LaneGate<K>>>,
+    ) where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        Ctx: Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        E: std::error::Error + Send + 'static,
+    {
         self.open();
         let (on_start, on_error, on_output) = (self.clone(), self.clone(), self.clone());
+        let reconcile = Arc::new(reconcile);
         let reconcile =
             move |obj: Arc<K>, ctx: Arc<Ctx>| -> BoxFuture<'static, Result<Action, E>> {
                 let key = key_of(obj.as_ref());
-                on_start.started(key.clone());
                 let queue = on_start.clone();
-                reconcile(obj, ctx)
-                    .map(move |result| {
-                        queue.finished(&key);
-                        if let Ok(action) = &result {
-                            match requeue_after(action) {
-                                Some(after) => queue.requeued(key, after, false),
-                                None => unreadable(action),
+                let (gate, reconcile) = (gate.clone(), reconcile.clone());
+                async move {
+                    // the reconcile's own future is built only once a slot is held
+                    let _slot = match &gate {
+                        Some(gate) => {
+                            let lane = (gate.lane_of)(obj.as_ref());
+                            tokio::select! {
+                                slot = gate.lanes.acquire(lane) => Some(slot),
+                                () = gate.stop.cancelled() => return Ok(Action::await_change()),
                             }
                         }
-                        result
-                    })
-                    .boxed()
+                        None => None,
+                    };
+                    queue.started(key.clone());
+                    let result = reconcile(obj, ctx).await;
+                    queue.finished(&key);
+                    if let Ok(action) = &result {
+                        match requeue_after(action) {
+                            Some(after) => queue.requeued(key, after, false),
+                            None => unreadable(action),
+                        }
+                    }
+                    result
+                }
+                .boxed()
             };
         let error_policy = move |obj: Arc<K>, err: &E, ctx: Arc<Ctx>| {
             let key = key_of(obj.as_ref());
@@ -552,6 +612,16 @@ impl WorkQueue {
             .await;
         self.leave();
     }
+}
+
+/// The lanes a controller's reconciles wait in ([`WorkQueue::run_in_lanes`]).
+pub struct LaneGate<K> {
+    /// The shared slots.
+    pub lanes: Lanes,
+    /// Which lane an object waits in.
+    pub lane_of: Box<dyn Fn(&K) -> Lane + Send + Sync>,
+    /// Shutdown: objects still waiting end without reconciling.
+    pub stop: CancellationToken,
 }
 
 /// Logs once that a requeue's delay could not be read from kube-runtime's `Action` (its

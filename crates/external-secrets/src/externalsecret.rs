@@ -13,6 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
+use strongroom_controller_kit::lanes::Lane;
 use strongroom_controller_kit::status;
 use strongroom_core::crd::external_secrets::{
     CREATED_BY_LABEL, CreationPolicy, DATA_HASH_ANNOTATION, DeletionPolicy,
@@ -98,6 +99,26 @@ pub(crate) fn deletion_policy(es: &ExternalSecret) -> DeletionPolicy {
         .as_ref()
         .and_then(|t| t.deletion_policy)
         .unwrap_or_default()
+}
+
+/// The lane an ExternalSecret waits in for a reconcile slot: urgent when it was never synced
+/// or changed since its last sync (spec, labels or annotations, so a force-sync too), routine
+/// for a periodic refresh of one in sync.
+pub fn lane(es: &ExternalSecret) -> Lane {
+    let version = synced_resource_version(
+        es.metadata.generation.unwrap_or_default(),
+        es.metadata.labels.as_ref(),
+        es.metadata.annotations.as_ref(),
+    );
+    let synced = es
+        .status
+        .as_ref()
+        .and_then(|s| s.synced_resource_version.as_deref());
+    if synced == Some(version.as_str()) {
+        Lane::Routine
+    } else {
+        Lane::Urgent
+    }
 }
 
 /// The reconcile kube-runtime calls.
@@ -850,5 +871,37 @@ mod tests {
         let mut bad_interval = spec_with(CreationPolicy::Owner, DeletionPolicy::Retain);
         bad_interval.refresh_interval = Some("often".into());
         assert!(validate_spec(&bad_interval).is_err());
+    }
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::*;
+
+    #[test]
+    fn new_and_changed_external_secrets_are_urgent_refreshes_routine() {
+        let mut es: ExternalSecret = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": "a", "namespace": "n", "generation": 2,
+                         "annotations": {"force-sync": "1"}},
+            "spec": {"secretStoreRef": {"name": "s"}}
+        }))
+        .unwrap();
+        assert_eq!(lane(&es), Lane::Urgent, "never synced");
+        let synced = synced_resource_version(
+            2,
+            es.metadata.labels.as_ref(),
+            es.metadata.annotations.as_ref(),
+        );
+        es.status = serde_json::from_value(json!({"syncedResourceVersion": synced})).unwrap();
+        assert_eq!(lane(&es), Lane::Routine, "in sync: a refresh");
+        es.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert("force-sync".into(), "2".into());
+        assert_eq!(lane(&es), Lane::Urgent, "a force-sync");
+        es.metadata.annotations = None;
+        es.metadata.generation = Some(3);
+        assert_eq!(lane(&es), Lane::Urgent, "spec changed");
     }
 }

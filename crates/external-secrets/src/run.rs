@@ -14,11 +14,12 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::watcher;
 use kube::runtime::{WatchStreamExt, watcher as watcher_mod};
 use kube::{Client, ResourceExt};
+use strongroom_controller_kit::lanes::Lanes;
 use strongroom_controller_kit::readiness::Readiness;
 use strongroom_controller_kit::reconcile::ErrorPolicy;
 use strongroom_controller_kit::shutdown::CancellationToken;
 use strongroom_controller_kit::watch::{guarded_watch, report_synced, scoped_api, slim};
-use strongroom_controller_kit::workqueue::WorkQueueMetrics;
+use strongroom_controller_kit::workqueue::{LaneGate, WorkQueueMetrics};
 use strongroom_core::crd::external_secrets::{
     ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL,
     PushSecret, SecretStore, StoreKind,
@@ -326,8 +327,10 @@ pub async fn run_controllers(
     .touched_objects();
 
     let es_queue = queues.queue(Kind::ExternalSecret.controller_name());
+    // no limit here: every due ExternalSecret waits in the lanes below, new and changed ones
+    // ahead of refreshes
     let es_controller = Controller::for_stream(es_queue.triggers(es_stream), es_reader.clone())
-        .with_config(config.clone())
+        .with_config(Config::default().concurrency(0))
         .watches_stream(
             secret_stream,
             es_queue.mapper({
@@ -390,11 +393,16 @@ pub async fn run_controllers(
                 .flat_map(move |touched| futures::stream::iter(refs(touched)))
         })
         .graceful_shutdown_on(stop.clone().cancelled_owned());
-    let es_controller = es_queue.run(
+    let es_controller = es_queue.run_in_lanes(
         es_controller,
         externalsecret::reconcile,
         externalsecret::error_policy,
         ctx.clone(),
+        LaneGate {
+            lanes: Lanes::new(usize::from(options.concurrency)),
+            lane_of: Box::new(externalsecret::lane),
+            stop: stop.clone(),
+        },
     );
 
     let ss_queue = queues.queue(Kind::SecretStore.controller_name());
