@@ -24,14 +24,19 @@ impl KubeResolver {
 }
 
 fn api_error(what: &str, e: kube::Error) -> ProviderError {
+    denied_as(what, "read", "reading", e)
+}
+
+/// A refused or failed API call on `what` (`action` it in a denial, `doing` it otherwise).
+fn denied_as(what: &str, action: &str, doing: &str, e: kube::Error) -> ProviderError {
     match &e {
         kube::Error::Api(s) if s.code == 404 => {
             ProviderError::Authentication(format!("{what} not found"))
         }
         kube::Error::Api(s) if s.code == 403 => {
-            ProviderError::PermissionDenied(format!("the controller may not read {what}"))
+            ProviderError::PermissionDenied(format!("the controller may not {action} {what}"))
         }
-        _ => ProviderError::Unavailable(format!("reading {what}: {e}")),
+        _ => ProviderError::Unavailable(format!("{doing} {what}: {e}")),
     }
 }
 
@@ -90,7 +95,15 @@ impl CredentialResolver for KubeResolver {
         let answer = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
             .create_token_request(name, &PostParams::default(), &request)
             .await
-            .map_err(|e| api_error(&what, e))?;
+            .map_err(|e| {
+                // a denial names the TokenRequest, not a read of the ServiceAccount
+                denied_as(
+                    &what,
+                    "request a token (TokenRequest) for",
+                    "requesting a token for",
+                    e,
+                )
+            })?;
         answer
             .status
             .and_then(|s| s.token)
@@ -109,5 +122,48 @@ impl CredentialResolver for KubeResolver {
             .await
             .map_err(|e| api_error(&what, e))?;
         Ok(sa.metadata.annotations.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+    use super::*;
+
+    fn refused(code: u16) -> kube::Error {
+        kube::Error::Api(
+            serde_json::from_value(serde_json::json!({
+                "status": "Failure", "message": "refused", "reason": "Forbidden", "code": code
+            }))
+            .expect("an API error"),
+        )
+    }
+
+    #[test]
+    fn a_refused_token_request_is_named_as_such() {
+        let what = "ServiceAccount team/eso";
+        let e = denied_as(
+            what,
+            "request a token (TokenRequest) for",
+            "requesting",
+            refused(403),
+        );
+        assert_eq!(
+            e.to_string(),
+            ProviderError::PermissionDenied(
+                "the controller may not request a token (TokenRequest) for ServiceAccount team/eso"
+                    .into()
+            )
+            .to_string()
+        );
+        let e = api_error(what, refused(403));
+        assert!(
+            matches!(&e, ProviderError::PermissionDenied(m) if m == "the controller may not read ServiceAccount team/eso"),
+            "{e}"
+        );
+        assert!(matches!(
+            api_error(what, refused(404)),
+            ProviderError::Authentication(_)
+        ));
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
-use common::wait_ready;
+use common::{put_secret, wait_ready};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -42,16 +42,6 @@ async fn sdk(moto: &Moto) -> aws_config::SdkConfig {
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .load()
         .await
-}
-
-/// Secret `default/<name>` with string data.
-async fn put_secret(client: &Client, name: &str, data: serde_json::Value) {
-    let s: Secret =
-        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &s)
-        .await
-        .unwrap();
 }
 
 /// SecretStore `default/aws` for `service` with the keys of Secret `aws-creds`.
@@ -914,4 +904,107 @@ async fn provider_rate_limit_spreads_a_burst_and_backs_off_on_throttling() {
     let text = http_get(&controller.metrics).await.1;
     let refused = metric(&text, "strongroom_provider_rate_limit_refused_total");
     assert!(refused >= 1.0, "{refused} calls counted as refused");
+}
+
+/// The role sessions moto's STS handed out so far for `role_arn` (AssumeRole and
+/// AssumeRoleWithWebIdentity both record one), from its model dump.
+async fn assumed_roles(moto: &Moto, role_arn: &str) -> usize {
+    let (code, body) = http_get(&format!("{}/moto-api/data.json", moto.endpoint)).await;
+    assert_eq!(code, 200, "{body}");
+    let data: serde_json::Value = serde_json::from_str(&body).unwrap();
+    data["sts"]["AssumedRole"].as_array().map_or(0, |roles| {
+        roles.iter().filter(|r| r["role_arn"] == role_arn).count()
+    })
+}
+
+/// `auth.jwt` (IRSA-style) through the controller under the chart's RBAC: the store's
+/// ServiceAccount names its role in `eks.amazonaws.com/role-arn`, the controller mints a token
+/// for it with TokenRequest and exchanges it at STS (`AWS_STS_ENDPOINT`) with
+/// AssumeRoleWithWebIdentity, then reads Secrets Manager with the role's credentials. Several
+/// ExternalSecrets, one of them refreshing every second, cost one TokenRequest and one
+/// AssumeRoleWithWebIdentity in all. A ServiceAccount without the annotation leaves its store
+/// not Ready, naming the annotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_identity_from_a_minted_service_account_token() {
+    use common::{
+        apply_es, create_service_account, create_store, es, metric_sum, secret_data,
+        token_requests, wait_store_ready,
+    };
+    const ROLE: &str = "arn:aws:iam::123456789012:role/eso-reader";
+    let moto = Moto::start().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    sm.create_secret()
+        .name("app/db")
+        .secret_string(json!({"password": CANARY}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    create_service_account(
+        &client,
+        "eso-irsa",
+        json!({"eks.amazonaws.com/role-arn": ROLE}),
+    )
+    .await;
+    create_service_account(&client, "no-role", json!({})).await;
+    for (store, sa) in [("aws", "eso-irsa"), ("unannotated", "no-role")] {
+        create_store(
+            &client,
+            store,
+            json!({"aws": {"service": "SecretsManager", "region": "us-east-1",
+                "auth": {"jwt": {"serviceAccountRef": {"name": sa}}}}}),
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (controller, metrics_url) = start_controller(dir.path(), &cluster, &moto).await;
+    const N: usize = 4;
+    for i in 0..N {
+        let refresh = if i == 0 { "1s" } else { "1h" };
+        apply_es(
+            &client,
+            es(
+                &format!("db-{i}"),
+                json!({"refreshInterval": refresh, "secretStoreRef": {"name": "aws"},
+                    "data": [{"secretKey": "password",
+                        "remoteRef": {"key": "app/db", "property": "password"}}]}),
+            ),
+        )
+        .await;
+    }
+    wait_store_ready(&client, "aws", "True").await;
+    for i in 0..N {
+        wait_ready(&client, &format!("db-{i}"), "True", "SecretSynced").await;
+        assert_eq!(
+            secret_data(&client, &format!("db-{i}")).await.unwrap()["password"],
+            CANARY
+        );
+    }
+    // a few refreshes of db-0 on the same credentials
+    wait_for(
+        || async {
+            metric_sum(
+                &metrics_url,
+                "externalsecret_sync_calls_total{name=\"db-0\"",
+            )
+            .await
+                >= 4.0
+        },
+        "db-0 refreshed",
+    )
+    .await;
+    let exchanges = assumed_roles(&moto, ROLE).await;
+    let minted = token_requests(&cluster);
+    eprintln!(
+        "{N} ExternalSecrets: {exchanges} AssumeRoleWithWebIdentity, {minted} TokenRequest(s)"
+    );
+    assert_eq!(exchanges, 1, "one web identity exchange for the store");
+    assert_eq!(minted, 1, "one ServiceAccount token minted");
+
+    let message = wait_store_ready(&client, "unannotated", "False").await;
+    assert!(
+        message.contains("default/no-role") && message.contains("eks.amazonaws.com/role-arn"),
+        "{message}"
+    );
+    assert_no_canary(&[CANARY], &[("log", &controller.log_text())]);
 }

@@ -16,9 +16,42 @@ use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use strongroom_core::crd::external_secrets::SecretStore;
+use strongroom_core::crd::external_secrets::PushSecret;
 use strongroom_testkit::backends::OpenBao;
 use strongroom_testkit::{CANARY, assert_no_canary, http_get, start_cluster_with_rbac, wait_for};
+
+/// SecretStore `default/<name>` on `bao`'s KV v2 at `secret/`, logging in with `auth`.
+async fn bao_store(client: &kube::Client, name: &str, bao: &OpenBao, auth: serde_json::Value) {
+    create_store(
+        client,
+        name,
+        json!({"vault": {"server": bao.addr, "path": "secret", "version": "v2", "auth": auth}}),
+    )
+    .await;
+}
+
+/// AppRole `role` on `bao` with token policy `policy`, its ids in Secret `approle`, and
+/// SecretStore `default/<name>` logging in with them.
+async fn approle_store(client: &kube::Client, bao: &OpenBao, name: &str, policy: &str) {
+    let (role_id, secret_id) = bao.approle(policy, policy, "1h");
+    put_secret(
+        client,
+        "approle",
+        json!({"role-id": role_id, "secret-id": secret_id}),
+    )
+    .await;
+    bao_store(
+        client,
+        name,
+        bao,
+        json!({"appRole": {
+            "path": "approle",
+            "roleRef": {"name": "approle", "key": "role-id"},
+            "secretRef": {"name": "approle", "key": "secret-id"}
+        }}),
+    )
+    .await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
@@ -36,31 +69,7 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
         "reader",
         r#"path "secret/*" { capabilities = ["read", "list"] }"#,
     );
-    let (role_id, secret_id) = bao.approle("reader", "reader", "1h");
-    let creds: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "approle"},
-        "stringData": {"role-id": role_id, "secret-id": secret_id}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &creds)
-        .await
-        .unwrap();
-    let store: SecretStore = serde_json::from_value(json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-        "metadata": {"name": "bao", "namespace": "default"},
-        "spec": {"provider": {"vault": {
-            "server": bao.addr, "path": "secret", "version": "v2",
-            "auth": {"appRole": {
-                "path": "approle",
-                "roleRef": {"name": "approle", "key": "role-id"},
-                "secretRef": {"name": "approle", "key": "secret-id"}
-            }}
-        }}}
-    }))
-    .unwrap();
-    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
-    stores.create(&PostParams::default(), &store).await.unwrap();
+    approle_store(&client, &bao, "bao", "reader").await;
     let mut controller = start_controller(dir.path(), &cluster, &[]).await;
 
     // Many ExternalSecrets, one store: they share the store's client and its login.
@@ -85,19 +94,7 @@ async fn syncs_from_openbao_with_one_login_and_survives_an_outage() {
     let data = secret_data(&client, "db-0").await.unwrap();
     assert_eq!(data["user"], "admin");
     assert_eq!(data["password"], CANARY);
-    wait_for(
-        || async {
-            stores
-                .get("bao")
-                .await
-                .ok()
-                .and_then(|s| s.status)
-                .and_then(|s| s.conditions)
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        },
-        "store Ready",
-    )
-    .await;
+    wait_store_ready(&client, "bao", "True").await;
     let logins = OpenBao::audited(&audit, "auth/approle/login");
     let reads = OpenBao::audited(&audit, "secret/data/app/db");
     eprintln!("{N} ExternalSecrets: {logins} login(s), {reads} read(s) of the key");
@@ -220,27 +217,14 @@ async fn short_lived_tokens_never_fail_a_refresh() {
         "token_ttl=3s",
         "token_max_ttl=8s",
     ]);
-    let creds: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "up"}, "stringData": {"password": "pw-1"}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &creds)
-        .await
-        .unwrap();
-    let store: SecretStore = serde_json::from_value(json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-        "metadata": {"name": "bao", "namespace": "default"},
-        "spec": {"provider": {"vault": {
-            "server": bao.addr, "path": "secret",
-            "auth": {"userPass": {"username": "eso", "secretRef": {"name": "up", "key": "password"}}}
-        }}}
-    }))
-    .unwrap();
-    Api::<SecretStore>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &store)
-        .await
-        .unwrap();
+    put_secret(&client, "up", json!({"password": "pw-1"})).await;
+    bao_store(
+        &client,
+        "bao",
+        &bao,
+        json!({"userPass": {"username": "eso", "secretRef": {"name": "up", "key": "password"}}}),
+    )
+    .await;
     let controller = start_controller(dir.path(), &cluster, &[]).await;
     apply_es(
         &client,
@@ -332,14 +316,21 @@ path "sys/leases/renew" { capabilities = ["update"] }
 
 /// `bao args` as root; whether it succeeded.
 fn bao_ok(bao: &OpenBao, args: &[&str]) -> bool {
-    std::process::Command::new(strongroom_testkit::backends::bin_dir().join("bao"))
+    bao_try(bao, args).is_some()
+}
+
+/// `bao args` as root: its stdout, or `None` when it failed.
+fn bao_try(bao: &OpenBao, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(strongroom_testkit::backends::bin_dir().join("bao"))
         .args(args)
         .env("BAO_ADDR", &bao.addr)
         .env("BAO_TOKEN", OpenBao::ROOT)
+        .env("HOME", std::env::temp_dir())
         .output()
-        .unwrap()
-        .status
+        .unwrap();
+    out.status
         .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The VaultDynamicSecret generator through the controller: PKI certificates (Data) and tokens
@@ -1008,4 +999,364 @@ async fn a_failed_generator_state_cleanup_shows_on_its_condition() {
         )
         .await
         .unwrap();
+}
+
+/// The `Ready` condition of PushSecret `default/<name>`: status, reason, message.
+async fn push_ready(client: &kube::Client, name: &str) -> Option<(String, String, String)> {
+    let c = Api::<PushSecret>::namespaced(client.clone(), "default")
+        .get_opt(name)
+        .await
+        .unwrap()?
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+/// `bao kv get` of `path` as JSON (`data.data`, `data.metadata`), or `None` when there is none.
+fn kv_get(bao: &OpenBao, path: &str) -> Option<serde_json::Value> {
+    let out = bao_try(bao, &["kv", "get", "-format=json", path])?;
+    Some(serde_json::from_str(&out).unwrap())
+}
+
+/// `bao kv metadata get` of `path` as JSON (`data.custom_metadata`, `data.current_version`).
+fn kv_metadata(bao: &OpenBao, path: &str) -> Option<serde_json::Value> {
+    let out = bao_try(bao, &["kv", "metadata", "get", "-format=json", path])?;
+    Some(serde_json::from_str(&out).unwrap())
+}
+
+/// A PushSecret of Secret `source`'s `password` to property `password` of `remote_key`.
+fn push_secret(name: &str, remote_key: &str) -> PushSecret {
+    serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "refreshInterval": "1h",
+            "deletionPolicy": "Delete",
+            "secretStoreRefs": [{"name": "bao", "kind": "SecretStore"}],
+            "selector": {"secret": {"name": "source"}},
+            "data": [{"match": {"secretKey": "password",
+                "remoteRef": {"remoteKey": remote_key, "property": "password"}}}]
+        }
+    }))
+    .unwrap()
+}
+
+/// PushSecret to OpenBao's KV v2 and back through an ExternalSecret: the pushed key carries
+/// `custom_metadata.managed-by=external-secrets`, a change of the source Secret reaches
+/// OpenBao and then the read-back Secret, a push onto a key that exists unmanaged is refused
+/// on the PushSecret's condition with the remote value untouched, and deletionPolicy Delete
+/// removes the remote key with the PushSecret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_to_openbao_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/external-secrets.io_pushsecrets.yaml");
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let bao = OpenBao::start().await;
+    bao.policy(
+        "pusher",
+        r#"path "secret/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#,
+    );
+    approle_store(&client, &bao, "bao", "pusher").await;
+    // a key someone else wrote: no PushSecret may take it over
+    bao.cli(&["kv", "put", "secret/team/legacy", "password=keep-me"]);
+    put_secret(
+        &client,
+        "source",
+        json!({"password": format!("{CANARY}-1")}),
+    )
+    .await;
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let pushes = Api::<PushSecret>::namespaced(client.clone(), "default");
+    pushes
+        .create(&PostParams::default(), &push_secret("push", "team/db"))
+        .await
+        .unwrap();
+    apply_es(
+        &client,
+        es(
+            "back",
+            json!({"refreshInterval": "1s",
+                "secretStoreRef": {"name": "bao", "kind": "SecretStore"},
+                "data": [{"secretKey": "password",
+                    "remoteRef": {"key": "team/db", "property": "password"}}]}),
+        ),
+    )
+    .await;
+
+    // Pushed, marked as managed, and read back.
+    let remote_password =
+        || kv_get(&bao, "secret/team/db").map(|v| v["data"]["data"]["password"].clone());
+    wait_for(
+        || async { remote_password() == Some(json!(format!("{CANARY}-1"))) },
+        "pushed to OpenBao",
+    )
+    .await;
+    let pushed = kv_get(&bao, "secret/team/db").unwrap();
+    assert_eq!(
+        pushed["data"]["metadata"]["custom_metadata"]["managed-by"], "external-secrets",
+        "{pushed}"
+    );
+    assert_eq!(
+        pushed["data"]["data"].as_object().unwrap().len(),
+        1,
+        "only the pushed property: {}",
+        pushed["data"]["data"]
+    );
+    wait_for(
+        || async {
+            push_ready(&client, "push")
+                .await
+                .is_some_and(|(s, r, _)| s == "True" && r == "Synced")
+        },
+        "PushSecret Ready",
+    )
+    .await;
+    wait_ready(&client, "back", "True", "SecretSynced").await;
+    assert_eq!(
+        secret_data(&client, "back").await.unwrap()["password"],
+        format!("{CANARY}-1")
+    );
+
+    // The source changes: OpenBao, then the read-back Secret, follow.
+    let changed = Instant::now();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .patch(
+            "source",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"password": format!("{CANARY}-2")}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        || async { remote_password() == Some(json!(format!("{CANARY}-2"))) },
+        "the source change pushed",
+    )
+    .await;
+    let in_bao = changed.elapsed();
+    wait_for(
+        || async {
+            secret_data(&client, "back")
+                .await
+                .is_some_and(|d| d["password"] == format!("{CANARY}-2"))
+        },
+        "the change read back",
+    )
+    .await;
+    eprintln!(
+        "source change: in OpenBao after {:.2} s, read back after {:.2} s",
+        in_bao.as_secs_f64(),
+        changed.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        kv_metadata(&bao, "secret/team/db").unwrap()["data"]["current_version"],
+        2,
+        "one new version per change"
+    );
+
+    // A key that exists unmanaged is refused, and left as it was.
+    pushes
+        .create(
+            &PostParams::default(),
+            &push_secret("intruder", "team/legacy"),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            push_ready(&client, "intruder")
+                .await
+                .is_some_and(|(s, _, _)| s == "False")
+        },
+        "the push onto an unmanaged key refused",
+    )
+    .await;
+    let (_, reason, message) = push_ready(&client, "intruder").await.unwrap();
+    assert_eq!(reason, "Errored");
+    assert!(
+        message.contains("team/legacy") && message.contains("not managed by external-secrets"),
+        "{message}"
+    );
+    let legacy = kv_get(&bao, "secret/team/legacy").unwrap();
+    assert_eq!(legacy["data"]["data"], json!({"password": "keep-me"}));
+    assert_eq!(legacy["data"]["metadata"]["version"], 1, "{legacy}");
+    assert!(
+        legacy["data"]["metadata"]["custom_metadata"].is_null(),
+        "{legacy}"
+    );
+    // deleting the refused PushSecret (deletionPolicy Delete) deletes nothing it did not push
+    pushes
+        .delete("intruder", &Default::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { pushes.get_opt("intruder").await.unwrap().is_none() },
+        "the refused PushSecret gone",
+    )
+    .await;
+    assert_eq!(
+        kv_get(&bao, "secret/team/legacy").unwrap()["data"]["data"],
+        json!({"password": "keep-me"})
+    );
+
+    // deletionPolicy Delete: the remote key goes with the PushSecret.
+    pushes.delete("push", &Default::default()).await.unwrap();
+    wait_for(
+        || async {
+            kv_metadata(&bao, "secret/team/db").is_none()
+                && pushes.get_opt("push").await.unwrap().is_none()
+        },
+        "the remote key deleted with the PushSecret",
+    )
+    .await;
+    let (_, metrics) = http_get(&controller.metrics).await;
+    for call in ["WriteSecretData", "DeleteSecret"] {
+        let series = format!(
+            "externalsecret_provider_api_calls_count{{call=\"{call}\",provider=\"HashiCorp/Vault\",status=\"success\"}}"
+        );
+        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+    }
+    let statuses =
+        serde_json::to_string(&pushes.list(&Default::default()).await.unwrap().items).unwrap();
+    assert_no_canary(
+        &[CANARY],
+        &[
+            ("log", &controller.process.log_text()),
+            ("PushSecrets", &statuses),
+        ],
+    );
+}
+
+/// Stores for the Vault auth methods that go through the Kubernetes API, plus a static token,
+/// each through the controller under the chart's RBAC:
+/// - `kubernetes` with `serviceAccountRef`: the controller mints a token with TokenRequest and
+///   OpenBao's kubernetes method checks it with devcluster's TokenReview;
+/// - `jwt` with `kubernetesServiceAccountToken`: a minted token (audience `vault`) that
+///   OpenBao's jwt method verifies with devcluster's published signing keys (JWKS) and issuer;
+/// - `tokenSecretRef`: a token from a Secret, never a login.
+///
+/// Each store turns Ready and syncs an ExternalSecret; each login method logs in once, with one
+/// TokenRequest each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_per_auth_method_kubernetes_jwt_and_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let (bao, audit) = OpenBao::start_audited().await;
+    bao.cli(&["kv", "put", "secret/app", &format!("v={CANARY}")]);
+    bao.policy("reader", r#"path "secret/*" { capabilities = ["read"] }"#);
+    let ca = strongroom_testkit::cluster_ca_pem(&cluster);
+    for sa in ["eso-k8s", "eso-jwt"] {
+        create_service_account(&client, sa, json!({})).await;
+    }
+
+    // kubernetes: OpenBao reviews the presented token at devcluster (admin as the reviewer).
+    bao.cli(&["auth", "enable", "kubernetes"]);
+    bao.cli(&[
+        "write",
+        "auth/kubernetes/config",
+        &format!("kubernetes_host={}", cluster.url()),
+        &format!("kubernetes_ca_cert={ca}"),
+        &format!("token_reviewer_jwt={}", cluster.token()),
+    ]);
+    bao.cli(&[
+        "write",
+        "auth/kubernetes/role/reader",
+        "bound_service_account_names=eso-k8s",
+        "bound_service_account_namespaces=default",
+        "token_policies=reader",
+        "token_ttl=10m",
+    ]);
+    bao_store(
+        &client,
+        "k8s",
+        &bao,
+        json!({"kubernetes": {"mountPath": "kubernetes", "role": "reader",
+            "serviceAccountRef": {"name": "eso-k8s"}}}),
+    )
+    .await;
+
+    // jwt: OpenBao fetches devcluster's JWKS (the jwks_uri of its OIDC discovery document) and
+    // checks the issuer, the audience and the subject.
+    bao.cli(&["auth", "enable", "jwt"]);
+    bao.cli(&[
+        "write",
+        "auth/jwt/config",
+        &format!("jwks_url={}/openid/v1/jwks", cluster.url()),
+        &format!("jwks_ca_pem={ca}"),
+        "bound_issuer=https://kubernetes.default.svc.cluster.local",
+    ]);
+    bao.cli(&[
+        "write",
+        "auth/jwt/role/reader",
+        "role_type=jwt",
+        "user_claim=sub",
+        "bound_audiences=vault",
+        "bound_subject=system:serviceaccount:default:eso-jwt",
+        "token_policies=reader",
+        "token_ttl=10m",
+    ]);
+    bao_store(
+        &client,
+        "jwt",
+        &bao,
+        json!({"jwt": {"path": "jwt", "role": "reader",
+            "kubernetesServiceAccountToken": {"serviceAccountRef": {"name": "eso-jwt"}}}}),
+    )
+    .await;
+
+    // tokenSecretRef: a token made for the reader policy.
+    let token = bao.cli(&[
+        "token",
+        "create",
+        "-policy=reader",
+        "-ttl=1h",
+        "-field=token",
+    ]);
+    put_secret(&client, "bao-token", json!({"token": token.trim()})).await;
+    bao_store(
+        &client,
+        "token",
+        &bao,
+        json!({"tokenSecretRef": {"name": "bao-token", "key": "token"}}),
+    )
+    .await;
+
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    for store in ["k8s", "jwt", "token"] {
+        apply_es(
+            &client,
+            es(
+                store,
+                json!({"refreshInterval": "1h",
+                    "secretStoreRef": {"name": store, "kind": "SecretStore"},
+                    "data": [{"secretKey": "v", "remoteRef": {"key": "app", "property": "v"}}]}),
+            ),
+        )
+        .await;
+    }
+    for store in ["k8s", "jwt", "token"] {
+        wait_store_ready(&client, store, "True").await;
+        wait_ready(&client, store, "True", "SecretSynced").await;
+        assert_eq!(
+            secret_data(&client, store).await.unwrap()["v"],
+            CANARY,
+            "synced through store {store}"
+        );
+    }
+    let kubernetes_logins = OpenBao::audited(&audit, "auth/kubernetes/login");
+    let jwt_logins = OpenBao::audited(&audit, "auth/jwt/login");
+    let minted = token_requests(&cluster);
+    eprintln!(
+        "kubernetes logins {kubernetes_logins}, jwt logins {jwt_logins}, TokenRequests {minted}"
+    );
+    assert_eq!(kubernetes_logins, 1);
+    assert_eq!(jwt_logins, 1);
+    assert_eq!(minted, 2, "one TokenRequest per login");
+    assert_no_canary(&[CANARY], &[("log", &controller.process.log_text())]);
 }

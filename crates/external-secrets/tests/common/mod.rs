@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-use strongroom_core::crd::external_secrets::ExternalSecret;
+use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::{
     DevCluster, Process, chart_rbac_kubeconfig, free_port, http_get, http_try, wait_for,
 };
@@ -161,4 +161,84 @@ pub async fn metric_sum(url: &str, prefix: &str) -> f64 {
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Creates Secret `default/<name>` with string data.
+pub async fn put_secret(client: &Client, name: &str, data: Value) {
+    let s: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+        .expect("a Secret");
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&kube::api::PostParams::default(), &s)
+        .await
+        .unwrap();
+}
+
+/// Creates SecretStore `default/<name>` with `provider` (the `spec.provider` object).
+pub async fn create_store(client: &Client, name: &str, provider: Value) {
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"provider": provider}
+    }))
+    .expect("a SecretStore");
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&kube::api::PostParams::default(), &store)
+        .await
+        .unwrap();
+}
+
+/// The `Ready` condition of SecretStore `default/<name>`: status, reason, message.
+pub async fn store_ready(client: &Client, name: &str) -> Option<(String, String, String)> {
+    let c = Api::<SecretStore>::namespaced(client.clone(), "default")
+        .get_opt(name)
+        .await
+        .ok()??
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+/// Waits (30 s at most) for SecretStore `default/<name>`'s Ready condition to be `status`;
+/// returns its message. A timeout names the last condition seen.
+pub async fn wait_store_ready(client: &Client, name: &str, status: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = store_ready(client, name).await;
+        match &seen {
+            Some((s, _, m)) if s == status => return m.clone(),
+            _ if std::time::Instant::now() > deadline => {
+                panic!("timed out waiting for store {name} Ready={status}; last seen {seen:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The user devcluster counts the controller's requests under (the chart's ServiceAccount).
+pub const CONTROLLER_USER: &str = "system:serviceaccount:default:external-secrets";
+
+/// TokenRequests (`create serviceaccounts/token`) the controller made so far.
+pub fn token_requests(cluster: &DevCluster) -> u64 {
+    cluster
+        .requests_by_user()
+        .get(CONTROLLER_USER)
+        .and_then(|kinds| kinds.get("create serviceaccounts/token").copied())
+        .unwrap_or(0)
+}
+
+/// Creates ServiceAccount `default/<name>` with `annotations`.
+pub async fn create_service_account(client: &Client, name: &str, annotations: Value) {
+    let sa: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}}))
+            .expect("a ServiceAccount");
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), "default")
+        .create(&kube::api::PostParams::default(), &sa)
+        .await
+        .unwrap();
 }
