@@ -159,6 +159,22 @@ pub struct ErrorPolicy {
     recorder: Recorder,
     backoff: Backoff,
     stop: CancellationToken,
+    notes: Option<NoteSeries>,
+}
+
+/// Makes a [`Recorder`] with an empty event cache.
+pub type RecorderFactory = std::sync::Arc<dyn Fn() -> Recorder + Send + Sync>;
+
+/// How many (object, type, reason) entries [`NoteSeries`] keeps before starting over.
+const MAX_NOTE_SERIES: usize = 4096;
+
+/// Per object, event type and reason: the note last published and the recorder whose series
+/// carries it. kube's recorder counts every event of one reason about one object into one
+/// series that keeps its first note; as client-go (whose key includes the message), an event
+/// with another note starts an event of its own (through a recorder with an empty cache).
+struct NoteSeries {
+    fresh: RecorderFactory,
+    last: std::sync::Mutex<std::collections::HashMap<String, (String, Recorder)>>,
 }
 
 impl ErrorPolicy {
@@ -178,7 +194,57 @@ impl ErrorPolicy {
             recorder,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(300)),
             stop,
+            notes: None,
         }
+    }
+
+    /// Events with a note other than the last one of their object, type and reason become
+    /// events of their own (recorded through recorders `fresh` makes), as upstream's are,
+    /// instead of counting into the earlier event's series under its first note.
+    pub fn with_distinct_notes(mut self, fresh: RecorderFactory) -> Self {
+        self.notes = Some(NoteSeries {
+            fresh,
+            last: Default::default(),
+        });
+        self
+    }
+
+    /// The recorder to publish an event with `note` through (see
+    /// [`ErrorPolicy::with_distinct_notes`]).
+    fn recorder_for(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) -> Recorder {
+        let Some(notes) = &self.notes else {
+            return self.recorder.clone();
+        };
+        let key = format!(
+            "{:?}/{:?}/{:?}/{:?}/{:?}/{type_:?}/{reason}",
+            reference.kind,
+            reference.namespace,
+            reference.name,
+            reference.uid,
+            reference.api_version
+        );
+        let mut last = notes.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, recorder)) = last.get(&key)
+            && seen == note
+        {
+            return recorder.clone();
+        }
+        let recorder = if last.contains_key(&key) {
+            (notes.fresh)()
+        } else {
+            self.recorder.clone()
+        };
+        if last.len() >= MAX_NOTE_SERIES {
+            last.clear();
+        }
+        last.insert(key, (note.to_string(), recorder.clone()));
+        recorder
     }
 
     /// With another event `action` (default `Reconcile`).
@@ -308,6 +374,7 @@ impl ErrorPolicy {
         reason: &str,
         note: String,
     ) {
+        let recorder = self.recorder_for(&reference, type_, reason, &note);
         let event = Event {
             type_,
             reason: reason.to_string(),
@@ -315,7 +382,6 @@ impl ErrorPolicy {
             action: self.action.into(),
             secondary: None,
         };
-        let recorder = self.recorder.clone();
         let stop = self.stop.clone();
         tokio::spawn(async move {
             if let Some(Err(e)) =
