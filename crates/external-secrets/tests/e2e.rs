@@ -65,6 +65,17 @@ async fn wait_store_valid(stores: &Api<SecretStore>, name: &str) {
     .await;
 }
 
+/// Creates the Secret `name` in `default` with `string_data`, as another writer would.
+async fn create_foreign_secret(client: &kube::Client, name: &str, string_data: Value) {
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": string_data}))
+            .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
 fn sha3_224_hex(text: &str) -> String {
     use sha3::Digest;
     sha3::Sha3_224::digest(text.as_bytes())
@@ -463,11 +474,7 @@ async fn policies_store_readiness_drift_shared_reads_and_restart() {
     apply_es(&client, es("merge", json!({"secretStoreRef": {"name": "s"}, "refreshInterval": "2s", "target": {"name": "preexisting", "creationPolicy": "Merge"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
     wait_ready(&client, "merge", "True", "SecretMissing").await;
     assert!(secret_data(&client, "preexisting").await.is_none());
-    let pre: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "preexisting"}, "stringData": {"mine": "keep"}}),
-    )
-    .unwrap();
-    secrets.create(&PostParams::default(), &pre).await.unwrap();
+    create_foreign_secret(&client, "preexisting", json!({"mine": "keep"})).await;
     wait_for(
         || async {
             secret_data(&client, "preexisting").await.is_some_and(|d| {
@@ -1076,14 +1083,7 @@ async fn push_secret_source_deleted_follows_the_deletion_policy() {
     )
     .await;
 
-    let events = serde_json::to_string(
-        &Api::<Event>::namespaced(client.clone(), "apps")
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items,
-    )
-    .unwrap();
+    let events = events_json(&client, "apps").await;
     let statuses = serde_json::to_string(
         &pss.list(&Default::default())
             .await
@@ -1465,14 +1465,7 @@ async fn push_secret_bulk_label_selected_and_generated_sources() {
     assert!(synced_keys(&pss, "bad").await.is_empty());
 
     // no secret value in events, status or logs
-    let events = serde_json::to_string(
-        &Api::<Event>::namespaced(client.clone(), "apps")
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items,
-    )
-    .unwrap();
+    let events = events_json(&client, "apps").await;
     let statuses = serde_json::to_string(
         &pss.list(&Default::default())
             .await
@@ -1758,14 +1751,7 @@ async fn generators_ssh_key_and_mfa() {
         "{message}"
     );
     assert!(secret_data(&client, "otp-bad").await.is_none());
-    let events = serde_json::to_string(
-        &Api::<Event>::namespaced(client.clone(), "default")
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items,
-    )
-    .unwrap();
+    let events = events_json(&client, "default").await;
     let statuses = serde_json::to_string(
         &Api::<ExternalSecret>::namespaced(client.clone(), "default")
             .list(&Default::default())
@@ -2110,14 +2096,7 @@ async fn creation_policies_orphan_none_and_create_or_merge() {
         )
         .await
         .unwrap();
-    let theirs: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "shared"}, "stringData": {"mine": "keep"}}),
-    )
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &theirs)
-        .await
-        .unwrap();
+    create_foreign_secret(&client, "shared", json!({"mine": "keep"})).await;
     let _controller = start_controller(dir.path(), &cluster, &[]).await;
     apply_es(&client, reads_k("orphan", "orphan-target", "Orphan")).await;
     apply_es(&client, reads_k("none", "none-target", "None")).await;
@@ -2261,14 +2240,7 @@ async fn deletion_policies_merge_retain_and_immutable_targets() {
         )
         .await
         .unwrap();
-    let theirs: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "merged"}, "stringData": {"mine": "keep"}}),
-    )
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &theirs)
-        .await
-        .unwrap();
+    create_foreign_secret(&client, "merged", json!({"mine": "keep"})).await;
     let controller = start_controller(dir.path(), &cluster, &[]).await;
     apply_es(
         &client,
@@ -2403,14 +2375,7 @@ async fn deletion_policies_merge_retain_and_immutable_targets() {
     )
     .await;
 
-    let events = serde_json::to_string(
-        &Api::<Event>::namespaced(client.clone(), "default")
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items,
-    )
-    .unwrap();
+    let events = events_json(&client, "default").await;
     assert_no_canary(
         &[CANARY],
         &[("log", &controller.process.log_text()), ("events", &events)],

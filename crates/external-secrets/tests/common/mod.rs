@@ -203,6 +203,18 @@ pub async fn event_notes(
         .collect()
 }
 
+/// Every event (events.k8s.io/v1) of `ns`, as JSON text (to look for canaries in).
+pub async fn events_json(client: &Client, ns: &str) -> String {
+    serde_json::to_string(
+        &Api::<Event>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap()
+}
+
 /// Waits for an event about the object `ns/name` of `type_` and `reason` whose note contains
 /// `note`.
 pub async fn wait_event(
