@@ -478,6 +478,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn another_note_gets_an_event_of_its_own() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let registry = Registry::new();
+        let made = Arc::new(AtomicUsize::new(0));
+        let policy = policy(&registry).with_distinct_notes({
+            let made = made.clone();
+            Arc::new(move || {
+                made.fetch_add(1, Ordering::SeqCst);
+                let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+                Recorder::new(
+                    kube::Client::try_from(config).unwrap(),
+                    Reporter {
+                        controller: "test".into(),
+                        instance: None,
+                    },
+                )
+            })
+        });
+        let (a, b) = (
+            config_map("ns", "a").object_ref(&()),
+            config_map("ns", "b").object_ref(&()),
+        );
+        let warn = |r: &ObjectReference, note: &str| {
+            policy.recorder_for(r, EventType::Warning, "UpdateFailed", note);
+            made.load(Ordering::SeqCst)
+        };
+        // a first note and its repeats go through the shared recorder (one series)
+        assert_eq!(warn(&a, "one"), 0);
+        assert_eq!(warn(&a, "one"), 0);
+        assert_eq!(warn(&b, "two"), 0, "another object has its own series");
+        // another note of the same object and reason: an event of its own
+        assert_eq!(warn(&a, "two"), 1);
+        assert_eq!(warn(&a, "two"), 1);
+        assert_eq!(warn(&a, "one"), 2);
+        // another reason or type is another series anyway
+        policy.recorder_for(&a, EventType::Normal, "UpdateFailed", "three");
+        policy.recorder_for(&a, EventType::Warning, "Other", "three");
+        assert_eq!(made.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
     async fn errors_are_counted_and_backed_off_per_object_and_kind() {
         let registry = Registry::new();
         let policy = policy(&registry);
