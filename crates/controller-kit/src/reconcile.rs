@@ -159,6 +159,22 @@ pub struct ErrorPolicy {
     recorder: Recorder,
     backoff: Backoff,
     stop: CancellationToken,
+    notes: Option<NoteSeries>,
+}
+
+/// Makes a [`Recorder`] with an empty event cache.
+pub type RecorderFactory = std::sync::Arc<dyn Fn() -> Recorder + Send + Sync>;
+
+/// How many (object, type, reason) entries [`NoteSeries`] keeps before starting over.
+const MAX_NOTE_SERIES: usize = 4096;
+
+/// Per object, event type and reason: the note last published and the recorder whose series
+/// carries it. kube's recorder counts every event of one reason about one object into one
+/// series that keeps its first note; as client-go (whose key includes the message), an event
+/// with another note starts an event of its own (through a recorder with an empty cache).
+struct NoteSeries {
+    fresh: RecorderFactory,
+    last: std::sync::Mutex<std::collections::HashMap<String, (String, Recorder)>>,
 }
 
 impl ErrorPolicy {
@@ -178,7 +194,57 @@ impl ErrorPolicy {
             recorder,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(300)),
             stop,
+            notes: None,
         }
+    }
+
+    /// Events with a note other than the last one of their object, type and reason become
+    /// events of their own (recorded through recorders `fresh` makes), as upstream's are,
+    /// instead of counting into the earlier event's series under its first note.
+    pub fn with_distinct_notes(mut self, fresh: RecorderFactory) -> Self {
+        self.notes = Some(NoteSeries {
+            fresh,
+            last: Default::default(),
+        });
+        self
+    }
+
+    /// The recorder to publish an event with `note` through (see
+    /// [`ErrorPolicy::with_distinct_notes`]).
+    fn recorder_for(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) -> Recorder {
+        let Some(notes) = &self.notes else {
+            return self.recorder.clone();
+        };
+        let key = format!(
+            "{:?}/{:?}/{:?}/{:?}/{:?}/{type_:?}/{reason}",
+            reference.kind,
+            reference.namespace,
+            reference.name,
+            reference.uid,
+            reference.api_version
+        );
+        let mut last = notes.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, recorder)) = last.get(&key)
+            && seen == note
+        {
+            return recorder.clone();
+        }
+        let recorder = if last.contains_key(&key) {
+            (notes.fresh)()
+        } else {
+            self.recorder.clone()
+        };
+        if last.len() >= MAX_NOTE_SERIES {
+            last.clear();
+        }
+        last.insert(key, (note.to_string(), recorder.clone()));
+        recorder
     }
 
     /// With another event `action` (default `Reconcile`).
@@ -308,6 +374,7 @@ impl ErrorPolicy {
         reason: &str,
         note: String,
     ) {
+        let recorder = self.recorder_for(&reference, type_, reason, &note);
         let event = Event {
             type_,
             reason: reason.to_string(),
@@ -315,7 +382,6 @@ impl ErrorPolicy {
             action: self.action.into(),
             secondary: None,
         };
-        let recorder = self.recorder.clone();
         let stop = self.stop.clone();
         tokio::spawn(async move {
             if let Some(Err(e)) =
@@ -409,6 +475,48 @@ mod tests {
             recorder,
             CancellationToken::new(),
         )
+    }
+
+    #[tokio::test]
+    async fn another_note_gets_an_event_of_its_own() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let registry = Registry::new();
+        let made = Arc::new(AtomicUsize::new(0));
+        let policy = policy(&registry).with_distinct_notes({
+            let made = made.clone();
+            Arc::new(move || {
+                made.fetch_add(1, Ordering::SeqCst);
+                let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+                Recorder::new(
+                    kube::Client::try_from(config).unwrap(),
+                    Reporter {
+                        controller: "test".into(),
+                        instance: None,
+                    },
+                )
+            })
+        });
+        let (a, b) = (
+            config_map("ns", "a").object_ref(&()),
+            config_map("ns", "b").object_ref(&()),
+        );
+        let warn = |r: &ObjectReference, note: &str| {
+            policy.recorder_for(r, EventType::Warning, "UpdateFailed", note);
+            made.load(Ordering::SeqCst)
+        };
+        // a first note and its repeats go through the shared recorder (one series)
+        assert_eq!(warn(&a, "one"), 0);
+        assert_eq!(warn(&a, "one"), 0);
+        assert_eq!(warn(&b, "two"), 0, "another object has its own series");
+        // another note of the same object and reason: an event of its own
+        assert_eq!(warn(&a, "two"), 1);
+        assert_eq!(warn(&a, "two"), 1);
+        assert_eq!(warn(&a, "one"), 2);
+        // another reason or type is another series anyway
+        policy.recorder_for(&a, EventType::Normal, "UpdateFailed", "three");
+        policy.recorder_for(&a, EventType::Warning, "Other", "three");
+        assert_eq!(made.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

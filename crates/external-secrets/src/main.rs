@@ -300,20 +300,23 @@ async fn run() -> anyhow::Result<ExitCode> {
         generic_targets: args.unsafe_allow_generic_targets,
     };
     let ended = leader::run_while_leading(election, &shutdown, Duration::from_secs(2), |stop| {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: REPORTER.into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let reporter = Reporter {
+            controller: REPORTER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter.clone());
+        let fresh = {
+            let client = client.clone();
+            std::sync::Arc::new(move || Recorder::new(client.clone(), reporter.clone()))
+        };
         let policy = ErrorPolicy::new(
             CONTROLLER_NAME,
             reconcile_metrics.clone(),
             recorder,
             stop.clone(),
         )
-        .named_per_kind();
+        .named_per_kind()
+        .with_distinct_notes(fresh);
         let (client, metrics, readiness) = (client.clone(), metrics.clone(), readiness.clone());
         let queues = queues.clone();
         async move {

@@ -32,6 +32,50 @@ fn fake_store(name: &str, data: Value) -> SecretStore {
     .unwrap()
 }
 
+/// Gives the fake store `name` new data (its spec is its backend).
+async fn replace_fake_data(stores: &Api<SecretStore>, name: &str, data: Value) {
+    let mut current = stores.get(name).await.unwrap();
+    current.spec = fake_store(name, data).spec;
+    stores
+        .replace(name, &PostParams::default(), &current)
+        .await
+        .unwrap();
+}
+
+/// Waits for the store `name` to be Ready with reason `Valid`.
+async fn wait_store_valid(stores: &Api<SecretStore>, name: &str) {
+    wait_for(
+        || async {
+            stores
+                .get(name)
+                .await
+                .ok()
+                .and_then(|s| s.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.type_ == "Ready"
+                            && c.status == "True"
+                            && c.reason.as_deref() == Some("Valid")
+                    })
+                })
+        },
+        "store Valid",
+    )
+    .await;
+}
+
+/// Creates the Secret `name` in `default` with `string_data`, as another writer would.
+async fn create_foreign_secret(client: &kube::Client, name: &str, string_data: Value) {
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": string_data}))
+            .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
 fn sha3_224_hex(text: &str) -> String {
     use sha3::Digest;
     sha3::Sha3_224::digest(text.as_bytes())
@@ -60,25 +104,7 @@ async fn syncs_like_upstream_and_bad_input_leaves_the_secret_alone() {
         .await
         .unwrap();
     let controller = start_controller(dir.path(), &cluster, &[]).await;
-    wait_for(
-        || async {
-            stores
-                .get("fake")
-                .await
-                .ok()
-                .and_then(|s| s.status)
-                .and_then(|s| s.conditions)
-                .is_some_and(|c| {
-                    c.iter().any(|c| {
-                        c.type_ == "Ready"
-                            && c.status == "True"
-                            && c.reason.as_deref() == Some("Valid")
-                    })
-                })
-        },
-        "store Valid",
-    )
-    .await;
+    wait_store_valid(&stores, "fake").await;
 
     // data[] with property, dataFrom extract, a template with templated metadata
     apply_es(
@@ -188,6 +214,13 @@ async fn syncs_like_upstream_and_bad_input_leaves_the_secret_alone() {
         message.contains("spec.data[1] (key: gone)") && message.contains("no-such-key"),
         "{message}"
     );
+    // each bad input: upstream's Warning event (UpdateFailed) about that ExternalSecret, with
+    // the cause
+    let warned = |name: &'static str, note: &'static str| {
+        let client = client.clone();
+        async move { wait_event(&client, "default", name, "Warning", "UpdateFailed", note).await }
+    };
+    warned("app", "spec.data[1] (key: gone)").await;
     // a template that fails: the condition names the template, the value stays secret
     apply_es(
         &client,
@@ -210,6 +243,34 @@ async fn syncs_like_upstream_and_bad_input_leaves_the_secret_alone() {
         "template error condition",
     )
     .await;
+    warned("app", "could not apply template").await;
+    // a provider answer that cannot be used: a property of a value that is not JSON
+    apply_es(
+        &client,
+        es(
+            "app",
+            json!({
+                "secretStoreRef": {"name": "fake"},
+                "target": {"name": "app-secret"},
+                "data": [{"secretKey": "user", "remoteRef": {"key": "api-token", "property": "user"}}],
+            }),
+        ),
+    )
+    .await;
+    wait_for(
+        || async {
+            ready(&client, "app").await.is_some_and(|(s, r, m)| {
+                s == "False" && r == "SecretSyncedError" && m.contains("is not JSON")
+            })
+        },
+        "malformed answer condition",
+    )
+    .await;
+    warned(
+        "app",
+        "spec.data[0] (key: user): malformed provider answer: value of remote key \"api-token\" is not JSON",
+    )
+    .await;
     // an unknown store
     apply_es(
         &client,
@@ -218,6 +279,14 @@ async fn syncs_like_upstream_and_bad_input_leaves_the_secret_alone() {
     .await;
     let message = wait_ready(&client, "other", "False", "SecretSyncedError").await;
     assert!(message.contains("\"nowhere\" not found"), "{message}");
+    warned("other", "SecretStore \"nowhere\" not found").await;
+    assert!(
+        event_notes(&client, "default", "app", "Warning", "UpdateFailed")
+            .await
+            .iter()
+            .all(|n| !n.contains("nowhere")),
+        "events go to the ExternalSecret that failed"
+    );
     let after = Api::<Secret>::namespaced(client.clone(), "default")
         .get("app-secret")
         .await
@@ -229,16 +298,11 @@ async fn syncs_like_upstream_and_bad_input_leaves_the_secret_alone() {
     );
 
     // canary values never leave the Secret
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let events = Api::<Event>::namespaced(client.clone(), "default")
         .list(&Default::default())
         .await
         .unwrap();
     let events_text = serde_json::to_string(&events.items).unwrap();
-    assert!(
-        events_text.contains("UpdateFailed"),
-        "Warning events are emitted"
-    );
     let statuses = serde_json::to_string(
         &Api::<ExternalSecret>::namespaced(client.clone(), "default")
             .list(&Default::default())
@@ -300,18 +364,49 @@ async fn policies_store_readiness_drift_shared_reads_and_restart() {
         store_msg.contains("\"onepassword\" is not implemented"),
         "{store_msg}"
     );
-    // fixing the store syncs the waiting ExternalSecret without waiting out its backoff
-    let fixed = fake_store(
+    wait_event(
+        &client,
+        "default",
+        "waits",
+        "Warning",
+        "UpdateFailed",
+        "SecretStore \"s\" is not ready",
+    )
+    .await;
+    // fixing the store syncs the waiting ExternalSecret without waiting out its backoff: it
+    // fails ten times in a row first (each change of it is a reconcile), so its next retry is
+    // minutes away (0.5 s doubling: 256 s ± 20 %), and only the store watch can be this quick
+    let errors = "externalsecret_sync_calls_error{name=\"waits\",namespace=\"default\"}";
+    for i in 0..10 {
+        let failed = metric_sum(&controller.metrics, errors).await;
+        Api::<ExternalSecret>::namespaced(client.clone(), "default")
+            .patch(
+                "waits",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"attempt": i.to_string()}}})),
+            )
+            .await
+            .unwrap();
+        wait_for(
+            || async { metric_sum(&controller.metrics, errors).await > failed },
+            "one more failure",
+        )
+        .await;
+    }
+    assert!(metric_sum(&controller.metrics, errors).await >= 10.0);
+    let fixed_at = std::time::Instant::now();
+    replace_fake_data(
+        &stores,
         "s",
         json!([{"key": "shared", "value": "v1"}, {"key": "gone-soon", "value": "x"}]),
-    );
-    let mut current = stores.get("s").await.unwrap();
-    current.spec = fixed.spec;
-    stores
-        .replace("s", &PostParams::default(), &current)
-        .await
-        .unwrap();
+    )
+    .await;
     wait_ready(&client, "waits", "True", "SecretSynced").await;
+    assert!(
+        fixed_at.elapsed() < Duration::from_secs(15),
+        "synced {:?} after the store turned Ready",
+        fixed_at.elapsed()
+    );
 
     // many readers of one key: one provider call
     let calls_before = metric_sum(
@@ -379,11 +474,7 @@ async fn policies_store_readiness_drift_shared_reads_and_restart() {
     apply_es(&client, es("merge", json!({"secretStoreRef": {"name": "s"}, "refreshInterval": "2s", "target": {"name": "preexisting", "creationPolicy": "Merge"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
     wait_ready(&client, "merge", "True", "SecretMissing").await;
     assert!(secret_data(&client, "preexisting").await.is_none());
-    let pre: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "preexisting"}, "stringData": {"mine": "keep"}}),
-    )
-    .unwrap();
-    secrets.create(&PostParams::default(), &pre).await.unwrap();
+    create_foreign_secret(&client, "preexisting", json!({"mine": "keep"})).await;
     wait_for(
         || async {
             secret_data(&client, "preexisting").await.is_some_and(|d| {
@@ -397,15 +488,11 @@ async fn policies_store_readiness_drift_shared_reads_and_restart() {
     apply_es(&client, es("deleting", json!({"secretStoreRef": {"name": "s"}, "refreshInterval": "1s", "target": {"deletionPolicy": "Delete"}, "data": [{"secretKey": "k", "remoteRef": {"key": "gone-soon"}}]}))).await;
     wait_ready(&client, "deleting", "True", "SecretSynced").await;
     assert!(secret_data(&client, "deleting").await.is_some());
-    let mut current = stores.get("s").await.unwrap();
-    current.spec = fake_store("s", json!([{"key": "shared", "value": "v1"}])).spec;
-    stores
-        .replace("s", &PostParams::default(), &current)
-        .await
-        .unwrap();
+    replace_fake_data(&stores, "s", json!([{"key": "shared", "value": "v1"}])).await;
     wait_ready(&client, "deleting", "True", "SecretDeleted").await;
     assert!(secret_data(&client, "deleting").await.is_none());
-    // ... while the default (Retain) keeps the Secret and reports the missing key
+    // the default (Retain) with a key that is there (no data under Retain:
+    // deletion_policies_merge_retain_and_immutable_targets)
     apply_es(&client, es("retain", json!({"secretStoreRef": {"name": "s"}, "data": [{"secretKey": "k", "remoteRef": {"key": "shared"}}]}))).await;
     wait_ready(&client, "retain", "True", "SecretSynced").await;
 
@@ -996,14 +1083,7 @@ async fn push_secret_source_deleted_follows_the_deletion_policy() {
     )
     .await;
 
-    let events = serde_json::to_string(
-        &Api::<Event>::namespaced(client.clone(), "apps")
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items,
-    )
-    .unwrap();
+    let events = events_json(&client, "apps").await;
     let statuses = serde_json::to_string(
         &pss.list(&Default::default())
             .await
@@ -1385,14 +1465,7 @@ async fn push_secret_bulk_label_selected_and_generated_sources() {
     assert!(synced_keys(&pss, "bad").await.is_empty());
 
     // no secret value in events, status or logs
-    let events = serde_json::to_string(
-        &Api::<Event>::namespaced(client.clone(), "apps")
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items,
-    )
-    .unwrap();
+    let events = events_json(&client, "apps").await;
     let statuses = serde_json::to_string(
         &pss.list(&Default::default())
             .await
@@ -1678,14 +1751,7 @@ async fn generators_ssh_key_and_mfa() {
         "{message}"
     );
     assert!(secret_data(&client, "otp-bad").await.is_none());
-    let events = serde_json::to_string(
-        &Api::<Event>::namespaced(client.clone(), "default")
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items,
-    )
-    .unwrap();
+    let events = events_json(&client, "default").await;
     let statuses = serde_json::to_string(
         &Api::<ExternalSecret>::namespaced(client.clone(), "default")
             .list(&Default::default())
@@ -1998,5 +2064,435 @@ async fn rewrite_merge_and_custom_template_delimiters() {
             ("events", &events_text),
             ("status", &statuses),
         ],
+    );
+}
+
+/// The ExternalSecret `name` reading the remote key `k` into the Secret `target` under
+/// `creationPolicy: policy`.
+fn reads_k(name: &str, target: &str, policy: &str) -> Value {
+    es(
+        name,
+        json!({
+            "secretStoreRef": {"name": "s"},
+            "target": {"name": target, "creationPolicy": policy},
+            "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}],
+        }),
+    )
+}
+
+/// Upstream's creation policies besides Owner and Merge: Orphan writes without an owner (the
+/// Secret outlives the ExternalSecret), None writes nothing, CreateOrMerge creates a missing
+/// target, merges into an existing one (keeping foreign keys, no owner) and recreates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creation_policies_orphan_none_and_create_or_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    stores
+        .create(
+            &PostParams::default(),
+            &fake_store("s", json!([{"key": "k", "value": "v1"}])),
+        )
+        .await
+        .unwrap();
+    create_foreign_secret(&client, "shared", json!({"mine": "keep"})).await;
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    apply_es(&client, reads_k("orphan", "orphan-target", "Orphan")).await;
+    apply_es(&client, reads_k("none", "none-target", "None")).await;
+    apply_es(
+        &client,
+        reads_k("com-new", "com-new-target", "CreateOrMerge"),
+    )
+    .await;
+    apply_es(&client, reads_k("com-existing", "shared", "CreateOrMerge")).await;
+    for name in ["orphan", "none", "com-new", "com-existing"] {
+        assert_eq!(
+            wait_ready(&client, name, "True", "SecretSynced").await,
+            "secret synced",
+            "{name}"
+        );
+    }
+    let unowned = |name: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            let s = secrets.get(name).await.unwrap();
+            assert!(s.owner_references().is_empty(), "{name}: no ownerReference");
+            assert!(
+                !s.labels()
+                    .contains_key("reconcile.external-secrets.io/created-by"),
+                "{name}: created-by is for Owner only"
+            );
+            assert_eq!(
+                s.labels()["reconcile.external-secrets.io/managed"],
+                "true",
+                "{name}"
+            );
+        }
+    };
+
+    // Orphan: created without an owner
+    assert_eq!(
+        secret_data(&client, "orphan-target").await.unwrap()["k"],
+        "v1"
+    );
+    unowned("orphan-target").await;
+    wait_event(&client, "default", "orphan", "Normal", "Created", "").await;
+    // None: read (Ready says synced), nothing written
+    assert!(secret_data(&client, "none-target").await.is_none());
+    // CreateOrMerge: a missing target is created, an existing one merged into
+    assert_eq!(
+        secret_data(&client, "com-new-target").await,
+        Some(BTreeMap::from([("k".to_string(), "v1".to_string())]))
+    );
+    unowned("com-new-target").await;
+    assert_eq!(
+        secret_data(&client, "shared").await,
+        Some(BTreeMap::from([
+            ("k".to_string(), "v1".to_string()),
+            ("mine".to_string(), "keep".to_string()),
+        ]))
+    );
+    unowned("shared").await;
+    // ... and a deleted target is created again
+    secrets
+        .delete("com-new-target", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            secret_data(&client, "com-new-target")
+                .await
+                .is_some_and(|d| d.get("k").map(String::as_str) == Some("v1"))
+        },
+        "CreateOrMerge target recreated",
+    )
+    .await;
+    unowned("com-new-target").await;
+
+    // a remote change reaches every writer, and still nothing for None
+    replace_fake_data(&stores, "s", json!([{"key": "k", "value": "v2"}])).await;
+    for name in ["orphan", "none", "com-new", "com-existing"] {
+        force_sync(&client, "default", name).await;
+    }
+    wait_for(
+        || async {
+            let v2 = |d: Option<BTreeMap<String, String>>| {
+                d.is_some_and(|d| d.get("k").map(String::as_str) == Some("v2"))
+            };
+            v2(secret_data(&client, "orphan-target").await)
+                && v2(secret_data(&client, "com-new-target").await)
+                && secret_data(&client, "shared").await.is_some_and(|d| {
+                    d.get("k").map(String::as_str) == Some("v2") && d["mine"] == "keep"
+                })
+        },
+        "remote change written",
+    )
+    .await;
+    assert!(secret_data(&client, "none-target").await.is_none());
+
+    // deleting the Orphan ExternalSecret leaves its Secret (the garbage collector has no
+    // owner to follow)
+    let es_api = Api::<ExternalSecret>::namespaced(client.clone(), "default");
+    es_api
+        .delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { es_api.get_opt("orphan").await.unwrap().is_none() },
+        "Orphan ExternalSecret gone",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        secret_data(&client, "orphan-target").await.unwrap()["k"],
+        "v2",
+        "an Orphan target outlives its ExternalSecret"
+    );
+}
+
+/// deletionPolicy Merge: a remote key that goes away takes only its key out of the Secret
+/// (foreign keys stay; upstream's `MissingProviderSecret` event), and no data at all leaves the
+/// Secret with foreign keys only. Retain with no data keeps the Secret as it is, with
+/// upstream's condition. `target.immutable`: an immutable Secret, and a remote change that
+/// fails as upstream's does without touching it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_policies_merge_retain_and_immutable_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    let remote = |a: Option<&str>, obj: &str, imm: &str| {
+        let mut data = vec![
+            json!({"key": "b", "value": "vb"}),
+            json!({"key": "obj", "value": obj}),
+            json!({"key": "imm", "value": imm}),
+        ];
+        if let Some(a) = a {
+            data.push(json!({"key": "a", "value": a}));
+        }
+        json!(data)
+    };
+    stores
+        .create(
+            &PostParams::default(),
+            &fake_store("s", remote(Some("va"), r#"{"x":"1"}"#, CANARY)),
+        )
+        .await
+        .unwrap();
+    create_foreign_secret(&client, "merged", json!({"mine": "keep"})).await;
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    apply_es(
+        &client,
+        es(
+            "merge",
+            json!({
+                "secretStoreRef": {"name": "s"},
+                "target": {"name": "merged", "creationPolicy": "Merge", "deletionPolicy": "Merge"},
+                "data": [
+                    {"secretKey": "ka", "remoteRef": {"key": "a"}},
+                    {"secretKey": "kb", "remoteRef": {"key": "b"}},
+                ],
+            }),
+        ),
+    )
+    .await;
+    apply_es(
+        &client,
+        es(
+            "retain",
+            json!({
+                "secretStoreRef": {"name": "s"},
+                "target": {"deletionPolicy": "Retain"},
+                "dataFrom": [{"extract": {"key": "obj"}}],
+            }),
+        ),
+    )
+    .await;
+    apply_es(
+        &client,
+        es(
+            "imm",
+            json!({
+                "secretStoreRef": {"name": "s"},
+                "target": {"immutable": true},
+                "data": [{"secretKey": "token", "remoteRef": {"key": "imm"}}],
+            }),
+        ),
+    )
+    .await;
+    for name in ["merge", "retain", "imm"] {
+        wait_ready(&client, name, "True", "SecretSynced").await;
+    }
+    let text = |pairs: &[(&str, &str)]| {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    };
+    assert_eq!(
+        secret_data(&client, "merged").await,
+        text(&[("ka", "va"), ("kb", "vb"), ("mine", "keep")])
+    );
+    assert_eq!(secret_data(&client, "retain").await, text(&[("x", "1")]));
+    let imm_before = secrets.get("imm").await.unwrap();
+    assert_eq!(imm_before.immutable, Some(true));
+    assert_eq!(
+        secret_data(&client, "imm").await,
+        text(&[("token", CANARY)])
+    );
+
+    // the remote key `a` goes, `obj` turns empty, `imm` changes
+    replace_fake_data(&stores, "s", remote(None, "{}", "changed")).await;
+    for name in ["merge", "retain", "imm"] {
+        force_sync(&client, "default", name).await;
+    }
+    // Merge: only the key of the missing remote key goes, with upstream's event
+    wait_for(
+        || async {
+            secret_data(&client, "merged").await == text(&[("kb", "vb"), ("mine", "keep")])
+        },
+        "the missing key's Secret key removed, the others kept",
+    )
+    .await;
+    wait_event(
+        &client,
+        "default",
+        "merge",
+        "Normal",
+        "MissingProviderSecret",
+        "spec.data[0] (key: ka)",
+    )
+    .await;
+    assert_eq!(
+        wait_ready(&client, "merge", "True", "SecretSynced").await,
+        "secret synced"
+    );
+    // Retain with no data: the Secret stays as it was, and the condition says why
+    assert_eq!(
+        wait_ready_message(
+            &client,
+            "retain",
+            "secret retained due to DeletionPolicy=Retain"
+        )
+        .await,
+        ("True".to_string(), "SecretSynced".to_string())
+    );
+    assert_eq!(secret_data(&client, "retain").await, text(&[("x", "1")]));
+    // immutable: upstream's condition, a Warning event, the Secret untouched
+    assert_eq!(
+        wait_ready(&client, "imm", "False", "SecretSyncedError").await,
+        "could not update secret, target is immutable"
+    );
+    wait_event(
+        &client,
+        "default",
+        "imm",
+        "Warning",
+        "UpdateFailed",
+        "target is immutable",
+    )
+    .await;
+    let imm_after = secrets.get("imm").await.unwrap();
+    assert_eq!(imm_after.resource_version(), imm_before.resource_version());
+    assert_eq!(imm_after.data, imm_before.data);
+
+    // Merge with no data at all: every key of ours goes, the Secret and foreign keys stay
+    let forced = es(
+        "merge",
+        json!({
+            "secretStoreRef": {"name": "s"},
+            "target": {"name": "merged", "creationPolicy": "Merge", "deletionPolicy": "Merge"},
+            "data": [{"secretKey": "ka", "remoteRef": {"key": "a"}}],
+        }),
+    );
+    apply_es(&client, forced).await;
+    wait_for(
+        || async { secret_data(&client, "merged").await == text(&[("mine", "keep")]) },
+        "only foreign keys left",
+    )
+    .await;
+
+    let events = events_json(&client, "default").await;
+    assert_no_canary(
+        &[CANARY],
+        &[("log", &controller.process.log_text()), ("events", &events)],
+    );
+}
+
+/// Waits for the ExternalSecret `name`'s Ready condition to carry `message`; returns its
+/// status and reason.
+async fn wait_ready_message(client: &kube::Client, name: &str, message: &str) -> (String, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = ready(client, name).await;
+        match seen {
+            Some((s, r, m)) if m == message => return (s, r),
+            _ if std::time::Instant::now() > deadline => {
+                panic!("timed out waiting for {name} to say {message:?}; last seen {seen:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A ClusterSecretStore's `conditions` (`namespaces`, `namespaceRegexes`,
+/// `namespaceSelector`): an ExternalSecret in an allowed namespace syncs; one in any other gets
+/// upstream's denial as its condition and Warning event, and no Secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_store_conditions_allow_and_deny_namespaces() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use strongroom_core::crd::external_secrets::ClusterSecretStore;
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) =
+        start_cluster_with_rbac(&CRDS, &["named", "team-x", "labelled", "outsider"]).await;
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "labelled",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"access": "granted"}}})),
+        )
+        .await
+        .unwrap();
+    let css_api = Api::<ClusterSecretStore>::all(client.clone());
+    for (name, condition) in [
+        ("by-name", json!({"namespaces": ["named"]})),
+        ("by-regex", json!({"namespaceRegexes": ["^team-"]})),
+        (
+            "by-label",
+            json!({"namespaceSelector": {"matchLabels": {"access": "granted"}}}),
+        ),
+    ] {
+        let css: ClusterSecretStore = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+            "metadata": {"name": name},
+            "spec": {
+                "conditions": [condition],
+                "provider": {"fake": {"data": [{"key": "k", "value": "v"}]}}
+            }
+        }))
+        .unwrap();
+        css_api.create(&PostParams::default(), &css).await.unwrap();
+    }
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    let reader = |ns: &str, store: &str| {
+        let mut obj = es(
+            store,
+            json!({
+                "secretStoreRef": {"name": store, "kind": "ClusterSecretStore"},
+                "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}],
+            }),
+        );
+        obj["metadata"]["namespace"] = json!(ns);
+        obj
+    };
+    let cases = [
+        ("by-name", "named"),
+        ("by-regex", "team-x"),
+        ("by-label", "labelled"),
+    ];
+    for (store, allowed) in cases {
+        apply_es(&client, reader(allowed, store)).await;
+        apply_es(&client, reader("outsider", store)).await;
+    }
+    for (store, allowed) in cases {
+        wait_ready_in(&client, allowed, store, "True", "SecretSynced").await;
+        assert_eq!(
+            secret_data_in(&client, allowed, store).await.unwrap()["k"],
+            "v"
+        );
+        let denial = format!(
+            "using cluster store {store:?} is not allowed from namespace \"outsider\": denied by spec.condition"
+        );
+        let message = wait_ready_in(&client, "outsider", store, "False", "SecretSyncedError").await;
+        assert_eq!(message, denial);
+        wait_event(
+            &client,
+            "outsider",
+            store,
+            "Warning",
+            "UpdateFailed",
+            &denial,
+        )
+        .await;
+        assert!(secret_data_in(&client, "outsider", store).await.is_none());
+    }
+    // a namespace that gains the label is allowed from then on
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "outsider",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"access": "granted"}}})),
+        )
+        .await
+        .unwrap();
+    force_sync(&client, "outsider", "by-label").await;
+    wait_ready_in(&client, "outsider", "by-label", "True", "SecretSynced").await;
+    assert!(
+        secret_data_in(&client, "outsider", "by-name")
+            .await
+            .is_none()
     );
 }

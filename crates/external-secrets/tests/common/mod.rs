@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -86,13 +87,34 @@ pub async fn start_controller_with_env(
     }
 }
 
+/// Applies an ExternalSecret (server-side apply) in the namespace its metadata names
+/// (`default` when none).
 pub async fn apply_es(client: &Client, es: Value) {
     let name = es["metadata"]["name"].as_str().unwrap().to_string();
-    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+    let ns = es["metadata"]["namespace"].as_str().unwrap_or("default");
+    Api::<ExternalSecret>::namespaced(client.clone(), ns)
         .patch(
             &name,
             &PatchParams::apply("test").force(),
             &Patch::Apply(&es),
+        )
+        .await
+        .unwrap();
+}
+
+/// Forces a refresh of the ExternalSecret `ns/name` the documented way: a new value of its
+/// `force-sync` annotation.
+pub async fn force_sync(client: &Client, ns: &str, name: &str) {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        .to_string();
+    Api::<ExternalSecret>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"force-sync": stamp}}})),
         )
         .await
         .unwrap();
@@ -108,7 +130,12 @@ pub fn es(name: &str, spec: Value) -> Value {
 }
 
 pub async fn ready(client: &Client, name: &str) -> Option<(String, String, String)> {
-    let es = Api::<ExternalSecret>::namespaced(client.clone(), "default")
+    ready_in(client, "default", name).await
+}
+
+/// The Ready condition (status, reason, message) of the ExternalSecret `ns/name`.
+pub async fn ready_in(client: &Client, ns: &str, name: &str) -> Option<(String, String, String)> {
+    let es = Api::<ExternalSecret>::namespaced(client.clone(), ns)
         .get(name)
         .await
         .ok()?;
@@ -125,16 +152,89 @@ pub async fn ready(client: &Client, name: &str) -> Option<(String, String, Strin
 }
 
 pub async fn wait_ready(client: &Client, name: &str, status: &str, reason: &str) -> String {
+    wait_ready_in(client, "default", name, status, reason).await
+}
+
+/// Waits (30 s) for the ExternalSecret `ns/name` to be Ready `status` with `reason`; returns
+/// the condition's message.
+pub async fn wait_ready_in(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let seen = ready(client, name).await;
+        let seen = ready_in(client, ns, name).await;
         match &seen {
             Some((s, r, m)) if s == status && r == reason => return m.clone(),
             _ if std::time::Instant::now() > deadline => {
-                panic!("timed out waiting for {name} Ready={status} {reason}; last seen {seen:?}")
+                panic!(
+                    "timed out waiting for {ns}/{name} Ready={status} {reason}; last seen {seen:?}"
+                )
             }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// The events (events.k8s.io/v1) about the object `name` in `ns`, of `type_` and `reason`:
+/// their notes.
+pub async fn event_notes(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    reason: &str,
+) -> Vec<String> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.type_.as_deref() == Some(type_)
+                && e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .map(|e| e.note.unwrap_or_default())
+        .collect()
+}
+
+/// Every event (events.k8s.io/v1) of `ns`, as JSON text (to look for canaries in).
+pub async fn events_json(client: &Client, ns: &str) -> String {
+    serde_json::to_string(
+        &Api::<Event>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap()
+}
+
+/// Waits for an event about the object `ns/name` of `type_` and `reason` whose note contains
+/// `note`.
+pub async fn wait_event(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    reason: &str,
+    note: &str,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let notes = event_notes(client, ns, name, type_, reason).await;
+        if notes.iter().any(|n| n.contains(note)) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("no {type_} {reason} event about {ns}/{name} with {note:?}; seen {notes:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -142,7 +242,16 @@ pub async fn secret_data(
     client: &Client,
     name: &str,
 ) -> Option<std::collections::BTreeMap<String, String>> {
-    let s = Api::<Secret>::namespaced(client.clone(), "default")
+    secret_data_in(client, "default", name).await
+}
+
+/// The values of the Secret `ns/name`, as text (`None` when there is none).
+pub async fn secret_data_in(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let s = Api::<Secret>::namespaced(client.clone(), ns)
         .get_opt(name)
         .await
         .unwrap()?;
