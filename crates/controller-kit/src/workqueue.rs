@@ -576,7 +576,9 @@ impl WorkQueue {
                         None => None,
                     };
                     queue.started(key.clone());
-                    let result = reconcile(obj, ctx).await;
+                    // boxed: inline, every waiting object's future would be as large as a
+                    // running reconcile's
+                    let result = Box::pin(reconcile(obj, ctx)).await;
                     queue.finished(&key);
                     if let Ok(action) = &result {
                         match requeue_after(action) {
