@@ -1123,19 +1123,7 @@ async fn push_ready(
     api: &Api<strongroom_core::crd::external_secrets::PushSecret>,
     name: &str,
 ) -> Option<(String, String, String)> {
-    let c = api
-        .get_opt(name)
-        .await
-        .unwrap()?
-        .status?
-        .conditions?
-        .into_iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((
-        c.status,
-        c.reason.unwrap_or_default(),
-        c.message.unwrap_or_default(),
-    ))
+    ready_condition(api, name).await
 }
 
 /// The remote keys a PushSecret's status records for the store `SecretStore/other-ns`.

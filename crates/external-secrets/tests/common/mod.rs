@@ -135,20 +135,22 @@ pub async fn ready(client: &Client, name: &str) -> Option<(String, String, Strin
 
 /// The Ready condition (status, reason, message) of the ExternalSecret `ns/name`.
 pub async fn ready_in(client: &Client, ns: &str, name: &str) -> Option<(String, String, String)> {
-    let es = Api::<ExternalSecret>::namespaced(client.clone(), ns)
-        .get(name)
-        .await
-        .ok()?;
-    let c = es
-        .status?
-        .conditions?
-        .into_iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((
-        c.status,
-        c.reason.unwrap_or_default(),
-        c.message.unwrap_or_default(),
-    ))
+    ready_condition(&Api::<ExternalSecret>::namespaced(client.clone(), ns), name).await
+}
+
+/// The Ready condition (status, reason, message) of the object `name` of any kind with
+/// `status.conditions`; `None` while it or the condition is missing.
+pub async fn ready_condition<K>(api: &Api<K>, name: &str) -> Option<(String, String, String)>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object = serde_json::to_value(api.get_opt(name).await.ok()??).ok()?;
+    let c = object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?;
+    let text = |field: &str| c[field].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
 }
 
 pub async fn wait_ready(client: &Client, name: &str, status: &str, reason: &str) -> String {
@@ -298,19 +300,11 @@ pub async fn create_store(client: &Client, name: &str, provider: Value) {
 
 /// The `Ready` condition of SecretStore `default/<name>`: status, reason, message.
 pub async fn store_ready(client: &Client, name: &str) -> Option<(String, String, String)> {
-    let c = Api::<SecretStore>::namespaced(client.clone(), "default")
-        .get_opt(name)
-        .await
-        .ok()??
-        .status?
-        .conditions?
-        .into_iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((
-        c.status,
-        c.reason.unwrap_or_default(),
-        c.message.unwrap_or_default(),
-    ))
+    ready_condition(
+        &Api::<SecretStore>::namespaced(client.clone(), "default"),
+        name,
+    )
+    .await
 }
 
 /// Waits (30 s at most) for SecretStore `default/<name>`'s Ready condition to be `status`;
