@@ -2484,3 +2484,131 @@ async fn cluster_store_conditions_allow_and_deny_namespaces() {
             .is_none()
     );
 }
+
+/// Read paths through the controller: `dataFrom.find` by name with a `data[]` entry of the
+/// same key winning over it, a `data[]` entry reading another store through
+/// `sourceRef.storeRef`, a store of another controller class left alone (no status, and its
+/// ExternalSecret untouched), and refresh policies: `Periodic` follows a remote change,
+/// `OnChange` does not until the ExternalSecret itself changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_source_refs_controller_class_and_refresh_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let main_data = |db_pass: &str| {
+        json!({"fake": {"data": [
+            {"key": "db-user", "value": "u"},
+            {"key": "db-pass", "value": db_pass},
+            {"key": "app-x", "value": "x"},
+        ]}})
+    };
+    create_store(&client, "main", main_data("p1")).await;
+    create_store(
+        &client,
+        "other",
+        json!({"fake": {"data": [{"key": "k", "value": "from-other"}]}}),
+    )
+    .await;
+    let classy: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "classy", "namespace": "default"},
+        "spec": {"controller": "team-b",
+                 "provider": {"fake": {"data": [{"key": "k", "value": "v"}]}}}
+    }))
+    .unwrap();
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    stores
+        .create(&PostParams::default(), &classy)
+        .await
+        .unwrap();
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+
+    apply_es(
+        &client,
+        es(
+            "found",
+            json!({
+                "secretStoreRef": {"name": "main"},
+                "dataFrom": [{"find": {"name": {"regexp": "^db-"}}}],
+                "data": [
+                    {"secretKey": "db-user", "remoteRef": {"key": "app-x"}},
+                    {"secretKey": "elsewhere", "remoteRef": {"key": "k"},
+                     "sourceRef": {"storeRef": {"name": "other", "kind": "SecretStore"}}},
+                ],
+            }),
+        ),
+    )
+    .await;
+    let policy = |policy: &str| {
+        json!({
+            "secretStoreRef": {"name": "main"},
+            "refreshInterval": "1s",
+            "refreshPolicy": policy,
+            "data": [{"secretKey": "pass", "remoteRef": {"key": "db-pass"}}],
+        })
+    };
+    apply_es(&client, es("periodic", policy("Periodic"))).await;
+    apply_es(&client, es("on-change", policy("OnChange"))).await;
+    apply_es(
+        &client,
+        es(
+            "not-ours",
+            json!({
+                "secretStoreRef": {"name": "classy"},
+                "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}],
+            }),
+        ),
+    )
+    .await;
+
+    wait_ready(&client, "found", "True", "SecretSynced").await;
+    let found = secret_data(&client, "found").await.unwrap();
+    assert_eq!(found["db-pass"], "p1", "{found:?}");
+    assert_eq!(
+        found["db-user"], "x",
+        "data[] wins over dataFrom: {found:?}"
+    );
+    assert_eq!(found["elsewhere"], "from-other", "{found:?}");
+    assert!(!found.contains_key("app-x"), "{found:?}");
+    for name in ["periodic", "on-change"] {
+        wait_ready(&client, name, "True", "SecretSynced").await;
+        assert_eq!(secret_data(&client, name).await.unwrap()["pass"], "p1");
+    }
+
+    // the remote value changes: Periodic follows within its interval, OnChange does not
+    stores
+        .patch(
+            "main",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"provider": main_data("p2")}})),
+        )
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    while secret_data(&client, "periodic").await.unwrap()["pass"] != "p2" {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "Periodic did not follow the remote change"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        secret_data(&client, "on-change").await.unwrap()["pass"],
+        "p1",
+        "OnChange refreshed without a change of the ExternalSecret"
+    );
+    force_sync(&client, "default", "on-change").await;
+    let start = std::time::Instant::now();
+    while secret_data(&client, "on-change").await.unwrap()["pass"] != "p2" {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "OnChange did not read again after the ExternalSecret changed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // the other class's store and its ExternalSecret were never touched
+    assert!(store_ready(&client, "classy").await.is_none());
+    assert!(ready(&client, "not-ours").await.is_none());
+    assert!(secret_data(&client, "not-ours").await.is_none());
+}
