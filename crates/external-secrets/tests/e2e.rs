@@ -2612,3 +2612,43 @@ async fn find_source_refs_controller_class_and_refresh_policies() {
     assert!(ready(&client, "not-ours").await.is_none());
     assert!(secret_data(&client, "not-ours").await.is_none());
 }
+
+/// `--namespace`: the controller serves one namespace only. Its ExternalSecret syncs; one in
+/// another namespace, with a store of its own, is never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_flag_limits_the_controller_to_one_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &["team-a", "team-b"]).await;
+    for ns in ["team-a", "team-b"] {
+        let store: SecretStore = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+            "metadata": {"name": "s", "namespace": ns},
+            "spec": {"provider": {"fake": {"data": [{"key": "k", "value": "v"}]}}}
+        }))
+        .unwrap();
+        Api::<SecretStore>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &store)
+            .await
+            .unwrap();
+        let mut obj = es(
+            "e",
+            json!({
+                "secretStoreRef": {"name": "s"},
+                "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}],
+            }),
+        );
+        obj["metadata"]["namespace"] = json!(ns);
+        apply_es(&client, obj).await;
+    }
+    let _controller = start_controller(dir.path(), &cluster, &["--namespace=team-a"]).await;
+    wait_ready_in(&client, "team-a", "e", "True", "SecretSynced").await;
+    assert_eq!(
+        secret_data_in(&client, "team-a", "e").await.unwrap()["k"],
+        "v"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(ready_in(&client, "team-b", "e").await.is_none());
+    assert!(secret_data_in(&client, "team-b", "e").await.is_none());
+    let other_store = Api::<SecretStore>::namespaced(client.clone(), "team-b");
+    assert!(ready_condition(&other_store, "s").await.is_none());
+}
