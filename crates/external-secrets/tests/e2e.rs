@@ -2489,7 +2489,8 @@ async fn cluster_store_conditions_allow_and_deny_namespaces() {
 /// same key winning over it, a `data[]` entry reading another store through
 /// `sourceRef.storeRef`, a store of another controller class left alone (no status, and its
 /// ExternalSecret untouched), and refresh policies: `Periodic` follows a remote change,
-/// `OnChange` does not until the ExternalSecret itself changes.
+/// `OnChange` does not until the ExternalSecret itself changes, nor does `Periodic` inside a
+/// deny `syncWindows` window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_source_refs_controller_class_and_refresh_policies() {
     let dir = tempfile::tempdir().unwrap();
@@ -2548,6 +2549,11 @@ async fn find_source_refs_controller_class_and_refresh_policies() {
     };
     apply_es(&client, es("periodic", policy("Periodic"))).await;
     apply_es(&client, es("on-change", policy("OnChange"))).await;
+    // a deny window that is always open: the first sync happens, refreshes do not
+    let mut denied = policy("Periodic");
+    denied["syncWindows"] =
+        json!({"kind": "deny", "windows": [{"schedule": "@every 1h", "duration": "1h"}]});
+    apply_es(&client, es("denied", denied)).await;
     apply_es(
         &client,
         es(
@@ -2569,7 +2575,7 @@ async fn find_source_refs_controller_class_and_refresh_policies() {
     );
     assert_eq!(found["elsewhere"], "from-other", "{found:?}");
     assert!(!found.contains_key("app-x"), "{found:?}");
-    for name in ["periodic", "on-change"] {
+    for name in ["periodic", "on-change", "denied"] {
         wait_ready(&client, name, "True", "SecretSynced").await;
         assert_eq!(secret_data(&client, name).await.unwrap()["pass"], "p1");
     }
@@ -2596,6 +2602,11 @@ async fn find_source_refs_controller_class_and_refresh_policies() {
         secret_data(&client, "on-change").await.unwrap()["pass"],
         "p1",
         "OnChange refreshed without a change of the ExternalSecret"
+    );
+    assert_eq!(
+        secret_data(&client, "denied").await.unwrap()["pass"],
+        "p1",
+        "a refresh went through a deny window"
     );
     force_sync(&client, "default", "on-change").await;
     let start = std::time::Instant::now();
