@@ -2663,3 +2663,44 @@ async fn the_namespace_flag_limits_the_controller_to_one_namespace() {
     let other_store = Api::<SecretStore>::namespaced(client.clone(), "team-b");
     assert!(ready_condition(&other_store, "s").await.is_none());
 }
+
+/// A SecretStore's `refreshInterval` (seconds) re-validates it that often; without one, the
+/// store waits `--store-requeue-interval` (5m by default): counted by the store controller's
+/// reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_refresh_interval_revalidates_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "often", "namespace": "default"},
+        "spec": {"refreshInterval": 1,
+                 "provider": {"fake": {"data": [{"key": "k", "value": "v"}]}}}
+    }))
+    .unwrap();
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    stores.create(&PostParams::default(), &store).await.unwrap();
+    create_store(
+        &client,
+        "default-interval",
+        json!({"fake": {"data": [{"key": "k", "value": "v"}]}}),
+    )
+    .await;
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    wait_store_ready(&client, "often", "True").await;
+    wait_store_ready(&client, "default-interval", "True").await;
+    let reconciles = || {
+        metric_sum(
+            &controller.metrics,
+            r#"controller_runtime_reconcile_total{controller="secretstore""#,
+        )
+    };
+    let before = reconciles().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = reconciles().await - before;
+    // one store every second, the other not at all: about 5
+    assert!(
+        (3.0..=8.0).contains(&during),
+        "{during} store reconciles in 5 s"
+    );
+}
