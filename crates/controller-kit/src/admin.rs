@@ -46,14 +46,26 @@ pub async fn serve(
     readiness: Readiness,
     stop: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
+    serve_maybe_tls(listen, registry, readiness, stop, None).await
+}
+
+/// [`serve`], over TLS with `tls` when given (`--metrics-secure`, see [`crate::metrics_tls`]).
+pub async fn serve_maybe_tls(
+    listen: SocketAddr,
+    registry: Registry,
+    readiness: Readiness,
+    stop: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<SocketAddr> {
     let state = Arc::new((registry, readiness));
-    crate::http::serve(
+    crate::http::serve_maybe_tls(
         listen,
         move |req| {
             let state = state.clone();
             async move { answer(req.uri().path(), &state.0, &state.1) }
         },
         stop,
+        tls,
     )
     .await
 }

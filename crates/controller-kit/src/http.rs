@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -48,10 +49,25 @@ where
     H: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Reply> + Send + 'static,
 {
+    serve_maybe_tls(listen, handler, stop, None).await
+}
+
+/// [`serve`], over TLS with `tls` when given.
+pub async fn serve_maybe_tls<H, Fut>(
+    listen: SocketAddr,
+    handler: H,
+    stop: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<SocketAddr>
+where
+    H: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -61,23 +77,45 @@ where
             let Ok((tcp, _)) = accepted else {
                 continue;
             };
-            let handler = handler.clone();
-            let stop = stop.clone();
+            let (handler, stop, acceptor) = (handler.clone(), stop.clone(), acceptor.clone());
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let reply = handler(req);
-                    async move { Ok::<_, Infallible>(reply.await) }
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = conn => {}
+                match acceptor {
+                    None => connection(TokioIo::new(tcp), handler, stop).await,
+                    Some(acceptor) => {
+                        // a failed handshake (a plain-HTTP client, say) ends this connection only
+                        if let Ok(Ok(stream)) = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(tcp),
+                        )
+                        .await
+                        {
+                            connection(TokioIo::new(stream), handler, stop).await;
+                        }
+                    }
                 }
             });
         }
     });
     Ok(addr)
+}
+
+/// Serves one connection until it closes or `stop` is cancelled.
+async fn connection<IO, H, Fut>(io: TokioIo<IO>, handler: H, stop: CancellationToken)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let reply = handler(req);
+        async move { Ok::<_, Infallible>(reply.await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(io, service);
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = conn => {}
+    }
 }
 
 #[cfg(test)]

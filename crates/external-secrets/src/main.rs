@@ -13,7 +13,7 @@ use strongroom_controller_kit::logging::{LogArgs, LogFormat};
 use strongroom_controller_kit::readiness::Readiness;
 use strongroom_controller_kit::reconcile::{ErrorPolicy, ReconcileMetrics};
 use strongroom_controller_kit::workqueue::WorkQueueMetrics;
-use strongroom_controller_kit::{admin, leader, logging, pod, shutdown};
+use strongroom_controller_kit::{admin, leader, logging, metrics_tls, pod, shutdown};
 use strongroom_core::duration::parse_go_duration;
 use strongroom_external_secrets::context::Context;
 use strongroom_external_secrets::metrics::Metrics;
@@ -110,20 +110,22 @@ struct Args {
     /// Address of `/metrics`.
     #[arg(long, default_value = ":8080")]
     metrics_addr: String,
-    /// Accepted for compatibility: metrics are served over plain HTTP.
+    /// Serve `/metrics` over HTTPS: with the certificate and key of `--metrics-cert-dir`, or a
+    /// self-signed certificate made at start when no directory is given (as upstream).
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     metrics_secure: bool,
     /// Not supported: authenticating and authorising `/metrics` requests. Set, the controller
-    /// refuses to start rather than serve metrics unprotected.
+    /// refuses to start rather than serve metrics unauthenticated.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     metrics_auth: bool,
-    /// Accepted for compatibility (with `--metrics-secure`): metrics are served over plain HTTP.
+    /// With `--metrics-secure`: the directory of the metrics certificate and key (empty: a
+    /// self-signed certificate).
     #[arg(long, default_value = "")]
     metrics_cert_dir: String,
-    /// Accepted for compatibility, see `--metrics-cert-dir`.
+    /// The certificate chain's file (PEM) in `--metrics-cert-dir`.
     #[arg(long, default_value = "tls.crt")]
     metrics_cert_name: String,
-    /// Accepted for compatibility, see `--metrics-cert-dir`.
+    /// The private key's file (PEM) in `--metrics-cert-dir`.
     #[arg(long, default_value = "tls.key")]
     metrics_key_name: String,
     /// Accepted for compatibility.
@@ -207,13 +209,10 @@ async fn run() -> anyhow::Result<ExitCode> {
     });
     if args.metrics_auth {
         anyhow::bail!(
-            "--metrics-auth=true is not supported: /metrics is served over plain HTTP without \
-             authentication; leave the flag unset and restrict the metrics port (a NetworkPolicy, \
-             or a proxy that authenticates)"
+            "--metrics-auth=true is not supported: /metrics is served without authentication; \
+             leave the flag unset and restrict the metrics port (a NetworkPolicy, or a proxy \
+             that authenticates)"
         );
-    }
-    if args.metrics_secure {
-        tracing::warn!("--metrics-secure: /metrics is served over plain HTTP");
     }
     if args.unsafe_allow_generic_targets {
         tracing::warn!(
@@ -258,11 +257,21 @@ async fn run() -> anyhow::Result<ExitCode> {
     }
     let servers = shutdown::CancellationToken::new();
     let _stop_servers = servers.clone().drop_guard();
-    let metrics_addr = admin::serve(
+    let metrics_tls = if args.metrics_secure {
+        Some(metrics_tls::server_config(
+            &args.metrics_cert_dir,
+            &args.metrics_cert_name,
+            &args.metrics_key_name,
+        )?)
+    } else {
+        None
+    };
+    let metrics_addr = admin::serve_maybe_tls(
         parse_listen_addr(&args.metrics_addr)?,
         registry.clone(),
         readiness.clone(),
         servers.clone(),
+        metrics_tls,
     )
     .await?;
     let live_addr = admin::serve(
@@ -349,6 +358,7 @@ mod tests {
             "--enable-cluster-store-reconciler=false",
             "--store-requeue-interval=1m",
             "--controller-class=team-a",
+            "--metrics-auth=false",
             "--experimental-enable-vault-token-cache=true",
             "--experimental-vault-token-cache-size=100",
             "--experimental-enable-aws-session-cache",

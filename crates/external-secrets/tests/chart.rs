@@ -740,7 +740,7 @@ fn values_that_cannot_apply_are_refused_with_a_reason() {
         (vec!["--set", "image.flavour=ubi"], "no flavours"),
         (
             vec!["--set", "metrics.listen.secure.enabled=true"],
-            "plain HTTP",
+            "through extraArgs",
         ),
         (
             vec![

@@ -160,7 +160,7 @@ pod that would not start or do what the value says. Included once, from validate
 {{- end -}}
 {{- end -}}
 {{- if $v.metrics.listen.secure.enabled -}}
-{{- fail "metrics.listen.secure.enabled: this controller serves /metrics over plain HTTP only. Set it to false (and scrape with scheme http)." -}}
+{{- fail "metrics.listen.secure.enabled is not wired in this chart: set it to false and, for HTTPS metrics, pass --metrics-secure=true (and --metrics-cert-dir with a mounted certificate Secret) through extraArgs, extraVolumes and extraVolumeMounts." -}}
 {{- end -}}
 {{- if and $v.genericTargets.resources (not $v.genericTargets.enabled) -}}
 {{- fail "genericTargets.resources grants RBAC for generic targets, which are off: set genericTargets.enabled=true too, or drop the resources." -}}
