@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use cel::common::value::{CowVal, Val};
 use cel::{DeclarationError, Env, ExecutionError};
 
 /// The environment, built once.
@@ -35,6 +36,43 @@ fn build() -> Result<Env, DeclarationError> {
 /// A library function's failure: the rule's evaluation error reads `message`.
 pub(super) fn fail(function: &str, message: impl std::fmt::Display) -> ExecutionError {
     ExecutionError::function_error(function, message)
+}
+
+/// The elements of argument `i`, which must be a list; `arity` is the function's argument
+/// count (for the error when the argument is missing).
+pub(super) fn list_elements<'b, 'v>(
+    args: &'b [CowVal<'_, 'v>],
+    i: usize,
+    arity: usize,
+    function: &str,
+) -> Result<Vec<&'b (dyn Val + 'v)>, ExecutionError> {
+    let list = args
+        .get(i)
+        .ok_or_else(|| ExecutionError::invalid_argument_count(arity, args.len()))?;
+    let iterable = list.as_iterable().ok_or_else(|| {
+        fail(
+            function,
+            format!("no such overload: {}", list.get_type().name()),
+        )
+    })?;
+    let mut it = iterable.iter();
+    let mut out = Vec::new();
+    while let Some(v) = it.next() {
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Test helper: `expr` evaluates to true.
+#[cfg(test)]
+pub(super) fn yes(expr: &str) {
+    assert_eq!(eval(expr), Ok(cel::Value::Bool(true)), "{expr}");
+}
+
+/// Test helper: `expr` evaluates to false.
+#[cfg(test)]
+pub(super) fn no(expr: &str) {
+    assert_eq!(eval(expr), Ok(cel::Value::Bool(false)), "{expr}");
 }
 
 /// Test helper: evaluates `expr` with no variables.

@@ -250,12 +250,8 @@ fn problems(name: &str, s: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::env::eval;
+    use super::super::env::{eval, yes};
     use cel::Value;
-
-    fn yes(expr: &str) {
-        assert_eq!(eval(expr), Ok(Value::Bool(true)), "{expr}");
-    }
 
     #[test]
     fn valid_strings_validate_to_none() {

@@ -253,16 +253,8 @@ fn cidr_to_string(c: &Cidr) -> CelString<'static> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::env::eval;
+    use super::super::env::{eval, no, yes};
     use cel::Value;
-
-    fn yes(expr: &str) {
-        assert_eq!(eval(expr), Ok(Value::Bool(true)), "{expr}");
-    }
-
-    fn no(expr: &str) {
-        assert_eq!(eval(expr), Ok(Value::Bool(false)), "{expr}");
-    }
 
     #[test]
     fn is_ip_and_errors() {

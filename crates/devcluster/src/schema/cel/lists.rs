@@ -7,7 +7,7 @@ use cel::common::types::{CelDouble, CelInt, CelUInt, DYN_TYPE, LIST_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::{DeclarationError, Env, ExecutionError};
 
-use super::env::fail;
+use super::env::{fail, list_elements};
 
 /// Declares the list functions on `env`.
 pub(super) fn extension(env: &mut Env) -> Result<(), DeclarationError> {
@@ -32,28 +32,6 @@ pub(super) fn extension(env: &mut Env) -> Result<(), DeclarationError> {
     Ok(())
 }
 
-/// The elements of the list receiver (the first argument).
-fn items<'b, 'v>(
-    args: &'b [CowVal<'_, 'v>],
-    function: &str,
-) -> Result<Vec<&'b (dyn Val + 'v)>, ExecutionError> {
-    let list = args
-        .first()
-        .ok_or_else(|| ExecutionError::invalid_argument_count(1, 0))?;
-    let iterable = list.as_iterable().ok_or_else(|| {
-        fail(
-            function,
-            format!("no such overload: {}", list.get_type().name()),
-        )
-    })?;
-    let mut it = iterable.iter();
-    let mut out = Vec::new();
-    while let Some(v) = it.next() {
-        out.push(v);
-    }
-    Ok(out)
-}
-
 fn compare(a: &dyn Val, b: &dyn Val, function: &str) -> Result<Ordering, ExecutionError> {
     a.as_comparer()
         .ok_or_else(|| {
@@ -66,7 +44,7 @@ fn compare(a: &dyn Val, b: &dyn Val, function: &str) -> Result<Ordering, Executi
 }
 
 fn is_sorted<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let items = items(&args, "isSorted")?;
+    let items = list_elements(&args, 0, 1, "isSorted")?;
     for pair in items.windows(2) {
         if compare(pair[0], pair[1], "isSorted")? == Ordering::Greater {
             return Ok(CowVal::owned(cel::common::types::CelBool::from(false)));
@@ -109,7 +87,7 @@ fn add(total: Option<Total>, v: &dyn Val) -> Result<Total, ExecutionError> {
 
 fn sum<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
     let mut total = None;
-    for item in items(&args, "sum")? {
+    for item in list_elements(&args, 0, 1, "sum")? {
         total = Some(add(total, item)?);
     }
     Ok(match total {
@@ -126,7 +104,7 @@ fn extreme<'b, 'v>(
     function: &str,
     prefer: Ordering,
 ) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let items = items(&args, function)?;
+    let items = list_elements(&args, 0, 1, function)?;
     let mut best: Option<&(dyn Val + 'v)> = None;
     for item in items {
         best = match best {
@@ -155,7 +133,7 @@ fn position<'b, 'v>(
     let needle = args
         .get(1)
         .ok_or_else(|| ExecutionError::invalid_argument_count(2, args.len()))?;
-    let items = items(&args, function)?;
+    let items = list_elements(&args, 0, 1, function)?;
     let hit = |v: &&(dyn Val + 'v)| v.equals(needle.as_ref());
     let found = if from_back {
         items.iter().rposition(hit)

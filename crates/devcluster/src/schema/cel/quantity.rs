@@ -297,17 +297,9 @@ fn sub_int(q: &Quantity, i: &CelInt) -> Result<Quantity, ExecutionError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::env::eval;
+    use super::super::env::{eval, no, yes};
     use super::*;
     use cel::Value;
-
-    fn yes(expr: &str) {
-        assert_eq!(eval(expr), Ok(Value::Bool(true)), "{expr}");
-    }
-
-    fn no(expr: &str) {
-        assert_eq!(eval(expr), Ok(Value::Bool(false)), "{expr}");
-    }
 
     #[test]
     fn parsing() {

@@ -6,7 +6,7 @@ use cel::common::types::{CelBool, LIST_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::{DeclarationError, Env, ExecutionError};
 
-use super::env::fail;
+use super::env::list_elements;
 
 /// Declares the `sets.*` functions on `env`.
 pub(super) fn extension(env: &mut Env) -> Result<(), DeclarationError> {
@@ -31,28 +31,6 @@ pub(super) fn extension(env: &mut Env) -> Result<(), DeclarationError> {
     Ok(())
 }
 
-/// The elements of argument `i`, a list.
-fn elements<'b, 'v>(
-    args: &'b [CowVal<'_, 'v>],
-    i: usize,
-) -> Result<Vec<&'b (dyn Val + 'v)>, ExecutionError> {
-    let list = args
-        .get(i)
-        .ok_or_else(|| ExecutionError::invalid_argument_count(2, args.len()))?;
-    let iterable = list.as_iterable().ok_or_else(|| {
-        fail(
-            "sets",
-            format!("no such overload: {}", list.get_type().name()),
-        )
-    })?;
-    let mut it = iterable.iter();
-    let mut out = Vec::new();
-    while let Some(v) = it.next() {
-        out.push(v);
-    }
-    Ok(out)
-}
-
 /// Whether every element of `sub` is in `list`.
 fn all_in(list: &[&dyn Val], sub: &[&dyn Val]) -> bool {
     sub.iter().all(|s| list.iter().any(|l| l.equals(*s)))
@@ -63,17 +41,26 @@ fn answer<'b, 'v>(b: bool) -> Result<CowVal<'b, 'v>, ExecutionError> {
 }
 
 fn contains<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let (list, sub) = (elements(&args, 0)?, elements(&args, 1)?);
+    let (list, sub) = (
+        list_elements(&args, 0, 2, "sets")?,
+        list_elements(&args, 1, 2, "sets")?,
+    );
     answer(all_in(&list, &sub))
 }
 
 fn equivalent<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let (a, b) = (elements(&args, 0)?, elements(&args, 1)?);
+    let (a, b) = (
+        list_elements(&args, 0, 2, "sets")?,
+        list_elements(&args, 1, 2, "sets")?,
+    );
     answer(all_in(&a, &b) && all_in(&b, &a))
 }
 
 fn intersects<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let (a, b) = (elements(&args, 0)?, elements(&args, 1)?);
+    let (a, b) = (
+        list_elements(&args, 0, 2, "sets")?,
+        list_elements(&args, 1, 2, "sets")?,
+    );
     answer(a.iter().any(|x| b.iter().any(|y| x.equals(*y))))
 }
 
