@@ -1,6 +1,8 @@
 //! TLS for `/metrics` (`--metrics-secure`), as controller-runtime serves it: the certificate
 //! chain and key from `--metrics-cert-dir` (files `tls.crt` and `tls.key` by default), or,
-//! when no directory is given, a self-signed certificate made at start.
+//! when no directory is given, a self-signed certificate made at start. A file name that is an
+//! absolute path is read as given (upstream's chart passes absolute paths, which
+//! controller-runtime would join under the directory).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -74,6 +76,10 @@ mod tests {
         std::fs::write(dir.join("k.pem"), made.signing_key.serialize_pem()).unwrap();
         let d = dir.to_str().unwrap();
         assert!(server_config(d, "c.pem", "k.pem").is_ok());
+        // Upstream's chart passes absolute paths as the names: they are read as given.
+        let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+        let (c, k) = (c.to_str().unwrap(), k.to_str().unwrap());
+        assert!(server_config("/etc/tls-elsewhere", c, k).is_ok());
         let missing = server_config(d, "nope.pem", "k.pem")
             .unwrap_err()
             .to_string();

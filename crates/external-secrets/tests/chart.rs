@@ -739,10 +739,6 @@ fn values_that_cannot_apply_are_refused_with_a_reason() {
         ),
         (vec!["--set", "image.flavour=ubi"], "no flavours"),
         (
-            vec!["--set", "metrics.listen.secure.enabled=true"],
-            "through extraArgs",
-        ),
-        (
             vec![
                 "--set-json",
                 r#"genericTargets.resources=[{"apiGroups":[""],"resources":["configmaps"],"verbs":["get"]}]"#,
@@ -802,9 +798,31 @@ fn schema_checks_types_and_lets_other_upstream_keys_through() {
 /// The binary's own parser takes the rendered arguments: started with them (on free ports and
 /// without a cluster), it gets past argument parsing and fails only to reach a cluster.
 #[test]
+fn secure_metrics_values_become_the_controller_flags() {
+    let plain = render(&[]).args();
+    assert!(
+        !plain.iter().any(|a| a.starts_with("--metrics-secure")),
+        "{plain:?}"
+    );
+    let secure = render(&["--set", "metrics.listen.secure.enabled=true"]).args();
+    for flag in [
+        "--metrics-secure=true",
+        "--metrics-cert-dir=/etc/tls",
+        "--metrics-cert-name=/etc/tls/tls.crt",
+        "--metrics-key-name=/etc/tls/tls.key",
+    ] {
+        assert!(secure.iter().any(|a| a == flag), "{flag} in {secure:?}");
+    }
+}
+
+#[test]
 fn rendered_args_are_accepted_by_the_controller() {
     for args in [
         vec![],
+        vec![
+            "--set".to_string(),
+            "metrics.listen.secure.enabled=true".to_string(),
+        ],
         vec!["-f".to_string(), fixture("production.yaml")],
         vec!["-f".to_string(), fixture("scoped.yaml")],
         vec!["-f".to_string(), fixture("install.yaml")],

@@ -159,9 +159,6 @@ pod that would not start or do what the value says. Included once, from validate
 {{- fail (printf "%q is upstream's image. This chart runs Strongroom's external-secrets controller: use ghcr.io/strongroom/external-secrets or your mirror of it, or drop the image keys from your values." $repo) -}}
 {{- end -}}
 {{- end -}}
-{{- if $v.metrics.listen.secure.enabled -}}
-{{- fail "metrics.listen.secure.enabled is not wired in this chart: set it to false and, for HTTPS metrics, pass --metrics-secure=true (and --metrics-cert-dir with a mounted certificate Secret) through extraArgs, extraVolumes and extraVolumeMounts." -}}
-{{- end -}}
 {{- if and $v.genericTargets.resources (not $v.genericTargets.enabled) -}}
 {{- fail "genericTargets.resources grants RBAC for generic targets, which are off: set genericTargets.enabled=true too, or drop the resources." -}}
 {{- end -}}
