@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kube::Client;
 use strongroom_controller_kit::reconcile::ErrorPolicy;
+use strongroom_core::crd::external_secrets::PushSecret;
 use strongroom_core::template::Engine;
 
 use crate::metrics::Metrics;
@@ -30,6 +31,9 @@ pub struct Context {
     /// `--enable-cluster-store-reconciler`: without it ExternalSecrets using a
     /// ClusterSecretStore are skipped, as upstream.
     pub cluster_stores: bool,
+    /// The PushSecret cache, when the PushSecret reconciler runs: the stores' finalizer
+    /// (`secretstore.externalsecrets.io/finalizer`) follows it.
+    pub pushes: Option<kube::runtime::reflector::Store<PushSecret>>,
     /// `--store-requeue-interval`.
     pub store_requeue: Duration,
     /// The oldest shared read an ExternalSecret with `refreshInterval: 0` accepts.

@@ -28,6 +28,7 @@ pub mod resolver;
 pub mod rewrite_merge;
 pub mod run;
 pub mod store;
+pub mod store_finalizer;
 pub mod stores;
 pub mod windows;
 

@@ -100,6 +100,8 @@ struct Caches {
         Store<ClusterSecretStore>,
         reflector::store::Writer<ClusterSecretStore>,
     ),
+    /// The PushSecret cache's writer, when the PushSecret reconciler runs.
+    pushes: Option<reflector::store::Writer<PushSecret>>,
 }
 
 impl Context {
@@ -113,6 +115,13 @@ impl Context {
     ) -> (Arc<Self>, CachesHandle) {
         let (ss_reader, ss_writer) = reflector::store();
         let (css_reader, css_writer) = reflector::store();
+        let (ps_reader, ps_writer) = match options.push_secrets {
+            true => {
+                let (reader, writer) = reflector::store();
+                (Some(reader), Some(writer))
+            }
+            false => (None, None),
+        };
         let stores = Stores::new(
             client.clone(),
             ss_reader.clone(),
@@ -138,6 +147,7 @@ impl Context {
             metrics,
             policy,
             cluster_stores: options.cluster_stores,
+            pushes: ps_reader,
             store_requeue,
             read_max_age: options.stores.read_ttl,
             generator_gc_grace: options.generator_gc_grace,
@@ -149,6 +159,7 @@ impl Context {
                 generic_touched,
                 secret_stores: (ss_reader, ss_writer),
                 cluster_stores: (css_reader, css_writer),
+                pushes: ps_writer,
             }),
         )
     }
@@ -219,6 +230,7 @@ pub async fn run_controllers(
         generic_touched,
         secret_stores: (ss_reader, ss_writer),
         cluster_stores: (css_reader, css_writer),
+        pushes: ps_writer,
     } = caches.0;
     let client = ctx.client.clone();
     let ns = options.namespace.as_deref();
@@ -262,6 +274,34 @@ pub async fn run_controllers(
     .applied_objects();
     let (ss_for_es, ss_for_store) = fan_out(ss_stream);
     let (css_for_es, css_for_store) = fan_out(css_stream);
+
+    // PushSecrets: one cached watch, for the PushSecret controller and for the stores'
+    // finalizer (a store is checked again when a PushSecret using it changes or goes)
+    type PushEvents = futures::stream::BoxStream<
+        'static,
+        Result<watcher_mod::Event<PushSecret>, watcher_mod::Error>,
+    >;
+    let (ps_for_push, ps_for_ss, ps_for_css): (Option<PushEvents>, PushEvents, PushEvents) =
+        match ps_writer {
+            Some(writer) => {
+                let events = reflector(
+                    writer,
+                    watcher(
+                        scoped_api::<PushSecret>(client.clone(), ns),
+                        watcher_mod::Config::default(),
+                    ),
+                )
+                .inspect(forget_deleted(ctx.metrics.clone(), Kind::PushSecret));
+                let (for_push, for_stores) = fan_out(events);
+                let (for_ss, for_css) = fan_out(for_stores);
+                (Some(for_push.boxed()), for_ss.boxed(), for_css.boxed())
+            }
+            None => (
+                None,
+                futures::stream::empty().boxed(),
+                futures::stream::empty().boxed(),
+            ),
+        };
 
     let (es_reader, es_writer) = reflector::store();
     let index = Arc::new(Mutex::new(Index::default()));
@@ -407,8 +447,12 @@ pub async fn run_controllers(
 
     let ss_queue = queues.queue(Kind::SecretStore.controller_name());
     let ss_controller = ss_queue.run(
-        Controller::for_stream(ss_queue.triggers(ss_for_store), ss_reader)
+        Controller::for_stream(ss_queue.triggers(ss_for_store), ss_reader.clone())
             .with_config(config.clone())
+            .watches_stream(
+                ps_for_ss.touched_objects(),
+                ss_queue.mapper(move |ps: PushSecret| stores_of(&ps, &ss_reader)),
+            )
             .graceful_shutdown_on(stop.clone().cancelled_owned()),
         store::reconcile::<SecretStore>,
         store::error_policy::<SecretStore>,
@@ -416,8 +460,12 @@ pub async fn run_controllers(
     );
     let css_queue = queues.queue(Kind::ClusterSecretStore.controller_name());
     let css_controller = css_queue.run(
-        Controller::for_stream(css_queue.triggers(css_for_store), css_reader)
+        Controller::for_stream(css_queue.triggers(css_for_store), css_reader.clone())
             .with_config(config)
+            .watches_stream(
+                ps_for_css.touched_objects(),
+                css_queue.mapper(move |ps: PushSecret| stores_of(&ps, &css_reader)),
+            )
             .graceful_shutdown_on(stop.clone().cancelled_owned()),
         store::reconcile::<ClusterSecretStore>,
         store::error_policy::<ClusterSecretStore>,
@@ -450,9 +498,10 @@ pub async fn run_controllers(
         }
     };
     let pushes = async {
-        if options.push_secrets {
+        if let (Some(events), Some(reader)) = (ps_for_push, ctx.pushes.clone()) {
             push_secrets(
                 ctx.clone(),
+                (events, reader),
                 config_ps,
                 options.namespace.clone(),
                 queues,
@@ -575,6 +624,12 @@ async fn fan_out_controller<P: crate::fanout::Parent>(
 /// only, not cached), so a changed source Secret (by name or by labels) is pushed at once.
 async fn push_secrets(
     ctx: Arc<Context>,
+    (events, reader): (
+        impl futures::Stream<Item = Result<watcher_mod::Event<PushSecret>, watcher_mod::Error>>
+        + Send
+        + 'static,
+        Store<PushSecret>,
+    ),
     config: Config,
     namespace: Option<String>,
     queues: &WorkQueueMetrics,
@@ -582,16 +637,7 @@ async fn push_secrets(
 ) {
     let queue = queues.queue(Kind::PushSecret.controller_name());
     let client = ctx.client.clone();
-    let (reader, writer) = reflector::store();
-    let pushes = reflector(
-        writer,
-        watcher(
-            scoped_api::<PushSecret>(client.clone(), namespace.as_deref()),
-            watcher_mod::Config::default(),
-        ),
-    )
-    .inspect(forget_deleted(ctx.metrics.clone(), Kind::PushSecret))
-    .applied_objects();
+    let pushes = events.applied_objects();
     let controller = Controller::for_stream(queue.triggers(pushes), reader.clone());
     let secrets = watcher(
         scoped_api::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
@@ -675,6 +721,27 @@ async fn drain(controller: impl std::future::Future<Output = ()>, stop: &Cancell
     // dropping the controller drops its copy of the stream, so nothing buffers for it
     drop(controller);
     stop.cancelled().await
+}
+
+/// The stores in `reader` a PushSecret refers to (for the stores' finalizer).
+fn stores_of<K: store::StoreObject>(ps: &PushSecret, reader: &Store<K>) -> Vec<ObjectRef<K>> {
+    reader
+        .state()
+        .iter()
+        .filter(|s| {
+            let (namespace, name) = (s.namespace(), s.name_any());
+            crate::store_finalizer::refers_to(
+                ps,
+                crate::store_finalizer::StoreIdentity {
+                    kind: K::KIND,
+                    namespace: namespace.as_deref(),
+                    name: &name,
+                    labels: s.labels(),
+                },
+            )
+        })
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
 }
 
 fn dependants(

@@ -21,6 +21,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::metrics::{Kind, Subject};
 use crate::ready::{self, ReadyStatus};
+use crate::store_finalizer;
 use crate::stores::{ResolvedStore, StoreId};
 
 /// The two store kinds, seen the same way.
@@ -100,6 +101,11 @@ async fn validate<K: StoreObject>(store: &K, ctx: &Context) -> Result<Action, Er
     let start = Instant::now();
     let spec = store.store_spec();
     if !ctx.stores.serves_class(spec.controller.as_deref()) {
+        return Ok(Action::await_change());
+    }
+    if let Some(pushes) = &ctx.pushes
+        && store_finalizer::reconcile(store, pushes, ctx).await? == store_finalizer::Next::Done
+    {
         return Ok(Action::await_change());
     }
     let every = requeue_after(&spec, ctx.store_requeue);

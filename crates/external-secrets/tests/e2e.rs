@@ -17,7 +17,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
+use strongroom_core::crd::external_secrets::{ClusterSecretStore, ExternalSecret, SecretStore};
 use strongroom_testkit::{
     CANARY, assert_no_canary, hand_lease_to, http_get, start_cluster_with_rbac, wait_for,
 };
@@ -555,7 +555,7 @@ async fn policies_store_readiness_drift_shared_reads_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_external_secrets_fan_out_and_withdraw() {
     use k8s_openapi::api::core::v1::Namespace;
-    use strongroom_core::crd::external_secrets::{ClusterExternalSecret, ClusterSecretStore};
+    use strongroom_core::crd::external_secrets::ClusterExternalSecret;
     let dir = tempfile::tempdir().unwrap();
     let mut crds = CRDS.to_vec();
     crds.extend([
@@ -893,6 +893,152 @@ async fn push_secret_and_read_back_through_the_kubernetes_provider() {
     wait_for(
         || async { remote_value().await.is_none() && pss.get_opt("push").await.unwrap().is_none() },
         "pushed value removed with the PushSecret",
+    )
+    .await;
+}
+
+/// `secretstore.externalsecrets.io/finalizer`, as upstream: a store used by a PushSecret with
+/// `deletionPolicy: Delete` keeps the finalizer, so deleting the store waits until the
+/// PushSecret is gone and has deleted what it pushed through that store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_stays_while_delete_policy_push_secrets_use_it() {
+    use strongroom_core::crd::external_secrets::PushSecret;
+    const FINALIZER: &str = "secretstore.externalsecrets.io/finalizer";
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.push("deploy/crds/external-secrets.io_pushsecrets.yaml");
+    let (cluster, client) = start_cluster_with_rbac(&crds, &["apps", "remote"]).await;
+    let apps = Api::<Secret>::namespaced(client.clone(), "apps");
+    let remote = Api::<Secret>::namespaced(client.clone(), "remote");
+    let source: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "source"}, "stringData": {"password": "v1"}}),
+    )
+    .unwrap();
+    apps.create(&PostParams::default(), &source).await.unwrap();
+    kubernetes_store(&cluster, &client, "apps", "remote").await;
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "apps");
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    let finalized = || async {
+        stores
+            .get_opt("other-ns")
+            .await
+            .unwrap()
+            .map(|s| s.finalizers().iter().any(|f| f == FINALIZER))
+    };
+    // a store no PushSecret uses has no finalizer
+    wait_for(
+        || async {
+            stores
+                .get("other-ns")
+                .await
+                .ok()
+                .and_then(|s| s.status)
+                .is_some()
+        },
+        "store validated",
+    )
+    .await;
+    assert_eq!(finalized().await, Some(false));
+    let ps: PushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": {"name": "push", "namespace": "apps"},
+        "spec": {
+            "refreshInterval": "1h",
+            "deletionPolicy": "Delete",
+            "secretStoreRefs": [{"labelSelector": {"matchLabels": {"push-target": "yes"}}}],
+            "selector": {"secret": {"name": "source"}},
+            "data": [{"match": {"secretKey": "password", "remoteRef": {"remoteKey": "pushed"}}}]
+        }
+    }))
+    .unwrap();
+    let pss = Api::<PushSecret>::namespaced(client.clone(), "apps");
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    wait_for(
+        || async { remote.get_opt("pushed").await.unwrap().is_some() },
+        "pushed",
+    )
+    .await;
+    wait_for(
+        || async { finalized().await == Some(true) },
+        "finalizer added for the Delete-policy PushSecret (selected by labels)",
+    )
+    .await;
+    // deletionPolicy None: the store is released; Delete again: held again
+    for (policy, held) in [("None", false), ("Delete", true)] {
+        pss.patch(
+            "push",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deletionPolicy": policy}})),
+        )
+        .await
+        .unwrap();
+        wait_for(
+            || async { finalized().await == Some(held) },
+            &format!("finalizer follows deletionPolicy {policy}"),
+        )
+        .await;
+    }
+    // the same for a ClusterSecretStore, released when its PushSecret goes
+    let css_api = Api::<ClusterSecretStore>::all(client.clone());
+    let mut css = serde_json::to_value(stores.get("other-ns").await.unwrap().spec).unwrap();
+    css["provider"]["kubernetes"]["auth"]["token"]["bearerToken"]["namespace"] = json!("apps");
+    let css: ClusterSecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "shared"}, "spec": css
+    }))
+    .unwrap();
+    css_api.create(&PostParams::default(), &css).await.unwrap();
+    let mut to_css = serde_json::to_value(&ps).unwrap();
+    to_css["metadata"] = json!({"name": "push-cluster", "namespace": "apps"});
+    to_css["spec"]["secretStoreRefs"] = json!([{"name": "shared", "kind": "ClusterSecretStore"}]);
+    to_css["spec"]["data"][0]["match"]["remoteRef"]["remoteKey"] = json!("pushed-cluster");
+    pss.create(
+        &PostParams::default(),
+        &serde_json::from_value(to_css).unwrap(),
+    )
+    .await
+    .unwrap();
+    let css_finalized = || async {
+        css_api
+            .get("shared")
+            .await
+            .unwrap()
+            .finalizers()
+            .iter()
+            .any(|f| f == FINALIZER)
+    };
+    wait_for(css_finalized, "ClusterSecretStore held").await;
+    pss.delete("push-cluster", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { !css_finalized().await },
+        "ClusterSecretStore released",
+    )
+    .await;
+    assert!(remote.get_opt("pushed-cluster").await.unwrap().is_none());
+    // deleting the store waits for the PushSecret
+    stores
+        .delete("other-ns", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = stores.get("other-ns").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(held.finalizers().iter().any(|f| f == FINALIZER));
+    // the PushSecret goes, deleting what it pushed through the store, and then the store goes
+    pss.delete("push", &DeleteParams::default()).await.unwrap();
+    wait_for(
+        || async {
+            remote.get_opt("pushed").await.unwrap().is_none()
+                && pss.get_opt("push").await.unwrap().is_none()
+        },
+        "pushed value removed through the store being deleted",
+    )
+    .await;
+    wait_for(
+        || async { stores.get_opt("other-ns").await.unwrap().is_none() },
+        "store deleted once no PushSecret holds it",
     )
     .await;
 }
