@@ -705,6 +705,58 @@ async fn finalizers_and_garbage_collection() {
     assert!(eventually_gone(&cms, "owner3").await);
 }
 
+/// A namespace whose `metadata.finalizers` are not empty stays `Terminating` (its content
+/// gone, new objects refused) until an update removes the last one.
+#[tokio::test]
+async fn a_namespace_with_finalizers_stays_terminating_until_they_go() {
+    let (t, client) = start().await;
+    let sub = format!("{}-held", t.ns);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": sub, "finalizers": ["example.com/hold"]}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &sub);
+    secrets
+        .create(&PostParams::default(), &secret("s", &[]))
+        .await
+        .unwrap();
+    namespaces
+        .delete(&sub, &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(eventually_gone(&secrets, "s").await);
+    let held = namespaces.get(&sub).await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        held.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+    let (code, _, message) = api_error(
+        secrets
+            .create(&PostParams::default(), &secret("late", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403, "{message}");
+    assert!(message.contains("being terminated"), "{message}");
+    namespaces
+        .patch(
+            &sub,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert!(eventually_gone(&namespaces, &sub).await);
+}
+
 #[tokio::test]
 async fn namespace_deletion_removes_its_content() {
     let (t, client) = start().await;

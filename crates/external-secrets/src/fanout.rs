@@ -1,7 +1,9 @@
 //! ClusterExternalSecret and ClusterPushSecret: one child (an ExternalSecret or a PushSecret)
 //! per selected namespace, owned by the parent; namespaces that stop matching lose theirs; a
 //! namespace that already has a child of that name the parent does not own is reported, never
-//! taken over.
+//! taken over. A ClusterExternalSecret also holds each Namespace it provisions with upstream's
+//! finalizer `externalsecrets.external-secrets.io/ces-<name>`, released when the Namespace
+//! terminates or stops matching, or when the ClusterExternalSecret goes.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -53,6 +55,9 @@ pub trait Parent:
         + 'static;
     /// The parent's finalizer.
     const FINALIZER: &'static str;
+    /// The prefix of the finalizer each selected Namespace carries while the parent
+    /// provisions it (`<prefix><parent name>`), when the kind sets one.
+    const NAMESPACE_FINALIZER_PREFIX: Option<&'static str>;
     /// The parent's upstream metric family.
     const METRICS: Kind;
     /// The status field naming the children (`externalSecretName`, `pushSecretName`).
@@ -79,6 +84,8 @@ impl Parent for ClusterExternalSecret {
     type Child = ExternalSecret;
     const FINALIZER: &'static str =
         "externalsecrets.external-secrets.io/clusterexternalsecret-cleanup";
+    const NAMESPACE_FINALIZER_PREFIX: Option<&'static str> =
+        Some("externalsecrets.external-secrets.io/ces-");
     const METRICS: Kind = Kind::ClusterExternalSecret;
     const NAME_FIELD: &'static str = "externalSecretName";
     fn child_name_spec(&self) -> Option<String> {
@@ -122,6 +129,7 @@ impl Parent for ClusterExternalSecret {
 impl Parent for ClusterPushSecret {
     type Child = PushSecret;
     const FINALIZER: &'static str = "pushsecrets.externalsecrets.io/clusterpushsecret-cleanup";
+    const NAMESPACE_FINALIZER_PREFIX: Option<&'static str> = None;
     const METRICS: Kind = Kind::ClusterPushSecret;
     const NAME_FIELD: &'static str = "pushSecretName";
     fn child_name_spec(&self) -> Option<String> {
@@ -225,6 +233,75 @@ async fn set_finalizers<P: Parent>(
         .map(|_| ())
 }
 
+/// The finalizer the parent sets on the Namespaces it provisions, if its kind sets one.
+fn namespace_finalizer<P: Parent>(parent: &P) -> Option<String> {
+    P::NAMESPACE_FINALIZER_PREFIX.map(|prefix| format!("{prefix}{}", parent.name_any()))
+}
+
+/// Adds (`hold`) or removes `finalizer` on the Namespace `ns`, compare-and-swap on its
+/// resourceVersion so no other finalizer is lost. A Namespace already gone is fine.
+async fn hold_namespace(
+    ctx: &Context,
+    ns: &Namespace,
+    finalizer: &str,
+    hold: bool,
+) -> Result<(), Error> {
+    if ns.finalizers().iter().any(|f| f == finalizer) == hold {
+        return Ok(());
+    }
+    let mut list: Vec<String> = ns
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    if hold {
+        list.push(finalizer.to_string());
+    }
+    let patch = json!({
+        "metadata": {"finalizers": list, "resourceVersion": ns.resource_version()}
+    });
+    match Api::<Namespace>::all(ctx.client.clone())
+        .patch(
+            &ns.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube("update the finalizers of a namespace")(e)),
+    }
+}
+
+/// Releases every Namespace in `namespaces` that carries the parent's Namespace finalizer
+/// and is not in `keep`.
+async fn release_namespaces<P: Parent>(
+    ctx: &Context,
+    parent: &P,
+    namespaces: &[Namespace],
+    keep: &BTreeSet<String>,
+) -> Result<(), Error> {
+    let Some(finalizer) = namespace_finalizer(parent) else {
+        return Ok(());
+    };
+    for ns in namespaces {
+        if !keep.contains(&ns.name_any()) {
+            hold_namespace(ctx, ns, &finalizer, false).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn list_namespaces(ctx: &Context) -> Result<Vec<Namespace>, Error> {
+    Ok(Api::<Namespace>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list namespaces"))?
+        .items)
+}
+
 async fn delete_child<P: Parent>(ctx: &Context, parent: &P, ns: &str) -> Result<(), Error> {
     let api: Api<P::Child> = Api::namespaced(ctx.client.clone(), ns);
     let name = child_name(parent);
@@ -253,6 +330,10 @@ async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
         for ns in &provisioned {
             delete_child(ctx, ces, ns).await?;
         }
+        if P::NAMESPACE_FINALIZER_PREFIX.is_some() {
+            let namespaces = list_namespaces(ctx).await?;
+            release_namespaces(ctx, ces, &namespaces, &BTreeSet::new()).await?;
+        }
         let rest: Vec<String> = ces
             .finalizers()
             .iter()
@@ -280,12 +361,8 @@ async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
         .transpose()
         .map_err(|e| Error::InvalidSpec(format!("spec.refreshTime: {e}")))?
         .unwrap_or(Duration::from_secs(60));
-    let namespaces = Api::<Namespace>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("list namespaces"))?;
+    let namespaces = list_namespaces(ctx).await?;
     let targets: BTreeSet<String> = namespaces
-        .items
         .iter()
         .filter(|ns| ns.meta().deletion_timestamp.is_none() && selected(ces, ns))
         .map(|ns| ns.name_any())
@@ -315,6 +392,15 @@ async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
                 continue;
             }
             _ => {}
+        }
+        // the Namespace is held first, so it cannot go while its child is being written
+        if let (Some(finalizer), Some(namespace)) = (
+            namespace_finalizer(ces),
+            namespaces.iter().find(|n| n.name_any() == *ns),
+        ) && let Err(e) = hold_namespace(ctx, namespace, &finalizer, true).await
+        {
+            failed.push(json!({"namespace": ns, "reason": e.to_string()}));
+            continue;
         }
         let child = json!({
             "apiVersion": P::Child::api_version(&()),
@@ -346,6 +432,9 @@ async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
     for ns in provisioned.difference(&targets) {
         delete_child(ctx, ces, ns).await?;
     }
+    // deselected and terminating Namespaces are released (upstream releases only
+    // terminating ones, so a deselected Namespace kept the finalizer until the parent went)
+    release_namespaces(ctx, ces, &namespaces, &targets).await?;
     let ok = failed.is_empty();
     ctx.metrics.ready(P::METRICS, Subject::of(ces), ok);
     let message = if ok {

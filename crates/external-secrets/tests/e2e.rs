@@ -658,6 +658,23 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
         "status lists provisioned and failed namespaces",
     )
     .await;
+    // upstream's per-Namespace finalizer on each provisioned Namespace, no other
+    const NS_FINALIZER: &str = "externalsecrets.external-secrets.io/ces-shared-creds";
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let held = |ns: &str| {
+        let namespaces = namespaces.clone();
+        let ns = ns.to_string();
+        async move {
+            namespaces
+                .get_opt(&ns)
+                .await
+                .unwrap()
+                .is_some_and(|n| n.finalizers().iter().any(|f| f == NS_FINALIZER))
+        }
+    };
+    assert!(held("team-a").await);
+    assert!(!held("team-b").await, "team-b is not provisioned");
+    assert!(!held("other").await);
     let theirs_now = Api::<ExternalSecret>::namespaced(client.clone(), "team-b")
         .get("shared-creds")
         .await
@@ -736,6 +753,32 @@ async fn cluster_external_secrets_fan_out_and_withdraw() {
                 && secret_in("other").await == Some(b"v".to_vec())
         },
         "withdrawn from team-a, provisioned in other",
+    )
+    .await;
+    wait_for(
+        || async { !held("team-a").await && held("other").await },
+        "the Namespace finalizer follows the selection",
+    )
+    .await;
+    // a provisioned Namespace being deleted is released (else it would stay Terminating)
+    namespaces
+        .delete("other", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { namespaces.get_opt("other").await.unwrap().is_none() },
+        "deleted Namespace released",
+    )
+    .await;
+    // the ClusterExternalSecret going releases every Namespace it held
+    label("team-a", true).await;
+    wait_for(|| held("team-a"), "team-a held again").await;
+    cess.delete("shared-creds", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { cess.get_opt("shared-creds").await.unwrap().is_none() && !held("team-a").await },
+        "Namespaces released with the ClusterExternalSecret",
     )
     .await;
 }

@@ -26,12 +26,22 @@ impl State {
             }
         }
         if rt.plural == "namespaces" {
-            // content goes first, then the namespace itself
-            obj["status"] = json!({"phase": "Terminating"});
-            obj["metadata"]["deletionTimestamp"] = json!(now());
-            self.commit(rt, ns, name, obj, EventType::Modified, live)?;
+            // content goes first, then the namespace itself, once its metadata.finalizers
+            // are gone (it stays Terminating until an update removes the last one)
+            let terminating = obj
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|v| !v.is_null());
+            if !terminating {
+                obj["status"] = json!({"phase": "Terminating"});
+                obj["metadata"]["deletionTimestamp"] = json!(now());
+                obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
+            let committed = self.commit(rt, ns, name, obj, EventType::Modified, live)?;
             self.delete_namespace_content(name, live);
-            return self.remove_now(rt, ns, name, propagation, live);
+            if finalizers.is_empty() {
+                return self.remove_now(rt, ns, name, propagation, live);
+            }
+            return Ok(committed);
         }
         if finalizers.is_empty() {
             return self.remove_now(rt, ns, name, propagation, live);
