@@ -2893,3 +2893,147 @@ async fn a_store_refresh_interval_revalidates_the_store() {
         "{during} store reconciles in 5 s"
     );
 }
+
+/// `--enable-*-reconciler=false` turns a kind off (its objects get no status, as upstream; an
+/// ExternalSecret using a ClusterSecretStore is skipped with the cluster-store reconciler
+/// off), the flood gate refuses a store no reconciler has found Ready, and
+/// `--enable-flood-gate=false` reads through it anyway. With the defaults every kind runs,
+/// and the store reports `capabilities`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciler_flags_and_the_flood_gate() {
+    use strongroom_core::crd::external_secrets::{ClusterExternalSecret, PushSecret};
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/external-secrets.io_clusterexternalsecrets.yaml",
+        "deploy/crds/external-secrets.io_pushsecrets.yaml",
+        "deploy/crds/external-secrets.io_clusterpushsecrets.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &["fan"]).await;
+    let fake = json!({"fake": {"data": [{"key": "k", "value": "v"}]}});
+    let store: SecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "local", "namespace": "default"}, "spec": {"provider": fake}
+    }))
+    .unwrap();
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    stores.create(&PostParams::default(), &store).await.unwrap();
+    let css: ClusterSecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "shared"}, "spec": {"provider": fake}
+    }))
+    .unwrap();
+    let csss = Api::<ClusterSecretStore>::all(client.clone());
+    csss.create(&PostParams::default(), &css).await.unwrap();
+    let ess = Api::<ExternalSecret>::namespaced(client.clone(), "default");
+    for (name, kind, store) in [
+        ("via-store", "SecretStore", "local"),
+        ("via-cluster", "ClusterSecretStore", "shared"),
+    ] {
+        let es = json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"refreshInterval": "1s", "secretStoreRef": {"name": store, "kind": kind},
+                     "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]}
+        });
+        ess.patch(name, &PatchParams::apply("test"), &Patch::Apply(&es))
+            .await
+            .unwrap();
+    }
+    let ces: ClusterExternalSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "fanned"},
+        "spec": {"namespaces": ["fan"], "externalSecretSpec": {
+            "secretStoreRef": {"name": "shared", "kind": "ClusterSecretStore"},
+            "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]}}
+    }))
+    .unwrap();
+    let cess = Api::<ClusterExternalSecret>::all(client.clone());
+    cess.create(&PostParams::default(), &ces).await.unwrap();
+    put_secret(&client, "src", json!({"k": "pushed"})).await;
+    let ps: PushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": {"name": "push", "namespace": "default"},
+        "spec": {"secretStoreRefs": [{"name": "local"}], "selector": {"secret": {"name": "src"}},
+                 "data": [{"match": {"secretKey": "k", "remoteRef": {"remoteKey": "r"}}}]}
+    }))
+    .unwrap();
+    let pss = Api::<PushSecret>::namespaced(client.clone(), "default");
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    let off = [
+        "--enable-secret-store-reconciler=false",
+        "--enable-cluster-store-reconciler=false",
+        "--enable-cluster-external-secret-reconciler=false",
+        "--enable-push-secret-reconciler=false",
+        "--enable-cluster-push-secret-reconciler=false",
+    ];
+
+    // 1. every kind but ExternalSecret off, flood gate on: no store was found Ready
+    let controller = start_controller(dir.path(), &cluster, &off).await;
+    let message = wait_ready(&client, "via-store", "False", "SecretSyncedError").await;
+    assert!(message.contains("not ready"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(stores.get("local").await.unwrap().status.is_none());
+    assert!(csss.get("shared").await.unwrap().status.is_none());
+    assert!(cess.get("fanned").await.unwrap().status.is_none());
+    assert!(pss.get("push").await.unwrap().status.is_none());
+    assert!(
+        ess.get("via-cluster").await.unwrap().status.is_none(),
+        "an ExternalSecret on a ClusterSecretStore is skipped with its reconciler off"
+    );
+    assert!(
+        Api::<ExternalSecret>::namespaced(client.clone(), "fan")
+            .get_opt("fanned")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(controller);
+
+    // 2. the flood gate off: read through the store no reconciler validated
+    let mut args = off.to_vec();
+    args.push("--enable-flood-gate=false");
+    let controller = start_controller(dir.path(), &cluster, &args).await;
+    wait_ready(&client, "via-store", "True", "SecretSynced").await;
+    assert!(stores.get("local").await.unwrap().status.is_none());
+    assert!(ess.get("via-cluster").await.unwrap().status.is_none());
+    drop(controller);
+
+    // 3. the defaults: every kind runs, and the stores report their capabilities
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    wait_ready(&client, "via-cluster", "True", "SecretSynced").await;
+    wait_for(
+        || async {
+            let local = stores.get("local").await.unwrap().status;
+            let shared = csss.get("shared").await.unwrap().status;
+            [local, shared].iter().all(|s| {
+                s.as_ref()
+                    .and_then(|s| s.capabilities.as_deref())
+                    .is_some_and(|c| c == "ReadWrite")
+            })
+        },
+        "stores report capabilities ReadWrite",
+    )
+    .await;
+    wait_for(
+        || async {
+            cess.get("fanned")
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.provisioned_namespaces)
+                == Some(vec!["fan".to_string()])
+        },
+        "ClusterExternalSecret provisioned",
+    )
+    .await;
+    wait_for(
+        || async {
+            ready_condition(&pss, "push")
+                .await
+                .is_some_and(|c| c.0 == "True")
+        },
+        "PushSecret synced",
+    )
+    .await;
+}
