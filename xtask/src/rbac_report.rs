@@ -45,10 +45,18 @@ const CHARTS: [Chart; 3] = [
         dir: "deploy/charts/external-secrets",
         release: "external-secrets",
         namespace: "ops",
-        renders: &[&[
-            "-f",
-            "crates/external-secrets/tests/fixtures/chart/install.yaml",
-        ]],
+        renders: &[
+            &[
+                "-f",
+                "crates/external-secrets/tests/fixtures/chart/install.yaml",
+            ],
+            &[
+                "-f",
+                "crates/external-secrets/tests/fixtures/chart/install.yaml",
+                "--set",
+                "extraArgs.metrics-auth=true",
+            ],
+        ],
         service_account: "external-secrets",
     },
     Chart {

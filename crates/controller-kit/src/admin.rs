@@ -9,6 +9,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{Reply, text};
+use crate::metrics_auth::MetricsAuth;
 use crate::readiness::Readiness;
 
 fn answer(path: &str, registry: &Registry, readiness: &Readiness) -> Reply {
@@ -57,12 +58,36 @@ pub async fn serve_maybe_tls(
     stop: CancellationToken,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> anyhow::Result<SocketAddr> {
-    let state = Arc::new((registry, readiness));
+    serve_guarded(listen, (registry, readiness), stop, tls, None).await
+}
+
+/// [`serve_maybe_tls`], with every request first passed through `auth` when given
+/// (`--metrics-auth`, see [`crate::metrics_auth`]).
+pub async fn serve_guarded(
+    listen: SocketAddr,
+    (registry, readiness): (Registry, Readiness),
+    stop: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    auth: Option<Arc<MetricsAuth>>,
+) -> anyhow::Result<SocketAddr> {
+    let state = Arc::new((registry, readiness, auth));
     crate::http::serve_maybe_tls(
         listen,
         move |req| {
             let state = state.clone();
-            async move { answer(req.uri().path(), &state.0, &state.1) }
+            async move {
+                let path = req.uri().path();
+                if let Some(auth) = &state.2 {
+                    let header = req
+                        .headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
+                    if let Some(refused) = auth.check(header, path).await {
+                        return refused;
+                    }
+                }
+                answer(path, &state.0, &state.1)
+            }
         },
         stop,
         tls,

@@ -23,6 +23,7 @@ pub mod http;
 pub mod lanes;
 pub mod leader;
 pub mod logging;
+pub mod metrics_auth;
 pub mod metrics_tls;
 pub mod pod;
 pub mod readiness;

@@ -2,6 +2,7 @@
 //! running the SecretStore, ClusterSecretStore and ExternalSecret controllers.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -13,7 +14,7 @@ use strongroom_controller_kit::logging::{LogArgs, LogFormat};
 use strongroom_controller_kit::readiness::Readiness;
 use strongroom_controller_kit::reconcile::{ErrorPolicy, ReconcileMetrics};
 use strongroom_controller_kit::workqueue::WorkQueueMetrics;
-use strongroom_controller_kit::{admin, leader, logging, metrics_tls, pod, shutdown};
+use strongroom_controller_kit::{admin, leader, logging, metrics_auth, metrics_tls, pod, shutdown};
 use strongroom_core::duration::parse_go_duration;
 use strongroom_external_secrets::context::Context;
 use strongroom_external_secrets::metrics::Metrics;
@@ -114,8 +115,9 @@ struct Args {
     /// self-signed certificate made at start when no directory is given (as upstream).
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     metrics_secure: bool,
-    /// Not supported: authenticating and authorising `/metrics` requests. Set, the controller
-    /// refuses to start rather than serve metrics unauthenticated.
+    /// With `--metrics-secure`: answer only requests whose bearer token the API server accepts
+    /// (TokenReview) for a user allowed `get` on the path (SubjectAccessReview), as
+    /// controller-runtime's authentication and authorization filter.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = clap::ArgAction::Set)]
     metrics_auth: bool,
     /// With `--metrics-secure`: the directory of the metrics certificate and key (empty: a
@@ -207,11 +209,10 @@ async fn run() -> anyhow::Result<ExitCode> {
             LogFormat::Text
         },
     });
-    if args.metrics_auth {
+    if args.metrics_auth && !args.metrics_secure {
         anyhow::bail!(
-            "--metrics-auth=true is not supported: /metrics is served without authentication; \
-             leave the flag unset and restrict the metrics port (a NetworkPolicy, or a proxy \
-             that authenticates)"
+            "--metrics-auth=true needs --metrics-secure=true: scrapers' bearer tokens must not \
+             cross the network in clear"
         );
     }
     if args.unsafe_allow_generic_targets {
@@ -266,12 +267,16 @@ async fn run() -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let metrics_addr = admin::serve_maybe_tls(
+    let client = Client::try_default().await?;
+    let metrics_auth = args
+        .metrics_auth
+        .then(|| Arc::new(metrics_auth::MetricsAuth::new(client.clone())));
+    let metrics_addr = admin::serve_guarded(
         parse_listen_addr(&args.metrics_addr)?,
-        registry.clone(),
-        readiness.clone(),
+        (registry.clone(), readiness.clone()),
         servers.clone(),
         metrics_tls,
+        metrics_auth,
     )
     .await?;
     let live_addr = admin::serve(
@@ -282,7 +287,6 @@ async fn run() -> anyhow::Result<ExitCode> {
     )
     .await?;
     tracing::info!(%metrics_addr, %live_addr, "external-secrets controller starting");
-    let client = Client::try_default().await?;
     let election = args.enable_leader_election.then(|| leader::Election {
         client: client.clone(),
         lease,

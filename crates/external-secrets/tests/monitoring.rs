@@ -407,3 +407,112 @@ async fn metrics_secure_serves_https_with_the_given_or_a_self_signed_certificate
     let text = scrape(https, any).await;
     assert!(text.contains("workqueue_adds_total"), "{text}");
 }
+
+/// `--metrics-auth` (with `--metrics-secure`): a scrape needs a bearer token the API server
+/// accepts for a user allowed `get` on `/metrics` (TokenReview, then SubjectAccessReview, under
+/// the chart's RBAC for the flag). Without `--metrics-secure` the controller refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_auth_lets_only_allowed_service_accounts_scrape() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    for name in ["prometheus", "nosy"] {
+        let sa: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"}}))
+                .unwrap();
+        Api::<ServiceAccount>::namespaced(client.clone(), "default")
+            .create(&PostParams::default(), &sa)
+            .await
+            .unwrap();
+    }
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "metrics-reader"},
+        "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "prometheus-reads-metrics"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "metrics-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "default"}]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let token = |name: &'static str| {
+        let client = client.clone();
+        async move {
+            strongroom_testkit::request_token(&client, "default", name, &[], None)
+                .await
+                .unwrap()
+        }
+    };
+    let (allowed, denied) = (token("prometheus").await, token("nosy").await);
+
+    let controller = start_controller_with_values(
+        dir.path(),
+        &cluster,
+        &["--metrics-secure", "--metrics-auth"],
+        &["--set", "extraArgs.metrics-auth=true"],
+    )
+    .await;
+    let url = controller.metrics.replacen("http://", "https://", 1);
+    let any = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let scrape = |bearer: Option<String>| {
+        let (any, url) = (any.clone(), url.clone());
+        async move {
+            let mut request = any.get(url);
+            if let Some(b) = bearer {
+                request = request.bearer_auth(b);
+            }
+            let answer = request.send().await.unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        }
+    };
+    assert_eq!(scrape(None).await.0, 401);
+    assert_eq!(scrape(Some("not-a-token".into())).await.0, 401);
+    let (code, body) = scrape(Some(denied)).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("system:serviceaccount:default:nosy"),
+        "{body}"
+    );
+    // twice: the second answer comes from the cache and is the same
+    for _ in 0..2 {
+        let (code, body) = scrape(Some(allowed.clone())).await;
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("workqueue_adds_total"), "{body}");
+    }
+    drop(controller);
+
+    // without TLS the flag is refused at start
+    let mut plain = strongroom_testkit::Process::spawn(
+        env!("CARGO_BIN_EXE_external-secrets-controller"),
+        &[
+            "--metrics-auth".to_string(),
+            "--metrics-addr=127.0.0.1:0".to_string(),
+            "--live-addr=127.0.0.1:0".to_string(),
+        ],
+        &[(
+            "KUBECONFIG",
+            dir.path().join("kubeconfig").display().to_string(),
+        )],
+        dir.path().join("plain.log"),
+    );
+    let status = plain.wait_exit(std::time::Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| !s.success()));
+    assert!(
+        plain.log_text().contains("needs --metrics-secure"),
+        "{}",
+        plain.log_text()
+    );
+}

@@ -37,6 +37,17 @@ pub async fn start_controller(dir: &Path, cluster: &DevCluster, args: &[&str]) -
     start_controller_with_env(dir, cluster, args, &[]).await
 }
 
+/// [`start_controller`] under the RBAC the chart renders with `helm_args` added to the
+/// devcluster install's values.
+pub async fn start_controller_with_values(
+    dir: &Path,
+    cluster: &DevCluster,
+    args: &[&str],
+    helm_args: &[&str],
+) -> Controller {
+    start_controller_with(dir, cluster, args, &[], helm_args).await
+}
+
 /// [`start_controller`] with extra environment variables (provider endpoints).
 pub async fn start_controller_with_env(
     dir: &Path,
@@ -44,14 +55,26 @@ pub async fn start_controller_with_env(
     args: &[&str],
     extra_env: &[(&str, String)],
 ) -> Controller {
+    start_controller_with(dir, cluster, args, extra_env, &[]).await
+}
+
+async fn start_controller_with(
+    dir: &Path,
+    cluster: &DevCluster,
+    args: &[&str],
+    extra_env: &[(&str, String)],
+    helm_args: &[&str],
+) -> Controller {
     // as the chart's ServiceAccount, under the chart's RBAC as the devcluster install renders it
     let kubeconfig = dir.join("kubeconfig");
+    let mut values = vec!["-f", INSTALL_VALUES];
+    values.extend_from_slice(helm_args);
     chart_rbac_kubeconfig(
         cluster,
         "external-secrets",
         "external-secrets",
         "default",
-        &["-f", INSTALL_VALUES],
+        &values,
         &kubeconfig,
     )
     .await;
