@@ -388,3 +388,23 @@ pub(crate) async fn login(
         renewable: info.renewable,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn cert_login_names_the_role_as_the_api_reads_it() {
+        let login = |role: Option<&str>| CertLogin {
+            mount: "team-cert".into(),
+            role: role.map(str::to_string),
+        };
+        let body = |l: CertLogin| -> serde_json::Value {
+            serde_json::from_slice(&l.body().unwrap().unwrap()).unwrap()
+        };
+        assert_eq!(login(None).path(), "auth/team-cert/login");
+        assert_eq!(body(login(Some("web"))), serde_json::json!({"name": "web"}));
+        assert_eq!(body(login(None)), serde_json::json!({}));
+    }
+}
