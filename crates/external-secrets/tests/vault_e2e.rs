@@ -1341,3 +1341,299 @@ async fn a_store_per_auth_method_kubernetes_jwt_and_token() {
     assert_eq!(minted, 2, "one TokenRequest per login");
     assert_no_canary(&[CANARY], &[("log", &controller.process.log_text())]);
 }
+
+/// ConfigMap `default/<name>` with `data`.
+async fn put_config_map(client: &kube::Client, name: &str, data: serde_json::Value) {
+    let map: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &map)
+        .await
+        .unwrap();
+}
+
+/// Successful logins at `path` in `audit`, by the `cert_name` (role) OpenBao matched.
+fn cert_logins(audit: &std::path::Path, role: &str) -> usize {
+    OpenBao::audit_entries(audit)
+        .iter()
+        .filter(|e| {
+            e["type"] == "response"
+                && e["request"]["path"] == "auth/cert/login"
+                && e["auth"]["metadata"]["cert_name"] == role
+        })
+        .count()
+}
+
+/// A base64 line from the middle of a PEM key: must appear in no log.
+fn key_canary(pem: &str) -> String {
+    pem.lines().nth(1).unwrap().to_string()
+}
+
+/// `auth.cert` through the controller against OpenBao's HTTPS listener (a CA made here): one
+/// store trusts the server CA from `caBundle`, one from `caProvider` (a ConfigMap); each logs in
+/// with the client certificate and key from Secrets, through its own CA role, exactly once for
+/// its three ExternalSecrets (OpenBao's audit device). A store whose client certificate comes
+/// from another CA stays not Ready, and its ExternalSecret's condition names the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_auth_over_tls_with_ca_bundle_and_ca_provider() {
+    use strongroom_testkit::backends::TlsListener;
+    use strongroom_testkit::pki::TestCa;
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let ca = TestCa::new("strongroom-test-ca");
+    let (bao, audit, tls_addr) = OpenBao::start_audited_with_tls(&TlsListener {
+        server: ca.server(),
+        client_ca_pem: None,
+        require_client_cert: false,
+    })
+    .await;
+    bao.cli(&["kv", "put", "secret/app", &format!("v={CANARY}")]);
+    bao.policy("reader", r#"path "secret/*" { capabilities = ["read"] }"#);
+    bao.cli(&["auth", "enable", "cert"]);
+    for role in ["bundle", "provider"] {
+        bao.cli(&[
+            "write",
+            &format!("auth/cert/certs/{role}"),
+            &format!("certificate={}", ca.pem()),
+            "token_policies=reader",
+            "token_ttl=10m",
+        ]);
+    }
+    let good = ca.client("eso", 7001);
+    let rogue = TestCa::new("rogue-ca").client("eso", 7002);
+    for (name, cert) in [("client-cert", &good), ("rogue-cert", &rogue)] {
+        put_secret(
+            &client,
+            name,
+            json!({"tls.crt": cert.cert_pem, "tls.key": cert.key_pem}),
+        )
+        .await;
+    }
+    put_config_map(&client, "bao-ca", json!({"ca.crt": ca.pem()})).await;
+    let bundle = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(ca.pem())
+    };
+    let cert_auth = |role: &str, secret: &str| {
+        json!({"cert": {"path": "cert", "vaultRole": role,
+            "clientCert": {"name": secret, "key": "tls.crt"},
+            "secretRef": {"name": secret, "key": "tls.key"}}})
+    };
+    let store = |auth: serde_json::Value, trust: serde_json::Value| {
+        let mut vault =
+            json!({"server": tls_addr, "path": "secret", "version": "v2", "auth": auth});
+        vault
+            .as_object_mut()
+            .unwrap()
+            .extend(trust.as_object().unwrap().clone());
+        json!({ "vault": vault })
+    };
+    create_store(
+        &client,
+        "bundle",
+        store(
+            cert_auth("bundle", "client-cert"),
+            json!({"caBundle": bundle}),
+        ),
+    )
+    .await;
+    create_store(
+        &client,
+        "provider",
+        store(
+            cert_auth("provider", "client-cert"),
+            json!({"caProvider": {"type": "ConfigMap", "name": "bao-ca", "key": "ca.crt"}}),
+        ),
+    )
+    .await;
+    create_store(
+        &client,
+        "rogue",
+        store(
+            cert_auth("bundle", "rogue-cert"),
+            json!({"caBundle": bundle}),
+        ),
+    )
+    .await;
+
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    let names: Vec<(String, &str)> = ["bundle", "provider"]
+        .iter()
+        .flat_map(|s| (0..3).map(move |i| (format!("{s}-{i}"), *s)))
+        .chain([("rogue-0".to_string(), "rogue")])
+        .collect();
+    for (name, store) in &names {
+        apply_es(
+            &client,
+            es(
+                name,
+                json!({"refreshInterval": "1h",
+                    "secretStoreRef": {"name": store, "kind": "SecretStore"},
+                    "data": [{"secretKey": "v", "remoteRef": {"key": "app", "property": "v"}}]}),
+            ),
+        )
+        .await;
+    }
+    for store in ["bundle", "provider"] {
+        wait_store_ready(&client, store, "True").await;
+    }
+    for (name, store) in names.iter().filter(|(_, s)| *s != "rogue") {
+        wait_ready(&client, name, "True", "SecretSynced").await;
+        assert_eq!(
+            secret_data(&client, name).await.unwrap()["v"],
+            CANARY,
+            "synced through store {store}"
+        );
+    }
+    let message = wait_store_ready(&client, "rogue", "False").await;
+    eprintln!("rogue store: {message}");
+    assert!(
+        message.contains("certificate") && message.contains("log in"),
+        "the store says its certificate login failed: {message}"
+    );
+    let es_message = wait_ready(&client, "rogue-0", "False", "SecretSyncedError").await;
+    eprintln!("rogue ExternalSecret: {es_message}");
+    assert!(
+        es_message.contains("rogue"),
+        "names the store: {es_message}"
+    );
+    assert!(secret_data(&client, "rogue-0").await.is_none());
+
+    let (bundle_logins, provider_logins) = (
+        cert_logins(&audit, "bundle"),
+        cert_logins(&audit, "provider"),
+    );
+    eprintln!("cert logins: bundle {bundle_logins}, provider {provider_logins}");
+    assert_eq!(bundle_logins, 1, "one login for the caBundle store");
+    assert_eq!(provider_logins, 1, "one login for the caProvider store");
+    assert_no_canary(
+        &[&key_canary(&good.key_pem), &key_canary(&rogue.key_pem)],
+        &[
+            ("log", &controller.process.log_text()),
+            ("message", &message),
+            ("message", &es_message),
+        ],
+    );
+}
+
+/// The store's `tls` client certificate (mutual TLS) against an HTTPS listener that requires
+/// one, and `headers` on every request: each request the controller makes (the AppRole login
+/// and the reads) reaches OpenBao with the store's certificate (its serial number in the audit
+/// log) and the custom header (audited through `sys/config/auditing/request-headers`). A store
+/// without the `tls` block is refused by the listener and stays not Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_client_certificate_and_headers_on_every_request() {
+    use strongroom_testkit::backends::TlsListener;
+    use strongroom_testkit::pki::TestCa;
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let ca = TestCa::new("strongroom-test-ca");
+    let (bao, audit, tls_addr) = OpenBao::start_audited_with_tls(&TlsListener {
+        server: ca.server(),
+        client_ca_pem: Some(ca.pem().to_string()),
+        require_client_cert: true,
+    })
+    .await;
+    bao.cli(&["kv", "put", "secret/app", &format!("v={CANARY}")]);
+    bao.policy("reader", r#"path "secret/*" { capabilities = ["read"] }"#);
+    bao.cli(&[
+        "write",
+        "sys/config/auditing/request-headers/x-strongroom-team",
+        "hmac=false",
+    ]);
+    let (role_id, secret_id) = bao.approle("reader", "reader", "1h");
+    put_secret(
+        &client,
+        "approle",
+        json!({"role-id": role_id, "secret-id": secret_id}),
+    )
+    .await;
+    let store_cert = ca.client("strongroom-store", 9001);
+    put_secret(
+        &client,
+        "store-cert",
+        json!({"tls.crt": store_cert.cert_pem, "tls.key": store_cert.key_pem}),
+    )
+    .await;
+    put_secret(&client, "bao-ca", json!({"ca.crt": ca.pem()})).await;
+    let vault = |tls: bool| {
+        let mut v = json!({"server": tls_addr, "path": "secret", "version": "v2",
+            "caProvider": {"type": "Secret", "name": "bao-ca", "key": "ca.crt"},
+            "headers": {"X-Strongroom-Team": "blue"},
+            "auth": {"appRole": {"path": "approle",
+                "roleRef": {"name": "approle", "key": "role-id"},
+                "secretRef": {"name": "approle", "key": "secret-id"}}}});
+        if tls {
+            v["tls"] = json!({"certSecretRef": {"name": "store-cert"},
+                "keySecretRef": {"name": "store-cert"}});
+        }
+        json!({ "vault": v })
+    };
+    create_store(&client, "mtls", vault(true)).await;
+    create_store(&client, "no-cert", vault(false)).await;
+    let setup_entries = OpenBao::audit_entries(&audit).len();
+
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    for i in 0..2 {
+        apply_es(
+            &client,
+            es(
+                &format!("mtls-{i}"),
+                json!({"refreshInterval": "1h",
+                    "secretStoreRef": {"name": "mtls", "kind": "SecretStore"},
+                    "data": [{"secretKey": "v", "remoteRef": {"key": "app", "property": "v"}}]}),
+            ),
+        )
+        .await;
+    }
+    wait_store_ready(&client, "mtls", "True").await;
+    for i in 0..2 {
+        let name = format!("mtls-{i}");
+        wait_ready(&client, &name, "True", "SecretSynced").await;
+        assert_eq!(secret_data(&client, &name).await.unwrap()["v"], CANARY);
+    }
+    let message = wait_store_ready(&client, "no-cert", "False").await;
+    eprintln!("store without a client certificate: {message}");
+    // TLS 1.3: the server drops the connection after the handshake, so the client sees a
+    // closed connection rather than the server's alert.
+    assert!(
+        message.contains("log in with AppRole") && message.contains("cannot be reached"),
+        "the refused connection shows on the store: {message}"
+    );
+
+    let requests: Vec<serde_json::Value> = OpenBao::audit_entries(&audit)
+        .into_iter()
+        .skip(setup_entries)
+        .filter(|e| e["type"] == "request")
+        .collect();
+    let paths: Vec<&str> = requests
+        .iter()
+        .map(|e| e["request"]["path"].as_str().unwrap_or(""))
+        .collect();
+    eprintln!("controller requests: {paths:?}");
+    assert_eq!(
+        paths.iter().filter(|p| **p == "auth/approle/login").count(),
+        1,
+        "one login"
+    );
+    assert!(paths.contains(&"secret/data/app"), "{paths:?}");
+    for e in &requests {
+        let path = &e["request"]["path"];
+        assert_eq!(
+            e["request"]["headers"]["x-strongroom-team"],
+            json!(["blue"]),
+            "the custom header on {path}"
+        );
+        assert_eq!(
+            e["request"]["client_certificate_serial_number"], store_cert.serial,
+            "the store's client certificate on {path}"
+        );
+    }
+    assert_no_canary(
+        &[&key_canary(&store_cert.key_pem)],
+        &[
+            ("log", &controller.process.log_text()),
+            ("message", &message),
+        ],
+    );
+}

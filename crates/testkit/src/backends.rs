@@ -72,6 +72,17 @@ impl Moto {
     }
 }
 
+/// The HTTPS listener of [`OpenBao::start_audited_with_tls`].
+pub struct TlsListener {
+    /// The server certificate (for 127.0.0.1) and key.
+    pub server: crate::pki::CertifiedKey,
+    /// The CA client certificates must chain to (`tls_client_ca_file`).
+    pub client_ca_pem: Option<String>,
+    /// Refuse connections without a valid client certificate
+    /// (`tls_require_and_verify_client_cert`).
+    pub require_client_cert: bool,
+}
+
 /// An OpenBao dev server (the Vault API) on `addr`, unsealed, with root token [`OpenBao::ROOT`]
 /// and KV v2 mounted at `secret/`.
 pub struct OpenBao {
@@ -128,6 +139,65 @@ impl OpenBao {
             )
         };
         (Self::spawn(&config, false).await, log)
+    }
+
+    /// Starts OpenBao as [`OpenBao::start_audited`] with a second, HTTPS listener beside the
+    /// dev one (which [`OpenBao::cli`] keeps using): `listener`'s certificate, and client
+    /// certificates asked for (any accepted) or, with `require_client_cert`, required and
+    /// checked against `client_ca_pem`. Returns the audit log and the listener's
+    /// `https://127.0.0.1:PORT`.
+    pub async fn start_audited_with_tls(listener: &TlsListener) -> (Self, PathBuf, String) {
+        let log = Self::audit_log_path();
+        let audit = Self::audit_config(&log);
+        let dir = log.with_extension("tls");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.display().to_string()
+        };
+        let cert = file("server.pem", &listener.server.cert_pem);
+        let key = file("server-key.pem", &listener.server.key_pem);
+        let client_ca = match &listener.client_ca_pem {
+            Some(pem) => format!("  tls_client_ca_file = {:?}\n", file("client-ca.pem", pem)),
+            None => String::new(),
+        };
+        let tls_port = free_port();
+        let config = move |port: u16| {
+            assert!(
+                port != tls_port && port + 1 != tls_port,
+                "port clash, rerun"
+            );
+            format!(
+                "{audit}listener \"tcp\" {{\n  address = \"127.0.0.1:{tls_port}\"\n  \
+                 tls_cert_file = {cert:?}\n  tls_key_file = {key:?}\n{client_ca}  \
+                 tls_require_and_verify_client_cert = {}\n}}\n",
+                listener.require_client_cert
+            )
+        };
+        let bao = Self::spawn(&config, false).await;
+        let tls_addr = format!("https://127.0.0.1:{tls_port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok() {
+                return (bao, log, tls_addr);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "OpenBao did not listen on {tls_addr}: {}",
+            bao.process.log_text()
+        );
+    }
+
+    /// Every entry (request and response) of an audit log of [`OpenBao::start_audited`], in
+    /// order.
+    pub fn audit_entries(log: &std::path::Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect()
     }
 
     fn audit_log_path() -> PathBuf {

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use rustify::endpoint::Endpoint;
+use rustify::enums::{RequestMethod, RequestType, ResponseType};
+
 use strongroom_core::crd::external_secrets::{
     SecretKeySelector, StoreKind, VaultAppRole, VaultCertAuth, VaultJwtAuth, VaultKubernetesAuth,
     VaultProvider, VaultUserPassAuth,
@@ -153,6 +156,36 @@ pub(crate) async fn login_certificate(
         }));
     }
     Ok(None)
+}
+
+/// `POST auth/<mount>/login` of the cert method, naming the role as `name` (the field the
+/// API reads; vaultrs's own request sends `cert_name`, which the server ignores, so any role
+/// trusting the certificate would match). Without a role the server picks one.
+struct CertLogin {
+    mount: String,
+    role: Option<String>,
+}
+
+impl Endpoint for CertLogin {
+    type Response = ();
+    const REQUEST_BODY_TYPE: RequestType = RequestType::JSON;
+    const RESPONSE_BODY_TYPE: ResponseType = ResponseType::JSON;
+
+    fn path(&self) -> String {
+        format!("auth/{}/login", self.mount)
+    }
+
+    fn method(&self) -> RequestMethod {
+        RequestMethod::POST
+    }
+
+    fn body(&self) -> Result<Option<Vec<u8>>, rustify::errors::ClientError> {
+        let body = match &self.role {
+            Some(role) => serde_json::json!({ "name": role }),
+            None => serde_json::json!({}),
+        };
+        Ok(Some(body.to_string().into_bytes()))
+    }
 }
 
 /// A selector with `key` filled in when empty.
@@ -309,13 +342,21 @@ pub(crate) async fn login(
         Method::Cert(c) => {
             // The client certificate is on the connection (login_certificate).
             let path = mount(c.path.as_deref(), "cert");
-            let role = c.vault_role.clone().unwrap_or_default();
+            let role = c.vault_role.clone().filter(|r| !r.trim().is_empty());
             vault::run_retried(
                 env,
                 retries,
                 Call::Login,
                 "log in with a TLS certificate",
-                || vaultrs::auth::cert::login(login_client, &path, &role),
+                || {
+                    vaultrs::api::auth(
+                        login_client,
+                        CertLogin {
+                            mount: path.clone(),
+                            role: role.clone(),
+                        },
+                    )
+                },
             )
             .await
         }
@@ -346,4 +387,24 @@ pub(crate) async fn login(
         revocable: true,
         renewable: info.renewable,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn cert_login_names_the_role_as_the_api_reads_it() {
+        let login = |role: Option<&str>| CertLogin {
+            mount: "team-cert".into(),
+            role: role.map(str::to_string),
+        };
+        let body = |l: CertLogin| -> serde_json::Value {
+            serde_json::from_slice(&l.body().unwrap().unwrap()).unwrap()
+        };
+        assert_eq!(login(None).path(), "auth/team-cert/login");
+        assert_eq!(body(login(Some("web"))), serde_json::json!({"name": "web"}));
+        assert_eq!(body(login(None)), serde_json::json!({}));
+    }
 }
