@@ -138,6 +138,8 @@ fn default_grants() -> BTreeMap<String, BTreeSet<String>> {
     for kind in ["secretstores", "clustersecretstores"] {
         add(&format!("external-secrets.io/{kind}"), &read);
         add(&format!("external-secrets.io/{kind}/status"), &["patch"]);
+        // their finalizer, while PushSecrets with deletionPolicy Delete use them
+        add(&format!("external-secrets.io/{kind}"), &["patch"]);
     }
     for g in GENERATORS.iter().chain(&["clustergenerators"]) {
         add(&format!("generators.external-secrets.io/{g}"), &read);
@@ -158,6 +160,8 @@ fn default_grants() -> BTreeMap<String, BTreeSet<String>> {
     add("serviceaccounts", &["get"]);
     add("serviceaccounts/token", &["create"]);
     add("namespaces", &read);
+    // the ClusterExternalSecrets' per-Namespace finalizer
+    add("namespaces", &["patch"]);
     add("events.k8s.io/events", &["create", "patch"]);
     out
 }
@@ -486,6 +490,11 @@ fn upstream_values_become_upstream_flags() {
         expected.remove(&format!("external-secrets.io/{gone}"));
     }
     expected.remove("external-secrets.io/pushsecrets");
+    // without PushSecrets the stores carry no finalizer of theirs
+    expected.insert(
+        "external-secrets.io/secretstores".into(),
+        set(&["get", "list", "watch"]),
+    );
     assert_eq!(
         grants(objects.get("ClusterRole", "rel-external-secrets-controller")),
         expected
