@@ -21,6 +21,7 @@ pub mod flaky;
 pub mod helm;
 pub mod monitoring;
 pub mod standins;
+pub mod sts_expiry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
