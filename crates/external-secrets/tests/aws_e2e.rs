@@ -4,8 +4,11 @@
 //! interval, an outage that keeps the Secret and says so, recovery, and the call metric.
 //! Parameter Store: a PushSecret creates, updates and (deletionPolicy Delete) removes a
 //! managed parameter; a PushSecret to Secrets Manager with replica regions and a resource policy
-//! from a ConfigMap. Generators: ECRAuthorizationToken and STSSessionToken, directly and
-//! through a ClusterGenerator, and broken ones as clear conditions and events.
+//! from a ConfigMap. Generators: ECRAuthorizationToken (private, and public against a stand-in)
+//! and STSSessionToken, directly and through a ClusterGenerator, and a broken one as a clear
+//! condition and event. Credentials: a role chain with external ID and session tags seen at
+//! STS, the SDK default chain from the controller's environment (keys, IRSA token file), web
+//! identity from a minted token, and expiring role credentials renewed without a failed sync.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -330,7 +333,8 @@ async fn ecr_and_sts_generators() {
             {"region": "eu-west-1", "auth": auth("aws-creds")}}}}),
     )
     .await;
-    // Broken: a credentials Secret that does not exist, and ECR Public.
+    // ECR Public: moto does not serve it, so a stand-in written from the API reference does
+    // (`strongroom_testkit::standins::ecr_public`).
     apply_generator(
         &client,
         json!({"apiVersion": g, "kind": "STSSessionToken",
@@ -346,8 +350,17 @@ async fn ecr_and_sts_generators() {
     )
     .await;
 
+    let ecr_public = strongroom_testkit::standins::ecr_public::EcrPublicStandIn::start();
     let dir = tempfile::tempdir().unwrap();
-    let (controller, _) = start_controller(dir.path(), &cluster, &moto).await;
+    let endpoints = [
+        ("AWS_SECRETSMANAGER_ENDPOINT", moto.endpoint.clone()),
+        ("AWS_STS_ENDPOINT", moto.endpoint.clone()),
+        ("AWS_ECR_ENDPOINT", moto.endpoint.clone()),
+        ("AWS_ECR_PUBLIC_ENDPOINT", ecr_public.url.clone()),
+    ];
+    let controller = common::start_controller_with_env(dir.path(), &cluster, &[], &endpoints)
+        .await
+        .process;
     let from = |kind: &str, name: &str| {
         json!({"refreshInterval": "1h", "dataFrom": [{"sourceRef": {"generatorRef": {
             "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": kind, "name": name}}}]})
@@ -403,11 +416,33 @@ async fn ecr_and_sts_generators() {
         message.contains("STSSessionToken") && message.contains("missing-creds"),
         "{message}"
     );
-    let message = wait_ready(&client, "public", "False", "SecretSyncedError").await;
-    assert!(
-        message.contains("ECRAuthorizationToken") && message.contains("scope public"),
-        "{message}"
+    // ECR Public: upstream's keys (no registry URL), from a signed request
+    wait_ready(&client, "public", "True", "SecretSynced").await;
+    let public = secret_data(&client, "public").await.unwrap();
+    use strongroom_testkit::standins::ecr_public::{EXPIRES_AT, TOKEN};
+    assert_eq!(
+        public.keys().collect::<Vec<_>>(),
+        ["expires_at", "password", "username"]
     );
+    assert_eq!(
+        (
+            public["username"].as_str(),
+            public["password"].as_str(),
+            public["expires_at"].as_str()
+        ),
+        ("AWS", TOKEN, EXPIRES_AT.to_string().as_str())
+    );
+    let signed = ecr_public.authorizations();
+    assert!(!signed.is_empty());
+    for a in &signed {
+        let a = a.as_deref().unwrap_or_default();
+        assert!(
+            a.starts_with("AWS4-HMAC-SHA256 Credential=test/")
+                && a.contains("/us-east-1/ecr-public/aws4_request")
+                && a.contains("Signature="),
+            "SigV4 for ecr-public with the generator's key: {a}"
+        );
+    }
     assert!(
         secret_data(&client, "no-creds").await.is_none(),
         "a failed generator writes no Secret"
@@ -446,6 +481,7 @@ async fn ecr_and_sts_generators() {
         &[
             CANARY,
             registry["password"].as_str(),
+            public["password"].as_str(),
             session["secret_access_key"].as_str(),
             session["session_token"].as_str(),
         ],
