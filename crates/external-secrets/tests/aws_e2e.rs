@@ -4,8 +4,11 @@
 //! interval, an outage that keeps the Secret and says so, recovery, and the call metric.
 //! Parameter Store: a PushSecret creates, updates and (deletionPolicy Delete) removes a
 //! managed parameter; a PushSecret to Secrets Manager with replica regions and a resource policy
-//! from a ConfigMap. Generators: ECRAuthorizationToken and STSSessionToken, directly and
-//! through a ClusterGenerator, and broken ones as clear conditions and events.
+//! from a ConfigMap. Generators: ECRAuthorizationToken (private, and public against a stand-in)
+//! and STSSessionToken, directly and through a ClusterGenerator, and a broken one as a clear
+//! condition and event. Credentials: a role chain with external ID and session tags seen at
+//! STS, the SDK default chain from the controller's environment (keys, IRSA token file), web
+//! identity from a minted token, and expiring role credentials renewed without a failed sync.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -330,7 +333,8 @@ async fn ecr_and_sts_generators() {
             {"region": "eu-west-1", "auth": auth("aws-creds")}}}}),
     )
     .await;
-    // Broken: a credentials Secret that does not exist, and ECR Public.
+    // ECR Public: moto does not serve it, so a stand-in written from the API reference does
+    // (`strongroom_testkit::standins::ecr_public`).
     apply_generator(
         &client,
         json!({"apiVersion": g, "kind": "STSSessionToken",
@@ -346,8 +350,17 @@ async fn ecr_and_sts_generators() {
     )
     .await;
 
+    let ecr_public = strongroom_testkit::standins::ecr_public::EcrPublicStandIn::start();
     let dir = tempfile::tempdir().unwrap();
-    let (controller, _) = start_controller(dir.path(), &cluster, &moto).await;
+    let endpoints = [
+        ("AWS_SECRETSMANAGER_ENDPOINT", moto.endpoint.clone()),
+        ("AWS_STS_ENDPOINT", moto.endpoint.clone()),
+        ("AWS_ECR_ENDPOINT", moto.endpoint.clone()),
+        ("AWS_ECR_PUBLIC_ENDPOINT", ecr_public.url.clone()),
+    ];
+    let controller = common::start_controller_with_env(dir.path(), &cluster, &[], &endpoints)
+        .await
+        .process;
     let from = |kind: &str, name: &str| {
         json!({"refreshInterval": "1h", "dataFrom": [{"sourceRef": {"generatorRef": {
             "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": kind, "name": name}}}]})
@@ -403,11 +416,33 @@ async fn ecr_and_sts_generators() {
         message.contains("STSSessionToken") && message.contains("missing-creds"),
         "{message}"
     );
-    let message = wait_ready(&client, "public", "False", "SecretSyncedError").await;
-    assert!(
-        message.contains("ECRAuthorizationToken") && message.contains("scope public"),
-        "{message}"
+    // ECR Public: upstream's keys (no registry URL), from a signed request
+    wait_ready(&client, "public", "True", "SecretSynced").await;
+    let public = secret_data(&client, "public").await.unwrap();
+    use strongroom_testkit::standins::ecr_public::{EXPIRES_AT, TOKEN};
+    assert_eq!(
+        public.keys().collect::<Vec<_>>(),
+        ["expires_at", "password", "username"]
     );
+    assert_eq!(
+        (
+            public["username"].as_str(),
+            public["password"].as_str(),
+            public["expires_at"].as_str()
+        ),
+        ("AWS", TOKEN, EXPIRES_AT.to_string().as_str())
+    );
+    let signed = ecr_public.authorizations();
+    assert!(!signed.is_empty());
+    for a in &signed {
+        let a = a.as_deref().unwrap_or_default();
+        assert!(
+            a.starts_with("AWS4-HMAC-SHA256 Credential=test/")
+                && a.contains("/us-east-1/ecr-public/aws4_request")
+                && a.contains("Signature="),
+            "SigV4 for ecr-public with the generator's key: {a}"
+        );
+    }
     assert!(
         secret_data(&client, "no-creds").await.is_none(),
         "a failed generator writes no Secret"
@@ -446,6 +481,7 @@ async fn ecr_and_sts_generators() {
         &[
             CANARY,
             registry["password"].as_str(),
+            public["password"].as_str(),
             session["secret_access_key"].as_str(),
             session["session_token"].as_str(),
         ],
@@ -1007,4 +1043,554 @@ async fn web_identity_from_a_minted_service_account_token() {
         "{message}"
     );
     assert_no_canary(&[CANARY], &[("log", &controller.log_text())]);
+}
+
+/// moto's record of every role session its STS handed out (AssumeRole and
+/// AssumeRoleWithWebIdentity): role ARN, session name, external ID, access key id.
+async fn role_sessions(moto: &Moto) -> Vec<serde_json::Value> {
+    let (code, body) = http_get(&format!("{}/moto-api/data.json", moto.endpoint)).await;
+    assert_eq!(code, 200, "{body}");
+    let data: serde_json::Value = serde_json::from_str(&body).unwrap();
+    data["sts"]["AssumedRole"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The access key id moto issued for the (single) session of `role_arn`.
+fn key_of(sessions: &[serde_json::Value], role_arn: &str) -> String {
+    let matching: Vec<_> = sessions
+        .iter()
+        .filter(|s| s["role_arn"] == role_arn)
+        .collect();
+    assert_eq!(matching.len(), 1, "one session of {role_arn}: {matching:?}");
+    matching[0]["access_key_id"].as_str().unwrap().to_string()
+}
+
+/// The requests for `operation` that reached the proxy, in order.
+fn calls(
+    proxy: &strongroom_testkit::flaky::FlakyProxy,
+    operation: &str,
+) -> Vec<strongroom_testkit::flaky::RecordedRequest> {
+    proxy
+        .recorded()
+        .into_iter()
+        .filter(|r| r.operation().as_deref() == Some(operation))
+        .collect()
+}
+
+/// The session tags (`Tags.member.N.Key/Value`) of an STS form, and its transitive tag keys.
+fn session_tags(
+    r: &strongroom_testkit::flaky::RecordedRequest,
+) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+    let form = r.form();
+    let field = |name: String| {
+        form.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut tags = std::collections::BTreeMap::new();
+    for n in 1.. {
+        let Some(key) = field(format!("Tags.member.{n}.Key")) else {
+            break;
+        };
+        tags.insert(
+            key,
+            field(format!("Tags.member.{n}.Value")).unwrap_or_default(),
+        );
+    }
+    let transitive = (1..)
+        .map_while(|n| field(format!("TransitiveTagKeys.member.{n}")))
+        .collect();
+    (tags, transitive)
+}
+
+/// A store's role chain through the controller: static keys, then `additionalRoles` and
+/// `role` with `externalID`, `sessionTags`, `transitiveTagKeys` and `sessionTagsPolicy:
+/// Simple`. STS and Secrets Manager are reached through a recording proxy in front of moto:
+/// moto keeps each role session (role ARN, session name, external ID, issued access key) in
+/// `/moto-api/data.json` but ignores session tags and who signed the call, so the proxy shows
+/// the signing key of each request (SigV4 `Credential=`) and the form body STS received.
+/// The chain is followed in order, each hop signed with the previous hop's key, the reads with
+/// the last role's key; the external ID and tags go with `role` only, as upstream; and three
+/// ExternalSecrets (one refreshing every second, no read cache) cost one AssumeRole per hop
+/// in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_chain_is_assumed_in_order_once_per_store() {
+    use common::{apply_es, create_store, es, secret_data, wait_store_ready};
+    const BASE_KEY: &str = "AKIDSTATICBASE";
+    const HOPS: [&str; 3] = [
+        "arn:aws:iam::111111111111:role/hop-1",
+        "arn:aws:iam::222222222222:role/hop-2",
+        "arn:aws:iam::123456789012:role/reader",
+    ];
+    const EXTERNAL_ID: &str = "ext-7f3a";
+    let moto = Moto::start().await;
+    let proxy = strongroom_testkit::flaky::FlakyProxy::start(&moto.endpoint);
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    sm.create_secret()
+        .name("app/db")
+        .secret_string(json!({"password": CANARY}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    // the secret key is a canary: it signs requests and must show nowhere
+    put_secret(
+        &client,
+        "aws-creds",
+        json!({"id": BASE_KEY, "secret": format!("sk-{CANARY}")}),
+    )
+    .await;
+    create_store(
+        &client,
+        "aws",
+        json!({"aws": {"service": "SecretsManager", "region": "us-east-1",
+            "auth": {"secretRef": {
+                "accessKeyIDSecretRef": {"name": "aws-creds", "key": "id"},
+                "secretAccessKeySecretRef": {"name": "aws-creds", "key": "secret"}}},
+            "additionalRoles": [HOPS[0], HOPS[1]],
+            "role": HOPS[2],
+            "externalID": EXTERNAL_ID,
+            "sessionTags": [{"key": "team", "value": "payments"}, {"key": "env", "value": "dev"}],
+            "transitiveTagKeys": ["team"],
+            "sessionTagsPolicy": "Simple"}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints =
+        ["AWS_SECRETSMANAGER_ENDPOINT", "AWS_STS_ENDPOINT"].map(|k| (k, proxy.url.clone()));
+    let controller = common::start_controller_with_env(
+        dir.path(),
+        &cluster,
+        &["--provider-read-cache-ttl=0s"],
+        &endpoints,
+    )
+    .await;
+    const N: usize = 3;
+    for i in 0..N {
+        let refresh = if i == 0 { "1s" } else { "1h" };
+        apply_es(
+            &client,
+            es(
+                &format!("db-{i}"),
+                json!({"refreshInterval": refresh, "secretStoreRef": {"name": "aws"},
+                    "data": [{"secretKey": "password",
+                        "remoteRef": {"key": "app/db", "property": "password"}}]}),
+            ),
+        )
+        .await;
+    }
+    wait_store_ready(&client, "aws", "True").await;
+    for i in 0..N {
+        wait_ready(&client, &format!("db-{i}"), "True", "SecretSynced").await;
+        assert_eq!(
+            secret_data(&client, &format!("db-{i}")).await.unwrap()["password"],
+            CANARY
+        );
+    }
+    wait_for(
+        || async { calls(&proxy, "GetSecretValue").len() >= N + 3 },
+        "db-0 refreshed",
+    )
+    .await;
+
+    let assumed = calls(&proxy, "AssumeRole");
+    let reads = calls(&proxy, "GetSecretValue");
+    eprintln!(
+        "{N} ExternalSecrets, {} reads: {} AssumeRole calls",
+        reads.len(),
+        assumed.len()
+    );
+    assert!(
+        reads.len() >= N + 3,
+        "{} reads reached Secrets Manager",
+        reads.len()
+    );
+    assert_eq!(
+        assumed
+            .iter()
+            .map(|r| r.field("RoleArn").unwrap())
+            .collect::<Vec<_>>(),
+        HOPS,
+        "each hop assumed once, in order"
+    );
+    let sessions = role_sessions(&moto).await;
+    let keys: Vec<String> = HOPS.iter().map(|h| key_of(&sessions, h)).collect();
+    // each hop is signed with the credentials of the hop before it
+    let signers: Vec<_> = assumed.iter().map(|r| r.access_key_id().unwrap()).collect();
+    assert_eq!(signers, [BASE_KEY, keys[0].as_str(), keys[1].as_str()]);
+    // every read with the last role's credentials
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.access_key_id() == Some(keys[2].as_str())),
+        "reads signed with {:?}",
+        reads.iter().map(|r| r.access_key_id()).collect::<Vec<_>>()
+    );
+    // moto's own record: session names, and the external ID on `role` only
+    for (hop, external) in HOPS.iter().zip([None, None, Some(EXTERNAL_ID)]) {
+        let s = sessions.iter().find(|s| s["role_arn"] == *hop).unwrap();
+        assert_eq!(s["session_name"], "external-secrets-provider-aws", "{s}");
+        assert_eq!(s["external_id"].as_str(), external, "{s}");
+    }
+    // session tags as STS received them: on `role` only
+    for r in &assumed[..2] {
+        assert_eq!(session_tags(r), Default::default(), "{}", r.body);
+        assert_eq!(r.field("ExternalId"), None);
+    }
+    let (tags, transitive) = session_tags(&assumed[2]);
+    assert_eq!(
+        tags,
+        [
+            ("env", "dev"),
+            ("esoNamespace", "default"),
+            ("esoStoreKind", "SecretStore"),
+            ("esoStoreName", "aws"),
+            ("team", "payments"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    );
+    assert_eq!(transitive, ["team"]);
+    assert_eq!(assumed[2].field("ExternalId").as_deref(), Some(EXTERNAL_ID));
+    assert_no_canary(&[CANARY], &[("log", &controller.process.log_text())]);
+}
+
+/// A store without `auth` uses the SDK's default chain of the controller process: here the
+/// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` environment (profile files and instance
+/// metadata ruled out). Every read reaching Secrets Manager (through a recording proxy in
+/// front of moto) is signed with the environment's key, and no STS call is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_chain_takes_the_controller_environment_keys() {
+    use common::{apply_es, create_store, es, secret_data, wait_store_ready};
+    const ENV_KEY: &str = "AKIDFROMTHEENV";
+    let moto = Moto::start().await;
+    let proxy = strongroom_testkit::flaky::FlakyProxy::start(&moto.endpoint);
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    sm.create_secret()
+        .name("app/db")
+        .secret_string(json!({"password": CANARY}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    create_store(
+        &client,
+        "aws",
+        json!({"aws": {"service": "SecretsManager", "region": "us-east-1"}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("no-such-file").display().to_string();
+    let env = [
+        ("AWS_SECRETSMANAGER_ENDPOINT", proxy.url.clone()),
+        ("AWS_STS_ENDPOINT", proxy.url.clone()),
+        ("AWS_ENDPOINT_URL_STS", proxy.url.clone()),
+        ("AWS_ACCESS_KEY_ID", ENV_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", format!("sk-{CANARY}")),
+        ("AWS_CONFIG_FILE", none.clone()),
+        ("AWS_SHARED_CREDENTIALS_FILE", none),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ];
+    let controller = common::start_controller_with_env(
+        dir.path(),
+        &cluster,
+        &["--provider-read-cache-ttl=0s"],
+        &env,
+    )
+    .await;
+    apply_es(
+        &client,
+        es(
+            "db",
+            json!({"refreshInterval": "1s", "secretStoreRef": {"name": "aws"},
+                "data": [{"secretKey": "password",
+                    "remoteRef": {"key": "app/db", "property": "password"}}]}),
+        ),
+    )
+    .await;
+    wait_store_ready(&client, "aws", "True").await;
+    wait_ready(&client, "db", "True", "SecretSynced").await;
+    assert_eq!(
+        secret_data(&client, "db").await.unwrap()["password"],
+        CANARY
+    );
+    wait_for(
+        || async { calls(&proxy, "GetSecretValue").len() >= 3 },
+        "db refreshed",
+    )
+    .await;
+    let recorded = proxy.recorded();
+    let reads = calls(&proxy, "GetSecretValue");
+    assert!(reads.len() >= 3, "{} reads", reads.len());
+    assert!(
+        recorded.iter().all(|r| r.access_key_id() == Some(ENV_KEY)),
+        "every request signed with the environment's key: {:?}",
+        recorded
+            .iter()
+            .map(|r| (r.operation(), r.access_key_id().map(str::to_string)))
+            .collect::<Vec<_>>()
+    );
+    assert!(role_sessions(&moto).await.is_empty(), "no STS exchange");
+    assert_no_canary(&[CANARY], &[("log", &controller.process.log_text())]);
+}
+
+/// The default chain's web identity form, as EKS IRSA sets up a pod: the controller process
+/// has `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE` (a ServiceAccount token minted by
+/// devcluster's TokenRequest, written to a file) and the store has no `auth`. The chain's STS
+/// client follows the SDK's `AWS_ENDPOINT_URL_STS` (upstream's `AWS_STS_ENDPOINT` applies to
+/// the stores' own STS calls). STS receives the file's token in one
+/// AssumeRoleWithWebIdentity for the role, and reads from several ExternalSecrets, one
+/// refreshing every second, are signed with the role's credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_chain_web_identity_token_file() {
+    use common::{
+        apply_es, create_service_account, create_store, es, secret_data, wait_store_ready,
+    };
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    const ROLE: &str = "arn:aws:iam::123456789012:role/eso-pod";
+    let moto = Moto::start().await;
+    let proxy = strongroom_testkit::flaky::FlakyProxy::start(&moto.endpoint);
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    sm.create_secret()
+        .name("app/db")
+        .secret_string(json!({"password": CANARY}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    create_service_account(&client, "eso-pod", json!({})).await;
+    let minted = Api::<ServiceAccount>::namespaced(client.clone(), "default")
+        .create_token_request(
+            "eso-pod",
+            &PostParams::default(),
+            &serde_json::from_value::<TokenRequest>(json!({
+                "spec": {"audiences": ["sts.amazonaws.com"], "expirationSeconds": 3600}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let token = minted.status.unwrap().token.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    create_store(
+        &client,
+        "aws",
+        json!({"aws": {"service": "SecretsManager", "region": "us-east-1"}}),
+    )
+    .await;
+    let none = dir.path().join("no-such-file").display().to_string();
+    let env = [
+        ("AWS_SECRETSMANAGER_ENDPOINT", proxy.url.clone()),
+        ("AWS_ENDPOINT_URL_STS", proxy.url.clone()),
+        ("AWS_ROLE_ARN", ROLE.to_string()),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        ("AWS_CONFIG_FILE", none.clone()),
+        ("AWS_SHARED_CREDENTIALS_FILE", none),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ];
+    let controller = common::start_controller_with_env(
+        dir.path(),
+        &cluster,
+        &["--provider-read-cache-ttl=0s"],
+        &env,
+    )
+    .await;
+    const N: usize = 3;
+    for i in 0..N {
+        let refresh = if i == 0 { "1s" } else { "1h" };
+        apply_es(
+            &client,
+            es(
+                &format!("db-{i}"),
+                json!({"refreshInterval": refresh, "secretStoreRef": {"name": "aws"},
+                    "data": [{"secretKey": "password",
+                        "remoteRef": {"key": "app/db", "property": "password"}}]}),
+            ),
+        )
+        .await;
+    }
+    wait_store_ready(&client, "aws", "True").await;
+    for i in 0..N {
+        wait_ready(&client, &format!("db-{i}"), "True", "SecretSynced").await;
+        assert_eq!(
+            secret_data(&client, &format!("db-{i}")).await.unwrap()["password"],
+            CANARY
+        );
+    }
+    wait_for(
+        || async { calls(&proxy, "GetSecretValue").len() >= N + 3 },
+        "db-0 refreshed",
+    )
+    .await;
+    let exchanges = calls(&proxy, "AssumeRoleWithWebIdentity");
+    let reads = calls(&proxy, "GetSecretValue");
+    eprintln!(
+        "{N} ExternalSecrets, {} reads: {} AssumeRoleWithWebIdentity",
+        reads.len(),
+        exchanges.len()
+    );
+    assert_eq!(exchanges.len(), 1, "one web identity exchange");
+    assert_eq!(exchanges[0].field("RoleArn").as_deref(), Some(ROLE));
+    assert_eq!(
+        exchanges[0].field("WebIdentityToken").as_deref(),
+        Some(token.as_str()),
+        "STS got the token of the file"
+    );
+    let key = key_of(&role_sessions(&moto).await, ROLE);
+    assert!(reads.len() >= N + 3, "{} reads", reads.len());
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.access_key_id() == Some(key.as_str())),
+        "reads signed with the role's key"
+    );
+    assert_no_canary(
+        &[CANARY, &token],
+        &[("log", &controller.process.log_text())],
+    );
+}
+
+/// Assumed-role credentials that expire while the controller runs are renewed before they
+/// lapse, with no failed sync. moto issues role credentials for an hour and never refuses
+/// expired ones, so the test proxy in front of it (`FlakyProxy::expire_sts_credentials_after`)
+/// rewrites each STS answer's `Expiration` to 25 s later and answers any request signed with
+/// those credentials after that instant with `ExpiredTokenException`, as AWS does. An
+/// ExternalSecret refreshing every second (no read cache) keeps syncing across two
+/// lifetimes: new AssumeRole calls come before each expiry, reads move to the new keys, the
+/// proxy never has to refuse one, and no read fails (call metric, Warning events, condition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_role_credentials_are_renewed_without_a_failed_sync() {
+    use common::{
+        apply_es, create_store, es, events_json, metric_sum, secret_data, wait_store_ready,
+    };
+    const ROLE: &str = "arn:aws:iam::123456789012:role/short-lived";
+    const LIFETIME: Duration = Duration::from_secs(25);
+    let moto = Moto::start().await;
+    let proxy = strongroom_testkit::flaky::FlakyProxy::start(&moto.endpoint);
+    proxy.expire_sts_credentials_after(LIFETIME);
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto).await);
+    sm.create_secret()
+        .name("app/db")
+        .secret_string(json!({"password": CANARY}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    put_secret(
+        &client,
+        "aws-creds",
+        json!({"id": "AKIDSTATICBASE", "secret": format!("sk-{CANARY}")}),
+    )
+    .await;
+    create_store(
+        &client,
+        "aws",
+        json!({"aws": {"service": "SecretsManager", "region": "us-east-1",
+            "auth": {"secretRef": {
+                "accessKeyIDSecretRef": {"name": "aws-creds", "key": "id"},
+                "secretAccessKeySecretRef": {"name": "aws-creds", "key": "secret"}}},
+            "role": ROLE}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints =
+        ["AWS_SECRETSMANAGER_ENDPOINT", "AWS_STS_ENDPOINT"].map(|k| (k, proxy.url.clone()));
+    let controller = common::start_controller_with_env(
+        dir.path(),
+        &cluster,
+        &["--provider-read-cache-ttl=0s"],
+        &endpoints,
+    )
+    .await;
+    wait_store_ready(&client, "aws", "True").await;
+    apply_es(
+        &client,
+        es(
+            "db",
+            json!({"refreshInterval": "1s", "secretStoreRef": {"name": "aws"},
+                "data": [{"secretKey": "password",
+                    "remoteRef": {"key": "app/db", "property": "password"}}]}),
+        ),
+    )
+    .await;
+    wait_ready(&client, "db", "True", "SecretSynced").await;
+    assert_eq!(
+        secret_data(&client, "db").await.unwrap()["password"],
+        CANARY
+    );
+    let warnings = || async {
+        let events = events_json(&client, "default").await;
+        let list: Vec<serde_json::Value> = serde_json::from_str(&events).unwrap();
+        let n = list.iter().filter(|e| e["type"] == "Warning").count();
+        (n, events)
+    };
+    let (warnings_before, _) = warnings().await;
+    let first = calls(&proxy, "AssumeRole")[0].arrived;
+    // two lifetimes of the first credentials, reading every second
+    let until = first + 2 * LIFETIME + Duration::from_secs(2);
+    while Instant::now() < until {
+        let ready = common::ready(&client, "db").await;
+        assert!(
+            ready.as_ref().is_some_and(|(s, _, _)| s == "True"),
+            "db stayed synced: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let assumed = calls(&proxy, "AssumeRole");
+    let reads = calls(&proxy, "GetSecretValue");
+    let read_keys: std::collections::BTreeSet<_> =
+        reads.iter().filter_map(|r| r.access_key_id()).collect();
+    eprintln!(
+        "{:?} with credentials living {LIFETIME:?}: {} AssumeRole calls, {} reads with {} keys, \
+         {} refused as expired",
+        until - first,
+        assumed.len(),
+        reads.len(),
+        read_keys.len(),
+        proxy.expired_refusals()
+    );
+    assert!(
+        assumed.len() >= 3,
+        "renewed before each expiry: {} AssumeRole calls",
+        assumed.len()
+    );
+    assert!(
+        read_keys.len() >= 3,
+        "reads moved to the new keys: {read_keys:?}"
+    );
+    assert_eq!(
+        proxy.expired_refusals(),
+        0,
+        "no request with expired credentials"
+    );
+    assert!(reads.len() >= 30, "{} reads", reads.len());
+    assert!(
+        reads.iter().all(|r| r.status == 200),
+        "every read answered: {:?}",
+        reads.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let failed = metric_sum(
+        &controller.metrics,
+        "externalsecret_provider_api_calls_count{call=\"GetSecretValue\",provider=\"AWS/SecretsManager\",status=\"error\"",
+    )
+    .await;
+    assert_eq!(failed, 0.0, "no failed read");
+    let (warnings_after, events) = warnings().await;
+    assert_eq!(
+        warnings_after, warnings_before,
+        "no Warning event across the expiries: {events}"
+    );
+    assert_no_canary(
+        &[CANARY],
+        &[("log", &controller.process.log_text()), ("events", &events)],
+    );
 }

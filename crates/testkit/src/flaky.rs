@@ -2,14 +2,16 @@
 //! requests unchanged, answers the next N requests with an error status instead, or stops
 //! listening (connections refused) until told to come back. It counts the requests that
 //! reached it, and when, so retry and rate-limit tests can assert how many attempts a client
-//! made and how fast.
+//! made and how fast. It also keeps every request (signing key, body) for tests that check
+//! what a client sent, and can shorten the life of the STS credentials passing through it
+//! ([`crate::sts_expiry`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,6 +19,8 @@ use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::watch;
+
+use crate::sts_expiry::{EXPIRED_BODY, Expiries};
 
 struct State {
     /// Requests still to fail, and the status they get.
@@ -32,6 +36,65 @@ struct State {
     failed: AtomicUsize,
     /// Down: no listener, and open connections are closed.
     down: watch::Sender<bool>,
+    /// Every request, in the order its answer was sent.
+    recorded: Mutex<Vec<RecordedRequest>>,
+    /// Shortened STS credentials and their expiry.
+    expiries: Mutex<Expiries>,
+}
+
+/// One request that reached the proxy, and the status it got.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// When it arrived.
+    pub arrived: Instant,
+    /// `POST`, `GET`, ...
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+    /// The `X-Amz-Target` header (AWS JSON protocols name the operation there).
+    pub target: Option<String>,
+    /// The body, as text (lossy).
+    pub body: String,
+    /// The status of the answer (injected or forwarded).
+    pub status: u16,
+    /// Refused by the proxy as signed with expired credentials.
+    pub expired: bool,
+}
+
+impl RecordedRequest {
+    /// The access key id the request was signed with (SigV4).
+    pub fn access_key_id(&self) -> Option<&str> {
+        self.authorization
+            .as_deref()
+            .and_then(crate::sts_expiry::access_key_id)
+    }
+
+    /// The form fields of a form-encoded body (AWS query protocol: STS), in order.
+    pub fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.body.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    /// The first form field named `name`.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.form()
+            .into_iter()
+            .find_map(|(k, v)| (k == name).then_some(v))
+    }
+
+    /// The AWS operation: the form's `Action` (query protocol) or the part of `X-Amz-Target`
+    /// after the dot (JSON protocol).
+    pub fn operation(&self) -> Option<String> {
+        self.field("Action").or_else(|| {
+            self.target
+                .as_deref()
+                .and_then(|t| t.rsplit('.').next())
+                .map(str::to_string)
+        })
+    }
 }
 
 /// The proxy; it runs on a thread of its own until the test process ends.
@@ -52,6 +115,8 @@ impl FlakyProxy {
             requests: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             down: watch::Sender::new(false),
+            recorded: Mutex::default(),
+            expiries: Mutex::default(),
         });
         let upstream = upstream.trim_end_matches('/').to_string();
         let shared = state.clone();
@@ -104,6 +169,25 @@ impl FlakyProxy {
     /// Requests answered with an injected failure so far.
     pub fn failed(&self) -> usize {
         self.state.failed.load(Ordering::SeqCst)
+    }
+
+    /// Every request so far, in the order it was answered.
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        self.state.recorded.lock().unwrap().clone()
+    }
+
+    /// From now on, credentials handed out by STS through the proxy expire `lifetime` after
+    /// the answer: their `<Expiration>` says so, and a later request signed with one of them
+    /// after that instant is answered `ExpiredTokenException` (HTTP 400) instead of being
+    /// forwarded, as AWS does. moto alone issues them for an hour and never refuses them.
+    pub fn expire_sts_credentials_after(&self, lifetime: Duration) {
+        self.state.expiries.lock().unwrap().lifetime = Some(lifetime);
+    }
+
+    /// Requests the proxy answered `ExpiredTokenException` itself (see
+    /// [`FlakyProxy::expire_sts_credentials_after`]).
+    pub fn expired_refusals(&self) -> usize {
+        self.recorded().iter().filter(|r| r.expired).count()
     }
 }
 
@@ -178,7 +262,35 @@ async fn handle(
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     state.log.lock().unwrap().push((arrived, failing));
-    if failing {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let mut record = RecordedRequest {
+        arrived,
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string(),
+        authorization: header("authorization"),
+        target: header("x-amz-target"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        status: 0,
+        expired: false,
+    };
+    let answer = if failing {
         state.failed.fetch_add(1, Ordering::SeqCst);
         let status = state.fail_status.load(Ordering::SeqCst);
         let (headers, body) = state.fail_answer.lock().unwrap().clone();
@@ -186,19 +298,37 @@ async fn handle(
         for (k, v) in &headers {
             answer = answer.header(k, v);
         }
-        return answer.body(Full::new(body)).unwrap();
-    }
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+        answer.body(Full::new(body)).unwrap()
+    } else if state
+        .expiries
+        .lock()
+        .unwrap()
+        .expired(record.authorization.as_deref())
+    {
+        record.expired = true;
+        Response::builder()
+            .status(400)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amzn-ErrorType", "ExpiredTokenException")
+            .body(Full::new(Bytes::from_static(EXPIRED_BODY.as_bytes())))
+            .unwrap()
+    } else {
+        forward(state, client, upstream, &record.path, parts, body).await
+    };
+    record.status = answer.status().as_u16();
+    state.recorded.lock().unwrap().push(record);
+    answer
+}
+
+/// Sends the request on to `upstream`; STS answers may get shortened credentials.
+async fn forward(
+    state: &State,
+    client: &Upstream,
+    upstream: &str,
+    path: &str,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
     let mut out = Request::builder()
         .method(parts.method)
         .uri(format!("{upstream}{path}"));
@@ -216,11 +346,17 @@ async fn handle(
                 .unwrap();
         }
     };
-    let (parts, body) = answer.into_parts();
+    let (mut parts, body) = answer.into_parts();
     let body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    Response::from_parts(parts, Full::new(body))
+    match state.expiries.lock().unwrap().rewrite(&body) {
+        Some(shortened) => {
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Full::new(Bytes::from(shortened)))
+        }
+        None => Response::from_parts(parts, Full::new(body)),
+    }
 }

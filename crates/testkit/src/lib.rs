@@ -23,6 +23,7 @@ pub mod helm;
 pub mod monitoring;
 pub mod pki;
 pub mod standins;
+pub mod sts_expiry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

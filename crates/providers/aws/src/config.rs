@@ -275,6 +275,8 @@ pub(crate) struct Endpoints {
     pub sts: Option<String>,
     /// ECR (the `ECRAuthorizationToken` generator).
     pub ecr: Option<String>,
+    /// ECR Public (the `ECRAuthorizationToken` generator with `scope: public`).
+    pub ecr_public: Option<String>,
 }
 
 impl Endpoints {
@@ -286,6 +288,7 @@ impl Endpoints {
                 ssm: Some(url.into()),
                 sts: Some(url.into()),
                 ecr: Some(url.into()),
+                ecr_public: Some(url.into()),
             };
         }
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -294,6 +297,7 @@ impl Endpoints {
             ssm: var("AWS_SSM_ENDPOINT"),
             sts: var("AWS_STS_ENDPOINT"),
             ecr: var("AWS_ECR_ENDPOINT"),
+            ecr_public: var("AWS_ECR_PUBLIC_ENDPOINT"),
         }
     }
 }

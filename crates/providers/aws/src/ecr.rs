@@ -3,8 +3,8 @@
 //!
 //! Output (upstream's keys): `username` and `password` (the token decoded from base64
 //! `user:password`), `proxy_endpoint` (the registry URL) and `expires_at` (Unix seconds).
-//! `scope: public` (ECR Public) is refused: Strongroom does not include that client, and the
-//! emulator it is tested against does not serve it.
+//! `scope: public` asks ECR Public (`AWS_ECR_PUBLIC_ENDPOINT`) instead, whose answer names no
+//! registry: `username`, `password` and `expires_at` only, as upstream.
 
 use std::collections::BTreeMap;
 
@@ -30,8 +30,9 @@ struct Spec {
     scope: Option<String>,
 }
 
-/// `{username, password, proxy_endpoint, expires_at}` for the spec, run for an ExternalSecret
-/// in `namespace`: a fresh token on every call, as upstream's generator.
+/// `{username, password, proxy_endpoint, expires_at}` for the spec (`proxy_endpoint` left out
+/// for `scope: public`), run for an ExternalSecret in `namespace`: a fresh token on every call,
+/// as upstream's generator.
 pub(crate) async fn generate(
     spec: &BTreeMap<String, Value>,
     namespace: &str,
@@ -39,13 +40,10 @@ pub(crate) async fn generate(
     endpoints: &Endpoints,
 ) -> Result<SecretMap, ProviderError> {
     let spec: Spec = generator::parse(KIND, spec)?;
-    if spec.scope.as_deref() == Some("public") {
-        return Err(ProviderError::InvalidConfig(
-            "scope public (ECR Public) is not supported by Strongroom; private registries are"
-                .into(),
-        ));
-    }
     let session = generator::session(KIND, &spec.common, namespace, env, endpoints).await?;
+    if spec.scope.as_deref() == Some("public") {
+        return public(&session.config, &spec.common.region, endpoints).await;
+    }
     let mut conf = aws_sdk_ecr::config::Builder::from(&session.config);
     conf.set_endpoint_url(endpoints.ecr.clone());
     let client = aws_sdk_ecr::Client::from_conf(conf.build());
@@ -61,21 +59,50 @@ pub(crate) async fn generate(
             data.len()
         )));
     };
-    let token = one.authorization_token().ok_or_else(|| {
+    let mut map = credentials(one.authorization_token(), one.expires_at())?;
+    let proxy_endpoint = one.proxy_endpoint().unwrap_or_default();
+    map.insert(
+        "proxy_endpoint".to_string(),
+        SecretBytes::from(proxy_endpoint),
+    );
+    Ok(map)
+}
+
+/// ECR Public's `GetAuthorizationToken` (one token for every public registry).
+async fn public(
+    config: &aws_config::SdkConfig,
+    region: &str,
+    endpoints: &Endpoints,
+) -> Result<SecretMap, ProviderError> {
+    let mut conf = aws_sdk_ecrpublic::config::Builder::from(config);
+    conf.set_endpoint_url(endpoints.ecr_public.clone());
+    let client = aws_sdk_ecrpublic::Client::from_conf(conf.build());
+    let out = client
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "GetAuthorizationToken (ECR Public)", region))?;
+    let data = out.authorization_data().ok_or_else(|| {
+        ProviderError::Malformed("GetAuthorizationToken answered no authorization data".into())
+    })?;
+    credentials(data.authorization_token(), data.expires_at())
+}
+
+/// `username`, `password` and `expires_at` from a token and its expiry.
+fn credentials(
+    token: Option<&str>,
+    expires_at: Option<&aws_smithy_types::DateTime>,
+) -> Result<SecretMap, ProviderError> {
+    let token = token.ok_or_else(|| {
         ProviderError::Malformed("GetAuthorizationToken answered no authorization token".into())
     })?;
     let (username, password) = decode(token)?;
-    let expires_at = one.expires_at().map(|t| t.secs()).ok_or_else(|| {
+    let expires_at = expires_at.map(|t| t.secs()).ok_or_else(|| {
         ProviderError::Malformed("GetAuthorizationToken answered no expiry".into())
     })?;
-    let proxy_endpoint = one.proxy_endpoint().unwrap_or_default();
     Ok(SecretMap::from([
         ("username".to_string(), SecretBytes::from(username.as_str())),
         ("password".to_string(), SecretBytes::from(password.as_str())),
-        (
-            "proxy_endpoint".to_string(),
-            SecretBytes::from(proxy_endpoint),
-        ),
         (
             "expires_at".to_string(),
             SecretBytes::from(expires_at.to_string().as_str()),

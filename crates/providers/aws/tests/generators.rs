@@ -126,13 +126,9 @@ async fn ecr_authorization_token() {
     .unwrap();
     assert_eq!(text(&out["password"]), "222222222222-auth-token");
 
-    // ECR Public is refused before any call; so are a missing region and a malformed spec.
+    // A missing region and a malformed spec are refused before any call.
     let before = moto.requests().len();
     for (bad, says) in [
-        (
-            json!({"region": REGION, "scope": "public", "auth": static_auth()}),
-            "scope public",
-        ),
         (json!({"auth": static_auth()}), "region is required"),
         (
             json!({"region": REGION, "auth": {"secretRef": "nope"}}),
@@ -148,6 +144,44 @@ async fn ecr_authorization_token() {
         );
     }
     assert_eq!(moto.requests().len(), before);
+}
+
+/// `scope: public` asks ECR Public. moto does not serve it and nothing installable does, so
+/// this runs against a stand-in written from the API reference
+/// (`strongroom_testkit::standins::ecr_public`): upstream's three keys (no registry URL), the
+/// token decoded, and the request signed (SigV4) for `ecr-public` with the generator's key.
+#[tokio::test]
+async fn ecr_public_token_from_a_stand_in() {
+    use strongroom_testkit::standins::ecr_public::{EXPIRES_AT, EcrPublicStandIn, TOKEN};
+    let standin = EcrPublicStandIn::start();
+    let (_, env) = provider_env(keys_resolver("AKIDPUBLIC", CANARY));
+    let out = AwsProvider::with_endpoint(&standin.url)
+        .ecr_authorization_token(
+            &spec(json!({"region": "us-east-1", "scope": "public", "auth": static_auth()})),
+            "creds",
+            env,
+        )
+        .await
+        .unwrap();
+    let out = text_map(&out);
+    assert_eq!(
+        out,
+        BTreeMap::from([
+            ("expires_at".to_string(), EXPIRES_AT.to_string()),
+            ("password".to_string(), TOKEN.to_string()),
+            ("username".to_string(), "AWS".to_string()),
+        ])
+    );
+    let signed = standin.authorizations();
+    assert_eq!(signed.len(), 1, "one GetAuthorizationToken");
+    let a = signed[0].as_deref().unwrap_or_default();
+    assert!(
+        a.starts_with("AWS4-HMAC-SHA256 Credential=AKIDPUBLIC/")
+            && a.contains("/us-east-1/ecr-public/aws4_request")
+            && a.contains("Signature="),
+        "{a}"
+    );
+    assert!(!a.contains(CANARY), "the secret key signs, it is not sent");
 }
 
 #[tokio::test]

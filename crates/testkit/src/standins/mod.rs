@@ -2,4 +2,5 @@
 //! published REST reference (each module says so in its first line).
 
 pub mod azure;
+pub mod ecr_public;
 pub mod gcp;
