@@ -10,6 +10,7 @@
 //! - [`helm`]: the real `helm` and `kubectl` for chart tests;
 //! - [`backends`]: the real provider backends (moto, OpenBao);
 //! - [`flaky`]: a fault-injecting proxy in front of a backend (retry tests);
+//! - [`recorder`]: a recording HTTP(S) server, the real counterpart of a webhook client;
 //! - [`monitoring`]: dashboards' and alert rules' PromQL checked against a `/metrics` scrape;
 //! - [`standins`]: stand-ins for clouds without an emulator (GCP Secret Manager, Azure Key Vault).
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod background;
 pub mod flaky;
 pub mod helm;
 pub mod monitoring;
+pub mod recorder;
 pub mod standins;
 
 use std::collections::BTreeMap;
