@@ -2,8 +2,9 @@
 //! through a ClusterGenerator, as upstream generates them, GCRAccessToken (feature `gcp`, in the
 //! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
 //! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
-//! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]) and
-//! MFA ([`mfa`]). Other generator kinds are reported as not supported. Like upstream, a
+//! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]),
+//! MFA ([`mfa`]), Webhook ([`webhook`]) and GithubAccessToken ([`github`]). Other generator
+//! kinds are reported as not supported. Like upstream, a
 //! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
 //! for values that must not change).
 
@@ -19,7 +20,7 @@ use strongroom_core::crd::generators::GcrAccessToken;
 #[cfg(feature = "vault")]
 use strongroom_core::crd::generators::VaultDynamicSecret;
 use strongroom_core::crd::generators::{
-    ClusterGenerator, Fake, Mfa, Password, PasswordSpec, SshKey, Uuid,
+    ClusterGenerator, Fake, GithubAccessToken, Mfa, Password, PasswordSpec, SshKey, Uuid, Webhook,
 };
 #[cfg(feature = "aws")]
 use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
@@ -27,8 +28,10 @@ use strongroom_provider_api::{SecretBytes, SecretMap};
 
 use crate::stores::Stores;
 
+pub mod github;
 pub mod mfa;
 pub mod ssh_key;
+pub mod webhook;
 
 /// Upstream's default symbol characters.
 const SYMBOLS: &str = "~!@#$%^&*()_+`-={}|[]\\:\"<>?,./";
@@ -209,6 +212,23 @@ async fn aws_token(
         aws.ecr_authorization_token(spec, namespace, env).await
     };
     out.map_err(|e| format!("{kind}: {e}"))
+}
+
+/// An HTTP error of a generator's call with its causes (a TLS or connection error says why),
+/// without the URL (a rendered URL may hold a secret value).
+pub(crate) fn http_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The namespaced generator object `name` of kind `K` in `namespace`; errors name `what`.
@@ -403,6 +423,18 @@ pub async fn generate(
                 .await
                 .map_err(|e| format!("{what}: {e}"))
         }
+        "GithubAccessToken" => {
+            let g = get_generator::<GithubAccessToken>(client, namespace, &r.name, &what).await?;
+            github::generate(client, &stores.provider_env(), namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
+        "Webhook" => {
+            let g = get_generator::<Webhook>(client, namespace, &r.name, &what).await?;
+            webhook::generate(client, &stores.provider_env(), namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
         #[cfg(feature = "azure")]
         "ACRAccessToken" => {
             let g = get_generator::<AcrAccessToken>(client, namespace, &r.name, &what).await?;
@@ -505,6 +537,23 @@ pub async fn generate(
                     mfa::generate(client, namespace, &body.0)
                         .await
                         .map_err(|e| format!("{what} (MFA): {e}"))
+                }
+                "GithubAccessToken" => {
+                    let body = spec.github_access_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind GithubAccessToken has no githubAccessTokenSpec",
+                    )?;
+                    github::generate(client, &stores.provider_env(), namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (GithubAccessToken): {e}"))
+                }
+                "Webhook" => {
+                    let body = spec
+                        .webhook_spec
+                        .as_ref()
+                        .ok_or("ClusterGenerator of kind Webhook has no webhookSpec")?;
+                    webhook::generate(client, &stores.provider_env(), namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (Webhook): {e}"))
                 }
                 other => Err(format!(
                     "generator kind {other:?} is not supported by this controller yet"
