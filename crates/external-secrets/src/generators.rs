@@ -3,8 +3,9 @@
 //! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
 //! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
 //! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]),
-//! MFA ([`mfa`]), Webhook ([`webhook`]) and GithubAccessToken ([`github`]). Other generator
-//! kinds are reported as not supported. Like upstream, a
+//! MFA ([`mfa`]), Webhook ([`webhook`]), GithubAccessToken ([`github`]) and Grafana
+//! ([`grafana`], whose tokens are deleted once replaced). Other generator kinds are reported
+//! as not supported. Like upstream, a
 //! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
 //! for values that must not change).
 
@@ -20,7 +21,8 @@ use strongroom_core::crd::generators::GcrAccessToken;
 #[cfg(feature = "vault")]
 use strongroom_core::crd::generators::VaultDynamicSecret;
 use strongroom_core::crd::generators::{
-    ClusterGenerator, Fake, GithubAccessToken, Mfa, Password, PasswordSpec, SshKey, Uuid, Webhook,
+    ClusterGenerator, Fake, GithubAccessToken, Grafana, Mfa, Password, PasswordSpec, SshKey, Uuid,
+    Webhook,
 };
 #[cfg(feature = "aws")]
 use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
@@ -29,6 +31,7 @@ use strongroom_provider_api::{SecretBytes, SecretMap};
 use crate::stores::Stores;
 
 pub mod github;
+pub mod grafana;
 pub mod mfa;
 pub mod ssh_key;
 pub mod webhook;
@@ -156,6 +159,15 @@ fn password_map(spec: &PasswordSpec) -> Result<SecretMap, String> {
 }
 
 fn uuid_map() -> Result<SecretMap, String> {
+    let uuid = uuid_v4()?;
+    Ok(BTreeMap::from([(
+        "uuid".to_string(),
+        SecretBytes::from(uuid.as_str()),
+    )]))
+}
+
+/// A random (version 4) UUID in its text form.
+pub(crate) fn uuid_v4() -> Result<String, String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -169,10 +181,7 @@ fn uuid_map() -> Result<SecretMap, String> {
         &hex[16..20],
         &hex[20..32]
     );
-    Ok(BTreeMap::from([(
-        "uuid".to_string(),
-        SecretBytes::from(uuid.as_str()),
-    )]))
+    Ok(uuid)
 }
 
 fn fake_map(data: Option<&BTreeMap<String, String>>) -> SecretMap {
@@ -306,6 +315,30 @@ async fn vault_dynamic_secret(
     Ok(generated.data)
 }
 
+/// Upstream's Grafana generator; the token it creates goes to `state`, to be deleted (through
+/// [`cleanup`]) once it is replaced.
+async fn grafana_token(
+    stores: &Stores,
+    namespace: &str,
+    (name, what): (&str, &str),
+    spec: &BTreeMap<String, serde_json::Value>,
+    state: &mut Option<GeneratedState>,
+) -> Result<SecretMap, String> {
+    let (data, token_state) = grafana::generate(&stores.provider_env(), namespace, spec)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    *state = Some(GeneratedState {
+        resource: serde_json::json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1",
+            "kind": "Grafana",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }),
+        state: token_state,
+    });
+    Ok(data)
+}
+
 /// What a generation left behind that must be cleaned up once its output is replaced: the
 /// generator manifest (`resource`) and the generator's own state (lease ids, no values).
 #[derive(Debug, Clone)]
@@ -351,6 +384,20 @@ pub async fn cleanup(
         .await
         .map_err(|e| format!("{what}: {e}"));
     }
+    if resource.get("kind").and_then(serde_json::Value::as_str) == Some("Grafana") {
+        let name = resource
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let spec: BTreeMap<String, serde_json::Value> = resource
+            .get("spec")
+            .cloned()
+            .and_then(|s| serde_json::from_value(s).ok())
+            .unwrap_or_default();
+        return grafana::cleanup(&stores.provider_env(), namespace, &spec, state)
+            .await
+            .map_err(|e| format!("Grafana {name:?}: {e}"));
+    }
     // no other generator leaves state
     let _ = (stores, namespace, resource, state);
     Ok(())
@@ -389,7 +436,7 @@ pub async fn generate(
     namespace: &str,
     #[cfg_attr(not(feature = "vault"), allow(unused_variables))] owner: &str,
     r: &GeneratorRef,
-    #[cfg_attr(not(feature = "vault"), allow(unused_variables))] state: &mut Option<GeneratedState>,
+    state: &mut Option<GeneratedState>,
 ) -> Result<SecretMap, String> {
     let client = stores.client_api();
     let what = format!("{} {:?}", r.kind, r.name);
@@ -428,6 +475,10 @@ pub async fn generate(
             github::generate(client, &stores.provider_env(), namespace, &g.spec.fields)
                 .await
                 .map_err(|e| format!("{what}: {e}"))
+        }
+        "Grafana" => {
+            let g = get_generator::<Grafana>(client, namespace, &r.name, &what).await?;
+            grafana_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
         }
         "Webhook" => {
             let g = get_generator::<Webhook>(client, namespace, &r.name, &what).await?;
@@ -545,6 +596,13 @@ pub async fn generate(
                     github::generate(client, &stores.provider_env(), namespace, &body.0)
                         .await
                         .map_err(|e| format!("{what} (GithubAccessToken): {e}"))
+                }
+                "Grafana" => {
+                    let body = spec
+                        .grafana_spec
+                        .as_ref()
+                        .ok_or("ClusterGenerator of kind Grafana has no grafanaSpec")?;
+                    grafana_token(stores, namespace, (&r.name, &what), &body.0, state).await
                 }
                 "Webhook" => {
                     let body = spec

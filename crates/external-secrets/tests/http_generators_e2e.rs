@@ -1,8 +1,11 @@
-//! End to end: the generators that call an HTTP API (Webhook, GithubAccessToken), through the
+//! End to end: the generators that call an HTTP API (Webhook, GithubAccessToken, Grafana), through the
 //! `external-secrets-controller` binary on devcluster, against real HTTP servers the test
 //! starts ([`Recorder`]): a webhook endpoint is any HTTP server, so the test server is the real
 //! counterpart; GitHub has no installable counterpart, so its test server is a stand-in that
-//! checks the app JWT's RS256 signature with the app's public key, as GitHub does.
+//! checks the app JWT's RS256 signature with the app's public key, as GitHub does. Grafana is
+//! not installable here either: its stand-in keeps service accounts and tokens as Grafana's
+//! HTTP API does (search, create account, create and delete token) and checks the caller's
+//! credentials.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,6 +30,7 @@ async fn apply_generator(client: &kube::Client, obj: Value) {
         plural: match kind.as_str() {
             "Webhook" => "webhooks".into(),
             "GithubAccessToken" => "githubaccesstokens".into(),
+            "Grafana" => "grafanas".into(),
             _ => "clustergenerators".into(),
         },
         kind: kind.clone(),
@@ -468,6 +472,179 @@ async fn generators_github_access_token_signs_the_app_jwt() {
     .await;
     assert!(secret_data(&client, "gh-wrong-key").await.is_none());
     wait_error(&client, "gh-junk", "error parsing RSA private key").await;
+    assert_no_canary(
+        &[],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events_json(&client, "default").await),
+            ("statuses", &statuses(&client).await),
+        ],
+    );
+}
+
+/// The Grafana stand-in's state: service accounts (id, name, login, role) and live tokens
+/// (id, account id, key).
+#[derive(Default)]
+struct GrafanaState {
+    accounts: Vec<(i64, String, String, String)>,
+    tokens: Vec<(i64, i64, String)>,
+    next: i64,
+}
+
+/// The Grafana stand-in: Grafana's service-account API for a caller with bearer `admin`.
+fn grafana_answer(
+    r: &Recorded,
+    state: &std::sync::Mutex<GrafanaState>,
+    admin: &str,
+) -> (u16, String) {
+    let msg = |status: u16, m: &str| (status, json!({"message": m}).to_string());
+    if r.header("authorization") != Some(format!("Bearer {admin}").as_str()) {
+        return msg(401, "Unauthorized");
+    }
+    let mut s = state.lock().unwrap();
+    let path = r.path.as_str();
+    let parts: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
+    match (r.method.as_str(), parts.as_slice()) {
+        ("GET", [sa, search]) if *sa == "serviceaccounts" && search.starts_with("search") => {
+            let query = search
+                .split("query=")
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let found: Vec<Value> = s
+                .accounts
+                .iter()
+                .filter(|a| a.1.contains(&query))
+                .map(|a| json!({"id": a.0, "name": a.1, "login": a.2, "role": a.3}))
+                .collect();
+            (200, json!({"totalCount": found.len(), "serviceAccounts": found, "page": 1, "perPage": 1000}).to_string())
+        }
+        ("POST", ["serviceaccounts"]) => {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            s.next += 1;
+            let id = s.next;
+            let name = body["name"].as_str().unwrap_or_default().to_string();
+            let login = format!("sa-{name}");
+            let role = body["role"].as_str().unwrap_or_default().to_string();
+            s.accounts
+                .push((id, name.clone(), login.clone(), role.clone()));
+            (
+                201,
+                json!({"id": id, "name": name, "login": login, "role": role}).to_string(),
+            )
+        }
+        ("POST", ["serviceaccounts", id, "tokens"]) => {
+            let id: i64 = id.parse().unwrap_or(-1);
+            if !s.accounts.iter().any(|a| a.0 == id) {
+                return msg(404, "service account not found");
+            }
+            s.next += 1;
+            let token_id = s.next;
+            let key = format!("glsa_{token_id}_{CANARY}");
+            s.tokens.push((token_id, id, key.clone()));
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            (
+                200,
+                json!({"id": token_id, "name": body["name"], "key": key}).to_string(),
+            )
+        }
+        ("DELETE", ["serviceaccounts", id, "tokens", token]) => {
+            let (id, token): (i64, i64) = (id.parse().unwrap_or(-1), token.parse().unwrap_or(-1));
+            let before = s.tokens.len();
+            s.tokens.retain(|t| !(t.0 == token && t.1 == id));
+            if s.tokens.len() == before {
+                return msg(404, "service account token not found");
+            }
+            msg(200, "Service account token deleted")
+        }
+        _ => msg(404, "Not found"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_grafana_creates_tokens_and_deletes_replaced_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_grafanas.yaml",
+        "deploy/crds/generators.external-secrets.io_generatorstates.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let admin = format!("admin-{CANARY}");
+    let state = std::sync::Arc::new(std::sync::Mutex::new(GrafanaState::default()));
+    let (shared, admin_token) = (state.clone(), admin.clone());
+    // no real Grafana here: a stand-in of its service-account API
+    let grafana =
+        Recorder::start_responding(Box::new(move |r| grafana_answer(r, &shared, &admin_token)));
+    create_secret(
+        &client,
+        "grafana-admin",
+        json!({}),
+        json!({"token": admin, "wrong": "not-the-admin-token"}),
+    )
+    .await;
+    let spec = |key: &str| {
+        json!({"url": grafana.url, "auth": {"token": {"name": "grafana-admin", "key": key}},
+            "serviceAccount": {"name": "eso-ci", "role": "Viewer"}})
+    };
+    apply_generator(&client, generator("Grafana", "ci", spec("token"))).await;
+    apply_generator(&client, generator("Grafana", "denied", spec("wrong"))).await;
+    let controller =
+        start_controller(dir.path(), &cluster, &["--generator-gc-grace-period=0s"]).await;
+    apply_es(&client, es("grafana", from_generator("Grafana", "ci"))).await;
+    apply_es(
+        &client,
+        es("grafana-denied", from_generator("Grafana", "denied")),
+    )
+    .await;
+    wait_ready(&client, "grafana", "True", "SecretSynced").await;
+    let first = secret_data(&client, "grafana").await.unwrap();
+    assert_eq!(first["login"], "sa-eso-ci");
+    {
+        let s = state.lock().unwrap();
+        assert_eq!(s.accounts.len(), 1);
+        assert_eq!(s.accounts[0].3, "Viewer");
+        assert_eq!(s.tokens.len(), 1);
+        assert_eq!(first["token"], s.tokens[0].2);
+    }
+    // a refresh makes a new token on the same account and deletes the replaced one
+    force_sync(&client, "default", "grafana").await;
+    wait_for(
+        || async {
+            secret_data(&client, "grafana")
+                .await
+                .is_some_and(|d| d["token"] != first["token"])
+        },
+        "a new Grafana token",
+    )
+    .await;
+    let second = secret_data(&client, "grafana").await.unwrap();
+    wait_for(
+        || async {
+            let s = state.lock().unwrap();
+            s.tokens.len() == 1 && s.tokens[0].2 == second["token"]
+        },
+        "the replaced Grafana token deleted",
+    )
+    .await;
+    assert_eq!(
+        state.lock().unwrap().accounts.len(),
+        1,
+        "the account is reused"
+    );
+    let methods: Vec<String> = grafana
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        methods.contains(&"GET /api/serviceaccounts/search?query=eso-ci".to_string()),
+        "{methods:?}"
+    );
+    // refused credentials: Grafana's status and message, no Secret
+    let message = wait_error(&client, "grafana-denied", "[401] Unauthorized").await;
+    assert!(message.contains("Grafana \"denied\""), "{message}");
+    assert!(secret_data(&client, "grafana-denied").await.is_none());
     assert_no_canary(
         &[],
         &[
