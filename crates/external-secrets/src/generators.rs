@@ -3,8 +3,9 @@
 //! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
 //! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
 //! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]),
-//! MFA ([`mfa`]), Webhook ([`webhook`]), GithubAccessToken ([`github`]) and Grafana
-//! ([`grafana`], whose tokens are deleted once replaced). Other generator kinds are reported
+//! MFA ([`mfa`]), Webhook ([`webhook`]), GithubAccessToken ([`github`]), Grafana
+//! ([`grafana`], whose tokens are deleted once replaced), QuayAccessToken ([`quay`]) and
+//! CloudsmithAccessToken ([`cloudsmith`]). Other generator kinds are reported
 //! as not supported. Like upstream, a
 //! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
 //! for values that must not change).
@@ -21,8 +22,8 @@ use strongroom_core::crd::generators::GcrAccessToken;
 #[cfg(feature = "vault")]
 use strongroom_core::crd::generators::VaultDynamicSecret;
 use strongroom_core::crd::generators::{
-    ClusterGenerator, Fake, GithubAccessToken, Grafana, Mfa, Password, PasswordSpec, SshKey, Uuid,
-    Webhook,
+    CloudsmithAccessToken, ClusterGenerator, Fake, GithubAccessToken, Grafana, Mfa, Password,
+    PasswordSpec, QuayAccessToken, SshKey, Uuid, Webhook,
 };
 #[cfg(feature = "aws")]
 use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
@@ -30,9 +31,11 @@ use strongroom_provider_api::{SecretBytes, SecretMap};
 
 use crate::stores::Stores;
 
+pub mod cloudsmith;
 pub mod github;
 pub mod grafana;
 pub mod mfa;
+pub mod quay;
 pub mod ssh_key;
 pub mod webhook;
 
@@ -238,6 +241,73 @@ pub(crate) fn http_error(e: reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// An HTTP client for a generator's calls: rustls on ring with the system roots (which honour
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR`), and `timeout` per call.
+pub(crate) fn system_http_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup failed: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("HTTP client setup failed: {e}"))
+}
+
+/// The `exp` claim of a JWT (read without checking the signature, as upstream does), in plain
+/// decimal seconds; errors never quote the token.
+pub(crate) fn jwt_expiry(token: &str) -> Result<String, String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    let [_, payload, _] = parts.as_slice() else {
+        return Err("error getting claims: invalid token format".into());
+    };
+    let claims: serde_json::Value = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("error getting claims: the payload is not base64url JSON")?;
+    claims
+        .get("exp")
+        .and_then(serde_json::Value::as_f64)
+        .map(|e| e.to_string())
+        .ok_or_else(|| "exp claim not found or wrong type".to_string())
+}
+
+/// A token of the ServiceAccount `serviceAccountRef` (`name`, `audiences`) names in
+/// `namespace`, from the TokenRequest API.
+pub(crate) async fn service_account_token(
+    stores_env: &strongroom_provider_api::ProviderEnv,
+    namespace: &str,
+    reference: &serde_json::Value,
+) -> Result<SecretBytes, String> {
+    let name = reference
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let audiences: Vec<String> = reference
+        .get("audiences")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    stores_env
+        .credentials
+        .service_account_token(namespace, name, &audiences, None)
+        .await
+        .map_err(|e| format!("failed to fetch service account token: {e}"))
 }
 
 /// The namespaced generator object `name` of kind `K` in `namespace`; errors name `what`.
@@ -476,6 +546,19 @@ pub async fn generate(
                 .await
                 .map_err(|e| format!("{what}: {e}"))
         }
+        "QuayAccessToken" => {
+            let g = get_generator::<QuayAccessToken>(client, namespace, &r.name, &what).await?;
+            quay::generate(&stores.provider_env(), namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
+        "CloudsmithAccessToken" => {
+            let g =
+                get_generator::<CloudsmithAccessToken>(client, namespace, &r.name, &what).await?;
+            cloudsmith::generate(&stores.provider_env(), namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
         "Grafana" => {
             let g = get_generator::<Grafana>(client, namespace, &r.name, &what).await?;
             grafana_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
@@ -597,6 +680,22 @@ pub async fn generate(
                         .await
                         .map_err(|e| format!("{what} (GithubAccessToken): {e}"))
                 }
+                "QuayAccessToken" => {
+                    let body = spec.quay_access_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind QuayAccessToken has no quayAccessTokenSpec",
+                    )?;
+                    quay::generate(&stores.provider_env(), namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (QuayAccessToken): {e}"))
+                }
+                "CloudsmithAccessToken" => {
+                    let body = spec.cloudsmith_access_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind CloudsmithAccessToken has no cloudsmithAccessTokenSpec",
+                    )?;
+                    cloudsmith::generate(&stores.provider_env(), namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (CloudsmithAccessToken): {e}"))
+                }
                 "Grafana" => {
                     let body = spec
                         .grafana_spec
@@ -690,6 +789,22 @@ mod tests {
                 ..Default::default()
             })
             .is_err()
+        );
+    }
+
+    #[test]
+    fn jwt_expiry_reads_exp_as_upstream_prints_it() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = |claims: &str| format!("e30.{}.sig", URL_SAFE_NO_PAD.encode(claims));
+        assert_eq!(
+            jwt_expiry(&token(r#"{"exp": 1700000000}"#)).ok().as_deref(),
+            Some("1700000000")
+        );
+        assert!(jwt_expiry(&token(r#"{"exp": "soon"}"#)).is_err());
+        let e = jwt_expiry("canary-not-a-jwt").err().unwrap_or_default();
+        assert!(
+            e.contains("invalid token format") && !e.contains("canary"),
+            "{e}"
         );
     }
 

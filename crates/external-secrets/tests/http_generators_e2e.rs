@@ -1,11 +1,13 @@
-//! End to end: the generators that call an HTTP API (Webhook, GithubAccessToken, Grafana), through the
+//! End to end: the generators that call an HTTP API (Webhook, GithubAccessToken, Grafana,
+//! QuayAccessToken, CloudsmithAccessToken), through the
 //! `external-secrets-controller` binary on devcluster, against real HTTP servers the test
 //! starts ([`Recorder`]): a webhook endpoint is any HTTP server, so the test server is the real
 //! counterpart; GitHub has no installable counterpart, so its test server is a stand-in that
 //! checks the app JWT's RS256 signature with the app's public key, as GitHub does. Grafana is
 //! not installable here either: its stand-in keeps service accounts and tokens as Grafana's
 //! HTTP API does (search, create account, create and delete token) and checks the caller's
-//! credentials.
+//! credentials. Quay and Cloudsmith stand-ins check the federated ServiceAccount token
+//! (signature against devcluster's JWKS, subject and audience) before issuing a token.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -31,6 +33,8 @@ async fn apply_generator(client: &kube::Client, obj: Value) {
             "Webhook" => "webhooks".into(),
             "GithubAccessToken" => "githubaccesstokens".into(),
             "Grafana" => "grafanas".into(),
+            "QuayAccessToken" => "quayaccesstokens".into(),
+            "CloudsmithAccessToken" => "cloudsmithaccesstokens".into(),
             _ => "clustergenerators".into(),
         },
         kind: kind.clone(),
@@ -645,6 +649,206 @@ async fn generators_grafana_creates_tokens_and_deletes_replaced_ones() {
     let message = wait_error(&client, "grafana-denied", "[401] Unauthorized").await;
     assert!(message.contains("Grafana \"denied\""), "{message}");
     assert!(secret_data(&client, "grafana-denied").await.is_none());
+    assert_no_canary(
+        &[],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events_json(&client, "default").await),
+            ("statuses", &statuses(&client).await),
+        ],
+    );
+}
+
+/// Whether `token` is a ServiceAccount token of devcluster (signed by a key of `jwks`) for
+/// `subject` with `audience`.
+fn federated_token_ok(jwks: &Value, token: &str, subject: &str, audience: &str) -> bool {
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return false;
+    };
+    let Ok(set) = serde_json::from_value::<jsonwebtoken::jwk::JwkSet>(jwks.clone()) else {
+        return false;
+    };
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[audience]);
+    set.keys.iter().any(|jwk| {
+        jsonwebtoken::DecodingKey::from_jwk(jwk)
+            .ok()
+            .and_then(|key| jsonwebtoken::decode::<Value>(token, &key, &validation).ok())
+            .is_some_and(|t| t.claims["sub"] == subject)
+    })
+}
+
+/// A registry token as Quay and Cloudsmith issue them: a JWT with `exp`.
+fn issued_jwt(exp: i64) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"exp": exp, "sub": "robot", "nonce": CANARY}),
+        &jsonwebtoken::EncodingKey::from_secret(b"stand-in"),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_quay_and_cloudsmith_exchange_the_service_account_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_quayaccesstokens.yaml",
+        "deploy/crds/generators.external-secrets.io_cloudsmithaccesstokens.yaml",
+        "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let jwks: Value = serde_json::from_str(
+        &client
+            .request_text(
+                http::Request::get("/openid/v1/jwks")
+                    .body(Vec::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    create_service_account(&client, "quay-ci", json!({})).await;
+    create_service_account(&client, "cs-ci", json!({})).await;
+    // no real Quay or Cloudsmith here: stand-ins that check the federated identity
+    let quay_jwks = jwks.clone();
+    let quay = Recorder::start_tls_responding(Box::new(move |r| {
+        let refused = (401, json!({"error": "invalid federated token"}).to_string());
+        if r.method != "GET" || r.path != "/oauth2/federation/robot/token" {
+            return (404, "{}".to_string());
+        }
+        let Some((robot, token)) = r
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| {
+                t.split_once(':')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+            })
+        else {
+            return refused;
+        };
+        let sub = "system:serviceaccount:default:quay-ci";
+        if robot != "acme+ci" || !federated_token_ok(&quay_jwks, &token, sub, "quay.example") {
+            return refused;
+        }
+        (200, json!({"token": issued_jwt(4102444800)}).to_string())
+    }));
+    let cs_jwks = jwks.clone();
+    let cloudsmith = Recorder::start_responding(Box::new(move |r| {
+        if r.method != "POST" || r.path != "/openid/acme/" {
+            return (404, "{}".to_string());
+        }
+        let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+        let token = body["oidc_token"].as_str().unwrap_or_default();
+        let sub = "system:serviceaccount:default:cs-ci";
+        if body["service_slug"] != "ci-bot"
+            || !federated_token_ok(&cs_jwks, token, sub, "cloudsmith")
+        {
+            return (401, json!({"detail": "Invalid OIDC token"}).to_string());
+        }
+        (201, json!({"token": issued_jwt(4102444801)}).to_string())
+    }));
+    let ca_file = dir.path().join("stand-in-ca.pem");
+    std::fs::write(&ca_file, quay.ca_pem.clone().unwrap()).unwrap();
+    let quay_host = quay.url.trim_start_matches("https://").to_string();
+    apply_generator(
+        &client,
+        generator(
+            "QuayAccessToken",
+            "quay",
+            json!({
+        "url": quay.url, "robotAccount": "acme+ci",
+        "serviceAccountRef": {"name": "quay-ci", "audiences": ["quay.example"]}}),
+        ),
+    )
+    .await;
+    apply_generator(
+        &client,
+        generator(
+            "QuayAccessToken",
+            "quay-wrong-sa",
+            json!({
+        "url": quay_host, "robotAccount": "acme+ci",
+        "serviceAccountRef": {"name": "cs-ci", "audiences": ["quay.example"]}}),
+        ),
+    )
+    .await;
+    apply_generator(
+        &client,
+        generator(
+            "CloudsmithAccessToken",
+            "cs",
+            json!({
+        "apiUrl": format!("{}/", cloudsmith.url), "orgSlug": "acme", "serviceSlug": "ci-bot",
+        "serviceAccountRef": {"name": "cs-ci", "audiences": ["cloudsmith"]}}),
+        ),
+    )
+    .await;
+    apply_generator(
+        &client,
+        json!({"apiVersion": "generators.external-secrets.io/v1alpha1",
+        "kind": "ClusterGenerator", "metadata": {"name": "cs-wrong-slug"},
+        "spec": {"kind": "CloudsmithAccessToken", "generator": {"cloudsmithAccessTokenSpec": {
+            "apiUrl": cloudsmith.url, "orgSlug": "acme", "serviceSlug": "other",
+            "serviceAccountRef": {"name": "cs-ci", "audiences": ["cloudsmith"]}}}}}),
+    )
+    .await;
+    // the stand-in's CA is a system root for the controller (SSL_CERT_FILE), as a public
+    // Quay's is: upstream calls Quay over HTTPS with the system roots
+    let controller = start_controller_with_env(
+        dir.path(),
+        &cluster,
+        &[],
+        &[("SSL_CERT_FILE", ca_file.display().to_string())],
+    )
+    .await;
+    for (es_name, kind, gen_name) in [
+        ("quay", "QuayAccessToken", "quay"),
+        ("quay-wrong-sa", "QuayAccessToken", "quay-wrong-sa"),
+        ("cs", "CloudsmithAccessToken", "cs"),
+        ("cs-wrong-slug", "ClusterGenerator", "cs-wrong-slug"),
+    ] {
+        apply_es(&client, es(es_name, from_generator(kind, gen_name))).await;
+    }
+    wait_ready(&client, "quay", "True", "SecretSynced").await;
+    let data = secret_data(&client, "quay").await.unwrap();
+    assert_eq!(data["registry"], quay_host);
+    assert_eq!(data["expiry"], "4102444800");
+    let auth = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&data["auth"])
+            .unwrap(),
+    )
+    .unwrap();
+    let (robot, token) = auth.split_once(':').unwrap();
+    assert_eq!(robot, "acme+ci");
+    assert!(token.contains('.') && token.len() > 40, "a JWT");
+    wait_ready(&client, "cs", "True", "SecretSynced").await;
+    let data = secret_data(&client, "cs").await.unwrap();
+    assert_eq!(data["expiry"], "4102444801");
+    let auth = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&data["auth"])
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(auth.starts_with("token:ey"), "token:<JWT>");
+    // the wrong identity or service: the stand-in's refusal, no Secret
+    let message = wait_error(&client, "quay-wrong-sa", "unexpected status: 401").await;
+    assert!(
+        message.contains("QuayAccessToken \"quay-wrong-sa\""),
+        "{message}"
+    );
+    let message = wait_error(&client, "cs-wrong-slug", "unexpected status: 401").await;
+    assert!(
+        message.contains("unable to exchange OIDC token"),
+        "{message}"
+    );
+    assert!(secret_data(&client, "quay-wrong-sa").await.is_none());
+    assert!(secret_data(&client, "cs-wrong-slug").await.is_none());
     assert_no_canary(
         &[],
         &[

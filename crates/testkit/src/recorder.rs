@@ -74,6 +74,12 @@ impl Recorder {
         Self::start_with(constant(200, body), Some((ca, config)))
     }
 
+    /// [`Recorder::start_tls`] answering each request with what `responder` returns for it.
+    pub fn start_tls_responding(responder: Responder) -> Self {
+        let (ca, config) = tls_config();
+        Self::start_with(responder, Some((ca, config)))
+    }
+
     fn start_with(answer: Responder, tls: Option<(String, Arc<rustls::ServerConfig>)>) -> Self {
         let state = Arc::new(Mutex::new(State {
             requests: Vec::new(),

@@ -139,7 +139,7 @@ pub async fn generate(
         spec.url.as_str()
     };
     let url = format!("{root}/app/installations/{}/access_tokens", spec.install_id);
-    let http = http_client()?;
+    let http = super::system_http_client(TIMEOUT)?;
     let mut request = http
         .post(&url)
         .bearer_auth(jwt)
@@ -189,25 +189,6 @@ pub async fn generate(
         )])),
         _ => Err("token isn't a string or token key doesn't exist".into()),
     }
-}
-
-/// rustls on ring with the system roots, and upstream's timeout.
-fn http_client() -> Result<reqwest::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS setup failed: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| format!("HTTP client setup failed: {e}"))
 }
 
 #[cfg(test)]

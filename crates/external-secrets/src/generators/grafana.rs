@@ -201,21 +201,7 @@ async fn connect<'a>(
     } else {
         return Err("no auth configuration found".into());
     };
-    let mut roots = rustls::RootCertStore::empty();
-    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS setup failed: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| format!("HTTP client setup failed: {e}"))?;
+    let http = super::system_http_client(TIMEOUT)?;
     Ok(Api {
         http,
         base,
