@@ -2,8 +2,11 @@
 //! through a ClusterGenerator, as upstream generates them, GCRAccessToken (feature `gcp`, in the
 //! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
 //! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
-//! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]) and
-//! MFA ([`mfa`]). Other generator kinds are reported as not supported. Like upstream, a
+//! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]),
+//! MFA ([`mfa`]), Webhook ([`webhook`]), GithubAccessToken ([`github`]), Grafana
+//! ([`grafana`], whose tokens are deleted once replaced), QuayAccessToken ([`quay`]) and
+//! CloudsmithAccessToken ([`cloudsmith`]). Other generator kinds are reported
+//! as not supported. Like upstream, a
 //! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
 //! for values that must not change).
 
@@ -19,7 +22,8 @@ use strongroom_core::crd::generators::GcrAccessToken;
 #[cfg(feature = "vault")]
 use strongroom_core::crd::generators::VaultDynamicSecret;
 use strongroom_core::crd::generators::{
-    ClusterGenerator, Fake, Mfa, Password, PasswordSpec, SshKey, Uuid,
+    CloudsmithAccessToken, ClusterGenerator, Fake, GithubAccessToken, Grafana, Mfa, Password,
+    PasswordSpec, QuayAccessToken, SshKey, Uuid, Webhook,
 };
 #[cfg(feature = "aws")]
 use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
@@ -27,8 +31,13 @@ use strongroom_provider_api::{SecretBytes, SecretMap};
 
 use crate::stores::Stores;
 
+pub mod cloudsmith;
+pub mod github;
+pub mod grafana;
 pub mod mfa;
+pub mod quay;
 pub mod ssh_key;
+pub mod webhook;
 
 /// Upstream's default symbol characters.
 const SYMBOLS: &str = "~!@#$%^&*()_+`-={}|[]\\:\"<>?,./";
@@ -153,6 +162,15 @@ fn password_map(spec: &PasswordSpec) -> Result<SecretMap, String> {
 }
 
 fn uuid_map() -> Result<SecretMap, String> {
+    let uuid = uuid_v4()?;
+    Ok(BTreeMap::from([(
+        "uuid".to_string(),
+        SecretBytes::from(uuid.as_str()),
+    )]))
+}
+
+/// A random (version 4) UUID in its text form.
+pub(crate) fn uuid_v4() -> Result<String, String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -166,10 +184,7 @@ fn uuid_map() -> Result<SecretMap, String> {
         &hex[16..20],
         &hex[20..32]
     );
-    Ok(BTreeMap::from([(
-        "uuid".to_string(),
-        SecretBytes::from(uuid.as_str()),
-    )]))
+    Ok(uuid)
 }
 
 fn fake_map(data: Option<&BTreeMap<String, String>>) -> SecretMap {
@@ -209,6 +224,90 @@ async fn aws_token(
         aws.ecr_authorization_token(spec, namespace, env).await
     };
     out.map_err(|e| format!("{kind}: {e}"))
+}
+
+/// An HTTP error of a generator's call with its causes (a TLS or connection error says why),
+/// without the URL (a rendered URL may hold a secret value).
+pub(crate) fn http_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// An HTTP client for a generator's calls: rustls on ring with the system roots (which honour
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR`), and `timeout` per call.
+pub(crate) fn system_http_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup failed: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("HTTP client setup failed: {e}"))
+}
+
+/// The `exp` claim of a JWT (read without checking the signature, as upstream does), in plain
+/// decimal seconds; errors never quote the token.
+pub(crate) fn jwt_expiry(token: &str) -> Result<String, String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    let [_, payload, _] = parts.as_slice() else {
+        return Err("error getting claims: invalid token format".into());
+    };
+    let claims: serde_json::Value = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("error getting claims: the payload is not base64url JSON")?;
+    claims
+        .get("exp")
+        .and_then(serde_json::Value::as_f64)
+        .map(|e| e.to_string())
+        .ok_or_else(|| "exp claim not found or wrong type".to_string())
+}
+
+/// A token of the ServiceAccount `serviceAccountRef` (`name`, `audiences`) names in
+/// `namespace`, from the TokenRequest API.
+pub(crate) async fn service_account_token(
+    stores_env: &strongroom_provider_api::ProviderEnv,
+    namespace: &str,
+    reference: &serde_json::Value,
+) -> Result<SecretBytes, String> {
+    let name = reference
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let audiences: Vec<String> = reference
+        .get("audiences")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    stores_env
+        .credentials
+        .service_account_token(namespace, name, &audiences, None)
+        .await
+        .map_err(|e| format!("failed to fetch service account token: {e}"))
 }
 
 /// The namespaced generator object `name` of kind `K` in `namespace`; errors name `what`.
@@ -286,6 +385,30 @@ async fn vault_dynamic_secret(
     Ok(generated.data)
 }
 
+/// Upstream's Grafana generator; the token it creates goes to `state`, to be deleted (through
+/// [`cleanup`]) once it is replaced.
+async fn grafana_token(
+    stores: &Stores,
+    namespace: &str,
+    (name, what): (&str, &str),
+    spec: &BTreeMap<String, serde_json::Value>,
+    state: &mut Option<GeneratedState>,
+) -> Result<SecretMap, String> {
+    let (data, token_state) = grafana::generate(&stores.provider_env(), namespace, spec)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    *state = Some(GeneratedState {
+        resource: serde_json::json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1",
+            "kind": "Grafana",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }),
+        state: token_state,
+    });
+    Ok(data)
+}
+
 /// What a generation left behind that must be cleaned up once its output is replaced: the
 /// generator manifest (`resource`) and the generator's own state (lease ids, no values).
 #[derive(Debug, Clone)]
@@ -331,6 +454,20 @@ pub async fn cleanup(
         .await
         .map_err(|e| format!("{what}: {e}"));
     }
+    if resource.get("kind").and_then(serde_json::Value::as_str) == Some("Grafana") {
+        let name = resource
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let spec: BTreeMap<String, serde_json::Value> = resource
+            .get("spec")
+            .cloned()
+            .and_then(|s| serde_json::from_value(s).ok())
+            .unwrap_or_default();
+        return grafana::cleanup(&stores.provider_env(), namespace, &spec, state)
+            .await
+            .map_err(|e| format!("Grafana {name:?}: {e}"));
+    }
     // no other generator leaves state
     let _ = (stores, namespace, resource, state);
     Ok(())
@@ -369,7 +506,7 @@ pub async fn generate(
     namespace: &str,
     #[cfg_attr(not(feature = "vault"), allow(unused_variables))] owner: &str,
     r: &GeneratorRef,
-    #[cfg_attr(not(feature = "vault"), allow(unused_variables))] state: &mut Option<GeneratedState>,
+    state: &mut Option<GeneratedState>,
 ) -> Result<SecretMap, String> {
     let client = stores.client_api();
     let what = format!("{} {:?}", r.kind, r.name);
@@ -400,6 +537,35 @@ pub async fn generate(
         "MFA" => {
             let g = get_generator::<Mfa>(client, namespace, &r.name, &what).await?;
             mfa::generate(client, namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
+        "GithubAccessToken" => {
+            let g = get_generator::<GithubAccessToken>(client, namespace, &r.name, &what).await?;
+            github::generate(client, &stores.provider_env(), namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
+        "QuayAccessToken" => {
+            let g = get_generator::<QuayAccessToken>(client, namespace, &r.name, &what).await?;
+            quay::generate(&stores.provider_env(), namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
+        "CloudsmithAccessToken" => {
+            let g =
+                get_generator::<CloudsmithAccessToken>(client, namespace, &r.name, &what).await?;
+            cloudsmith::generate(&stores.provider_env(), namespace, &g.spec.fields)
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
+        "Grafana" => {
+            let g = get_generator::<Grafana>(client, namespace, &r.name, &what).await?;
+            grafana_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
+        }
+        "Webhook" => {
+            let g = get_generator::<Webhook>(client, namespace, &r.name, &what).await?;
+            webhook::generate(client, &stores.provider_env(), namespace, &g.spec.fields)
                 .await
                 .map_err(|e| format!("{what}: {e}"))
         }
@@ -506,6 +672,46 @@ pub async fn generate(
                         .await
                         .map_err(|e| format!("{what} (MFA): {e}"))
                 }
+                "GithubAccessToken" => {
+                    let body = spec.github_access_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind GithubAccessToken has no githubAccessTokenSpec",
+                    )?;
+                    github::generate(client, &stores.provider_env(), namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (GithubAccessToken): {e}"))
+                }
+                "QuayAccessToken" => {
+                    let body = spec.quay_access_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind QuayAccessToken has no quayAccessTokenSpec",
+                    )?;
+                    quay::generate(&stores.provider_env(), namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (QuayAccessToken): {e}"))
+                }
+                "CloudsmithAccessToken" => {
+                    let body = spec.cloudsmith_access_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind CloudsmithAccessToken has no cloudsmithAccessTokenSpec",
+                    )?;
+                    cloudsmith::generate(&stores.provider_env(), namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (CloudsmithAccessToken): {e}"))
+                }
+                "Grafana" => {
+                    let body = spec
+                        .grafana_spec
+                        .as_ref()
+                        .ok_or("ClusterGenerator of kind Grafana has no grafanaSpec")?;
+                    grafana_token(stores, namespace, (&r.name, &what), &body.0, state).await
+                }
+                "Webhook" => {
+                    let body = spec
+                        .webhook_spec
+                        .as_ref()
+                        .ok_or("ClusterGenerator of kind Webhook has no webhookSpec")?;
+                    webhook::generate(client, &stores.provider_env(), namespace, &body.0)
+                        .await
+                        .map_err(|e| format!("{what} (Webhook): {e}"))
+                }
                 other => Err(format!(
                     "generator kind {other:?} is not supported by this controller yet"
                 )),
@@ -583,6 +789,22 @@ mod tests {
                 ..Default::default()
             })
             .is_err()
+        );
+    }
+
+    #[test]
+    fn jwt_expiry_reads_exp_as_upstream_prints_it() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = |claims: &str| format!("e30.{}.sig", URL_SAFE_NO_PAD.encode(claims));
+        assert_eq!(
+            jwt_expiry(&token(r#"{"exp": 1700000000}"#)).ok().as_deref(),
+            Some("1700000000")
+        );
+        assert!(jwt_expiry(&token(r#"{"exp": "soon"}"#)).is_err());
+        let e = jwt_expiry("canary-not-a-jwt").err().unwrap_or_default();
+        assert!(
+            e.contains("invalid token format") && !e.contains("canary"),
+            "{e}"
         );
     }
 

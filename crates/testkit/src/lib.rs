@@ -11,6 +11,7 @@
 //! - [`backends`]: the real provider backends (moto, OpenBao);
 //! - [`flaky`]: a fault-injecting proxy in front of a backend (retry tests);
 //! - [`pki`]: a throwaway CA for server and client certificates;
+//! - [`recorder`]: a recording HTTP(S) server, the real counterpart of a webhook client;
 //! - [`monitoring`]: dashboards' and alert rules' PromQL checked against a `/metrics` scrape;
 //! - [`standins`]: stand-ins for clouds without an emulator (GCP Secret Manager, Azure Key Vault).
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod flaky;
 pub mod helm;
 pub mod monitoring;
 pub mod pki;
+pub mod recorder;
 pub mod standins;
 pub mod sts_expiry;
 

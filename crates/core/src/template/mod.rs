@@ -135,6 +135,13 @@ impl Engine {
         engine
     }
 
+    /// The engine with Go's `missingkey=error` on (`true`) or off (`false`: a key the data
+    /// lacks prints `<no value>`, Go's default, as upstream's webhook templates run).
+    pub fn with_missing_key_error(mut self, on: bool) -> Self {
+        self.missing_key_error = on;
+        self
+    }
+
     /// The engine with the action delimiters `left` and `right` instead of `{{` and `}}`, as
     /// Go's `Template.Delims`: an empty one means the default, and under custom delimiters
     /// `{{` in a template is plain text.
