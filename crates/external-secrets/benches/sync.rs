@@ -42,12 +42,19 @@ fn env(name: &str, default: u64) -> u64 {
 
 /// Every provider call the controller counted (any call, any status).
 async fn provider_calls(url: &str) -> f64 {
+    metric_sum(url, "externalsecret_provider_api_calls_count{").await
+}
+
+/// The sum of every series whose line starts with `prefix`.
+async fn metric_sum(url: &str, prefix: &str) -> f64 {
     let (_, text) = http_get(url).await;
     text.lines()
-        .filter(|l| l.starts_with("externalsecret_provider_api_calls_count{"))
+        .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+const ES_RECONCILES: &str = "controller_runtime_reconcile_total{controller=\"externalsecret\"";
 
 /// The backend behind the store, and how to count its calls on its side.
 enum Backend {
@@ -363,9 +370,11 @@ async fn main() {
         .unwrap_or(0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = rss_mib(child.id());
+    let reconciles_synced = metric_sum(&metrics, ES_RECONCILES).await;
     let cpu_before = cpu_seconds(child.id());
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle_cpu = cpu_seconds(child.id()) - cpu_before;
+    let idle_reconciles = metric_sum(&metrics, ES_RECONCILES).await - reconciles_synced;
 
     // one refresh cycle: every ExternalSecret refreshes once; count provider calls, and time a
     // new ExternalSecret created while the refreshes are due
@@ -440,6 +449,10 @@ async fn main() {
     );
     println!("  resident memory after sync:       {rss:.1} MiB");
     println!("  idle CPU over 10 s:               {idle_cpu:.2} s");
+    println!(
+        "  ExternalSecret reconciles:        {:.2} per ES until synced, {idle_reconciles:.0} in the idle 10 s",
+        reconciles_synced / n as f64
+    );
     println!(
         "  new ES wait while refreshes due:  {:.3} s",
         new_wait.unwrap_or(f64::NAN)

@@ -45,6 +45,10 @@ pub struct Context {
     /// Per ExternalSecret uid: the `syncedResourceVersion` and time (unix seconds) of the last
     /// sync this process wrote, for when the cache lags behind its own status write.
     pub synced: Mutex<HashMap<String, (String, i64)>>,
+    /// `<kind>/<namespace>/<name>` → the resourceVersion this process's last write of that
+    /// object returned: a watch event of exactly that version is our own write (an
+    /// ExternalSecret's finalizer, its target Secret) and needs no second reconcile.
+    pub own_writes: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -87,5 +91,32 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
+    }
+
+    /// Records that this process wrote `kind` `namespace/name`, which is now at `version`.
+    pub fn wrote(&self, kind: &str, namespace: &str, name: &str, version: Option<String>) {
+        let mut writes = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let key = format!("{kind}/{namespace}/{name}");
+        match version {
+            Some(v) => writes.insert(key, v),
+            None => writes.remove(&key),
+        };
+    }
+
+    /// Whether `kind` `namespace/name` at `version` is as this process last wrote it.
+    pub fn is_own_write(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> bool {
+        let writes = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
+        version.is_some_and(|v| {
+            writes
+                .get(&format!("{kind}/{namespace}/{name}"))
+                .map(String::as_str)
+                == Some(v)
+        })
     }
 }

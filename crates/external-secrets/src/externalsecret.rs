@@ -211,13 +211,20 @@ async fn set_finalizers(
     // as upstream: the whole list by merge patch, without a resourceVersion precondition (our
     // own status writes move it all the time; a precondition would only cause conflicts)
     let patch = json!({"metadata": {"finalizers": finalizers}});
-    api.patch(
+    let patched = api
+        .patch(
+            &es.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    ctx.wrote(
+        "ExternalSecret",
+        &es.namespace().unwrap_or_default(),
         &es.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
+        patched.metadata.resource_version,
+    );
+    Ok(())
 }
 
 async fn ensure_finalizer(ctx: &Context, es: &ExternalSecret) -> Result<(), Error> {
@@ -701,9 +708,10 @@ async fn sync_secret(
             .flatten()
             .map(|(k, v)| (k, v.0.as_slice())),
     );
+    let mut last_version = written.metadata.resource_version.clone();
     if written.annotations().get(DATA_HASH_ANNOTATION) != Some(&held) {
         secret["metadata"]["annotations"][DATA_HASH_ANNOTATION] = json!(held);
-        secrets
+        let rewritten = secrets
             .patch(
                 &target,
                 &PatchParams::apply(&field_manager(&name)).force(),
@@ -711,7 +719,14 @@ async fn sync_secret(
             )
             .await
             .map_err(Error::kube_write("update secret"))?;
+        last_version = rewritten.metadata.resource_version;
     }
+    ctx.wrote(
+        "Secret",
+        &es.namespace().unwrap_or_default(),
+        &target,
+        last_version,
+    );
     let changed =
         existing.as_ref().map(|s| s.resource_version()) != Some(written.resource_version());
     if changed {

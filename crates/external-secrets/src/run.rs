@@ -152,6 +152,7 @@ impl Context {
             read_max_age: options.stores.read_ttl,
             generator_gc_grace: options.generator_gc_grace,
             synced: Default::default(),
+            own_writes: Default::default(),
         });
         (
             ctx,
@@ -335,6 +336,9 @@ pub async fn run_controllers(
                 }
                 metrics.forget(Kind::ExternalSecret, Subject::of(es));
                 forget.forget_synced(&es.uid().unwrap_or_default());
+                let (ns, target) = target_of(es);
+                forget.wrote("ExternalSecret", &ns, &es.name_any(), None);
+                forget.wrote("Secret", &ns, &target, None);
             }
         }
     })
@@ -354,7 +358,20 @@ pub async fn run_controllers(
             }
         }
     })
-    .predicate_filter(es_change_key, Default::default());
+    .predicate_filter(es_change_key, Default::default())
+    .filter({
+        // our own finalizer patch needs no second reconcile
+        let ctx = ctx.clone();
+        move |event| {
+            let own = matches!(event, Ok(es) if ctx.is_own_write(
+                "ExternalSecret",
+                &es.namespace().unwrap_or_default(),
+                &es.name_any(),
+                es.metadata.resource_version.as_deref(),
+            ));
+            futures::future::ready(!own)
+        }
+    });
 
     // managed Secrets, metadata only: an edited or deleted target is repaired at once
     let secret_stream = report_synced(
@@ -374,7 +391,7 @@ pub async fn run_controllers(
         .watches_stream(
             secret_stream,
             es_queue.mapper({
-                let index = index.clone();
+                let (index, ctx) = (index.clone(), ctx.clone());
                 move |secret: PartialObjectMeta<Secret>| {
                     let ns = secret.namespace().unwrap_or_default();
                     let names = index
@@ -384,6 +401,18 @@ pub async fn run_controllers(
                         .get(&(ns.clone(), secret.name_any()))
                         .cloned()
                         .unwrap_or_default();
+                    // the Secret as its one ExternalSecret just wrote it: nothing to repair
+                    // (a Secret several ExternalSecrets merge into still triggers them all)
+                    if names.len() == 1
+                        && ctx.is_own_write(
+                            "Secret",
+                            &ns,
+                            &secret.name_any(),
+                            secret.metadata.resource_version.as_deref(),
+                        )
+                    {
+                        return Vec::new();
+                    }
                     names
                         .into_iter()
                         .map(move |n| ObjectRef::new(&n).within(&ns))
