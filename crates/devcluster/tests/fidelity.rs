@@ -3417,3 +3417,79 @@ async fn crd_rules_use_the_kubernetes_cel_libraries() {
         .delete(&crd, &DeleteParams::default())
         .await;
 }
+
+/// `cel.bind(name, value, expr)` (cel-go's bindings library, in the real server's base CEL
+/// environment) binds `name` for `expr`; rules using it pass and fail with their message.
+#[tokio::test]
+async fn crd_rules_bind_names_with_cel_bind() {
+    let (t, client) = start().await;
+    let crd = install_crd(
+        &client,
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "budgets.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "budgets", "singular": "budget", "kind": "Budget", "listKind": "BudgetList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object",
+                            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"},
+                                "names": {"type": "array", "maxItems": 8, "items": {"type": "string", "maxLength": 16}}},
+                            "x-kubernetes-validations": [
+                                {"rule": "cel.bind(total, self.a + self.b, total >= 0 && total <= 10)", "message": "a + b must be within 0..10"},
+                                {"rule": "cel.bind(lower, self.names.map(n, n.lowerAscii()), lower.all(n, lower.exists_one(m, m == n)))", "message": "names must differ ignoring case"}
+                            ]}
+                    }}}
+                }]
+            }
+        }),
+    )
+    .await;
+    let base = format!(
+        "/apis/fidelity.strongroom.dev/v1/namespaces/{}/budgets",
+        t.ns
+    );
+    let budget = |name: &str, spec: serde_json::Value| json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Budget", "metadata": {"name": name}, "spec": spec});
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(budget("good", json!({"a": 4, "b": 6, "names": ["x", "Y"]}))),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(budget("bad", json!({"a": 4, "b": 7, "names": ["x", "X"]}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    let got = causes(&status);
+    let want = [
+        (
+            "FieldValueInvalid".to_string(),
+            "spec".to_string(),
+            "Invalid value: \"object\": a + b must be within 0..10".to_string(),
+        ),
+        (
+            "FieldValueInvalid".to_string(),
+            "spec".to_string(),
+            "Invalid value: \"object\": names must differ ignoring case".to_string(),
+        ),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for w in &want {
+        assert!(got.contains(w), "{w:?} not in {got:#?}");
+    }
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&crd, &DeleteParams::default())
+        .await;
+}

@@ -38,6 +38,7 @@ macro_rules! opaque_val {
     };
 }
 
+mod bind;
 mod env;
 mod format;
 mod ip;
