@@ -3493,3 +3493,83 @@ async fn crd_rules_bind_names_with_cel_bind() {
         .delete(&crd, &DeleteParams::default())
         .await;
 }
+
+/// Kubernetes' semver CEL library: `isSemver`, `semver(..)` with `major`/`minor`/`patch`,
+/// `compareTo`, `isLessThan` and `isGreaterThan`, and the normalizing forms.
+#[tokio::test]
+async fn crd_rules_use_the_semver_library() {
+    let (t, client) = start().await;
+    let rule = |rule: &str, message: &str| json!([{"rule": rule, "message": message}]);
+    let string = |rules: serde_json::Value| json!({"type": "string", "maxLength": 64, "x-kubernetes-validations": rules});
+    let crd = install_crd(
+        &client,
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "releases.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "releases", "singular": "release", "kind": "Release", "listKind": "ReleaseList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "version": string(rule("isSemver(self) && semver(self).major() == 1 && semver(self).isGreaterThan(semver('1.2.0')) && semver(self).isLessThan(semver('1.10.0'))", "version must be 1.x above 1.2.0 and below 1.10.0")),
+                            "loose": string(rule("isSemver(self, true) && semver(self, true).compareTo(semver('2.0.0')) == 0 && semver(self, true).minor() == 0 && semver(self, true).patch() == 0", "loose must be v2")),
+                        }}
+                    }}}
+                }]
+            }
+        }),
+    )
+    .await;
+    let base = format!(
+        "/apis/fidelity.strongroom.dev/v1/namespaces/{}/releases",
+        t.ns
+    );
+    let release = |name: &str, spec: serde_json::Value| json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Release", "metadata": {"name": name}, "spec": spec});
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(release(
+            "good",
+            json!({"version": "1.9.0-rc.1", "loose": "v2"}),
+        )),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(release("bad", json!({"version": "v1.3.0", "loose": "2.1"}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    let got = causes(&status);
+    let invalid = |field: &str, message: &str| {
+        (
+            "FieldValueInvalid".to_string(),
+            format!("spec.{field}"),
+            format!("Invalid value: \"string\": {message}"),
+        )
+    };
+    let want = [
+        invalid(
+            "version",
+            "version must be 1.x above 1.2.0 and below 1.10.0",
+        ),
+        invalid("loose", "loose must be v2"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for w in &want {
+        assert!(got.contains(w), "{w:?} not in {got:#?}");
+    }
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&crd, &DeleteParams::default())
+        .await;
+}

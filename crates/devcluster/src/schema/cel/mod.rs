@@ -45,6 +45,7 @@ mod ip;
 mod lists;
 mod quantity;
 mod regex;
+mod semver;
 mod sets;
 mod url;
 mod values;
