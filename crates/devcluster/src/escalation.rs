@@ -7,9 +7,8 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::rbac::{Attributes, PolicyRule, Rbac, UserInfo, rules_of};
+use crate::rbac::{Attributes, PolicyRule, Rbac, RbacSource, UserInfo, rules_of};
 use crate::status::ApiError;
-use crate::store::Store;
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// Most single permissions (group x resource x verb x name) a write may ask to check: a
@@ -30,9 +29,11 @@ pub fn applies(a: &Attributes) -> bool {
 
 /// Checks that `user` may write `new` (replacing `old`, if any) with the request `request`.
 /// Refuses with the real server's 403 (or 404 when a binding's role does not exist and the
-/// user may not `bind` it).
+/// user may not `bind` it). The server runs it under the store's lock, on the state the write
+/// applies to (`Store::create_guarded` and friends), so the user's own permissions cannot
+/// change between the check and the write.
 pub fn check_write(
-    store: &Store,
+    store: &dyn RbacSource,
     user: &UserInfo,
     request: &Attributes,
     old: Option<&Value>,
@@ -107,7 +108,7 @@ pub fn check_write(
             }
             let rules = authorizer
                 .role_rules(&role_ref, ns)
-                .map_err(|_| role_not_found(store, resource, &s("name")))?;
+                .map_err(|_| role_not_found(resource, &s("name")))?;
             confirm_no_escalation(&authorizer, user, ns, &rules)
                 .map_err(|msg| forbidden(&request.resource, name, &msg))
         }
@@ -153,8 +154,11 @@ fn only_gc_fields_differ(old: &Value, new: &Value) -> bool {
     strip(old) == strip(new)
 }
 
-fn role_not_found(store: &Store, resource: &str, name: &str) -> ApiError {
-    match store.resource(RBAC_GROUP, "v1", resource) {
+fn role_not_found(resource: &str, name: &str) -> ApiError {
+    match crate::resources::builtins()
+        .into_iter()
+        .find(|r| r.group == RBAC_GROUP && r.plural == resource)
+    {
         Some(rt) => ApiError::not_found(&rt, name),
         None => ApiError::unknown_resource(),
     }
@@ -403,6 +407,7 @@ fn go_quote_list(values: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn rule(v: Value) -> PolicyRule {
         PolicyRule::from_json(&v)

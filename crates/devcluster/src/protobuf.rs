@@ -14,8 +14,11 @@ use serde_json::{Map, Value, json};
 use crate::resources::ResourceType;
 use crate::status::ApiError;
 
+mod json;
+mod json_gen;
 mod more;
 mod rbac;
+mod workloads;
 
 /// The protobuf media type.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -31,7 +34,7 @@ fn unsupported(what: &str) -> ApiError {
         code: 415,
         reason: "UnsupportedMediaType",
         message: format!(
-            "protobuf bodies are accepted for Secret, ConfigMap, Namespace, ServiceAccount, Lease, Event, Endpoints, TokenReview, the RBAC kinds and the access reviews, not {what}: send application/json"
+            "protobuf bodies are accepted for the built-in kinds devcluster serves, not {what}: send application/json"
         ),
         details: None,
     }
@@ -88,6 +91,7 @@ pub fn decode(bytes: &[u8], rt: &ResourceType) -> Result<Value, ApiError> {
         }
         (_, other) => match rbac::decode(&api_version, other, raw.as_slice())
             .or_else(|| more::decode(&api_version, other, raw.as_slice()))
+            .or_else(|| workloads::decode(&api_version, other, raw.as_slice()))
         {
             Some(decoded) => decoded?,
             None => return Err(unsupported(other)),

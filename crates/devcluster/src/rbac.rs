@@ -343,41 +343,58 @@ pub fn selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> 
     labels_ok && exprs_ok
 }
 
-/// Reads RBAC objects from the store.
-pub struct Rbac<'a> {
-    store: &'a Store,
+/// Where the authorizer reads RBAC objects: the [`Store`] (each read takes its lock), or the
+/// store's state under a lock already held (the escalation check of a write).
+pub trait RbacSource {
+    /// The RBAC object `plural/name` in `namespace` (`""` for cluster-scoped ones).
+    fn rbac_get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value>;
+    /// The RBAC objects of `plural`, in `namespace` or everywhere.
+    fn rbac_list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value>;
 }
 
-impl<'a> Rbac<'a> {
-    /// An authorizer over `store`.
-    pub fn new(store: &'a Store) -> Self {
-        Self { store }
+fn rbac_rt(store: &Store, plural: &str) -> Option<ResourceType> {
+    store.resource("rbac.authorization.k8s.io", "v1", plural)
+}
+
+impl RbacSource for Store {
+    fn rbac_get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.get(&rbac_rt(self, plural)?, namespace, name).ok()
     }
 
-    fn rt(&self, plural: &str) -> Option<ResourceType> {
-        self.store
-            .resource("rbac.authorization.k8s.io", "v1", plural)
-    }
-
-    fn list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
-        let Some(rt) = self.rt(plural) else {
+    fn rbac_list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
+        let Some(rt) = rbac_rt(self, plural) else {
             return Vec::new();
         };
         let sel = Selection {
             namespace: namespace.map(str::to_string),
             ..Selection::default()
         };
-        self.store.list(&rt, &sel, None, None).0
+        self.list(&rt, &sel, None, None).0
+    }
+}
+
+/// Reads RBAC objects from the store.
+pub struct Rbac<'a> {
+    store: &'a dyn RbacSource,
+}
+
+impl<'a> Rbac<'a> {
+    /// An authorizer over `store` (or a locked state).
+    pub fn new(store: &'a dyn RbacSource) -> Self {
+        Self { store }
+    }
+
+    fn list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
+        self.store.rbac_list(plural, namespace)
     }
 
     /// The rules of a ClusterRole, with those of the ClusterRoles its `aggregationRule`
     /// selects (as the aggregation controller would have written them).
     fn cluster_role_rules(&self, name: &str) -> Result<Vec<PolicyRule>, String> {
-        let rt = self.rt("clusterroles").ok_or_else(String::new)?;
         let role = self
             .store
-            .get(&rt, "", name)
-            .map_err(|_| format!("clusterrole.rbac.authorization.k8s.io {name:?} not found"))?;
+            .rbac_get("clusterroles", "", name)
+            .ok_or_else(|| format!("clusterrole.rbac.authorization.k8s.io {name:?} not found"))?;
         let mut rules = rules_of(&role);
         if let Some(selectors) = role
             .pointer("/aggregationRule/clusterRoleSelectors")
@@ -409,13 +426,11 @@ impl<'a> Rbac<'a> {
         let name = role_ref.get("name").and_then(Value::as_str).unwrap_or("");
         match role_ref.get("kind").and_then(Value::as_str).unwrap_or("") {
             "ClusterRole" => self.cluster_role_rules(name),
-            "Role" => {
-                let rt = self.rt("roles").ok_or_else(String::new)?;
-                self.store
-                    .get(&rt, binding_ns, name)
-                    .map(|r| rules_of(&r))
-                    .map_err(|_| format!("role.rbac.authorization.k8s.io {name:?} not found"))
-            }
+            "Role" => self
+                .store
+                .rbac_get("roles", binding_ns, name)
+                .map(|r| rules_of(&r))
+                .ok_or_else(|| format!("role.rbac.authorization.k8s.io {name:?} not found")),
             other => Err(format!("unknown role kind {other:?}")),
         }
     }

@@ -428,7 +428,7 @@ impl Api {
                 "requested {groups:?} without impersonating a user"
             )));
         };
-        let authorizer = rbac::Rbac::new(&self.store);
+        let authorizer = rbac::Rbac::new(&*self.store);
         let mut checks = Vec::new();
         match rbac::split_service_account(&target) {
             Some((ns, name)) => checks.push(rbac::Attributes {
@@ -517,7 +517,7 @@ impl Api {
         }
         let attrs = rbac::attributes(method.as_str(), path, query);
         let decision = if self.rbac {
-            rbac::Rbac::new(&self.store).authorize(user, &attrs)
+            rbac::Rbac::new(&*self.store).authorize(user, &attrs)
         } else {
             rbac::Decision {
                 allowed: true,
@@ -557,7 +557,7 @@ impl Api {
         body: &Value,
     ) -> Result<Response<Body>, ApiError> {
         let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
-        let authorizer = rbac::Rbac::new(&self.store);
+        let authorizer = rbac::Rbac::new(&*self.store);
         let status = match rt.plural.as_str() {
             "selfsubjectrulesreviews" => {
                 let ns = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -902,6 +902,12 @@ impl Api {
         let escalation = (self.rbac && !user.is_master())
             .then(|| rbac::attributes(method.as_str(), &path, &query))
             .filter(crate::escalation::applies);
+        // run under the store's lock with the write, so the check and the write see one state
+        let escalation_guard =
+            |src: &dyn rbac::RbacSource, old: Option<&Value>, new: &Value| match &escalation {
+                Some(a) => crate::escalation::check_write(src, &user, a, old, new),
+                None => Ok(()),
+            };
         let result = match (method, rp.name.as_deref()) {
             (Method::GET, None) => {
                 let sel = selection(&query, &rt, rp.namespace.clone())?;
@@ -926,10 +932,9 @@ impl Api {
                     None => decode_object(&content_type, &body, &rt)?,
                 };
                 check_decoded(&rt, &obj, &body)?;
-                if let Some(a) = &escalation {
-                    crate::escalation::check_write(&self.store, &user, a, None, &obj)?;
-                }
-                let created = self.store.create(&rt, &ns, obj, &opts)?;
+                let created = self
+                    .store
+                    .create_guarded(&rt, &ns, obj, &opts, &escalation_guard)?;
                 Ok(json_response(StatusCode::CREATED, &created))
             }
             (Method::PUT, Some(name)) => {
@@ -938,14 +943,17 @@ impl Api {
                     None => decode_object(&content_type, &body, &rt)?,
                 };
                 check_decoded(&rt, &obj, &body)?;
-                if let Some(a) = &escalation
-                    && let Ok(old) = self.store.get(&rt, &ns, name)
-                {
-                    crate::escalation::check_write(&self.store, &user, a, Some(&old), &obj)?;
-                }
                 Ok(json_response(
                     StatusCode::OK,
-                    &self.store.replace(&rt, &ns, name, obj, sub, &opts)?,
+                    &self.store.replace_guarded(
+                        &rt,
+                        &ns,
+                        name,
+                        obj,
+                        sub,
+                        &opts,
+                        &escalation_guard,
+                    )?,
                 ))
             }
             (Method::PATCH, Some(name)) => {
@@ -954,21 +962,17 @@ impl Api {
                     Some(v) => v,
                     None => parse_body(&body, &content_type)?,
                 };
-                let old = self.store.get(&rt, &ns, name).ok();
-                let existed = old.is_some();
-                if let Some(a) = &escalation {
-                    // the check needs the patched object: patch without saving first
-                    let preview = WriteOptions {
-                        dry_run: true,
-                        warnings: crate::schema::Warnings::default(),
-                        ..opts.clone()
-                    };
-                    let patched = self
-                        .store
-                        .patch(&rt, &ns, name, kind, &patch, sub, &preview)?;
-                    crate::escalation::check_write(&self.store, &user, a, old.as_ref(), &patched)?;
-                }
-                let out = self.store.patch(&rt, &ns, name, kind, &patch, sub, &opts)?;
+                let existed = self.store.get(&rt, &ns, name).is_ok();
+                let out = self.store.patch_guarded(
+                    &rt,
+                    &ns,
+                    name,
+                    kind,
+                    &patch,
+                    sub,
+                    &opts,
+                    &escalation_guard,
+                )?;
                 let code = if existed {
                     StatusCode::OK
                 } else {

@@ -3417,3 +3417,159 @@ async fn crd_rules_use_the_kubernetes_cel_libraries() {
         .delete(&crd, &DeleteParams::default())
         .await;
 }
+
+/// `cel.bind(name, value, expr)` (cel-go's bindings library, in the real server's base CEL
+/// environment) binds `name` for `expr`; rules using it pass and fail with their message.
+#[tokio::test]
+async fn crd_rules_bind_names_with_cel_bind() {
+    let (t, client) = start().await;
+    let crd = install_crd(
+        &client,
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "budgets.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "budgets", "singular": "budget", "kind": "Budget", "listKind": "BudgetList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object",
+                            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"},
+                                "names": {"type": "array", "maxItems": 8, "items": {"type": "string", "maxLength": 16}}},
+                            "x-kubernetes-validations": [
+                                {"rule": "cel.bind(total, self.a + self.b, total >= 0 && total <= 10)", "message": "a + b must be within 0..10"},
+                                {"rule": "cel.bind(lower, self.names.map(n, n.lowerAscii()), lower.all(n, lower.exists_one(m, m == n)))", "message": "names must differ ignoring case"}
+                            ]}
+                    }}}
+                }]
+            }
+        }),
+    )
+    .await;
+    let base = format!(
+        "/apis/fidelity.strongroom.dev/v1/namespaces/{}/budgets",
+        t.ns
+    );
+    let budget = |name: &str, spec: serde_json::Value| json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Budget", "metadata": {"name": name}, "spec": spec});
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(budget("good", json!({"a": 4, "b": 6, "names": ["x", "Y"]}))),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(budget("bad", json!({"a": 4, "b": 7, "names": ["x", "X"]}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    let got = causes(&status);
+    let want = [
+        (
+            "FieldValueInvalid".to_string(),
+            "spec".to_string(),
+            "Invalid value: \"object\": a + b must be within 0..10".to_string(),
+        ),
+        (
+            "FieldValueInvalid".to_string(),
+            "spec".to_string(),
+            "Invalid value: \"object\": names must differ ignoring case".to_string(),
+        ),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for w in &want {
+        assert!(got.contains(w), "{w:?} not in {got:#?}");
+    }
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&crd, &DeleteParams::default())
+        .await;
+}
+
+/// Kubernetes' semver CEL library: `isSemver`, `semver(..)` with `major`/`minor`/`patch`,
+/// `compareTo`, `isLessThan` and `isGreaterThan`, and the normalizing forms.
+#[tokio::test]
+async fn crd_rules_use_the_semver_library() {
+    let (t, client) = start().await;
+    let rule = |rule: &str, message: &str| json!([{"rule": rule, "message": message}]);
+    let string = |rules: serde_json::Value| json!({"type": "string", "maxLength": 64, "x-kubernetes-validations": rules});
+    let crd = install_crd(
+        &client,
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "releases.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "releases", "singular": "release", "kind": "Release", "listKind": "ReleaseList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "version": string(rule("isSemver(self) && semver(self).major() == 1 && semver(self).isGreaterThan(semver('1.2.0')) && semver(self).isLessThan(semver('1.10.0'))", "version must be 1.x above 1.2.0 and below 1.10.0")),
+                            "loose": string(rule("isSemver(self, true) && semver(self, true).compareTo(semver('2.0.0')) == 0 && semver(self, true).minor() == 0 && semver(self, true).patch() == 0", "loose must be v2")),
+                        }}
+                    }}}
+                }]
+            }
+        }),
+    )
+    .await;
+    let base = format!(
+        "/apis/fidelity.strongroom.dev/v1/namespaces/{}/releases",
+        t.ns
+    );
+    let release = |name: &str, spec: serde_json::Value| json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Release", "metadata": {"name": name}, "spec": spec});
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(release(
+            "good",
+            json!({"version": "1.9.0-rc.1", "loose": "v2"}),
+        )),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        &base,
+        "application/json",
+        Some(release("bad", json!({"version": "v1.3.0", "loose": "2.1"}))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    let got = causes(&status);
+    let invalid = |field: &str, message: &str| {
+        (
+            "FieldValueInvalid".to_string(),
+            format!("spec.{field}"),
+            format!("Invalid value: \"string\": {message}"),
+        )
+    };
+    let want = [
+        invalid(
+            "version",
+            "version must be 1.x above 1.2.0 and below 1.10.0",
+        ),
+        invalid("loose", "loose must be v2"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for w in &want {
+        assert!(got.contains(w), "{w:?} not in {got:#?}");
+    }
+    let _ = Api::<CustomResourceDefinition>::all(client)
+        .delete(&crd, &DeleteParams::default())
+        .await;
+}

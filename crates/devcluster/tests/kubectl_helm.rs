@@ -754,3 +754,140 @@ async fn kubectl_create_token_and_auth_with_it() {
         .await;
     assert!(oidc.contains("jwks_uri"), "{oidc}");
 }
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+/// `kubectl create <kind>` writes through client-go's typed clients, which send protobuf:
+/// each object is read back as JSON with the fields kubectl set (and no Go zero values).
+#[tokio::test]
+async fn kubectl_create_sends_protobuf_workloads() {
+    let env = env().await;
+    let ns = ["-n", "default"];
+    env.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1",
+        "--replicas=0",
+        "--port=8080",
+        ns[0],
+        ns[1],
+    ])
+    .await;
+    let d = json(
+        &env.kubectl(&["get", "deployment", "web", "-n", "default", "-o", "json"])
+            .await,
+    );
+    assert_eq!(d["spec"]["replicas"], 0, "{d}");
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web", "{d}");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "nginx:1", "{d}");
+    assert_eq!(c["ports"][0]["containerPort"], 8080, "{d}");
+    assert!(c["ports"][0].get("hostPort").is_none(), "{d}");
+    assert!(d["spec"].get("paused").is_none(), "{d}");
+
+    env.kubectl(&[
+        "create",
+        "job",
+        "once",
+        "--image=busybox:1",
+        "-n",
+        "default",
+        "--",
+        "echo",
+        "hi",
+    ])
+    .await;
+    let j = json(
+        &env.kubectl(&["get", "job", "once", "-n", "default", "-o", "json"])
+            .await,
+    );
+    let pod = &j["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["command"],
+        serde_json::json!(["echo", "hi"]),
+        "{j}"
+    );
+    assert_eq!(pod["restartPolicy"], "Never", "{j}");
+
+    env.kubectl(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "--image=busybox:1",
+        "--schedule=0 0 * * *",
+        "-n",
+        "default",
+    ])
+    .await;
+    let cj = json(
+        &env.kubectl(&["get", "cronjob", "nightly", "-n", "default", "-o", "json"])
+            .await,
+    );
+    assert_eq!(cj["spec"]["schedule"], "0 0 * * *", "{cj}");
+    assert_eq!(
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:1",
+        "{cj}"
+    );
+
+    env.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "api",
+        "--tcp=5678:8080",
+        "-n",
+        "default",
+    ])
+    .await;
+    let s = json(
+        &env.kubectl(&["get", "service", "api", "-n", "default", "-o", "json"])
+            .await,
+    );
+    assert_eq!(s["spec"]["ports"][0]["port"], 5678, "{s}");
+    assert_eq!(s["spec"]["ports"][0]["targetPort"], 8080, "{s}");
+    assert_eq!(s["spec"]["selector"]["app"], "api", "{s}");
+    assert_eq!(s["spec"]["type"], "ClusterIP", "{s}");
+
+    env.kubectl(&[
+        "create",
+        "clusterrole",
+        "pod-reader",
+        "--verb=get,list",
+        "--resource=pods",
+    ])
+    .await;
+    env.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "pod-reader",
+        "--clusterrole=pod-reader",
+        "--user=alice",
+    ])
+    .await;
+    let can_i = env
+        .kubectl(&["auth", "can-i", "list", "pods", "-A", "--as", "alice"])
+        .await;
+    assert_eq!(can_i.trim(), "yes");
+    let listed = env
+        .kubectl(&[
+            "get",
+            "deploy,job,cronjob,svc",
+            "-n",
+            "default",
+            "-o",
+            "name",
+        ])
+        .await;
+    for name in [
+        "deployment.apps/web",
+        "job.batch/once",
+        "cronjob.batch/nightly",
+        "service/api",
+    ] {
+        assert!(listed.contains(name), "{listed}");
+    }
+}

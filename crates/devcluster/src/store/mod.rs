@@ -197,6 +197,54 @@ struct State {
     aggregating: bool,
 }
 
+/// A check of a write run under the store's lock, on the state the write applies to:
+/// `(reader of that state, old object, new object)`. An error refuses the write.
+pub type Guard<'g> =
+    &'g dyn Fn(&dyn crate::rbac::RbacSource, Option<&Value>, &Value) -> Result<(), ApiError>;
+
+fn no_guard(_: &dyn crate::rbac::RbacSource, _: Option<&Value>, _: &Value) -> Result<(), ApiError> {
+    Ok(())
+}
+
+impl crate::rbac::RbacSource for State {
+    fn rbac_get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let rt = self.rbac_rt(plural)?;
+        self.get(&rt, namespace, name)
+            .map(|o| with_version(o.clone(), &rt))
+    }
+
+    fn rbac_list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
+        let Some(rt) = self.rbac_rt(plural) else {
+            return Vec::new();
+        };
+        let sel = Selection {
+            namespace: namespace.map(str::to_string),
+            ..Selection::default()
+        };
+        self.objects
+            .get(&rt.storage_key())
+            .map(|objects| {
+                objects
+                    .iter()
+                    .filter(|(key, obj)| sel.matches(&key.0, obj))
+                    .map(|(_, obj)| with_version(obj.clone(), &rt))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl State {
+    fn rbac_rt(&self, plural: &str) -> Option<ResourceType> {
+        self.registry
+            .iter()
+            .find(|r| {
+                r.group == "rbac.authorization.k8s.io" && r.version == "v1" && r.plural == plural
+            })
+            .cloned()
+    }
+}
+
 /// The whole cluster.
 pub struct Store {
     state: Mutex<State>,
@@ -522,7 +570,20 @@ impl Store {
         obj: Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        self.create_guarded(rt, ns, obj, opts, &no_guard)
+    }
+
+    /// Creates an object if `guard` allows it, checked under the same lock as the write.
+    pub fn create_guarded(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        obj: Value,
+        opts: &WriteOptions,
+        guard: Guard<'_>,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
+        guard(&*st, None, &obj)?;
         st.create(rt, ns, obj, opts, "Update", &self.live)
     }
 
@@ -536,10 +597,26 @@ impl Store {
         subresource: Option<&str>,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        self.replace_guarded(rt, ns, name, obj, subresource, opts, &no_guard)
+    }
+
+    /// Replaces an object if `guard` allows it, checked under the same lock as the write.
+    #[allow(clippy::too_many_arguments)]
+    pub fn replace_guarded(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+        guard: Guard<'_>,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let Some(old) = st.get(rt, ns, name).cloned() else {
             return Err(ApiError::not_found(rt, name));
         };
+        guard(&*st, Some(&with_version(old.clone(), rt)), &obj)?;
         let body_rv = meta_str(&obj, "resourceVersion");
         if !body_rv.is_empty() && body_rv != meta_str(&old, "resourceVersion") {
             return Err(ApiError::conflict(rt, name));
@@ -570,6 +647,23 @@ impl Store {
         subresource: Option<&str>,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        self.patch_guarded(rt, ns, name, kind, body, subresource, opts, &no_guard)
+    }
+
+    /// Patches an object if `guard` allows the patched result, checked under the same lock as
+    /// the write.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch_guarded(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        kind: PatchType,
+        body: &Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+        guard: Guard<'_>,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let old = st.get(rt, ns, name).cloned();
         let Some(old) = old else {
@@ -581,6 +675,7 @@ impl Store {
                     field_manager: Some(manager),
                     ..opts.clone()
                 };
+                guard(&*st, None, &obj)?;
                 return st.create(rt, ns, obj, &opts, "Apply", &self.live);
             }
             return Err(ApiError::not_found(rt, name));
@@ -626,6 +721,11 @@ impl Store {
                 "the name of the object does not match the name in the URL",
             ));
         }
+        guard(
+            &*st,
+            Some(&with_version(old.clone(), rt)),
+            &with_version(new.clone(), rt),
+        )?;
         let merged = merge_subresource(rt, &old, new, subresource);
         st.update(
             rt,
@@ -697,3 +797,144 @@ fn with_version(mut obj: Value, rt: &ResourceType) -> Value {
 }
 
 impl State {}
+
+#[cfg(test)]
+mod guard_tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rbac::RbacSource;
+
+    fn rv(v: &Value) -> u64 {
+        meta_str(v, "resourceVersion").parse().unwrap()
+    }
+
+    /// The escalation check of a write runs under the store's lock: a concurrent change of the
+    /// writer's own RoleBinding waits until the checked write has landed, so the check never
+    /// approves a write against permissions that are gone when it commits.
+    #[test]
+    fn no_write_lands_between_a_guard_and_its_write() {
+        let store = Arc::new(Store::new(100));
+        let rt = |plural| {
+            store
+                .resource("rbac.authorization.k8s.io", "v1", plural)
+                .unwrap()
+        };
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "alice", "namespace": "default"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "alice"}]});
+        store
+            .create(
+                &rt("rolebindings"),
+                "default",
+                binding,
+                &WriteOptions::default(),
+            )
+            .unwrap();
+        let (done_tx, done_rx) = mpsc::channel();
+        let deleter = std::cell::RefCell::new(None);
+        let guard = |src: &dyn RbacSource, old: Option<&Value>, _new: &Value| {
+            assert!(old.is_none());
+            assert!(src.rbac_get("rolebindings", "default", "alice").is_some());
+            // another request revokes alice's binding while her write is being checked
+            let (store, tx) = (Arc::clone(&store), done_tx.clone());
+            *deleter.borrow_mut() = Some(std::thread::spawn(move || {
+                let rt = store
+                    .resource("rbac.authorization.k8s.io", "v1", "rolebindings")
+                    .unwrap();
+                let out = store
+                    .delete(
+                        &rt,
+                        "default",
+                        "alice",
+                        Propagation::Background,
+                        &Preconditions::default(),
+                        false,
+                    )
+                    .unwrap();
+                tx.send(()).unwrap();
+                out
+            }));
+            assert!(
+                done_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+                "the binding was deleted while the write was being checked"
+            );
+            Ok(())
+        };
+        let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "r", "namespace": "default"}, "rules": []});
+        let created = store
+            .create_guarded(
+                &rt("roles"),
+                "default",
+                role,
+                &WriteOptions::default(),
+                &guard,
+            )
+            .unwrap();
+        deleter.borrow_mut().take().unwrap().join().unwrap();
+        // the revocation is ordered after the write it could have invalidated
+        let now = store.current_rv();
+        assert!(rv(&created) < now, "{created}");
+        assert!(store.get(&rt("rolebindings"), "default", "alice").is_err());
+    }
+
+    #[test]
+    fn a_refusing_guard_writes_nothing() {
+        let store = Store::new(100);
+        let rt = store
+            .resource("rbac.authorization.k8s.io", "v1", "roles")
+            .unwrap();
+        let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "r", "namespace": "default"}, "rules": []});
+        let refuse =
+            |_: &dyn RbacSource, _: Option<&Value>, _: &Value| Err(ApiError::bad_request("no"));
+        assert!(
+            store
+                .create_guarded(
+                    &rt,
+                    "default",
+                    role.clone(),
+                    &WriteOptions::default(),
+                    &refuse
+                )
+                .is_err()
+        );
+        assert!(store.get(&rt, "default", "r").is_err());
+        store
+            .create(&rt, "default", role.clone(), &WriteOptions::default())
+            .unwrap();
+        assert!(
+            store
+                .replace_guarded(
+                    &rt,
+                    "default",
+                    "r",
+                    role,
+                    None,
+                    &WriteOptions::default(),
+                    &refuse
+                )
+                .is_err()
+        );
+        let patch =
+            json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]});
+        assert!(
+            store
+                .patch_guarded(
+                    &rt,
+                    "default",
+                    "r",
+                    PatchType::Merge,
+                    &patch,
+                    None,
+                    &WriteOptions::default(),
+                    &refuse
+                )
+                .is_err()
+        );
+        assert_eq!(store.get(&rt, "default", "r").unwrap()["rules"], json!([]));
+    }
+}

@@ -2,7 +2,7 @@
 //! the `cel` crate can express it. The standard library with optionals, the strings extension
 //! (`charAt`, `indexOf`, `lastIndexOf`, `lowerAscii`, `upperAscii`, `replace`, `split`,
 //! `substring`, `trim`, `join`, `format`, `strings.quote`), and Kubernetes' libraries:
-//! lists, regex, sets, URLs, IPs and CIDRs, quantities and formats.
+//! lists, regex, sets, URLs, IPs and CIDRs, quantities, formats and semver; and `cel.bind`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -30,6 +30,8 @@ fn build() -> Result<Env, DeclarationError> {
     env.add_extension(super::ip::extension)?;
     env.add_extension(super::quantity::extension)?;
     env.add_extension(super::format::extension)?;
+    env.add_extension(super::bind::extension)?;
+    env.add_extension(super::semver::extension)?;
     Ok(env)
 }
 

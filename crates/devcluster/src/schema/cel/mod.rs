@@ -38,12 +38,14 @@ macro_rules! opaque_val {
     };
 }
 
+mod bind;
 mod env;
 mod format;
 mod ip;
 mod lists;
 mod quantity;
 mod regex;
+mod semver;
 mod sets;
 mod url;
 mod values;
