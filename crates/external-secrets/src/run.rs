@@ -207,13 +207,19 @@ fn reads_store(es: &ExternalSecret, kind: StoreKind, name: &str) -> bool {
             .any(|d| is(d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref())))
 }
 
-/// The predicate of ExternalSecret events: status-only changes (our own status writes) do not
-/// trigger a reconcile; spec, labels, annotations, finalizers and deletion do.
+/// The predicate of ExternalSecret events: status-only changes (our own status writes) and our
+/// own finalizer coming or going do not trigger a reconcile; spec, labels, annotations, other
+/// finalizers and deletion do.
 fn es_change_key(es: &ExternalSecret) -> Option<u64> {
     let mut parts = serde_json::to_vec(&es.metadata.generation).unwrap_or_default();
     parts.extend(serde_json::to_vec(&es.metadata.labels).unwrap_or_default());
     parts.extend(serde_json::to_vec(&es.metadata.annotations).unwrap_or_default());
-    parts.extend(serde_json::to_vec(&es.metadata.finalizers).unwrap_or_default());
+    let others: Vec<&String> = es
+        .finalizers()
+        .iter()
+        .filter(|f| *f != strongroom_core::crd::external_secrets::EXTERNAL_SECRET_FINALIZER)
+        .collect();
+    parts.extend(serde_json::to_vec(&others).unwrap_or_default());
     parts.extend(serde_json::to_vec(&es.metadata.deletion_timestamp).unwrap_or_default());
     Some(crate::refresh::source_seed(&parts))
 }
