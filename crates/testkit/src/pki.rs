@@ -2,6 +2,8 @@
 //! a loopback listener) and client certificates (for mutual TLS and certificate logins), all
 //! as PEM.
 
+use std::sync::Arc;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SerialNumber,
@@ -86,4 +88,39 @@ impl TestCa {
             serial: serial.to_string(),
         }
     }
+}
+
+/// A TLS server configuration for a loopback listener (`localhost`, `127.0.0.1`; HTTP/2 and
+/// HTTP/1.1) with a certificate from a new CA named `ca_name`, and that CA as PEM for clients.
+pub fn tls_server_config(ca_name: &str) -> (String, Arc<rustls::ServerConfig>) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, ca_name);
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let chain = vec![
+        rustls::pki_types::CertificateDer::from(cert.der().to_vec()),
+        rustls::pki_types::CertificateDer::from(ca_cert.der().to_vec()),
+    ];
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        key.serialize_der(),
+    ));
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (ca_cert.pem(), Arc::new(config))
 }

@@ -11,8 +11,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// One request the server got.
 #[derive(Debug, Clone)]
@@ -70,13 +68,13 @@ impl Recorder {
     /// Starts an HTTPS server (a certificate for `localhost` and `127.0.0.1` from a fresh CA,
     /// in [`Recorder::ca_pem`]) answering `200` with `body`.
     pub fn start_tls(body: &str) -> Self {
-        let (ca, config) = tls_config();
+        let (ca, config) = crate::pki::tls_server_config("recorder-ca");
         Self::start_with(constant(200, body), Some((ca, config)))
     }
 
     /// [`Recorder::start_tls`] answering each request with what `responder` returns for it.
     pub fn start_tls_responding(responder: Responder) -> Self {
-        let (ca, config) = tls_config();
+        let (ca, config) = crate::pki::tls_server_config("recorder-ca");
         Self::start_with(responder, Some((ca, config)))
     }
 
@@ -182,35 +180,4 @@ async fn handle(
 fn constant(status: u16, body: &str) -> Responder {
     let body = body.to_string();
     Box::new(move |_| (status, body.clone()))
-}
-
-fn tls_config() -> (String, Arc<rustls::ServerConfig>) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "recorder-ca");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let chain = vec![
-        CertificateDer::from(cert.der().to_vec()),
-        CertificateDer::from(ca_cert.der().to_vec()),
-    ];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    (ca_cert.pem(), Arc::new(config))
 }

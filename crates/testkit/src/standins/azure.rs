@@ -39,9 +39,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use jsonwebtoken::{DecodingKey, Validation};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use sha1::Digest;
 use tokio::net::TcpListener;
@@ -218,37 +217,6 @@ fn new_version() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn tls_config() -> (String, Arc<rustls::ServerConfig>) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "azure-stand-in-ca");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let chain = vec![
-        CertificateDer::from(cert.der().to_vec()),
-        CertificateDer::from(ca_cert.der().to_vec()),
-    ];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    (ca_cert.pem(), Arc::new(config))
-}
-
 fn serve(
     listener: TcpListener,
     role: Role,
@@ -291,7 +259,7 @@ fn serve(
 impl AzureStandIn {
     /// Starts the three listeners on loopback ports.
     pub async fn start(options: Options) -> Self {
-        let (ca_pem, config) = tls_config();
+        let (ca_pem, config) = crate::pki::tls_server_config("azure-stand-in-ca");
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let bind = || async {
             TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
