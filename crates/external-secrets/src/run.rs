@@ -300,6 +300,10 @@ pub async fn run_controllers(
                 )
                 .inspect(forget_deleted(ctx.metrics.clone(), Kind::PushSecret));
                 let (for_push, for_stores) = fan_out(events);
+                // the stores see PushSecrets only: a failing PushSecret watch (no CRD, say) is
+                // the PushSecret controller's to report, and an error in a trigger stream
+                // would back off all of a store controller's triggers
+                let for_stores = for_stores.filter(|e| futures::future::ready(e.is_ok()));
                 let (for_ss, for_css) = fan_out(for_stores);
                 (Some(for_push.boxed()), for_ss.boxed(), for_css.boxed())
             }
