@@ -226,6 +226,15 @@ async fn aws_token(
     out.map_err(|e| format!("{kind}: {e}"))
 }
 
+/// A generator's `spec` as its typed form; the error reads as upstream's ("unable to parse
+/// spec: …").
+pub(crate) fn parse_spec<T: serde::de::DeserializeOwned>(
+    spec: &BTreeMap<String, serde_json::Value>,
+) -> Result<T, String> {
+    let value = serde_json::Value::Object(spec.clone().into_iter().collect());
+    serde_json::from_value(value).map_err(|e| format!("unable to parse spec: {e}"))
+}
+
 /// An HTTP error of a generator's call with its causes (a TLS or connection error says why),
 /// without the URL (a rendered URL may hold a secret value).
 pub(crate) fn http_error(e: reqwest::Error) -> String {

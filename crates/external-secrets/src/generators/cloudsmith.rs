@@ -43,9 +43,7 @@ pub async fn generate(
     namespace: &str,
     spec: &BTreeMap<String, serde_json::Value>,
 ) -> Result<SecretMap, String> {
-    let value = serde_json::Value::Object(spec.clone().into_iter().collect());
-    let spec: Spec =
-        serde_json::from_value(value).map_err(|e| format!("unable to parse spec: {e}"))?;
+    let spec: Spec = super::parse_spec(spec)?;
     let identity = super::service_account_token(env, namespace, &spec.service_account_ref).await?;
     let api = if spec.api_url.is_empty() {
         DEFAULT_API

@@ -112,9 +112,7 @@ pub async fn generate(
     namespace: &str,
     spec: &BTreeMap<String, serde_json::Value>,
 ) -> Result<SecretMap, String> {
-    let value = serde_json::Value::Object(spec.clone().into_iter().collect());
-    let spec: Spec =
-        serde_json::from_value(value).map_err(|e| format!("unable to parse spec: {e}"))?;
+    let spec: Spec = super::parse_spec(spec)?;
     let selector = &spec.auth.private_key.secret_ref;
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get(&selector.name)

@@ -170,13 +170,6 @@ impl Api<'_> {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned + Default>(
-    spec: &BTreeMap<String, serde_json::Value>,
-) -> Result<T, String> {
-    let value = serde_json::Value::Object(spec.clone().into_iter().collect());
-    serde_json::from_value(value).map_err(|e| format!("unable to parse spec: {e}"))
-}
-
 /// A client for the spec's Grafana with its credentials read in `namespace`.
 async fn connect<'a>(
     env: &'a ProviderEnv,
@@ -229,7 +222,7 @@ pub async fn generate(
     namespace: &str,
     spec: &BTreeMap<String, serde_json::Value>,
 ) -> Result<(SecretMap, serde_json::Value), String> {
-    let spec: Spec = parse(spec)?;
+    let spec: Spec = super::parse_spec(spec)?;
     let api = connect(env, namespace, &spec).await?;
     let wanted = &spec.service_account;
     let found: Search = api
@@ -290,7 +283,7 @@ pub async fn cleanup(
     let (Some(id), Some(token)) = (state.service_account.id, state.service_account.token_id) else {
         return Err("the recorded state names no service account token".into());
     };
-    let spec: Spec = parse(spec)?;
+    let spec: Spec = super::parse_spec(spec)?;
     let api = connect(env, namespace, &spec).await?;
     match api
         .call::<serde_json::Value>(

@@ -64,9 +64,7 @@ struct Params {
 
 /// Reads `spec` (as written in the generator object).
 fn parse(spec: &BTreeMap<String, serde_json::Value>) -> Result<(Selector, Params), String> {
-    let value = serde_json::Value::Object(spec.clone().into_iter().collect());
-    let spec: Spec =
-        serde_json::from_value(value).map_err(|e| format!("unable to parse spec: {e}"))?;
+    let spec: Spec = super::parse_spec(spec)?;
     let length = match spec.length {
         Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
         _ => DEFAULT_LENGTH,

@@ -41,9 +41,7 @@ enum KeyType {
 
 /// Reads `spec` (as written in the generator object); errors carry upstream's wording.
 fn parse(spec: &BTreeMap<String, serde_json::Value>) -> Result<(KeyType, String), String> {
-    let value = serde_json::Value::Object(spec.clone().into_iter().collect());
-    let spec: Spec =
-        serde_json::from_value(value).map_err(|e| format!("unable to parse spec: {e}"))?;
+    let spec: Spec = super::parse_spec(spec)?;
     let key_type = match spec.key_type.as_deref().unwrap_or_default() {
         "" | "rsa" => {
             let bits = spec.key_size.unwrap_or(DEFAULT_RSA_BITS);
