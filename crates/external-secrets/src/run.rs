@@ -256,7 +256,8 @@ pub async fn run_controllers(
             watcher(
                 scoped_api::<SecretStore>(client.clone(), ns),
                 watcher_mod::Config::default(),
-            ),
+            )
+            .default_backoff(),
             readiness.component(&format!("secretstores in {scope}")),
         )
         .modify(slim),
@@ -269,7 +270,8 @@ pub async fn run_controllers(
             watcher(
                 Api::<ClusterSecretStore>::all(client.clone()),
                 watcher_mod::Config::default(),
-            ),
+            )
+            .default_backoff(),
             readiness.component("clustersecretstores"),
         )
         .modify(slim),
@@ -296,7 +298,8 @@ pub async fn run_controllers(
                     watcher(
                         scoped_api::<PushSecret>(client.clone(), ns),
                         watcher_mod::Config::default(),
-                    ),
+                    )
+                    .default_backoff(),
                 )
                 .inspect(forget_deleted(ctx.metrics.clone(), Kind::PushSecret));
                 let (for_push, for_stores) = fan_out(events);
@@ -388,7 +391,8 @@ pub async fn run_controllers(
         watcher(
             scoped_api::<PartialObjectMeta<Secret>>(client.clone(), ns),
             watcher_mod::Config::default().labels(&format!("{MANAGED_LABEL}=true")),
-        ),
+        )
+        .default_backoff(),
         readiness.component(&format!("managed secrets in {scope}")),
     )
     .touched_objects();
@@ -631,7 +635,8 @@ async fn fan_out_controller<P: crate::fanout::Parent>(
         watcher(
             Api::<P>::all(client.clone()),
             watcher_mod::Config::default(),
-        ),
+        )
+        .default_backoff(),
     )
     .inspect(forget_deleted(ctx.metrics.clone(), P::METRICS))
     .applied_objects();
@@ -682,6 +687,7 @@ async fn push_secrets(
         scoped_api::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
         watcher_mod::Config::default(),
     )
+    .default_backoff()
     .touched_objects();
     let controller = controller
         .with_config(config)

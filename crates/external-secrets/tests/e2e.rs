@@ -3132,3 +3132,39 @@ async fn own_writes_trigger_nothing_and_foreign_edits_are_repaired() {
     )
     .await;
 }
+
+/// A kind whose CRD is not installed (here PushSecret, ClusterExternalSecret and
+/// ClusterPushSecret: only three CRDs are) is retried with backoff, not in a loop. A watch
+/// without backoff re-listed thousands of times a second, burnt a third of a core and grew
+/// the controller's memory without bound while nothing was due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_crd_is_retried_with_backoff_not_in_a_loop() {
+    const MISSING: [&str; 3] = [
+        "pushsecrets",
+        "clusterexternalsecrets",
+        "clusterpushsecrets",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, _client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    let lists = |cluster: &strongroom_testkit::DevCluster| {
+        let by_kind = cluster
+            .requests_by_user()
+            .remove("system:serviceaccount:default:external-secrets")
+            .unwrap_or_default();
+        MISSING.map(|kind| by_kind.get(&format!("list {kind}")).copied().unwrap_or(0))
+    };
+    let before = lists(&cluster);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = lists(&cluster);
+    for (i, kind) in MISSING.iter().enumerate() {
+        let tries = after[i] - before[i];
+        // backoff from 0.8 s doubling: about four tries in 8 s, never hundreds
+        assert!(
+            tries <= 12,
+            "{kind} listed {tries} times in 8 s without its CRD"
+        );
+    }
+    // the missing kinds were tried at all (the test would prove nothing otherwise)
+    assert!(after[0] >= 1, "pushsecrets never listed");
+}
