@@ -2,7 +2,8 @@
 //! the `cel` crate can express it. The standard library with optionals, the strings extension
 //! (`charAt`, `indexOf`, `lastIndexOf`, `lowerAscii`, `upperAscii`, `replace`, `split`,
 //! `substring`, `trim`, `join`, `format`, `strings.quote`), and Kubernetes' libraries:
-//! lists, regex, sets, URLs, IPs and CIDRs, quantities, formats and semver; and `cel.bind`.
+//! lists, regex, sets, URLs, IPs and CIDRs, quantities, formats and semver; `cel.bind` and the
+//! two-variable comprehensions.
 
 use std::sync::{Arc, OnceLock};
 
@@ -32,6 +33,7 @@ fn build() -> Result<Env, DeclarationError> {
     env.add_extension(super::format::extension)?;
     env.add_extension(super::bind::extension)?;
     env.add_extension(super::semver::extension)?;
+    env.add_extension(super::two_var::extension)?;
     Ok(env)
 }
 

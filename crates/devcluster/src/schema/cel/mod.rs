@@ -47,6 +47,7 @@ mod quantity;
 mod regex;
 mod semver;
 mod sets;
+mod two_var;
 mod url;
 mod values;
 
