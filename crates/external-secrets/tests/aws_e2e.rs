@@ -9,6 +9,9 @@
 //! condition and event. Credentials: a role chain with external ID and session tags seen at
 //! STS, the SDK default chain from the controller's environment (keys, IRSA token file), web
 //! identity from a minted token, and expiring role credentials renewed without a failed sync.
+//! Certificate Manager: a PushSecret imports a TLS Secret (re-imported when it changes, refused
+//! once the certificate is no longer managed), an ExternalSecret exports an exportable
+//! certificate, and reading an imported one is a clear condition that keeps the Secret.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -77,6 +80,8 @@ async fn start_controller(
         "AWS_SSM_ENDPOINT",
         "AWS_STS_ENDPOINT",
         "AWS_ECR_ENDPOINT",
+        "AWS_ACM_ENDPOINT",
+        "AWS_RESOURCE_GROUPS_TAGGING_API_ENDPOINT",
     ]
     .map(|k| (k, moto.endpoint.clone()));
     let c = common::start_controller_with_env(dir, cluster, &[], &endpoints).await;
@@ -1592,5 +1597,277 @@ async fn expiring_role_credentials_are_renewed_without_a_failed_sync() {
     assert_no_canary(
         &[CANARY],
         &[("log", &controller.process.log_text()), ("events", &events)],
+    );
+}
+
+/// The ARNs of moto's certificates.
+async fn acm_arns(acm: &aws_sdk_acm::Client) -> Vec<String> {
+    acm.list_certificates()
+        .send()
+        .await
+        .unwrap()
+        .certificate_summary_list()
+        .iter()
+        .filter_map(|c| c.certificate_arn().map(str::to_string))
+        .collect()
+}
+
+async fn acm_leaf(acm: &aws_sdk_acm::Client, arn: &str) -> String {
+    acm.get_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .certificate()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn managed_by_tag() -> aws_sdk_acm::types::Tag {
+    aws_sdk_acm::types::Tag::builder()
+        .key("managed-by")
+        .value("external-secrets")
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_manager_push_and_export() {
+    use aws_sdk_acm::types::{CertificateExport, CertificateOptions};
+    use kube::api::DeleteParams;
+    use strongroom_core::crd::external_secrets::PushSecret;
+    use strongroom_testkit::pki::TestCa;
+    let moto = Moto::start().await;
+    let acm = aws_sdk_acm::Client::new(&sdk(&moto).await);
+    let exportable = acm
+        .request_certificate()
+        .domain_name("app.example")
+        .options(
+            CertificateOptions::builder()
+                .export(CertificateExport::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_string();
+    let ca = TestCa::new("e2e-ca");
+    let (one, two, three) = (ca.server(), ca.server(), ca.server());
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    aws_store(&client, "CertificateManager", "team/").await;
+    put_secret(
+        &client,
+        "tls",
+        json!({"tls.crt": format!("{}{}", one.cert_pem, ca.pem()), "tls.key": one.key_pem}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (controller, metrics_url) = start_controller(dir.path(), &cluster, &moto).await;
+
+    // The whole TLS Secret (no secretKey) is imported, tagged.
+    let ps: PushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": {"name": "cert", "namespace": "default"},
+        "spec": {
+            "refreshInterval": "1h",
+            "deletionPolicy": "Delete",
+            "secretStoreRefs": [{"name": "aws", "kind": "SecretStore"}],
+            "selector": {"secret": {"name": "tls"}},
+            "data": [{"match": {"remoteRef": {"remoteKey": "web"}},
+                "metadata": {"apiVersion": "kubernetes.external-secrets.io/v1alpha1",
+                    "kind": "PushSecretMetadata", "spec": {"tags": {"team": "a"}}}}]
+        }
+    }))
+    .unwrap();
+    let pss = Api::<PushSecret>::namespaced(client.clone(), "default");
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    let imported = || async {
+        acm_arns(&acm)
+            .await
+            .into_iter()
+            .filter(|a| *a != exportable)
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        || async { imported().await.len() == 1 },
+        "certificate imported",
+    )
+    .await;
+    let arn = imported().await.remove(0);
+    assert_eq!(acm_leaf(&acm, &arn).await, one.cert_pem.trim());
+    // Polled: moto drops the tags of a re-imported certificate (AWS keeps them) until the push
+    // restores them, and against moto every push re-imports (its chain carries its root CA).
+    let tags = || async {
+        acm.list_tags_for_certificate()
+            .certificate_arn(&arn)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        || async {
+            let tags = tags().await;
+            [
+                ("managed-by", "external-secrets"),
+                ("external-secrets-remote-key", "team/web"),
+                ("team", "a"),
+            ]
+            .iter()
+            .all(|want| tags.iter().any(|(k, v)| (k.as_str(), v.as_str()) == *want))
+        },
+        "certificate tagged",
+    )
+    .await;
+
+    // A renewed certificate in the Secret is re-imported under the same ARN.
+    let tls = Api::<Secret>::namespaced(client.clone(), "default");
+    let renew = |c: &strongroom_testkit::pki::CertifiedKey| json!({"stringData": {"tls.crt": c.cert_pem, "tls.key": c.key_pem}});
+    tls.patch("tls", &PatchParams::default(), &Patch::Merge(renew(&two)))
+        .await
+        .unwrap();
+    wait_for(
+        || async { acm_leaf(&acm, &arn).await == two.cert_pem.trim() },
+        "certificate re-imported",
+    )
+    .await;
+    assert_eq!(imported().await, std::slice::from_ref(&arn));
+
+    // An ExternalSecret exports the exportable certificate: certificate, chain, private key.
+    let es = json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": "exported", "namespace": "default"},
+        "spec": {"secretStoreRef": {"name": "aws"}, "refreshInterval": "1h",
+            "data": [{"secretKey": "bundle", "remoteRef": {"key": exportable}}]},
+    });
+    let ess = Api::<ExternalSecret>::namespaced(client.clone(), "default");
+    ess.patch(
+        "exported",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&es),
+    )
+    .await
+    .unwrap();
+    wait_ready(&client, "exported", "True", "SecretSynced").await;
+    let bundle = common::secret_data(&client, "exported").await.unwrap()["bundle"].clone();
+    assert!(
+        bundle.starts_with(&acm_leaf(&acm, &exportable).await),
+        "{bundle}"
+    );
+    assert!(bundle.contains("-----BEGIN PRIVATE KEY-----") && !bundle.contains("ENCRYPTED"));
+
+    // Reading the imported certificate (not exportable): a clear condition, the Secret kept.
+    let mut broken = es.clone();
+    broken["spec"]["data"][0]["remoteRef"]["key"] = json!(arn);
+    ess.patch(
+        "exported",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&broken),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        || async {
+            common::ready(&client, "exported")
+                .await
+                .is_some_and(|(s, _, m)| {
+                    s == "False" && m.contains("not exportable") && m.contains(&arn)
+                })
+        },
+        "not-exportable condition",
+    )
+    .await;
+    assert_eq!(
+        common::secret_data(&client, "exported").await.unwrap()["bundle"],
+        bundle
+    );
+
+    // Someone takes the certificate over (managed-by removed): the next push is refused with
+    // a condition naming it, and ACM keeps the certificate as it was.
+    acm.remove_tags_from_certificate()
+        .certificate_arn(&arn)
+        .tags(managed_by_tag())
+        .send()
+        .await
+        .unwrap();
+    tls.patch("tls", &PatchParams::default(), &Patch::Merge(renew(&three)))
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            common::ready_condition(&pss, "cert")
+                .await
+                .is_some_and(|(s, _, m)| {
+                    s == "False"
+                        && m.contains("not managed by external-secrets")
+                        && m.contains(&arn)
+                })
+        },
+        "unmanaged certificate refused",
+    )
+    .await;
+    assert_eq!(acm_leaf(&acm, &arn).await, two.cert_pem.trim());
+
+    // Managed again: the push goes through, and deleting the PushSecret deletes the certificate.
+    acm.add_tags_to_certificate()
+        .certificate_arn(&arn)
+        .tags(managed_by_tag())
+        .send()
+        .await
+        .unwrap();
+    tls.patch(
+        "tls",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"nudge": "1"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        || async { acm_leaf(&acm, &arn).await == three.cert_pem.trim() },
+        "pushed once managed again",
+    )
+    .await;
+    pss.delete("cert", &DeleteParams::default()).await.unwrap();
+    wait_for(
+        || async { imported().await.is_empty() && pss.get_opt("cert").await.unwrap().is_none() },
+        "certificate deleted with the PushSecret",
+    )
+    .await;
+
+    let (_, metrics) = http_get(&metrics_url).await;
+    for call in [
+        "GetResources",
+        "ImportCertificate",
+        "DescribeCertificate",
+        "ExportCertificate",
+        "DeleteCertificate",
+    ] {
+        let series = format!(
+            "externalsecret_provider_api_calls_count{{call=\"{call}\",provider=\"AWS/CertificateManager\",status=\"success\"}}"
+        );
+        assert!(metrics.contains(&series), "{series} missing");
+    }
+    // No key material in the controller's log.
+    let key_line = |pem: &str| pem.lines().nth(1).unwrap_or_default().to_string();
+    let exported_key = bundle[bundle.find("-----BEGIN PRIVATE KEY-----").unwrap()..].to_string();
+    assert_no_canary(
+        &[
+            &key_line(&one.key_pem),
+            &key_line(&two.key_pem),
+            &key_line(&three.key_pem),
+            &key_line(&exported_key),
+        ],
+        &[("log", &controller.log_text())],
     );
 }

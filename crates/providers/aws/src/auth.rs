@@ -36,6 +36,10 @@ const AUDIENCE_ANNOTATION: &str = "eks.amazonaws.com/audience";
 const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
 /// The STS session name (upstream's).
 const SESSION_NAME: &str = "external-secrets-provider-aws";
+/// The session length asked of `AssumeRole`: upstream's SDK (aws-sdk-go-v2's `stscreds`) sends
+/// 15 minutes, the shortest STS allows. `AssumeRoleWithWebIdentity` is sent without one there
+/// and here (STS's default then applies).
+const ASSUME_ROLE_SECONDS: i32 = 900;
 /// Credentials are renewed this long before they expire.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
@@ -329,6 +333,7 @@ impl AssumeRole {
             .assume_role()
             .role_arn(&self.hop.arn)
             .role_session_name(SESSION_NAME)
+            .duration_seconds(ASSUME_ROLE_SECONDS)
             .set_external_id(self.hop.external_id.clone())
             .set_tags((!tags.is_empty()).then_some(tags))
             .set_transitive_tag_keys(

@@ -14,6 +14,8 @@ pub enum Service {
     SecretsManager,
     /// AWS Systems Manager Parameter Store.
     ParameterStore,
+    /// AWS Certificate Manager.
+    CertificateManager,
 }
 
 /// How the base credentials are obtained.
@@ -110,14 +112,10 @@ impl Settings {
         let service = match spec.service.as_str() {
             "SecretsManager" => Service::SecretsManager,
             "ParameterStore" => Service::ParameterStore,
-            "CertificateManager" => {
-                return Err(invalid(
-                    "service CertificateManager is not implemented by Strongroom (SecretsManager and ParameterStore are)",
-                ));
-            }
+            "CertificateManager" => Service::CertificateManager,
             other => {
                 return Err(invalid(format!(
-                    "service {other:?} is not one of SecretsManager, ParameterStore"
+                    "service {other:?} is not one of SecretsManager, ParameterStore, CertificateManager"
                 )));
             }
         };
@@ -277,6 +275,10 @@ pub(crate) struct Endpoints {
     pub ecr: Option<String>,
     /// ECR Public (the `ECRAuthorizationToken` generator with `scope: public`).
     pub ecr_public: Option<String>,
+    /// Certificate Manager.
+    pub acm: Option<String>,
+    /// The Resource Groups Tagging API (Certificate Manager finds pushed certificates by tag).
+    pub tagging: Option<String>,
 }
 
 impl Endpoints {
@@ -289,6 +291,8 @@ impl Endpoints {
                 sts: Some(url.into()),
                 ecr: Some(url.into()),
                 ecr_public: Some(url.into()),
+                acm: Some(url.into()),
+                tagging: Some(url.into()),
             };
         }
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -298,6 +302,8 @@ impl Endpoints {
             sts: var("AWS_STS_ENDPOINT"),
             ecr: var("AWS_ECR_ENDPOINT"),
             ecr_public: var("AWS_ECR_PUBLIC_ENDPOINT"),
+            acm: var("AWS_ACM_ENDPOINT"),
+            tagging: var("AWS_RESOURCE_GROUPS_TAGGING_API_ENDPOINT"),
         }
     }
 }
@@ -343,9 +349,17 @@ mod tests {
     fn checks_the_block() {
         let ok = Settings::from_store(&store(base())).map(|s| (s.service, s.roles.len()));
         assert_eq!(ok.ok(), Some((Service::SecretsManager, 0)));
+        let acm = Settings::from_store(&store(Spec {
+            service: "CertificateManager".into(),
+            ..base()
+        }));
+        assert_eq!(
+            acm.ok().map(|s| s.service),
+            Some(Service::CertificateManager)
+        );
         for bad in [
             Spec {
-                service: "CertificateManager".into(),
+                service: "KeyManagement".into(),
                 ..base()
             },
             Spec {

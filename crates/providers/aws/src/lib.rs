@@ -1,5 +1,6 @@
-//! The `aws` provider: AWS Secrets Manager (`service: SecretsManager`) and SSM Parameter Store
-//! (`service: ParameterStore`) through the AWS SDK for Rust, as upstream's provider does.
+//! The `aws` provider: AWS Secrets Manager (`service: SecretsManager`), SSM Parameter Store
+//! (`service: ParameterStore`) and AWS Certificate Manager (`service: CertificateManager`)
+//! through the AWS SDK for Rust, as upstream's provider does.
 //!
 //! - Authentication (`auth`): static keys from Secrets (`secretRef`), a ServiceAccount token
 //!   exchanged by STS `AssumeRoleWithWebIdentity` for the role its
@@ -8,19 +9,23 @@
 //!   `role`). Credentials from STS are cached until shortly before they expire; the client
 //!   lives as long as the controller keeps it.
 //! - Endpoints: `AWS_SECRETSMANAGER_ENDPOINT`, `AWS_SSM_ENDPOINT`, `AWS_STS_ENDPOINT`,
-//!   `AWS_ECR_ENDPOINT` (process-wide, as upstream), or [`AwsProvider::with_endpoint`] in tests.
+//!   `AWS_ECR_ENDPOINT`, `AWS_ECR_PUBLIC_ENDPOINT`, `AWS_ACM_ENDPOINT`,
+//!   `AWS_RESOURCE_GROUPS_TAGGING_API_ENDPOINT` (process-wide, as upstream), or
+//!   [`AwsProvider::with_endpoint`] in tests.
 //! - Generators: `ECRAuthorizationToken` ([`AwsProvider::ecr_authorization_token`]) and
 //!   `STSSessionToken` ([`AwsProvider::sts_session_token`]), authenticated as a store is.
 //! - Keys get `prefix` prepended. Reads, `find`, push and delete are described in
-//!   [`secretsmanager`] and [`parameterstore`].
-//! - Every backend call is reported as `AWS/SecretsManager` or `AWS/ParameterStore` with the
-//!   API operation as the call label (upstream's names; `DescribeParameters` is
-//!   `DescribeParameter` there and here).
+//!   [`secretsmanager`], [`parameterstore`] and [`certificatemanager`].
+//! - Every backend call is reported as `AWS/SecretsManager`, `AWS/ParameterStore` or
+//!   `AWS/CertificateManager` with the API operation as the call label (upstream's names;
+//!   `DescribeParameters` is `DescribeParameter` there and here).
 //!
 //! TLS is rustls on the *ring* provider (aws-smithy-http-client's `rustls-ring`): the SDK's
 //! default HTTPS client (aws-lc, a C build) is not compiled in. `HTTP(S)_PROXY`/`NO_PROXY` apply.
 
 mod auth;
+mod certificate_pem;
+pub mod certificatemanager;
 mod client;
 mod config;
 mod ecr;
@@ -32,6 +37,7 @@ mod replication;
 mod resource_policy;
 pub mod secretsmanager;
 mod session_token;
+mod ttl_cache;
 mod value;
 
 use std::collections::BTreeMap;
@@ -55,8 +61,8 @@ pub struct AwsProvider {
 }
 
 impl AwsProvider {
-    /// A provider that sends every AWS call (Secrets Manager, SSM, STS) to `endpoint`, as if
-    /// the three endpoint variables named it: for tests against an emulator, where a
+    /// A provider that sends every AWS call (Secrets Manager, SSM, STS, ECR, ACM, tagging) to
+    /// `endpoint`, as if every endpoint variable named it: for tests against an emulator, where a
     /// process-wide variable would leak between tests.
     pub fn with_endpoint(endpoint: impl Into<String>) -> Self {
         Self {
@@ -127,6 +133,11 @@ impl Provider for AwsProvider {
             Service::ParameterStore => Box::new(parameterstore::ParameterStoreClient::new(
                 session, &settings, &endpoints, env,
             )),
+            Service::CertificateManager => {
+                Box::new(certificatemanager::CertificateManagerClient::new(
+                    session, &settings, &endpoints, env,
+                ))
+            }
         })
     }
 }

@@ -1018,3 +1018,46 @@ async fn store_validation_and_referent_auth() {
         "v"
     );
 }
+
+/// STS session length as upstream's SDK asks for it: `AssumeRole` 15 minutes (aws-sdk-go-v2's
+/// `stscreds` default), `AssumeRoleWithWebIdentity` none (STS's default), as seen at STS.
+#[tokio::test]
+async fn assume_role_asks_for_upstreams_session_length() {
+    let moto = Moto::start().await;
+    put_secret(&sm(&moto).await, "k", "v").await;
+    let proxy = strongroom_testkit::flaky::FlakyProxy::start(&moto.endpoint);
+    let resolver = Resolver {
+        annotations: BTreeMap::from([(
+            "eks.amazonaws.com/role-arn".into(),
+            format!("arn:aws:iam::{ACCOUNT}:role/reader"),
+        )]),
+        ..Resolver::default()
+    };
+    let (_, env) = provider_env(resolver);
+    let mut spec = jwt_spec("SecretsManager");
+    spec.role = Some(format!("arn:aws:iam::{ACCOUNT}:role/final"));
+    let store = store(spec);
+    let provider = AwsProvider::with_endpoint(proxy.url.clone());
+    provider.validate_store(&store).unwrap();
+    let client = provider.connect(&store, env).await.unwrap();
+    assert_eq!(
+        text(&client.get_secret(&RemoteRef::key("k")).await.unwrap()),
+        "v"
+    );
+    let sts: Vec<(String, Option<String>)> = proxy
+        .recorded()
+        .iter()
+        .filter_map(|r| {
+            let op = r.operation()?;
+            op.starts_with("AssumeRole")
+                .then(|| (op, r.field("DurationSeconds")))
+        })
+        .collect();
+    assert_eq!(
+        sts,
+        [
+            ("AssumeRoleWithWebIdentity".to_string(), None),
+            ("AssumeRole".to_string(), Some("900".to_string())),
+        ]
+    );
+}
