@@ -3,7 +3,8 @@
 //! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
 //! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
 //! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]),
-//! MFA ([`mfa`]), Webhook ([`webhook`]), GithubAccessToken ([`github`]), Grafana
+//! MFA ([`mfa`]), Webhook (feature `webhook`, [`webhook`] on the webhook provider crate's
+//! call), GithubAccessToken ([`github`]), Grafana
 //! ([`grafana`], whose tokens are deleted once replaced), QuayAccessToken ([`quay`]) and
 //! CloudsmithAccessToken ([`cloudsmith`]). Other generator kinds are reported
 //! as not supported. Like upstream, a
@@ -21,9 +22,11 @@ use strongroom_core::crd::generators::AcrAccessToken;
 use strongroom_core::crd::generators::GcrAccessToken;
 #[cfg(feature = "vault")]
 use strongroom_core::crd::generators::VaultDynamicSecret;
+#[cfg(feature = "webhook")]
+use strongroom_core::crd::generators::Webhook;
 use strongroom_core::crd::generators::{
     CloudsmithAccessToken, ClusterGenerator, Fake, GithubAccessToken, Grafana, Mfa, Password,
-    PasswordSpec, QuayAccessToken, SshKey, Uuid, Webhook,
+    PasswordSpec, QuayAccessToken, SshKey, Uuid,
 };
 #[cfg(feature = "aws")]
 use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
@@ -37,6 +40,7 @@ pub mod grafana;
 pub mod mfa;
 pub mod quay;
 pub mod ssh_key;
+#[cfg(feature = "webhook")]
 pub mod webhook;
 
 /// Upstream's default symbol characters.
@@ -237,39 +241,12 @@ pub(crate) fn parse_spec<T: serde::de::DeserializeOwned>(
 
 /// An HTTP error of a generator's call with its causes (a TLS or connection error says why),
 /// without the URL (a rendered URL may hold a secret value).
-pub(crate) fn http_error(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use strongroom_provider_webhook::http::transport_error as http_error;
 
 /// An HTTP client for a generator's calls: rustls on ring with the system roots (which honour
-/// `SSL_CERT_FILE` and `SSL_CERT_DIR`), and `timeout` per call.
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR`), and `timeout` per call (the webhook provider's client).
 pub(crate) fn system_http_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS setup failed: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(timeout)
-        .build()
-        .map_err(|e| format!("HTTP client setup failed: {e}"))
+    strongroom_provider_webhook::http::http_client(None, timeout).map_err(|e| e.to_string())
 }
 
 /// The `exp` claim of a JWT (read without checking the signature, as upstream does), in plain
@@ -572,9 +549,10 @@ pub async fn generate(
             let g = get_generator::<Grafana>(client, namespace, &r.name, &what).await?;
             grafana_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
         }
+        #[cfg(feature = "webhook")]
         "Webhook" => {
             let g = get_generator::<Webhook>(client, namespace, &r.name, &what).await?;
-            webhook::generate(client, &stores.provider_env(), namespace, &g.spec.fields)
+            webhook::generate(&stores.provider_env(), namespace, &g.spec.fields)
                 .await
                 .map_err(|e| format!("{what}: {e}"))
         }
@@ -712,12 +690,13 @@ pub async fn generate(
                         .ok_or("ClusterGenerator of kind Grafana has no grafanaSpec")?;
                     grafana_token(stores, namespace, (&r.name, &what), &body.0, state).await
                 }
+                #[cfg(feature = "webhook")]
                 "Webhook" => {
                     let body = spec
                         .webhook_spec
                         .as_ref()
                         .ok_or("ClusterGenerator of kind Webhook has no webhookSpec")?;
-                    webhook::generate(client, &stores.provider_env(), namespace, &body.0)
+                    webhook::generate(&stores.provider_env(), namespace, &body.0)
                         .await
                         .map_err(|e| format!("{what} (Webhook): {e}"))
                 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use strongroom_provider_api::{CredentialResolver, ProviderError, SecretBytes};
+use strongroom_provider_api::{CredentialResolver, LabelledSecret, ProviderError, SecretBytes};
 
 /// Resolves credentials through the Kubernetes API.
 #[derive(Clone)]
@@ -122,6 +122,27 @@ impl CredentialResolver for KubeResolver {
             .await
             .map_err(|e| api_error(&what, e))?;
         Ok(sa.metadata.annotations.unwrap_or_default())
+    }
+
+    async fn labelled_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<LabelledSecret, ProviderError> {
+        let what = format!("Secret {namespace}/{name}");
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(|e| api_error(&what, e))?;
+        Ok(LabelledSecret {
+            labels: secret.metadata.labels.unwrap_or_default(),
+            data: secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, SecretBytes::new(v.0)))
+                .collect(),
+        })
     }
 }
 

@@ -87,6 +87,10 @@ pub fn providers() -> ProviderRegistry {
     {
         builder = builder.with(strongroom_provider_vault::VaultProvider);
     }
+    #[cfg(feature = "webhook")]
+    {
+        builder = builder.with(strongroom_provider_webhook::WebhookProvider);
+    }
     builder.build()
 }
 

@@ -71,21 +71,6 @@ async fn create_secret(client: &kube::Client, name: &str, labels: Value, string_
         .unwrap();
 }
 
-/// Waits for the Ready condition of ExternalSecret `name` to be False/SecretSyncedError with a
-/// message containing `text`; returns the message.
-async fn wait_error(client: &kube::Client, name: &str, text: &str) -> String {
-    wait_for(
-        || async {
-            ready(client, name).await.is_some_and(|(s, r, m)| {
-                s == "False" && r == "SecretSyncedError" && m.contains(text)
-            })
-        },
-        &format!("{name}: SecretSyncedError with {text:?}"),
-    )
-    .await;
-    ready(client, name).await.unwrap().2
-}
-
 /// Every ExternalSecret status of `default`, as JSON text.
 async fn statuses(client: &kube::Client) -> String {
     serde_json::to_string(

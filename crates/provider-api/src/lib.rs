@@ -27,7 +27,7 @@ pub use property::{go_json, json_property, map_from_json};
 pub use provider::{Capabilities, Provider, ProviderEnv, SecretsClient, StoreContext, Validation};
 pub use refs::{FindQuery, PushRef, RemoteRef};
 pub use registry::{ProviderRegistry, ProviderRegistryBuilder};
-pub use resolver::{CallObserver, CredentialResolver, NoCalls};
+pub use resolver::{CallObserver, CredentialResolver, LabelledSecret, NoCalls};
 pub use retry::RetrySettings;
 pub use strongroom_core::secret::SecretBytes;
 

@@ -9,13 +9,14 @@ use strongroom_core::crd::external_secrets::{ProviderKind, SecretStoreProvider};
 use crate::{Provider, ProviderError};
 
 /// Provider blocks Strongroom implements, each with the cargo feature that compiles it in.
-const KNOWN: [(&str, &str); 6] = [
+const KNOWN: [(&str, &str); 7] = [
     ("aws", "aws"),
     ("vault", "vault"),
     ("gcpsm", "gcp"),
     ("azurekv", "azure"),
     ("kubernetes", "kubernetes"),
     ("fake", "fake"),
+    ("webhook", "webhook"),
 ];
 
 /// The providers compiled into this binary, by provider-block key.
@@ -70,6 +71,7 @@ impl ProviderRegistry {
             ProviderKind::AzureKv => "azurekv",
             ProviderKind::Kubernetes => "kubernetes",
             ProviderKind::Fake => "fake",
+            ProviderKind::Webhook => "webhook",
             ProviderKind::Unsupported(name) => {
                 return Err(ProviderError::InvalidConfig(format!(
                     "provider {name:?} is not implemented by Strongroom (implemented: {})",

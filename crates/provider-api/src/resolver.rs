@@ -43,6 +43,29 @@ pub trait CredentialResolver: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> Result<BTreeMap<String, String>, ProviderError>;
+
+    /// Every key of Secret `namespace/name` with the Secret's labels (the webhook provider's
+    /// `secrets[]`, which expose whole Secrets carrying a type label). Resolvers that cannot
+    /// read whole Secrets keep the default, which refuses.
+    async fn labelled_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<LabelledSecret, ProviderError> {
+        let _ = (namespace, name);
+        Err(ProviderError::Unsupported(
+            "reading whole Secrets (this credential resolver reads single keys only)".into(),
+        ))
+    }
+}
+
+/// A whole Secret as [`CredentialResolver::labelled_secret`] returns it.
+#[derive(Debug, Clone, Default)]
+pub struct LabelledSecret {
+    /// The Secret's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its data, by key.
+    pub data: BTreeMap<String, SecretBytes>,
 }
 
 /// Observes every call a provider makes to its backend, for

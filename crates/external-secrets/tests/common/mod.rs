@@ -204,6 +204,21 @@ pub async fn wait_ready_in(
     }
 }
 
+/// Waits for the Ready condition of ExternalSecret `name` to be False/SecretSyncedError with a
+/// message containing `text`; returns the message.
+pub async fn wait_error(client: &kube::Client, name: &str, text: &str) -> String {
+    strongroom_testkit::wait_for(
+        || async {
+            ready(client, name).await.is_some_and(|(s, r, m)| {
+                s == "False" && r == "SecretSyncedError" && m.contains(text)
+            })
+        },
+        &format!("{name}: SecretSyncedError with {text:?}"),
+    )
+    .await;
+    ready(client, name).await.unwrap().2
+}
+
 /// The events (events.k8s.io/v1) about the object `name` in `ns`, of `type_` and `reason`:
 /// their notes.
 pub async fn event_notes(

@@ -12,7 +12,7 @@ use super::common::{CaProvider, SecretKeySelector, ServiceAccountSelector};
 use crate::crd::schema::{DNS_LABEL, DNS_SUBDOMAIN, SECRET_KEY, preserve_unknown_fields};
 
 /// Provider blocks upstream defines that Strongroom keeps as written (no schema below the name).
-pub const UNMODELLED_PROVIDERS: [&str; 38] = [
+pub const UNMODELLED_PROVIDERS: [&str; 37] = [
     "akeyless",
     "barbican",
     "beyondtrust",
@@ -46,7 +46,6 @@ pub const UNMODELLED_PROVIDERS: [&str; 38] = [
     "secretserver",
     "senhasegura",
     "volcengine",
-    "webhook",
     "yandexcertificatemanager",
     "yandexlockbox",
     "alibaba",
@@ -54,8 +53,15 @@ pub const UNMODELLED_PROVIDERS: [&str; 38] = [
 ];
 
 /// Provider blocks Strongroom models.
-pub const MODELLED_PROVIDERS: [&str; 6] =
-    ["aws", "vault", "gcpsm", "azurekv", "kubernetes", "fake"];
+pub const MODELLED_PROVIDERS: [&str; 7] = [
+    "aws",
+    "vault",
+    "gcpsm",
+    "azurekv",
+    "kubernetes",
+    "fake",
+    "webhook",
+];
 
 /// Schema of the provider object: the modelled blocks, every other upstream provider name as an
 /// object kept as written, and exactly one of them set.
@@ -111,6 +117,8 @@ pub struct SecretStoreProvider {
     pub kubernetes: Option<KubernetesProvider>,
     /// Static in-memory values, for tests and demos.
     pub fake: Option<FakeProvider>,
+    /// Any HTTP endpoint, called with templated URL, headers and body.
+    pub webhook: Option<WebhookProvider>,
     /// Blocks of providers Strongroom does not implement, kept as written.
     #[serde(flatten)]
     #[schemars(skip)]
@@ -132,6 +140,8 @@ pub enum ProviderKind {
     Kubernetes,
     /// `fake`.
     Fake,
+    /// `webhook`.
+    Webhook,
     /// An upstream provider Strongroom does not implement.
     Unsupported(String),
 }
@@ -162,6 +172,7 @@ impl SecretStoreProvider {
                 ProviderKind::Kubernetes,
             ),
             (self.fake.is_some(), "fake", ProviderKind::Fake),
+            (self.webhook.is_some(), "webhook", ProviderKind::Webhook),
         ];
         for (present, name, kind) in known {
             if present {
@@ -779,6 +790,79 @@ pub struct FakeProvider {
     /// Result of store validation: 0 ready (default), 1 unknown, 2 error.
     #[schemars(range(min = 0, max = 2))]
     pub validation_result: Option<i32>,
+}
+
+/// Webhook provider (also the spec of the Webhook generator): one HTTP call per read. `url`,
+/// `body` and header values are Go templates over `.remoteRef.key`, `.remoteRef.version`,
+/// `.remoteRef.property`, `.remoteRef.namespace` (PushSecret: `.remoteRef.remoteKey`) and one
+/// map per `secrets[]` entry.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = preserve_unknown_fields)]
+pub struct WebhookProvider {
+    /// HTTP method; GET when empty (POST for PushSecret).
+    pub method: Option<String>,
+    /// URL template.
+    pub url: String,
+    /// Header templates by header name.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Authentication protocol (only `ntlm` upstream; refused here).
+    pub auth: Option<WebhookAuth>,
+    /// Body template.
+    pub body: Option<String>,
+    /// Call timeout (a Go duration such as `5s`).
+    pub timeout: Option<String>,
+    /// How the answer is read.
+    pub result: Option<WebhookResult>,
+    /// Secrets whose keys the templates can read, each under its `name`.
+    pub secrets: Option<Vec<WebhookSecret>>,
+    /// PEM CA bundle (base64 in YAML) trusted for an `https` URL instead of the system roots.
+    #[serde(rename = "caBundle")]
+    pub ca_bundle: Option<String>,
+    /// Where the CA bundle is read from instead.
+    pub ca_provider: Option<CaProvider>,
+}
+
+/// `webhook.auth`: one protocol.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = preserve_unknown_fields)]
+pub struct WebhookAuth {
+    /// NTLM with a user name and password from Secrets.
+    pub ntlm: Option<WebhookNtlm>,
+}
+
+/// `webhook.auth.ntlm`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookNtlm {
+    /// The user name's Secret key.
+    pub username_secret: Option<SecretKeySelector>,
+    /// The password's Secret key.
+    pub password_secret: Option<SecretKeySelector>,
+}
+
+/// `webhook.result`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookResult {
+    /// JSONPath of the value in a JSON answer (itself a template).
+    pub json_path: Option<String>,
+}
+
+/// One `webhook.secrets[]` entry.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSecret {
+    /// The name templates read the Secret's keys under.
+    pub name: String,
+    /// The Secret (its `key` is not read: every key is available).
+    pub secret_ref: SecretKeySelector,
 }
 
 /// One fake value.
