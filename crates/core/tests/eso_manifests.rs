@@ -1,11 +1,14 @@
 //! Upstream-style manifests (`tests/fixtures/eso-manifests/`) read into Strongroom's types
 //! without losing a field, survive our generated schemas unpruned, and pass `validate()`;
-//! the invalid ones are refused by `validate()` with the expected message.
+//! the invalid ones are refused by `validate()` with the expected message. Upstream's own
+//! snippets (`eso-manifests/upstream/`, stored as fetched) go through the same checks, except the
+//! documents `upstream-allow-list.txt` names, which must be refused the way upstream refuses them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -18,8 +21,12 @@ use strongroom_core::crd::generators::{
     SshKey, Uuid, VaultDynamicSecret, Webhook,
 };
 
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eso-manifests")
+}
+
 fn docs(dir: &str) -> Vec<(String, Value)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eso-manifests");
+    let root = root();
     let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -28,9 +35,18 @@ fn docs(dir: &str) -> Vec<(String, Value)> {
     files.sort();
     let mut out = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
+        // upstream's snippets wrap Go templates in the docs' `{% raw %}` markers
+        let text: String = std::fs::read_to_string(&f)
+            .unwrap()
+            .lines()
+            .filter(|l| !matches!(l.trim(), "{% raw %}" | "{% endraw %}"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         for d in serde_yaml_ng::Deserializer::from_str(&text) {
             let v: Value = serde::Deserialize::deserialize(d).unwrap();
+            if v.is_null() {
+                continue;
+            }
             out.push((f.file_name().unwrap().to_string_lossy().into_owned(), v));
         }
     }
@@ -105,55 +121,153 @@ fn check(kind: &str, doc: &Value) -> Result<(), Vec<String>> {
     }
 }
 
+/// Reads `doc` into our type, checks it with `validate()` where the kind has one, and checks
+/// that the served schema of its version keeps every field.
+fn check_document(crds: &[(String, CustomResourceDefinition)], file: &str, doc: &Value) {
+    let kind = doc["kind"].as_str().unwrap();
+    let name = &doc["metadata"]["name"];
+    match kind {
+        "PushSecret" => drop(round_trip::<PushSecret>(doc)),
+        "ClusterPushSecret" => drop(round_trip::<ClusterPushSecret>(doc)),
+        "Password" => drop(round_trip::<Password>(doc)),
+        "UUID" => drop(round_trip::<Uuid>(doc)),
+        "Fake" => drop(round_trip::<Fake>(doc)),
+        "ClusterGenerator" => drop(round_trip::<ClusterGenerator>(doc)),
+        "GeneratorState" => drop(round_trip::<GeneratorState>(doc)),
+        "ECRAuthorizationToken" => drop(round_trip::<EcrAuthorizationToken>(doc)),
+        "GithubAccessToken" => drop(round_trip::<GithubAccessToken>(doc)),
+        "VaultDynamicSecret" => drop(round_trip::<VaultDynamicSecret>(doc)),
+        "Webhook" => drop(round_trip::<Webhook>(doc)),
+        "SSHKey" => drop(round_trip::<SshKey>(doc)),
+        other => check(other, doc).unwrap_or_else(|e| panic!("{file} {name}: {e:?}")),
+    }
+    let served = served_schema(crds, doc)
+        .unwrap_or_else(|| panic!("{file} {name}: {kind} {} not served", doc["apiVersion"]));
+    let mut out = Vec::new();
+    pruned(
+        &doc["spec"],
+        &served["openAPIV3Schema"]["properties"]["spec"],
+        "spec",
+        &mut out,
+    );
+    assert!(out.is_empty(), "{file} {name}: pruned {out:?}");
+}
+
+/// The schema our CRD serves for the document's kind and version, `None` when not served.
+fn served_schema(crds: &[(String, CustomResourceDefinition)], doc: &Value) -> Option<Value> {
+    let kind = doc["kind"].as_str().unwrap();
+    let (group, version) = doc["apiVersion"].as_str().unwrap().split_once('/').unwrap();
+    let (_, crd) = crds
+        .iter()
+        .find(|(_, c)| c.spec.names.kind == kind && c.spec.group == group)
+        .unwrap_or_else(|| panic!("no CRD for {kind}"));
+    crd.spec
+        .versions
+        .iter()
+        .find(|v| v.name == version && v.served)
+        .map(|v| serde_json::to_value(&v.schema).unwrap())
+}
+
 #[test]
 fn upstream_manifests_read_validate_and_keep_every_field() {
     let crds = strongroom_core::crd::all();
     let docs = docs(".");
     assert!(docs.len() >= 30, "{}", docs.len());
     for (file, doc) in &docs {
-        let kind = doc["kind"].as_str().unwrap();
-        let name = &doc["metadata"]["name"];
-        match kind {
-            "PushSecret" => drop(round_trip::<PushSecret>(doc)),
-            "ClusterPushSecret" => drop(round_trip::<ClusterPushSecret>(doc)),
-            "Password" => drop(round_trip::<Password>(doc)),
-            "UUID" => drop(round_trip::<Uuid>(doc)),
-            "Fake" => drop(round_trip::<Fake>(doc)),
-            "ClusterGenerator" => drop(round_trip::<ClusterGenerator>(doc)),
-            "GeneratorState" => drop(round_trip::<GeneratorState>(doc)),
-            "ECRAuthorizationToken" => drop(round_trip::<EcrAuthorizationToken>(doc)),
-            "GithubAccessToken" => drop(round_trip::<GithubAccessToken>(doc)),
-            "VaultDynamicSecret" => drop(round_trip::<VaultDynamicSecret>(doc)),
-            "Webhook" => drop(round_trip::<Webhook>(doc)),
-            "SSHKey" => drop(round_trip::<SshKey>(doc)),
-            other => check(other, doc).unwrap_or_else(|e| panic!("{file} {name}: {e:?}")),
-        }
-        let (_, crd) = crds
-            .iter()
-            .find(|(_, c)| c.spec.names.kind == kind)
-            .unwrap_or_else(|| panic!("no CRD for {kind}"));
-        let version = doc["apiVersion"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap();
-        let served = crd
-            .spec
-            .versions
-            .iter()
-            .find(|v| v.name == version && v.served)
-            .unwrap_or_else(|| panic!("{kind} does not serve {version}"));
-        let schema = serde_json::to_value(&served.schema).unwrap();
-        let mut out = Vec::new();
-        pruned(
-            &doc["spec"],
-            &schema["openAPIV3Schema"]["properties"]["spec"],
-            "spec",
-            &mut out,
-        );
-        assert!(out.is_empty(), "{file} {name}: pruned {out:?}");
+        check_document(&crds, file, doc);
     }
+}
+
+/// One line of `upstream-allow-list.txt`: `file | Kind/name | refused by | reason`.
+#[derive(Debug)]
+struct Allowed {
+    file: String,
+    object: String,
+    /// `version` (not served), `schema` (the CRD's validation), `validate`, or `kept`
+    /// (refused by upstream's typed schema; ours keeps that spec as written).
+    refused_by: String,
+}
+
+fn allow_list() -> Vec<Allowed> {
+    std::fs::read_to_string(root().join("upstream-allow-list.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let parts: Vec<_> = l.split('|').map(str::trim).collect();
+            assert!(parts.len() == 4 && !parts[3].is_empty(), "no reason: {l}");
+            assert!(
+                matches!(parts[2], "version" | "schema" | "validate" | "kept"),
+                "{l}"
+            );
+            Allowed {
+                file: parts[0].to_owned(),
+                object: parts[1].to_owned(),
+                refused_by: parts[2].to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn upstream_snippets_read_validate_and_keep_every_field() {
+    let crds = strongroom_core::crd::all();
+    let allowed = allow_list();
+    let mut used = vec![false; allowed.len()];
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (file, doc) in docs("upstream") {
+        let group = doc["apiVersion"].as_str().unwrap_or_default();
+        if !group.contains("external-secrets.io/") {
+            continue; // the Secrets and ServiceAccounts the examples come with
+        }
+        let object = format!(
+            "{}/{}",
+            doc["kind"].as_str().unwrap(),
+            doc["metadata"]["name"].as_str().unwrap()
+        );
+        if let Some(i) = allowed
+            .iter()
+            .position(|a| a.file == file && a.object == object)
+        {
+            used[i] = true;
+            match allowed[i].refused_by.as_str() {
+                // a version upstream no longer serves is not served here either
+                "version" => assert!(served_schema(&crds, &doc).is_none(), "{file} {object}"),
+                "validate" => assert!(
+                    check(doc["kind"].as_str().unwrap(), &doc).is_err(),
+                    "{file} {object}"
+                ),
+                // kept as written: it reads back unchanged and nothing is pruned
+                "kept" => check_document(&crds, &file, &doc),
+                // refused by the CRD's schema: crates/devcluster/tests/eso_crds.rs checks it
+                _ => {}
+            }
+            continue;
+        }
+        let result = std::panic::catch_unwind(|| check_document(&crds, &file, &doc));
+        if let Err(e) = result {
+            let text = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failures.push(format!("{file} {object}: {text}"));
+        }
+        checked += 1;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= 20, "{checked}");
+    let stale: Vec<_> = allowed
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| !u)
+        .map(|(a, _)| a)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "allow-list entries without a document: {stale:?}"
+    );
 }
 
 #[test]

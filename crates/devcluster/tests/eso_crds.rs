@@ -29,9 +29,21 @@ fn yaml_docs(dir: &Path) -> Vec<Value> {
     files.sort();
     let mut out = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
+        // upstream's snippets wrap Go templates in the docs' `{% raw %}` markers
+        let text: String = std::fs::read_to_string(&f)
+            .unwrap()
+            .lines()
+            .filter(|l| !matches!(l.trim(), "{% raw %}" | "{% endraw %}"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         for d in serde_yaml_ng::Deserializer::from_str(&text) {
-            out.push(serde::Deserialize::deserialize(d).unwrap());
+            let mut doc: Value = serde::Deserialize::deserialize(d).unwrap();
+            if doc.is_null() {
+                continue;
+            }
+            doc["metadata"]["annotations"]["strongroom.dev/file"] =
+                json!(f.file_name().unwrap().to_string_lossy());
+            out.push(doc);
         }
     }
     out
@@ -82,7 +94,7 @@ fn api_for(client: &Client, crds: &[CustomResourceDefinition], doc: &Value) -> A
 #[tokio::test]
 async fn upstream_manifests_are_admitted_and_broken_ones_refused() {
     let (_cluster, client, crds) = cluster_with_eso_crds().await;
-    assert_eq!(crds.len(), 25);
+    assert_eq!(crds.len(), 26);
     let fixtures = repo().join("crates/core/tests/fixtures/eso-manifests");
     let valid = yaml_docs(&fixtures);
     assert!(valid.len() >= 30);
@@ -119,6 +131,84 @@ async fn upstream_manifests_are_admitted_and_broken_ones_refused() {
             status.message
         );
     }
+}
+
+/// `(file, Kind/name, refused by)` of each line of `upstream-allow-list.txt`.
+fn allow_list(fixtures: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(fixtures.join("upstream-allow-list.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut parts = l.split('|').map(str::trim);
+            (
+                parts.next().unwrap().to_owned(),
+                parts.next().unwrap().to_owned(),
+                parts.next().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn upstream_snippets_are_admitted_unpruned_or_refused_as_upstream_does() {
+    let (_cluster, client, crds) = cluster_with_eso_crds().await;
+    let fixtures = repo().join("crates/core/tests/fixtures/eso-manifests");
+    let allowed = allow_list(&fixtures);
+    let mut admitted = 0;
+    let mut refused = 0;
+    for (i, mut doc) in yaml_docs(&fixtures.join("upstream"))
+        .into_iter()
+        .enumerate()
+    {
+        if !doc["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("external-secrets.io/")
+        {
+            continue; // the Secrets and ServiceAccounts the examples come with
+        }
+        let file = doc["metadata"]["annotations"]["strongroom.dev/file"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let object = format!(
+            "{}/{}",
+            doc["kind"].as_str().unwrap(),
+            doc["metadata"]["name"].as_str().unwrap()
+        );
+        // snippets reuse names and namespaces: give each its own name in namespace `eso`
+        doc["metadata"]["name"] = json!(format!("snippet-{i}"));
+        doc["metadata"].as_object_mut().unwrap().remove("namespace");
+        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        let result = api_for(&client, &crds, &doc)
+            .create(&PostParams::default(), &obj)
+            .await;
+        let entry = allowed.iter().find(|a| a.0 == file && a.1 == object);
+        if entry.is_some_and(|a| a.2 != "kept") {
+            let err = result.expect_err(&format!("{file} {object} was admitted"));
+            let kube::Error::Api(status) = err else {
+                panic!("{err}")
+            };
+            assert!(
+                matches!(status.code, 404 | 422),
+                "{file} {object}: {status:?}"
+            );
+            refused += 1;
+            continue;
+        }
+        let created = result.unwrap_or_else(|e| panic!("{file} {object}: {e}"));
+        let back = serde_json::to_value(&created).unwrap();
+        assert_eq!(
+            back["spec"], doc["spec"],
+            "{file} {object}: pruned or defaulted"
+        );
+        admitted += 1;
+    }
+    assert!(
+        admitted >= 20 && refused >= 1,
+        "{admitted} admitted, {refused} refused"
+    );
 }
 
 #[tokio::test]

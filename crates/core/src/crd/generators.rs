@@ -249,6 +249,15 @@ unmodelled_generator!(
     ["region"]
 );
 unmodelled_generator!(
+    "Generates temporary AWS credentials by sts:AssumeRole.",
+    "STSAssumeRoleToken",
+    "StsAssumeRoleToken",
+    "stsassumeroletokens",
+    StsAssumeRoleTokenSpec,
+    StsAssumeRoleTokenBody,
+    ["region", "role"]
+);
+unmodelled_generator!(
     "Reads a Vault dynamic secret.",
     "VaultDynamicSecret",
     "VaultDynamicSecret",

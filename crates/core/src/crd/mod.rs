@@ -76,6 +76,7 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
         QuayAccessToken::crd(),
         SshKey::crd(),
         StsSessionToken::crd(),
+        StsAssumeRoleToken::crd(),
         Uuid::crd(),
         VaultDynamicSecret::crd(),
         Webhook::crd(),

@@ -9,7 +9,7 @@ use serde_with::skip_serializing_none;
 use crate::crd::schema::{DNS_LABEL, DNS_SUBDOMAIN, SECRET_KEY};
 
 /// Every generator kind a `generatorRef` may name.
-pub const GENERATOR_KINDS: [&str; 19] = [
+pub const GENERATOR_KINDS: [&str; 20] = [
     "ACRAccessToken",
     "BeyondtrustWorkloadCredentialsDynamicSecret",
     "ClusterGenerator",
@@ -23,6 +23,7 @@ pub const GENERATOR_KINDS: [&str; 19] = [
     "Password",
     "SSHKey",
     "STSSessionToken",
+    "STSAssumeRoleToken",
     "UUID",
     "VaultDynamicSecret",
     "Webhook",

@@ -424,8 +424,32 @@ pub struct ExternalSecretDataFromRemoteRef {
     pub find: Option<ExternalSecretFind>,
     /// Key rewrites applied in order.
     pub rewrite: Option<Vec<ExternalSecretRewrite>>,
+    /// Key filters applied in order, each including or excluding keys.
+    pub select: Option<Vec<ExternalSecretSelect>>,
     /// Store or generator for this entry.
     pub source_ref: Option<StoreGeneratorSourceRef>,
+}
+
+/// One key filter of a `dataFrom` entry: the keys matching `regexp` or listed in `names`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretSelect {
+    /// Regular expression a key must match.
+    pub regexp: Option<String>,
+    /// Keys selected by name.
+    pub names: Option<Vec<String>>,
+    /// `Include` or `Exclude` the selected keys.
+    pub operation: Option<SelectOperation>,
+}
+
+/// What a key filter does with the keys it selects.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SelectOperation {
+    /// Keep only the selected keys.
+    Include,
+    /// Drop the selected keys.
+    Exclude,
 }
 
 /// A provider search.
