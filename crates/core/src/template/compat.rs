@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use super::gotmpl::{Func, FuncError, Value};
 use base64::Engine as _;
-use gtmpl_ng::{Func, FuncError, Value};
 
 use super::go::{
     Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
@@ -715,7 +715,7 @@ fn pad(n: i64) -> Result<String, FuncError> {
 /// Refuses a result of `bytes` bytes over the engine's limit for one function's result, before
 /// it is built.
 fn check_size(function: &str, bytes: usize) -> Result<(), FuncError> {
-    let limit = gtmpl_ng::limits::active()
+    let limit = super::gotmpl::limits::active()
         .function_output
         .unwrap_or(usize::MAX);
     if bytes > limit {
@@ -1651,10 +1651,10 @@ fn hex_float(f: f64) -> String {
 /// float verb given an integer (`%!e(int=0)`).
 fn printf(args: &[Value]) -> Result<Value, FuncError> {
     let Some(Value::String(format)) = args.first() else {
-        return gtmpl_ng::funcs::printf(args);
+        return super::gotmpl::printf(args);
     };
     if format.contains(['[', '*']) {
-        return gtmpl_ng::funcs::printf(args);
+        return super::gotmpl::printf(args);
     }
     let mut new_format = String::with_capacity(format.len());
     let mut new_args = vec![Value::Nil];
@@ -1716,11 +1716,11 @@ fn printf(args: &[Value]) -> Result<Value, FuncError> {
             new_args.push(s(type_name(arg)));
         } else if "eEfFgG".contains(verb) && matches!(num(arg), Some(Num::Int(_))) {
             // Go prints the integer with the verb's flags, width and precision as %d
-            let inner =
-                match gtmpl_ng::funcs::printf(&[s(format!("%{flags}{width}d")), arg.clone()])? {
-                    Value::String(text) => text,
-                    other => go_v(&other),
-                };
+            let inner = match super::gotmpl::printf(&[s(format!("%{flags}{width}d")), arg.clone()])?
+            {
+                Value::String(text) => text,
+                other => go_v(&other),
+            };
             new_format
                 .push_str(&format!("%!{verb}({}={inner})", type_name(arg)).replace('%', "%%"));
         } else {
@@ -1730,7 +1730,7 @@ fn printf(args: &[Value]) -> Result<Value, FuncError> {
     }
     new_args.extend(args[next..].iter().cloned());
     new_args[0] = s(new_format);
-    gtmpl_ng::funcs::printf(&new_args)
+    super::gotmpl::printf(&new_args)
 }
 
 /// The text Go's escaping builtins escape: one string as it is, otherwise `fmt.Sprint` of the

@@ -4,8 +4,8 @@
 //! system's zoneinfo files as Go reads them, "Local" is the controller's zone ($TZ, else
 //! /etc/localtime, else UTC), and an unknown zone falls back to UTC as sprig's does.
 
+use super::gotmpl::{Func, FuncError, Value};
 use chrono::Utc;
-use gtmpl_ng::{Func, FuncError, Value};
 
 use super::go::{Num, exactly, num, str_param, type_name};
 use super::gotime::{GoTime, Zone, format, load_zone, local_zone, parse};

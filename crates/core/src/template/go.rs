@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use gtmpl_ng::{FloatFormat, FuncError, NumberKind, Value, format_float};
+use super::gotmpl::{FloatFormat, FuncError, NumberKind, Value, format_float};
 
 /// A number as Go holds it: templates' integer constants and sprig's integer results are
 /// `int`/`int64`, JSON numbers and float results `float64`.
@@ -69,9 +69,9 @@ pub(super) fn map_value(m: HashMap<String, Value>) -> Value {
 /// refuses it (as an `int64`) as Go refuses a float64.
 pub(super) fn float(f: f64) -> Value {
     if f == 0.0 && f.is_sign_positive() {
-        return Value::Number(gtmpl_ng::Number::signed(0));
+        return Value::Number(super::gotmpl::Number::signed(0));
     }
-    Value::Number(gtmpl_ng::Number::float(f))
+    Value::Number(super::gotmpl::Number::float(f))
 }
 
 /// A Go `int` value. (The engine stores a non-negative integer constant unsigned; an `int64`
@@ -82,7 +82,7 @@ pub(super) fn int(i: i64) -> Value {
 
 /// A Go `int64` value, as sprig's arithmetic returns.
 pub(super) fn int64(i: i64) -> Value {
-    Value::Number(gtmpl_ng::Number::signed(i))
+    Value::Number(super::gotmpl::Number::signed(i))
 }
 
 /// Whether a value is known to be an `int64` (a non-negative signed integer; a negative one
@@ -151,7 +151,6 @@ pub(super) fn empty(v: &Value) -> bool {
             Some(Num::Float(f)) => f == 0.0,
             None => false,
         },
-        Value::Function(_) => false,
     }
 }
 
@@ -168,7 +167,6 @@ pub(super) fn type_name(v: &Value) -> &'static str {
             Some(Num::Float(_)) => "float64",
             _ => "int",
         },
-        Value::Function(_) => "func",
     }
 }
 
@@ -185,7 +183,6 @@ pub(super) fn kind_name(v: &Value) -> &'static str {
             Some(Num::Float(_)) => "float64",
             _ => "int",
         },
-        Value::Function(_) => "func",
     }
 }
 
@@ -462,7 +459,6 @@ fn write_json(
             }
             out.push('}');
         }
-        Value::Function(_) => return None,
     }
     Some(())
 }

@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use gtmpl_ng::{Func, FuncError, Value};
+use super::gotmpl::{Func, FuncError, Value};
 
 use super::go::{Num, exactly, float_e, from_json, num, str_param, to_json};
 
@@ -298,7 +298,6 @@ fn inline(v: &Value, indent: usize) -> String {
         Value::String(s) => scalar(s),
         Value::Array(_) => "[]".into(),
         Value::Map(_) | Value::Object(_) => "{}".into(),
-        Value::Function(_) => String::new(),
     }
 }
 
