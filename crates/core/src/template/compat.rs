@@ -1528,6 +1528,7 @@ fn ge(args: &[Value]) -> Result<Value, FuncError> {
 fn index(args: &[Value]) -> Result<Value, FuncError> {
     let mut item = arg(args, 0, "index", 1)?.clone();
     for key in &args[1..] {
+        let strings = matches!(item, Value::Object(_));
         item = match item {
             Value::Nil | Value::NoValue => return Err(generic("index of untyped nil")),
             Value::Array(items) => {
@@ -1570,9 +1571,8 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
                 };
                 match m.get(k) {
                     Some(v) => v.clone(),
-                    None if !m.is_empty() && m.values().all(|v| matches!(v, Value::String(_))) => {
-                        s("")
-                    }
+                    // the zero value of the map's element type
+                    None if strings => s(""),
                     None => Value::NoValue,
                 }
             }
@@ -1604,7 +1604,12 @@ fn go_syntax(v: &Value, inner: bool) -> String {
                 .into_iter()
                 .map(|k| format!("{}:{}", go_quote(k), go_syntax(&m[k], true)))
                 .collect();
-            format!("map[string]interface {{}}{{{}}}", parts.join(", "))
+            let ty = if matches!(v, Value::Object(_)) {
+                "map[string]string"
+            } else {
+                "map[string]interface {}"
+            };
+            format!("{ty}{{{}}}", parts.join(", "))
         }
         other => go_v(other),
     }
@@ -2046,7 +2051,7 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
             type_name(v)
         ))
     };
-    let (Value::Map(mut current) | Value::Object(mut current)) = dict.clone() else {
+    let Value::Map(mut current) = dict.clone() else {
         return Err(conversion(dict));
     };
     for (i, key) in path.iter().enumerate() {

@@ -31,37 +31,9 @@ pub(super) fn num(v: &Value) -> Option<Num> {
     }
 }
 
-thread_local! {
-    /// Whether maps made during the current render fail on a missing key (Go's
-    /// `missingkey=error`, which external-secrets sets); see [`StrictMaps`].
-    static STRICT_MAPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Sets, for the current thread and until dropped, whether maps that functions make refuse a
-/// missing key. The engine refuses a missing field of an object, never of a map, so such maps
-/// are made as objects; they print and encode the same.
-pub(super) struct StrictMaps(bool);
-
-impl StrictMaps {
-    /// Starts a render with `strict` maps.
-    pub(super) fn set(strict: bool) -> Self {
-        Self(STRICT_MAPS.with(|s| s.replace(strict)))
-    }
-}
-
-impl Drop for StrictMaps {
-    fn drop(&mut self) {
-        STRICT_MAPS.with(|s| s.set(self.0));
-    }
-}
-
-/// A map value made by a function: a map, or under [`StrictMaps`] an object.
+/// A map value made by a function: a `map[string]interface{}`.
 pub(super) fn map_value(m: HashMap<String, Value>) -> Value {
-    if STRICT_MAPS.with(std::cell::Cell::get) {
-        Value::Object(m)
-    } else {
-        Value::Map(m)
-    }
+    Value::Map(m)
 }
 
 /// A float64 value. A positive zero is carried as a signed integer zero: the engine's `if`
@@ -161,7 +133,8 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
         Value::Array(_) => "[]interface {}",
-        Value::Map(_) | Value::Object(_) => "map[string]interface {}",
+        Value::Map(_) => "map[string]interface {}",
+        Value::Object(_) => "map[string]string",
         Value::Number(_) if is_int64(v) => "int64",
         Value::Number(_) => match num(v) {
             Some(Num::Float(_)) => "float64",
@@ -293,7 +266,7 @@ pub(super) fn list_param<'a>(v: &'a Value, function: &str) -> Result<&'a [Value]
 /// A value for a Go `map[string]interface{}` parameter.
 pub(super) fn map_param(v: &Value) -> Result<&HashMap<String, Value>, FuncError> {
     match v {
-        Value::Map(m) | Value::Object(m) => Ok(m),
+        Value::Map(m) => Ok(m),
         Value::NoValue | Value::Nil => Ok(empty_map()),
         other => Err(FuncError::Generic(format!(
             "wrong type for value; expected map[string]interface {{}}; got {}",

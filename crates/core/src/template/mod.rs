@@ -227,8 +227,6 @@ impl Engine {
             name: name.to_string(),
             message: one_line(&redact(&message, secrets)),
         };
-        // maps made by functions during this render follow the dot's missing-key rule
-        let _strict = go::StrictMaps::set(self.missing_key_error);
         let converted;
         let text = match &self.delimiters {
             Some((left, right)) => {
@@ -251,6 +249,11 @@ impl Engine {
         let render_error = |message: String| TemplateError::Render {
             name: name.to_string(),
             message: one_line(&redact(&missing_key_message(&message), secrets)),
+        };
+        // the controllers' dot is a Go map[string]string
+        let dot = match dot {
+            Value::Map(m) if m.values().all(|v| matches!(v, Value::String(_))) => Value::Object(m),
+            other => other,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             parsed.execute(dot, &self.funcs, self.missing_key_error, self.limits)

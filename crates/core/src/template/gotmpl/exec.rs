@@ -496,7 +496,8 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
         Value::Array(_) => "[]interface {}",
-        Value::Map(_) | Value::Object(_) => "map[string]interface {}",
+        Value::Map(_) => "map[string]interface {}",
+        Value::Object(_) => "map[string]string",
         Value::Number(n) => match n.kind() {
             NumberKind::Float(_) => "float64",
             NumberKind::Signed(i) if i >= 0 => "int64",

@@ -124,9 +124,9 @@ pub enum Value {
     Bool(bool),
     /// A string.
     String(String),
-    /// A map whose missing keys fail the render (`missingkey=error`).
+    /// A `map[string]string` (the controllers' dot); its values are strings.
     Object(HashMap<String, Value>),
-    /// A `map[string]…`.
+    /// A `map[string]interface{}`.
     Map(HashMap<String, Value>),
     /// A slice.
     Array(Vec<Value>),
