@@ -1030,6 +1030,10 @@ fn cast_int(v: &Value) -> i64 {
             parse_int_base0(t).unwrap_or(0)
         }
         Value::Bool(b) => i64::from(*b),
+        Value::Typed(_) => match num(v) {
+            Some(Num::Int(i)) => i,
+            _ => 0,
+        },
         _ => 0,
     }
 }
@@ -1433,6 +1437,8 @@ fn basic_kind(v: &Value) -> Kind {
             Some(Num::Float(_)) => Kind::Float,
             _ => Kind::Int,
         },
+        // uint64 compares with the ints
+        Value::Typed(t) if t.kind == "uint64" => Kind::Int,
         _ => Kind::Other,
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::gotmpl::{FloatFormat, FuncError, NumberKind, Value, format_float};
+use super::gotmpl::{FloatFormat, FuncError, NumberKind, Typed, Value, format_float};
 
 /// A number as Go holds it: templates' integer constants and sprig's integer results are
 /// `int`/`int64`, JSON numbers and float results `float64`.
@@ -27,6 +27,8 @@ pub(super) fn num(v: &Value) -> Option<Num> {
             },
             NumberKind::Float(f) => Num::Float(f),
         }),
+        // semver's Major/Minor/Patch
+        Value::Typed(t) if t.kind == "uint64" => t.text.parse().ok().map(Num::Int),
         _ => None,
     }
 }
@@ -110,6 +112,17 @@ pub(super) fn strval(v: &Value) -> String {
     }
 }
 
+/// The text a typed value marshals to in JSON: `time.Time` as RFC 3339 with nanoseconds,
+/// others as they print.
+pub(super) fn typed_json_text(t: &Typed) -> String {
+    match t.type_name {
+        "time.Time" => super::gotime::GoTime::read(&t.text)
+            .map(|g| super::gotime::format(&g, "2006-01-02T15:04:05.999999999Z07:00"))
+            .unwrap_or_else(|| t.text.clone()),
+        _ => t.text.clone(),
+    }
+}
+
 /// sprig's `empty`: nil, false, zero, and empty strings, lists and maps.
 pub(super) fn empty(v: &Value) -> bool {
     match v {
@@ -118,6 +131,7 @@ pub(super) fn empty(v: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Map(m) | Value::Object(m) => m.is_empty(),
+        Value::Typed(t) => matches!(t.kind, "int" | "uint64") && t.text == "0",
         Value::Number(_) => match num(v) {
             Some(Num::Int(i)) => i == 0,
             Some(Num::Float(f)) => f == 0.0,
@@ -135,6 +149,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "[]interface {}",
         Value::Map(_) => "map[string]interface {}",
         Value::Object(_) => "map[string]string",
+        Value::Typed(t) => t.type_name,
         Value::Number(_) if is_int64(v) => "int64",
         Value::Number(_) => match num(v) {
             Some(Num::Float(_)) => "float64",
@@ -147,6 +162,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
 pub(super) fn kind_name(v: &Value) -> &'static str {
     match v {
         Value::Nil | Value::NoValue => "invalid",
+        Value::Typed(t) => t.kind,
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
         Value::Array(_) => "slice",
@@ -393,6 +409,8 @@ fn write_json(
         Value::Nil | Value::NoValue => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::String(s) => json_string(s, escape_html, out),
+        Value::Typed(t) if matches!(t.kind, "int" | "uint64") => out.push_str(&t.text),
+        Value::Typed(t) => json_string(&typed_json_text(t), escape_html, out),
         Value::Number(_) => match num(v)? {
             Num::Int(i) => out.push_str(&i.to_string()),
             Num::Float(f) => out.push_str(&json_float(f)?),

@@ -256,11 +256,23 @@ impl Engine {
             other => other,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            parsed.execute(dot, &self.funcs, self.missing_key_error, self.limits)
+            parsed.execute(
+                dot,
+                &self.funcs,
+                self.missing_key_error,
+                self.limits,
+                methods,
+            )
         }))
         .map_err(|_| render_error("the template engine failed on this template".into()))?
         .map_err(render_error)
     }
+}
+
+/// The methods of the typed values template functions make (`time.Time`,
+/// `*semver.Version`).
+fn methods(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, FuncError>> {
+    dates::method(recv, name, args).or_else(|| versions::method(recv, name, args))
 }
 
 /// Renders every template in `templates` with the plaintext items as the dot (a map from item

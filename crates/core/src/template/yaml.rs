@@ -294,6 +294,8 @@ fn inline(v: &Value, indent: usize) -> String {
         Value::Nil | Value::NoValue => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(_) => number_text(v),
+        Value::Typed(t) if matches!(t.kind, "int" | "uint64") => t.text.clone(),
+        Value::Typed(t) => scalar(&super::go::typed_json_text(t)),
         Value::String(s) if s.contains('\n') => literal(s, indent),
         Value::String(s) => scalar(s),
         Value::Array(_) => "[]".into(),

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use super::limits::{self, Limits};
 use super::parse::{Arg, Branch, Command, Constant, Node, Pipe, Tree};
-use super::value::{Func, NumberKind, Value};
+use super::value::{Func, FuncError, NumberKind, Value};
+
+/// Calls method NAME of a typed value with ARGS; `None` when it has no such method.
+pub type Method = fn(&Value, &str, &[Value]) -> Option<Result<Value, FuncError>>;
 
 /// The deepest `template` calls may nest.
 pub(super) const MAX_TEMPLATE_DEPTH: usize = 100;
@@ -17,6 +20,7 @@ pub(super) struct Options<'a> {
     pub funcs: &'a HashMap<String, Func>,
     pub missing_key_error: bool,
     pub limits: Limits,
+    pub methods: Method,
 }
 
 /// A render error: where (byte offset, the node's text), in which template, and what.
@@ -342,14 +346,38 @@ impl State<'_> {
         last: Option<Value>,
     ) -> Res<Value> {
         let n = chain.len();
+        let mut last = last;
         for (i, name) in chain.iter().enumerate() {
-            let has_args = i + 1 == n && (!args.is_empty() || last.is_some());
-            receiver = self.field(dot, &receiver, name, has_args)?;
+            let final_link = i + 1 == n;
+            let has_args = final_link && (!args.is_empty() || last.is_some());
+            if let Value::Typed(_) = receiver {
+                let mut values = Vec::new();
+                if final_link {
+                    for a in args {
+                        values.push(self.arg(dot, a)?);
+                    }
+                    values.extend(last.take());
+                }
+                receiver = self.method(&receiver, name, &values)?;
+                continue;
+            }
+            receiver = self.field(&receiver, name, has_args)?;
         }
         Ok(receiver)
     }
 
-    fn field(&mut self, _dot: &Value, receiver: &Value, name: &str, has_args: bool) -> Res<Value> {
+    fn method(&mut self, receiver: &Value, name: &str, args: &[Value]) -> Res<Value> {
+        match (self.opts.methods)(receiver, name, args) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => self.fail(format!("error calling {name}: {e}")),
+            None => self.fail(format!(
+                "can't evaluate field {name} in type {}",
+                type_name(receiver)
+            )),
+        }
+    }
+
+    fn field(&mut self, receiver: &Value, name: &str, has_args: bool) -> Res<Value> {
         match receiver {
             Value::NoValue => {
                 if self.opts.missing_key_error {
@@ -498,6 +526,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "[]interface {}",
         Value::Map(_) => "map[string]interface {}",
         Value::Object(_) => "map[string]string",
+        Value::Typed(t) => t.type_name,
         Value::Number(n) => match n.kind() {
             NumberKind::Float(_) => "float64",
             NumberKind::Signed(i) if i >= 0 => "int64",

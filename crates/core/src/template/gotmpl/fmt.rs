@@ -232,6 +232,11 @@ fn format_one(arg: &Value, verb: char, spec: Spec) -> String {
             _ => bad(arg, verb),
         },
         Value::String(s) => format_str(s, arg, verb, spec),
+        // a Stringer: %v and %s print its text
+        Value::Typed(t) => match verb {
+            'v' | 's' | 'q' | 'x' | 'X' => format_str(&t.text, arg, verb, spec),
+            _ => bad(arg, verb),
+        },
         Value::Number(n) => match n.kind() {
             NumberKind::Float(f) => format_float_verb(f, arg, verb, spec),
             NumberKind::Signed(i) => format_int(i128::from(i), arg, verb, spec),

@@ -13,10 +13,11 @@ mod value;
 use std::collections::HashMap;
 
 pub use builtins::{EVALUATOR_FUNCTIONS, FUNCTIONS as BUILTINS, sprint};
+pub use exec::Method;
 pub use floats::{FloatFormat, format_float};
 pub use limits::Limits;
 pub use parse::MAX_NESTING;
-pub use value::{Func, FuncError, Number, NumberKind, Value};
+pub use value::{Func, FuncError, Number, NumberKind, Typed, Value};
 
 /// Go's `printf`, for functions that format.
 pub fn printf(args: &[Value]) -> Result<Value, FuncError> {
@@ -65,11 +66,13 @@ impl Template {
         funcs: &HashMap<String, Func>,
         missing_key_error: bool,
         limits: Limits,
+        methods: Method,
     ) -> Result<String, String> {
         let opts = exec::Options {
             funcs,
             missing_key_error,
             limits,
+            methods,
         };
         exec::execute(&self.tree, &self.name, dot, &opts).map_err(|e| {
             let (line, col) = line_col(&self.src, e.pos);
@@ -93,7 +96,7 @@ mod tests {
         let funcs: HashMap<String, Func> =
             BUILTINS.iter().map(|(n, f)| (n.to_string(), *f)).collect();
         let t = Template::parse("t", text, &|f| funcs.contains_key(f))?;
-        t.execute(dot, &funcs, false, Limits::default())
+        t.execute(dot, &funcs, false, Limits::default(), |_, _, _| None)
     }
 
     fn dot() -> Value {
@@ -198,7 +201,7 @@ mod tests {
         let funcs: HashMap<String, Func> = HashMap::new();
         let t = Template::parse("t", "{{ .nope }}", &|_| false).unwrap();
         let err = t
-            .execute(dot(), &funcs, true, Limits::default())
+            .execute(dot(), &funcs, true, Limits::default(), |_, _, _| None)
             .unwrap_err();
         assert_eq!(
             err,

@@ -534,7 +534,22 @@ impl Parser<'_> {
                 Ok(Arg::Pipe(p, f))
             }
             Arg::Dot => self.err("unexpected . after term \".\""),
-            Arg::Bool(_) | Arg::Str(_) | Arg::Number(..) | Arg::Nil | Arg::Func(_) => {
+            // `now.Year`: the function's result, then the fields
+            Arg::Func(name) => {
+                let pos = self.pos();
+                let cmd = Command {
+                    pos,
+                    args: vec![Arg::Func(name)],
+                };
+                let pipe = Pipe {
+                    pos,
+                    assign: false,
+                    vars: Vec::new(),
+                    cmds: vec![cmd],
+                };
+                Ok(Arg::Pipe(Box::new(pipe), chain))
+            }
+            Arg::Bool(_) | Arg::Str(_) | Arg::Number(..) | Arg::Nil => {
                 self.err(format!("unexpected . after term {:?}", chain[0]))
             }
         }

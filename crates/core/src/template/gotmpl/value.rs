@@ -132,6 +132,39 @@ pub enum Value {
     Array(Vec<Value>),
     /// A number.
     Number(Number),
+    /// A value of another Go type a function made (`time.Time`, `*semver.Version`, ...): its
+    /// type, and its text as Go's `String` method prints it. Its methods are the engine's.
+    Typed(Typed),
+}
+
+/// A value of a Go type beyond the basic ones, carried as its printed text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Typed {
+    /// Go's name of the type (`time.Time`).
+    pub type_name: &'static str,
+    /// Go's `reflect.Kind` of it (`struct`, `ptr`, `int`).
+    pub kind: &'static str,
+    /// How Go prints it.
+    pub text: String,
+}
+
+impl Typed {
+    /// A value of type `type_name` (kind `kind`) that prints as `text`.
+    pub fn value(type_name: &'static str, kind: &'static str, text: impl Into<String>) -> Value {
+        Value::Typed(Self {
+            type_name,
+            kind,
+            text: text.into(),
+        })
+    }
+
+    /// Whether it is of type `type_name`.
+    pub fn is<'a>(v: &'a Value, type_name: &str) -> Option<&'a str> {
+        match v {
+            Value::Typed(t) if t.type_name == type_name => Some(&t.text),
+            _ => None,
+        }
+    }
 }
 
 impl Value {
@@ -148,6 +181,7 @@ impl Value {
             Value::String(s) => !s.is_empty(),
             Value::Object(m) | Value::Map(m) => !m.is_empty(),
             Value::Array(a) => !a.is_empty(),
+            Value::Typed(t) => !matches!(t.kind, "int" | "uint64") || t.text != "0",
             Value::Number(n) => match n.kind() {
                 NumberKind::Unsigned(u) => u != 0,
                 NumberKind::Signed(i) => i != 0,
@@ -226,6 +260,7 @@ impl fmt::Display for Value {
             Value::Nil => f.write_str("<nil>"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::String(s) => f.write_str(s),
+            Value::Typed(t) => f.write_str(&t.text),
             Value::Number(n) => write!(f, "{n}"),
             Value::Array(a) => {
                 f.write_str("[")?;
