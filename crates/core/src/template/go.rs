@@ -38,13 +38,8 @@ pub(super) fn map_value(m: HashMap<String, Value>) -> Value {
     Value::Map(m)
 }
 
-/// A float64 value. A positive zero is carried as a signed integer zero: the engine's `if`
-/// reads every float as true, Go prints and encodes the two alike, and an `int` parameter
-/// refuses it (as an `int64`) as Go refuses a float64.
+/// A float64 value.
 pub(super) fn float(f: f64) -> Value {
-    if f == 0.0 && f.is_sign_positive() {
-        return Value::Number(super::gotmpl::Number::signed(0));
-    }
     Value::Number(super::gotmpl::Number::float(f))
 }
 
