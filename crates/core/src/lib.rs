@@ -9,7 +9,7 @@
 //! - `sealing`: the `sealing` module, RSA-OAEP + AES-256-GCM sealing byte-compatible with
 //!   Bitnami Sealed Secrets (OpenSSL, `rsa`, `aes-gcm`, `x509-parser`);
 //! - `template`: the `template` module, Go `text/template` rendering with the sprig
-//!   functions (`gtmpl-ng`, `bcrypt`, and OpenSSL for sprig's key and cipher functions);
+//!   functions (our own evaluator, `bcrypt`, and OpenSSL for sprig's key and cipher functions);
 //! - `vendored-openssl`: builds OpenSSL from source and links it statically; implies `sealing`.
 //!
 //! [`scope`] (sealing scopes and their annotations) is always built: the SealedSecret type

@@ -1,6 +1,6 @@
 //! Reading template function arguments the way Go's templates hand them over.
 
-use gtmpl_ng::{FuncError, Value};
+use super::gotmpl::{FuncError, Value};
 
 /// Argument `i` of a function that takes `count`.
 pub(super) fn arg<'a>(

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
+use super::gotmpl::{Func, FuncError, Value};
 use base64::Engine as _;
-use gtmpl_ng::{Func, FuncError, Value};
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;

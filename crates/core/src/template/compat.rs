@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use super::gotmpl::{Func, FuncError, Value};
 use base64::Engine as _;
-use gtmpl_ng::{Func, FuncError, Value};
 
 use super::go::{
     Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
@@ -715,7 +715,7 @@ fn pad(n: i64) -> Result<String, FuncError> {
 /// Refuses a result of `bytes` bytes over the engine's limit for one function's result, before
 /// it is built.
 fn check_size(function: &str, bytes: usize) -> Result<(), FuncError> {
-    let limit = gtmpl_ng::limits::active()
+    let limit = super::gotmpl::limits::active()
         .function_output
         .unwrap_or(usize::MAX);
     if bytes > limit {
@@ -1030,6 +1030,10 @@ fn cast_int(v: &Value) -> i64 {
             parse_int_base0(t).unwrap_or(0)
         }
         Value::Bool(b) => i64::from(*b),
+        Value::Typed(_) => match num(v) {
+            Some(Num::Int(i)) => i,
+            _ => 0,
+        },
         _ => 0,
     }
 }
@@ -1433,6 +1437,8 @@ fn basic_kind(v: &Value) -> Kind {
             Some(Num::Float(_)) => Kind::Float,
             _ => Kind::Int,
         },
+        // uint64 compares with the ints
+        Value::Typed(t) if t.kind == "uint64" => Kind::Int,
         _ => Kind::Other,
     }
 }
@@ -1528,6 +1534,7 @@ fn ge(args: &[Value]) -> Result<Value, FuncError> {
 fn index(args: &[Value]) -> Result<Value, FuncError> {
     let mut item = arg(args, 0, "index", 1)?.clone();
     for key in &args[1..] {
+        let strings = matches!(item, Value::Object(_));
         item = match item {
             Value::Nil | Value::NoValue => return Err(generic("index of untyped nil")),
             Value::Array(items) => {
@@ -1570,9 +1577,8 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
                 };
                 match m.get(k) {
                     Some(v) => v.clone(),
-                    None if !m.is_empty() && m.values().all(|v| matches!(v, Value::String(_))) => {
-                        s("")
-                    }
+                    // the zero value of the map's element type
+                    None if strings => s(""),
                     None => Value::NoValue,
                 }
             }
@@ -1604,7 +1610,12 @@ fn go_syntax(v: &Value, inner: bool) -> String {
                 .into_iter()
                 .map(|k| format!("{}:{}", go_quote(k), go_syntax(&m[k], true)))
                 .collect();
-            format!("map[string]interface {{}}{{{}}}", parts.join(", "))
+            let ty = if matches!(v, Value::Object(_)) {
+                "map[string]string"
+            } else {
+                "map[string]interface {}"
+            };
+            format!("{ty}{{{}}}", parts.join(", "))
         }
         other => go_v(other),
     }
@@ -1651,10 +1662,10 @@ fn hex_float(f: f64) -> String {
 /// float verb given an integer (`%!e(int=0)`).
 fn printf(args: &[Value]) -> Result<Value, FuncError> {
     let Some(Value::String(format)) = args.first() else {
-        return gtmpl_ng::funcs::printf(args);
+        return super::gotmpl::printf(args);
     };
     if format.contains(['[', '*']) {
-        return gtmpl_ng::funcs::printf(args);
+        return super::gotmpl::printf(args);
     }
     let mut new_format = String::with_capacity(format.len());
     let mut new_args = vec![Value::Nil];
@@ -1716,11 +1727,11 @@ fn printf(args: &[Value]) -> Result<Value, FuncError> {
             new_args.push(s(type_name(arg)));
         } else if "eEfFgG".contains(verb) && matches!(num(arg), Some(Num::Int(_))) {
             // Go prints the integer with the verb's flags, width and precision as %d
-            let inner =
-                match gtmpl_ng::funcs::printf(&[s(format!("%{flags}{width}d")), arg.clone()])? {
-                    Value::String(text) => text,
-                    other => go_v(&other),
-                };
+            let inner = match super::gotmpl::printf(&[s(format!("%{flags}{width}d")), arg.clone()])?
+            {
+                Value::String(text) => text,
+                other => go_v(&other),
+            };
             new_format
                 .push_str(&format!("%!{verb}({}={inner})", type_name(arg)).replace('%', "%%"));
         } else {
@@ -1730,7 +1741,7 @@ fn printf(args: &[Value]) -> Result<Value, FuncError> {
     }
     new_args.extend(args[next..].iter().cloned());
     new_args[0] = s(new_format);
-    gtmpl_ng::funcs::printf(&new_args)
+    super::gotmpl::printf(&new_args)
 }
 
 /// The text Go's escaping builtins escape: one string as it is, otherwise `fmt.Sprint` of the
@@ -2046,7 +2057,7 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
             type_name(v)
         ))
     };
-    let (Value::Map(mut current) | Value::Object(mut current)) = dict.clone() else {
+    let Value::Map(mut current) = dict.clone() else {
         return Err(conversion(dict));
     };
     for (i, key) in path.iter().enumerate() {

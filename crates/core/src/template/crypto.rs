@@ -3,8 +3,8 @@
 //! (AES-256-CBC, zero-padded password as key, random IV first, PKCS#7, base64), `randInt` and
 //! `adler32sum`.
 
+use super::gotmpl::{Func, FuncError, Value};
 use base64::Engine as _;
-use gtmpl_ng::{Func, FuncError, Value};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
@@ -40,7 +40,7 @@ fn bcrypt(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 /// Fills `buf` from the operating system's random number generator.
-fn fill_random(buf: &mut [u8], function: &str) -> Result<(), FuncError> {
+pub(super) fn fill_random(buf: &mut [u8], function: &str) -> Result<(), FuncError> {
     openssl::rand::rand_bytes(buf)
         .map_err(|_| failed(function, "the random number generator failed"))
 }

@@ -4,8 +4,8 @@
 //! system's zoneinfo files as Go reads them, "Local" is the controller's zone ($TZ, else
 //! /etc/localtime, else UTC), and an unknown zone falls back to UTC as sprig's does.
 
-use chrono::Utc;
-use gtmpl_ng::{Func, FuncError, Value};
+use super::gotmpl::{Func, FuncError, Typed, Value};
+use chrono::{Datelike, Timelike, Utc};
 
 use super::go::{Num, exactly, num, str_param, type_name};
 use super::gotime::{GoTime, Zone, format, load_zone, local_zone, parse};
@@ -35,15 +35,98 @@ fn failed(function: &str, what: impl std::fmt::Display) -> FuncError {
 }
 
 fn show(t: &GoTime) -> Value {
-    Value::String(t.show())
+    Typed::value("time.Time", "struct", t.show())
 }
 
-/// A time argument, if the value is one (a time this module printed).
+/// A time argument, if the value is a `time.Time`.
 fn as_time(v: &Value) -> Option<GoTime> {
-    match v {
-        Value::String(s) => GoTime::read(s),
-        _ => None,
-    }
+    GoTime::read(Typed::is(v, "time.Time")?)
+}
+
+/// Go's English names of months and weekdays.
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const WEEKDAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// The methods of Go's `time.Time` a template can call: the calendar fields (`Year`, `Month`,
+/// `Day`, `Hour`, `Minute`, `Second`, `Nanosecond`, `YearDay`, `Weekday`), `Unix`,
+/// `UnixMilli`, `UnixNano`, `Format LAYOUT`, `UTC`, `Local`, `IsZero`, `String`, and `Before`,
+/// `After`, `Equal` with another time. `None` when the value is no time or has no such method.
+pub(super) fn method(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, FuncError>> {
+    let t = as_time(recv)?;
+    let want = |n: usize| -> Result<(), FuncError> {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(FuncError::Generic(format!(
+                "wrong number of args for {name}: want {n} got {}",
+                args.len()
+            )))
+        }
+    };
+    let wall = t.wall();
+    let int = |n: i64| want(0).map(|()| super::go::int(n));
+    let result = match name {
+        "Year" => int(i64::from(wall.year())),
+        "Day" => int(i64::from(wall.day())),
+        "Hour" => int(i64::from(wall.hour())),
+        "Minute" => int(i64::from(wall.minute())),
+        "Second" => int(i64::from(wall.second())),
+        "Nanosecond" => int(i64::from(wall.nanosecond() % 1_000_000_000)),
+        "YearDay" => int(i64::from(wall.ordinal())),
+        "Month" => {
+            want(0).map(|()| Typed::value("time.Month", "int", MONTHS[wall.month0() as usize]))
+        }
+        "Weekday" => want(0).map(|()| {
+            Typed::value(
+                "time.Weekday",
+                "int",
+                WEEKDAYS[wall.weekday().num_days_from_sunday() as usize],
+            )
+        }),
+        "Unix" => want(0).map(|()| super::go::int64(t.unix())),
+        "UnixMilli" => want(0).map(|()| super::go::int64(t.utc.and_utc().timestamp_millis())),
+        "UnixNano" => {
+            want(0).map(|()| super::go::int64(t.utc.and_utc().timestamp_nanos_opt().unwrap_or(0)))
+        }
+        "Format" => want(1)
+            .and_then(|()| str_param(&args[0]))
+            .map(|layout| Value::String(format(&t, &layout))),
+        "UTC" => want(0).map(|()| show(&t.in_zone(&Zone::Utc))),
+        "Local" => want(0).map(|()| show(&t.in_zone(&local_zone()))),
+        "IsZero" => want(0).map(|()| Value::Bool(t.utc == GoTime::zero().utc)),
+        "String" => want(0).map(|()| Value::String(t.show())),
+        "Before" | "After" | "Equal" => want(1).and_then(|()| {
+            let other = time_param(&args[0])?;
+            Ok(Value::Bool(match name {
+                "Before" => t.utc < other.utc,
+                "After" => t.utc > other.utc,
+                _ => t.utc == other.utc,
+            }))
+        }),
+        _ => return None,
+    };
+    Some(result)
 }
 
 /// A value for a Go `time.Time` parameter.
@@ -371,6 +454,11 @@ mod tests {
         Value::String(v.into())
     }
 
+    /// A time.Time value from its printed form.
+    fn tm(v: &str) -> Value {
+        show(&GoTime::read(v).unwrap())
+    }
+
     fn out(v: Result<Value, FuncError>) -> String {
         match v.unwrap() {
             Value::String(s) => s,
@@ -385,13 +473,13 @@ mod tests {
             s("2024-01-02T03:04:05Z"),
         ]));
         assert_eq!(t, "2024-01-02 03:04:05 +0000 UTC");
-        assert_eq!(out(unix_epoch(&[s(&t)])), "1704164645");
+        assert_eq!(out(unix_epoch(&[tm(&t)])), "1704164645");
         assert_eq!(
-            out(date_modify(&[s("-48h"), s(&t)])),
+            out(date_modify(&[s("-48h"), tm(&t)])),
             "2023-12-31 03:04:05 +0000 UTC"
         );
-        assert_eq!(out(date_modify(&[s("bad"), s(&t)])), t);
-        assert!(must_date_modify(&[s("bad"), s(&t)]).is_err());
+        assert_eq!(out(date_modify(&[s("bad"), tm(&t)])), t);
+        assert!(must_date_modify(&[s("bad"), tm(&t)]).is_err());
         assert_eq!(
             out(to_date(&[s("2006-01-02"), s("not a date")])),
             "0001-01-01 00:00:00 +0000 UTC"
@@ -407,8 +495,8 @@ mod tests {
         );
         assert!(unix_epoch(&[s("2024-01-02")]).is_err());
         let n = out(now(&[]));
-        assert!(unix_epoch(&[s(&n)]).is_ok());
-        assert_eq!(out(ago(&[s(&n)])), "0s");
+        assert!(unix_epoch(&[tm(&n)]).is_ok());
+        assert_eq!(out(ago(&[tm(&n)])), "0s");
     }
 
     #[test]

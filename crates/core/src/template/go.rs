@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use gtmpl_ng::{FloatFormat, FuncError, NumberKind, Value, format_float};
+use super::gotmpl::{FloatFormat, FuncError, NumberKind, Typed, Value, format_float};
 
 /// A number as Go holds it: templates' integer constants and sprig's integer results are
 /// `int`/`int64`, JSON numbers and float results `float64`.
@@ -27,51 +27,20 @@ pub(super) fn num(v: &Value) -> Option<Num> {
             },
             NumberKind::Float(f) => Num::Float(f),
         }),
+        // semver's Major/Minor/Patch
+        Value::Typed(t) if t.kind == "uint64" => t.text.parse().ok().map(Num::Int),
         _ => None,
     }
 }
 
-thread_local! {
-    /// Whether maps made during the current render fail on a missing key (Go's
-    /// `missingkey=error`, which external-secrets sets); see [`StrictMaps`].
-    static STRICT_MAPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Sets, for the current thread and until dropped, whether maps that functions make refuse a
-/// missing key. The engine refuses a missing field of an object, never of a map, so such maps
-/// are made as objects; they print and encode the same.
-pub(super) struct StrictMaps(bool);
-
-impl StrictMaps {
-    /// Starts a render with `strict` maps.
-    pub(super) fn set(strict: bool) -> Self {
-        Self(STRICT_MAPS.with(|s| s.replace(strict)))
-    }
-}
-
-impl Drop for StrictMaps {
-    fn drop(&mut self) {
-        STRICT_MAPS.with(|s| s.set(self.0));
-    }
-}
-
-/// A map value made by a function: a map, or under [`StrictMaps`] an object.
+/// A map value made by a function: a `map[string]interface{}`.
 pub(super) fn map_value(m: HashMap<String, Value>) -> Value {
-    if STRICT_MAPS.with(std::cell::Cell::get) {
-        Value::Object(m)
-    } else {
-        Value::Map(m)
-    }
+    Value::Map(m)
 }
 
-/// A float64 value. A positive zero is carried as a signed integer zero: the engine's `if`
-/// reads every float as true, Go prints and encodes the two alike, and an `int` parameter
-/// refuses it (as an `int64`) as Go refuses a float64.
+/// A float64 value.
 pub(super) fn float(f: f64) -> Value {
-    if f == 0.0 && f.is_sign_positive() {
-        return Value::Number(gtmpl_ng::Number::signed(0));
-    }
-    Value::Number(gtmpl_ng::Number::float(f))
+    Value::Number(super::gotmpl::Number::float(f))
 }
 
 /// A Go `int` value. (The engine stores a non-negative integer constant unsigned; an `int64`
@@ -82,7 +51,7 @@ pub(super) fn int(i: i64) -> Value {
 
 /// A Go `int64` value, as sprig's arithmetic returns.
 pub(super) fn int64(i: i64) -> Value {
-    Value::Number(gtmpl_ng::Number::signed(i))
+    Value::Number(super::gotmpl::Number::signed(i))
 }
 
 /// Whether a value is known to be an `int64` (a non-negative signed integer; a negative one
@@ -138,6 +107,17 @@ pub(super) fn strval(v: &Value) -> String {
     }
 }
 
+/// The text a typed value marshals to in JSON: `time.Time` as RFC 3339 with nanoseconds,
+/// others as they print.
+pub(super) fn typed_json_text(t: &Typed) -> String {
+    match t.type_name {
+        "time.Time" => super::gotime::GoTime::read(&t.text)
+            .map(|g| super::gotime::format(&g, "2006-01-02T15:04:05.999999999Z07:00"))
+            .unwrap_or_else(|| t.text.clone()),
+        _ => t.text.clone(),
+    }
+}
+
 /// sprig's `empty`: nil, false, zero, and empty strings, lists and maps.
 pub(super) fn empty(v: &Value) -> bool {
     match v {
@@ -146,12 +126,12 @@ pub(super) fn empty(v: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Map(m) | Value::Object(m) => m.is_empty(),
+        Value::Typed(t) => matches!(t.kind, "int" | "uint64") && t.text == "0",
         Value::Number(_) => match num(v) {
             Some(Num::Int(i)) => i == 0,
             Some(Num::Float(f)) => f == 0.0,
             None => false,
         },
-        Value::Function(_) => false,
     }
 }
 
@@ -162,13 +142,14 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
         Value::Array(_) => "[]interface {}",
-        Value::Map(_) | Value::Object(_) => "map[string]interface {}",
+        Value::Map(_) => "map[string]interface {}",
+        Value::Object(_) => "map[string]string",
+        Value::Typed(t) => t.type_name,
         Value::Number(_) if is_int64(v) => "int64",
         Value::Number(_) => match num(v) {
             Some(Num::Float(_)) => "float64",
             _ => "int",
         },
-        Value::Function(_) => "func",
     }
 }
 
@@ -176,6 +157,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
 pub(super) fn kind_name(v: &Value) -> &'static str {
     match v {
         Value::Nil | Value::NoValue => "invalid",
+        Value::Typed(t) => t.kind,
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
         Value::Array(_) => "slice",
@@ -185,7 +167,6 @@ pub(super) fn kind_name(v: &Value) -> &'static str {
             Some(Num::Float(_)) => "float64",
             _ => "int",
         },
-        Value::Function(_) => "func",
     }
 }
 
@@ -296,7 +277,7 @@ pub(super) fn list_param<'a>(v: &'a Value, function: &str) -> Result<&'a [Value]
 /// A value for a Go `map[string]interface{}` parameter.
 pub(super) fn map_param(v: &Value) -> Result<&HashMap<String, Value>, FuncError> {
     match v {
-        Value::Map(m) | Value::Object(m) => Ok(m),
+        Value::Map(m) => Ok(m),
         Value::NoValue | Value::Nil => Ok(empty_map()),
         other => Err(FuncError::Generic(format!(
             "wrong type for value; expected map[string]interface {{}}; got {}",
@@ -423,6 +404,8 @@ fn write_json(
         Value::Nil | Value::NoValue => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::String(s) => json_string(s, escape_html, out),
+        Value::Typed(t) if matches!(t.kind, "int" | "uint64") => out.push_str(&t.text),
+        Value::Typed(t) => json_string(&typed_json_text(t), escape_html, out),
         Value::Number(_) => match num(v)? {
             Num::Int(i) => out.push_str(&i.to_string()),
             Num::Float(f) => out.push_str(&json_float(f)?),
@@ -462,7 +445,6 @@ fn write_json(
             }
             out.push('}');
         }
-        Value::Function(_) => return None,
     }
     Some(())
 }

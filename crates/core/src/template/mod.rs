@@ -1,9 +1,10 @@
 //! Go `text/template` rendering with the sprig function library, the way the Go controllers
 //! render `SealedSecret.spec.template.data` and `ExternalSecret.spec.target.template`.
 //!
-//! The engine is `gtmpl-ng` (Go template semantics, including `<no value>` for a missing map
-//! key) with its Helm function set; [`sprig`] adds the sprig functions it lacks. Every render runs
-//! under resource limits, because a template is untrusted input to a controller.
+//! The evaluator is our own ([`gotmpl`]: Go's lexer, parser and execution rules, including
+//! `<no value>` for a missing map key); the modules beside it are Go's builtins and the sprig
+//! functions. Every render runs under resource limits, because a template is untrusted input to
+//! a controller.
 
 mod args;
 mod certs;
@@ -14,7 +15,10 @@ mod delimiters;
 mod eso;
 mod go;
 mod gotime;
+pub mod gotmpl;
+mod lists;
 mod preprocess;
+mod random;
 mod sprig;
 mod versions;
 mod yaml;
@@ -22,14 +26,8 @@ mod yaml;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use gtmpl_ng::{Context, Limits, Template};
-pub use gtmpl_ng::{Func, FuncError, Value};
-
-/// Functions the engine's Helm set has that sprig does not: no upstream template has them, so
-/// neither function map offers them.
-const NOT_SPRIG: [&str; 7] = [
-    "toYaml", "fromYaml", "required", "md5sum", "pow", "foo", "foobar",
-];
+pub use gotmpl::{Func, FuncError, Value};
+use gotmpl::{Limits, Template};
 
 /// Functions sealed-secrets removes from sprig: they read the controller's environment or the
 /// network, which a template author must not reach.
@@ -89,12 +87,12 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Go's builtins plus sprig, without [`REMOVED_FUNCTIONS`]: what sealed-secrets offers.
     pub fn sprig() -> Self {
-        let mut funcs: HashMap<String, Func> = gtmpl_ng::helm_functions::HELM_FUNCTIONS
+        let mut funcs: HashMap<String, Func> = HashMap::new();
+        for &(name, f) in gotmpl::BUILTINS
             .iter()
-            .map(|&(name, f)| (name.to_string(), f))
-            .collect();
-        for &(name, f) in sprig::EXTRA
-            .iter()
+            .chain(sprig::EXTRA)
+            .chain(lists::FUNCTIONS)
+            .chain(random::FUNCTIONS)
             .chain(crypto::FUNCTIONS)
             .chain(dates::FUNCTIONS)
             .chain(compat::FUNCTIONS)
@@ -108,8 +106,8 @@ impl Engine {
                 funcs.insert(alias.to_string(), f);
             }
         }
-        for name in REMOVED_FUNCTIONS.iter().chain(&NOT_SPRIG) {
-            funcs.remove(*name);
+        for name in REMOVED_FUNCTIONS {
+            funcs.remove(name);
         }
         let limits = Limits::default()
             .with_output_bytes(MAX_OUTPUT_BYTES)
@@ -225,20 +223,10 @@ impl Engine {
         dot: Value,
         secrets: &[&str],
     ) -> Result<String, TemplateError> {
-        let mut tmpl = Template::with_limits(self.limits);
-        tmpl.name = name.to_string();
-        for fname in NOT_SPRIG {
-            tmpl.funcs.remove(fname);
-        }
-        for (fname, f) in &self.funcs {
-            tmpl.add_func(fname, *f);
-        }
         let parse_error = |message: String| TemplateError::Parse {
             name: name.to_string(),
             message: one_line(&redact(&message, secrets)),
         };
-        // maps made by functions during this render follow the dot's missing-key rule
-        let _strict = go::StrictMaps::set(self.missing_key_error);
         let converted;
         let text = match &self.delimiters {
             Some((left, right)) => {
@@ -250,29 +238,41 @@ impl Engine {
         let text = std::panic::catch_unwind(|| preprocess::preprocess(text))
             .map_err(|_| parse_error("the template engine failed on this template".into()))?
             .map_err(parse_error)?;
+        let is_func = |f: &str| self.funcs.contains_key(f);
         // A panic inside the engine or a function must not take the controller down: it
         // becomes this template's error.
-        let parsed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tmpl.parse(&text)))
-                .map_err(|_| parse_error("the template engine failed on this template".into()))?;
-        parsed.map_err(|e| parse_error(e.to_string()))?;
-        let missing_key_error = self.missing_key_error;
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Template::parse(name, &text, &is_func)
+        }))
+        .map_err(|_| parse_error("the template engine failed on this template".into()))?
+        .map_err(parse_error)?;
         let render_error = |message: String| TemplateError::Render {
             name: name.to_string(),
             message: one_line(&redact(&missing_key_message(&message), secrets)),
         };
-        // the engine refuses a missing field of an object (never of a map), which is Go's
-        // missingkey=error for the dot
+        // the controllers' dot is a Go map[string]string
         let dot = match dot {
-            Value::Map(m) if missing_key_error => Value::Object(m),
+            Value::Map(m) if m.values().all(|v| matches!(v, Value::String(_))) => Value::Object(m),
             other => other,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tmpl.render(&Context::from(dot))
+            parsed.execute(
+                dot,
+                &self.funcs,
+                self.missing_key_error,
+                self.limits,
+                methods,
+            )
         }))
         .map_err(|_| render_error("the template engine failed on this template".into()))?
-        .map_err(|e| render_error(e.to_string()))
+        .map_err(render_error)
     }
+}
+
+/// The methods of the typed values template functions make (`time.Time`,
+/// `*semver.Version`).
+fn methods(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, FuncError>> {
+    dates::method(recv, name, args).or_else(|| versions::method(recv, name, args))
 }
 
 /// Renders every template in `templates` with the plaintext items as the dot (a map from item

@@ -1,7 +1,7 @@
 //! Sprig functions that the engine's Helm set does not have. Each follows sprig's argument order
 //! (the piped value last).
 
-use gtmpl_ng::{Func, FuncError, Value};
+use super::gotmpl::{Func, FuncError, Value};
 
 /// Functions added on top of the Helm set.
 pub(super) const EXTRA: &[(&str, Func)] = &[
@@ -136,7 +136,7 @@ fn wrap_with(args: &[Value]) -> Result<Value, FuncError> {
     let sep = super::go::str_param(&args[1])?;
     let s = super::go::str_param(&args[2])?;
     // every character could start a line: refuse a separator that would multiply the text
-    let limit = gtmpl_ng::limits::active()
+    let limit = super::gotmpl::limits::active()
         .function_output
         .unwrap_or(usize::MAX);
     let lines = wrap_text(&s, w, "\n", true).matches('\n').count();

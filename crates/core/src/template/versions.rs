@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use gtmpl_ng::{Func, FuncError, Value};
+use super::gotmpl::{Func, FuncError, Typed, Value};
 
 use super::go::{exactly, map_param, str_param, strval};
 
@@ -121,7 +121,98 @@ fn invalid_version() -> FuncError {
 fn semver(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "semver", 1)?;
     let v = Version::parse(&str_param(&args[0])?).ok_or_else(invalid_version)?;
-    Ok(Value::String(v.show()))
+    Ok(version_value(&v, POINTER))
+}
+
+/// Go's type of what `semver` returns.
+const POINTER: &str = "*semver.Version";
+
+/// A version as a typed value (`*semver.Version`, or `semver.Version` from its `Inc*` methods).
+fn version_value(v: &Version, type_name: &'static str) -> Value {
+    let kind = if type_name == POINTER {
+        "ptr"
+    } else {
+        "struct"
+    };
+    Typed::value(type_name, kind, v.show())
+}
+
+/// A `uint64` result.
+fn uint64(n: u64) -> Value {
+    Typed::value("uint64", "uint64", n.to_string())
+}
+
+/// The methods of Masterminds' `*semver.Version` (and `semver.Version`): `Major`, `Minor`,
+/// `Patch`, `Prerelease`, `Metadata`, `String`, `Original`, `Compare`, `LessThan`,
+/// `GreaterThan`, `Equal`, `IncMajor`, `IncMinor`, `IncPatch`. `None` when the value is no
+/// version or has no such method.
+pub(super) fn method(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, FuncError>> {
+    let text = Typed::is(recv, POINTER).or_else(|| Typed::is(recv, "semver.Version"))?;
+    let v = Version::parse(text)?;
+    let want = |n: usize| -> Result<(), FuncError> {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(FuncError::Generic(format!(
+                "wrong number of args for {name}: want {n} got {}",
+                args.len()
+            )))
+        }
+    };
+    let other = || -> Result<Version, FuncError> {
+        want(1)?;
+        Typed::is(&args[0], POINTER)
+            .and_then(Version::parse)
+            .ok_or_else(|| {
+                FuncError::Generic(format!(
+                    "wrong type for value; expected *semver.Version; got {}",
+                    super::go::type_name(&args[0])
+                ))
+            })
+    };
+    let result = match name {
+        "Major" => want(0).map(|()| uint64(v.major)),
+        "Minor" => want(0).map(|()| uint64(v.minor)),
+        "Patch" => want(0).map(|()| uint64(v.patch)),
+        "Prerelease" => want(0).map(|()| Value::String(v.pre.clone())),
+        "Metadata" => want(0).map(|()| Value::String(v.meta.clone())),
+        "String" | "Original" => want(0).map(|()| Value::String(v.show())),
+        "Compare" => other().map(|o| {
+            Value::from(match v.cmp(&o) {
+                Ordering::Less => -1i64,
+                Ordering::Equal => 0,
+                Ordering::Greater => 1,
+            })
+        }),
+        "LessThan" => other().map(|o| Value::Bool(v.cmp(&o) == Ordering::Less)),
+        "GreaterThan" => other().map(|o| Value::Bool(v.cmp(&o) == Ordering::Greater)),
+        "Equal" => other().map(|o| Value::Bool(v.cmp(&o) == Ordering::Equal)),
+        "IncPatch" | "IncMinor" | "IncMajor" => want(0).map(|()| {
+            let mut n = Version {
+                meta: String::new(),
+                ..v.clone()
+            };
+            match name {
+                // a pre-release's patch is the release it leads to
+                "IncPatch" if !v.pre.is_empty() => n.pre.clear(),
+                "IncPatch" => n.patch += 1,
+                "IncMinor" => {
+                    n.minor += 1;
+                    n.patch = 0;
+                    n.pre.clear();
+                }
+                _ => {
+                    n.major += 1;
+                    n.minor = 0;
+                    n.patch = 0;
+                    n.pre.clear();
+                }
+            }
+            version_value(&n, "semver.Version")
+        }),
+        _ => return None,
+    };
+    Some(result)
 }
 
 /// One constraint: an operator and a version that may end in wildcards (how many of its three

@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use gtmpl_ng::{Func, FuncError, Value};
+use super::gotmpl::{Func, FuncError, Value};
 
 use super::go::{Num, exactly, float_e, from_json, num, str_param, to_json};
 
@@ -294,11 +294,12 @@ fn inline(v: &Value, indent: usize) -> String {
         Value::Nil | Value::NoValue => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(_) => number_text(v),
+        Value::Typed(t) if matches!(t.kind, "int" | "uint64") => t.text.clone(),
+        Value::Typed(t) => scalar(&super::go::typed_json_text(t)),
         Value::String(s) if s.contains('\n') => literal(s, indent),
         Value::String(s) => scalar(s),
         Value::Array(_) => "[]".into(),
         Value::Map(_) | Value::Object(_) => "{}".into(),
-        Value::Function(_) => String::new(),
     }
 }
 

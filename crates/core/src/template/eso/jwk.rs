@@ -3,8 +3,8 @@
 //! (P-256, P-384, P-521) and OKP (Ed25519, X25519). As upstream, the public form takes a public
 //! JWK and the private form a private one (a JWK with `d`).
 
+use super::super::gotmpl::{FuncError, Value};
 use base64::Engine as _;
-use gtmpl_ng::{FuncError, Value};
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;

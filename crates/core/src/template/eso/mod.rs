@@ -10,7 +10,7 @@ mod pem;
 mod pkcs12;
 mod rsa;
 
-use gtmpl_ng::{Func, FuncError, Value};
+use super::gotmpl::{Func, FuncError, Value};
 
 use super::go::{exactly, str_param};
 

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use super::super::gotmpl::{FuncError, Value};
 use base64::Engine as _;
-use gtmpl_ng::{FuncError, Value};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 

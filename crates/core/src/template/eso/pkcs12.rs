@@ -5,8 +5,8 @@
 //! archives use go-pkcs12's `Modern` settings: AES-256-CBC with PBKDF2-HMAC-SHA-256 and an
 //! HMAC-SHA-256 MAC, 2048 iterations each.
 
+use super::super::gotmpl::{FuncError, Value};
 use base64::Engine as _;
-use gtmpl_ng::{FuncError, Value};
 use openssl::pkey::PKey;
 use p12_keystore::{
     Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, Pkcs12Archive,

@@ -3,7 +3,7 @@
 //! is used for OAEP and MGF1 alike, with an empty label, as Go's `rsa.DecryptOAEP`. The
 //! private key is the first PEM block, PKCS#1 or PKCS#8.
 
-use gtmpl_ng::{FuncError, Value};
+use super::super::gotmpl::{FuncError, Value};
 use openssl::encrypt::Decrypter;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{Id, PKey};

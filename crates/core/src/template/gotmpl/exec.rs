@@ -1,0 +1,576 @@
+//! Runs a parsed template against a dot, as Go's `text/template` executes it.
+
+use std::collections::HashMap;
+
+use super::limits::{self, Limits};
+use super::parse::{Arg, Branch, Command, Constant, Node, Pipe, Tree};
+use super::value::{Func, FuncError, NumberKind, Value};
+
+/// Calls method NAME of a typed value with ARGS; `None` when it has no such method.
+pub type Method = fn(&Value, &str, &[Value]) -> Option<Result<Value, FuncError>>;
+
+/// The deepest `template` calls may nest.
+pub(super) const MAX_TEMPLATE_DEPTH: usize = 100;
+
+/// The deepest a value made during a render may nest (lists in lists, maps in maps).
+pub(super) const MAX_VALUE_DEPTH: usize = 200;
+
+/// What a render needs besides the tree and the dot.
+pub(super) struct Options<'a> {
+    pub funcs: &'a HashMap<String, Func>,
+    pub missing_key_error: bool,
+    pub limits: Limits,
+    pub methods: Method,
+}
+
+/// A render error: where (byte offset, the node's text), in which template, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ExecError {
+    pub template: String,
+    pub pos: usize,
+    pub context: String,
+    pub message: String,
+}
+
+/// Non-local exits of a walk.
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
+
+type Res<T> = Result<T, Box<ExecError>>;
+
+pub(super) struct State<'a> {
+    tree: &'a Tree,
+    opts: &'a Options<'a>,
+    name: String,
+    vars: Vec<(String, Value)>,
+    out: String,
+    depth: usize,
+    iterations: usize,
+    /// The node being evaluated, for error messages: position and text.
+    at: (usize, String),
+}
+
+/// Executes `tree` (named `name`) with `dot`.
+pub(super) fn execute(tree: &Tree, name: &str, dot: Value, opts: &Options<'_>) -> Res<String> {
+    let _limits = limits::Active::set(opts.limits);
+    let mut s = State {
+        tree,
+        opts,
+        name: name.to_string(),
+        vars: vec![("$".to_string(), dot.clone())],
+        out: String::new(),
+        depth: 0,
+        iterations: 0,
+        at: (0, String::new()),
+    };
+    s.walk_list(&dot, &tree.root)?;
+    Ok(s.out)
+}
+
+impl State<'_> {
+    fn fail<T>(&self, message: impl Into<String>) -> Res<T> {
+        Err(Box::new(ExecError {
+            template: self.name.clone(),
+            pos: self.at.0,
+            context: self.at.1.clone(),
+            message: message.into(),
+        }))
+    }
+
+    fn at_node(&mut self, pos: usize, text: String) {
+        self.at = (pos, text);
+    }
+
+    fn write(&mut self, text: &str) -> Res<()> {
+        if let Some(limit) = self.opts.limits.output_bytes
+            && self.out.len() + text.len() > limit
+        {
+            return self.fail(format!("output of more than {limit} bytes"));
+        }
+        self.out.push_str(text);
+        Ok(())
+    }
+
+    fn check_deadline(&self) -> Res<()> {
+        if limits::expired() {
+            return self.fail("the render took longer than its deadline");
+        }
+        Ok(())
+    }
+
+    fn walk_list(&mut self, dot: &Value, list: &[Node]) -> Res<Flow> {
+        for node in list {
+            match self.walk(dot, node)? {
+                Flow::Normal => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn walk(&mut self, dot: &Value, node: &Node) -> Res<Flow> {
+        self.check_deadline()?;
+        match node {
+            Node::Text(t) => self.write(t)?,
+            Node::Action(pipe) => {
+                let v = self.pipeline(dot, pipe)?;
+                if pipe.vars.is_empty() {
+                    let text = print_value(&v);
+                    self.write(&text)?;
+                }
+            }
+            Node::If(b) => return self.if_or_with(dot, b, false),
+            Node::With(b) => return self.if_or_with(dot, b, true),
+            Node::Range(b) => return self.range(dot, b),
+            Node::Break(_) => return Ok(Flow::Break),
+            Node::Continue(_) => return Ok(Flow::Continue),
+            Node::Template { pos, name, pipe } => {
+                self.at_node(*pos, format!("{{{{template {name:?}}}}}"));
+                let Some(list) = self.tree.defines.get(name) else {
+                    return self.fail(format!(
+                        "template: no template {name:?} associated with template {:?}",
+                        self.name
+                    ));
+                };
+                if self.depth >= MAX_TEMPLATE_DEPTH {
+                    return self.fail(format!(
+                        "exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"
+                    ));
+                }
+                let new_dot = match pipe {
+                    Some(p) => self.pipeline(dot, p)?,
+                    None => Value::NoValue,
+                };
+                let vars = std::mem::replace(&mut self.vars, vec![("$".into(), new_dot.clone())]);
+                let outer = std::mem::replace(&mut self.name, name.clone());
+                self.depth += 1;
+                let result = self.walk_list(&new_dot, list);
+                self.depth -= 1;
+                self.name = outer;
+                self.vars = vars;
+                result?;
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn if_or_with(&mut self, dot: &Value, b: &Branch, with: bool) -> Res<Flow> {
+        let mark = self.vars.len();
+        let v = self.pipeline(dot, &b.pipe)?;
+        let flow = if v.truthy() {
+            if with {
+                self.walk_list(&v, &b.list)?
+            } else {
+                self.walk_list(dot, &b.list)?
+            }
+        } else if let Some(e) = &b.else_list {
+            self.walk_list(dot, e)?
+        } else {
+            Flow::Normal
+        };
+        self.vars.truncate(mark);
+        Ok(flow)
+    }
+
+    fn range(&mut self, dot: &Value, b: &Branch) -> Res<Flow> {
+        let mark = self.vars.len();
+        // the pipeline without its declaration: range binds the variables itself
+        let decl = Pipe {
+            vars: Vec::new(),
+            ..b.pipe.clone()
+        };
+        let v = self.pipeline(dot, &decl)?;
+        let items: Vec<(Value, Value)> = match &v {
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (Value::from(i), e.clone()))
+                .collect(),
+            Value::Map(m) | Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                keys.into_iter()
+                    .map(|k| (Value::String(k.clone()), m[k].clone()))
+                    .collect()
+            }
+            Value::NoValue | Value::Nil => Vec::new(),
+            Value::Number(n) => match n.kind() {
+                NumberKind::Float(_) => {
+                    return self.fail(format!("range can't iterate over {v}"));
+                }
+                _ => {
+                    if b.pipe.vars.len() > 1 {
+                        return self.fail(format!(
+                            "can't use {v} to iterate over more than one variable"
+                        ));
+                    }
+                    let count = n.as_i64().unwrap_or(i64::MAX).max(0);
+                    if let Some(limit) = self.opts.limits.iterations
+                        && count as u64 > limit as u64
+                    {
+                        return self.fail(format!(
+                            "range of {count} iterations is more than the {limit} this allows"
+                        ));
+                    }
+                    (0..count)
+                        .map(|i| (Value::from(i), Value::from(i)))
+                        .collect()
+                }
+            },
+            other => return self.fail(format!("range can't iterate over {other}")),
+        };
+        if let Some(limit) = self.opts.limits.iterations
+            && items.len() > limit
+        {
+            return self.fail(format!(
+                "range of {} iterations is more than the {limit} this allows",
+                items.len()
+            ));
+        }
+        if items.is_empty() {
+            let flow = match &b.else_list {
+                Some(e) => self.walk_list(dot, e)?,
+                None => Flow::Normal,
+            };
+            self.vars.truncate(mark);
+            return Ok(flow);
+        }
+        for (key, elem) in items {
+            self.iterations += 1;
+            if let Some(limit) = self.opts.limits.total_iterations
+                && self.iterations > limit
+            {
+                return self.fail(format!("more than {limit} range iterations in one render"));
+            }
+            self.check_deadline()?;
+            let inner = self.vars.len();
+            match b.pipe.vars.as_slice() {
+                [] => {}
+                [one] => self.bind(one, elem.clone(), b.pipe.assign),
+                [k, e, ..] => {
+                    self.bind(k, key, b.pipe.assign);
+                    self.bind(e, elem.clone(), b.pipe.assign);
+                }
+            }
+            let flow = self.walk_list(&elem, &b.list)?;
+            self.vars.truncate(inner);
+            if matches!(flow, Flow::Break) {
+                break;
+            }
+        }
+        self.vars.truncate(mark);
+        Ok(Flow::Normal)
+    }
+
+    fn bind(&mut self, name: &str, v: Value, assign: bool) {
+        if assign && let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+            slot.1 = v;
+            return;
+        }
+        self.vars.push((name.to_string(), v));
+    }
+
+    fn var(&self, name: &str) -> Res<Value> {
+        match self.vars.iter().rev().find(|(n, _)| n == name) {
+            Some((_, v)) => Ok(v.clone()),
+            None => self.fail(format!("undefined variable: {name}")),
+        }
+    }
+
+    fn pipeline(&mut self, dot: &Value, pipe: &Pipe) -> Res<Value> {
+        let mut value: Option<Value> = None;
+        for cmd in &pipe.cmds {
+            // an interface holding nil is no value at all once it leaves a command
+            value = Some(match self.command(dot, cmd, value)? {
+                Value::Nil => Value::NoValue,
+                other => other,
+            });
+        }
+        let value = value.unwrap_or(Value::NoValue);
+        for name in &pipe.vars {
+            self.bind(name, value.clone(), pipe.assign);
+        }
+        Ok(value)
+    }
+
+    fn command(&mut self, dot: &Value, cmd: &Command, last: Option<Value>) -> Res<Value> {
+        self.at_node(cmd.pos, command_text(cmd));
+        let first = &cmd.args[0];
+        let rest = &cmd.args[1..];
+        match first {
+            Arg::Func(name) => self.call(dot, name, rest, last, cmd),
+            Arg::Field(chain) => self.field_chain(dot, dot.clone(), chain, rest, last),
+            Arg::Variable(name, chain) => {
+                let v = self.var(name)?;
+                if chain.is_empty() {
+                    self.not_a_function(first, rest, &last)?;
+                    return Ok(v);
+                }
+                self.field_chain(dot, v, chain, rest, last)
+            }
+            Arg::Pipe(p, chain) => {
+                let v = self.pipeline(dot, p)?;
+                self.at_node(cmd.pos, command_text(cmd));
+                if chain.is_empty() {
+                    self.not_a_function(first, rest, &last)?;
+                    return Ok(v);
+                }
+                self.field_chain(dot, v, chain, rest, last)
+            }
+            _ => {
+                self.not_a_function(first, rest, &last)?;
+                self.arg(dot, first)
+            }
+        }
+    }
+
+    fn not_a_function(&self, first: &Arg, rest: &[Arg], last: &Option<Value>) -> Res<()> {
+        if !rest.is_empty() || last.is_some() {
+            return self.fail(format!(
+                "can't give argument to non-function {}",
+                arg_text(first)
+            ));
+        }
+        Ok(())
+    }
+
+    fn field_chain(
+        &mut self,
+        dot: &Value,
+        mut receiver: Value,
+        chain: &[String],
+        args: &[Arg],
+        last: Option<Value>,
+    ) -> Res<Value> {
+        let n = chain.len();
+        let mut last = last;
+        for (i, name) in chain.iter().enumerate() {
+            let final_link = i + 1 == n;
+            let has_args = final_link && (!args.is_empty() || last.is_some());
+            if let Value::Typed(_) = receiver {
+                let mut values = Vec::new();
+                if final_link {
+                    for a in args {
+                        values.push(self.arg(dot, a)?);
+                    }
+                    values.extend(last.take());
+                }
+                receiver = self.method(&receiver, name, &values)?;
+                continue;
+            }
+            receiver = self.field(&receiver, name, has_args)?;
+        }
+        Ok(receiver)
+    }
+
+    fn method(&mut self, receiver: &Value, name: &str, args: &[Value]) -> Res<Value> {
+        match (self.opts.methods)(receiver, name, args) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => self.fail(format!("error calling {name}: {e}")),
+            None => self.fail(format!(
+                "can't evaluate field {name} in type {}",
+                type_name(receiver)
+            )),
+        }
+    }
+
+    fn field(&mut self, receiver: &Value, name: &str, has_args: bool) -> Res<Value> {
+        match receiver {
+            Value::NoValue => {
+                if self.opts.missing_key_error {
+                    return self.fail(format!("nil data; no entry for key {name:?}"));
+                }
+                Ok(Value::NoValue)
+            }
+            Value::Nil => self.fail(format!("nil pointer evaluating interface {{}}.{name}")),
+            Value::Map(m) | Value::Object(m) => {
+                if has_args {
+                    return self.fail(format!("{name} is not a method but has arguments"));
+                }
+                match m.get(name) {
+                    Some(v) => Ok(v.clone()),
+                    None if self.opts.missing_key_error => {
+                        self.fail(format!("map has no entry for key {name:?}"))
+                    }
+                    None => Ok(Value::NoValue),
+                }
+            }
+            other => self.fail(format!(
+                "can't evaluate field {name} in type {}",
+                type_name(other)
+            )),
+        }
+    }
+
+    fn arg(&mut self, dot: &Value, arg: &Arg) -> Res<Value> {
+        Ok(match arg {
+            Arg::Dot => dot.clone(),
+            Arg::Nil => Value::Nil,
+            Arg::Bool(b) => Value::Bool(*b),
+            Arg::Str(s) => Value::String(s.clone()),
+            Arg::Number(c, text) => match c {
+                Constant::Int(i) => Value::from(*i),
+                Constant::Float(f) => Value::from(*f),
+                Constant::Overflow(_) => return self.fail(format!("{text} overflows int")),
+            },
+            Arg::Field(chain) => self.field_chain(dot, dot.clone(), chain, &[], None)?,
+            Arg::Variable(name, chain) => {
+                let v = self.var(name)?;
+                self.field_chain(dot, v, chain, &[], None)?
+            }
+            Arg::Pipe(p, chain) => {
+                let v = self.pipeline(dot, p)?;
+                self.field_chain(dot, v, chain, &[], None)?
+            }
+            Arg::Func(name) => {
+                let cmd = Command {
+                    pos: self.at.0,
+                    args: vec![arg.clone()],
+                };
+                self.call(dot, name, &[], None, &cmd)?
+            }
+        })
+    }
+
+    fn call(
+        &mut self,
+        dot: &Value,
+        name: &str,
+        args: &[Arg],
+        last: Option<Value>,
+        cmd: &Command,
+    ) -> Res<Value> {
+        if name == "and" || name == "or" {
+            return self.and_or(dot, name == "and", args, last, cmd);
+        }
+        let Some(f) = self.opts.funcs.get(name).copied() else {
+            return self.fail(format!("{name:?} is not a defined function"));
+        };
+        let mut values = Vec::with_capacity(args.len() + 1);
+        for a in args {
+            let v = self.arg(dot, a)?;
+            values.push(v);
+        }
+        values.extend(last);
+        self.at_node(cmd.pos, command_text(cmd));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&values)));
+        match result {
+            Ok(Ok(v)) => {
+                if too_deep(&v, MAX_VALUE_DEPTH) {
+                    return self.fail(format!(
+                        "error calling {name}: a value nested deeper than {MAX_VALUE_DEPTH} levels"
+                    ));
+                }
+                Ok(v)
+            }
+            Ok(Err(e)) => self.fail(format!("error calling {name}: {e}")),
+            Err(_) => self.fail(format!("error calling {name}: the function failed")),
+        }
+    }
+
+    fn and_or(
+        &mut self,
+        dot: &Value,
+        and: bool,
+        args: &[Arg],
+        last: Option<Value>,
+        cmd: &Command,
+    ) -> Res<Value> {
+        let name = if and { "and" } else { "or" };
+        if args.is_empty() && last.is_none() {
+            self.at_node(cmd.pos, command_text(cmd));
+            return self.fail(format!(
+                "wrong number of args for {name}: want at least 1 got 0"
+            ));
+        }
+        let mut v = Value::NoValue;
+        for a in args {
+            v = self.arg(dot, a)?;
+            if v.truthy() != and {
+                return Ok(v);
+            }
+        }
+        if let Some(l) = last {
+            v = l;
+        }
+        Ok(v)
+    }
+}
+
+/// Whether `v` nests deeper than `max` (looks no further than that).
+fn too_deep(v: &Value, max: usize) -> bool {
+    if max == 0 {
+        return true;
+    }
+    match v {
+        Value::Array(a) => a.iter().any(|e| too_deep(e, max - 1)),
+        Value::Map(m) | Value::Object(m) => m.values().any(|e| too_deep(e, max - 1)),
+        _ => false,
+    }
+}
+
+/// How an action prints a value.
+pub(super) fn print_value(v: &Value) -> String {
+    v.to_string()
+}
+
+/// Go's name of a value's type, for the evaluator's messages.
+pub(super) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::NoValue | Value::Nil => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Map(_) => "map[string]interface {}",
+        Value::Object(_) => "map[string]string",
+        Value::Typed(t) => t.type_name,
+        Value::Number(n) => match n.kind() {
+            NumberKind::Float(_) => "float64",
+            NumberKind::Signed(i) if i >= 0 => "int64",
+            _ => "int",
+        },
+    }
+}
+
+/// A command as Go prints its node.
+pub(super) fn command_text(cmd: &Command) -> String {
+    cmd.args.iter().map(arg_text).collect::<Vec<_>>().join(" ")
+}
+
+fn pipe_text(p: &Pipe) -> String {
+    let mut s = String::new();
+    if !p.vars.is_empty() {
+        s.push_str(&p.vars.join(", "));
+        s.push_str(if p.assign { " = " } else { " := " });
+    }
+    s.push_str(
+        &p.cmds
+            .iter()
+            .map(command_text)
+            .collect::<Vec<_>>()
+            .join(" | "),
+    );
+    s
+}
+
+fn chain_text(chain: &[String]) -> String {
+    chain.iter().map(|f| format!(".{f}")).collect()
+}
+
+/// An operand as Go prints its node.
+pub(super) fn arg_text(a: &Arg) -> String {
+    match a {
+        Arg::Dot => ".".into(),
+        Arg::Nil => "nil".into(),
+        Arg::Bool(b) => b.to_string(),
+        Arg::Number(_, text) => text.clone(),
+        Arg::Str(s) => super::super::go::go_quote(s),
+        Arg::Field(chain) => chain_text(chain),
+        Arg::Variable(v, chain) => format!("{v}{}", chain_text(chain)),
+        Arg::Func(name) => name.clone(),
+        Arg::Pipe(p, chain) => format!("({}){}", pipe_text(p), chain_text(chain)),
+    }
+}
