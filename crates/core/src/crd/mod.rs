@@ -170,7 +170,7 @@ mod tests {
             "Namespaced",
             &[],
         );
-        assert_eq!(names.len(), 26);
+        assert_eq!(names.len(), 27);
     }
 
     #[test]
