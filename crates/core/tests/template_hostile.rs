@@ -95,6 +95,15 @@ fn recursion_ends_in_one_line() {
     );
 }
 
+#[test]
+fn a_number_broken_by_a_multibyte_character_is_a_one_line_error() {
+    for text in ["{{ -é }}", "{{ 1é }}", "{{ 0x😀 }}", "{{ +日本 }}"] {
+        one_line_error(text);
+        let err = render(text).unwrap_err().to_string();
+        assert!(err.contains("bad number syntax"), "{text}: {err}");
+    }
+}
+
 /// A small deterministic generator (xorshift), so the property test needs no extra crate and a
 /// failure reproduces from its seed.
 struct Rng(u64);
@@ -157,6 +166,15 @@ const PIECES: &[&str] = &[
     "\"(a*)*\"",
     "\"%v%d%s%q%x%T\"",
     "\"\\u00e9\"",
+    // multi-byte characters where the lexer reads bytes: beside numbers, fields, variables,
+    // escapes and delimiters
+    "é",
+    "-é",
+    "0😀",
+    ".é",
+    "$é",
+    "'😀'",
+    "\"\\é\"",
     "\"日本\"",
     "nil",
     "true",

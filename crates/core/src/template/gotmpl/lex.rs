@@ -380,12 +380,11 @@ impl Lexer<'_> {
         let text = &self.src[start..i];
         self.pos = i;
         if !self.at_separator() || text == "+" || text == "-" {
+            // as Go, the text up to and including the character that broke the number
+            let end = i + self.src[i..].chars().next().map_or(0, char::len_utf8);
             return self.err(
                 start,
-                format!(
-                    "bad number syntax: {:?}",
-                    &self.src[start..=i.min(self.src.len() - 1)]
-                ),
+                format!("bad number syntax: {:?}", &self.src[start..end]),
             );
         }
         self.push(Tok::Number(text.to_string()), start);
