@@ -21,8 +21,9 @@ pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// The metric labels of a call, as upstream counts it.
 pub const METRIC: (&str, &str) = ("Webhook", "HTTPRequest");
 
-/// One rendered request.
-#[derive(Debug, Clone)]
+/// One rendered request. Its `Debug` shows the method and header names only: the URL, header
+/// values and body may hold credentials or the pushed value.
+#[derive(Clone)]
 pub struct Request {
     /// The HTTP method.
     pub method: String,
@@ -32,6 +33,18 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The rendered body (not sent when empty on GET and HEAD).
     pub body: String,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {
@@ -236,6 +249,22 @@ pub fn transport_error(e: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_debug_shows_no_url_header_value_or_body() {
+        let req = Request {
+            method: "POST".into(),
+            url: "https://h/?token=url-canary".into(),
+            headers: vec![("Authorization".into(), "Bearer header-canary".into())],
+            body: "body-canary".into(),
+        };
+        let shown = format!("{req:?}");
+        assert!(
+            shown.contains("POST") && shown.contains("Authorization"),
+            "{shown}"
+        );
+        assert!(!shown.contains("canary"), "{shown}");
+    }
 
     #[test]
     fn statuses_sort_into_categories() {

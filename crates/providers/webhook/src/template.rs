@@ -18,11 +18,27 @@ pub const TYPE_LABEL: (&str, &str) = ("external-secrets.io/type", "webhook");
 /// The `.remoteRef` member left unescaped in the URL.
 const UNESCAPED: &str = "namespace";
 
-/// Template data of one call.
-#[derive(Debug, Clone, Default)]
+/// Template data of one call. Its `Debug` shows names only: the values are Secret data and,
+/// for a push, the pushed value.
+#[derive(Clone, Default)]
 pub struct TemplateData {
     remote_ref: Option<BTreeMap<String, String>>,
     secrets: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for TemplateData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateData")
+            .field(
+                "remote_ref",
+                &self
+                    .remote_ref
+                    .as_ref()
+                    .map(|m| m.keys().collect::<Vec<_>>()),
+            )
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl TemplateData {
@@ -182,6 +198,17 @@ mod tests {
             BTreeMap::from([("token".to_string(), "s3cr3t/x".to_string())]),
         );
         data
+    }
+
+    #[test]
+    fn debug_shows_names_never_values() {
+        let mut data = with_creds();
+        data.add_remote_member("db/main", &SecretBytes::from("pushed-canary"));
+        let shown = format!("{data:?}");
+        assert!(shown.contains("creds") && shown.contains("key"), "{shown}");
+        for value in ["s3cr3t/x", "db/main user", "pushed-canary"] {
+            assert!(!shown.contains(value), "{value} in {shown}");
+        }
     }
 
     #[test]
