@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use strongroom_core::crd::external_secrets::{
-    ExternalSecretDataRemoteRef, ExternalSecretSpec, MetadataPolicy, SecretStoreRef, StoreKind,
+    ExternalSecretDataFromRemoteRef, ExternalSecretDataRemoteRef, ExternalSecretSpec,
+    MetadataPolicy, SecretStoreRef, StoreKind,
 };
 use strongroom_core::template::Engine;
 use strongroom_provider_api::{FindQuery, ProviderError, RemoteRef, SecretBytes, SecretMap};
 
 use crate::error::Error;
-use crate::keys::{check_null_bytes, convert_key, decode, rewrite, valid_key};
+use crate::keys::{check_null_bytes, convert_key, decode, rewrite, select, valid_key};
 use crate::stores::{ResolvedStore, Stores};
 
 /// What was read.
@@ -31,6 +32,21 @@ pub enum Outcome {
     Fetched(Fetched),
     /// A store belongs to another controller class: this ExternalSecret is not ours.
     OtherClass,
+}
+
+/// The keys of one `dataFrom` entry that its `select[]` keeps.
+fn select_keys(
+    map: SecretMap,
+    from: &ExternalSecretDataFromRemoteRef,
+    at: &str,
+) -> Result<SecretMap, Error> {
+    match from.select.as_deref() {
+        None | Some([]) => Ok(map),
+        Some(selects) => select(map, selects).map_err(|message| Error::Value {
+            at: at.to_string(),
+            message,
+        }),
+    }
 }
 
 fn remote_ref(r: &ExternalSecretDataRemoteRef) -> RemoteRef {
@@ -160,6 +176,7 @@ async fn fetch_into(
                     message,
                 })?
             };
+            let map = select_keys(map, from, &at)?;
             out.data.extend(map);
             continue;
         }
@@ -209,14 +226,16 @@ async fn fetch_into(
         };
         let rewrites = from.rewrite.clone().unwrap_or_default();
         let map: SecretMap = if rewrites.is_empty() {
-            map.into_iter()
+            select_keys(map, from, &at)?
+                .into_iter()
                 .map(|(k, v)| (convert_key(&k, conversion), v))
                 .collect()
         } else {
-            rewrite(map, &rewrites, engine).map_err(|message| Error::Value {
+            let map = rewrite(map, &rewrites, engine).map_err(|message| Error::Value {
                 at: at.clone(),
                 message,
-            })?
+            })?;
+            select_keys(map, from, &at)?
         };
         for (key, value) in map {
             if key.is_empty() {

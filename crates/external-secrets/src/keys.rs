@@ -5,7 +5,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use strongroom_core::crd::external_secrets::{
-    ConversionStrategy, DecodingStrategy, ExternalSecretRewrite, NullBytePolicy,
+    ConversionStrategy, DecodingStrategy, ExternalSecretRewrite, ExternalSecretSelect,
+    NullBytePolicy, SelectOperation,
 };
 use strongroom_core::template::{Engine, Value};
 use strongroom_provider_api::{SecretBytes, SecretMap};
@@ -120,10 +121,130 @@ pub fn rewrite(
     Ok(current)
 }
 
+/// Applies `select[]` in order to the keys of `map` (after any rewrite, before key
+/// conversion): `Exclude` drops the keys an entry matches, `Include` keeps only those (an
+/// intersection: a key dropped earlier never comes back). A key matches an entry when it is
+/// listed in `names` or matches `regexp`; an entry without `operation` includes.
+pub fn select(map: SecretMap, selects: &[ExternalSecretSelect]) -> Result<SecretMap, String> {
+    let mut current = map;
+    for (i, entry) in selects.iter().enumerate() {
+        let names = entry.names.as_deref().unwrap_or_default();
+        let pattern = match &entry.regexp {
+            Some(re) => Some(
+                regex::Regex::new(re)
+                    .map_err(|e| format!("select[{i}].regexp {re:?} is invalid: {e}"))?,
+            ),
+            None if names.is_empty() => {
+                return Err(format!(
+                    "select[{i}] must set regexp or a non-empty names list"
+                ));
+            }
+            None => None,
+        };
+        let matches = |key: &str| {
+            names.iter().any(|n| n == key) || pattern.as_ref().is_some_and(|p| p.is_match(key))
+        };
+        let keep_matched = entry.operation != Some(SelectOperation::Exclude);
+        current.retain(|key, _| matches(key) == keep_matched);
+    }
+    Ok(current)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use strongroom_core::crd::external_secrets::{RewriteMerge, RewriteRegexp, RewriteTransform};
+
+    fn filter(regexp: Option<&str>, names: &[&str], op: SelectOperation) -> ExternalSecretSelect {
+        ExternalSecretSelect {
+            regexp: regexp.map(str::to_string),
+            names: (!names.is_empty()).then(|| names.iter().map(|n| n.to_string()).collect()),
+            operation: Some(op),
+        }
+    }
+
+    fn selected(keys: &[&str], selects: &[ExternalSecretSelect]) -> Vec<String> {
+        select(map(keys), selects).unwrap().into_keys().collect()
+    }
+
+    #[test]
+    fn select_filters_in_order_and_never_restores_a_key() {
+        use SelectOperation::{Exclude, Include};
+        let keys = ["db_host", "db_port", "db_password", "app_name"];
+        // upstream's documented walkthroughs
+        assert_eq!(
+            selected(
+                &keys,
+                &[
+                    filter(Some("^db_"), &[], Include),
+                    filter(None, &["db_password"], Exclude)
+                ]
+            ),
+            ["db_host", "db_port"]
+        );
+        assert_eq!(
+            selected(
+                &["host", "port", "password"],
+                &[
+                    filter(None, &["host"], Exclude),
+                    filter(Some(".*"), &[], Include)
+                ]
+            ),
+            ["password", "port"]
+        );
+        assert!(
+            selected(
+                &keys,
+                &[
+                    filter(Some(".*"), &[], Exclude),
+                    filter(Some(".*"), &[], Include)
+                ]
+            )
+            .is_empty()
+        );
+        assert!(
+            selected(
+                &keys,
+                &[
+                    filter(Some(".*"), &[], Include),
+                    filter(Some(".*"), &[], Exclude)
+                ]
+            )
+            .is_empty()
+        );
+        // names and regexp in one entry: either matches
+        assert_eq!(
+            selected(&keys, &[filter(Some("^db_p"), &["app_name"], Exclude)]),
+            ["db_host"]
+        );
+        // a regexp matches anywhere in the key, as Go's MatchString
+        assert_eq!(
+            selected(&keys, &[filter(Some("name"), &[], Include)]),
+            ["app_name"]
+        );
+        // no operation: include
+        let mut keep = filter(None, &["app_name"], Include);
+        keep.operation = None;
+        assert_eq!(selected(&keys, &[keep]), ["app_name"]);
+        assert_eq!(selected(&keys, &[]).len(), 4);
+    }
+
+    #[test]
+    fn a_bad_select_entry_is_an_error_naming_it() {
+        let bad = select(
+            map(&["a"]),
+            &[filter(Some("("), &[], SelectOperation::Include)],
+        );
+        assert!(
+            bad.unwrap_err()
+                .starts_with("select[0].regexp \"(\" is invalid")
+        );
+        let empty = select(map(&["a"]), &[filter(None, &[], SelectOperation::Exclude)]);
+        assert_eq!(
+            empty.unwrap_err(),
+            "select[0] must set regexp or a non-empty names list"
+        );
+    }
 
     fn map(keys: &[&str]) -> SecretMap {
         keys.iter()

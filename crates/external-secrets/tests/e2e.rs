@@ -3168,3 +3168,71 @@ async fn a_missing_crd_is_retried_with_backoff_not_in_a_loop() {
     // the missing kinds were tried at all (the test would prove nothing otherwise)
     assert!(after[0] >= 1, "pushsecrets never listed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_from_select_filters_the_rewritten_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &fake_store(
+                "fake",
+                json!([{"key": "app", "value": json!({
+                    "db_host": "db.local", "db_port": "5432", "db_password": CANARY,
+                    "app_name": "shop", "_version": "42",
+                }).to_string()}]),
+            ),
+        )
+        .await
+        .unwrap();
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+
+    // select sees the keys as the rewrite left them: include `db-*`, then drop one by name
+    let selected = |select: serde_json::Value| {
+        es(
+            "selected",
+            json!({
+                "secretStoreRef": {"name": "fake"},
+                "target": {"name": "selected-secret"},
+                "dataFrom": [{
+                    "extract": {"key": "app"},
+                    "rewrite": [{"regexp": {"source": "^db_", "target": "db-"}}],
+                    "select": select,
+                }],
+            }),
+        )
+    };
+    apply_es(
+        &client,
+        selected(json!([
+            {"regexp": "^db-", "operation": "Include"},
+            {"names": ["db-password"], "operation": "Exclude"},
+        ])),
+    )
+    .await;
+    wait_ready(&client, "selected", "True", "SecretSynced").await;
+    let data = secret_data(&client, "selected-secret").await.unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["db-host", "db-port"],
+        "only the included keys, minus the excluded one"
+    );
+
+    // a regexp that does not compile fails the sync with a message naming it; the Secret stays
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    let before = secrets.get("selected-secret").await.unwrap();
+    apply_es(
+        &client,
+        selected(json!([{"regexp": "(", "operation": "Exclude"}])),
+    )
+    .await;
+    let message = wait_ready(&client, "selected", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("spec.dataFrom[0]")
+            && message.contains("select[0].regexp \"(\" is invalid"),
+        "{message}"
+    );
+    let after = secrets.get("selected-secret").await.unwrap();
+    assert_eq!(after.data, before.data);
+}
