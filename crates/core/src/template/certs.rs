@@ -269,7 +269,7 @@ fn gen_self_signed_with_key(args: &[Value]) -> Result<Value, FuncError> {
 /// The CA a signed certificate names: sprig's `certificate` value.
 fn signer(ca: &Value) -> Result<Signer, FuncError> {
     let field = |k: &str| match ca {
-        Value::Map(m) | Value::Object(m) => m.get(k).map(strval).unwrap_or_default(),
+        Value::Map(m) | Value::Object(m) => m.get(k).as_ref().map(strval).unwrap_or_default(),
         _ => String::new(),
     };
     let cert = X509::from_pem(field("Cert").as_bytes())
@@ -326,7 +326,7 @@ mod tests {
 
     fn field(v: &Value, k: &str) -> String {
         match v {
-            Value::Map(m) | Value::Object(m) => strval(&m[k]),
+            Value::Map(m) | Value::Object(m) => m.get(k).as_ref().map(strval).unwrap_or_default(),
             _ => String::new(),
         }
     }

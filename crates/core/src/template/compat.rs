@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use super::gotmpl::{Func, FuncError, Value};
+use super::gotmpl::{Func, FuncError, GoMap, Value};
 use base64::Engine as _;
 
 use super::go::{
     Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
-    int_param, int64, is_nil, kind_name, list_param, map_param, map_value, num, str_param, strval,
-    to_json, type_name, wrong_count,
+    int_param, int64, is_nil, kind_name, list_param, map_param, map_target, map_value, num,
+    str_param, strval, to_json, type_name, wrong_count,
 };
 
 /// The functions of this module.
@@ -1604,6 +1604,7 @@ fn go_syntax(v: &Value, inner: bool) -> String {
             format!("[]interface {{}}{{{}}}", parts.join(", "))
         }
         Value::Map(m) | Value::Object(m) => {
+            let m = m.read();
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
             let parts: Vec<String> = keys
@@ -1919,20 +1920,24 @@ fn get(args: &[Value]) -> Result<Value, FuncError> {
     Ok(m.get(&key).cloned().unwrap_or_else(|| s("")))
 }
 
-/// `set` returns the changed map. (Go changes the map in place as well; this engine's values
-/// are copies, see docs/templates.md.)
+/// `set` changes the map in place (every holder sees it, as in Go) and returns it.
 fn set(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "set", 3)?;
-    let mut m = map_param(&args[0])?.clone();
-    m.insert(str_param(&args[1])?, iface(&args[2]));
-    Ok(map_value(m))
+    let target = map_target(&args[0])?;
+    let (key, value) = (str_param(&args[1])?, iface(&args[2]));
+    let m = target.unwrap_or_default();
+    m.write().insert(key, value);
+    Ok(Value::Map(m))
 }
 
+/// `unset` removes a key in place and returns the map.
 fn unset(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "unset", 2)?;
-    let mut m = map_param(&args[0])?.clone();
-    m.remove(&str_param(&args[1])?);
-    Ok(map_value(m))
+    let target = map_target(&args[0])?;
+    let key = str_param(&args[1])?;
+    let m = target.unwrap_or_default();
+    m.write().remove(&key);
+    Ok(Value::Map(m))
 }
 
 fn has_key(args: &[Value]) -> Result<Value, FuncError> {
@@ -1945,7 +1950,7 @@ fn pick_keys(
     args: &[Value],
     function: &str,
 ) -> Result<(HashMap<String, Value>, Vec<String>), FuncError> {
-    let m = map_param(arg(args, 0, function, 1)?)?.clone();
+    let m = map_param(arg(args, 0, function, 1)?)?;
     let keys = args[1..].iter().map(str_param).collect::<Result<_, _>>()?;
     Ok((m, keys))
 }
@@ -1978,24 +1983,30 @@ fn pluck(args: &[Value]) -> Result<Value, FuncError> {
 fn keys(args: &[Value]) -> Result<Value, FuncError> {
     let mut out = Vec::new();
     for d in args {
-        let mut ks: Vec<&String> = map_param(d)?.keys().collect();
+        let mut ks: Vec<String> = map_param(d)?.into_keys().collect();
         ks.sort();
-        out.extend(ks.into_iter().map(|k| s(k.clone())));
+        out.extend(ks.into_iter().map(s));
     }
     Ok(Value::Array(out))
 }
 
 /// mergo's deep merge: a key missing or empty in `dst` takes a non-empty `src` value (any
 /// non-empty `src` value when `overwrite`); maps on both sides merge recursively.
-fn merge_into(dst: &mut HashMap<String, Value>, src: &HashMap<String, Value>, overwrite: bool) {
-    for (k, sv) in src {
+fn merge_into(dst: &GoMap, src: &GoMap, overwrite: bool) {
+    if dst.same(src) {
+        return;
+    }
+    // read src before writing dst: a nested map may be on both sides
+    let src = src.snapshot();
+    for (k, sv) in &src {
         if is_nil(sv) {
             if overwrite {
-                dst.insert(k.clone(), Value::Nil);
+                dst.write().insert(k.clone(), Value::Nil);
             }
             continue;
         }
-        let replace = match (dst.get_mut(k), sv) {
+        let current = dst.get(k);
+        let replace = match (current.as_ref(), sv) {
             (Some(Value::Map(dm) | Value::Object(dm)), Value::Map(sm) | Value::Object(sm)) => {
                 merge_into(dm, sm, overwrite);
                 dm.is_empty()
@@ -2008,17 +2019,20 @@ fn merge_into(dst: &mut HashMap<String, Value>, src: &HashMap<String, Value>, ov
             (None, _) => true,
         };
         if replace {
-            dst.insert(k.clone(), sv.clone());
+            dst.write().insert(k.clone(), sv.clone());
         }
     }
 }
 
+/// `merge`/`mergeOverwrite`: merges into the first map in place and returns it.
 fn merge_with(args: &[Value], overwrite: bool) -> Result<Value, FuncError> {
-    let mut dst = map_param(arg(args, 0, "merge", 1)?)?.clone();
+    let dst = map_target(arg(args, 0, "merge", 1)?)?.unwrap_or_default();
     for src in &args[1..] {
-        merge_into(&mut dst, map_param(src)?, overwrite);
+        if let Some(src) = map_target(src)? {
+            merge_into(&dst, &src, overwrite);
+        }
     }
-    Ok(map_value(dst))
+    Ok(Value::Map(dst))
 }
 
 fn merge(args: &[Value]) -> Result<Value, FuncError> {
@@ -2029,13 +2043,13 @@ fn merge_overwrite(args: &[Value]) -> Result<Value, FuncError> {
     merge_with(args, true)
 }
 
-/// `deepCopy v`: a copy (values are copies here anyway); nil fails, as copystructure does.
+/// `deepCopy v`: a copy that shares no map with `v`; nil fails, as copystructure does.
 fn deep_copy(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "deepCopy", 1)?;
     if is_nil(&args[0]) {
         return Err(generic("reflect: call of reflect.Value.Type on zero Value"));
     }
-    Ok(args[0].clone())
+    Ok(args[0].deep_copy())
 }
 
 fn dig(args: &[Value]) -> Result<Value, FuncError> {
@@ -2061,7 +2075,7 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
         return Err(conversion(dict));
     };
     for (i, key) in path.iter().enumerate() {
-        let Some(step) = current.remove(key) else {
+        let Some(step) = current.get(key) else {
             return Ok(iface(default));
         };
         if i + 1 == path.len() {

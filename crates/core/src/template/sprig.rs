@@ -65,7 +65,13 @@ fn chunk(args: &[Value]) -> Result<Value, FuncError> {
         ));
     }
     let chunks = ((items.len() as f64 - 1.0) / size as f64).floor() + 1.0;
-    if chunks <= 0.0 {
+    // sprig makes `chunks` lists of `size` items: a negative count or length panics in Go
+    if chunks < 0.0 || (size < 0 && chunks != 0.0) {
+        return Err(FuncError::Generic(
+            "runtime error: makeslice: len out of range".into(),
+        ));
+    }
+    if chunks == 0.0 {
         return Ok(Value::Array(Vec::new()));
     }
     let size = usize::try_from(size)

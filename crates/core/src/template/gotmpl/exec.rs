@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::limits::{self, Limits};
 use super::parse::{Arg, Branch, Command, Constant, Node, Pipe, Tree};
-use super::value::{Func, FuncError, NumberKind, Value};
+use super::value::{Func, FuncError, Number, NumberKind, Value};
 
 /// Calls method NAME of a typed value with ARGS; `None` when it has no such method.
 pub type Method = fn(&Value, &str, &[Value]) -> Option<Result<Value, FuncError>>;
@@ -30,6 +30,8 @@ pub(super) struct ExecError {
     pub pos: usize,
     pub context: String,
     pub message: String,
+    /// The text of the argument the error is about, to be found after `pos` in the source.
+    pub arg: Option<String>,
 }
 
 /// Non-local exits of a walk.
@@ -77,7 +79,26 @@ impl State<'_> {
             pos: self.at.0,
             context: self.at.1.clone(),
             message: message.into(),
+            arg: None,
         }))
+    }
+
+    /// An argument that does not convert to its parameter's type: Go converts before the
+    /// call, so it names the argument (or, for the piped value, the command) and not the call.
+    fn fail_conversion<T>(&self, message: String, args: &[Arg], values: &[Value]) -> Res<T> {
+        let culprit = conversion_culprit(&message, values);
+        let mut error = ExecError {
+            template: self.name.clone(),
+            pos: self.at.0,
+            context: self.at.1.clone(),
+            message,
+            arg: None,
+        };
+        if let Some(arg) = culprit.and_then(|i| args.get(i)) {
+            error.context = arg_text(arg);
+            error.arg = Some(error.context.clone());
+        }
+        Err(Box::new(error))
     }
 
     fn at_node(&mut self, pos: usize, text: String) {
@@ -190,6 +211,7 @@ impl State<'_> {
                 .map(|(i, e)| (Value::from(i), e.clone()))
                 .collect(),
             Value::Map(m) | Value::Object(m) => {
+                let m = m.read();
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
                 keys.into_iter()
@@ -286,6 +308,7 @@ impl State<'_> {
             // an interface holding nil is no value at all once it leaves a command
             value = Some(match self.command(dot, cmd, value)? {
                 Value::Nil => Value::NoValue,
+                Value::Number(n) => Value::Number(n.plain()),
                 other => other,
             });
         }
@@ -391,7 +414,7 @@ impl State<'_> {
                     return self.fail(format!("{name} is not a method but has arguments"));
                 }
                 match m.get(name) {
-                    Some(v) => Ok(v.clone()),
+                    Some(v) => Ok(v),
                     None if self.opts.missing_key_error => {
                         self.fail(format!("map has no entry for key {name:?}"))
                     }
@@ -413,7 +436,7 @@ impl State<'_> {
             Arg::Str(s) => Value::String(s.clone()),
             Arg::Number(c, text) => match c {
                 Constant::Int(i) => Value::from(*i),
-                Constant::Float(f) => Value::from(*f),
+                Constant::Float(f) => Value::Number(Number::float_constant(*f)),
                 Constant::Overflow(_) => return self.fail(format!("{text} overflows int")),
             },
             Arg::Field(chain) => self.field_chain(dot, dot.clone(), chain, &[], None)?,
@@ -458,15 +481,23 @@ impl State<'_> {
         self.at_node(cmd.pos, command_text(cmd));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&values)));
         match result {
+            Ok(Ok(Value::Number(n))) => Ok(Value::Number(n.plain())),
             Ok(Ok(v)) => {
                 if too_deep(&v, MAX_VALUE_DEPTH) {
+                    v.clear_maps();
                     return self.fail(format!(
-                        "error calling {name}: a value nested deeper than {MAX_VALUE_DEPTH} levels"
+                        "error calling {name}: a value nested deeper than {MAX_VALUE_DEPTH} levels, holding itself, or of more than {MAX_VALUE_ITEMS} items"
                     ));
                 }
                 Ok(v)
             }
-            Ok(Err(e)) => self.fail(format!("error calling {name}: {e}")),
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                if CONVERSION_ERRORS.iter().any(|p| message.starts_with(p)) {
+                    return self.fail_conversion(message, args, &values);
+                }
+                self.fail(format!("error calling {name}: {message}"))
+            }
             Err(_) => self.fail(format!("error calling {name}: the function failed")),
         }
     }
@@ -500,16 +531,97 @@ impl State<'_> {
     }
 }
 
-/// Whether `v` nests deeper than `max` (looks no further than that).
+/// Whether `v` nests deeper than `max`, holds a map inside itself, or would print more than
+/// [`MAX_VALUE_ITEMS`] items. Maps are shared, so a map reached twice is measured once (and
+/// counted twice, as printing it would).
 fn too_deep(v: &Value, max: usize) -> bool {
-    if max == 0 {
-        return true;
+    /// Depth and items of a value, `None` when too deep, too large or cyclic.
+    fn measure(
+        v: &Value,
+        path: &mut Vec<usize>,
+        memo: &mut HashMap<usize, (usize, usize)>,
+        max: usize,
+    ) -> Option<(usize, usize)> {
+        let mut depth = 0;
+        let mut items = 1usize;
+        let mut add = |child: (usize, usize)| {
+            depth = depth.max(child.0 + 1);
+            items = items.saturating_add(child.1);
+        };
+        match v {
+            Value::Array(a) => {
+                for e in a {
+                    add(measure(e, path, memo, max)?);
+                }
+            }
+            Value::Map(m) | Value::Object(m) => {
+                let id = m.id();
+                if let Some(known) = memo.get(&id) {
+                    return Some(*known);
+                }
+                if path.contains(&id) {
+                    return None;
+                }
+                path.push(id);
+                let children: Vec<Value> = m.read().values().cloned().collect();
+                for e in &children {
+                    match measure(e, path, memo, max) {
+                        Some(child) => add(child),
+                        None => {
+                            path.pop();
+                            return None;
+                        }
+                    }
+                }
+                path.pop();
+                memo.insert(id, (depth, items));
+            }
+            _ => {}
+        }
+        (depth <= max && items <= MAX_VALUE_ITEMS).then_some((depth, items))
     }
-    match v {
-        Value::Array(a) => a.iter().any(|e| too_deep(e, max - 1)),
-        Value::Map(m) | Value::Object(m) => m.values().any(|e| too_deep(e, max - 1)),
-        _ => false,
-    }
+    measure(v, &mut Vec::new(), &mut HashMap::new(), max).is_none()
+}
+
+/// The most items (values in lists and maps, counted as often as they would print) a value
+/// made during a render may hold.
+pub(super) const MAX_VALUE_ITEMS: usize = 1_000_000;
+
+/// How the functions' parameter conversions (`go.rs`) begin their messages: Go's own texts for
+/// an argument that does not convert.
+const CONVERSION_ERRORS: [&str; 6] = [
+    "expected string; found ",
+    "expected integer; found ",
+    "expected bool; found ",
+    "cannot assign nil to ",
+    "invalid value; expected ",
+    "wrong type for value; expected ",
+];
+
+/// Which argument a conversion error is about: the first one of the kind it names.
+fn conversion_culprit(message: &str, values: &[Value]) -> Option<usize> {
+    let is_float = |v: &Value| matches!(v, Value::Number(n) if n.as_f64().is_some());
+    values.iter().position(|v| {
+        if message.starts_with("cannot assign nil") {
+            matches!(v, Value::Nil)
+        } else if message.starts_with("invalid value") {
+            matches!(v, Value::NoValue)
+        } else if message.starts_with("expected string") {
+            matches!(v, Value::Number(_) | Value::Bool(_))
+        } else if message.starts_with("expected integer") {
+            is_float(v) || matches!(v, Value::Bool(_))
+        } else if message.starts_with("expected bool") {
+            !matches!(v, Value::Bool(_) | Value::Nil | Value::NoValue)
+                && !matches!(
+                    v,
+                    Value::Typed(_) | Value::Array(_) | Value::Map(_) | Value::Object(_)
+                )
+        } else {
+            message
+                .rsplit_once("; got ")
+                .is_some_and(|(_, got)| type_name(v) == got)
+        }
+    })
 }
 
 /// How an action prints a value.
@@ -529,7 +641,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::Typed(t) => t.type_name,
         Value::Number(n) => match n.kind() {
             NumberKind::Float(_) => "float64",
-            NumberKind::Signed(i) if i >= 0 => "int64",
+            NumberKind::Signed(_) => "int64",
             _ => "int",
         },
     }

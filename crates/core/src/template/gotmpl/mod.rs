@@ -17,7 +17,7 @@ pub use exec::Method;
 pub use floats::{FloatFormat, format_float};
 pub use limits::Limits;
 pub use parse::MAX_NESTING;
-pub use value::{Func, FuncError, Number, NumberKind, Typed, Value};
+pub use value::{Func, FuncError, GoMap, Number, NumberKind, Typed, Value};
 
 /// Go's `printf`, for functions that format.
 pub fn printf(args: &[Value]) -> Result<Value, FuncError> {
@@ -75,11 +75,14 @@ impl Template {
             methods,
         };
         exec::execute(&self.tree, &self.name, dot, &opts).map_err(|e| {
-            let (line, col) = line_col(&self.src, e.pos);
-            let mut context = e.context.clone();
-            if context.chars().count() > 20 {
-                context = format!("{}...", context.chars().take(20).collect::<String>());
-            }
+            // the argument an error is about, where its text follows the command
+            let pos = e
+                .arg
+                .as_deref()
+                .and_then(|arg| self.src.get(e.pos..)?.find(arg))
+                .map_or(e.pos, |at| e.pos + at);
+            let (line, col) = line_col(&self.src, pos);
+            let context = &e.context;
             format!(
                 "template: {}:{line}:{col}: executing {:?} at <{context}>: {}",
                 self.name, e.template, e.message
