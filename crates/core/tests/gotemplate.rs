@@ -45,6 +45,13 @@ fn data() -> Vec<(String, String)> {
         ("html", "<a href=\"x\">&</a>"),
         ("b64", "aGVsbG8gd29ybGQ="),
         ("multiline", "line1\nline2\nline3"),
+        // a key and a certificate, and a certificate with SANs, for external-secrets' PEM
+        // functions
+        (
+            "bundle.pem",
+            include_str!("fixtures/eso-templates/bundle.pem"),
+        ),
+        ("leaf.crt", include_str!("fixtures/eso-templates/leaf.crt")),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -251,12 +258,20 @@ fn corpus_renders_as_go_does() {
         return;
     }
     assert!(
+        same_text >= MIN_IDENTICAL_ERROR_TEXTS,
+        "only {same_text} error texts are byte-identical to Go's (at least {MIN_IDENTICAL_ERROR_TEXTS} expected); see the report"
+    );
+    assert!(
         unexpected.is_empty(),
         "{} corpus cases differ from Go and are not listed in known_differences.txt:\n{}",
         unexpected.len(),
         unexpected.join("\n")
     );
 }
+
+/// How many corpus error texts must be byte-identical to Go's (a ratchet: raise it when more
+/// are).
+const MIN_IDENTICAL_ERROR_TEXTS: usize = 137;
 
 /// A small deterministic generator (xorshift), so a generated case reproduces from its seed.
 struct Rng(u64);

@@ -346,7 +346,7 @@ mod tests {
         let ec_pem = key_pem(&ec).unwrap();
         let signed = gen_signed_with_key(&[
             Value::String("x".into()),
-            Value::Array(vec![Value::String("10.0.0.1".into())]),
+            Value::Array(vec![Value::String("10.0.0.1".into())].into()),
             Value::Nil,
             Value::from(1),
             ca,
@@ -359,7 +359,7 @@ mod tests {
         assert!(
             gen_self_signed(&[
                 Value::String("x".into()),
-                Value::Array(vec![Value::String("not-an-ip".into())]),
+                Value::Array(vec![Value::String("not-an-ip".into())].into()),
                 Value::Nil,
                 Value::from(1),
             ])

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::gotmpl::{Func, FuncError, GoMap, Value};
+use super::gotmpl::{Func, FuncError, GoMap, List, Value};
 use base64::Engine as _;
 
 use super::go::{
@@ -853,13 +853,14 @@ fn go_split(text: &str, sep: &str, n: i64) -> Vec<String> {
 
 fn split_list(args: &[Value]) -> Result<Value, FuncError> {
     let (sep, text) = str2(args, "splitList")?;
-    Ok(Value::Array(
+    Ok(Value::Array(List::strings(
         go_split(&text, &sep, -1).into_iter().map(s).collect(),
-    ))
+    )))
 }
 
+/// sprig's `split`/`splitn` result: a `map[string]string` with keys `_0`, `_1`, ...
 fn indexed(parts: Vec<String>) -> Value {
-    map_value(
+    Value::Object(
         parts
             .into_iter()
             .enumerate()
@@ -904,9 +905,9 @@ fn join(args: &[Value]) -> Result<Value, FuncError> {
 
 fn to_strings(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "toStrings", 1)?;
-    Ok(Value::Array(
+    Ok(Value::Array(List::strings(
         strslice(&args[0]).into_iter().map(s).collect(),
-    ))
+    )))
 }
 
 fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
@@ -916,7 +917,9 @@ fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
         other => vec![strval(other)],
     };
     items.sort();
-    Ok(Value::Array(items.into_iter().map(s).collect()))
+    Ok(Value::Array(List::strings(
+        items.into_iter().map(s).collect(),
+    )))
 }
 
 /// goutils' `Abbreviate`/`AbbreviateFull`, on bytes as Go's.
@@ -1601,7 +1604,7 @@ fn go_syntax(v: &Value, inner: bool) -> String {
         Value::String(text) => go_quote(text),
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().map(|i| go_syntax(i, true)).collect();
-            format!("[]interface {{}}{{{}}}", parts.join(", "))
+            format!("{}{{{}}}", items.type_name(), parts.join(", "))
         }
         Value::Map(m) | Value::Object(m) => {
             let m = m.read();
@@ -1977,7 +1980,7 @@ fn pluck(args: &[Value]) -> Result<Value, FuncError> {
             out.push(v.clone());
         }
     }
-    Ok(Value::Array(out))
+    Ok(Value::Array(out.into()))
 }
 
 fn keys(args: &[Value]) -> Result<Value, FuncError> {
@@ -1987,7 +1990,7 @@ fn keys(args: &[Value]) -> Result<Value, FuncError> {
         ks.sort();
         out.extend(ks.into_iter().map(s));
     }
-    Ok(Value::Array(out))
+    Ok(Value::Array(List::strings(out)))
 }
 
 /// mergo's deep merge: a key missing or empty in `dst` takes a non-empty `src` value (any
@@ -2106,13 +2109,21 @@ fn last(args: &[Value]) -> Result<Value, FuncError> {
 
 fn rest(args: &[Value]) -> Result<Value, FuncError> {
     let items = list_of(args, "rest", "find rest")?;
-    Ok(Value::Array(items.get(1..).unwrap_or_default().to_vec()))
+    if items.is_empty() {
+        return Ok(Value::Array(List::nil(false)));
+    }
+    Ok(Value::Array(
+        items.get(1..).unwrap_or_default().to_vec().into(),
+    ))
 }
 
 fn initial(args: &[Value]) -> Result<Value, FuncError> {
     let items = list_of(args, "initial", "find initial")?;
+    if items.is_empty() {
+        return Ok(Value::Array(List::nil(false)));
+    }
     Ok(Value::Array(
-        items[..items.len().saturating_sub(1)].to_vec(),
+        items[..items.len().saturating_sub(1)].to_vec().into(),
     ))
 }
 
@@ -2150,7 +2161,15 @@ fn has(args: &[Value]) -> Result<Value, FuncError> {
 
 fn slice(args: &[Value]) -> Result<Value, FuncError> {
     let list = arg(args, 0, "slice", 1)?;
-    let items = list_param(list, "slice")?;
+    let items = match list {
+        Value::Array(_) | Value::Nil | Value::NoValue => list_param(list, "slice")?,
+        other => {
+            return Err(generic(format!(
+                "list should be type of slice or array but {}",
+                kind_name(other)
+            )));
+        }
+    };
     if items.is_empty() {
         return Ok(Value::NoValue);
     }
@@ -2169,7 +2188,9 @@ fn slice(args: &[Value]) -> Result<Value, FuncError> {
             "reflect: slice index out of range [{from}:{to}]"
         )));
     }
-    Ok(Value::Array(items[from as usize..to as usize].to_vec()))
+    Ok(Value::Array(
+        items[from as usize..to as usize].to_vec().into(),
+    ))
 }
 
 fn type_of(args: &[Value]) -> Result<Value, FuncError> {
@@ -2534,12 +2555,17 @@ fn regex_find_all(args: &[Value]) -> Result<Value, FuncError> {
     } else {
         usize::try_from(n).unwrap_or(0)
     };
-    Ok(Value::Array(
-        re.find_iter(&text)
-            .take(limit)
-            .map(|m| s(m.as_str()))
-            .collect(),
-    ))
+    let found: Vec<Value> = re
+        .find_iter(&text)
+        .take(limit)
+        .map(|m| s(m.as_str()))
+        .collect();
+    // Go's FindAllString returns nil when nothing matches
+    Ok(Value::Array(if found.is_empty() {
+        List::nil(true)
+    } else {
+        List::strings(found)
+    }))
 }
 
 fn regex_find(args: &[Value]) -> Result<Value, FuncError> {
@@ -2589,10 +2615,10 @@ fn regex_split(args: &[Value]) -> Result<Value, FuncError> {
     let text = str_param(&args[1])?;
     let n = int_param(&args[2])?;
     if n == 0 {
-        return Ok(Value::Array(Vec::new()));
+        return Ok(Value::Array(List::nil(true)));
     }
     if !pattern.is_empty() && text.is_empty() {
-        return Ok(Value::Array(vec![s("")]));
+        return Ok(Value::Array(List::strings(vec![s("")])));
     }
     let limit = if n < 0 {
         usize::MAX
@@ -2614,7 +2640,7 @@ fn regex_split(args: &[Value]) -> Result<Value, FuncError> {
     if end != text.len() {
         parts.push(s(&text[beg..]));
     }
-    Ok(Value::Array(parts))
+    Ok(Value::Array(List::strings(parts)))
 }
 
 #[cfg(test)]
@@ -2677,7 +2703,7 @@ mod tests {
     fn printf_go_syntax() {
         let v = printf(&[
             s("%#v|%5d|%e"),
-            Value::Array(vec![int(1), s("a"), Value::Nil]),
+            Value::Array(vec![int(1), s("a"), Value::Nil].into()),
             int(42),
             int(0),
         ])

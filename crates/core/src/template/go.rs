@@ -141,7 +141,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::Nil | Value::NoValue => "<nil>",
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
+        Value::Array(l) => l.type_name(),
         Value::Map(_) => "map[string]interface {}",
         Value::Object(_) => "map[string]string",
         Value::Typed(t) => t.type_name,
@@ -272,6 +272,10 @@ pub(super) fn bool_param(v: &Value) -> Result<bool, FuncError> {
 pub(super) fn list_param<'a>(v: &'a Value, function: &str) -> Result<&'a [Value], FuncError> {
     match v {
         Value::Array(a) => Ok(a),
+        // sprig asks nil for its type's kind: a nil pointer dereference in Go
+        Value::Nil | Value::NoValue => Err(FuncError::Generic(
+            "runtime error: invalid memory address or nil pointer dereference".into(),
+        )),
         other => Err(FuncError::Generic(format!(
             "Cannot {function} on type {}",
             type_name(other)
@@ -408,6 +412,7 @@ fn write_json(
 ) -> Option<()> {
     match v {
         Value::Nil | Value::NoValue => out.push_str("null"),
+        Value::Array(items) if items.is_nil() => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::String(s) => json_string(s, escape_html, out),
         Value::Typed(t) if matches!(t.kind, "int" | "uint64") => out.push_str(&t.text),
@@ -482,7 +487,9 @@ pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(_), Value::Number(_)) => num(a) == num(b) && type_name(a) == type_name(b),
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| deep_equal(p, q))
+            x.is_strings() == y.is_strings()
+                && x.len() == y.len()
+                && x.iter().zip(y).all(|(p, q)| deep_equal(p, q))
         }
         (Value::Map(x) | Value::Object(x), Value::Map(y) | Value::Object(y)) => {
             let (x, y) = (x.read(), y.read());
@@ -524,7 +531,7 @@ mod tests {
             r#"{"a":"\u003c\u0026\u003e","b":1234567,"c":1e+21,"d":1e-7}"#
         );
         assert_eq!(
-            to_json(&Value::Array(vec![]), true, Some("  ")).unwrap(),
+            to_json(&Value::Array(Vec::<Value>::new().into()), true, Some("  ")).unwrap(),
             "[]"
         );
     }

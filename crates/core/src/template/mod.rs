@@ -25,7 +25,7 @@ mod yaml;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-pub use gotmpl::{Func, FuncError, GoMap, Value};
+pub use gotmpl::{Func, FuncError, GoMap, List, Value};
 use gotmpl::{Limits, Template};
 
 /// Functions sealed-secrets removes from sprig: they read the controller's environment or the

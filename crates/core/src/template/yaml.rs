@@ -230,6 +230,8 @@ fn literal(s: &str, indent: usize) -> String {
 /// A value as JSON reads it back: numbers integral in their JSON text are ints.
 fn normalize(v: &Value) -> Value {
     match v {
+        // a nil slice is JSON's null
+        Value::Array(a) if a.is_nil() => Value::Nil,
         Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
         Value::Map(m) | Value::Object(m) => Value::Map(
             m.read()
@@ -295,6 +297,7 @@ fn write_value(v: &Value, indent: usize, out: &mut String) {
 fn inline(v: &Value, indent: usize) -> String {
     match v {
         Value::Nil | Value::NoValue => "null".into(),
+        Value::Array(a) if a.is_nil() => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(_) => number_text(v),
         Value::Typed(t) if matches!(t.kind, "int" | "uint64") => t.text.clone(),
@@ -416,7 +419,7 @@ mod tests {
         let v = Value::Map(
             HashMap::from([
                 ("b".to_string(), Value::from(1)),
-                ("a".to_string(), Value::Array(vec![s("x"), s("y")])),
+                ("a".to_string(), Value::Array(vec![s("x"), s("y")].into())),
                 (
                     "c".to_string(),
                     Value::Map(HashMap::from([("d".to_string(), Value::Nil)]).into()),
@@ -432,7 +435,7 @@ mod tests {
         assert_eq!(yaml(s("admin")), "admin");
         assert_eq!(yaml(s("a: b")), "'a: b'");
         assert_eq!(yaml(s("0755")), "\"0755\"");
-        assert_eq!(yaml(Value::Array(vec![])), "[]");
+        assert_eq!(yaml(Value::Array(Vec::<Value>::new().into())), "[]");
         assert_eq!(key_order("a10", "a9"), Ordering::Greater);
     }
 }

@@ -30,8 +30,6 @@ pub(super) struct ExecError {
     pub pos: usize,
     pub context: String,
     pub message: String,
-    /// The text of the argument the error is about, to be found after `pos` in the source.
-    pub arg: Option<String>,
 }
 
 /// Non-local exits of a walk.
@@ -79,26 +77,23 @@ impl State<'_> {
             pos: self.at.0,
             context: self.at.1.clone(),
             message: message.into(),
-            arg: None,
         }))
     }
 
     /// An argument that does not convert to its parameter's type: Go converts before the
     /// call, so it names the argument (or, for the piped value, the command) and not the call.
-    fn fail_conversion<T>(&self, message: String, args: &[Arg], values: &[Value]) -> Res<T> {
-        let culprit = conversion_culprit(&message, values);
-        let mut error = ExecError {
-            template: self.name.clone(),
-            pos: self.at.0,
-            context: self.at.1.clone(),
-            message,
-            arg: None,
-        };
-        if let Some(arg) = culprit.and_then(|i| args.get(i)) {
-            error.context = arg_text(arg);
-            error.arg = Some(error.context.clone());
+    fn fail_conversion<T>(
+        &mut self,
+        message: String,
+        cmd: &Command,
+        args: &[Arg],
+        values: &[Value],
+    ) -> Res<T> {
+        // a piped value that does not convert is reported where evaluation stood
+        if let Some(i) = conversion_culprit(&message, values).filter(|&i| i < args.len()) {
+            self.at_node(arg_pos(cmd, i), arg_text(&args[i]));
         }
-        Err(Box::new(error))
+        self.fail(message)
     }
 
     fn at_node(&mut self, pos: usize, text: String) {
@@ -151,10 +146,7 @@ impl State<'_> {
             Node::Template { pos, name, pipe } => {
                 self.at_node(*pos, format!("{{{{template {name:?}}}}}"));
                 let Some(list) = self.tree.defines.get(name) else {
-                    return self.fail(format!(
-                        "template: no template {name:?} associated with template {:?}",
-                        self.name
-                    ));
+                    return self.fail(format!("template {name:?} not defined"));
                 };
                 if self.depth >= MAX_TEMPLATE_DEPTH {
                     return self.fail(format!(
@@ -325,8 +317,12 @@ impl State<'_> {
         let rest = &cmd.args[1..];
         match first {
             Arg::Func(name) => self.call(dot, name, rest, last, cmd),
-            Arg::Field(chain) => self.field_chain(dot, dot.clone(), chain, rest, last),
+            Arg::Field(chain) => {
+                self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
+                self.field_chain(dot, dot.clone(), chain, rest, last)
+            }
             Arg::Variable(name, chain) => {
+                self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
                 let v = self.var(name)?;
                 if chain.is_empty() {
                     self.not_a_function(first, rest, &last)?;
@@ -336,8 +332,10 @@ impl State<'_> {
             }
             Arg::Pipe(p, chain) => {
                 let v = self.pipeline(dot, p)?;
-                self.at_node(cmd.pos, command_text(cmd));
+                // a chain after a pipeline fails where the pipeline's evaluation stopped, as
+                // in Go
                 if chain.is_empty() {
+                    self.at_node(cmd.pos, command_text(cmd));
                     self.not_a_function(first, rest, &last)?;
                     return Ok(v);
                 }
@@ -392,6 +390,10 @@ impl State<'_> {
     fn method(&mut self, receiver: &Value, name: &str, args: &[Value]) -> Res<Value> {
         match (self.opts.methods)(receiver, name, args) {
             Some(Ok(v)) => Ok(v),
+            // arguments that do not fit are Go's own errors, before any call
+            Some(Err(e)) if e.to_string().starts_with("wrong number of args") => {
+                self.fail(e.to_string())
+            }
             Some(Err(e)) => self.fail(format!("error calling {name}: {e}")),
             None => self.fail(format!(
                 "can't evaluate field {name} in type {}",
@@ -452,6 +454,7 @@ impl State<'_> {
                 let cmd = Command {
                     pos: self.at.0,
                     args: vec![arg.clone()],
+                    arg_pos: vec![self.at.0],
                 };
                 self.call(dot, name, &[], None, &cmd)?
             }
@@ -472,19 +475,23 @@ impl State<'_> {
         let Some(f) = self.opts.funcs.get(name).copied() else {
             return self.fail(format!("{name:?} is not a defined function"));
         };
+        // as Go: the function's name, then each argument as it is evaluated; the command only
+        // when the call itself fails
+        self.at_node(cmd.pos, name.to_string());
         let mut values = Vec::with_capacity(args.len() + 1);
-        for a in args {
+        for (i, a) in args.iter().enumerate() {
+            self.at_node(arg_pos(cmd, i), arg_text(a));
             let v = self.arg(dot, a)?;
             values.push(v);
         }
         values.extend(last);
-        self.at_node(cmd.pos, command_text(cmd));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&values)));
         match result {
             Ok(Ok(Value::Number(n))) => Ok(Value::Number(n.plain())),
             Ok(Ok(v)) => {
                 if too_deep(&v, MAX_VALUE_DEPTH) {
                     v.clear_maps();
+                    self.at_node(cmd.pos, command_text(cmd));
                     return self.fail(format!(
                         "error calling {name}: a value nested deeper than {MAX_VALUE_DEPTH} levels, holding itself, or of more than {MAX_VALUE_ITEMS} items"
                     ));
@@ -494,11 +501,15 @@ impl State<'_> {
             Ok(Err(e)) => {
                 let message = e.to_string();
                 if CONVERSION_ERRORS.iter().any(|p| message.starts_with(p)) {
-                    return self.fail_conversion(message, args, &values);
+                    return self.fail_conversion(message, cmd, args, &values);
                 }
+                self.at_node(cmd.pos, command_text(cmd));
                 self.fail(format!("error calling {name}: {message}"))
             }
-            Err(_) => self.fail(format!("error calling {name}: the function failed")),
+            Err(_) => {
+                self.at_node(cmd.pos, command_text(cmd));
+                self.fail(format!("error calling {name}: the function failed"))
+            }
         }
     }
 
@@ -587,6 +598,15 @@ fn too_deep(v: &Value, max: usize) -> bool {
 /// made during a render may hold.
 pub(super) const MAX_VALUE_ITEMS: usize = 1_000_000;
 
+/// Where Go's node for argument `i` of a call (operand `i + 1`) starts; `usize::MAX` for the
+/// command's first operand.
+fn arg_pos(cmd: &Command, i: usize) -> usize {
+    cmd.arg_pos
+        .get(i.wrapping_add(1))
+        .copied()
+        .unwrap_or(cmd.pos)
+}
+
 /// How the functions' parameter conversions (`go.rs`) begin their messages: Go's own texts for
 /// an argument that does not convert.
 const CONVERSION_ERRORS: [&str; 6] = [
@@ -601,6 +621,16 @@ const CONVERSION_ERRORS: [&str; 6] = [
 /// Which argument a conversion error is about: the first one of the kind it names.
 fn conversion_culprit(message: &str, values: &[Value]) -> Option<usize> {
     let is_float = |v: &Value| matches!(v, Value::Number(n) if n.as_f64().is_some());
+    // "found X": the argument that prints as X (strings quoted)
+    if let Some((_, shown)) = message.split_once("; found ") {
+        let printed = |v: &Value| match v {
+            Value::String(s) => super::super::go::go_quote(s),
+            other => other.to_string(),
+        };
+        if let Some(i) = values.iter().position(|v| printed(v) == shown) {
+            return Some(i);
+        }
+    }
     values.iter().position(|v| {
         if message.starts_with("cannot assign nil") {
             matches!(v, Value::Nil)
@@ -635,7 +665,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::NoValue | Value::Nil => "<nil>",
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
+        Value::Array(l) => l.type_name(),
         Value::Map(_) => "map[string]interface {}",
         Value::Object(_) => "map[string]string",
         Value::Typed(t) => t.type_name,

@@ -525,7 +525,9 @@ mod tests {
         assert_eq!(
             p(
                 "%d",
-                &[Value::Array(vec![Value::from(1i64), Value::from(2i64)])]
+                &[Value::Array(
+                    vec![Value::from(1i64), Value::from(2i64)].into()
+                )]
             ),
             "[1 2]"
         );

@@ -17,7 +17,7 @@ pub use exec::Method;
 pub use floats::{FloatFormat, format_float};
 pub use limits::Limits;
 pub use parse::MAX_NESTING;
-pub use value::{Func, FuncError, GoMap, Number, NumberKind, Typed, Value};
+pub use value::{Func, FuncError, GoMap, List, Number, NumberKind, Typed, Value};
 
 /// Go's `printf`, for functions that format.
 pub fn printf(args: &[Value]) -> Result<Value, FuncError> {
@@ -75,13 +75,7 @@ impl Template {
             methods,
         };
         exec::execute(&self.tree, &self.name, dot, &opts).map_err(|e| {
-            // the argument an error is about, where its text follows the command
-            let pos = e
-                .arg
-                .as_deref()
-                .and_then(|arg| self.src.get(e.pos..)?.find(arg))
-                .map_or(e.pos, |at| e.pos + at);
-            let (line, col) = line_col(&self.src, pos);
+            let (line, col) = line_col(&self.src, e.pos);
             let context = &e.context;
             format!(
                 "template: {}:{line}:{col}: executing {:?} at <{context}>: {}",
@@ -180,10 +174,11 @@ mod tests {
             run("{{- 3 -}}  {{ print 1 2 \"a\" 3 }}", dot()).unwrap(),
             "31 2a3"
         );
+        // Go's node for a field chain starts at its second field
         let err = run("x\n {{ .user.x }}", dot()).unwrap_err();
         assert_eq!(
             err,
-            "template: t:2:4: executing \"t\" at <.user.x>: can't evaluate field x in type string"
+            "template: t:2:9: executing \"t\" at <.user.x>: can't evaluate field x in type string"
         );
         let err = run(
             "{{ define \"r\" }}{{ template \"r\" . }}{{ end }}{{ template \"r\" . }}",

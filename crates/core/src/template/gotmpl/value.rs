@@ -159,12 +159,117 @@ pub enum Value {
     /// A `map[string]interface{}`, shared by reference as Go's maps are.
     Map(GoMap),
     /// A slice.
-    Array(Vec<Value>),
+    Array(List),
     /// A number.
     Number(Number),
     /// A value of another Go type a function made (`time.Time`, `*semver.Version`, ...): its
     /// type, and its text as Go's `String` method prints it. Its methods are the engine's.
     Typed(Typed),
+}
+
+/// A Go slice: its items, whether it is a `[]string` (else `[]interface {}`), and whether it is
+/// nil (an empty nil slice prints `[]` but is `null` in JSON).
+#[derive(Clone, Default)]
+pub struct List {
+    items: Vec<Value>,
+    strings: bool,
+    nil: bool,
+}
+
+impl List {
+    /// A `[]string` holding `items` (strings).
+    pub fn strings(items: Vec<Value>) -> Self {
+        Self {
+            items,
+            strings: true,
+            nil: false,
+        }
+    }
+    /// A nil slice, a `[]string` when `strings`.
+    pub fn nil(strings: bool) -> Self {
+        Self {
+            items: Vec::new(),
+            strings,
+            nil: true,
+        }
+    }
+    /// Go's name of its type.
+    pub fn type_name(&self) -> &'static str {
+        if self.strings {
+            "[]string"
+        } else {
+            "[]interface {}"
+        }
+    }
+    /// Whether it is a `[]string`.
+    pub fn is_strings(&self) -> bool {
+        self.strings
+    }
+    /// Whether it is a nil slice.
+    pub fn is_nil(&self) -> bool {
+        self.nil && self.items.is_empty()
+    }
+    /// The items.
+    pub fn into_vec(self) -> Vec<Value> {
+        self.items
+    }
+}
+
+impl std::ops::Deref for List {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.items
+    }
+}
+
+impl std::ops::DerefMut for List {
+    fn deref_mut(&mut self) -> &mut Vec<Value> {
+        &mut self.items
+    }
+}
+
+impl PartialEq for List {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl fmt::Debug for List {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.items.fmt(f)
+    }
+}
+
+impl From<Vec<Value>> for List {
+    fn from(items: Vec<Value>) -> Self {
+        Self {
+            items,
+            strings: false,
+            nil: false,
+        }
+    }
+}
+
+impl FromIterator<Value> for List {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl IntoIterator for List {
+    type Item = Value;
+    type IntoIter = std::vec::IntoIter<Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a List {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
 }
 
 /// A Go map: cloning it shares it, so `set`, `unset` and `merge` change it for every holder, as
