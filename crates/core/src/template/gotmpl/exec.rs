@@ -85,15 +85,16 @@ impl State<'_> {
     fn fail_conversion<T>(
         &mut self,
         message: String,
-        cmd: &Command,
         args: &[Arg],
         values: &[Value],
+        mut ats: Vec<(usize, String)>,
     ) -> Res<T> {
         // a piped value that does not convert is reported where evaluation stood
-        if let Some(i) = conversion_culprit(&message, values).filter(|&i| i < args.len()) {
-            self.at_node(arg_pos(cmd, i), arg_text(&args[i]));
-        }
-        self.fail(message)
+        let Some(i) = conversion_culprit(&message, values).filter(|&i| i < args.len()) else {
+            return self.fail(message);
+        };
+        self.at = std::mem::take(&mut ats[i]);
+        self.fail(go_conversion_message(&message, &args[i], &values[i]))
     }
 
     fn at_node(&mut self, pos: usize, text: String) {
@@ -342,6 +343,8 @@ impl State<'_> {
                 self.field_chain(dot, v, chain, rest, last)
             }
             _ => {
+                // Go's node is the operand itself
+                self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
                 self.not_a_function(first, rest, &last)?;
                 self.arg(dot, first)
             }
@@ -368,7 +371,11 @@ impl State<'_> {
     ) -> Res<Value> {
         let n = chain.len();
         let mut last = last;
+        // Go names the static type in its errors: a value taken from a
+        // map[string]interface{} within the chain is an `interface {}`
+        let mut iface = false;
         for (i, name) in chain.iter().enumerate() {
+            let from_iface_map = matches!(receiver, Value::Map(_));
             let final_link = i + 1 == n;
             let has_args = final_link && (!args.is_empty() || last.is_some());
             if let Value::Typed(_) = receiver {
@@ -379,15 +386,17 @@ impl State<'_> {
                     }
                     values.extend(last.take());
                 }
-                receiver = self.method(&receiver, name, &values)?;
+                receiver = self.method(&receiver, name, &values, iface)?;
+                iface = false;
                 continue;
             }
-            receiver = self.field(&receiver, name, has_args)?;
+            receiver = self.field(&receiver, name, has_args, iface)?;
+            iface = from_iface_map;
         }
         Ok(receiver)
     }
 
-    fn method(&mut self, receiver: &Value, name: &str, args: &[Value]) -> Res<Value> {
+    fn method(&mut self, receiver: &Value, name: &str, args: &[Value], iface: bool) -> Res<Value> {
         match (self.opts.methods)(receiver, name, args) {
             Some(Ok(v)) => Ok(v),
             // arguments that do not fit are Go's own errors, before any call
@@ -397,12 +406,12 @@ impl State<'_> {
             Some(Err(e)) => self.fail(format!("error calling {name}: {e}")),
             None => self.fail(format!(
                 "can't evaluate field {name} in type {}",
-                type_name(receiver)
+                static_type(receiver, iface)
             )),
         }
     }
 
-    fn field(&mut self, receiver: &Value, name: &str, has_args: bool) -> Res<Value> {
+    fn field(&mut self, receiver: &Value, name: &str, has_args: bool, iface: bool) -> Res<Value> {
         match receiver {
             Value::NoValue => {
                 if self.opts.missing_key_error {
@@ -425,7 +434,7 @@ impl State<'_> {
             }
             other => self.fail(format!(
                 "can't evaluate field {name} in type {}",
-                type_name(other)
+                static_type(other, iface)
             )),
         }
     }
@@ -479,10 +488,14 @@ impl State<'_> {
         // when the call itself fails
         self.at_node(cmd.pos, name.to_string());
         let mut values = Vec::with_capacity(args.len() + 1);
+        // where evaluation stood after each argument: a pipeline's last node, as Go reports a
+        // pipeline argument that does not convert
+        let mut ats = Vec::with_capacity(args.len());
         for (i, a) in args.iter().enumerate() {
             self.at_node(arg_pos(cmd, i), arg_text(a));
             let v = self.arg(dot, a)?;
             values.push(v);
+            ats.push(self.at.clone());
         }
         values.extend(last);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&values)));
@@ -501,7 +514,7 @@ impl State<'_> {
             Ok(Err(e)) => {
                 let message = e.to_string();
                 if CONVERSION_ERRORS.iter().any(|p| message.starts_with(p)) {
-                    return self.fail_conversion(message, cmd, args, &values);
+                    return self.fail_conversion(message, args, &values, ats);
                 }
                 self.at_node(cmd.pos, command_text(cmd));
                 self.fail(format!("error calling {name}: {message}"))
@@ -598,6 +611,11 @@ fn too_deep(v: &Value, max: usize) -> bool {
 /// made during a render may hold.
 pub(super) const MAX_VALUE_ITEMS: usize = 1_000_000;
 
+/// The type Go names for a value: `interface {}` when it came out of an interface map.
+fn static_type(v: &Value, iface: bool) -> &'static str {
+    if iface { "interface {}" } else { type_name(v) }
+}
+
 /// Where Go's node for argument `i` of a call (operand `i + 1`) starts; `usize::MAX` for the
 /// command's first operand.
 fn arg_pos(cmd: &Command, i: usize) -> usize {
@@ -617,6 +635,33 @@ const CONVERSION_ERRORS: [&str; 6] = [
     "invalid value; expected ",
     "wrong type for value; expected ",
 ];
+
+/// A conversion error as Go words it: a constant of the wrong kind is "expected KIND; found
+/// NODE", any other value "wrong type for value; expected TYPE; got TYPE".
+fn go_conversion_message(message: &str, arg: &Arg, value: &Value) -> String {
+    if message.starts_with("cannot assign nil") || message.starts_with("invalid value") {
+        return message.to_string();
+    }
+    let wanted = [
+        ("expected string", "string", "string"),
+        ("expected int", "int", "integer"),
+        ("expected bool", "bool", "bool"),
+    ]
+    .into_iter()
+    .find(|(needle, _, _)| message.contains(needle));
+    let Some((_, type_name_wanted, kind)) = wanted else {
+        return message.to_string();
+    };
+    match arg {
+        Arg::Str(_) | Arg::Bool(_) | Arg::Number(..) => {
+            format!("expected {kind}; found {}", arg_text(arg))
+        }
+        _ => format!(
+            "wrong type for value; expected {type_name_wanted}; got {}",
+            type_name(value)
+        ),
+    }
+}
 
 /// Which argument a conversion error is about: the first one of the kind it names.
 fn conversion_culprit(message: &str, values: &[Value]) -> Option<usize> {

@@ -174,11 +174,12 @@ mod tests {
             run("{{- 3 -}}  {{ print 1 2 \"a\" 3 }}", dot()).unwrap(),
             "31 2a3"
         );
-        // Go's node for a field chain starts at its second field
+        // Go's node for a field chain starts at its second field, and a value taken from a
+        // map[string]interface{} (this dot) has the static type interface {}
         let err = run("x\n {{ .user.x }}", dot()).unwrap_err();
         assert_eq!(
             err,
-            "template: t:2:9: executing \"t\" at <.user.x>: can't evaluate field x in type string"
+            "template: t:2:9: executing \"t\" at <.user.x>: can't evaluate field x in type interface {}"
         );
         let err = run(
             "{{ define \"r\" }}{{ template \"r\" . }}{{ end }}{{ template \"r\" . }}",
