@@ -88,6 +88,33 @@ fn multiplying_functions_stop_before_allocating() {
 }
 
 #[test]
+fn maps_that_hold_themselves_fail_in_one_line() {
+    // maps are shared as in Go, so `set` can put a map inside itself; Go would recurse until
+    // its stack ends when printing it
+    for text in [
+        r#"{{ $d := dict }}{{ $_ := set $d "self" $d }}{{ $d }}"#,
+        r#"{{ $a := dict }}{{ $b := dict "a" $a }}{{ $_ := set $a "b" $b }}{{ toJson $a }}"#,
+        r#"{{ $a := dict }}{{ $_ := merge $a (dict "x" (list $a)) }}{{ $a }}"#,
+        r#"{{ $a := dict "x" (dict) }}{{ $_ := mergeOverwrite $a.x $a }}{{ $a }}"#,
+    ] {
+        let err = render(text).unwrap_err().to_string();
+        assert!(err.contains("holding itself"), "{text}: {err}");
+        one_line_error(text);
+    }
+    // a map shared twice per level doubles what printing it writes: refused past 1 000 000
+    // items instead of printing 2^60 of them
+    let wide =
+        r#"{{ $a := dict }}{{ range until 60 }}{{ $a = dict "l" $a "r" $a }}{{ end }}{{ $a }}"#;
+    let err = render(wide).unwrap_err().to_string();
+    assert!(err.contains("items"), "{err}");
+    // sharing itself works: a map seen through two variables
+    assert_eq!(
+        render(r#"{{ $a := dict }}{{ $b := $a }}{{ $_ := set $b "k" 1 }}{{ $a.k }}"#).unwrap(),
+        "1"
+    );
+}
+
+#[test]
 fn recursion_ends_in_one_line() {
     one_line_error(r#"{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }}"#);
     one_line_error(

@@ -269,7 +269,7 @@ fn gen_self_signed_with_key(args: &[Value]) -> Result<Value, FuncError> {
 /// The CA a signed certificate names: sprig's `certificate` value.
 fn signer(ca: &Value) -> Result<Signer, FuncError> {
     let field = |k: &str| match ca {
-        Value::Map(m) | Value::Object(m) => m.get(k).map(strval).unwrap_or_default(),
+        Value::Map(m) | Value::Object(m) => m.get(k).as_ref().map(strval).unwrap_or_default(),
         _ => String::new(),
     };
     let cert = X509::from_pem(field("Cert").as_bytes())
@@ -326,7 +326,7 @@ mod tests {
 
     fn field(v: &Value, k: &str) -> String {
         match v {
-            Value::Map(m) | Value::Object(m) => strval(&m[k]),
+            Value::Map(m) | Value::Object(m) => m.get(k).as_ref().map(strval).unwrap_or_default(),
             _ => String::new(),
         }
     }
@@ -346,7 +346,7 @@ mod tests {
         let ec_pem = key_pem(&ec).unwrap();
         let signed = gen_signed_with_key(&[
             Value::String("x".into()),
-            Value::Array(vec![Value::String("10.0.0.1".into())]),
+            Value::Array(vec![Value::String("10.0.0.1".into())].into()),
             Value::Nil,
             Value::from(1),
             ca,
@@ -359,7 +359,7 @@ mod tests {
         assert!(
             gen_self_signed(&[
                 Value::String("x".into()),
-                Value::Array(vec![Value::String("not-an-ip".into())]),
+                Value::Array(vec![Value::String("not-an-ip".into())].into()),
                 Value::Nil,
                 Value::from(1),
             ])

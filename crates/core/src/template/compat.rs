@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use super::gotmpl::{Func, FuncError, Value};
+use super::gotmpl::{Func, FuncError, GoMap, List, Value};
 use base64::Engine as _;
 
 use super::go::{
     Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
-    int_param, int64, is_nil, kind_name, list_param, map_param, map_value, num, str_param, strval,
-    to_json, type_name, wrong_count,
+    int_param, int64, is_nil, kind_name, list_param, map_param, map_target, map_value, num,
+    str_param, strval, to_json, type_name, wrong_count,
 };
 
 /// The functions of this module.
@@ -853,13 +853,14 @@ fn go_split(text: &str, sep: &str, n: i64) -> Vec<String> {
 
 fn split_list(args: &[Value]) -> Result<Value, FuncError> {
     let (sep, text) = str2(args, "splitList")?;
-    Ok(Value::Array(
+    Ok(Value::Array(List::strings(
         go_split(&text, &sep, -1).into_iter().map(s).collect(),
-    ))
+    )))
 }
 
+/// sprig's `split`/`splitn` result: a `map[string]string` with keys `_0`, `_1`, ...
 fn indexed(parts: Vec<String>) -> Value {
-    map_value(
+    Value::Object(
         parts
             .into_iter()
             .enumerate()
@@ -904,9 +905,9 @@ fn join(args: &[Value]) -> Result<Value, FuncError> {
 
 fn to_strings(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "toStrings", 1)?;
-    Ok(Value::Array(
+    Ok(Value::Array(List::strings(
         strslice(&args[0]).into_iter().map(s).collect(),
-    ))
+    )))
 }
 
 fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
@@ -916,7 +917,9 @@ fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
         other => vec![strval(other)],
     };
     items.sort();
-    Ok(Value::Array(items.into_iter().map(s).collect()))
+    Ok(Value::Array(List::strings(
+        items.into_iter().map(s).collect(),
+    )))
 }
 
 /// goutils' `Abbreviate`/`AbbreviateFull`, on bytes as Go's.
@@ -1601,9 +1604,10 @@ fn go_syntax(v: &Value, inner: bool) -> String {
         Value::String(text) => go_quote(text),
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().map(|i| go_syntax(i, true)).collect();
-            format!("[]interface {{}}{{{}}}", parts.join(", "))
+            format!("{}{{{}}}", items.type_name(), parts.join(", "))
         }
         Value::Map(m) | Value::Object(m) => {
+            let m = m.read();
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
             let parts: Vec<String> = keys
@@ -1919,20 +1923,24 @@ fn get(args: &[Value]) -> Result<Value, FuncError> {
     Ok(m.get(&key).cloned().unwrap_or_else(|| s("")))
 }
 
-/// `set` returns the changed map. (Go changes the map in place as well; this engine's values
-/// are copies, see docs/templates.md.)
+/// `set` changes the map in place (every holder sees it, as in Go) and returns it.
 fn set(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "set", 3)?;
-    let mut m = map_param(&args[0])?.clone();
-    m.insert(str_param(&args[1])?, iface(&args[2]));
-    Ok(map_value(m))
+    let target = map_target(&args[0])?;
+    let (key, value) = (str_param(&args[1])?, iface(&args[2]));
+    let m = target.unwrap_or_default();
+    m.write().insert(key, value);
+    Ok(Value::Map(m))
 }
 
+/// `unset` removes a key in place and returns the map.
 fn unset(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "unset", 2)?;
-    let mut m = map_param(&args[0])?.clone();
-    m.remove(&str_param(&args[1])?);
-    Ok(map_value(m))
+    let target = map_target(&args[0])?;
+    let key = str_param(&args[1])?;
+    let m = target.unwrap_or_default();
+    m.write().remove(&key);
+    Ok(Value::Map(m))
 }
 
 fn has_key(args: &[Value]) -> Result<Value, FuncError> {
@@ -1945,7 +1953,7 @@ fn pick_keys(
     args: &[Value],
     function: &str,
 ) -> Result<(HashMap<String, Value>, Vec<String>), FuncError> {
-    let m = map_param(arg(args, 0, function, 1)?)?.clone();
+    let m = map_param(arg(args, 0, function, 1)?)?;
     let keys = args[1..].iter().map(str_param).collect::<Result<_, _>>()?;
     Ok((m, keys))
 }
@@ -1972,30 +1980,36 @@ fn pluck(args: &[Value]) -> Result<Value, FuncError> {
             out.push(v.clone());
         }
     }
-    Ok(Value::Array(out))
+    Ok(Value::Array(out.into()))
 }
 
 fn keys(args: &[Value]) -> Result<Value, FuncError> {
     let mut out = Vec::new();
     for d in args {
-        let mut ks: Vec<&String> = map_param(d)?.keys().collect();
+        let mut ks: Vec<String> = map_param(d)?.into_keys().collect();
         ks.sort();
-        out.extend(ks.into_iter().map(|k| s(k.clone())));
+        out.extend(ks.into_iter().map(s));
     }
-    Ok(Value::Array(out))
+    Ok(Value::Array(List::strings(out)))
 }
 
 /// mergo's deep merge: a key missing or empty in `dst` takes a non-empty `src` value (any
 /// non-empty `src` value when `overwrite`); maps on both sides merge recursively.
-fn merge_into(dst: &mut HashMap<String, Value>, src: &HashMap<String, Value>, overwrite: bool) {
-    for (k, sv) in src {
+fn merge_into(dst: &GoMap, src: &GoMap, overwrite: bool) {
+    if dst.same(src) {
+        return;
+    }
+    // read src before writing dst: a nested map may be on both sides
+    let src = src.snapshot();
+    for (k, sv) in &src {
         if is_nil(sv) {
             if overwrite {
-                dst.insert(k.clone(), Value::Nil);
+                dst.write().insert(k.clone(), Value::Nil);
             }
             continue;
         }
-        let replace = match (dst.get_mut(k), sv) {
+        let current = dst.get(k);
+        let replace = match (current.as_ref(), sv) {
             (Some(Value::Map(dm) | Value::Object(dm)), Value::Map(sm) | Value::Object(sm)) => {
                 merge_into(dm, sm, overwrite);
                 dm.is_empty()
@@ -2008,17 +2022,20 @@ fn merge_into(dst: &mut HashMap<String, Value>, src: &HashMap<String, Value>, ov
             (None, _) => true,
         };
         if replace {
-            dst.insert(k.clone(), sv.clone());
+            dst.write().insert(k.clone(), sv.clone());
         }
     }
 }
 
+/// `merge`/`mergeOverwrite`: merges into the first map in place and returns it.
 fn merge_with(args: &[Value], overwrite: bool) -> Result<Value, FuncError> {
-    let mut dst = map_param(arg(args, 0, "merge", 1)?)?.clone();
+    let dst = map_target(arg(args, 0, "merge", 1)?)?.unwrap_or_default();
     for src in &args[1..] {
-        merge_into(&mut dst, map_param(src)?, overwrite);
+        if let Some(src) = map_target(src)? {
+            merge_into(&dst, &src, overwrite);
+        }
     }
-    Ok(map_value(dst))
+    Ok(Value::Map(dst))
 }
 
 fn merge(args: &[Value]) -> Result<Value, FuncError> {
@@ -2029,13 +2046,13 @@ fn merge_overwrite(args: &[Value]) -> Result<Value, FuncError> {
     merge_with(args, true)
 }
 
-/// `deepCopy v`: a copy (values are copies here anyway); nil fails, as copystructure does.
+/// `deepCopy v`: a copy that shares no map with `v`; nil fails, as copystructure does.
 fn deep_copy(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "deepCopy", 1)?;
     if is_nil(&args[0]) {
         return Err(generic("reflect: call of reflect.Value.Type on zero Value"));
     }
-    Ok(args[0].clone())
+    Ok(args[0].deep_copy())
 }
 
 fn dig(args: &[Value]) -> Result<Value, FuncError> {
@@ -2061,7 +2078,7 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
         return Err(conversion(dict));
     };
     for (i, key) in path.iter().enumerate() {
-        let Some(step) = current.remove(key) else {
+        let Some(step) = current.get(key) else {
             return Ok(iface(default));
         };
         if i + 1 == path.len() {
@@ -2092,13 +2109,21 @@ fn last(args: &[Value]) -> Result<Value, FuncError> {
 
 fn rest(args: &[Value]) -> Result<Value, FuncError> {
     let items = list_of(args, "rest", "find rest")?;
-    Ok(Value::Array(items.get(1..).unwrap_or_default().to_vec()))
+    if items.is_empty() {
+        return Ok(Value::Array(List::nil(false)));
+    }
+    Ok(Value::Array(
+        items.get(1..).unwrap_or_default().to_vec().into(),
+    ))
 }
 
 fn initial(args: &[Value]) -> Result<Value, FuncError> {
     let items = list_of(args, "initial", "find initial")?;
+    if items.is_empty() {
+        return Ok(Value::Array(List::nil(false)));
+    }
     Ok(Value::Array(
-        items[..items.len().saturating_sub(1)].to_vec(),
+        items[..items.len().saturating_sub(1)].to_vec().into(),
     ))
 }
 
@@ -2136,7 +2161,15 @@ fn has(args: &[Value]) -> Result<Value, FuncError> {
 
 fn slice(args: &[Value]) -> Result<Value, FuncError> {
     let list = arg(args, 0, "slice", 1)?;
-    let items = list_param(list, "slice")?;
+    let items = match list {
+        Value::Array(_) | Value::Nil | Value::NoValue => list_param(list, "slice")?,
+        other => {
+            return Err(generic(format!(
+                "list should be type of slice or array but {}",
+                kind_name(other)
+            )));
+        }
+    };
     if items.is_empty() {
         return Ok(Value::NoValue);
     }
@@ -2155,7 +2188,9 @@ fn slice(args: &[Value]) -> Result<Value, FuncError> {
             "reflect: slice index out of range [{from}:{to}]"
         )));
     }
-    Ok(Value::Array(items[from as usize..to as usize].to_vec()))
+    Ok(Value::Array(
+        items[from as usize..to as usize].to_vec().into(),
+    ))
 }
 
 fn type_of(args: &[Value]) -> Result<Value, FuncError> {
@@ -2520,12 +2555,17 @@ fn regex_find_all(args: &[Value]) -> Result<Value, FuncError> {
     } else {
         usize::try_from(n).unwrap_or(0)
     };
-    Ok(Value::Array(
-        re.find_iter(&text)
-            .take(limit)
-            .map(|m| s(m.as_str()))
-            .collect(),
-    ))
+    let found: Vec<Value> = re
+        .find_iter(&text)
+        .take(limit)
+        .map(|m| s(m.as_str()))
+        .collect();
+    // Go's FindAllString returns nil when nothing matches
+    Ok(Value::Array(if found.is_empty() {
+        List::nil(true)
+    } else {
+        List::strings(found)
+    }))
 }
 
 fn regex_find(args: &[Value]) -> Result<Value, FuncError> {
@@ -2575,10 +2615,10 @@ fn regex_split(args: &[Value]) -> Result<Value, FuncError> {
     let text = str_param(&args[1])?;
     let n = int_param(&args[2])?;
     if n == 0 {
-        return Ok(Value::Array(Vec::new()));
+        return Ok(Value::Array(List::nil(true)));
     }
     if !pattern.is_empty() && text.is_empty() {
-        return Ok(Value::Array(vec![s("")]));
+        return Ok(Value::Array(List::strings(vec![s("")])));
     }
     let limit = if n < 0 {
         usize::MAX
@@ -2600,7 +2640,7 @@ fn regex_split(args: &[Value]) -> Result<Value, FuncError> {
     if end != text.len() {
         parts.push(s(&text[beg..]));
     }
-    Ok(Value::Array(parts))
+    Ok(Value::Array(List::strings(parts)))
 }
 
 #[cfg(test)]
@@ -2663,7 +2703,7 @@ mod tests {
     fn printf_go_syntax() {
         let v = printf(&[
             s("%#v|%5d|%e"),
-            Value::Array(vec![int(1), s("a"), Value::Nil]),
+            Value::Array(vec![int(1), s("a"), Value::Nil].into()),
             int(42),
             int(0),
         ])

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::gotmpl::{FloatFormat, FuncError, NumberKind, Typed, Value, format_float};
+use super::gotmpl::{FloatFormat, FuncError, GoMap, NumberKind, Typed, Value, format_float};
 
 /// A number as Go holds it: templates' integer constants and sprig's integer results are
 /// `int`/`int64`, JSON numbers and float results `float64`.
@@ -20,7 +20,7 @@ pub(super) enum Num {
 pub(super) fn num(v: &Value) -> Option<Num> {
     match v {
         Value::Number(n) => Some(match n.kind() {
-            NumberKind::Signed(i) => Num::Int(i),
+            NumberKind::Signed(i) | NumberKind::Negative(i) => Num::Int(i),
             NumberKind::Unsigned(u) => match i64::try_from(u) {
                 Ok(i) => Num::Int(i),
                 Err(_) => Num::Float(u as f64),
@@ -35,7 +35,7 @@ pub(super) fn num(v: &Value) -> Option<Num> {
 
 /// A map value made by a function: a `map[string]interface{}`.
 pub(super) fn map_value(m: HashMap<String, Value>) -> Value {
-    Value::Map(m)
+    Value::Map(m.into())
 }
 
 /// A float64 value.
@@ -54,10 +54,9 @@ pub(super) fn int64(i: i64) -> Value {
     Value::Number(super::gotmpl::Number::signed(i))
 }
 
-/// Whether a value is known to be an `int64` (a non-negative signed integer; a negative one
-/// may be a constant and counts as `int`).
+/// Whether a value is an `int64`.
 pub(super) fn is_int64(v: &Value) -> bool {
-    matches!(v, Value::Number(n) if matches!(n.kind(), NumberKind::Signed(i) if i >= 0))
+    matches!(v, Value::Number(n) if matches!(n.kind(), NumberKind::Signed(_)))
 }
 
 /// A value passed to an `interface{}` parameter: a missing value arrives as nil.
@@ -82,6 +81,7 @@ pub(super) fn go_v(v: &Value) -> String {
             format!("[{}]", parts.join(" "))
         }
         Value::Map(m) | Value::Object(m) => {
+            let m = m.read();
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
             let parts: Vec<String> = keys
@@ -141,7 +141,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::Nil | Value::NoValue => "<nil>",
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
+        Value::Array(l) => l.type_name(),
         Value::Map(_) => "map[string]interface {}",
         Value::Object(_) => "map[string]string",
         Value::Typed(t) => t.type_name,
@@ -229,6 +229,11 @@ pub(super) fn int_param(v: &Value) -> Result<i64, FuncError> {
             "wrong type for value; expected int; got int64".into(),
         ));
     }
+    if let Value::Number(n) = v
+        && let Some(i) = n.whole_constant()
+    {
+        return Ok(i);
+    }
     match num(v) {
         Some(Num::Int(i)) => Ok(i),
         Some(Num::Float(_)) => Err(FuncError::Generic(format!(
@@ -267,6 +272,10 @@ pub(super) fn bool_param(v: &Value) -> Result<bool, FuncError> {
 pub(super) fn list_param<'a>(v: &'a Value, function: &str) -> Result<&'a [Value], FuncError> {
     match v {
         Value::Array(a) => Ok(a),
+        // sprig asks nil for its type's kind: a nil pointer dereference in Go
+        Value::Nil | Value::NoValue => Err(FuncError::Generic(
+            "runtime error: invalid memory address or nil pointer dereference".into(),
+        )),
         other => Err(FuncError::Generic(format!(
             "Cannot {function} on type {}",
             type_name(other)
@@ -275,20 +284,21 @@ pub(super) fn list_param<'a>(v: &'a Value, function: &str) -> Result<&'a [Value]
 }
 
 /// A value for a Go `map[string]interface{}` parameter.
-pub(super) fn map_param(v: &Value) -> Result<&HashMap<String, Value>, FuncError> {
+pub(super) fn map_param(v: &Value) -> Result<HashMap<String, Value>, FuncError> {
+    Ok(map_target(v)?.map(|m| m.snapshot()).unwrap_or_default())
+}
+
+/// The map a Go `map[string]interface{}` parameter receives, shared with the caller; `None`
+/// for nil.
+pub(super) fn map_target(v: &Value) -> Result<Option<GoMap>, FuncError> {
     match v {
-        Value::Map(m) => Ok(m),
-        Value::NoValue | Value::Nil => Ok(empty_map()),
+        Value::Map(m) => Ok(Some(m.clone())),
+        Value::NoValue | Value::Nil => Ok(None),
         other => Err(FuncError::Generic(format!(
             "wrong type for value; expected map[string]interface {{}}; got {}",
             type_name(other)
         ))),
     }
-}
-
-fn empty_map() -> &'static HashMap<String, Value> {
-    static EMPTY: std::sync::OnceLock<HashMap<String, Value>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(HashMap::new)
 }
 
 /// Whether Go's `strconv.IsPrint` holds, as far as `%q` needs it.
@@ -402,6 +412,7 @@ fn write_json(
 ) -> Option<()> {
     match v {
         Value::Nil | Value::NoValue => out.push_str("null"),
+        Value::Array(items) if items.is_nil() => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::String(s) => json_string(s, escape_html, out),
         Value::Typed(t) if matches!(t.kind, "int" | "uint64") => out.push_str(&t.text),
@@ -426,6 +437,7 @@ fn write_json(
         }
         Value::Map(m) | Value::Object(m) => {
             out.push('{');
+            let m = m.read();
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
             for (i, k) in keys.iter().enumerate() {
@@ -475,9 +487,12 @@ pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(_), Value::Number(_)) => num(a) == num(b) && type_name(a) == type_name(b),
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| deep_equal(p, q))
+            x.is_strings() == y.is_strings()
+                && x.len() == y.len()
+                && x.iter().zip(y).all(|(p, q)| deep_equal(p, q))
         }
         (Value::Map(x) | Value::Object(x), Value::Map(y) | Value::Object(y)) => {
+            let (x, y) = (x.read(), y.read());
             x.len() == y.len()
                 && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w)))
@@ -516,7 +531,7 @@ mod tests {
             r#"{"a":"\u003c\u0026\u003e","b":1234567,"c":1e+21,"d":1e-7}"#
         );
         assert_eq!(
-            to_json(&Value::Array(vec![]), true, Some("  ")).unwrap(),
+            to_json(&Value::Array(Vec::<Value>::new().into()), true, Some("  ")).unwrap(),
             "[]"
         );
     }

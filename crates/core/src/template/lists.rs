@@ -36,7 +36,7 @@ fn append(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "append", 2)?;
     let mut out = items(&args[0], "push")?.to_vec();
     out.push(iface(&args[1]));
-    Ok(Value::Array(out))
+    Ok(Value::Array(out.into()))
 }
 
 /// `prepend LIST v`: a new list with `v` first.
@@ -44,7 +44,7 @@ fn prepend(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "prepend", 2)?;
     let mut out = vec![iface(&args[1])];
     out.extend(items(&args[0], "prepend")?.iter().cloned());
-    Ok(Value::Array(out))
+    Ok(Value::Array(out.into()))
 }
 
 /// `concat LIST...`: the lists one after another.
@@ -66,7 +66,7 @@ fn concat(args: &[Value]) -> Result<Value, FuncError> {
             }
         }
     }
-    Ok(Value::Array(out))
+    Ok(Value::Array(out.into()))
 }
 
 /// `without LIST v...`: the list without the items equal to any `v`.

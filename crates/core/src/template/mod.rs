@@ -17,7 +17,6 @@ mod go;
 mod gotime;
 pub mod gotmpl;
 mod lists;
-mod preprocess;
 mod random;
 mod sprig;
 mod versions;
@@ -26,7 +25,7 @@ mod yaml;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-pub use gotmpl::{Func, FuncError, Value};
+pub use gotmpl::{Func, FuncError, GoMap, List, Value};
 use gotmpl::{Limits, Template};
 
 /// Functions sealed-secrets removes from sprig: they read the controller's environment or the
@@ -235,14 +234,11 @@ impl Engine {
             }
             None => text,
         };
-        let text = std::panic::catch_unwind(|| preprocess::preprocess(text))
-            .map_err(|_| parse_error("the template engine failed on this template".into()))?
-            .map_err(parse_error)?;
         let is_func = |f: &str| self.funcs.contains_key(f);
         // A panic inside the engine or a function must not take the controller down: it
         // becomes this template's error.
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Template::parse(name, &text, &is_func)
+            Template::parse(name, text, &is_func)
         }))
         .map_err(|_| parse_error("the template engine failed on this template".into()))?
         .map_err(parse_error)?;
@@ -252,8 +248,11 @@ impl Engine {
         };
         // the controllers' dot is a Go map[string]string
         let dot = match dot {
-            Value::Map(m) if m.values().all(|v| matches!(v, Value::String(_))) => Value::Object(m),
-            other => other,
+            Value::Map(m) if m.read().values().all(|v| matches!(v, Value::String(_))) => {
+                Value::Object(m.snapshot().into())
+            }
+            // a copy, so a template's `set` cannot reach the caller's maps
+            other => other.deep_copy(),
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             parsed.execute(

@@ -65,15 +65,21 @@ fn chunk(args: &[Value]) -> Result<Value, FuncError> {
         ));
     }
     let chunks = ((items.len() as f64 - 1.0) / size as f64).floor() + 1.0;
-    if chunks <= 0.0 {
-        return Ok(Value::Array(Vec::new()));
+    // sprig makes `chunks` lists of `size` items: a negative count or length panics in Go
+    if chunks < 0.0 || (size < 0 && chunks != 0.0) {
+        return Err(FuncError::Generic(
+            "runtime error: makeslice: len out of range".into(),
+        ));
+    }
+    if chunks == 0.0 {
+        return Ok(Value::Array(Vec::new().into()));
     }
     let size = usize::try_from(size)
         .map_err(|_| FuncError::Generic("runtime error: makeslice: len out of range".into()))?;
     Ok(Value::Array(
         items
             .chunks(size)
-            .map(|c| Value::Array(c.to_vec()))
+            .map(|c| Value::Array(c.to_vec().into()))
             .collect(),
     ))
 }
@@ -165,7 +171,7 @@ mod tests {
         assert_eq!(text(&regex_quote_meta(&[s("a.b*c")]).unwrap()), "a\\.b\\*c");
         assert_eq!(text(&to_decimal(&[s("0777")]).unwrap()), "511");
         assert_eq!(text(&to_decimal(&[s("9")]).unwrap()), "0");
-        let list = Value::Array(vec![s("a"), s("b"), s("c")]);
+        let list = Value::Array(vec![s("a"), s("b"), s("c")].into());
         let Value::Array(chunks) = chunk(&[Value::from(2), list]).unwrap() else {
             unreachable!()
         };

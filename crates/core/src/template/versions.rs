@@ -636,12 +636,15 @@ mod tests {
             ("example.com:8443", "/path/x")
         );
         assert!(parse_url("::bad").is_err());
-        let joined = url_join(&[Value::Map(HashMap::from([
-            ("scheme".to_string(), s("https")),
-            ("host".to_string(), s("x.org")),
-            ("path".to_string(), s("/a b")),
-            ("query".to_string(), s("q=1")),
-        ]))])
+        let joined = url_join(&[Value::Map(
+            HashMap::from([
+                ("scheme".to_string(), s("https")),
+                ("host".to_string(), s("x.org")),
+                ("path".to_string(), s("/a b")),
+                ("query".to_string(), s("q=1")),
+            ])
+            .into(),
+        )])
         .unwrap();
         assert_eq!(strval(&joined), "https://x.org/a%20b?q=1");
     }

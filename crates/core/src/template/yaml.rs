@@ -230,10 +230,15 @@ fn literal(s: &str, indent: usize) -> String {
 /// A value as JSON reads it back: numbers integral in their JSON text are ints.
 fn normalize(v: &Value) -> Value {
     match v {
+        // a nil slice is JSON's null
+        Value::Array(a) if a.is_nil() => Value::Nil,
         Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
-        Value::Map(m) | Value::Object(m) => {
-            Value::Map(m.iter().map(|(k, v)| (k.clone(), normalize(v))).collect())
-        }
+        Value::Map(m) | Value::Object(m) => Value::Map(
+            m.read()
+                .iter()
+                .map(|(k, v)| (k.clone(), normalize(v)))
+                .collect(),
+        ),
         Value::NoValue => Value::Nil,
         other => other.clone(),
     }
@@ -276,7 +281,7 @@ fn write_value(v: &Value, indent: usize, out: &mut String) {
     match v {
         Value::Map(m) | Value::Object(m) if !m.is_empty() => {
             out.push('\n');
-            write_map(m, indent, out);
+            write_map(&m.read(), indent, out);
         }
         Value::Array(a) if !a.is_empty() => {
             out.push('\n');
@@ -292,6 +297,7 @@ fn write_value(v: &Value, indent: usize, out: &mut String) {
 fn inline(v: &Value, indent: usize) -> String {
     match v {
         Value::Nil | Value::NoValue => "null".into(),
+        Value::Array(a) if a.is_nil() => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(_) => number_text(v),
         Value::Typed(t) if matches!(t.kind, "int" | "uint64") => t.text.clone(),
@@ -328,7 +334,7 @@ fn write_list(a: &[Value], indent: usize, out: &mut String) {
             Value::Map(m) | Value::Object(m) if !m.is_empty() => {
                 out.push(' ');
                 let mut inner = String::new();
-                write_map(m, indent + 2, &mut inner);
+                write_map(&m.read(), indent + 2, &mut inner);
                 out.push_str(inner.trim_start());
             }
             Value::Array(inner) if !inner.is_empty() => {
@@ -355,7 +361,7 @@ fn to_yaml(args: &[Value]) -> Result<Value, FuncError> {
     let v = normalize(&args[0]);
     let mut out = String::new();
     match &v {
-        Value::Map(m) | Value::Object(m) if !m.is_empty() => write_map(m, 0, &mut out),
+        Value::Map(m) | Value::Object(m) if !m.is_empty() => write_map(&m.read(), 0, &mut out),
         Value::Array(a) if !a.is_empty() => write_list(a, 0, &mut out),
         other => out.push_str(&inline(other, 2)),
     }
@@ -410,15 +416,18 @@ mod tests {
 
     #[test]
     fn writes_as_sigs_yaml() {
-        let v = Value::Map(HashMap::from([
-            ("b".to_string(), Value::from(1)),
-            ("a".to_string(), Value::Array(vec![s("x"), s("y")])),
-            (
-                "c".to_string(),
-                Value::Map(HashMap::from([("d".to_string(), Value::Nil)])),
-            ),
-            ("n".to_string(), s("multi\nline")),
-        ]));
+        let v = Value::Map(
+            HashMap::from([
+                ("b".to_string(), Value::from(1)),
+                ("a".to_string(), Value::Array(vec![s("x"), s("y")].into())),
+                (
+                    "c".to_string(),
+                    Value::Map(HashMap::from([("d".to_string(), Value::Nil)]).into()),
+                ),
+                ("n".to_string(), s("multi\nline")),
+            ])
+            .into(),
+        );
         assert_eq!(
             yaml(v),
             "a:\n- x\n- \"y\"\nb: 1\nc:\n  d: null\n\"n\": |-\n  multi\n  line"
@@ -426,7 +435,7 @@ mod tests {
         assert_eq!(yaml(s("admin")), "admin");
         assert_eq!(yaml(s("a: b")), "'a: b'");
         assert_eq!(yaml(s("0755")), "\"0755\"");
-        assert_eq!(yaml(Value::Array(vec![])), "[]");
+        assert_eq!(yaml(Value::Array(Vec::<Value>::new().into())), "[]");
         assert_eq!(key_order("a10", "a9"), Ordering::Greater);
     }
 }

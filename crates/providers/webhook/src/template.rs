@@ -120,7 +120,7 @@ impl TemplateData {
                         };
                         (k.clone(), Value::String(v))
                     })
-                    .collect::<HashMap<_, _>>(),
+                    .collect(),
             )
         };
         let mut top: HashMap<String, Value> = self
@@ -134,7 +134,7 @@ impl TemplateData {
                 map(remote, &|k| escape && k != UNESCAPED),
             );
         }
-        Value::Map(top)
+        Value::Map(top.into())
     }
 
     /// Renders the URL template (`.remoteRef` members query-escaped).

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::super::gotmpl::{FuncError, Value};
+use super::super::gotmpl::{FuncError, List, Value};
 use base64::Engine as _;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -169,7 +169,8 @@ pub(super) fn filter_pem(args: &[Value]) -> Result<Value, FuncError> {
         .map(encode)
         .collect();
     if out.is_empty() && !rest.is_empty() && blocks.is_empty() {
-        return Err(failed("filterPEM", "error filtering pem: found junk"));
+        // upstream's own text; Go's "error calling filterPEM:" names the function
+        return Err(FuncError::Generic("error filtering pem: found junk".into()));
     }
     Ok(Value::String(out))
 }
@@ -307,13 +308,9 @@ pub(super) fn cert_sans(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, F, 1)?;
     let input = str_param(&args[0])?;
     let (block, _) =
-        decode(trim_junk(&input)).ok_or_else(|| failed(F, "failed to decode PEM block"))?;
-    let (_, cert) = X509Certificate::from_der(&block.bytes).map_err(|_| {
-        failed(
-            F,
-            "failed to parse certificate: x509: malformed certificate",
-        )
-    })?;
+        decode(trim_junk(&input)).ok_or_else(|| upstream("failed to decode PEM block"))?;
+    let (_, cert) = X509Certificate::from_der(&block.bytes)
+        .map_err(|_| upstream("failed to parse certificate: x509: malformed certificate"))?;
     let (mut dns, mut ips, mut emails, mut uris) = (vec![], vec![], vec![], vec![]);
     for ext in cert.extensions() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
@@ -323,10 +320,7 @@ pub(super) fn cert_sans(args: &[Value]) -> Result<Value, FuncError> {
                     GeneralName::RFC822Name(e) => emails.push(e.to_string()),
                     GeneralName::URI(u) => uris.push(u.to_string()),
                     GeneralName::IPAddress(ip) => ips.push(go_ip(ip).ok_or_else(|| {
-                        failed(
-                            F,
-                            "failed to parse certificate: x509: cannot parse IP address",
-                        )
+                        upstream("failed to parse certificate: x509: cannot parse IP address")
                     })?),
                     _ => {}
                 }
@@ -334,7 +328,14 @@ pub(super) fn cert_sans(args: &[Value]) -> Result<Value, FuncError> {
         }
     }
     let all = dns.into_iter().chain(ips).chain(emails).chain(uris);
-    Ok(Value::Array(all.map(Value::String).collect()))
+    Ok(Value::Array(List::strings(
+        all.map(Value::String).collect(),
+    )))
+}
+
+/// An error with upstream's own text (Go's "error calling certSANs:" names the function).
+fn upstream(what: &str) -> FuncError {
+    FuncError::Generic(what.to_string())
 }
 
 /// An IP address as Go's `net.IP.String` prints it (an IPv4-mapped IPv6 address as IPv4).

@@ -40,7 +40,10 @@ fn len(args: &[Value]) -> Result<Value, FuncError> {
         Value::Array(a) => a.len(),
         Value::Map(m) | Value::Object(m) => m.len(),
         Value::Nil | Value::NoValue => {
-            return Err(FuncError::Generic("len of nil pointer".into()));
+            // Go's `len` asks a nil interface for its type and panics
+            return Err(FuncError::Generic(
+                "reflect: call of reflect.Value.Type on zero Value".into(),
+            ));
         }
         other => {
             return Err(FuncError::Generic(format!(

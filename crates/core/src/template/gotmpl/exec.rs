@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::limits::{self, Limits};
 use super::parse::{Arg, Branch, Command, Constant, Node, Pipe, Tree};
-use super::value::{Func, FuncError, NumberKind, Value};
+use super::value::{Func, FuncError, Number, NumberKind, Value};
 
 /// Calls method NAME of a typed value with ARGS; `None` when it has no such method.
 pub type Method = fn(&Value, &str, &[Value]) -> Option<Result<Value, FuncError>>;
@@ -80,6 +80,23 @@ impl State<'_> {
         }))
     }
 
+    /// An argument that does not convert to its parameter's type: Go converts before the
+    /// call, so it names the argument (or, for the piped value, the command) and not the call.
+    fn fail_conversion<T>(
+        &mut self,
+        message: String,
+        args: &[Arg],
+        values: &[Value],
+        mut ats: Vec<(usize, String)>,
+    ) -> Res<T> {
+        // a piped value that does not convert is reported where evaluation stood
+        let Some(i) = conversion_culprit(&message, values).filter(|&i| i < args.len()) else {
+            return self.fail(message);
+        };
+        self.at = std::mem::take(&mut ats[i]);
+        self.fail(go_conversion_message(&message, &args[i], &values[i]))
+    }
+
     fn at_node(&mut self, pos: usize, text: String) {
         self.at = (pos, text);
     }
@@ -130,10 +147,7 @@ impl State<'_> {
             Node::Template { pos, name, pipe } => {
                 self.at_node(*pos, format!("{{{{template {name:?}}}}}"));
                 let Some(list) = self.tree.defines.get(name) else {
-                    return self.fail(format!(
-                        "template: no template {name:?} associated with template {:?}",
-                        self.name
-                    ));
+                    return self.fail(format!("template {name:?} not defined"));
                 };
                 if self.depth >= MAX_TEMPLATE_DEPTH {
                     return self.fail(format!(
@@ -190,6 +204,7 @@ impl State<'_> {
                 .map(|(i, e)| (Value::from(i), e.clone()))
                 .collect(),
             Value::Map(m) | Value::Object(m) => {
+                let m = m.read();
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
                 keys.into_iter()
@@ -286,6 +301,7 @@ impl State<'_> {
             // an interface holding nil is no value at all once it leaves a command
             value = Some(match self.command(dot, cmd, value)? {
                 Value::Nil => Value::NoValue,
+                Value::Number(n) => Value::Number(n.plain()),
                 other => other,
             });
         }
@@ -302,8 +318,12 @@ impl State<'_> {
         let rest = &cmd.args[1..];
         match first {
             Arg::Func(name) => self.call(dot, name, rest, last, cmd),
-            Arg::Field(chain) => self.field_chain(dot, dot.clone(), chain, rest, last),
+            Arg::Field(chain) => {
+                self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
+                self.field_chain(dot, dot.clone(), chain, rest, last)
+            }
             Arg::Variable(name, chain) => {
+                self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
                 let v = self.var(name)?;
                 if chain.is_empty() {
                     self.not_a_function(first, rest, &last)?;
@@ -313,14 +333,18 @@ impl State<'_> {
             }
             Arg::Pipe(p, chain) => {
                 let v = self.pipeline(dot, p)?;
-                self.at_node(cmd.pos, command_text(cmd));
+                // a chain after a pipeline fails where the pipeline's evaluation stopped, as
+                // in Go
                 if chain.is_empty() {
+                    self.at_node(cmd.pos, command_text(cmd));
                     self.not_a_function(first, rest, &last)?;
                     return Ok(v);
                 }
                 self.field_chain(dot, v, chain, rest, last)
             }
             _ => {
+                // Go's node is the operand itself
+                self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
                 self.not_a_function(first, rest, &last)?;
                 self.arg(dot, first)
             }
@@ -347,7 +371,11 @@ impl State<'_> {
     ) -> Res<Value> {
         let n = chain.len();
         let mut last = last;
+        // Go names the static type in its errors: a value taken from a
+        // map[string]interface{} within the chain is an `interface {}`
+        let mut iface = false;
         for (i, name) in chain.iter().enumerate() {
+            let from_iface_map = matches!(receiver, Value::Map(_));
             let final_link = i + 1 == n;
             let has_args = final_link && (!args.is_empty() || last.is_some());
             if let Value::Typed(_) = receiver {
@@ -358,26 +386,32 @@ impl State<'_> {
                     }
                     values.extend(last.take());
                 }
-                receiver = self.method(&receiver, name, &values)?;
+                receiver = self.method(&receiver, name, &values, iface)?;
+                iface = false;
                 continue;
             }
-            receiver = self.field(&receiver, name, has_args)?;
+            receiver = self.field(&receiver, name, has_args, iface)?;
+            iface = from_iface_map;
         }
         Ok(receiver)
     }
 
-    fn method(&mut self, receiver: &Value, name: &str, args: &[Value]) -> Res<Value> {
+    fn method(&mut self, receiver: &Value, name: &str, args: &[Value], iface: bool) -> Res<Value> {
         match (self.opts.methods)(receiver, name, args) {
             Some(Ok(v)) => Ok(v),
+            // arguments that do not fit are Go's own errors, before any call
+            Some(Err(e)) if e.to_string().starts_with("wrong number of args") => {
+                self.fail(e.to_string())
+            }
             Some(Err(e)) => self.fail(format!("error calling {name}: {e}")),
             None => self.fail(format!(
                 "can't evaluate field {name} in type {}",
-                type_name(receiver)
+                static_type(receiver, iface)
             )),
         }
     }
 
-    fn field(&mut self, receiver: &Value, name: &str, has_args: bool) -> Res<Value> {
+    fn field(&mut self, receiver: &Value, name: &str, has_args: bool, iface: bool) -> Res<Value> {
         match receiver {
             Value::NoValue => {
                 if self.opts.missing_key_error {
@@ -391,7 +425,7 @@ impl State<'_> {
                     return self.fail(format!("{name} is not a method but has arguments"));
                 }
                 match m.get(name) {
-                    Some(v) => Ok(v.clone()),
+                    Some(v) => Ok(v),
                     None if self.opts.missing_key_error => {
                         self.fail(format!("map has no entry for key {name:?}"))
                     }
@@ -400,7 +434,7 @@ impl State<'_> {
             }
             other => self.fail(format!(
                 "can't evaluate field {name} in type {}",
-                type_name(other)
+                static_type(other, iface)
             )),
         }
     }
@@ -413,7 +447,7 @@ impl State<'_> {
             Arg::Str(s) => Value::String(s.clone()),
             Arg::Number(c, text) => match c {
                 Constant::Int(i) => Value::from(*i),
-                Constant::Float(f) => Value::from(*f),
+                Constant::Float(f) => Value::Number(Number::float_constant(*f)),
                 Constant::Overflow(_) => return self.fail(format!("{text} overflows int")),
             },
             Arg::Field(chain) => self.field_chain(dot, dot.clone(), chain, &[], None)?,
@@ -429,6 +463,7 @@ impl State<'_> {
                 let cmd = Command {
                     pos: self.at.0,
                     args: vec![arg.clone()],
+                    arg_pos: vec![self.at.0],
                 };
                 self.call(dot, name, &[], None, &cmd)?
             }
@@ -449,25 +484,45 @@ impl State<'_> {
         let Some(f) = self.opts.funcs.get(name).copied() else {
             return self.fail(format!("{name:?} is not a defined function"));
         };
+        // as Go: the function's name, then each argument as it is evaluated; the command only
+        // when the call itself fails
+        self.at_node(cmd.pos, name.to_string());
         let mut values = Vec::with_capacity(args.len() + 1);
-        for a in args {
+        // where evaluation stood after each argument: a pipeline's last node, as Go reports a
+        // pipeline argument that does not convert
+        let mut ats = Vec::with_capacity(args.len());
+        for (i, a) in args.iter().enumerate() {
+            self.at_node(arg_pos(cmd, i), arg_text(a));
             let v = self.arg(dot, a)?;
             values.push(v);
+            ats.push(self.at.clone());
         }
         values.extend(last);
-        self.at_node(cmd.pos, command_text(cmd));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&values)));
         match result {
+            Ok(Ok(Value::Number(n))) => Ok(Value::Number(n.plain())),
             Ok(Ok(v)) => {
                 if too_deep(&v, MAX_VALUE_DEPTH) {
+                    v.clear_maps();
+                    self.at_node(cmd.pos, command_text(cmd));
                     return self.fail(format!(
-                        "error calling {name}: a value nested deeper than {MAX_VALUE_DEPTH} levels"
+                        "error calling {name}: a value nested deeper than {MAX_VALUE_DEPTH} levels, holding itself, or of more than {MAX_VALUE_ITEMS} items"
                     ));
                 }
                 Ok(v)
             }
-            Ok(Err(e)) => self.fail(format!("error calling {name}: {e}")),
-            Err(_) => self.fail(format!("error calling {name}: the function failed")),
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                if CONVERSION_ERRORS.iter().any(|p| message.starts_with(p)) {
+                    return self.fail_conversion(message, args, &values, ats);
+                }
+                self.at_node(cmd.pos, command_text(cmd));
+                self.fail(format!("error calling {name}: {message}"))
+            }
+            Err(_) => {
+                self.at_node(cmd.pos, command_text(cmd));
+                self.fail(format!("error calling {name}: the function failed"))
+            }
         }
     }
 
@@ -500,16 +555,148 @@ impl State<'_> {
     }
 }
 
-/// Whether `v` nests deeper than `max` (looks no further than that).
+/// Whether `v` nests deeper than `max`, holds a map inside itself, or would print more than
+/// [`MAX_VALUE_ITEMS`] items. Maps are shared, so a map reached twice is measured once (and
+/// counted twice, as printing it would).
 fn too_deep(v: &Value, max: usize) -> bool {
-    if max == 0 {
-        return true;
+    /// Depth and items of a value, `None` when too deep, too large or cyclic.
+    fn measure(
+        v: &Value,
+        path: &mut Vec<usize>,
+        memo: &mut HashMap<usize, (usize, usize)>,
+        max: usize,
+    ) -> Option<(usize, usize)> {
+        let mut depth = 0;
+        let mut items = 1usize;
+        let mut add = |child: (usize, usize)| {
+            depth = depth.max(child.0 + 1);
+            items = items.saturating_add(child.1);
+        };
+        match v {
+            Value::Array(a) => {
+                for e in a {
+                    add(measure(e, path, memo, max)?);
+                }
+            }
+            Value::Map(m) | Value::Object(m) => {
+                let id = m.id();
+                if let Some(known) = memo.get(&id) {
+                    return Some(*known);
+                }
+                if path.contains(&id) {
+                    return None;
+                }
+                path.push(id);
+                let children: Vec<Value> = m.read().values().cloned().collect();
+                for e in &children {
+                    match measure(e, path, memo, max) {
+                        Some(child) => add(child),
+                        None => {
+                            path.pop();
+                            return None;
+                        }
+                    }
+                }
+                path.pop();
+                memo.insert(id, (depth, items));
+            }
+            _ => {}
+        }
+        (depth <= max && items <= MAX_VALUE_ITEMS).then_some((depth, items))
     }
-    match v {
-        Value::Array(a) => a.iter().any(|e| too_deep(e, max - 1)),
-        Value::Map(m) | Value::Object(m) => m.values().any(|e| too_deep(e, max - 1)),
-        _ => false,
+    measure(v, &mut Vec::new(), &mut HashMap::new(), max).is_none()
+}
+
+/// The most items (values in lists and maps, counted as often as they would print) a value
+/// made during a render may hold.
+pub(super) const MAX_VALUE_ITEMS: usize = 1_000_000;
+
+/// The type Go names for a value: `interface {}` when it came out of an interface map.
+fn static_type(v: &Value, iface: bool) -> &'static str {
+    if iface { "interface {}" } else { type_name(v) }
+}
+
+/// Where Go's node for argument `i` of a call (operand `i + 1`) starts; `usize::MAX` for the
+/// command's first operand.
+fn arg_pos(cmd: &Command, i: usize) -> usize {
+    cmd.arg_pos
+        .get(i.wrapping_add(1))
+        .copied()
+        .unwrap_or(cmd.pos)
+}
+
+/// How the functions' parameter conversions (`go.rs`) begin their messages: Go's own texts for
+/// an argument that does not convert.
+const CONVERSION_ERRORS: [&str; 6] = [
+    "expected string; found ",
+    "expected integer; found ",
+    "expected bool; found ",
+    "cannot assign nil to ",
+    "invalid value; expected ",
+    "wrong type for value; expected ",
+];
+
+/// A conversion error as Go words it: a constant of the wrong kind is "expected KIND; found
+/// NODE", any other value "wrong type for value; expected TYPE; got TYPE".
+fn go_conversion_message(message: &str, arg: &Arg, value: &Value) -> String {
+    if message.starts_with("cannot assign nil") || message.starts_with("invalid value") {
+        return message.to_string();
     }
+    let wanted = [
+        ("expected string", "string", "string"),
+        ("expected int", "int", "integer"),
+        ("expected bool", "bool", "bool"),
+    ]
+    .into_iter()
+    .find(|(needle, _, _)| message.contains(needle));
+    let Some((_, type_name_wanted, kind)) = wanted else {
+        return message.to_string();
+    };
+    match arg {
+        Arg::Str(_) | Arg::Bool(_) | Arg::Number(..) => {
+            format!("expected {kind}; found {}", arg_text(arg))
+        }
+        _ => format!(
+            "wrong type for value; expected {type_name_wanted}; got {}",
+            type_name(value)
+        ),
+    }
+}
+
+/// Which argument a conversion error is about: the first one of the kind it names.
+fn conversion_culprit(message: &str, values: &[Value]) -> Option<usize> {
+    let is_float = |v: &Value| matches!(v, Value::Number(n) if n.as_f64().is_some());
+    // "found X": the argument that prints as X (strings quoted)
+    if let Some((_, shown)) = message.split_once("; found ") {
+        let printed = |v: &Value| match v {
+            Value::String(s) => super::super::go::go_quote(s),
+            other => other.to_string(),
+        };
+        if let Some(i) = values.iter().position(|v| printed(v) == shown) {
+            return Some(i);
+        }
+    }
+    values.iter().position(|v| {
+        if message.starts_with("cannot assign nil") {
+            matches!(v, Value::Nil)
+        } else if message.starts_with("invalid value") {
+            matches!(v, Value::NoValue)
+        } else if message.starts_with("expected string") {
+            matches!(v, Value::Number(_) | Value::Bool(_))
+        } else if message.starts_with("expected integer") {
+            is_float(v) || matches!(v, Value::Bool(_))
+        } else if message.starts_with("expected bool") {
+            !matches!(v, Value::Bool(_) | Value::Nil | Value::NoValue)
+                && !matches!(
+                    v,
+                    Value::Typed(_) | Value::Array(_) | Value::Map(_) | Value::Object(_)
+                )
+        } else {
+            message
+                .rsplit_once("; got ")
+                .is_some_and(|(_, got)| type_name(v) == got)
+        }
+    })
 }
 
 /// How an action prints a value.
@@ -523,13 +710,13 @@ pub(super) fn type_name(v: &Value) -> &'static str {
         Value::NoValue | Value::Nil => "<nil>",
         Value::Bool(_) => "bool",
         Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
+        Value::Array(l) => l.type_name(),
         Value::Map(_) => "map[string]interface {}",
         Value::Object(_) => "map[string]string",
         Value::Typed(t) => t.type_name,
         Value::Number(n) => match n.kind() {
             NumberKind::Float(_) => "float64",
-            NumberKind::Signed(i) if i >= 0 => "int64",
+            NumberKind::Signed(_) => "int64",
             _ => "int",
         },
     }

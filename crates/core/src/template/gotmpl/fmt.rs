@@ -210,13 +210,14 @@ fn pad(s: String, spec: Spec, zero_ok: bool) -> String {
     format!("{}{s}", " ".repeat(fill))
 }
 
-fn bad(arg: &Value, verb: char) -> String {
+fn bad(arg: &Value, verb: char, spec: Spec) -> String {
     match arg {
         Value::Nil => format!("%!{verb}(<nil>)"),
         other => format!(
             "%!{verb}({}={})",
             type_name(other),
-            format_one(other, 'v', Spec::default())
+            // Go prints the value with the verb's flags, width and precision
+            format_one(other, 'v', spec)
         ),
     }
 }
@@ -225,21 +226,23 @@ fn format_one(arg: &Value, verb: char, spec: Spec) -> String {
     match arg {
         Value::Nil | Value::NoValue => match verb {
             'v' => pad("<nil>".into(), spec, false),
-            _ => bad(arg, verb),
+            _ => bad(arg, verb, spec),
         },
         Value::Bool(b) => match verb {
-            'v' | 't' => pad(b.to_string(), spec, false),
-            _ => bad(arg, verb),
+            'v' | 't' => pad(b.to_string(), spec, true),
+            _ => bad(arg, verb, spec),
         },
         Value::String(s) => format_str(s, arg, verb, spec),
         // a Stringer: %v and %s print its text
         Value::Typed(t) => match verb {
             'v' | 's' | 'q' | 'x' | 'X' => format_str(&t.text, arg, verb, spec),
-            _ => bad(arg, verb),
+            _ => bad(arg, verb, spec),
         },
         Value::Number(n) => match n.kind() {
             NumberKind::Float(f) => format_float_verb(f, arg, verb, spec),
-            NumberKind::Signed(i) => format_int(i128::from(i), arg, verb, spec),
+            NumberKind::Signed(i) | NumberKind::Negative(i) => {
+                format_int(i128::from(i), arg, verb, spec)
+            }
             NumberKind::Unsigned(u) => format_int(i128::from(u), arg, verb, spec),
         },
         Value::Array(items) => {
@@ -247,6 +250,7 @@ fn format_one(arg: &Value, verb: char, spec: Spec) -> String {
             format!("[{}]", parts.join(" "))
         }
         Value::Map(m) | Value::Object(m) => {
+            let m = m.read();
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
             let parts: Vec<String> = keys
@@ -323,7 +327,7 @@ fn format_str(s: &str, arg: &Value, verb: char, spec: Spec) -> String {
             }
             pad(out, spec, true)
         }
-        _ => bad(arg, verb),
+        _ => bad(arg, verb, spec),
     }
 }
 
@@ -381,7 +385,7 @@ fn format_int(i: i128, arg: &Value, verb: char, spec: Spec) -> String {
             }
             return pad(s, spec, false);
         }
-        _ => return bad(arg, verb),
+        _ => return bad(arg, verb, spec),
     };
     let mut digits = body;
     if let Some(p) = spec.prec {
@@ -410,7 +414,7 @@ fn format_float_verb(f: f64, arg: &Value, verb: char, spec: Spec) -> String {
         'e' => FloatFormat::Exponent,
         'E' => FloatFormat::ExponentUpper,
         'f' | 'F' => FloatFormat::Fixed,
-        _ => return bad(arg, verb),
+        _ => return bad(arg, verb, spec),
     };
     let prec = match (verb, spec.prec) {
         (_, Some(p)) => Some(p),
@@ -521,7 +525,9 @@ mod tests {
         assert_eq!(
             p(
                 "%d",
-                &[Value::Array(vec![Value::from(1i64), Value::from(2i64)])]
+                &[Value::Array(
+                    vec![Value::from(1i64), Value::from(2i64)].into()
+                )]
             ),
             "[1 2]"
         );

@@ -17,7 +17,7 @@ pub use exec::Method;
 pub use floats::{FloatFormat, format_float};
 pub use limits::Limits;
 pub use parse::MAX_NESTING;
-pub use value::{Func, FuncError, Number, NumberKind, Typed, Value};
+pub use value::{Func, FuncError, GoMap, List, Number, NumberKind, Typed, Value};
 
 /// Go's `printf`, for functions that format.
 pub fn printf(args: &[Value]) -> Result<Value, FuncError> {
@@ -76,10 +76,7 @@ impl Template {
         };
         exec::execute(&self.tree, &self.name, dot, &opts).map_err(|e| {
             let (line, col) = line_col(&self.src, e.pos);
-            let mut context = e.context.clone();
-            if context.chars().count() > 20 {
-                context = format!("{}...", context.chars().take(20).collect::<String>());
-            }
+            let context = &e.context;
             format!(
                 "template: {}:{line}:{col}: executing {:?} at <{context}>: {}",
                 self.name, e.template, e.message
@@ -177,10 +174,12 @@ mod tests {
             run("{{- 3 -}}  {{ print 1 2 \"a\" 3 }}", dot()).unwrap(),
             "31 2a3"
         );
+        // Go's node for a field chain starts at its second field, and a value taken from a
+        // map[string]interface{} (this dot) has the static type interface {}
         let err = run("x\n {{ .user.x }}", dot()).unwrap_err();
         assert_eq!(
             err,
-            "template: t:2:4: executing \"t\" at <.user.x>: can't evaluate field x in type string"
+            "template: t:2:9: executing \"t\" at <.user.x>: can't evaluate field x in type interface {}"
         );
         let err = run(
             "{{ define \"r\" }}{{ template \"r\" . }}{{ end }}{{ template \"r\" . }}",

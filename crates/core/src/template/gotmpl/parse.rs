@@ -48,6 +48,9 @@ pub(super) enum Arg {
 pub(super) struct Command {
     pub pos: usize,
     pub args: Vec<Arg>,
+    /// Where Go's node for each operand starts: the token, or for a field chain after a term
+    /// (`.a.b`, `$x.a`, `(p).a`) the first chained field, as Go's `ChainNode` does.
+    pub arg_pos: Vec<usize>,
 }
 
 /// A pipeline with its optional variable declaration or assignment.
@@ -253,6 +256,11 @@ impl Parser<'_> {
                             nodes.push(Node::Template { pos, name, pipe });
                         }
                         "template" => {
+                            // Go's node starts at the name
+                            let pos = self.toks[self.i..]
+                                .iter()
+                                .find(|t| !matches!(t.tok, Tok::Space))
+                                .map_or(pos, |t| t.pos);
                             let (name, pipe) = self.template_clause("template")?;
                             nodes.push(Node::Template { pos, name, pipe });
                         }
@@ -478,6 +486,7 @@ impl Parser<'_> {
     fn command(&mut self, in_parens: bool) -> Result<Command, ParseError> {
         let pos = self.pos();
         let mut args = Vec::new();
+        let mut arg_pos = Vec::new();
         loop {
             self.skip_space();
             match self.peek() {
@@ -485,8 +494,9 @@ impl Parser<'_> {
                 Some(Tok::RParen) if in_parens => break,
                 _ => {}
             }
-            let arg = self.operand()?;
+            let (arg, at) = self.operand()?;
             args.push(arg);
+            arg_pos.push(at);
             match self.peek() {
                 Some(Tok::Space) => {}
                 Some(Tok::Close) | Some(Tok::Pipe) | None => break,
@@ -506,11 +516,22 @@ impl Parser<'_> {
         if args.len() == 1 && matches!(args[0], Arg::Nil) {
             return self.err("nil is not a command");
         }
-        Ok(Command { pos, args })
+        Ok(Command { pos, args, arg_pos })
     }
 
-    fn operand(&mut self) -> Result<Arg, ParseError> {
+    /// An operand and where Go's node for it starts.
+    fn operand(&mut self) -> Result<(Arg, usize), ParseError> {
+        let start = self.pos();
         let term = self.term()?;
+        let chain_pos = self.pos();
+        let before = self.i;
+        let arg = self.chained(term)?;
+        let at = if self.i > before { chain_pos } else { start };
+        Ok((arg, at))
+    }
+
+    /// `term` with the field chain that follows it.
+    fn chained(&mut self, term: Arg) -> Result<Arg, ParseError> {
         // a field chain after a term
         let mut chain = Vec::new();
         while let Some(Tok::Field(f)) = self.peek() {
@@ -540,6 +561,7 @@ impl Parser<'_> {
                 let cmd = Command {
                     pos,
                     args: vec![Arg::Func(name)],
+                    arg_pos: vec![pos],
                 };
                 let pipe = Pipe {
                     pos,

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::floats::{FloatFormat, format_float};
 
@@ -42,38 +43,67 @@ pub enum FuncError {
 pub enum NumberKind {
     /// A non-negative integer constant or conversion (Go `int`).
     Unsigned(u64),
-    /// A signed integer (`int64` when not negative).
+    /// A negative Go `int`.
+    Negative(i64),
+    /// A Go `int64`, as sprig's arithmetic returns.
     Signed(i64),
     /// A float64.
     Float(f64),
 }
 
-/// A number value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Number(NumberKind);
+/// A number value. A whole float constant written in the template (`2.0`) is marked, because Go
+/// converts it for an `int` parameter while a float64 value is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Number(NumberKind, bool);
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
 
 impl Number {
+    /// A float constant written in the template; Go converts a whole one to an `int`
+    /// argument.
+    pub fn float_constant(n: f64) -> Self {
+        Self(NumberKind::Float(n), true)
+    }
+    /// The integer a whole float constant stands for, when this is one.
+    pub fn whole_constant(&self) -> Option<i64> {
+        match self.0 {
+            NumberKind::Float(f)
+                if self.1 && f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_807.0 =>
+            {
+                Some(f as i64)
+            }
+            _ => None,
+        }
+    }
+    /// The same number, no longer marked as a constant.
+    pub fn plain(self) -> Self {
+        Self(self.0, false)
+    }
     /// What the number holds.
     pub fn kind(&self) -> NumberKind {
         self.0
     }
     /// An unsigned integer.
     pub fn unsigned(n: u64) -> Self {
-        Self(NumberKind::Unsigned(n))
+        Self(NumberKind::Unsigned(n), false)
     }
     /// A signed integer, kept signed even when not negative.
     pub fn signed(n: i64) -> Self {
-        Self(NumberKind::Signed(n))
+        Self(NumberKind::Signed(n), false)
     }
     /// A float, kept a float even when whole.
     pub fn float(n: f64) -> Self {
-        Self(NumberKind::Float(n))
+        Self(NumberKind::Float(n), false)
     }
     /// The integer, when it is one that fits an `i64`.
     pub fn as_i64(&self) -> Option<i64> {
         match self.0 {
             NumberKind::Unsigned(n) => i64::try_from(n).ok(),
-            NumberKind::Signed(n) => Some(n),
+            NumberKind::Signed(n) | NumberKind::Negative(n) => Some(n),
             NumberKind::Float(_) => None,
         }
     }
@@ -81,7 +111,7 @@ impl Number {
     pub fn as_u64(&self) -> Option<u64> {
         match self.0 {
             NumberKind::Unsigned(n) => Some(n),
-            NumberKind::Signed(n) => u64::try_from(n).ok(),
+            NumberKind::Signed(n) | NumberKind::Negative(n) => u64::try_from(n).ok(),
             NumberKind::Float(_) => None,
         }
     }
@@ -98,7 +128,7 @@ impl From<i64> for Number {
     fn from(n: i64) -> Self {
         match u64::try_from(n) {
             Ok(u) => Self::unsigned(u),
-            Err(_) => Self::signed(n),
+            Err(_) => Self(NumberKind::Negative(n), false),
         }
     }
 }
@@ -107,7 +137,7 @@ impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             NumberKind::Unsigned(n) => write!(f, "{n}"),
-            NumberKind::Signed(n) => write!(f, "{n}"),
+            NumberKind::Signed(n) | NumberKind::Negative(n) => write!(f, "{n}"),
             NumberKind::Float(x) => f.write_str(&format_float(x, FloatFormat::General, None)),
         }
     }
@@ -125,16 +155,201 @@ pub enum Value {
     /// A string.
     String(String),
     /// A `map[string]string` (the controllers' dot); its values are strings.
-    Object(HashMap<String, Value>),
-    /// A `map[string]interface{}`.
-    Map(HashMap<String, Value>),
+    Object(GoMap),
+    /// A `map[string]interface{}`, shared by reference as Go's maps are.
+    Map(GoMap),
     /// A slice.
-    Array(Vec<Value>),
+    Array(List),
     /// A number.
     Number(Number),
     /// A value of another Go type a function made (`time.Time`, `*semver.Version`, ...): its
     /// type, and its text as Go's `String` method prints it. Its methods are the engine's.
     Typed(Typed),
+}
+
+/// A Go slice: its items, whether it is a `[]string` (else `[]interface {}`), and whether it is
+/// nil (an empty nil slice prints `[]` but is `null` in JSON).
+#[derive(Clone, Default)]
+pub struct List {
+    items: Vec<Value>,
+    strings: bool,
+    nil: bool,
+}
+
+impl List {
+    /// A `[]string` holding `items` (strings).
+    pub fn strings(items: Vec<Value>) -> Self {
+        Self {
+            items,
+            strings: true,
+            nil: false,
+        }
+    }
+    /// A nil slice, a `[]string` when `strings`.
+    pub fn nil(strings: bool) -> Self {
+        Self {
+            items: Vec::new(),
+            strings,
+            nil: true,
+        }
+    }
+    /// Go's name of its type.
+    pub fn type_name(&self) -> &'static str {
+        if self.strings {
+            "[]string"
+        } else {
+            "[]interface {}"
+        }
+    }
+    /// Whether it is a `[]string`.
+    pub fn is_strings(&self) -> bool {
+        self.strings
+    }
+    /// Whether it is a nil slice.
+    pub fn is_nil(&self) -> bool {
+        self.nil && self.items.is_empty()
+    }
+    /// The items.
+    pub fn into_vec(self) -> Vec<Value> {
+        self.items
+    }
+}
+
+impl std::ops::Deref for List {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.items
+    }
+}
+
+impl std::ops::DerefMut for List {
+    fn deref_mut(&mut self) -> &mut Vec<Value> {
+        &mut self.items
+    }
+}
+
+impl PartialEq for List {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl fmt::Debug for List {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.items.fmt(f)
+    }
+}
+
+impl From<Vec<Value>> for List {
+    fn from(items: Vec<Value>) -> Self {
+        Self {
+            items,
+            strings: false,
+            nil: false,
+        }
+    }
+}
+
+impl FromIterator<Value> for List {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl IntoIterator for List {
+    type Item = Value;
+    type IntoIter = std::vec::IntoIter<Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a List {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+/// A Go map: cloning it shares it, so `set`, `unset` and `merge` change it for every holder, as
+/// in Go. A render is single-threaded; the lock makes the value `Send` and `Sync`.
+#[derive(Clone, Default)]
+pub struct GoMap(Arc<RwLock<HashMap<String, Value>>>);
+
+impl GoMap {
+    /// A new map holding `m`.
+    pub fn new(m: HashMap<String, Value>) -> Self {
+        Self(Arc::new(RwLock::new(m)))
+    }
+
+    /// Reads the map.
+    pub fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Value>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the map in place, for every holder.
+    pub fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Value>> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the entries (nested maps stay shared).
+    pub fn snapshot(&self) -> HashMap<String, Value> {
+        self.read().clone()
+    }
+
+    /// Whether both are the same map.
+    pub fn same(&self, other: &GoMap) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The map's identity while it lives.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const () as usize
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether it has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// The value at `key`.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.read().get(key).cloned()
+    }
+}
+
+impl PartialEq for GoMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.same(other) || *self.read() == *other.read()
+    }
+}
+
+impl fmt::Debug for GoMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.read().fmt(f)
+    }
+}
+
+impl From<HashMap<String, Value>> for GoMap {
+    fn from(m: HashMap<String, Value>) -> Self {
+        Self::new(m)
+    }
+}
+
+impl FromIterator<(String, Value)> for GoMap {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        Self::new(iter.into_iter().collect())
+    }
 }
 
 /// A value of a Go type beyond the basic ones, carried as its printed text.
@@ -173,6 +388,38 @@ impl Value {
         t.into()
     }
 
+    /// A copy that shares no map with this value (sprig's `deepCopy`).
+    pub fn deep_copy(&self) -> Value {
+        match self {
+            Value::Map(m) => Value::Map(
+                m.read()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.deep_copy()))
+                    .collect(),
+            ),
+            Value::Object(m) => Value::Object(m.snapshot().into()),
+            Value::Array(a) => Value::Array(a.iter().map(Value::deep_copy).collect()),
+            other => other.clone(),
+        }
+    }
+
+    /// Empties every map this value reaches, which ends any cycle among them (a map set into
+    /// itself); for a render that fails anyway.
+    pub fn clear_maps(&self) {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![self.clone()];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Array(a) => stack.extend(a),
+                Value::Map(m) | Value::Object(m) if seen.insert(m.id()) => {
+                    let entries = std::mem::take(&mut *m.write());
+                    stack.extend(entries.into_values());
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Go's truth: false for false, 0, "", nil, and empty containers.
     pub fn truthy(&self) -> bool {
         match self {
@@ -184,7 +431,7 @@ impl Value {
             Value::Typed(t) => !matches!(t.kind, "int" | "uint64") || t.text != "0",
             Value::Number(n) => match n.kind() {
                 NumberKind::Unsigned(u) => u != 0,
-                NumberKind::Signed(i) => i != 0,
+                NumberKind::Signed(i) | NumberKind::Negative(i) => i != 0,
                 NumberKind::Float(f) => f != 0.0,
             },
         }
@@ -277,6 +524,7 @@ impl fmt::Display for Value {
             }
             Value::Object(m) | Value::Map(m) => {
                 f.write_str("map[")?;
+                let m = m.read();
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
                 for (i, k) in keys.into_iter().enumerate() {

@@ -13,7 +13,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -49,8 +52,10 @@ func sealedFuncs() template.FuncMap {
 	return m
 }
 
-// external-secrets: the same sprig subset plus its own YAML functions (pkcs12*, filterPEM,
-// jwk* and the like need ESO's code and are compared against its documented examples instead).
+// external-secrets: the same sprig subset plus its own YAML functions, and the two of its PEM
+// functions that need only Go's standard library, written here from upstream's documented
+// behaviour (pkcs12* and jwk* need go-pkcs12 and jwx and are compared against upstream's
+// documented examples instead).
 func esoFuncs() template.FuncMap {
 	m := sealedFuncs()
 	m["toYaml"] = func(v interface{}) string {
@@ -67,7 +72,60 @@ func esoFuncs() template.FuncMap {
 		}
 		return out
 	}
+	m["filterPEM"] = refFilterPEM
+	m["certSANs"] = refCertSANs
 	return m
+}
+
+// refFilterPEM: the blocks of type `kind` (case ignored) in `text`, each re-encoded, one after
+// another; text before the first "-----BEGIN" is dropped; text with no block of that type and
+// something left over that is not PEM is an error.
+func refFilterPEM(kind, text string) (string, error) {
+	if at := strings.Index(text, "-----BEGIN"); at >= 0 {
+		text = text[at:]
+	}
+	var out bytes.Buffer
+	left := []byte(text)
+	for {
+		block, after := pem.Decode(left)
+		left = after
+		if block == nil {
+			break
+		}
+		if strings.EqualFold(block.Type, kind) {
+			if err := pem.Encode(&out, block); err != nil {
+				return "", err
+			}
+		}
+	}
+	if out.Len() == 0 && len(left) > 0 {
+		return "", errors.New("error filtering pem: found junk")
+	}
+	return out.String(), nil
+}
+
+// refCertSANs: the first certificate's DNS names, IP addresses, e-mail addresses and URIs.
+func refCertSANs(text string) ([]string, error) {
+	if at := strings.Index(text, "-----BEGIN"); at >= 0 {
+		text = text[at:]
+	}
+	block, _ := pem.Decode([]byte(text))
+	if block == nil {
+		return nil, errors.New("failed to decode PEM block")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse certificate: %w", err)
+	}
+	names := append([]string{}, cert.DNSNames...)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	names = append(names, cert.EmailAddresses...)
+	for _, u := range cert.URIs {
+		names = append(names, u.String())
+	}
+	return names, nil
 }
 
 func render(c input) (o output) {
