@@ -1,7 +1,8 @@
 //! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID and Fake, directly or
 //! through a ClusterGenerator, as upstream generates them, GCRAccessToken (feature `gcp`, in the
-//! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
-//! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
+//! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate),
+//! ECRAuthorizationToken, STSSessionToken, STSAssumeRoleToken and
+//! CodeArtifactAuthorizationToken (feature `aws`, in the aws provider crate) and
 //! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]),
 //! MFA ([`mfa`]), Webhook (feature `webhook`, [`webhook`] on the webhook provider crate's
 //! call), GithubAccessToken ([`github`]), Grafana
@@ -29,7 +30,9 @@ use strongroom_core::crd::generators::{
     PasswordSpec, QuayAccessToken, SshKey, Uuid,
 };
 #[cfg(feature = "aws")]
-use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
+use strongroom_core::crd::generators::{
+    CodeArtifactAuthorizationToken, EcrAuthorizationToken, StsAssumeRoleToken, StsSessionToken,
+};
 use strongroom_provider_api::{SecretBytes, SecretMap};
 
 use crate::stores::Stores;
@@ -211,23 +214,30 @@ async fn gcr_access_token(
         .map_err(|e| format!("GCRAccessToken: {e}"))
 }
 
-/// Upstream's ECRAuthorizationToken and STSSessionToken generators (`kind`), through the aws
-/// provider with the stores' credential resolver (its errors name no token or key).
+/// Upstream's ECRAuthorizationToken, STSSessionToken, STSAssumeRoleToken and
+/// CodeArtifactAuthorizationToken generators (`kind`), through the aws provider with the
+/// stores' credential resolver (its errors name no token or key). `what` names the generator
+/// object in messages.
 #[cfg(feature = "aws")]
 async fn aws_token(
     stores: &Stores,
     namespace: &str,
-    kind: &str,
+    (kind, what): (&str, &str),
     spec: &BTreeMap<String, serde_json::Value>,
 ) -> Result<SecretMap, String> {
     let aws = strongroom_provider_aws::AwsProvider::default();
     let env = stores.provider_env();
-    let out = if kind == "STSSessionToken" {
-        aws.sts_session_token(spec, namespace, env).await
-    } else {
-        aws.ecr_authorization_token(spec, namespace, env).await
+    // Each call's future is large (SDK clients, credential chains): boxed, so the generator's
+    // own future stays small enough for a worker thread's stack.
+    let out = match kind {
+        "STSSessionToken" => Box::pin(aws.sts_session_token(spec, namespace, env)).await,
+        "STSAssumeRoleToken" => Box::pin(aws.sts_assume_role_token(spec, namespace, env)).await,
+        "CodeArtifactAuthorizationToken" => {
+            Box::pin(aws.codeartifact_authorization_token(spec, namespace, env)).await
+        }
+        _ => Box::pin(aws.ecr_authorization_token(spec, namespace, env)).await,
     };
-    out.map_err(|e| format!("{kind}: {e}"))
+    out.map_err(|e| format!("{what}: {e}"))
 }
 
 /// A generator's `spec` as its typed form; the error reads as upstream's ("unable to parse
@@ -570,12 +580,24 @@ pub async fn generate(
         "ECRAuthorizationToken" => {
             let g =
                 get_generator::<EcrAuthorizationToken>(client, namespace, &r.name, &what).await?;
-            aws_token(stores, namespace, &r.kind, &g.spec.fields).await
+            aws_token(stores, namespace, (&r.kind, &what), &g.spec.fields).await
         }
         #[cfg(feature = "aws")]
         "STSSessionToken" => {
             let g = get_generator::<StsSessionToken>(client, namespace, &r.name, &what).await?;
-            aws_token(stores, namespace, &r.kind, &g.spec.fields).await
+            aws_token(stores, namespace, (&r.kind, &what), &g.spec.fields).await
+        }
+        #[cfg(feature = "aws")]
+        "STSAssumeRoleToken" => {
+            let g = get_generator::<StsAssumeRoleToken>(client, namespace, &r.name, &what).await?;
+            aws_token(stores, namespace, (&r.kind, &what), &g.spec.fields).await
+        }
+        #[cfg(feature = "aws")]
+        "CodeArtifactAuthorizationToken" => {
+            let g =
+                get_generator::<CodeArtifactAuthorizationToken>(client, namespace, &r.name, &what)
+                    .await?;
+            aws_token(stores, namespace, (&r.kind, &what), &g.spec.fields).await
         }
         #[cfg(feature = "vault")]
         "VaultDynamicSecret" => {
@@ -620,14 +642,25 @@ pub async fn generate(
                     let body = spec.ecr_authorization_token_spec.as_ref().ok_or(
                         "ClusterGenerator of kind ECRAuthorizationToken has no ecrAuthorizationTokenSpec",
                     )?;
-                    aws_token(stores, namespace, "ECRAuthorizationToken", &body.0).await
+                    let what = format!("{what} (ECRAuthorizationToken)");
+                    aws_token(stores, namespace, ("ECRAuthorizationToken", &what), &body.0).await
                 }
                 #[cfg(feature = "aws")]
                 "STSSessionToken" => {
                     let body = spec.sts_session_token_spec.as_ref().ok_or(
                         "ClusterGenerator of kind STSSessionToken has no stsSessionTokenSpec",
                     )?;
-                    aws_token(stores, namespace, "STSSessionToken", &body.0).await
+                    let what = format!("{what} (STSSessionToken)");
+                    aws_token(stores, namespace, ("STSSessionToken", &what), &body.0).await
+                }
+                #[cfg(feature = "aws")]
+                "CodeArtifactAuthorizationToken" => {
+                    let body = spec.code_artifact_authorization_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind CodeArtifactAuthorizationToken has no codeArtifactAuthorizationTokenSpec",
+                    )?;
+                    let what = format!("{what} (CodeArtifactAuthorizationToken)");
+                    let kind = "CodeArtifactAuthorizationToken";
+                    aws_token(stores, namespace, (kind, &what), &body.0).await
                 }
                 #[cfg(feature = "vault")]
                 "VaultDynamicSecret" => {
