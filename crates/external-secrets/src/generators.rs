@@ -6,7 +6,8 @@
 //! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]),
 //! MFA ([`mfa`]), Webhook (feature `webhook`, [`webhook`] on the webhook provider crate's
 //! call), GithubAccessToken ([`github`]), Grafana
-//! ([`grafana`], whose tokens are deleted once replaced), QuayAccessToken ([`quay`]) and
+//! ([`grafana`], whose tokens are deleted once replaced), GitlabDeployToken ([`gitlab`], whose
+//! deploy tokens are revoked once replaced), QuayAccessToken ([`quay`]) and
 //! CloudsmithAccessToken ([`cloudsmith`]). Other generator kinds are reported
 //! as not supported. Like upstream, a
 //! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
@@ -26,8 +27,8 @@ use strongroom_core::crd::generators::VaultDynamicSecret;
 #[cfg(feature = "webhook")]
 use strongroom_core::crd::generators::Webhook;
 use strongroom_core::crd::generators::{
-    CloudsmithAccessToken, ClusterGenerator, Fake, GithubAccessToken, Grafana, Mfa, Password,
-    PasswordSpec, QuayAccessToken, SshKey, Uuid,
+    CloudsmithAccessToken, ClusterGenerator, Fake, GithubAccessToken, GitlabDeployToken, Grafana,
+    Mfa, Password, PasswordSpec, QuayAccessToken, SshKey, Uuid,
 };
 #[cfg(feature = "aws")]
 use strongroom_core::crd::generators::{
@@ -39,6 +40,7 @@ use crate::stores::Stores;
 
 pub mod cloudsmith;
 pub mod github;
+pub mod gitlab;
 pub mod grafana;
 pub mod mfa;
 pub mod quay;
@@ -405,6 +407,31 @@ async fn grafana_token(
     Ok(data)
 }
 
+/// Upstream's GitlabDeployToken generator; the deploy token it creates goes to `state`, to be
+/// revoked (through [`cleanup`]) once it is replaced.
+async fn gitlab_deploy_token(
+    stores: &Stores,
+    namespace: &str,
+    (name, what): (&str, &str),
+    spec: &BTreeMap<String, serde_json::Value>,
+    state: &mut Option<GeneratedState>,
+) -> Result<SecretMap, String> {
+    let env = stores.provider_env();
+    let (data, token_state) = Box::pin(gitlab::generate(&env, namespace, spec))
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    *state = Some(GeneratedState {
+        resource: serde_json::json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1",
+            "kind": "GitlabDeployToken",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }),
+        state: token_state,
+    });
+    Ok(data)
+}
+
 /// What a generation left behind that must be cleaned up once its output is replaced: the
 /// generator manifest (`resource`) and the generator's own state (lease ids, no values).
 #[derive(Debug, Clone)]
@@ -450,7 +477,8 @@ pub async fn cleanup(
         .await
         .map_err(|e| format!("{what}: {e}"));
     }
-    if resource.get("kind").and_then(serde_json::Value::as_str) == Some("Grafana") {
+    let kind = resource.get("kind").and_then(serde_json::Value::as_str);
+    if let Some(kind @ ("Grafana" | "GitlabDeployToken")) = kind {
         let name = resource
             .pointer("/metadata/name")
             .and_then(serde_json::Value::as_str)
@@ -460,9 +488,13 @@ pub async fn cleanup(
             .cloned()
             .and_then(|s| serde_json::from_value(s).ok())
             .unwrap_or_default();
-        return grafana::cleanup(&stores.provider_env(), namespace, &spec, state)
-            .await
-            .map_err(|e| format!("Grafana {name:?}: {e}"));
+        let env = stores.provider_env();
+        let done = if kind == "Grafana" {
+            grafana::cleanup(&env, namespace, &spec, state).await
+        } else {
+            Box::pin(gitlab::cleanup(&env, namespace, &spec, state)).await
+        };
+        return done.map_err(|e| format!("{kind} {name:?}: {e}"));
     }
     // no other generator leaves state
     let _ = (stores, namespace, resource, state);
@@ -558,6 +590,10 @@ pub async fn generate(
         "Grafana" => {
             let g = get_generator::<Grafana>(client, namespace, &r.name, &what).await?;
             grafana_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
+        }
+        "GitlabDeployToken" => {
+            let g = get_generator::<GitlabDeployToken>(client, namespace, &r.name, &what).await?;
+            gitlab_deploy_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
         }
         #[cfg(feature = "webhook")]
         "Webhook" => {

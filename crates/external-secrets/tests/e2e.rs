@@ -1761,13 +1761,13 @@ async fn generators_password_uuid_and_cluster_generator() {
         &client,
         es(
             "unsupported",
-            json!({"dataFrom": [generated("x", "GitlabDeployToken")]}),
+            json!({"dataFrom": [generated("x", "BeyondtrustWorkloadCredentialsDynamicSecret")]}),
         ),
     )
     .await;
     let message = wait_ready(&client, "unsupported", "False", "SecretSyncedError").await;
     assert!(
-        message.contains("\"GitlabDeployToken\" is not supported"),
+        message.contains("\"BeyondtrustWorkloadCredentialsDynamicSecret\" is not supported"),
         "{message}"
     );
 }

@@ -1,5 +1,5 @@
 //! End to end: the generators that call an HTTP API (Webhook, GithubAccessToken, Grafana,
-//! QuayAccessToken, CloudsmithAccessToken), through the
+//! QuayAccessToken, CloudsmithAccessToken, GitlabDeployToken), through the
 //! `external-secrets-controller` binary on devcluster, against real HTTP servers the test
 //! starts ([`Recorder`]): a webhook endpoint is any HTTP server, so the test server is the real
 //! counterpart; GitHub has no installable counterpart, so its test server is a stand-in that
@@ -7,7 +7,9 @@
 //! not installable here either: its stand-in keeps service accounts and tokens as Grafana's
 //! HTTP API does (search, create account, create and delete token) and checks the caller's
 //! credentials. Quay and Cloudsmith stand-ins check the federated ServiceAccount token
-//! (signature against devcluster's JWKS, subject and audience) before issuing a token.
+//! (signature against devcluster's JWKS, subject and audience) before issuing a token. No
+//! GitLab can run here: its stand-in keeps deploy tokens per project and group as GitLab's
+//! deploy-token API does (create, revoke) and checks the `PRIVATE-TOKEN` and each request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -35,6 +37,7 @@ async fn apply_generator(client: &kube::Client, obj: Value) {
             "Grafana" => "grafanas".into(),
             "QuayAccessToken" => "quayaccesstokens".into(),
             "CloudsmithAccessToken" => "cloudsmithaccesstokens".into(),
+            "GitlabDeployToken" => "gitlabdeploytokens".into(),
             _ => "clustergenerators".into(),
         },
         kind: kind.clone(),
@@ -640,6 +643,265 @@ async fn generators_grafana_creates_tokens_and_deletes_replaced_ones() {
             ("log", &controller.process.log_text()),
             ("events", &events_json(&client, "default").await),
             ("statuses", &statuses(&client).await),
+        ],
+    );
+}
+
+/// A deploy token the GitLab stand-in keeps: id, where (`projects/<escaped id>` or
+/// `groups/<escaped id>`), the create request's body, and the token.
+struct DeployToken {
+    id: i64,
+    at: String,
+    request: Value,
+    token: String,
+}
+
+/// The GitLab stand-in's state: live deploy tokens and the last id handed out.
+#[derive(Default)]
+struct GitlabState {
+    tokens: Vec<DeployToken>,
+    next: i64,
+}
+
+/// The GitLab stand-in: the deploy-token API of projects `group/project` and group `42` for a
+/// caller whose `PRIVATE-TOKEN` is `admin`. Creating checks the JSON body as GitLab's API
+/// reference describes it (name, scopes, optional username and ISO 8601 `expires_at`).
+fn gitlab_answer(
+    r: &Recorded,
+    state: &std::sync::Mutex<GitlabState>,
+    admin: &str,
+) -> (u16, String) {
+    let msg = |status: u16, m: &str| (status, json!({"message": m}).to_string());
+    if r.header("private-token") != Some(admin) {
+        return msg(401, "401 Unauthorized");
+    }
+    let mut s = state.lock().unwrap();
+    let parts: Vec<&str> = r.path.trim_start_matches("/api/v4/").split('/').collect();
+    let (at, rest) = match parts.as_slice() {
+        [kind @ ("projects" | "groups"), id, rest @ ..] => (format!("{kind}/{id}"), rest),
+        _ => return msg(404, "404 Not Found"),
+    };
+    if at != "projects/group%2Fproject" && at != "groups/42" {
+        return msg(404, "404 Project Not Found");
+    }
+    match (r.method.as_str(), rest) {
+        ("POST", ["deploy_tokens"]) => {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            if r.header("content-type") != Some("application/json")
+                || !body["name"].is_string()
+                || body["scopes"].as_array().is_none_or(Vec::is_empty)
+            {
+                return (
+                    400,
+                    json!({"error": "name, scopes are missing"}).to_string(),
+                );
+            }
+            s.next += 1;
+            let id = s.next;
+            let username = body["username"]
+                .as_str()
+                .map_or_else(|| format!("gitlab+deploy-token-{id}"), str::to_string);
+            let token = format!("gldt-{id}-{CANARY}");
+            s.tokens.push(DeployToken {
+                id,
+                at,
+                request: body.clone(),
+                token: token.clone(),
+            });
+            (
+                201,
+                json!({"id": id, "name": body["name"], "username": username,
+                    "expires_at": body["expires_at"], "token": token, "revoked": false,
+                    "expired": false, "scopes": body["scopes"]})
+                .to_string(),
+            )
+        }
+        ("DELETE", ["deploy_tokens", id]) => {
+            let id: i64 = id.parse().unwrap_or(-1);
+            let before = s.tokens.len();
+            s.tokens.retain(|t| !(t.id == id && t.at == at));
+            if s.tokens.len() == before {
+                return msg(404, "404 Deploy Token Not Found");
+            }
+            (204, String::new())
+        }
+        _ => msg(404, "404 Not Found"),
+    }
+}
+
+/// GitlabDeployToken against the GitLab stand-in: the request GitLab gets (escaped project
+/// path, access token, name, scopes, username, expiry in UTC), upstream's output keys, the
+/// GeneratorState (where the token was made and its id, never a token), a refresh revoking the
+/// replaced token, a group token, deleting the ExternalSecret revoking its token, and bad
+/// generators as conditions naming the object; no token in the log, events or statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_gitlab_deploy_token_revokes_replaced_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_gitlabdeploytokens.yaml",
+        "deploy/crds/generators.external-secrets.io_generatorstates.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let admin = format!("glpat-{CANARY}");
+    let state = std::sync::Arc::new(std::sync::Mutex::new(GitlabState::default()));
+    let (shared, admin_token) = (state.clone(), admin.clone());
+    // no GitLab here: a stand-in of its deploy-token API
+    let gitlab =
+        Recorder::start_responding(Box::new(move |r| gitlab_answer(r, &shared, &admin_token)));
+    create_secret(
+        &client,
+        "gitlab-admin",
+        json!({}),
+        json!({"token": admin, "wrong": "glpat-not-the-admin"}),
+    )
+    .await;
+    let auth = |key: &str| json!({"token": {"secretRef": {"name": "gitlab-admin", "key": key}}});
+    let url = format!("{}/", gitlab.url);
+    for (name, spec) in [
+        (
+            "deploy",
+            json!({"url": url, "projectID": "group/project", "name": "eso-ci",
+                "scopes": ["read_repository", "read_registry"], "username": "ci-bot",
+                "expiresAt": "2030-01-02T03:04:05+01:00", "auth": auth("token")}),
+        ),
+        (
+            "group",
+            json!({"url": url, "groupID": "42", "name": "eso-group",
+                "scopes": ["read_package_registry"], "auth": auth("token")}),
+        ),
+        (
+            "denied",
+            json!({"url": url, "projectID": "group/project", "name": "x",
+                "scopes": ["read_repository"], "auth": auth("wrong")}),
+        ),
+        (
+            "both",
+            json!({"url": url, "projectID": "1", "groupID": "2", "name": "x",
+                "scopes": ["read_repository"], "auth": auth("token")}),
+        ),
+    ] {
+        apply_generator(&client, generator("GitlabDeployToken", name, spec)).await;
+    }
+    let controller =
+        start_controller(dir.path(), &cluster, &["--generator-gc-grace-period=0s"]).await;
+    for name in ["deploy", "group", "denied", "both"] {
+        apply_es(
+            &client,
+            es(
+                &format!("gl-{name}"),
+                from_generator("GitlabDeployToken", name),
+            ),
+        )
+        .await;
+    }
+    wait_ready(&client, "gl-deploy", "True", "SecretSynced").await;
+    let first = secret_data(&client, "gl-deploy").await.unwrap();
+    assert_eq!(first.keys().collect::<Vec<_>>(), ["token", "username"]);
+    assert_eq!(first["username"], "ci-bot");
+    {
+        let s = state.lock().unwrap();
+        let made: Vec<&DeployToken> = s
+            .tokens
+            .iter()
+            .filter(|t| t.at == "projects/group%2Fproject")
+            .collect();
+        assert_eq!(made.len(), 1);
+        assert_eq!(first["token"], made[0].token);
+        assert_eq!(
+            made[0].request,
+            json!({"name": "eso-ci", "scopes": ["read_repository", "read_registry"],
+                "username": "ci-bot", "expires_at": "2030-01-02T02:04:05Z"})
+        );
+    }
+    // the GeneratorState says where the token is and its id, not the token
+    let states = Api::<strongroom_core::crd::generators::GeneratorState>::namespaced(
+        client.clone(),
+        "default",
+    );
+    let items = states.list(&Default::default()).await.unwrap().items;
+    let recorded = serde_json::to_string(&items).unwrap();
+    assert!(
+        items.iter().any(|g| g.spec.state.0
+            == json!({"url": url, "projectID": "group/project", "tokenID": 1})
+            && g.spec.resource.0["kind"] == "GitlabDeployToken"),
+        "{recorded}"
+    );
+    assert!(!recorded.contains(CANARY), "{recorded}");
+
+    // a refresh makes a new token and revokes the replaced one
+    force_sync(&client, "default", "gl-deploy").await;
+    wait_for(
+        || async {
+            secret_data(&client, "gl-deploy")
+                .await
+                .is_some_and(|d| d["token"] != first["token"])
+        },
+        "a new deploy token",
+    )
+    .await;
+    let second = secret_data(&client, "gl-deploy").await.unwrap();
+    let project_tokens = |s: &GitlabState| -> Vec<String> {
+        s.tokens
+            .iter()
+            .filter(|t| t.at == "projects/group%2Fproject")
+            .map(|t| t.token.clone())
+            .collect()
+    };
+    wait_for(
+        || async { project_tokens(&state.lock().unwrap()) == [second["token"].clone()] },
+        "the replaced deploy token revoked",
+    )
+    .await;
+    let calls: Vec<String> = gitlab
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        calls.contains(&"DELETE /api/v4/projects/group%2Fproject/deploy_tokens/1".to_string()),
+        "{calls:?}"
+    );
+
+    // a group token, GitLab's default username
+    wait_ready(&client, "gl-group", "True", "SecretSynced").await;
+    let group = secret_data(&client, "gl-group").await.unwrap();
+    assert!(
+        group["username"].starts_with("gitlab+deploy-token-"),
+        "{group:?}"
+    );
+
+    // deleting the ExternalSecret revokes its current token
+    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .delete("gl-deploy", &Default::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { project_tokens(&state.lock().unwrap()).is_empty() },
+        "the deleted ExternalSecret's deploy token revoked",
+    )
+    .await;
+
+    // refused access token and a bad spec: conditions naming the generator, no Secret
+    let message = wait_error(&client, "gl-denied", "401 Unauthorized").await;
+    assert!(
+        message.contains("GitlabDeployToken \"denied\"") && message.contains("response code: 401"),
+        "{message}"
+    );
+    let message = wait_error(&client, "gl-both", "exactly one of projectID or groupID").await;
+    assert!(message.contains("GitlabDeployToken \"both\""), "{message}");
+    for name in ["gl-denied", "gl-both"] {
+        assert!(secret_data(&client, name).await.is_none());
+    }
+    let recorded =
+        serde_json::to_string(&states.list(&Default::default()).await.unwrap().items).unwrap();
+    assert_no_canary(
+        &[],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events_json(&client, "default").await),
+            ("statuses", &statuses(&client).await),
+            ("generator states", &recorded),
         ],
     );
 }
