@@ -8,8 +8,8 @@
 //! call), GithubAccessToken ([`github`]), Grafana
 //! ([`grafana`], whose tokens are deleted once replaced), GitlabDeployToken ([`gitlab`], whose
 //! deploy tokens are revoked once replaced), QuayAccessToken ([`quay`]) and
-//! CloudsmithAccessToken ([`cloudsmith`]). Other generator kinds are reported
-//! as not supported. Like upstream, a
+//! CloudsmithAccessToken ([`cloudsmith`]) and BeyondtrustWorkloadCredentialsDynamicSecret
+//! ([`beyondtrust`]). Other generator kinds are reported as not supported. Like upstream, a
 //! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
 //! for values that must not change).
 
@@ -27,8 +27,9 @@ use strongroom_core::crd::generators::VaultDynamicSecret;
 #[cfg(feature = "webhook")]
 use strongroom_core::crd::generators::Webhook;
 use strongroom_core::crd::generators::{
-    CloudsmithAccessToken, ClusterGenerator, Fake, GithubAccessToken, GitlabDeployToken, Grafana,
-    Mfa, Password, PasswordSpec, QuayAccessToken, SshKey, Uuid,
+    BeyondtrustWorkloadCredentialsDynamicSecret, CloudsmithAccessToken, ClusterGenerator, Fake,
+    GithubAccessToken, GitlabDeployToken, Grafana, Mfa, Password, PasswordSpec, QuayAccessToken,
+    SshKey, Uuid,
 };
 #[cfg(feature = "aws")]
 use strongroom_core::crd::generators::{
@@ -38,6 +39,7 @@ use strongroom_provider_api::{SecretBytes, SecretMap};
 
 use crate::stores::Stores;
 
+pub mod beyondtrust;
 pub mod cloudsmith;
 pub mod github;
 pub mod gitlab;
@@ -591,6 +593,16 @@ pub async fn generate(
             let g = get_generator::<Grafana>(client, namespace, &r.name, &what).await?;
             grafana_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
         }
+        "BeyondtrustWorkloadCredentialsDynamicSecret" => {
+            let g = get_generator::<BeyondtrustWorkloadCredentialsDynamicSecret>(
+                client, namespace, &r.name, &what,
+            )
+            .await?;
+            let env = stores.provider_env();
+            Box::pin(beyondtrust::generate(&env, namespace, &g.spec.fields))
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
         "GitlabDeployToken" => {
             let g = get_generator::<GitlabDeployToken>(client, namespace, &r.name, &what).await?;
             gitlab_deploy_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
@@ -751,6 +763,20 @@ pub async fn generate(
                     cloudsmith::generate(&stores.provider_env(), namespace, &body.0)
                         .await
                         .map_err(|e| format!("{what} (CloudsmithAccessToken): {e}"))
+                }
+                "BeyondtrustWorkloadCredentialsDynamicSecret" => {
+                    let body = spec
+                        .beyondtrust_workload_credentials_dynamic_secret_spec
+                        .as_ref()
+                        .ok_or(
+                            "ClusterGenerator of kind BeyondtrustWorkloadCredentialsDynamicSecret has no beyondtrustWorkloadCredentialsDynamicSecretSpec",
+                        )?;
+                    let env = stores.provider_env();
+                    Box::pin(beyondtrust::generate(&env, namespace, &body.0))
+                        .await
+                        .map_err(|e| {
+                            format!("{what} (BeyondtrustWorkloadCredentialsDynamicSecret): {e}")
+                        })
                 }
                 "Grafana" => {
                     let body = spec

@@ -1,5 +1,6 @@
 //! End to end: the generators that call an HTTP API (Webhook, GithubAccessToken, Grafana,
-//! QuayAccessToken, CloudsmithAccessToken, GitlabDeployToken), through the
+//! QuayAccessToken, CloudsmithAccessToken, GitlabDeployToken,
+//! BeyondtrustWorkloadCredentialsDynamicSecret), through the
 //! `external-secrets-controller` binary on devcluster, against real HTTP servers the test
 //! starts ([`Recorder`]): a webhook endpoint is any HTTP server, so the test server is the real
 //! counterpart; GitHub has no installable counterpart, so its test server is a stand-in that
@@ -10,6 +11,8 @@
 //! (signature against devcluster's JWKS, subject and audience) before issuing a token. No
 //! GitLab can run here: its stand-in keeps deploy tokens per project and group as GitLab's
 //! deploy-token API does (create, revoke) and checks the `PRIVATE-TOKEN` and each request.
+//! BeyondTrust Workload Credentials is a hosted service: its stand-in serves the dynamic-secret
+//! generate call over HTTPS and checks the bearer API token and the API version header.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -38,6 +41,9 @@ async fn apply_generator(client: &kube::Client, obj: Value) {
             "QuayAccessToken" => "quayaccesstokens".into(),
             "CloudsmithAccessToken" => "cloudsmithaccesstokens".into(),
             "GitlabDeployToken" => "gitlabdeploytokens".into(),
+            "BeyondtrustWorkloadCredentialsDynamicSecret" => {
+                "beyondtrustworkloadcredentialsdynamicsecrets".into()
+            }
             _ => "clustergenerators".into(),
         },
         kind: kind.clone(),
@@ -902,6 +908,200 @@ async fn generators_gitlab_deploy_token_revokes_replaced_tokens() {
             ("events", &events_json(&client, "default").await),
             ("statuses", &statuses(&client).await),
             ("generator states", &recorded),
+        ],
+    );
+}
+
+/// The BeyondTrust stand-in's site.
+const BT_SITE: &str = "a1b2c3d4-e5f6-4890-abcd-ef1234567890";
+
+/// The BeyondTrust Workload Credentials stand-in: the dynamic-secret generate call of
+/// definition `prod/aws/aws-temp` for a caller whose bearer token is `api`, with upstream's
+/// API version header; each call hands out new credentials (`generated` counts them).
+fn beyondtrust_answer(
+    r: &Recorded,
+    generated: &std::sync::atomic::AtomicU32,
+    api: &str,
+) -> (u16, String) {
+    let err =
+        |status: u16, e: &str, m: &str| (status, json!({"error": e, "message": m}).to_string());
+    if r.header("authorization") != Some(format!("Bearer {api}").as_str()) {
+        return err(401, "unauthorized", "invalid API token");
+    }
+    if r.header("bt-secrets-api-version") != Some("2026-04-28") {
+        return err(400, "bad_request", "unsupported API version");
+    }
+    let prefix = format!("/{BT_SITE}/secrets/dynamic/");
+    match (r.method.as_str(), r.path.strip_prefix(&prefix)) {
+        ("POST", Some("aws-temp/generate?folder=prod%2Faws")) => {
+            let n = generated.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            (
+                201,
+                json!({"secret": {"accessKeyId": format!("ASIABT{n}"),
+                    "secretAccessKey": format!("sk-{n}-{CANARY}"),
+                    "sessionToken": format!("st-{n}-{CANARY}"),
+                    "leaseId": format!("lease-{n}"), "expiration": "2030-01-01T00:00:00Z"}})
+                .to_string(),
+            )
+        }
+        ("POST", Some(_)) => err(404, "not_found", "dynamic secret definition not found"),
+        _ => err(404, "not_found", "no such route"),
+    }
+}
+
+/// BeyondtrustWorkloadCredentialsDynamicSecret against the stand-in over HTTPS: upstream's
+/// output keys, new credentials at each refresh, the CA from `caBundle` or a ConfigMap
+/// (`caProvider`), through a ClusterGenerator, and failures (an untrusted server, an unknown
+/// definition, a plain-HTTP apiUrl) as conditions naming the generator; no credential or API
+/// token in the log, events or statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_beyondtrust_dynamic_secret_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_beyondtrustworkloadcredentialsdynamicsecrets.yaml",
+        "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let api = format!("bt-api-{CANARY}");
+    let generated = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (count, api_token) = (generated.clone(), api.clone());
+    // no BeyondTrust here: a stand-in of its generate call
+    let bt = Recorder::start_tls_responding(Box::new(move |r| {
+        beyondtrust_answer(r, &count, &api_token)
+    }));
+    let ca_pem = bt.ca_pem.clone().unwrap();
+    create_secret(&client, "bt-api", json!({}), json!({"token": api})).await;
+    let ca_map: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "bt-ca"}, "data": {"ca.crt": ca_pem}}))
+            .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &ca_map)
+        .await
+        .unwrap();
+    let provider = |path: &str, url: &str, ca: Value| {
+        let mut p = json!({"auth": {"apikey": {"token": {"name": "bt-api", "key": "token"}}},
+            "server": {"apiUrl": url, "siteId": BT_SITE}, "folderPath": path});
+        p.as_object_mut()
+            .unwrap()
+            .extend(ca.as_object().cloned().unwrap_or_default());
+        p
+    };
+    let bundle = json!({"caBundle": base64::engine::general_purpose::STANDARD.encode(&ca_pem)});
+    let kind = "BeyondtrustWorkloadCredentialsDynamicSecret";
+    for (name, p) in [
+        (
+            "aws",
+            provider("prod/aws/aws-temp", &bt.url, bundle.clone()),
+        ),
+        (
+            "via-configmap",
+            provider(
+                "prod/aws/aws-temp",
+                &bt.url,
+                json!({"caProvider": {"type": "ConfigMap", "name": "bt-ca", "key": "ca.crt"}}),
+            ),
+        ),
+        (
+            "untrusted",
+            provider("prod/aws/aws-temp", &bt.url, json!({})),
+        ),
+        (
+            "unknown",
+            provider("prod/aws/nope", &bt.url, bundle.clone()),
+        ),
+        (
+            "plain-http",
+            provider("prod/aws/aws-temp", "http://127.0.0.1:9", json!({})),
+        ),
+    ] {
+        apply_generator(&client, generator(kind, name, json!({"provider": p}))).await;
+    }
+    apply_generator(
+        &client,
+        json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "ClusterGenerator",
+            "metadata": {"name": "bt-cluster"},
+            "spec": {"kind": kind, "generator": {"beyondtrustWorkloadCredentialsDynamicSecretSpec":
+                {"provider": provider("prod/aws/aws-temp", &bt.url, bundle.clone())}}}}),
+    )
+    .await;
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    for name in ["aws", "via-configmap", "untrusted", "unknown", "plain-http"] {
+        apply_es(
+            &client,
+            es(&format!("bt-{name}"), from_generator(kind, name)),
+        )
+        .await;
+    }
+    apply_es(
+        &client,
+        es(
+            "bt-cluster",
+            from_generator("ClusterGenerator", "bt-cluster"),
+        ),
+    )
+    .await;
+
+    wait_ready(&client, "bt-aws", "True", "SecretSynced").await;
+    let first = secret_data(&client, "bt-aws").await.unwrap();
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        [
+            "accessKeyId",
+            "expiration",
+            "leaseId",
+            "secretAccessKey",
+            "sessionToken"
+        ]
+    );
+    assert!(first["accessKeyId"].starts_with("ASIABT"), "{first:?}");
+    assert_eq!(first["expiration"], "2030-01-01T00:00:00Z");
+    // each refresh asks for new credentials
+    force_sync(&client, "default", "bt-aws").await;
+    wait_for(
+        || async {
+            secret_data(&client, "bt-aws")
+                .await
+                .is_some_and(|d| d["leaseId"] != first["leaseId"])
+        },
+        "new BeyondTrust credentials",
+    )
+    .await;
+    for name in ["bt-via-configmap", "bt-cluster"] {
+        wait_ready(&client, name, "True", "SecretSynced").await;
+        assert!(secret_data(&client, name).await.unwrap()["secretAccessKey"].starts_with("sk-"));
+    }
+    let message = wait_error(&client, "bt-untrusted", "unable to generate dynamic secret").await;
+    assert!(
+        message.contains(&format!("{kind} \"untrusted\"")),
+        "{message}"
+    );
+    let message = wait_error(&client, "bt-unknown", "HTTP 404").await;
+    assert!(
+        message.contains("dynamic secret definition not found at path \"prod/aws\"")
+            && message.contains(&format!("{kind} \"unknown\"")),
+        "{message}"
+    );
+    let message = wait_error(&client, "bt-plain-http", "must be an https URL").await;
+    assert!(
+        message.contains(&format!("{kind} \"plain-http\"")),
+        "{message}"
+    );
+    for name in ["bt-untrusted", "bt-unknown", "bt-plain-http"] {
+        assert!(secret_data(&client, name).await.is_none());
+    }
+    assert!(
+        bt.requests()
+            .iter()
+            .all(|r| r.path.starts_with(&format!("/{BT_SITE}/secrets/dynamic/"))),
+        "only generate calls"
+    );
+    assert_no_canary(
+        &[],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events_json(&client, "default").await),
+            ("statuses", &statuses(&client).await),
         ],
     );
 }
