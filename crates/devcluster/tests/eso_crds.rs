@@ -94,7 +94,7 @@ fn api_for(client: &Client, crds: &[CustomResourceDefinition], doc: &Value) -> A
 #[tokio::test]
 async fn upstream_manifests_are_admitted_and_broken_ones_refused() {
     let (_cluster, client, crds) = cluster_with_eso_crds().await;
-    assert_eq!(crds.len(), 26);
+    assert_eq!(crds.len(), 27);
     let fixtures = repo().join("crates/core/tests/fixtures/eso-manifests");
     let valid = yaml_docs(&fixtures);
     assert!(valid.len() >= 30);

@@ -1,13 +1,15 @@
 //! Generators behind `dataFrom[].sourceRef.generatorRef`: Password, UUID and Fake, directly or
 //! through a ClusterGenerator, as upstream generates them, GCRAccessToken (feature `gcp`, in the
-//! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate) and
-//! ECRAuthorizationToken and STSSessionToken (feature `aws`, in the aws provider crate) and
+//! gcp provider crate), ACRAccessToken (feature `azure`, in the azure provider crate),
+//! ECRAuthorizationToken, STSSessionToken, STSAssumeRoleToken and
+//! CodeArtifactAuthorizationToken (feature `aws`, in the aws provider crate) and
 //! VaultDynamicSecret (feature `vault`, in the vault provider crate), SSHKey ([`ssh_key`]),
 //! MFA ([`mfa`]), Webhook (feature `webhook`, [`webhook`] on the webhook provider crate's
 //! call), GithubAccessToken ([`github`]), Grafana
-//! ([`grafana`], whose tokens are deleted once replaced), QuayAccessToken ([`quay`]) and
-//! CloudsmithAccessToken ([`cloudsmith`]). Other generator kinds are reported
-//! as not supported. Like upstream, a
+//! ([`grafana`], whose tokens are deleted once replaced), GitlabDeployToken ([`gitlab`], whose
+//! deploy tokens are revoked once replaced), QuayAccessToken ([`quay`]) and
+//! CloudsmithAccessToken ([`cloudsmith`]) and BeyondtrustWorkloadCredentialsDynamicSecret
+//! ([`beyondtrust`]). Other generator kinds are reported as not supported. Like upstream, a
 //! generator runs at every refresh (use `refreshPolicy: CreatedOnce` or `refreshInterval: 0`
 //! for values that must not change).
 
@@ -25,17 +27,22 @@ use strongroom_core::crd::generators::VaultDynamicSecret;
 #[cfg(feature = "webhook")]
 use strongroom_core::crd::generators::Webhook;
 use strongroom_core::crd::generators::{
-    CloudsmithAccessToken, ClusterGenerator, Fake, GithubAccessToken, Grafana, Mfa, Password,
-    PasswordSpec, QuayAccessToken, SshKey, Uuid,
+    BeyondtrustWorkloadCredentialsDynamicSecret, CloudsmithAccessToken, ClusterGenerator, Fake,
+    GithubAccessToken, GitlabDeployToken, Grafana, Mfa, Password, PasswordSpec, QuayAccessToken,
+    SshKey, Uuid,
 };
 #[cfg(feature = "aws")]
-use strongroom_core::crd::generators::{EcrAuthorizationToken, StsSessionToken};
+use strongroom_core::crd::generators::{
+    CodeArtifactAuthorizationToken, EcrAuthorizationToken, StsAssumeRoleToken, StsSessionToken,
+};
 use strongroom_provider_api::{SecretBytes, SecretMap};
 
 use crate::stores::Stores;
 
+pub mod beyondtrust;
 pub mod cloudsmith;
 pub mod github;
+pub mod gitlab;
 pub mod grafana;
 pub mod mfa;
 pub mod quay;
@@ -211,23 +218,30 @@ async fn gcr_access_token(
         .map_err(|e| format!("GCRAccessToken: {e}"))
 }
 
-/// Upstream's ECRAuthorizationToken and STSSessionToken generators (`kind`), through the aws
-/// provider with the stores' credential resolver (its errors name no token or key).
+/// Upstream's ECRAuthorizationToken, STSSessionToken, STSAssumeRoleToken and
+/// CodeArtifactAuthorizationToken generators (`kind`), through the aws provider with the
+/// stores' credential resolver (its errors name no token or key). `what` names the generator
+/// object in messages.
 #[cfg(feature = "aws")]
 async fn aws_token(
     stores: &Stores,
     namespace: &str,
-    kind: &str,
+    (kind, what): (&str, &str),
     spec: &BTreeMap<String, serde_json::Value>,
 ) -> Result<SecretMap, String> {
     let aws = strongroom_provider_aws::AwsProvider::default();
     let env = stores.provider_env();
-    let out = if kind == "STSSessionToken" {
-        aws.sts_session_token(spec, namespace, env).await
-    } else {
-        aws.ecr_authorization_token(spec, namespace, env).await
+    // Each call's future is large (SDK clients, credential chains): boxed, so the generator's
+    // own future stays small enough for a worker thread's stack.
+    let out = match kind {
+        "STSSessionToken" => Box::pin(aws.sts_session_token(spec, namespace, env)).await,
+        "STSAssumeRoleToken" => Box::pin(aws.sts_assume_role_token(spec, namespace, env)).await,
+        "CodeArtifactAuthorizationToken" => {
+            Box::pin(aws.codeartifact_authorization_token(spec, namespace, env)).await
+        }
+        _ => Box::pin(aws.ecr_authorization_token(spec, namespace, env)).await,
     };
-    out.map_err(|e| format!("{kind}: {e}"))
+    out.map_err(|e| format!("{what}: {e}"))
 }
 
 /// A generator's `spec` as its typed form; the error reads as upstream's ("unable to parse
@@ -395,6 +409,31 @@ async fn grafana_token(
     Ok(data)
 }
 
+/// Upstream's GitlabDeployToken generator; the deploy token it creates goes to `state`, to be
+/// revoked (through [`cleanup`]) once it is replaced.
+async fn gitlab_deploy_token(
+    stores: &Stores,
+    namespace: &str,
+    (name, what): (&str, &str),
+    spec: &BTreeMap<String, serde_json::Value>,
+    state: &mut Option<GeneratedState>,
+) -> Result<SecretMap, String> {
+    let env = stores.provider_env();
+    let (data, token_state) = Box::pin(gitlab::generate(&env, namespace, spec))
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    *state = Some(GeneratedState {
+        resource: serde_json::json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1",
+            "kind": "GitlabDeployToken",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }),
+        state: token_state,
+    });
+    Ok(data)
+}
+
 /// What a generation left behind that must be cleaned up once its output is replaced: the
 /// generator manifest (`resource`) and the generator's own state (lease ids, no values).
 #[derive(Debug, Clone)]
@@ -440,7 +479,8 @@ pub async fn cleanup(
         .await
         .map_err(|e| format!("{what}: {e}"));
     }
-    if resource.get("kind").and_then(serde_json::Value::as_str) == Some("Grafana") {
+    let kind = resource.get("kind").and_then(serde_json::Value::as_str);
+    if let Some(kind @ ("Grafana" | "GitlabDeployToken")) = kind {
         let name = resource
             .pointer("/metadata/name")
             .and_then(serde_json::Value::as_str)
@@ -450,9 +490,13 @@ pub async fn cleanup(
             .cloned()
             .and_then(|s| serde_json::from_value(s).ok())
             .unwrap_or_default();
-        return grafana::cleanup(&stores.provider_env(), namespace, &spec, state)
-            .await
-            .map_err(|e| format!("Grafana {name:?}: {e}"));
+        let env = stores.provider_env();
+        let done = if kind == "Grafana" {
+            grafana::cleanup(&env, namespace, &spec, state).await
+        } else {
+            Box::pin(gitlab::cleanup(&env, namespace, &spec, state)).await
+        };
+        return done.map_err(|e| format!("{kind} {name:?}: {e}"));
     }
     // no other generator leaves state
     let _ = (stores, namespace, resource, state);
@@ -549,6 +593,20 @@ pub async fn generate(
             let g = get_generator::<Grafana>(client, namespace, &r.name, &what).await?;
             grafana_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
         }
+        "BeyondtrustWorkloadCredentialsDynamicSecret" => {
+            let g = get_generator::<BeyondtrustWorkloadCredentialsDynamicSecret>(
+                client, namespace, &r.name, &what,
+            )
+            .await?;
+            let env = stores.provider_env();
+            Box::pin(beyondtrust::generate(&env, namespace, &g.spec.fields))
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+        }
+        "GitlabDeployToken" => {
+            let g = get_generator::<GitlabDeployToken>(client, namespace, &r.name, &what).await?;
+            gitlab_deploy_token(stores, namespace, (&r.name, &what), &g.spec.fields, state).await
+        }
         #[cfg(feature = "webhook")]
         "Webhook" => {
             let g = get_generator::<Webhook>(client, namespace, &r.name, &what).await?;
@@ -570,12 +628,24 @@ pub async fn generate(
         "ECRAuthorizationToken" => {
             let g =
                 get_generator::<EcrAuthorizationToken>(client, namespace, &r.name, &what).await?;
-            aws_token(stores, namespace, &r.kind, &g.spec.fields).await
+            aws_token(stores, namespace, (&r.kind, &what), &g.spec.fields).await
         }
         #[cfg(feature = "aws")]
         "STSSessionToken" => {
             let g = get_generator::<StsSessionToken>(client, namespace, &r.name, &what).await?;
-            aws_token(stores, namespace, &r.kind, &g.spec.fields).await
+            aws_token(stores, namespace, (&r.kind, &what), &g.spec.fields).await
+        }
+        #[cfg(feature = "aws")]
+        "STSAssumeRoleToken" => {
+            let g = get_generator::<StsAssumeRoleToken>(client, namespace, &r.name, &what).await?;
+            aws_token(stores, namespace, (&r.kind, &what), &g.spec.fields).await
+        }
+        #[cfg(feature = "aws")]
+        "CodeArtifactAuthorizationToken" => {
+            let g =
+                get_generator::<CodeArtifactAuthorizationToken>(client, namespace, &r.name, &what)
+                    .await?;
+            aws_token(stores, namespace, (&r.kind, &what), &g.spec.fields).await
         }
         #[cfg(feature = "vault")]
         "VaultDynamicSecret" => {
@@ -620,14 +690,25 @@ pub async fn generate(
                     let body = spec.ecr_authorization_token_spec.as_ref().ok_or(
                         "ClusterGenerator of kind ECRAuthorizationToken has no ecrAuthorizationTokenSpec",
                     )?;
-                    aws_token(stores, namespace, "ECRAuthorizationToken", &body.0).await
+                    let what = format!("{what} (ECRAuthorizationToken)");
+                    aws_token(stores, namespace, ("ECRAuthorizationToken", &what), &body.0).await
                 }
                 #[cfg(feature = "aws")]
                 "STSSessionToken" => {
                     let body = spec.sts_session_token_spec.as_ref().ok_or(
                         "ClusterGenerator of kind STSSessionToken has no stsSessionTokenSpec",
                     )?;
-                    aws_token(stores, namespace, "STSSessionToken", &body.0).await
+                    let what = format!("{what} (STSSessionToken)");
+                    aws_token(stores, namespace, ("STSSessionToken", &what), &body.0).await
+                }
+                #[cfg(feature = "aws")]
+                "CodeArtifactAuthorizationToken" => {
+                    let body = spec.code_artifact_authorization_token_spec.as_ref().ok_or(
+                        "ClusterGenerator of kind CodeArtifactAuthorizationToken has no codeArtifactAuthorizationTokenSpec",
+                    )?;
+                    let what = format!("{what} (CodeArtifactAuthorizationToken)");
+                    let kind = "CodeArtifactAuthorizationToken";
+                    aws_token(stores, namespace, (kind, &what), &body.0).await
                 }
                 #[cfg(feature = "vault")]
                 "VaultDynamicSecret" => {
@@ -682,6 +763,20 @@ pub async fn generate(
                     cloudsmith::generate(&stores.provider_env(), namespace, &body.0)
                         .await
                         .map_err(|e| format!("{what} (CloudsmithAccessToken): {e}"))
+                }
+                "BeyondtrustWorkloadCredentialsDynamicSecret" => {
+                    let body = spec
+                        .beyondtrust_workload_credentials_dynamic_secret_spec
+                        .as_ref()
+                        .ok_or(
+                            "ClusterGenerator of kind BeyondtrustWorkloadCredentialsDynamicSecret has no beyondtrustWorkloadCredentialsDynamicSecretSpec",
+                        )?;
+                    let env = stores.provider_env();
+                    Box::pin(beyondtrust::generate(&env, namespace, &body.0))
+                        .await
+                        .map_err(|e| {
+                            format!("{what} (BeyondtrustWorkloadCredentialsDynamicSecret): {e}")
+                        })
                 }
                 "Grafana" => {
                     let body = spec

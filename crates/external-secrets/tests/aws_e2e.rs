@@ -6,7 +6,8 @@
 //! managed parameter; a PushSecret to Secrets Manager with replica regions and a resource policy
 //! from a ConfigMap. Generators: ECRAuthorizationToken (private, and public against a stand-in)
 //! and STSSessionToken, directly and through a ClusterGenerator, and a broken one as a clear
-//! condition and event. Credentials: a role chain with external ID and session tags seen at
+//! condition and event; STSAssumeRoleToken, and CodeArtifactAuthorizationToken (against a
+//! stand-in: moto has no CodeArtifact) with its role assumed at moto first. Credentials: a role chain with external ID and session tags seen at
 //! STS, the SDK default chain from the controller's environment (keys, IRSA token file), web
 //! identity from a minted token, and expiring role credentials renewed without a failed sync.
 //! Certificate Manager: a PushSecret imports a TLS Secret (re-imported when it changes, refused
@@ -489,6 +490,206 @@ async fn ecr_and_sts_generators() {
             public["password"].as_str(),
             session["secret_access_key"].as_str(),
             session["session_token"].as_str(),
+        ],
+        &[
+            ("log", &controller.log_text()),
+            ("events", &events_text),
+            ("status", &statuses),
+        ],
+    );
+}
+
+/// STSAssumeRoleToken and CodeArtifactAuthorizationToken through the controller. STS is moto;
+/// CodeArtifact is a stand-in written from the API reference
+/// (`strongroom_testkit::standins::codeartifact`), since moto does not serve it. The assumed
+/// role's credentials are what AWS (moto) hands out for the role, with the external ID at STS;
+/// the CodeArtifact call is signed with the key of the role the generator assumed first; a
+/// ClusterGenerator of CodeArtifactAuthorizationToken works too; bad generators are conditions
+/// naming the object; no secret shows in the log, events or status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_assume_role_and_codeartifact_generators() {
+    use common::{apply_es, es, secret_data};
+    use strongroom_testkit::standins::codeartifact::{CodeArtifactStandIn, DOMAIN, EXPIRATION};
+    let moto = Moto::start().await;
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_stsassumeroletokens.yaml",
+        "deploy/crds/generators.external-secrets.io_codeartifactauthorizationtokens.yaml",
+        "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    // The secret key is a canary: it signs requests and must show nowhere.
+    put_secret(
+        &client,
+        "aws-creds",
+        json!({"id": "test", "secret": CANARY}),
+    )
+    .await;
+    let auth = |secret: &str| {
+        json!({"secretRef": {
+            "accessKeyIDSecretRef": {"name": secret, "key": "id"},
+            "secretAccessKeySecretRef": {"name": secret, "key": "secret"}}})
+    };
+    let deployer = "arn:aws:iam::111111111111:role/deployer";
+    let reader = "arn:aws:iam::333333333333:role/ca-reader";
+    let g = "generators.external-secrets.io/v1alpha1";
+    let ca_token = format!("ca-{CANARY}");
+    let standin = CodeArtifactStandIn::start_with_token(&ca_token);
+    for obj in [
+        json!({"apiVersion": g, "kind": "STSAssumeRoleToken",
+            "metadata": {"name": "deployer", "namespace": "default"},
+            "spec": {"region": "us-east-1", "role": deployer, "auth": auth("aws-creds"),
+                "requestParameters": {"sessionDuration": 1800, "externalID": "ext-7"}}}),
+        json!({"apiVersion": g, "kind": "STSAssumeRoleToken",
+            "metadata": {"name": "no-creds", "namespace": "default"},
+            "spec": {"region": "us-east-1", "role": deployer, "auth": auth("missing-creds")}}),
+        json!({"apiVersion": g, "kind": "CodeArtifactAuthorizationToken",
+            "metadata": {"name": "packages", "namespace": "default"},
+            "spec": {"region": "eu-west-1", "domain": DOMAIN, "domainOwner": "333333333333",
+                "role": reader, "durationSeconds": 3600, "auth": auth("aws-creds")}}),
+        json!({"apiVersion": g, "kind": "CodeArtifactAuthorizationToken",
+            "metadata": {"name": "short", "namespace": "default"},
+            "spec": {"region": "eu-west-1", "domain": DOMAIN, "domainOwner": "333333333333",
+                "durationSeconds": 60, "auth": auth("aws-creds")}}),
+        json!({"apiVersion": g, "kind": "ClusterGenerator",
+            "metadata": {"name": "packages-cluster"},
+            "spec": {"kind": "CodeArtifactAuthorizationToken", "generator": {
+                "codeArtifactAuthorizationTokenSpec": {"region": "eu-west-1", "domain": DOMAIN,
+                    "domainOwner": "333333333333", "auth": auth("aws-creds")}}}}),
+    ] {
+        apply_generator(&client, obj).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = [
+        ("AWS_STS_ENDPOINT", moto.endpoint.clone()),
+        ("AWS_CODEARTIFACT_ENDPOINT", standin.url.clone()),
+    ];
+    let controller = common::start_controller_with_env(dir.path(), &cluster, &[], &endpoints)
+        .await
+        .process;
+    let from = |kind: &str, name: &str| {
+        json!({"refreshInterval": "1h", "dataFrom": [{"sourceRef": {"generatorRef": {
+            "apiVersion": g, "kind": kind, "name": name}}}]})
+    };
+    for (es_name, kind, name) in [
+        ("deployer", "STSAssumeRoleToken", "deployer"),
+        ("no-creds", "STSAssumeRoleToken", "no-creds"),
+        ("packages", "CodeArtifactAuthorizationToken", "packages"),
+        ("short", "CodeArtifactAuthorizationToken", "short"),
+        ("packages-cluster", "ClusterGenerator", "packages-cluster"),
+    ] {
+        apply_es(&client, es(es_name, from(kind, name))).await;
+    }
+
+    // STSAssumeRoleToken: upstream's keys, the session moto handed out for the role with the
+    // external ID, and its duration.
+    wait_ready(&client, "deployer", "True", "SecretSynced").await;
+    let creds = secret_data(&client, "deployer").await.unwrap();
+    assert_eq!(
+        creds.keys().collect::<Vec<_>>(),
+        [
+            "access_key_id",
+            "expiration",
+            "secret_access_key",
+            "session_token"
+        ]
+    );
+    let sessions = role_sessions(&moto).await;
+    let of_deployer: Vec<_> = sessions
+        .iter()
+        .filter(|s| s["role_arn"] == deployer)
+        .collect();
+    assert_eq!(of_deployer.len(), 1, "{sessions:?}");
+    assert_eq!(of_deployer[0]["external_id"], "ext-7");
+    assert_eq!(
+        of_deployer[0]["access_key_id"],
+        creds["access_key_id"].as_str()
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let left = creds["expiration"].parse::<u64>().unwrap() - now;
+    assert!((1_700..=1_860).contains(&left), "expires in {left}s");
+
+    // CodeArtifact: upstream's keys; the call signed with the key of the role assumed first.
+    wait_ready(&client, "packages", "True", "SecretSynced").await;
+    let packages = secret_data(&client, "packages").await.unwrap();
+    assert_eq!(
+        packages,
+        std::collections::BTreeMap::from([
+            ("authorizationToken".to_string(), ca_token.clone()),
+            ("expiration".to_string(), EXPIRATION.to_string()),
+        ])
+    );
+    let reader_key = key_of(&role_sessions(&moto).await, reader);
+    wait_ready(&client, "packages-cluster", "True", "SecretSynced").await;
+    let requests = standin.requests();
+    let signed_by = |key: &str| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.authorization
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with(&format!("AWS4-HMAC-SHA256 Credential={key}/")))
+            })
+            .collect::<Vec<_>>()
+    };
+    let by_role = signed_by(&reader_key);
+    assert_eq!(by_role.len(), 1, "{requests:?}");
+    assert_eq!(
+        (
+            by_role[0].param("domain-owner"),
+            by_role[0].param("duration")
+        ),
+        (Some("333333333333"), Some("3600"))
+    );
+    // the ClusterGenerator's spec has no role: signed with the Secret's key
+    assert_eq!(signed_by("test").len(), 1, "{requests:?}");
+    assert_eq!(
+        secret_data(&client, "packages-cluster").await.unwrap()["authorizationToken"],
+        ca_token
+    );
+
+    // Bad generators: conditions naming the generator object and what is wrong; no Secret.
+    let message = wait_ready(&client, "no-creds", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("STSAssumeRoleToken \"no-creds\"") && message.contains("missing-creds"),
+        "{message}"
+    );
+    let message = wait_ready(&client, "short", "False", "SecretSyncedError").await;
+    assert!(
+        message.contains("CodeArtifactAuthorizationToken \"short\"")
+            && message.contains("durationSeconds must be 0 or between 900 and 43200"),
+        "{message}"
+    );
+    for name in ["no-creds", "short"] {
+        assert!(secret_data(&client, name).await.is_none());
+    }
+    assert_eq!(standin.requests().len(), 2, "the bad spec made no call");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let events_text = serde_json::to_string(&events.items).unwrap();
+    let statuses = serde_json::to_string(
+        &Api::<ExternalSecret>::namespaced(client.clone(), "default")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|e| e.status.clone())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_no_canary(
+        &[
+            CANARY,
+            creds["secret_access_key"].as_str(),
+            creds["session_token"].as_str(),
         ],
         &[
             ("log", &controller.log_text()),

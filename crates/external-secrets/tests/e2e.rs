@@ -1756,18 +1756,18 @@ async fn generators_password_uuid_and_cluster_generator() {
         secret_data(&client, "generated").await.unwrap()["db-password"],
         data["db-password"]
     );
-    // an unsupported generator kind is a clear condition
+    // a generator that does not exist is a clear condition naming it
     apply_es(
         &client,
         es(
-            "unsupported",
-            json!({"dataFrom": [generated("x", "GitlabDeployToken")]}),
+            "missing",
+            json!({"dataFrom": [generated("x", "BeyondtrustWorkloadCredentialsDynamicSecret")]}),
         ),
     )
     .await;
-    let message = wait_ready(&client, "unsupported", "False", "SecretSyncedError").await;
+    let message = wait_ready(&client, "missing", "False", "SecretSyncedError").await;
     assert!(
-        message.contains("\"GitlabDeployToken\" is not supported"),
+        message.contains("BeyondtrustWorkloadCredentialsDynamicSecret \"x\" not found"),
         "{message}"
     );
 }

@@ -1,5 +1,6 @@
 //! End to end: the generators that call an HTTP API (Webhook, GithubAccessToken, Grafana,
-//! QuayAccessToken, CloudsmithAccessToken), through the
+//! QuayAccessToken, CloudsmithAccessToken, GitlabDeployToken,
+//! BeyondtrustWorkloadCredentialsDynamicSecret), through the
 //! `external-secrets-controller` binary on devcluster, against real HTTP servers the test
 //! starts ([`Recorder`]): a webhook endpoint is any HTTP server, so the test server is the real
 //! counterpart; GitHub has no installable counterpart, so its test server is a stand-in that
@@ -7,7 +8,11 @@
 //! not installable here either: its stand-in keeps service accounts and tokens as Grafana's
 //! HTTP API does (search, create account, create and delete token) and checks the caller's
 //! credentials. Quay and Cloudsmith stand-ins check the federated ServiceAccount token
-//! (signature against devcluster's JWKS, subject and audience) before issuing a token.
+//! (signature against devcluster's JWKS, subject and audience) before issuing a token. No
+//! GitLab can run here: its stand-in keeps deploy tokens per project and group as GitLab's
+//! deploy-token API does (create, revoke) and checks the `PRIVATE-TOKEN` and each request.
+//! BeyondTrust Workload Credentials is a hosted service: its stand-in serves the dynamic-secret
+//! generate call over HTTPS and checks the bearer API token and the API version header.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -35,6 +40,10 @@ async fn apply_generator(client: &kube::Client, obj: Value) {
             "Grafana" => "grafanas".into(),
             "QuayAccessToken" => "quayaccesstokens".into(),
             "CloudsmithAccessToken" => "cloudsmithaccesstokens".into(),
+            "GitlabDeployToken" => "gitlabdeploytokens".into(),
+            "BeyondtrustWorkloadCredentialsDynamicSecret" => {
+                "beyondtrustworkloadcredentialsdynamicsecrets".into()
+            }
             _ => "clustergenerators".into(),
         },
         kind: kind.clone(),
@@ -634,6 +643,459 @@ async fn generators_grafana_creates_tokens_and_deletes_replaced_ones() {
     let message = wait_error(&client, "grafana-denied", "[401] Unauthorized").await;
     assert!(message.contains("Grafana \"denied\""), "{message}");
     assert!(secret_data(&client, "grafana-denied").await.is_none());
+    assert_no_canary(
+        &[],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events_json(&client, "default").await),
+            ("statuses", &statuses(&client).await),
+        ],
+    );
+}
+
+/// A deploy token the GitLab stand-in keeps: id, where (`projects/<escaped id>` or
+/// `groups/<escaped id>`), the create request's body, and the token.
+struct DeployToken {
+    id: i64,
+    at: String,
+    request: Value,
+    token: String,
+}
+
+/// The GitLab stand-in's state: live deploy tokens and the last id handed out.
+#[derive(Default)]
+struct GitlabState {
+    tokens: Vec<DeployToken>,
+    next: i64,
+}
+
+/// The GitLab stand-in: the deploy-token API of projects `group/project` and group `42` for a
+/// caller whose `PRIVATE-TOKEN` is `admin`. Creating checks the JSON body as GitLab's API
+/// reference describes it (name, scopes, optional username and ISO 8601 `expires_at`).
+fn gitlab_answer(
+    r: &Recorded,
+    state: &std::sync::Mutex<GitlabState>,
+    admin: &str,
+) -> (u16, String) {
+    let msg = |status: u16, m: &str| (status, json!({"message": m}).to_string());
+    if r.header("private-token") != Some(admin) {
+        return msg(401, "401 Unauthorized");
+    }
+    let mut s = state.lock().unwrap();
+    let parts: Vec<&str> = r.path.trim_start_matches("/api/v4/").split('/').collect();
+    let (at, rest) = match parts.as_slice() {
+        [kind @ ("projects" | "groups"), id, rest @ ..] => (format!("{kind}/{id}"), rest),
+        _ => return msg(404, "404 Not Found"),
+    };
+    if at != "projects/group%2Fproject" && at != "groups/42" {
+        return msg(404, "404 Project Not Found");
+    }
+    match (r.method.as_str(), rest) {
+        ("POST", ["deploy_tokens"]) => {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            if r.header("content-type") != Some("application/json")
+                || !body["name"].is_string()
+                || body["scopes"].as_array().is_none_or(Vec::is_empty)
+            {
+                return (
+                    400,
+                    json!({"error": "name, scopes are missing"}).to_string(),
+                );
+            }
+            s.next += 1;
+            let id = s.next;
+            let username = body["username"]
+                .as_str()
+                .map_or_else(|| format!("gitlab+deploy-token-{id}"), str::to_string);
+            let token = format!("gldt-{id}-{CANARY}");
+            s.tokens.push(DeployToken {
+                id,
+                at,
+                request: body.clone(),
+                token: token.clone(),
+            });
+            (
+                201,
+                json!({"id": id, "name": body["name"], "username": username,
+                    "expires_at": body["expires_at"], "token": token, "revoked": false,
+                    "expired": false, "scopes": body["scopes"]})
+                .to_string(),
+            )
+        }
+        ("DELETE", ["deploy_tokens", id]) => {
+            let id: i64 = id.parse().unwrap_or(-1);
+            let before = s.tokens.len();
+            s.tokens.retain(|t| !(t.id == id && t.at == at));
+            if s.tokens.len() == before {
+                return msg(404, "404 Deploy Token Not Found");
+            }
+            (204, String::new())
+        }
+        _ => msg(404, "404 Not Found"),
+    }
+}
+
+/// GitlabDeployToken against the GitLab stand-in: the request GitLab gets (escaped project
+/// path, access token, name, scopes, username, expiry in UTC), upstream's output keys, the
+/// GeneratorState (where the token was made and its id, never a token), a refresh revoking the
+/// replaced token, a group token, deleting the ExternalSecret revoking its token, and bad
+/// generators as conditions naming the object; no token in the log, events or statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_gitlab_deploy_token_revokes_replaced_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_gitlabdeploytokens.yaml",
+        "deploy/crds/generators.external-secrets.io_generatorstates.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let admin = format!("glpat-{CANARY}");
+    let state = std::sync::Arc::new(std::sync::Mutex::new(GitlabState::default()));
+    let (shared, admin_token) = (state.clone(), admin.clone());
+    // no GitLab here: a stand-in of its deploy-token API
+    let gitlab =
+        Recorder::start_responding(Box::new(move |r| gitlab_answer(r, &shared, &admin_token)));
+    create_secret(
+        &client,
+        "gitlab-admin",
+        json!({}),
+        json!({"token": admin, "wrong": "glpat-not-the-admin"}),
+    )
+    .await;
+    let auth = |key: &str| json!({"token": {"secretRef": {"name": "gitlab-admin", "key": key}}});
+    let url = format!("{}/", gitlab.url);
+    for (name, spec) in [
+        (
+            "deploy",
+            json!({"url": url, "projectID": "group/project", "name": "eso-ci",
+                "scopes": ["read_repository", "read_registry"], "username": "ci-bot",
+                "expiresAt": "2030-01-02T03:04:05+01:00", "auth": auth("token")}),
+        ),
+        (
+            "group",
+            json!({"url": url, "groupID": "42", "name": "eso-group",
+                "scopes": ["read_package_registry"], "auth": auth("token")}),
+        ),
+        (
+            "denied",
+            json!({"url": url, "projectID": "group/project", "name": "x",
+                "scopes": ["read_repository"], "auth": auth("wrong")}),
+        ),
+        (
+            "both",
+            json!({"url": url, "projectID": "1", "groupID": "2", "name": "x",
+                "scopes": ["read_repository"], "auth": auth("token")}),
+        ),
+    ] {
+        apply_generator(&client, generator("GitlabDeployToken", name, spec)).await;
+    }
+    let controller =
+        start_controller(dir.path(), &cluster, &["--generator-gc-grace-period=0s"]).await;
+    for name in ["deploy", "group", "denied", "both"] {
+        apply_es(
+            &client,
+            es(
+                &format!("gl-{name}"),
+                from_generator("GitlabDeployToken", name),
+            ),
+        )
+        .await;
+    }
+    wait_ready(&client, "gl-deploy", "True", "SecretSynced").await;
+    let first = secret_data(&client, "gl-deploy").await.unwrap();
+    assert_eq!(first.keys().collect::<Vec<_>>(), ["token", "username"]);
+    assert_eq!(first["username"], "ci-bot");
+    {
+        let s = state.lock().unwrap();
+        let made: Vec<&DeployToken> = s
+            .tokens
+            .iter()
+            .filter(|t| t.at == "projects/group%2Fproject")
+            .collect();
+        assert_eq!(made.len(), 1);
+        assert_eq!(first["token"], made[0].token);
+        assert_eq!(
+            made[0].request,
+            json!({"name": "eso-ci", "scopes": ["read_repository", "read_registry"],
+                "username": "ci-bot", "expires_at": "2030-01-02T02:04:05Z"})
+        );
+    }
+    // the GeneratorState says where the token is and its id, not the token
+    let states = Api::<strongroom_core::crd::generators::GeneratorState>::namespaced(
+        client.clone(),
+        "default",
+    );
+    let items = states.list(&Default::default()).await.unwrap().items;
+    let recorded = serde_json::to_string(&items).unwrap();
+    assert!(
+        items.iter().any(|g| g.spec.state.0
+            == json!({"url": url, "projectID": "group/project", "tokenID": 1})
+            && g.spec.resource.0["kind"] == "GitlabDeployToken"),
+        "{recorded}"
+    );
+    assert!(!recorded.contains(CANARY), "{recorded}");
+
+    // a refresh makes a new token and revokes the replaced one
+    force_sync(&client, "default", "gl-deploy").await;
+    wait_for(
+        || async {
+            secret_data(&client, "gl-deploy")
+                .await
+                .is_some_and(|d| d["token"] != first["token"])
+        },
+        "a new deploy token",
+    )
+    .await;
+    let second = secret_data(&client, "gl-deploy").await.unwrap();
+    let project_tokens = |s: &GitlabState| -> Vec<String> {
+        s.tokens
+            .iter()
+            .filter(|t| t.at == "projects/group%2Fproject")
+            .map(|t| t.token.clone())
+            .collect()
+    };
+    wait_for(
+        || async { project_tokens(&state.lock().unwrap()) == [second["token"].clone()] },
+        "the replaced deploy token revoked",
+    )
+    .await;
+    let calls: Vec<String> = gitlab
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        calls.contains(&"DELETE /api/v4/projects/group%2Fproject/deploy_tokens/1".to_string()),
+        "{calls:?}"
+    );
+
+    // a group token, GitLab's default username
+    wait_ready(&client, "gl-group", "True", "SecretSynced").await;
+    let group = secret_data(&client, "gl-group").await.unwrap();
+    assert!(
+        group["username"].starts_with("gitlab+deploy-token-"),
+        "{group:?}"
+    );
+
+    // deleting the ExternalSecret revokes its current token
+    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .delete("gl-deploy", &Default::default())
+        .await
+        .unwrap();
+    wait_for(
+        || async { project_tokens(&state.lock().unwrap()).is_empty() },
+        "the deleted ExternalSecret's deploy token revoked",
+    )
+    .await;
+
+    // refused access token and a bad spec: conditions naming the generator, no Secret
+    let message = wait_error(&client, "gl-denied", "401 Unauthorized").await;
+    assert!(
+        message.contains("GitlabDeployToken \"denied\"") && message.contains("response code: 401"),
+        "{message}"
+    );
+    let message = wait_error(&client, "gl-both", "exactly one of projectID or groupID").await;
+    assert!(message.contains("GitlabDeployToken \"both\""), "{message}");
+    for name in ["gl-denied", "gl-both"] {
+        assert!(secret_data(&client, name).await.is_none());
+    }
+    let recorded =
+        serde_json::to_string(&states.list(&Default::default()).await.unwrap().items).unwrap();
+    assert_no_canary(
+        &[],
+        &[
+            ("log", &controller.process.log_text()),
+            ("events", &events_json(&client, "default").await),
+            ("statuses", &statuses(&client).await),
+            ("generator states", &recorded),
+        ],
+    );
+}
+
+/// The BeyondTrust stand-in's site.
+const BT_SITE: &str = "a1b2c3d4-e5f6-4890-abcd-ef1234567890";
+
+/// The BeyondTrust Workload Credentials stand-in: the dynamic-secret generate call of
+/// definition `prod/aws/aws-temp` for a caller whose bearer token is `api`, with upstream's
+/// API version header; each call hands out new credentials (`generated` counts them).
+fn beyondtrust_answer(
+    r: &Recorded,
+    generated: &std::sync::atomic::AtomicU32,
+    api: &str,
+) -> (u16, String) {
+    let err =
+        |status: u16, e: &str, m: &str| (status, json!({"error": e, "message": m}).to_string());
+    if r.header("authorization") != Some(format!("Bearer {api}").as_str()) {
+        return err(401, "unauthorized", "invalid API token");
+    }
+    if r.header("bt-secrets-api-version") != Some("2026-04-28") {
+        return err(400, "bad_request", "unsupported API version");
+    }
+    let prefix = format!("/{BT_SITE}/secrets/dynamic/");
+    match (r.method.as_str(), r.path.strip_prefix(&prefix)) {
+        ("POST", Some("aws-temp/generate?folder=prod%2Faws")) => {
+            let n = generated.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            (
+                201,
+                json!({"secret": {"accessKeyId": format!("ASIABT{n}"),
+                    "secretAccessKey": format!("sk-{n}-{CANARY}"),
+                    "sessionToken": format!("st-{n}-{CANARY}"),
+                    "leaseId": format!("lease-{n}"), "expiration": "2030-01-01T00:00:00Z"}})
+                .to_string(),
+            )
+        }
+        ("POST", Some(_)) => err(404, "not_found", "dynamic secret definition not found"),
+        _ => err(404, "not_found", "no such route"),
+    }
+}
+
+/// BeyondtrustWorkloadCredentialsDynamicSecret against the stand-in over HTTPS: upstream's
+/// output keys, new credentials at each refresh, the CA from `caBundle` or a ConfigMap
+/// (`caProvider`), through a ClusterGenerator, and failures (an untrusted server, an unknown
+/// definition, a plain-HTTP apiUrl) as conditions naming the generator; no credential or API
+/// token in the log, events or statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_beyondtrust_dynamic_secret_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/generators.external-secrets.io_beyondtrustworkloadcredentialsdynamicsecrets.yaml",
+        "deploy/crds/generators.external-secrets.io_clustergenerators.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &[]).await;
+    let api = format!("bt-api-{CANARY}");
+    let generated = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (count, api_token) = (generated.clone(), api.clone());
+    // no BeyondTrust here: a stand-in of its generate call
+    let bt = Recorder::start_tls_responding(Box::new(move |r| {
+        beyondtrust_answer(r, &count, &api_token)
+    }));
+    let ca_pem = bt.ca_pem.clone().unwrap();
+    create_secret(&client, "bt-api", json!({}), json!({"token": api})).await;
+    let ca_map: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "bt-ca"}, "data": {"ca.crt": ca_pem}}))
+            .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &ca_map)
+        .await
+        .unwrap();
+    let provider = |path: &str, url: &str, ca: Value| {
+        let mut p = json!({"auth": {"apikey": {"token": {"name": "bt-api", "key": "token"}}},
+            "server": {"apiUrl": url, "siteId": BT_SITE}, "folderPath": path});
+        p.as_object_mut()
+            .unwrap()
+            .extend(ca.as_object().cloned().unwrap_or_default());
+        p
+    };
+    let bundle = json!({"caBundle": base64::engine::general_purpose::STANDARD.encode(&ca_pem)});
+    let kind = "BeyondtrustWorkloadCredentialsDynamicSecret";
+    for (name, p) in [
+        (
+            "aws",
+            provider("prod/aws/aws-temp", &bt.url, bundle.clone()),
+        ),
+        (
+            "via-configmap",
+            provider(
+                "prod/aws/aws-temp",
+                &bt.url,
+                json!({"caProvider": {"type": "ConfigMap", "name": "bt-ca", "key": "ca.crt"}}),
+            ),
+        ),
+        (
+            "untrusted",
+            provider("prod/aws/aws-temp", &bt.url, json!({})),
+        ),
+        (
+            "unknown",
+            provider("prod/aws/nope", &bt.url, bundle.clone()),
+        ),
+        (
+            "plain-http",
+            provider("prod/aws/aws-temp", "http://127.0.0.1:9", json!({})),
+        ),
+    ] {
+        apply_generator(&client, generator(kind, name, json!({"provider": p}))).await;
+    }
+    apply_generator(
+        &client,
+        json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "ClusterGenerator",
+            "metadata": {"name": "bt-cluster"},
+            "spec": {"kind": kind, "generator": {"beyondtrustWorkloadCredentialsDynamicSecretSpec":
+                {"provider": provider("prod/aws/aws-temp", &bt.url, bundle.clone())}}}}),
+    )
+    .await;
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    for name in ["aws", "via-configmap", "untrusted", "unknown", "plain-http"] {
+        apply_es(
+            &client,
+            es(&format!("bt-{name}"), from_generator(kind, name)),
+        )
+        .await;
+    }
+    apply_es(
+        &client,
+        es(
+            "bt-cluster",
+            from_generator("ClusterGenerator", "bt-cluster"),
+        ),
+    )
+    .await;
+
+    wait_ready(&client, "bt-aws", "True", "SecretSynced").await;
+    let first = secret_data(&client, "bt-aws").await.unwrap();
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        [
+            "accessKeyId",
+            "expiration",
+            "leaseId",
+            "secretAccessKey",
+            "sessionToken"
+        ]
+    );
+    assert!(first["accessKeyId"].starts_with("ASIABT"), "{first:?}");
+    assert_eq!(first["expiration"], "2030-01-01T00:00:00Z");
+    // each refresh asks for new credentials
+    force_sync(&client, "default", "bt-aws").await;
+    wait_for(
+        || async {
+            secret_data(&client, "bt-aws")
+                .await
+                .is_some_and(|d| d["leaseId"] != first["leaseId"])
+        },
+        "new BeyondTrust credentials",
+    )
+    .await;
+    for name in ["bt-via-configmap", "bt-cluster"] {
+        wait_ready(&client, name, "True", "SecretSynced").await;
+        assert!(secret_data(&client, name).await.unwrap()["secretAccessKey"].starts_with("sk-"));
+    }
+    let message = wait_error(&client, "bt-untrusted", "unable to generate dynamic secret").await;
+    assert!(
+        message.contains(&format!("{kind} \"untrusted\"")),
+        "{message}"
+    );
+    let message = wait_error(&client, "bt-unknown", "HTTP 404").await;
+    assert!(
+        message.contains("dynamic secret definition not found at path \"prod/aws\"")
+            && message.contains(&format!("{kind} \"unknown\"")),
+        "{message}"
+    );
+    let message = wait_error(&client, "bt-plain-http", "must be an https URL").await;
+    assert!(
+        message.contains(&format!("{kind} \"plain-http\"")),
+        "{message}"
+    );
+    for name in ["bt-untrusted", "bt-unknown", "bt-plain-http"] {
+        assert!(secret_data(&client, name).await.is_none());
+    }
+    assert!(
+        bt.requests()
+            .iter()
+            .all(|r| r.path.starts_with(&format!("/{BT_SITE}/secrets/dynamic/"))),
+        "only generate calls"
+    );
     assert_no_canary(
         &[],
         &[

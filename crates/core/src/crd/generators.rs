@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use crate::crd::condition::Condition;
-use crate::crd::schema::{Unmodelled, unmodelled_with_required};
+use crate::crd::schema::unmodelled_with_required;
 
 /// The API group of every kind here.
 pub const GROUP: &str = "generators.external-secrets.io";
@@ -166,6 +166,15 @@ unmodelled_generator!(
     CloudsmithAccessTokenSpec,
     CloudsmithAccessTokenBody,
     ["orgSlug", "serviceAccountRef", "serviceSlug"]
+);
+unmodelled_generator!(
+    "Generates an AWS CodeArtifact authorization token.",
+    "CodeArtifactAuthorizationToken",
+    "CodeArtifactAuthorizationToken",
+    "codeartifactauthorizationtokens",
+    CodeArtifactAuthorizationTokenSpec,
+    CodeArtifactAuthorizationTokenBody,
+    ["domain", "domainOwner", "region"]
 );
 unmodelled_generator!(
     "Generates an AWS ECR authorization token.",
@@ -339,7 +348,7 @@ pub struct GeneratorSpec {
     /// Cloudsmith token generator.
     pub cloudsmith_access_token_spec: Option<CloudsmithAccessTokenBody>,
     /// CodeArtifact token generator.
-    pub code_artifact_authorization_token_spec: Option<Unmodelled>,
+    pub code_artifact_authorization_token_spec: Option<CodeArtifactAuthorizationTokenBody>,
     /// ECR token generator.
     pub ecr_authorization_token_spec: Option<EcrAuthorizationTokenBody>,
     /// GCR token generator.

@@ -65,6 +65,7 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
         BeyondtrustWorkloadCredentialsDynamicSecret::crd(),
         CloudsmithAccessToken::crd(),
         ClusterGenerator::crd(),
+        CodeArtifactAuthorizationToken::crd(),
         EcrAuthorizationToken::crd(),
         Fake::crd(),
         GcrAccessToken::crd(),
@@ -170,7 +171,7 @@ mod tests {
             "Namespaced",
             &[],
         );
-        assert_eq!(names.len(), 27);
+        assert_eq!(names.len(), 28);
     }
 
     #[test]

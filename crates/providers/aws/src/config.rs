@@ -279,6 +279,8 @@ pub(crate) struct Endpoints {
     pub acm: Option<String>,
     /// The Resource Groups Tagging API (Certificate Manager finds pushed certificates by tag).
     pub tagging: Option<String>,
+    /// CodeArtifact (the `CodeArtifactAuthorizationToken` generator).
+    pub codeartifact: Option<String>,
 }
 
 impl Endpoints {
@@ -293,6 +295,7 @@ impl Endpoints {
                 ecr_public: Some(url.into()),
                 acm: Some(url.into()),
                 tagging: Some(url.into()),
+                codeartifact: Some(url.into()),
             };
         }
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -304,6 +307,7 @@ impl Endpoints {
             ecr_public: var("AWS_ECR_PUBLIC_ENDPOINT"),
             acm: var("AWS_ACM_ENDPOINT"),
             tagging: var("AWS_RESOURCE_GROUPS_TAGGING_API_ENDPOINT"),
+            codeartifact: var("AWS_CODEARTIFACT_ENDPOINT"),
         }
     }
 }

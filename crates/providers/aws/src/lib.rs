@@ -10,10 +10,12 @@
 //!   lives as long as the controller keeps it.
 //! - Endpoints: `AWS_SECRETSMANAGER_ENDPOINT`, `AWS_SSM_ENDPOINT`, `AWS_STS_ENDPOINT`,
 //!   `AWS_ECR_ENDPOINT`, `AWS_ECR_PUBLIC_ENDPOINT`, `AWS_ACM_ENDPOINT`,
-//!   `AWS_RESOURCE_GROUPS_TAGGING_API_ENDPOINT` (process-wide, as upstream), or
-//!   [`AwsProvider::with_endpoint`] in tests.
-//! - Generators: `ECRAuthorizationToken` ([`AwsProvider::ecr_authorization_token`]) and
-//!   `STSSessionToken` ([`AwsProvider::sts_session_token`]), authenticated as a store is.
+//!   `AWS_RESOURCE_GROUPS_TAGGING_API_ENDPOINT` (process-wide, as upstream),
+//!   `AWS_CODEARTIFACT_ENDPOINT`, or [`AwsProvider::with_endpoint`] in tests.
+//! - Generators: `ECRAuthorizationToken` ([`AwsProvider::ecr_authorization_token`]),
+//!   `STSSessionToken` ([`AwsProvider::sts_session_token`]), `STSAssumeRoleToken`
+//!   ([`AwsProvider::sts_assume_role_token`]) and `CodeArtifactAuthorizationToken`
+//!   ([`AwsProvider::codeartifact_authorization_token`]), authenticated as a store is.
 //! - Keys get `prefix` prepended. Reads, `find`, push and delete are described in
 //!   [`secretsmanager`], [`parameterstore`] and [`certificatemanager`].
 //! - Every backend call is reported as `AWS/SecretsManager`, `AWS/ParameterStore` or
@@ -23,10 +25,12 @@
 //! TLS is rustls on the *ring* provider (aws-smithy-http-client's `rustls-ring`): the SDK's
 //! default HTTPS client (aws-lc, a C build) is not compiled in. `HTTP(S)_PROXY`/`NO_PROXY` apply.
 
+mod assume_role_token;
 mod auth;
 mod certificate_pem;
 pub mod certificatemanager;
 mod client;
+mod codeartifact;
 mod config;
 mod ecr;
 mod error;
@@ -92,6 +96,30 @@ impl AwsProvider {
     ) -> Result<SecretMap, ProviderError> {
         let endpoints = config::Endpoints::resolve(self.endpoint.as_deref());
         session_token::generate(spec, namespace, &env, &endpoints).await
+    }
+
+    /// Upstream's `STSAssumeRoleToken` generator: `spec` as written in the CRD, credentials
+    /// read in `namespace` (the ExternalSecret's). Errors name no token or key.
+    pub async fn sts_assume_role_token(
+        &self,
+        spec: &BTreeMap<String, serde_json::Value>,
+        namespace: &str,
+        env: ProviderEnv,
+    ) -> Result<SecretMap, ProviderError> {
+        let endpoints = config::Endpoints::resolve(self.endpoint.as_deref());
+        assume_role_token::generate(spec, namespace, &env, &endpoints).await
+    }
+
+    /// Upstream's `CodeArtifactAuthorizationToken` generator: `spec` as written in the CRD,
+    /// credentials read in `namespace` (the ExternalSecret's). Errors name no token or key.
+    pub async fn codeartifact_authorization_token(
+        &self,
+        spec: &BTreeMap<String, serde_json::Value>,
+        namespace: &str,
+        env: ProviderEnv,
+    ) -> Result<SecretMap, ProviderError> {
+        let endpoints = config::Endpoints::resolve(self.endpoint.as_deref());
+        codeartifact::generate(spec, namespace, &env, &endpoints).await
     }
 }
 

@@ -2,5 +2,6 @@
 //! published REST reference (each module says so in its first line).
 
 pub mod azure;
+pub mod codeartifact;
 pub mod ecr_public;
 pub mod gcp;

@@ -180,7 +180,7 @@ pod that would not start or do what the value says. Included once, from validate
 {{/* The generators.external-secrets.io kinds (plural) the controller reads, as JSON: upstream's
 namespaced generators, and ClusterGenerators unless that reconciler is off. */}}
 {{- define "external-secrets.generators" -}}
-{{- $out := list "acraccesstokens" "beyondtrustworkloadcredentialsdynamicsecrets" "cloudsmithaccesstokens" "ecrauthorizationtokens" "fakes" "gcraccesstokens" "githubaccesstokens" "gitlabdeploytokens" "grafanas" "mfas" "passwords" "quayaccesstokens" "sshkeys" "stssessiontokens" "uuids" "vaultdynamicsecrets" "webhooks" -}}
+{{- $out := list "acraccesstokens" "beyondtrustworkloadcredentialsdynamicsecrets" "cloudsmithaccesstokens" "codeartifactauthorizationtokens" "ecrauthorizationtokens" "fakes" "gcraccesstokens" "githubaccesstokens" "gitlabdeploytokens" "grafanas" "mfas" "passwords" "quayaccesstokens" "sshkeys" "stsassumeroletokens" "stssessiontokens" "uuids" "vaultdynamicsecrets" "webhooks" -}}
 {{- if get (include "external-secrets.reconcilers" . | fromYaml) "cluster-generator" -}}
 {{- $out = append $out "clustergenerators" -}}
 {{- end -}}
