@@ -12,7 +12,7 @@ use super::common::{CaProvider, SecretKeySelector, ServiceAccountSelector};
 use crate::crd::schema::{DNS_LABEL, DNS_SUBDOMAIN, SECRET_KEY, preserve_unknown_fields};
 
 /// Provider blocks upstream defines that Strongroom keeps as written (no schema below the name).
-pub const UNMODELLED_PROVIDERS: [&str; 37] = [
+pub const UNMODELLED_PROVIDERS: [&str; 38] = [
     "akeyless",
     "barbican",
     "beyondtrust",
@@ -50,6 +50,7 @@ pub const UNMODELLED_PROVIDERS: [&str; 37] = [
     "yandexlockbox",
     "alibaba",
     "openBao",
+    "crd",
 ];
 
 /// Provider blocks Strongroom models.
