@@ -5,7 +5,8 @@
 //! - [`owned_metadata_cache`]: a metadata-only cache of owned objects (a controller that writes
 //!   Secrets never needs their data from the watch);
 //! - [`slim`]: drops `managedFields` and kubectl's last-applied copy from cached objects;
-//! - [`scoped_api`]: one namespace or the whole cluster.
+//! - [`scoped_api`]: one namespace or the whole cluster;
+//! - [`backed_off_watch`]: a plain watch that waits after errors.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -33,6 +34,19 @@ where
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
     }
+}
+
+/// A watch of `api` that waits after each error (0.8 s, doubling to 30 s), as every watch a
+/// controller runs must: without the wait a missing CRD or a forbidden list is re-listed in a
+/// tight loop (thousands of lists a second, errors queued without bound).
+pub fn backed_off_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    watcher(api, config).default_backoff()
 }
 
 /// Drops what no reconcile reads from a cached object: `managedFields` and kubectl's
@@ -175,7 +189,7 @@ where
     let (reader, writer) = reflector::store();
     let stream = reflector(
         writer,
-        report_synced(watcher(api, config).default_backoff(), synced).modify(slim),
+        report_synced(backed_off_watch(api, config), synced).modify(slim),
     )
     .touched_objects();
     (reader, stream)

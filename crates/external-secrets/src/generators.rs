@@ -373,15 +373,9 @@ async fn vault_dynamic_secret(
     )
     .await
     .map_err(|e| format!("{what}: {e}"))?;
-    *state = generated.state.map(|s| GeneratedState {
-        resource: serde_json::json!({
-            "apiVersion": "generators.external-secrets.io/v1alpha1",
-            "kind": "VaultDynamicSecret",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": spec,
-        }),
-        state: s,
-    });
+    *state = generated
+        .state
+        .map(|s| GeneratedState::new("VaultDynamicSecret", name, namespace, &spec, s));
     Ok(generated.data)
 }
 
@@ -397,15 +391,13 @@ async fn grafana_token(
     let (data, token_state) = grafana::generate(&stores.provider_env(), namespace, spec)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
-    *state = Some(GeneratedState {
-        resource: serde_json::json!({
-            "apiVersion": "generators.external-secrets.io/v1alpha1",
-            "kind": "Grafana",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": spec,
-        }),
-        state: token_state,
-    });
+    *state = Some(GeneratedState::new(
+        "Grafana",
+        name,
+        namespace,
+        spec,
+        token_state,
+    ));
     Ok(data)
 }
 
@@ -422,15 +414,13 @@ async fn gitlab_deploy_token(
     let (data, token_state) = Box::pin(gitlab::generate(&env, namespace, spec))
         .await
         .map_err(|e| format!("{what}: {e}"))?;
-    *state = Some(GeneratedState {
-        resource: serde_json::json!({
-            "apiVersion": "generators.external-secrets.io/v1alpha1",
-            "kind": "GitlabDeployToken",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": spec,
-        }),
-        state: token_state,
-    });
+    *state = Some(GeneratedState::new(
+        "GitlabDeployToken",
+        name,
+        namespace,
+        spec,
+        token_state,
+    ));
     Ok(data)
 }
 
@@ -442,6 +432,27 @@ pub struct GeneratedState {
     pub resource: serde_json::Value,
     /// The generator's state.
     pub state: serde_json::Value,
+}
+
+impl GeneratedState {
+    /// The state a generator of `kind` named `name` in `namespace` left, with its spec.
+    fn new(
+        kind: &str,
+        name: &str,
+        namespace: &str,
+        spec: &impl serde::Serialize,
+        state: serde_json::Value,
+    ) -> Self {
+        GeneratedState {
+            resource: serde_json::json!({
+                "apiVersion": "generators.external-secrets.io/v1alpha1",
+                "kind": kind,
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": spec,
+            }),
+            state,
+        }
+    }
 }
 
 /// A recorded VaultDynamicSecret generation: how to name it in messages, and its spec.

@@ -13,6 +13,7 @@ use kube::discovery::Scope;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use strongroom_controller_kit::shutdown::CancellationToken;
+use strongroom_controller_kit::watch::backed_off_watch;
 use strongroom_core::crd::external_secrets::{MANAGED_LABEL, ManifestReference};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -116,9 +117,7 @@ impl GenericTargets {
         let stop = stop.clone();
         tokio::spawn(async move {
             tracing::info!(kind = %key, "watching generic targets");
-            let stream = watcher::watcher(api, config)
-                .default_backoff()
-                .touched_objects();
+            let stream = backed_off_watch(api, config).touched_objects();
             futures::pin_mut!(stream);
             let mut failing = false;
             loop {

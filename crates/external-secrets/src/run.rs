@@ -11,14 +11,16 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::reflector;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher::watcher;
+
 use kube::runtime::{WatchStreamExt, watcher as watcher_mod};
 use kube::{Client, ResourceExt};
 use strongroom_controller_kit::lanes::Lanes;
 use strongroom_controller_kit::readiness::Readiness;
 use strongroom_controller_kit::reconcile::ErrorPolicy;
 use strongroom_controller_kit::shutdown::CancellationToken;
-use strongroom_controller_kit::watch::{guarded_watch, report_synced, scoped_api, slim};
+use strongroom_controller_kit::watch::{
+    backed_off_watch, guarded_watch, report_synced, scoped_api, slim,
+};
 use strongroom_controller_kit::workqueue::{LaneGate, WorkQueueMetrics};
 use strongroom_core::crd::external_secrets::{
     ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore, ExternalSecret, MANAGED_LABEL,
@@ -257,11 +259,10 @@ pub async fn run_controllers(
     let ss_stream = reflector(
         ss_writer,
         report_synced(
-            watcher(
+            backed_off_watch(
                 scoped_api::<SecretStore>(client.clone(), ns),
                 watcher_mod::Config::default(),
-            )
-            .default_backoff(),
+            ),
             readiness.component(&format!("secretstores in {scope}")),
         )
         .modify(slim),
@@ -271,11 +272,10 @@ pub async fn run_controllers(
     let css_stream = reflector(
         css_writer,
         report_synced(
-            watcher(
+            backed_off_watch(
                 Api::<ClusterSecretStore>::all(client.clone()),
                 watcher_mod::Config::default(),
-            )
-            .default_backoff(),
+            ),
             readiness.component("clustersecretstores"),
         )
         .modify(slim),
@@ -299,11 +299,10 @@ pub async fn run_controllers(
             Some(writer) => {
                 let events = reflector(
                     writer,
-                    watcher(
+                    backed_off_watch(
                         scoped_api::<PushSecret>(client.clone(), ns),
                         watcher_mod::Config::default(),
-                    )
-                    .default_backoff(),
+                    ),
                 )
                 .inspect(forget_deleted(ctx.metrics.clone(), Kind::PushSecret));
                 let (for_push, for_stores) = fan_out(events);
@@ -392,11 +391,10 @@ pub async fn run_controllers(
 
     // managed Secrets, metadata only: an edited or deleted target is repaired at once
     let secret_stream = report_synced(
-        watcher(
+        backed_off_watch(
             scoped_api::<PartialObjectMeta<Secret>>(client.clone(), ns),
             watcher_mod::Config::default().labels(&format!("{MANAGED_LABEL}=true")),
-        )
-        .default_backoff(),
+        ),
         readiness.component(&format!("managed secrets in {scope}")),
     )
     .touched_objects();
@@ -636,11 +634,10 @@ async fn fan_out_controller<P: crate::fanout::Parent>(
     let (reader, writer) = reflector::store();
     let parents = reflector(
         writer,
-        watcher(
+        backed_off_watch(
             Api::<P>::all(client.clone()),
             watcher_mod::Config::default(),
-        )
-        .default_backoff(),
+        ),
     )
     .inspect(forget_deleted(ctx.metrics.clone(), P::METRICS))
     .applied_objects();
@@ -687,11 +684,10 @@ async fn push_secrets(
     let client = ctx.client.clone();
     let pushes = events.applied_objects();
     let controller = Controller::for_stream(queue.triggers(pushes), reader.clone());
-    let secrets = watcher(
+    let secrets = backed_off_watch(
         scoped_api::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
         watcher_mod::Config::default(),
     )
-    .default_backoff()
     .touched_objects();
     let controller = controller
         .with_config(config)
@@ -741,11 +737,10 @@ async fn generator_states(
     let (reader, writer) = reflector::store();
     let states = reflector(
         writer,
-        watcher(
+        backed_off_watch(
             scoped_api::<GeneratorState>(ctx.client.clone(), namespace.as_deref()),
             watcher_mod::Config::default(),
-        )
-        .default_backoff(),
+        ),
     )
     .applied_objects();
     let controller = Controller::for_stream(queue.triggers(states), reader)

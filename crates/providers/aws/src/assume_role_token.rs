@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::Value;
-use strongroom_provider_api::{ProviderEnv, ProviderError, SecretBytes, SecretMap};
+use strongroom_provider_api::{ProviderEnv, ProviderError, SecretMap};
 
 use crate::config::Endpoints;
 use crate::error::from_sdk;
@@ -94,24 +94,7 @@ pub(crate) async fn generate(
     let c = out.credentials().ok_or_else(|| {
         ProviderError::Malformed("AssumeRole answered without credentials".into())
     })?;
-    Ok(SecretMap::from([
-        (
-            "access_key_id".to_string(),
-            SecretBytes::from(c.access_key_id()),
-        ),
-        (
-            "secret_access_key".to_string(),
-            SecretBytes::from(c.secret_access_key()),
-        ),
-        (
-            "session_token".to_string(),
-            SecretBytes::from(c.session_token()),
-        ),
-        (
-            "expiration".to_string(),
-            SecretBytes::from(c.expiration().secs().to_string().as_str()),
-        ),
-    ]))
+    Ok(crate::session_token::credentials_map(c))
 }
 
 #[cfg(test)]

@@ -71,7 +71,13 @@ pub(crate) async fn generate(
     let c = out.credentials().ok_or_else(|| {
         ProviderError::Malformed("GetSessionToken answered without credentials".into())
     })?;
-    Ok(SecretMap::from([
+    Ok(credentials_map(c))
+}
+
+/// The keys both STS generators write (upstream's): the temporary credentials and their
+/// expiry in Unix seconds.
+pub(crate) fn credentials_map(c: &aws_sdk_sts::types::Credentials) -> SecretMap {
+    SecretMap::from([
         (
             "access_key_id".to_string(),
             SecretBytes::from(c.access_key_id()),
@@ -88,5 +94,5 @@ pub(crate) async fn generate(
             "expiration".to_string(),
             SecretBytes::from(c.expiration().secs().to_string().as_str()),
         ),
-    ]))
+    ])
 }
