@@ -14,11 +14,11 @@ use kube::api::{
     Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams, PropagationPolicy,
 };
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use serde_json::json;
 use strongroom_controller_kit::readiness::{Component, Readiness};
 use strongroom_controller_kit::shutdown::{CancellationToken, unless_cancelled};
-use strongroom_controller_kit::watch::scoped_api;
+use strongroom_controller_kit::watch::{backed_off_watch, scoped_api};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -348,15 +348,13 @@ impl Engine {
                 let config = config
                     .fields("type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token");
                 let api: Api<Secret> = scoped_api(self.client.clone(), scope.as_deref());
-                watcher(api, config)
-                    .default_backoff()
+                backed_off_watch(api, config)
                     .map(|e| e.map(|e| map_event(e, |s| (s.metadata.clone(), secret_data(&s)))))
                     .boxed()
             }
             SourceKind::ConfigMap => {
                 let api: Api<ConfigMap> = scoped_api(self.client.clone(), scope.as_deref());
-                watcher(api, config)
-                    .default_backoff()
+                backed_off_watch(api, config)
                     .map(|e| e.map(|e| map_event(e, |c| (c.metadata.clone(), config_map_data(&c)))))
                     .boxed()
             }
@@ -440,9 +438,7 @@ impl Engine {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let mut events = watcher(classes, watcher::Config::default())
-                .default_backoff()
-                .boxed();
+            let mut events = backed_off_watch(classes, watcher::Config::default()).boxed();
             while let Some(event) = events.next().await {
                 match event {
                     Ok(watcher::Event::InitApply(c) | watcher::Event::Apply(c)) => {
@@ -468,9 +464,7 @@ impl Engine {
             }
         });
         let mut synced = Some(synced);
-        let mut events = watcher(statuses, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut events = backed_off_watch(statuses, watcher::Config::default()).boxed();
         while let Some(event) = events.next().await {
             match event {
                 Ok(watcher::Event::InitApply(o)) => self.on_pod_status(&o, "add"),
@@ -557,9 +551,8 @@ impl Engine {
         synced: tokio::sync::oneshot::Sender<()>,
     ) {
         let api: Api<kube::core::PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
-        let mut events = watcher(api, watcher::Config::default().labels(&selector))
-            .default_backoff()
-            .boxed();
+        let mut events =
+            backed_off_watch(api, watcher::Config::default().labels(&selector)).boxed();
         let mut synced = Some(synced);
         let mut listing: HashSet<String> = HashSet::new();
         while let Some(event) = events.next().await {
@@ -787,9 +780,7 @@ impl Engine {
         };
         let mut synced = Some(synced);
         let mut seen: HashSet<WorkloadKey> = HashSet::new();
-        let mut events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut events = backed_off_watch(api, watcher::Config::default()).boxed();
         while let Some(event) = events.next().await {
             match event {
                 Ok(watcher::Event::Init) => seen.clear(),

@@ -8,8 +8,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams};
 use kube::core::PartialObjectMeta;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
+use strongroom_controller_kit::watch::backed_off_watch;
 use strongroom_core::crd::sealed_secret::SealedSecret;
 
 use crate::ownership::{Ownership, ownership};
@@ -21,9 +22,7 @@ pub async fn delete_with_sealed_secrets(client: Client, namespace: Option<String
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let mut events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut events = backed_off_watch(api, watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         if let Ok(watcher::Event::Delete(gone)) = event {
             delete_secret_of(&client, &gone).await;
