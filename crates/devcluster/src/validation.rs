@@ -91,6 +91,9 @@ pub fn check_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
 /// Per-kind normalisation and immutability rules, given the stored object (on update).
 pub fn normalize(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) -> Result<(), ApiError> {
     check_metadata(rt, obj)?;
+    if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
+        crate::schema::check_crd_rules(rt, obj)?;
+    }
     if rt.group.is_empty() && matches!(rt.plural.as_str(), "secrets" | "configmaps") {
         if rt.plural == "secrets" {
             fold_string_data(obj)?;

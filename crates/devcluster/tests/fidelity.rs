@@ -3418,6 +3418,100 @@ async fn crd_rules_use_the_kubernetes_cel_libraries() {
         .await;
 }
 
+/// A CRD whose rule or message expression does not compile is refused when it is written (422,
+/// one cause per broken rule, at the rule's path in the schema); nothing is installed.
+#[tokio::test]
+async fn a_crd_with_a_rule_that_does_not_compile_is_refused() {
+    let (_t, client) = start().await;
+    let crd = |rules: serde_json::Value| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "brokens.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "brokens", "singular": "broken", "kind": "Broken", "listKind": "BrokenList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object",
+                            "properties": {"items": {"type": "array", "items": {"type": "string",
+                                "x-kubernetes-validations": [{"rule": "self.size() > 0"}]}}},
+                            "x-kubernetes-validations": rules}
+                    }}}
+                }]
+            }
+        })
+    };
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        path,
+        "application/json",
+        Some(crd(json!([
+            {"rule": "self.items.all(i, i != ", "message": "broken"},
+            {"rule": "true", "messageExpression": "'a' +"},
+            {"rule": "has(self.items)"},
+        ]))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    let got = causes(&status);
+    let at = "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations";
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0].1, format!("{at}[0].rule"));
+    assert!(
+        got[0].2.starts_with(r#"Invalid value: apiextensions.ValidationRule{Rule:"self.items.all(i, i != ", Message:"broken""#)
+            && got[0].2.contains(": compilation failed: "),
+        "{got:#?}"
+    );
+    assert_eq!(got[1].1, format!("{at}[1].messageExpression"));
+    assert!(
+        got[1]
+            .2
+            .contains(": messageExpression compilation failed: "),
+        "{got:#?}"
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"CustomResourceDefinition.apiextensions.k8s.io "brokens.fidelity.strongroom.dev" is invalid: ["#),
+        "{status}"
+    );
+    let (code, _, _) = raw(
+        &client,
+        "GET",
+        &format!("{path}/brokens.fidelity.strongroom.dev"),
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(code, 404, "nothing installed");
+    // the same CRD with rules that compile is accepted
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        path,
+        "application/json",
+        Some(crd(
+            json!([{"rule": "has(self.items)", "messageExpression": "'no items'"}]),
+        )),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    let _ = raw(
+        &client,
+        "DELETE",
+        &format!("{path}/brokens.fidelity.strongroom.dev"),
+        "application/json",
+        None,
+    )
+    .await;
+}
+
 /// `cel.bind(name, value, expr)` (cel-go's bindings library, in the real server's base CEL
 /// environment) binds `name` for `expr`; rules using it pass and fail with their message.
 #[tokio::test]

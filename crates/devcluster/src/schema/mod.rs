@@ -201,6 +201,84 @@ pub fn invalid(rt: &ResourceType, name: &str, causes: &[Cause]) -> ApiError {
     }
 }
 
+/// A CustomResourceDefinition whose `x-kubernetes-validations` rules (or message expressions)
+/// do not compile is refused when it is written, as the real server refuses it, with one cause
+/// per rule: `spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule`.
+pub fn check_crd_rules(rt: &ResourceType, crd: &Value) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
+    for (i, version) in versions.into_iter().flatten().enumerate() {
+        if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
+            let path = Path::default()
+                .child(Step::Field("spec".into()))
+                .child(Step::Field("versions".into()))
+                .child(Step::Index(i))
+                .child(Step::Field("schema".into()))
+                .child(Step::Field("openAPIV3Schema".into()));
+            rule_compile_errors(schema, &path, &mut causes);
+        }
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Err(invalid(rt, name, &causes))
+}
+
+/// Collects a cause for each rule under `schema` that does not compile.
+fn rule_compile_errors(schema: &Value, path: &Path, causes: &mut Vec<Cause>) {
+    let rules = schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array);
+    for (i, rule) in rules.into_iter().flatten().enumerate() {
+        let at = path
+            .child(Step::Field("x-kubernetes-validations".into()))
+            .child(Step::Index(i));
+        let text = |k: &str| rule.get(k).and_then(Value::as_str).unwrap_or_default();
+        // the real server prints the rule as Go's %#v of its struct
+        let shown = format!(
+            "apiextensions.ValidationRule{{Rule:{:?}, Message:{:?}, MessageExpression:{:?}, Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:{:?}, OptionalOldSelf:(*bool)(nil)}}",
+            text("rule"),
+            text("message"),
+            text("messageExpression"),
+            text("fieldPath"),
+        );
+        let mut check = |field: &str, prefix: &str| {
+            let source = text(field);
+            if source.is_empty() {
+                return;
+            }
+            if let Some(error) = cel::compile_error(source) {
+                causes.push(Cause {
+                    reason: "FieldValueInvalid",
+                    field: at.child(Step::Field(field.into())),
+                    message: format!("Invalid value: {shown}: {prefix}{error}"),
+                });
+            }
+        };
+        check("rule", "");
+        check("messageExpression", "messageExpression ");
+    }
+    let child = |step: Step| path.child(step);
+    for (k, sub) in schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let p = child(Step::Field("properties".into())).child(Step::Key(k.clone()));
+        rule_compile_errors(sub, &p, causes);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = schema.get(key).filter(|v| v.is_object()) {
+            rule_compile_errors(sub, &child(Step::Field(key.into())), causes);
+        }
+    }
+}
+
 /// The strict decoding error the real server answers with.
 fn strict_error(rt: &ResourceType, problems: &[String]) -> ApiError {
     let body = if problems.len() == 1 {

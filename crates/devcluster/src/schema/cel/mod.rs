@@ -79,6 +79,15 @@ enum OldSelf {
     Optional(Option<cel::Value>),
 }
 
+/// Why `source` does not compile, as the real server reports it when the CRD is written
+/// (`compilation failed: ...`); `None` when it compiles.
+pub fn compile_error(source: &str) -> Option<String> {
+    env::shared()
+        .compile(source)
+        .err()
+        .map(|e| format!("compilation failed: {e}"))
+}
+
 /// Runs `source` with `self` (and `oldSelf`) bound. Errors read as cel-go's: a library
 /// function's failure is its message alone.
 fn run(source: &str, this: &cel::Value, old: &OldSelf) -> Result<cel::Value, String> {
