@@ -3512,6 +3512,99 @@ async fn a_crd_with_a_rule_that_does_not_compile_is_refused() {
     .await;
 }
 
+/// cel-go type-checks each rule against the schema when the CRD is written: a rule selecting a
+/// field its schema does not declare (a typo) is refused with `undefined field`, with cel-go's
+/// position and caret; maps, preserved unknown fields and the object's own `metadata` pass.
+#[tokio::test]
+async fn a_crd_rule_selecting_an_undeclared_field_is_refused() {
+    let (_t, client) = start().await;
+    let crd = |spec_rules: serde_json::Value, root_rules: serde_json::Value| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "typos.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "typos", "singular": "typo", "kind": "Typo", "listKind": "TypoList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                        "x-kubernetes-validations": root_rules,
+                        "properties": {
+                        "spec": {"type": "object",
+                            "properties": {
+                                "replicas": {"type": "integer"},
+                                "ports": {"type": "array", "items": {"type": "object",
+                                    "properties": {"port": {"type": "integer"}}}},
+                                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                            "x-kubernetes-validations": spec_rules}
+                    }}}
+                }]
+            }
+        })
+    };
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        path,
+        "application/json",
+        Some(crd(
+            json!([
+                {"rule": "self.replicsa >= 0"},
+                {"rule": "self.ports.all(p, p.prot > 0)"},
+                {"rule": "self.labels.team != '' && self.extra.any.depth == 1 && self.replicas >= 0"},
+            ]),
+            json!([{"rule": "self.metadata.name.size() < 20 && has(self.spce)"}]),
+        )),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    let got = causes(&status);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    let at = "spec.versions[0].schema.openAPIV3Schema";
+    assert_eq!(got[0].1, format!("{at}.x-kubernetes-validations[0].rule"));
+    assert!(
+        got[0].2.ends_with(
+            "compilation failed: ERROR: <input>:1:38: undefined field 'spce'\n | self.metadata.name.size() < 20 && has(self.spce)\n | .....................................^"
+        ),
+        "{got:#?}"
+    );
+    let spec_at = format!("{at}.properties[spec].x-kubernetes-validations");
+    assert_eq!(got[1].1, format!("{spec_at}[0].rule"));
+    assert!(
+        got[1].2.ends_with(
+            "compilation failed: ERROR: <input>:1:5: undefined field 'replicsa'\n | self.replicsa >= 0\n | ....^"
+        ),
+        "{got:#?}"
+    );
+    assert_eq!(got[2].1, format!("{spec_at}[1].rule"));
+    assert!(got[2].2.contains("undefined field 'prot'"), "{got:#?}");
+    // corrected, the CRD is accepted
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        path,
+        "application/json",
+        Some(crd(
+            json!([{"rule": "self.ports.all(p, p.port > 0) && self.labels.team != ''"}]),
+            json!([{"rule": "self.metadata.name.size() < 20 && has(self.spec)"}]),
+        )),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    let _ = raw(
+        &client,
+        "DELETE",
+        &format!("{path}/typos.fidelity.strongroom.dev"),
+        "application/json",
+        None,
+    )
+    .await;
+}
+
 /// `cel.bind(name, value, expr)` (cel-go's bindings library, in the real server's base CEL
 /// environment) binds `name` for `expr`; rules using it pass and fail with their message.
 #[tokio::test]

@@ -215,7 +215,7 @@ pub fn check_crd_rules(rt: &ResourceType, crd: &Value) -> Result<(), ApiError> {
                 .child(Step::Index(i))
                 .child(Step::Field("schema".into()))
                 .child(Step::Field("openAPIV3Schema".into()));
-            rule_compile_errors(schema, &path, &mut causes);
+            rule_compile_errors(schema, &path, true, &mut causes);
         }
     }
     if causes.is_empty() {
@@ -228,8 +228,9 @@ pub fn check_crd_rules(rt: &ResourceType, crd: &Value) -> Result<(), ApiError> {
     Err(invalid(rt, name, &causes))
 }
 
-/// Collects a cause for each rule under `schema` that does not compile.
-fn rule_compile_errors(schema: &Value, path: &Path, causes: &mut Vec<Cause>) {
+/// Collects a cause for each rule under `schema` that does not compile (`root`: `schema` is
+/// the top of the CRD's schema).
+fn rule_compile_errors(schema: &Value, path: &Path, root: bool, causes: &mut Vec<Cause>) {
     let rules = schema
         .get("x-kubernetes-validations")
         .and_then(Value::as_array);
@@ -251,7 +252,8 @@ fn rule_compile_errors(schema: &Value, path: &Path, causes: &mut Vec<Cause>) {
             if source.is_empty() {
                 return;
             }
-            if let Some(error) = cel::compile_error(source) {
+            let optional_old_self = rule.get("optionalOldSelf") == Some(&Value::Bool(true));
+            if let Some(error) = cel::compile_error(source, schema, root, optional_old_self) {
                 causes.push(Cause {
                     reason: "FieldValueInvalid",
                     field: at.child(Step::Field(field.into())),
@@ -270,11 +272,11 @@ fn rule_compile_errors(schema: &Value, path: &Path, causes: &mut Vec<Cause>) {
         .flatten()
     {
         let p = child(Step::Field("properties".into())).child(Step::Key(k.clone()));
-        rule_compile_errors(sub, &p, causes);
+        rule_compile_errors(sub, &p, false, causes);
     }
     for key in ["items", "additionalProperties"] {
         if let Some(sub) = schema.get(key).filter(|v| v.is_object()) {
-            rule_compile_errors(sub, &child(Step::Field(key.into())), causes);
+            rule_compile_errors(sub, &child(Step::Field(key.into())), false, causes);
         }
     }
 }

@@ -39,6 +39,7 @@ macro_rules! opaque_val {
 }
 
 mod bind;
+mod check;
 mod env;
 mod format;
 mod ip;
@@ -80,12 +81,20 @@ enum OldSelf {
 }
 
 /// Why `source` does not compile, as the real server reports it when the CRD is written
-/// (`compilation failed: ...`); `None` when it compiles.
-pub fn compile_error(source: &str) -> Option<String> {
-    env::shared()
-        .compile(source)
-        .err()
-        .map(|e| format!("compilation failed: {e}"))
+/// (`compilation failed: ...`); `None` when it compiles. `schema` is the schema the rule sits
+/// on (`root` when that is the top of the CRD's schema): a rule selecting a field it does not
+/// declare fails too, as cel-go's type check fails it ([`check`]).
+pub fn compile_error(
+    source: &str,
+    schema: &Value,
+    root: bool,
+    optional_old_self: bool,
+) -> Option<String> {
+    let error = match env::shared().compile(source) {
+        Err(e) => e.to_string(),
+        Ok(_) => check::undefined_fields(source, schema, root, optional_old_self)?,
+    };
+    Some(format!("compilation failed: {error}"))
 }
 
 /// Runs `source` with `self` (and `oldSelf`) bound. Errors read as cel-go's: a library

@@ -1,0 +1,313 @@
+//! The part of cel-go's type check the real server runs when a CRD is written that catches the
+//! commonest mistake: selecting a field the schema does not declare (`self.replicsa`, or
+//! `has(self.spec.foo)`), refused with `undefined field 'replicsa'`. Only what the schema
+//! settles is checked: an object with `properties` (and neither `additionalProperties` nor
+//! preserved unknown fields) declares exactly its fields; anything else, and every value whose
+//! type the check cannot follow (function results, literals), is `dyn` and passes, so a rule
+//! the real server accepts is never refused here.
+
+use cel::common::ast::{Expr, IdedExpr, SourceInfo};
+use serde_json::Value;
+
+/// A sub-expression's schema when the check knows it; `None` is `dyn`.
+type Known<'s> = Option<&'s Value>;
+
+/// The undefined-field errors of `source`, a rule on a value of `schema`, as cel-go prints
+/// them (`ERROR: <input>:1:5: undefined field 'foo'` with the source line and a caret), one
+/// per line in source order; `None` when there is none or the rule does not parse (the
+/// parse error is reported instead).
+/// `root` is set for a rule at the top of the schema, where `apiVersion`, `kind` and
+/// `metadata` exist whether the schema declares them or not.
+pub(super) fn undefined_fields(
+    source: &str,
+    schema: &Value,
+    root: bool,
+    optional_old_self: bool,
+) -> Option<String> {
+    let (expr, info) = super::env::shared()
+        .parser()
+        .parse_with_source_info(source)
+        .ok()?;
+    let mut checker = Checker {
+        scope: vec![
+            ("self".to_string(), Some(schema)),
+            (
+                "oldSelf".to_string(),
+                (!optional_old_self).then_some(schema),
+            ),
+        ],
+        found: Vec::new(),
+        root: root.then_some(schema),
+    };
+    checker.visit(&expr);
+    if checker.found.is_empty() {
+        return None;
+    }
+    let mut found: Vec<(usize, String)> = checker
+        .found
+        .into_iter()
+        .map(|(id, field)| {
+            let start = info.offset_for(id).map_or(0, |(s, _)| s as usize);
+            (start, field)
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    let lines: Vec<String> = found
+        .iter()
+        .map(|(start, field)| display(&info, *start, &format!("undefined field '{field}'")))
+        .collect();
+    Some(lines.join("\n"))
+}
+
+struct Checker<'s> {
+    /// Variables in scope, innermost last.
+    scope: Vec<(String, Known<'s>)>,
+    /// Expression id and field name of each undefined field selected.
+    found: Vec<(u64, String)>,
+    /// The schema of the object itself, for a rule at the top of the schema.
+    root: Option<&'s Value>,
+}
+
+impl<'s> Checker<'s> {
+    /// Checks `e` and returns its schema where known.
+    fn visit(&mut self, e: &IdedExpr) -> Known<'s> {
+        match &e.expr {
+            Expr::Ident(name) => self
+                .scope
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, k)| *k),
+            Expr::Select(select) => {
+                let operand = self.visit(&select.operand)?;
+                match field_of(operand, &select.field) {
+                    Field::Declared(schema) => Some(schema),
+                    Field::Undeclared
+                        if self.root.is_some_and(|r| std::ptr::eq(r, operand))
+                            && ["apiVersion", "kind", "metadata"]
+                                .contains(&select.field.as_str()) =>
+                    {
+                        None
+                    }
+                    Field::Undeclared => {
+                        self.found.push((e.id, select.field.clone()));
+                        None
+                    }
+                    Field::Unknown => None,
+                }
+            }
+            Expr::Call(call) => {
+                let target = call.target.as_deref().map(|t| self.visit(t));
+                let args: Vec<Known<'s>> = call.args.iter().map(|a| self.visit(a)).collect();
+                match (call.func_name.as_str(), target, args.as_slice()) {
+                    ("_[_]", None, [Some(container), _]) => element_of(container),
+                    _ => None,
+                }
+            }
+            Expr::Comprehension(c) => {
+                let range = self.visit(&c.iter_range);
+                let init = self.visit(&c.accu_init);
+                let item = range.and_then(element_of);
+                let depth = self.scope.len();
+                self.scope.push((c.accu_var.clone(), init));
+                self.scope.push((c.iter_var.clone(), item));
+                if let Some(second) = &c.iter_var2 {
+                    self.scope.push((second.clone(), None));
+                }
+                self.visit(&c.loop_cond);
+                self.visit(&c.loop_step);
+                self.scope.truncate(depth + 1);
+                let result = self.visit(&c.result);
+                self.scope.truncate(depth);
+                result
+            }
+            Expr::List(list) => {
+                for item in &list.elements {
+                    self.visit(item);
+                }
+                None
+            }
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let cel::common::ast::EntryExpr::MapEntry(m) = &entry.expr {
+                        self.visit(&m.key);
+                        self.visit(&m.value);
+                    }
+                }
+                None
+            }
+            Expr::Struct(s) => {
+                for entry in &s.entries {
+                    if let cel::common::ast::EntryExpr::StructField(f) = &entry.expr {
+                        self.visit(&f.value);
+                    }
+                }
+                None
+            }
+            Expr::Literal(_) | Expr::Unspecified => None,
+        }
+    }
+}
+
+/// What selecting `field` of a value of `schema` gives.
+enum Field<'s> {
+    Declared(&'s Value),
+    Undeclared,
+    Unknown,
+}
+
+fn field_of<'s>(schema: &'s Value, field: &str) -> Field<'s> {
+    let open = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+        || schema.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true))
+        || schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
+    if open || schema.get("type").and_then(Value::as_str) != Some("object") {
+        return Field::Unknown;
+    }
+    if let Some(values) = schema.get("additionalProperties") {
+        return match values {
+            Value::Object(_) => Field::Declared(values),
+            _ => Field::Unknown,
+        };
+    }
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return Field::Unknown;
+    };
+    if let Some(declared) = properties.get(field) {
+        return Field::Declared(declared);
+    }
+    // escaped property names (`foo__dash__bar`) and reserved words are left to the server's
+    // own rules, which this check does not model
+    if field.contains("__") {
+        return Field::Unknown;
+    }
+    Field::Undeclared
+}
+
+/// The schema of an element of a list, or of a value of a map, of `schema`.
+fn element_of(schema: &Value) -> Known<'_> {
+    match schema.get("type").and_then(Value::as_str) {
+        Some("array") => schema.get("items").filter(|i| i.is_object()),
+        Some("object") => schema
+            .get("additionalProperties")
+            .filter(|v| v.is_object() && schema.get("properties").is_none()),
+        _ => None,
+    }
+}
+
+/// cel-go's display of an error at byte offset `start`: 1-based line and column (in
+/// characters), the source line, and a caret under the column.
+fn display(info: &SourceInfo, start: usize, message: &str) -> String {
+    let source = info.source.as_str();
+    let start = start.min(source.len());
+    let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = source[..line_start].matches('\n').count() + 1;
+    let line = source[line_start..].split('\n').next().unwrap_or_default();
+    let column = source[line_start..start].chars().count();
+    let snippet = line.replace('\t', " ");
+    let mut caret: String = snippet
+        .chars()
+        .take(column)
+        .map(|c| if c.len_utf8() > 1 { '\u{ff0e}' } else { '.' })
+        .collect();
+    caret.push(match snippet.chars().nth(column) {
+        Some(c) if c.len_utf8() > 1 => '\u{ff3e}',
+        _ => '^',
+    });
+    format!(
+        "ERROR: <input>:{line_no}:{}: {message}\n | {snippet}\n | {caret}",
+        column + 1
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {
+            "replicas": {"type": "integer"},
+            "name": {"type": "string"},
+            "items": {"type": "array", "items": {"type": "object", "properties": {
+                "key": {"type": "string"}}}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "dash-name": {"type": "string"},
+        }})
+    }
+
+    fn check(rule: &str) -> Option<String> {
+        undefined_fields(rule, &schema(), false, false)
+    }
+
+    #[test]
+    fn declared_fields_pass() {
+        for rule in [
+            "self.replicas >= 0",
+            "has(self.name) && self.name != ''",
+            "self.items.all(i, i.key != '')",
+            "self.items[0].key == 'a'",
+            "self.labels.foo == 'x'",
+            "self.labels['any'] == 'x'",
+            "self.free.anything.deeper == 1",
+            "self.dash__dash__name == ''",
+            "cel.bind(r, self.replicas, r > 1)",
+            "self.replicas >= oldSelf.replicas",
+            "self.name.size() > 1",
+            "[1, 2].exists(x, x == 2)",
+            "self.?name.orValue('') == ''",
+        ] {
+            assert_eq!(check(rule), None, "{rule}");
+        }
+    }
+
+    #[test]
+    fn an_undeclared_field_is_an_error_as_cel_go_prints_it() {
+        assert_eq!(
+            check("self.replicsa >= 0").as_deref(),
+            Some("ERROR: <input>:1:5: undefined field 'replicsa'\n | self.replicsa >= 0\n | ....^")
+        );
+        let both = check("self.items.all(i, i.kee != '') && has(self.nme)").unwrap_or_default();
+        let lines: Vec<&str> = both.lines().collect();
+        assert_eq!(lines.len(), 6, "{both}");
+        assert!(lines[0].contains("undefined field 'kee'"), "{both}");
+        assert!(lines[3].contains("undefined field 'nme'"), "{both}");
+        assert!(
+            check("oldSelf.replicsa == self.replicas").is_some(),
+            "oldSelf has the same type"
+        );
+        assert!(
+            undefined_fields("oldSelf.nope == 1", &schema(), false, true).is_none(),
+            "an optional oldSelf is not followed"
+        );
+        assert!(
+            check("cel.bind(x, self, x.nope == 1)").is_some(),
+            "a bound name has its value's type"
+        );
+    }
+
+    #[test]
+    fn the_caret_counts_characters_on_the_right_line() {
+        let out = check("'é' == self.name &&\n  self.nope == ''").unwrap_or_default();
+        assert_eq!(
+            out,
+            "ERROR: <input>:2:7: undefined field 'nope'\n |   self.nope == ''\n | ......^"
+        );
+    }
+
+    #[test]
+    fn the_object_always_has_its_type_and_object_metadata() {
+        let rule = "self.metadata.name != '' && self.kind != '' && self.nope == 1";
+        let at_root = undefined_fields(rule, &schema(), true, false).unwrap_or_default();
+        assert_eq!(at_root.lines().count(), 3, "{at_root}");
+        assert!(at_root.contains("'nope'"), "{at_root}");
+        let nested = check(rule).unwrap_or_default();
+        assert_eq!(nested.lines().count(), 9, "{nested}");
+    }
+
+    #[test]
+    fn a_rule_that_does_not_parse_is_left_to_the_parser() {
+        assert_eq!(check("self.replicas >= "), None);
+    }
+}
