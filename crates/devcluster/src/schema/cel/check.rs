@@ -4,7 +4,8 @@
 //! settles is checked: an object with `properties` (and neither `additionalProperties` nor
 //! preserved unknown fields) declares exactly its fields; anything else, and every value whose
 //! type the check cannot follow (function results, literals), is `dyn` and passes, so a rule
-//! the real server accepts is never refused here.
+//! the real server accepts is never refused here. At the top of the schema the object's
+//! `metadata` holds only `name` and `generateName`, as the real server exposes it.
 
 use cel::common::ast::{Expr, IdedExpr, SourceInfo};
 use serde_json::Value;
@@ -81,12 +82,14 @@ impl<'s> Checker<'s> {
                 .and_then(|(_, k)| *k),
             Expr::Select(select) => {
                 let operand = self.visit(&select.operand)?;
+                let at_root = self.root.is_some_and(|r| std::ptr::eq(r, operand));
+                if at_root && select.field == "metadata" {
+                    return Some(root_metadata());
+                }
                 match field_of(operand, &select.field) {
                     Field::Declared(schema) => Some(schema),
                     Field::Undeclared
-                        if self.root.is_some_and(|r| std::ptr::eq(r, operand))
-                            && ["apiVersion", "kind", "metadata"]
-                                .contains(&select.field.as_str()) =>
+                        if at_root && ["apiVersion", "kind"].contains(&select.field.as_str()) =>
                     {
                         None
                     }
@@ -148,6 +151,18 @@ impl<'s> Checker<'s> {
             Expr::Literal(_) | Expr::Unspecified => None,
         }
     }
+}
+
+/// The object's own `metadata` as rules see it: only `name` and `generateName`, whatever the
+/// schema declares.
+fn root_metadata() -> &'static Value {
+    static METADATA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    METADATA.get_or_init(|| {
+        serde_json::json!({"type": "object", "properties": {
+            "name": {"type": "string"},
+            "generateName": {"type": "string"},
+        }})
+    })
 }
 
 /// What selecting `field` of a value of `schema` gives.
@@ -302,6 +317,12 @@ mod tests {
         let at_root = undefined_fields(rule, &schema(), true, false).unwrap_or_default();
         assert_eq!(at_root.lines().count(), 3, "{at_root}");
         assert!(at_root.contains("'nope'"), "{at_root}");
+        let labels = "self.metadata.generateName == '' && self.metadata.labels.a == 'b'";
+        let at_root = undefined_fields(labels, &schema(), true, false).unwrap_or_default();
+        assert!(
+            at_root.starts_with("ERROR: <input>:1:50: undefined field 'labels'"),
+            "only name and generateName: {at_root}"
+        );
         let nested = check(rule).unwrap_or_default();
         assert_eq!(nested.lines().count(), 9, "{nested}");
     }
