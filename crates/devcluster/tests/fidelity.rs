@@ -3535,6 +3535,7 @@ async fn a_crd_rule_selecting_an_undeclared_field_is_refused() {
                         "spec": {"type": "object",
                             "properties": {
                                 "replicas": {"type": "integer"},
+                                "max-replicas": {"type": "integer"},
                                 "ports": {"type": "array", "items": {"type": "object",
                                     "properties": {"port": {"type": "integer"}}}},
                                 "labels": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -3589,12 +3590,36 @@ async fn a_crd_rule_selecting_an_undeclared_field_is_refused() {
         path,
         "application/json",
         Some(crd(
-            json!([{"rule": "self.ports.all(p, p.port > 0) && self.labels.team != ''"}]),
+            json!([
+                {"rule": "self.ports.all(p, p.port > 0) && self.labels.team != ''"},
+                {"rule": "self.replicas <= self.max__dash__replicas", "message": "too many"},
+            ]),
             json!([{"rule": "self.metadata.name.size() < 20 && has(self.spec)"}]),
         )),
     )
     .await;
     assert_eq!(code, 201, "{obj}");
+    // a property whose name needs escaping is reached by its escaped name when rules run
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let typo = |replicas: i64| {
+        json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Typo",
+            "metadata": {"name": format!("t{replicas}")},
+            "spec": {"replicas": replicas, "max-replicas": 3, "ports": [{"port": 80}],
+                "labels": {"team": "a"}}})
+    };
+    let objects = "/apis/fidelity.strongroom.dev/v1/namespaces/default/typos";
+    let (code, obj, _) = raw(&client, "POST", objects, "application/json", Some(typo(2))).await;
+    assert_eq!(code, 201, "{obj}");
+    let (code, status, _) = raw(&client, "POST", objects, "application/json", Some(typo(5))).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status),
+        vec![(
+            "FieldValueInvalid".to_string(),
+            "spec".to_string(),
+            "Invalid value: \"object\": too many".to_string()
+        )]
+    );
     let _ = raw(
         &client,
         "DELETE",

@@ -1,6 +1,7 @@
 //! The part of cel-go's type check the real server runs when a CRD is written that catches the
 //! commonest mistake: selecting a field the schema does not declare (`self.replicsa`, or
-//! `has(self.spec.foo)`), refused with `undefined field 'replicsa'`. Only what the schema
+//! `has(self.spec.foo)`), refused with `undefined field 'replicsa'`. Properties are reached by
+//! their escaped names ([`super::values::escape_property`]). Only what the schema
 //! settles is checked: an object with `properties` (and neither `additionalProperties` nor
 //! preserved unknown fields) declares exactly its fields; anything else, and every value whose
 //! type the check cannot follow (function results, literals), is `dyn` and passes, so a rule
@@ -188,15 +189,11 @@ fn field_of<'s>(schema: &'s Value, field: &str) -> Field<'s> {
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         return Field::Unknown;
     };
-    if let Some(declared) = properties.get(field) {
-        return Field::Declared(declared);
-    }
-    // escaped property names (`foo__dash__bar`) and reserved words are left to the server's
-    // own rules, which this check does not model
-    if field.contains("__") {
-        return Field::Unknown;
-    }
-    Field::Undeclared
+    // a property is reached by its escaped name (`foo__dash__bar` for `foo-bar`)
+    properties
+        .iter()
+        .find(|(name, _)| super::values::escape_property(name).as_deref() == Some(field))
+        .map_or(Field::Undeclared, |(_, declared)| Field::Declared(declared))
 }
 
 /// The schema of an element of a list, or of a value of a map, of `schema`.
@@ -249,6 +246,7 @@ mod tests {
             "labels": {"type": "object", "additionalProperties": {"type": "string"}},
             "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
             "dash-name": {"type": "string"},
+            "namespace": {"type": "string"},
         }})
     }
 
@@ -267,6 +265,7 @@ mod tests {
             "self.labels['any'] == 'x'",
             "self.free.anything.deeper == 1",
             "self.dash__dash__name == ''",
+            "self.__namespace__ != ''",
             "cel.bind(r, self.replicas, r > 1)",
             "self.replicas >= oldSelf.replicas",
             "self.name.size() > 1",
@@ -288,6 +287,10 @@ mod tests {
         assert_eq!(lines.len(), 6, "{both}");
         assert!(lines[0].contains("undefined field 'kee'"), "{both}");
         assert!(lines[3].contains("undefined field 'nme'"), "{both}");
+        assert!(
+            check("self.dash__name == ''").is_some(),
+            "escaped names only"
+        );
         assert!(
             check("oldSelf.replicsa == self.replicas").is_some(),
             "oldSelf has the same type"

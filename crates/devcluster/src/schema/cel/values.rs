@@ -16,6 +16,65 @@ fn by_form(n: &Number) -> cel::Value {
     }
 }
 
+/// CEL's reserved words: a property so named is reached as `__word__`.
+const RESERVED: [&str; 21] = [
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
+
+/// The name a rule uses for the declared property `name`, escaped as the real server escapes
+/// it (`__` → `__underscores__`, `.` → `__dot__`, `-` → `__dash__`, `/` → `__slash__`, a
+/// reserved word `w` → `__w__`); `None` when no rule can reach it (a name that does not match
+/// `[a-zA-Z_.-/][a-zA-Z0-9_.-/]*`).
+pub(super) fn escape_property(name: &str) -> Option<String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || "_.-/".contains(c));
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c)) {
+        return None;
+    }
+    if RESERVED.contains(&name) {
+        return Some(format!("__{name}__"));
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("__") {
+            out.push_str("__underscores__");
+            rest = after;
+            continue;
+        }
+        match c {
+            '.' => out.push_str("__dot__"),
+            '-' => out.push_str("__dash__"),
+            '/' => out.push_str("__slash__"),
+            c => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    Some(out)
+}
+
 /// The CEL value of `v`, whose schema is `schema` (`None` where the schema says nothing).
 pub(super) fn to_cel(schema: Option<&Value>, v: &Value) -> cel::Value {
     let declared = schema.and_then(|s| s.get("type")).and_then(Value::as_str);
@@ -46,9 +105,10 @@ pub(super) fn to_cel(schema: Option<&Value>, v: &Value) -> cel::Value {
                 .filter(|a| a.is_object());
             cel::Value::from(
                 map.iter()
-                    .map(|(k, child)| {
-                        let sub = props.and_then(|p| p.get(k)).or(additional);
-                        (k.clone(), to_cel(sub, child))
+                    .filter_map(|(k, child)| match props.and_then(|p| p.get(k)) {
+                        // a declared property goes by its escaped name, or not at all
+                        Some(sub) => Some((escape_property(k)?, to_cel(Some(sub), child))),
+                        None => Some((k.clone(), to_cel(additional, child))),
                     })
                     .collect::<HashMap<String, cel::Value>>(),
             )
@@ -92,5 +152,45 @@ mod tests {
             Some(cel::Value::Float(4.0))
         );
         assert_eq!(to_cel(None, &json!(1.5)), cel::Value::Float(1.5));
+    }
+
+    #[test]
+    fn declared_properties_go_by_their_escaped_names() {
+        for (name, want) in [
+            ("plain", Some("plain")),
+            ("x-prop", Some("x__dash__prop")),
+            ("redact__d", Some("redact__underscores__d")),
+            ("a.b/c", Some("a__dot__b__slash__c")),
+            ("namespace", Some("__namespace__")),
+            ("_x", Some("_x")),
+            ("1abc", None),
+            ("a b", None),
+            ("", None),
+        ] {
+            assert_eq!(escape_property(name).as_deref(), want, "{name}");
+        }
+        let schema = json!({"type": "object", "properties": {
+            "x-prop": {"type": "integer"},
+            "1bad": {"type": "integer"},
+            "map": {"type": "object", "additionalProperties": {"type": "string"}},
+        }});
+        let v = to_cel(
+            Some(&schema),
+            &json!({"x-prop": 1, "1bad": 2, "map": {"a-b": "kept as written"}}),
+        );
+        let cel::Value::Map(m) = v else {
+            panic!("not a map: {v:?}")
+        };
+        let get = |k: &str| m.get(&cel::objects::Key::from(k)).cloned();
+        assert_eq!(get("x__dash__prop"), Some(cel::Value::Int(1)));
+        assert_eq!(get("x-prop"), None);
+        assert_eq!(m.map.len(), 2, "an unreachable name is left out: {m:?}");
+        let Some(cel::Value::Map(inner)) = get("map") else {
+            panic!("map")
+        };
+        assert!(
+            inner.get(&cel::objects::Key::from("a-b")).is_some(),
+            "map keys are not escaped"
+        );
     }
 }
