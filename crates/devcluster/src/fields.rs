@@ -342,6 +342,14 @@ pub fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
                 "fieldsType": "FieldsV1",
                 "fieldsV1": to_fields_v1(&e.fields),
             });
+            // as the real server: what an entry written by a client lacks stays absent
+            for (key, value) in [("apiVersion", &e.api_version), ("time", &e.time)] {
+                if value.is_empty()
+                    && let Some(m) = v.as_object_mut()
+                {
+                    m.remove(key);
+                }
+            }
             if !e.subresource.is_empty() {
                 v["subresource"] = json!(e.subresource);
             }

@@ -284,9 +284,8 @@ impl State {
                 .unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
-        if operation != "Apply" {
-            record_update_ownership(rt, &old, &mut new, opts, subresource);
-        }
+        let rewrote_managed_fields =
+            operation != "Apply" && record_update_ownership(rt, &old, &mut new, opts, subresource);
         let mut comparable_old = old.clone();
         comparable_old["metadata"]["resourceVersion"] = Value::Null;
         let mut comparable_new = new.clone();
@@ -297,7 +296,7 @@ impl State {
         if let Some(m) = comparable_new["metadata"].as_object_mut() {
             m.remove("managedFields");
         }
-        if comparable_old == comparable_new {
+        if comparable_old == comparable_new && !rewrote_managed_fields {
             // a no-op write: no new version, no event
             return Ok(with_version(old, rt));
         }
