@@ -365,6 +365,28 @@ pub fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
     }
 }
 
+/// Whether `a` and `b` record the same ownership: the same entries (manager, operation,
+/// apiVersion, subresource, fields) whatever their times and order.
+pub fn same_ownership(a: &Value, b: &Value) -> bool {
+    let untimed = |v: &Value| {
+        let mut entries = read_managed(v);
+        entries.retain(|e| !e.fields.is_empty());
+        for e in &mut entries {
+            e.time.clear();
+        }
+        entries.sort_by(|x, y| {
+            (&x.manager, &x.operation, &x.subresource, &x.api_version).cmp(&(
+                &y.manager,
+                &y.operation,
+                &y.subresource,
+                &y.api_version,
+            ))
+        });
+        entries
+    };
+    untimed(a) == untimed(b)
+}
+
 /// Leaf paths whose value differs between `old` and `new` (added, changed or removed).
 pub fn changed_paths(old: &Value, new: &Value) -> BTreeSet<FieldPath> {
     changed_paths_in(old, new, None)

@@ -467,9 +467,29 @@ async fn managed_fields_can_be_rewritten_and_shared_fields_outlive_one_applier()
         )
     };
     let ssa = PatchParams::apply(x).force();
-    api.patch("s", &ssa, &apply(json!({"a": "YQ==", "b": "Yg=="})))
+    let shared = api
+        .patch("s", &ssa, &apply(json!({"a": "YQ==", "b": "Yg=="})))
         .await
         .unwrap();
+    assert_eq!(
+        owners(&shared),
+        [
+            (x.into(), "Apply".into(), vec!["a".into(), "b".into()]),
+            (
+                x.into(),
+                "Update".into(),
+                vec!["a".into(), "b".into(), "c".into()]
+            ),
+        ],
+        "a new owner is a write even when no value changes"
+    );
+    assert_ne!(shared.resource_version(), created.resource_version());
+    // the same apply again changes nothing, not even the resourceVersion
+    let again = api
+        .patch("s", &ssa, &apply(json!({"a": "YQ==", "b": "Yg=="})))
+        .await
+        .unwrap();
+    assert_eq!(again.resource_version(), shared.resource_version());
     // dropping b from the applied set removes nothing: the Update entry still owns it
     let out = api
         .patch("s", &ssa, &apply(json!({"a": "YQ=="})))

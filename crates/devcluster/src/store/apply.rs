@@ -120,14 +120,13 @@ pub(super) fn apply_manager(opts: &WriteOptions) -> Result<String, ApiError> {
 /// Update operations take ownership of the fields they change. As on the real server, a
 /// write of the main resource whose body carries a non-empty `metadata.managedFields` replaces
 /// the recorded ownership with it (`[{}]` clears it); otherwise the stored one is kept.
-/// Returns whether the write changed `managedFields` that way (then it is no no-op).
 pub(super) fn record_update_ownership(
     rt: &ResourceType,
     old: &Value,
     new: &mut Value,
     opts: &WriteOptions,
     subresource: Option<&str>,
-) -> bool {
+) {
     let supplied = subresource.is_none()
         && new
             .pointer("/metadata/managedFields")
@@ -135,7 +134,6 @@ pub(super) fn record_update_ownership(
             .is_some_and(|entries| !entries.is_empty());
     let mut entries = fields::read_managed(if supplied { new } else { old });
     entries.retain(|e| !e.fields.is_empty());
-    let rewritten = supplied && entries != fields::read_managed(old);
     let manager = opts
         .field_manager
         .clone()
@@ -144,7 +142,7 @@ pub(super) fn record_update_ownership(
     let changed = fields::changed_paths_in(old, new, rt.schema.as_deref());
     if changed.is_empty() {
         fields::write_managed(new, &entries);
-        return rewritten;
+        return;
     }
     for e in &mut entries {
         e.fields.retain(|p| !changed.contains(p));
@@ -172,7 +170,6 @@ pub(super) fn record_update_ownership(
         }),
     }
     fields::write_managed(new, &entries);
-    rewritten
 }
 
 pub(super) fn strip_nulls(v: &Value) -> Value {

@@ -284,8 +284,9 @@ impl State {
                 .unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
-        let rewrote_managed_fields =
-            operation != "Apply" && record_update_ownership(rt, &old, &mut new, opts, subresource);
+        if operation != "Apply" {
+            record_update_ownership(rt, &old, &mut new, opts, subresource);
+        }
         let mut comparable_old = old.clone();
         comparable_old["metadata"]["resourceVersion"] = Value::Null;
         let mut comparable_new = new.clone();
@@ -296,7 +297,9 @@ impl State {
         if let Some(m) = comparable_new["metadata"].as_object_mut() {
             m.remove("managedFields");
         }
-        if comparable_old == comparable_new && !rewrote_managed_fields {
+        // a write that changes only who owns what (an apply sharing fields, rewritten
+        // managedFields) is a real write on the real server too
+        if comparable_old == comparable_new && fields::same_ownership(&old, &new) {
             // a no-op write: no new version, no event
             return Ok(with_version(old, rt));
         }
