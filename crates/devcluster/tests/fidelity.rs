@@ -481,7 +481,7 @@ async fn managed_fields_can_be_rewritten_and_shared_fields_outlive_one_applier()
                 vec!["a".into(), "b".into(), "c".into()]
             ),
         ],
-        "a new owner is a write even when no value changes"
+        "an applier setting values they have shares them (a write, though no value changed)"
     );
     assert_ne!(shared.resource_version(), created.resource_version());
     // the same apply again changes nothing, not even the resourceVersion

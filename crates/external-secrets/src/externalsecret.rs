@@ -706,9 +706,11 @@ async fn sync_secret(
     }
     // fields upstream wrote under our manager name (an `Update` entry) become ours first, so
     // that this apply removes the ones it no longer sends
-    crate::field_takeover::take_over(&secrets, &target, &field_manager(&name), existing.as_ref())
-        .await
-        .map_err(Error::kube("take over the fields of the target Secret"))?;
+    if let Some(current) = &existing {
+        crate::field_takeover::take_over(&secrets, &target, &field_manager(&name), current)
+            .await
+            .map_err(Error::kube("take over the fields of the target Secret"))?;
+    }
     let written = secrets
         .patch(
             &target,

@@ -90,18 +90,13 @@ pub fn folded(entries: &[ManagedFieldsEntry], manager: &str) -> Option<Vec<Manag
 }
 
 /// Folds `manager`'s `Update` entries of the object `name` into its `Apply` entry (see the
-/// module), starting from `current` (the object as last read; `None`: read it). Does nothing
-/// when there is nothing to fold or the object is gone.
-pub async fn take_over<K>(
-    api: &Api<K>,
-    name: &str,
-    manager: &str,
-    current: Option<&K>,
-) -> kube::Result<()>
+/// module), starting from `current` (the object as last read; read again after a conflict).
+/// Does nothing when there is nothing to fold or the object is gone.
+pub async fn take_over<K>(api: &Api<K>, name: &str, manager: &str, current: &K) -> kube::Result<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    let mut seen = current.cloned();
+    let mut seen = Some(current.clone());
     for attempt in 1..=ATTEMPTS {
         let object = match seen.take() {
             Some(o) => o,

@@ -171,9 +171,11 @@ pub async fn sync(
     }
     let params = PatchParams::apply(&field_manager(&name)).force();
     // fields upstream wrote under our manager name become ours first (see field_takeover)
-    crate::field_takeover::take_over(&api, &target, &field_manager(&name), existing.as_ref())
-        .await
-        .map_err(Error::kube("take over the fields of the target resource"))?;
+    if let Some(current) = &existing {
+        crate::field_takeover::take_over(&api, &target, &field_manager(&name), current)
+            .await
+            .map_err(Error::kube("take over the fields of the target resource"))?;
+    }
     let written = api
         .patch(&target, &params, &Patch::Apply(&object))
         .await
