@@ -3281,8 +3281,10 @@ async fn keys_upstream_wrote_are_released_after_the_swap() {
         "metadata": {
             "name": "migrated",
             "labels": {"reconcile.external-secrets.io/managed": "true",
-                       "reconcile.external-secrets.io/created-by": sha3_224_hex("default/migrated")},
-            "annotations": {"reconcile.external-secrets.io/data-hash": "stale"},
+                       "reconcile.external-secrets.io/created-by": sha3_224_hex("default/migrated"),
+                       "team": "copied-from-the-external-secret-back-then"},
+            "annotations": {"reconcile.external-secrets.io/data-hash": "stale",
+                            "note": "copied-from-the-external-secret-back-then"},
             "ownerReferences": [{"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
                 "name": "migrated", "uid": uid, "controller": true, "blockOwnerDeletion": true}],
         },
@@ -3354,5 +3356,9 @@ async fn keys_upstream_wrote_are_released_after_the_swap() {
         Some("stale")
     );
     assert!(after.owner_references().iter().any(|o| o.uid == uid));
+    assert!(
+        !after.labels().contains_key("team") && !after.annotations().contains_key("note"),
+        "a label and an annotation the ExternalSecret no longer has are gone"
+    );
     assert_no_canary(&[], &[("log", &controller.process.log_text())]);
 }
