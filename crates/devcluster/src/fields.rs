@@ -342,6 +342,14 @@ pub fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
                 "fieldsType": "FieldsV1",
                 "fieldsV1": to_fields_v1(&e.fields),
             });
+            // as the real server: what an entry written by a client lacks stays absent
+            for (key, value) in [("apiVersion", &e.api_version), ("time", &e.time)] {
+                if value.is_empty()
+                    && let Some(m) = v.as_object_mut()
+                {
+                    m.remove(key);
+                }
+            }
             if !e.subresource.is_empty() {
                 v["subresource"] = json!(e.subresource);
             }
@@ -355,6 +363,28 @@ pub fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
             meta.insert("managedFields".into(), Value::Array(list));
         }
     }
+}
+
+/// Whether `a` and `b` record the same ownership: the same entries (manager, operation,
+/// apiVersion, subresource, fields) whatever their times and order.
+pub fn same_ownership(a: &Value, b: &Value) -> bool {
+    let untimed = |v: &Value| {
+        let mut entries = read_managed(v);
+        entries.retain(|e| !e.fields.is_empty());
+        for e in &mut entries {
+            e.time.clear();
+        }
+        entries.sort_by(|x, y| {
+            (&x.manager, &x.operation, &x.subresource, &x.api_version).cmp(&(
+                &y.manager,
+                &y.operation,
+                &y.subresource,
+                &y.api_version,
+            ))
+        });
+        entries
+    };
+    untimed(a) == untimed(b)
 }
 
 /// Leaf paths whose value differs between `old` and `new` (added, changed or removed).

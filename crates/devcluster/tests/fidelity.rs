@@ -399,6 +399,197 @@ async fn server_side_apply_owns_fields_and_detects_conflicts() {
     );
 }
 
+/// The managedFields entries of `s` as (manager, operation, data keys owned), sorted.
+fn owners(s: &Secret) -> Vec<(String, String, Vec<String>)> {
+    let mut out: Vec<_> = s
+        .managed_fields()
+        .iter()
+        .map(|m| {
+            let fields = m
+                .fields_v1
+                .as_ref()
+                .map(|f| f.0.clone())
+                .unwrap_or_default();
+            let mut keys: Vec<String> = fields["f:data"]
+                .as_object()
+                .map(|d| {
+                    d.keys()
+                        .filter_map(|k| k.strip_prefix("f:"))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            keys.sort();
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+                keys,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn data_keys(s: &Secret) -> Vec<String> {
+    s.data.clone().unwrap_or_default().into_keys().collect()
+}
+
+#[tokio::test]
+async fn managed_fields_can_be_rewritten_and_shared_fields_outlive_one_applier() {
+    let (t, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client, &t.ns);
+    let x = "owner-x";
+    // an Update writer (create and update with a field manager, as a controller-runtime
+    // controller) owns everything it wrote
+    let created: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "s"}, "data": {"a": "YQ==", "b": "Yg==", "c": "Yw=="}}),
+    )
+    .unwrap();
+    let pp = PostParams {
+        field_manager: Some(x.into()),
+        ..Default::default()
+    };
+    let created = api.create(&pp, &created).await.unwrap();
+    assert!(
+        owners(&created).contains(&(
+            x.into(),
+            "Update".into(),
+            vec!["a".into(), "b".into(), "c".into()]
+        )),
+        "{:?}",
+        owners(&created)
+    );
+    // the same name applying a and b with the values they have: shared, not taken
+    let apply = |keys: serde_json::Value| {
+        Patch::Apply(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": keys}),
+        )
+    };
+    let ssa = PatchParams::apply(x).force();
+    let shared = api
+        .patch("s", &ssa, &apply(json!({"a": "YQ==", "b": "Yg=="})))
+        .await
+        .unwrap();
+    assert_eq!(
+        owners(&shared),
+        [
+            (x.into(), "Apply".into(), vec!["a".into(), "b".into()]),
+            (
+                x.into(),
+                "Update".into(),
+                vec!["a".into(), "b".into(), "c".into()]
+            ),
+        ],
+        "an applier setting values they have shares them (a write, though no value changed)"
+    );
+    assert_ne!(shared.resource_version(), created.resource_version());
+    // the same apply again changes nothing, not even the resourceVersion
+    let again = api
+        .patch("s", &ssa, &apply(json!({"a": "YQ==", "b": "Yg=="})))
+        .await
+        .unwrap();
+    assert_eq!(again.resource_version(), shared.resource_version());
+    // dropping b from the applied set removes nothing: the Update entry still owns it
+    let out = api
+        .patch("s", &ssa, &apply(json!({"a": "YQ=="})))
+        .await
+        .unwrap();
+    assert_eq!(data_keys(&out), ["a", "b", "c"]);
+    assert!(
+        owners(&out).contains(&(
+            x.into(),
+            "Update".into(),
+            vec!["a".into(), "b".into(), "c".into()]
+        )),
+        "{:?}",
+        owners(&out)
+    );
+    // managedFields written by a JSON patch replace the recorded ones; the write is a real
+    // one (new resourceVersion); a failed `test` of resourceVersion changes nothing (422)
+    let folded = json!([{
+        "manager": x, "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:data": {"f:a": {}, "f:b": {}, "f:c": {}}},
+    }]);
+    let stale = json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
+        {"op": "replace", "path": "/metadata/managedFields", "value": folded},
+    ]);
+    let err = api
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(stale).unwrap()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(err).0, 422);
+    let rv = out.resource_version().unwrap();
+    let guarded = json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "replace", "path": "/metadata/managedFields", "value": folded},
+    ]);
+    let rewritten = api
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(guarded).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(rewritten.resource_version().unwrap(), rv);
+    assert_eq!(
+        owners(&rewritten),
+        [(
+            x.into(),
+            "Apply".into(),
+            vec!["a".into(), "b".into(), "c".into()]
+        )]
+    );
+    // now the applier alone owns b and c: an apply without them removes them
+    let out = api
+        .patch("s", &ssa, &apply(json!({"a": "YQ=="})))
+        .await
+        .unwrap();
+    assert_eq!(data_keys(&out), ["a"]);
+    // a field another manager also owns (same value) stays when the applier drops it; one
+    // whose value the applier forced is the applier's alone and goes
+    let merge = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..Default::default()
+    };
+    api.patch(
+        "s",
+        &merge,
+        &Patch::Merge(json!({"data": {"d": "ZA==", "e": "ZQ=="}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        "s",
+        &ssa,
+        &apply(json!({"a": "YQ==", "d": "ZA==", "e": "Wg=="})),
+    )
+    .await
+    .unwrap();
+    let out = api
+        .patch("s", &ssa, &apply(json!({"a": "YQ=="})))
+        .await
+        .unwrap();
+    assert_eq!(data_keys(&out), ["a", "d"]);
+    // `[{}]` clears managedFields
+    let clear = json!([{"op": "replace", "path": "/metadata/managedFields", "value": [{}]}]);
+    let out = api
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(clear).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert!(out.managed_fields().is_empty(), "{:?}", owners(&out));
+}
+
 #[tokio::test]
 async fn secrets_immutable_and_type_rules() {
     let (t, client) = start().await;

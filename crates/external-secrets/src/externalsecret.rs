@@ -244,6 +244,7 @@ async fn ensure_finalizer(ctx: &Context, es: &ExternalSecret) -> Result<(), Erro
 
 async fn finalize(ctx: &Context, es: &ExternalSecret) -> Result<Action, Error> {
     let ns = es.namespace().unwrap_or_default();
+    ctx.generic.release(&user_of(es));
     ctx.metrics.forget(Kind::ExternalSecret, Subject::of(es));
     if !es
         .finalizers()
@@ -356,12 +357,24 @@ async fn sync(
         if !ctx.generic.allowed {
             return Err(Error::GenericTargetsDisabled);
         }
-        let ar = ctx.generic.resolve(&ctx.client, manifest).await?;
+        let ar = match ctx.generic.resolve(&ctx.client, manifest).await {
+            Ok(ar) => ar,
+            Err(e) => {
+                ctx.generic.release(&user_of(es));
+                return Err(e);
+            }
+        };
         ensure_finalizer(ctx, es).await?;
         return crate::generic_sync::sync(es, ctx, created, &ar).await;
     }
     ensure_finalizer(ctx, es).await?;
+    ctx.generic.release(&user_of(es));
     sync_secret(es, ctx, created).await
+}
+
+/// The ExternalSecret as a user of a generic kind's watch.
+fn user_of(es: &ExternalSecret) -> crate::generic_watch::User {
+    (es.namespace().unwrap_or_default(), es.name_any())
 }
 
 /// `spec.target.manifest` when it names a kind other than a core Secret (a `v1` `Secret`
@@ -691,6 +704,13 @@ async fn sync_secret(
     if ctx.policy.stop_token().is_cancelled() {
         return Ok(Action::await_change());
     }
+    // fields upstream wrote under our manager name (an `Update` entry) become ours first, so
+    // that this apply removes the ones it no longer sends
+    if let Some(current) = &existing {
+        crate::field_takeover::take_over(&secrets, &target, &field_manager(&name), current)
+            .await
+            .map_err(Error::kube("take over the fields of the target Secret"))?;
+    }
     let written = secrets
         .patch(
             &target,
@@ -738,7 +758,7 @@ async fn sync_secret(
         ctx.policy.event(es, EventType::Normal, reason, note.into());
     }
     if creation == CreationPolicy::Owner {
-        delete_previous_target(ctx, es, &secrets, &target).await?;
+        delete_previous_target(ctx, es, &secrets, &target, "Secret").await?;
     }
     ctx.metrics
         .ready(Kind::ExternalSecret, Subject::of(es), true);
@@ -746,15 +766,20 @@ async fn sync_secret(
     Ok(requeue(0))
 }
 
-/// After `target.name` changed, deletes the Secret the ExternalSecret wrote before (the one
-/// `status.binding` names), if this ExternalSecret owns it, as upstream deletes orphaned
-/// targets. Costs nothing while the name stays.
-async fn delete_previous_target(
+/// After `target.name` changed, deletes the object the ExternalSecret wrote before (the one
+/// `status.binding` names, of the target's kind `kind`, read through `api`) if this
+/// ExternalSecret controls it, as upstream deletes orphaned targets; an object of that name
+/// it does not control is left alone. Costs nothing while the name stays.
+pub(crate) async fn delete_previous_target<K>(
     ctx: &Context,
     es: &ExternalSecret,
-    secrets: &Api<Secret>,
+    api: &Api<K>,
     target: &str,
-) -> Result<(), Error> {
+    kind: &str,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let Some(previous) = es
         .status
         .as_ref()
@@ -764,28 +789,36 @@ async fn delete_previous_target(
     else {
         return Ok(());
     };
-    let Some(old) = secrets
+    let Some(old) = api
         .get_opt(&previous)
         .await
-        .map_err(Error::kube("read the previous target Secret"))?
+        .map_err(Error::kube("read the previous target"))?
     else {
         return Ok(());
     };
     if !owned_by(&old, es) || ctx.policy.stop_token().is_cancelled() {
         return Ok(());
     }
-    match secrets.delete(&previous, &DeleteParams::default()).await {
+    // only the object read above: one recreated in between (another uid) stays
+    let only_that = DeleteParams {
+        preconditions: old.meta().uid.clone().map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&previous, &only_that).await {
         Ok(_) => {
             ctx.policy.event(
                 es,
                 EventType::Normal,
                 "Deleted",
-                format!("previous target Secret {previous:?} deleted after the target was renamed"),
+                format!("previous target {kind} {previous:?} deleted after the target was renamed"),
             );
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::kube("delete the previous target Secret")(e)),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(Error::kube("delete the previous target")(e)),
     }
 }
 

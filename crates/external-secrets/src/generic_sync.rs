@@ -16,8 +16,8 @@ use strongroom_core::crd::external_secrets::{
 use crate::context::Context;
 use crate::error::Error;
 use crate::externalsecret::{
-    Round, Synced, creation_policy, deletion_policy, foreign_controller, merge_wait, owned_by,
-    target_name, template_sources, write_status,
+    Round, Synced, creation_policy, delete_previous_target, deletion_policy, foreign_controller,
+    merge_wait, owned_by, target_name, template_sources, write_status,
 };
 use crate::generic_body::{content_hash, content_of, generic_body};
 use crate::hash::{created_by, field_manager};
@@ -68,7 +68,12 @@ pub async fn sync(
         .await
         .map_err(Error::kube("read the target resource"))?;
     // the kind's watch starts once the controller may read it
-    ctx.generic.watch(&ctx.client, ar, ctx.policy.stop_token());
+    ctx.generic.watch(
+        &ctx.client,
+        ar,
+        ctx.policy.stop_token(),
+        (ns.clone(), name.clone()),
+    );
     if let Some(action) = round.skip(es, ctx, target_valid(es, existing.as_ref())) {
         return Ok(action);
     }
@@ -165,6 +170,12 @@ pub async fn sync(
         return Ok(Action::await_change());
     }
     let params = PatchParams::apply(&field_manager(&name)).force();
+    // fields upstream wrote under our manager name become ours first (see field_takeover)
+    if let Some(current) = &existing {
+        crate::field_takeover::take_over(&api, &target, &field_manager(&name), current)
+            .await
+            .map_err(Error::kube("take over the fields of the target resource"))?;
+    }
     let written = api
         .patch(&target, &params, &Patch::Apply(&object))
         .await
@@ -189,6 +200,9 @@ pub async fn sync(
             ("Updated", format!("{} updated", ar.kind))
         };
         ctx.policy.event(es, EventType::Normal, reason, note);
+    }
+    if creation == CreationPolicy::Owner {
+        delete_previous_target(ctx, es, &api, &target, &ar.kind).await?;
     }
     ready(ctx, es, "ResourceSynced", "resource synced", Some(synced)).await?;
     Ok(round.requeue(es, 0))

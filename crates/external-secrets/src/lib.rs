@@ -9,6 +9,7 @@ pub mod error;
 pub mod externalsecret;
 pub mod fanout;
 pub mod fetch;
+pub mod field_takeover;
 pub mod generator_state;
 pub mod generators;
 pub mod generic_body;

@@ -355,6 +355,7 @@ pub async fn run_controllers(
                 let (ns, target) = target_of(es);
                 forget.wrote("ExternalSecret", &ns, &es.name_any(), None);
                 forget.wrote("Secret", &ns, &target, None);
+                forget.generic.release(&(ns, es.name_any()));
             }
         }
     })

@@ -3236,3 +3236,129 @@ async fn data_from_select_filters_the_rewritten_keys() {
     let after = secrets.get("selected-secret").await.unwrap();
     assert_eq!(after.data, before.data);
 }
+
+/// After the swap from upstream: the target Secret as upstream's controller leaves it (written
+/// by create/update under the same field manager name, so an `Update` entry in managedFields)
+/// with a key the provider no longer has. The first sync takes that entry's fields over, so
+/// the dropped key goes, the provider's values are written, and a key another manager wrote
+/// stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_upstream_wrote_are_released_after_the_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    let stores = Api::<SecretStore>::namespaced(client.clone(), "default");
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    let manager = "externalsecrets.external-secrets.io/migrated";
+    stores
+        .create(
+            &PostParams::default(),
+            &fake_store(
+                "s",
+                json!([{"key": "ka", "value": CANARY}, {"key": "kb", "value": "b-now"}]),
+            ),
+        )
+        .await
+        .unwrap();
+    apply_es(
+        &client,
+        es(
+            "migrated",
+            json!({"secretStoreRef": {"name": "s"}, "refreshInterval": "1h",
+                   "data": [{"secretKey": "a", "remoteRef": {"key": "ka"}},
+                            {"secretKey": "b", "remoteRef": {"key": "kb"}}]}),
+        ),
+    )
+    .await;
+    let uid = Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .get("migrated")
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    // what upstream left: keys a, b, c, its labels, hash and owner reference, all written
+    // with operation Update under the manager name this controller uses
+    let upstream: Secret = serde_json::from_value(json!({
+        "metadata": {
+            "name": "migrated",
+            "labels": {"reconcile.external-secrets.io/managed": "true",
+                       "reconcile.external-secrets.io/created-by": sha3_224_hex("default/migrated"),
+                       "team": "copied-from-the-external-secret-back-then"},
+            "annotations": {"reconcile.external-secrets.io/data-hash": "stale",
+                            "note": "copied-from-the-external-secret-back-then"},
+            "ownerReferences": [{"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+                "name": "migrated", "uid": uid, "controller": true, "blockOwnerDeletion": true}],
+        },
+        "type": "Opaque",
+        "data": {"a": "YS10aGVu", "b": "Yi1ub3c=", "c": "ZHJvcHBlZC1mcm9tLXRoZS1wcm92aWRlcg=="},
+    }))
+    .unwrap();
+    secrets
+        .create(
+            &PostParams {
+                field_manager: Some(manager.into()),
+                ..Default::default()
+            },
+            &upstream,
+        )
+        .await
+        .unwrap();
+    // a key someone added with kubectl
+    secrets
+        .patch(
+            "migrated",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"data": {"added-by-hand": "a2VwdA=="}})),
+        )
+        .await
+        .unwrap();
+    let before = secrets.get("migrated").await.unwrap();
+    assert!(
+        before.managed_fields().iter().any(|m| {
+            m.manager.as_deref() == Some(manager) && m.operation.as_deref() == Some("Update")
+        }),
+        "the setup is upstream's: an Update entry of the manager"
+    );
+
+    let controller = start_controller(dir.path(), &cluster, &[]).await;
+    wait_ready(&client, "migrated", "True", "SecretSynced").await;
+    let data = secret_data(&client, "migrated").await.unwrap();
+    assert_eq!(
+        data.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["a", "added-by-hand", "b"],
+        "the key the provider dropped is gone, the hand-written one stays"
+    );
+    assert_eq!(data["a"], CANARY);
+    assert_eq!(data["b"], "b-now");
+    assert_eq!(data["added-by-hand"], "kept");
+    let after = secrets.get("migrated").await.unwrap();
+    let ours: Vec<_> = after
+        .managed_fields()
+        .iter()
+        .filter(|m| m.manager.as_deref() == Some(manager))
+        .map(|m| m.operation.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(ours, ["Apply"], "no Update entry of the manager remains");
+    assert_eq!(
+        after
+            .labels()
+            .get("reconcile.external-secrets.io/managed")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_ne!(
+        after
+            .annotations()
+            .get("reconcile.external-secrets.io/data-hash")
+            .map(String::as_str),
+        Some("stale")
+    );
+    assert!(after.owner_references().iter().any(|o| o.uid == uid));
+    assert!(
+        !after.labels().contains_key("team") && !after.annotations().contains_key("note"),
+        "a label and an annotation the ExternalSecret no longer has are gone"
+    );
+    assert_no_canary(&[], &[("log", &controller.process.log_text())]);
+}

@@ -462,3 +462,107 @@ async fn generic_targets_config_maps_and_custom_resources() {
         ],
     );
 }
+
+/// Whether the ExternalSecret `renamed` last synced to the target `name` (`status.binding`).
+async fn bound_to(client: &Client, name: &str) -> bool {
+    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .get("renamed")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.binding)
+        .and_then(|b| b.name)
+        .as_deref()
+        == Some(name)
+}
+
+/// Renaming a generic target (creationPolicy Owner) deletes the object written before when
+/// this ExternalSecret controls it, and keeps one it no longer controls; the kind's watch ends
+/// with the last ExternalSecret writing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_generic_target_deletes_the_previous_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store(store_data("prod")))
+        .await
+        .unwrap();
+    let on = start_controller(
+        dir.path(),
+        &cluster,
+        &["--unsafe-allow-generic-targets=true"],
+    )
+    .await;
+    grant(&client, "", "configmaps").await;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), "default");
+    let exists = |name: &'static str| {
+        let config_maps = config_maps.clone();
+        async move { config_maps.get_opt(name).await.unwrap().is_some() }
+    };
+    let targeting = |name: &str| {
+        es(
+            "renamed",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": {"name": "fake"},
+                "target": {"name": name, "manifest": {"apiVersion": "v1", "kind": "ConfigMap"}},
+                "data": [{"secretKey": "mode", "remoteRef": {"key": "mode"}}],
+            }),
+        )
+    };
+    apply_es(&client, targeting("first")).await;
+    wait_for(|| exists("first"), "first target written").await;
+
+    // renamed: the new object is written, the one this ExternalSecret controls is deleted
+    apply_es(&client, targeting("second")).await;
+    wait_for(
+        || async { exists("second").await && !exists("first").await },
+        "previous target deleted after the rename",
+    )
+    .await;
+    wait_event(
+        &client,
+        "default",
+        "renamed",
+        "Normal",
+        "Deleted",
+        "previous target ConfigMap \"first\" deleted after the target was renamed",
+    )
+    .await;
+
+    wait_for(
+        || bound_to(&client, "second"),
+        "status names the second target",
+    )
+    .await;
+
+    // someone takes "second" over (no controller reference to us): a rename leaves it
+    config_maps
+        .patch(
+            "second",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"ownerReferences": null}})),
+        )
+        .await
+        .unwrap();
+    apply_es(&client, targeting("third")).await;
+    wait_for(|| exists("third"), "third target written").await;
+    wait_for(
+        || bound_to(&client, "third"),
+        "status names the third target",
+    )
+    .await;
+    assert!(
+        exists("second").await,
+        "an object this ExternalSecret does not control is kept"
+    );
+
+    // the last ExternalSecret writing ConfigMaps goes: the kind's watch stops
+    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .delete("renamed", &DeleteParams::default())
+        .await
+        .unwrap();
+    on.process
+        .wait_for_log("no ExternalSecret writes this kind any more")
+        .await;
+}

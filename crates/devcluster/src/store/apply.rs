@@ -82,9 +82,13 @@ impl State {
         } else {
             patch::merge(&mut new, &strip_nulls(&config));
         }
+        // as the real server: another manager keeps a field the applier sets to the value it
+        // already has (the two share it), and loses one whose value changes (a forced
+        // conflict) or that goes
+        let changed = fields::changed_paths_in(old, &new, schema);
         for e in &mut entries {
-            if e.manager != manager || e.operation != "Apply" {
-                e.fields.retain(|p| !applied.contains(p));
+            if !(e.manager == manager && e.operation == "Apply" && e.subresource == sub) {
+                e.fields.retain(|p| !changed.contains(p));
             }
         }
         entries
@@ -113,7 +117,9 @@ pub(super) fn apply_manager(opts: &WriteOptions) -> Result<String, ApiError> {
         })
 }
 
-/// Update operations take ownership of the fields they change.
+/// Update operations take ownership of the fields they change. As on the real server, a
+/// write of the main resource whose body carries a non-empty `metadata.managedFields` replaces
+/// the recorded ownership with it (`[{}]` clears it); otherwise the stored one is kept.
 pub(super) fn record_update_ownership(
     rt: &ResourceType,
     old: &Value,
@@ -121,7 +127,13 @@ pub(super) fn record_update_ownership(
     opts: &WriteOptions,
     subresource: Option<&str>,
 ) {
-    let mut entries = fields::read_managed(old);
+    let supplied = subresource.is_none()
+        && new
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .is_some_and(|entries| !entries.is_empty());
+    let mut entries = fields::read_managed(if supplied { new } else { old });
+    entries.retain(|e| !e.fields.is_empty());
     let manager = opts
         .field_manager
         .clone()

@@ -297,7 +297,9 @@ impl State {
         if let Some(m) = comparable_new["metadata"].as_object_mut() {
             m.remove("managedFields");
         }
-        if comparable_old == comparable_new {
+        // a write that changes only who owns what (an apply sharing fields, rewritten
+        // managedFields) is a real write on the real server too
+        if comparable_old == comparable_new && fields::same_ownership(&old, &new) {
             // a no-op write: no new version, no event
             return Ok(with_version(old, rt));
         }
