@@ -300,3 +300,29 @@ async fn the_webhook_generator_authenticates_with_ntlm() {
     assert!(e.to_string().contains("the Webhook generator"), "{e}");
     assert_no_canary(&[], &[("the error", &e.to_string())]);
 }
+
+#[test]
+fn a_cluster_store_names_the_namespace_of_its_ntlm_secrets() {
+    let mut cluster = store(spec("http://127.0.0.1:1", "password"));
+    cluster.kind = StoreKind::ClusterSecretStore;
+    cluster.namespace = None;
+    let e = WebhookProvider.validate_store(&cluster).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("auth.ntlm.usernameSecret.namespace is required with ClusterSecretStore"),
+        "{e}"
+    );
+    let ntlm = cluster
+        .provider
+        .webhook
+        .as_mut()
+        .unwrap()
+        .auth
+        .as_mut()
+        .unwrap();
+    let ntlm = ntlm.ntlm.as_mut().unwrap();
+    for selector in [&mut ntlm.username_secret, &mut ntlm.password_secret] {
+        selector.as_mut().unwrap().namespace = Some("default".into());
+    }
+    assert!(WebhookProvider.validate_store(&cluster).is_ok());
+}
