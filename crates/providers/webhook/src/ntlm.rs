@@ -261,7 +261,7 @@ async fn read_key(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -309,5 +309,70 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.category(), "malformed_answer");
         assert!(!e.to_string().contains("canary"), "{e}");
+    }
+
+    /// A CHALLENGE as a server writes one (MS-NLMP 2.2.1.2): target name `SERVER`, target
+    /// information (a server name, a timestamp, the terminator).
+    fn challenge() -> Vec<u8> {
+        let utf16 = |t: &str| -> Vec<u8> { t.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let name = utf16("SERVER");
+        let mut info = Vec::new();
+        for (id, data) in [
+            (1u16, name.clone()),
+            (7, vec![1, 2, 3, 4, 5, 6, 7, 8]),
+            (0, vec![]),
+        ] {
+            info.extend_from_slice(&id.to_le_bytes());
+            info.extend_from_slice(&(data.len() as u16).to_le_bytes());
+            info.extend_from_slice(&data);
+        }
+        let secbuf = |len: usize, offset: usize| -> Vec<u8> {
+            let mut b = (len as u16).to_le_bytes().repeat(2);
+            b.extend_from_slice(&(offset as u32).to_le_bytes());
+            b
+        };
+        let mut m = b"NTLMSSP\0".to_vec();
+        m.extend_from_slice(&2u32.to_le_bytes());
+        m.extend_from_slice(&secbuf(name.len(), 56));
+        let flags = client_flags() | ntlmclient::Flags::REQUEST_TARGET;
+        m.extend_from_slice(&flags.bits().to_le_bytes());
+        m.extend_from_slice(b"12345678");
+        m.extend_from_slice(&[0; 8]);
+        m.extend_from_slice(&secbuf(info.len(), 56 + name.len()));
+        m.extend_from_slice(&[6, 1, 0xb1, 0x1d, 0, 0, 0, 15]);
+        m.extend_from_slice(&name);
+        m.extend_from_slice(&info);
+        m
+    }
+
+    #[test]
+    fn an_authenticate_message_answers_a_challenge_and_bad_challenges_are_errors() {
+        let creds = NtlmCredentials::new("alice", "pw", "SecretStore a/b");
+        let answer = creds.authenticate_message(&challenge()).unwrap();
+        let Ok(ntlmclient::Message::Authenticate(m)) =
+            ntlmclient::Message::try_from(answer.as_slice())
+        else {
+            panic!("not an AUTHENTICATE message");
+        };
+        // A plain user name: the server's domain; no session key; a zero LMv2 response.
+        assert_eq!(
+            (m.user_name.as_str(), m.domain_name.as_str()),
+            ("alice", "SERVER")
+        );
+        assert!(m.session_key.is_empty());
+        assert_eq!(m.lm_response, vec![0; 24]);
+        // Truncated or corrupted challenges (a hostile or broken server) give errors, never a
+        // panic.
+        let good = challenge();
+        for len in 0..good.len() {
+            let _ = creds.authenticate_message(&good[..len]);
+        }
+        for i in 12..good.len() {
+            for byte in [0x00, 0x7f, 0xff] {
+                let mut bad = good.clone();
+                bad[i] = byte;
+                let _ = creds.authenticate_message(&bad);
+            }
+        }
     }
 }
