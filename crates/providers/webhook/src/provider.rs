@@ -12,8 +12,9 @@
 //!
 //! `secrets[]` Secrets are read on every call (a rotated credential is used at once): a
 //! SecretStore's in its namespace, a ClusterSecretStore's in `secretRef.namespace`, which it
-//! must name. Store validation connects to the URL's host and port (15 s) unless the host is
-//! itself a template.
+//! must name; so are the `auth.ntlm` Secrets (see [`crate::ntlm`]), whose handshake every call
+//! (reads, pushes, deletions) runs. Store validation connects to the URL's host and port (15 s)
+//! unless the host is itself a template.
 
 use std::time::Duration;
 
@@ -72,6 +73,18 @@ impl Provider for WebhookProvider {
                     return Err(ProviderError::InvalidConfig(format!(
                         "secrets[{i}].secretRef.namespace is required with ClusterSecretStore"
                     )));
+                }
+            }
+            if let Some(ntlm) = spec.auth.as_ref().and_then(|a| a.ntlm.as_ref()) {
+                for (field, selector) in [
+                    ("usernameSecret", &ntlm.username_secret),
+                    ("passwordSecret", &ntlm.password_secret),
+                ] {
+                    if selector.as_ref().is_some_and(|s| s.namespace.is_none()) {
+                        return Err(ProviderError::InvalidConfig(format!(
+                            "auth.ntlm.{field}.namespace is required with ClusterSecretStore"
+                        )));
+                    }
                 }
             }
         }
