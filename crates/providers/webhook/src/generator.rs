@@ -3,12 +3,14 @@
 //!
 //! The templates see one map per `secrets[]` entry (no `.remoteRef`); each Secret and a
 //! `caProvider` are read in the ExternalSecret's namespace (`secretRef.namespace`,
-//! `secretRef.key` and `caProvider.namespace` are not read, as upstream's generator).
+//! `secretRef.key` and `caProvider.namespace` are not read, as upstream's generator). The
+//! `auth.ntlm` Secrets are read there too (their `namespace` is not read either).
 
 use strongroom_core::crd::external_secrets::{CaProviderType, WebhookProvider as Spec};
 use strongroom_provider_api::{ProviderEnv, ProviderError, SecretMap, decode_ca_bundle};
 
 use crate::http::{Endpoint, Request};
+use crate::ntlm::NtlmCredentials;
 use crate::template::TemplateData;
 use crate::{answer, check_spec, timeout};
 
@@ -29,8 +31,25 @@ pub async fn generate(
     )
     .await?;
     let request = Request::render(spec, &data, "GET", spec.body.as_deref().unwrap_or(""), &[])?;
+    let ntlm = match spec.auth.as_ref().and_then(|a| a.ntlm.as_ref()) {
+        Some(ntlm) => Some(
+            NtlmCredentials::read(
+                env.credentials.as_ref(),
+                ntlm,
+                |_| Ok(namespace.to_string()),
+                "the Webhook generator",
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let body = endpoint
-        .fetch(request, "the webhook's answer", env.calls.as_ref())
+        .fetch_as(
+            request,
+            ntlm.as_ref(),
+            "the webhook's answer",
+            env.calls.as_ref(),
+        )
         .await?;
     let json_path = data.render(
         "result.jsonPath",

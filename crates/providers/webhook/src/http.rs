@@ -14,6 +14,9 @@ use rustls::pki_types::pem::PemObject;
 use strongroom_core::crd::external_secrets::WebhookProvider as Spec;
 use strongroom_provider_api::{CallObserver, ProviderError};
 
+use crate::connection::Connection;
+use crate::handshake;
+use crate::ntlm::NtlmCredentials;
 use crate::template::TemplateData;
 
 /// The largest answer read (a Secret holds at most 1 MiB).
@@ -83,27 +86,30 @@ impl Request {
 #[derive(Clone)]
 pub struct Endpoint {
     client: reqwest::Client,
+    /// The TLS setup, for the connections of NTLM calls.
+    tls: rustls::ClientConfig,
+    timeout: Duration,
 }
 
 fn setup(msg: String) -> ProviderError {
     ProviderError::InvalidConfig(msg)
 }
 
-impl Endpoint {
-    /// A client trusting `ca_pem` (PEM certificates) instead of the system roots when given,
-    /// giving up a call after `timeout`.
-    pub fn new(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, ProviderError> {
-        http_client(ca_pem, timeout).map(|client| Self { client })
-    }
+fn call_failed(e: reqwest::Error) -> ProviderError {
+    ProviderError::Unavailable(format!("failed to call endpoint: {}", transport_error(e)))
+}
 
-    /// Sends `request` and returns the body of a 2xx answer. `subject` names what was asked
-    /// for in a 404's [`ProviderError::NotFound`]. Each call is reported to `calls`.
-    pub async fn fetch(
-        &self,
-        request: Request,
-        subject: &str,
-        calls: &dyn CallObserver,
-    ) -> Result<Vec<u8>, ProviderError> {
+/// A [`Request`] checked once and sent as often as a handshake needs.
+pub struct Prepared {
+    method: reqwest::Method,
+    url: reqwest::Url,
+    headers: reqwest::header::HeaderMap,
+    body: Option<String>,
+}
+
+impl Prepared {
+    /// Checks `request`'s method, URL and headers.
+    fn new(request: Request) -> Result<Self, ProviderError> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
             setup(format!(
                 "failed to create request: invalid method {:?}",
@@ -115,7 +121,7 @@ impl Endpoint {
                 "failed to create request: the rendered url is not a URL: {e}"
             ))
         })?;
-        let mut builder = self.client.request(method.clone(), url);
+        let mut headers = reqwest::header::HeaderMap::new();
         for (name, value) in &request.headers {
             let header =
                 reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -128,19 +134,155 @@ impl Endpoint {
                     "failed to create request: invalid value for header {name}"
                 ))
             })?;
-            builder = builder.header(header, value);
+            headers.append(header, value);
         }
-        if !request.body.is_empty()
-            || !matches!(method, reqwest::Method::GET | reqwest::Method::HEAD)
-        {
-            builder = builder.body(request.body);
+        let body = (!request.body.is_empty()
+            || !matches!(method, reqwest::Method::GET | reqwest::Method::HEAD))
+        .then_some(request.body);
+        Ok(Self {
+            method,
+            url,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends the request through `client` as it is.
+    async fn send(&self, client: &reqwest::Client) -> Result<reqwest::Response, ProviderError> {
+        let mut builder = client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone());
+        if let Some(body) = &self.body {
+            builder = builder.body(body.clone());
         }
-        let sent = builder.send().await;
-        calls.observe(METRIC.0, METRIC.1, sent.is_ok());
-        let mut response = sent.map_err(|e| {
-            ProviderError::Unavailable(format!("failed to call endpoint: {}", transport_error(e)))
-        })?;
+        builder.send().await.map_err(call_failed)
+    }
+
+    /// The method.
+    pub fn method(&self) -> &reqwest::Method {
+        &self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
+    /// The spec's headers.
+    pub fn headers(&self) -> &reqwest::header::HeaderMap {
+        &self.headers
+    }
+
+    /// The body, when one is sent.
+    pub fn body(&self) -> Option<&str> {
+        self.body.as_deref()
+    }
+}
+
+/// A whole answer: status, headers and body (at most [`MAX_ANSWER_BYTES`]).
+pub struct Answer {
+    /// The status.
+    pub status: reqwest::StatusCode,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// Reads `response` to the end.
+    async fn read(mut response: reqwest::Response) -> Result<Self, ProviderError> {
         let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            ProviderError::Unavailable(format!("failed to read the answer: {}", transport_error(e)))
+        })? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(ProviderError::Malformed(format!(
+                    "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Self {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+impl Endpoint {
+    /// A client trusting `ca_pem` (PEM certificates) instead of the system roots when given,
+    /// giving up a call after `timeout`.
+    pub fn new(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, ProviderError> {
+        let tls = tls_config(ca_pem)?;
+        let client = client(tls.clone(), timeout)?;
+        Ok(Self {
+            client,
+            tls,
+            timeout,
+        })
+    }
+
+    /// Sends `request` and returns the body of a 2xx answer. `subject` names what was asked
+    /// for in a 404's [`ProviderError::NotFound`]. Each call is reported to `calls`.
+    pub async fn fetch(
+        &self,
+        request: Request,
+        subject: &str,
+        calls: &dyn CallObserver,
+    ) -> Result<Vec<u8>, ProviderError> {
+        self.fetch_as(request, None, subject, calls).await
+    }
+
+    /// [`Endpoint::fetch`], authenticating with `ntlm` when given: the handshake of
+    /// [`crate::handshake`] on one connection of its own ([`Connection`]), the spec's
+    /// `Authorization` header left out as upstream overwrites it; the timeout covers the whole
+    /// handshake. A 401 after the credentials were sent is a
+    /// [`ProviderError::Authentication`] naming the credentials' owner.
+    pub async fn fetch_as(
+        &self,
+        request: Request,
+        ntlm: Option<&NtlmCredentials>,
+        subject: &str,
+        calls: &dyn CallObserver,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let prepared = Prepared::new(request)?;
+        let (answer, credentials_sent) = match ntlm {
+            None => {
+                let sent = prepared.send(&self.client).await;
+                calls.observe(METRIC.0, METRIC.1, sent.is_ok());
+                (Answer::read(sent?).await?, None)
+            }
+            Some(creds) => {
+                let handshake = async {
+                    let mut connection = Connection::open(prepared.url(), &self.tls).await?;
+                    handshake::send(&mut connection, &prepared, creds).await
+                };
+                let sent = tokio::time::timeout(self.timeout, handshake)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ProviderError::Unavailable(format!(
+                            "failed to call endpoint: no answer in {:?}",
+                            self.timeout
+                        )))
+                    });
+                calls.observe(METRIC.0, METRIC.1, sent.is_ok());
+                sent?
+            }
+        };
+        let status = answer.status;
+        if let (reqwest::StatusCode::UNAUTHORIZED, Some(scheme), Some(creds)) =
+            (status, credentials_sent, ntlm)
+        {
+            return Err(ProviderError::Authentication(format!(
+                "{}: the endpoint refused the auth.ntlm credentials ({scheme}): endpoint gave \
+                 error {status}",
+                creds.owner()
+            )));
+        }
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(ProviderError::not_found_in(
                 subject,
@@ -148,20 +290,9 @@ impl Endpoint {
             ));
         }
         if !status.is_success() {
-            return Err(status_error(status, response.headers()));
+            return Err(status_error(status, &answer.headers));
         }
-        let mut out = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| {
-            ProviderError::Unavailable(format!("failed to read the answer: {}", transport_error(e)))
-        })? {
-            if out.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(ProviderError::Malformed(format!(
-                    "the answer is larger than {MAX_ANSWER_BYTES} bytes"
-                )));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+        Ok(answer.body)
     }
 }
 
@@ -172,6 +303,11 @@ pub fn http_client(
     ca_pem: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<reqwest::Client, ProviderError> {
+    client(tls_config(ca_pem)?, timeout)
+}
+
+/// The TLS setup (rustls on ring) trusting `ca_pem` when given, else the system roots.
+fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, ProviderError> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_pem {
         Some(pem) => {
@@ -193,13 +329,20 @@ pub fn http_client(
             let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         }
     }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| setup(format!("TLS setup failed: {e}")))?
     .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_no_client_auth())
+}
+
+/// A client on `tls` (HTTP/2 or 1.1 by ALPN).
+fn client(
+    mut tls: rustls::ClientConfig,
+    timeout: Duration,
+) -> Result<reqwest::Client, ProviderError> {
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)

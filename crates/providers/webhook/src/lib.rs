@@ -7,14 +7,19 @@
 //! * [`http`]: the HTTP client (the spec's CA or the system roots, the timeout) and one call,
 //!   with the answer's status sorted into [`strongroom_provider_api::ProviderError`]s.
 //! * [`answer`]: a value or a key map picked from a JSON answer by `result.jsonPath`.
+//! * [`ntlm`]: `auth.ntlm`'s credentials and NTLM messages; [`handshake`]: the requests of an
+//!   NTLM-authenticated call, on one [`connection`].
 //! * [`generator`]: the Webhook generator's run.
 //! * [`WebhookProvider`]: the provider (`spec.provider.webhook`).
 //!
 //! Messages never carry a rendered URL, a value of a referenced Secret or the answer's body.
 
 pub mod answer;
+pub mod connection;
 pub mod generator;
+pub mod handshake;
 pub mod http;
+pub mod ntlm;
 mod provider;
 mod spec;
 pub mod template;

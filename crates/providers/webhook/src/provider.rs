@@ -12,19 +12,23 @@
 //!
 //! `secrets[]` Secrets are read on every call (a rotated credential is used at once): a
 //! SecretStore's in its namespace, a ClusterSecretStore's in `secretRef.namespace`, which it
-//! must name. Store validation connects to the URL's host and port (15 s) unless the host is
-//! itself a template.
+//! must name; so are the `auth.ntlm` Secrets (see [`crate::ntlm`]), whose handshake every call
+//! (reads, pushes, deletions) runs. Store validation connects to the URL's host and port (15 s)
+//! unless the host is itself a template.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use strongroom_core::crd::external_secrets::{StoreKind, WebhookProvider as Spec, WebhookSecret};
+use strongroom_core::crd::external_secrets::{
+    SecretKeySelector, StoreKind, WebhookProvider as Spec, WebhookSecret,
+};
 use strongroom_provider_api::{
     Capabilities, CredentialResolver, Provider, ProviderEnv, ProviderError, PushRef, RemoteRef,
     SecretBytes, SecretMap, SecretsClient, StoreContext, Validation,
 };
 
 use crate::http::{Endpoint, Request};
+use crate::ntlm::NtlmCredentials;
 use crate::template::TemplateData;
 use crate::{answer, check_spec, timeout};
 
@@ -69,6 +73,18 @@ impl Provider for WebhookProvider {
                     return Err(ProviderError::InvalidConfig(format!(
                         "secrets[{i}].secretRef.namespace is required with ClusterSecretStore"
                     )));
+                }
+            }
+            if let Some(ntlm) = spec.auth.as_ref().and_then(|a| a.ntlm.as_ref()) {
+                for (field, selector) in [
+                    ("usernameSecret", &ntlm.username_secret),
+                    ("passwordSecret", &ntlm.password_secret),
+                ] {
+                    if selector.as_ref().is_some_and(|s| s.namespace.is_none()) {
+                        return Err(ProviderError::InvalidConfig(format!(
+                            "auth.ntlm.{field}.namespace is required with ClusterSecretStore"
+                        )));
+                    }
                 }
             }
         }
@@ -145,6 +161,42 @@ impl WebhookClient {
         Ok(data)
     }
 
+    /// The `auth.ntlm` credentials, read now (a SecretStore's in its namespace, a
+    /// ClusterSecretStore's in the selector's), when the spec has `auth.ntlm`.
+    async fn ntlm(&self) -> Result<Option<NtlmCredentials>, ProviderError> {
+        let Some(spec) = self.spec.auth.as_ref().and_then(|a| a.ntlm.as_ref()) else {
+            return Ok(None);
+        };
+        let store = &self.store;
+        let namespace_of = |selector: &SecretKeySelector| match store.kind {
+            StoreKind::SecretStore => store.namespace.clone().ok_or_else(|| {
+                ProviderError::InvalidConfig("the SecretStore has no namespace".into())
+            }),
+            StoreKind::ClusterSecretStore => selector.namespace.clone().ok_or_else(|| {
+                ProviderError::InvalidConfig(format!(
+                    "no namespace on ClusterScoped webhook secret {}",
+                    selector.name.as_deref().unwrap_or_default()
+                ))
+            }),
+        };
+        let owner = match (store.kind, &store.namespace) {
+            (StoreKind::SecretStore, Some(ns)) => format!("SecretStore {ns}/{}", store.name),
+            (StoreKind::SecretStore, None) => format!("SecretStore {}", store.name),
+            (StoreKind::ClusterSecretStore, _) => format!("ClusterSecretStore {}", store.name),
+        };
+        NtlmCredentials::read(self.env.credentials.as_ref(), spec, namespace_of, &owner)
+            .await
+            .map(Some)
+    }
+
+    /// Sends `request` (with `auth.ntlm` when set).
+    async fn fetch(&self, request: Request, subject: &str) -> Result<Vec<u8>, ProviderError> {
+        let ntlm = self.ntlm().await?;
+        self.endpoint
+            .fetch_as(request, ntlm.as_ref(), subject, self.env.calls.as_ref())
+            .await
+    }
+
     fn body_template(&self) -> &str {
         self.spec.body.as_deref().unwrap_or("")
     }
@@ -166,10 +218,7 @@ impl WebhookClient {
     async fn read(&self, remote: &RemoteRef) -> Result<(Vec<u8>, String), ProviderError> {
         let data = self.read_data(remote).await?;
         let request = Request::render(&self.spec, &data, "GET", self.body_template(), &[])?;
-        let body = self
-            .endpoint
-            .fetch(request, &remote.key, self.env.calls.as_ref())
-            .await?;
+        let body = self.fetch(request, &remote.key).await?;
         let json_path = data.render(
             "result.jsonPath",
             self.spec
@@ -216,8 +265,7 @@ impl SecretsClient for WebhookClient {
         } else {
             Request::render(&self.spec, &data, "POST", body_template, &hidden)?
         };
-        self.endpoint
-            .fetch(request, key, self.env.calls.as_ref())
+        self.fetch(request, key)
             .await
             .map(drop)
             .map_err(|e| match e {
@@ -237,11 +285,7 @@ impl SecretsClient for WebhookClient {
             .await?;
         let mut request = Request::render(&self.spec, &data, "DELETE", "", &[])?;
         request.method = "DELETE".into();
-        match self
-            .endpoint
-            .fetch(request, &target.remote_key, self.env.calls.as_ref())
-            .await
-        {
+        match self.fetch(request, &target.remote_key).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),

@@ -17,18 +17,28 @@ pub fn timeout(spec: &Spec) -> Result<Duration, ProviderError> {
     }
 }
 
-/// What is wrong with a spec before any call: no `url`, an unparsable `timeout`, `auth.ntlm`
-/// (not implemented), a `secrets[]` entry without a name or Secret name.
+/// What is wrong with a spec before any call: no `url`, an unparsable `timeout`, an
+/// `auth.ntlm` without both Secret keys, a `secrets[]` entry without a name or Secret name.
 pub fn check_spec(spec: &Spec) -> Result<(), ProviderError> {
     if spec.url.trim().is_empty() {
         return Err(ProviderError::InvalidConfig("url must not be empty".into()));
     }
     timeout(spec)?;
-    if spec.auth.as_ref().is_some_and(|a| a.ntlm.is_some()) {
-        return Err(ProviderError::InvalidConfig(
-            "auth.ntlm is not supported by Strongroom (use a templated Authorization header)"
-                .into(),
-        ));
+    if let Some(ntlm) = spec.auth.as_ref().and_then(|a| a.ntlm.as_ref()) {
+        for (field, selector) in [
+            ("usernameSecret", &ntlm.username_secret),
+            ("passwordSecret", &ntlm.password_secret),
+        ] {
+            let named = selector.as_ref().is_some_and(|s| {
+                !s.name.as_deref().unwrap_or_default().is_empty()
+                    && !s.key.as_deref().unwrap_or_default().is_empty()
+            });
+            if !named {
+                return Err(ProviderError::InvalidConfig(format!(
+                    "auth.ntlm.{field} must name a Secret and a key"
+                )));
+            }
+        }
     }
     for (i, entry) in spec.secrets.iter().flatten().enumerate() {
         if entry.name.is_empty() {
@@ -54,10 +64,10 @@ pub fn check_spec(spec: &Spec) -> Result<(), ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strongroom_core::crd::external_secrets::{WebhookAuth, WebhookNtlm};
+    use strongroom_core::crd::external_secrets::{SecretKeySelector, WebhookAuth, WebhookNtlm};
 
     #[test]
-    fn specs_need_a_url_a_valid_timeout_and_no_ntlm() {
+    fn specs_need_a_url_a_valid_timeout_and_complete_ntlm_selectors() {
         let ok = Spec {
             url: "http://h/{{ .remoteRef.key }}".into(),
             timeout: Some("5s".into()),
@@ -77,12 +87,23 @@ mod tests {
             ..ok.clone()
         };
         assert!(message(&bad_timeout).contains("timeout"));
-        let ntlm = Spec {
-            auth: Some(WebhookAuth {
-                ntlm: Some(WebhookNtlm::default()),
-            }),
-            ..ok
+        let selector = |name: &str, key: &str| SecretKeySelector {
+            name: Some(name.into()),
+            key: Some(key.into()),
+            ..SecretKeySelector::default()
         };
-        assert!(message(&ntlm).contains("auth.ntlm is not supported"));
+        let ntlm = |password_key: &str| Spec {
+            auth: Some(WebhookAuth {
+                ntlm: Some(WebhookNtlm {
+                    username_secret: Some(selector("creds", "user")),
+                    password_secret: Some(selector("creds", password_key)),
+                }),
+            }),
+            ..ok.clone()
+        };
+        assert_eq!(check_spec(&ntlm("password")), Ok(()));
+        assert!(
+            message(&ntlm("")).contains("auth.ntlm.passwordSecret must name a Secret and a key")
+        );
     }
 }

@@ -344,7 +344,7 @@ async fn push_sends_the_value_and_stores_are_checked() {
         "{e}"
     );
 
-    // static checks: a ClusterSecretStore's Secrets name their namespace; no NTLM
+    // static checks: a ClusterSecretStore's Secrets name their namespace
     let with_secret = Spec {
         secrets: Some(vec![WebhookSecret {
             name: "creds".into(),

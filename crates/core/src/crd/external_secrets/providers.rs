@@ -808,7 +808,7 @@ pub struct WebhookProvider {
     pub url: String,
     /// Header templates by header name.
     pub headers: Option<BTreeMap<String, String>>,
-    /// Authentication protocol (only `ntlm` upstream; refused here).
+    /// Authentication protocol: `ntlm` (the only one upstream has).
     pub auth: Option<WebhookAuth>,
     /// Body template.
     pub body: Option<String>,
@@ -831,7 +831,7 @@ pub struct WebhookProvider {
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = preserve_unknown_fields)]
 pub struct WebhookAuth {
-    /// NTLM with a user name and password from Secrets.
+    /// NTLM with a user name (`DOMAIN\user`, `user@realm` or `user`) and password from Secrets.
     pub ntlm: Option<WebhookNtlm>,
 }
 
