@@ -5,14 +5,15 @@
 
 use std::collections::HashMap;
 
-use super::gotmpl::{Func, FuncError, GoMap, List, Value};
+use super::gotmpl::{Elem, Func, FuncError, GoMap, List, Value};
 use base64::Engine as _;
 
 use super::go::{
-    Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote, go_v, iface, int,
-    int_param, int64, is_nil, kind_name, list_param, map_param, map_target, map_value, num,
-    str_param, strval, to_json, type_name, wrong_count,
+    JsonFailure, Num, arg, bool_param, deep_equal, empty, exactly, float, from_json, go_quote,
+    go_v, iface, int, int_param, int64, is_nil, kind_name, list_param, map_param, map_target,
+    map_value, num, str_param, strval, to_json_within, type_name, wrong_count,
 };
+use super::go_regexp;
 
 /// The functions of this module.
 pub(super) const FUNCTIONS: &[(&str, Func)] = &[
@@ -179,18 +180,18 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("regexMatch", regex_match as Func),
     ("mustRegexMatch", must_regex_match as Func),
     ("regexFindAll", regex_find_all as Func),
-    ("mustRegexFindAll", regex_find_all as Func),
+    ("mustRegexFindAll", must_regex_find_all as Func),
     ("regexFind", regex_find as Func),
-    ("mustRegexFind", regex_find as Func),
+    ("mustRegexFind", must_regex_find as Func),
     ("regexReplaceAll", regex_replace_all as Func),
-    ("mustRegexReplaceAll", regex_replace_all as Func),
+    ("mustRegexReplaceAll", must_regex_replace_all as Func),
     ("regexReplaceAllLiteral", regex_replace_all_literal as Func),
     (
         "mustRegexReplaceAllLiteral",
-        regex_replace_all_literal as Func,
+        must_regex_replace_all_literal as Func,
     ),
     ("regexSplit", regex_split as Func),
-    ("mustRegexSplit", regex_split as Func),
+    ("mustRegexSplit", must_regex_split as Func),
 ];
 
 fn generic(msg: impl Into<String>) -> FuncError {
@@ -1130,8 +1131,9 @@ fn step_range(start: i64, stop: i64, step: i64) -> Result<Vec<i64>, FuncError> {
     Ok(out)
 }
 
+/// An `[]int`, as sprig's `until` and `untilStep` return.
 fn ints(items: Vec<i64>) -> Value {
-    Value::Array(items.into_iter().map(int).collect())
+    Value::Array(List::ints(items.into_iter().map(int).collect()))
 }
 
 fn until(args: &[Value]) -> Result<Value, FuncError> {
@@ -1876,7 +1878,19 @@ fn json_with(
     indent: Option<&str>,
 ) -> Result<Value, FuncError> {
     exactly(args, f, 1)?;
-    Ok(s(to_json(&args[0], html, indent).unwrap_or_default()))
+    let limit = super::gotmpl::limits::active()
+        .function_output
+        .unwrap_or(usize::MAX);
+    match to_json_within(&args[0], html, indent, limit) {
+        Ok(text) => Ok(s(text)),
+        Err(JsonFailure::Unsupported) => Ok(s("")),
+        Err(JsonFailure::TooLarge(count)) => Err(FuncError::TooMuchOutput {
+            function: f.into(),
+            count,
+            what: "bytes".into(),
+            limit,
+        }),
+    }
 }
 
 fn to_json_fn(args: &[Value]) -> Result<Value, FuncError> {
@@ -2188,9 +2202,15 @@ fn slice(args: &[Value]) -> Result<Value, FuncError> {
             "reflect: slice index out of range [{from}:{to}]"
         )));
     }
-    Ok(Value::Array(
-        items[from as usize..to as usize].to_vec().into(),
-    ))
+    // reflect's Slice keeps the slice's type
+    let elem = match list {
+        Value::Array(l) => l.elem(),
+        _ => Elem::Interface,
+    };
+    Ok(Value::Array(List::typed(
+        items[from as usize..to as usize].to_vec(),
+        elem,
+    )))
 }
 
 fn type_of(args: &[Value]) -> Result<Value, FuncError> {
@@ -2473,57 +2493,26 @@ fn b32dec(args: &[Value]) -> Result<Value, FuncError> {
     }))
 }
 
-/// A Go (RE2) pattern for the regex crate: RE2 reads a `{` that does not start a repetition
-/// (`{2}`, `{2,}`, `{2,5}`) as a literal brace, the regex crate refuses it.
-fn go_pattern(pattern: &str) -> String {
-    let b = pattern.as_bytes();
-    let mut out = String::with_capacity(pattern.len());
-    let mut i = 0;
-    while i < b.len() {
-        // RE2's \Q...\E quotes a literal
-        if pattern[i..].starts_with("\\Q") {
-            let body = &pattern[i + 2..];
-            let end = body.find("\\E").unwrap_or(body.len());
-            out.push_str(&regex::escape(&body[..end]));
-            i += 2 + end + if end < body.len() { 2 } else { 0 };
-            continue;
-        }
-        match b[i] {
-            b'\\' => {
-                let len = pattern[i + 1..].chars().next().map_or(0, char::len_utf8);
-                out.push_str(&pattern[i..(i + 1 + len).min(pattern.len())]);
-                i += 1 + len;
-                continue;
-            }
-            b'{' => {
-                let rest = &pattern[i + 1..];
-                let close = rest.find('}');
-                let repeat = close.is_some_and(|c| {
-                    let inner = &rest[..c];
-                    let (lo, hi) = inner.split_once(',').unwrap_or((inner, "0"));
-                    !lo.is_empty()
-                        && lo.bytes().all(|d| d.is_ascii_digit())
-                        && hi.bytes().all(|d| d.is_ascii_digit())
-                });
-                out.push_str(if repeat { "{" } else { "\\{" });
-            }
-            _ => {
-                let len = pattern[i..].chars().next().map_or(1, char::len_utf8);
-                out.push_str(&pattern[i..i + len]);
-                i += len;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    out
+/// How a sprig function compiles its pattern: `regexp.MustCompile`, whose panic names the
+/// pattern (`regexp: Compile(`[`): error parsing regexp: ...`), or `regexp.Compile`, whose error
+/// the `must*` functions return as it is.
+#[derive(Clone, Copy)]
+enum Compile {
+    Panics,
+    Returns,
 }
 
-fn compile(pattern: &str) -> Result<regex::Regex, FuncError> {
-    regex::Regex::new(&go_pattern(pattern)).map_err(|e| {
+/// Compiles a Go pattern (see `go_regexp`), failing with Go's message.
+fn compile(pattern: &str, how: Compile) -> Result<regex::Regex, FuncError> {
+    let translated = go_regexp::translate(pattern).map_err(|e| match how {
+        Compile::Panics => generic(format!("regexp: Compile({}): {e}", regexp_quote(pattern))),
+        Compile::Returns => generic(e),
+    })?;
+    // what Go accepts and the regex crate refuses (nesting or size limits)
+    regex::Regex::new(&translated).map_err(|e| {
         generic(format!(
             "regexp: Compile({}): {}",
-            go_quote(pattern),
+            regexp_quote(pattern),
             e.to_string()
                 .lines()
                 .last()
@@ -2533,21 +2522,44 @@ fn compile(pattern: &str) -> Result<regex::Regex, FuncError> {
     })
 }
 
+/// How Go's `regexp` package quotes a pattern: in backquotes when `strconv.CanBackquote`.
+fn regexp_quote(pattern: &str) -> String {
+    let backquotable = pattern
+        .chars()
+        .all(|c| c != '`' && c != '\u{FEFF}' && (c == '\t' || !c.is_control()));
+    if backquotable {
+        format!("`{pattern}`")
+    } else {
+        go_quote(pattern)
+    }
+}
+
 fn regex_match(args: &[Value]) -> Result<Value, FuncError> {
     let (re, text) = str2(args, "regexMatch")?;
     Ok(Value::Bool(
-        regex::Regex::new(&go_pattern(&re)).is_ok_and(|r| r.is_match(&text)),
+        go_regexp::translate(&re)
+            .ok()
+            .and_then(|p| regex::Regex::new(&p).ok())
+            .is_some_and(|r| r.is_match(&text)),
     ))
 }
 
 fn must_regex_match(args: &[Value]) -> Result<Value, FuncError> {
     let (re, text) = str2(args, "mustRegexMatch")?;
-    Ok(Value::Bool(compile(&re)?.is_match(&text)))
+    Ok(Value::Bool(compile(&re, Compile::Returns)?.is_match(&text)))
 }
 
 fn regex_find_all(args: &[Value]) -> Result<Value, FuncError> {
+    regex_find_all_in(args, Compile::Panics)
+}
+
+fn must_regex_find_all(args: &[Value]) -> Result<Value, FuncError> {
+    regex_find_all_in(args, Compile::Returns)
+}
+
+fn regex_find_all_in(args: &[Value], how: Compile) -> Result<Value, FuncError> {
     exactly(args, "regexFindAll", 3)?;
-    let re = compile(&str_param(&args[0])?)?;
+    let re = compile(&str_param(&args[0])?, how)?;
     let text = str_param(&args[1])?;
     let n = int_param(&args[2])?;
     let limit = if n < 0 {
@@ -2569,16 +2581,32 @@ fn regex_find_all(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 fn regex_find(args: &[Value]) -> Result<Value, FuncError> {
+    regex_find_in(args, Compile::Panics)
+}
+
+fn must_regex_find(args: &[Value]) -> Result<Value, FuncError> {
+    regex_find_in(args, Compile::Returns)
+}
+
+fn regex_find_in(args: &[Value], how: Compile) -> Result<Value, FuncError> {
     let (re, text) = str2(args, "regexFind")?;
-    Ok(s(compile(&re)?
+    Ok(s(compile(&re, how)?
         .find(&text)
         .map(|m| m.as_str())
         .unwrap_or_default()))
 }
 
 fn regex_replace_all(args: &[Value]) -> Result<Value, FuncError> {
+    regex_replace_all_in(args, Compile::Panics)
+}
+
+fn must_regex_replace_all(args: &[Value]) -> Result<Value, FuncError> {
+    regex_replace_all_in(args, Compile::Returns)
+}
+
+fn regex_replace_all_in(args: &[Value], how: Compile) -> Result<Value, FuncError> {
     exactly(args, "regexReplaceAll", 3)?;
-    let re = compile(&str_param(&args[0])?)?;
+    let re = compile(&str_param(&args[0])?, how)?;
     let (text, repl) = (str_param(&args[1])?, str_param(&args[2])?);
     // expanded match by match, so a replacement that multiplies the text stops at the limit
     let mut out = String::new();
@@ -2595,8 +2623,16 @@ fn regex_replace_all(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 fn regex_replace_all_literal(args: &[Value]) -> Result<Value, FuncError> {
+    regex_replace_all_literal_in(args, Compile::Panics)
+}
+
+fn must_regex_replace_all_literal(args: &[Value]) -> Result<Value, FuncError> {
+    regex_replace_all_literal_in(args, Compile::Returns)
+}
+
+fn regex_replace_all_literal_in(args: &[Value], how: Compile) -> Result<Value, FuncError> {
     exactly(args, "regexReplaceAllLiteral", 3)?;
-    let re = compile(&str_param(&args[0])?)?;
+    let re = compile(&str_param(&args[0])?, how)?;
     let (text, repl) = (str_param(&args[1])?, str_param(&args[2])?);
     let matches = re.find_iter(&text).count();
     check_size(
@@ -2609,9 +2645,17 @@ fn regex_replace_all_literal(args: &[Value]) -> Result<Value, FuncError> {
 
 /// Go's `Regexp.Split`.
 fn regex_split(args: &[Value]) -> Result<Value, FuncError> {
+    regex_split_in(args, Compile::Panics)
+}
+
+fn must_regex_split(args: &[Value]) -> Result<Value, FuncError> {
+    regex_split_in(args, Compile::Returns)
+}
+
+fn regex_split_in(args: &[Value], how: Compile) -> Result<Value, FuncError> {
     exactly(args, "regexSplit", 3)?;
     let pattern = str_param(&args[0])?;
-    let re = compile(&pattern)?;
+    let re = compile(&pattern, how)?;
     let text = str_param(&args[1])?;
     let n = int_param(&args[2])?;
     if n == 0 {
@@ -2686,9 +2730,10 @@ mod tests {
 
     #[test]
     fn braces_that_repeat_nothing_are_literal_as_in_re2() {
-        assert_eq!(go_pattern("{\"k\":[1]}"), "\\{\"k\":[1]}");
-        assert_eq!(go_pattern("a{2,3}\\{"), "a{2,3}\\{");
-        assert!(compile("{x}").is_ok());
+        let find = |p: &str, t: &str| out(regex_find(&[s(p), s(t)]));
+        assert_eq!(find("{\"k\":[1]}", "{\"k\":1}"), "{\"k\":1}");
+        assert_eq!(find("a{2,3}\\{", "aaa{"), "aaa{");
+        assert!(compile("{x}", Compile::Panics).is_ok());
     }
 
     #[test]

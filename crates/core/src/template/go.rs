@@ -385,86 +385,141 @@ fn json_string(s: &str, escape_html: bool, out: &mut String) {
     out.push('"');
 }
 
+/// Why [`to_json_within`] gave no JSON.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum JsonFailure {
+    /// Go fails too (NaN, infinities, functions).
+    Unsupported,
+    /// The text passed the limit; this many bytes were written when it stopped.
+    TooLarge(usize),
+}
+
 /// Go's `json.Marshal` (keys sorted; `<`, `>`, `&` escaped when `escape_html`), indented by
 /// `indent` per level when given, as `json.MarshalIndent(v, "", indent)`. `None` where Go fails
 /// (NaN, infinities, functions).
 pub(super) fn to_json(v: &Value, escape_html: bool, indent: Option<&str>) -> Option<String> {
-    let mut out = String::new();
-    write_json(v, escape_html, indent, 0, &mut out)?;
-    Some(out)
+    to_json_within(v, escape_html, indent, usize::MAX).ok()
 }
 
-fn newline(indent: Option<&str>, level: usize, out: &mut String) {
-    if let Some(ind) = indent {
-        out.push('\n');
-        for _ in 0..level {
-            out.push_str(ind);
-        }
-    }
-}
-
-fn write_json(
+/// [`to_json`] that stops as soon as the text passes `limit` bytes, so a value with a
+/// million items fails before its text is built.
+pub(super) fn to_json_within(
     v: &Value,
     escape_html: bool,
     indent: Option<&str>,
-    level: usize,
-    out: &mut String,
-) -> Option<()> {
-    match v {
-        Value::Nil | Value::NoValue => out.push_str("null"),
-        Value::Array(items) if items.is_nil() => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::String(s) => json_string(s, escape_html, out),
-        Value::Typed(t) if matches!(t.kind, "int" | "uint64") => out.push_str(&t.text),
-        Value::Typed(t) => json_string(&typed_json_text(t), escape_html, out),
-        Value::Number(_) => match num(v)? {
-            Num::Int(i) => out.push_str(&i.to_string()),
-            Num::Float(f) => out.push_str(&json_float(f)?),
-        },
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(indent, level + 1, out);
-                write_json(item, escape_html, indent, level + 1, out)?;
+    limit: usize,
+) -> Result<String, JsonFailure> {
+    let mut writer = JsonWriter {
+        out: String::new(),
+        escape_html,
+        indent,
+        limit,
+    };
+    writer.value(v, 0)?;
+    Ok(writer.out)
+}
+
+struct JsonWriter<'a> {
+    out: String,
+    escape_html: bool,
+    indent: Option<&'a str>,
+    limit: usize,
+}
+
+impl JsonWriter<'_> {
+    fn newline(&mut self, level: usize) {
+        if let Some(ind) = self.indent {
+            self.out.push('\n');
+            for _ in 0..level {
+                self.out.push_str(ind);
             }
-            if !items.is_empty() {
-                newline(indent, level, out);
-            }
-            out.push(']');
-        }
-        Value::Map(m) | Value::Object(m) => {
-            out.push('{');
-            let m = m.read();
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(indent, level + 1, out);
-                json_string(k, escape_html, out);
-                out.push(':');
-                if indent.is_some() {
-                    out.push(' ');
-                }
-                write_json(&m[*k], escape_html, indent, level + 1, out)?;
-            }
-            if !m.is_empty() {
-                newline(indent, level, out);
-            }
-            out.push('}');
         }
     }
-    Some(())
+
+    /// Fails once the text has passed the limit, or would with `more` bytes.
+    fn check(&self, more: usize) -> Result<(), JsonFailure> {
+        let len = self.out.len().saturating_add(more);
+        if len > self.limit {
+            return Err(JsonFailure::TooLarge(len));
+        }
+        Ok(())
+    }
+
+    fn string(&mut self, s: &str) -> Result<(), JsonFailure> {
+        // escaping only makes it longer
+        self.check(s.len() + 2)?;
+        json_string(s, self.escape_html, &mut self.out);
+        self.check(0)
+    }
+
+    fn value(&mut self, v: &Value, level: usize) -> Result<(), JsonFailure> {
+        match v {
+            Value::Nil | Value::NoValue => self.out.push_str("null"),
+            Value::Array(items) if items.is_nil() => self.out.push_str("null"),
+            Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
+            Value::String(s) => self.string(s)?,
+            Value::Typed(t) if matches!(t.kind, "int" | "uint64") => self.out.push_str(&t.text),
+            Value::Typed(t) => self.string(&typed_json_text(t))?,
+            Value::Number(_) => match num(v).ok_or(JsonFailure::Unsupported)? {
+                Num::Int(i) => self.out.push_str(&i.to_string()),
+                Num::Float(f) => self
+                    .out
+                    .push_str(&json_float(f).ok_or(JsonFailure::Unsupported)?),
+            },
+            Value::Array(items) => {
+                self.out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.newline(level + 1);
+                    self.value(item, level + 1)?;
+                }
+                if !items.is_empty() {
+                    self.newline(level);
+                }
+                self.out.push(']');
+            }
+            Value::Map(m) | Value::Object(m) => {
+                self.out.push('{');
+                let m = m.read();
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.newline(level + 1);
+                    self.string(k)?;
+                    self.out.push(':');
+                    if self.indent.is_some() {
+                        self.out.push(' ');
+                    }
+                    self.value(&m[*k], level + 1)?;
+                }
+                if !m.is_empty() {
+                    self.newline(level);
+                }
+                self.out.push('}');
+            }
+        }
+        self.check(0)
+    }
 }
 
 /// A JSON document as Go's `json.Unmarshal` into `interface{}` reads it: every number a
 /// float64.
 pub(super) fn from_json(text: &str) -> Result<Value, String> {
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    super::json_syntax::check(text)?;
+    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        // Go's decoder names the number (`cannot unmarshal number 1e999 into ...`); it may be
+        // part of a secret, so it is left out
+        if e.to_string().starts_with("number out of range") {
+            "json: cannot unmarshal number into Go value of type float64".to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
     Ok(json_value(doc))
 }
 
@@ -487,7 +542,7 @@ pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(_), Value::Number(_)) => num(a) == num(b) && type_name(a) == type_name(b),
         (Value::Array(x), Value::Array(y)) => {
-            x.is_strings() == y.is_strings()
+            x.elem() == y.elem()
                 && x.len() == y.len()
                 && x.iter().zip(y).all(|(p, q)| deep_equal(p, q))
         }
