@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::gotmpl::{Elem, Func, FuncError, GoMap, List, Value};
+use super::gotmpl::{Elem, Func, FuncError, GoMap, List, Typed, Value};
 use base64::Engine as _;
 
 use super::go::{
@@ -344,17 +344,28 @@ fn substr(args: &[Value]) -> Result<Value, FuncError> {
     let (start, end) = (int_param(&args[0])?, int_param(&args[1])?);
     let text = str_param(&args[2])?;
     let len = text.len() as i64;
-    let out_of_range = || generic(format!("slice bounds out of range [{start}:{end}]"));
+    // sprig slices the string; Go's runtime words the failure by the slice expression
+    let out_of_range =
+        |what: String| generic(format!("runtime error: slice bounds out of range {what}"));
     let (from, to) = if start < 0 {
+        if end < 0 {
+            return Err(out_of_range(format!("[:{end}]")));
+        }
+        if end > len {
+            return Err(out_of_range(format!("[:{end}] with length {len}")));
+        }
         (0, end)
     } else if end < 0 || end > len {
+        if start > len {
+            return Err(out_of_range(format!("[{start}:{len}]")));
+        }
         (start, len)
     } else {
+        if start > end {
+            return Err(out_of_range(format!("[{start}:{end}]")));
+        }
         (start, end)
     };
-    if from < 0 || to < 0 || from > to || to > len {
-        return Err(out_of_range());
-    }
     Ok(s(byte_slice(&text, from as usize, to as usize)))
 }
 
@@ -1443,7 +1454,7 @@ fn basic_kind(v: &Value) -> Kind {
             _ => Kind::Int,
         },
         // uint64 compares with the ints
-        Value::Typed(t) if t.kind == "uint64" => Kind::Int,
+        Value::Typed(t) if super::go::is_unsigned(t) => Kind::Int,
         _ => Kind::Other,
     }
 }
@@ -1570,7 +1581,8 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
                 usize::try_from(i)
                     .ok()
                     .and_then(|i| text.as_bytes().get(i).copied())
-                    .map(|b| int(i64::from(b)))
+                    // a byte of the string: a Go uint8
+                    .map(|b| Typed::value("uint8", "uint8", b.to_string()))
                     .ok_or_else(|| generic(format!("index out of range: {i}")))?
             }
             Value::Map(m) | Value::Object(m) => {
@@ -1622,6 +1634,10 @@ fn go_syntax(v: &Value, inner: bool) -> String {
                 "map[string]interface {}"
             };
             format!("{ty}{{{}}}", parts.join(", "))
+        }
+        // Go writes unsigned integers in hex
+        Value::Typed(t) if super::go::is_unsigned(t) => {
+            format!("0x{:x}", t.text.parse::<u64>().unwrap_or_default())
         }
         other => go_v(other),
     }
@@ -2078,19 +2094,27 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
     }
     let dict = &args[args.len() - 1];
     let default = &args[args.len() - 2];
-    let path: Vec<String> = args[..args.len() - 2]
-        .iter()
-        .map(str_param)
-        .collect::<Result<_, _>>()?;
-    let conversion = |v: &Value| {
+    // sprig takes `...interface{}` and asserts each type, so a wrong one panics in the call
+    let asserted = |v: &Value, to: &str| {
+        let from = match v {
+            Value::Nil | Value::NoValue => "nil",
+            other => type_name(other),
+        };
         generic(format!(
-            "interface conversion: interface {{}} is {}, not map[string]interface {{}}",
-            type_name(v)
+            "interface conversion: interface {{}} is {from}, not {to}"
         ))
     };
+    let conversion = |v: &Value| asserted(v, "map[string]interface {}");
     let Value::Map(mut current) = dict.clone() else {
         return Err(conversion(dict));
     };
+    let path: Vec<String> = args[..args.len() - 2]
+        .iter()
+        .map(|v| match v {
+            Value::String(text) => Ok(text.clone()),
+            other => Err(asserted(other, "string")),
+        })
+        .collect::<Result<_, _>>()?;
     for (i, key) in path.iter().enumerate() {
         let Some(step) = current.get(key) else {
             return Ok(iface(default));
@@ -2406,7 +2430,7 @@ fn ext(args: &[Value]) -> Result<Value, FuncError> {
 
 /// Go's `base64.StdEncoding.DecodeString`, with its error text (the offset of the first bad
 /// quantum) where Go fails.
-fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
+pub(super) fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
     let bytes: Vec<(usize, u8)> = text
         .bytes()
         .enumerate()

@@ -27,10 +27,15 @@ pub(super) fn num(v: &Value) -> Option<Num> {
             },
             NumberKind::Float(f) => Num::Float(f),
         }),
-        // semver's Major/Minor/Patch
-        Value::Typed(t) if t.kind == "uint64" => t.text.parse().ok().map(Num::Int),
+        // semver's Major/Minor/Patch, a byte of a string
+        Value::Typed(t) if is_unsigned(t) => t.text.parse().ok().map(Num::Int),
         _ => None,
     }
+}
+
+/// Whether a typed value is one of Go's unsigned integers (`uint8`, `uint64`).
+pub(super) fn is_unsigned(t: &Typed) -> bool {
+    matches!(t.kind, "uint8" | "uint64")
 }
 
 /// A map value made by a function: a `map[string]interface{}`.
@@ -126,7 +131,7 @@ pub(super) fn empty(v: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Map(m) | Value::Object(m) => m.is_empty(),
-        Value::Typed(t) => matches!(t.kind, "int" | "uint64") && t.text == "0",
+        Value::Typed(t) => (t.kind == "int" || is_unsigned(t)) && t.text == "0",
         Value::Number(_) => match num(v) {
             Some(Num::Int(i)) => i == 0,
             Some(Num::Float(f)) => f == 0.0,
@@ -224,6 +229,14 @@ pub(super) fn str_param(v: &Value) -> Result<String, FuncError> {
 
 /// A value for a Go `int` parameter: only an integer converts.
 pub(super) fn int_param(v: &Value) -> Result<i64, FuncError> {
+    if let Value::Typed(t) = v
+        && is_unsigned(t)
+    {
+        return Err(FuncError::Generic(format!(
+            "wrong type for value; expected int; got {}",
+            t.type_name
+        )));
+    }
     if is_int64(v) {
         return Err(FuncError::Generic(
             "wrong type for value; expected int; got int64".into(),
@@ -458,7 +471,7 @@ impl JsonWriter<'_> {
             Value::Array(items) if items.is_nil() => self.out.push_str("null"),
             Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
             Value::String(s) => self.string(s)?,
-            Value::Typed(t) if matches!(t.kind, "int" | "uint64") => self.out.push_str(&t.text),
+            Value::Typed(t) if t.kind == "int" || is_unsigned(t) => self.out.push_str(&t.text),
             Value::Typed(t) => self.string(&typed_json_text(t))?,
             Value::Number(_) => match num(v).ok_or(JsonFailure::Unsupported)? {
                 Num::Int(i) => self.out.push_str(&i.to_string()),

@@ -16,8 +16,8 @@ pub(super) enum Tok {
     Field(String),
     /// `$name` (`$` alone is "$").
     Variable(String),
-    /// A quoted or raw string's value.
-    Str(String),
+    /// A quoted or raw string's value, and its text as written (Go prints the node so).
+    Str(String, String),
     /// A character constant's value.
     Char(char),
     /// A number's text as written.
@@ -234,7 +234,8 @@ impl Lexer<'_> {
                     };
                     let value = self.src[start + 1..start + 1 + end].replace('\r', "");
                     self.pos = start + 1 + end + 1;
-                    self.push(Tok::Str(value), start);
+                    let quoted = self.src[start..self.pos].to_string();
+                    self.push(Tok::Str(value, quoted), start);
                 }
                 b'\'' => self.char_constant(start)?,
                 b'$' => {
@@ -326,13 +327,14 @@ impl Lexer<'_> {
         let body = &self.src[start + 1..i];
         let bytes = unquote(body, '"').ok_or_else(|| LexError {
             pos: start,
-            message: format!("invalid syntax: \"{body}\""),
+            // strconv's error, as Go's parser reports it
+            message: "invalid syntax".into(),
         })?;
         // bytes that are not UTF-8 (`"\xff"`) are carried as the render's binary values are:
         // U+FFFD in the text, the real bytes for `b64enc` and the output of `render_data`
         let value = crate::template::eso::binary::text_of(bytes);
         self.pos = i + 1;
-        self.push(Tok::Str(value), start);
+        self.push(Tok::Str(value, self.src[start..i + 1].to_string()), start);
         Ok(())
     }
 
@@ -479,7 +481,7 @@ mod tests {
                 Tok::Space,
                 Tok::Ident("f".into()),
                 Tok::Space,
-                Tok::Str("\\d".into()),
+                Tok::Str("\\d".into(), "`\\d`".into()),
                 Tok::Space,
                 Tok::Char('a'),
                 Tok::Close,

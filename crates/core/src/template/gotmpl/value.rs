@@ -177,6 +177,8 @@ pub enum Elem {
     String,
     /// `[]int` (`until`, `untilStep`).
     Int,
+    /// `[][]interface {}` (`chunk`).
+    Lists,
 }
 
 /// A Go slice: its items, its element type, and whether it is nil (an empty nil slice prints
@@ -223,6 +225,7 @@ impl List {
             Elem::Interface => "[]interface {}",
             Elem::String => "[]string",
             Elem::Int => "[]int",
+            Elem::Lists => "[][]interface {}",
         }
     }
     /// Its element type.
@@ -459,7 +462,7 @@ impl Value {
             Value::String(s) => !s.is_empty(),
             Value::Object(m) | Value::Map(m) => !m.is_empty(),
             Value::Array(a) => !a.is_empty(),
-            Value::Typed(t) => !matches!(t.kind, "int" | "uint64") || t.text != "0",
+            Value::Typed(t) => !matches!(t.kind, "int" | "uint8" | "uint64") || t.text != "0",
             Value::Number(n) => match n.kind() {
                 NumberKind::Unsigned(u) => u != 0,
                 NumberKind::Signed(i) | NumberKind::Negative(i) => i != 0,
