@@ -575,6 +575,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_stops_soon_after_the_limit() {
+        let item = Value::String("x".repeat(100));
+        let big = Value::Array(vec![item; 100_000].into());
+        let full = to_json(&big, true, None).unwrap().len();
+        assert!(full > 10_000_000);
+        for indent in [None, Some("  ")] {
+            match to_json_within(&big, true, indent, 1000) {
+                // the item that crossed the limit was checked before it was written
+                Err(JsonFailure::TooLarge(at)) => assert!(at <= 1000 + 120, "{at}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            to_json_within(&Value::Array(vec![].into()), true, None, 2),
+            Ok("[]".to_string())
+        );
+    }
+
+    #[test]
     fn quotes_as_go() {
         assert_eq!(go_quote("tab\there"), "\"tab\\there\"");
         assert_eq!(go_quote("\u{0}\u{1}\u{7f}"), "\"\\x00\\x01\\x7f\"");

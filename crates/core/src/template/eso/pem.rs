@@ -330,7 +330,7 @@ fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 
 /// Which of Go's x509 messages a DER certificate that does not parse gets: Go checks the outer
 /// SEQUENCE, then the to-be-signed SEQUENCE inside it, before anything else.
-fn go_malformed(der: &[u8]) -> &'static str {
+pub(super) fn go_malformed(der: &[u8]) -> &'static str {
     const SEQUENCE: u8 = 0x30;
     let Some((outer, _)) = der_element(der, SEQUENCE) else {
         return "x509: malformed certificate";
