@@ -328,8 +328,7 @@ impl Parser {
                 }
                 '{' => match parse_repeat(t) {
                     Some((min, max, after)) => {
-                        if min < 0
-                            || min > MAX_REPEAT
+                        if !(0..=MAX_REPEAT).contains(&min)
                             || max > MAX_REPEAT
                             || (max >= 0 && min > max)
                         {
@@ -395,13 +394,13 @@ impl Parser {
             repeat: counted.map(|(count, _)| count),
             subs: vec![sub],
         };
-        if let Some((_, Some(_))) = counted {
-            if !repeat_is_valid(top, MAX_REPEAT) {
-                return Err(GoError::new(
-                    "invalid repeat count",
-                    consumed(before, after),
-                ));
-            }
+        if let Some((_, Some(_))) = counted
+            && !repeat_is_valid(top, MAX_REPEAT)
+        {
+            return Err(GoError::new(
+                "invalid repeat count",
+                consumed(before, after),
+            ));
         }
         self.out.push_str(consumed(before, after));
         Ok(after)
@@ -525,17 +524,18 @@ impl Parser {
         let mut first = true;
         while t.is_empty() || !t.starts_with(']') || first {
             first = false;
-            if t.len() > 2 && t.starts_with("[:") {
-                if let Some(i) = t[2..].find(":]") {
-                    let name = &t[..i + 4];
-                    let inner = &name[2..name.len() - 2];
-                    if !POSIX.contains(&inner.strip_prefix('^').unwrap_or(inner)) {
-                        return Err(GoError::new("invalid character class range", name));
-                    }
-                    out.push_str(name);
-                    t = &t[i + 4..];
-                    continue;
+            if t.len() > 2
+                && t.starts_with("[:")
+                && let Some(i) = t[2..].find(":]")
+            {
+                let name = &t[..i + 4];
+                let inner = &name[2..name.len() - 2];
+                if !POSIX.contains(&inner.strip_prefix('^').unwrap_or(inner)) {
+                    return Err(GoError::new("invalid character class range", name));
                 }
+                out.push_str(name);
+                t = &t[i + 4..];
+                continue;
             }
             if let Some((class, rest)) = unicode_class(t)? {
                 out.push_str(&class);
