@@ -312,9 +312,40 @@ fn untitle(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 /// Go's byte-indexed slicing of a string; a cut inside a character keeps the bytes, which a
-/// Rust string cannot hold, so they become U+FFFD.
+/// Rust string cannot hold, so they become U+FFFD, and the real bytes are recorded for the
+/// functions that read bytes (`len`, `quote`, `b64enc`; see `eso::binary`).
 fn byte_slice(text: &str, from: usize, to: usize) -> String {
-    go_bytes(&text.as_bytes()[from..to])
+    let bytes = &text.as_bytes()[from..to];
+    match std::str::from_utf8(bytes) {
+        Ok(whole) => whole.to_string(),
+        Err(_) => super::eso::binary::record(go_bytes(bytes), bytes.to_vec()),
+    }
+}
+
+/// Go's `strconv.Quote` of bytes: as [`go_quote`], with `\xNN` for each byte that is not part
+/// of a UTF-8 character.
+fn go_quote_bytes(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (good, bad) = match std::str::from_utf8(rest) {
+            Ok(text) => (text, &[][..]),
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                (std::str::from_utf8(good).unwrap_or_default(), bad)
+            }
+        };
+        let quoted = go_quote(good);
+        out.push_str(&quoted[1..quoted.len() - 1]);
+        if let Some((b, after)) = bad.split_first() {
+            out.push_str(&format!("\\x{b:02x}"));
+            rest = after;
+        } else {
+            rest = bad;
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Bytes as text, each byte that is not part of a whole UTF-8 character becoming U+FFFD on its
@@ -690,7 +721,7 @@ fn quote(args: &[Value]) -> Result<Value, FuncError> {
     let parts: Vec<String> = args
         .iter()
         .filter(|a| !is_nil(a))
-        .map(|a| go_quote(&strval(a)))
+        .map(|a| go_quote_bytes(&super::eso::binary::bytes_of(&strval(a))))
         .collect();
     Ok(s(parts.join(" ")))
 }

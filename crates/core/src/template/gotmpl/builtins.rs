@@ -37,7 +37,8 @@ fn len(args: &[Value]) -> Result<Value, FuncError> {
         )));
     };
     let n = match one {
-        Value::String(s) => s.len(),
+        // the bytes it stands for when a function made bytes that are not UTF-8
+        Value::String(s) => crate::template::eso::binary::byte_len(s),
         Value::Array(a) => a.len(),
         Value::Map(m) | Value::Object(m) => m.len(),
         Value::Nil | Value::NoValue => {
