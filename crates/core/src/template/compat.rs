@@ -1954,7 +1954,12 @@ fn to_pretty_json(args: &[Value]) -> Result<Value, FuncError> {
 
 fn from_json_fn(args: &[Value]) -> Result<Value, FuncError> {
     let text = str1(args, "fromJson")?;
-    Ok(from_json(&text).unwrap_or(Value::NoValue))
+    match from_json(&text) {
+        Ok(v) => Ok(v),
+        // the engine cannot hold it (Go would): fail rather than pretend it was not JSON
+        Err(e) if e == super::json_decode::TOO_DEEP => Err(generic(e)),
+        Err(_) => Ok(Value::NoValue),
+    }
 }
 
 fn must_from_json(args: &[Value]) -> Result<Value, FuncError> {

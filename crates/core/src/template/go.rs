@@ -523,17 +523,7 @@ impl JsonWriter<'_> {
 /// A JSON document as Go's `json.Unmarshal` into `interface{}` reads it: every number a
 /// float64.
 pub(super) fn from_json(text: &str) -> Result<Value, String> {
-    super::json_syntax::check(text)?;
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        // Go's decoder names the number (`cannot unmarshal number 1e999 into ...`); it may be
-        // part of a secret, so it is left out
-        if e.to_string().starts_with("number out of range") {
-            "json: cannot unmarshal number into Go value of type float64".to_string()
-        } else {
-            e.to_string()
-        }
-    })?;
-    Ok(json_value(doc))
+    super::json_decode::decode(text)
 }
 
 /// A parsed JSON value as Go holds it (numbers as float64).

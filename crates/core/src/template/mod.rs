@@ -17,6 +17,7 @@ mod go;
 mod go_regexp;
 mod gotime;
 pub mod gotmpl;
+mod json_decode;
 mod json_syntax;
 mod lists;
 mod random;
