@@ -271,7 +271,7 @@ fn corpus_renders_as_go_does() {
 
 /// How many corpus error texts must be byte-identical to Go's (a ratchet: raise it when more
 /// are).
-const MIN_IDENTICAL_ERROR_TEXTS: usize = 148;
+const MIN_IDENTICAL_ERROR_TEXTS: usize = 217;
 
 /// A small deterministic generator (xorshift), so a generated case reproduces from its seed.
 struct Rng(u64);
@@ -608,7 +608,7 @@ fn generated_templates_render_as_go_does() {
 }
 
 /// The share of generated templates that must render exactly as Go does.
-const MIN_GENERATED_SHARE: f64 = 95.0;
+const MIN_GENERATED_SHARE: f64 = 99.0;
 
 /// Templates written with custom delimiters (Go's `Delims`), each with its left and right
 /// delimiter: actions, trim markers, comments, strings holding a delimiter, the default

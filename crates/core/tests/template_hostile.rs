@@ -115,6 +115,31 @@ fn maps_that_hold_themselves_fail_in_one_line() {
 }
 
 #[test]
+fn json_of_a_huge_value_stops_at_the_output_limit() {
+    // a map shared twice per level: 2^18 leaves, about 5 MB of JSON, within the item cap
+    let build =
+        r#"{{ $a := dict "k" "v" }}{{ range until 18 }}{{ $a = dict "l" $a "r" $a }}{{ end }}"#;
+    for f in ["toJson", "toPrettyJson", "toRawJson", "mustToJson"] {
+        let text = format!("{build}{{{{ {f} $a | len }}}}");
+        let started = std::time::Instant::now();
+        let err = render(&text).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{f}: ")) && err.contains("is more than the 1000000 this allows"),
+            "{f}: {err}"
+        );
+        one_line_error(&text);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{f} took {:?}",
+            started.elapsed()
+        );
+    }
+    // a smaller one is written whole
+    let small = r#"{{ $a := dict "k" "v" }}{{ range until 3 }}{{ $a = dict "l" $a "r" $a }}{{ end }}{{ toJson $a | len }}"#;
+    assert_eq!(render(small).unwrap(), "149");
+}
+
+#[test]
 fn recursion_ends_in_one_line() {
     one_line_error(r#"{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }}"#);
     one_line_error(

@@ -9,7 +9,7 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
-use openssl::symm::{Cipher, decrypt, encrypt};
+use openssl::symm::{Cipher, Crypter, Mode, encrypt};
 
 use super::args::{arg, failed, text as as_text};
 
@@ -220,21 +220,50 @@ fn encrypt_aes(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 /// `decryptAES password ciphertext`: the inverse of `encryptAES`.
+/// sprig's `decryptAES`: AES-256-CBC with the IV in front and the padding length in the last
+/// byte, which sprig trusts (a wrong password gives other bytes, not an error). Its failures are
+/// Go's: the base64 decoder's, and the runtime's for a ciphertext too short or a padding
+/// length past the text; none of them quotes the input.
 fn decrypt_aes(args: &[Value]) -> Result<Value, FuncError> {
     let password = text(args, 0, "decryptAES", 2)?;
     let encoded = text(args, 1, "decryptAES", 2)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| failed("decryptAES", "the ciphertext is not base64"))?;
-    if bytes.len() < 32 || bytes.len() % 16 != 0 {
-        return Err(failed("decryptAES", "the ciphertext has the wrong length"));
+    let bytes = super::compat::decode_b64(&encoded).map_err(FuncError::Generic)?;
+    let runtime = |what: String| FuncError::Generic(format!("runtime error: {what}"));
+    if bytes.len() < 16 {
+        return Err(runtime(format!(
+            "slice bounds out of range [:16] with capacity {}",
+            bytes.len()
+        )));
     }
     let (iv, body) = bytes.split_at(16);
-    let plain = decrypt(Cipher::aes_256_cbc(), &aes_key(&password), Some(iv), body)
-        .map_err(|_| failed("decryptAES", "wrong password or corrupt ciphertext"))?;
-    String::from_utf8(plain)
-        .map(Value::String)
-        .map_err(|_| failed("decryptAES", "the plaintext is not UTF-8"))
+    if !body.len().is_multiple_of(16) {
+        return Err(FuncError::Generic(
+            "crypto/cipher: input not full blocks".into(),
+        ));
+    }
+    let plain = cbc_decrypt(&aes_key(&password), iv, body)
+        .map_err(|_| failed("decryptAES", "the cipher failed"))?;
+    let Some(&pad) = plain.last() else {
+        return Err(runtime("index out of range [-1]".into()));
+    };
+    let keep = plain.len() as i64 - i64::from(pad);
+    if keep < 0 {
+        return Err(runtime(format!("slice bounds out of range [:{keep}]")));
+    }
+    Ok(Value::String(super::eso::binary::text_of(
+        plain[..keep as usize].to_vec(),
+    )))
+}
+
+/// AES-256-CBC without removing padding.
+fn cbc_decrypt(key: &[u8], iv: &[u8], body: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    let mut crypter = Crypter::new(Cipher::aes_256_cbc(), Mode::Decrypt, key, Some(iv))?;
+    crypter.pad(false);
+    let mut out = vec![0u8; body.len() + 16];
+    let n = crypter.update(body, &mut out)?;
+    let m = crypter.finalize(&mut out[n..])?;
+    out.truncate(n + m);
+    Ok(out)
 }
 
 fn int(args: &[Value], i: usize, function: &str) -> Result<i64, FuncError> {

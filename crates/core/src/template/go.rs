@@ -27,10 +27,15 @@ pub(super) fn num(v: &Value) -> Option<Num> {
             },
             NumberKind::Float(f) => Num::Float(f),
         }),
-        // semver's Major/Minor/Patch
-        Value::Typed(t) if t.kind == "uint64" => t.text.parse().ok().map(Num::Int),
+        // semver's Major/Minor/Patch, a byte of a string
+        Value::Typed(t) if is_unsigned(t) => t.text.parse().ok().map(Num::Int),
         _ => None,
     }
+}
+
+/// Whether a typed value is one of Go's unsigned integers (`uint8`, `uint64`).
+pub(super) fn is_unsigned(t: &Typed) -> bool {
+    matches!(t.kind, "uint8" | "uint64")
 }
 
 /// A map value made by a function: a `map[string]interface{}`.
@@ -126,7 +131,7 @@ pub(super) fn empty(v: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Map(m) | Value::Object(m) => m.is_empty(),
-        Value::Typed(t) => matches!(t.kind, "int" | "uint64") && t.text == "0",
+        Value::Typed(t) => (t.kind == "int" || is_unsigned(t)) && t.text == "0",
         Value::Number(_) => match num(v) {
             Some(Num::Int(i)) => i == 0,
             Some(Num::Float(f)) => f == 0.0,
@@ -224,6 +229,14 @@ pub(super) fn str_param(v: &Value) -> Result<String, FuncError> {
 
 /// A value for a Go `int` parameter: only an integer converts.
 pub(super) fn int_param(v: &Value) -> Result<i64, FuncError> {
+    if let Value::Typed(t) = v
+        && is_unsigned(t)
+    {
+        return Err(FuncError::Generic(format!(
+            "wrong type for value; expected int; got {}",
+            t.type_name
+        )));
+    }
     if is_int64(v) {
         return Err(FuncError::Generic(
             "wrong type for value; expected int; got int64".into(),
@@ -385,87 +398,132 @@ fn json_string(s: &str, escape_html: bool, out: &mut String) {
     out.push('"');
 }
 
+/// Why [`to_json_within`] gave no JSON.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum JsonFailure {
+    /// Go fails too (NaN, infinities, functions).
+    Unsupported,
+    /// The text passed the limit; this many bytes were written when it stopped.
+    TooLarge(usize),
+}
+
 /// Go's `json.Marshal` (keys sorted; `<`, `>`, `&` escaped when `escape_html`), indented by
 /// `indent` per level when given, as `json.MarshalIndent(v, "", indent)`. `None` where Go fails
 /// (NaN, infinities, functions).
 pub(super) fn to_json(v: &Value, escape_html: bool, indent: Option<&str>) -> Option<String> {
-    let mut out = String::new();
-    write_json(v, escape_html, indent, 0, &mut out)?;
-    Some(out)
+    to_json_within(v, escape_html, indent, usize::MAX).ok()
 }
 
-fn newline(indent: Option<&str>, level: usize, out: &mut String) {
-    if let Some(ind) = indent {
-        out.push('\n');
-        for _ in 0..level {
-            out.push_str(ind);
-        }
-    }
-}
-
-fn write_json(
+/// [`to_json`] that stops as soon as the text passes `limit` bytes, so a value with a
+/// million items fails before its text is built.
+pub(super) fn to_json_within(
     v: &Value,
     escape_html: bool,
     indent: Option<&str>,
-    level: usize,
-    out: &mut String,
-) -> Option<()> {
-    match v {
-        Value::Nil | Value::NoValue => out.push_str("null"),
-        Value::Array(items) if items.is_nil() => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::String(s) => json_string(s, escape_html, out),
-        Value::Typed(t) if matches!(t.kind, "int" | "uint64") => out.push_str(&t.text),
-        Value::Typed(t) => json_string(&typed_json_text(t), escape_html, out),
-        Value::Number(_) => match num(v)? {
-            Num::Int(i) => out.push_str(&i.to_string()),
-            Num::Float(f) => out.push_str(&json_float(f)?),
-        },
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(indent, level + 1, out);
-                write_json(item, escape_html, indent, level + 1, out)?;
+    limit: usize,
+) -> Result<String, JsonFailure> {
+    let mut writer = JsonWriter {
+        out: String::new(),
+        escape_html,
+        indent,
+        limit,
+    };
+    writer.value(v, 0)?;
+    Ok(writer.out)
+}
+
+struct JsonWriter<'a> {
+    out: String,
+    escape_html: bool,
+    indent: Option<&'a str>,
+    limit: usize,
+}
+
+impl JsonWriter<'_> {
+    fn newline(&mut self, level: usize) {
+        if let Some(ind) = self.indent {
+            self.out.push('\n');
+            for _ in 0..level {
+                self.out.push_str(ind);
             }
-            if !items.is_empty() {
-                newline(indent, level, out);
-            }
-            out.push(']');
-        }
-        Value::Map(m) | Value::Object(m) => {
-            out.push('{');
-            let m = m.read();
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(indent, level + 1, out);
-                json_string(k, escape_html, out);
-                out.push(':');
-                if indent.is_some() {
-                    out.push(' ');
-                }
-                write_json(&m[*k], escape_html, indent, level + 1, out)?;
-            }
-            if !m.is_empty() {
-                newline(indent, level, out);
-            }
-            out.push('}');
         }
     }
-    Some(())
+
+    /// Fails once the text has passed the limit, or would with `more` bytes.
+    fn check(&self, more: usize) -> Result<(), JsonFailure> {
+        let len = self.out.len().saturating_add(more);
+        if len > self.limit {
+            return Err(JsonFailure::TooLarge(len));
+        }
+        Ok(())
+    }
+
+    fn string(&mut self, s: &str) -> Result<(), JsonFailure> {
+        // escaping only makes it longer
+        self.check(s.len() + 2)?;
+        json_string(s, self.escape_html, &mut self.out);
+        self.check(0)
+    }
+
+    fn value(&mut self, v: &Value, level: usize) -> Result<(), JsonFailure> {
+        match v {
+            Value::Nil | Value::NoValue => self.out.push_str("null"),
+            Value::Array(items) if items.is_nil() => self.out.push_str("null"),
+            Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
+            Value::String(s) => self.string(s)?,
+            Value::Typed(t) if t.kind == "int" || is_unsigned(t) => self.out.push_str(&t.text),
+            Value::Typed(t) => self.string(&typed_json_text(t))?,
+            Value::Number(_) => match num(v).ok_or(JsonFailure::Unsupported)? {
+                Num::Int(i) => self.out.push_str(&i.to_string()),
+                Num::Float(f) => self
+                    .out
+                    .push_str(&json_float(f).ok_or(JsonFailure::Unsupported)?),
+            },
+            Value::Array(items) => {
+                self.out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.newline(level + 1);
+                    self.value(item, level + 1)?;
+                }
+                if !items.is_empty() {
+                    self.newline(level);
+                }
+                self.out.push(']');
+            }
+            Value::Map(m) | Value::Object(m) => {
+                self.out.push('{');
+                let m = m.read();
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.newline(level + 1);
+                    self.string(k)?;
+                    self.out.push(':');
+                    if self.indent.is_some() {
+                        self.out.push(' ');
+                    }
+                    self.value(&m[*k], level + 1)?;
+                }
+                if !m.is_empty() {
+                    self.newline(level);
+                }
+                self.out.push('}');
+            }
+        }
+        self.check(0)
+    }
 }
 
 /// A JSON document as Go's `json.Unmarshal` into `interface{}` reads it: every number a
 /// float64.
 pub(super) fn from_json(text: &str) -> Result<Value, String> {
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    Ok(json_value(doc))
+    super::json_decode::decode(text)
 }
 
 /// A parsed JSON value as Go holds it (numbers as float64).
@@ -487,7 +545,7 @@ pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(_), Value::Number(_)) => num(a) == num(b) && type_name(a) == type_name(b),
         (Value::Array(x), Value::Array(y)) => {
-            x.is_strings() == y.is_strings()
+            x.elem() == y.elem()
                 && x.len() == y.len()
                 && x.iter().zip(y).all(|(p, q)| deep_equal(p, q))
         }
@@ -505,6 +563,25 @@ pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_stops_soon_after_the_limit() {
+        let item = Value::String("x".repeat(100));
+        let big = Value::Array(vec![item; 100_000].into());
+        let full = to_json(&big, true, None).unwrap().len();
+        assert!(full > 10_000_000);
+        for indent in [None, Some("  ")] {
+            match to_json_within(&big, true, indent, 1000) {
+                // the item that crossed the limit was checked before it was written
+                Err(JsonFailure::TooLarge(at)) => assert!(at <= 1000 + 120, "{at}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            to_json_within(&Value::Array(vec![].into()), true, None, 2),
+            Ok("[]".to_string())
+        );
+    }
 
     #[test]
     fn quotes_as_go() {

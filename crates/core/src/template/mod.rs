@@ -14,8 +14,11 @@ mod dates;
 mod delimiters;
 mod eso;
 mod go;
+mod go_regexp;
 mod gotime;
 pub mod gotmpl;
+mod json_decode;
+mod json_syntax;
 mod lists;
 mod random;
 mod sprig;
@@ -352,11 +355,13 @@ pub fn go_json(value: &serde_json::Value, escape_html: bool) -> Option<String> {
 /// quotes them, since replacing every "a" or "12" would garble the message.
 const MIN_REDACTED_LEN: usize = 3;
 
-/// Replaces each secret value (longest first) in `message` with `[redacted]`.
+/// Replaces each secret value (longest first) in `message` with `[redacted]`, and each
+/// backquoted part that shares a piece with a secret (Go's regexp messages quote the part of a
+/// pattern they refuse: a pattern taken from the data must not show through them).
 pub fn redact(message: &str, secrets: &[&str]) -> String {
     let mut sorted: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    sorted.into_iter().fold(message.to_string(), |m, s| {
+    let whole = sorted.iter().fold(message.to_string(), |m, s| {
         if s.len() >= MIN_REDACTED_LEN {
             m.replace(s, "[redacted]")
         } else {
@@ -364,7 +369,38 @@ pub fn redact(message: &str, secrets: &[&str]) -> String {
                 m.replace(&format!("{q}{s}{q}"), &format!("{q}[redacted]{q}"))
             })
         }
-    })
+    });
+    redact_quoted_pieces(&whole, &sorted)
+}
+
+/// Replaces each backquoted part of `message` that shares a piece of [`MIN_REDACTED_LEN`] bytes
+/// with a secret (a message is cut to one short line later, so only a part's start is read).
+fn redact_quoted_pieces(message: &str, secrets: &[&str]) -> String {
+    let shares_a_piece = |part: &str| {
+        let head = &part.as_bytes()[..part.len().min(512)];
+        head.windows(MIN_REDACTED_LEN).any(|w| {
+            secrets
+                .iter()
+                .any(|s| s.as_bytes().windows(w.len()).any(|x| x == w))
+        })
+    };
+    let parts: Vec<&str> = message.split('`').collect();
+    if parts.len() < 3 {
+        return message.to_string();
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let quoted = i % 2 == 1 && i + 1 < parts.len();
+            if quoted && shares_a_piece(part) {
+                "[redacted]"
+            } else {
+                part
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 #[cfg(test)]
@@ -567,6 +603,30 @@ mod tests {
                 .render("out", "{{ .pw }}{{ index . \"pw\" }}", dot, &[])
                 .unwrap(),
             "abab"
+        );
+    }
+
+    #[test]
+    fn regexp_errors_do_not_show_pieces_of_secret_patterns() {
+        let secret = "canary[xyz";
+        let data = items(&[("p", secret)]);
+        for template in [
+            "{{ regexFind .p \"x\" }}",
+            "{{ mustRegexMatch .p \"x\" }}",
+            "{{ regexFind (printf \"%s**\" .p) \"x\" }}",
+        ] {
+            let err = Engine::external_secrets()
+                .render_data("t", template, &data)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("error parsing regexp"), "{err}");
+            assert!(!err.contains("[xyz") && !err.contains("canary"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        // template text stays
+        assert_eq!(
+            redact("missing closing ]: `[ab`", &["zzz"]),
+            "missing closing ]: `[ab`"
         );
     }
 

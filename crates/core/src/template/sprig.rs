@@ -1,7 +1,7 @@
 //! Sprig functions that the engine's Helm set does not have. Each follows sprig's argument order
 //! (the piped value last).
 
-use super::gotmpl::{Func, FuncError, Value};
+use super::gotmpl::{Elem, Func, FuncError, List, Value};
 
 /// Functions added on top of the Helm set.
 pub(super) const EXTRA: &[(&str, Func)] = &[
@@ -71,12 +71,14 @@ fn chunk(args: &[Value]) -> Result<Value, FuncError> {
             "runtime error: makeslice: len out of range".into(),
         ));
     }
+    // sprig's chunk returns a [][]interface{}
+    let lists = |items: Vec<Value>| Value::Array(List::typed(items, Elem::Lists));
     if chunks == 0.0 {
-        return Ok(Value::Array(Vec::new().into()));
+        return Ok(lists(Vec::new()));
     }
     let size = usize::try_from(size)
         .map_err(|_| FuncError::Generic("runtime error: makeslice: len out of range".into()))?;
-    Ok(Value::Array(
+    Ok(lists(
         items
             .chunks(size)
             .map(|c| Value::Array(c.to_vec().into()))

@@ -34,6 +34,22 @@ fn ident_ok(s: &str) -> bool {
 
 impl Version {
     fn parse(text: &str) -> Option<Self> {
+        Self::parse_inner(text, true)
+    }
+
+    /// [`Version::parse`] with Masterminds semver's error texts.
+    fn parse_or_error(text: &str) -> Result<Self, FuncError> {
+        Self::parse(text).ok_or_else(|| {
+            // the only check after semver's pattern: numeric pre-release parts
+            if Self::parse_inner(text, false).is_some() {
+                FuncError::Generic("Version segment starts with 0".into())
+            } else {
+                invalid_version()
+            }
+        })
+    }
+
+    fn parse_inner(text: &str, check_zero: bool) -> Option<Self> {
         let t = text.strip_prefix('v').unwrap_or(text);
         let (t, meta) = match t.split_once('+') {
             Some((a, m)) if ident_ok(m) => (a, m.to_string()),
@@ -57,9 +73,10 @@ impl Version {
             v[i] = n.parse().ok()?;
         }
         // numeric pre-release parts may not start with 0
-        if pre
-            .split('.')
-            .any(|p| p.len() > 1 && p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit()))
+        if check_zero
+            && pre
+                .split('.')
+                .any(|p| p.len() > 1 && p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit()))
         {
             return None;
         }
@@ -120,7 +137,7 @@ fn invalid_version() -> FuncError {
 
 fn semver(args: &[Value]) -> Result<Value, FuncError> {
     exactly(args, "semver", 1)?;
-    let v = Version::parse(&str_param(&args[0])?).ok_or_else(invalid_version)?;
+    let v = Version::parse_or_error(&str_param(&args[0])?)?;
     Ok(version_value(&v, POINTER))
 }
 
@@ -381,7 +398,7 @@ fn semver_compare(args: &[Value]) -> Result<Value, FuncError> {
         }
         groups.push(parts);
     }
-    let v = Version::parse(&version).ok_or_else(invalid_version)?;
+    let v = Version::parse_or_error(&version)?;
     Ok(Value::Bool(
         groups.iter().any(|g| g.iter().all(|c| check(c, &v))),
     ))

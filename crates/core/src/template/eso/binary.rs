@@ -46,17 +46,23 @@ pub(in crate::template) fn text_of(bytes: Vec<u8>) -> String {
         Err(e) => {
             let bytes = e.into_bytes();
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            HELD.with(|h| {
-                let mut h = h.borrow_mut();
-                let used: usize = h.iter().map(|(_, b)| b.len()).sum();
-                let known = h.iter().any(|(t, _)| *t == text);
-                if !known && h.len() < MAX_VALUES && used + bytes.len() <= MAX_BYTES {
-                    h.push((text.clone(), bytes));
-                }
-            });
-            text
+            record(text, bytes)
         }
     }
+}
+
+/// Records `bytes` (not UTF-8) under `text`, the form a function chose for them (one U+FFFD
+/// per stray byte, as Go's printers show them), and returns `text`.
+pub(in crate::template) fn record(text: String, bytes: Vec<u8>) -> String {
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        let used: usize = h.iter().map(|(_, b)| b.len()).sum();
+        let known = h.iter().any(|(t, _)| *t == text);
+        if !known && h.len() < MAX_VALUES && used + bytes.len() <= MAX_BYTES {
+            h.push((text.clone(), bytes));
+        }
+    });
+    text
 }
 
 /// The bytes a template string stands for: the recorded bytes, or the text's own.
@@ -68,6 +74,19 @@ pub(in crate::template) fn bytes_of(text: &str) -> Vec<u8> {
             .map(|(_, b)| b.clone())
     })
     .unwrap_or_else(|| text.as_bytes().to_vec())
+}
+
+/// How many bytes a template string stands for (see [`bytes_of`]).
+pub(in crate::template) fn byte_len(text: &str) -> usize {
+    if !text.contains('\u{fffd}') {
+        return text.len();
+    }
+    HELD.with(|h| {
+        h.borrow()
+            .iter()
+            .find(|(t, _)| t == text)
+            .map_or(text.len(), |(_, b)| b.len())
+    })
 }
 
 /// The rendered output with every recorded value's text replaced by its bytes.

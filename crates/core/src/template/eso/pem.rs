@@ -196,8 +196,8 @@ pub(super) struct Cert {
 impl Cert {
     /// Parses a DER certificate; `function` names the caller in the error.
     pub(super) fn parse(der: &[u8], function: &str) -> Result<Self, FuncError> {
-        let (_, cert) = X509Certificate::from_der(der)
-            .map_err(|_| failed(function, "x509: malformed certificate"))?;
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|_| failed(function, go_malformed(der)))?;
         let mut akid = Vec::new();
         let mut skid = Vec::new();
         for ext in cert.extensions() {
@@ -301,6 +301,46 @@ pub(super) fn filter_cert_chain(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(out))
 }
 
+/// One DER element with tag `tag` at the start of `input`: its contents and the rest (the
+/// checks of Go's `cryptobyte`: definite, minimal lengths of at most four bytes).
+fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&t, rest) = input.split_first()?;
+    if t != tag {
+        return None;
+    }
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first & 0x80 == 0 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n || rest[0] == 0 {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        rest = &rest[n..];
+        if len < 128 {
+            return None;
+        }
+        len
+    };
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+/// Which of Go's x509 messages a DER certificate that does not parse gets: Go checks the outer
+/// SEQUENCE, then the to-be-signed SEQUENCE inside it, before anything else.
+pub(super) fn go_malformed(der: &[u8]) -> &'static str {
+    const SEQUENCE: u8 = 0x30;
+    let Some((outer, _)) = der_element(der, SEQUENCE) else {
+        return "x509: malformed certificate";
+    };
+    if der_element(outer, SEQUENCE).is_none() {
+        return "x509: malformed tbs certificate";
+    }
+    "x509: malformed certificate"
+}
+
 /// `certSANs input`: the subject alternative names of the first PEM block's certificate, as a
 /// list: DNS names, then IP addresses, then e-mail addresses, then URIs.
 pub(super) fn cert_sans(args: &[Value]) -> Result<Value, FuncError> {
@@ -309,8 +349,12 @@ pub(super) fn cert_sans(args: &[Value]) -> Result<Value, FuncError> {
     let input = str_param(&args[0])?;
     let (block, _) =
         decode(trim_junk(&input)).ok_or_else(|| upstream("failed to decode PEM block"))?;
-    let (_, cert) = X509Certificate::from_der(&block.bytes)
-        .map_err(|_| upstream("failed to parse certificate: x509: malformed certificate"))?;
+    let (_, cert) = X509Certificate::from_der(&block.bytes).map_err(|_| {
+        upstream(&format!(
+            "failed to parse certificate: {}",
+            go_malformed(&block.bytes)
+        ))
+    })?;
     let (mut dns, mut ips, mut emails, mut uris) = (vec![], vec![], vec![], vec![]);
     for ext in cert.extensions() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {

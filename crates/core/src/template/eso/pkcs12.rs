@@ -176,7 +176,7 @@ fn write(store: &KeyStore, password: &str, function: &str) -> Result<Value, Func
 }
 
 fn p12_cert(der: &[u8], function: &str) -> Result<Certificate, FuncError> {
-    Certificate::from_der(der).map_err(|_| failed(function, "x509: malformed certificate"))
+    Certificate::from_der(der).map_err(|_| failed(function, pem::go_malformed(der)))
 }
 
 /// Key and certificates (leaf first) into a base64 archive.

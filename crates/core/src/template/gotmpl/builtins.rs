@@ -1,5 +1,5 @@
 //! Go's builtin template functions that need no access to the evaluator: `not`, `len`,
-//! `print`, `println` and `printf`. (`and`/`or` short-circuit in the evaluator; `index`,
+//! `print`, `println`, `printf` and `call`. (`and`/`or` short-circuit in the evaluator; `index`,
 //! `slice`, the escapers and the comparisons are in `compat.rs`.)
 
 use super::exec::type_name;
@@ -13,6 +13,7 @@ pub const FUNCTIONS: &[(&str, Func)] = &[
     ("print", print as Func),
     ("println", println as Func),
     ("printf", printf as Func),
+    ("call", call as Func),
 ];
 
 /// Names the evaluator itself handles (parsed as functions).
@@ -36,7 +37,8 @@ fn len(args: &[Value]) -> Result<Value, FuncError> {
         )));
     };
     let n = match one {
-        Value::String(s) => s.len(),
+        // the bytes it stands for when a function made bytes that are not UTF-8
+        Value::String(s) => crate::template::eso::binary::byte_len(s),
         Value::Array(a) => a.len(),
         Value::Map(m) | Value::Object(m) => m.len(),
         Value::Nil | Value::NoValue => {
@@ -53,6 +55,21 @@ fn len(args: &[Value]) -> Result<Value, FuncError> {
         }
     };
     Ok(Value::from(n))
+}
+
+/// Go's `call`: a template value is never a function here (the data holds strings and maps),
+/// so it fails as Go does on anything else.
+fn call(args: &[Value]) -> Result<Value, FuncError> {
+    match args.first() {
+        None => Err(FuncError::Generic(
+            "wrong number of args for call: want at least 1 got 0".into(),
+        )),
+        Some(Value::Nil | Value::NoValue) => Err(FuncError::Generic("call of nil".into())),
+        Some(other) => Err(FuncError::Generic(format!(
+            "non-function of type {}",
+            type_name(other)
+        ))),
+    }
 }
 
 /// `fmt.Sprint`: operands joined with a space where neither side is a string.

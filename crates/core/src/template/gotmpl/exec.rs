@@ -320,7 +320,7 @@ impl State<'_> {
             Arg::Func(name) => self.call(dot, name, rest, last, cmd),
             Arg::Field(chain) => {
                 self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
-                self.field_chain(dot, dot.clone(), chain, rest, last)
+                self.field_chain(dot, dot.clone(), chain, rest, last, rest_pos(cmd))
             }
             Arg::Variable(name, chain) => {
                 self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
@@ -329,7 +329,7 @@ impl State<'_> {
                     self.not_a_function(first, rest, &last)?;
                     return Ok(v);
                 }
-                self.field_chain(dot, v, chain, rest, last)
+                self.field_chain(dot, v, chain, rest, last, rest_pos(cmd))
             }
             Arg::Pipe(p, chain) => {
                 let v = self.pipeline(dot, p)?;
@@ -340,12 +340,16 @@ impl State<'_> {
                     self.not_a_function(first, rest, &last)?;
                     return Ok(v);
                 }
-                self.field_chain(dot, v, chain, rest, last)
+                self.field_chain(dot, v, chain, rest, last, rest_pos(cmd))
             }
             _ => {
                 // Go's node is the operand itself
                 self.at_node(arg_pos(cmd, usize::MAX), arg_text(first));
                 self.not_a_function(first, rest, &last)?;
+                if matches!(first, Arg::Nil) {
+                    // Go parses it and refuses it when it runs
+                    return self.fail("nil is not a command");
+                }
                 self.arg(dot, first)
             }
         }
@@ -368,6 +372,7 @@ impl State<'_> {
         chain: &[String],
         args: &[Arg],
         last: Option<Value>,
+        arg_at: &[usize],
     ) -> Res<Value> {
         let n = chain.len();
         let mut last = last;
@@ -380,13 +385,19 @@ impl State<'_> {
             let has_args = final_link && (!args.is_empty() || last.is_some());
             if let Value::Typed(_) = receiver {
                 let mut values = Vec::new();
+                let mut ats = Vec::new();
                 if final_link {
-                    for a in args {
+                    for (i, a) in args.iter().enumerate() {
+                        if let Some(&pos) = arg_at.get(i) {
+                            self.at_node(pos, arg_text(a));
+                        }
                         values.push(self.arg(dot, a)?);
+                        ats.push(self.at.clone());
                     }
                     values.extend(last.take());
                 }
-                receiver = self.method(&receiver, name, &values, iface)?;
+                let call = (args, values.as_slice(), ats);
+                receiver = self.method(&receiver, name, call, iface)?;
                 iface = false;
                 continue;
             }
@@ -396,9 +407,26 @@ impl State<'_> {
         Ok(receiver)
     }
 
-    fn method(&mut self, receiver: &Value, name: &str, args: &[Value], iface: bool) -> Res<Value> {
-        match (self.opts.methods)(receiver, name, args) {
+    /// Calls a typed value's method with its arguments (as written, evaluated, and where each
+    /// was evaluated).
+    fn method(
+        &mut self,
+        receiver: &Value,
+        name: &str,
+        (args, values, ats): (&[Arg], &[Value], Vec<(usize, String)>),
+        iface: bool,
+    ) -> Res<Value> {
+        match (self.opts.methods)(receiver, name, values) {
             Some(Ok(v)) => Ok(v),
+            // an argument that does not convert to the method's parameter, as for functions
+            Some(Err(e))
+                if ats.len() == args.len()
+                    && CONVERSION_ERRORS
+                        .iter()
+                        .any(|p| e.to_string().starts_with(p)) =>
+            {
+                self.fail_conversion(e.to_string(), args, values, ats)
+            }
             // arguments that do not fit are Go's own errors, before any call
             Some(Err(e)) if e.to_string().starts_with("wrong number of args") => {
                 self.fail(e.to_string())
@@ -444,20 +472,20 @@ impl State<'_> {
             Arg::Dot => dot.clone(),
             Arg::Nil => Value::Nil,
             Arg::Bool(b) => Value::Bool(*b),
-            Arg::Str(s) => Value::String(s.clone()),
+            Arg::Str(s, _) => Value::String(s.clone()),
             Arg::Number(c, text) => match c {
                 Constant::Int(i) => Value::from(*i),
                 Constant::Float(f) => Value::Number(Number::float_constant(*f)),
                 Constant::Overflow(_) => return self.fail(format!("{text} overflows int")),
             },
-            Arg::Field(chain) => self.field_chain(dot, dot.clone(), chain, &[], None)?,
+            Arg::Field(chain) => self.field_chain(dot, dot.clone(), chain, &[], None, &[])?,
             Arg::Variable(name, chain) => {
                 let v = self.var(name)?;
-                self.field_chain(dot, v, chain, &[], None)?
+                self.field_chain(dot, v, chain, &[], None, &[])?
             }
             Arg::Pipe(p, chain) => {
                 let v = self.pipeline(dot, p)?;
-                self.field_chain(dot, v, chain, &[], None)?
+                self.field_chain(dot, v, chain, &[], None, &[])?
             }
             Arg::Func(name) => {
                 let cmd = Command {
@@ -618,6 +646,11 @@ fn static_type(v: &Value, iface: bool) -> &'static str {
 
 /// Where Go's node for argument `i` of a call (operand `i + 1`) starts; `usize::MAX` for the
 /// command's first operand.
+/// Where the arguments after a command's first word start.
+fn rest_pos(cmd: &Command) -> &[usize] {
+    cmd.arg_pos.get(1..).unwrap_or_default()
+}
+
 fn arg_pos(cmd: &Command, i: usize) -> usize {
     cmd.arg_pos
         .get(i.wrapping_add(1))
@@ -650,10 +683,18 @@ fn go_conversion_message(message: &str, arg: &Arg, value: &Value) -> String {
     .into_iter()
     .find(|(needle, _, _)| message.contains(needle));
     let Some((_, type_name_wanted, kind)) = wanted else {
+        // a constant for a parameter of another type (`*semver.Version`): Go's evalArg
+        // cannot make one
+        if let (Arg::Str(..) | Arg::Bool(_) | Arg::Number(..), Some(rest)) =
+            (arg, message.strip_prefix("wrong type for value; expected "))
+        {
+            let wanted = rest.split_once("; got ").map_or(rest, |(w, _)| w);
+            return format!("can't handle {} for arg of type {wanted}", arg_text(arg));
+        }
         return message.to_string();
     };
     match arg {
-        Arg::Str(_) | Arg::Bool(_) | Arg::Number(..) => {
+        Arg::Str(..) | Arg::Bool(_) | Arg::Number(..) => {
             format!("expected {kind}; found {}", arg_text(arg))
         }
         _ => format!(
@@ -754,7 +795,7 @@ pub(super) fn arg_text(a: &Arg) -> String {
         Arg::Nil => "nil".into(),
         Arg::Bool(b) => b.to_string(),
         Arg::Number(_, text) => text.clone(),
-        Arg::Str(s) => super::super::go::go_quote(s),
+        Arg::Str(_, quoted) => quoted.clone(),
         Arg::Field(chain) => chain_text(chain),
         Arg::Variable(v, chain) => format!("{v}{}", chain_text(chain)),
         Arg::Func(name) => name.clone(),

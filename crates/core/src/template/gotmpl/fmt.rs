@@ -233,6 +233,13 @@ fn format_one(arg: &Value, verb: char, spec: Spec) -> String {
             _ => bad(arg, verb, spec),
         },
         Value::String(s) => format_str(s, arg, verb, spec),
+        // an unsigned integer (a string's byte, semver's Major)
+        Value::Typed(t) if matches!(t.kind, "uint8" | "uint64") => format_int(
+            i128::from(t.text.parse::<u64>().unwrap_or_default()),
+            arg,
+            verb,
+            spec,
+        ),
         // a Stringer: %v and %s print its text
         Value::Typed(t) => match verb {
             'v' | 's' | 'q' | 'x' | 'X' => format_str(&t.text, arg, verb, spec),

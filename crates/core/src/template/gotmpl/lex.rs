@@ -16,8 +16,8 @@ pub(super) enum Tok {
     Field(String),
     /// `$name` (`$` alone is "$").
     Variable(String),
-    /// A quoted or raw string's value.
-    Str(String),
+    /// A quoted or raw string's value, and its text as written (Go prints the node so).
+    Str(String, String),
     /// A character constant's value.
     Char(char),
     /// A number's text as written.
@@ -234,7 +234,8 @@ impl Lexer<'_> {
                     };
                     let value = self.src[start + 1..start + 1 + end].replace('\r', "");
                     self.pos = start + 1 + end + 1;
-                    self.push(Tok::Str(value), start);
+                    let quoted = self.src[start..self.pos].to_string();
+                    self.push(Tok::Str(value, quoted), start);
                 }
                 b'\'' => self.char_constant(start)?,
                 b'$' => {
@@ -324,12 +325,16 @@ impl Lexer<'_> {
             return self.err(start, "unterminated quoted string");
         }
         let body = &self.src[start + 1..i];
-        let value = unquote(body, '"').ok_or_else(|| LexError {
+        let bytes = unquote(body, '"').ok_or_else(|| LexError {
             pos: start,
-            message: format!("invalid syntax: \"{body}\""),
+            // strconv's error, as Go's parser reports it
+            message: "invalid syntax".into(),
         })?;
+        // bytes that are not UTF-8 (`"\xff"`) are carried as the render's binary values are:
+        // U+FFFD in the text, the real bytes for `b64enc` and the output of `render_data`
+        let value = crate::template::eso::binary::text_of(bytes);
         self.pos = i + 1;
-        self.push(Tok::Str(value), start);
+        self.push(Tok::Str(value, self.src[start..i + 1].to_string()), start);
         Ok(())
     }
 
@@ -344,7 +349,7 @@ impl Lexer<'_> {
             }
         }
         let body = self.src.get(start + 1..i).unwrap_or_default();
-        let value = unquote(body, '\'');
+        let value = unquote(body, '\'').and_then(|b| String::from_utf8(b).ok());
         let mut chars = value.as_deref().unwrap_or_default().chars();
         let (Some(c), None) = (chars.next(), chars.next()) else {
             return self.err(start, format!("malformed character constant: '{body}'"));
@@ -392,25 +397,29 @@ impl Lexer<'_> {
     }
 }
 
-/// A Go string or character literal's value (`body` is between the quotes).
-pub(super) fn unquote(body: &str, quote: char) -> Option<String> {
-    let mut out = String::with_capacity(body.len());
+/// A Go string or character literal's bytes (`body` is between the quotes). In a string,
+/// `\xFF` and octal escapes are bytes, which need not form UTF-8; in a character constant they
+/// are the character of that number, as in Go.
+pub(super) fn unquote(body: &str, quote: char) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(body.len());
     let mut chars = body.chars();
-    let mut bytes: Vec<u8> = Vec::new();
-    let flush = |bytes: &mut Vec<u8>, out: &mut String| -> Option<()> {
-        if !bytes.is_empty() {
-            out.push_str(std::str::from_utf8(bytes).ok()?);
-            bytes.clear();
+    let push = |out: &mut Vec<u8>, c: char| {
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    };
+    let byte = |out: &mut Vec<u8>, b: u8| {
+        if quote == '\'' {
+            push(out, char::from(b));
+        } else {
+            out.push(b);
         }
-        Some(())
     };
     while let Some(c) = chars.next() {
         if c == quote {
             return None;
         }
         if c != '\\' {
-            flush(&mut bytes, &mut out)?;
-            out.push(c);
+            push(&mut out, c);
             continue;
         }
         let hex = |chars: &mut std::str::Chars<'_>, n: usize| -> Option<u32> {
@@ -421,40 +430,33 @@ pub(super) fn unquote(body: &str, quote: char) -> Option<String> {
             u32::from_str_radix(&digits, 16).ok()
         };
         let simple = match chars.next()? {
-            'a' => Some('\u{7}'),
-            'b' => Some('\u{8}'),
-            'f' => Some('\u{c}'),
-            'n' => Some('\n'),
-            'r' => Some('\r'),
-            't' => Some('\t'),
-            'v' => Some('\u{b}'),
-            '\\' => Some('\\'),
-            q @ ('"' | '\'') if q == quote => Some(q),
+            'a' => '\u{7}',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'v' => '\u{b}',
+            '\\' => '\\',
+            q @ ('"' | '\'') if q == quote => q,
             'x' => {
-                bytes.push(u8::try_from(hex(&mut chars, 2)?).ok()?);
-                None
+                byte(&mut out, u8::try_from(hex(&mut chars, 2)?).ok()?);
+                continue;
             }
-            u @ ('u' | 'U') => Some(char::from_u32(hex(
-                &mut chars,
-                if u == 'u' { 4 } else { 8 },
-            )?)?),
+            u @ ('u' | 'U') => char::from_u32(hex(&mut chars, if u == 'u' { 4 } else { 8 })?)?,
             d @ '0'..='7' => {
                 let rest: String = chars.by_ref().take(2).collect();
                 if rest.len() != 2 || !rest.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
                     return None;
                 }
                 let v = u32::from_str_radix(&format!("{d}{rest}"), 8).ok()?;
-                bytes.push(u8::try_from(v).ok()?);
-                None
+                byte(&mut out, u8::try_from(v).ok()?);
+                continue;
             }
             _ => return None,
         };
-        if let Some(c) = simple {
-            flush(&mut bytes, &mut out)?;
-            out.push(c);
-        }
+        push(&mut out, simple);
     }
-    flush(&mut bytes, &mut out)?;
     Some(out)
 }
 
@@ -479,7 +481,7 @@ mod tests {
                 Tok::Space,
                 Tok::Ident("f".into()),
                 Tok::Space,
-                Tok::Str("\\d".into()),
+                Tok::Str("\\d".into(), "`\\d`".into()),
                 Tok::Space,
                 Tok::Char('a'),
                 Tok::Close,

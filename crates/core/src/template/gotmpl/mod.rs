@@ -17,7 +17,7 @@ pub use exec::Method;
 pub use floats::{FloatFormat, format_float};
 pub use limits::Limits;
 pub use parse::MAX_NESTING;
-pub use value::{Func, FuncError, GoMap, List, Number, NumberKind, Typed, Value};
+pub use value::{Elem, Func, FuncError, GoMap, List, Number, NumberKind, Typed, Value};
 
 /// Go's `printf`, for functions that format.
 pub fn printf(args: &[Value]) -> Result<Value, FuncError> {

@@ -31,8 +31,8 @@ pub(super) enum Arg {
     Bool(bool),
     /// A number or character constant.
     Number(Constant, String),
-    /// A string constant.
-    Str(String),
+    /// A string constant: its value and its text as written.
+    Str(String, String),
     /// `.a.b` on the dot.
     Field(Vec<String>),
     /// `$x.a.b` (empty chain for the variable itself).
@@ -294,7 +294,7 @@ impl Parser<'_> {
 
     fn define(&mut self) -> Result<(), ParseError> {
         let name = match self.next_non_space() {
-            Some(Tok::Str(s)) => s,
+            Some(Tok::Str(s, _)) => s,
             _ => return self.err("unexpected token in define clause"),
         };
         self.close()?;
@@ -312,7 +312,7 @@ impl Parser<'_> {
 
     fn template_clause(&mut self, context: &str) -> Result<(String, Option<Pipe>), ParseError> {
         let name = match self.next_non_space() {
-            Some(Tok::Str(s)) => s,
+            Some(Tok::Str(s, _)) => s,
             _ => return self.err(format!("unexpected token in {context} clause")),
         };
         if let Some(Tok::Close) = self.peek_non_space() {
@@ -447,7 +447,7 @@ impl Parser<'_> {
         for (n, c) in cmds.iter().enumerate().skip(1) {
             if matches!(
                 c.args.first(),
-                Some(Arg::Bool(_) | Arg::Dot | Arg::Nil | Arg::Number(..) | Arg::Str(_))
+                Some(Arg::Bool(_) | Arg::Dot | Arg::Nil | Arg::Number(..) | Arg::Str(..))
             ) {
                 return self.err(format!(
                     "non executable command in pipeline stage {}",
@@ -510,12 +510,6 @@ impl Parser<'_> {
         if args.is_empty() {
             return self.err("empty command");
         }
-        if args.len() > 1 && matches!(args[0], Arg::Nil) {
-            return self.err("nil is not a command");
-        }
-        if args.len() == 1 && matches!(args[0], Arg::Nil) {
-            return self.err("nil is not a command");
-        }
         Ok(Command { pos, args, arg_pos })
     }
 
@@ -571,7 +565,7 @@ impl Parser<'_> {
                 };
                 Ok(Arg::Pipe(Box::new(pipe), chain))
             }
-            Arg::Bool(_) | Arg::Str(_) | Arg::Number(..) | Arg::Nil => {
+            Arg::Bool(_) | Arg::Str(..) | Arg::Number(..) | Arg::Nil => {
                 self.err(format!("unexpected . after term {:?}", chain[0]))
             }
         }
@@ -592,7 +586,7 @@ impl Parser<'_> {
             Tok::Dot => Arg::Dot,
             Tok::Nil => Arg::Nil,
             Tok::Bool(b) => Arg::Bool(b),
-            Tok::Str(s) => Arg::Str(s),
+            Tok::Str(s, quoted) => Arg::Str(s, quoted),
             Tok::Char(c) => Arg::Number(Constant::Int(i64::from(u32::from(c))), format!("{c:?}")),
             Tok::Number(text) => {
                 let c = number(&text).map_err(|m| ParseError {
@@ -637,7 +631,7 @@ fn describe(t: &Tok) -> String {
         Tok::Ident(s) | Tok::Number(s) => format!("<{s}>"),
         Tok::Field(s) => format!("<.{s}>"),
         Tok::Variable(s) => format!("<{s}>"),
-        Tok::Str(s) => format!("{s:?}"),
+        Tok::Str(s, _) => format!("{s:?}"),
         other => format!("{other:?}"),
     }
 }

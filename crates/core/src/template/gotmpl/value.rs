@@ -167,21 +167,43 @@ pub enum Value {
     Typed(Typed),
 }
 
-/// A Go slice: its items, whether it is a `[]string` (else `[]interface {}`), and whether it is
-/// nil (an empty nil slice prints `[]` but is `null` in JSON).
+/// A Go slice's element type, as far as the engine tells them apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Elem {
+    /// `[]interface {}`, what most functions make.
+    #[default]
+    Interface,
+    /// `[]string` (`splitList`, `keys`, `sortAlpha`, ...).
+    String,
+    /// `[]int` (`until`, `untilStep`).
+    Int,
+    /// `[][]interface {}` (`chunk`).
+    Lists,
+}
+
+/// A Go slice: its items, its element type, and whether it is nil (an empty nil slice prints
+/// `[]` but is `null` in JSON).
 #[derive(Clone, Default)]
 pub struct List {
     items: Vec<Value>,
-    strings: bool,
+    elem: Elem,
     nil: bool,
 }
 
 impl List {
     /// A `[]string` holding `items` (strings).
     pub fn strings(items: Vec<Value>) -> Self {
+        Self::typed(items, Elem::String)
+    }
+    /// An `[]int` holding `items` (Go `int`s).
+    pub fn ints(items: Vec<Value>) -> Self {
+        Self::typed(items, Elem::Int)
+    }
+    /// A slice of element type `elem` holding `items`.
+    pub fn typed(items: Vec<Value>, elem: Elem) -> Self {
         Self {
             items,
-            strings: true,
+            elem,
             nil: false,
         }
     }
@@ -189,21 +211,30 @@ impl List {
     pub fn nil(strings: bool) -> Self {
         Self {
             items: Vec::new(),
-            strings,
+            elem: if strings {
+                Elem::String
+            } else {
+                Elem::Interface
+            },
             nil: true,
         }
     }
     /// Go's name of its type.
     pub fn type_name(&self) -> &'static str {
-        if self.strings {
-            "[]string"
-        } else {
-            "[]interface {}"
+        match self.elem {
+            Elem::Interface => "[]interface {}",
+            Elem::String => "[]string",
+            Elem::Int => "[]int",
+            Elem::Lists => "[][]interface {}",
         }
+    }
+    /// Its element type.
+    pub fn elem(&self) -> Elem {
+        self.elem
     }
     /// Whether it is a `[]string`.
     pub fn is_strings(&self) -> bool {
-        self.strings
+        self.elem == Elem::String
     }
     /// Whether it is a nil slice.
     pub fn is_nil(&self) -> bool {
@@ -244,7 +275,7 @@ impl From<Vec<Value>> for List {
     fn from(items: Vec<Value>) -> Self {
         Self {
             items,
-            strings: false,
+            elem: Elem::Interface,
             nil: false,
         }
     }
@@ -398,7 +429,10 @@ impl Value {
                     .collect(),
             ),
             Value::Object(m) => Value::Object(m.snapshot().into()),
-            Value::Array(a) => Value::Array(a.iter().map(Value::deep_copy).collect()),
+            Value::Array(a) => Value::Array(List::typed(
+                a.iter().map(Value::deep_copy).collect(),
+                a.elem(),
+            )),
             other => other.clone(),
         }
     }
@@ -428,7 +462,7 @@ impl Value {
             Value::String(s) => !s.is_empty(),
             Value::Object(m) | Value::Map(m) => !m.is_empty(),
             Value::Array(a) => !a.is_empty(),
-            Value::Typed(t) => !matches!(t.kind, "int" | "uint64") || t.text != "0",
+            Value::Typed(t) => !matches!(t.kind, "int" | "uint8" | "uint64") || t.text != "0",
             Value::Number(n) => match n.kind() {
                 NumberKind::Unsigned(u) => u != 0,
                 NumberKind::Signed(i) | NumberKind::Negative(i) => i != 0,
