@@ -373,34 +373,130 @@ pub fn redact(message: &str, secrets: &[&str]) -> String {
     redact_quoted_pieces(&whole, &sorted)
 }
 
-/// Replaces each backquoted part of `message` that shares a piece of [`MIN_REDACTED_LEN`] bytes
-/// with a secret (a message is cut to one short line later, so only a part's start is read).
+/// Replaces each quoted part of `message` that shares a piece of [`MIN_REDACTED_LEN`] bytes
+/// with a secret: each backquoted part (or the span from the first backquote to the last when
+/// a secret holds a backquote, so a pattern holding one stays one part) and the double-quoted
+/// pattern of `regexp: Compile("...")`, read unescaped (Go quotes a pattern holding a
+/// backquote or a control character that way).
 fn redact_quoted_pieces(message: &str, secrets: &[&str]) -> String {
-    let shares_a_piece = |part: &str| {
-        let head = &part.as_bytes()[..part.len().min(512)];
-        head.windows(MIN_REDACTED_LEN).any(|w| {
-            secrets
-                .iter()
-                .any(|s| s.as_bytes().windows(w.len()).any(|x| x == w))
-        })
-    };
-    let parts: Vec<&str> = message.split('`').collect();
-    if parts.len() < 3 {
+    // every piece of every secret, once: a lookup per piece of the message, whatever the
+    // secrets' size
+    let pieces: std::collections::HashSet<&[u8]> = secrets
+        .iter()
+        .flat_map(|s| s.as_bytes().windows(MIN_REDACTED_LEN))
+        .collect();
+    if pieces.is_empty() {
         return message.to_string();
     }
-    parts
-        .iter()
-        .enumerate()
-        .map(|(i, part)| {
-            let quoted = i % 2 == 1 && i + 1 < parts.len();
-            if quoted && shares_a_piece(part) {
-                "[redacted]"
-            } else {
-                part
+    let shares_a_piece = |text: &[u8]| text.windows(MIN_REDACTED_LEN).any(|w| pieces.contains(w));
+    let parts: Vec<&str> = message.split('`').collect();
+    // a secret holding a backquote can shift the pairs: then the whole span from the first
+    // backquote to the last is one part
+    let shifted = parts.len() % 2 == 0 || secrets.iter().any(|s| s.contains('`'));
+    let out = if parts.len() < 3 {
+        message.to_string()
+    } else if shifted {
+        let (first, last) = (
+            parts[0].len(),
+            message.len() - parts[parts.len() - 1].len() - 1,
+        );
+        if shares_a_piece(&message.as_bytes()[first + 1..last]) {
+            format!("{}`[redacted]`{}", parts[0], parts[parts.len() - 1])
+        } else {
+            message.to_string()
+        }
+    } else {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let quoted = i % 2 == 1 && i + 1 < parts.len();
+                if quoted && shares_a_piece(part.as_bytes()) {
+                    "[redacted]"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("`")
+    };
+    let mut redacted = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    // Go quotes a pattern this way only in `regexp: Compile("...")`: other double-quoted
+    // parts (field and function names) are left alone
+    while let Some(open) = rest.find("Compile(\"").map(|i| i + "Compile(".len()) {
+        redacted.push_str(&rest[..open]);
+        let quoted = &rest[open..];
+        let Some((len, unescaped)) = go_unquote_prefix(quoted) else {
+            redacted.push_str(quoted);
+            rest = "";
+            break;
+        };
+        if shares_a_piece(&unescaped) || shares_a_piece(&quoted.as_bytes()[1..len - 1]) {
+            redacted.push_str("\"[redacted]\"");
+        } else {
+            redacted.push_str(&quoted[..len]);
+        }
+        rest = &quoted[len..];
+    }
+    redacted.push_str(rest);
+    redacted
+}
+
+/// The Go string literal at the start of `text` (which starts with `"`): its length in bytes
+/// and its unescaped bytes; `None` when it does not end.
+fn go_unquote_prefix(text: &str) -> Option<(usize, Vec<u8>)> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => return Some((i + 1, out)),
+            b'\\' => {
+                let escape = *bytes.get(i + 1)?;
+                let simple = match escape {
+                    b'n' => Some(b'\n'),
+                    b't' => Some(b'\t'),
+                    b'r' => Some(b'\r'),
+                    b'a' => Some(0x07),
+                    b'b' => Some(0x08),
+                    b'f' => Some(0x0c),
+                    b'v' => Some(0x0b),
+                    b'\\' | b'"' | b'\'' => Some(escape),
+                    _ => None,
+                };
+                if let Some(b) = simple {
+                    out.push(b);
+                    i += 2;
+                    continue;
+                }
+                let digits = match escape {
+                    b'x' => 2,
+                    b'u' => 4,
+                    b'U' => 8,
+                    _ => {
+                        out.push(escape);
+                        i += 2;
+                        continue;
+                    }
+                };
+                let hex = text.get(i + 2..i + 2 + digits)?;
+                let code = u32::from_str_radix(hex, 16).ok()?;
+                if escape == b'x' {
+                    out.push(u8::try_from(code).ok()?);
+                } else {
+                    let c = char::from_u32(code).unwrap_or('\u{FFFD}');
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                }
+                i += 2 + digits;
             }
-        })
-        .collect::<Vec<_>>()
-        .join("`")
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -628,6 +724,30 @@ mod tests {
             redact("missing closing ]: `[ab`", &["zzz"]),
             "missing closing ]: `[ab`"
         );
+        // a secret holding a backquote stays one part
+        assert_eq!(
+            redact("missing closing ]: `[c`def`", &["ab[c`def"]),
+            "missing closing ]: `[redacted]`"
+        );
+        // a pattern Go quotes with escapes is read unescaped
+        assert_eq!(
+            redact(
+                "regexp: Compile(\"line1\\n[lin\"): error",
+                &["xline1\n[lin"]
+            ),
+            "regexp: Compile(\"[redacted]\"): error"
+        );
+        for template in ["{{ regexFind .q \"x\" }}", "{{ regexFind .n \"x\" }}"] {
+            let data = items(&[("q", "ab[c`def"), ("n", "first\nse[cond")]);
+            let err = Engine::external_secrets()
+                .render_data("t", template, &data)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("error parsing regexp"), "{err}");
+            for piece in ["c`def", "se[cond", "first"] {
+                assert!(!err.contains(piece), "{piece} in {err}");
+            }
+        }
     }
 
     #[test]
