@@ -392,7 +392,7 @@ fn redact_quoted_pieces(message: &str, secrets: &[&str]) -> String {
     let parts: Vec<&str> = message.split('`').collect();
     // a secret holding a backquote can shift the pairs: then the whole span from the first
     // backquote to the last is one part
-    let shifted = parts.len() % 2 == 0 || secrets.iter().any(|s| s.contains('`'));
+    let shifted = parts.len().is_multiple_of(2) || secrets.iter().any(|s| s.contains('`'));
     let out = if parts.len() < 3 {
         message.to_string()
     } else if shifted {
