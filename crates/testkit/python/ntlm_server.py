@@ -134,6 +134,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(auth)
             return
         self.log_request_line(auth, 401)
+        if self.server.close_anonymous and not header:
+            # as an HTTP/1.0 server, or one that ends the connection after a 401, would
+            self.close_connection = True
+            self.reply(401, headers=self.challenge_headers() + [("Connection", "close")])
+            return
         self.reply(401, headers=self.challenge_headers())
 
     def basic(self, token_text):
@@ -199,6 +204,11 @@ def main():
         help="comma-separated WWW-Authenticate schemes of a 401 (NTLM, Negotiate, Basic)",
     )
     parser.add_argument("--basic", action="store_true", help="accept Basic credentials")
+    parser.add_argument(
+        "--close-anonymous",
+        action="store_true",
+        help="close the connection after the 401 to a request without Authorization",
+    )
     args = parser.parse_args()
 
     host = socket.gethostname().upper()
@@ -215,6 +225,7 @@ def main():
     server.value = args.value
     server.offer = [s.strip() for s in args.offer.split(",") if s.strip()]
     server.basic = args.basic
+    server.close_anonymous = args.close_anonymous
     print(json.dumps({"listening": args.port, "target": host}), flush=True)
     try:
         server.serve_forever()

@@ -45,6 +45,9 @@ pub struct NtlmOptions {
     pub offer: Vec<String>,
     /// Accept `Authorization: Basic` with a listed user's password.
     pub basic: bool,
+    /// Close the connection after the 401 to a request without `Authorization`
+    /// (`Connection: close`).
+    pub close_anonymous: bool,
 }
 
 impl NtlmOptions {
@@ -58,6 +61,7 @@ impl NtlmOptions {
             value: value.to_string(),
             offer: vec!["NTLM".into()],
             basic: false,
+            close_anonymous: false,
         }
     }
 }
@@ -88,6 +92,9 @@ impl NtlmServer {
         ];
         if options.basic {
             args.push("--basic".into());
+        }
+        if options.close_anonymous {
+            args.push("--close-anonymous".into());
         }
         let process = Process::spawn(
             bin_dir().join("python").to_str().unwrap(),

@@ -27,6 +27,9 @@ pub struct Connection {
     /// The `Host` header: the URL's authority.
     host: String,
     task: tokio::task::JoinHandle<()>,
+    /// Where it goes and how, to open it again ([`Connection::reopen_if_closed`]).
+    url: reqwest::Url,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Drop for Connection {
@@ -57,8 +60,9 @@ impl Connection {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_string(),
         };
+        let again = (url.clone(), Arc::new(tls.clone()));
         match url.scheme() {
-            "http" => Self::handshake(tcp, host).await,
+            "http" => Self::handshake(tcp, host, again).await,
             "https" => {
                 let mut tls = tls.clone();
                 tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -78,7 +82,7 @@ impl Connection {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| unavailable(format!("TLS handshake failed: {e}")))?;
-                Self::handshake(stream, host).await
+                Self::handshake(stream, host, again).await
             }
             other => Err(ProviderError::InvalidConfig(format!(
                 "failed to create request: unsupported protocol scheme {other:?}"
@@ -86,7 +90,11 @@ impl Connection {
         }
     }
 
-    async fn handshake<S>(stream: S, host: String) -> Result<Self, ProviderError>
+    async fn handshake<S>(
+        stream: S,
+        host: String,
+        (url, tls): (reqwest::Url, Arc<rustls::ClientConfig>),
+    ) -> Result<Self, ProviderError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
@@ -96,7 +104,25 @@ impl Connection {
         let task = tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Self { sender, host, task })
+        Ok(Self {
+            sender,
+            host,
+            task,
+            url,
+            tls,
+        })
+    }
+
+    /// Opens a new connection in place of this one when the endpoint has closed it (a 401
+    /// with `Connection: close`, or an HTTP/1.0 server), as Go's transport dials again for the
+    /// next request: only NEGOTIATE and AUTHENTICATE must share one connection.
+    pub async fn reopen_if_closed(&mut self) -> Result<(), ProviderError> {
+        if self.sender.ready().await.is_ok() {
+            return Ok(());
+        }
+        let (url, tls) = (self.url.clone(), Arc::clone(&self.tls));
+        *self = Self::open(&url, &tls).await?;
+        Ok(())
     }
 
     /// Sends `request` on this connection with `Authorization` set to `authorization` (none

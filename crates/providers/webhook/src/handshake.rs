@@ -10,7 +10,9 @@
 //!    <NEGOTIATE>`, then, when the 401 answering it carries a CHALLENGE token, with `<scheme>
 //!    <AUTHENTICATE>`; that answer is the answer. No CHALLENGE: the 401 is the answer.
 //!
-//! All requests go over one [`Connection`], the one NTLM authenticates.
+//! All requests go over one [`Connection`], the one NTLM authenticates; when the endpoint
+//! closes it after answering the anonymous or Basic request, a new one carries the NEGOTIATE
+//! and AUTHENTICATE.
 
 use base64::Engine;
 use strongroom_provider_api::ProviderError;
@@ -24,8 +26,10 @@ use crate::ntlm::NtlmCredentials;
 struct Offer {
     ntlm: bool,
     negotiate: bool,
-    /// The token of the first `NTLM <token>` or `Negotiate <token>`.
-    token: Option<String>,
+    /// The token of the first `NTLM <token>`.
+    ntlm_token: Option<String>,
+    /// The token of the first `Negotiate <token>`.
+    negotiate_token: Option<String>,
 }
 
 impl Offer {
@@ -39,18 +43,26 @@ impl Offer {
             .map(str::trim);
         for value in values {
             let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-            let found = match scheme {
-                "NTLM" => &mut offer.ntlm,
-                "Negotiate" => &mut offer.negotiate,
+            let (found, found_token) = match scheme {
+                "NTLM" => (&mut offer.ntlm, &mut offer.ntlm_token),
+                "Negotiate" => (&mut offer.negotiate, &mut offer.negotiate_token),
                 _ => continue,
             };
             *found = true;
             let token = token.trim();
-            if offer.token.is_none() && !token.is_empty() {
-                offer.token = Some(token.to_string());
+            if found_token.is_none() && !token.is_empty() {
+                *found_token = Some(token.to_string());
             }
         }
         offer
+    }
+
+    /// The token offered with the scheme answered with ([`Offer::scheme`]).
+    fn token(&self) -> Option<&str> {
+        match self.scheme()? {
+            "NTLM" => self.ntlm_token.as_deref(),
+            _ => self.negotiate_token.as_deref(),
+        }
     }
 
     /// The scheme to answer with: `NTLM` when offered, else `Negotiate`, else none.
@@ -87,6 +99,7 @@ pub async fn send(
     let mut offer = Offer::read(&answer.headers);
     let mut sent_with = None;
     if offer.scheme().is_none() {
+        connection.reopen_if_closed().await?;
         let basic = format!("Basic {}", creds.basic());
         answer = connection.send(request, Some(&basic)).await?;
         sent_with = Some("Basic");
@@ -98,10 +111,11 @@ pub async fn send(
     let Some(scheme) = offer.scheme() else {
         return Ok((answer, sent_with));
     };
+    connection.reopen_if_closed().await?;
     let negotiate = header(scheme, &creds.negotiate_message()?);
     let answer = connection.send(request, Some(&negotiate)).await?;
     let offer = Offer::read(&answer.headers);
-    let (Some(scheme), Some(token)) = (offer.scheme(), offer.token.as_deref()) else {
+    let (Some(scheme), Some(token)) = (offer.scheme(), offer.token()) else {
         return Ok((answer, Some(scheme)));
     };
     let challenge = base64::engine::general_purpose::STANDARD
@@ -139,7 +153,10 @@ mod tests {
         assert_eq!(offer(&["Basic realm=\"x\""]).scheme(), None);
         assert_eq!(offer(&[]).scheme(), None);
         let challenge = offer(&["NTLM TlRMTVNTUAACAAAA"]);
-        assert_eq!(challenge.token.as_deref(), Some("TlRMTVNTUAACAAAA"));
-        assert_eq!(offer(&["NTLM"]).token, None);
+        assert_eq!(challenge.token(), Some("TlRMTVNTUAACAAAA"));
+        assert_eq!(offer(&["NTLM"]).token(), None);
+        // the token answered is the one of the scheme answered with
+        assert_eq!(offer(&["Negotiate YQ==, NTLM Yg=="]).token(), Some("Yg=="));
+        assert_eq!(offer(&["Negotiate YQ=="]).token(), Some("YQ=="));
     }
 }

@@ -2,9 +2,10 @@
 //! password is used at once) and the NTLM messages built from them. The messages come from the
 //! `ntlmclient` crate (NTLMv2); the handshake that carries them is [`crate::handshake`].
 //!
-//! The user name is read as upstream's client (go-ntlmssp) reads it: `DOMAIN\user` authenticates
-//! `user` in `DOMAIN`; `user@realm` (a UPN) is sent whole with no domain; a plain `user` is
-//! authenticated in the domain the server names in its CHALLENGE.
+//! The user name is read as newer go-ntlmssp reads it: `DOMAIN\user` authenticates `user` in
+//! `DOMAIN` (the version upstream pins uses the CHALLENGE's domain instead, see
+//! docs/providers/webhook.md); `user@realm` (a UPN) is sent whole with no domain; a plain
+//! `user` is authenticated in the domain the server names in its CHALLENGE.
 
 use strongroom_core::crd::external_secrets::{SecretKeySelector, WebhookNtlm};
 use strongroom_provider_api::{CredentialResolver, ProviderError};

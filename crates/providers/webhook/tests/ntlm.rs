@@ -267,6 +267,38 @@ async fn negotiate_and_basic_are_answered_as_upstream_answers_them() {
 }
 
 #[tokio::test]
+async fn a_server_closing_the_connection_after_the_first_401_gets_the_handshake_on_a_new_one() {
+    let mut options = NtlmOptions::new(&[("CORP", "alice", PASSWORD)], "reconnected");
+    options.close_anonymous = true;
+    let server = NtlmServer::start(&options).await;
+    assert_eq!(
+        read(&server, r"CORP\alice", "password").await.unwrap(),
+        "reconnected"
+    );
+    let requests = server.requests();
+    let steps: Vec<(&str, u16)> = requests
+        .iter()
+        .map(|r| (r.auth.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("none", 401),
+            ("NTLM-negotiate", 401),
+            ("NTLM-authenticate", 200)
+        ]
+    );
+    assert_ne!(
+        requests[0].conn, requests[1].conn,
+        "a new connection after the close"
+    );
+    assert_eq!(
+        requests[1].conn, requests[2].conn,
+        "NEGOTIATE and AUTHENTICATE share one"
+    );
+}
+
+#[tokio::test]
 async fn the_webhook_generator_authenticates_with_ntlm() {
     let server = NtlmServer::start(&NtlmOptions::new(&[("CORP", "alice", PASSWORD)], "gen")).await;
     let mut spec = spec(&server.url, "password");
