@@ -3821,6 +3821,114 @@ async fn a_crd_rule_selecting_an_undeclared_field_is_refused() {
     .await;
 }
 
+/// cel-go's type check also resolves operators and functions on the types the schema gives
+/// (`integer` is int, `string` string, ...): a rule adding a string to an int, or whose result
+/// is not a bool, and a message expression that is not a string, refuse the CRD as the real
+/// server refuses it; cross-type numeric comparisons (on in Kubernetes) pass.
+#[tokio::test]
+async fn a_crd_rule_calling_an_operator_on_the_wrong_types_is_refused() {
+    let (_t, client) = start().await;
+    let crd = |rules: serde_json::Value| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "mistypes.fidelity.strongroom.dev"},
+            "spec": {
+                "group": "fidelity.strongroom.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "mistypes", "singular": "mistype", "kind": "Mistype", "listKind": "MistypeList"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object",
+                            "properties": {
+                                "replicas": {"type": "integer"},
+                                "name": {"type": "string"}},
+                            "x-kubernetes-validations": rules}
+                    }}}
+                }]
+            }
+        })
+    };
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let fine = json!({"rule": "self.name.startsWith('a') && self.replicas < 2.5",
+        "messageExpression": "'name ' + self.name + ' or replicas ' + string(self.replicas)"});
+    let (code, status, _) = raw(
+        &client,
+        "POST",
+        path,
+        "application/json",
+        Some(crd(json!([
+            {"rule": "self.replicas + 'x' > 0"},
+            {"rule": "self.replicas"},
+            {"rule": "self.replicas > 0", "messageExpression": "self.replicas"},
+            fine,
+        ]))),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    let got = causes(&status);
+    let at = "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations";
+    let fields: Vec<&str> = got.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            format!("{at}[0].rule"),
+            format!("{at}[1].rule"),
+            format!("{at}[2].messageExpression")
+        ],
+        "{got:#?}"
+    );
+    assert!(
+        got[0].2.ends_with(
+            "compilation failed: ERROR: <input>:1:15: found no matching overload for '_+_' applied to '(int, string)'\n | self.replicas + 'x' > 0\n | ..............^"
+        ),
+        "{got:#?}"
+    );
+    assert_eq!(
+        got[1].2,
+        "Invalid value: apiextensions.ValidationRule{Rule:\"self.replicas\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}: cel expression must evaluate to a bool"
+    );
+    assert!(
+        got[2]
+            .2
+            .ends_with("}: messageExpression must evaluate to a string"),
+        "{got:#?}"
+    );
+    // corrected, the CRD is accepted and its rule runs
+    let (code, obj, _) = raw(
+        &client,
+        "POST",
+        path,
+        "application/json",
+        Some(crd(json!([fine]))),
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let objects = "/apis/fidelity.strongroom.dev/v1/namespaces/default/mistypes";
+    let mistype = json!({"apiVersion": "fidelity.strongroom.dev/v1", "kind": "Mistype",
+        "metadata": {"name": "m"}, "spec": {"replicas": 3, "name": "b"}});
+    let (code, status, _) = raw(&client, "POST", objects, "application/json", Some(mistype)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        causes(&status),
+        vec![(
+            "FieldValueInvalid".to_string(),
+            "spec".to_string(),
+            "Invalid value: \"object\": name b or replicas 3".to_string()
+        )]
+    );
+    let _ = raw(
+        &client,
+        "DELETE",
+        &format!("{path}/mistypes.fidelity.strongroom.dev"),
+        "application/json",
+        None,
+    )
+    .await;
+}
+
 /// `cel.bind(name, value, expr)` (cel-go's bindings library, in the real server's base CEL
 /// environment) binds `name` for `expr`; rules using it pass and fail with their message.
 #[tokio::test]

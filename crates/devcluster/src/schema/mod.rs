@@ -247,22 +247,28 @@ fn rule_compile_errors(schema: &Value, path: &Path, root: bool, causes: &mut Vec
             text("messageExpression"),
             text("fieldPath"),
         );
-        let mut check = |field: &str, prefix: &str| {
+        let optional_old_self = rule.get("optionalOldSelf") == Some(&Value::Bool(true));
+        let mut check = |field: &str, expression: cel::Expression| {
             let source = text(field);
             if source.is_empty() {
-                return;
+                return true;
             }
-            let optional_old_self = rule.get("optionalOldSelf") == Some(&Value::Bool(true));
-            if let Some(error) = cel::compile_error(source, schema, root, optional_old_self) {
-                causes.push(Cause {
-                    reason: "FieldValueInvalid",
-                    field: at.child(Step::Field(field.into())),
-                    message: format!("Invalid value: {shown}: {prefix}{error}"),
-                });
-            }
+            let Some(error) =
+                cel::compile_error(source, expression, schema, root, optional_old_self)
+            else {
+                return true;
+            };
+            causes.push(Cause {
+                reason: "FieldValueInvalid",
+                field: at.child(Step::Field(field.into())),
+                message: format!("Invalid value: {shown}: {error}"),
+            });
+            false
         };
-        check("rule", "");
-        check("messageExpression", "messageExpression ");
+        // the real server compiles the message expression only once the rule compiled
+        if check("rule", cel::Expression::Rule) {
+            check("messageExpression", cel::Expression::Message);
+        }
     }
     let child = |step: Step| path.child(step);
     for (k, sub) in schema

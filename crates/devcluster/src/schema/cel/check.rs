@@ -1,136 +1,190 @@
 //! The part of cel-go's type check the real server runs when a CRD is written that catches the
-//! commonest mistake: selecting a field the schema does not declare (`self.replicsa`, or
-//! `has(self.spec.foo)`), refused with `undefined field 'replicsa'`. Properties are reached by
-//! their escaped names ([`super::values::escape_property`]). Only what the schema
-//! settles is checked: an object with `properties` (and neither `additionalProperties` nor
-//! preserved unknown fields) declares exactly its fields; anything else, and every value whose
-//! type the check cannot follow (function results, literals), is `dyn` and passes, so a rule
-//! the real server accepts is never refused here. At the top of the schema the object's
-//! `metadata` holds only `name` and `generateName`, as the real server exposes it.
+//! commonest mistakes: selecting a field the schema does not declare (`self.replicsa`, or
+//! `has(self.spec.foo)`), refused with `undefined field 'replicsa'`, and calling an operator
+//! or function on types none of its overloads takes (`self.replicas + 'x'`), refused with
+//! `found no matching overload for '_+_' applied to '(int, string)'` ([`super::overloads`]).
+//! Properties are reached by their escaped names ([`super::values::escape_property`]). Only
+//! what the schema settles is checked: an object with `properties` (and neither
+//! `additionalProperties` nor preserved unknown fields) declares exactly its fields; anything
+//! else, and every value whose type the check cannot follow (most function results), is `dyn`
+//! and passes, so a rule the real server accepts is never refused here. At the top of the
+//! schema the object's `metadata` holds only `name` and `generateName`, as the real server
+//! exposes it. The calls a macro expands into (`all`, `exists`, `map`, `cel.bind`, ...) are
+//! not checked themselves, only what the rule wrote inside them.
 
-use cel::common::ast::{Expr, IdedExpr, SourceInfo};
+use cel::common::ast::{Expr, IdedExpr, LiteralValue, SourceInfo};
 use serde_json::Value;
 
-/// A sub-expression's schema when the check knows it; `None` is `dyn`.
-type Known<'s> = Option<&'s Value>;
+use super::overloads::{Prim, Resolution, Ty, resolve};
 
-/// The undefined-field errors of `source`, a rule on a value of `schema`, as cel-go prints
-/// them (`ERROR: <input>:1:5: undefined field 'foo'` with the source line and a caret), one
-/// per line in source order; `None` when there is none or the rule does not parse (the
+/// What the check found in a rule that parses.
+pub(super) struct Checked<'s> {
+    /// cel-go's errors, as it prints them (`ERROR: <input>:1:5: undefined field 'foo'` with the
+    /// source line and a caret), one per line in source order; `None` when there is none.
+    pub(super) errors: Option<String>,
+    /// The type of the whole expression.
+    pub(super) result: Ty<'s>,
+}
+
+/// Type-checks `source`, a rule on a value of `schema`; `None` when it does not parse (the
 /// parse error is reported instead).
 /// `root` is set for a rule at the top of the schema, where `apiVersion`, `kind` and
 /// `metadata` exist whether the schema declares them or not.
-pub(super) fn undefined_fields(
+pub(super) fn check<'s>(
     source: &str,
-    schema: &Value,
+    schema: &'s Value,
     root: bool,
     optional_old_self: bool,
-) -> Option<String> {
+) -> Option<Checked<'s>> {
     let (expr, info) = super::env::shared()
         .parser()
         .parse_with_source_info(source)
         .ok()?;
     let mut checker = Checker {
         scope: vec![
-            ("self".to_string(), Some(schema)),
+            ("self".to_string(), Ty::Schema(schema)),
             (
                 "oldSelf".to_string(),
-                (!optional_old_self).then_some(schema),
+                if optional_old_self {
+                    Ty::Dyn
+                } else {
+                    Ty::Schema(schema)
+                },
             ),
         ],
         found: Vec::new(),
         root: root.then_some(schema),
+        info: &info,
+        generated: Vec::new(),
     };
-    checker.visit(&expr);
+    let result = checker.visit(&expr);
     if checker.found.is_empty() {
-        return None;
+        return Some(Checked {
+            errors: None,
+            result,
+        });
     }
-    let mut found: Vec<(usize, String)> = checker
-        .found
-        .into_iter()
-        .map(|(id, field)| {
-            let start = info.offset_for(id).map_or(0, |(s, _)| s as usize);
-            (start, field)
-        })
-        .collect();
+    let mut found = checker.found;
     found.sort();
     found.dedup();
     let lines: Vec<String> = found
         .iter()
-        .map(|(start, field)| display(&info, *start, &format!("undefined field '{field}'")))
+        .map(|(start, message)| display(&info, *start, message))
         .collect();
-    Some(lines.join("\n"))
+    Some(Checked {
+        errors: Some(lines.join("\n")),
+        result: Ty::Dyn,
+    })
 }
 
-struct Checker<'s> {
+/// The undefined-field and overload errors of `source` (see [`check`]).
+#[cfg(test)]
+fn undefined_fields(
+    source: &str,
+    schema: &Value,
+    root: bool,
+    optional_old_self: bool,
+) -> Option<String> {
+    check(source, schema, root, optional_old_self)?.errors
+}
+
+struct Checker<'s, 'i> {
     /// Variables in scope, innermost last.
-    scope: Vec<(String, Known<'s>)>,
-    /// Expression id and field name of each undefined field selected.
-    found: Vec<(u64, String)>,
+    scope: Vec<(String, Ty<'s>)>,
+    /// Byte offset and message of each error found.
+    found: Vec<(usize, String)>,
     /// The schema of the object itself, for a rule at the top of the schema.
     root: Option<&'s Value>,
+    info: &'i SourceInfo,
+    /// Offsets of the macros being expanded: the calls a macro generates sit there, and are
+    /// not checked (cel-go's expansions and the `cel` crate's may differ).
+    generated: Vec<usize>,
 }
 
-impl<'s> Checker<'s> {
-    /// Checks `e` and returns its schema where known.
-    fn visit(&mut self, e: &IdedExpr) -> Known<'s> {
+impl<'s> Checker<'s, '_> {
+    fn offset(&self, id: u64) -> usize {
+        self.info.offset_for(id).map_or(0, |(s, _)| s as usize)
+    }
+
+    /// Checks `e` and returns its type.
+    fn visit(&mut self, e: &IdedExpr) -> Ty<'s> {
         match &e.expr {
             Expr::Ident(name) => self
                 .scope
                 .iter()
                 .rev()
                 .find(|(n, _)| n == name)
-                .and_then(|(_, k)| *k),
+                .map_or(Ty::Dyn, |(_, t)| t.clone()),
             Expr::Select(select) => {
-                let operand = self.visit(&select.operand)?;
-                let at_root = self.root.is_some_and(|r| std::ptr::eq(r, operand));
-                if at_root && select.field == "metadata" {
-                    return Some(root_metadata());
-                }
-                match field_of(operand, &select.field) {
-                    Field::Declared(schema) => Some(schema),
-                    Field::Undeclared
-                        if at_root && ["apiVersion", "kind"].contains(&select.field.as_str()) =>
-                    {
-                        None
-                    }
-                    Field::Undeclared => {
-                        self.found.push((e.id, select.field.clone()));
-                        None
-                    }
-                    Field::Unknown => None,
+                let operand = self.visit(&select.operand);
+                let field = self.select(e.id, operand, &select.field);
+                if select.test {
+                    Ty::Prim(Prim::Bool)
+                } else {
+                    field
                 }
             }
             Expr::Call(call) => {
-                let target = call.target.as_deref().map(|t| self.visit(t));
-                let args: Vec<Known<'s>> = call.args.iter().map(|a| self.visit(a)).collect();
-                match (call.func_name.as_str(), target, args.as_slice()) {
-                    ("_[_]", None, [Some(container), _]) => element_of(container),
-                    _ => None,
+                let mut args = Vec::new();
+                if let Some(t) = call.target.as_deref() {
+                    args.push(self.visit(t));
+                }
+                for a in &call.args {
+                    args.push(self.visit(a));
+                }
+                let at = self.offset(e.id);
+                let checked = !self.generated.contains(&at);
+                match resolve(&call.func_name, call.target.is_some(), &args) {
+                    Resolution::Typed(t) => t,
+                    Resolution::NoOverload(message) => {
+                        if checked {
+                            self.found.push((at, message));
+                        }
+                        Ty::Dyn
+                    }
+                    Resolution::NotBool(i, found) => {
+                        if checked && let Some(arg) = call.args.get(i) {
+                            let at = self.offset(arg.id);
+                            self.found
+                                .push((at, format!("expected type 'bool' but found '{found}'")));
+                        }
+                        Ty::Prim(Prim::Bool)
+                    }
                 }
             }
             Expr::Comprehension(c) => {
                 let range = self.visit(&c.iter_range);
                 let init = self.visit(&c.accu_init);
-                let item = range.and_then(element_of);
                 let depth = self.scope.len();
+                self.generated.push(self.offset(e.id));
                 self.scope.push((c.accu_var.clone(), init));
-                self.scope.push((c.iter_var.clone(), item));
                 if let Some(second) = &c.iter_var2 {
-                    self.scope.push((second.clone(), None));
+                    self.scope.push((c.iter_var.clone(), Ty::Dyn));
+                    self.scope.push((second.clone(), Ty::Dyn));
+                } else {
+                    self.scope.push((c.iter_var.clone(), range.iterated()));
                 }
                 self.visit(&c.loop_cond);
                 self.visit(&c.loop_step);
                 self.scope.truncate(depth + 1);
                 let result = self.visit(&c.result);
                 self.scope.truncate(depth);
+                self.generated.pop();
                 result
             }
             Expr::List(list) => {
-                for item in &list.elements {
-                    self.visit(item);
+                let items: Vec<Ty<'s>> = list.elements.iter().map(|i| self.visit(i)).collect();
+                let names: Vec<Option<String>> = items.iter().map(Ty::name).collect();
+                match items.first() {
+                    Some(first)
+                        if list.optional_indices.is_empty()
+                            && names[0].is_some()
+                            && names.iter().all(|n| *n == names[0]) =>
+                    {
+                        Ty::List(Box::new(first.clone()))
+                    }
+                    _ => Ty::Dyn,
                 }
-                None
             }
             Expr::Map(map) => {
                 for entry in &map.entries {
@@ -139,7 +193,7 @@ impl<'s> Checker<'s> {
                         self.visit(&m.value);
                     }
                 }
-                None
+                Ty::Dyn
             }
             Expr::Struct(s) => {
                 for entry in &s.entries {
@@ -147,9 +201,42 @@ impl<'s> Checker<'s> {
                         self.visit(&f.value);
                     }
                 }
-                None
+                Ty::Dyn
             }
-            Expr::Literal(_) | Expr::Unspecified => None,
+            Expr::Literal(literal) => match literal {
+                LiteralValue::Boolean(_) => Ty::Prim(Prim::Bool),
+                LiteralValue::Bytes(_) => Ty::Prim(Prim::Bytes),
+                LiteralValue::Double(_) => Ty::Prim(Prim::Double),
+                LiteralValue::Int(_) => Ty::Prim(Prim::Int),
+                LiteralValue::String(_) => Ty::Prim(Prim::String),
+                LiteralValue::UInt(_) => Ty::Prim(Prim::Uint),
+                LiteralValue::Null => Ty::Dyn,
+            },
+            Expr::Unspecified => Ty::Dyn,
+        }
+    }
+
+    /// The type of `field` selected on a value of type `operand` (expression `id`), noting an
+    /// undeclared field.
+    fn select(&mut self, id: u64, operand: Ty<'s>, field: &str) -> Ty<'s> {
+        let Some(operand) = operand.schema() else {
+            return Ty::Dyn;
+        };
+        let at_root = self.root.is_some_and(|r| std::ptr::eq(r, operand));
+        if at_root && field == "metadata" {
+            return Ty::Schema(root_metadata());
+        }
+        match field_of(operand, field) {
+            Field::Declared(schema) => Ty::Schema(schema),
+            Field::Undeclared if at_root && ["apiVersion", "kind"].contains(&field) => {
+                Ty::Prim(Prim::String)
+            }
+            Field::Undeclared => {
+                let at = self.offset(id);
+                self.found.push((at, format!("undefined field '{field}'")));
+                Ty::Dyn
+            }
+            Field::Unknown => Ty::Dyn,
         }
     }
 }
@@ -194,17 +281,6 @@ fn field_of<'s>(schema: &'s Value, field: &str) -> Field<'s> {
         .iter()
         .find(|(name, _)| super::values::escape_property(name).as_deref() == Some(field))
         .map_or(Field::Undeclared, |(_, declared)| Field::Declared(declared))
-}
-
-/// The schema of an element of a list, or of a value of a map, of `schema`.
-fn element_of(schema: &Value) -> Known<'_> {
-    match schema.get("type").and_then(Value::as_str) {
-        Some("array") => schema.get("items").filter(|i| i.is_object()),
-        Some("object") => schema
-            .get("additionalProperties")
-            .filter(|v| v.is_object() && schema.get("properties").is_none()),
-        _ => None,
-    }
 }
 
 /// cel-go's display of an error at byte offset `start`: 1-based line and column (in

@@ -44,6 +44,7 @@ mod env;
 mod format;
 mod ip;
 mod lists;
+mod overloads;
 mod quantity;
 mod regex;
 mod semver;
@@ -80,21 +81,53 @@ enum OldSelf {
     Optional(Option<cel::Value>),
 }
 
+/// Which expression of a rule is compiled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Expression {
+    /// The `rule`: it must evaluate to a bool.
+    Rule,
+    /// The `messageExpression`: it must evaluate to a string.
+    Message,
+}
+
 /// Why `source` does not compile, as the real server reports it when the CRD is written
-/// (`compilation failed: ...`); `None` when it compiles. `schema` is the schema the rule sits
-/// on (`root` when that is the top of the CRD's schema): a rule selecting a field it does not
-/// declare fails too, as cel-go's type check fails it ([`check`]).
+/// (`compilation failed: ...`, or `cel expression must evaluate to a bool` for a rule and
+/// `messageExpression must evaluate to a string` for a message expression whose type is
+/// certainly another); `None` when it compiles. `schema` is the schema the rule sits on
+/// (`root` when that is the top of the CRD's schema): a rule selecting a field it does not
+/// declare, or calling an operator or function on types none of its overloads takes, fails
+/// too, as cel-go's type check fails it ([`check`]).
 pub fn compile_error(
     source: &str,
+    expression: Expression,
     schema: &Value,
     root: bool,
     optional_old_self: bool,
 ) -> Option<String> {
-    let error = match env::shared().compile(source) {
-        Err(e) => e.to_string(),
-        Ok(_) => check::undefined_fields(source, schema, root, optional_old_self)?,
+    let prefix = match expression {
+        Expression::Rule => "",
+        Expression::Message => "messageExpression ",
     };
-    Some(format!("compilation failed: {error}"))
+    let checked = match env::shared().compile(source) {
+        Err(e) => return Some(format!("{prefix}compilation failed: {e}")),
+        Ok(_) => check::check(source, schema, root, optional_old_self)?,
+    };
+    if let Some(errors) = checked.errors {
+        return Some(format!("{prefix}compilation failed: {errors}"));
+    }
+    match expression {
+        Expression::Rule if checked.result.certainly_not(overloads::Prim::Bool) => {
+            Some("cel expression must evaluate to a bool".to_string())
+        }
+        // a list may be a list of strings, which newer servers take
+        Expression::Message
+            if checked.result.certainly_not(overloads::Prim::String)
+                && !matches!(checked.result.shape(), overloads::Shape::List(_)) =>
+        {
+            Some("messageExpression must evaluate to a string".to_string())
+        }
+        _ => None,
+    }
 }
 
 /// Runs `source` with `self` (and `oldSelf`) bound. Errors read as cel-go's: a library
