@@ -579,8 +579,9 @@ async fn wrote_kind(client: &Client, kind: &str) -> bool {
         .is_some_and(|m| m.kind == kind)
 }
 
-/// Changing a generic target's kind (creationPolicy Owner) deletes the object of the previous
-/// kind when this ExternalSecret controls it, and keeps one it no longer controls.
+/// Changing a generic target's kind (creationPolicy Owner), or between a generic target and a
+/// Secret, deletes the object of the previous kind when this ExternalSecret controls it, and
+/// keeps one it no longer controls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_a_generic_targets_kind_deletes_the_previous_object() {
     let dir = tempfile::tempdir().unwrap();
@@ -668,4 +669,33 @@ async fn changing_a_generic_targets_kind_deletes_the_previous_object() {
         ac_exists().await,
         "an object of the previous kind this ExternalSecret does not control is kept"
     );
+
+    // to and from a Secret target (no manifest) alike
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "default");
+    let secret_exists = || {
+        let secrets = secrets.clone();
+        async move { secrets.get_opt("cfg").await.unwrap().is_some() }
+    };
+    let mut to_secret = writing("v1", "ConfigMap");
+    to_secret["spec"]["target"]
+        .as_object_mut()
+        .unwrap()
+        .remove("manifest");
+    apply_es(&client, to_secret).await;
+    wait_for(
+        || async { secret_exists().await && !cm_exists().await },
+        "ConfigMap → Secret: the ConfigMap deleted",
+    )
+    .await;
+    wait_for(
+        || wrote_kind(&client, "Secret"),
+        "status records the Secret",
+    )
+    .await;
+    apply_es(&client, writing("v1", "ConfigMap")).await;
+    wait_for(
+        || async { cm_exists().await && !secret_exists().await },
+        "Secret → ConfigMap: the Secret deleted",
+    )
+    .await;
 }
