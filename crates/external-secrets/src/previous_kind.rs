@@ -2,10 +2,13 @@
 //! Secret): the object of the previous kind, named by `status.binding` with its kind in
 //! `status.targetManifest`, is deleted when this ExternalSecret controls it (controller owner
 //! reference with its uid), as a renamed target's previous object is; never otherwise. A new
-//! version of the same kind is the same object, not a change of kind.
+//! version of the same kind is the same object, not a change of kind. Without permission for
+//! the previous kind (its grant may go with the move) the object is left with a Warning event
+//! rather than failing every sync.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use strongroom_core::crd::external_secrets::{ExternalSecret, ManifestReference};
 
@@ -75,7 +78,7 @@ where
     };
     let old: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &es.namespace().unwrap_or_default(), &ar);
-    delete_controlled(
+    let deleted = delete_controlled(
         ctx,
         es,
         &old,
@@ -83,7 +86,26 @@ where
         &previous.kind,
         "after the target's kind changed",
     )
-    .await
+    .await;
+    match deleted {
+        // the grant for the previous kind may be gone with the move: said, not retried forever
+        Err(Error::Kube {
+            source: kube::Error::Api(s),
+            ..
+        }) if s.code == 403 => {
+            ctx.policy.event(
+                es,
+                EventType::Warning,
+                "UpdateFailed",
+                format!(
+                    "previous target {} {name:?} left: no permission to read or delete it",
+                    previous.kind
+                ),
+            );
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -698,4 +698,27 @@ async fn changing_a_generic_targets_kind_deletes_the_previous_object() {
         "Secret → ConfigMap: the Secret deleted",
     )
     .await;
+
+    // the grant for ConfigMaps goes with a move away from them: the ConfigMap is left with a
+    // Warning, the move itself succeeds
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .delete("generic-configmaps", &DeleteParams::default())
+        .await
+        .unwrap();
+    apply_es(&client, writing("example.com/v1", "AppConfig")).await;
+    wait_for(
+        || wrote_kind(&client, "AppConfig"),
+        "the move without a grant for the previous kind",
+    )
+    .await;
+    wait_event(
+        &client,
+        "default",
+        "moved",
+        "Warning",
+        "UpdateFailed",
+        "previous target ConfigMap \"cfg\" left: no permission to read or delete it",
+    )
+    .await;
+    assert!(cm_exists().await);
 }
