@@ -17,7 +17,8 @@ use strongroom_controller_kit::lanes::Lane;
 use strongroom_controller_kit::status;
 use strongroom_core::crd::external_secrets::{
     CREATED_BY_LABEL, CreationPolicy, DATA_HASH_ANNOTATION, DeletionPolicy,
-    EXTERNAL_SECRET_FINALIZER, ExternalSecret, ExternalSecretSpec, MANAGED_LABEL, StoreKind,
+    EXTERNAL_SECRET_FINALIZER, ExternalSecret, ExternalSecretSpec, MANAGED_LABEL,
+    ManifestReference, StoreKind,
 };
 
 use crate::context::Context;
@@ -170,6 +171,8 @@ pub(crate) struct Synced<'a> {
     pub version: &'a str,
     /// The target's name (`binding.name`).
     pub target: &'a str,
+    /// The target's kind (`targetManifest`).
+    pub kind: &'a ManifestReference,
 }
 
 pub(crate) async fn write_status(
@@ -186,12 +189,18 @@ pub(crate) async fn write_status(
         set.insert("refreshTime".into(), json!(status::now()));
         set.insert("syncedResourceVersion".into(), json!(s.version));
         set.insert("binding".into(), json!({"name": s.target}));
+        set.insert("targetManifest".into(), json!(s.kind));
     }
     let api: Api<ExternalSecret> =
         Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
     let status = ReadyStatus {
         current: serde_json::to_value(&es.status).unwrap_or(Value::Null),
-        kept: &["refreshTime", "syncedResourceVersion", "binding"],
+        kept: &[
+            "refreshTime",
+            "syncedResourceVersion",
+            "binding",
+            "targetManifest",
+        ],
         set,
         ok,
         reason: Some(reason),
@@ -565,9 +574,11 @@ async fn sync_secret(
     let Some(fetched) = round.read(es, ctx, created).await? else {
         return Ok(Action::await_change());
     };
+    let kind = crate::previous_kind::secret_kind();
     let synced = Synced {
         version: &version,
         target: &target,
+        kind: &kind,
     };
     if fetched.data.is_empty() {
         match deletion {
@@ -707,9 +718,14 @@ async fn sync_secret(
     // fields upstream wrote under our manager name (an `Update` entry) become ours first, so
     // that this apply removes the ones it no longer sends
     if let Some(current) = &existing {
-        crate::field_takeover::take_over(&secrets, &target, &field_manager(&name), current)
-            .await
-            .map_err(Error::kube("take over the fields of the target Secret"))?;
+        crate::field_takeover::take_over(
+            &secrets,
+            &target,
+            &crate::field_takeover::Takeover::same_manager(&field_manager(&name)),
+            current,
+        )
+        .await
+        .map_err(Error::kube("take over the fields of the target Secret"))?;
     }
     let written = secrets
         .patch(
@@ -758,7 +774,7 @@ async fn sync_secret(
         ctx.policy.event(es, EventType::Normal, reason, note.into());
     }
     if creation == CreationPolicy::Owner {
-        delete_previous_target(ctx, es, &secrets, &target, "Secret").await?;
+        crate::previous_kind::delete_previous(ctx, es, &secrets, &target, &kind).await?;
     }
     ctx.metrics
         .ready(Kind::ExternalSecret, Subject::of(es), true);
@@ -780,17 +796,45 @@ pub(crate) async fn delete_previous_target<K>(
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let Some(previous) = es
-        .status
+    let Some(previous) = previous_target_name(es).filter(|p| p != target) else {
+        return Ok(());
+    };
+    delete_controlled(
+        ctx,
+        es,
+        api,
+        &previous,
+        kind,
+        "after the target was renamed",
+    )
+    .await
+}
+
+/// The name of the target the last successful sync wrote (`status.binding.name`).
+pub(crate) fn previous_target_name(es: &ExternalSecret) -> Option<String> {
+    es.status
         .as_ref()
         .and_then(|s| s.binding.as_ref())
         .and_then(|b| b.name.clone())
-        .filter(|p| !p.is_empty() && p != target)
-    else {
-        return Ok(());
-    };
+        .filter(|p| !p.is_empty())
+}
+
+/// Deletes the object `name` (of kind `kind`, through `api`) when this ExternalSecret controls
+/// it (controller owner reference with its uid), and only the object read (uid precondition);
+/// `why` ends the event's note. One it does not control, or already gone, is left alone.
+pub(crate) async fn delete_controlled<K>(
+    ctx: &Context,
+    es: &ExternalSecret,
+    api: &Api<K>,
+    name: &str,
+    kind: &str,
+    why: &str,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let Some(old) = api
-        .get_opt(&previous)
+        .get_opt(name)
         .await
         .map_err(Error::kube("read the previous target"))?
     else {
@@ -807,13 +851,13 @@ where
         }),
         ..DeleteParams::default()
     };
-    match api.delete(&previous, &only_that).await {
+    match api.delete(name, &only_that).await {
         Ok(_) => {
             ctx.policy.event(
                 es,
                 EventType::Normal,
                 "Deleted",
-                format!("previous target {kind} {previous:?} deleted after the target was renamed"),
+                format!("previous target {kind} {name:?} deleted {why}"),
             );
             Ok(())
         }

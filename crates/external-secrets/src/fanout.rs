@@ -4,6 +4,11 @@
 //! taken over. A ClusterExternalSecret also holds each Namespace it provisions with upstream's
 //! finalizer `externalsecrets.external-secrets.io/ces-<name>`, released when the Namespace
 //! terminates or stops matching, or when the ClusterExternalSecret goes.
+//!
+//! Children upstream wrote carry its ownership in an `Update` entry of `managedFields` (see
+//! [`UPSTREAM_CHILD_WRITER`]); before a child the parent controls is applied, the fields of
+//! that entry upstream's fan-out writes are folded into ours (see [`crate::field_takeover`]),
+//! so a field later removed from the parent's spec or metadata leaves the child.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -27,9 +32,27 @@ use strongroom_core::duration::parse_go_duration;
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::field_takeover::{Takeover, take_over};
 use crate::metrics::{Kind, Subject};
 use crate::ready::{self, ReadyStatus};
 use crate::stores::selector_matches;
+
+/// The field manager the API server records for upstream's writes of children: its
+/// ClusterExternalSecret and ClusterPushSecret controllers create and update them
+/// (controller-runtime's `CreateOrUpdate`) without a field manager, so the server names the
+/// `Update` entry after the request's User-Agent up to its first `/`; controller-runtime's
+/// default User-Agent starts with the binary's name, `external-secrets` in upstream's image.
+pub const UPSTREAM_CHILD_WRITER: &str = "external-secrets";
+
+/// The fields of a child upstream's fan-out writes, as ours does: labels, annotations, the
+/// owner reference and the spec. The same manager name also holds what upstream's controller
+/// of the child itself wrote (its finalizer), which is left alone.
+const CHILD_FIELDS: &[&[&str]] = &[
+    &["f:metadata", "f:labels"],
+    &["f:metadata", "f:annotations"],
+    &["f:metadata", "f:ownerReferences"],
+    &["f:spec"],
+];
 
 /// The message of a namespace whose child of that name belongs to someone else.
 const NOT_OWNED: &str = "external secret already exists in namespace";
@@ -382,16 +405,13 @@ async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
         let api: Api<P::Child> = Api::namespaced(ctx.client.clone(), ns);
-        match api
+        let existing = api
             .get_opt(&name)
             .await
-            .map_err(Error::kube("read a child object"))?
-        {
-            Some(child) if !owned(&child, ces) => {
-                failed.push(json!({"namespace": ns, "reason": NOT_OWNED}));
-                continue;
-            }
-            _ => {}
+            .map_err(Error::kube("read a child object"))?;
+        if existing.as_ref().is_some_and(|child| !owned(child, ces)) {
+            failed.push(json!({"namespace": ns, "reason": NOT_OWNED}));
+            continue;
         }
         // the Namespace is held first, so it cannot go while its child is being written
         if let (Some(finalizer), Some(namespace)) = (
@@ -421,8 +441,22 @@ async fn sync<P: Parent>(ces: &P, ctx: &Context) -> Result<Action, Error> {
             },
             "spec": ces.child_spec(),
         });
+        // a child upstream wrote (and this parent controls, checked above): the fields its
+        // fan-out set become ours first, so this apply removes the ones it no longer sends
+        let manager = field_manager(ces);
+        if let Some(current) = &existing {
+            let how = Takeover {
+                from: UPSTREAM_CHILD_WRITER,
+                into: &manager,
+                only: CHILD_FIELDS,
+            };
+            if let Err(e) = take_over(&api, &name, &how, current).await {
+                failed.push(json!({"namespace": ns, "reason": format!("could not take over the fields upstream wrote: {e}")}));
+                continue;
+            }
+        }
         match api
-            .patch(&name, &PatchParams::apply(&field_manager(ces)).force(), &Patch::Apply(&child))
+            .patch(&name, &PatchParams::apply(&manager).force(), &Patch::Apply(&child))
             .await
         {
             Ok(_) => done.push(ns.clone()),

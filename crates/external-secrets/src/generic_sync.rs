@@ -10,14 +10,14 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use strongroom_core::crd::external_secrets::{
     CREATED_BY_LABEL, CreationPolicy, DATA_HASH_ANNOTATION, DeletionPolicy, ExternalSecret,
-    MANAGED_LABEL,
+    MANAGED_LABEL, ManifestReference,
 };
 
 use crate::context::Context;
 use crate::error::Error;
 use crate::externalsecret::{
-    Round, Synced, creation_policy, delete_previous_target, deletion_policy, foreign_controller,
-    merge_wait, owned_by, target_name, template_sources, write_status,
+    Round, Synced, creation_policy, deletion_policy, foreign_controller, merge_wait, owned_by,
+    target_name, template_sources, write_status,
 };
 use crate::generic_body::{content_hash, content_of, generic_body};
 use crate::hash::{created_by, field_manager};
@@ -100,9 +100,14 @@ pub async fn sync(
     let Some(fetched) = round.read(es, ctx, created).await? else {
         return Ok(Action::await_change());
     };
+    let kind = ManifestReference {
+        api_version: ar.api_version.clone(),
+        kind: ar.kind.clone(),
+    };
     let synced = Synced {
         version: &round.version,
         target: &target,
+        kind: &kind,
     };
     if fetched.data.is_empty() {
         match deletion_policy(es) {
@@ -172,9 +177,14 @@ pub async fn sync(
     let params = PatchParams::apply(&field_manager(&name)).force();
     // fields upstream wrote under our manager name become ours first (see field_takeover)
     if let Some(current) = &existing {
-        crate::field_takeover::take_over(&api, &target, &field_manager(&name), current)
-            .await
-            .map_err(Error::kube("take over the fields of the target resource"))?;
+        crate::field_takeover::take_over(
+            &api,
+            &target,
+            &crate::field_takeover::Takeover::same_manager(&field_manager(&name)),
+            current,
+        )
+        .await
+        .map_err(Error::kube("take over the fields of the target resource"))?;
     }
     let written = api
         .patch(&target, &params, &Patch::Apply(&object))
@@ -202,7 +212,7 @@ pub async fn sync(
         ctx.policy.event(es, EventType::Normal, reason, note);
     }
     if creation == CreationPolicy::Owner {
-        delete_previous_target(ctx, es, &api, &target, &ar.kind).await?;
+        crate::previous_kind::delete_previous(ctx, es, &api, &target, &kind).await?;
     }
     ready(ctx, es, "ResourceSynced", "resource synced", Some(synced)).await?;
     Ok(round.requeue(es, 0))

@@ -18,6 +18,7 @@ pub mod generic_watch;
 pub mod hash;
 pub mod keys;
 pub mod metrics;
+pub mod previous_kind;
 pub mod push_cleanup;
 pub mod push_plan;
 pub mod push_secret;

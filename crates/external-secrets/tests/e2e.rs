@@ -17,7 +17,9 @@ use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use strongroom_core::crd::external_secrets::{ClusterSecretStore, ExternalSecret, SecretStore};
+use strongroom_core::crd::external_secrets::{
+    ClusterSecretStore, EXTERNAL_SECRET_FINALIZER, ExternalSecret, SecretStore,
+};
 use strongroom_testkit::{
     CANARY, assert_no_canary, hand_lease_to, http_get, start_cluster_with_rbac, wait_for,
 };
@@ -3361,4 +3363,190 @@ async fn keys_upstream_wrote_are_released_after_the_swap() {
         "a label and an annotation the ExternalSecret no longer has are gone"
     );
     assert_no_canary(&[], &[("log", &controller.process.log_text())]);
+}
+
+/// After the swap from upstream: the children of a ClusterExternalSecret and a
+/// ClusterPushSecret as upstream's fan-out leaves them (created and updated without a field
+/// manager, so an `Update` entry named after its User-Agent, `external-secrets`, next to the
+/// finalizer upstream's ExternalSecret controller added under the same name), with a label, an
+/// annotation and a spec field the parents no longer have. The first fan-out takes the fields
+/// upstream's fan-out wrote over, so those go; the finalizer stays upstream's entry's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_upstream_wrote_into_fanned_out_children_leave_after_the_swap() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use strongroom_core::crd::external_secrets::{
+        ClusterExternalSecret, ClusterPushSecret, PushSecret,
+    };
+    const UPSTREAM: &str = "external-secrets";
+    let dir = tempfile::tempdir().unwrap();
+    let mut crds = CRDS.to_vec();
+    crds.extend([
+        "deploy/crds/external-secrets.io_clusterexternalsecrets.yaml",
+        "deploy/crds/external-secrets.io_pushsecrets.yaml",
+        "deploy/crds/external-secrets.io_clusterpushsecrets.yaml",
+    ]);
+    let (cluster, client) = start_cluster_with_rbac(&crds, &["team-a"]).await;
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "team-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    let css: ClusterSecretStore = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "shared"},
+        "spec": {"provider": {"fake": {"data": [{"key": "k", "value": "v"}]}}}
+    }))
+    .unwrap();
+    Api::<ClusterSecretStore>::all(client.clone())
+        .create(&PostParams::default(), &css)
+        .await
+        .unwrap();
+    let es_spec = json!({
+        "refreshInterval": "1h",
+        "secretStoreRef": {"name": "shared", "kind": "ClusterSecretStore"},
+        "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]
+    });
+    let ces: ClusterExternalSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "shared-creds"},
+        "spec": {"namespaces": ["team-a"],
+                 "externalSecretMetadata": {"labels": {"from": "ces"}},
+                 "externalSecretSpec": es_spec}
+    }))
+    .unwrap();
+    let ces_uid = Api::<ClusterExternalSecret>::all(client.clone())
+        .create(&PostParams::default(), &ces)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let ps_spec = json!({
+        "secretStoreRefs": [{"name": "shared", "kind": "ClusterSecretStore"}],
+        "selector": {"secret": {"name": "shared-creds"}},
+        "data": [{"match": {"secretKey": "k", "remoteRef": {"remoteKey": "copied"}}}]
+    });
+    let cps: ClusterPushSecret = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "ClusterPushSecret",
+        "metadata": {"name": "push-all"},
+        "spec": {"namespaceSelectors": [{"matchLabels": {"team": "yes"}}],
+                 "pushSecretMetadata": {"labels": {"from": "cps"}},
+                 "pushSecretSpec": ps_spec}
+    }))
+    .unwrap();
+    let cps_uid = Api::<ClusterPushSecret>::all(client.clone())
+        .create(&PostParams::default(), &cps)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    // what upstream left, written as its fan-out writes: no field manager, so the server's
+    // User-Agent-derived name, operation Update
+    let as_upstream = PostParams {
+        field_manager: Some(UPSTREAM.into()),
+        ..Default::default()
+    };
+    let child =
+        |kind: &str, api_version: &str, name: &str, parent: (&str, &str, &str), mut spec: Value| {
+            spec["refreshPolicy"] = json!("Periodic");
+            if kind == "PushSecret" {
+                spec["updatePolicy"] = json!("IfNotExists");
+                spec.as_object_mut().unwrap().remove("refreshPolicy");
+            }
+            json!({
+                "apiVersion": api_version, "kind": kind,
+                "metadata": {"name": name, "namespace": "team-a",
+                    "labels": {"from": "before", "retired": "yes"},
+                    "annotations": {"retired-note": "dropped from the parent"},
+                    "ownerReferences": [{"apiVersion": parent.0, "kind": parent.1, "name": name,
+                        "uid": parent.2, "controller": true, "blockOwnerDeletion": true}]},
+                "spec": spec,
+            })
+        };
+    let children = Api::<ExternalSecret>::namespaced(client.clone(), "team-a");
+    let upstream_es: ExternalSecret = serde_json::from_value(child(
+        "ExternalSecret",
+        "external-secrets.io/v1",
+        "shared-creds",
+        ("external-secrets.io/v1", "ClusterExternalSecret", &ces_uid),
+        es_spec.clone(),
+    ))
+    .unwrap();
+    children.create(&as_upstream, &upstream_es).await.unwrap();
+    // upstream's ExternalSecret controller adds its finalizer under the same name
+    children
+        .patch(
+            "shared-creds",
+            &PatchParams {
+                field_manager: Some(UPSTREAM.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"finalizers": [EXTERNAL_SECRET_FINALIZER]}})),
+        )
+        .await
+        .unwrap();
+    let pushes = Api::<PushSecret>::namespaced(client.clone(), "team-a");
+    let upstream_ps: PushSecret = serde_json::from_value(child(
+        "PushSecret",
+        "external-secrets.io/v1alpha1",
+        "push-all",
+        (
+            "external-secrets.io/v1alpha1",
+            "ClusterPushSecret",
+            &cps_uid,
+        ),
+        ps_spec.clone(),
+    ))
+    .unwrap();
+    pushes.create(&as_upstream, &upstream_ps).await.unwrap();
+
+    let _controller = start_controller(dir.path(), &cluster, &[]).await;
+    let cleaned = |meta: &kube::api::ObjectMeta, from: &str| {
+        let labels = meta.labels.clone().unwrap_or_default();
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        labels.get("from").map(String::as_str) == Some(from)
+            && !labels.contains_key("retired")
+            && !annotations.contains_key("retired-note")
+    };
+    wait_for(
+        || async {
+            let es = children.get("shared-creds").await.unwrap();
+            cleaned(&es.metadata, "ces") && es.spec.refresh_policy.is_none()
+        },
+        "the label, annotation and spec field upstream wrote are gone from the ExternalSecret",
+    )
+    .await;
+    wait_for(
+        || async {
+            let ps = pushes.get("push-all").await.unwrap();
+            let spec = serde_json::to_value(&ps.spec).unwrap();
+            cleaned(&ps.metadata, "cps") && spec.get("updatePolicy").is_none()
+        },
+        "the label, annotation and spec field upstream wrote are gone from the PushSecret",
+    )
+    .await;
+    let es = children.get("shared-creds").await.unwrap();
+    assert!(
+        es.finalizers()
+            .iter()
+            .any(|f| f == EXTERNAL_SECRET_FINALIZER),
+        "the finalizer stays"
+    );
+    let upstream_entry = es
+        .managed_fields()
+        .iter()
+        .find(|m| {
+            m.manager.as_deref() == Some(UPSTREAM) && m.operation.as_deref() == Some("Update")
+        })
+        .and_then(|m| m.fields_v1.clone())
+        .expect("upstream's entry keeps the finalizer")
+        .0;
+    assert!(upstream_entry["f:metadata"].get("f:finalizers").is_some());
+    assert!(upstream_entry.get("f:spec").is_none(), "{upstream_entry}");
+    assert!(
+        upstream_entry["f:metadata"].get("f:labels").is_none(),
+        "{upstream_entry}"
+    );
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use strongroom_external_secrets::field_takeover::take_over;
+use strongroom_external_secrets::field_takeover::{Takeover, take_over};
 use strongroom_testkit::start_cluster;
 
 const MANAGER: &str = "externalsecrets.external-secrets.io/app";
@@ -48,7 +48,9 @@ async fn a_write_between_read_and_fold_is_kept() {
         )
         .await
         .unwrap();
-    take_over(&secrets, "app", MANAGER, &read).await.unwrap();
+    take_over(&secrets, "app", &Takeover::same_manager(MANAGER), &read)
+        .await
+        .unwrap();
     let now = secrets.get("app").await.unwrap();
     assert_eq!(operations_of(&now, MANAGER), ["Apply"]);
     assert_eq!(
@@ -59,9 +61,14 @@ async fn a_write_between_read_and_fold_is_kept() {
     assert!(now.data.unwrap().contains_key("d"));
     // nothing left to fold: no write at all
     let version = now.metadata.resource_version.clone();
-    take_over(&secrets, "app", MANAGER, &secrets.get("app").await.unwrap())
-        .await
-        .unwrap();
+    take_over(
+        &secrets,
+        "app",
+        &Takeover::same_manager(MANAGER),
+        &secrets.get("app").await.unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         secrets.get("app").await.unwrap().metadata.resource_version,
         version

@@ -566,3 +566,159 @@ async fn renaming_a_generic_target_deletes_the_previous_object() {
         .wait_for_log("no ExternalSecret writes this kind any more")
         .await;
 }
+
+/// Whether the ExternalSecret `moved` last synced to a target of kind `kind`
+/// (`status.targetManifest`).
+async fn wrote_kind(client: &Client, kind: &str) -> bool {
+    Api::<ExternalSecret>::namespaced(client.clone(), "default")
+        .get("moved")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.target_manifest)
+        .is_some_and(|m| m.kind == kind)
+}
+
+/// Changing a generic target's kind (creationPolicy Owner), or between a generic target and a
+/// Secret, deletes the object of the previous kind when this ExternalSecret controls it, and
+/// keeps one it no longer controls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_generic_targets_kind_deletes_the_previous_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, client) = start_cluster_with_rbac(&CRDS, &[]).await;
+    app_config_crd(&client).await;
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store(store_data("prod")))
+        .await
+        .unwrap();
+    let _on = start_controller(
+        dir.path(),
+        &cluster,
+        &["--unsafe-allow-generic-targets=true"],
+    )
+    .await;
+    grant(&client, "", "configmaps").await;
+    grant(&client, "example.com", "appconfigs").await;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), "default");
+    let app_configs = app_configs(&client);
+    let cm_exists = || {
+        let config_maps = config_maps.clone();
+        async move { config_maps.get_opt("cfg").await.unwrap().is_some() }
+    };
+    let ac_exists = || {
+        let app_configs = app_configs.clone();
+        async move { app_configs.get_opt("cfg").await.unwrap().is_some() }
+    };
+    let writing = |api_version: &str, kind: &str| {
+        es(
+            "moved",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": {"name": "fake"},
+                "target": {"name": "cfg", "manifest": {"apiVersion": api_version, "kind": kind}},
+                "data": [{"secretKey": "mode", "remoteRef": {"key": "mode"}}],
+            }),
+        )
+    };
+    apply_es(&client, writing("v1", "ConfigMap")).await;
+    wait_for(
+        || async { cm_exists().await && wrote_kind(&client, "ConfigMap").await },
+        "the ConfigMap written and its kind recorded",
+    )
+    .await;
+
+    // ConfigMap → AppConfig: the ConfigMap this ExternalSecret controls goes
+    apply_es(&client, writing("example.com/v1", "AppConfig")).await;
+    wait_for(
+        || async { ac_exists().await && !cm_exists().await },
+        "the object of the previous kind deleted",
+    )
+    .await;
+    wait_event(
+        &client,
+        "default",
+        "moved",
+        "Normal",
+        "Deleted",
+        "previous target ConfigMap \"cfg\" deleted after the target's kind changed",
+    )
+    .await;
+    wait_for(
+        || wrote_kind(&client, "AppConfig"),
+        "status records the AppConfig",
+    )
+    .await;
+
+    // someone takes the AppConfig over (no controller reference to us): a change of kind
+    // back to ConfigMap leaves it
+    app_configs
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"ownerReferences": null}})),
+        )
+        .await
+        .unwrap();
+    apply_es(&client, writing("v1", "ConfigMap")).await;
+    wait_for(
+        || async { cm_exists().await && wrote_kind(&client, "ConfigMap").await },
+        "the ConfigMap written again",
+    )
+    .await;
+    assert!(
+        ac_exists().await,
+        "an object of the previous kind this ExternalSecret does not control is kept"
+    );
+
+    // to and from a Secret target (no manifest) alike
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "default");
+    let secret_exists = || {
+        let secrets = secrets.clone();
+        async move { secrets.get_opt("cfg").await.unwrap().is_some() }
+    };
+    let mut to_secret = writing("v1", "ConfigMap");
+    to_secret["spec"]["target"]
+        .as_object_mut()
+        .unwrap()
+        .remove("manifest");
+    apply_es(&client, to_secret).await;
+    wait_for(
+        || async { secret_exists().await && !cm_exists().await },
+        "ConfigMap → Secret: the ConfigMap deleted",
+    )
+    .await;
+    wait_for(
+        || wrote_kind(&client, "Secret"),
+        "status records the Secret",
+    )
+    .await;
+    apply_es(&client, writing("v1", "ConfigMap")).await;
+    wait_for(
+        || async { cm_exists().await && !secret_exists().await },
+        "Secret → ConfigMap: the Secret deleted",
+    )
+    .await;
+
+    // the grant for ConfigMaps goes with a move away from them: the ConfigMap is left with a
+    // Warning, the move itself succeeds
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .delete("generic-configmaps", &DeleteParams::default())
+        .await
+        .unwrap();
+    apply_es(&client, writing("example.com/v1", "AppConfig")).await;
+    wait_for(
+        || wrote_kind(&client, "AppConfig"),
+        "the move without a grant for the previous kind",
+    )
+    .await;
+    wait_event(
+        &client,
+        "default",
+        "moved",
+        "Warning",
+        "UpdateFailed",
+        "previous target ConfigMap \"cfg\" left: no permission to read or delete it",
+    )
+    .await;
+    assert!(cm_exists().await);
+}

@@ -550,6 +550,9 @@ pub struct ExternalSecretStatus {
     pub conditions: Option<Vec<Condition>>,
     /// Pointer to the target Secret (servicebinding.io).
     pub binding: Option<SecretBinding>,
+    /// The apiVersion and kind of the target the last sync wrote (`v1` `Secret` for a Secret),
+    /// so that the object of the previous kind is found when the kind changes. Not upstream's.
+    pub target_manifest: Option<ManifestReference>,
 }
 
 /// Name of a Secret.
