@@ -805,7 +805,8 @@ async fn generators_gitlab_deploy_token_revokes_replaced_tokens() {
     let first = secret_data(&client, "gl-deploy").await.unwrap();
     assert_eq!(first.keys().collect::<Vec<_>>(), ["token", "username"]);
     assert_eq!(first["username"], "ci-bot");
-    {
+    // the project's and the group's tokens are made concurrently: either may get id 1
+    let project_token_id = {
         let s = state.lock().unwrap();
         let made: Vec<&DeployToken> = s
             .tokens
@@ -819,7 +820,8 @@ async fn generators_gitlab_deploy_token_revokes_replaced_tokens() {
             json!({"name": "eso-ci", "scopes": ["read_repository", "read_registry"],
                 "username": "ci-bot", "expires_at": "2030-01-02T02:04:05Z"})
         );
-    }
+        made[0].id
+    };
     // the GeneratorState says where the token is and its id, not the token
     let states = Api::<strongroom_core::crd::generators::GeneratorState>::namespaced(
         client.clone(),
@@ -829,7 +831,7 @@ async fn generators_gitlab_deploy_token_revokes_replaced_tokens() {
     let recorded = serde_json::to_string(&items).unwrap();
     assert!(
         items.iter().any(|g| g.spec.state.0
-            == json!({"url": url, "projectID": "group/project", "tokenID": 1})
+            == json!({"url": url, "projectID": "group/project", "tokenID": project_token_id})
             && g.spec.resource.0["kind"] == "GitlabDeployToken"),
         "{recorded}"
     );
@@ -865,7 +867,9 @@ async fn generators_gitlab_deploy_token_revokes_replaced_tokens() {
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     assert!(
-        calls.contains(&"DELETE /api/v4/projects/group%2Fproject/deploy_tokens/1".to_string()),
+        calls.contains(&format!(
+            "DELETE /api/v4/projects/group%2Fproject/deploy_tokens/{project_token_id}"
+        )),
         "{calls:?}"
     );
 

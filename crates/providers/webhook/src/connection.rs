@@ -15,7 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use strongroom_provider_api::ProviderError;
 
-use crate::http::{Answer, MAX_ANSWER_BYTES, Prepared};
+use crate::http::{Answer, Prepared, append_limited};
 
 fn unavailable(msg: String) -> ProviderError {
     ProviderError::Unavailable(format!("failed to call endpoint: {msg}"))
@@ -173,12 +173,7 @@ impl Connection {
                 ProviderError::Unavailable(format!("failed to read the answer: {e}"))
             })?;
             if let Some(data) = frame.data_ref() {
-                if body.len() + data.len() > MAX_ANSWER_BYTES {
-                    return Err(ProviderError::Malformed(format!(
-                        "the answer is larger than {MAX_ANSWER_BYTES} bytes"
-                    )));
-                }
-                body.extend_from_slice(data);
+                append_limited(&mut body, data)?;
             }
         }
         Ok(Answer {

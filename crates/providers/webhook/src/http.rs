@@ -179,6 +179,17 @@ impl Prepared {
     }
 }
 
+/// Appends `chunk` to an answer's `body`, refusing an answer larger than [`MAX_ANSWER_BYTES`].
+pub(crate) fn append_limited(body: &mut Vec<u8>, chunk: &[u8]) -> Result<(), ProviderError> {
+    if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+        return Err(ProviderError::Malformed(format!(
+            "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+        )));
+    }
+    body.extend_from_slice(chunk);
+    Ok(())
+}
+
 /// A whole answer: status, headers and body (at most [`MAX_ANSWER_BYTES`]).
 pub struct Answer {
     /// The status.
@@ -198,12 +209,7 @@ impl Answer {
         while let Some(chunk) = response.chunk().await.map_err(|e| {
             ProviderError::Unavailable(format!("failed to read the answer: {}", transport_error(e)))
         })? {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(ProviderError::Malformed(format!(
-                    "the answer is larger than {MAX_ANSWER_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
+            append_limited(&mut body, &chunk)?;
         }
         Ok(Self {
             status,

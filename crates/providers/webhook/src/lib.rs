@@ -15,9 +15,9 @@
 //! Messages never carry a rendered URL, a value of a referenced Secret or the answer's body.
 
 pub mod answer;
-pub mod connection;
+mod connection;
 pub mod generator;
-pub mod handshake;
+mod handshake;
 pub mod http;
 pub mod ntlm;
 mod provider;

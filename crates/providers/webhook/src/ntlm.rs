@@ -10,7 +10,7 @@
 use strongroom_core::crd::external_secrets::{SecretKeySelector, WebhookNtlm};
 use strongroom_provider_api::{CredentialResolver, ProviderError};
 
-use crate::template::TYPE_LABEL;
+use crate::template::check_type_label;
 
 /// The NTLM credentials of one call. Its `Debug` shows neither the user name nor the password.
 #[derive(Clone)]
@@ -54,6 +54,14 @@ fn identity(username: &str) -> Identity<'_> {
     }
 }
 
+/// The two Secret selectors of `auth.ntlm`, with their field names.
+pub(crate) fn selectors(ntlm: &WebhookNtlm) -> [(&'static str, Option<&SecretKeySelector>); 2] {
+    [
+        ("usernameSecret", ntlm.username_secret.as_ref()),
+        ("passwordSecret", ntlm.password_secret.as_ref()),
+    ]
+}
+
 fn invalid(msg: String) -> ProviderError {
     ProviderError::InvalidConfig(msg)
 }
@@ -70,7 +78,7 @@ impl NtlmCredentials {
 
     /// Reads `usernameSecret` and `passwordSecret` of `spec` through `creds`, each Secret in the
     /// namespace `namespace_of` gives for its selector. As the `secrets[]` Secrets, each must
-    /// carry the label [`TYPE_LABEL`]. `owner` names the store or generator in messages.
+    /// carry the label [`crate::template::TYPE_LABEL`]. `owner` names the store or generator in messages.
     pub async fn read(
         creds: &dyn CredentialResolver,
         spec: &WebhookNtlm,
@@ -235,22 +243,7 @@ async fn read_key(
     }
     let namespace = namespace_of(selector)?;
     let secret = creds.labelled_secret(&namespace, name).await?;
-    match secret.labels.get(TYPE_LABEL.0) {
-        Some(v) if v == TYPE_LABEL.1 => {}
-        Some(_) => {
-            return Err(invalid(format!(
-                "{field}: secret {name} type is not '{}'",
-                TYPE_LABEL.1
-            )));
-        }
-        None => {
-            return Err(invalid(format!(
-                "{field}: secret {name} does not contain needed label '{}: {}'. Update secret \
-                 label to use it with webhook",
-                TYPE_LABEL.0, TYPE_LABEL.1
-            )));
-        }
-    }
+    check_type_label(&secret.labels, name).map_err(|e| invalid(format!("{field}: {e}")))?;
     let value = secret.data.get(key).ok_or_else(|| {
         ProviderError::Authentication(format!(
             "{field}: secret {namespace}/{name} has no key {key:?}"

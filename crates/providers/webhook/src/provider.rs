@@ -42,6 +42,26 @@ const VALIDATE_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WebhookProvider;
 
+/// The namespace of a Secret the store reads: a SecretStore's own, a ClusterSecretStore's as
+/// the selector names it.
+fn secret_namespace(
+    store: &StoreContext,
+    selector: &SecretKeySelector,
+) -> Result<String, ProviderError> {
+    match store.kind {
+        StoreKind::SecretStore => store
+            .namespace
+            .clone()
+            .ok_or_else(|| ProviderError::InvalidConfig("the SecretStore has no namespace".into())),
+        StoreKind::ClusterSecretStore => selector.namespace.clone().ok_or_else(|| {
+            ProviderError::InvalidConfig(format!(
+                "no namespace on ClusterScoped webhook secret {}",
+                selector.name.as_deref().unwrap_or_default()
+            ))
+        }),
+    }
+}
+
 fn spec(store: &StoreContext) -> Result<&Spec, ProviderError> {
     store
         .provider
@@ -76,11 +96,8 @@ impl Provider for WebhookProvider {
                 }
             }
             if let Some(ntlm) = spec.auth.as_ref().and_then(|a| a.ntlm.as_ref()) {
-                for (field, selector) in [
-                    ("usernameSecret", &ntlm.username_secret),
-                    ("passwordSecret", &ntlm.password_secret),
-                ] {
-                    if selector.as_ref().is_some_and(|s| s.namespace.is_none()) {
+                for (field, selector) in crate::ntlm::selectors(ntlm) {
+                    if selector.is_some_and(|s| s.namespace.is_none()) {
                         return Err(ProviderError::InvalidConfig(format!(
                             "auth.ntlm.{field}.namespace is required with ClusterSecretStore"
                         )));
@@ -140,17 +157,7 @@ impl WebhookClient {
     /// `data` plus the `secrets[]` Secrets.
     async fn with_secrets(&self, mut data: TemplateData) -> Result<TemplateData, ProviderError> {
         let store = &self.store;
-        let namespace_of = |entry: &WebhookSecret| match store.kind {
-            StoreKind::SecretStore => store.namespace.clone().ok_or_else(|| {
-                ProviderError::InvalidConfig("the SecretStore has no namespace".into())
-            }),
-            StoreKind::ClusterSecretStore => entry.secret_ref.namespace.clone().ok_or_else(|| {
-                ProviderError::InvalidConfig(format!(
-                    "no namespace on ClusterScoped webhook secret {}",
-                    entry.secret_ref.name.as_deref().unwrap_or_default()
-                ))
-            }),
-        };
+        let namespace_of = |entry: &WebhookSecret| secret_namespace(store, &entry.secret_ref);
         let creds: &dyn CredentialResolver = self.env.credentials.as_ref();
         data.add_secrets(
             creds,
@@ -168,17 +175,7 @@ impl WebhookClient {
             return Ok(None);
         };
         let store = &self.store;
-        let namespace_of = |selector: &SecretKeySelector| match store.kind {
-            StoreKind::SecretStore => store.namespace.clone().ok_or_else(|| {
-                ProviderError::InvalidConfig("the SecretStore has no namespace".into())
-            }),
-            StoreKind::ClusterSecretStore => selector.namespace.clone().ok_or_else(|| {
-                ProviderError::InvalidConfig(format!(
-                    "no namespace on ClusterScoped webhook secret {}",
-                    selector.name.as_deref().unwrap_or_default()
-                ))
-            }),
-        };
+        let namespace_of = |selector: &SecretKeySelector| secret_namespace(store, selector);
         let owner = match (store.kind, &store.namespace) {
             (StoreKind::SecretStore, Some(ns)) => format!("SecretStore {ns}/{}", store.name),
             (StoreKind::SecretStore, None) => format!("SecretStore {}", store.name),

@@ -25,11 +25,8 @@ pub fn check_spec(spec: &Spec) -> Result<(), ProviderError> {
     }
     timeout(spec)?;
     if let Some(ntlm) = spec.auth.as_ref().and_then(|a| a.ntlm.as_ref()) {
-        for (field, selector) in [
-            ("usernameSecret", &ntlm.username_secret),
-            ("passwordSecret", &ntlm.password_secret),
-        ] {
-            let named = selector.as_ref().is_some_and(|s| {
+        for (field, selector) in crate::ntlm::selectors(ntlm) {
+            let named = selector.is_some_and(|s| {
                 !s.name.as_deref().unwrap_or_default().is_empty()
                     && !s.key.as_deref().unwrap_or_default().is_empty()
             });

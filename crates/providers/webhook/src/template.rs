@@ -15,6 +15,23 @@ use strongroom_provider_api::{CredentialResolver, ProviderError, SecretBytes};
 /// The label a Secret named in `secrets[]` must carry, and its value.
 pub const TYPE_LABEL: (&str, &str) = ("external-secrets.io/type", "webhook");
 
+/// Upstream's refusal of a Secret `name` whose `labels` lack [`TYPE_LABEL`] or give it another
+/// value; `Ok` when it is there.
+pub(crate) fn check_type_label(
+    labels: &std::collections::BTreeMap<String, String>,
+    name: &str,
+) -> Result<(), String> {
+    match labels.get(TYPE_LABEL.0) {
+        Some(v) if v == TYPE_LABEL.1 => Ok(()),
+        Some(_) => Err(format!("secret {name} type is not '{}'", TYPE_LABEL.1)),
+        None => Err(format!(
+            "secret {name} does not contain needed label '{}: {}'. Update secret label to use \
+             it with webhook",
+            TYPE_LABEL.0, TYPE_LABEL.1
+        )),
+    }
+}
+
 /// The `.remoteRef` member left unescaped in the URL.
 const UNESCAPED: &str = "namespace";
 
@@ -68,22 +85,7 @@ impl TemplateData {
             let name = entry.secret_ref.name.as_deref().unwrap_or_default();
             let namespace = namespace_of(entry)?;
             let secret = creds.labelled_secret(&namespace, name).await?;
-            match secret.labels.get(TYPE_LABEL.0) {
-                None => {
-                    return Err(ProviderError::InvalidConfig(format!(
-                        "secret {name} does not contain needed label '{}: {}'. Update secret \
-                         label to use it with webhook",
-                        TYPE_LABEL.0, TYPE_LABEL.1
-                    )));
-                }
-                Some(v) if v != TYPE_LABEL.1 => {
-                    return Err(ProviderError::InvalidConfig(format!(
-                        "secret {name} type is not '{}'",
-                        TYPE_LABEL.1
-                    )));
-                }
-                Some(_) => {}
-            }
+            check_type_label(&secret.labels, name).map_err(ProviderError::InvalidConfig)?;
             let values = self.secrets.entry(entry.name.clone()).or_default();
             for (k, v) in secret.data {
                 values.insert(k, String::from_utf8_lossy(v.expose()).into_owned());
