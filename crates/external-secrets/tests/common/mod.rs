@@ -12,7 +12,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use strongroom_core::crd::external_secrets::{ExternalSecret, SecretStore};
 use strongroom_testkit::{
-    DevCluster, Process, chart_rbac_kubeconfig, free_port, http_get, http_try, wait_for,
+    DevCluster, Process, chart_rbac_kubeconfig, free_port, http_get, http_try,
 };
 
 pub const CRDS: [&str; 3] = [
@@ -78,36 +78,54 @@ async fn start_controller_with(
         &kubeconfig,
     )
     .await;
-    let (metrics_port, live_port) = (free_port(), free_port());
-    let mut argv: Vec<String> = vec![
-        format!("--metrics-addr=127.0.0.1:{metrics_port}"),
-        format!("--live-addr=127.0.0.1:{live_port}"),
-        "--concurrent=4".into(),
-    ];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let process = Process::spawn(
-        env!("CARGO_BIN_EXE_external-secrets-controller"),
-        &argv,
-        &[
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("POD_NAMESPACE", "default".into()),
-            ("RUST_LOG", "debug".into()),
-        ]
-        .into_iter()
-        .chain(extra_env.iter().cloned())
-        .collect::<Vec<_>>(),
-        dir.join(format!("controller-{metrics_port}.log")),
-    );
-    let live = format!("http://127.0.0.1:{live_port}");
-    wait_for(
-        || async { http_try(&format!("{live}/readyz")).await == Some(200) },
-        "controller ready",
-    )
-    .await;
-    Controller {
-        process,
-        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+    // a port another test takes between `free_port` and the controller's bind ends the
+    // controller at once: start it again on other ports (three tries)
+    for attempt in 1..=3 {
+        let (metrics_port, live_port) = (free_port(), free_port());
+        let mut argv: Vec<String> = vec![
+            format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+            format!("--live-addr=127.0.0.1:{live_port}"),
+            "--concurrent=4".into(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let mut process = Process::spawn(
+            env!("CARGO_BIN_EXE_external-secrets-controller"),
+            &argv,
+            &[
+                ("KUBECONFIG", kubeconfig.display().to_string()),
+                ("POD_NAMESPACE", "default".into()),
+                ("RUST_LOG", "debug".into()),
+            ]
+            .into_iter()
+            .chain(extra_env.iter().cloned())
+            .collect::<Vec<_>>(),
+            dir.join(format!("controller-{metrics_port}.log")),
+        );
+        let live = format!("http://127.0.0.1:{live_port}");
+        for _ in 0..300 {
+            if http_try(&format!("{live}/readyz")).await == Some(200) {
+                return Controller {
+                    process,
+                    metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+                };
+            }
+            if matches!(process.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = process.log_text();
+        let exited = matches!(process.child.try_wait(), Ok(Some(_)));
+        if !exited || attempt == 3 {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "timed out waiting for controller ready (exited: {exited}); its log ends:\n{}",
+                tail.join("\n")
+            );
+        }
     }
+    unreachable!("three attempts either return or panic")
 }
 
 /// Applies an ExternalSecret (server-side apply) in the namespace its metadata names
