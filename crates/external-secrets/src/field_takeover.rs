@@ -183,15 +183,17 @@ pub async fn take_over<K>(
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    let mut seen = Some(current.clone());
+    // the object as the caller read it first (no copy: most syncs find nothing to fold), then
+    // as read again after a conflict
+    let mut reread: Option<K> = None;
     for attempt in 1..=ATTEMPTS {
-        let object = match seen.take() {
-            Some(o) => o,
-            None => match api.get_opt(name).await? {
-                Some(o) => o,
+        if attempt > 1 {
+            match api.get_opt(name).await? {
+                Some(o) => reread = Some(o),
                 None => return Ok(()),
-            },
-        };
+            }
+        }
+        let object = reread.as_ref().unwrap_or(current);
         let meta = object.meta();
         let Some(entries) = meta.managed_fields.as_deref().and_then(|m| folded(m, how)) else {
             return Ok(());
