@@ -34,10 +34,20 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 
 import spnego
 
 CONNECTIONS = itertools.count(1)
+LOG_LOCK = threading.Lock()
+
+
+def emit(record):
+    """Writes one JSON log line whole: handler threads write at once, and print() writes
+    the text and its newline separately, so unlocked lines could interleave."""
+    with LOG_LOCK:
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
 
 
 def message_type(token):
@@ -73,18 +83,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def log_request_line(self, auth, status, user=None):
-        print(
-            json.dumps(
-                {
-                    "conn": self.connection_number,
-                    "method": self.command,
-                    "path": self.path,
-                    "auth": auth,
-                    "status": status,
-                    "user": user,
-                }
-            ),
-            flush=True,
+        emit(
+            {
+                "conn": self.connection_number,
+                "method": self.command,
+                "path": self.path,
+                "auth": auth,
+                "status": status,
+                "user": user,
+            }
         )
 
     def reply(self, status, body=b"", headers=()):
@@ -177,7 +184,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 context.step(token)
             except Exception as e:  # a wrong password, a bad MIC: refused
-                print(json.dumps({"conn": self.connection_number, "refused": type(e).__name__}), flush=True)
+                emit({"conn": self.connection_number, "refused": type(e).__name__})
             else:
                 if context.complete:
                     self.authenticated_user = context.client_principal
@@ -226,7 +233,7 @@ def main():
     server.offer = [s.strip() for s in args.offer.split(",") if s.strip()]
     server.basic = args.basic
     server.close_anonymous = args.close_anonymous
-    print(json.dumps({"listening": args.port, "target": host}), flush=True)
+    emit({"listening": args.port, "target": host})
     try:
         server.serve_forever()
     finally:
